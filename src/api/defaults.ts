@@ -1,0 +1,57 @@
+import type { Container, Deployment, Pod, PodSpec, ReplicaSet } from './types.js';
+
+/**
+ * Defaulting: the values Kubernetes fills in when a client leaves a field out, applied
+ * before validation so that stored objects always carry them.
+ */
+
+function defaultContainer(c: Container): void {
+  if (!c || typeof c !== 'object') return;
+  if (!c.imagePullPolicy && typeof c.image === 'string') {
+    const tag = c.image.includes('@') ? '' : (c.image.split('/').pop()?.split(':')[1] ?? 'latest');
+    c.imagePullPolicy = tag === 'latest' ? 'Always' : 'IfNotPresent';
+  }
+  c.terminationMessagePath ??= '/dev/termination-log';
+  c.terminationMessagePolicy ??= 'File';
+  for (const p of c.ports ?? []) if (p && typeof p === 'object') p.protocol ??= 'TCP';
+}
+
+export function defaultPodSpec(spec: PodSpec | undefined): void {
+  if (!spec || typeof spec !== 'object') return;
+  spec.restartPolicy ??= 'Always';
+  spec.terminationGracePeriodSeconds ??= 30;
+  spec.dnsPolicy ??= 'ClusterFirst';
+  spec.schedulerName ??= 'default-scheduler';
+  spec.securityContext ??= {};
+  if (Array.isArray(spec.containers)) spec.containers.forEach(defaultContainer);
+  if (Array.isArray(spec.initContainers)) spec.initContainers.forEach(defaultContainer);
+}
+
+export function defaultPod(pod: Pod): void {
+  defaultPodSpec(pod.spec);
+  pod.status ??= {};
+  pod.status.phase ??= 'Pending';
+}
+
+export function defaultDeployment(d: Deployment): void {
+  const spec = d.spec;
+  if (!spec || typeof spec !== 'object') return;
+  spec.replicas ??= 1;
+  spec.strategy ??= {};
+  spec.strategy.type ??= 'RollingUpdate';
+  if (spec.strategy.type === 'RollingUpdate') {
+    spec.strategy.rollingUpdate ??= {};
+    spec.strategy.rollingUpdate.maxSurge ??= '25%';
+    spec.strategy.rollingUpdate.maxUnavailable ??= '25%';
+  }
+  spec.revisionHistoryLimit ??= 10;
+  spec.progressDeadlineSeconds ??= 600;
+  if (spec.template && typeof spec.template === 'object') defaultPodSpec(spec.template.spec);
+}
+
+export function defaultReplicaSet(rs: ReplicaSet): void {
+  const spec = rs.spec;
+  if (!spec || typeof spec !== 'object') return;
+  spec.replicas ??= 1;
+  if (spec.template && typeof spec.template === 'object') defaultPodSpec(spec.template.spec);
+}

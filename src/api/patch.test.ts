@@ -1,0 +1,75 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { jsonPatch, mergePatch, strategicMergePatch } from './patch.js';
+
+test('merge patch', () => {
+  const cases: [unknown, unknown, unknown][] = [
+    [{ a: 1, b: 2 }, { b: null, c: 3 }, { a: 1, c: 3 }],
+    [{ a: { x: 1 } }, { a: { y: 2 } }, { a: { x: 1, y: 2 } }],
+    [{ a: [1, 2] }, { a: [3] }, { a: [3] }],
+    [{ a: 1 }, { spec: { replicas: 5 } }, { a: 1, spec: { replicas: 5 } }],
+  ];
+  for (const [target, patch, want] of cases) assert.deepEqual(mergePatch(target, patch), want);
+});
+
+test('json patch', () => {
+  const doc = { spec: { replicas: 1, list: ['a', 'b'] } };
+  assert.deepEqual(
+    jsonPatch(doc, [
+      { op: 'replace', path: '/spec/replicas', value: 3 },
+      { op: 'add', path: '/spec/list/-', value: 'c' },
+      { op: 'remove', path: '/spec/list/0' },
+      { op: 'add', path: '/metadata', value: { name: 'x' } },
+    ]),
+    { spec: { replicas: 3, list: ['b', 'c'] }, metadata: { name: 'x' } },
+  );
+  assert.equal(doc.spec.replicas, 1, 'input untouched');
+  assert.throws(() => jsonPatch(doc, [{ op: 'test', path: '/spec/replicas', value: 2 }]));
+  assert.throws(() => jsonPatch(doc, [{ op: 'replace', path: '/spec/missing', value: 2 }]));
+  assert.throws(() => jsonPatch(doc, { op: 'add' }), /list of operations/);
+});
+
+test('strategic merge patch merges containers and env by name', () => {
+  const target = {
+    spec: {
+      containers: [
+        { name: 'web', image: 'a', env: [{ name: 'A', value: '1' }, { name: 'B', value: '2' }] },
+        { name: 'side', image: 's' },
+      ],
+      finalizers: ['x'],
+    },
+  };
+  const patch = {
+    spec: {
+      $setElementOrder$containers: undefined,
+      'containers': [{ name: 'web', env: [{ name: 'A', value: '9' }, { name: 'B', $patch: 'delete' }] }],
+      '$setElementOrder/containers': [{ name: 'side' }, { name: 'web' }],
+      'finalizers': ['y'],
+    },
+  };
+  delete (patch.spec as any).$setElementOrder$containers;
+  assert.deepEqual(strategicMergePatch(target, patch), {
+    spec: {
+      containers: [
+        { name: 'side', image: 's' },
+        { name: 'web', image: 'a', env: [{ name: 'A', value: '9' }] },
+      ],
+      finalizers: ['x', 'y'],
+    },
+  });
+});
+
+test('strategic merge patch directives', () => {
+  assert.deepEqual(strategicMergePatch({ a: { x: 1, y: 2 } }, { a: { $patch: 'replace', z: 3 } }), {
+    a: { z: 3 },
+  });
+  assert.deepEqual(strategicMergePatch({ a: { x: 1 }, b: 1 }, { a: null }), { b: 1 });
+  assert.deepEqual(
+    strategicMergePatch({ l: ['a', 'b', 'c'] }, { '$deleteFromPrimitiveList/l': ['b'] }),
+    { l: ['a', 'c'] },
+  );
+  assert.deepEqual(
+    strategicMergePatch({ s: { type: 'A', a: 1, b: 2 } }, { s: { $retainKeys: ['type', 'b'], b: 3 } }),
+    { s: { type: 'A', b: 3 } },
+  );
+});

@@ -1,0 +1,269 @@
+import { formatLabelSelector } from './labels.js';
+import type { Deployment, KObject, NodeObject, Pod, ReplicaSet } from './types.js';
+
+/**
+ * Server-side printing for `kubectl get`: the columns and cells of the Table that
+ * Kubernetes returns for each kind. Columns with priority 1 show with `-o wide`.
+ */
+
+export interface TableColumn {
+  name: string;
+  type: 'string' | 'integer' | 'number' | 'boolean' | 'date';
+  format?: string;
+  description?: string;
+  priority?: number;
+}
+
+export interface Printer {
+  columns: TableColumn[];
+  cells(obj: KObject, now: number): unknown[];
+}
+
+/** Kubernetes' short duration, as `kubectl get` shows ages: 45s, 3m20s, 5h, 12d. */
+export function humanDuration(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 120) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 10) return s % 60 === 0 ? `${m}m` : `${m}m${s % 60}s`;
+  if (m < 180) return `${m}m`;
+  const h = Math.floor(m / 60);
+  if (h < 8) return m % 60 === 0 ? `${h}h` : `${h}h${m % 60}m`;
+  if (h < 48) return `${h}h`;
+  const d = Math.floor(h / 24);
+  if (d < 8) return h % 24 === 0 ? `${d}d` : `${d}d${h % 24}h`;
+  if (d < 365 * 2) return `${d}d`;
+  return `${Math.floor(d / 365)}y`;
+}
+
+function age(obj: KObject, now: number): string {
+  const created = obj.metadata.creationTimestamp;
+  return created ? humanDuration(now - Date.parse(created)) : '<unknown>';
+}
+
+const nameColumn: TableColumn = { name: 'Name', type: 'string', format: 'name', priority: 0 };
+const ageColumn: TableColumn = { name: 'Age', type: 'string', priority: 0 };
+
+export const defaultPrinter: Printer = {
+  columns: [nameColumn, ageColumn],
+  cells: (obj, now) => [obj.metadata.name, age(obj, now)],
+};
+
+/** The STATUS column of a pod, computed the way kubectl's printer does. */
+export function podStatusText(pod: Pod): { status: string; ready: string; restarts: number } {
+  const status = pod.status ?? {};
+  const specCount = pod.spec?.containers?.length ?? 0;
+  let reason = status.reason ?? status.phase ?? 'Pending';
+  let restarts = 0;
+  let ready = 0;
+
+  const inits = status.initContainerStatuses ?? [];
+  let initializing = false;
+  inits.forEach((c, i) => {
+    restarts += c.restartCount;
+    if (initializing) return;
+    const t = c.state?.terminated;
+    if (t && t.exitCode === 0) return;
+    initializing = true;
+    if (t) reason = `Init:${t.reason || `ExitCode:${t.exitCode}`}`;
+    else if (c.state?.waiting?.reason && c.state.waiting.reason !== 'PodInitializing') {
+      reason = `Init:${c.state.waiting.reason}`;
+    } else reason = `Init:${i}/${pod.spec.initContainers?.length ?? 0}`;
+  });
+
+  if (!initializing) {
+    let hasRunning = false;
+    for (const c of [...(status.containerStatuses ?? [])].reverse()) {
+      restarts += c.restartCount;
+      const { waiting, terminated, running } = c.state ?? {};
+      if (waiting?.reason) reason = waiting.reason;
+      else if (terminated?.reason) reason = terminated.reason;
+      else if (terminated) reason = `ExitCode:${terminated.exitCode}`;
+      else if (running && c.ready) {
+        hasRunning = true;
+        ready++;
+      } else if (running) hasRunning = true;
+    }
+    if (reason === 'Completed' && hasRunning) reason = 'Running';
+  }
+  if (pod.metadata.deletionTimestamp) reason = 'Terminating';
+  return { status: reason, ready: `${ready}/${specCount}`, restarts };
+}
+
+const podPrinter: Printer = {
+  columns: [
+    nameColumn,
+    { name: 'Ready', type: 'string', priority: 0 },
+    { name: 'Status', type: 'string', priority: 0 },
+    { name: 'Restarts', type: 'string', priority: 0 },
+    ageColumn,
+    { name: 'IP', type: 'string', priority: 1 },
+    { name: 'Node', type: 'string', priority: 1 },
+    { name: 'Nominated Node', type: 'string', priority: 1 },
+    { name: 'Readiness Gates', type: 'string', priority: 1 },
+  ],
+  cells(obj, now) {
+    const pod = obj as Pod;
+    const { status, ready, restarts } = podStatusText(pod);
+    return [
+      pod.metadata.name,
+      ready,
+      status,
+      String(restarts),
+      age(pod, now),
+      pod.status?.podIP ?? '<none>',
+      pod.spec?.nodeName || '<none>',
+      pod.status?.nominatedNodeName ?? '<none>',
+      '<none>',
+    ];
+  },
+};
+
+function containersAndImages(spec: { containers?: { name: string; image: string }[] } | undefined) {
+  const containers = spec?.containers ?? [];
+  return [containers.map((c) => c.name).join(','), containers.map((c) => c.image).join(',')];
+}
+
+const deploymentPrinter: Printer = {
+  columns: [
+    nameColumn,
+    { name: 'Ready', type: 'string', priority: 0 },
+    { name: 'Up-to-date', type: 'integer', priority: 0 },
+    { name: 'Available', type: 'integer', priority: 0 },
+    ageColumn,
+    { name: 'Containers', type: 'string', priority: 1 },
+    { name: 'Images', type: 'string', priority: 1 },
+    { name: 'Selector', type: 'string', priority: 1 },
+  ],
+  cells(obj, now) {
+    const d = obj as Deployment;
+    const s = d.status ?? {};
+    return [
+      d.metadata.name,
+      `${s.readyReplicas ?? 0}/${d.spec?.replicas ?? 0}`,
+      s.updatedReplicas ?? 0,
+      s.availableReplicas ?? 0,
+      age(d, now),
+      ...containersAndImages(d.spec?.template?.spec),
+      formatLabelSelector(d.spec?.selector),
+    ];
+  },
+};
+
+const replicaSetPrinter: Printer = {
+  columns: [
+    nameColumn,
+    { name: 'Desired', type: 'integer', priority: 0 },
+    { name: 'Current', type: 'integer', priority: 0 },
+    { name: 'Ready', type: 'integer', priority: 0 },
+    ageColumn,
+    { name: 'Containers', type: 'string', priority: 1 },
+    { name: 'Images', type: 'string', priority: 1 },
+    { name: 'Selector', type: 'string', priority: 1 },
+  ],
+  cells(obj, now) {
+    const rs = obj as ReplicaSet;
+    return [
+      rs.metadata.name,
+      rs.spec?.replicas ?? 0,
+      rs.status?.replicas ?? 0,
+      rs.status?.readyReplicas ?? 0,
+      age(rs, now),
+      ...containersAndImages(rs.spec?.template?.spec),
+      formatLabelSelector(rs.spec?.selector),
+    ];
+  },
+};
+
+function nodeStatusText(node: NodeObject): string {
+  const ready = node.status?.conditions?.find((c) => c.type === 'Ready');
+  const parts = [ready?.status === 'True' ? 'Ready' : ready ? 'NotReady' : 'Unknown'];
+  if (node.spec?.unschedulable) parts.push('SchedulingDisabled');
+  return parts.join(',');
+}
+
+const nodePrinter: Printer = {
+  columns: [
+    nameColumn,
+    { name: 'Status', type: 'string', priority: 0 },
+    { name: 'Roles', type: 'string', priority: 0 },
+    ageColumn,
+    { name: 'Version', type: 'string', priority: 0 },
+    { name: 'Internal-IP', type: 'string', priority: 1 },
+    { name: 'External-IP', type: 'string', priority: 1 },
+    { name: 'OS-Image', type: 'string', priority: 1 },
+    { name: 'Kernel-Version', type: 'string', priority: 1 },
+    { name: 'Container-Runtime', type: 'string', priority: 1 },
+  ],
+  cells(obj, now) {
+    const node = obj as NodeObject;
+    const roles = Object.keys(node.metadata.labels ?? {})
+      .filter((k) => k.startsWith('node-role.kubernetes.io/'))
+      .map((k) => k.slice('node-role.kubernetes.io/'.length));
+    const address = (type: string) =>
+      node.status?.addresses?.find((a) => a.type === type)?.address ?? '<none>';
+    const info = node.status?.nodeInfo ?? {};
+    return [
+      node.metadata.name,
+      nodeStatusText(node),
+      roles.length ? roles.join(',') : '<none>',
+      age(node, now),
+      info.kubeletVersion ?? '',
+      address('InternalIP'),
+      address('ExternalIP'),
+      info.osImage ?? '<unknown>',
+      info.kernelVersion ?? '<unknown>',
+      info.containerRuntimeVersion ?? '<unknown>',
+    ];
+  },
+};
+
+const namespacePrinter: Printer = {
+  columns: [nameColumn, { name: 'Status', type: 'string', priority: 0 }, ageColumn],
+  cells: (obj, now) => [obj.metadata.name, obj.status?.phase ?? 'Active', age(obj, now)],
+};
+
+const eventPrinter: Printer = {
+  columns: [
+    { name: 'Last Seen', type: 'string', priority: 0 },
+    { name: 'Type', type: 'string', priority: 0 },
+    { name: 'Reason', type: 'string', priority: 0 },
+    { name: 'Object', type: 'string', priority: 0 },
+    { name: 'Message', type: 'string', priority: 0 },
+    { name: 'Source', type: 'string', priority: 1 },
+    { name: 'First Seen', type: 'string', priority: 1 },
+    { name: 'Count', type: 'integer', priority: 1 },
+    { name: 'Name', type: 'string', format: 'name', priority: 1 },
+  ],
+  cells(e, now) {
+    const last = e.lastTimestamp ?? e.eventTime ?? e.metadata.creationTimestamp;
+    const first = e.firstTimestamp ?? e.eventTime ?? e.metadata.creationTimestamp;
+    const since = (t: string | undefined) => (t ? humanDuration(now - Date.parse(t)) : '<unknown>');
+    const io = e.involvedObject ?? {};
+    return [
+      since(last),
+      e.type ?? 'Normal',
+      e.reason ?? '',
+      `${String(io.kind ?? '').toLowerCase()}/${io.name ?? ''}`,
+      e.message ?? '',
+      e.source?.component ?? '',
+      since(first),
+      e.count ?? 1,
+      e.metadata.name,
+    ];
+  },
+};
+
+const leasePrinter: Printer = {
+  columns: [nameColumn, { name: 'Holder', type: 'string', priority: 0 }, ageColumn],
+  cells: (obj, now) => [obj.metadata.name, obj.spec?.holderIdentity ?? '', age(obj, now)],
+};
+
+export const printers: Record<string, Printer> = {
+  Pod: podPrinter,
+  Deployment: deploymentPrinter,
+  ReplicaSet: replicaSetPrinter,
+  Node: nodePrinter,
+  Namespace: namespacePrinter,
+  Event: eventPrinter,
+  Lease: leasePrinter,
+};

@@ -1,0 +1,196 @@
+import { defaultDeployment, defaultPod, defaultReplicaSet } from './defaults.js';
+import type { FieldError } from './errors.js';
+import { defaultPrinter, printers, type Printer } from './printers.js';
+import type { Deployment, KObject, Pod, ReplicaSet } from './types.js';
+import {
+  validatePodSpec,
+  validateReplicas,
+  validateSelector,
+  type NameRule,
+} from './validation.js';
+
+/**
+ * The resource types the API serves. Each entry says where the type lives in the API
+ * (group, version, plural), how its objects are named, defaulted, validated and printed,
+ * and which subresources it has. The API server and discovery read only this table.
+ */
+export interface ResourceType {
+  group: string;
+  version: string;
+  kind: string;
+  plural: string;
+  singular: string;
+  namespaced: boolean;
+  shortNames?: string[];
+  categories?: string[];
+  /** Subresources beyond the object itself: status, scale, binding, log. */
+  subresources: string[];
+  nameRule: NameRule;
+  /** Spec changes bump metadata.generation (types with a status subresource). */
+  tracksGeneration: boolean;
+  defaults?(obj: KObject): void;
+  validate?(obj: KObject, old?: KObject): FieldError[];
+  /** Fields (dotted paths) that may be used in field selectors, beyond metadata.*. */
+  selectableFields?: string[];
+  printer: Printer;
+}
+
+export function apiVersionOf(rt: ResourceType): string {
+  return rt.group ? `${rt.group}/${rt.version}` : rt.version;
+}
+
+function validatePod(pod: KObject, old?: KObject): FieldError[] {
+  const errs = validatePodSpec((pod as Pod).spec, 'spec');
+  if (old && old.spec?.nodeName && pod.spec?.nodeName !== old.spec.nodeName) {
+    errs.push({ field: 'spec.nodeName', type: 'Forbidden', detail: 'pod is already bound to a node' });
+  }
+  return errs;
+}
+
+function validateWorkload(path: 'spec.template', obj: Deployment | ReplicaSet): FieldError[] {
+  const spec = obj.spec;
+  if (!spec || typeof spec !== 'object') return [{ field: 'spec', type: 'Required' }];
+  const errs = validateReplicas(spec.replicas, 'spec.replicas');
+  const labels = spec.template?.metadata?.labels;
+  errs.push(...validateSelector(spec.selector, labels, 'spec.selector', `${path}.metadata.labels`));
+  errs.push(...validatePodSpec(spec.template?.spec, `${path}.spec`));
+  const policy = spec.template?.spec?.restartPolicy;
+  if (policy && policy !== 'Always') {
+    errs.push({
+      field: `${path}.spec.restartPolicy`,
+      type: 'Unsupported',
+      value: policy,
+      detail: 'supported values: "Always"',
+    });
+  }
+  return errs;
+}
+
+function validateDeployment(obj: KObject, old?: KObject): FieldError[] {
+  const d = obj as Deployment;
+  const errs = validateWorkload('spec.template', d);
+  const type = d.spec?.strategy?.type;
+  if (type && type !== 'RollingUpdate' && type !== 'Recreate') {
+    errs.push({ field: 'spec.strategy.type', type: 'Unsupported', value: type });
+  }
+  const ru = d.spec?.strategy?.rollingUpdate;
+  for (const key of ['maxSurge', 'maxUnavailable'] as const) {
+    const v = ru?.[key];
+    if (v === undefined) continue;
+    const ok = (Number.isInteger(v) && (v as number) >= 0) || (typeof v === 'string' && /^\d+%$/.test(v));
+    if (!ok) {
+      errs.push({
+        field: `spec.strategy.rollingUpdate.${key}`,
+        type: 'Invalid',
+        value: v,
+        detail: 'must be a non-negative integer or a percentage',
+      });
+    }
+  }
+  const surge = ru?.maxSurge;
+  const unavailable = ru?.maxUnavailable;
+  if (type !== 'Recreate' && isZero(surge) && isZero(unavailable)) {
+    errs.push({
+      field: 'spec.strategy.rollingUpdate.maxUnavailable',
+      type: 'Invalid',
+      value: unavailable,
+      detail: 'may not be 0 when `maxSurge` is 0',
+    });
+  }
+  if (old && JSON.stringify(old.spec?.selector) !== JSON.stringify(d.spec?.selector)) {
+    errs.push({ field: 'spec.selector', type: 'Invalid', value: d.spec?.selector, detail: 'field is immutable' });
+  }
+  return errs;
+}
+
+function isZero(v: unknown): boolean {
+  return v === 0 || v === '0%' || v === '0';
+}
+
+function type(
+  group: string,
+  kind: string,
+  plural: string,
+  namespaced: boolean,
+  extra: Partial<ResourceType> = {},
+): ResourceType {
+  return {
+    group,
+    version: 'v1',
+    kind,
+    plural,
+    singular: kind.toLowerCase(),
+    namespaced,
+    subresources: [],
+    nameRule: 'subdomain',
+    tracksGeneration: false,
+    printer: printers[kind] ?? defaultPrinter,
+    ...extra,
+  };
+}
+
+export const RESOURCE_TYPES: ResourceType[] = [
+  type('', 'Namespace', 'namespaces', false, {
+    shortNames: ['ns'],
+    nameRule: 'label',
+    subresources: ['status'],
+    defaults: (ns) => {
+      ns.spec ??= { finalizers: ['kubernetes'] };
+      ns.status ??= { phase: 'Active' };
+    },
+  }),
+  type('', 'Node', 'nodes', false, {
+    shortNames: ['no'],
+    subresources: ['status'],
+    selectableFields: ['spec.unschedulable'],
+  }),
+  type('', 'Pod', 'pods', true, {
+    shortNames: ['po'],
+    categories: ['all'],
+    subresources: ['status', 'binding', 'log'],
+    defaults: (obj) => defaultPod(obj as Pod),
+    validate: validatePod,
+    selectableFields: ['spec.nodeName', 'spec.restartPolicy', 'spec.schedulerName', 'status.phase', 'status.podIP'],
+  }),
+  type('', 'Event', 'events', true, {
+    shortNames: ['ev'],
+    selectableFields: [
+      'involvedObject.kind',
+      'involvedObject.namespace',
+      'involvedObject.name',
+      'involvedObject.uid',
+      'involvedObject.apiVersion',
+      'involvedObject.resourceVersion',
+      'involvedObject.fieldPath',
+      'reason',
+      'reportingComponent',
+      'source',
+      'type',
+    ],
+  }),
+  type('apps', 'Deployment', 'deployments', true, {
+    shortNames: ['deploy'],
+    categories: ['all'],
+    subresources: ['status', 'scale'],
+    tracksGeneration: true,
+    defaults: (obj) => defaultDeployment(obj as Deployment),
+    validate: validateDeployment,
+  }),
+  type('apps', 'ReplicaSet', 'replicasets', true, {
+    shortNames: ['rs'],
+    categories: ['all'],
+    subresources: ['status', 'scale'],
+    tracksGeneration: true,
+    defaults: (obj) => defaultReplicaSet(obj as ReplicaSet),
+    validate: (obj) => validateWorkload('spec.template', obj as ReplicaSet),
+  }),
+  type('coordination.k8s.io', 'Lease', 'leases', true),
+];
+
+/** Looks types up by plural within a group: `byGroupResource.get('apps/deployments')`. */
+export const byGroupResource = new Map(RESOURCE_TYPES.map((rt) => [`${rt.group}/${rt.plural}`, rt]));
+
+/** Looks a type up by apiVersion and kind, as written in manifests. */
+export function typeForKind(apiVersion: string, kind: string): ResourceType | undefined {
+  return RESOURCE_TYPES.find((rt) => apiVersionOf(rt) === apiVersion && rt.kind === kind);
+}

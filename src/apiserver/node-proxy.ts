@@ -1,0 +1,75 @@
+import { request, type IncomingMessage } from 'node:http';
+import { ApiError, badRequest } from '../api/errors.js';
+import { byGroupResource } from '../api/resources.js';
+import type { KObject, NodeObject } from '../api/types.js';
+import type { Registry } from './registry.js';
+
+/**
+ * Requests the API server makes to node agents on a client's behalf (logs), the way
+ * kube-apiserver talks to kubelets: the node's InternalIP and the agent port it reports.
+ */
+
+/** The agent endpoint of a node: its InternalIP and the port in its daemonEndpoints. */
+export function agentEndpoint(node: NodeObject): { host: string; port: number } {
+  const host = node.status?.addresses?.find((a) => a.type === 'InternalIP')?.address;
+  const port = node.status?.daemonEndpoints?.kubeletEndpoint?.Port;
+  if (!host || !port) {
+    throw new ApiError('ServiceUnavailable', `node ${node.metadata.name} has not reported its agent endpoint yet`);
+  }
+  return { host, port };
+}
+
+/** Opens the log stream of a pod's container on its node; the caller pipes the response. */
+export async function openPodLogs(
+  registry: Registry,
+  pod: KObject,
+  query: URLSearchParams,
+  token: string,
+): Promise<IncomingMessage> {
+  const containers: string[] = (pod.spec?.containers ?? []).map((c: { name: string }) => c.name);
+  const inits: string[] = (pod.spec?.initContainers ?? []).map((c: { name: string }) => c.name);
+  let container = query.get('container');
+  if (!container) {
+    if (containers.length !== 1) {
+      throw badRequest(
+        `a container name must be specified for pod ${pod.metadata.name}, choose one of: [${containers.join(' ')}]`,
+      );
+    }
+    container = containers[0];
+  }
+  if (!containers.includes(container) && !inits.includes(container)) {
+    throw badRequest(`container ${container} is not valid for pod ${pod.metadata.name}`);
+  }
+  const node = (await registry.get(byGroupResource.get('/nodes')!, undefined, pod.spec.nodeName)) as NodeObject;
+  const { host, port } = agentEndpoint(node);
+  const forward = new URLSearchParams();
+  for (const key of ['follow', 'previous', 'timestamps', 'tailLines', 'sinceSeconds', 'sinceTime', 'limitBytes']) {
+    const value = query.get(key);
+    if (value !== null) forward.set(key, value);
+  }
+  const path = `/containerLogs/${pod.metadata.namespace}/${pod.metadata.name}/${container}?${forward}`;
+  return new Promise((resolve, reject) => {
+    const req = request({ host, port, path, headers: { Authorization: `Bearer ${token}` } }, (res) => {
+      if ((res.statusCode ?? 500) < 400) return resolve(res);
+      collectError(res).then(reject, reject);
+    });
+    req.on('error', (err) =>
+      reject(new ApiError('InternalError', `cannot reach the agent of node ${node.metadata.name}: ${err.message}`)),
+    );
+    req.end();
+  });
+}
+
+/** Turns an agent's error response into an ApiError carrying its message. */
+async function collectError(res: IncomingMessage): Promise<ApiError> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of res) chunks.push(chunk as Buffer);
+  const text = Buffer.concat(chunks).toString('utf8');
+  try {
+    const status = JSON.parse(text);
+    if (status?.kind === 'Status' && status.reason) return new ApiError(status.reason, status.message);
+  } catch {
+    // Not a Status: report the text as it came.
+  }
+  return new ApiError(res.statusCode === 404 ? 'NotFound' : 'BadRequest', text.trim() || `agent answered ${res.statusCode}`);
+}

@@ -1,0 +1,355 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import {
+  alreadyExists,
+  ApiError,
+  conflict,
+  invalid,
+  notFound,
+  type FieldError,
+} from '../api/errors.js';
+import { apiVersionOf, type ResourceType } from '../api/resources.js';
+import { nowTimestamp, type KObject } from '../api/types.js';
+import { validateMeta, validateShape } from '../api/validation.js';
+import { StoreError, type KeyValue, type Store } from '../store/store.js';
+import { deepEqual } from '../util/equal.js';
+import { decode, type WatchCache } from './watch-cache.js';
+
+/**
+ * The registry: how objects of every resource type are created, read, updated and deleted
+ * in the store, following Kubernetes' rules: uid and timestamps set by the server,
+ * generation bumped on spec changes, status written only through its subresource,
+ * optimistic concurrency on resourceVersion, graceful deletion of pods, and finalizers.
+ */
+
+export interface WriteOptions {
+  dryRun?: boolean;
+}
+
+export interface DeleteOptions extends WriteOptions {
+  gracePeriodSeconds?: number;
+  propagationPolicy?: 'Background' | 'Foreground' | 'Orphan';
+  preconditions?: { uid?: string; resourceVersion?: string };
+}
+
+/** The store key of an object: /registry/<group or core>/<plural>/[<namespace>/]<name>. */
+export function storeKey(rt: ResourceType, namespace: string | undefined, name: string): string {
+  return `${resourcePrefix(rt)}${rt.namespaced ? `${namespace}/` : ''}${name}`;
+}
+
+export function resourcePrefix(rt: ResourceType): string {
+  return `/registry/${rt.group || 'core'}/${rt.plural}/`;
+}
+
+const NAMESPACES_KEY = '/registry/core/namespaces/';
+const MAX_CAS_RETRIES = 20;
+
+type Mutator = (current: KObject) => KObject | Promise<KObject>;
+
+export class Registry {
+  constructor(
+    private readonly store: Store,
+    private readonly cache: WatchCache,
+  ) {}
+
+  async get(rt: ResourceType, namespace: string | undefined, name: string): Promise<KObject> {
+    const kv = await this.store.get(storeKey(rt, namespace, name));
+    if (!kv) throw notFound(rt.plural, rt.group, name);
+    return decode(kv.value, kv.modRevision);
+  }
+
+  async create(
+    rt: ResourceType,
+    namespace: string | undefined,
+    body: unknown,
+    opts: WriteOptions = {},
+  ): Promise<KObject> {
+    const obj = this.prepareCreate(rt, namespace, body);
+    await this.checkNamespace(rt, obj.metadata.namespace);
+    const name = obj.metadata.name!;
+    if (opts.dryRun) return obj;
+    try {
+      const kv = await this.store.create(storeKey(rt, obj.metadata.namespace, name), JSON.stringify(obj));
+      return decode(kv.value, kv.modRevision);
+    } catch (err) {
+      if (err instanceof StoreError && err.code === 'AlreadyExists') {
+        throw alreadyExists(rt.plural, rt.group, name);
+      }
+      throw err;
+    }
+  }
+
+  private prepareCreate(rt: ResourceType, namespace: string | undefined, body: unknown): KObject {
+    const shapeErrs = validateShape(body);
+    const obj = body as KObject;
+    if (shapeErrs.length > 0) throw invalid(rt.kind, rt.group, '', shapeErrs);
+    checkTypeMeta(rt, obj);
+    obj.apiVersion = apiVersionOf(rt);
+    obj.kind = rt.kind;
+    obj.metadata ??= {};
+    const meta = obj.metadata;
+    if (rt.namespaced) {
+      if (meta.namespace && namespace && meta.namespace !== namespace) {
+        throw new ApiError(
+          'BadRequest',
+          'the namespace of the provided object does not match the namespace sent on the request',
+        );
+      }
+      meta.namespace = namespace ?? meta.namespace ?? 'default';
+    } else delete meta.namespace;
+    if (!meta.name && typeof meta.generateName === 'string' && meta.generateName) {
+      meta.name = meta.generateName + randomSuffix();
+    }
+    for (const field of ['resourceVersion', 'deletionTimestamp', 'deletionGracePeriodSeconds']) {
+      delete meta[field];
+    }
+    meta.uid = randomUUID();
+    meta.creationTimestamp = nowTimestamp();
+    meta.generation = 1;
+    if (rt.tracksGeneration) obj.status = {};
+    rt.defaults?.(obj);
+    this.validate(rt, obj);
+    return obj;
+  }
+
+  private validate(rt: ResourceType, obj: KObject, old?: KObject): void {
+    const errs: FieldError[] = validateMeta(obj.metadata, rt.namespaced, rt.nameRule);
+    if (errs.length === 0) errs.push(...(rt.validate?.(obj, old) ?? []));
+    if (errs.length > 0) throw invalid(rt.kind, rt.group, obj.metadata?.name ?? '', errs);
+  }
+
+  private async checkNamespace(rt: ResourceType, namespace: string | undefined): Promise<void> {
+    if (!rt.namespaced) return;
+    const kv = await this.store.get(NAMESPACES_KEY + namespace);
+    if (!kv) throw notFound('namespaces', '', namespace ?? '');
+    const ns = JSON.parse(kv.value) as KObject;
+    if (ns.metadata.deletionTimestamp) {
+      throw new ApiError(
+        'Forbidden',
+        `unable to create new content in namespace ${namespace} because it is being terminated`,
+      );
+    }
+  }
+
+  /**
+   * Replaces an object (PUT). With a resourceVersion in the body the write is conditional;
+   * without one it applies to whatever is current. `subresource` 'status' writes only the
+   * status; the main resource never writes status for types that have the subresource.
+   */
+  async update(
+    rt: ResourceType,
+    namespace: string | undefined,
+    name: string,
+    body: unknown,
+    subresource: string | undefined,
+    opts: WriteOptions = {},
+  ): Promise<KObject> {
+    const shapeErrs = validateShape(body);
+    if (shapeErrs.length > 0) throw invalid(rt.kind, rt.group, name, shapeErrs);
+    const next = body as KObject;
+    checkTypeMeta(rt, next);
+    if (next.metadata?.name !== undefined && next.metadata.name !== name) {
+      throw new ApiError('BadRequest', `the name of the object (${next.metadata.name}) does not match the name on the URL (${name})`);
+    }
+    const precondition = next.metadata?.resourceVersion;
+    return this.mutate(rt, namespace, name, precondition, subresource, () => structuredClone(next), opts);
+  }
+
+  /**
+   * Reads the current object, applies `mutator`, and writes the result with compare-and-swap,
+   * retrying on a concurrent write unless the caller pinned a resourceVersion.
+   */
+  async mutate(
+    rt: ResourceType,
+    namespace: string | undefined,
+    name: string,
+    precondition: string | undefined,
+    subresource: string | undefined,
+    mutator: Mutator,
+    opts: WriteOptions = {},
+  ): Promise<KObject> {
+    const key = storeKey(rt, namespace, name);
+    for (let attempt = 0; attempt < MAX_CAS_RETRIES; attempt++) {
+      const kv = await this.store.get(key);
+      if (!kv) throw notFound(rt.plural, rt.group, name);
+      if (precondition && precondition !== String(kv.modRevision)) {
+        throw conflict(rt.plural, rt.group, name);
+      }
+      const current = decode(kv.value, kv.modRevision);
+      const proposed = await mutator(structuredClone(current));
+      const next = this.prepareUpdate(rt, current, proposed, subresource);
+      if (opts.dryRun) return next;
+      try {
+        return await this.write(key, kv, current, next);
+      } catch (err) {
+        if (!(err instanceof StoreError) || err.code !== 'Conflict' || precondition) {
+          if (err instanceof StoreError && err.code === 'Conflict') throw conflict(rt.plural, rt.group, name);
+          if (err instanceof StoreError && err.code === 'NotFound') throw notFound(rt.plural, rt.group, name);
+          throw err;
+        }
+      }
+    }
+    throw conflict(rt.plural, rt.group, name);
+  }
+
+  /** Writes `next` over `current`: nothing if unchanged, a delete if the last finalizer went. */
+  private async write(key: string, kv: KeyValue, current: KObject, next: KObject): Promise<KObject> {
+    delete next.metadata.resourceVersion;
+    const { resourceVersion: _rv, ...currentMeta } = current.metadata;
+    if (deepEqual({ ...current, metadata: currentMeta }, next)) return current;
+    const finalizersGone = !next.metadata.finalizers || next.metadata.finalizers.length === 0;
+    if (next.metadata.deletionTimestamp && finalizersGone && !isPendingPodTermination(next)) {
+      const deleted = await this.store.delete(key, kv.modRevision);
+      return decode(JSON.stringify(next), deleted.modRevision);
+    }
+    const written = await this.store.update(key, JSON.stringify(next), kv.modRevision);
+    return decode(written.value, written.modRevision);
+  }
+
+  private prepareUpdate(
+    rt: ResourceType,
+    current: KObject,
+    proposed: KObject,
+    subresource: string | undefined,
+  ): KObject {
+    if (!proposed || typeof proposed !== 'object') throw new ApiError('BadRequest', 'object required');
+    let next: KObject;
+    if (subresource === 'status') {
+      next = { ...current, status: proposed.status };
+      next.metadata = { ...current.metadata };
+    } else if (subresource === 'binding') {
+      next = { ...proposed, apiVersion: apiVersionOf(rt), kind: rt.kind };
+      next.metadata = keepServerMeta(current, proposed.metadata ?? {});
+    } else {
+      next = { ...proposed, apiVersion: apiVersionOf(rt), kind: rt.kind };
+      next.metadata = keepServerMeta(current, proposed.metadata ?? {});
+      if (rt.subresources.includes('status')) next.status = current.status;
+      rt.defaults?.(next);
+      if (JSON.stringify(next.spec) !== JSON.stringify(current.spec)) {
+        next.metadata.generation = (current.metadata.generation ?? 1) + 1;
+      }
+    }
+    if (current.metadata.deletionTimestamp) {
+      const added = (next.metadata.finalizers ?? []).filter((f) => !current.metadata.finalizers?.includes(f));
+      if (added.length > 0) {
+        throw invalid(rt.kind, rt.group, current.metadata.name ?? '', [
+          { field: 'metadata.finalizers', type: 'Forbidden', detail: 'no new finalizers can be added if the object is being deleted' },
+        ]);
+      }
+    }
+    this.validate(rt, next, current);
+    return next;
+  }
+
+  /**
+   * Deletes an object. Pods bound to a node are deleted gracefully: they get a
+   * deletionTimestamp and the node's agent removes them once their containers stopped.
+   * Objects with finalizers are only marked; the last finalizer's removal deletes them.
+   */
+  async delete(
+    rt: ResourceType,
+    namespace: string | undefined,
+    name: string,
+    opts: DeleteOptions = {},
+  ): Promise<KObject> {
+    const key = storeKey(rt, namespace, name);
+    for (let attempt = 0; attempt < MAX_CAS_RETRIES; attempt++) {
+      const kv = await this.store.get(key);
+      if (!kv) throw notFound(rt.plural, rt.group, name);
+      const current = decode(kv.value, kv.modRevision);
+      checkPreconditions(rt, current, opts);
+      const next = this.planDelete(rt, current, opts);
+      if (opts.dryRun) return next ?? current;
+      try {
+        if (next === undefined) {
+          const deleted = await this.store.delete(key, kv.modRevision);
+          return decode(kv.value, deleted.modRevision);
+        }
+        return await this.write(key, kv, current, next);
+      } catch (err) {
+        if (err instanceof StoreError && err.code === 'NotFound') throw notFound(rt.plural, rt.group, name);
+        if (!(err instanceof StoreError && err.code === 'Conflict')) throw err;
+      }
+    }
+    throw conflict(rt.plural, rt.group, name);
+  }
+
+  /** The object to write instead of deleting it, or undefined to delete it now. */
+  private planDelete(rt: ResourceType, current: KObject, opts: DeleteOptions): KObject | undefined {
+    const next = structuredClone(current);
+    delete next.metadata.resourceVersion;
+    const meta = next.metadata;
+    const finalizers = new Set(meta.finalizers ?? []);
+    if (opts.propagationPolicy === 'Orphan') finalizers.add('orphan');
+    if (opts.propagationPolicy === 'Foreground') finalizers.add('foregroundDeletion');
+    if (rt.kind === 'Namespace') finalizers.add('kubernetes');
+    const grace = rt.kind === 'Pod' ? podGracePeriod(current, opts) : 0;
+    if (finalizers.size === 0 && grace === 0) return undefined;
+
+    meta.finalizers = finalizers.size > 0 ? [...finalizers] : undefined;
+    if (!meta.finalizers) delete meta.finalizers;
+    const existingGrace = meta.deletionGracePeriodSeconds;
+    if (!meta.deletionTimestamp || (existingGrace !== undefined && grace < existingGrace)) {
+      meta.deletionTimestamp = new Date(Date.now() + grace * 1000).toISOString().replace(/\.\d+Z$/, 'Z');
+      meta.deletionGracePeriodSeconds = grace;
+    }
+    if (rt.kind === 'Namespace') next.status = { ...(next.status ?? {}), phase: 'Terminating' };
+    return next;
+  }
+}
+
+/** The grace period a pod deletion gets: none for unbound or finished pods. */
+function podGracePeriod(pod: KObject, opts: DeleteOptions): number {
+  if (!pod.spec?.nodeName) return 0;
+  const phase = pod.status?.phase;
+  if (phase === 'Succeeded' || phase === 'Failed') return 0;
+  const grace = opts.gracePeriodSeconds ?? pod.spec?.terminationGracePeriodSeconds ?? 30;
+  return Math.max(0, grace);
+}
+
+/** A pod marked for deletion stays until its agent deletes it with grace 0. */
+function isPendingPodTermination(obj: KObject): boolean {
+  return obj.kind === 'Pod' && (obj.metadata.deletionGracePeriodSeconds ?? 0) > 0;
+}
+
+function checkPreconditions(rt: ResourceType, current: KObject, opts: DeleteOptions): void {
+  const pre = opts.preconditions;
+  if (!pre) return;
+  const name = current.metadata.name ?? '';
+  if (pre.uid && pre.uid !== current.metadata.uid) {
+    throw new ApiError(
+      'Conflict',
+      `Precondition failed: UID in precondition: ${pre.uid}, UID in object meta: ${current.metadata.uid}`,
+      { name, group: rt.group, kind: rt.plural },
+    );
+  }
+  if (pre.resourceVersion && pre.resourceVersion !== current.metadata.resourceVersion) {
+    throw conflict(rt.plural, rt.group, name);
+  }
+}
+
+function checkTypeMeta(rt: ResourceType, obj: KObject): void {
+  const want = apiVersionOf(rt);
+  if (obj.apiVersion !== undefined && obj.apiVersion !== want) {
+    throw new ApiError('BadRequest', `apiVersion ${JSON.stringify(obj.apiVersion)} does not match the resource's ${want}`);
+  }
+  if (obj.kind !== undefined && obj.kind !== rt.kind) {
+    throw new ApiError('BadRequest', `kind ${JSON.stringify(obj.kind)} does not match the resource's ${rt.kind}`);
+  }
+}
+
+/** Metadata the server owns; a client's copy of these fields is ignored. */
+function keepServerMeta(current: KObject, proposed: KObject['metadata']): KObject['metadata'] {
+  const cur = current.metadata;
+  const meta = { ...proposed };
+  for (const field of ['name', 'namespace', 'uid', 'creationTimestamp', 'generation', 'deletionTimestamp', 'deletionGracePeriodSeconds'] as const) {
+    if (cur[field] === undefined) delete meta[field];
+    else meta[field] = cur[field] as never;
+  }
+  return meta;
+}
+
+function randomSuffix(): string {
+  const alphabet = 'bcdfghjklmnpqrstvwxz2456789';
+  const bytes = randomBytes(5);
+  return Array.from(bytes, (b) => alphabet[b % alphabet.length]).join('');
+}

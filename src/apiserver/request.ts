@@ -1,0 +1,125 @@
+import type { IncomingMessage } from 'node:http';
+import YAML from 'yaml';
+import { ApiError, badRequest } from '../api/errors.js';
+import { byGroupResource, type ResourceType } from '../api/resources.js';
+
+/**
+ * Parsing of requests into what the handlers need: which resource, namespace, name and
+ * subresource a path names, which verb the method and query make of it, and the body.
+ */
+
+export interface ResourceRequest {
+  rt: ResourceType;
+  namespace?: string;
+  name?: string;
+  subresource?: string;
+  /** Kubernetes verb: get, list, watch, create, update, patch, delete, deletecollection. */
+  verb: string;
+  query: URLSearchParams;
+}
+
+/** Parses `/api/v1/...` and `/apis/<g>/<v>/...` resource paths; undefined for other paths. */
+export function parseResourcePath(method: string, url: URL): ResourceRequest | undefined {
+  let parts = url.pathname.split('/').filter((p) => p.length > 0);
+  let group: string;
+  if (parts[0] === 'api' && parts[1] === 'v1') {
+    group = '';
+    parts = parts.slice(2);
+  } else if (parts[0] === 'apis' && parts.length >= 4) {
+    group = parts[1];
+    if (parts[2] !== 'v1') return undefined;
+    parts = parts.slice(3);
+  } else return undefined;
+
+  let watchPath = false;
+  if (parts[0] === 'watch') {
+    watchPath = true;
+    parts = parts.slice(1);
+  }
+  let namespace: string | undefined;
+  if (parts[0] === 'namespaces' && parts.length >= 3) {
+    const inner = byGroupResource.get(`${group}/${parts[2]}`);
+    if (inner?.namespaced) {
+      namespace = parts[1];
+      parts = parts.slice(2);
+    }
+  }
+  const rt = byGroupResource.get(`${group}/${parts[0]}`);
+  if (!rt || parts.length > 3) return undefined;
+  const [, name, subresource] = parts;
+  if (subresource && !rt.subresources.includes(subresource)) return undefined;
+  const query = url.searchParams;
+  const watch = watchPath || query.get('watch') === 'true' || query.get('watch') === '1';
+  const verb = verbFor(method, name !== undefined, watch);
+  if (!verb) throw new ApiError('MethodNotAllowed', `the server does not allow this method on the requested resource`);
+  if (rt.namespaced && !namespace && name !== undefined) {
+    throw new ApiError('NotFound', `the server could not find the requested resource`);
+  }
+  return { rt, namespace, name: name && decodeURIComponent(name), subresource, verb, query };
+}
+
+function verbFor(method: string, named: boolean, watch: boolean): string | undefined {
+  switch (method) {
+    case 'GET':
+      if (watch) return 'watch';
+      return named ? 'get' : 'list';
+    case 'POST':
+      return 'create';
+    case 'PUT':
+      return named ? 'update' : undefined;
+    case 'PATCH':
+      return named ? 'patch' : undefined;
+    case 'DELETE':
+      return named ? 'delete' : 'deletecollection';
+    default:
+      return undefined;
+  }
+}
+
+/** The largest request body accepted, as in Kubernetes (3 MiB). */
+export const MAX_BODY_BYTES = 3 * 1024 * 1024;
+
+export async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) {
+      throw new ApiError('RequestEntityTooLarge', `request body is larger than ${MAX_BODY_BYTES} bytes`);
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Decodes a JSON or YAML body; an empty body is undefined. */
+export function decodeBody(body: Buffer, contentType: string | undefined): unknown {
+  if (body.length === 0) return undefined;
+  const text = body.toString('utf8');
+  const type = (contentType ?? 'application/json').split(';')[0].trim();
+  try {
+    if (type === 'application/yaml') {
+      return YAML.parse(text, { maxAliasCount: 100 });
+    }
+    return JSON.parse(text);
+  } catch (err) {
+    throw badRequest(`the request body could not be decoded: ${(err as Error).message}`);
+  }
+}
+
+/** Whether the client asked for a server-side Table (`kubectl get`). */
+export function wantsTable(accept: string | undefined): boolean {
+  if (!accept) return false;
+  return accept
+    .split(',')
+    .some((part) => /\bas=Table\b/.test(part) && /\bg=meta\.k8s\.io\b/.test(part));
+}
+
+/** Refuses requests that accept only encodings we do not produce (e.g. protobuf only). */
+export function checkAcceptable(accept: string | undefined): void {
+  if (!accept) return;
+  const ok = accept
+    .split(',')
+    .some((part) => /application\/json|\*\/\*|application\/\*|application\/yaml/.test(part));
+  if (!ok) throw new ApiError('NotAcceptable', `only application/json is served, not ${accept}`);
+}

@@ -1,0 +1,218 @@
+import { ApiError } from '../api/errors.js';
+import type { KObject } from '../api/types.js';
+import { componentLogger } from '../log.js';
+import type { Store, Watch, WatchEvent } from '../store/store.js';
+
+/**
+ * The API server's watch cache: a copy of every object kept from one store watch, plus a
+ * window of recent changes. Lists and watches are served from it, not from the store; each
+ * object is decoded and serialized once per revision, however many watchers see it.
+ *
+ * One cache covers the whole `/registry/` key space. Objects are grouped by resource prefix
+ * (`/registry/core/pods/`), so a list of one resource never scans another.
+ */
+
+/** One object at one revision; `json` is filled on first use and shared by every reader. */
+export class CachedObject {
+  private serialized?: string;
+
+  constructor(
+    readonly key: string,
+    readonly obj: KObject,
+    readonly revision: number,
+  ) {}
+
+  json(): string {
+    this.serialized ??= JSON.stringify(this.obj);
+    return this.serialized;
+  }
+}
+
+export type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
+
+export interface CacheEvent {
+  type: EventType;
+  revision: number;
+  prefix: string;
+  object: CachedObject;
+  prev?: CachedObject;
+}
+
+export type CacheListener = (event: CacheEvent) => void;
+
+/** Splits `/registry/core/pods/default/web` into its resource prefix `/registry/core/pods/`. */
+export function resourcePrefixOf(key: string): string {
+  const parts = key.split('/');
+  return parts.slice(0, 4).join('/') + '/';
+}
+
+export interface WatchCacheOptions {
+  /** How many recent changes to keep for watches that start in the past. */
+  windowSize?: number;
+}
+
+export class WatchCache {
+  private readonly log = componentLogger('watch-cache');
+  private readonly byPrefix = new Map<string, Map<string, CachedObject>>();
+  private readonly window: CacheEvent[] = [];
+  private windowStart = 0;
+  private readonly listeners = new Map<string, Set<CacheListener>>();
+  private readonly waiters: { revision: number; resolve: () => void }[] = [];
+  private storeWatch?: Watch;
+  private rev = 0;
+  /** Changes after this revision are all in the window; older ones are gone. */
+  private floor = 0;
+  private readonly windowSize: number;
+
+  constructor(
+    private readonly store: Store,
+    opts: WatchCacheOptions = {},
+  ) {
+    this.windowSize = opts.windowSize ?? 100_000;
+  }
+
+  /** Loads every object and starts following the store. Call once before serving. */
+  async start(): Promise<void> {
+    const { items, revision } = await this.store.list('/registry/');
+    for (const kv of items) {
+      const cached = new CachedObject(kv.key, decode(kv.value, kv.modRevision), kv.modRevision);
+      this.objects(resourcePrefixOf(kv.key)).set(kv.key, cached);
+    }
+    this.rev = revision;
+    this.floor = revision;
+    this.storeWatch = this.store.watch('/registry/', revision, {
+      onEvent: (event) => this.apply(event),
+      onError: (err) => this.log.error({ err }, 'store watch ended; the cache no longer follows'),
+    });
+  }
+
+  stop(): void {
+    this.storeWatch?.cancel();
+  }
+
+  /** The store revision the cache has caught up to. */
+  get revision(): number {
+    return this.rev;
+  }
+
+  /** Resolves once the cache has seen every write up to `revision`. */
+  waitFor(revision: number, timeoutMs = 10_000): Promise<void> {
+    if (this.rev >= revision) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(new ApiError('Timeout', `Too large resource version: ${revision}, current: ${this.rev}`, {
+          retryAfterSeconds: 1,
+        }));
+      }, timeoutMs);
+      this.waiters.push({
+        revision,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      });
+    });
+  }
+
+  objects(prefix: string): Map<string, CachedObject> {
+    let map = this.byPrefix.get(prefix);
+    if (!map) {
+      map = new Map();
+      this.byPrefix.set(prefix, map);
+    }
+    return map;
+  }
+
+  get(key: string): CachedObject | undefined {
+    return this.byPrefix.get(resourcePrefixOf(key))?.get(key);
+  }
+
+  /**
+   * The changes after `revision` for a resource prefix, or a 410 Gone error when the
+   * window no longer reaches back that far (the client must list again).
+   */
+  eventsSince(prefix: string, revision: number): CacheEvent[] {
+    if (revision < this.floor) {
+      throw new ApiError('Expired', `too old resource version: ${revision} (${this.floor})`);
+    }
+    const out: CacheEvent[] = [];
+    for (let i = this.firstIndexAfter(revision); i < this.window.length; i++) {
+      const event = this.window[i];
+      if (event.prefix === prefix) out.push(event);
+    }
+    return out;
+  }
+
+  private firstIndexAfter(revision: number): number {
+    let lo = this.windowStart;
+    let hi = this.window.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.window[mid].revision <= revision) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** Registers a listener for live changes of one resource prefix; returns its remover. */
+  listen(prefix: string, listener: CacheListener): () => void {
+    let set = this.listeners.get(prefix);
+    if (!set) {
+      set = new Set();
+      this.listeners.set(prefix, set);
+    }
+    set.add(listener);
+    return () => set.delete(listener);
+  }
+
+  private apply(event: WatchEvent): void {
+    const key = event.kv.key;
+    const prefix = resourcePrefixOf(key);
+    const map = this.objects(prefix);
+    const prev = map.get(key);
+    const object = new CachedObject(key, decode(event.kv.value, event.revision), event.revision);
+    if (event.type === 'DELETED') map.delete(key);
+    else map.set(key, object);
+    const cacheEvent: CacheEvent = { type: event.type, revision: event.revision, prefix, object, prev };
+    this.rev = event.revision;
+    this.remember(cacheEvent);
+    for (const listener of this.listeners.get(prefix) ?? []) {
+      try {
+        listener(cacheEvent);
+      } catch (err) {
+        this.log.error({ err, key }, 'watch listener failed');
+      }
+    }
+    this.wakeWaiters();
+  }
+
+  private remember(event: CacheEvent): void {
+    this.window.push(event);
+    if (this.window.length - this.windowStart > this.windowSize) {
+      this.floor = this.window[this.windowStart].revision;
+      this.windowStart++;
+    }
+    // Drop the consumed head in one splice now and then rather than shifting every time.
+    if (this.windowStart > 10_000 && this.windowStart * 2 > this.window.length) {
+      this.window.splice(0, this.windowStart);
+      this.windowStart = 0;
+    }
+  }
+
+  private wakeWaiters(): void {
+    for (let i = this.waiters.length - 1; i >= 0; i--) {
+      if (this.waiters[i].revision <= this.rev) {
+        this.waiters[i].resolve();
+        this.waiters.splice(i, 1);
+      }
+    }
+  }
+}
+
+/** Decodes a stored value and sets its resourceVersion to the revision it was read at. */
+export function decode(value: string, revision: number): KObject {
+  const obj = JSON.parse(value) as KObject;
+  obj.metadata ??= {};
+  obj.metadata.resourceVersion = String(revision);
+  return obj;
+}

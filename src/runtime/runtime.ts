@@ -1,0 +1,154 @@
+/**
+ * The contract between the node agent and miniC, the container runtime. It follows the
+ * shape of Kubernetes' CRI: a pod is a sandbox (its network namespace) plus containers
+ * that join it. Every record a runtime keeps survives the agent's restart, so a new agent
+ * can list what is running and adopt it.
+ */
+
+/** An image in the node's store. */
+export interface ImageInfo {
+  /** Normalised references that point at the image, e.g. docker.io/library/busybox:1. */
+  names: string[];
+  /** Digest of the image's manifest (sha256:...). */
+  digest: string;
+  /** Digest of the image's config (the image id). */
+  id: string;
+  /** Bytes the unpacked layers use on disk. */
+  size: number;
+}
+
+export interface ImageService {
+  /**
+   * Imports every image of an OCI archive (an OCI image layout in a tar file). The image is
+   * stored under `name` when given, otherwise under the archive's
+   * `org.opencontainers.image.ref.name` annotations. Verifies every blob's digest.
+   */
+  importArchive(file: string, name?: string): Promise<ImageInfo[]>;
+  /** The image a reference resolves to, after normalisation; undefined if absent. */
+  getImage(ref: string): Promise<ImageInfo | undefined>;
+  listImages(): Promise<ImageInfo[]>;
+  removeImage(ref: string): Promise<void>;
+}
+
+export interface SandboxConfig {
+  /** The pod's uid; the sandbox id is derived from it and the attempt. */
+  podUid: string;
+  podName: string;
+  podNamespace: string;
+  /** Set as the pod's hostname (the pod name, as Kubernetes does). */
+  hostname: string;
+  /** Arbitrary labels kept with the sandbox, returned by listSandboxes. */
+  labels: Record<string, string>;
+  /** How many sandboxes were made for this pod before; part of the sandbox id. Default 0. */
+  attempt?: number;
+}
+
+export type SandboxState = 'ready' | 'notready';
+
+export interface SandboxStatus {
+  id: string;
+  podUid: string;
+  podName: string;
+  podNamespace: string;
+  labels: Record<string, string>;
+  state: SandboxState;
+  /** The pod's IPv4 address on the pod network. */
+  ip?: string;
+  createdAt: string;
+}
+
+export interface Mount {
+  containerPath: string;
+  hostPath: string;
+  readOnly?: boolean;
+}
+
+export interface ContainerConfig {
+  /** The container's name within its pod. */
+  name: string;
+  /** Image reference as the pod spec gives it; resolved through the ImageService. */
+  image: string;
+  /** Overrides the image's entrypoint (Kubernetes `command`). */
+  command?: string[];
+  /** Overrides the image's cmd (Kubernetes `args`). */
+  args?: string[];
+  env?: { name: string; value: string }[];
+  workingDir?: string;
+  mounts?: Mount[];
+  /** Restart count this container is created for; kept with the container. */
+  attempt: number;
+  labels: Record<string, string>;
+  resources?: {
+    /** CPU limit in millicores (quota); undefined for none. */
+    cpuLimitMillis?: number;
+    /** CPU request in millicores (shares). */
+    cpuRequestMillis?: number;
+    /** Memory limit in bytes. */
+    memoryLimitBytes?: number;
+  };
+}
+
+export type ContainerState = 'created' | 'running' | 'exited' | 'unknown';
+
+export interface ContainerStatus {
+  id: string;
+  sandboxId: string;
+  name: string;
+  image: string;
+  /** Image id (config digest) the container was made from. */
+  imageId: string;
+  attempt: number;
+  labels: Record<string, string>;
+  state: ContainerState;
+  createdAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+  exitCode?: number;
+  /** Why it ended, as Kubernetes names it: Completed, Error, OOMKilled. */
+  reason?: string;
+  /** Path of the container's log file (CRI log format: time stream tag message). */
+  logPath: string;
+}
+
+/** Stable codes for expected runtime failures, mapped to pod status reasons by the agent. */
+export type RuntimeErrorCode =
+  | 'ImageNotFound'
+  | 'InvalidImageName'
+  | 'CreateContainerError'
+  | 'RunContainerError'
+  | 'NotFound'
+  | 'NetworkError';
+
+export class RuntimeError extends Error {
+  constructor(
+    readonly code: RuntimeErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'RuntimeError';
+  }
+}
+
+export interface RuntimeService {
+  /** Creates the pod's network namespace and attaches it to the pod network. */
+  runSandbox(config: SandboxConfig): Promise<SandboxStatus>;
+  /** Stops every container of the sandbox and detaches its network; idempotent. */
+  stopSandbox(id: string): Promise<void>;
+  /** Removes the sandbox, its containers and everything kept for them; idempotent. */
+  removeSandbox(id: string): Promise<void>;
+  listSandboxes(): Promise<SandboxStatus[]>;
+
+  /** Writes the container's bundle and root file system; does not start it. */
+  createContainer(sandboxId: string, config: ContainerConfig): Promise<string>;
+  /** Starts a created container under its monitor (conmon). */
+  startContainer(id: string): Promise<void>;
+  /**
+   * Sends SIGTERM (or the image's stop signal), waits up to graceSeconds for the
+   * container to exit, then SIGKILL. Resolves once it has exited; idempotent.
+   */
+  stopContainer(id: string, graceSeconds: number): Promise<void>;
+  /** Removes a stopped container, its bundle and its root file system; keeps nothing. */
+  removeContainer(id: string): Promise<void>;
+  listContainers(): Promise<ContainerStatus[]>;
+  containerStatus(id: string): Promise<ContainerStatus | undefined>;
+}

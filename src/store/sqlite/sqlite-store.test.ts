@@ -1,0 +1,144 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
+import { record, settle, sleep } from '../contract-helpers.js';
+import { storeContractSuite } from '../contract.js';
+import { compactOnce, startCompactor } from '../compactor.js';
+import { SqliteStore } from './sqlite-store.js';
+import { prefixEnd } from './keys.js';
+
+const dirs: string[] = [];
+after(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+function tempFile(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'flyces-store-'));
+  dirs.push(dir);
+  return join(dir, 'store.db');
+}
+
+// Small pages make the replay of the contract's race test span many turns.
+storeContractSuite('sqlite in memory, small watch pages', async () =>
+  SqliteStore.open(':memory:', { watchPageSize: 16, compactChunkRows: 3 }),
+);
+storeContractSuite('sqlite file', async () => SqliteStore.open(tempFile()));
+
+describe('SqliteStore', () => {
+  test('data, revisions and compaction survive a reopen', async () => {
+    const path = tempFile();
+    const first = SqliteStore.open(path);
+    await first.create('/k/a', 'a1');
+    const b = await first.create('/k/b', 'b1');
+    await first.update('/k/a', 'a2');
+    await first.delete('/k/b');
+    const deletedAt = await first.currentRevision();
+    await first.compact(deletedAt);
+    await first.close();
+
+    const second = SqliteStore.open(path);
+    try {
+      assert.equal(await second.currentRevision(), deletedAt);
+      assert.equal(await second.compactedRevision(), deletedAt);
+      assert.deepEqual((await second.get('/k/a'))?.value, 'a2');
+      const next = await second.create('/k/c', 'c1');
+      assert.equal(next.modRevision, deletedAt + 1);
+
+      const replay = record(second, '/k/', deletedAt - 1);
+      await replay.until(2);
+      assert.deepEqual(
+        replay.events.map((event) => [event.type, event.kv.key, event.prev?.value]),
+        [
+          ['DELETED', '/k/b', 'b1'],
+          ['ADDED', '/k/c', undefined],
+        ],
+      );
+      assert.equal(replay.events[0]!.prev?.modRevision, b.modRevision);
+      replay.watch.cancel();
+    } finally {
+      await second.close();
+    }
+  });
+
+  test('the file is in WAL mode', async () => {
+    const path = tempFile();
+    const store = SqliteStore.open(path);
+    await store.create('/k', 'v');
+    const probe = new Database(path, { readonly: true });
+    try {
+      assert.equal(probe.pragma('journal_mode', { simple: true }), 'wal');
+    } finally {
+      probe.close();
+      await store.close();
+    }
+  });
+
+  test('compaction removes superseded history from the log', async () => {
+    const path = tempFile();
+    const store = SqliteStore.open(path, { compactChunkRows: 7 });
+    await store.create('/gone', 'x');
+    await store.delete('/gone');
+    await store.create('/k', 'v0');
+    for (let i = 1; i < 100; i++) await store.update('/k', `v${i}`);
+    const target = await compactOnce(store, 10);
+    assert.equal(target, (await store.currentRevision()) - 10);
+
+    const probe = new Database(path, { readonly: true });
+    try {
+      const rows = probe.prepare('SELECT revision FROM log ORDER BY revision').pluck().all();
+      // The newest write of /k before the target, then everything from the target on.
+      const current = await store.currentRevision();
+      const kept = [target! - 1];
+      for (let r = target!; r <= current; r++) kept.push(r);
+      assert.deepEqual(rows, kept);
+    } finally {
+      probe.close();
+      await store.close();
+    }
+  });
+
+  test('a watch replaying from before a compaction ends with Compacted', async () => {
+    const store = SqliteStore.open(':memory:', { watchPageSize: 2 });
+    for (let i = 0; i < 20; i++) await store.create(`/k/${i}`, 'v');
+    const slow = record(store, '/k/', 0);
+    await store.compact(15);
+    const err = await slow.untilError();
+    assert.equal((err as { code?: string }).code, 'Compacted');
+    assert.ok(slow.events.length < 15);
+    await settle();
+    await store.close();
+  });
+
+  test('startCompactor keeps the latest revisions and stops', async () => {
+    const store = SqliteStore.open(':memory:');
+    const stop = startCompactor(store, { keepRevisions: 5, intervalMs: 5 });
+    try {
+      for (let i = 0; i < 20; i++) await store.create(`/k/${i}`, 'v');
+      const deadline = Date.now() + 2000;
+      while ((await store.compactedRevision()) !== 15) {
+        assert.ok(Date.now() < deadline, 'the compactor did not compact to 15');
+        await sleep(5);
+      }
+      stop();
+      await store.create('/k/late', 'v');
+      await settle();
+      assert.equal(await store.compactedRevision(), 15, 'no compaction after stop');
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('prefixEnd bounds exactly the keys with the prefix', () => {
+    const cases: Array<[string, string | undefined]> = [
+      ['/a/', '/a0'],
+      ['', undefined],
+      ['a\u{10ffff}', 'b'],
+      ['\u{10ffff}', undefined],
+      ['x\ud7ff', 'x\ue000'],
+    ];
+    for (const [prefix, end] of cases) assert.equal(prefixEnd(prefix), end, prefix);
+  });
+});
