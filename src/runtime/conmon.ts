@@ -1,0 +1,140 @@
+import { spawn } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import type { Readable } from 'node:stream';
+
+import { DEFAULT_PATH } from './exec.js';
+import { isErrno } from './fsutil.js';
+
+/**
+ * Starts a container's monitor. conmon (2.1) daemonises, runs `runc create` for the
+ * bundle, keeps the container's stdout/stderr in a CRI-format log file and writes the
+ * exit code to `exitDir/<id>` when the container ends, so the container outlives the
+ * process that started it. It reports the container's pid (or the runtime's error) as
+ * one JSON line on the "sync pipe", fd 3 here; the caller then runs `runc start`.
+ */
+
+export interface ConmonPaths {
+  conmon: string;
+  runtime: string;
+  /** runc's --root: miniC's own state directory, never the host's default. */
+  runtimeRoot: string;
+  bundle: string;
+  pidFile: string;
+  conmonPidFile: string;
+  logPath: string;
+  exitDir: string;
+  persistDir: string;
+  socketDir: string;
+  /** conmon's own diagnostics go here (it writes nothing on success). */
+  conmonLog: string;
+}
+
+const SYNC_TIMEOUT_MS = 60_000;
+
+/** Runs `runc create` under a new conmon; resolves with the container's pid. */
+export async function createUnderConmon(id: string, name: string, p: ConmonPaths): Promise<number> {
+  const args = [
+    '--api-version',
+    '1',
+    '-c',
+    id,
+    '-u',
+    id,
+    '-n',
+    name,
+    '-r',
+    p.runtime,
+    '-b',
+    p.bundle,
+    '-p',
+    p.pidFile,
+    '-P',
+    p.conmonPidFile,
+    '-l',
+    `k8s-file:${p.logPath}`,
+    '--exit-dir',
+    p.exitDir,
+    '--persist-dir',
+    p.persistDir,
+    '--socket-dir-path',
+    p.socketDir,
+    '--log-level',
+    'error',
+    '--runtime-arg',
+    `--root=${p.runtimeRoot}`,
+  ];
+  const log = await fs.open(p.conmonLog, 'a', 0o600);
+  try {
+    const child = spawn(p.conmon, args, {
+      stdio: ['ignore', 'ignore', log.fd, 'pipe'],
+      env: { PATH: DEFAULT_PATH, _OCI_SYNCPIPE: '3' },
+      detached: true,
+    });
+    child.unref();
+    const spawned = new Promise<never>((_, reject) => child.on('error', reject));
+    const message = await Promise.race([readSyncMessage(child.stdio[3] as Readable), spawned]);
+    if (message.data > 0) return message.data;
+    const detail = message.message ?? (await readTail(p.conmonLog));
+    throw new Error(`runtime failed to create the container: ${detail}`);
+  } finally {
+    await log.close();
+  }
+}
+
+interface SyncMessage {
+  data: number;
+  message?: string;
+}
+
+/** Reads the first JSON line conmon writes, then lets go of the pipe. */
+function readSyncMessage(pipe: Readable): Promise<SyncMessage> {
+  return new Promise((resolve, reject) => {
+    let buffered = '';
+    const finish = (err: Error | undefined, msg?: SyncMessage): void => {
+      clearTimeout(timer);
+      pipe.removeAllListeners('data');
+      pipe.destroy();
+      if (err) reject(err);
+      else resolve(msg as SyncMessage);
+    };
+    const timer = setTimeout(
+      () => finish(new Error('conmon did not report within 60 s')),
+      SYNC_TIMEOUT_MS,
+    );
+    pipe.setEncoding('utf8');
+    pipe.on('data', (chunk: string) => {
+      buffered += chunk;
+      const nl = buffered.indexOf('\n');
+      if (nl < 0) return;
+      try {
+        finish(undefined, JSON.parse(buffered.slice(0, nl)) as SyncMessage);
+      } catch {
+        finish(new Error(`conmon wrote an unreadable message: ${buffered.slice(0, 200)}`));
+      }
+    });
+    pipe.on('end', () => finish(new Error('conmon exited without reporting a pid')));
+    pipe.on('error', (err) => finish(err));
+  });
+}
+
+async function readTail(file: string): Promise<string> {
+  try {
+    const text = await fs.readFile(file, 'utf8');
+    return text.trim().slice(-2000) || 'no details';
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return 'no details';
+    throw err;
+  }
+}
+
+/** Whether `pid` is a live conmon monitoring container `id` (guards against pid reuse). */
+export async function conmonAlive(pid: number | undefined, id: string): Promise<boolean> {
+  if (!pid) return false;
+  try {
+    const cmdline = await fs.readFile(`/proc/${pid}/cmdline`, 'utf8');
+    const argv = cmdline.split('\0');
+    return argv[0].endsWith('conmon') && argv.includes(id);
+  } catch {
+    return false;
+  }
+}

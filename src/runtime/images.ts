@@ -1,0 +1,403 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+
+import { componentLogger, type Logger } from '../log.js';
+import {
+  ArchiveError,
+  readBlobJson,
+  readOciArchive,
+  type ArchiveContents,
+  type Descriptor,
+  type OciIndex,
+  type OciManifest,
+} from './archive.js';
+import { exists, KeyedMutex, readJson, writeJsonAtomic } from './fsutil.js';
+import { formatReference, normalizeReference, parseReference } from './reference.js';
+import type { ImageInfo, ImageService } from './runtime.js';
+import { LayerError, unpackLayer } from './unpack.js';
+
+/**
+ * The node's image store. Layout under `root`:
+ *
+ *   blobs/sha256/<hex>    manifests, configs and compressed layers, by digest
+ *   layers/sha256/<hex>   each layer unpacked once, named by its diff id (overlay lowerdir)
+ *   images.json           the index: images (names, digests, config, layers), layer sizes
+ *   tmp/                  imports in progress; moved into place only once fully verified
+ *
+ * One ImageStore per root and process: index changes are serialised within the process,
+ * not across processes.
+ */
+
+/** The parts of an image's config that decide how its containers run. */
+export interface ImageConfig {
+  Entrypoint?: string[] | null;
+  Cmd?: string[] | null;
+  Env?: string[] | null;
+  WorkingDir?: string;
+  User?: string;
+  StopSignal?: string;
+  ExposedPorts?: Record<string, object>;
+  Labels?: Record<string, string> | null;
+}
+
+/** An image as the runtime needs it: its info, its config and its unpacked layers. */
+export interface StoredImage extends ImageInfo {
+  config: ImageConfig;
+  /** Directories of the unpacked layers, bottom layer first. */
+  layerDirs: string[];
+}
+
+export interface ImageStoreOptions {
+  /** Directory the store owns, e.g. DATA/images; created when missing. */
+  root: string;
+  logger?: Logger;
+}
+
+interface ImageRecord {
+  id: string;
+  digest: string;
+  names: string[];
+  config: ImageConfig;
+  /** Diff ids, bottom layer first. */
+  layers: string[];
+  /** Every blob the image needs: manifest, config, compressed layers. */
+  blobs: string[];
+  createdAt: string;
+}
+
+interface StoreIndex {
+  images: ImageRecord[];
+  layers: Record<string, { size: number }>;
+}
+
+/** An image read from an archive, verified and unpacked into staging, not yet committed. */
+interface PreparedImage {
+  record: ImageRecord;
+  staged: Map<string, { dir: string; size: number }>;
+}
+
+interface OciImageConfig {
+  os?: string;
+  architecture?: string;
+  config?: ImageConfig;
+  rootfs?: { type?: string; diff_ids?: string[] };
+}
+
+const INDEX_TYPES = new Set([
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+]);
+const REF_NAME = 'org.opencontainers.image.ref.name';
+const CONTAINERD_NAME = 'io.containerd.image.name';
+const DIGEST = /^sha256:([a-f0-9]{64})$/;
+
+function hexOf(digest: string): string {
+  const match = DIGEST.exec(digest);
+  if (!match) throw new ArchiveError(`unsupported digest "${digest}" (only sha256)`);
+  return match[1];
+}
+
+/** Names an archive descriptor carries; a bare tag such as "latest" names nothing. */
+function annotatedNames(desc: Descriptor, log: Logger): string[] {
+  const names: string[] = [];
+  for (const key of [REF_NAME, CONTAINERD_NAME]) {
+    const value = desc.annotations?.[key];
+    if (!value || !/[/:]/.test(value)) continue;
+    try {
+      names.push(normalizeReference(value));
+    } catch {
+      log.warn({ name: value }, 'ignoring invalid image name in archive');
+    }
+  }
+  return names;
+}
+
+/** The ImageService of miniC, backed by a directory. */
+export class ImageStore implements ImageService {
+  readonly root: string;
+  private readonly log: Logger;
+  private readonly mutex = new KeyedMutex();
+
+  constructor(options: ImageStoreOptions) {
+    this.root = path.resolve(options.root);
+    this.log = options.logger ?? componentLogger('images', { root: this.root });
+  }
+
+  private get indexFile(): string {
+    return path.join(this.root, 'images.json');
+  }
+
+  private blobFile(digest: string): string {
+    return path.join(this.root, 'blobs', 'sha256', hexOf(digest));
+  }
+
+  /** Directory of an unpacked layer; named by hex only because overlay splits on ':'. */
+  layerDir(diffId: string): string {
+    return path.join(this.root, 'layers', 'sha256', hexOf(diffId));
+  }
+
+  private async ensureDirs(): Promise<void> {
+    for (const dir of ['blobs/sha256', 'layers/sha256', 'tmp']) {
+      await fs.mkdir(path.join(this.root, dir), { recursive: true });
+    }
+  }
+
+  private async readIndex(): Promise<StoreIndex> {
+    return (await readJson<StoreIndex>(this.indexFile)) ?? { images: [], layers: {} };
+  }
+
+  /**
+   * Imports every image of the OCI archive at `file`. With `name`, the archive must hold
+   * exactly one image, which is stored under that name instead of the archive's names.
+   * Nothing reaches the store unless every blob and layer digest checks out.
+   */
+  async importArchive(file: string, name?: string): Promise<ImageInfo[]> {
+    const override = name === undefined ? undefined : normalizeReference(name);
+    await this.ensureDirs();
+    const staging = await fs.mkdtemp(path.join(this.root, 'tmp', 'import-'));
+    try {
+      const contents = await readOciArchive(file, staging);
+      const targets = await this.collectManifests(contents);
+      if (override !== undefined && targets.length !== 1) {
+        throw new ArchiveError(`archive holds ${targets.length} images; a name needs exactly one`);
+      }
+      const prepared: PreparedImage[] = [];
+      for (const target of targets) {
+        const names = override !== undefined ? [override] : target.names;
+        prepared.push(await this.prepareImage(contents, target.desc, names, staging));
+      }
+      const infos = await this.mutex.run('index', () => this.commit(contents, prepared));
+      this.log.info({ file, images: infos.map((i) => i.names.join(',') || i.id) }, 'imported');
+      return infos;
+    } finally {
+      await fs.rm(staging, { recursive: true, force: true });
+    }
+  }
+
+  /** The image manifests an archive's index points at, with the names it gives them. */
+  private async collectManifests(
+    contents: ArchiveContents,
+  ): Promise<{ desc: Descriptor; names: string[] }[]> {
+    const byDigest = new Map<string, { desc: Descriptor; names: string[] }>();
+    for (const top of contents.index.manifests) {
+      const desc = await this.platformManifest(contents, top, 0);
+      const entry = byDigest.get(desc.digest) ?? { desc, names: [] };
+      for (const n of annotatedNames(top, this.log)) {
+        if (!entry.names.includes(n)) entry.names.push(n);
+      }
+      byDigest.set(desc.digest, entry);
+    }
+    if (byDigest.size === 0) throw new ArchiveError('archive index lists no images');
+    return [...byDigest.values()];
+  }
+
+  /** Follows nested indexes down to the linux/amd64 image manifest. */
+  private async platformManifest(
+    contents: ArchiveContents,
+    desc: Descriptor,
+    depth: number,
+  ): Promise<Descriptor> {
+    const blob = await readBlobJson<OciIndex & { config?: unknown }>(contents, desc);
+    const isIndex = INDEX_TYPES.has(desc.mediaType ?? '') || Array.isArray(blob.manifests);
+    if (!isIndex) return desc;
+    if (depth >= 3) throw new ArchiveError('image indexes nest too deeply');
+
+    const manifests = blob.manifests ?? [];
+    const match =
+      manifests.find((m) => m.platform?.os === 'linux' && m.platform?.architecture === 'amd64') ??
+      (manifests.length === 1 && !manifests[0].platform ? manifests[0] : undefined);
+    if (!match) throw new ArchiveError(`index ${desc.digest} has no linux/amd64 manifest`);
+    return this.platformManifest(contents, match, depth + 1);
+  }
+
+  /** Verifies one image and unpacks the layers the store does not have yet into staging. */
+  private async prepareImage(
+    contents: ArchiveContents,
+    desc: Descriptor,
+    names: string[],
+    staging: string,
+  ): Promise<PreparedImage> {
+    const manifest = await readBlobJson<OciManifest>(contents, desc);
+    if (!manifest.config || !Array.isArray(manifest.layers)) {
+      throw new ArchiveError(`manifest ${desc.digest} is not an image manifest`);
+    }
+    const config = await readBlobJson<OciImageConfig>(contents, manifest.config);
+    checkConfig(config, manifest, desc.digest);
+    const diffIds = config.rootfs?.diff_ids ?? [];
+
+    const staged = new Map<string, { dir: string; size: number }>();
+    for (const [i, layer] of manifest.layers.entries()) {
+      const diffId = diffIds[i];
+      const blob = contents.blobs.get(layer.digest);
+      if (!blob) throw new ArchiveError(`layer ${layer.digest} is missing from the archive`);
+      if (blob.size !== layer.size)
+        throw new ArchiveError(`layer ${layer.digest} has the wrong size`);
+      if (staged.has(diffId) || (await exists(this.layerDir(diffId)))) continue;
+
+      const dir = path.join(staging, `layer-${hexOf(diffId)}`);
+      await fs.mkdir(dir, { mode: 0o755 });
+      const result = await unpackLayer(blob.file, dir, this.log).catch((err: unknown) => {
+        if (err instanceof LayerError)
+          throw new ArchiveError(`layer ${layer.digest}: ${err.message}`);
+        throw err;
+      });
+      if (result.diffId !== diffId) {
+        throw new ArchiveError(
+          `layer ${layer.digest} unpacks to ${result.diffId}, but the config says ${diffId}`,
+        );
+      }
+      staged.set(diffId, { dir, size: result.size });
+    }
+
+    const record: ImageRecord = {
+      id: manifest.config.digest,
+      digest: desc.digest,
+      names,
+      config: config.config ?? {},
+      layers: diffIds,
+      blobs: [desc.digest, manifest.config.digest, ...manifest.layers.map((l) => l.digest)],
+      createdAt: new Date().toISOString(),
+    };
+    return { record, staged };
+  }
+
+  /** Moves verified blobs and layers into place, then records the images in the index. */
+  private async commit(contents: ArchiveContents, prepared: PreparedImage[]): Promise<ImageInfo[]> {
+    const index = await this.readIndex();
+    for (const { record, staged } of prepared) {
+      for (const digest of record.blobs) {
+        const target = this.blobFile(digest);
+        const blob = contents.blobs.get(digest);
+        if (blob && !(await exists(target))) await fs.rename(blob.file, target);
+      }
+      for (const [diffId, layer] of staged) {
+        const target = this.layerDir(diffId);
+        if (!(await exists(target))) await fs.rename(layer.dir, target);
+        index.layers[diffId] ??= { size: layer.size };
+      }
+      for (const diffId of record.layers) index.layers[diffId] ??= { size: 0 };
+      addImage(index, record);
+    }
+    await writeJsonAtomic(this.indexFile, index);
+    return prepared.map((p) => {
+      const stored = index.images.find((i) => i.id === p.record.id) as ImageRecord;
+      return this.info(index, stored);
+    });
+  }
+
+  private info(index: StoreIndex, record: ImageRecord): ImageInfo {
+    const size = record.layers.reduce((sum, d) => sum + (index.layers[d]?.size ?? 0), 0);
+    return { names: [...record.names], digest: record.digest, id: record.id, size };
+  }
+
+  /** The image a reference resolves to, after normalisation; also accepts an image id. */
+  async getImage(ref: string): Promise<ImageInfo | undefined> {
+    const index = await this.readIndex();
+    const record = findImage(index, ref);
+    return record && this.info(index, record);
+  }
+
+  /**
+   * Like getImage, with what a container needs: the image config and the unpacked layer
+   * directories. Throws RuntimeError('InvalidImageName') for a malformed reference (as
+   * getImage does).
+   */
+  async resolveImage(ref: string): Promise<StoredImage | undefined> {
+    const index = await this.readIndex();
+    const record = findImage(index, ref);
+    if (!record) return undefined;
+    const layerDirs = record.layers.map((d) => this.layerDir(d));
+    return { ...this.info(index, record), config: record.config, layerDirs };
+  }
+
+  async listImages(): Promise<ImageInfo[]> {
+    const index = await this.readIndex();
+    return index.images.map((r) => this.info(index, r));
+  }
+
+  /**
+   * Removes a name from its image, or the whole image when given its id or its last name;
+   * then deletes blobs and layers no image needs any more. Absent images are not an error.
+   * A layer still mounted by a container (an overlay lowerdir) is kept until a later call.
+   */
+  async removeImage(ref: string): Promise<void> {
+    await this.mutex.run('index', async () => {
+      const index = await this.readIndex();
+      const record = findImage(index, ref);
+      if (!record) return;
+      const name = DIGEST.test(ref) ? undefined : normalizeReference(ref);
+      record.names = name === undefined ? [] : record.names.filter((n) => n !== name);
+      if (record.names.length === 0) index.images = index.images.filter((i) => i !== record);
+      await this.collectGarbage(index);
+      this.log.info({ ref, id: record.id }, 'image removed');
+    });
+  }
+
+  private async collectGarbage(index: StoreIndex): Promise<void> {
+    const usedLayers = new Set(index.images.flatMap((i) => i.layers));
+    const usedBlobs = new Set(index.images.flatMap((i) => i.blobs));
+    const mounts = await fs.readFile('/proc/self/mountinfo', 'utf8');
+    const doomed: string[] = [];
+    for (const diffId of Object.keys(index.layers)) {
+      if (usedLayers.has(diffId) || mounts.includes(this.layerDir(diffId))) continue;
+      delete index.layers[diffId];
+      doomed.push(this.layerDir(diffId));
+    }
+    // The index never names a file that is gone: write it first, delete after.
+    await writeJsonAtomic(this.indexFile, index);
+    for (const dir of doomed) await fs.rm(dir, { recursive: true, force: true });
+
+    const blobDir = path.join(this.root, 'blobs', 'sha256');
+    for (const hex of await fs.readdir(blobDir).catch(() => [] as string[])) {
+      if (!usedBlobs.has(`sha256:${hex}`)) await fs.rm(path.join(blobDir, hex), { force: true });
+    }
+  }
+}
+
+function checkConfig(config: OciImageConfig, manifest: OciManifest, digest: string): void {
+  if (config.os && config.os !== 'linux') {
+    throw new ArchiveError(`image ${digest} is for ${config.os}, not linux`);
+  }
+  if (config.architecture && config.architecture !== 'amd64') {
+    throw new ArchiveError(`image ${digest} is for ${config.architecture}, not amd64`);
+  }
+  const diffIds = config.rootfs?.diff_ids;
+  if (config.rootfs?.type !== 'layers' || !Array.isArray(diffIds)) {
+    throw new ArchiveError(`image ${digest} config has no rootfs.diff_ids`);
+  }
+  if (diffIds.length !== manifest.layers.length) {
+    throw new ArchiveError(
+      `image ${digest} has ${manifest.layers.length} layers, config lists ${diffIds.length}`,
+    );
+  }
+  for (const d of diffIds) hexOf(d);
+}
+
+/** Adds an image to the index; a name moves to the new image from any image that had it. */
+function addImage(index: StoreIndex, record: ImageRecord): void {
+  for (const other of index.images) {
+    if (other.id !== record.id) other.names = other.names.filter((n) => !record.names.includes(n));
+  }
+  const existing = index.images.find((i) => i.id === record.id);
+  if (!existing) {
+    index.images.push(record);
+    return;
+  }
+  existing.digest = record.digest;
+  existing.blobs = [...new Set([...existing.blobs, ...record.blobs])];
+  for (const n of record.names) if (!existing.names.includes(n)) existing.names.push(n);
+}
+
+function findImage(index: StoreIndex, ref: string): ImageRecord | undefined {
+  if (DIGEST.test(ref)) return index.images.find((i) => i.id === ref);
+  const parsed = parseReference(ref);
+  const canonical = formatReference(parsed);
+  const byName = index.images.find((i) => i.names.includes(canonical));
+  if (byName || parsed.digest === undefined) return byName;
+  const repo = `${parsed.domain}/${parsed.path}`;
+  return index.images.find(
+    (i) =>
+      i.digest === parsed.digest &&
+      i.names.some((n) => n.startsWith(`${repo}:`) || n.startsWith(`${repo}@`)),
+  );
+}

@@ -1,0 +1,671 @@
+import { createHash } from 'node:crypto';
+import { constants, promises as fs, watch } from 'node:fs';
+import path from 'node:path';
+
+import { componentLogger, type Logger } from '../log.js';
+import { PodNetwork, netnsPath } from './cni.js';
+import { conmonAlive, createUnderConmon } from './conmon.js';
+import { run } from './exec.js';
+import {
+  exists,
+  isErrno,
+  KeyedMutex,
+  listDir,
+  randomHex,
+  readJson,
+  writeJsonAtomic,
+} from './fsutil.js';
+import type { ImageStore } from './images.js';
+import { Runc } from './runc.js';
+import {
+  RuntimeError,
+  type ContainerConfig,
+  type ContainerState,
+  type ContainerStatus,
+  type RuntimeService,
+  type SandboxConfig,
+  type SandboxStatus,
+} from './runtime.js';
+import { buildSpec, hostNofileLimit } from './spec.js';
+
+/** How a MiniC runtime is set up on a node. */
+export interface MiniCOptions {
+  /** Directory miniC owns for sandboxes, containers and runc state, e.g. DATA/runtime. */
+  root: string;
+  /** Where container images come from. */
+  images: ImageStore;
+  /** CNI plugin binaries; default /usr/lib/cni. */
+  cniBinDir?: string;
+  /** This node's pod subnet; default 10.42.0.0/24. */
+  podCidr?: string;
+  /** The node's pod bridge; default flyces0. */
+  bridge?: string;
+  /** OCI runtime binary, a path or a name found on PATH; default runc. */
+  runtimePath?: string;
+  /** conmon binary, a path or a name found on PATH; default conmon. */
+  conmonPath?: string;
+  /**
+   * Parent of the containers' cgroups, given to runc as `PARENT/<sandbox>/<container>`.
+   * Default `flyces`: a relative path, which runc places below its own cgroup, so the
+   * containers stay inside the cgroup the agent runs in. An absolute path starts at the
+   * hierarchy's root instead.
+   */
+  cgroupParent?: string;
+  logger?: Logger;
+}
+
+interface SandboxRecord {
+  id: string;
+  podUid: string;
+  podName: string;
+  podNamespace: string;
+  hostname: string;
+  labels: Record<string, string>;
+  attempt: number;
+  netns: string;
+  /** The CNI config ADD ran with, so DEL undoes exactly that. */
+  cniConfig: Record<string, unknown>;
+  ip?: string;
+  state: 'ready' | 'notready';
+  createdAt: string;
+}
+
+interface ContainerRecord {
+  id: string;
+  sandboxId: string;
+  name: string;
+  image: string;
+  imageId: string;
+  attempt: number;
+  labels: Record<string, string>;
+  createdAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+  exitCode?: number;
+  reason?: string;
+  stopSignal: string;
+  /** cgroup directories runc made; removed with the container. */
+  cgroupPaths?: string[];
+}
+
+/** One sandbox per pod uid and attempt, as `runSandbox` derives it. */
+export function sandboxId(podUid: string, attempt: number): string {
+  return createHash('sha256').update(`${podUid}/${attempt}`).digest('hex');
+}
+
+const EXIT_POLL_MS = 20;
+const KILL_WAIT_MS = 10_000;
+const CONMON_EXIT_WAIT_MS = 2_000;
+const START_FAILED_EXIT_CODE = 128;
+
+async function findExecutable(name: string): Promise<string> {
+  if (name.includes('/')) return path.resolve(name);
+  for (const dir of (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
+    const candidate = path.join(dir, name);
+    try {
+      await fs.access(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // Not in this PATH entry.
+    }
+  }
+  throw new Error(`${name} not found on PATH`);
+}
+
+function wrap(code: RuntimeError['code'], what: string, err: unknown): RuntimeError {
+  if (err instanceof RuntimeError) return err;
+  return new RuntimeError(code, `${what}: ${(err as Error).message}`);
+}
+
+function reasonFor(exitCode: number | undefined, oom: boolean): string {
+  if (oom) return 'OOMKilled';
+  return exitCode === 0 ? 'Completed' : 'Error';
+}
+
+/**
+ * miniC's RuntimeService: sandboxes are network namespaces attached by CNI, containers
+ * are runc bundles on overlayfs run under conmon. Every fact lives on disk under `root`,
+ * so a new MiniC on the same root (the agent restarted) sees the same sandboxes and
+ * containers, running ones included. Calls for one sandbox or container are serialised
+ * within the process; different ones run concurrently. Two processes must not drive the
+ * same root at once.
+ */
+export class MiniC implements RuntimeService {
+  readonly root: string;
+  private readonly images: ImageStore;
+  private readonly network: PodNetwork;
+  private readonly log: Logger;
+  private readonly locks = new KeyedMutex();
+  private readonly cgroupParent: string;
+  private readonly binaries: Promise<{ runc: Runc; runtime: string; conmon: string }>;
+
+  constructor(options: MiniCOptions) {
+    this.root = path.resolve(options.root);
+    this.images = options.images;
+    this.cgroupParent = options.cgroupParent ?? 'flyces';
+    this.log = options.logger ?? componentLogger('minic', { root: this.root });
+    this.network = new PodNetwork({
+      cniBinDir: options.cniBinDir ?? '/usr/lib/cni',
+      podCidr: options.podCidr ?? '10.42.0.0/24',
+      bridge: options.bridge ?? 'flyces0',
+      ipamDir: path.join(this.root, 'cni', 'networks'),
+      log: this.log,
+    });
+    this.binaries = this.findBinaries(options);
+    // Reported when first used; this only avoids an unhandled rejection meanwhile.
+    this.binaries.catch(() => undefined);
+  }
+
+  private async findBinaries(
+    options: MiniCOptions,
+  ): Promise<{ runc: Runc; runtime: string; conmon: string }> {
+    const runtime = await findExecutable(options.runtimePath ?? 'runc');
+    const conmon = await findExecutable(options.conmonPath ?? 'conmon');
+    return { runc: new Runc(runtime, path.join(this.root, 'runc')), runtime, conmon };
+  }
+
+  private sandboxDir(id: string): string {
+    return path.join(this.root, 'sandboxes', id);
+  }
+
+  private containerDir(id: string): string {
+    return path.join(this.root, 'containers', id);
+  }
+
+  private readSandbox(id: string): Promise<SandboxRecord | undefined> {
+    if (!/^[a-f0-9]{64}$/.test(id)) return Promise.resolve(undefined);
+    return readJson<SandboxRecord>(path.join(this.sandboxDir(id), 'sandbox.json'));
+  }
+
+  private writeSandbox(rec: SandboxRecord): Promise<void> {
+    return writeJsonAtomic(path.join(this.sandboxDir(rec.id), 'sandbox.json'), rec);
+  }
+
+  private readContainer(id: string): Promise<ContainerRecord | undefined> {
+    if (!/^[a-f0-9]{64}$/.test(id)) return Promise.resolve(undefined);
+    return readJson<ContainerRecord>(path.join(this.containerDir(id), 'container.json'));
+  }
+
+  private writeContainer(rec: ContainerRecord): Promise<void> {
+    return writeJsonAtomic(path.join(this.containerDir(rec.id), 'container.json'), rec);
+  }
+
+  // ---- sandboxes ----
+
+  /**
+   * Creates the pod's network namespace and attaches it to the pod network. The id is
+   * derived from the pod uid and `config.attempt` (0 when absent), so calling it again for
+   * a ready sandbox returns that sandbox, and for a stopped one re-attaches it.
+   */
+  async runSandbox(config: SandboxConfig): Promise<SandboxStatus> {
+    const id = sandboxId(config.podUid, config.attempt ?? 0);
+    return this.locks.run(id, async () => {
+      const existing = await this.readSandbox(id);
+      if (existing?.state === 'ready') return this.sandboxStatus(existing);
+      const log = this.log.child({ sandbox: id, pod: `${config.podNamespace}/${config.podName}` });
+      const rec: SandboxRecord = existing ?? {
+        id,
+        podUid: config.podUid,
+        podName: config.podName,
+        podNamespace: config.podNamespace,
+        hostname: config.hostname,
+        labels: { ...config.labels },
+        attempt: config.attempt ?? 0,
+        netns: `flyces-${id.slice(0, 12)}`,
+        cniConfig: this.network.bridgeConfig(),
+        state: 'notready',
+        createdAt: new Date().toISOString(),
+      };
+      await fs.mkdir(this.sandboxDir(id), { recursive: true });
+      await this.writeSandbox(rec);
+      try {
+        await this.network.createNetns(rec.netns);
+        const attachment = await this.network.attach(id, rec.netns, rec.cniConfig);
+        await this.writeEtcFiles(rec, attachment.ip);
+        rec.ip = attachment.ip;
+        rec.state = 'ready';
+        await this.writeSandbox(rec);
+      } catch (err) {
+        log.error({ err }, 'sandbox network setup failed');
+        await this.teardownNetwork(rec, !existing).catch((e: unknown) =>
+          log.warn({ err: e }, 'cleanup after failed sandbox setup'),
+        );
+        if (!existing) await fs.rm(this.sandboxDir(id), { recursive: true, force: true });
+        throw wrap('NetworkError', `sandbox ${id}`, err);
+      }
+      log.info({ ip: rec.ip, netns: rec.netns }, 'sandbox ready');
+      return this.sandboxStatus(rec);
+    });
+  }
+
+  /** /etc/hosts, /etc/hostname and an empty /etc/resolv.conf, bind-mounted by containers. */
+  private async writeEtcFiles(rec: SandboxRecord, ip: string): Promise<void> {
+    const dir = this.sandboxDir(rec.id);
+    const hosts = [
+      '127.0.0.1\tlocalhost',
+      '::1\tlocalhost ip6-localhost ip6-loopback',
+      `${ip}\t${rec.hostname}`,
+      '',
+    ].join('\n');
+    await fs.writeFile(path.join(dir, 'hosts'), hosts, { mode: 0o644 });
+    await fs.writeFile(path.join(dir, 'hostname'), `${rec.hostname}\n`, { mode: 0o644 });
+    // Cluster DNS does not exist yet, and pods must not be pointed at outside resolvers.
+    await fs.writeFile(path.join(dir, 'resolv.conf'), '', { mode: 0o644 });
+  }
+
+  private async teardownNetwork(rec: SandboxRecord, deleteNetns: boolean): Promise<void> {
+    if (await exists(netnsPath(rec.netns))) {
+      await this.network.detach(rec.id, rec.netns, rec.cniConfig);
+    }
+    if (deleteNetns) await this.network.deleteNetns(rec.netns);
+  }
+
+  /** Stops every container of the sandbox (without grace) and detaches its network. */
+  async stopSandbox(id: string): Promise<void> {
+    await this.locks.run(id, () => this.stopSandboxLocked(id));
+  }
+
+  private async stopSandboxLocked(id: string): Promise<void> {
+    const rec = await this.readSandbox(id);
+    if (!rec) return;
+    for (const c of await this.containerRecords()) {
+      if (c.sandboxId === id) await this.stopContainer(c.id, 0);
+    }
+    try {
+      await this.teardownNetwork(rec, false);
+    } catch (err) {
+      throw wrap('NetworkError', `sandbox ${id}`, err);
+    }
+    if (rec.state !== 'notready') {
+      rec.state = 'notready';
+      await this.writeSandbox(rec);
+      this.log.info({ sandbox: id }, 'sandbox stopped');
+    }
+  }
+
+  /** Stops the sandbox, removes its containers, its namespace and its files. */
+  async removeSandbox(id: string): Promise<void> {
+    await this.locks.run(id, async () => {
+      const rec = await this.readSandbox(id);
+      if (!rec) return;
+      await this.stopSandboxLocked(id);
+      for (const c of await this.containerRecords()) {
+        if (c.sandboxId === id) await this.removeContainer(c.id);
+      }
+      await this.network.deleteNetns(rec.netns);
+      await fs.rm(this.sandboxDir(id), { recursive: true, force: true });
+      this.log.info({ sandbox: id }, 'sandbox removed');
+    });
+  }
+
+  async listSandboxes(): Promise<SandboxStatus[]> {
+    const out: SandboxStatus[] = [];
+    for (const id of await listDir(path.join(this.root, 'sandboxes'))) {
+      const rec = await this.readSandbox(id);
+      if (rec) out.push(await this.sandboxStatus(rec));
+    }
+    return out;
+  }
+
+  private async sandboxStatus(rec: SandboxRecord): Promise<SandboxStatus> {
+    // A namespace that vanished (host reboot, someone else's cleanup) is not ready.
+    const ready = rec.state === 'ready' && (await exists(netnsPath(rec.netns)));
+    return {
+      id: rec.id,
+      podUid: rec.podUid,
+      podName: rec.podName,
+      podNamespace: rec.podNamespace,
+      labels: { ...rec.labels },
+      state: ready ? 'ready' : 'notready',
+      ip: rec.ip,
+      createdAt: rec.createdAt,
+    };
+  }
+
+  // ---- containers ----
+
+  /**
+   * Writes the container's bundle (config.json) and mounts its root file system (overlay
+   * of the image's layers). Returns the new container's id; it is in state `created`.
+   */
+  async createContainer(sandboxId: string, config: ContainerConfig): Promise<string> {
+    const sandbox = await this.readSandbox(sandboxId);
+    if (!sandbox) throw new RuntimeError('NotFound', `sandbox ${sandboxId} not found`);
+    if (sandbox.state !== 'ready') {
+      throw new RuntimeError('CreateContainerError', `sandbox ${sandboxId} is not ready`);
+    }
+    const image = await this.images.resolveImage(config.image);
+    if (!image) throw new RuntimeError('ImageNotFound', `image ${config.image} not found`);
+
+    const id = randomHex(32);
+    const dir = this.containerDir(id);
+    const log = this.log.child({ container: id, sandbox: sandboxId, name: config.name });
+    try {
+      for (const sub of ['bundle/rootfs', 'upper', 'work', 'exit', 'persist']) {
+        await fs.mkdir(path.join(dir, sub), { recursive: true });
+      }
+      const sbDir = this.sandboxDir(sandboxId);
+      const spec = buildSpec({
+        config,
+        image: image.config,
+        hostname: sandbox.hostname,
+        netnsPath: netnsPath(sandbox.netns),
+        etcFiles: {
+          hosts: path.join(sbDir, 'hosts'),
+          hostname: path.join(sbDir, 'hostname'),
+          resolvConf: path.join(sbDir, 'resolv.conf'),
+        },
+        cgroupsPath: path.join(this.cgroupParent, sandboxId, id),
+        nofileLimit: await hostNofileLimit(),
+      });
+      await writeJsonAtomic(path.join(dir, 'bundle', 'config.json'), spec);
+      await this.mountRootfs(dir, image.layerDirs);
+      await this.writeContainer({
+        id,
+        sandboxId,
+        name: config.name,
+        image: config.image,
+        imageId: image.id,
+        attempt: config.attempt,
+        labels: { ...config.labels },
+        createdAt: new Date().toISOString(),
+        stopSignal: image.config.StopSignal || 'SIGTERM',
+      });
+    } catch (err) {
+      log.error({ err }, 'create failed');
+      await this.unmountRootfs(dir).catch(() => undefined);
+      await fs.rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      throw wrap('CreateContainerError', `container ${config.name}`, err);
+    }
+    log.info({ image: config.image }, 'container created');
+    return id;
+  }
+
+  private async mountRootfs(dir: string, layerDirs: string[]): Promise<void> {
+    const lower = [...layerDirs].reverse();
+    if (lower.length === 0) {
+      await fs.mkdir(path.join(dir, 'empty'));
+      lower.push(path.join(dir, 'empty'));
+    }
+    const upper = path.join(dir, 'upper');
+    const work = path.join(dir, 'work');
+    const options = `lowerdir=${lower.join(':')},upperdir=${upper},workdir=${work}`;
+    // The kernel takes mount options in one page.
+    if (options.length >= 4096) {
+      throw new Error(`image has too many layers (${lower.length}) for one overlay mount here`);
+    }
+    await run('mount', [
+      '-t',
+      'overlay',
+      'overlay',
+      '-o',
+      options,
+      path.join(dir, 'bundle/rootfs'),
+    ]);
+  }
+
+  private async unmountRootfs(dir: string): Promise<void> {
+    const target = path.join(dir, 'bundle', 'rootfs');
+    const mounts = await fs.readFile('/proc/self/mounts', 'utf8');
+    if (!mounts.split('\n').some((line) => line.split(' ')[1] === target)) return;
+    await run('umount', [target]);
+  }
+
+  /** Starts a created container under conmon; resolves once the process runs. */
+  async startContainer(id: string): Promise<void> {
+    await this.locks.run(id, async () => {
+      const rec = await this.readContainer(id);
+      if (!rec) throw new RuntimeError('NotFound', `container ${id} not found`);
+      if (rec.startedAt || rec.finishedAt) {
+        throw new RuntimeError('RunContainerError', `container ${id} was already started`);
+      }
+      const { runc, runtime, conmon } = await this.binaries;
+      const dir = this.containerDir(id);
+      await fs.mkdir(path.join(this.root, 'sock'), { recursive: true });
+      try {
+        await createUnderConmon(id, rec.name, {
+          conmon,
+          runtime,
+          runtimeRoot: runc.root,
+          bundle: path.join(dir, 'bundle'),
+          pidFile: path.join(dir, 'container.pid'),
+          conmonPidFile: path.join(dir, 'conmon.pid'),
+          logPath: this.logPath(id),
+          exitDir: path.join(dir, 'exit'),
+          persistDir: path.join(dir, 'persist'),
+          socketDir: path.join(this.root, 'sock'),
+          conmonLog: path.join(dir, 'conmon.log'),
+        });
+        rec.cgroupPaths = await runc.cgroupPaths(id);
+        await runc.start(id);
+      } catch (err) {
+        await runc.forceDelete(id).catch(() => undefined);
+        this.log.error({ container: id, err }, 'start failed');
+        // Reported as exited with 128, as containerd does for a container that never ran.
+        await this.recordExit(rec, START_FAILED_EXIT_CODE, new Date(), false);
+        throw wrap('RunContainerError', `container ${rec.name}`, err);
+      }
+      rec.startedAt = new Date().toISOString();
+      await this.writeContainer(rec);
+      this.log.info({ container: id, sandbox: rec.sandboxId, name: rec.name }, 'container started');
+    });
+  }
+
+  private logPath(id: string): string {
+    return path.join(this.containerDir(id), 'container.log');
+  }
+
+  /**
+   * Sends the image's stop signal, waits up to graceSeconds for the exit, then SIGKILL.
+   * Resolves once the container has exited; a container that is not running is left as
+   * it is.
+   */
+  async stopContainer(id: string, graceSeconds: number): Promise<void> {
+    await this.locks.run(id, async () => {
+      const rec = await this.readContainer(id);
+      if (!rec) throw new RuntimeError('NotFound', `container ${id} not found`);
+      const { runc } = await this.binaries;
+      const status = await this.observe(rec, await runc.state(id));
+      if (status.state !== 'running') return;
+
+      const log = this.log.child({ container: id, sandbox: rec.sandboxId, name: rec.name });
+      if (
+        (await runc.kill(id, rec.stopSignal)) &&
+        (await this.waitForExit(id, graceSeconds * 1000))
+      ) {
+        log.info({ signal: rec.stopSignal }, 'container stopped');
+      } else {
+        await runc.kill(id, 'SIGKILL');
+        if (!(await this.waitForExit(id, KILL_WAIT_MS)) && (await runc.state(id)) === 'running') {
+          throw new RuntimeError('RunContainerError', `container ${id} did not die on SIGKILL`);
+        }
+        log.info({ graceSeconds }, 'container killed after grace period');
+      }
+      await this.observe(rec, await runc.state(id));
+    });
+  }
+
+  /**
+   * Resolves true once conmon has written the container's exit file, false after
+   * `timeoutMs` or when conmon is gone without writing it. Wakes on directory events and
+   * checks every few milliseconds as well, since events can be missed.
+   */
+  private async waitForExit(id: string, timeoutMs: number): Promise<boolean> {
+    const dir = this.containerDir(id);
+    const file = path.join(dir, 'exit', id);
+    const deadline = Date.now() + timeoutMs;
+    let wake: () => void = () => undefined;
+    const watcher = watch(path.join(dir, 'exit'), () => wake());
+    watcher.on('error', () => undefined);
+    try {
+      for (;;) {
+        if (await exists(file)) return true;
+        const left = deadline - Date.now();
+        if (left <= 0) return false;
+        if (!(await conmonAlive(await this.conmonPid(id), id))) return exists(file);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, Math.min(left, EXIT_POLL_MS));
+          wake = () => (clearTimeout(timer), resolve());
+        });
+      }
+    } finally {
+      watcher.close();
+    }
+  }
+
+  private async conmonPid(id: string): Promise<number | undefined> {
+    try {
+      const text = await fs.readFile(path.join(this.containerDir(id), 'conmon.pid'), 'utf8');
+      return Number(text.trim()) || undefined;
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Removes the container: kills it if it still runs, deletes its runc state, waits for
+   * its conmon, unmounts its root file system and deletes its cgroups and files.
+   */
+  async removeContainer(id: string): Promise<void> {
+    const rec = await this.readContainer(id);
+    if (!rec) return;
+    await this.stopContainer(id, 0);
+    await this.locks.run(id, async () => {
+      const { runc } = await this.binaries;
+      await runc.forceDelete(id);
+      await this.reapConmon(id);
+      const dir = this.containerDir(id);
+      await this.unmountRootfs(dir);
+      await this.removeCgroups(rec.cgroupPaths ?? []);
+      await fs.rm(dir, { recursive: true, force: true });
+      this.log.info({ container: id, sandbox: rec.sandboxId, name: rec.name }, 'container removed');
+    });
+  }
+
+  /** Waits briefly for the container's conmon to exit, then kills it by its pid. */
+  private async reapConmon(id: string): Promise<void> {
+    const pid = await this.conmonPid(id);
+    const deadline = Date.now() + CONMON_EXIT_WAIT_MS;
+    while (await conmonAlive(pid, id)) {
+      if (Date.now() > deadline) {
+        this.log.warn({ container: id, pid }, 'conmon did not exit; killing it');
+        process.kill(pid as number, 'SIGKILL');
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, EXIT_POLL_MS));
+    }
+  }
+
+  /** runc deletes the container's own cgroups; this removes them and the pod's if empty. */
+  private async removeCgroups(paths: string[]): Promise<void> {
+    for (const dir of paths) {
+      for (const target of [dir, path.dirname(dir)]) {
+        try {
+          await fs.rmdir(target);
+        } catch (err) {
+          // Another container of the pod may still use the pod's cgroup.
+          if (!isErrno(err, 'ENOENT', 'ENOTEMPTY', 'EBUSY')) throw err;
+        }
+      }
+    }
+  }
+
+  async listContainers(): Promise<ContainerStatus[]> {
+    const records = await this.containerRecords();
+    if (records.length === 0) return [];
+    const states = await (await this.binaries).runc.list();
+    return Promise.all(records.map((rec) => this.observe(rec, states.get(rec.id))));
+  }
+
+  async containerStatus(id: string): Promise<ContainerStatus | undefined> {
+    const rec = await this.readContainer(id);
+    if (!rec) return undefined;
+    return this.observe(rec, await (await this.binaries).runc.state(id));
+  }
+
+  private async containerRecords(): Promise<ContainerRecord[]> {
+    const out: ContainerRecord[] = [];
+    for (const id of await listDir(path.join(this.root, 'containers'))) {
+      const rec = await this.readContainer(id);
+      if (rec) out.push(rec);
+    }
+    return out;
+  }
+
+  /**
+   * The container's status from its record, conmon's exit file and runc's state. The
+   * first time an exit is seen it is written into the record.
+   */
+  private async observe(rec: ContainerRecord, runcState?: string): Promise<ContainerStatus> {
+    let state: ContainerState = rec.finishedAt ? 'exited' : 'created';
+    if (rec.startedAt && !rec.finishedAt) {
+      const exited = await this.readExit(rec);
+      if (exited) {
+        state = 'exited';
+      } else if (runcState === 'running' || runcState === 'paused') {
+        state = 'running';
+      } else if (runcState === 'stopped' && (await this.waitForExit(rec.id, 1000))) {
+        // conmon writes the exit file a moment after runc sees the process end.
+        await this.readExit(rec);
+        state = 'exited';
+      } else {
+        state = 'exited';
+        await this.recordExit(rec, undefined, new Date(), false);
+      }
+    }
+    return {
+      id: rec.id,
+      sandboxId: rec.sandboxId,
+      name: rec.name,
+      image: rec.image,
+      imageId: rec.imageId,
+      attempt: rec.attempt,
+      labels: { ...rec.labels },
+      state,
+      createdAt: rec.createdAt,
+      startedAt: rec.startedAt,
+      finishedAt: rec.finishedAt,
+      exitCode: rec.exitCode,
+      reason: rec.reason,
+      logPath: this.logPath(rec.id),
+    };
+  }
+
+  /** Reads conmon's exit file into the record; false if the container has not exited. */
+  private async readExit(rec: ContainerRecord): Promise<boolean> {
+    if (rec.finishedAt) return true;
+    const dir = this.containerDir(rec.id);
+    const file = path.join(dir, 'exit', rec.id);
+    let text: string;
+    let mtime: Date;
+    try {
+      [text, mtime] = await Promise.all([
+        fs.readFile(file, 'utf8'),
+        fs.stat(file).then((s) => s.mtime),
+      ]);
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return false;
+      throw err;
+    }
+    const code = Number.parseInt(text.trim(), 10);
+    const oom = await exists(path.join(dir, 'persist', 'oom'));
+    await this.recordExit(rec, Number.isNaN(code) ? undefined : code, mtime, oom);
+    return true;
+  }
+
+  private async recordExit(
+    rec: ContainerRecord,
+    exitCode: number | undefined,
+    at: Date,
+    oom: boolean,
+  ): Promise<void> {
+    rec.exitCode = exitCode;
+    rec.finishedAt = at.toISOString();
+    rec.reason = reasonFor(exitCode, oom);
+    if (exitCode === undefined) {
+      this.log.warn({ container: rec.id }, 'container ended without an exit code (conmon gone)');
+    }
+    await this.writeContainer(rec);
+  }
+}

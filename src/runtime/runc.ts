@@ -1,0 +1,75 @@
+import { ExecError, run } from './exec.js';
+import { readJson } from './fsutil.js';
+import path from 'node:path';
+
+/** The few runc commands miniC needs, always against miniC's own `--root`. */
+export class Runc {
+  constructor(
+    readonly binary: string,
+    readonly root: string,
+  ) {}
+
+  private run(args: string[]): Promise<{ stdout: string }> {
+    return run(this.binary, [`--root=${this.root}`, ...args]);
+  }
+
+  async start(id: string): Promise<void> {
+    await this.run(['start', id]);
+  }
+
+  /** Sends a signal; false when the container is gone or not running. */
+  async kill(id: string, signal: string): Promise<boolean> {
+    try {
+      await this.run(['kill', id, signal]);
+      return true;
+    } catch (err) {
+      if (isGone(err)) return false;
+      throw err;
+    }
+  }
+
+  /** Deletes the container whatever its state; a missing container is not an error. */
+  async forceDelete(id: string): Promise<void> {
+    try {
+      await this.run(['delete', '--force', id]);
+    } catch (err) {
+      if (!isGone(err)) throw err;
+    }
+  }
+
+  /** runc's status (created, running, paused, stopped), or undefined if it has no such id. */
+  async state(id: string): Promise<string | undefined> {
+    try {
+      const { stdout } = await this.run(['state', id]);
+      return (JSON.parse(stdout) as { status: string }).status;
+    } catch (err) {
+      if (isGone(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /** Status of every container under this root, by id. */
+  async list(): Promise<Map<string, string>> {
+    const { stdout } = await this.run(['list', '--format', 'json']);
+    const entries = (JSON.parse(stdout || 'null') ?? []) as { id: string; status: string }[];
+    return new Map(entries.map((e) => [e.id, e.status]));
+  }
+
+  /**
+   * The container's cgroup directories, from runc's state file. This reads runc's
+   * internal state.json (stable through runc 1.1), because `runc state` omits them.
+   */
+  async cgroupPaths(id: string): Promise<string[]> {
+    const state = await readJson<{ cgroup_paths?: Record<string, string> }>(
+      path.join(this.root, id, 'state.json'),
+    );
+    return [...new Set(Object.values(state?.cgroup_paths ?? {}))];
+  }
+}
+
+function isGone(err: unknown): boolean {
+  if (!(err instanceof ExecError)) return false;
+  return /does not exist|not running|container not found|process already finished/i.test(
+    err.stderr + err.stdout,
+  );
+}

@@ -1,0 +1,239 @@
+import { promises as fs } from 'node:fs';
+
+import type { ImageConfig } from './images.js';
+import { RuntimeError, type ContainerConfig } from './runtime.js';
+
+/**
+ * Writes the OCI runtime spec (1.0.2, as runc 1.1 reads it) for one container: the
+ * process from image config and pod spec resolved the way Kubernetes does, the usual
+ * pseudo file systems, the pod's network namespace, cgroup limits from the resources,
+ * Docker's default capabilities and runc's default masked and read-only paths.
+ *
+ * Not done yet: seccomp (no filter is installed), AppArmor/SELinux labels, user names in
+ * the image's User (only numeric uid[:gid] is accepted), $(VAR) expansion in command and
+ * args, and sharing IPC/UTS namespaces between the containers of a pod (each container
+ * gets its own; the hostname is the pod's in every one).
+ */
+
+export interface SpecInput {
+  config: ContainerConfig;
+  image: ImageConfig;
+  hostname: string;
+  /** Path of the sandbox's network namespace. */
+  netnsPath: string;
+  /** Files of the sandbox bind-mounted at /etc/hosts, /etc/hostname, /etc/resolv.conf. */
+  etcFiles: { hosts: string; hostname: string; resolvConf: string };
+  /** cgroups path for runc; relative paths are placed below runc's own cgroup. */
+  cgroupsPath: string;
+  /** Hard limit for open files the runtime may grant (the host's). */
+  nofileLimit: number;
+}
+
+const DEFAULT_PATH_ENV = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+const MAX_NOFILE = 1048576;
+const CPU_PERIOD = 100_000;
+const MIN_SHARES = 2;
+const MIN_QUOTA = 1000;
+
+/** Docker's default capability set. */
+const DEFAULT_CAPS = [
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_FSETID',
+  'CAP_FOWNER',
+  'CAP_MKNOD',
+  'CAP_NET_RAW',
+  'CAP_SETGID',
+  'CAP_SETUID',
+  'CAP_SETFCAP',
+  'CAP_SETPCAP',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_SYS_CHROOT',
+  'CAP_KILL',
+  'CAP_AUDIT_WRITE',
+];
+
+const MASKED_PATHS = [
+  '/proc/acpi',
+  '/proc/asound',
+  '/proc/kcore',
+  '/proc/keys',
+  '/proc/latency_stats',
+  '/proc/timer_list',
+  '/proc/timer_stats',
+  '/proc/sched_debug',
+  '/proc/scsi',
+  '/sys/firmware',
+];
+
+const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
+
+interface SpecMount {
+  destination: string;
+  type: string;
+  source: string;
+  options: string[];
+}
+
+const BASE_MOUNTS: SpecMount[] = [
+  { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
+  {
+    destination: '/dev',
+    type: 'tmpfs',
+    source: 'tmpfs',
+    options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'],
+  },
+  {
+    destination: '/dev/pts',
+    type: 'devpts',
+    source: 'devpts',
+    options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'],
+  },
+  {
+    destination: '/dev/shm',
+    type: 'tmpfs',
+    source: 'shm',
+    options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'],
+  },
+  {
+    destination: '/dev/mqueue',
+    type: 'mqueue',
+    source: 'mqueue',
+    options: ['nosuid', 'noexec', 'nodev'],
+  },
+  {
+    destination: '/sys',
+    type: 'sysfs',
+    source: 'sysfs',
+    options: ['nosuid', 'noexec', 'nodev', 'ro'],
+  },
+  {
+    destination: '/sys/fs/cgroup',
+    type: 'cgroup',
+    source: 'cgroup',
+    options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'],
+  },
+];
+
+function bind(source: string, destination: string, readOnly: boolean): SpecMount {
+  const options = ['rbind', 'rprivate'];
+  if (readOnly) options.push('ro');
+  return { destination, type: 'bind', source, options };
+}
+
+/** The process's argv: Kubernetes' rules for command/args over Entrypoint/Cmd. */
+export function resolveArgs(config: ContainerConfig, image: ImageConfig): string[] {
+  const args = config.command
+    ? [...config.command, ...(config.args ?? [])]
+    : [...(image.Entrypoint ?? []), ...(config.args ?? image.Cmd ?? [])];
+  if (args.length === 0) {
+    throw new RuntimeError('CreateContainerError', `container "${config.name}" has no command`);
+  }
+  return args;
+}
+
+/** Image env, then the container's env; a later entry replaces an earlier of the same name. */
+export function resolveEnv(
+  config: ContainerConfig,
+  image: ImageConfig,
+  hostname: string,
+): string[] {
+  const env = new Map<string, string>();
+  for (const entry of [DEFAULT_PATH_ENV, `HOSTNAME=${hostname}`, ...(image.Env ?? [])]) {
+    const eq = entry.indexOf('=');
+    if (eq > 0) env.set(entry.slice(0, eq), entry.slice(eq + 1));
+  }
+  for (const { name, value } of config.env ?? []) env.set(name, value);
+  return [...env].map(([k, v]) => `${k}=${v}`);
+}
+
+/** uid and gid from an image's User; only the numeric forms are understood. */
+export function resolveUser(user: string | undefined): { uid: number; gid: number } {
+  if (!user) return { uid: 0, gid: 0 };
+  const match = /^(\d+)(?::(\d+))?$/.exec(user);
+  if (!match) {
+    throw new RuntimeError(
+      'CreateContainerError',
+      `image user "${user}" is not numeric; only uid[:gid] is supported`,
+    );
+  }
+  const uid = Number(match[1]);
+  return { uid, gid: match[2] === undefined ? uid : Number(match[2]) };
+}
+
+/** Kubernetes' mapping of CPU and memory to cgroup v1 values. */
+export function resolveResources(resources: ContainerConfig['resources']): Record<string, unknown> {
+  const request = resources?.cpuRequestMillis ?? resources?.cpuLimitMillis;
+  const cpu: Record<string, number> = {
+    shares:
+      request === undefined
+        ? MIN_SHARES
+        : Math.max(MIN_SHARES, Math.floor((request * 1024) / 1000)),
+  };
+  if (resources?.cpuLimitMillis !== undefined) {
+    cpu.quota = Math.max(MIN_QUOTA, Math.floor((resources.cpuLimitMillis * CPU_PERIOD) / 1000));
+    cpu.period = CPU_PERIOD;
+  }
+  const out: Record<string, unknown> = {
+    devices: [{ allow: false, access: 'rwm' }],
+    cpu,
+  };
+  if (resources?.memoryLimitBytes !== undefined) {
+    out.memory = { limit: resources.memoryLimitBytes };
+  }
+  return out;
+}
+
+/** The hard limit for open files of this process, read from /proc/self/limits. */
+export async function hostNofileLimit(): Promise<number> {
+  const limits = await fs.readFile('/proc/self/limits', 'utf8');
+  const line = limits.split('\n').find((l) => l.startsWith('Max open files'));
+  const hard = line?.trim().split(/\s+/)[4];
+  return hard === undefined || hard === 'unlimited' ? MAX_NOFILE : Number(hard);
+}
+
+/** The OCI runtime spec (config.json) for one container. */
+export function buildSpec(input: SpecInput): Record<string, unknown> {
+  const { config, image } = input;
+  const nofile = Math.min(MAX_NOFILE, input.nofileLimit);
+  const mounts = [
+    ...BASE_MOUNTS,
+    bind(input.etcFiles.hosts, '/etc/hosts', false),
+    bind(input.etcFiles.hostname, '/etc/hostname', false),
+    bind(input.etcFiles.resolvConf, '/etc/resolv.conf', false),
+    ...(config.mounts ?? []).map((m) => bind(m.hostPath, m.containerPath, m.readOnly ?? false)),
+  ];
+  return {
+    ociVersion: '1.0.2',
+    process: {
+      terminal: false,
+      user: resolveUser(image.User),
+      args: resolveArgs(config, image),
+      env: resolveEnv(config, image, input.hostname),
+      cwd: config.workingDir || image.WorkingDir || '/',
+      capabilities: {
+        bounding: DEFAULT_CAPS,
+        effective: DEFAULT_CAPS,
+        permitted: DEFAULT_CAPS,
+      },
+      rlimits: [{ type: 'RLIMIT_NOFILE', hard: nofile, soft: nofile }],
+      noNewPrivileges: true,
+    },
+    root: { path: 'rootfs', readonly: false },
+    hostname: input.hostname,
+    mounts,
+    linux: {
+      cgroupsPath: input.cgroupsPath,
+      resources: resolveResources(config.resources),
+      namespaces: [
+        { type: 'pid' },
+        { type: 'ipc' },
+        { type: 'uts' },
+        { type: 'mount' },
+        { type: 'network', path: input.netnsPath },
+      ],
+      maskedPaths: MASKED_PATHS,
+      readonlyPaths: READONLY_PATHS,
+    },
+  };
+}

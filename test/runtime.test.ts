@@ -1,0 +1,415 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+import tar from 'tar-stream';
+
+import { ImageStore } from '../src/runtime/images.js';
+import { MiniC, type MiniCOptions } from '../src/runtime/minic.js';
+import { RuntimeError, type ContainerConfig } from '../src/runtime/runtime.js';
+
+/**
+ * miniC against the real thing: runc, conmon, CNI plugins, overlayfs. Needs root. Uses
+ * its own temp root, pod CIDR and bridge, and removes them by name at the end.
+ */
+
+const exec = promisify(execFile);
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.resolve(here, '..', '..');
+const BRIDGE = 'flycest0';
+const POD_CIDR = '10.42.250.0/24';
+const IMAGE = 'localhost/flyces-web:1';
+
+async function sh(cmd: string, args: string[]): Promise<string> {
+  return (await exec(cmd, args)).stdout;
+}
+
+function httpGet(url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { timeout: 5000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve(body));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+}
+
+async function eventually<T>(fn: () => Promise<T | undefined>, ms = 5000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      const value = await fn();
+      if (value !== undefined) return value;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+    }
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+const sha256 = (b: Buffer): string => 'sha256:' + createHash('sha256').update(b).digest('hex');
+
+/** A tar of the given entries, built in memory. */
+async function makeTar(entries: { header: object; body?: string | Buffer }[]): Promise<Buffer> {
+  const pack = tar.pack();
+  const chunks: Buffer[] = [];
+  const done = new Promise<void>((resolve, reject) => {
+    pack.on('data', (c: unknown) => void chunks.push(c as Buffer));
+    pack.on('end', () => resolve());
+    pack.on('error', reject);
+  });
+  for (const e of entries) pack.entry(e.header as tar.Header, e.body ?? '');
+  pack.finalize();
+  await done;
+  return Buffer.concat(chunks);
+}
+
+/** A one-layer OCI archive; `corrupt` flips a byte of the layer after digesting it. */
+async function makeArchive(file: string, layer: Buffer, name: string, corrupt = false) {
+  const config = Buffer.from(
+    JSON.stringify({
+      architecture: 'amd64',
+      os: 'linux',
+      config: { Cmd: ['/bin/sh'] },
+      rootfs: { type: 'layers', diff_ids: [sha256(layer)] },
+    }),
+  );
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: {
+        mediaType: 'application/vnd.oci.image.config.v1+json',
+        digest: sha256(config),
+        size: config.length,
+      },
+      layers: [
+        {
+          mediaType: 'application/vnd.oci.image.layer.v1.tar',
+          digest: sha256(layer),
+          size: layer.length,
+        },
+      ],
+    }),
+  );
+  const index = {
+    schemaVersion: 2,
+    manifests: [
+      {
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        digest: sha256(manifest),
+        size: manifest.length,
+        annotations: { 'org.opencontainers.image.ref.name': name },
+      },
+    ],
+  };
+  const layerBody = Buffer.from(layer);
+  if (corrupt) layerBody[600] ^= 0xff;
+  const blob = (b: Buffer, digest = sha256(b)) => ({
+    header: { name: `blobs/sha256/${digest.slice(7)}`, size: b.length },
+    body: b,
+  });
+  const outer = await makeTar([
+    { header: { name: 'oci-layout' }, body: '{"imageLayoutVersion":"1.0.0"}' },
+    { header: { name: 'index.json' }, body: JSON.stringify(index) },
+    blob(config),
+    blob(manifest),
+    blob(layerBody, sha256(layer)),
+  ]);
+  await fs.writeFile(file, outer);
+}
+
+async function layerOf(entries: { header: object; body?: string }[]): Promise<Buffer> {
+  return makeTar(entries);
+}
+
+async function treeOf(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await fs.readdir(dir, { recursive: true }).catch(() => [] as string[])) {
+    out.push(String(e));
+  }
+  return out.sort();
+}
+
+test('miniC runs pods with runc, conmon and CNI', async (t) => {
+  const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'flyces-runtime-test-'));
+  const images = new ImageStore({ root: path.join(tmp, 'images') });
+  const options: MiniCOptions = {
+    root: path.join(tmp, 'runtime'),
+    images,
+    podCidr: POD_CIDR,
+    bridge: BRIDGE,
+    cgroupParent: `flyces-test-${path.basename(tmp)}`,
+  };
+  const minic = new MiniC(options);
+  const runcRoot = path.join(options.root, 'runc');
+  // The per-test cgroup parent that runc made; the runtime leaves parents in place.
+  const cgroupParents = new Set<string>();
+
+  t.after(async () => {
+    for (const sb of await minic.listSandboxes().catch(() => [])) {
+      await minic.removeSandbox(sb.id).catch((err) => console.error('cleanup', err));
+    }
+    // Anything the runtime left behind: only our own root's mounts and runc state.
+    const mounts = await fs.readFile('/proc/self/mounts', 'utf8');
+    for (const line of mounts.split('\n')) {
+      const target = line.split(' ')[1];
+      if (target?.startsWith(tmp)) await sh('umount', ['-l', target]).catch(() => undefined);
+    }
+    await sh('ip', ['link', 'del', BRIDGE]).catch(() => undefined);
+    for (const dir of cgroupParents) await fs.rmdir(dir).catch(() => undefined);
+    await fs.rm(tmp, { recursive: true, force: true });
+  });
+
+  const archive = path.join(tmp, 'web.tar');
+  await sh(path.join(repo, 'examples', 'build-image.sh'), [archive]);
+
+  await t.test('imports the OCI archive', async () => {
+    const [info] = await images.importArchive(archive);
+    assert.deepEqual(info.names, [IMAGE]);
+    assert.match(info.digest, /^sha256:[a-f0-9]{64}$/);
+    assert.ok(info.size > 100_000);
+    assert.equal((await images.getImage('localhost/flyces-web:1'))?.id, info.id);
+    assert.equal((await images.getImage(info.id))?.id, info.id);
+    const renamed = await images.importArchive(archive, 'example.com/other:2');
+    assert.deepEqual(renamed[0].names, [IMAGE, 'example.com/other:2']);
+    await images.removeImage('example.com/other:2');
+    assert.deepEqual((await images.getImage(IMAGE))?.names, [IMAGE]);
+  });
+
+  const sandbox = await minic.runSandbox({
+    podUid: 'uid-' + path.basename(tmp),
+    podName: 'web',
+    podNamespace: 'default',
+    hostname: 'web',
+    labels: { app: 'web' },
+  });
+  const netns = `flyces-${sandbox.id.slice(0, 12)}`;
+  const base: Omit<ContainerConfig, 'name'> = { image: IMAGE, attempt: 0, labels: {} };
+
+  await t.test('sandbox is ready with an address', async () => {
+    assert.equal(sandbox.state, 'ready');
+    assert.match(sandbox.ip ?? '', /^10\.42\.250\.\d+$/);
+    assert.match(await sh('ip', ['netns', 'list']), new RegExp(netns));
+    assert.deepEqual(
+      await minic.runSandbox({
+        podUid: 'uid-' + path.basename(tmp),
+        podName: 'web',
+        podNamespace: 'default',
+        hostname: 'web',
+        labels: {},
+      }),
+      sandbox,
+    );
+  });
+
+  let webId = '';
+  await t.test('web container serves its page and logs', async () => {
+    const t0 = performance.now();
+    webId = await minic.createContainer(sandbox.id, {
+      ...base,
+      name: 'web',
+      resources: { cpuRequestMillis: 100, cpuLimitMillis: 500, memoryLimitBytes: 64 << 20 },
+    });
+    const t1 = performance.now();
+    await minic.startContainer(webId);
+    const t2 = performance.now();
+    console.log(`create ${(t1 - t0).toFixed(0)} ms, start ${(t2 - t1).toFixed(0)} ms`);
+
+    const body = await eventually(() => httpGet(`http://${sandbox.ip}:8080/`));
+    assert.match(body, /Hello from flyCes/);
+    const status = await minic.containerStatus(webId);
+    assert.equal(status?.state, 'running');
+    const log = await eventually(async () => {
+      const text = await fs.readFile(status!.logPath, 'utf8');
+      return /response:200/.test(text) ? text : undefined;
+    });
+    assert.match(log, /^\S+ stderr F .*response:200$/m);
+  });
+
+  await t.test('a new MiniC on the same root sees the running container', async () => {
+    const again = new MiniC(options);
+    const listed = await again.listContainers();
+    assert.equal(listed.find((c) => c.id === webId)?.state, 'running');
+    assert.equal((await again.listSandboxes())[0]?.id, sandbox.id);
+  });
+
+  await t.test('exit codes are recorded', async () => {
+    const id = await minic.createContainer(sandbox.id, {
+      ...base,
+      name: 'fail',
+      command: ['sh', '-c', 'echo bye; exit 3'],
+    });
+    await minic.startContainer(id);
+    const status = await eventually(async () => {
+      const s = await minic.containerStatus(id);
+      return s?.state === 'exited' ? s : undefined;
+    });
+    assert.equal(status.exitCode, 3);
+    assert.equal(status.reason, 'Error');
+    assert.ok(status.finishedAt);
+    assert.match(await fs.readFile(status.logPath, 'utf8'), /stdout F bye/);
+    await minic.removeContainer(id);
+    assert.equal(await minic.containerStatus(id), undefined);
+  });
+
+  await t.test('stop with grace: SIGTERM, then SIGKILL for one that ignores it', async () => {
+    const id = await minic.createContainer(sandbox.id, {
+      ...base,
+      name: 'stubborn',
+      command: ['sh', '-c', 'trap "" TERM; sleep 1000 & wait; sleep 1000'],
+    });
+    await minic.startContainer(id);
+    const t0 = Date.now();
+    await minic.stopContainer(id, 1);
+    const waited = Date.now() - t0;
+    assert.ok(waited >= 900 && waited < 5000, `stop took ${waited} ms`);
+    const status = await minic.containerStatus(id);
+    assert.equal(status?.state, 'exited');
+    assert.equal(status?.exitCode, 137);
+    await minic.stopContainer(id, 1);
+    await minic.removeContainer(id);
+
+    const polite = await minic.createContainer(sandbox.id, {
+      ...base,
+      name: 'polite',
+      command: ['sh', '-c', 'trap "exit 0" TERM; sleep 1000 & wait'],
+    });
+    await minic.startContainer(polite);
+    const t1 = Date.now();
+    await minic.stopContainer(polite, 10);
+    assert.ok(Date.now() - t1 < 2000, 'a container that exits on SIGTERM is not kept for grace');
+    const politeStatus = await minic.containerStatus(polite);
+    assert.equal(politeStatus?.exitCode, 0);
+    assert.equal(politeStatus?.reason, 'Completed');
+
+    // busybox httpd as pid 1 ignores SIGTERM, so this one takes the grace period.
+    await minic.stopContainer(webId, 1);
+    assert.equal((await minic.containerStatus(webId))?.state, 'exited');
+  });
+
+  await t.test('bad input', async () => {
+    await assert.rejects(
+      minic.createContainer(sandbox.id, { ...base, name: 'x', image: 'nosuch:1' }),
+      (err: unknown) => err instanceof RuntimeError && err.code === 'ImageNotFound',
+    );
+    await assert.rejects(
+      minic.createContainer(sandbox.id, { ...base, name: 'x', image: 'Bad Name' }),
+      (err: unknown) => err instanceof RuntimeError && err.code === 'InvalidImageName',
+    );
+    const id = await minic.createContainer(sandbox.id, {
+      ...base,
+      name: 'missing-binary',
+      command: ['/no/such/binary'],
+    });
+    await assert.rejects(minic.startContainer(id), (err: unknown) => {
+      assert.ok(err instanceof RuntimeError && err.code === 'RunContainerError');
+      assert.match(err.message, /no such file/i);
+      return true;
+    });
+    assert.equal((await minic.containerStatus(id))?.state, 'exited');
+    await minic.removeContainer(id);
+  });
+
+  await t.test('removal leaves nothing behind', async () => {
+    const rec = JSON.parse(
+      await fs.readFile(path.join(options.root, 'containers', webId, 'container.json'), 'utf8'),
+    ) as { cgroupPaths: string[] };
+    const conmonPid = Number(
+      await fs.readFile(path.join(options.root, 'containers', webId, 'conmon.pid'), 'utf8'),
+    );
+    assert.ok(rec.cgroupPaths.length > 0);
+    for (const dir of rec.cgroupPaths) cgroupParents.add(path.dirname(path.dirname(dir)));
+
+    await minic.stopSandbox(sandbox.id);
+    await minic.removeSandbox(sandbox.id);
+    await minic.removeSandbox(sandbox.id);
+
+    assert.equal((await minic.listSandboxes()).length, 0);
+    assert.equal((await minic.listContainers()).length, 0);
+    assert.ok(!(await fs.readFile('/proc/self/mounts', 'utf8')).includes(tmp), 'mounts remain');
+    assert.doesNotMatch(await sh('ip', ['netns', 'list']), new RegExp(netns));
+    assert.equal((await sh('runc', [`--root=${runcRoot}`, 'list', '-q'])).trim(), '');
+    // A zombie not yet reaped by init has an empty cmdline; a live conmon does not.
+    const cmdline = await fs.readFile(`/proc/${conmonPid}/cmdline`, 'utf8').catch(() => '');
+    assert.equal(cmdline, '', 'conmon still runs');
+    for (const dir of rec.cgroupPaths) {
+      await assert.rejects(fs.access(dir), `cgroup ${dir} remains`);
+      await assert.rejects(fs.access(path.dirname(dir)), `cgroup ${path.dirname(dir)} remains`);
+    }
+  });
+
+  await t.test('a corrupt blob is refused and leaves the store unchanged', async () => {
+    const layer = await layerOf([{ header: { name: 'hello.txt' }, body: 'x'.repeat(2000) }]);
+    const file = path.join(tmp, 'corrupt.tar');
+    await makeArchive(file, layer, 'localhost/corrupt:1', true);
+    const before = await treeOf(images.root);
+    await assert.rejects(images.importArchive(file), /blob sha256:[a-f0-9]+ is corrupt/);
+    assert.deepEqual(await treeOf(images.root), before);
+    assert.equal(await images.getImage('localhost/corrupt:1'), undefined);
+  });
+
+  await t.test('hostile layers cannot write outside the layer root', async () => {
+    const outside = path.join(tmp, 'outside');
+    await fs.mkdir(outside);
+    const cases = [
+      [{ header: { name: '../escape' }, body: 'pwned' }],
+      [{ header: { name: 'a/../../escape' }, body: 'pwned' }],
+      [
+        { header: { name: 'link', type: 'symlink', linkname: outside } },
+        { header: { name: 'link/escape' }, body: 'pwned' },
+      ],
+      [
+        { header: { name: 'link', type: 'symlink', linkname: '../../../..' + outside } },
+        { header: { name: 'link/escape' }, body: 'pwned' },
+      ],
+      [{ header: { name: 'passwd', type: 'link', linkname: '../../../../etc/passwd' } }],
+    ];
+    for (const [i, entries] of cases.entries()) {
+      const file = path.join(tmp, `hostile-${i}.tar`);
+      await makeArchive(file, await layerOf(entries), `localhost/hostile:${i}`);
+      await assert.rejects(images.importArchive(file), /\.\.|symlink/, `case ${i}`);
+    }
+    assert.deepEqual(await fs.readdir(outside), []);
+    await assert.rejects(fs.access(path.join(tmp, 'escape')));
+    await assert.rejects(fs.access(path.join(tmp, 'images', 'escape')));
+  });
+
+  await t.test('whiteouts and device nodes', async () => {
+    const layer = await layerOf([
+      { header: { name: 'dir', type: 'directory' } },
+      { header: { name: 'dir/.wh..wh..opq' } },
+      { header: { name: '.wh.gone' } },
+      { header: { name: 'null', type: 'character-device', devmajor: 1, devminor: 3 } },
+      { header: { name: 'ok.txt' }, body: 'fine' },
+    ]);
+    const file = path.join(tmp, 'whiteouts.tar');
+    await makeArchive(file, layer, 'localhost/whiteouts:1');
+    const [info] = await images.importArchive(file);
+    const stored = await images.resolveImage(info.id);
+    const dir = stored!.layerDirs[0];
+    const gone = await fs.lstat(path.join(dir, 'gone'));
+    assert.ok(gone.isCharacterDevice() && gone.rdev === 0);
+    await assert.rejects(fs.access(path.join(dir, 'null')));
+    const xattr = await sh('getfattr', [
+      '-n',
+      'trusted.overlay.opaque',
+      '--only-values',
+      path.join(dir, 'dir'),
+    ]);
+    assert.equal(xattr, 'y');
+    await images.removeImage(info.id);
+    await assert.rejects(fs.access(dir));
+  });
+});
