@@ -26,6 +26,8 @@ export interface RequestOptions {
   contentType?: string;
   /** Per-request timeout in ms (default 30 s); watches pass 0 for none. */
   timeoutMs?: number;
+  /** Accept header; default application/json. */
+  accept?: string;
 }
 
 export interface ListResult<T = KObject> {
@@ -81,7 +83,7 @@ export class KubeClient {
     const body = opts.body === undefined ? undefined : JSON.stringify(opts.body);
     const headers: Record<string, string> = {
       Authorization: `Bearer ${this.config.token}`,
-      Accept: 'application/json',
+      Accept: opts.accept ?? 'application/json',
       'User-Agent': this.config.userAgent ?? 'flyces',
     };
     if (body !== undefined) {
@@ -179,11 +181,11 @@ export class KubeClient {
    * Watches a collection from a resourceVersion. Events arrive in order through onEvent;
    * the handle's `done` resolves when the server or stop() ends the stream.
    */
-  watch(
+  watch<T = KObject>(
     rt: ResourceType,
     namespace: string | undefined,
     query: RequestOptions['query'],
-    onEvent: (event: WatchEvent) => void,
+    onEvent: (event: WatchEvent<T>) => void,
   ): WatchHandle {
     let stopped = false;
     let current: IncomingMessage | undefined;
@@ -210,7 +212,7 @@ export class KubeClient {
           }
         }
       } catch (err) {
-        if (!stopped) onEvent({ type: 'ERROR', object: errorStatus(err) as unknown as KObject });
+        if (!stopped) onEvent({ type: 'ERROR', object: errorStatus(err) as unknown as T });
       }
     })();
     return {

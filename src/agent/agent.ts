@@ -1,0 +1,283 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { timingSafeEqual } from 'node:crypto';
+import { ApiError } from '../api/errors.js';
+import { byGroupResource } from '../api/resources.js';
+import { objectKey, type NodeObject, type Pod } from '../api/types.js';
+import { deepEqual } from '../util/equal.js';
+import { EventRecorder } from '../client/events.js';
+import { Informer } from '../client/informer.js';
+import { isReason, type KubeClient } from '../client/rest.js';
+import { runWorkers, WorkQueue } from '../client/workqueue.js';
+import { componentLogger } from '../log.js';
+import type { ContainerStatus, ImageService, RuntimeService, SandboxStatus } from '../runtime/runtime.js';
+import { streamLog } from './logs.js';
+import { microTime, nodeObject, nodeStatus, type NodeIdentity } from './node-status.js';
+import { instancesByName } from './pod-status.js';
+import { PodWorker } from './pod-worker.js';
+
+/**
+ * The node agent: registers its Node, keeps its Lease fresh, and runs the pods bound to it
+ * with miniC. Pod keys go on a work queue from the pod informer and from a relist of the
+ * runtime every second (so a container exit is noticed without an API event); a worker
+ * syncs one pod at a time per key. Containers whose pod is gone are stopped and removed.
+ */
+
+export interface AgentOptions extends NodeIdentity {
+  client: KubeClient;
+  runtime: RuntimeService;
+  images: ImageService;
+  /** Tokens accepted on the agent's own endpoint (the API server's, for logs). */
+  tokens: string[];
+  /** Address the agent's HTTP endpoint listens on; default the internalIP. */
+  bindAddress?: string;
+}
+
+const LEASE_SECONDS = 40;
+const LEASE_RENEW_MS = 10_000;
+const STATUS_EVERY_MS = 30_000;
+const RELIST_MS = 1_000;
+const ORPHAN_GRACE_SECONDS = 10;
+
+export class Agent {
+  private readonly log;
+  private readonly pods: Informer<Pod>;
+  private readonly queue = new WorkQueue(500, 30_000);
+  private readonly worker: PodWorker;
+  private readonly events: EventRecorder;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private lastStates = new Map<string, string>();
+  private server?: Server;
+  private stopped = false;
+  private workers?: Promise<void>;
+
+  constructor(private readonly opts: AgentOptions) {
+    this.log = componentLogger('agent', { node: opts.name });
+    this.pods = new Informer<Pod>(opts.client, byGroupResource.get('/pods')!, {
+      fieldSelector: `spec.nodeName=${opts.name}`,
+    });
+    this.events = new EventRecorder(opts.client, 'flyces-agent', opts.name);
+    this.worker = new PodWorker(opts.runtime, opts.images, this.events, opts.internalIP, this.log);
+  }
+
+  /** Starts serving, registers the node, and starts syncing pods. */
+  async start(): Promise<void> {
+    await this.listen();
+    await this.register();
+    await this.renewLease();
+    this.every(LEASE_RENEW_MS, () => this.renewLease());
+    this.every(STATUS_EVERY_MS, () => this.updateNodeStatus());
+    this.pods.addHandlers({
+      onAdd: (p) => this.queue.add(objectKey(p)),
+      onUpdate: (_o, p) => this.queue.add(objectKey(p)),
+      onDelete: (p) => this.queue.add(objectKey(p)),
+    });
+    this.pods.start();
+    await this.pods.hasSynced();
+    this.workers = runWorkers(this.queue, 4, (key) => this.syncPod(key), (key, err) =>
+      this.log.error({ pod: key, err }, 'pod sync failed'),
+    );
+    await this.relist();
+    this.every(RELIST_MS, () => this.relist());
+    this.log.info({ port: this.opts.agentPort }, 'agent started');
+  }
+
+  /** Stops the agent; containers keep running and are adopted by the next agent. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    this.pods.stop();
+    this.queue.shutDown();
+    await this.workers;
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    this.server?.closeAllConnections();
+  }
+
+  private every(ms: number, fn: () => Promise<void>): void {
+    const timer = setInterval(() => {
+      fn().catch((err) => this.log.warn({ err: (err as Error).message }, 'periodic task failed'));
+    }, ms);
+    this.timers.push(timer);
+  }
+
+  private async register(): Promise<void> {
+    const rt = byGroupResource.get('/nodes')!;
+    const node = nodeObject(this.opts);
+    try {
+      await this.opts.client.create(rt, node);
+      this.log.info('node registered');
+    } catch (err) {
+      if (!isReason(err, 'AlreadyExists')) throw err;
+      const existing = await this.opts.client.get<NodeObject>(rt, undefined, this.opts.name);
+      existing.metadata.labels = { ...existing.metadata.labels, ...node.metadata.labels };
+      await this.opts.client.update(rt, existing);
+      await this.updateNodeStatus();
+      this.log.info('node re-registered');
+    }
+  }
+
+  private async updateNodeStatus(): Promise<void> {
+    const rt = byGroupResource.get('/nodes')!;
+    const node = await this.opts.client.get<NodeObject>(rt, undefined, this.opts.name);
+    const status = nodeStatus(this.opts, node.status);
+    await this.opts.client.patch(rt, undefined, this.opts.name, { status }, 'merge', 'status');
+  }
+
+  private async renewLease(): Promise<void> {
+    const rt = byGroupResource.get('coordination.k8s.io/leases')!;
+    const spec = { holderIdentity: this.opts.name, leaseDurationSeconds: LEASE_SECONDS, renewTime: microTime() };
+    try {
+      await this.opts.client.patch(rt, 'kube-node-lease', this.opts.name, { spec }, 'merge');
+    } catch (err) {
+      if (!isReason(err, 'NotFound')) throw err;
+      await this.opts.client.create(rt, {
+        apiVersion: 'coordination.k8s.io/v1',
+        kind: 'Lease',
+        metadata: { name: this.opts.name, namespace: 'kube-node-lease' },
+        spec,
+      });
+    }
+  }
+
+  /** Compares the runtime's containers with the last look and queues pods that changed. */
+  private async relist(): Promise<void> {
+    if (this.stopped) return;
+    const [sandboxes, containers] = await Promise.all([this.opts.runtime.listSandboxes(), this.opts.runtime.listContainers()]);
+    const bySandbox = new Map(sandboxes.map((s) => [s.id, s]));
+    const states = new Map<string, string>();
+    for (const c of containers) {
+      const sandbox = bySandbox.get(c.sandboxId);
+      if (!sandbox) continue;
+      const key = `${sandbox.podNamespace}/${sandbox.podName}`;
+      const state = `${c.state}/${c.exitCode ?? ''}`;
+      states.set(c.id, state);
+      if (this.lastStates.get(c.id) !== state) this.queue.add(key);
+    }
+    for (const sandbox of sandboxes) {
+      const pod = this.pods.get(`${sandbox.podNamespace}/${sandbox.podName}`);
+      if (!pod || pod.metadata.uid !== sandbox.podUid) this.queue.add(`${sandbox.podNamespace}/${sandbox.podName}`);
+    }
+    this.lastStates = states;
+  }
+
+  private async runtimeState(): Promise<{ sandboxes: SandboxStatus[]; containers: ContainerStatus[] }> {
+    const [sandboxes, containers] = await Promise.all([this.opts.runtime.listSandboxes(), this.opts.runtime.listContainers()]);
+    return { sandboxes, containers };
+  }
+
+  /** Reconciles one pod key; returns ms until it should be looked at again. */
+  private async syncPod(key: string): Promise<number | void> {
+    const pod = this.pods.get(key);
+    const { sandboxes, containers } = await this.runtimeState();
+    const [namespace, name] = key.split('/');
+    const mine = sandboxes.filter((s) => s.podNamespace === namespace && s.podName === name);
+    const stale = mine.filter((s) => s.podUid !== pod?.metadata.uid);
+    if (stale.length > 0) {
+      this.log.info({ pod: key, sandboxes: stale.map((s) => s.id) }, 'removing containers of a pod that is gone');
+      await this.worker.terminate(undefined, stale, containers, ORPHAN_GRACE_SECONDS);
+    }
+    if (!pod) return;
+    const current = mine.filter((s) => s.podUid === pod.metadata.uid);
+    if (pod.metadata.deletionTimestamp) return this.finishDeletion(pod, current, containers);
+    if (pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') return;
+    const result = await this.worker.sync(pod, current, containers);
+    if (result.status) await this.reportStatus(pod, result.status);
+    return result.requeueAfterMs;
+  }
+
+  private async finishDeletion(pod: Pod, sandboxes: SandboxStatus[], containers: ContainerStatus[]): Promise<void> {
+    const grace = pod.metadata.deletionGracePeriodSeconds ?? pod.spec.terminationGracePeriodSeconds ?? 30;
+    await this.worker.terminate(pod, sandboxes, containers, grace);
+    try {
+      await this.opts.client.delete(byGroupResource.get('/pods')!, pod.metadata.namespace, pod.metadata.name!, {
+        gracePeriodSeconds: 0,
+        preconditions: { uid: pod.metadata.uid },
+      });
+      this.log.info({ pod: objectKey(pod) }, 'pod deleted');
+    } catch (err) {
+      if (!isReason(err, 'NotFound') && !isReason(err, 'Conflict')) throw err;
+    }
+  }
+
+  private async reportStatus(pod: Pod, status: Pod['status']): Promise<void> {
+    const old = pod.status ?? {};
+    if (deepEqual({ ...old, ...status }, old)) return;
+    try {
+      await this.opts.client.patch(byGroupResource.get('/pods')!, pod.metadata.namespace, pod.metadata.name!, { status }, 'merge', 'status');
+    } catch (err) {
+      if (!isReason(err, 'NotFound')) throw err;
+    }
+  }
+
+  private listen(): Promise<void> {
+    const server = createServer((req, res) => void this.serve(req, res));
+    this.server = server;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.opts.agentPort, this.opts.bindAddress ?? this.opts.internalIP, () => {
+        this.opts.agentPort = (server.address() as AddressInfo).port;
+        resolve();
+      });
+    });
+  }
+
+  private authorized(req: IncomingMessage): boolean {
+    const match = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+    if (!match) return false;
+    const given = Buffer.from(match[1]);
+    return this.opts.tokens.some((t) => {
+      const b = Buffer.from(t);
+      return b.length === given.length && timingSafeEqual(b, given);
+    });
+  }
+
+  private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      if (!this.authorized(req)) throw new ApiError('Unauthorized', 'Unauthorized');
+      const url = new URL(req.url ?? '/', 'http://agent');
+      const parts = url.pathname.split('/').filter((p) => p);
+      if (url.pathname === '/healthz') {
+        res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok');
+        return;
+      }
+      if (parts[0] === 'containerLogs' && parts.length === 4) {
+        await this.serveLogs(parts[1], parts[2], parts[3], url.searchParams, res);
+        return;
+      }
+      throw new ApiError('NotFound', `no such agent endpoint: ${url.pathname}`);
+    } catch (err) {
+      const apiErr = err instanceof ApiError ? err : new ApiError('InternalError', (err as Error).message);
+      if (res.headersSent) return void res.end();
+      const body = JSON.stringify(apiErr.toStatus());
+      res.writeHead(apiErr.code, { 'Content-Type': 'application/json' }).end(body);
+    }
+  }
+
+  private async serveLogs(namespace: string, name: string, container: string, q: URLSearchParams, res: ServerResponse): Promise<void> {
+    const pod = this.pods.get(`${namespace}/${name}`);
+    if (!pod) throw new ApiError('NotFound', `pod "${name}" not found on node ${this.opts.name}`);
+    const { sandboxes, containers } = await this.runtimeState();
+    const ids = new Set(sandboxes.filter((s) => s.podUid === pod.metadata.uid).map((s) => s.id));
+    const instances = instancesByName(containers.filter((c) => ids.has(c.sandboxId))).get(container) ?? [];
+    const previous = q.get('previous') === 'true';
+    // While a crashed container waits to restart, the crashed instance is the previous one.
+    const target = previous ? (instances[0]?.state === 'exited' ? instances[0] : instances[1]) : instances[0];
+    if (!target) {
+      if (previous) throw new ApiError('BadRequest', `previous terminated container "${container}" in pod "${name}" not found`);
+      const waiting = pod.status?.containerStatuses?.find((s) => s.name === container)?.state?.waiting?.reason ?? 'ContainerCreating';
+      throw new ApiError('BadRequest', `container "${container}" in pod "${name}" is waiting to start: ${waiting}`);
+    }
+    const num = (key: string) => (q.get(key) === null ? undefined : Number(q.get(key)));
+    const sinceSeconds = num('sinceSeconds');
+    const sinceTime = q.get('sinceTime');
+    res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' });
+    await streamLog(target.logPath, res, {
+      tailLines: num('tailLines'),
+      limitBytes: num('limitBytes'),
+      timestamps: q.get('timestamps') === 'true',
+      since: sinceSeconds !== undefined ? Date.now() - sinceSeconds * 1000 : sinceTime ? Date.parse(sinceTime) : undefined,
+      follow: q.get('follow') === 'true' && !previous,
+      done: async () => (await this.opts.runtime.containerStatus(target.id))?.state !== 'running',
+    });
+  }
+}

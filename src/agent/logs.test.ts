@@ -1,0 +1,46 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LineAssembler, parseCriLine, readLog } from './logs.js';
+
+test('parse CRI log lines', () => {
+  const cases: [string, unknown][] = [
+    ['2026-01-01T00:00:00.1Z stdout F hello world', { time: '2026-01-01T00:00:00.1Z', stream: 'stdout', text: 'hello world', partial: false }],
+    ['2026-01-01T00:00:00.1Z stderr P part', { time: '2026-01-01T00:00:00.1Z', stream: 'stderr', text: 'part', partial: true }],
+    ['2026-01-01T00:00:00.1Z stdout F', { time: '2026-01-01T00:00:00.1Z', stream: 'stdout', text: '', partial: false }],
+    ['garbage', undefined],
+  ];
+  for (const [line, want] of cases) assert.deepEqual(parseCriLine(line), want, line);
+});
+
+test('partial lines are joined', () => {
+  const a = new LineAssembler();
+  assert.equal(a.push('t1 stdout P abc'), undefined);
+  assert.deepEqual(a.push('t2 stdout F def'), { time: 't1', stream: 'stdout', text: 'abcdef' });
+});
+
+test('readLog tail and since', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'flyces-logs-'));
+  try {
+    const path = join(dir, 'c.log');
+    writeFileSync(
+      path,
+      [
+        '2026-01-01T00:00:01Z stdout F one',
+        '2026-01-01T00:00:02Z stdout F two',
+        '2026-01-01T00:00:03Z stderr F three',
+        '',
+      ].join('\n'),
+    );
+    assert.deepEqual((await readLog(path, {})).lines.map((l) => l.text), ['one', 'two', 'three']);
+    assert.deepEqual((await readLog(path, { tailLines: 2 })).lines.map((l) => l.text), ['two', 'three']);
+    assert.deepEqual((await readLog(path, { tailLines: 0 })).lines, []);
+    const since = Date.parse('2026-01-01T00:00:02Z');
+    assert.deepEqual((await readLog(path, { since })).lines.map((l) => l.text), ['two', 'three']);
+    assert.deepEqual((await readLog(join(dir, 'missing'), {})).lines, []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

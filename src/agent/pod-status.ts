@@ -1,0 +1,154 @@
+import type {
+  Condition,
+  ContainerStateValue,
+  ContainerStatus as ApiContainerStatus,
+  Pod,
+  PodStatus,
+} from '../api/types.js';
+import type { ContainerStatus, SandboxStatus } from '../runtime/runtime.js';
+
+/**
+ * Turns what the runtime reports about a pod's containers into the pod's status, following
+ * Kubernetes' rules for phase, container states and conditions. Pure: the pod worker calls it
+ * after each sync and writes the result only if it differs from what the API has.
+ */
+
+/** Why a container is not running, when the agent knows better than the runtime. */
+export interface Waiting {
+  reason: string;
+  message?: string;
+}
+
+export interface PodObservation {
+  pod: Pod;
+  sandbox?: SandboxStatus;
+  /** Every container instance of the pod that the runtime still keeps, any attempt. */
+  containers: ContainerStatus[];
+  /** Reasons a container is waiting, by container name (image missing, back-off ...). */
+  waiting: Map<string, Waiting>;
+  hostIP: string;
+  now: string;
+}
+
+const RUNTIME_PREFIX = 'minic://';
+
+/** The latest and the previous instance of each container, by name. */
+export function instancesByName(containers: ContainerStatus[]): Map<string, ContainerStatus[]> {
+  const byName = new Map<string, ContainerStatus[]>();
+  for (const c of containers) {
+    const list = byName.get(c.name) ?? [];
+    list.push(c);
+    byName.set(c.name, list);
+  }
+  for (const list of byName.values()) list.sort((a, b) => b.attempt - a.attempt);
+  return byName;
+}
+
+function stateOf(c: ContainerStatus | undefined): ContainerStateValue {
+  if (!c) return {};
+  if (c.state === 'running') return { running: { startedAt: c.startedAt } };
+  if (c.state === 'exited') {
+    return {
+      terminated: {
+        exitCode: c.exitCode ?? 137,
+        reason: c.reason ?? (c.exitCode === 0 ? 'Completed' : 'Error'),
+        startedAt: c.startedAt,
+        finishedAt: c.finishedAt,
+        containerID: RUNTIME_PREFIX + c.id,
+      },
+    };
+  }
+  return { waiting: { reason: 'ContainerCreating' } };
+}
+
+function containerStatus(
+  name: string,
+  image: string,
+  instances: ContainerStatus[],
+  waiting: Waiting | undefined,
+): ApiContainerStatus {
+  const [latest, previous] = instances;
+  let state = stateOf(latest);
+  if (waiting && !state.running) state = { waiting: { reason: waiting.reason, ...(waiting.message ? { message: waiting.message } : {}) } };
+  else if (!latest) state = { waiting: { reason: 'ContainerCreating' } };
+  const running = state.running !== undefined;
+  const status: ApiContainerStatus = {
+    name,
+    ready: running,
+    started: running,
+    restartCount: latest ? latest.attempt : 0,
+    image,
+    imageID: latest?.imageId ?? '',
+    state,
+    lastState: latest && (state.waiting || running) && latest.state === 'exited' ? stateOf(latest) : stateOf(previous),
+  };
+  if (latest) status.containerID = RUNTIME_PREFIX + latest.id;
+  return status;
+}
+
+function condition(type: string, ok: boolean, now: string, previous: Condition[] | undefined, reason?: string): Condition {
+  const status = ok ? 'True' : 'False';
+  const old = previous?.find((c) => c.type === type);
+  const c: Condition = {
+    type,
+    status,
+    lastProbeTime: null,
+    lastTransitionTime: old && old.status === status ? old.lastTransitionTime : now,
+  };
+  if (!ok && reason) c.reason = reason;
+  return c;
+}
+
+/** Kubernetes' pod phase from the containers' states and the restart policy. */
+export function podPhase(pod: Pod, statuses: ApiContainerStatus[]): PodStatus['phase'] {
+  const policy = pod.spec.restartPolicy ?? 'Always';
+  let running = 0;
+  let waiting = 0;
+  let succeeded = 0;
+  let failed = 0;
+  for (const s of statuses) {
+    if (s.state.running) running++;
+    else if (s.state.terminated) s.state.terminated.exitCode === 0 ? succeeded++ : failed++;
+    else if (s.lastState.terminated && s.state.waiting) {
+      // Waiting to restart after having run: counts by how it last ended.
+      if (s.lastState.terminated.exitCode === 0) succeeded++;
+      else failed++;
+    } else waiting++;
+  }
+  if (waiting > 0) return 'Pending';
+  if (running > 0) return 'Running';
+  if (policy === 'Always') return 'Running';
+  if (failed > 0) return policy === 'OnFailure' ? 'Running' : 'Failed';
+  return 'Succeeded';
+}
+
+/** The pod's status as the agent reports it. */
+export function computePodStatus(obs: PodObservation): PodStatus {
+  const { pod, sandbox, now } = obs;
+  const byName = instancesByName(obs.containers);
+  const previous = pod.status?.conditions;
+  const statuses = pod.spec.containers.map((c) =>
+    containerStatus(c.name, c.image, byName.get(c.name) ?? [], obs.waiting.get(c.name)),
+  );
+  const phase = podPhase(pod, statuses);
+  const allReady = statuses.every((s) => s.ready);
+  const conditions: Condition[] = [
+    condition('PodReadyToStartContainers', sandbox?.state === 'ready', now, previous),
+    condition('Initialized', true, now, previous),
+    condition('Ready', allReady && phase === 'Running', now, previous, 'ContainersNotReady'),
+    condition('ContainersReady', allReady, now, previous, 'ContainersNotReady'),
+    previous?.find((c) => c.type === 'PodScheduled') ?? condition('PodScheduled', true, now, previous),
+  ];
+  const status: PodStatus = {
+    phase,
+    conditions,
+    hostIP: obs.hostIP,
+    startTime: pod.status?.startTime ?? now,
+    containerStatuses: statuses,
+  };
+  if (sandbox?.ip) {
+    status.podIP = sandbox.ip;
+    status.podIPs = [{ ip: sandbox.ip }];
+  }
+  return status;
+}

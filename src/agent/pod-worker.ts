@@ -1,0 +1,263 @@
+import { cpuMillis, parseQuantity } from '../api/quantity.js';
+import type { Container, Pod, PodStatus } from '../api/types.js';
+import type { EventRecorder } from '../client/events.js';
+import type { Logger } from '../log.js';
+import {
+  RuntimeError,
+  type ContainerConfig,
+  type ContainerStatus,
+  type ImageService,
+  type RuntimeService,
+  type SandboxStatus,
+} from '../runtime/runtime.js';
+import { RestartBackoff } from './backoff.js';
+import { computePodStatus, instancesByName, type Waiting } from './pod-status.js';
+
+/**
+ * Drives one pod toward its spec on this node: a sandbox, then each container started,
+ * restarted per the restart policy with back-off, and everything stopped and removed when
+ * the pod is deleted. `sync` is level-triggered: it reads what the runtime has now, so
+ * running it twice changes nothing, and after an agent restart it adopts what is running.
+ */
+
+export const LABEL_POD_UID = 'flyces.io/pod-uid';
+export const LABEL_CONTAINER = 'flyces.io/container-name';
+
+export interface SyncResult {
+  /** The status to report, or undefined when the pod is gone. */
+  status?: PodStatus;
+  /** Run sync again after this many ms (back-off expiry, periodic check). */
+  requeueAfterMs?: number;
+  /** The pod's containers are gone and the API object may be removed. */
+  terminated?: boolean;
+}
+
+export class PodWorker {
+  private readonly backoff = new RestartBackoff();
+  private readonly imageBackoff = new RestartBackoff(5_000, 300_000);
+
+  constructor(
+    private readonly runtime: RuntimeService,
+    private readonly images: ImageService,
+    private readonly events: EventRecorder,
+    private readonly hostIP: string,
+    private readonly log: Logger,
+  ) {}
+
+  /** Brings a pod that should run toward its spec and returns its status. */
+  async sync(pod: Pod, sandboxes: SandboxStatus[], containers: ContainerStatus[]): Promise<SyncResult> {
+    const uid = pod.metadata.uid!;
+    const waiting = new Map<string, Waiting>();
+    let sandbox = sandboxes.find((s) => s.podUid === uid && s.state === 'ready');
+    if (!sandbox) {
+      sandbox = await this.startSandbox(pod, sandboxes);
+      if (!sandbox) return { status: this.status(pod, undefined, [], waiting, 'ContainerCreating'), requeueAfterMs: 5_000 };
+    }
+    const mine = containers.filter((c) => c.sandboxId === sandbox!.id);
+    const byName = instancesByName(mine);
+    let requeueAfterMs = 10_000;
+    for (const container of pod.spec.containers) {
+      const wait = await this.syncContainer(pod, sandbox, container, byName.get(container.name) ?? [], waiting);
+      if (wait !== undefined) requeueAfterMs = Math.min(requeueAfterMs, wait);
+    }
+    const fresh = (await this.runtime.listContainers()).filter((c) => c.sandboxId === sandbox!.id);
+    await this.pruneOldInstances(fresh);
+    return { status: this.status(pod, sandbox, fresh, waiting), requeueAfterMs };
+  }
+
+  private status(pod: Pod, sandbox: SandboxStatus | undefined, containers: ContainerStatus[], waiting: Map<string, Waiting>, all?: string): PodStatus {
+    if (all) for (const c of pod.spec.containers) if (!waiting.has(c.name)) waiting.set(c.name, { reason: all });
+    return computePodStatus({ pod, sandbox, containers, waiting, hostIP: this.hostIP, now: new Date().toISOString().replace(/\.\d+Z$/, 'Z') });
+  }
+
+  private async startSandbox(pod: Pod, sandboxes: SandboxStatus[]): Promise<SandboxStatus | undefined> {
+    const uid = pod.metadata.uid!;
+    try {
+      const sandbox = await this.runtime.runSandbox({
+        podUid: uid,
+        podName: pod.metadata.name!,
+        podNamespace: pod.metadata.namespace!,
+        hostname: pod.metadata.name!.slice(0, 63),
+        labels: { [LABEL_POD_UID]: uid },
+        attempt: sandboxes.filter((s) => s.podUid === uid).length,
+      });
+      this.log.info({ pod: podKey(pod), sandbox: sandbox.id, ip: sandbox.ip }, 'sandbox ready');
+      return sandbox;
+    } catch (err) {
+      const message = (err as Error).message;
+      this.log.warn({ pod: podKey(pod), err: message }, 'sandbox failed');
+      this.events.warning(pod, 'FailedCreatePodSandBox', `Failed to create pod sandbox: ${message}`);
+      return undefined;
+    }
+  }
+
+  /** Returns ms until this container needs another look, if sooner than the periodic sync. */
+  private async syncContainer(
+    pod: Pod,
+    sandbox: SandboxStatus,
+    container: Container,
+    instances: ContainerStatus[],
+    waiting: Map<string, Waiting>,
+  ): Promise<number | undefined> {
+    const latest = instances[0];
+    if (latest?.state === 'running') return undefined;
+    if (latest?.state === 'exited') {
+      if (!shouldRestart(pod, latest)) return undefined;
+      const key = `${pod.metadata.uid}/${container.name}`;
+      const wait = this.backoff.remaining(key, Date.parse(latest.startedAt ?? latest.createdAt), Date.parse(latest.finishedAt ?? latest.createdAt));
+      if (wait > 0) {
+        const message = `back-off ${Math.round(wait / 1000)}s restarting failed container=${container.name} pod=${pod.metadata.name}_${pod.metadata.namespace}(${pod.metadata.uid})`;
+        waiting.set(container.name, { reason: 'CrashLoopBackOff', message });
+        return wait;
+      }
+      this.backoff.restarted(key);
+    }
+    const attempt = latest ? latest.attempt + 1 : 0;
+    if (latest?.state === 'created' || latest?.state === 'unknown') await this.removeQuietly(latest.id);
+    return this.startContainer(pod, sandbox, container, latest?.state === 'exited' ? attempt : (latest?.attempt ?? 0), waiting);
+  }
+
+  private async startContainer(
+    pod: Pod,
+    sandbox: SandboxStatus,
+    container: Container,
+    attempt: number,
+    waiting: Map<string, Waiting>,
+  ): Promise<number | undefined> {
+    const imageWait = await this.checkImage(pod, container, waiting);
+    if (imageWait !== undefined) return imageWait;
+    let config: ContainerConfig;
+    try {
+      config = containerConfig(pod, container, attempt);
+    } catch (err) {
+      waiting.set(container.name, { reason: 'CreateContainerConfigError', message: (err as Error).message });
+      this.events.warning(pod, 'Failed', `Error: ${(err as Error).message}`);
+      return 10_000;
+    }
+    let id: string | undefined;
+    try {
+      id = await this.runtime.createContainer(sandbox.id, config);
+      this.events.normal(pod, 'Created', `Created container ${container.name}`);
+      await this.runtime.startContainer(id);
+      this.events.normal(pod, 'Started', `Started container ${container.name}`);
+      this.log.info({ pod: podKey(pod), container: container.name, attempt }, 'container started');
+      return undefined;
+    } catch (err) {
+      const reason = id === undefined ? 'CreateContainerError' : 'RunContainerError';
+      const message = (err as Error).message;
+      waiting.set(container.name, { reason, message });
+      this.events.warning(pod, 'Failed', `Error: ${message}`);
+      this.log.warn({ pod: podKey(pod), container: container.name, err: message }, 'container failed to start');
+      return 5_000;
+    }
+  }
+
+  /** Checks the image is in the node's store; sets ErrImagePull-style waiting reasons if not. */
+  private async checkImage(pod: Pod, container: Container, waiting: Map<string, Waiting>): Promise<number | undefined> {
+    const key = `${pod.metadata.uid}/${container.name}/image`;
+    try {
+      if (await this.images.getImage(container.image)) {
+        this.imageBackoff.forget(key);
+        return undefined;
+      }
+    } catch (err) {
+      if (err instanceof RuntimeError && err.code === 'InvalidImageName') {
+        waiting.set(container.name, { reason: 'InvalidImageName', message: err.message });
+        return 60_000;
+      }
+      throw err;
+    }
+    if (container.imagePullPolicy === 'Never') {
+      const message = `Container image "${container.image}" is not present with pull policy of Never`;
+      waiting.set(container.name, { reason: 'ErrImageNeverPull', message });
+      this.events.warning(pod, 'ErrImageNeverPull', message);
+      return 10_000;
+    }
+    const wait = this.imageBackoff.remaining(key, 0, 0);
+    if (wait > 0) {
+      waiting.set(container.name, { reason: 'ImagePullBackOff', message: `Back-off pulling image "${container.image}"` });
+      return wait;
+    }
+    this.imageBackoff.restarted(key);
+    // Pulling from registries is not built yet: only imported images can run.
+    const message =
+      `Failed to pull image "${container.image}": the image is not in the node's store and pulling ` +
+      'from registries is not supported yet; import it with `flyces image import`';
+    waiting.set(container.name, { reason: 'ErrImagePull', message });
+    this.events.warning(pod, 'Failed', message);
+    return 5_000;
+  }
+
+  /** Keeps the latest and the one before it of each container (for `logs --previous`). */
+  private async pruneOldInstances(containers: ContainerStatus[]): Promise<void> {
+    for (const instances of instancesByName(containers).values()) {
+      for (const old of instances.slice(2)) if (old.state === 'exited') await this.removeQuietly(old.id);
+    }
+  }
+
+  /** Stops every container of the pod's sandboxes with the grace period, then removes all. */
+  async terminate(pod: Pod | undefined, sandboxes: SandboxStatus[], containers: ContainerStatus[], graceSeconds: number): Promise<void> {
+    const ids = new Set(sandboxes.map((s) => s.id));
+    const running = containers.filter((c) => ids.has(c.sandboxId) && c.state === 'running');
+    await Promise.all(
+      running.map(async (c) => {
+        if (pod) this.events.normal(pod, 'Killing', `Stopping container ${c.name}`);
+        await this.runtime.stopContainer(c.id, graceSeconds);
+      }),
+    );
+    for (const sandbox of sandboxes) {
+      await this.runtime.stopSandbox(sandbox.id);
+      await this.runtime.removeSandbox(sandbox.id);
+      this.backoff.forget(`${sandbox.podUid}/`);
+      this.imageBackoff.forget(`${sandbox.podUid}/`);
+    }
+  }
+
+  private async removeQuietly(id: string): Promise<void> {
+    try {
+      await this.runtime.removeContainer(id);
+    } catch (err) {
+      this.log.warn({ container: id, err: (err as Error).message }, 'could not remove container');
+    }
+  }
+}
+
+function podKey(pod: Pod): string {
+  return `${pod.metadata.namespace}/${pod.metadata.name}`;
+}
+
+/** Whether an exited container is restarted under the pod's restart policy. */
+export function shouldRestart(pod: Pod, c: ContainerStatus): boolean {
+  const policy = pod.spec.restartPolicy ?? 'Always';
+  if (policy === 'Always') return true;
+  if (policy === 'OnFailure') return c.exitCode !== 0;
+  return false;
+}
+
+/** The runtime's view of a container spec; throws on fields the agent cannot honour yet. */
+export function containerConfig(pod: Pod, c: Container, attempt: number): ContainerConfig {
+  const env: { name: string; value: string }[] = [];
+  for (const e of c.env ?? []) {
+    if (e.valueFrom !== undefined) {
+      throw new Error(`env ${e.name}: valueFrom is not supported yet by the flyCes agent`);
+    }
+    env.push({ name: e.name, value: e.value ?? '' });
+  }
+  const requests = c.resources?.requests ?? {};
+  const limits = c.resources?.limits ?? {};
+  return {
+    name: c.name,
+    image: c.image,
+    command: c.command,
+    args: c.args,
+    env,
+    workingDir: c.workingDir,
+    attempt,
+    labels: { [LABEL_POD_UID]: pod.metadata.uid!, [LABEL_CONTAINER]: c.name },
+    resources: {
+      cpuRequestMillis: requests.cpu !== undefined ? cpuMillis(requests.cpu) : undefined,
+      cpuLimitMillis: limits.cpu !== undefined ? cpuMillis(limits.cpu) : undefined,
+      memoryLimitBytes: limits.memory !== undefined ? parseQuantity(limits.memory) : undefined,
+    },
+  };
+}

@@ -1,0 +1,55 @@
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import YAML from 'yaml';
+import type { ClientConfig } from '../client/rest.js';
+
+/**
+ * Kubeconfig files: the one `flyces up` writes for kubectl, and reading one back for the
+ * flyces commands that act as a client.
+ */
+
+export function kubeconfigText(server: string, caPem: string, token: string, name = 'flyces'): string {
+  const doc = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name, cluster: { server, 'certificate-authority-data': Buffer.from(caPem).toString('base64') } }],
+    users: [{ name: `${name}-admin`, user: { token } }],
+    contexts: [{ name, context: { cluster: name, user: `${name}-admin`, namespace: 'default' } }],
+    'current-context': name,
+  };
+  return YAML.stringify(doc);
+}
+
+/** Writes the kubeconfig readable only by its owner, replacing the file atomically. */
+export function writeKubeconfig(path: string, text: string): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, text, { mode: 0o600 });
+  renameSync(tmp, path);
+}
+
+export interface LoadedKubeconfig extends ClientConfig {
+  namespace: string;
+}
+
+/** Reads the current context of a kubeconfig; throws naming the missing field. */
+export function loadKubeconfig(path: string): LoadedKubeconfig {
+  let doc: any;
+  try {
+    doc = YAML.parse(readFileSync(path, 'utf8'), { maxAliasCount: 100 });
+  } catch (err) {
+    throw new Error(`cannot read kubeconfig ${path}: ${(err as Error).message}`);
+  }
+  const contextName = doc?.['current-context'];
+  const context = doc?.contexts?.find((c: any) => c.name === contextName)?.context;
+  if (!context) throw new Error(`kubeconfig ${path}: current-context ${JSON.stringify(contextName)} not found`);
+  const cluster = doc.clusters?.find((c: any) => c.name === context.cluster)?.cluster;
+  const user = doc.users?.find((u: any) => u.name === context.user)?.user;
+  if (!cluster?.server) throw new Error(`kubeconfig ${path}: cluster ${context.cluster} has no server`);
+  if (!user?.token) throw new Error(`kubeconfig ${path}: user ${context.user} has no token`);
+  const caData = cluster['certificate-authority-data'];
+  const caPem = caData
+    ? Buffer.from(caData, 'base64').toString('utf8')
+    : cluster['certificate-authority']
+      ? readFileSync(cluster['certificate-authority'], 'utf8')
+      : '';
+  return { server: cluster.server, token: user.token, caPem, namespace: context.namespace ?? 'default' };
+}

@@ -1,0 +1,98 @@
+import { Command, InvalidArgumentError } from 'commander';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+
+/**
+ * The `flyces` command. Each subcommand loads its module when it runs, so a client command
+ * does not pay for loading the whole control plane.
+ */
+
+const clientCommands = () => import('./client-commands.js');
+const nodeCommands = () => import('./node-commands.js');
+
+const DEFAULT_DATA_DIR = join(homedir(), '.flyces');
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`${value} is not a port number`);
+  return n;
+}
+
+const program = new Command('flyces')
+  .description('flyCes: a container orchestration engine that speaks the Kubernetes API')
+  .version('0.1.0');
+
+program
+  .command('up')
+  .description('start an all-in-one cluster on this machine (foreground, until Ctrl-C)')
+  .option('--data-dir <dir>', 'where the cluster keeps its state', DEFAULT_DATA_DIR)
+  .option('--port <port>', 'API server port', port, 6443)
+  .option('--bind-address <addr>', 'address the API server listens on', '127.0.0.1')
+  .option('--agent-port <port>', "node agent's port (logs)", port, 10250)
+  .option('--node-name <name>', 'name of this node (default: the host name)')
+  .option('--pod-cidr <cidr>', "this node's pod address range", '10.42.0.0/24')
+  .action(async (o) =>
+    (await import('./up.js')).up({
+      dataDir: o.dataDir,
+      port: o.port,
+      bindAddress: o.bindAddress,
+      agentPort: o.agentPort,
+      nodeName: o.nodeName,
+      podCidr: o.podCidr,
+    }),
+  );
+
+program
+  .command('down')
+  .description("stop and remove every pod container and network namespace of this node's data dir")
+  .option('--data-dir <dir>', 'the data dir of the cluster', DEFAULT_DATA_DIR)
+  .action(async (o) => (await nodeCommands()).downCommand(o.dataDir));
+
+const image = program.command('image').description("manage the node's image store");
+image
+  .command('import')
+  .description('import the images of an OCI archive (skopeo copy ... oci-archive:FILE, podman save --format oci-archive)')
+  .argument('<file>', 'the OCI archive')
+  .option('--data-dir <dir>', 'the data dir of the cluster', DEFAULT_DATA_DIR)
+  .option('--name <ref>', 'store the image under this reference instead of the name in the archive')
+  .action(async (file, o) => (await nodeCommands()).imageImportCommand(file, o.dataDir, o.name));
+image
+  .command('ls')
+  .description('list the images in the store')
+  .option('--data-dir <dir>', 'the data dir of the cluster', DEFAULT_DATA_DIR)
+  .action(async (o) => (await nodeCommands()).imageListCommand(o.dataDir));
+
+const clientOptions = (cmd: Command) =>
+  cmd
+    .option('--kubeconfig <file>', 'kubeconfig (default $KUBECONFIG or ~/.flyces/kubeconfig)')
+    .option('-n, --namespace <ns>', 'namespace');
+
+clientOptions(program.command('apply').description('create or update objects from a manifest'))
+  .requiredOption('-f, --filename <file>', 'manifest file (YAML or JSON, - for stdin)')
+  .action(async (o) => (await clientCommands()).applyCommand(o.filename, o));
+
+clientOptions(program.command('get').description('list objects as kubectl does'))
+  .argument('<args...>', 'RESOURCE [NAME]')
+  .option('-o, --output <format>', 'wide, yaml or json')
+  .option('-A, --all-namespaces', 'list across all namespaces')
+  .option('-l, --selector <selector>', 'label selector')
+  .action(async (args, o) => (await clientCommands()).getCommand(args, o));
+
+clientOptions(program.command('delete').description('delete objects'))
+  .argument('[args...]', 'RESOURCE NAME...')
+  .option('-f, --filename <file>', 'manifest naming the objects')
+  .action(async (args, o) => (await clientCommands()).deleteCommand(args, o.filename, o));
+
+clientOptions(program.command('logs').description("print a pod container's output"))
+  .argument('<pod>', 'pod name')
+  .option('-c, --container <name>', 'container name')
+  .option('-f, --follow', 'keep streaming new output')
+  .option('--tail <lines>', 'only the last lines')
+  .option('-p, --previous', 'the previous instance of the container')
+  .option('--timestamps', 'prefix each line with its time')
+  .action(async (pod, o) => (await clientCommands()).logsCommand(pod, o));
+
+program.parseAsync(process.argv).catch((err: Error) => {
+  process.stderr.write(`error: ${err.message}\n`);
+  process.exit(1);
+});

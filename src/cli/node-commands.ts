@@ -1,0 +1,38 @@
+import { join } from 'node:path';
+import { ImageStore } from '../runtime/images.js';
+import { MiniC } from '../runtime/minic.js';
+
+/** flyces commands that work on this node's data dir directly, without the API server. */
+
+export async function imageImportCommand(file: string, dataDir: string, name?: string): Promise<void> {
+  const images = new ImageStore({ root: join(dataDir, 'images') });
+  const imported = await images.importArchive(file, name);
+  for (const image of imported) {
+    console.log(`imported ${image.names.join(', ')} (${image.digest})`);
+  }
+}
+
+export async function imageListCommand(dataDir: string): Promise<void> {
+  const images = new ImageStore({ root: join(dataDir, 'images') });
+  const list = await images.listImages();
+  const rows = list.flatMap((i) => i.names.map((n) => [n, i.id.slice(7, 19), `${(i.size / 1e6).toFixed(1)}MB`]));
+  const header = ['IMAGE', 'ID', 'SIZE'];
+  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
+  for (const r of [header, ...rows]) console.log(r.map((cell, c) => cell.padEnd(widths[c])).join('   ').trimEnd());
+}
+
+/**
+ * Stops and removes every sandbox and container miniC keeps under the data dir: what a user
+ * runs to clear the machine after `flyces up` has been stopped. The store is left alone.
+ */
+export async function downCommand(dataDir: string): Promise<void> {
+  const images = new ImageStore({ root: join(dataDir, 'images') });
+  const runtime = new MiniC({ root: join(dataDir, 'runtime'), images });
+  const containers = await runtime.listContainers();
+  await Promise.all(containers.filter((c) => c.state === 'running').map((c) => runtime.stopContainer(c.id, 10)));
+  for (const sandbox of await runtime.listSandboxes()) {
+    await runtime.stopSandbox(sandbox.id);
+    await runtime.removeSandbox(sandbox.id);
+  }
+  console.log(`removed ${containers.length} containers`);
+}

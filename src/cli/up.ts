@@ -1,0 +1,143 @@
+import { randomBytes } from 'node:crypto';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { Agent } from '../agent/agent.js';
+import { ensureServingCert } from '../apiserver/pki.js';
+import { ApiServer } from '../apiserver/server.js';
+import { InformerFactory } from '../client/factory.js';
+import { KubeClient } from '../client/rest.js';
+import { ControllerManager } from '../controllers/manager.js';
+import { componentLogger } from '../log.js';
+import { ImageStore } from '../runtime/images.js';
+import { MiniC } from '../runtime/minic.js';
+import { Scheduler } from '../scheduler/scheduler.js';
+import { startCompactor } from '../store/compactor.js';
+import { SqliteStore } from '../store/sqlite/sqlite-store.js';
+import { kubeconfigText, writeKubeconfig } from './kubeconfig.js';
+
+/**
+ * `flyces up`: the whole cluster in one process on this machine — API server on the
+ * embedded SQLite store, scheduler, controllers, and a node agent running pods with miniC.
+ * Runs in the foreground until SIGINT or SIGTERM. Stopping leaves the pods' containers
+ * running; the next `flyces up` on the same data dir adopts them.
+ */
+
+export interface UpOptions {
+  dataDir: string;
+  port: number;
+  bindAddress: string;
+  agentPort: number;
+  nodeName?: string;
+  podCidr: string;
+}
+
+const log = componentLogger('up');
+
+/** A DNS-1123 name for this machine's Node. */
+export function defaultNodeName(): string {
+  const name = hostname().toLowerCase().replace(/[^a-z0-9.-]/g, '-').replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '');
+  return name || 'flyces-node';
+}
+
+/** Refuses to start, with the reason, when this machine cannot run containers. */
+export function checkHost(): void {
+  if (process.getuid?.() !== 0) throw new Error('flyces up must run as root: it creates network namespaces and containers');
+  const tools: [string, string][] = [
+    ['runc', 'runc'],
+    ['conmon', 'conmon'],
+    ['/usr/lib/cni/bridge', 'containernetworking-plugins'],
+    ['/usr/lib/cni/host-local', 'containernetworking-plugins'],
+  ];
+  for (const [tool, pkg] of tools) {
+    const found = tool.startsWith('/') ? canExecute(tool) : onPath(tool);
+    if (!found) throw new Error(`${tool} is not installed (Debian package: ${pkg}); run scripts/setup.sh`);
+  }
+}
+
+function canExecute(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function onPath(name: string): boolean {
+  return (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':').some((dir) => canExecute(join(dir, name)));
+}
+
+/** The admin token, made once per data dir so kubeconfigs stay valid across restarts. */
+function adminToken(dataDir: string): string {
+  const path = join(dataDir, 'token');
+  if (existsSync(path)) return readFileSync(path, 'utf8').trim();
+  const token = randomBytes(24).toString('hex');
+  writeFileSync(path, `${token}\n`, { mode: 0o600 });
+  return token;
+}
+
+export async function up(opts: UpOptions): Promise<void> {
+  checkHost();
+  mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+  const token = adminToken(opts.dataDir);
+  const hosts = ['127.0.0.1', 'localhost', defaultNodeName()];
+  if (opts.bindAddress !== '0.0.0.0' && !hosts.includes(opts.bindAddress)) hosts.push(opts.bindAddress);
+  const tls = await ensureServingCert(join(opts.dataDir, 'tls'), hosts);
+
+  const store = SqliteStore.open(join(opts.dataDir, 'store.db'));
+  const stopCompactor = startCompactor(store, {});
+  const api = new ApiServer({ store, tokens: [token], host: opts.bindAddress, port: opts.port, tls });
+  const { port } = await api.start();
+  const server = `https://127.0.0.1:${port}`;
+  const kubeconfig = join(opts.dataDir, 'kubeconfig');
+  writeKubeconfig(kubeconfig, kubeconfigText(server, tls.caPem, token));
+
+  const client = new KubeClient({ server, token, caPem: tls.caPem, userAgent: 'flyces-up' });
+  const informers = new InformerFactory(client);
+  const scheduler = new Scheduler(client, informers);
+  scheduler.register();
+  const controllers = new ControllerManager(client);
+  const images = new ImageStore({ root: join(opts.dataDir, 'images') });
+  const runtime = new MiniC({ root: join(opts.dataDir, 'runtime'), images, podCidr: opts.podCidr });
+  const agent = new Agent({
+    client,
+    runtime,
+    images,
+    tokens: [token],
+    name: opts.nodeName ?? defaultNodeName(),
+    internalIP: '127.0.0.1',
+    agentPort: opts.agentPort,
+    dataDir: opts.dataDir,
+    labels: { 'node-role.kubernetes.io/control-plane': 'true' },
+  });
+
+  await informers.start();
+  const schedulerDone = scheduler.run();
+  await controllers.start();
+  await agent.start();
+  log.info({ kubeconfig, server }, 'cluster is up');
+  process.stderr.write(
+    `\nflyCes is up. API server: ${server}\nKubeconfig written to ${kubeconfig}\n` +
+      `  export KUBECONFIG=${kubeconfig}\n  kubectl get nodes\nPress Ctrl-C to stop (running pods keep running and are adopted on the next start).\n\n`,
+  );
+
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log.info({ signal }, 'stopping');
+      resolve();
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  await agent.stop();
+  await controllers.stop();
+  scheduler.stop();
+  await schedulerDone;
+  informers.stop();
+  client.close();
+  await api.stop();
+  stopCompactor();
+  await store.close();
+  log.info('stopped');
+}

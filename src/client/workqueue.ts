@@ -1,0 +1,124 @@
+/**
+ * A rate-limited work queue of keys, with the guarantees reconcilers rely on:
+ * a key is never handed to two workers at once; a key added while it is being processed is
+ * processed again afterwards; adding a key that is already waiting does nothing. Failed keys
+ * come back after a per-key exponential backoff that resets on success.
+ */
+export class WorkQueue {
+  private readonly queue: string[] = [];
+  private readonly dirty = new Set<string>();
+  private readonly processing = new Set<string>();
+  private readonly failures = new Map<string, number>();
+  private readonly delayed = new Map<string, NodeJS.Timeout>();
+  private readonly waiting: ((key: string | undefined) => void)[] = [];
+  private shuttingDown = false;
+
+  constructor(
+    private readonly baseDelayMs = 5,
+    private readonly maxDelayMs = 300_000,
+  ) {}
+
+  /** Queues a key unless it is already waiting. */
+  add(key: string): void {
+    if (this.shuttingDown || this.dirty.has(key)) return;
+    this.dirty.add(key);
+    if (this.processing.has(key)) return;
+    const waiter = this.waiting.shift();
+    if (waiter) {
+      this.dirty.delete(key);
+      this.processing.add(key);
+      waiter(key);
+    } else this.queue.push(key);
+  }
+
+  /** Queues a key after a delay; an earlier pending delay for the key is kept. */
+  addAfter(key: string, delayMs: number): void {
+    if (this.shuttingDown) return;
+    if (delayMs <= 0) return this.add(key);
+    if (this.delayed.has(key)) return;
+    const timer = setTimeout(() => {
+      this.delayed.delete(key);
+      this.add(key);
+    }, delayMs);
+    timer.unref?.();
+    this.delayed.set(key, timer);
+  }
+
+  /** Queues a key after its backoff, which doubles with each failure. */
+  addRateLimited(key: string): void {
+    const failures = this.failures.get(key) ?? 0;
+    this.failures.set(key, failures + 1);
+    this.addAfter(key, Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** failures));
+  }
+
+  /** Clears a key's failure count (call after it reconciled successfully). */
+  forget(key: string): void {
+    this.failures.delete(key);
+  }
+
+  numRequeues(key: string): number {
+    return this.failures.get(key) ?? 0;
+  }
+
+  /** The next key to work on; undefined once the queue is shut down. */
+  get(): Promise<string | undefined> {
+    if (this.shuttingDown) return Promise.resolve(undefined);
+    const key = this.queue.shift();
+    if (key !== undefined) {
+      this.dirty.delete(key);
+      this.processing.add(key);
+      return Promise.resolve(key);
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  /** Marks a key's processing finished; re-queues it if it was added meanwhile. */
+  done(key: string): void {
+    this.processing.delete(key);
+    if (this.dirty.has(key)) {
+      this.dirty.delete(key);
+      this.add(key);
+    }
+  }
+
+  get length(): number {
+    return this.queue.length;
+  }
+
+  shutDown(): void {
+    this.shuttingDown = true;
+    for (const timer of this.delayed.values()) clearTimeout(timer);
+    this.delayed.clear();
+    for (const waiter of this.waiting.splice(0)) waiter(undefined);
+  }
+}
+
+/**
+ * Runs `workers` loops that take keys from the queue and reconcile them. A reconcile that
+ * throws is retried with backoff; one that returns a number asks to run again after that
+ * many milliseconds. Resolves when the queue shuts down.
+ */
+export async function runWorkers(
+  queue: WorkQueue,
+  workers: number,
+  reconcile: (key: string) => Promise<number | void>,
+  onError: (key: string, err: unknown) => void,
+): Promise<void> {
+  const loop = async () => {
+    for (;;) {
+      const key = await queue.get();
+      if (key === undefined) return;
+      try {
+        const requeueAfter = await reconcile(key);
+        queue.forget(key);
+        if (typeof requeueAfter === 'number') queue.addAfter(key, requeueAfter);
+      } catch (err) {
+        onError(key, err);
+        queue.addRateLimited(key);
+      } finally {
+        queue.done(key);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: workers }, loop));
+}

@@ -1,0 +1,71 @@
+import type { Pod } from '../../api/types.js';
+import type { NodeInfo } from './nodeinfo.js';
+
+/**
+ * The scheduler's plugin framework. A pod goes through the extension points in order:
+ * pre-filter (once per pod), filter (per node: can the pod run there?), score (per feasible
+ * node: how good is it?), then bind. Each plugin answers with a Status; "does not fit" is an
+ * outcome, not an exception.
+ */
+
+export enum Code {
+  Success = 'Success',
+  /** The pod cannot run on this node, but could if the cluster changed. */
+  Unschedulable = 'Unschedulable',
+  /** The pod cannot run on this node whatever changes (e.g. a nodeName that differs). */
+  UnschedulableAndUnresolvable = 'UnschedulableAndUnresolvable',
+  /** Something went wrong inside the plugin. */
+  Error = 'Error',
+}
+
+export interface Status {
+  code: Code;
+  /** Short reasons as Kubernetes prints them, e.g. "Insufficient cpu". */
+  reasons: string[];
+  /** The plugin that gave the status. */
+  plugin?: string;
+}
+
+export const SUCCESS: Status = Object.freeze({ code: Code.Success, reasons: [] }) as Status;
+
+export function unschedulable(...reasons: string[]): Status {
+  return { code: Code.Unschedulable, reasons };
+}
+
+export function unresolvable(...reasons: string[]): Status {
+  return { code: Code.UnschedulableAndUnresolvable, reasons };
+}
+
+/** Per-pod state a pre-filter computes once and filters/scorers read for each node. */
+export type CycleState = Map<string, unknown>;
+
+export interface Plugin {
+  readonly name: string;
+}
+
+export interface PreFilterPlugin extends Plugin {
+  preFilter(state: CycleState, pod: Pod): Status;
+}
+
+export interface FilterPlugin extends Plugin {
+  filter(state: CycleState, pod: Pod, node: NodeInfo): Status;
+}
+
+export interface ScorePlugin extends Plugin {
+  /** Higher is better; scores are normalised to 0..100 across nodes when normalize is set. */
+  score(state: CycleState, pod: Pod, node: NodeInfo): number;
+  normalize?(scores: number[]): void;
+  weight?: number;
+}
+
+export function isPreFilter(p: Plugin): p is PreFilterPlugin {
+  return typeof (p as PreFilterPlugin).preFilter === 'function';
+}
+
+export function isFilter(p: Plugin): p is FilterPlugin {
+  return typeof (p as FilterPlugin).filter === 'function';
+}
+
+export function isScore(p: Plugin): p is ScorePlugin {
+  return typeof (p as ScorePlugin).score === 'function';
+}

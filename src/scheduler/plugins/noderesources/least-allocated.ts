@@ -1,0 +1,23 @@
+import type { Pod } from '../../../api/types.js';
+import type { CycleState, ScorePlugin } from '../../framework/interface.js';
+import { podRequests, type NodeInfo, type Resources } from '../../framework/nodeinfo.js';
+
+const STATE_KEY = 'NodeResourcesFit';
+
+/**
+ * Prefers nodes with the most free cpu and memory after placing the pod, weighing both
+ * equally, on Kubernetes' 0..100 scale.
+ */
+export const leastAllocated = {
+  name: 'NodeResourcesLeastAllocated',
+  weight: 1,
+
+  score(state: CycleState, pod: Pod, node: NodeInfo): number {
+    const req = (state.get(STATE_KEY) as Resources | undefined) ?? podRequests(pod);
+    const free = (requested: number, capacity: number) =>
+      capacity <= 0 ? 0 : Math.max(0, ((capacity - requested) * 100) / capacity);
+    const cpu = free(node.requested.milliCpu + req.milliCpu, node.allocatable.milliCpu);
+    const memory = free(node.requested.memory + req.memory, node.allocatable.memory);
+    return Math.floor((cpu + memory) / 2);
+  },
+} satisfies ScorePlugin;
