@@ -31,6 +31,7 @@ program
   .option('--agent-port <port>', "node agent's port (logs)", port, 10250)
   .option('--node-name <name>', 'name of this node (default: the host name)')
   .option('--pod-cidr <cidr>', "this node's pod address range", '10.42.0.0/24')
+  .option('--bridge <name>', 'Linux bridge the pods attach to', 'flyces0')
   .action(async (o) =>
     (await import('./up.js')).up({
       dataDir: o.dataDir,
@@ -39,6 +40,7 @@ program
       agentPort: o.agentPort,
       nodeName: o.nodeName,
       podCidr: o.podCidr,
+      bridge: o.bridge,
     }),
   );
 
@@ -46,7 +48,8 @@ program
   .command('down')
   .description("stop and remove every pod container and network namespace of this node's data dir")
   .option('--data-dir <dir>', 'the data dir of the cluster', DEFAULT_DATA_DIR)
-  .action(async (o) => (await nodeCommands()).downCommand(o.dataDir));
+  .option('--bridge <name>', 'Linux bridge the pods attach to', 'flyces0')
+  .action(async (o) => (await nodeCommands()).downCommand(o.dataDir, o.bridge));
 
 const image = program.command('image').description("manage the node's image store");
 image

@@ -1,4 +1,6 @@
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { ImageStore } from '../runtime/images.js';
 import { MiniC } from '../runtime/minic.js';
 
@@ -22,17 +24,23 @@ export async function imageListCommand(dataDir: string): Promise<void> {
 }
 
 /**
- * Stops and removes every sandbox and container miniC keeps under the data dir: what a user
- * runs to clear the machine after `flyces up` has been stopped. The store is left alone.
+ * Stops and removes every sandbox and container miniC keeps under the data dir, and the pod
+ * bridge: what a user runs to clear the machine after `flyces up` has been stopped. The
+ * store is left alone, so the next `flyces up` recreates the pods it still holds.
  */
-export async function downCommand(dataDir: string): Promise<void> {
+export async function downCommand(dataDir: string, bridge: string): Promise<void> {
   const images = new ImageStore({ root: join(dataDir, 'images') });
-  const runtime = new MiniC({ root: join(dataDir, 'runtime'), images });
+  const runtime = new MiniC({ root: join(dataDir, 'runtime'), images, bridge });
   const containers = await runtime.listContainers();
   await Promise.all(containers.filter((c) => c.state === 'running').map((c) => runtime.stopContainer(c.id, 10)));
   for (const sandbox of await runtime.listSandboxes()) {
     await runtime.stopSandbox(sandbox.id);
     await runtime.removeSandbox(sandbox.id);
   }
-  console.log(`removed ${containers.length} containers`);
+  try {
+    await promisify(execFile)('ip', ['link', 'del', bridge]);
+  } catch (err) {
+    if (!/Cannot find device/.test((err as { stderr?: string }).stderr ?? '')) throw err;
+  }
+  console.log(`removed ${containers.length} containers and the ${bridge} bridge`);
 }

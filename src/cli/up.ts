@@ -30,6 +30,8 @@ export interface UpOptions {
   agentPort: number;
   nodeName?: string;
   podCidr: string;
+  /** Linux bridge the node's pods attach to. */
+  bridge: string;
 }
 
 const log = componentLogger('up');
@@ -97,9 +99,9 @@ export async function up(opts: UpOptions): Promise<void> {
   const informers = new InformerFactory(client);
   const scheduler = new Scheduler(client, informers);
   scheduler.register();
-  const controllers = new ControllerManager(client);
+  const controllers = new ControllerManager(client, { informers });
   const images = new ImageStore({ root: join(opts.dataDir, 'images') });
-  const runtime = new MiniC({ root: join(opts.dataDir, 'runtime'), images, podCidr: opts.podCidr });
+  const runtime = new MiniC({ root: join(opts.dataDir, 'runtime'), images, podCidr: opts.podCidr, bridge: opts.bridge });
   const agent = new Agent({
     client,
     runtime,
@@ -112,9 +114,8 @@ export async function up(opts: UpOptions): Promise<void> {
     labels: { 'node-role.kubernetes.io/control-plane': 'true' },
   });
 
-  await informers.start();
-  const schedulerDone = scheduler.run();
   await controllers.start();
+  const schedulerDone = scheduler.run();
   await agent.start();
   log.info({ kubeconfig, server }, 'cluster is up');
   process.stderr.write(

@@ -9,6 +9,7 @@ import type { KubeClient } from './rest.js';
  */
 export class InformerFactory {
   private readonly informers = new Map<string, Informer<any>>();
+  private readonly started = new Set<Informer<any>>();
 
   constructor(readonly client: KubeClient) {}
 
@@ -24,7 +25,11 @@ export class InformerFactory {
 
   /** Starts every informer made so far and resolves when all have synced. */
   async start(): Promise<void> {
-    for (const informer of this.informers.values()) if (!informer.isSynced) informer.start();
+    for (const informer of this.informers.values()) {
+      if (this.started.has(informer)) continue;
+      this.started.add(informer);
+      informer.start();
+    }
     await Promise.all([...this.informers.values()].map((i) => i.hasSynced()));
   }
 

@@ -1,0 +1,209 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { join } from 'node:path';
+import {
+  buildWebImage,
+  httpGet,
+  mountsUnder,
+  netnsList,
+  REPO,
+  TestCluster,
+  waitFor,
+} from './helpers/cluster.js';
+
+/**
+ * The first end-to-end path: `flyces up`, the demo image imported as an air-gapped user
+ * would, and examples/web.yaml driven with the real kubectl through create, self-healing,
+ * scaling, a rolling update, logs, a restart of the control plane, and deletion, with real
+ * runc containers serving HTTP on their pod IPs.
+ */
+
+const run = promisify(execFile);
+const MANIFEST = join(REPO, 'examples', 'web.yaml');
+
+interface PodView {
+  name: string;
+  ip?: string;
+  phase?: string;
+  ready: boolean;
+  deleting: boolean;
+  containerID?: string;
+  restarts: number;
+  env?: string;
+}
+
+describe('flyces up runs the web Deployment end to end', { timeout: 600_000 }, () => {
+  const cluster = new TestCluster({ podCidr: '10.42.240.0/24', bridge: 'flycese2e0', port: 16543, agentPort: 16550 });
+  let netnsBefore: string[] = [];
+
+  async function pods(): Promise<PodView[]> {
+    const list = JSON.parse(await cluster.kubectl('get', 'pods', '-l', 'app=web', '-o', 'json'));
+    return list.items.map((p: any) => ({
+      name: p.metadata.name,
+      ip: p.status?.podIP,
+      phase: p.status?.phase,
+      ready: p.status?.conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True') ?? false,
+      deleting: Boolean(p.metadata.deletionTimestamp),
+      containerID: p.status?.containerStatuses?.[0]?.containerID,
+      restarts: p.status?.containerStatuses?.[0]?.restartCount ?? 0,
+      env: p.spec.containers[0].env?.find((e: any) => e.name === 'GREETING')?.value,
+    }));
+  }
+
+  async function waitForServing(count: number, timeoutMs = 90_000): Promise<PodView[]> {
+    let last: PodView[] = [];
+    await waitFor(`${count} ready web pods`, timeoutMs, async () => {
+      last = (await pods()).filter((p) => !p.deleting);
+      return last.length === count && last.every((p) => p.ready && p.phase === 'Running' && p.ip);
+    });
+    for (const pod of last) {
+      const res = await httpGet(`http://${pod.ip}:8080/`);
+      assert.equal(res.status, 200, `pod ${pod.name} answers`);
+      assert.match(res.body, /flyCes/, `pod ${pod.name} serves the page`);
+    }
+    return last;
+  }
+
+  before(async () => {
+    netnsBefore = await netnsList();
+    await cluster.start();
+    const archive = join(cluster.dataDir, 'web.tar');
+    await buildWebImage(archive);
+    const out = await cluster.flyces('image', 'import', '--data-dir', cluster.dataDir, archive);
+    assert.match(out, /localhost\/flyces-web:1/);
+  });
+
+  after(async () => {
+    if (process.env.FLYCES_E2E_KEEP_LOG) console.log(cluster.tail(200));
+    await cluster.destroy();
+    await run('ip', ['link', 'del', 'flycese2e0']).catch(() => undefined);
+  });
+
+  test('apply creates three serving pods, shown as kubectl shows them', async () => {
+    const applied = await cluster.kubectl('apply', '-f', MANIFEST);
+    assert.match(applied, /deployment.apps\/web created/);
+    await waitForServing(3);
+    const wide = await cluster.kubectl('get', 'pods', '-o', 'wide');
+    const header = wide.split('\n')[0].split(/\s{2,}/);
+    assert.deepEqual(header.slice(0, 7), ['NAME', 'READY', 'STATUS', 'RESTARTS', 'AGE', 'IP', 'NODE']);
+    const rows = wide.trim().split('\n').slice(1);
+    assert.equal(rows.length, 3);
+    for (const row of rows) assert.match(row, /\s1\/1\s+Running\s+0\s+\S+\s+10\.42\.240\.\d+\s+e2e-node\s/);
+    const rs = await cluster.kubectl('get', 'rs', '-o', 'jsonpath={.items[*].metadata.ownerReferences[0].name}');
+    assert.equal(rs.trim(), 'web');
+  });
+
+  test('a deleted pod is replaced', async () => {
+    const [victim] = await pods();
+    await cluster.kubectl('delete', 'pod', victim.name);
+    const now = await waitForServing(3);
+    assert.ok(!now.some((p) => p.name === victim.name));
+  });
+
+  test('scaling to 5 and to 1 converges', async () => {
+    await cluster.kubectl('scale', 'deployment', 'web', '--replicas=5');
+    await waitForServing(5);
+    await cluster.kubectl('scale', 'deployment', 'web', '--replicas=1');
+    await waitFor('scale-down to 1 pod', 90_000, async () => (await pods()).length === 1);
+    await waitForServing(1);
+    await cluster.kubectl('scale', 'deployment', 'web', '--replicas=3');
+    await waitForServing(3);
+  });
+
+  test('a changed template rolls over within maxSurge and maxUnavailable', async () => {
+    const manifest = (await import('node:fs')).readFileSync(MANIFEST, 'utf8').replace('value: hello', 'value: rolled');
+    const file = join(cluster.dataDir, 'web-rolled.yaml');
+    (await import('node:fs')).writeFileSync(file, manifest);
+    await cluster.kubectl('apply', '-f', file);
+    // maxSurge 1 and maxUnavailable 1 on 3 replicas: at most 4 pods, at least 2 ready.
+    let watching = true;
+    const violations: string[] = [];
+    const watcher = (async () => {
+      while (watching) {
+        const all = (await pods()).filter((p) => !p.deleting);
+        const ready = all.filter((p) => p.ready).length;
+        if (all.length > 4) violations.push(`${all.length} pods exist`);
+        if (ready < 2) violations.push(`only ${ready} ready`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+    const status = await cluster.kubectl('rollout', 'status', 'deployment/web', '--timeout=120s');
+    watching = false;
+    await watcher;
+    assert.match(status, /successfully rolled out/);
+    assert.deepEqual(violations, []);
+    const now = await waitForServing(3);
+    assert.ok(now.every((p) => p.env === 'rolled'));
+  });
+
+  test('logs show the container output', async () => {
+    const [pod] = await pods();
+    await httpGet(`http://${pod.ip}:8080/`);
+    await waitFor('the request in the log', 10_000, async () => /response:200/.test(await cluster.kubectl('logs', pod.name)));
+    const own = await cluster.flyces('logs', '--kubeconfig', cluster.kubeconfig, pod.name);
+    assert.match(own, /response:200/);
+  });
+
+  test('invalid manifests are refused with the field named, and nothing is created', async () => {
+    const bad = (await import('node:fs')).readFileSync(MANIFEST, 'utf8').replace('name: web\n  labels', 'name: Bad_Name\n  labels').replace('cpu: 50m', 'cpu: lots');
+    const file = join(cluster.dataDir, 'bad.yaml');
+    (await import('node:fs')).writeFileSync(file, bad);
+    const res = await cluster.kubectlResult('apply', '-f', file);
+    assert.notEqual(res.code, 0);
+    assert.match(res.stderr, /metadata\.name/);
+    const fixedName = bad.replace('Bad_Name', 'bad-cpu');
+    (await import('node:fs')).writeFileSync(file, fixedName);
+    const res2 = await cluster.kubectlResult('apply', '-f', file);
+    assert.match(res2.stderr, /spec\.template\.spec\.containers\[0\]\.resources\.requests\.cpu/);
+    const deployments = await cluster.kubectl('get', 'deployments', '-o', 'name');
+    assert.equal(deployments.trim(), 'deployment.apps/web');
+  });
+
+  test('a pod whose image is missing reports ErrImageNeverPull, not a crash', async () => {
+    const pod = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'missing-image' },
+      spec: { containers: [{ name: 'c', image: 'localhost/nope:1', imagePullPolicy: 'Never' }] },
+    };
+    const file = join(cluster.dataDir, 'missing.json');
+    (await import('node:fs')).writeFileSync(file, JSON.stringify(pod));
+    await cluster.kubectl('apply', '-f', file);
+    await waitFor('ErrImageNeverPull', 30_000, async () =>
+      /ErrImageNeverPull/.test(await cluster.kubectl('get', 'pod', 'missing-image')),
+    );
+    await cluster.kubectl('delete', 'pod', 'missing-image');
+  });
+
+  test('restarting flyces up keeps every object and adopts the running containers', async () => {
+    const beforeRestart = await pods();
+    assert.equal(await cluster.stop(), 0, 'flyces up exits cleanly on SIGINT');
+    for (const pod of beforeRestart) {
+      const res = await httpGet(`http://${pod.ip}:8080/`);
+      assert.equal(res.status, 200, 'containers keep serving while the control plane is down');
+    }
+    await cluster.start();
+    await waitForServing(3);
+    const afterRestart = await pods();
+    assert.deepEqual(
+      afterRestart.map((p) => [p.name, p.containerID, p.restarts]).sort(),
+      beforeRestart.map((p) => [p.name, p.containerID, p.restarts]).sort(),
+      'the same containers, not restarted',
+    );
+  });
+
+  test('delete -f removes the Deployment, its ReplicaSets, pods, containers and namespaces', async () => {
+    await cluster.kubectl('delete', '-f', MANIFEST);
+    await waitFor('every web pod to be gone', 90_000, async () => (await pods()).length === 0);
+    await waitFor('replica sets gone', 30_000, async () => (await cluster.kubectl('get', 'rs', '-o', 'name')).trim() === '');
+    await waitFor('network namespaces gone', 30_000, async () => {
+      const now = await netnsList();
+      return now.filter((n) => !netnsBefore.includes(n)).length === 0;
+    });
+    assert.deepEqual(await mountsUnder(cluster.dataDir), []);
+    const { stdout } = await run('runc', ['--root', join(cluster.dataDir, 'runtime', 'runc'), 'list', '-q']);
+    assert.equal(stdout.trim(), '', 'no runc container left');
+  });
+});

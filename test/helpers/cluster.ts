@@ -1,0 +1,150 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+
+/**
+ * Runs `flyces up` as a user would, in a temp data dir on its own ports, pod range and
+ * bridge, and hands tests a `kubectl` bound to its kubeconfig.
+ */
+
+export const REPO = resolve(import.meta.dirname, '..', '..', '..');
+export const FLYCES = join(REPO, 'bin', 'flyces.js');
+const run = promisify(execFile);
+
+export interface ClusterOptions {
+  podCidr: string;
+  bridge: string;
+  port: number;
+  agentPort: number;
+}
+
+export class TestCluster {
+  readonly dataDir = mkdtempSync(join(tmpdir(), 'flyces-e2e-'));
+  readonly kubeconfig = join(this.dataDir, 'kubeconfig');
+  readonly logFile = join(this.dataDir, 'flyces-up.log');
+  private proc?: ChildProcess;
+
+  constructor(readonly opts: ClusterOptions) {}
+
+  /** Starts `flyces up` and waits until its node is Ready. */
+  async start(): Promise<void> {
+    const log = createWriteStream(this.logFile, { flags: 'a' });
+    const proc = spawn(
+      process.execPath,
+      [
+        FLYCES,
+        'up',
+        '--data-dir', this.dataDir,
+        '--port', String(this.opts.port),
+        '--agent-port', String(this.opts.agentPort),
+        '--pod-cidr', this.opts.podCidr,
+        '--bridge', this.opts.bridge,
+        '--node-name', 'e2e-node',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    proc.stdout!.pipe(log);
+    proc.stderr!.pipe(log);
+    this.proc = proc;
+    await waitFor('the node to be Ready', 60_000, async () => {
+      if (proc.exitCode !== null) throw new Error(`flyces up exited: ${this.tail()}`);
+      if (!existsSync(this.kubeconfig)) return false;
+      try {
+        const out = await this.kubectl('get', 'node', 'e2e-node', '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}');
+        return out.trim() === 'True';
+      } catch {
+        return false;
+      }
+    });
+  }
+
+  /** Sends SIGINT, as Ctrl-C does, and waits for the process to end. */
+  async stop(): Promise<number | null> {
+    const proc = this.proc;
+    if (!proc || proc.exitCode !== null) return proc?.exitCode ?? null;
+    const exited = new Promise<number | null>((res) => proc.once('exit', (code) => res(code)));
+    proc.kill('SIGINT');
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 30_000);
+    const code = await exited;
+    clearTimeout(timer);
+    return code;
+  }
+
+  async kubectl(...args: string[]): Promise<string> {
+    const { stdout } = await run('kubectl', ['--kubeconfig', this.kubeconfig, ...args], { maxBuffer: 16 << 20 });
+    return stdout;
+  }
+
+  /** kubectl that resolves with its exit code and both outputs instead of throwing. */
+  async kubectlResult(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    try {
+      const { stdout, stderr } = await run('kubectl', ['--kubeconfig', this.kubeconfig, ...args]);
+      return { code: 0, stdout, stderr };
+    } catch (err) {
+      const e = err as { code?: number; stdout?: string; stderr?: string };
+      return { code: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+    }
+  }
+
+  async flyces(...args: string[]): Promise<string> {
+    const { stdout } = await run(process.execPath, [FLYCES, ...args], { maxBuffer: 16 << 20 });
+    return stdout;
+  }
+
+  tail(lines = 40): string {
+    try {
+      return readFileSync(this.logFile, 'utf8').split('\n').slice(-lines).join('\n');
+    } catch {
+      return '';
+    }
+  }
+
+  /** Stops the cluster, removes every container, namespace and bridge it made, and its files. */
+  async destroy(): Promise<void> {
+    await this.stop();
+    try {
+      await this.flyces('down', '--data-dir', this.dataDir, '--bridge', this.opts.bridge);
+    } finally {
+      rmSync(this.dataDir, { recursive: true, force: true });
+    }
+  }
+}
+
+export async function waitFor(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      if (await check()) return;
+    } catch (err) {
+      lastError = err;
+      if ((err as Error).message?.startsWith('flyces up exited')) throw err;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ''}`);
+}
+
+/** Builds the demo image archive with the project's script. */
+export async function buildWebImage(out: string): Promise<void> {
+  await run('bash', [join(REPO, 'examples', 'build-image.sh'), out]);
+}
+
+export async function httpGet(url: string, timeoutMs = 3000): Promise<{ status: number; body: string }> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  return { status: res.status, body: await res.text() };
+}
+
+export async function netnsList(): Promise<string[]> {
+  const { stdout } = await run('ip', ['netns', 'list']);
+  return stdout.split('\n').map((l) => l.split(' ')[0]).filter((l) => l);
+}
+
+export async function mountsUnder(dir: string): Promise<string[]> {
+  return readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[1])
+    .filter((m) => m && m.startsWith(dir));
+}
