@@ -36,3 +36,13 @@ test('rate limited re-adds back off exponentially and forget resets', async () =
   q.shutDown();
   assert.equal(await q.get(), undefined);
 });
+
+test('of two delays for one key the sooner wins', async () => {
+  const q = new WorkQueue();
+  q.addAfter('a', 60_000);
+  q.addAfter('a', 10);
+  const started = Date.now();
+  assert.equal(await q.get(), 'a');
+  assert.ok(Date.now() - started < 1000);
+  q.shutDown();
+});

@@ -9,7 +9,7 @@ export class WorkQueue {
   private readonly dirty = new Set<string>();
   private readonly processing = new Set<string>();
   private readonly failures = new Map<string, number>();
-  private readonly delayed = new Map<string, NodeJS.Timeout>();
+  private readonly delayed = new Map<string, { timer: NodeJS.Timeout; due: number }>();
   private readonly waiting: ((key: string | undefined) => void)[] = [];
   private shuttingDown = false;
 
@@ -31,17 +31,20 @@ export class WorkQueue {
     } else this.queue.push(key);
   }
 
-  /** Queues a key after a delay; an earlier pending delay for the key is kept. */
+  /** Queues a key after a delay; of two pending delays for one key, the sooner wins. */
   addAfter(key: string, delayMs: number): void {
     if (this.shuttingDown) return;
     if (delayMs <= 0) return this.add(key);
-    if (this.delayed.has(key)) return;
+    const due = Date.now() + delayMs;
+    const pending = this.delayed.get(key);
+    if (pending && pending.due <= due) return;
+    if (pending) clearTimeout(pending.timer);
     const timer = setTimeout(() => {
       this.delayed.delete(key);
       this.add(key);
     }, delayMs);
     timer.unref?.();
-    this.delayed.set(key, timer);
+    this.delayed.set(key, { timer, due });
   }
 
   /** Queues a key after its backoff, which doubles with each failure. */
@@ -87,7 +90,7 @@ export class WorkQueue {
 
   shutDown(): void {
     this.shuttingDown = true;
-    for (const timer of this.delayed.values()) clearTimeout(timer);
+    for (const { timer } of this.delayed.values()) clearTimeout(timer);
     this.delayed.clear();
     for (const waiter of this.waiting.splice(0)) waiter(undefined);
   }

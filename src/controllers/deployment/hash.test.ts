@@ -1,0 +1,57 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { PodTemplateSpec } from '../../api/types.js';
+import { equalIgnoringHash, fnv32a, stableJson, templateHash } from './hash.js';
+
+const template: PodTemplateSpec = {
+  metadata: { labels: { app: 'web', tier: 'front' } },
+  spec: { containers: [{ name: 'web', image: 'nginx:1.25' }] },
+};
+
+test('fnv32a matches the published test vectors', () => {
+  const table: [string, number][] = [
+    ['', 0x811c9dc5],
+    ['a', 0xe40c292c],
+    ['foobar', 0xbf9cf968],
+  ];
+  for (const [input, want] of table) assert.equal(fnv32a(input), want, JSON.stringify(input));
+});
+
+test('template hashes are stable, short and safe', () => {
+  const reordered: PodTemplateSpec = {
+    spec: { containers: [{ image: 'nginx:1.25', name: 'web' }] },
+    metadata: { labels: { tier: 'front', app: 'web' } },
+  };
+  const withHashLabel = structuredClone(template);
+  withHashLabel.metadata!.labels!['pod-template-hash'] = 'xyz';
+  const changed = structuredClone(template);
+  changed.spec.containers[0].image = 'nginx:1.26';
+  const table: { name: string; a: string; b: string; equal: boolean }[] = [
+    { name: 'key order', a: templateHash(template), b: templateHash(reordered), equal: true },
+    { name: 'hash label', a: templateHash(template), b: templateHash(withHashLabel), equal: true },
+    { name: 'image change', a: templateHash(template), b: templateHash(changed), equal: false },
+    {
+      name: 'collision count',
+      a: templateHash(template),
+      b: templateHash(template, 1),
+      equal: false,
+    },
+  ];
+  for (const c of table) assert.equal(c.a === c.b, c.equal, c.name);
+  const hash = templateHash(template);
+  assert.match(hash, /^[bcdfghjklmnpqrstvwxz2456789]{1,10}$/);
+  assert.equal(hash, templateHash(structuredClone(template)));
+});
+
+test('stable JSON sorts keys and drops undefined', () => {
+  assert.equal(stableJson({ b: 1, a: [{ d: 2, c: undefined }] }), '{"a":[{"d":2}],"b":1}');
+});
+
+test('templates compare equal ignoring the hash label', () => {
+  const labeled = structuredClone(template);
+  labeled.metadata!.labels!['pod-template-hash'] = 'abc';
+  assert.ok(equalIgnoringHash(template, labeled));
+  const other = structuredClone(labeled);
+  other.metadata!.labels!.tier = 'back';
+  assert.ok(!equalIgnoringHash(template, other));
+});

@@ -1,0 +1,140 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Condition, Deployment, ReplicaSet } from '../../api/types.js';
+import { computeDeploymentStatus, setCondition, untilDeadline } from './status.js';
+
+function deploy(replicas: number, conditions: Condition[] = [], generation = 2): Deployment {
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: 'web', generation },
+    spec: {
+      replicas,
+      selector: {},
+      template: { spec: { containers: [] } },
+      strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
+      progressDeadlineSeconds: 600,
+    },
+    status: { conditions, replicas: 0, updatedReplicas: 0, availableReplicas: 0 },
+  };
+}
+
+function rs(name: string, replicas: number, ready: number, available: number): ReplicaSet {
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'ReplicaSet',
+    metadata: { name },
+    spec: { replicas, selector: {}, template: { spec: { containers: [] } } },
+    status: { replicas, readyReplicas: ready, availableReplicas: available },
+  };
+}
+
+/** A deployment whose last progress was an hour ago, with the counts it still has. */
+function stuck(): Deployment {
+  const d = deploy(3, [cond('Progressing', 'ReplicaSetUpdated', '2024-01-01T00:00:00Z')]);
+  d.status = {
+    ...d.status,
+    replicas: 3,
+    updatedReplicas: 1,
+    readyReplicas: 2,
+    availableReplicas: 2,
+  };
+  return d;
+}
+
+const NOW = new Date('2024-01-01T01:00:00Z');
+const cond = (type: string, reason: string, at: string): Condition => ({
+  type,
+  status: 'True',
+  reason,
+  lastUpdateTime: at,
+  lastTransitionTime: at,
+});
+
+test('deployment status', () => {
+  const table: {
+    name: string;
+    d: Deployment;
+    all: ReplicaSet[];
+    counts: [number, number, number, number, number];
+    available: string;
+    progressing: string;
+  }[] = [
+    {
+      name: 'mid rollout',
+      d: deploy(3),
+      all: [rs('new', 1, 1, 1), rs('old', 3, 3, 3)],
+      counts: [4, 1, 4, 4, 0],
+      available: 'MinimumReplicasAvailable',
+      progressing: 'ReplicaSetUpdated',
+    },
+    {
+      name: 'complete',
+      d: deploy(3),
+      all: [rs('new', 3, 3, 3), rs('old', 0, 0, 0)],
+      counts: [3, 3, 3, 3, 0],
+      available: 'MinimumReplicasAvailable',
+      progressing: 'NewReplicaSetAvailable',
+    },
+    {
+      name: 'stuck past the deadline',
+      d: stuck(),
+      all: [rs('new', 1, 0, 0), rs('old', 2, 2, 2)],
+      counts: [3, 1, 2, 2, 1],
+      available: 'MinimumReplicasUnavailable',
+      progressing: 'ProgressDeadlineExceeded',
+    },
+  ];
+  for (const c of table) {
+    const s = computeDeploymentStatus(c.d, c.all, c.all[0], NOW);
+    const counts = [
+      s.replicas,
+      s.updatedReplicas,
+      s.readyReplicas,
+      s.availableReplicas,
+      s.unavailableReplicas,
+    ];
+    assert.deepEqual(counts, c.counts, c.name);
+    assert.equal(s.observedGeneration, 2, c.name);
+    const reason = (type: string) => s.conditions?.find((x) => x.type === type)?.reason;
+    assert.equal(reason('Available'), c.available, c.name);
+    assert.equal(reason('Progressing'), c.progressing, c.name);
+  }
+});
+
+test('recomputing an unchanged status changes nothing', () => {
+  const d = deploy(3);
+  const all = [rs('new', 3, 3, 3)];
+  d.status = computeDeploymentStatus(d, all, all[0], NOW);
+  const later = new Date(NOW.getTime() + 60_000);
+  assert.deepEqual(computeDeploymentStatus(d, all, all[0], later), d.status);
+});
+
+test('conditions keep their transition time while their status holds', () => {
+  const first = setCondition([], { type: 'Progressing', status: 'True', reason: 'A' }, NOW);
+  const later = new Date(NOW.getTime() + 1000);
+  const second = setCondition(first, { type: 'Progressing', status: 'True', reason: 'B' }, later);
+  assert.equal(second[0].lastTransitionTime, first[0].lastTransitionTime);
+  assert.notEqual(second[0].lastUpdateTime, first[0].lastUpdateTime);
+  assert.equal(setCondition(second, { ...second[0] }, later), second);
+});
+
+test('a progressing rollout is looked at again by its deadline', () => {
+  const d = deploy(3);
+  const status = computeDeploymentStatus(
+    d,
+    [rs('new', 1, 0, 0), rs('old', 3, 3, 3)],
+    undefined,
+    NOW,
+  );
+  assert.equal(
+    untilDeadline(d, status, NOW),
+    undefined,
+    'no progressing condition without a new set',
+  );
+  const progressing = {
+    ...status,
+    conditions: [cond('Progressing', 'ReplicaSetUpdated', NOW.toISOString())],
+  };
+  assert.equal(untilDeadline(d, progressing, NOW), 601_000);
+});

@@ -1,0 +1,259 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { request } from 'node:https';
+import { ApiError } from '../src/api/errors.js';
+import { byGroupResource } from '../src/api/resources.js';
+import type { KObject } from '../src/api/types.js';
+import { KubeClient, type WatchEvent } from '../src/client/rest.js';
+import { startTestApiServer, type TestApiServer } from './helpers/apiserver.js';
+
+/** The API server's REST behaviour, through HTTPS, as Kubernetes clients rely on it. */
+
+const deployments = byGroupResource.get('apps/deployments')!;
+const pods = byGroupResource.get('/pods')!;
+
+function deployment(name: string, extra: Record<string, unknown> = {}): KObject {
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name, namespace: 'default', labels: { app: name } },
+    spec: {
+      replicas: 2,
+      selector: { matchLabels: { app: name } },
+      template: {
+        metadata: { labels: { app: name } },
+        spec: { containers: [{ name: 'c', image: 'busybox:1', env: [{ name: 'A', value: '1' }] }] },
+      },
+      ...extra,
+    },
+  };
+}
+
+async function rejects(promise: Promise<unknown>, reason: string, pattern?: RegExp): Promise<ApiError> {
+  try {
+    await promise;
+  } catch (err) {
+    assert.ok(err instanceof ApiError, `expected ApiError, got ${err}`);
+    assert.equal(err.reason, reason, err.message);
+    if (pattern) assert.match(err.message, pattern);
+    return err;
+  }
+  assert.fail(`expected ${reason}`);
+}
+
+describe('API server', () => {
+  let api: TestApiServer;
+  let client: KubeClient;
+
+  before(async () => {
+    api = await startTestApiServer();
+    client = api.client;
+  });
+  after(async () => api.stop());
+
+  test('every request needs a valid bearer token', async () => {
+    const bad = new KubeClient({ server: api.url, token: 'wrong', caPem: api.caPem });
+    await rejects(bad.list(pods, 'default'), 'Unauthorized');
+    await rejects(bad.request('GET', '/version'), 'Unauthorized');
+    bad.close();
+  });
+
+  test('create sets server fields; stale updates conflict', async () => {
+    const created = await client.create(deployments, deployment('a'));
+    assert.ok(created.metadata.uid);
+    assert.ok(created.metadata.creationTimestamp);
+    assert.equal(created.metadata.generation, 1);
+    assert.equal(created.spec.strategy.rollingUpdate.maxSurge, '25%', 'defaults applied');
+    await rejects(client.create(deployments, deployment('a')), 'AlreadyExists', /deployments.apps "a" already exists/);
+
+    const changed = structuredClone(created);
+    changed.spec.replicas = 3;
+    const updated = await client.update(deployments, changed);
+    assert.equal(updated.metadata.generation, 2, 'spec change bumps generation');
+    assert.ok(Number(updated.metadata.resourceVersion) > Number(created.metadata.resourceVersion));
+    await rejects(client.update(deployments, changed), 'Conflict', /has been modified/);
+  });
+
+  test('status is written only through its subresource', async () => {
+    const d = await client.get(deployments, 'default', 'a');
+    d.status = { replicas: 99 };
+    const afterMain = await client.update(deployments, d);
+    assert.notEqual(afterMain.status?.replicas, 99);
+    afterMain.status = { replicas: 7 };
+    afterMain.spec.replicas = 50;
+    const afterStatus = await client.updateStatus(deployments, afterMain);
+    assert.equal(afterStatus.status.replicas, 7);
+    assert.equal(afterStatus.spec.replicas, 3);
+  });
+
+  test('validation names the field', async () => {
+    const cases: [KObject, RegExp][] = [
+      [deployment('Bad_Name'), /metadata\.name: Invalid value: "Bad_Name"/],
+      [deployment('b', { replicas: -1 }), /spec\.replicas: Invalid value: -1/],
+      [
+        (() => {
+          const d = deployment('c');
+          d.spec.template.spec.containers[0].resources = { limits: { memory: 'lots' } };
+          return d;
+        })(),
+        /spec\.template\.spec\.containers\[0\]\.resources\.limits\.memory/,
+      ],
+      [
+        (() => {
+          const d = deployment('d');
+          d.metadata.labels = { 'bad key!': 'x' };
+          return d;
+        })(),
+        /metadata\.labels/,
+      ],
+      [deployment('e', { selector: { matchLabels: { app: 'other' } } }), /selector. does not match template .labels/],
+    ];
+    for (const [obj, pattern] of cases) {
+      const err = await rejects(client.create(deployments, obj), 'Invalid', pattern);
+      assert.equal(err.code, 422);
+      assert.ok(err.details?.causes?.[0]?.field);
+    }
+    const list = await client.list(deployments, 'default');
+    assert.deepEqual(list.items.map((d) => d.metadata.name), ['a'], 'nothing half-created');
+  });
+
+  test('objects in a missing namespace are refused', async () => {
+    const d = deployment('x');
+    d.metadata.namespace = 'nope';
+    await rejects(client.create(deployments, d), 'NotFound', /namespaces "nope" not found/);
+  });
+
+  test('label and field selectors', async () => {
+    for (const [name, tier] of [['p1', 'web'], ['p2', 'db'], ['p3', 'web']]) {
+      await client.create(pods, {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name, namespace: 'default', labels: { tier } },
+        spec: { containers: [{ name: 'c', image: 'i' }], nodeName: name === 'p3' ? 'n1' : undefined },
+      });
+    }
+    const names = async (query: Record<string, string>) =>
+      (await client.list(pods, 'default', query)).items.map((p) => p.metadata.name);
+    assert.deepEqual(await names({ labelSelector: 'tier=web' }), ['p1', 'p3']);
+    assert.deepEqual(await names({ labelSelector: 'tier in (db),tier!=web' }), ['p2']);
+    assert.deepEqual(await names({ fieldSelector: 'spec.nodeName=n1' }), ['p3']);
+    assert.deepEqual(await names({ fieldSelector: 'metadata.name!=p1', labelSelector: 'tier=web' }), ['p3']);
+    await rejects(client.list(pods, 'default', { fieldSelector: 'spec.image=x' }), 'BadRequest', /field label not supported/);
+    await rejects(client.list(pods, 'default', { labelSelector: 'a b' }), 'BadRequest');
+  });
+
+  test('watch from a resourceVersion replays later changes in order, then live ones', async () => {
+    const start = (await client.list(deployments, 'default')).resourceVersion;
+    const events: string[] = [];
+    const handle = client.watch(deployments, 'default', { resourceVersion: start }, (e: WatchEvent) => {
+      events.push(`${e.type} ${e.object.metadata.name} ${e.object.spec?.replicas}`);
+    });
+    await client.create(deployments, deployment('w'));
+    await client.patch(deployments, 'default', 'w', { spec: { replicas: 5 } });
+    await client.delete(deployments, 'default', 'w');
+    const deadline = Date.now() + 5000;
+    while (events.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    handle.stop();
+    assert.deepEqual(events, ['ADDED w 2', 'MODIFIED w 5', 'DELETED w 5']);
+
+    const replay: string[] = [];
+    const again = client.watch(deployments, 'default', { resourceVersion: start }, (e: WatchEvent) => {
+      replay.push(`${e.type} ${e.object.metadata.name}`);
+    });
+    while (replay.length < 3 && Date.now() < deadline + 5000) await new Promise((r) => setTimeout(r, 20));
+    again.stop();
+    assert.deepEqual(replay, ['ADDED w', 'MODIFIED w', 'DELETED w']);
+  });
+
+  test('the three patch formats', async () => {
+    await client.patch(deployments, 'default', 'a', { spec: { template: { spec: { containers: [{ name: 'c', env: [{ name: 'B', value: '2' }] }] } } } }, 'strategic');
+    let d = await client.get(deployments, 'default', 'a');
+    assert.deepEqual(d.spec.template.spec.containers[0].env, [{ name: 'A', value: '1' }, { name: 'B', value: '2' }], 'strategic merges env by name');
+    assert.equal(d.spec.template.spec.containers[0].image, 'busybox:1');
+    await client.patch(deployments, 'default', 'a', [{ op: 'replace', path: '/spec/replicas', value: 4 }], 'json');
+    d = await client.patch(deployments, 'default', 'a', { metadata: { labels: { extra: 'yes' } } }, 'merge');
+    assert.equal(d.spec.replicas, 4);
+    assert.equal(d.metadata.labels?.extra, 'yes');
+    await rejects(client.patch(deployments, 'default', 'a', { metadata: { resourceVersion: '1' }, spec: { replicas: 1 } }), 'Conflict');
+  });
+
+  test('scale subresource', async () => {
+    const scale = await client.request('GET', '/apis/apps/v1/namespaces/default/deployments/a/scale');
+    assert.equal(scale.kind, 'Scale');
+    assert.equal(scale.spec.replicas, 4);
+    assert.equal(scale.status.selector, 'app=a');
+    await client.patch(deployments, 'default', 'a', { spec: { replicas: 6 } }, 'merge', 'scale');
+    assert.equal((await client.get(deployments, 'default', 'a')).spec.replicas, 6);
+  });
+
+  test('server-side tables for kubectl get', async () => {
+    const table = await client.request('GET', '/api/v1/namespaces/default/pods', {
+      accept: 'application/json;as=Table;v=v1;g=meta.k8s.io,application/json',
+    });
+    assert.equal(table.kind, 'Table');
+    assert.deepEqual(
+      table.columnDefinitions.map((c: { name: string }) => c.name).slice(0, 7),
+      ['Name', 'Ready', 'Status', 'Restarts', 'Age', 'IP', 'Node'],
+    );
+    assert.deepEqual(table.rows[0].cells.slice(0, 4), ['p1', '0/1', 'Pending', '0']);
+  });
+
+  test('binding sets the node once; bound pods are deleted gracefully', async () => {
+    const bind = (name: string, node: string) =>
+      client.request('POST', `/api/v1/namespaces/default/pods/${name}/binding`, {
+        body: { apiVersion: 'v1', kind: 'Binding', metadata: { name }, target: { kind: 'Node', name: node } },
+      });
+    await bind('p1', 'n1');
+    await rejects(bind('p1', 'n2'), 'Conflict', /already assigned/);
+    const bound = await client.get(pods, 'default', 'p1');
+    assert.equal(bound.spec.nodeName, 'n1');
+    assert.equal(bound.status.conditions.find((c: { type: string }) => c.type === 'PodScheduled').status, 'True');
+
+    const marked = await client.delete(pods, 'default', 'p1');
+    assert.ok(marked.metadata.deletionTimestamp, 'a bound pod is only marked');
+    assert.ok(await client.get(pods, 'default', 'p1'));
+    await client.delete(pods, 'default', 'p1', { gracePeriodSeconds: 0 });
+    await rejects(client.get(pods, 'default', 'p1'), 'NotFound');
+    await client.delete(pods, 'default', 'p2');
+    await rejects(client.get(pods, 'default', 'p2'), 'NotFound', /pods "p2" not found/);
+  });
+
+  test('discovery and openapi documents', async () => {
+    const groups = await client.request('GET', '/apis');
+    assert.ok(groups.groups.some((g: { name: string }) => g.name === 'apps'));
+    const core = await client.request('GET', '/api/v1');
+    const names = core.resources.map((r: { name: string }) => r.name);
+    for (const n of ['pods', 'pods/log', 'pods/status', 'pods/binding', 'nodes', 'namespaces', 'events']) {
+      assert.ok(names.includes(n), n);
+    }
+    const index = await client.request('GET', '/openapi/v3');
+    assert.ok(index.paths['apis/apps/v1'].serverRelativeURL);
+  });
+
+  test('bodies that are not JSON objects get a 400 or 422, not a crash', async () => {
+    const send = (body: string) =>
+      new Promise<number>((resolve, reject) => {
+        const url = new URL(api.url);
+        const req = request(
+          {
+            host: url.hostname,
+            port: url.port,
+            method: 'POST',
+            path: '/apis/apps/v1/namespaces/default/deployments',
+            ca: api.caPem,
+            headers: { Authorization: `Bearer ${api.token}`, 'Content-Type': 'application/json' },
+          },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          },
+        );
+        req.on('error', reject);
+        req.end(body);
+      });
+    assert.equal(await send('{not json'), 400);
+    assert.equal(await send('[1,2]'), 422);
+    assert.equal(await send('{"metadata": 5}'), 422);
+    assert.equal(await send('{"metadata": {"name": "z"}, "spec": "x"}'), 422);
+  });
+});
