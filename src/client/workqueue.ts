@@ -43,7 +43,6 @@ export class WorkQueue {
       this.delayed.delete(key);
       this.add(key);
     }, delayMs);
-    timer.unref?.();
     this.delayed.set(key, { timer, due });
   }
 
