@@ -29,7 +29,11 @@ function deployment(name: string, extra: Record<string, unknown> = {}): KObject 
   };
 }
 
-async function rejects(promise: Promise<unknown>, reason: string, pattern?: RegExp): Promise<ApiError> {
+async function rejects(
+  promise: Promise<unknown>,
+  reason: string,
+  pattern?: RegExp,
+): Promise<ApiError> {
   try {
     await promise;
   } catch (err) {
@@ -64,7 +68,11 @@ describe('API server', () => {
     assert.ok(created.metadata.creationTimestamp);
     assert.equal(created.metadata.generation, 1);
     assert.equal(created.spec.strategy.rollingUpdate.maxSurge, '25%', 'defaults applied');
-    await rejects(client.create(deployments, deployment('a')), 'AlreadyExists', /deployments.apps "a" already exists/);
+    await rejects(
+      client.create(deployments, deployment('a')),
+      'AlreadyExists',
+      /deployments.apps "a" already exists/,
+    );
 
     const changed = structuredClone(created);
     changed.spec.replicas = 3;
@@ -106,7 +114,10 @@ describe('API server', () => {
         })(),
         /metadata\.labels/,
       ],
-      [deployment('e', { selector: { matchLabels: { app: 'other' } } }), /selector. does not match template .labels/],
+      [
+        deployment('e', { selector: { matchLabels: { app: 'other' } } }),
+        /selector. does not match template .labels/,
+      ],
     ];
     for (const [obj, pattern] of cases) {
       const err = await rejects(client.create(deployments, obj), 'Invalid', pattern);
@@ -114,7 +125,11 @@ describe('API server', () => {
       assert.ok(err.details?.causes?.[0]?.field);
     }
     const list = await client.list(deployments, 'default');
-    assert.deepEqual(list.items.map((d) => d.metadata.name), ['a'], 'nothing half-created');
+    assert.deepEqual(
+      list.items.map((d) => d.metadata.name),
+      ['a'],
+      'nothing half-created',
+    );
   });
 
   test('objects in a missing namespace are refused', async () => {
@@ -124,12 +139,19 @@ describe('API server', () => {
   });
 
   test('label and field selectors', async () => {
-    for (const [name, tier] of [['p1', 'web'], ['p2', 'db'], ['p3', 'web']]) {
+    for (const [name, tier] of [
+      ['p1', 'web'],
+      ['p2', 'db'],
+      ['p3', 'web'],
+    ]) {
       await client.create(pods, {
         apiVersion: 'v1',
         kind: 'Pod',
         metadata: { name, namespace: 'default', labels: { tier } },
-        spec: { containers: [{ name: 'c', image: 'i' }], nodeName: name === 'p3' ? 'n1' : undefined },
+        spec: {
+          containers: [{ name: 'c', image: 'i' }],
+          nodeName: name === 'p3' ? 'n1' : undefined,
+        },
       });
     }
     const names = async (query: Record<string, string>) =>
@@ -137,17 +159,29 @@ describe('API server', () => {
     assert.deepEqual(await names({ labelSelector: 'tier=web' }), ['p1', 'p3']);
     assert.deepEqual(await names({ labelSelector: 'tier in (db),tier!=web' }), ['p2']);
     assert.deepEqual(await names({ fieldSelector: 'spec.nodeName=n1' }), ['p3']);
-    assert.deepEqual(await names({ fieldSelector: 'metadata.name!=p1', labelSelector: 'tier=web' }), ['p3']);
-    await rejects(client.list(pods, 'default', { fieldSelector: 'spec.image=x' }), 'BadRequest', /field label not supported/);
+    assert.deepEqual(
+      await names({ fieldSelector: 'metadata.name!=p1', labelSelector: 'tier=web' }),
+      ['p3'],
+    );
+    await rejects(
+      client.list(pods, 'default', { fieldSelector: 'spec.image=x' }),
+      'BadRequest',
+      /field label not supported/,
+    );
     await rejects(client.list(pods, 'default', { labelSelector: 'a b' }), 'BadRequest');
   });
 
   test('watch from a resourceVersion replays later changes in order, then live ones', async () => {
     const start = (await client.list(deployments, 'default')).resourceVersion;
     const events: string[] = [];
-    const handle = client.watch(deployments, 'default', { resourceVersion: start }, (e: WatchEvent) => {
-      events.push(`${e.type} ${e.object.metadata.name} ${e.object.spec?.replicas}`);
-    });
+    const handle = client.watch(
+      deployments,
+      'default',
+      { resourceVersion: start },
+      (e: WatchEvent) => {
+        events.push(`${e.type} ${e.object.metadata.name} ${e.object.spec?.replicas}`);
+      },
+    );
     await client.create(deployments, deployment('w'));
     await client.patch(deployments, 'default', 'w', { spec: { replicas: 5 } });
     await client.delete(deployments, 'default', 'w');
@@ -157,28 +191,72 @@ describe('API server', () => {
     assert.deepEqual(events, ['ADDED w 2', 'MODIFIED w 5', 'DELETED w 5']);
 
     const replay: string[] = [];
-    const again = client.watch(deployments, 'default', { resourceVersion: start }, (e: WatchEvent) => {
-      replay.push(`${e.type} ${e.object.metadata.name}`);
-    });
-    while (replay.length < 3 && Date.now() < deadline + 5000) await new Promise((r) => setTimeout(r, 20));
+    const again = client.watch(
+      deployments,
+      'default',
+      { resourceVersion: start },
+      (e: WatchEvent) => {
+        replay.push(`${e.type} ${e.object.metadata.name}`);
+      },
+    );
+    while (replay.length < 3 && Date.now() < deadline + 5000)
+      await new Promise((r) => setTimeout(r, 20));
     again.stop();
     assert.deepEqual(replay, ['ADDED w', 'MODIFIED w', 'DELETED w']);
   });
 
   test('the three patch formats', async () => {
-    await client.patch(deployments, 'default', 'a', { spec: { template: { spec: { containers: [{ name: 'c', env: [{ name: 'B', value: '2' }] }] } } } }, 'strategic');
+    await client.patch(
+      deployments,
+      'default',
+      'a',
+      {
+        spec: {
+          template: { spec: { containers: [{ name: 'c', env: [{ name: 'B', value: '2' }] }] } },
+        },
+      },
+      'strategic',
+    );
     let d = await client.get(deployments, 'default', 'a');
-    assert.deepEqual(d.spec.template.spec.containers[0].env, [{ name: 'A', value: '1' }, { name: 'B', value: '2' }], 'strategic merges env by name');
+    assert.deepEqual(
+      d.spec.template.spec.containers[0].env,
+      [
+        { name: 'A', value: '1' },
+        { name: 'B', value: '2' },
+      ],
+      'strategic merges env by name',
+    );
     assert.equal(d.spec.template.spec.containers[0].image, 'busybox:1');
-    await client.patch(deployments, 'default', 'a', [{ op: 'replace', path: '/spec/replicas', value: 4 }], 'json');
-    d = await client.patch(deployments, 'default', 'a', { metadata: { labels: { extra: 'yes' } } }, 'merge');
+    await client.patch(
+      deployments,
+      'default',
+      'a',
+      [{ op: 'replace', path: '/spec/replicas', value: 4 }],
+      'json',
+    );
+    d = await client.patch(
+      deployments,
+      'default',
+      'a',
+      { metadata: { labels: { extra: 'yes' } } },
+      'merge',
+    );
     assert.equal(d.spec.replicas, 4);
     assert.equal(d.metadata.labels?.extra, 'yes');
-    await rejects(client.patch(deployments, 'default', 'a', { metadata: { resourceVersion: '1' }, spec: { replicas: 1 } }), 'Conflict');
+    await rejects(
+      client.patch(deployments, 'default', 'a', {
+        metadata: { resourceVersion: '1' },
+        spec: { replicas: 1 },
+      }),
+      'Conflict',
+    );
   });
 
   test('scale subresource', async () => {
-    const scale = await client.request('GET', '/apis/apps/v1/namespaces/default/deployments/a/scale');
+    const scale = await client.request(
+      'GET',
+      '/apis/apps/v1/namespaces/default/deployments/a/scale',
+    );
     assert.equal(scale.kind, 'Scale');
     assert.equal(scale.spec.replicas, 4);
     assert.equal(scale.status.selector, 'app=a');
@@ -191,23 +269,36 @@ describe('API server', () => {
       accept: 'application/json;as=Table;v=v1;g=meta.k8s.io,application/json',
     });
     assert.equal(table.kind, 'Table');
-    assert.deepEqual(
-      table.columnDefinitions.map((c: { name: string }) => c.name).slice(0, 7),
-      ['Name', 'Ready', 'Status', 'Restarts', 'Age', 'IP', 'Node'],
-    );
+    assert.deepEqual(table.columnDefinitions.map((c: { name: string }) => c.name).slice(0, 7), [
+      'Name',
+      'Ready',
+      'Status',
+      'Restarts',
+      'Age',
+      'IP',
+      'Node',
+    ]);
     assert.deepEqual(table.rows[0].cells.slice(0, 4), ['p1', '0/1', 'Pending', '0']);
   });
 
   test('binding sets the node once; bound pods are deleted gracefully', async () => {
     const bind = (name: string, node: string) =>
       client.request('POST', `/api/v1/namespaces/default/pods/${name}/binding`, {
-        body: { apiVersion: 'v1', kind: 'Binding', metadata: { name }, target: { kind: 'Node', name: node } },
+        body: {
+          apiVersion: 'v1',
+          kind: 'Binding',
+          metadata: { name },
+          target: { kind: 'Node', name: node },
+        },
       });
     await bind('p1', 'n1');
     await rejects(bind('p1', 'n2'), 'Conflict', /already assigned/);
     const bound = await client.get(pods, 'default', 'p1');
     assert.equal(bound.spec.nodeName, 'n1');
-    assert.equal(bound.status.conditions.find((c: { type: string }) => c.type === 'PodScheduled').status, 'True');
+    assert.equal(
+      bound.status.conditions.find((c: { type: string }) => c.type === 'PodScheduled').status,
+      'True',
+    );
 
     const marked = await client.delete(pods, 'default', 'p1');
     assert.ok(marked.metadata.deletionTimestamp, 'a bound pod is only marked');
@@ -223,7 +314,15 @@ describe('API server', () => {
     assert.ok(groups.groups.some((g: { name: string }) => g.name === 'apps'));
     const core = await client.request('GET', '/api/v1');
     const names = core.resources.map((r: { name: string }) => r.name);
-    for (const n of ['pods', 'pods/log', 'pods/status', 'pods/binding', 'nodes', 'namespaces', 'events']) {
+    for (const n of [
+      'pods',
+      'pods/log',
+      'pods/status',
+      'pods/binding',
+      'nodes',
+      'namespaces',
+      'events',
+    ]) {
       assert.ok(names.includes(n), n);
     }
     const index = await client.request('GET', '/openapi/v3');

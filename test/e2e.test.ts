@@ -2,6 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   buildWebImage,
@@ -35,8 +36,12 @@ interface PodView {
 }
 
 describe('flyces up runs the web Deployment end to end', { timeout: 600_000 }, () => {
-  const cluster = new TestCluster({ podCidr: '10.42.240.0/24', bridge: 'flycese2e0', port: 16543, agentPort: 16550 });
-  let netnsBefore: string[] = [];
+  const cluster = new TestCluster({
+    podCidr: '10.42.240.0/24',
+    bridge: 'flycese2e0',
+    port: 16543,
+    agentPort: 16550,
+  });
 
   async function pods(): Promise<PodView[]> {
     const list = JSON.parse(await cluster.kubectl('get', 'pods', '-l', 'app=web', '-o', 'json'));
@@ -44,7 +49,8 @@ describe('flyces up runs the web Deployment end to end', { timeout: 600_000 }, (
       name: p.metadata.name,
       ip: p.status?.podIP,
       phase: p.status?.phase,
-      ready: p.status?.conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True') ?? false,
+      ready:
+        p.status?.conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True') ?? false,
       deleting: Boolean(p.metadata.deletionTimestamp),
       containerID: p.status?.containerStatuses?.[0]?.containerID,
       restarts: p.status?.containerStatuses?.[0]?.restartCount ?? 0,
@@ -67,7 +73,6 @@ describe('flyces up runs the web Deployment end to end', { timeout: 600_000 }, (
   }
 
   before(async () => {
-    netnsBefore = await netnsList();
     await cluster.start();
     const archive = join(cluster.dataDir, 'web.tar');
     await buildWebImage(archive);
@@ -87,11 +92,25 @@ describe('flyces up runs the web Deployment end to end', { timeout: 600_000 }, (
     await waitForServing(3);
     const wide = await cluster.kubectl('get', 'pods', '-o', 'wide');
     const header = wide.split('\n')[0].split(/\s{2,}/);
-    assert.deepEqual(header.slice(0, 7), ['NAME', 'READY', 'STATUS', 'RESTARTS', 'AGE', 'IP', 'NODE']);
+    assert.deepEqual(header.slice(0, 7), [
+      'NAME',
+      'READY',
+      'STATUS',
+      'RESTARTS',
+      'AGE',
+      'IP',
+      'NODE',
+    ]);
     const rows = wide.trim().split('\n').slice(1);
     assert.equal(rows.length, 3);
-    for (const row of rows) assert.match(row, /\s1\/1\s+Running\s+0\s+\S+\s+10\.42\.240\.\d+\s+e2e-node\s/);
-    const rs = await cluster.kubectl('get', 'rs', '-o', 'jsonpath={.items[*].metadata.ownerReferences[0].name}');
+    for (const row of rows)
+      assert.match(row, /\s1\/1\s+Running\s+0\s+\S+\s+10\.42\.240\.\d+\s+e2e-node\s/);
+    const rs = await cluster.kubectl(
+      'get',
+      'rs',
+      '-o',
+      'jsonpath={.items[*].metadata.ownerReferences[0].name}',
+    );
     assert.equal(rs.trim(), 'web');
   });
 
@@ -113,9 +132,9 @@ describe('flyces up runs the web Deployment end to end', { timeout: 600_000 }, (
   });
 
   test('a changed template rolls over within maxSurge and maxUnavailable', async () => {
-    const manifest = (await import('node:fs')).readFileSync(MANIFEST, 'utf8').replace('value: hello', 'value: rolled');
+    const manifest = readFileSync(MANIFEST, 'utf8').replace('value: hello', 'value: rolled');
     const file = join(cluster.dataDir, 'web-rolled.yaml');
-    (await import('node:fs')).writeFileSync(file, manifest);
+    writeFileSync(file, manifest);
     await cluster.kubectl('apply', '-f', file);
     // maxSurge 1 and maxUnavailable 1 on 3 replicas: at most 4 pods, at least 2 ready.
     let watching = true;
@@ -141,20 +160,24 @@ describe('flyces up runs the web Deployment end to end', { timeout: 600_000 }, (
   test('logs show the container output', async () => {
     const [pod] = await pods();
     await httpGet(`http://${pod.ip}:8080/`);
-    await waitFor('the request in the log', 10_000, async () => /response:200/.test(await cluster.kubectl('logs', pod.name)));
+    await waitFor('the request in the log', 10_000, async () =>
+      /response:200/.test(await cluster.kubectl('logs', pod.name)),
+    );
     const own = await cluster.flyces('logs', '--kubeconfig', cluster.kubeconfig, pod.name);
     assert.match(own, /response:200/);
   });
 
   test('invalid manifests are refused with the field named, and nothing is created', async () => {
-    const bad = (await import('node:fs')).readFileSync(MANIFEST, 'utf8').replace('name: web\n  labels', 'name: Bad_Name\n  labels').replace('cpu: 50m', 'cpu: lots');
+    const bad = readFileSync(MANIFEST, 'utf8')
+      .replace('name: web\n  labels', 'name: Bad_Name\n  labels')
+      .replace('cpu: 50m', 'cpu: lots');
     const file = join(cluster.dataDir, 'bad.yaml');
-    (await import('node:fs')).writeFileSync(file, bad);
+    writeFileSync(file, bad);
     const res = await cluster.kubectlResult('apply', '-f', file);
     assert.notEqual(res.code, 0);
     assert.match(res.stderr, /metadata\.name/);
     const fixedName = bad.replace('Bad_Name', 'bad-cpu');
-    (await import('node:fs')).writeFileSync(file, fixedName);
+    writeFileSync(file, fixedName);
     const res2 = await cluster.kubectlResult('apply', '-f', file);
     assert.match(res2.stderr, /spec\.template\.spec\.containers\[0\]\.resources\.requests\.cpu/);
     const deployments = await cluster.kubectl('get', 'deployments', '-o', 'name');
@@ -169,12 +192,44 @@ describe('flyces up runs the web Deployment end to end', { timeout: 600_000 }, (
       spec: { containers: [{ name: 'c', image: 'localhost/nope:1', imagePullPolicy: 'Never' }] },
     };
     const file = join(cluster.dataDir, 'missing.json');
-    (await import('node:fs')).writeFileSync(file, JSON.stringify(pod));
+    writeFileSync(file, JSON.stringify(pod));
     await cluster.kubectl('apply', '-f', file);
     await waitFor('ErrImageNeverPull', 30_000, async () =>
       /ErrImageNeverPull/.test(await cluster.kubectl('get', 'pod', 'missing-image')),
     );
     await cluster.kubectl('delete', 'pod', 'missing-image');
+  });
+
+  test('a crashing container is restarted with back-off, and its last run is in --previous', async () => {
+    const pod = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'crasher' },
+      spec: {
+        terminationGracePeriodSeconds: 1,
+        containers: [
+          {
+            name: 'c',
+            image: 'localhost/flyces-web:1',
+            imagePullPolicy: 'Never',
+            command: ['sh', '-c', 'echo boom; exit 3'],
+          },
+        ],
+      },
+    };
+    const file = join(cluster.dataDir, 'crasher.json');
+    writeFileSync(file, JSON.stringify(pod));
+    await cluster.kubectl('apply', '-f', file);
+    await waitFor('CrashLoopBackOff after a restart', 30_000, async () => {
+      const p = JSON.parse(await cluster.kubectl('get', 'pod', 'crasher', '-o', 'json'));
+      const s = p.status?.containerStatuses?.[0];
+      return s?.restartCount >= 1 && s?.state?.waiting?.reason === 'CrashLoopBackOff';
+    });
+    const p = JSON.parse(await cluster.kubectl('get', 'pod', 'crasher', '-o', 'json'));
+    assert.equal(p.status.containerStatuses[0].lastState.terminated.exitCode, 3);
+    assert.match(await cluster.kubectl('get', 'pod', 'crasher'), /CrashLoopBackOff/);
+    assert.match(await cluster.kubectl('logs', 'crasher', '--previous'), /boom/);
+    await cluster.kubectl('delete', 'pod', 'crasher');
   });
 
   test('restarting flyces up keeps every object and adopts the running containers', async () => {
@@ -195,15 +250,28 @@ describe('flyces up runs the web Deployment end to end', { timeout: 600_000 }, (
   });
 
   test('delete -f removes the Deployment, its ReplicaSets, pods, containers and namespaces', async () => {
+    // This cluster's network namespaces are named after its sandboxes' ids.
+    const sandboxDir = join(cluster.dataDir, 'runtime', 'sandboxes');
+    const ours = readdirSync(sandboxDir).map((id) => `flyces-${id.slice(0, 12)}`);
+    assert.ok(ours.length >= 3);
     await cluster.kubectl('delete', '-f', MANIFEST);
     await waitFor('every web pod to be gone', 90_000, async () => (await pods()).length === 0);
-    await waitFor('replica sets gone', 30_000, async () => (await cluster.kubectl('get', 'rs', '-o', 'name')).trim() === '');
+    await waitFor(
+      'replica sets gone',
+      30_000,
+      async () => (await cluster.kubectl('get', 'rs', '-o', 'name')).trim() === '',
+    );
     await waitFor('network namespaces gone', 30_000, async () => {
       const now = await netnsList();
-      return now.filter((n) => !netnsBefore.includes(n)).length === 0;
+      return ours.every((n) => !now.includes(n)) && readdirSync(sandboxDir).length === 0;
     });
     assert.deepEqual(await mountsUnder(cluster.dataDir), []);
-    const { stdout } = await run('runc', ['--root', join(cluster.dataDir, 'runtime', 'runc'), 'list', '-q']);
+    const { stdout } = await run('runc', [
+      '--root',
+      join(cluster.dataDir, 'runtime', 'runc'),
+      'list',
+      '-q',
+    ]);
     assert.equal(stdout.trim(), '', 'no runc container left');
   });
 });

@@ -10,7 +10,12 @@ import { Informer } from '../client/informer.js';
 import { isReason, type KubeClient } from '../client/rest.js';
 import { runWorkers, WorkQueue } from '../client/workqueue.js';
 import { componentLogger } from '../log.js';
-import type { ContainerStatus, ImageService, RuntimeService, SandboxStatus } from '../runtime/runtime.js';
+import type {
+  ContainerStatus,
+  ImageService,
+  RuntimeService,
+  SandboxStatus,
+} from '../runtime/runtime.js';
 import { streamLog } from './logs.js';
 import { microTime, nodeObject, nodeStatus, type NodeIdentity } from './node-status.js';
 import { instancesByName } from './pod-status.js';
@@ -74,8 +79,11 @@ export class Agent {
     });
     this.pods.start();
     await this.pods.hasSynced();
-    this.workers = runWorkers(this.queue, 4, (key) => this.syncPod(key), (key, err) =>
-      this.log.error({ pod: key, err }, 'pod sync failed'),
+    this.workers = runWorkers(
+      this.queue,
+      4,
+      (key) => this.syncPod(key),
+      (key, err) => this.log.error({ pod: key, err }, 'pod sync failed'),
     );
     await this.relist();
     this.every(RELIST_MS, () => this.relist());
@@ -89,7 +97,9 @@ export class Agent {
     this.pods.stop();
     this.queue.shutDown();
     await this.workers;
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    await new Promise<void>((resolve) =>
+      this.server ? this.server.close(() => resolve()) : resolve(),
+    );
     this.server?.closeAllConnections();
   }
 
@@ -125,7 +135,11 @@ export class Agent {
 
   private async renewLease(): Promise<void> {
     const rt = byGroupResource.get('coordination.k8s.io/leases')!;
-    const spec = { holderIdentity: this.opts.name, leaseDurationSeconds: LEASE_SECONDS, renewTime: microTime() };
+    const spec = {
+      holderIdentity: this.opts.name,
+      leaseDurationSeconds: LEASE_SECONDS,
+      renewTime: microTime(),
+    };
     try {
       await this.opts.client.patch(rt, 'kube-node-lease', this.opts.name, { spec }, 'merge');
     } catch (err) {
@@ -142,7 +156,10 @@ export class Agent {
   /** Compares the runtime's containers with the last look and queues pods that changed. */
   private async relist(): Promise<void> {
     if (this.stopped) return;
-    const [sandboxes, containers] = await Promise.all([this.opts.runtime.listSandboxes(), this.opts.runtime.listContainers()]);
+    const [sandboxes, containers] = await Promise.all([
+      this.opts.runtime.listSandboxes(),
+      this.opts.runtime.listContainers(),
+    ]);
     const bySandbox = new Map(sandboxes.map((s) => [s.id, s]));
     const states = new Map<string, string>();
     for (const c of containers) {
@@ -155,13 +172,20 @@ export class Agent {
     }
     for (const sandbox of sandboxes) {
       const pod = this.pods.get(`${sandbox.podNamespace}/${sandbox.podName}`);
-      if (!pod || pod.metadata.uid !== sandbox.podUid) this.queue.add(`${sandbox.podNamespace}/${sandbox.podName}`);
+      if (!pod || pod.metadata.uid !== sandbox.podUid)
+        this.queue.add(`${sandbox.podNamespace}/${sandbox.podName}`);
     }
     this.lastStates = states;
   }
 
-  private async runtimeState(): Promise<{ sandboxes: SandboxStatus[]; containers: ContainerStatus[] }> {
-    const [sandboxes, containers] = await Promise.all([this.opts.runtime.listSandboxes(), this.opts.runtime.listContainers()]);
+  private async runtimeState(): Promise<{
+    sandboxes: SandboxStatus[];
+    containers: ContainerStatus[];
+  }> {
+    const [sandboxes, containers] = await Promise.all([
+      this.opts.runtime.listSandboxes(),
+      this.opts.runtime.listContainers(),
+    ]);
     return { sandboxes, containers };
   }
 
@@ -173,7 +197,10 @@ export class Agent {
     const mine = sandboxes.filter((s) => s.podNamespace === namespace && s.podName === name);
     const stale = mine.filter((s) => s.podUid !== pod?.metadata.uid);
     if (stale.length > 0) {
-      this.log.info({ pod: key, sandboxes: stale.map((s) => s.id) }, 'removing containers of a pod that is gone');
+      this.log.info(
+        { pod: key, sandboxes: stale.map((s) => s.id) },
+        'removing containers of a pod that is gone',
+      );
       await this.worker.terminate(undefined, stale, containers, ORPHAN_GRACE_SECONDS);
     }
     if (!pod) return;
@@ -185,14 +212,24 @@ export class Agent {
     return result.requeueAfterMs;
   }
 
-  private async finishDeletion(pod: Pod, sandboxes: SandboxStatus[], containers: ContainerStatus[]): Promise<void> {
-    const grace = pod.metadata.deletionGracePeriodSeconds ?? pod.spec.terminationGracePeriodSeconds ?? 30;
+  private async finishDeletion(
+    pod: Pod,
+    sandboxes: SandboxStatus[],
+    containers: ContainerStatus[],
+  ): Promise<void> {
+    const grace =
+      pod.metadata.deletionGracePeriodSeconds ?? pod.spec.terminationGracePeriodSeconds ?? 30;
     await this.worker.terminate(pod, sandboxes, containers, grace);
     try {
-      await this.opts.client.delete(byGroupResource.get('/pods')!, pod.metadata.namespace, pod.metadata.name!, {
-        gracePeriodSeconds: 0,
-        preconditions: { uid: pod.metadata.uid },
-      });
+      await this.opts.client.delete(
+        byGroupResource.get('/pods')!,
+        pod.metadata.namespace,
+        pod.metadata.name!,
+        {
+          gracePeriodSeconds: 0,
+          preconditions: { uid: pod.metadata.uid },
+        },
+      );
       this.log.info({ pod: objectKey(pod) }, 'pod deleted');
     } catch (err) {
       if (!isReason(err, 'NotFound') && !isReason(err, 'Conflict')) throw err;
@@ -203,7 +240,14 @@ export class Agent {
     const old = pod.status ?? {};
     if (deepEqual({ ...old, ...status }, old)) return;
     try {
-      await this.opts.client.patch(byGroupResource.get('/pods')!, pod.metadata.namespace, pod.metadata.name!, { status }, 'merge', 'status');
+      await this.opts.client.patch(
+        byGroupResource.get('/pods')!,
+        pod.metadata.namespace,
+        pod.metadata.name!,
+        { status },
+        'merge',
+        'status',
+      );
     } catch (err) {
       if (!isReason(err, 'NotFound')) throw err;
     }
@@ -246,26 +290,47 @@ export class Agent {
       }
       throw new ApiError('NotFound', `no such agent endpoint: ${url.pathname}`);
     } catch (err) {
-      const apiErr = err instanceof ApiError ? err : new ApiError('InternalError', (err as Error).message);
+      const apiErr =
+        err instanceof ApiError ? err : new ApiError('InternalError', (err as Error).message);
       if (res.headersSent) return void res.end();
       const body = JSON.stringify(apiErr.toStatus());
       res.writeHead(apiErr.code, { 'Content-Type': 'application/json' }).end(body);
     }
   }
 
-  private async serveLogs(namespace: string, name: string, container: string, q: URLSearchParams, res: ServerResponse): Promise<void> {
+  private async serveLogs(
+    namespace: string,
+    name: string,
+    container: string,
+    q: URLSearchParams,
+    res: ServerResponse,
+  ): Promise<void> {
     const pod = this.pods.get(`${namespace}/${name}`);
     if (!pod) throw new ApiError('NotFound', `pod "${name}" not found on node ${this.opts.name}`);
     const { sandboxes, containers } = await this.runtimeState();
     const ids = new Set(sandboxes.filter((s) => s.podUid === pod.metadata.uid).map((s) => s.id));
-    const instances = instancesByName(containers.filter((c) => ids.has(c.sandboxId))).get(container) ?? [];
+    const instances =
+      instancesByName(containers.filter((c) => ids.has(c.sandboxId))).get(container) ?? [];
     const previous = q.get('previous') === 'true';
     // While a crashed container waits to restart, the crashed instance is the previous one.
-    const target = previous ? (instances[0]?.state === 'exited' ? instances[0] : instances[1]) : instances[0];
+    const target = previous
+      ? instances[0]?.state === 'exited'
+        ? instances[0]
+        : instances[1]
+      : instances[0];
     if (!target) {
-      if (previous) throw new ApiError('BadRequest', `previous terminated container "${container}" in pod "${name}" not found`);
-      const waiting = pod.status?.containerStatuses?.find((s) => s.name === container)?.state?.waiting?.reason ?? 'ContainerCreating';
-      throw new ApiError('BadRequest', `container "${container}" in pod "${name}" is waiting to start: ${waiting}`);
+      if (previous)
+        throw new ApiError(
+          'BadRequest',
+          `previous terminated container "${container}" in pod "${name}" not found`,
+        );
+      const waiting =
+        pod.status?.containerStatuses?.find((s) => s.name === container)?.state?.waiting?.reason ??
+        'ContainerCreating';
+      throw new ApiError(
+        'BadRequest',
+        `container "${container}" in pod "${name}" is waiting to start: ${waiting}`,
+      );
     }
     const num = (key: string) => (q.get(key) === null ? undefined : Number(q.get(key)));
     const sinceSeconds = num('sinceSeconds');
@@ -275,7 +340,12 @@ export class Agent {
       tailLines: num('tailLines'),
       limitBytes: num('limitBytes'),
       timestamps: q.get('timestamps') === 'true',
-      since: sinceSeconds !== undefined ? Date.now() - sinceSeconds * 1000 : sinceTime ? Date.parse(sinceTime) : undefined,
+      since:
+        sinceSeconds !== undefined
+          ? Date.now() - sinceSeconds * 1000
+          : sinceTime
+            ? Date.parse(sinceTime)
+            : undefined,
       follow: q.get('follow') === 'true' && !previous,
       done: async () => (await this.opts.runtime.containerStatus(target.id))?.state !== 'running',
     });

@@ -7,9 +7,18 @@ import { LineAssembler, parseCriLine, readLog } from './logs.js';
 
 test('parse CRI log lines', () => {
   const cases: [string, unknown][] = [
-    ['2026-01-01T00:00:00.1Z stdout F hello world', { time: '2026-01-01T00:00:00.1Z', stream: 'stdout', text: 'hello world', partial: false }],
-    ['2026-01-01T00:00:00.1Z stderr P part', { time: '2026-01-01T00:00:00.1Z', stream: 'stderr', text: 'part', partial: true }],
-    ['2026-01-01T00:00:00.1Z stdout F', { time: '2026-01-01T00:00:00.1Z', stream: 'stdout', text: '', partial: false }],
+    [
+      '2026-01-01T00:00:00.1Z stdout F hello world',
+      { time: '2026-01-01T00:00:00.1Z', stream: 'stdout', text: 'hello world', partial: false },
+    ],
+    [
+      '2026-01-01T00:00:00.1Z stderr P part',
+      { time: '2026-01-01T00:00:00.1Z', stream: 'stderr', text: 'part', partial: true },
+    ],
+    [
+      '2026-01-01T00:00:00.1Z stdout F',
+      { time: '2026-01-01T00:00:00.1Z', stream: 'stdout', text: '', partial: false },
+    ],
     ['garbage', undefined],
   ];
   for (const [line, want] of cases) assert.deepEqual(parseCriLine(line), want, line);
@@ -34,11 +43,20 @@ test('readLog tail and since', async () => {
         '',
       ].join('\n'),
     );
-    assert.deepEqual((await readLog(path, {})).lines.map((l) => l.text), ['one', 'two', 'three']);
-    assert.deepEqual((await readLog(path, { tailLines: 2 })).lines.map((l) => l.text), ['two', 'three']);
+    assert.deepEqual(
+      (await readLog(path, {})).lines.map((l) => l.text),
+      ['one', 'two', 'three'],
+    );
+    assert.deepEqual(
+      (await readLog(path, { tailLines: 2 })).lines.map((l) => l.text),
+      ['two', 'three'],
+    );
     assert.deepEqual((await readLog(path, { tailLines: 0 })).lines, []);
     const since = Date.parse('2026-01-01T00:00:02Z');
-    assert.deepEqual((await readLog(path, { since })).lines.map((l) => l.text), ['two', 'three']);
+    assert.deepEqual(
+      (await readLog(path, { since })).lines.map((l) => l.text),
+      ['two', 'three'],
+    );
     assert.deepEqual((await readLog(join(dir, 'missing'), {})).lines, []);
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -34,7 +34,12 @@ export function parseCriLine(line: string): (LogLine & { partial: boolean }) | u
   if (first < 0 || second < 0) return undefined;
   const tag = third < 0 ? line.slice(second + 1) : line.slice(second + 1, third);
   const text = third < 0 ? '' : line.slice(third + 1);
-  return { time: line.slice(0, first), stream: line.slice(first + 1, second), text, partial: tag === 'P' };
+  return {
+    time: line.slice(0, first),
+    stream: line.slice(first + 1, second),
+    text,
+    partial: tag === 'P',
+  };
 }
 
 /** Joins partial entries into whole lines, in order. */
@@ -64,7 +69,10 @@ export function formatLine(line: LogLine, timestamps: boolean | undefined): stri
 }
 
 /** Reads the whole log file and returns the lines that pass the options' filters. */
-export async function readLog(path: string, opts: LogOptions): Promise<{ lines: LogLine[]; offset: number }> {
+export async function readLog(
+  path: string,
+  opts: LogOptions,
+): Promise<{ lines: LogLine[]; offset: number }> {
   const lines: LogLine[] = [];
   let size = 0;
   try {
@@ -73,7 +81,10 @@ export async function readLog(path: string, opts: LogOptions): Promise<{ lines: 
     return { lines, offset: 0 };
   }
   const assembler = new LineAssembler();
-  const rl = createInterface({ input: createReadStream(path, { end: Math.max(0, size - 1) }), crlfDelay: Infinity });
+  const rl = createInterface({
+    input: createReadStream(path, { end: Math.max(0, size - 1) }),
+    crlfDelay: Infinity,
+  });
   for await (const raw of rl) {
     const line = assembler.push(raw);
     if (!line) continue;
@@ -159,7 +170,8 @@ async function follow(
 async function readFrom(path: string, offset: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   try {
-    for await (const chunk of createReadStream(path, { start: offset })) chunks.push(chunk as Buffer);
+    for await (const chunk of createReadStream(path, { start: offset }))
+      chunks.push(chunk as Buffer);
   } catch {
     return Buffer.alloc(0);
   }

@@ -41,7 +41,12 @@ export function capacity(identity: NodeIdentity): Record<string, string> {
 
 function conditions(previous: Condition[] | undefined): Condition[] {
   const now = nowTimestamp();
-  const make = (type: string, status: 'True' | 'False', reason: string, message: string): Condition => {
+  const make = (
+    type: string,
+    status: 'True' | 'False',
+    reason: string,
+    message: string,
+  ): Condition => {
     const old = previous?.find((c) => c.type === type);
     return {
       type,
@@ -53,14 +58,22 @@ function conditions(previous: Condition[] | undefined): Condition[] {
     };
   };
   return [
-    make('MemoryPressure', 'False', 'KubeletHasSufficientMemory', 'agent has sufficient memory available'),
+    make(
+      'MemoryPressure',
+      'False',
+      'KubeletHasSufficientMemory',
+      'agent has sufficient memory available',
+    ),
     make('DiskPressure', 'False', 'KubeletHasNoDiskPressure', 'agent has no disk pressure'),
     make('PIDPressure', 'False', 'KubeletHasSufficientPID', 'agent has sufficient PID available'),
     make('Ready', 'True', 'KubeletReady', 'flyCes agent is posting ready status'),
   ];
 }
 
-export function nodeStatus(identity: NodeIdentity, previous?: NodeObject['status']): NodeObject['status'] {
+export function nodeStatus(
+  identity: NodeIdentity,
+  previous?: NodeObject['status'],
+): NodeObject['status'] {
   const cap = capacity(identity);
   return {
     capacity: cap,

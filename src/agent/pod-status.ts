@@ -69,7 +69,10 @@ function containerStatus(
 ): ApiContainerStatus {
   const [latest, previous] = instances;
   let state = stateOf(latest);
-  if (waiting && !state.running) state = { waiting: { reason: waiting.reason, ...(waiting.message ? { message: waiting.message } : {}) } };
+  if (waiting && !state.running)
+    state = {
+      waiting: { reason: waiting.reason, ...(waiting.message ? { message: waiting.message } : {}) },
+    };
   else if (!latest) state = { waiting: { reason: 'ContainerCreating' } };
   const running = state.running !== undefined;
   const status: ApiContainerStatus = {
@@ -80,13 +83,22 @@ function containerStatus(
     image,
     imageID: latest?.imageId ?? '',
     state,
-    lastState: latest && (state.waiting || running) && latest.state === 'exited' ? stateOf(latest) : stateOf(previous),
+    lastState:
+      latest && (state.waiting || running) && latest.state === 'exited'
+        ? stateOf(latest)
+        : stateOf(previous),
   };
   if (latest) status.containerID = RUNTIME_PREFIX + latest.id;
   return status;
 }
 
-function condition(type: string, ok: boolean, now: string, previous: Condition[] | undefined, reason?: string): Condition {
+function condition(
+  type: string,
+  ok: boolean,
+  now: string,
+  previous: Condition[] | undefined,
+  reason?: string,
+): Condition {
   const status = ok ? 'True' : 'False';
   const old = previous?.find((c) => c.type === type);
   const c: Condition = {
@@ -104,20 +116,16 @@ export function podPhase(pod: Pod, statuses: ApiContainerStatus[]): PodStatus['p
   const policy = pod.spec.restartPolicy ?? 'Always';
   let running = 0;
   let waiting = 0;
-  let succeeded = 0;
   let failed = 0;
   for (const s of statuses) {
+    // A container waiting to restart after a run counts by how that run ended.
+    const ended = s.state.terminated ?? (s.state.waiting ? s.lastState.terminated : undefined);
     if (s.state.running) running++;
-    else if (s.state.terminated) s.state.terminated.exitCode === 0 ? succeeded++ : failed++;
-    else if (s.lastState.terminated && s.state.waiting) {
-      // Waiting to restart after having run: counts by how it last ended.
-      if (s.lastState.terminated.exitCode === 0) succeeded++;
-      else failed++;
-    } else waiting++;
+    else if (ended) failed += ended.exitCode === 0 ? 0 : 1;
+    else waiting++;
   }
   if (waiting > 0) return 'Pending';
-  if (running > 0) return 'Running';
-  if (policy === 'Always') return 'Running';
+  if (running > 0 || policy === 'Always') return 'Running';
   if (failed > 0) return policy === 'OnFailure' ? 'Running' : 'Failed';
   return 'Succeeded';
 }
@@ -137,7 +145,8 @@ export function computePodStatus(obs: PodObservation): PodStatus {
     condition('Initialized', true, now, previous),
     condition('Ready', allReady && phase === 'Running', now, previous, 'ContainersNotReady'),
     condition('ContainersReady', allReady, now, previous, 'ContainersNotReady'),
-    previous?.find((c) => c.type === 'PodScheduled') ?? condition('PodScheduled', true, now, previous),
+    previous?.find((c) => c.type === 'PodScheduled') ??
+      condition('PodScheduled', true, now, previous),
   ];
   const status: PodStatus = {
     phase,

@@ -45,19 +45,33 @@ export class PodWorker {
   ) {}
 
   /** Brings a pod that should run toward its spec and returns its status. */
-  async sync(pod: Pod, sandboxes: SandboxStatus[], containers: ContainerStatus[]): Promise<SyncResult> {
+  async sync(
+    pod: Pod,
+    sandboxes: SandboxStatus[],
+    containers: ContainerStatus[],
+  ): Promise<SyncResult> {
     const uid = pod.metadata.uid!;
     const waiting = new Map<string, Waiting>();
     let sandbox = sandboxes.find((s) => s.podUid === uid && s.state === 'ready');
     if (!sandbox) {
       sandbox = await this.startSandbox(pod, sandboxes);
-      if (!sandbox) return { status: this.status(pod, undefined, [], waiting, 'ContainerCreating'), requeueAfterMs: 5_000 };
+      if (!sandbox)
+        return {
+          status: this.status(pod, undefined, [], waiting, 'ContainerCreating'),
+          requeueAfterMs: 5_000,
+        };
     }
     const mine = containers.filter((c) => c.sandboxId === sandbox!.id);
     const byName = instancesByName(mine);
     let requeueAfterMs = 10_000;
     for (const container of pod.spec.containers) {
-      const wait = await this.syncContainer(pod, sandbox, container, byName.get(container.name) ?? [], waiting);
+      const wait = await this.syncContainer(
+        pod,
+        sandbox,
+        container,
+        byName.get(container.name) ?? [],
+        waiting,
+      );
       if (wait !== undefined) requeueAfterMs = Math.min(requeueAfterMs, wait);
     }
     const fresh = (await this.runtime.listContainers()).filter((c) => c.sandboxId === sandbox!.id);
@@ -65,12 +79,30 @@ export class PodWorker {
     return { status: this.status(pod, sandbox, fresh, waiting), requeueAfterMs };
   }
 
-  private status(pod: Pod, sandbox: SandboxStatus | undefined, containers: ContainerStatus[], waiting: Map<string, Waiting>, all?: string): PodStatus {
-    if (all) for (const c of pod.spec.containers) if (!waiting.has(c.name)) waiting.set(c.name, { reason: all });
-    return computePodStatus({ pod, sandbox, containers, waiting, hostIP: this.hostIP, now: new Date().toISOString().replace(/\.\d+Z$/, 'Z') });
+  private status(
+    pod: Pod,
+    sandbox: SandboxStatus | undefined,
+    containers: ContainerStatus[],
+    waiting: Map<string, Waiting>,
+    all?: string,
+  ): PodStatus {
+    if (all)
+      for (const c of pod.spec.containers)
+        if (!waiting.has(c.name)) waiting.set(c.name, { reason: all });
+    return computePodStatus({
+      pod,
+      sandbox,
+      containers,
+      waiting,
+      hostIP: this.hostIP,
+      now: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+    });
   }
 
-  private async startSandbox(pod: Pod, sandboxes: SandboxStatus[]): Promise<SandboxStatus | undefined> {
+  private async startSandbox(
+    pod: Pod,
+    sandboxes: SandboxStatus[],
+  ): Promise<SandboxStatus | undefined> {
     const uid = pod.metadata.uid!;
     try {
       const sandbox = await this.runtime.runSandbox({
@@ -86,7 +118,11 @@ export class PodWorker {
     } catch (err) {
       const message = (err as Error).message;
       this.log.warn({ pod: podKey(pod), err: message }, 'sandbox failed');
-      this.events.warning(pod, 'FailedCreatePodSandBox', `Failed to create pod sandbox: ${message}`);
+      this.events.warning(
+        pod,
+        'FailedCreatePodSandBox',
+        `Failed to create pod sandbox: ${message}`,
+      );
       return undefined;
     }
   }
@@ -104,7 +140,11 @@ export class PodWorker {
     if (latest?.state === 'exited') {
       if (!shouldRestart(pod, latest)) return undefined;
       const key = `${pod.metadata.uid}/${container.name}`;
-      const wait = this.backoff.remaining(key, Date.parse(latest.startedAt ?? latest.createdAt), Date.parse(latest.finishedAt ?? latest.createdAt));
+      const wait = this.backoff.remaining(
+        key,
+        Date.parse(latest.startedAt ?? latest.createdAt),
+        Date.parse(latest.finishedAt ?? latest.createdAt),
+      );
       if (wait > 0) {
         const message = `back-off ${Math.round(wait / 1000)}s restarting failed container=${container.name} pod=${pod.metadata.name}_${pod.metadata.namespace}(${pod.metadata.uid})`;
         waiting.set(container.name, { reason: 'CrashLoopBackOff', message });
@@ -113,8 +153,15 @@ export class PodWorker {
       this.backoff.restarted(key);
     }
     const attempt = latest ? latest.attempt + 1 : 0;
-    if (latest?.state === 'created' || latest?.state === 'unknown') await this.removeQuietly(latest.id);
-    return this.startContainer(pod, sandbox, container, latest?.state === 'exited' ? attempt : (latest?.attempt ?? 0), waiting);
+    if (latest?.state === 'created' || latest?.state === 'unknown')
+      await this.removeQuietly(latest.id);
+    return this.startContainer(
+      pod,
+      sandbox,
+      container,
+      latest?.state === 'exited' ? attempt : (latest?.attempt ?? 0),
+      waiting,
+    );
   }
 
   private async startContainer(
@@ -130,7 +177,10 @@ export class PodWorker {
     try {
       config = containerConfig(pod, container, attempt);
     } catch (err) {
-      waiting.set(container.name, { reason: 'CreateContainerConfigError', message: (err as Error).message });
+      waiting.set(container.name, {
+        reason: 'CreateContainerConfigError',
+        message: (err as Error).message,
+      });
       this.events.warning(pod, 'Failed', `Error: ${(err as Error).message}`);
       return 10_000;
     }
@@ -147,13 +197,20 @@ export class PodWorker {
       const message = (err as Error).message;
       waiting.set(container.name, { reason, message });
       this.events.warning(pod, 'Failed', `Error: ${message}`);
-      this.log.warn({ pod: podKey(pod), container: container.name, err: message }, 'container failed to start');
+      this.log.warn(
+        { pod: podKey(pod), container: container.name, err: message },
+        'container failed to start',
+      );
       return 5_000;
     }
   }
 
   /** Checks the image is in the node's store; sets ErrImagePull-style waiting reasons if not. */
-  private async checkImage(pod: Pod, container: Container, waiting: Map<string, Waiting>): Promise<number | undefined> {
+  private async checkImage(
+    pod: Pod,
+    container: Container,
+    waiting: Map<string, Waiting>,
+  ): Promise<number | undefined> {
     const key = `${pod.metadata.uid}/${container.name}/image`;
     try {
       if (await this.images.getImage(container.image)) {
@@ -175,7 +232,10 @@ export class PodWorker {
     }
     const wait = this.imageBackoff.remaining(key, 0, 0);
     if (wait > 0) {
-      waiting.set(container.name, { reason: 'ImagePullBackOff', message: `Back-off pulling image "${container.image}"` });
+      waiting.set(container.name, {
+        reason: 'ImagePullBackOff',
+        message: `Back-off pulling image "${container.image}"`,
+      });
       return wait;
     }
     this.imageBackoff.restarted(key);
@@ -191,12 +251,18 @@ export class PodWorker {
   /** Keeps the latest and the one before it of each container (for `logs --previous`). */
   private async pruneOldInstances(containers: ContainerStatus[]): Promise<void> {
     for (const instances of instancesByName(containers).values()) {
-      for (const old of instances.slice(2)) if (old.state === 'exited') await this.removeQuietly(old.id);
+      for (const old of instances.slice(2))
+        if (old.state === 'exited') await this.removeQuietly(old.id);
     }
   }
 
   /** Stops every container of the pod's sandboxes with the grace period, then removes all. */
-  async terminate(pod: Pod | undefined, sandboxes: SandboxStatus[], containers: ContainerStatus[], graceSeconds: number): Promise<void> {
+  async terminate(
+    pod: Pod | undefined,
+    sandboxes: SandboxStatus[],
+    containers: ContainerStatus[],
+    graceSeconds: number,
+  ): Promise<void> {
     const ids = new Set(sandboxes.map((s) => s.id));
     const running = containers.filter((c) => ids.has(c.sandboxId) && c.state === 'running');
     await Promise.all(

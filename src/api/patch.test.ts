@@ -4,7 +4,11 @@ import { jsonPatch, mergePatch, strategicMergePatch } from './patch.js';
 
 test('merge patch', () => {
   const cases: [unknown, unknown, unknown][] = [
-    [{ a: 1, b: 2 }, { b: null, c: 3 }, { a: 1, c: 3 }],
+    [
+      { a: 1, b: 2 },
+      { b: null, c: 3 },
+      { a: 1, c: 3 },
+    ],
     [{ a: { x: 1 } }, { a: { y: 2 } }, { a: { x: 1, y: 2 } }],
     [{ a: [1, 2] }, { a: [3] }, { a: [3] }],
     [{ a: 1 }, { spec: { replicas: 5 } }, { a: 1, spec: { replicas: 5 } }],
@@ -33,7 +37,14 @@ test('strategic merge patch merges containers and env by name', () => {
   const target = {
     spec: {
       containers: [
-        { name: 'web', image: 'a', env: [{ name: 'A', value: '1' }, { name: 'B', value: '2' }] },
+        {
+          name: 'web',
+          image: 'a',
+          env: [
+            { name: 'A', value: '1' },
+            { name: 'B', value: '2' },
+          ],
+        },
         { name: 'side', image: 's' },
       ],
       finalizers: ['x'],
@@ -42,9 +53,17 @@ test('strategic merge patch merges containers and env by name', () => {
   const patch = {
     spec: {
       $setElementOrder$containers: undefined,
-      'containers': [{ name: 'web', env: [{ name: 'A', value: '9' }, { name: 'B', $patch: 'delete' }] }],
+      containers: [
+        {
+          name: 'web',
+          env: [
+            { name: 'A', value: '9' },
+            { name: 'B', $patch: 'delete' },
+          ],
+        },
+      ],
       '$setElementOrder/containers': [{ name: 'side' }, { name: 'web' }],
-      'finalizers': ['y'],
+      finalizers: ['y'],
     },
   };
   delete (patch.spec as any).$setElementOrder$containers;
@@ -69,7 +88,10 @@ test('strategic merge patch directives', () => {
     { l: ['a', 'c'] },
   );
   assert.deepEqual(
-    strategicMergePatch({ s: { type: 'A', a: 1, b: 2 } }, { s: { $retainKeys: ['type', 'b'], b: 3 } }),
+    strategicMergePatch(
+      { s: { type: 'A', a: 1, b: 2 } },
+      { s: { $retainKeys: ['type', 'b'], b: 3 } },
+    ),
     { s: { type: 'A', b: 3 } },
   );
 });

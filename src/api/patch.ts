@@ -106,7 +106,8 @@ function addAt(doc: Json, path: string, value: Json, replace: boolean): Json {
 
 /** RFC 6902: applies the operations in order; a failed `test` aborts the whole patch. */
 export function jsonPatch(target: unknown, ops: unknown): any {
-  if (!Array.isArray(ops)) throw new ApiError('BadRequest', 'a JSON patch must be a list of operations');
+  if (!Array.isArray(ops))
+    throw new ApiError('BadRequest', 'a JSON patch must be a list of operations');
   let doc = clone(target) as Json;
   for (const raw of ops as JsonPatchOp[]) {
     if (!isObject(raw as unknown) || typeof raw.path !== 'string') {

@@ -42,7 +42,11 @@ export function apiVersionOf(rt: ResourceType): string {
 function validatePod(pod: KObject, old?: KObject): FieldError[] {
   const errs = validatePodSpec((pod as Pod).spec, 'spec');
   if (old && old.spec?.nodeName && pod.spec?.nodeName !== old.spec.nodeName) {
-    errs.push({ field: 'spec.nodeName', type: 'Forbidden', detail: 'pod is already bound to a node' });
+    errs.push({
+      field: 'spec.nodeName',
+      type: 'Forbidden',
+      detail: 'pod is already bound to a node',
+    });
   }
   return errs;
 }
@@ -77,7 +81,8 @@ function validateDeployment(obj: KObject, old?: KObject): FieldError[] {
   for (const key of ['maxSurge', 'maxUnavailable'] as const) {
     const v = ru?.[key];
     if (v === undefined) continue;
-    const ok = (Number.isInteger(v) && (v as number) >= 0) || (typeof v === 'string' && /^\d+%$/.test(v));
+    const ok =
+      (Number.isInteger(v) && (v as number) >= 0) || (typeof v === 'string' && /^\d+%$/.test(v));
     if (!ok) {
       errs.push({
         field: `spec.strategy.rollingUpdate.${key}`,
@@ -98,7 +103,12 @@ function validateDeployment(obj: KObject, old?: KObject): FieldError[] {
     });
   }
   if (old && JSON.stringify(old.spec?.selector) !== JSON.stringify(d.spec?.selector)) {
-    errs.push({ field: 'spec.selector', type: 'Invalid', value: d.spec?.selector, detail: 'field is immutable' });
+    errs.push({
+      field: 'spec.selector',
+      type: 'Invalid',
+      value: d.spec?.selector,
+      detail: 'field is immutable',
+    });
   }
   return errs;
 }
@@ -150,7 +160,13 @@ export const RESOURCE_TYPES: ResourceType[] = [
     subresources: ['status', 'binding', 'log'],
     defaults: (obj) => defaultPod(obj as Pod),
     validate: validatePod,
-    selectableFields: ['spec.nodeName', 'spec.restartPolicy', 'spec.schedulerName', 'status.phase', 'status.podIP'],
+    selectableFields: [
+      'spec.nodeName',
+      'spec.restartPolicy',
+      'spec.schedulerName',
+      'status.phase',
+      'status.podIP',
+    ],
   }),
   type('', 'Event', 'events', true, {
     shortNames: ['ev'],
@@ -188,7 +204,9 @@ export const RESOURCE_TYPES: ResourceType[] = [
 ];
 
 /** Looks types up by plural within a group: `byGroupResource.get('apps/deployments')`. */
-export const byGroupResource = new Map(RESOURCE_TYPES.map((rt) => [`${rt.group}/${rt.plural}`, rt]));
+export const byGroupResource = new Map(
+  RESOURCE_TYPES.map((rt) => [`${rt.group}/${rt.plural}`, rt]),
+);
 
 /** Looks a type up by apiVersion and kind, as written in manifests. */
 export function typeForKind(apiVersion: string, kind: string): ResourceType | undefined {

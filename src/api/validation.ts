@@ -98,7 +98,11 @@ export function validateMeta(
   const errs: FieldError[] = [];
   const name = meta.name;
   if (!name) {
-    errs.push({ field: 'metadata.name', type: 'Required', detail: 'name or generateName is required' });
+    errs.push({
+      field: 'metadata.name',
+      type: 'Required',
+      detail: 'name or generateName is required',
+    });
   } else if (nameRule === 'label' ? !isDns1123Label(name) : !isDns1123Subdomain(name)) {
     const rule = nameRule === 'label' ? 'RFC 1123 label' : 'RFC 1123 subdomain';
     errs.push({
@@ -131,10 +135,16 @@ function validateQuantities(map: unknown, path: string): FieldError[] {
         field: `${path}.${name}`,
         type: 'Invalid',
         value,
-        detail: "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
+        detail:
+          "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
       });
     } else if (parsed < 0) {
-      errs.push({ field: `${path}.${name}`, type: 'Invalid', value, detail: 'must be greater than or equal to 0' });
+      errs.push({
+        field: `${path}.${name}`,
+        type: 'Invalid',
+        value,
+        detail: 'must be greater than or equal to 0',
+      });
     }
   }
   return errs;
@@ -145,7 +155,12 @@ function validateContainer(c: Container, path: string, names: Set<string>): Fiel
   if (!c || typeof c !== 'object') return [{ field: path, type: 'Invalid', value: c }];
   if (!c.name) errs.push({ field: `${path}.name`, type: 'Required' });
   else if (!isDns1123Label(c.name)) {
-    errs.push({ field: `${path}.name`, type: 'Invalid', value: c.name, detail: 'must be a DNS label' });
+    errs.push({
+      field: `${path}.name`,
+      type: 'Invalid',
+      value: c.name,
+      detail: 'must be a DNS label',
+    });
   } else if (names.has(c.name)) {
     errs.push({ field: `${path}.name`, type: 'Duplicate', value: c.name });
   } else names.add(c.name);
@@ -155,14 +170,24 @@ function validateContainer(c: Container, path: string, names: Set<string>): Fiel
   for (const key of ['command', 'args'] as const) {
     const list = c[key];
     if (list !== undefined && (!Array.isArray(list) || list.some((s) => typeof s !== 'string'))) {
-      errs.push({ field: `${path}.${key}`, type: 'Invalid', value: list, detail: 'must be a list of strings' });
+      errs.push({
+        field: `${path}.${key}`,
+        type: 'Invalid',
+        value: list,
+        detail: 'must be a list of strings',
+      });
     }
   }
   (c.env ?? []).forEach((e, i) => {
     if (!e || typeof e.name !== 'string' || e.name === '') {
       errs.push({ field: `${path}.env[${i}].name`, type: 'Required' });
     } else if (e.value !== undefined && typeof e.value !== 'string') {
-      errs.push({ field: `${path}.env[${i}].value`, type: 'Invalid', value: e.value, detail: 'must be a string' });
+      errs.push({
+        field: `${path}.env[${i}].value`,
+        type: 'Invalid',
+        value: e.value,
+        detail: 'must be a string',
+      });
     }
   });
   (c.ports ?? []).forEach((p, i) => {
@@ -192,7 +217,9 @@ export function validatePodSpec(spec: PodSpec | undefined, path: string): FieldE
   if (!Array.isArray(spec.containers) || spec.containers.length === 0) {
     errs.push({ field: `${path}.containers`, type: 'Required' });
   } else {
-    spec.containers.forEach((c, i) => errs.push(...validateContainer(c, `${path}.containers[${i}]`, names)));
+    spec.containers.forEach((c, i) =>
+      errs.push(...validateContainer(c, `${path}.containers[${i}]`, names)),
+    );
   }
   if (spec.initContainers !== undefined && !Array.isArray(spec.initContainers)) {
     errs.push({ field: `${path}.initContainers`, type: 'Invalid', value: spec.initContainers });
@@ -223,7 +250,14 @@ export function validateSelector(
   if (!selector || typeof selector !== 'object') return [{ field: path, type: 'Required' }];
   const empty = !selector.matchLabels && !selector.matchExpressions;
   if (empty) {
-    return [{ field: path, type: 'Invalid', value: selector, detail: 'empty selector is invalid for deployment' }];
+    return [
+      {
+        field: path,
+        type: 'Invalid',
+        value: selector,
+        detail: 'empty selector is invalid for deployment',
+      },
+    ];
   }
   const errs = validateLabels(selector.matchLabels, `${path}.matchLabels`);
   try {
@@ -259,7 +293,12 @@ export function validateShape(obj: unknown): FieldError[] {
   const o = obj as KObject;
   const errs: FieldError[] = [];
   if (o.metadata !== undefined && (typeof o.metadata !== 'object' || Array.isArray(o.metadata))) {
-    errs.push({ field: 'metadata', type: 'Invalid', value: o.metadata, detail: 'must be an object' });
+    errs.push({
+      field: 'metadata',
+      type: 'Invalid',
+      value: o.metadata,
+      detail: 'must be an object',
+    });
   }
   for (const key of ['spec', 'status'] as const) {
     const v = o[key];

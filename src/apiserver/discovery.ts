@@ -7,7 +7,10 @@ import { apiVersionOf, RESOURCE_TYPES, type ResourceType } from '../api/resource
 
 const VERBS = ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'];
 
-const SUBRESOURCE_VERBS: Record<string, { verbs: string[]; kind?: string; group?: string; version?: string }> = {
+const SUBRESOURCE_VERBS: Record<
+  string,
+  { verbs: string[]; kind?: string; group?: string; version?: string }
+> = {
   status: { verbs: ['get', 'patch', 'update'] },
   scale: { verbs: ['get', 'patch', 'update'], kind: 'Scale', group: 'autoscaling', version: 'v1' },
   binding: { verbs: ['create'], kind: 'Binding', group: '', version: 'v1' },
@@ -78,7 +81,9 @@ function resourceEntries(rt: ResourceType): unknown[] {
       namespaced: rt.namespaced,
       kind: info.kind ?? rt.kind,
       verbs: info.verbs,
-      ...(info.group !== undefined && info.group !== rt.group ? { group: info.group, version: info.version } : {}),
+      ...(info.group !== undefined && info.group !== rt.group
+        ? { group: info.group, version: info.version }
+        : {}),
     };
   });
   return [main, ...subs];

@@ -1,6 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ApiError, badRequest, conflict, invalid } from '../api/errors.js';
-import { fieldValue, formatLabelSelector, parseFieldSelector, parseLabelSelector, Selector, SelectorError } from '../api/labels.js';
+import {
+  fieldValue,
+  formatLabelSelector,
+  parseFieldSelector,
+  parseLabelSelector,
+  Selector,
+  SelectorError,
+} from '../api/labels.js';
 import { jsonPatch, mergePatch, strategicMergePatch } from '../api/patch.js';
 import { apiVersionOf, type ResourceType } from '../api/resources.js';
 import { nowTimestamp, type KObject } from '../api/types.js';
@@ -27,7 +34,10 @@ export interface HandlerContext {
 
 export function sendJson(res: ServerResponse, code: number, body: unknown): void {
   const text = typeof body === 'string' ? body : JSON.stringify(body);
-  res.writeHead(code, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
+  res.writeHead(code, {
+    'Content-Type': 'application/json',
+    'Content-Length': Buffer.byteLength(text),
+  });
   res.end(text);
 }
 
@@ -42,7 +52,11 @@ export function parseFilter(rr: ResourceRequest): Filter {
   try {
     const labels = parseLabelSelector(rr.query.get('labelSelector'));
     const fields = parseFieldSelector(rr.query.get('fieldSelector'));
-    const allowed = new Set(['metadata.name', 'metadata.namespace', ...(rr.rt.selectableFields ?? [])]);
+    const allowed = new Set([
+      'metadata.name',
+      'metadata.namespace',
+      ...(rr.rt.selectableFields ?? []),
+    ]);
     for (const req of fields.requirements) {
       if (!allowed.has(req.key)) throw badRequest(`field label not supported: ${req.key}`);
     }
@@ -56,7 +70,8 @@ export function parseFilter(rr: ResourceRequest): Filter {
 export function matchesFilter(obj: KObject, filter: Filter): boolean {
   if (filter.namespace && obj.metadata.namespace !== filter.namespace) return false;
   if (!filter.labels.isEmpty() && !filter.labels.matches(obj.metadata.labels ?? {})) return false;
-  if (!filter.fields.isEmpty() && !filter.fields.matches((path) => fieldValue(obj, path) ?? '')) return false;
+  if (!filter.fields.isEmpty() && !filter.fields.matches((path) => fieldValue(obj, path) ?? ''))
+    return false;
   return true;
 }
 
@@ -65,13 +80,19 @@ function listKind(rt: ResourceType): string {
 }
 
 /** Serves a list from the watch cache, consistent with the store unless RV "0" is asked. */
-export async function handleList(ctx: HandlerContext, rr: ResourceRequest, req: IncomingMessage, res: ServerResponse): Promise<void> {
+export async function handleList(
+  ctx: HandlerContext,
+  rr: ResourceRequest,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
   const filter = parseFilter(rr);
   const rv = rr.query.get('resourceVersion');
   if (rv === null || rv === '') await ctx.cache.waitFor(await ctx.store.currentRevision());
   else if (rv !== '0') {
     const wanted = Number(rv);
-    if (!Number.isInteger(wanted) || wanted < 0) throw badRequest(`invalid resourceVersion ${JSON.stringify(rv)}`);
+    if (!Number.isInteger(wanted) || wanted < 0)
+      throw badRequest(`invalid resourceVersion ${JSON.stringify(rv)}`);
     await ctx.cache.waitFor(wanted);
   }
   const revision = ctx.cache.revision;
@@ -84,7 +105,12 @@ export async function handleList(ctx: HandlerContext, rr: ResourceRequest, req: 
   items.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
 
   if (wantsTable(req.headers.accept)) {
-    const table = toTable(rr.rt, items.map((i) => i.obj), { resourceVersion: String(revision) }, parseIncludeObject(rr.query.get('includeObject')));
+    const table = toTable(
+      rr.rt,
+      items.map((i) => i.obj),
+      { resourceVersion: String(revision) },
+      parseIncludeObject(rr.query.get('includeObject')),
+    );
     sendJson(res, 200, table);
     return;
   }
@@ -92,7 +118,12 @@ export async function handleList(ctx: HandlerContext, rr: ResourceRequest, req: 
   sendJson(res, 200, head + items.map((i) => i.json()).join(',') + ']}');
 }
 
-export async function handleGet(ctx: HandlerContext, rr: ResourceRequest, req: IncomingMessage, res: ServerResponse): Promise<void> {
+export async function handleGet(
+  ctx: HandlerContext,
+  rr: ResourceRequest,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
   const obj = await ctx.registry.get(rr.rt, rr.namespace, rr.name!);
   if (rr.subresource === 'scale') {
     sendJson(res, 200, toScale(rr.rt, obj));
@@ -100,7 +131,11 @@ export async function handleGet(ctx: HandlerContext, rr: ResourceRequest, req: I
   }
   if (wantsTable(req.headers.accept)) {
     const include = parseIncludeObject(rr.query.get('includeObject'));
-    sendJson(res, 200, toTable(rr.rt, [obj], { resourceVersion: obj.metadata.resourceVersion ?? '' }, include));
+    sendJson(
+      res,
+      200,
+      toTable(rr.rt, [obj], { resourceVersion: obj.metadata.resourceVersion ?? '' }, include),
+    );
     return;
   }
   sendJson(res, 200, obj);
@@ -108,11 +143,17 @@ export async function handleGet(ctx: HandlerContext, rr: ResourceRequest, req: I
 
 function dryRun(rr: ResourceRequest): boolean {
   const value = rr.query.getAll('dryRun');
-  if (value.some((v) => v !== 'All')) throw badRequest(`invalid dry run option ${JSON.stringify(value)}; only All is supported`);
+  if (value.some((v) => v !== 'All'))
+    throw badRequest(`invalid dry run option ${JSON.stringify(value)}; only All is supported`);
   return value.length > 0;
 }
 
-export async function handleCreate(ctx: HandlerContext, rr: ResourceRequest, req: IncomingMessage, res: ServerResponse): Promise<void> {
+export async function handleCreate(
+  ctx: HandlerContext,
+  rr: ResourceRequest,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
   const body = decodeBody(await readBody(req), req.headers['content-type']);
   if (body === undefined) throw badRequest('a request body is required');
   if (rr.subresource === 'binding') {
@@ -120,14 +161,21 @@ export async function handleCreate(ctx: HandlerContext, rr: ResourceRequest, req
     return;
   }
   if (rr.name !== undefined) {
-    throw new ApiError('MethodNotAllowed', 'POST to a named object is not allowed; use PUT or PATCH');
+    throw new ApiError(
+      'MethodNotAllowed',
+      'POST to a named object is not allowed; use PUT or PATCH',
+    );
   }
   const created = await ctx.registry.create(rr.rt, rr.namespace, body, { dryRun: dryRun(rr) });
   sendJson(res, 201, created);
 }
 
 /** The binding subresource: the scheduler's way of setting a pod's node exactly once. */
-async function bindPod(ctx: HandlerContext, rr: ResourceRequest, binding: KObject): Promise<unknown> {
+async function bindPod(
+  ctx: HandlerContext,
+  rr: ResourceRequest,
+  binding: KObject,
+): Promise<unknown> {
   const nodeName = binding?.target?.name;
   if (typeof nodeName !== 'string' || nodeName === '') {
     throw invalid('Binding', '', rr.name ?? '', [{ field: 'target.name', type: 'Required' }]);
@@ -135,28 +183,47 @@ async function bindPod(ctx: HandlerContext, rr: ResourceRequest, binding: KObjec
   const precondition = binding.metadata?.resourceVersion;
   await ctx.registry.mutate(rr.rt, rr.namespace, rr.name!, precondition, 'binding', (pod) => {
     if (pod.spec.nodeName) {
-      throw new ApiError('Conflict', `pod ${rr.name} is already assigned to node "${pod.spec.nodeName}"`, {
-        name: rr.name,
-        kind: 'pods',
-      });
+      throw new ApiError(
+        'Conflict',
+        `pod ${rr.name} is already assigned to node "${pod.spec.nodeName}"`,
+        {
+          name: rr.name,
+          kind: 'pods',
+        },
+      );
     }
     if (pod.metadata.deletionTimestamp) {
-      throw new ApiError('Conflict', `pod ${rr.name} is being deleted, cannot be assigned to a host`);
+      throw new ApiError(
+        'Conflict',
+        `pod ${rr.name} is being deleted, cannot be assigned to a host`,
+      );
     }
     if (binding.metadata?.uid && binding.metadata.uid !== pod.metadata.uid) {
       throw conflict('pods', '', rr.name ?? '');
     }
     pod.spec.nodeName = nodeName;
     pod.status ??= {};
-    const conditions = (pod.status.conditions ?? []).filter((c: { type: string }) => c.type !== 'PodScheduled');
-    conditions.push({ type: 'PodScheduled', status: 'True', lastProbeTime: null, lastTransitionTime: nowTimestamp() });
+    const conditions = (pod.status.conditions ?? []).filter(
+      (c: { type: string }) => c.type !== 'PodScheduled',
+    );
+    conditions.push({
+      type: 'PodScheduled',
+      status: 'True',
+      lastProbeTime: null,
+      lastTransitionTime: nowTimestamp(),
+    });
     pod.status.conditions = conditions;
     return pod;
   });
   return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', code: 201 };
 }
 
-export async function handleUpdate(ctx: HandlerContext, rr: ResourceRequest, req: IncomingMessage, res: ServerResponse): Promise<void> {
+export async function handleUpdate(
+  ctx: HandlerContext,
+  rr: ResourceRequest,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
   const body = decodeBody(await readBody(req), req.headers['content-type']);
   if (body === undefined) throw badRequest('a request body is required');
   if (rr.subresource === 'scale') {
@@ -166,14 +233,26 @@ export async function handleUpdate(ctx: HandlerContext, rr: ResourceRequest, req
     sendJson(res, 200, toScale(rr.rt, updated));
     return;
   }
-  const updated = await ctx.registry.update(rr.rt, rr.namespace, rr.name!, body, rr.subresource, { dryRun: dryRun(rr) });
+  const updated = await ctx.registry.update(rr.rt, rr.namespace, rr.name!, body, rr.subresource, {
+    dryRun: dryRun(rr),
+  });
   sendJson(res, 200, updated);
 }
 
-async function setReplicas(ctx: HandlerContext, rr: ResourceRequest, rv: string | undefined, replicas: unknown): Promise<KObject> {
+async function setReplicas(
+  ctx: HandlerContext,
+  rr: ResourceRequest,
+  rv: string | undefined,
+  replicas: unknown,
+): Promise<KObject> {
   if (!Number.isInteger(replicas) || (replicas as number) < 0) {
     throw invalid('Scale', 'autoscaling', rr.name ?? '', [
-      { field: 'spec.replicas', type: 'Invalid', value: replicas, detail: 'must be greater than or equal to 0' },
+      {
+        field: 'spec.replicas',
+        type: 'Invalid',
+        value: replicas,
+        detail: 'must be greater than or equal to 0',
+      },
     ]);
   }
   return ctx.registry.mutate(rr.rt, rr.namespace, rr.name!, rv, undefined, (obj) => {
@@ -189,7 +268,10 @@ function toScale(rt: ResourceType, obj: KObject): unknown {
     apiVersion: 'autoscaling/v1',
     metadata: { name, namespace, uid, resourceVersion, creationTimestamp },
     spec: { replicas: obj.spec?.replicas ?? 0 },
-    status: { replicas: obj.status?.replicas ?? 0, selector: formatLabelSelector(obj.spec?.selector) },
+    status: {
+      replicas: obj.status?.replicas ?? 0,
+      selector: formatLabelSelector(obj.spec?.selector),
+    },
   };
 }
 
@@ -199,13 +281,25 @@ const PATCHERS: Record<string, (target: unknown, patch: unknown) => any> = {
   'application/strategic-merge-patch+json': strategicMergePatch,
 };
 
-export async function handlePatch(ctx: HandlerContext, rr: ResourceRequest, req: IncomingMessage, res: ServerResponse): Promise<void> {
+export async function handlePatch(
+  ctx: HandlerContext,
+  rr: ResourceRequest,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
   const type = (req.headers['content-type'] ?? '').split(';')[0].trim();
   if (type === 'application/apply-patch+yaml') {
-    throw new ApiError('UnsupportedMediaType', 'server-side apply is not supported yet; use client-side `kubectl apply`');
+    throw new ApiError(
+      'UnsupportedMediaType',
+      'server-side apply is not supported yet; use client-side `kubectl apply`',
+    );
   }
   const patcher = PATCHERS[type];
-  if (!patcher) throw new ApiError('UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: ${Object.keys(PATCHERS).join(', ')}`);
+  if (!patcher)
+    throw new ApiError(
+      'UnsupportedMediaType',
+      `the body of the request was in an unknown format - accepted media types include: ${Object.keys(PATCHERS).join(', ')}`,
+    );
   const raw = await readBody(req);
   const patch = decodeBody(raw, 'application/json');
   if (patch === undefined) throw badRequest('a patch body is required');
@@ -213,7 +307,12 @@ export async function handlePatch(ctx: HandlerContext, rr: ResourceRequest, req:
   if (rr.subresource === 'scale') {
     const current = await ctx.registry.get(rr.rt, rr.namespace, rr.name!);
     const scale = patcher(toScale(rr.rt, current), patch);
-    const updated = await setReplicas(ctx, rr, precondition ?? current.metadata.resourceVersion, scale?.spec?.replicas);
+    const updated = await setReplicas(
+      ctx,
+      rr,
+      precondition ?? current.metadata.resourceVersion,
+      scale?.spec?.replicas,
+    );
     sendJson(res, 200, toScale(rr.rt, updated));
     return;
   }
@@ -235,7 +334,8 @@ function deleteOptions(rr: ResourceRequest, body: unknown): DeleteOptions {
   const grace = rr.query.get('gracePeriodSeconds') ?? b.gracePeriodSeconds;
   if (grace !== undefined && grace !== null) {
     const n = Number(grace);
-    if (!Number.isInteger(n)) throw badRequest(`invalid gracePeriodSeconds ${JSON.stringify(grace)}`);
+    if (!Number.isInteger(n))
+      throw badRequest(`invalid gracePeriodSeconds ${JSON.stringify(grace)}`);
     opts.gracePeriodSeconds = n;
   }
   const policy = rr.query.get('propagationPolicy') ?? b.propagationPolicy;
@@ -252,31 +352,60 @@ function deleteOptions(rr: ResourceRequest, body: unknown): DeleteOptions {
   return opts;
 }
 
-export async function handleDelete(ctx: HandlerContext, rr: ResourceRequest, req: IncomingMessage, res: ServerResponse): Promise<void> {
+export async function handleDelete(
+  ctx: HandlerContext,
+  rr: ResourceRequest,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
   const body = decodeBody(await readBody(req), req.headers['content-type']);
   const deleted = await ctx.registry.delete(rr.rt, rr.namespace, rr.name!, deleteOptions(rr, body));
   sendJson(res, 200, deleted);
 }
 
-export async function handleDeleteCollection(ctx: HandlerContext, rr: ResourceRequest, req: IncomingMessage, res: ServerResponse): Promise<void> {
+export async function handleDeleteCollection(
+  ctx: HandlerContext,
+  rr: ResourceRequest,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
   const body = decodeBody(await readBody(req), req.headers['content-type']);
   const opts = deleteOptions(rr, body);
   const filter = parseFilter(rr);
   await ctx.cache.waitFor(await ctx.store.currentRevision());
   const prefix = resourcePrefix(rr.rt);
-  const targets = [...ctx.cache.objects(prefix).values()].filter((c) => matchesFilter(c.obj, filter));
+  const targets = [...ctx.cache.objects(prefix).values()].filter((c) =>
+    matchesFilter(c.obj, filter),
+  );
   const items: KObject[] = [];
   for (const target of targets) {
     try {
-      items.push(await ctx.registry.delete(rr.rt, target.obj.metadata.namespace, target.obj.metadata.name!, opts));
+      items.push(
+        await ctx.registry.delete(
+          rr.rt,
+          target.obj.metadata.namespace,
+          target.obj.metadata.name!,
+          opts,
+        ),
+      );
     } catch (err) {
       if (!(err instanceof ApiError && err.reason === 'NotFound')) throw err;
     }
   }
-  sendJson(res, 200, { kind: listKind(rr.rt), apiVersion: apiVersionOf(rr.rt), metadata: {}, items });
+  sendJson(res, 200, {
+    kind: listKind(rr.rt),
+    apiVersion: apiVersionOf(rr.rt),
+    metadata: {},
+    items,
+  });
 }
 
-export async function handleLog(ctx: HandlerContext, rr: ResourceRequest, req: IncomingMessage, res: ServerResponse): Promise<void> {
+export async function handleLog(
+  ctx: HandlerContext,
+  rr: ResourceRequest,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
   const pod = await ctx.registry.get(rr.rt, rr.namespace, rr.name!);
   if (!pod.spec?.nodeName) throw badRequest(`pod ${rr.name} does not have a host assigned`);
   const upstream = await ctx.podLogs(pod, rr.query);
@@ -288,7 +417,12 @@ export async function handleLog(ctx: HandlerContext, rr: ResourceRequest, req: I
   req.on('close', () => upstream.destroy());
 }
 
-export async function handleWatch(ctx: HandlerContext, rr: ResourceRequest, req: IncomingMessage, res: ServerResponse): Promise<void> {
+export async function handleWatch(
+  ctx: HandlerContext,
+  rr: ResourceRequest,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
   await serveWatch(ctx, rr, req, res, parseFilter(rr));
 }
 

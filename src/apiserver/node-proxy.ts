@@ -14,7 +14,10 @@ export function agentEndpoint(node: NodeObject): { host: string; port: number } 
   const host = node.status?.addresses?.find((a) => a.type === 'InternalIP')?.address;
   const port = node.status?.daemonEndpoints?.kubeletEndpoint?.Port;
   if (!host || !port) {
-    throw new ApiError('ServiceUnavailable', `node ${node.metadata.name} has not reported its agent endpoint yet`);
+    throw new ApiError(
+      'ServiceUnavailable',
+      `node ${node.metadata.name} has not reported its agent endpoint yet`,
+    );
   }
   return { host, port };
 }
@@ -40,21 +43,41 @@ export async function openPodLogs(
   if (!containers.includes(container) && !inits.includes(container)) {
     throw badRequest(`container ${container} is not valid for pod ${pod.metadata.name}`);
   }
-  const node = (await registry.get(byGroupResource.get('/nodes')!, undefined, pod.spec.nodeName)) as NodeObject;
+  const node = (await registry.get(
+    byGroupResource.get('/nodes')!,
+    undefined,
+    pod.spec.nodeName,
+  )) as NodeObject;
   const { host, port } = agentEndpoint(node);
   const forward = new URLSearchParams();
-  for (const key of ['follow', 'previous', 'timestamps', 'tailLines', 'sinceSeconds', 'sinceTime', 'limitBytes']) {
+  for (const key of [
+    'follow',
+    'previous',
+    'timestamps',
+    'tailLines',
+    'sinceSeconds',
+    'sinceTime',
+    'limitBytes',
+  ]) {
     const value = query.get(key);
     if (value !== null) forward.set(key, value);
   }
   const path = `/containerLogs/${pod.metadata.namespace}/${pod.metadata.name}/${container}?${forward}`;
   return new Promise((resolve, reject) => {
-    const req = request({ host, port, path, headers: { Authorization: `Bearer ${token}` } }, (res) => {
-      if ((res.statusCode ?? 500) < 400) return resolve(res);
-      collectError(res).then(reject, reject);
-    });
+    const req = request(
+      { host, port, path, headers: { Authorization: `Bearer ${token}` } },
+      (res) => {
+        if ((res.statusCode ?? 500) < 400) return resolve(res);
+        collectError(res).then(reject, reject);
+      },
+    );
     req.on('error', (err) =>
-      reject(new ApiError('InternalError', `cannot reach the agent of node ${node.metadata.name}: ${err.message}`)),
+      reject(
+        new ApiError(
+          'InternalError',
+          `cannot reach the agent of node ${node.metadata.name}: ${err.message}`,
+        ),
+      ),
     );
     req.end();
   });
@@ -67,9 +90,13 @@ async function collectError(res: IncomingMessage): Promise<ApiError> {
   const text = Buffer.concat(chunks).toString('utf8');
   try {
     const status = JSON.parse(text);
-    if (status?.kind === 'Status' && status.reason) return new ApiError(status.reason, status.message);
+    if (status?.kind === 'Status' && status.reason)
+      return new ApiError(status.reason, status.message);
   } catch {
     // Not a Status: report the text as it came.
   }
-  return new ApiError(res.statusCode === 404 ? 'NotFound' : 'BadRequest', text.trim() || `agent answered ${res.statusCode}`);
+  return new ApiError(
+    res.statusCode === 404 ? 'NotFound' : 'BadRequest',
+    text.trim() || `agent answered ${res.statusCode}`,
+  );
 }

@@ -29,7 +29,12 @@ function operations(rt: ResourceType, named: boolean): Record<string, unknown> {
   });
   if (!named) {
     return {
-      get: op('list', [param('labelSelector'), param('fieldSelector'), param('resourceVersion'), param('watch', 'boolean')]),
+      get: op('list', [
+        param('labelSelector'),
+        param('fieldSelector'),
+        param('resourceVersion'),
+        param('watch', 'boolean'),
+      ]),
       post: op('post', WRITE_PARAMS),
       delete: op('deletecollection', [param('labelSelector'), param('fieldSelector')]),
     };
@@ -38,7 +43,11 @@ function operations(rt: ResourceType, named: boolean): Record<string, unknown> {
     get: op('get'),
     put: op('put', WRITE_PARAMS),
     patch: op('patch', [...WRITE_PARAMS, param('force', 'boolean')]),
-    delete: op('delete', [param('gracePeriodSeconds', 'integer'), param('propagationPolicy'), param('dryRun')]),
+    delete: op('delete', [
+      param('gracePeriodSeconds', 'integer'),
+      param('propagationPolicy'),
+      param('dryRun'),
+    ]),
   };
 }
 
@@ -58,10 +67,16 @@ function buildDocument(types: ResourceType[]): unknown {
     paths[collection] = operations(rt, false);
     paths[`${collection}/{name}`] = operations(rt, true);
     for (const sub of rt.subresources) {
-      if (sub === 'status' || sub === 'scale') paths[`${collection}/{name}/${sub}`] = operations(rt, true);
+      if (sub === 'status' || sub === 'scale')
+        paths[`${collection}/{name}/${sub}`] = operations(rt, true);
     }
   }
-  return { openapi: '3.0.0', info: { title: 'flyCes', version: 'v1.32.0' }, paths, components: { schemas: {} } };
+  return {
+    openapi: '3.0.0',
+    info: { title: 'flyCes', version: 'v1.32.0' },
+    paths,
+    components: { schemas: {} },
+  };
 }
 
 const documents = new Map<string, { body: unknown; hash: string }>();

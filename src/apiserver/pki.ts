@@ -63,7 +63,10 @@ async function createCa(dir: string): Promise<void> {
     keys,
     extensions: [
       new x509.BasicConstraintsExtension(true, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
+        true,
+      ),
     ],
   });
   writeAtomic(join(dir, 'ca.key'), await exportKey(keys.privateKey), 0o600);
@@ -75,7 +78,9 @@ async function createServing(dir: string, hosts: string[]): Promise<void> {
   const caKey = await importKey(readFileSync(join(dir, 'ca.key'), 'utf8'));
   const keys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']);
   const now = Date.now();
-  const names = hosts.map((h) => ({ type: /^[\d.]+$|:/.test(h) ? 'ip' : 'dns', value: h }) as x509.JsonGeneralName);
+  const names = hosts.map(
+    (h) => ({ type: /^[\d.]+$|:/.test(h) ? 'ip' : 'dns', value: h }) as x509.JsonGeneralName,
+  );
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serial(),
     subject: 'CN=flyces-apiserver',
@@ -87,13 +92,20 @@ async function createServing(dir: string, hosts: string[]): Promise<void> {
     signingKey: caKey,
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment,
+        true,
+      ),
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
       new x509.SubjectAlternativeNameExtension(names),
     ],
   });
   writeAtomic(join(dir, 'apiserver.key'), await exportKey(keys.privateKey), 0o600);
-  writeAtomic(join(dir, 'apiserver.crt'), `${cert.toString('pem')}\n${caCert.toString('pem')}\n`, 0o644);
+  writeAtomic(
+    join(dir, 'apiserver.crt'),
+    `${cert.toString('pem')}\n${caCert.toString('pem')}\n`,
+    0o644,
+  );
 }
 
 /** Whether the serving certificate exists, names every host, and has 30+ days left. */

@@ -68,7 +68,10 @@ export class Registry {
     const name = obj.metadata.name!;
     if (opts.dryRun) return obj;
     try {
-      const kv = await this.store.create(storeKey(rt, obj.metadata.namespace, name), JSON.stringify(obj));
+      const kv = await this.store.create(
+        storeKey(rt, obj.metadata.namespace, name),
+        JSON.stringify(obj),
+      );
       return decode(kv.value, kv.modRevision);
     } catch (err) {
       if (err instanceof StoreError && err.code === 'AlreadyExists') {
@@ -148,10 +151,21 @@ export class Registry {
     const next = body as KObject;
     checkTypeMeta(rt, next);
     if (next.metadata?.name !== undefined && next.metadata.name !== name) {
-      throw new ApiError('BadRequest', `the name of the object (${next.metadata.name}) does not match the name on the URL (${name})`);
+      throw new ApiError(
+        'BadRequest',
+        `the name of the object (${next.metadata.name}) does not match the name on the URL (${name})`,
+      );
     }
     const precondition = next.metadata?.resourceVersion;
-    return this.mutate(rt, namespace, name, precondition, subresource, () => structuredClone(next), opts);
+    return this.mutate(
+      rt,
+      namespace,
+      name,
+      precondition,
+      subresource,
+      () => structuredClone(next),
+      opts,
+    );
   }
 
   /**
@@ -182,8 +196,10 @@ export class Registry {
         return await this.write(key, kv, current, next);
       } catch (err) {
         if (!(err instanceof StoreError) || err.code !== 'Conflict' || precondition) {
-          if (err instanceof StoreError && err.code === 'Conflict') throw conflict(rt.plural, rt.group, name);
-          if (err instanceof StoreError && err.code === 'NotFound') throw notFound(rt.plural, rt.group, name);
+          if (err instanceof StoreError && err.code === 'Conflict')
+            throw conflict(rt.plural, rt.group, name);
+          if (err instanceof StoreError && err.code === 'NotFound')
+            throw notFound(rt.plural, rt.group, name);
           throw err;
         }
       }
@@ -192,9 +208,14 @@ export class Registry {
   }
 
   /** Writes `next` over `current`: nothing if unchanged, a delete if the last finalizer went. */
-  private async write(key: string, kv: KeyValue, current: KObject, next: KObject): Promise<KObject> {
+  private async write(
+    key: string,
+    kv: KeyValue,
+    current: KObject,
+    next: KObject,
+  ): Promise<KObject> {
     delete next.metadata.resourceVersion;
-    const { resourceVersion: _rv, ...currentMeta } = current.metadata;
+    const currentMeta = { ...current.metadata, resourceVersion: undefined };
     if (deepEqual({ ...current, metadata: currentMeta }, next)) return current;
     const finalizersGone = !next.metadata.finalizers || next.metadata.finalizers.length === 0;
     if (next.metadata.deletionTimestamp && finalizersGone && !isPendingPodTermination(next)) {
@@ -211,7 +232,8 @@ export class Registry {
     proposed: KObject,
     subresource: string | undefined,
   ): KObject {
-    if (!proposed || typeof proposed !== 'object') throw new ApiError('BadRequest', 'object required');
+    if (!proposed || typeof proposed !== 'object')
+      throw new ApiError('BadRequest', 'object required');
     let next: KObject;
     if (subresource === 'status') {
       next = { ...current, status: proposed.status };
@@ -229,10 +251,16 @@ export class Registry {
       }
     }
     if (current.metadata.deletionTimestamp) {
-      const added = (next.metadata.finalizers ?? []).filter((f) => !current.metadata.finalizers?.includes(f));
+      const added = (next.metadata.finalizers ?? []).filter(
+        (f) => !current.metadata.finalizers?.includes(f),
+      );
       if (added.length > 0) {
         throw invalid(rt.kind, rt.group, current.metadata.name ?? '', [
-          { field: 'metadata.finalizers', type: 'Forbidden', detail: 'no new finalizers can be added if the object is being deleted' },
+          {
+            field: 'metadata.finalizers',
+            type: 'Forbidden',
+            detail: 'no new finalizers can be added if the object is being deleted',
+          },
         ]);
       }
     }
@@ -266,7 +294,8 @@ export class Registry {
         }
         return await this.write(key, kv, current, next);
       } catch (err) {
-        if (err instanceof StoreError && err.code === 'NotFound') throw notFound(rt.plural, rt.group, name);
+        if (err instanceof StoreError && err.code === 'NotFound')
+          throw notFound(rt.plural, rt.group, name);
         if (!(err instanceof StoreError && err.code === 'Conflict')) throw err;
       }
     }
@@ -289,7 +318,9 @@ export class Registry {
     if (!meta.finalizers) delete meta.finalizers;
     const existingGrace = meta.deletionGracePeriodSeconds;
     if (!meta.deletionTimestamp || (existingGrace !== undefined && grace < existingGrace)) {
-      meta.deletionTimestamp = new Date(Date.now() + grace * 1000).toISOString().replace(/\.\d+Z$/, 'Z');
+      meta.deletionTimestamp = new Date(Date.now() + grace * 1000)
+        .toISOString()
+        .replace(/\.\d+Z$/, 'Z');
       meta.deletionGracePeriodSeconds = grace;
     }
     if (rt.kind === 'Namespace') next.status = { ...(next.status ?? {}), phase: 'Terminating' };
@@ -330,10 +361,16 @@ function checkPreconditions(rt: ResourceType, current: KObject, opts: DeleteOpti
 function checkTypeMeta(rt: ResourceType, obj: KObject): void {
   const want = apiVersionOf(rt);
   if (obj.apiVersion !== undefined && obj.apiVersion !== want) {
-    throw new ApiError('BadRequest', `apiVersion ${JSON.stringify(obj.apiVersion)} does not match the resource's ${want}`);
+    throw new ApiError(
+      'BadRequest',
+      `apiVersion ${JSON.stringify(obj.apiVersion)} does not match the resource's ${want}`,
+    );
   }
   if (obj.kind !== undefined && obj.kind !== rt.kind) {
-    throw new ApiError('BadRequest', `kind ${JSON.stringify(obj.kind)} does not match the resource's ${rt.kind}`);
+    throw new ApiError(
+      'BadRequest',
+      `kind ${JSON.stringify(obj.kind)} does not match the resource's ${rt.kind}`,
+    );
   }
 }
 
@@ -341,7 +378,15 @@ function checkTypeMeta(rt: ResourceType, obj: KObject): void {
 function keepServerMeta(current: KObject, proposed: KObject['metadata']): KObject['metadata'] {
   const cur = current.metadata;
   const meta = { ...proposed };
-  for (const field of ['name', 'namespace', 'uid', 'creationTimestamp', 'generation', 'deletionTimestamp', 'deletionGracePeriodSeconds'] as const) {
+  for (const field of [
+    'name',
+    'namespace',
+    'uid',
+    'creationTimestamp',
+    'generation',
+    'deletionTimestamp',
+    'deletionGracePeriodSeconds',
+  ] as const) {
     if (cur[field] === undefined) delete meta[field];
     else meta[field] = cur[field] as never;
   }

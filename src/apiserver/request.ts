@@ -51,7 +51,11 @@ export function parseResourcePath(method: string, url: URL): ResourceRequest | u
   const query = url.searchParams;
   const watch = watchPath || query.get('watch') === 'true' || query.get('watch') === '1';
   const verb = verbFor(method, name !== undefined, watch);
-  if (!verb) throw new ApiError('MethodNotAllowed', `the server does not allow this method on the requested resource`);
+  if (!verb)
+    throw new ApiError(
+      'MethodNotAllowed',
+      `the server does not allow this method on the requested resource`,
+    );
   if (rt.namespaced && !namespace && name !== undefined) {
     throw new ApiError('NotFound', `the server could not find the requested resource`);
   }
@@ -85,7 +89,10 @@ export async function readBody(req: IncomingMessage): Promise<Buffer> {
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
     if (size > MAX_BODY_BYTES) {
-      throw new ApiError('RequestEntityTooLarge', `request body is larger than ${MAX_BODY_BYTES} bytes`);
+      throw new ApiError(
+        'RequestEntityTooLarge',
+        `request body is larger than ${MAX_BODY_BYTES} bytes`,
+      );
     }
     chunks.push(chunk as Buffer);
   }

@@ -43,7 +43,12 @@ export interface ApiServerOptions {
   tls: { certPem: string; keyPem: string };
 }
 
-type Handler = (ctx: HandlerContext, rr: ResourceRequest, req: IncomingMessage, res: ServerResponse) => Promise<void>;
+type Handler = (
+  ctx: HandlerContext,
+  rr: ResourceRequest,
+  req: IncomingMessage,
+  res: ServerResponse,
+) => Promise<void>;
 
 const HANDLERS: Record<string, Handler> = {
   get: handleGet,
@@ -86,7 +91,10 @@ export class ApiServer {
     await this.cache.start();
     await this.ensureNamespaces();
     const { certPem, keyPem } = this.opts.tls;
-    const server = createServer({ cert: certPem, key: keyPem }, (req, res) => void this.serve(req, res));
+    const server = createServer(
+      { cert: certPem, key: keyPem },
+      (req, res) => void this.serve(req, res),
+    );
     server.keepAliveTimeout = 120_000;
     this.server = server;
     await new Promise<void>((resolve, reject) => {
@@ -144,7 +152,12 @@ export class ApiServer {
       this.writeError(res, err, req);
     } finally {
       this.log.debug(
-        { method: req.method, path: url.pathname, status: res.statusCode, ms: Math.round(performance.now() - started) },
+        {
+          method: req.method,
+          path: url.pathname,
+          status: res.statusCode,
+          ms: Math.round(performance.now() - started),
+        },
         'request',
       );
     }
@@ -165,9 +178,11 @@ export class ApiServer {
     else if (path === '/apis') body = apiGroupList();
     else if (path === '/api/v1') body = resourceList('', 'v1');
     else if (parts[0] === 'apis' && parts.length === 2) body = apiGroup(parts[1]) ?? notFoundBody();
-    else if (parts[0] === 'apis' && parts.length === 3) body = resourceList(parts[1], parts[2]) ?? notFoundBody();
+    else if (parts[0] === 'apis' && parts.length === 3)
+      body = resourceList(parts[1], parts[2]) ?? notFoundBody();
     else if (path === '/openapi/v3') body = openApiV3Index();
-    else if (parts[0] === 'openapi' && parts[1] === 'v3') body = openApiV3Document(parts.slice(2).join('/')) ?? notFoundBody();
+    else if (parts[0] === 'openapi' && parts[1] === 'v3')
+      body = openApiV3Document(parts.slice(2).join('/')) ?? notFoundBody();
     else return false;
     if (body instanceof ApiError) throw body;
     sendJson(res, 200, body);
@@ -179,7 +194,10 @@ export class ApiServer {
     if (err instanceof ApiError) apiErr = err;
     else {
       this.log.error({ err, method: req.method, url: req.url }, 'request failed');
-      apiErr = new ApiError('InternalError', `Internal error occurred: ${(err as Error)?.message ?? err}`);
+      apiErr = new ApiError(
+        'InternalError',
+        `Internal error occurred: ${(err as Error)?.message ?? err}`,
+      );
     }
     if (res.headersSent) {
       res.end();

@@ -40,6 +40,9 @@ export function toTable(
           priority: c.priority ?? 0,
         }))
       : [],
-    rows: objects.map((obj) => ({ cells: rt.printer.cells(obj, now), object: rowObject(obj, include) })),
+    rows: objects.map((obj) => ({
+      cells: rt.printer.cells(obj, now),
+      object: rowObject(obj, include),
+    })),
   };
 }

@@ -100,9 +100,11 @@ export class WatchCache {
     if (this.rev >= revision) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
-        reject(new ApiError('Timeout', `Too large resource version: ${revision}, current: ${this.rev}`, {
-          retryAfterSeconds: 1,
-        }));
+        reject(
+          new ApiError('Timeout', `Too large resource version: ${revision}, current: ${this.rev}`, {
+            retryAfterSeconds: 1,
+          }),
+        );
       }, timeoutMs);
       this.waiters.push({
         revision,
@@ -173,7 +175,13 @@ export class WatchCache {
     const object = new CachedObject(key, decode(event.kv.value, event.revision), event.revision);
     if (event.type === 'DELETED') map.delete(key);
     else map.set(key, object);
-    const cacheEvent: CacheEvent = { type: event.type, revision: event.revision, prefix, object, prev };
+    const cacheEvent: CacheEvent = {
+      type: event.type,
+      revision: event.revision,
+      prefix,
+      object,
+      prev,
+    };
     this.rev = event.revision;
     this.remember(cacheEvent);
     for (const listener of this.listeners.get(prefix) ?? []) {

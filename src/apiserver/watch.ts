@@ -29,7 +29,8 @@ export async function serveWatch(
   let rv: number | undefined;
   if (rvText !== null && rvText !== '' && rvText !== '0') {
     rv = Number(rvText);
-    if (!Number.isInteger(rv) || rv < 0) throw badRequest(`invalid resourceVersion ${JSON.stringify(rvText)}`);
+    if (!Number.isInteger(rv) || rv < 0)
+      throw badRequest(`invalid resourceVersion ${JSON.stringify(rvText)}`);
   }
   if (rvText === null || rvText === '') await ctx.cache.waitFor(await ctx.store.currentRevision());
   if (rv !== undefined) await ctx.cache.waitFor(Math.min(rv, ctx.cache.revision));
@@ -38,15 +39,26 @@ export async function serveWatch(
   let first = true;
   const encode = (type: string, cached: CachedObject, obj: KObject = cached.obj): string => {
     if (!table) return `{"type":"${type}","object":${cached.json()}}\n`;
-    const t = toTable(rr.rt, [obj], { resourceVersion: obj.metadata.resourceVersion ?? '' }, include, first);
+    const t = toTable(
+      rr.rt,
+      [obj],
+      { resourceVersion: obj.metadata.resourceVersion ?? '' },
+      include,
+      first,
+    );
     first = false;
     return `{"type":"${type}","object":${JSON.stringify(t)}}\n`;
   };
   const prefix = resourcePrefix(rr.rt);
   const named = (obj: KObject) => rr.name === undefined || obj.metadata.name === rr.name;
-  const matches = (obj: KObject | undefined) => obj !== undefined && named(obj) && matchesFilter(obj, filter);
+  const matches = (obj: KObject | undefined) =>
+    obj !== undefined && named(obj) && matchesFilter(obj, filter);
 
-  res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked', 'Cache-Control': 'no-cache' });
+  res.writeHead(200, {
+    'Content-Type': 'application/json',
+    'Transfer-Encoding': 'chunked',
+    'Cache-Control': 'no-cache',
+  });
   res.flushHeaders();
   let closed = false;
   const send = (text: string) => {
@@ -89,7 +101,9 @@ export async function serveWatch(
   const bookmarkTimer = bookmarks
     ? setInterval(() => {
         const rvNow = String(ctx.cache.revision);
-        send(`{"type":"BOOKMARK","object":{"kind":"${rr.rt.kind}","apiVersion":"${rr.rt.group ? `${rr.rt.group}/` : ''}${rr.rt.version}","metadata":{"resourceVersion":"${rvNow}"}}}\n`);
+        send(
+          `{"type":"BOOKMARK","object":{"kind":"${rr.rt.kind}","apiVersion":"${rr.rt.group ? `${rr.rt.group}/` : ''}${rr.rt.version}","metadata":{"resourceVersion":"${rvNow}"}}}\n`,
+        );
       }, BOOKMARK_INTERVAL_MS)
     : undefined;
   const timeoutSeconds = Number(rr.query.get('timeoutSeconds') ?? 0);

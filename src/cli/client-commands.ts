@@ -21,9 +21,13 @@ export interface ClientFlags {
 }
 
 export function connect(flags: ClientFlags): { client: KubeClient; namespace: string } {
-  const path = flags.kubeconfig ?? process.env.KUBECONFIG ?? join(homedir(), '.flyces', 'kubeconfig');
+  const path =
+    flags.kubeconfig ?? process.env.KUBECONFIG ?? join(homedir(), '.flyces', 'kubeconfig');
   const config = loadKubeconfig(path);
-  return { client: new KubeClient({ ...config, userAgent: 'flyces-cli' }), namespace: flags.namespace ?? config.namespace };
+  return {
+    client: new KubeClient({ ...config, userAgent: 'flyces-cli' }),
+    namespace: flags.namespace ?? config.namespace,
+  };
 }
 
 /** Reads the documents of a manifest file (YAML or JSON, `-` for stdin); skips empty ones. */
@@ -35,7 +39,8 @@ export function readManifests(file: string): KObject[] {
     if (doc.errors.length > 0) throw new Error(`${file}: ${doc.errors[0].message}`);
     const obj = doc.toJS({ maxAliasCount: 100 });
     if (obj === null || obj === undefined) continue;
-    if (typeof obj !== 'object' || Array.isArray(obj)) throw new Error(`${file}: a document is not an object`);
+    if (typeof obj !== 'object' || Array.isArray(obj))
+      throw new Error(`${file}: a document is not an object`);
     if (obj.kind === 'List' && Array.isArray(obj.items)) objects.push(...obj.items);
     else objects.push(obj as KObject);
   }
@@ -51,7 +56,8 @@ export function applyPatch(last: unknown, next: unknown): unknown {
   if (!isMap(next)) return next;
   const patch: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(next)) {
-    patch[key] = isMap(value) && isMap(last) && isMap(last[key]) ? applyPatch(last[key], value) : value;
+    patch[key] =
+      isMap(value) && isMap(last) && isMap(last[key]) ? applyPatch(last[key], value) : value;
   }
   if (isMap(last)) for (const key of Object.keys(last)) if (!(key in next)) patch[key] = null;
   return patch;
@@ -99,7 +105,11 @@ export async function applyCommand(file: string, flags: ClientFlags): Promise<vo
   }
 }
 
-export async function deleteCommand(args: string[], file: string | undefined, flags: ClientFlags): Promise<void> {
+export async function deleteCommand(
+  args: string[],
+  file: string | undefined,
+  flags: ClientFlags,
+): Promise<void> {
   const { client, namespace } = connect(flags);
   try {
     const targets: { rt: ReturnType<typeof resolveResource>; ns?: string; name: string }[] = [];
@@ -114,9 +124,11 @@ export async function deleteCommand(args: string[], file: string | undefined, fl
         targets.push({ rt, ns, name: named(obj) });
       }
     } else {
-      if (args.length < 2) throw new Error('usage: flyces delete RESOURCE NAME... or flyces delete -f FILE');
+      if (args.length < 2)
+        throw new Error('usage: flyces delete RESOURCE NAME... or flyces delete -f FILE');
       const rt = resolveResource(args[0]);
-      for (const name of args.slice(1)) targets.push({ rt, ns: rt.namespaced ? namespace : undefined, name });
+      for (const name of args.slice(1))
+        targets.push({ rt, ns: rt.namespaced ? namespace : undefined, name });
     }
     for (const t of targets) {
       await client.delete(t.rt, t.ns, t.name, { propagationPolicy: 'Background' });
@@ -159,25 +171,41 @@ export async function getCommand(
 const TABLE_ACCEPT = 'application/json;as=Table;v=v1;g=meta.k8s.io,application/json';
 
 function printTable(table: Table, wide: boolean, withNamespace: boolean): void {
-  const columns = table.columnDefinitions.map((c, i) => ({ ...c, i })).filter((c) => wide || c.priority === 0);
+  const columns = table.columnDefinitions
+    .map((c, i) => ({ ...c, i }))
+    .filter((c) => wide || c.priority === 0);
   if (table.rows.length === 0) {
     console.error('No resources found');
     return;
   }
-  const header = [...(withNamespace ? ['NAMESPACE'] : []), ...columns.map((c) => c.name.toUpperCase())];
+  const header = [
+    ...(withNamespace ? ['NAMESPACE'] : []),
+    ...columns.map((c) => c.name.toUpperCase()),
+  ];
   const rows = table.rows.map((r) => [
     ...(withNamespace ? [r.object?.metadata?.namespace ?? ''] : []),
     ...columns.map((c) => String(r.cells[c.i] ?? '')),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   for (const line of [header, ...rows]) {
-    console.log(line.map((cell, i) => (i === line.length - 1 ? cell : cell.padEnd(widths[i]))).join('   ').trimEnd());
+    console.log(
+      line
+        .map((cell, i) => (i === line.length - 1 ? cell : cell.padEnd(widths[i])))
+        .join('   ')
+        .trimEnd(),
+    );
   }
 }
 
 export async function logsCommand(
   pod: string,
-  flags: ClientFlags & { container?: string; follow?: boolean; tail?: string; previous?: boolean; timestamps?: boolean },
+  flags: ClientFlags & {
+    container?: string;
+    follow?: boolean;
+    tail?: string;
+    previous?: boolean;
+    timestamps?: boolean;
+  },
 ): Promise<void> {
   const { client, namespace } = connect(flags);
   try {

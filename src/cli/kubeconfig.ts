@@ -7,11 +7,21 @@ import type { ClientConfig } from '../client/rest.js';
  * flyces commands that act as a client.
  */
 
-export function kubeconfigText(server: string, caPem: string, token: string, name = 'flyces'): string {
+export function kubeconfigText(
+  server: string,
+  caPem: string,
+  token: string,
+  name = 'flyces',
+): string {
   const doc = {
     apiVersion: 'v1',
     kind: 'Config',
-    clusters: [{ name, cluster: { server, 'certificate-authority-data': Buffer.from(caPem).toString('base64') } }],
+    clusters: [
+      {
+        name,
+        cluster: { server, 'certificate-authority-data': Buffer.from(caPem).toString('base64') },
+      },
+    ],
     users: [{ name: `${name}-admin`, user: { token } }],
     contexts: [{ name, context: { cluster: name, user: `${name}-admin`, namespace: 'default' } }],
     'current-context': name,
@@ -40,10 +50,12 @@ export function loadKubeconfig(path: string): LoadedKubeconfig {
   }
   const contextName = doc?.['current-context'];
   const context = doc?.contexts?.find((c: any) => c.name === contextName)?.context;
-  if (!context) throw new Error(`kubeconfig ${path}: current-context ${JSON.stringify(contextName)} not found`);
+  if (!context)
+    throw new Error(`kubeconfig ${path}: current-context ${JSON.stringify(contextName)} not found`);
   const cluster = doc.clusters?.find((c: any) => c.name === context.cluster)?.cluster;
   const user = doc.users?.find((u: any) => u.name === context.user)?.user;
-  if (!cluster?.server) throw new Error(`kubeconfig ${path}: cluster ${context.cluster} has no server`);
+  if (!cluster?.server)
+    throw new Error(`kubeconfig ${path}: cluster ${context.cluster} has no server`);
   if (!user?.token) throw new Error(`kubeconfig ${path}: user ${context.user} has no token`);
   const caData = cluster['certificate-authority-data'];
   const caPem = caData
@@ -51,5 +63,10 @@ export function loadKubeconfig(path: string): LoadedKubeconfig {
     : cluster['certificate-authority']
       ? readFileSync(cluster['certificate-authority'], 'utf8')
       : '';
-  return { server: cluster.server, token: user.token, caPem, namespace: context.namespace ?? 'default' };
+  return {
+    server: cluster.server,
+    token: user.token,
+    caPem,
+    namespace: context.namespace ?? 'default',
+  };
 }

@@ -14,7 +14,8 @@ const DEFAULT_DATA_DIR = join(homedir(), '.flyces');
 
 function port(value: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`${value} is not a port number`);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new InvalidArgumentError(`${value} is not a port number`);
   return n;
 }
 
@@ -54,7 +55,9 @@ program
 const image = program.command('image').description("manage the node's image store");
 image
   .command('import')
-  .description('import the images of an OCI archive (skopeo copy ... oci-archive:FILE, podman save --format oci-archive)')
+  .description(
+    'import the images of an OCI archive (skopeo copy ... oci-archive:FILE, podman save --format oci-archive)',
+  )
   .argument('<file>', 'the OCI archive')
   .option('--data-dir <dir>', 'the data dir of the cluster', DEFAULT_DATA_DIR)
   .option('--name <ref>', 'store the image under this reference instead of the name in the archive')

@@ -6,7 +6,11 @@ import { MiniC } from '../runtime/minic.js';
 
 /** flyces commands that work on this node's data dir directly, without the API server. */
 
-export async function imageImportCommand(file: string, dataDir: string, name?: string): Promise<void> {
+export async function imageImportCommand(
+  file: string,
+  dataDir: string,
+  name?: string,
+): Promise<void> {
   const images = new ImageStore({ root: join(dataDir, 'images') });
   const imported = await images.importArchive(file, name);
   for (const image of imported) {
@@ -17,10 +21,18 @@ export async function imageImportCommand(file: string, dataDir: string, name?: s
 export async function imageListCommand(dataDir: string): Promise<void> {
   const images = new ImageStore({ root: join(dataDir, 'images') });
   const list = await images.listImages();
-  const rows = list.flatMap((i) => i.names.map((n) => [n, i.id.slice(7, 19), `${(i.size / 1e6).toFixed(1)}MB`]));
+  const rows = list.flatMap((i) =>
+    i.names.map((n) => [n, i.id.slice(7, 19), `${(i.size / 1e6).toFixed(1)}MB`]),
+  );
   const header = ['IMAGE', 'ID', 'SIZE'];
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
-  for (const r of [header, ...rows]) console.log(r.map((cell, c) => cell.padEnd(widths[c])).join('   ').trimEnd());
+  for (const r of [header, ...rows])
+    console.log(
+      r
+        .map((cell, c) => cell.padEnd(widths[c]))
+        .join('   ')
+        .trimEnd(),
+    );
 }
 
 /**
@@ -32,7 +44,9 @@ export async function downCommand(dataDir: string, bridge: string): Promise<void
   const images = new ImageStore({ root: join(dataDir, 'images') });
   const runtime = new MiniC({ root: join(dataDir, 'runtime'), images, bridge });
   const containers = await runtime.listContainers();
-  await Promise.all(containers.filter((c) => c.state === 'running').map((c) => runtime.stopContainer(c.id, 10)));
+  await Promise.all(
+    containers.filter((c) => c.state === 'running').map((c) => runtime.stopContainer(c.id, 10)),
+  );
   for (const sandbox of await runtime.listSandboxes()) {
     await runtime.stopSandbox(sandbox.id);
     await runtime.removeSandbox(sandbox.id);

@@ -3,11 +3,16 @@ import { RESOURCE_TYPES, typeForKind, type ResourceType } from '../api/resources
 /** Finds a resource type by the names kubectl accepts: plural, singular, short name, kind. */
 export function resolveResource(name: string): ResourceType {
   const lower = name.toLowerCase();
-  const [base, group] = lower.includes('.') ? [lower.slice(0, lower.indexOf('.')), lower.slice(lower.indexOf('.') + 1)] : [lower, undefined];
+  const [base, group] = lower.includes('.')
+    ? [lower.slice(0, lower.indexOf('.')), lower.slice(lower.indexOf('.') + 1)]
+    : [lower, undefined];
   const match = RESOURCE_TYPES.find(
     (rt) =>
       (group === undefined || rt.group === group) &&
-      (rt.plural === base || rt.singular === base || rt.kind.toLowerCase() === base || rt.shortNames?.includes(base)),
+      (rt.plural === base ||
+        rt.singular === base ||
+        rt.kind.toLowerCase() === base ||
+        rt.shortNames?.includes(base)),
   );
   if (!match) throw new Error(`the server doesn't have a resource type "${name}"`);
   return match;

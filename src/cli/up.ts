@@ -38,13 +38,17 @@ const log = componentLogger('up');
 
 /** A DNS-1123 name for this machine's Node. */
 export function defaultNodeName(): string {
-  const name = hostname().toLowerCase().replace(/[^a-z0-9.-]/g, '-').replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '');
+  const name = hostname()
+    .toLowerCase()
+    .replace(/[^a-z0-9.-]/g, '-')
+    .replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '');
   return name || 'flyces-node';
 }
 
 /** Refuses to start, with the reason, when this machine cannot run containers. */
 export function checkHost(): void {
-  if (process.getuid?.() !== 0) throw new Error('flyces up must run as root: it creates network namespaces and containers');
+  if (process.getuid?.() !== 0)
+    throw new Error('flyces up must run as root: it creates network namespaces and containers');
   const tools: [string, string][] = [
     ['runc', 'runc'],
     ['conmon', 'conmon'],
@@ -53,7 +57,8 @@ export function checkHost(): void {
   ];
   for (const [tool, pkg] of tools) {
     const found = tool.startsWith('/') ? canExecute(tool) : onPath(tool);
-    if (!found) throw new Error(`${tool} is not installed (Debian package: ${pkg}); run scripts/setup.sh`);
+    if (!found)
+      throw new Error(`${tool} is not installed (Debian package: ${pkg}); run scripts/setup.sh`);
   }
 }
 
@@ -67,7 +72,9 @@ function canExecute(path: string): boolean {
 }
 
 function onPath(name: string): boolean {
-  return (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':').some((dir) => canExecute(join(dir, name)));
+  return (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin')
+    .split(':')
+    .some((dir) => canExecute(join(dir, name)));
 }
 
 /** The admin token, made once per data dir so kubeconfigs stay valid across restarts. */
@@ -84,12 +91,19 @@ export async function up(opts: UpOptions): Promise<void> {
   mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
   const token = adminToken(opts.dataDir);
   const hosts = ['127.0.0.1', 'localhost', defaultNodeName()];
-  if (opts.bindAddress !== '0.0.0.0' && !hosts.includes(opts.bindAddress)) hosts.push(opts.bindAddress);
+  if (opts.bindAddress !== '0.0.0.0' && !hosts.includes(opts.bindAddress))
+    hosts.push(opts.bindAddress);
   const tls = await ensureServingCert(join(opts.dataDir, 'tls'), hosts);
 
   const store = SqliteStore.open(join(opts.dataDir, 'store.db'));
   const stopCompactor = startCompactor(store, {});
-  const api = new ApiServer({ store, tokens: [token], host: opts.bindAddress, port: opts.port, tls });
+  const api = new ApiServer({
+    store,
+    tokens: [token],
+    host: opts.bindAddress,
+    port: opts.port,
+    tls,
+  });
   const { port } = await api.start();
   const server = `https://127.0.0.1:${port}`;
   const kubeconfig = join(opts.dataDir, 'kubeconfig');
@@ -101,7 +115,12 @@ export async function up(opts: UpOptions): Promise<void> {
   scheduler.register();
   const controllers = new ControllerManager(client, { informers });
   const images = new ImageStore({ root: join(opts.dataDir, 'images') });
-  const runtime = new MiniC({ root: join(opts.dataDir, 'runtime'), images, podCidr: opts.podCidr, bridge: opts.bridge });
+  const runtime = new MiniC({
+    root: join(opts.dataDir, 'runtime'),
+    images,
+    podCidr: opts.podCidr,
+    bridge: opts.bridge,
+  });
   const agent = new Agent({
     client,
     runtime,

@@ -11,7 +11,10 @@ import { isReason, type KubeClient } from './rest.js';
  */
 export class EventRecorder {
   private readonly log = componentLogger('events');
-  private readonly recent = new Map<string, { name: string; namespace: string; count: number; at: number }>();
+  private readonly recent = new Map<
+    string,
+    { name: string; namespace: string; count: number; at: number }
+  >();
   private readonly rt = byGroupResource.get('/events')!;
 
   constructor(
@@ -28,7 +31,12 @@ export class EventRecorder {
     void this.record(obj, 'Warning', reason, message);
   }
 
-  async record(obj: KObject, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+  async record(
+    obj: KObject,
+    type: 'Normal' | 'Warning',
+    reason: string,
+    message: string,
+  ): Promise<void> {
     const namespace = obj.metadata.namespace || 'default';
     const dedupKey = `${obj.metadata.uid}|${type}|${reason}|${message}`;
     const now = Date.now();
@@ -69,7 +77,10 @@ export class EventRecorder {
       this.recent.set(dedupKey, { name, namespace, count: 1, at: now });
     } catch (err) {
       if (seen && isReason(err, 'NotFound')) this.recent.delete(dedupKey);
-      this.log.warn({ err: (err as Error).message, reason, object: `${namespace}/${obj.metadata.name}` }, 'could not record event');
+      this.log.warn(
+        { err: (err as Error).message, reason, object: `${namespace}/${obj.metadata.name}` },
+        'could not record event',
+      );
     }
   }
 

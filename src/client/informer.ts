@@ -152,19 +152,28 @@ export class Informer<T extends KObject = KObject> {
   /** Watches until the stream ends; true when the server said our version expired. */
   private async watchOnce(): Promise<boolean> {
     let expired = false;
-    const query = { ...this.query(), resourceVersion: this.resourceVersion, allowWatchBookmarks: true };
-    const handle = this.client.watch(this.rt, this.opts.namespace, query, (event: WatchEvent<T>) => {
-      if (event.type === 'ERROR') {
-        const status = event.object as unknown as { code?: number; message?: string };
-        if (status.code === 410) expired = true;
-        else this.log.warn({ status: status.message }, 'watch error');
-        return;
-      }
-      const rv = event.object?.metadata?.resourceVersion;
-      if (rv) this.resourceVersion = rv;
-      if (event.type === 'BOOKMARK') return;
-      this.apply(event.type, objectKey(event.object), event.object);
-    });
+    const query = {
+      ...this.query(),
+      resourceVersion: this.resourceVersion,
+      allowWatchBookmarks: true,
+    };
+    const handle = this.client.watch(
+      this.rt,
+      this.opts.namespace,
+      query,
+      (event: WatchEvent<T>) => {
+        if (event.type === 'ERROR') {
+          const status = event.object as unknown as { code?: number; message?: string };
+          if (status.code === 410) expired = true;
+          else this.log.warn({ status: status.message }, 'watch error');
+          return;
+        }
+        const rv = event.object?.metadata?.resourceVersion;
+        if (rv) this.resourceVersion = rv;
+        if (event.type === 'BOOKMARK') return;
+        this.apply(event.type, objectKey(event.object), event.object);
+      },
+    );
     this.watch = handle;
     await handle.done;
     if (!expired && !this.stopped) await sleep(50);

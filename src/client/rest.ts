@@ -47,7 +47,12 @@ export interface WatchHandle {
 }
 
 /** The path of a resource collection, object or subresource. */
-export function resourcePath(rt: ResourceType, namespace?: string, name?: string, sub?: string): string {
+export function resourcePath(
+  rt: ResourceType,
+  namespace?: string,
+  name?: string,
+  sub?: string,
+): string {
   const base = rt.group ? `/apis/${rt.group}/${rt.version}` : `/api/${rt.version}`;
   let path = base;
   if (rt.namespaced && namespace) path += `/namespaces/${encodeURIComponent(namespace)}`;
@@ -107,7 +112,9 @@ export class KubeClient {
       );
       const timeout = opts.timeoutMs ?? 30_000;
       if (timeout > 0) {
-        req.setTimeout(timeout, () => req.destroy(new Error(`${method} ${path} timed out after ${timeout} ms`)));
+        req.setTimeout(timeout, () =>
+          req.destroy(new Error(`${method} ${path} timed out after ${timeout} ms`)),
+        );
       }
       req.on('error', reject);
       req.end(body);
@@ -164,7 +171,10 @@ export class KubeClient {
       strategic: 'application/strategic-merge-patch+json',
       json: 'application/json-patch+json',
     }[type];
-    return this.request('PATCH', resourcePath(rt, namespace, name, subresource), { body: patch, contentType });
+    return this.request('PATCH', resourcePath(rt, namespace, name, subresource), {
+      body: patch,
+      contentType,
+    });
   }
 
   delete<T = KObject>(
@@ -245,7 +255,14 @@ function toApiError(code: number, text: string): ApiError {
   } catch {
     // Not a Status object: fall through and describe the raw answer.
   }
-  const reason: StatusReason = code === 404 ? 'NotFound' : code === 409 ? 'Conflict' : code >= 500 ? 'InternalError' : 'BadRequest';
+  const reason: StatusReason =
+    code === 404
+      ? 'NotFound'
+      : code === 409
+        ? 'Conflict'
+        : code >= 500
+          ? 'InternalError'
+          : 'BadRequest';
   return new ApiError(reason, text.trim() || `HTTP ${code}`);
 }
 

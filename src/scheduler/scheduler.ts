@@ -158,25 +158,39 @@ export class Scheduler {
   private async bind(pod: Pod, nodeName: string): Promise<void> {
     const key = objectKey(pod);
     try {
-      await this.client.request('POST', `/api/v1/namespaces/${pod.metadata.namespace}/pods/${pod.metadata.name}/binding`, {
-        body: {
-          apiVersion: 'v1',
-          kind: 'Binding',
-          metadata: { name: pod.metadata.name, namespace: pod.metadata.namespace, uid: pod.metadata.uid },
-          target: { apiVersion: 'v1', kind: 'Node', name: nodeName },
+      await this.client.request(
+        'POST',
+        `/api/v1/namespaces/${pod.metadata.namespace}/pods/${pod.metadata.name}/binding`,
+        {
+          body: {
+            apiVersion: 'v1',
+            kind: 'Binding',
+            metadata: {
+              name: pod.metadata.name,
+              namespace: pod.metadata.namespace,
+              uid: pod.metadata.uid,
+            },
+            target: { apiVersion: 'v1', kind: 'Node', name: nodeName },
+          },
         },
-      });
+      );
       this.queue.forget(key);
       this.log.info({ pod: key, node: nodeName }, 'bound pod');
       this.events.normal(pod, 'Scheduled', `Successfully assigned ${key} to ${nodeName}`);
     } catch (err) {
       this.unplace(key);
       if (isReason(err, 'NotFound') || isReason(err, 'Conflict')) {
-        this.log.debug({ pod: key, err: (err as Error).message }, 'bind refused; pod changed meanwhile');
+        this.log.debug(
+          { pod: key, err: (err as Error).message },
+          'bind refused; pod changed meanwhile',
+        );
         if (isReason(err, 'Conflict')) this.queue.addRateLimited(key);
         return;
       }
-      this.log.warn({ pod: key, node: nodeName, err: (err as Error).message }, 'bind failed; retrying');
+      this.log.warn(
+        { pod: key, node: nodeName, err: (err as Error).message },
+        'bind failed; retrying',
+      );
       this.queue.addRateLimited(key);
     }
   }
@@ -197,9 +211,17 @@ export class Scheduler {
     };
     try {
       const patch = { status: { conditions: [condition] } };
-      await this.client.patch(byGroupResource.get('/pods')!, pod.metadata.namespace, pod.metadata.name!, patch, 'strategic', 'status');
+      await this.client.patch(
+        byGroupResource.get('/pods')!,
+        pod.metadata.namespace,
+        pod.metadata.name!,
+        patch,
+        'strategic',
+        'status',
+      );
     } catch (err) {
-      if (!isReason(err, 'NotFound')) this.log.warn({ pod: key, err: (err as Error).message }, 'could not update pod condition');
+      if (!isReason(err, 'NotFound'))
+        this.log.warn({ pod: key, err: (err as Error).message }, 'could not update pod condition');
     }
   }
 }

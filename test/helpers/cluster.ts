@@ -36,12 +36,18 @@ export class TestCluster {
       [
         FLYCES,
         'up',
-        '--data-dir', this.dataDir,
-        '--port', String(this.opts.port),
-        '--agent-port', String(this.opts.agentPort),
-        '--pod-cidr', this.opts.podCidr,
-        '--bridge', this.opts.bridge,
-        '--node-name', 'e2e-node',
+        '--data-dir',
+        this.dataDir,
+        '--port',
+        String(this.opts.port),
+        '--agent-port',
+        String(this.opts.agentPort),
+        '--pod-cidr',
+        this.opts.podCidr,
+        '--bridge',
+        this.opts.bridge,
+        '--node-name',
+        'e2e-node',
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
@@ -52,7 +58,13 @@ export class TestCluster {
       if (proc.exitCode !== null) throw new Error(`flyces up exited: ${this.tail()}`);
       if (!existsSync(this.kubeconfig)) return false;
       try {
-        const out = await this.kubectl('get', 'node', 'e2e-node', '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}');
+        const out = await this.kubectl(
+          'get',
+          'node',
+          'e2e-node',
+          '-o',
+          'jsonpath={.status.conditions[?(@.type=="Ready")].status}',
+        );
         return out.trim() === 'True';
       } catch {
         return false;
@@ -73,18 +85,26 @@ export class TestCluster {
   }
 
   async kubectl(...args: string[]): Promise<string> {
-    const { stdout } = await run('kubectl', ['--kubeconfig', this.kubeconfig, ...args], { maxBuffer: 16 << 20 });
+    const { stdout } = await run('kubectl', ['--kubeconfig', this.kubeconfig, ...args], {
+      maxBuffer: 16 << 20,
+    });
     return stdout;
   }
 
   /** kubectl that resolves with its exit code and both outputs instead of throwing. */
-  async kubectlResult(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  async kubectlResult(
+    ...args: string[]
+  ): Promise<{ code: number; stdout: string; stderr: string }> {
     try {
       const { stdout, stderr } = await run('kubectl', ['--kubeconfig', this.kubeconfig, ...args]);
       return { code: 0, stdout, stderr };
     } catch (err) {
       const e = err as { code?: number; stdout?: string; stderr?: string };
-      return { code: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+      return {
+        code: typeof e.code === 'number' ? e.code : 1,
+        stdout: e.stdout ?? '',
+        stderr: e.stderr ?? '',
+      };
     }
   }
 
@@ -112,7 +132,11 @@ export class TestCluster {
   }
 }
 
-export async function waitFor(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
+export async function waitFor(
+  what: string,
+  timeoutMs: number,
+  check: () => Promise<boolean>,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {
@@ -124,7 +148,9 @@ export async function waitFor(what: string, timeoutMs: number, check: () => Prom
     }
     await new Promise((r) => setTimeout(r, 250));
   }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ''}`);
+  throw new Error(
+    `timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ''}`,
+  );
 }
 
 /** Builds the demo image archive with the project's script. */
@@ -132,14 +158,20 @@ export async function buildWebImage(out: string): Promise<void> {
   await run('bash', [join(REPO, 'examples', 'build-image.sh'), out]);
 }
 
-export async function httpGet(url: string, timeoutMs = 3000): Promise<{ status: number; body: string }> {
+export async function httpGet(
+  url: string,
+  timeoutMs = 3000,
+): Promise<{ status: number; body: string }> {
   const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
   return { status: res.status, body: await res.text() };
 }
 
 export async function netnsList(): Promise<string[]> {
   const { stdout } = await run('ip', ['netns', 'list']);
-  return stdout.split('\n').map((l) => l.split(' ')[0]).filter((l) => l);
+  return stdout
+    .split('\n')
+    .map((l) => l.split(' ')[0])
+    .filter((l) => l);
 }
 
 export async function mountsUnder(dir: string): Promise<string[]> {

@@ -5,7 +5,12 @@ import { defaultPlugins } from '../plugins/registry.js';
 import { Framework, unschedulableMessage } from './framework.js';
 import { NodeInfo, podRequests } from './nodeinfo.js';
 
-function node(name: string, cpu: string, memory: string, extra: Partial<NodeObject> = {}): NodeInfo {
+function node(
+  name: string,
+  cpu: string,
+  memory: string,
+  extra: Partial<NodeObject> = {},
+): NodeInfo {
   return new NodeInfo({
     apiVersion: 'v1',
     kind: 'Node',
@@ -23,13 +28,21 @@ function pod(cpu: string, memory: string, spec: Record<string, unknown> = {}): P
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: { name: 'p', namespace: 'default' },
-    spec: { containers: [{ name: 'c', image: 'i', resources: { requests: { cpu, memory } } }], ...spec },
+    spec: {
+      containers: [{ name: 'c', image: 'i', resources: { requests: { cpu, memory } } }],
+      ...spec,
+    },
   };
 }
 
 test('scheduling decisions', () => {
   const cases: { name: string; nodes: NodeInfo[]; pod: Pod; want?: string; message?: string }[] = [
-    { name: 'fits the only node', nodes: [node('a', '1', '1Gi')], pod: pod('500m', '100Mi'), want: 'a' },
+    {
+      name: 'fits the only node',
+      nodes: [node('a', '1', '1Gi')],
+      pod: pod('500m', '100Mi'),
+      want: 'a',
+    },
     {
       name: 'least allocated wins',
       nodes: [node('small', '1', '1Gi'), node('big', '4', '8Gi')],
@@ -52,12 +65,19 @@ test('scheduling decisions', () => {
       name: 'cordoned and not ready nodes are skipped',
       nodes: [
         node('cordoned', '4', '4Gi', { spec: { unschedulable: true } }),
-        node('down', '4', '4Gi', { status: { allocatable: { cpu: '4', memory: '4Gi' }, conditions: [] } }),
+        node('down', '4', '4Gi', {
+          status: { allocatable: { cpu: '4', memory: '4Gi' }, conditions: [] },
+        }),
       ],
       pod: pod('100m', '10Mi'),
       message: '0/2 nodes are available: 1 node(s) were not ready, 1 node(s) were unschedulable.',
     },
-    { name: 'no nodes', nodes: [], pod: pod('1', '1'), message: '0/0 nodes are available: no nodes registered.' },
+    {
+      name: 'no nodes',
+      nodes: [],
+      pod: pod('1', '1'),
+      message: '0/0 nodes are available: no nodes registered.',
+    },
   ];
   const framework = new Framework(defaultPlugins());
   for (const c of cases) {

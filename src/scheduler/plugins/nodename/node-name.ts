@@ -1,5 +1,10 @@
 import type { Pod } from '../../../api/types.js';
-import { SUCCESS, unresolvable, type FilterPlugin, type Status } from '../../framework/interface.js';
+import {
+  SUCCESS,
+  unresolvable,
+  type FilterPlugin,
+  type Status,
+} from '../../framework/interface.js';
 import type { NodeInfo } from '../../framework/nodeinfo.js';
 
 /** A pod that names a node in spec.nodeName fits only that node. */

@@ -1,5 +1,10 @@
 import type { Pod } from '../../../api/types.js';
-import { SUCCESS, unschedulable, type FilterPlugin, type Status } from '../../framework/interface.js';
+import {
+  SUCCESS,
+  unschedulable,
+  type FilterPlugin,
+  type Status,
+} from '../../framework/interface.js';
 import type { NodeInfo } from '../../framework/nodeinfo.js';
 
 /**

@@ -26,9 +26,14 @@ export const fit = {
     const used = node.requested;
     const reasons: string[] = [];
     if (used.pods + 1 > free.pods) reasons.push('Too many pods');
-    if (req.milliCpu > 0 && used.milliCpu + req.milliCpu > free.milliCpu) reasons.push('Insufficient cpu');
-    if (req.memory > 0 && used.memory + req.memory > free.memory) reasons.push('Insufficient memory');
-    if (req.ephemeralStorage > 0 && used.ephemeralStorage + req.ephemeralStorage > free.ephemeralStorage) {
+    if (req.milliCpu > 0 && used.milliCpu + req.milliCpu > free.milliCpu)
+      reasons.push('Insufficient cpu');
+    if (req.memory > 0 && used.memory + req.memory > free.memory)
+      reasons.push('Insufficient memory');
+    if (
+      req.ephemeralStorage > 0 &&
+      used.ephemeralStorage + req.ephemeralStorage > free.ephemeralStorage
+    ) {
       reasons.push('Insufficient ephemeral-storage');
     }
     return reasons.length === 0 ? SUCCESS : unschedulable(...reasons);

@@ -1,0 +1,131 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Pod } from '../api/types.js';
+import type { ContainerStatus } from '../runtime/runtime.js';
+import { computePodStatus, type Waiting } from './pod-status.js';
+
+function pod(restartPolicy: 'Always' | 'OnFailure' | 'Never', names = ['a']): Pod {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'p', namespace: 'default', uid: 'u' },
+    spec: { restartPolicy, containers: names.map((name) => ({ name, image: 'img' })) },
+  };
+}
+
+function instance(
+  name: string,
+  attempt: number,
+  state: ContainerStatus['state'],
+  exitCode?: number,
+): ContainerStatus {
+  return {
+    id: `${name}-${attempt}`,
+    sandboxId: 's',
+    name,
+    image: 'img',
+    imageId: 'sha256:x',
+    attempt,
+    labels: {},
+    state,
+    createdAt: '2026-01-01T00:00:00Z',
+    startedAt: '2026-01-01T00:00:01Z',
+    finishedAt: state === 'exited' ? '2026-01-01T00:00:02Z' : undefined,
+    exitCode,
+    logPath: '/dev/null',
+  };
+}
+
+test('pod phase, readiness and container states', () => {
+  const cases: {
+    name: string;
+    pod: Pod;
+    containers: ContainerStatus[];
+    waiting?: Record<string, Waiting>;
+    phase: string;
+    ready: boolean;
+    restarts?: number;
+    state?: string;
+  }[] = [
+    {
+      name: 'nothing started yet',
+      pod: pod('Always'),
+      containers: [],
+      phase: 'Pending',
+      ready: false,
+      state: 'ContainerCreating',
+    },
+    {
+      name: 'running',
+      pod: pod('Always'),
+      containers: [instance('a', 0, 'running')],
+      phase: 'Running',
+      ready: true,
+    },
+    {
+      name: 'crash loop keeps Running with the back-off reason',
+      pod: pod('Always'),
+      containers: [instance('a', 2, 'exited', 1), instance('a', 1, 'exited', 1)],
+      waiting: { a: { reason: 'CrashLoopBackOff' } },
+      phase: 'Running',
+      ready: false,
+      restarts: 2,
+      state: 'CrashLoopBackOff',
+    },
+    {
+      name: 'never: failure is final',
+      pod: pod('Never'),
+      containers: [instance('a', 0, 'exited', 2)],
+      phase: 'Failed',
+      ready: false,
+    },
+    {
+      name: 'never: success',
+      pod: pod('Never'),
+      containers: [instance('a', 0, 'exited', 0)],
+      phase: 'Succeeded',
+      ready: false,
+    },
+    {
+      name: 'on failure: success ends it',
+      pod: pod('OnFailure'),
+      containers: [instance('a', 0, 'exited', 0)],
+      phase: 'Succeeded',
+      ready: false,
+    },
+    {
+      name: 'one of two containers still waiting',
+      pod: pod('Always', ['a', 'b']),
+      containers: [instance('a', 0, 'running')],
+      waiting: { b: { reason: 'ErrImageNeverPull', message: 'missing' } },
+      phase: 'Pending',
+      ready: false,
+    },
+  ];
+  for (const c of cases) {
+    const status = computePodStatus({
+      pod: c.pod,
+      sandbox: {
+        id: 's',
+        podUid: 'u',
+        podName: 'p',
+        podNamespace: 'default',
+        labels: {},
+        state: 'ready',
+        ip: '10.0.0.2',
+        createdAt: '',
+      },
+      containers: c.containers,
+      waiting: new Map(Object.entries(c.waiting ?? {})),
+      hostIP: '127.0.0.1',
+      now: '2026-01-01T00:00:03Z',
+    });
+    assert.equal(status.phase, c.phase, c.name);
+    const ready = status.conditions!.find((x) => x.type === 'Ready')!.status === 'True';
+    assert.equal(ready, c.ready, c.name);
+    assert.equal(status.podIP, '10.0.0.2');
+    if (c.restarts !== undefined)
+      assert.equal(status.containerStatuses![0].restartCount, c.restarts, c.name);
+    if (c.state) assert.equal(status.containerStatuses![0].state.waiting?.reason, c.state, c.name);
+  }
+});
