@@ -1,0 +1,55 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ApiError } from '../api/errors.js';
+import { SqliteStore } from '../store/sqlite/sqlite-store.js';
+import { WatchCache } from './watch-cache.js';
+
+const PODS = '/registry/core/pods/';
+
+async function settle(cache: WatchCache, revision: number): Promise<void> {
+  await cache.waitFor(revision, 2000);
+}
+
+test('the cache follows the store and answers 410 Expired past its window', async () => {
+  const store = SqliteStore.open(':memory:');
+  const cache = new WatchCache(store, { windowSize: 3 });
+  await store.create(`${PODS}default/before`, JSON.stringify({ metadata: { name: 'before' } }));
+  await cache.start();
+  let last = 0;
+  for (let i = 0; i < 5; i++) {
+    const kv = await store.create(
+      `${PODS}default/p${i}`,
+      JSON.stringify({ metadata: { name: `p${i}` } }),
+    );
+    last = kv.modRevision;
+  }
+  await settle(cache, last);
+  assert.equal(cache.objects(PODS).size, 6);
+  assert.equal(cache.get(`${PODS}default/p4`)?.obj.metadata.resourceVersion, String(last));
+
+  const recent = cache.eventsSince(PODS, last - 2);
+  assert.deepEqual(
+    recent.map((e) => e.object.obj.metadata.name),
+    ['p3', 'p4'],
+  );
+  assert.throws(
+    () => cache.eventsSince(PODS, 1),
+    (err: unknown) => err instanceof ApiError && err.reason === 'Expired' && err.code === 410,
+  );
+  const json = cache.get(`${PODS}default/p4`)!.json();
+  assert.equal(cache.get(`${PODS}default/p4`)!.json(), json, 'serialized once and shared');
+  cache.stop();
+  await store.close();
+});
+
+test('a list waits for the cache to catch up with a write', async () => {
+  const store = SqliteStore.open(':memory:');
+  const cache = new WatchCache(store);
+  await cache.start();
+  const kv = await store.create(`${PODS}default/x`, JSON.stringify({ metadata: { name: 'x' } }));
+  await cache.waitFor(kv.modRevision, 2000);
+  assert.ok(cache.get(`${PODS}default/x`));
+  await assert.rejects(cache.waitFor(kv.modRevision + 100, 50), /Too large resource version/);
+  cache.stop();
+  await store.close();
+});
