@@ -64,8 +64,10 @@ export class LineAssembler {
   }
 }
 
+/** Formats a line for `kubectl logs`; times are shown in UTC with a Z, as kubelet does. */
 export function formatLine(line: LogLine, timestamps: boolean | undefined): string {
-  return timestamps ? `${line.time} ${line.text}\n` : `${line.text}\n`;
+  if (!timestamps) return `${line.text}\n`;
+  return `${line.time.replace(/\+00:00$/, 'Z')} ${line.text}\n`;
 }
 
 /** Reads the whole log file and returns the lines that pass the options' filters. */

@@ -33,6 +33,17 @@ export function defaultPod(pod: Pod): void {
   pod.status.phase ??= 'Pending';
 }
 
+/**
+ * Drops `creationTimestamp: null` from a pod template's metadata: clients write it (kubectl
+ * rollout undo copies it from a ReplicaSet) and Kubernetes treats it as absent, so it must
+ * not make two equal templates look different.
+ */
+function defaultTemplateMeta(template: { metadata?: Record<string, unknown> } | undefined): void {
+  const meta = template?.metadata;
+  if (meta && typeof meta === 'object' && meta.creationTimestamp === null)
+    delete meta.creationTimestamp;
+}
+
 export function defaultDeployment(d: Deployment): void {
   const spec = d.spec;
   if (!spec || typeof spec !== 'object') return;
@@ -46,12 +57,18 @@ export function defaultDeployment(d: Deployment): void {
   }
   spec.revisionHistoryLimit ??= 10;
   spec.progressDeadlineSeconds ??= 600;
-  if (spec.template && typeof spec.template === 'object') defaultPodSpec(spec.template.spec);
+  if (spec.template && typeof spec.template === 'object') {
+    defaultTemplateMeta(spec.template);
+    defaultPodSpec(spec.template.spec);
+  }
 }
 
 export function defaultReplicaSet(rs: ReplicaSet): void {
   const spec = rs.spec;
   if (!spec || typeof spec !== 'object') return;
   spec.replicas ??= 1;
-  if (spec.template && typeof spec.template === 'object') defaultPodSpec(spec.template.spec);
+  if (spec.template && typeof spec.template === 'object') {
+    defaultTemplateMeta(spec.template);
+    defaultPodSpec(spec.template.spec);
+  }
 }

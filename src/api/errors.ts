@@ -135,6 +135,11 @@ export interface FieldError {
   detail?: string;
 }
 
+/** The error's text after its field path, as a Status cause's message carries it. */
+export function fieldErrorDetail(err: FieldError): string {
+  return formatFieldError(err).slice(err.field.length + 2);
+}
+
 export function formatFieldError(err: FieldError): string {
   const typeText = {
     Required: 'Required value',
@@ -161,7 +166,11 @@ export function invalid(kind: string, group: string, name: string, errs: FieldEr
     name,
     group,
     kind,
-    causes: errs.map((e, i) => ({ reason: `Field${e.type}`, message: list[i], field: e.field })),
+    causes: errs.map((e) => ({
+      reason: `Field${e.type}`,
+      message: fieldErrorDetail(e),
+      field: e.field,
+    })),
   });
 }
 

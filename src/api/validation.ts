@@ -279,6 +279,11 @@ export function validateSelector(
 
 export function validateReplicas(value: unknown, path: string): FieldError[] {
   if (value === undefined) return [];
+  if (typeof value !== 'number') {
+    return [
+      { field: path, type: 'Invalid', value, detail: 'must be an integer, not a ' + typeof value },
+    ];
+  }
   if (!Number.isInteger(value) || (value as number) < 0) {
     return [{ field: path, type: 'Invalid', value, detail: 'must be greater than or equal to 0' }];
   }

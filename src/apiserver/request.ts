@@ -104,6 +104,12 @@ export function decodeBody(body: Buffer, contentType: string | undefined): unkno
   if (body.length === 0) return undefined;
   const text = body.toString('utf8');
   const type = (contentType ?? 'application/json').split(';')[0].trim();
+  if (type !== 'application/json' && type !== 'application/yaml' && !type.endsWith('+json')) {
+    throw new ApiError(
+      'UnsupportedMediaType',
+      `the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (not ${type})`,
+    );
+  }
   try {
     if (type === 'application/yaml') {
       return YAML.parse(text, { maxAliasCount: 100 });
