@@ -132,6 +132,34 @@ describe('API server', () => {
     );
   });
 
+  test('fieldValidation: Strict refuses unknown fields, Warn stores and warns', async () => {
+    const typo = deployment('typo');
+    typo.spec.template.spec.containers[0].prots = [{ containerPort: 80 }];
+    const strict = client.request('POST', '/apis/apps/v1/namespaces/default/deployments', {
+      query: { fieldValidation: 'Strict' },
+      body: typo,
+    });
+    await rejects(
+      strict,
+      'BadRequest',
+      /unknown field "spec\.template\.spec\.containers\[0\]\.prots"/,
+    );
+    const res = await client.open('POST', '/apis/apps/v1/namespaces/default/deployments', {
+      body: typo,
+    });
+    res.resume();
+    assert.match(String(res.headers.warning), /299 - "unknown field \\"spec\.template/);
+    await client.delete(deployments, 'default', 'typo');
+    await rejects(
+      client.request('POST', '/apis/apps/v1/namespaces/default/deployments', {
+        query: { fieldValidation: 'Loose' },
+        body: typo,
+      }),
+      'BadRequest',
+      /fieldValidation parameter unsupported/,
+    );
+  });
+
   test('objects in a missing namespace are refused', async () => {
     const d = deployment('x');
     d.metadata.namespace = 'nope';

@@ -180,6 +180,15 @@ describe('flyces up runs the web Deployment end to end', { timeout: 600_000 }, (
     writeFileSync(file, fixedName);
     const res2 = await cluster.kubectlResult('apply', '-f', file);
     assert.match(res2.stderr, /spec\.template\.spec\.containers\[0\]\.resources\.requests\.cpu/);
+    writeFileSync(
+      file,
+      readFileSync(MANIFEST, 'utf8')
+        .replace('name: web\n  labels', 'name: typo\n  labels')
+        .replace('ports:', 'prots:'),
+    );
+    const typo = await cluster.kubectlResult('apply', '-f', file);
+    assert.notEqual(typo.code, 0);
+    assert.match(typo.stderr, /unknown field "spec\.template\.spec\.containers\[0\]\.prots"/);
     const deployments = await cluster.kubectl('get', 'deployments', '-o', 'name');
     assert.equal(deployments.trim(), 'deployment.apps/web');
   });

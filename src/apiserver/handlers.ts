@@ -12,7 +12,7 @@ import { jsonPatch, mergePatch, strategicMergePatch } from '../api/patch.js';
 import { apiVersionOf, type ResourceType } from '../api/resources.js';
 import { nowTimestamp, type KObject } from '../api/types.js';
 import type { Store } from '../store/store.js';
-import type { DeleteOptions, Registry } from './registry.js';
+import type { DeleteOptions, Registry, WriteOptions } from './registry.js';
 import { resourcePrefix } from './registry.js';
 import { decodeBody, readBody, wantsTable, type ResourceRequest } from './request.js';
 import { parseIncludeObject, toTable } from './table.js';
@@ -141,6 +141,24 @@ export async function handleGet(
   sendJson(res, 200, obj);
 }
 
+/** Write options from the query: dryRun and fieldValidation; warnings land in `warnings`. */
+function writeOptions(rr: ResourceRequest, warnings: string[]): WriteOptions {
+  const mode = rr.query.get('fieldValidation') ?? 'Warn';
+  if (mode !== 'Strict' && mode !== 'Warn' && mode !== 'Ignore') {
+    throw badRequest(`fieldValidation parameter unsupported: ${mode}; use Ignore, Warn or Strict`);
+  }
+  return { dryRun: dryRun(rr), fieldValidation: mode, warnings };
+}
+
+/** Sets one Warning header per warning, as kubectl prints them. */
+function setWarnings(res: ServerResponse, warnings: string[]): void {
+  if (warnings.length === 0) return;
+  res.setHeader(
+    'Warning',
+    warnings.map((w) => `299 - ${JSON.stringify(w)}`),
+  );
+}
+
 function dryRun(rr: ResourceRequest): boolean {
   const value = rr.query.getAll('dryRun');
   if (value.some((v) => v !== 'All'))
@@ -166,7 +184,9 @@ export async function handleCreate(
       'POST to a named object is not allowed; use PUT or PATCH',
     );
   }
-  const created = await ctx.registry.create(rr.rt, rr.namespace, body, { dryRun: dryRun(rr) });
+  const warnings: string[] = [];
+  const created = await ctx.registry.create(rr.rt, rr.namespace, body, writeOptions(rr, warnings));
+  setWarnings(res, warnings);
   sendJson(res, 201, created);
 }
 
@@ -233,9 +253,16 @@ export async function handleUpdate(
     sendJson(res, 200, toScale(rr.rt, updated));
     return;
   }
-  const updated = await ctx.registry.update(rr.rt, rr.namespace, rr.name!, body, rr.subresource, {
-    dryRun: dryRun(rr),
-  });
+  const warnings: string[] = [];
+  const updated = await ctx.registry.update(
+    rr.rt,
+    rr.namespace,
+    rr.name!,
+    body,
+    rr.subresource,
+    writeOptions(rr, warnings),
+  );
+  setWarnings(res, warnings);
   sendJson(res, 200, updated);
 }
 
@@ -316,6 +343,7 @@ export async function handlePatch(
     sendJson(res, 200, toScale(rr.rt, updated));
     return;
   }
+  const warnings: string[] = [];
   const updated = await ctx.registry.mutate(
     rr.rt,
     rr.namespace,
@@ -323,8 +351,9 @@ export async function handlePatch(
     typeof precondition === 'string' ? precondition : undefined,
     rr.subresource,
     (current) => patcher(current, patch),
-    { dryRun: dryRun(rr) },
+    writeOptions(rr, warnings),
   );
+  setWarnings(res, warnings);
   sendJson(res, 200, updated);
 }
 

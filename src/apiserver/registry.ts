@@ -7,6 +7,7 @@ import {
   notFound,
   type FieldError,
 } from '../api/errors.js';
+import { unknownFields } from '../api/fields.js';
 import { apiVersionOf, type ResourceType } from '../api/resources.js';
 import { nowTimestamp, type KObject } from '../api/types.js';
 import { validateMeta, validateShape } from '../api/validation.js';
@@ -23,6 +24,26 @@ import { decode, type WatchCache } from './watch-cache.js';
 
 export interface WriteOptions {
   dryRun?: boolean;
+  /** What to do with fields the type does not know: refuse, warn (default), or ignore. */
+  fieldValidation?: 'Strict' | 'Warn' | 'Ignore';
+  /** Receives the warnings a Warn validation produces, for the response's Warning headers. */
+  warnings?: string[];
+}
+
+/** Applies the request's fieldValidation to an incoming object of kind `rt.kind`. */
+function checkFields(rt: ResourceType, obj: unknown, opts: WriteOptions): void {
+  const mode = opts.fieldValidation ?? 'Warn';
+  if (mode === 'Ignore') return;
+  const unknown = unknownFields(rt.kind, obj);
+  if (unknown.length === 0) return;
+  const list = unknown.map((f) => `unknown field "${f}"`);
+  if (mode === 'Strict') {
+    throw new ApiError(
+      'BadRequest',
+      `${rt.kind} in version "${rt.version}" cannot be handled as a ${rt.kind}: strict decoding error: ${list.join(', ')}`,
+    );
+  }
+  opts.warnings?.push(...list);
 }
 
 export interface DeleteOptions extends WriteOptions {
@@ -63,6 +84,7 @@ export class Registry {
     body: unknown,
     opts: WriteOptions = {},
   ): Promise<KObject> {
+    checkFields(rt, body, opts);
     const obj = this.prepareCreate(rt, namespace, body);
     await this.checkNamespace(rt, obj.metadata.namespace);
     const name = obj.metadata.name!;
@@ -190,6 +212,7 @@ export class Registry {
       }
       const current = decode(kv.value, kv.modRevision);
       const proposed = await mutator(structuredClone(current));
+      if (attempt === 0) checkFields(rt, proposed, opts);
       const next = this.prepareUpdate(rt, current, proposed, subresource);
       if (opts.dryRun) return next;
       try {
