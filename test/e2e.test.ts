@@ -167,6 +167,33 @@ describe('flyces up runs the web Deployment end to end', { timeout: 600_000 }, (
     assert.match(own, /response:200/);
   });
 
+  test('the flyces command applies, lists and deletes without kubectl', async () => {
+    const kc = ['--kubeconfig', cluster.kubeconfig];
+    const pod = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'own-cli' },
+      spec: {
+        containers: [{ name: 'c', image: 'localhost/flyces-web:1', imagePullPolicy: 'Never' }],
+      },
+    };
+    const file = join(cluster.dataDir, 'own-cli.json');
+    writeFileSync(file, JSON.stringify(pod));
+    assert.match(await cluster.flyces('apply', ...kc, '-f', file), /pod\/own-cli created/);
+    assert.match(await cluster.flyces('apply', ...kc, '-f', file), /pod\/own-cli unchanged/);
+    await waitFor('own-cli Running', 30_000, async () =>
+      /own-cli\s+1\/1\s+Running/.test(await cluster.flyces('get', 'pods', ...kc, '-o', 'wide')),
+    );
+    const wide = await cluster.flyces('get', 'pods', ...kc, '-o', 'wide');
+    assert.match(wide.split('\n')[0], /^NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE\s+IP\s+NODE/);
+    assert.match(await cluster.flyces('delete', ...kc, '-f', file), /pod "own-cli" deleted/);
+    await waitFor(
+      'own-cli gone',
+      30_000,
+      async () => !/own-cli/.test(await cluster.kubectl('get', 'pods')),
+    );
+  });
+
   test('invalid manifests are refused with the field named, and nothing is created', async () => {
     const bad = readFileSync(MANIFEST, 'utf8')
       .replace('name: web\n  labels', 'name: Bad_Name\n  labels')

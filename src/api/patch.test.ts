@@ -95,3 +95,16 @@ test('strategic merge patch directives', () => {
     { s: { type: 'A', b: 3 } },
   );
 });
+
+test('patches cannot reach the prototype', () => {
+  assert.throws(
+    () => jsonPatch({}, [{ op: 'add', path: '/__proto__/x', value: 1 }]),
+    /invalid field name/,
+  );
+  assert.throws(() => mergePatch({}, JSON.parse('{"__proto__": {"x": 1}}')), /invalid field name/);
+  assert.throws(
+    () => strategicMergePatch({}, JSON.parse('{"a": {"__proto__": {"x": 1}}}')),
+    /invalid field name/,
+  );
+  assert.equal(({} as Record<string, unknown>).x, undefined);
+});

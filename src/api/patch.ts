@@ -10,6 +10,14 @@ import { ApiError } from './errors.js';
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type JsonObject = { [key: string]: Json };
 
+/** Keys that would reach an object's prototype if assigned; no API object has them. */
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+function checkKey(key: string): void {
+  if (FORBIDDEN_KEYS.has(key))
+    throw new ApiError('BadRequest', `invalid field name ${JSON.stringify(key)} in patch`);
+}
+
 function isObject(v: unknown): v is JsonObject {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -23,6 +31,7 @@ export function mergePatch(target: unknown, patch: unknown): any {
   if (!isObject(patch)) return clone(patch);
   const result: JsonObject = isObject(target) ? { ...target } : {};
   for (const [key, value] of Object.entries(patch)) {
+    checkKey(key);
     if (value === null) delete result[key];
     else result[key] = mergePatch(result[key], value);
   }
@@ -39,10 +48,12 @@ interface JsonPatchOp {
 function parsePointer(pointer: string): string[] {
   if (pointer === '') return [];
   if (!pointer.startsWith('/')) throw new ApiError('BadRequest', `invalid JSON pointer ${pointer}`);
-  return pointer
+  const parts = pointer
     .slice(1)
     .split('/')
     .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  parts.forEach(checkKey);
+  return parts;
 }
 
 function resolveParent(doc: Json, parts: string[], path: string): [Json, string] {
@@ -183,6 +194,7 @@ function mergeObject(target: JsonObject, patch: JsonObject): Json {
     for (const key of Object.keys(result)) if (!retain.includes(key)) delete result[key];
   }
   for (const [key, value] of Object.entries(patch)) {
+    checkKey(key);
     if (key === DIRECTIVE || key === RETAIN_KEYS || key.startsWith(ORDER_PREFIX)) continue;
     if (key.startsWith(DELETE_PRIMITIVE)) {
       const field = key.slice(DELETE_PRIMITIVE.length);

@@ -19,6 +19,7 @@ test('parseQuantity', () => {
     ['abc', undefined],
     ['1Gb', undefined],
     ['--1', undefined],
+    ['1e999', undefined],
   ];
   for (const [input, want] of cases) {
     assert.equal(parseQuantity(input), want, `parseQuantity(${JSON.stringify(input)})`);

@@ -30,13 +30,14 @@ const QUANTITY = /^([+-]?(?:\d+\.?\d*|\.\d+))(?:(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])|
 /** Parses a quantity into base units; undefined when the text is not a quantity. */
 export function parseQuantity(text: string | number): number | undefined {
   if (typeof text === 'number') return Number.isFinite(text) ? text : undefined;
+  if (typeof text !== 'string') return undefined;
   const match = QUANTITY.exec(text.trim());
   if (!match) return undefined;
   const [, digits, suffix, exponent] = match;
-  const value = Number(digits);
-  if (exponent !== undefined) return value * 10 ** Number(exponent);
-  if (suffix === undefined) return value;
-  return value * (BINARY[suffix] ?? DECIMAL[suffix]);
+  let value = Number(digits);
+  if (exponent !== undefined) value *= 10 ** Number(exponent);
+  else if (suffix !== undefined) value *= BINARY[suffix] ?? DECIMAL[suffix];
+  return Number.isFinite(value) ? value : undefined;
 }
 
 /** Parses a quantity, throwing with the offending text when it is not one. */

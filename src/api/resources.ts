@@ -2,6 +2,7 @@ import { defaultDeployment, defaultPod, defaultReplicaSet } from './defaults.js'
 import type { FieldError } from './errors.js';
 import { defaultPrinter, printers, type Printer } from './printers.js';
 import type { Deployment, KObject, Pod, ReplicaSet } from './types.js';
+import { deepEqual } from '../util/equal.js';
 import {
   validatePodSpec,
   validateReplicas,
@@ -41,6 +42,7 @@ export function apiVersionOf(rt: ResourceType): string {
 
 function validatePod(pod: KObject, old?: KObject): FieldError[] {
   const errs = validatePodSpec((pod as Pod).spec, 'spec');
+  if (old && errs.length === 0) errs.push(...podSpecChanges(pod, old));
   if (old && old.spec?.nodeName && pod.spec?.nodeName !== old.spec.nodeName) {
     errs.push({
       field: 'spec.nodeName',
@@ -49,6 +51,33 @@ function validatePod(pod: KObject, old?: KObject): FieldError[] {
     });
   }
   return errs;
+}
+
+/**
+ * A pod's spec is fixed once created, except container images, the grace period and the
+ * active deadline, as in Kubernetes; nodeName is set by binding and checked separately.
+ */
+function podSpecChanges(pod: KObject, old: KObject): FieldError[] {
+  const comparable = (spec: any) => {
+    const copy = structuredClone(spec ?? {});
+    delete copy.nodeName;
+    delete copy.terminationGracePeriodSeconds;
+    delete copy.activeDeadlineSeconds;
+    for (const list of [copy.containers, copy.initContainers]) {
+      if (Array.isArray(list)) for (const c of list) if (c && typeof c === 'object') delete c.image;
+    }
+    return copy;
+  };
+  if (deepEqual(comparable(pod.spec), comparable(old.spec))) return [];
+  return [
+    {
+      field: 'spec',
+      type: 'Forbidden',
+      detail:
+        'pod updates may not change fields other than spec.containers[*].image, ' +
+        'spec.initContainers[*].image, spec.activeDeadlineSeconds or spec.terminationGracePeriodSeconds',
+    },
+  ];
 }
 
 function validateWorkload(path: 'spec.template', obj: Deployment | ReplicaSet): FieldError[] {

@@ -119,6 +119,31 @@ export function validateMeta(
   }
   errs.push(...validateLabels(meta.labels, 'metadata.labels'));
   errs.push(...validateAnnotations(meta.annotations, 'metadata.annotations'));
+  const finalizers = meta.finalizers;
+  if (
+    finalizers !== undefined &&
+    (!Array.isArray(finalizers) || finalizers.some((f) => typeof f !== 'string'))
+  ) {
+    errs.push({
+      field: 'metadata.finalizers',
+      type: 'Invalid',
+      value: finalizers,
+      detail: 'must be a list of strings',
+    });
+  }
+  const owners = meta.ownerReferences;
+  const ownerOk = (o: unknown) =>
+    !!o &&
+    typeof o === 'object' &&
+    ['apiVersion', 'kind', 'name', 'uid'].every((k) => typeof (o as any)[k] === 'string');
+  if (owners !== undefined && (!Array.isArray(owners) || !owners.every(ownerOk))) {
+    errs.push({
+      field: 'metadata.ownerReferences',
+      type: 'Invalid',
+      value: owners,
+      detail: 'must be a list of references with apiVersion, kind, name and uid',
+    });
+  }
   return errs;
 }
 

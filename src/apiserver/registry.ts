@@ -62,6 +62,34 @@ export function resourcePrefix(rt: ResourceType): string {
 }
 
 const NAMESPACES_KEY = '/registry/core/namespaces/';
+/** The largest object stored, whatever built it (a patch can grow one past the body limit). */
+const MAX_OBJECT_BYTES = 3 * 1024 * 1024;
+
+function encode(obj: KObject): string {
+  const text = JSON.stringify(obj);
+  if (text.length > MAX_OBJECT_BYTES) {
+    throw new ApiError(
+      'RequestEntityTooLarge',
+      `the object is too large: ${text.length} bytes, at most ${MAX_OBJECT_BYTES}`,
+    );
+  }
+  return text;
+}
+
+/**
+ * Runs defaulting and validation, which read client data of any shape: a TypeError there
+ * means a field had the wrong type, which is the client's error, not the server's.
+ */
+function asClientError<T>(name: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof TypeError) {
+      throw new ApiError('BadRequest', `${name}: a field has the wrong type: ${err.message}`);
+    }
+    throw err;
+  }
+}
 const MAX_CAS_RETRIES = 20;
 
 type Mutator = (current: KObject) => KObject | Promise<KObject>;
@@ -85,7 +113,7 @@ export class Registry {
     opts: WriteOptions = {},
   ): Promise<KObject> {
     checkFields(rt, body, opts);
-    const obj = this.prepareCreate(rt, namespace, body);
+    const obj = asClientError(rt.kind, () => this.prepareCreate(rt, namespace, body));
     await this.checkNamespace(rt, obj.metadata.namespace);
     const name = obj.metadata.name!;
     if (opts.dryRun) return obj;
@@ -213,7 +241,9 @@ export class Registry {
       const current = decode(kv.value, kv.modRevision);
       const proposed = await mutator(structuredClone(current));
       if (attempt === 0) checkFields(rt, proposed, opts);
-      const next = this.prepareUpdate(rt, current, proposed, subresource);
+      const next = asClientError(rt.kind, () =>
+        this.prepareUpdate(rt, current, proposed, subresource),
+      );
       if (opts.dryRun) return next;
       try {
         return await this.write(key, kv, current, next);
@@ -245,7 +275,7 @@ export class Registry {
       const deleted = await this.store.delete(key, kv.modRevision);
       return decode(JSON.stringify(next), deleted.modRevision);
     }
-    const written = await this.store.update(key, JSON.stringify(next), kv.modRevision);
+    const written = await this.store.update(key, encode(next), kv.modRevision);
     return decode(written.value, written.modRevision);
   }
 
@@ -308,7 +338,7 @@ export class Registry {
       if (!kv) throw notFound(rt.plural, rt.group, name);
       const current = decode(kv.value, kv.modRevision);
       checkPreconditions(rt, current, opts);
-      const next = this.planDelete(rt, current, opts);
+      const next = asClientError(rt.kind, () => this.planDelete(rt, current, opts));
       if (opts.dryRun) return next ?? current;
       try {
         if (next === undefined) {

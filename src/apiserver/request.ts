@@ -59,7 +59,13 @@ export function parseResourcePath(method: string, url: URL): ResourceRequest | u
   if (rt.namespaced && !namespace && name !== undefined) {
     throw new ApiError('NotFound', `the server could not find the requested resource`);
   }
-  return { rt, namespace, name: name && decodeURIComponent(name), subresource, verb, query };
+  let decoded = name;
+  try {
+    decoded = name && decodeURIComponent(name);
+  } catch {
+    throw badRequest(`the object name in the path is not valid percent-encoding: ${name}`);
+  }
+  return { rt, namespace, name: decoded, subresource, verb, query };
 }
 
 function verbFor(method: string, named: boolean, watch: boolean): string | undefined {
@@ -99,8 +105,29 @@ export async function readBody(req: IncomingMessage): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
+/** Deepest nesting accepted in a body; real objects stay far below it. */
+export const MAX_DEPTH = 100;
+
+/** Refuses values nested deeper than MAX_DEPTH, which later stages could not walk safely. */
+export function checkDepth(value: unknown): void {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (depth > MAX_DEPTH)
+      throw badRequest(`the request body is nested deeper than ${MAX_DEPTH} levels`);
+    for (const child of Object.values(v as object)) stack.push([child, depth + 1]);
+  }
+}
+
 /** Decodes a JSON or YAML body; an empty body is undefined. */
 export function decodeBody(body: Buffer, contentType: string | undefined): unknown {
+  const value = decodeText(body, contentType);
+  checkDepth(value);
+  return value;
+}
+
+function decodeText(body: Buffer, contentType: string | undefined): unknown {
   if (body.length === 0) return undefined;
   const text = body.toString('utf8');
   const type = (contentType ?? 'application/json').split(';')[0].trim();

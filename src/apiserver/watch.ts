@@ -33,7 +33,8 @@ export async function serveWatch(
       throw badRequest(`invalid resourceVersion ${JSON.stringify(rvText)}`);
   }
   if (rvText === null || rvText === '') await ctx.cache.waitFor(await ctx.store.currentRevision());
-  if (rv !== undefined) await ctx.cache.waitFor(Math.min(rv, ctx.cache.revision));
+  // A version the store has not reached yet is waited for, then refused as a list is.
+  if (rv !== undefined) await ctx.cache.waitFor(rv, 3_000);
   const table = wantsTable(req.headers.accept);
   const include = parseIncludeObject(rr.query.get('includeObject'));
   let first = true;

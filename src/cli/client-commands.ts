@@ -2,7 +2,6 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
-import { mergePatch } from '../api/patch.js';
 import type { KObject } from '../api/types.js';
 import { isReason, KubeClient, resourcePath } from '../client/rest.js';
 import { loadKubeconfig } from './kubeconfig.js';
@@ -91,12 +90,11 @@ export async function applyCommand(file: string, flags: ClientFlags): Promise<vo
       }
       const lastText = live.metadata.annotations?.[LAST_APPLIED];
       const last = lastText ? JSON.parse(lastText) : {};
-      const patch = applyPatch(last, obj);
-      const merged = mergePatch(live, patch);
-      if (JSON.stringify(merged) === JSON.stringify(live)) {
+      if (lastText === manifest + '\n') {
         console.log(`${displayName(rt, name)} unchanged`);
         continue;
       }
+      const patch = applyPatch(last, obj);
       await client.patch(rt, ns, name, patch, 'merge');
       console.log(`${displayName(rt, name)} configured`);
     }
