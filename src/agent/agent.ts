@@ -1,9 +1,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { timingSafeEqual } from 'node:crypto';
 import { ApiError } from '../api/errors.js';
 import { byGroupResource } from '../api/resources.js';
 import { objectKey, type NodeObject, type Pod } from '../api/types.js';
+import { BearerTokens } from '../util/bearer.js';
 import { deepEqual } from '../util/equal.js';
 import { EventRecorder } from '../client/events.js';
 import { Informer } from '../client/informer.js';
@@ -46,6 +46,7 @@ const ORPHAN_GRACE_SECONDS = 10;
 
 export class Agent {
   private readonly log;
+  private readonly tokens: BearerTokens;
   private readonly pods: Informer<Pod>;
   private readonly queue = new WorkQueue(500, 30_000);
   private readonly worker: PodWorker;
@@ -58,6 +59,7 @@ export class Agent {
 
   constructor(private readonly opts: AgentOptions) {
     this.log = componentLogger('agent', { node: opts.name });
+    this.tokens = new BearerTokens(opts.tokens);
     this.pods = new Informer<Pod>(opts.client, byGroupResource.get('/pods')!, {
       fieldSelector: `spec.nodeName=${opts.name}`,
     });
@@ -156,10 +158,7 @@ export class Agent {
   /** Compares the runtime's containers with the last look and queues pods that changed. */
   private async relist(): Promise<void> {
     if (this.stopped) return;
-    const [sandboxes, containers] = await Promise.all([
-      this.opts.runtime.listSandboxes(),
-      this.opts.runtime.listContainers(),
-    ]);
+    const { sandboxes, containers } = await this.runtimeState();
     const bySandbox = new Map(sandboxes.map((s) => [s.id, s]));
     const states = new Map<string, string>();
     for (const c of containers) {
@@ -265,19 +264,10 @@ export class Agent {
     });
   }
 
-  private authorized(req: IncomingMessage): boolean {
-    const match = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
-    if (!match) return false;
-    const given = Buffer.from(match[1]);
-    return this.opts.tokens.some((t) => {
-      const b = Buffer.from(t);
-      return b.length === given.length && timingSafeEqual(b, given);
-    });
-  }
-
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
-      if (!this.authorized(req)) throw new ApiError('Unauthorized', 'Unauthorized');
+      if (!this.tokens.accepts(req.headers.authorization))
+        throw new ApiError('Unauthorized', 'Unauthorized');
       const url = new URL(req.url ?? '/', 'http://agent');
       const parts = url.pathname.split('/').filter((p) => p);
       if (url.pathname === '/healthz') {

@@ -1,5 +1,5 @@
 import { cpuMillis, parseQuantity } from '../api/quantity.js';
-import type { Container, Pod, PodStatus } from '../api/types.js';
+import { nowTimestamp, type Container, type Pod, type PodStatus } from '../api/types.js';
 import type { EventRecorder } from '../client/events.js';
 import type { Logger } from '../log.js';
 import {
@@ -57,7 +57,8 @@ export class PodWorker {
       sandbox = await this.startSandbox(pod, sandboxes);
       if (!sandbox)
         return {
-          status: this.status(pod, undefined, [], waiting, 'ContainerCreating'),
+          // Without a sandbox every container shows as ContainerCreating.
+          status: this.status(pod, undefined, [], waiting),
           requeueAfterMs: 5_000,
         };
     }
@@ -84,18 +85,14 @@ export class PodWorker {
     sandbox: SandboxStatus | undefined,
     containers: ContainerStatus[],
     waiting: Map<string, Waiting>,
-    all?: string,
   ): PodStatus {
-    if (all)
-      for (const c of pod.spec.containers)
-        if (!waiting.has(c.name)) waiting.set(c.name, { reason: all });
     return computePodStatus({
       pod,
       sandbox,
       containers,
       waiting,
       hostIP: this.hostIP,
-      now: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+      now: nowTimestamp(),
     });
   }
 

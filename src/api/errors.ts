@@ -177,3 +177,27 @@ export function invalid(kind: string, group: string, name: string, errs: FieldEr
 export function badRequest(message: string): ApiError {
   return new ApiError('BadRequest', message);
 }
+
+/**
+ * The ApiError an error response stands for: the Status it carries, or, for a body that is
+ * not a Status, an error with the body's text and a reason guessed from the HTTP code.
+ */
+export function errorFromResponse(code: number, text: string): ApiError {
+  try {
+    const status = JSON.parse(text) as StatusObject;
+    if (status?.kind === 'Status' && status.reason) {
+      return new ApiError(status.reason, status.message, status.details);
+    }
+  } catch {
+    // Not a Status object: describe the raw answer below.
+  }
+  const reason: StatusReason =
+    code === 404
+      ? 'NotFound'
+      : code === 409
+        ? 'Conflict'
+        : code >= 500
+          ? 'InternalError'
+          : 'BadRequest';
+  return new ApiError(reason, text.trim() || `HTTP ${code}`);
+}

@@ -223,6 +223,27 @@ export function controllerOf(obj: { metadata: ObjectMeta }): OwnerReference | un
   return obj.metadata.ownerReferences?.find((ref) => ref.controller === true);
 }
 
+/** A Kubernetes Time: RFC 3339 in UTC, whole seconds. */
+export function timestamp(date: Date): string {
+  return date.toISOString().replace(/\.\d+Z$/, 'Z');
+}
+
 export function nowTimestamp(): string {
-  return new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  return timestamp(new Date());
+}
+
+/** The controller owner reference a workload of `kind` puts on the objects it makes. */
+export function controllerRef(
+  owner: { metadata: ObjectMeta },
+  apiVersion: string,
+  kind: string,
+): OwnerReference {
+  return {
+    apiVersion,
+    kind,
+    name: owner.metadata.name!,
+    uid: owner.metadata.uid!,
+    controller: true,
+    blockOwnerDeletion: true,
+  };
 }

@@ -454,5 +454,3 @@ export async function handleWatch(
 ): Promise<void> {
   await serveWatch(ctx, rr, req, res, parseFilter(rr));
 }
-
-export { matchesFilter as objectMatches };

@@ -1,5 +1,5 @@
 import { request, type IncomingMessage } from 'node:http';
-import { ApiError, badRequest } from '../api/errors.js';
+import { ApiError, badRequest, errorFromResponse } from '../api/errors.js';
 import { byGroupResource } from '../api/resources.js';
 import type { KObject, NodeObject } from '../api/types.js';
 import type { Registry } from './registry.js';
@@ -83,20 +83,9 @@ export async function openPodLogs(
   });
 }
 
-/** Turns an agent's error response into an ApiError carrying its message. */
+/** Turns an agent's error response into the ApiError it carries. */
 async function collectError(res: IncomingMessage): Promise<ApiError> {
   const chunks: Buffer[] = [];
   for await (const chunk of res) chunks.push(chunk as Buffer);
-  const text = Buffer.concat(chunks).toString('utf8');
-  try {
-    const status = JSON.parse(text);
-    if (status?.kind === 'Status' && status.reason)
-      return new ApiError(status.reason, status.message);
-  } catch {
-    // Not a Status: report the text as it came.
-  }
-  return new ApiError(
-    res.statusCode === 404 ? 'NotFound' : 'BadRequest',
-    text.trim() || `agent answered ${res.statusCode}`,
-  );
+  return errorFromResponse(res.statusCode ?? 500, Buffer.concat(chunks).toString('utf8'));
 }

@@ -9,11 +9,11 @@ import {
 } from '../api/errors.js';
 import { unknownFields } from '../api/fields.js';
 import { apiVersionOf, type ResourceType } from '../api/resources.js';
-import { nowTimestamp, type KObject } from '../api/types.js';
+import { nowTimestamp, timestamp, type KObject } from '../api/types.js';
 import { validateMeta, validateShape } from '../api/validation.js';
 import { StoreError, type KeyValue, type Store } from '../store/store.js';
 import { deepEqual } from '../util/equal.js';
-import { decode, type WatchCache } from './watch-cache.js';
+import { decode } from './watch-cache.js';
 
 /**
  * The registry: how objects of every resource type are created, read, updated and deleted
@@ -95,10 +95,7 @@ const MAX_CAS_RETRIES = 20;
 type Mutator = (current: KObject) => KObject | Promise<KObject>;
 
 export class Registry {
-  constructor(
-    private readonly store: Store,
-    private readonly cache: WatchCache,
-  ) {}
+  constructor(private readonly store: Store) {}
 
   async get(rt: ResourceType, namespace: string | undefined, name: string): Promise<KObject> {
     const kv = await this.store.get(storeKey(rt, namespace, name));
@@ -371,9 +368,7 @@ export class Registry {
     if (!meta.finalizers) delete meta.finalizers;
     const existingGrace = meta.deletionGracePeriodSeconds;
     if (!meta.deletionTimestamp || (existingGrace !== undefined && grace < existingGrace)) {
-      meta.deletionTimestamp = new Date(Date.now() + grace * 1000)
-        .toISOString()
-        .replace(/\.\d+Z$/, 'Z');
+      meta.deletionTimestamp = timestamp(new Date(Date.now() + grace * 1000));
       meta.deletionGracePeriodSeconds = grace;
     }
     if (rt.kind === 'Namespace') next.status = { ...(next.status ?? {}), phase: 'Terminating' };

@@ -1,8 +1,9 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
-import { timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { ApiError } from '../api/errors.js';
+import { byGroupResource } from '../api/resources.js';
+import { BearerTokens } from '../util/bearer.js';
 import { componentLogger } from '../log.js';
 import type { Store } from '../store/store.js';
 import { apiGroup, apiGroupList, apiVersions, resourceList, SERVER_VERSION } from './discovery.js';
@@ -67,13 +68,13 @@ export class ApiServer {
   private readonly log = componentLogger('apiserver');
   private readonly cache: WatchCache;
   private readonly ctx: HandlerContext;
-  private readonly tokens: Buffer[];
+  private readonly tokens: BearerTokens;
   private server?: Server;
 
   constructor(private readonly opts: ApiServerOptions) {
     this.cache = new WatchCache(opts.store);
-    const registry = new Registry(opts.store, this.cache);
-    this.tokens = opts.tokens.map((t) => Buffer.from(t));
+    const registry = new Registry(opts.store);
+    this.tokens = new BearerTokens(opts.tokens);
     this.ctx = {
       registry,
       cache: this.cache,
@@ -117,7 +118,6 @@ export class ApiServer {
   }
 
   private async ensureNamespaces(): Promise<void> {
-    const { byGroupResource } = await import('../api/resources.js');
     const rt = byGroupResource.get('/namespaces')!;
     for (const name of DEFAULT_NAMESPACES) {
       try {
@@ -128,19 +128,12 @@ export class ApiServer {
     }
   }
 
-  private authenticated(req: IncomingMessage): boolean {
-    const header = req.headers.authorization ?? '';
-    const match = /^Bearer\s+(\S+)$/i.exec(header);
-    if (!match) return false;
-    const given = Buffer.from(match[1]);
-    return this.tokens.some((t) => t.length === given.length && timingSafeEqual(t, given));
-  }
-
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = performance.now();
     const url = new URL(req.url ?? '/', 'http://localhost');
     try {
-      if (!this.authenticated(req)) throw new ApiError('Unauthorized', 'Unauthorized');
+      if (!this.tokens.accepts(req.headers.authorization))
+        throw new ApiError('Unauthorized', 'Unauthorized');
       checkAcceptable(req.headers.accept);
       if (!this.serveNonResource(req, url, res)) {
         const rr = parseResourcePath(req.method ?? 'GET', url);

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ApiError, badRequest } from '../api/errors.js';
+import { apiVersionOf } from '../api/resources.js';
 import type { KObject } from '../api/types.js';
 import { matchesFilter, type Filter, type HandlerContext } from './handlers.js';
 import { resourcePrefix } from './registry.js';
@@ -103,7 +104,7 @@ export async function serveWatch(
     ? setInterval(() => {
         const rvNow = String(ctx.cache.revision);
         send(
-          `{"type":"BOOKMARK","object":{"kind":"${rr.rt.kind}","apiVersion":"${rr.rt.group ? `${rr.rt.group}/` : ''}${rr.rt.version}","metadata":{"resourceVersion":"${rvNow}"}}}\n`,
+          `{"type":"BOOKMARK","object":{"kind":"${rr.rt.kind}","apiVersion":"${apiVersionOf(rr.rt)}","metadata":{"resourceVersion":"${rvNow}"}}}\n`,
         );
       }, BOOKMARK_INTERVAL_MS)
     : undefined;

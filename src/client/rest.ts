@@ -1,6 +1,11 @@
 import { Agent, request } from 'node:https';
 import type { IncomingMessage } from 'node:http';
-import { ApiError, type StatusObject, type StatusReason } from '../api/errors.js';
+import {
+  ApiError,
+  errorFromResponse,
+  type StatusObject,
+  type StatusReason,
+} from '../api/errors.js';
 import { apiVersionOf, type ResourceType } from '../api/resources.js';
 import type { KObject } from '../api/types.js';
 
@@ -107,7 +112,10 @@ export class KubeClient {
         },
         (res) => {
           if ((res.statusCode ?? 500) < 400) return resolve(res);
-          readAll(res).then((text) => reject(toApiError(res.statusCode ?? 500, text)), reject);
+          readAll(res).then(
+            (text) => reject(errorFromResponse(res.statusCode ?? 500, text)),
+            reject,
+          );
         },
       );
       const timeout = opts.timeoutMs ?? 30_000;
@@ -244,26 +252,6 @@ async function readAll(res: IncomingMessage): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of res) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString('utf8');
-}
-
-function toApiError(code: number, text: string): ApiError {
-  try {
-    const status = JSON.parse(text) as StatusObject;
-    if (status.kind === 'Status' && status.reason) {
-      return new ApiError(status.reason as StatusReason, status.message, status.details);
-    }
-  } catch {
-    // Not a Status object: fall through and describe the raw answer.
-  }
-  const reason: StatusReason =
-    code === 404
-      ? 'NotFound'
-      : code === 409
-        ? 'Conflict'
-        : code >= 500
-          ? 'InternalError'
-          : 'BadRequest';
-  return new ApiError(reason, text.trim() || `HTTP ${code}`);
 }
 
 /** Whether an error is an ApiError with the given reason. */

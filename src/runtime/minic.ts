@@ -70,23 +70,12 @@ interface SandboxRecord {
   createdAt: string;
 }
 
-interface ContainerRecord {
-  id: string;
-  sandboxId: string;
-  name: string;
-  image: string;
-  imageId: string;
-  attempt: number;
-  labels: Record<string, string>;
-  createdAt: string;
-  startedAt?: string;
-  finishedAt?: string;
-  exitCode?: number;
-  reason?: string;
+/** What miniC keeps on disk for a container: its status less what is read live. */
+type ContainerRecord = Omit<ContainerStatus, 'state' | 'logPath'> & {
   stopSignal: string;
   /** cgroup directories runc made; removed with the container. */
   cgroupPaths?: string[];
-}
+};
 
 /** One sandbox per pod uid and attempt, as `runSandbox` derives it. */
 export function sandboxId(podUid: string, attempt: number): string {

@@ -1,4 +1,10 @@
-import type { Deployment, OwnerReference, Pod, ReplicaSet } from '../../api/types.js';
+import {
+  controllerRef,
+  type Deployment,
+  type OwnerReference,
+  type Pod,
+  type ReplicaSet,
+} from '../../api/types.js';
 import { equalIgnoringHash, TEMPLATE_HASH_LABEL } from './hash.js';
 import type { ReplicaSetView } from './rollout.js';
 
@@ -41,14 +47,7 @@ export function splitReplicaSets(
 
 /** The controller owner reference a Deployment puts on its ReplicaSets. */
 export function deploymentRef(d: Deployment): OwnerReference {
-  return {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    name: d.metadata.name!,
-    uid: d.metadata.uid!,
-    controller: true,
-    blockOwnerDeletion: true,
-  };
+  return controllerRef(d, 'apps/v1', 'Deployment');
 }
 
 /** The ReplicaSet for a Deployment's current template, with hash, revision and replicas. */

@@ -1,4 +1,4 @@
-import type { Condition, Deployment, ReplicaSet } from '../../api/types.js';
+import { timestamp, type Condition, type Deployment, type ReplicaSet } from '../../api/types.js';
 import { resolveFenceposts } from './rollout.js';
 
 /** The status the Deployment controller writes. */
@@ -20,10 +20,6 @@ export const Reasons = {
   paused: 'DeploymentPaused',
   resumed: 'DeploymentResumed',
 } as const;
-
-function timestamp(now: Date): string {
-  return now.toISOString().replace(/\.\d+Z$/, 'Z');
-}
 
 /**
  * Sets a condition in a list. Timestamps move only when something changed (or `touch`

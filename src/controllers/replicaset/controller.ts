@@ -2,6 +2,7 @@ import { fromLabelSelector, type Selector } from '../../api/labels.js';
 import { byGroupResource } from '../../api/resources.js';
 import {
   controllerOf,
+  controllerRef,
   objectKey,
   type OwnerReference,
   type Pod,
@@ -303,14 +304,7 @@ function selectorOf(rs: ReplicaSet): Selector | undefined {
 
 /** The controller owner reference a ReplicaSet puts on its pods. */
 export function ownerRef(rs: ReplicaSet): OwnerReference {
-  return {
-    apiVersion: 'apps/v1',
-    kind: 'ReplicaSet',
-    name: rs.metadata.name!,
-    uid: rs.metadata.uid!,
-    controller: true,
-    blockOwnerDeletion: true,
-  };
+  return controllerRef(rs, 'apps/v1', 'ReplicaSet');
 }
 
 /** A new pod for a ReplicaSet: its template's labels, annotations and spec, named by the server. */
