@@ -413,3 +413,34 @@ test('miniC runs pods with runc, conmon and CNI', async (t) => {
     await assert.rejects(fs.access(dir));
   });
 });
+
+test('sandboxes started together on a fresh bridge all get the network', async (t) => {
+  const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'flyces-runtime-burst-'));
+  const bridge = 'flycest1';
+  const minic = new MiniC({
+    root: path.join(tmp, 'runtime'),
+    images: new ImageStore({ root: path.join(tmp, 'images') }),
+    podCidr: '10.42.249.0/24',
+    bridge,
+  });
+  t.after(async () => {
+    for (const sb of await minic.listSandboxes().catch(() => [])) {
+      await minic.removeSandbox(sb.id).catch((err) => console.error('cleanup', err));
+    }
+    await sh('ip', ['link', 'del', bridge]).catch(() => undefined);
+    await fs.rm(tmp, { recursive: true, force: true });
+  });
+  const sandboxes = await Promise.all(
+    Array.from({ length: 4 }, (_, i) =>
+      minic.runSandbox({
+        podUid: `burst-${i}-${path.basename(tmp)}`,
+        podName: `burst-${i}`,
+        podNamespace: 'default',
+        hostname: `burst-${i}`,
+        labels: {},
+      }),
+    ),
+  );
+  assert.ok(sandboxes.every((s) => s.state === 'ready'));
+  assert.equal(new Set(sandboxes.map((s) => s.ip)).size, 4, 'distinct addresses');
+});

@@ -68,7 +68,7 @@ export function gatewayOf(cidr: string): { gateway: string; prefixLength: number
 
 /** Creates and removes sandbox network namespaces and attaches them to the pod bridge. */
 export class PodNetwork {
-  private gatewayReady = false;
+  private gatewayReady?: Promise<void>;
 
   constructor(private readonly options: PodNetworkOptions) {
     if (options.bridge.length > 15) throw new Error(`bridge name "${options.bridge}" is too long`);
@@ -131,15 +131,27 @@ export class PodNetwork {
     }
   }
 
-  /** Puts the gateway address on the bridge, once per process (the plugin leaves it bare). */
-  private async ensureGateway(): Promise<void> {
-    if (this.gatewayReady) return;
+  /**
+   * Puts the gateway address on the bridge (the plugin leaves it bare). Sandboxes started at
+   * the same time share one attempt; an address another process added meanwhile is fine.
+   */
+  private ensureGateway(): Promise<void> {
+    this.gatewayReady ??= this.addGateway().catch((err) => {
+      this.gatewayReady = undefined;
+      throw err;
+    });
+    return this.gatewayReady;
+  }
+
+  private async addGateway(): Promise<void> {
     const { gateway, prefixLength } = gatewayOf(this.options.podCidr);
     const { stdout } = await run('ip', ['-o', '-4', 'addr', 'show', 'dev', this.options.bridge]);
-    if (!stdout.includes(` ${gateway}/${prefixLength} `)) {
+    if (stdout.includes(` ${gateway}/${prefixLength} `)) return;
+    try {
       await run('ip', ['addr', 'add', `${gateway}/${prefixLength}`, 'dev', this.options.bridge]);
+    } catch (err) {
+      if (!/already assigned|File exists/.test((err as Error).message)) throw err;
     }
-    this.gatewayReady = true;
   }
 
   private async invoke(
