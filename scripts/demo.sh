@@ -13,7 +13,10 @@ bash "$here/scripts/setup.sh"
 flyces=("node" "$here/bin/flyces.js")
 "${flyces[@]}" up --data-dir "$data_dir" 2>"$data_dir.log" &
 up_pid=$!
-trap 'kill -INT $up_pid 2>/dev/null; wait $up_pid' EXIT INT TERM
+# A background job of a script ignores SIGINT, so flyces up is stopped with SIGTERM, which
+# it handles the same way: the control plane stops, the pods keep running.
+trap 'kill -TERM $up_pid 2>/dev/null; wait $up_pid' EXIT
+trap 'exit 130' INT TERM
 export KUBECONFIG=$data_dir/kubeconfig
 
 echo "demo: waiting for the node to be Ready (log: $data_dir.log)"
