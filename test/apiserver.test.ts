@@ -337,6 +337,88 @@ describe('API server', () => {
     await rejects(client.get(pods, 'default', 'p2'), 'NotFound', /pods "p2" not found/);
   });
 
+  test('hostile or malformed writes are refused and change nothing', async () => {
+    const before = await client.get(deployments, 'default', 'a');
+    const cases: [Promise<unknown>, string, RegExp][] = [
+      [
+        client.patch(
+          deployments,
+          'default',
+          'a',
+          [{ op: 'add', path: '/__proto__/x', value: 1 }],
+          'json',
+        ),
+        'BadRequest',
+        /invalid field name/,
+      ],
+      [
+        client.patch(deployments, 'default', 'a', { status: 'garbage' }, 'merge', 'status'),
+        'Invalid',
+        /status/,
+      ],
+      [
+        client.patch(deployments, 'default', 'a', { spec: { replicas: 2 ** 40 } }),
+        'Invalid',
+        /must be at most/,
+      ],
+      [
+        client.patch(deployments, 'default', 'a', { metadata: { $patch: 'bogus' } }, 'strategic'),
+        'BadRequest',
+        /unknown patch directive/,
+      ],
+      [
+        client.patch(
+          deployments,
+          'default',
+          'a',
+          Array.from({ length: 30 }, (_, i) => ({
+            op: 'copy',
+            from: '/spec',
+            path: `/spec/c${i}`,
+          })),
+          'json',
+        ),
+        'RequestEntityTooLarge',
+        /copies more than/,
+      ],
+      [
+        client.request('POST', '/api/v1/pods', {
+          body: { metadata: { name: 'z', namespace: 'default' } },
+        }),
+        'MethodNotAllowed',
+        /does not allow/,
+      ],
+      [
+        client.request('GET', '/api/v1/namespaces/default/pods/%ZZ'),
+        'BadRequest',
+        /percent-encoding/,
+      ],
+    ];
+    for (const [promise, reason, pattern] of cases) await rejects(promise, reason, pattern);
+    const after = await client.get(deployments, 'default', 'a');
+    assert.equal(
+      after.metadata.resourceVersion,
+      before.metadata.resourceVersion,
+      'nothing written',
+    );
+    assert.equal(({} as Record<string, unknown>).x, undefined);
+  });
+
+  test('a limit without a request defaults the request', async () => {
+    const pod = await client.create(pods, {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'limited', namespace: 'default' },
+      spec: {
+        containers: [
+          { name: 'c', image: 'i', resources: { limits: { cpu: '500m', memory: '64Mi' } } },
+        ],
+      },
+    });
+    assert.deepEqual(pod.spec.containers[0].resources.requests, { cpu: '500m', memory: '64Mi' });
+    await client.delete(pods, 'default', 'limited');
+  });
+
   test('discovery and openapi documents', async () => {
     const groups = await client.request('GET', '/apis');
     assert.ok(groups.groups.some((g: { name: string }) => g.name === 'apps'));

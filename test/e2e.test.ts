@@ -265,6 +265,17 @@ describe('flyces up runs the web Deployment end to end', { timeout: 600_000 }, (
     assert.equal(p.status.containerStatuses[0].lastState.terminated.exitCode, 3);
     assert.match(await cluster.kubectl('get', 'pod', 'crasher'), /CrashLoopBackOff/);
     assert.match(await cluster.kubectl('logs', 'crasher', '--previous'), /boom/);
+    const events = await cluster.kubectl(
+      'get',
+      'events',
+      '--field-selector',
+      'involvedObject.name=crasher',
+    );
+    assert.match(events, /BackOff\s+pod\/crasher\s+Back-off restarting failed container c/);
+    assert.match(
+      events,
+      /Pulled\s+pod\/crasher\s+Container image "localhost\/flyces-web:1" already present/,
+    );
     await cluster.kubectl('delete', 'pod', 'crasher');
   });
 

@@ -145,6 +145,11 @@ export class PodWorker {
       if (wait > 0) {
         const message = `back-off ${Math.round(wait / 1000)}s restarting failed container=${container.name} pod=${pod.metadata.name}_${pod.metadata.namespace}(${pod.metadata.uid})`;
         waiting.set(container.name, { reason: 'CrashLoopBackOff', message });
+        this.events.warning(
+          pod,
+          'BackOff',
+          `Back-off restarting failed container ${container.name} in pod ${pod.metadata.name}`,
+        );
         return wait;
       }
       this.backoff.restarted(key);
@@ -170,6 +175,11 @@ export class PodWorker {
   ): Promise<number | undefined> {
     const imageWait = await this.checkImage(pod, container, waiting);
     if (imageWait !== undefined) return imageWait;
+    this.events.normal(
+      pod,
+      'Pulled',
+      `Container image "${container.image}" already present on machine`,
+    );
     let config: ContainerConfig;
     try {
       config = containerConfig(pod, container, attempt);

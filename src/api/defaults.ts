@@ -14,6 +14,14 @@ function defaultContainer(c: Container): void {
   c.terminationMessagePath ??= '/dev/termination-log';
   c.terminationMessagePolicy ??= 'File';
   for (const p of c.ports ?? []) if (p && typeof p === 'object') p.protocol ??= 'TCP';
+  // A limit without a request means the request equals the limit, as in Kubernetes.
+  const limits = c.resources?.limits;
+  if (limits && typeof limits === 'object') {
+    const requests = (c.resources!.requests ??= {});
+    if (typeof requests === 'object') {
+      for (const [name, value] of Object.entries(limits)) requests[name] ??= value;
+    }
+  }
 }
 
 export function defaultPodSpec(spec: PodSpec | undefined): void {

@@ -108,3 +108,29 @@ test('patches cannot reach the prototype', () => {
   );
   assert.equal(({} as Record<string, unknown>).x, undefined);
 });
+
+test('strategic merge patch refuses malformed directives', () => {
+  const target = { metadata: { labels: { a: '1' }, annotations: { b: '2' } } };
+  assert.throws(
+    () => strategicMergePatch(target, { metadata: { $patch: 'bogus' } }),
+    /unknown patch directive/,
+  );
+  assert.throws(() => strategicMergePatch(target, { $retainKeys: [1, 2] }), /list of field names/);
+  assert.throws(
+    () => strategicMergePatch(target, { metadata: { $retainKeys: ['labels'], annotations: {} } }),
+    /does not list "annotations"/,
+  );
+  assert.deepEqual(strategicMergePatch(target, { metadata: { labels: { $patch: 'delete' } } }), {
+    metadata: { annotations: { b: '2' } },
+  });
+});
+
+test('json patch copies are bounded', () => {
+  const doc = { spec: { data: 'x'.repeat(1024) } };
+  const ops = Array.from({ length: 30 }, (_, i) => ({
+    op: 'copy',
+    from: '/spec',
+    path: `/spec/c${i}`,
+  }));
+  assert.throws(() => jsonPatch(doc, ops), /copies more than/);
+});

@@ -115,11 +115,22 @@ function addAt(doc: Json, path: string, value: Json, replace: boolean): Json {
   return doc;
 }
 
+const MAX_OPERATIONS = 10_000;
+/** Bytes `copy` operations may duplicate in one patch, so a small patch cannot build a huge object. */
+const MAX_COPIED_BYTES = 3 * 1024 * 1024;
+
 /** RFC 6902: applies the operations in order; a failed `test` aborts the whole patch. */
 export function jsonPatch(target: unknown, ops: unknown): any {
   if (!Array.isArray(ops))
     throw new ApiError('BadRequest', 'a JSON patch must be a list of operations');
+  if (ops.length > MAX_OPERATIONS) {
+    throw new ApiError(
+      'RequestEntityTooLarge',
+      `a JSON patch may have at most ${MAX_OPERATIONS} operations`,
+    );
+  }
   let doc = clone(target) as Json;
+  let copied = 0;
   for (const raw of ops as JsonPatchOp[]) {
     if (!isObject(raw as unknown) || typeof raw.path !== 'string') {
       throw new ApiError('BadRequest', `invalid JSON patch operation ${JSON.stringify(raw)}`);
@@ -134,6 +145,15 @@ export function jsonPatch(target: unknown, ops: unknown): any {
       }
     } else if (op === 'move' || op === 'copy') {
       if (typeof raw.from !== 'string') throw new ApiError('BadRequest', `${op} needs "from"`);
+      if (op === 'copy') {
+        copied += JSON.stringify(getAt(doc, raw.from)).length;
+        if (copied > MAX_COPIED_BYTES) {
+          throw new ApiError(
+            'RequestEntityTooLarge',
+            `the JSON patch copies more than ${MAX_COPIED_BYTES} bytes`,
+          );
+        }
+      }
       const value = op === 'move' ? removeAt(doc, raw.from) : clone(getAt(doc, raw.from));
       doc = addAt(doc, path, value, false);
     } else throw new ApiError('BadRequest', `unknown JSON patch operation ${JSON.stringify(op)}`);
@@ -182,6 +202,17 @@ export function strategicMergePatch(target: unknown, patch: unknown): any {
 
 function mergeObject(target: JsonObject, patch: JsonObject): Json {
   const directive = patch[DIRECTIVE];
+  if (
+    directive !== undefined &&
+    directive !== 'replace' &&
+    directive !== 'delete' &&
+    directive !== 'merge'
+  ) {
+    throw new ApiError(
+      'BadRequest',
+      `unknown patch directive $patch: ${JSON.stringify(directive)}`,
+    );
+  }
   if (directive === 'replace') {
     const rest = { ...patch };
     delete rest[DIRECTIVE];
@@ -190,8 +221,10 @@ function mergeObject(target: JsonObject, patch: JsonObject): Json {
   if (directive === 'delete') return null;
   const result: JsonObject = { ...target };
   const retain = patch[RETAIN_KEYS];
-  if (Array.isArray(retain)) {
-    for (const key of Object.keys(result)) if (!retain.includes(key)) delete result[key];
+  if (retain !== undefined) {
+    checkRetainKeys(retain, patch);
+    for (const key of Object.keys(result))
+      if (!(retain as string[]).includes(key)) delete result[key];
   }
   for (const [key, value] of Object.entries(patch)) {
     checkKey(key);
@@ -207,7 +240,10 @@ function mergeObject(target: JsonObject, patch: JsonObject): Json {
       delete result[key];
       continue;
     }
-    result[key] = mergeField(key, result[key], value);
+    const merged = mergeField(key, result[key], value);
+    // A map patched with `$patch: delete` goes away with its key.
+    if (merged === null) delete result[key];
+    else result[key] = merged;
   }
   for (const [key, order] of Object.entries(patch)) {
     if (!key.startsWith(ORDER_PREFIX) || !Array.isArray(order)) continue;
@@ -216,6 +252,20 @@ function mergeObject(target: JsonObject, patch: JsonObject): Json {
     if (Array.isArray(list)) result[field] = applyOrder(list, order, MERGE_KEYS[field]);
   }
   return result;
+}
+
+/** `$retainKeys` must list, as strings, every field the same patch map sets. */
+function checkRetainKeys(retain: Json, patch: JsonObject): void {
+  if (!Array.isArray(retain) || retain.some((k) => typeof k !== 'string')) {
+    throw new ApiError('BadRequest', '$retainKeys must be a list of field names');
+  }
+  for (const key of Object.keys(patch)) {
+    if (key.startsWith('$') || retain.includes(key)) continue;
+    throw new ApiError(
+      'BadRequest',
+      `$retainKeys does not list ${JSON.stringify(key)}, which the patch sets`,
+    );
+  }
 }
 
 function mergeField(key: string, current: Json | undefined, value: Json): Json {

@@ -302,6 +302,8 @@ export function validateSelector(
   return errs;
 }
 
+const INT32_MAX = 2 ** 31 - 1;
+
 export function validateReplicas(value: unknown, path: string): FieldError[] {
   if (value === undefined) return [];
   if (typeof value !== 'number') {
@@ -311,6 +313,9 @@ export function validateReplicas(value: unknown, path: string): FieldError[] {
   }
   if (!Number.isInteger(value) || (value as number) < 0) {
     return [{ field: path, type: 'Invalid', value, detail: 'must be greater than or equal to 0' }];
+  }
+  if ((value as number) > INT32_MAX) {
+    return [{ field: path, type: 'Invalid', value, detail: `must be at most ${INT32_MAX}` }];
   }
   return [];
 }

@@ -22,6 +22,36 @@ export function agentEndpoint(node: NodeObject): { host: string; port: number } 
   return { host, port };
 }
 
+/** Log options and the check each value must pass, as PodLogOptions defines them. */
+const LOG_OPTIONS: Record<string, (v: string) => boolean> = {
+  follow: isBool,
+  previous: isBool,
+  timestamps: isBool,
+  tailLines: (v) => /^\d+$/.test(v),
+  sinceSeconds: (v) => /^\d+$/.test(v) && Number(v) > 0,
+  limitBytes: (v) => /^\d+$/.test(v) && Number(v) > 0,
+  sinceTime: (v) => !Number.isNaN(Date.parse(v)),
+};
+
+function isBool(v: string): boolean {
+  return v === 'true' || v === 'false';
+}
+
+/** The log options to forward to the agent; a malformed value is refused by name. */
+function logOptions(query: URLSearchParams): URLSearchParams {
+  const forward = new URLSearchParams();
+  for (const [key, valid] of Object.entries(LOG_OPTIONS)) {
+    const value = query.get(key);
+    if (value === null) continue;
+    if (!valid(value)) throw badRequest(`invalid log option ${key}=${JSON.stringify(value)}`);
+    forward.set(key, value);
+  }
+  if (forward.has('sinceSeconds') && forward.has('sinceTime')) {
+    throw badRequest('at most one of sinceTime or sinceSeconds may be specified');
+  }
+  return forward;
+}
+
 /** Opens the log stream of a pod's container on its node; the caller pipes the response. */
 export async function openPodLogs(
   registry: Registry,
@@ -49,19 +79,7 @@ export async function openPodLogs(
     pod.spec.nodeName,
   )) as NodeObject;
   const { host, port } = agentEndpoint(node);
-  const forward = new URLSearchParams();
-  for (const key of [
-    'follow',
-    'previous',
-    'timestamps',
-    'tailLines',
-    'sinceSeconds',
-    'sinceTime',
-    'limitBytes',
-  ]) {
-    const value = query.get(key);
-    if (value !== null) forward.set(key, value);
-  }
+  const forward = logOptions(query);
   const path = `/containerLogs/${pod.metadata.namespace}/${pod.metadata.name}/${container}?${forward}`;
   return new Promise((resolve, reject) => {
     const req = request(

@@ -282,8 +282,9 @@ export class Registry {
     proposed: KObject,
     subresource: string | undefined,
   ): KObject {
-    if (!proposed || typeof proposed !== 'object')
-      throw new ApiError('BadRequest', 'object required');
+    const shapeErrs = validateShape(proposed);
+    if (shapeErrs.length > 0)
+      throw invalid(rt.kind, rt.group, current.metadata.name ?? '', shapeErrs);
     let next: KObject;
     if (subresource === 'status') {
       next = { ...current, status: proposed.status };

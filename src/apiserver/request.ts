@@ -56,6 +56,12 @@ export function parseResourcePath(method: string, url: URL): ResourceRequest | u
       'MethodNotAllowed',
       `the server does not allow this method on the requested resource`,
     );
+  if (rt.namespaced && !namespace && verb === 'create') {
+    throw new ApiError(
+      'MethodNotAllowed',
+      'the server does not allow this method on the requested resource',
+    );
+  }
   if (rt.namespaced && !namespace && name !== undefined) {
     throw new ApiError('NotFound', `the server could not find the requested resource`);
   }
