@@ -419,6 +419,60 @@ describe('API server', () => {
     await client.delete(pods, 'default', 'limited');
   });
 
+  test("lists page with limit and continue, all pages at the first page's revision", async () => {
+    const leases = byGroupResource.get('coordination.k8s.io/leases')!;
+    for (let i = 0; i < 7; i++) {
+      await client.create(leases, {
+        apiVersion: 'coordination.k8s.io/v1',
+        kind: 'Lease',
+        metadata: {
+          name: `page-${i}`,
+          namespace: 'default',
+          labels: { even: String(i % 2 === 0) },
+        },
+        spec: {},
+      });
+    }
+    const path = '/apis/coordination.k8s.io/v1/namespaces/default/leases';
+    const first = await client.request('GET', path, { query: { limit: 3 } });
+    assert.deepEqual(
+      first.items.map((l: KObject) => l.metadata.name),
+      ['page-0', 'page-1', 'page-2'],
+    );
+    assert.equal(first.metadata.remainingItemCount, 4);
+    await client.delete(leases, 'default', 'page-4');
+    const names: string[] = first.items.map((l: KObject) => l.metadata.name);
+    let token = first.metadata.continue;
+    while (token) {
+      const next = await client.request('GET', path, { query: { limit: 3, continue: token } });
+      assert.equal(next.metadata.resourceVersion, first.metadata.resourceVersion);
+      names.push(...next.items.map((l: KObject) => l.metadata.name));
+      token = next.metadata.continue;
+    }
+    assert.deepEqual(
+      names,
+      Array.from({ length: 7 }, (_, i) => `page-${i}`),
+      'page-4 still in the snapshot',
+    );
+    const even = await client.request('GET', path, {
+      query: { limit: 2, labelSelector: 'even=true' },
+    });
+    assert.deepEqual(
+      even.items.map((l: KObject) => l.metadata.name),
+      ['page-0', 'page-2'],
+    );
+    await rejects(
+      client.request('GET', path, { query: { limit: 2, continue: 'garbage' } }),
+      'BadRequest',
+      /continue/,
+    );
+    await rejects(
+      client.request('GET', path, { query: { limit: 'x' } }),
+      'BadRequest',
+      /invalid limit/,
+    );
+  });
+
   test('discovery and openapi documents', async () => {
     const groups = await client.request('GET', '/apis');
     assert.ok(groups.groups.some((g: { name: string }) => g.name === 'apps'));

@@ -105,6 +105,8 @@ describe('flyces up runs the web Deployment end to end', { timeout: 600_000 }, (
     assert.equal(rows.length, 3);
     for (const row of rows)
       assert.match(row, /\s1\/1\s+Running\s+0\s+\S+\s+10\.42\.240\.\d+\s+e2e-node\s/);
+    const chunked = await cluster.kubectl('get', 'pods', '--chunk-size=1', '--no-headers');
+    assert.equal(chunked.trim().split('\n').length, 3, 'kubectl pages through a chunked list');
     const rs = await cluster.kubectl(
       'get',
       'rs',

@@ -1,13 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ApiError, badRequest, conflict, invalid } from '../api/errors.js';
-import {
-  fieldValue,
-  formatLabelSelector,
-  parseFieldSelector,
-  parseLabelSelector,
-  Selector,
-  SelectorError,
-} from '../api/labels.js';
+import { formatLabelSelector } from '../api/labels.js';
 import { jsonPatch, mergePatch, strategicMergePatch } from '../api/patch.js';
 import { apiVersionOf, type ResourceType } from '../api/resources.js';
 import { nowTimestamp, type KObject } from '../api/types.js';
@@ -15,8 +8,10 @@ import type { Store } from '../store/store.js';
 import type { DeleteOptions, Registry, WriteOptions } from './registry.js';
 import { resourcePrefix } from './registry.js';
 import { decodeBody, readBody, wantsTable, type ResourceRequest } from './request.js';
+import { matchesFilter, parseFilter } from './filter.js';
+import { listPage } from './list.js';
 import { parseIncludeObject, toTable } from './table.js';
-import type { CachedObject, WatchCache } from './watch-cache.js';
+import type { WatchCache } from './watch-cache.js';
 import { serveWatch } from './watch.js';
 
 /**
@@ -41,40 +36,6 @@ export function sendJson(res: ServerResponse, code: number, body: unknown): void
   res.end(text);
 }
 
-/** Field and label selectors of a request, checked against what the resource supports. */
-export interface Filter {
-  namespace?: string;
-  labels: Selector;
-  fields: Selector;
-}
-
-export function parseFilter(rr: ResourceRequest): Filter {
-  try {
-    const labels = parseLabelSelector(rr.query.get('labelSelector'));
-    const fields = parseFieldSelector(rr.query.get('fieldSelector'));
-    const allowed = new Set([
-      'metadata.name',
-      'metadata.namespace',
-      ...(rr.rt.selectableFields ?? []),
-    ]);
-    for (const req of fields.requirements) {
-      if (!allowed.has(req.key)) throw badRequest(`field label not supported: ${req.key}`);
-    }
-    return { namespace: rr.namespace, labels, fields };
-  } catch (err) {
-    if (err instanceof SelectorError) throw badRequest(err.message);
-    throw err;
-  }
-}
-
-export function matchesFilter(obj: KObject, filter: Filter): boolean {
-  if (filter.namespace && obj.metadata.namespace !== filter.namespace) return false;
-  if (!filter.labels.isEmpty() && !filter.labels.matches(obj.metadata.labels ?? {})) return false;
-  if (!filter.fields.isEmpty() && !filter.fields.matches((path) => fieldValue(obj, path) ?? ''))
-    return false;
-  return true;
-}
-
 function listKind(rt: ResourceType): string {
   return `${rt.kind}List`;
 }
@@ -95,27 +56,19 @@ export async function handleList(
       throw badRequest(`invalid resourceVersion ${JSON.stringify(rv)}`);
     await ctx.cache.waitFor(wanted);
   }
-  const revision = ctx.cache.revision;
-  const prefix = resourcePrefix(rr.rt);
-  const keyPrefix = filter.namespace ? `${prefix}${filter.namespace}/` : prefix;
-  const items: CachedObject[] = [];
-  for (const [key, cached] of ctx.cache.objects(prefix)) {
-    if (key.startsWith(keyPrefix) && matchesFilter(cached.obj, filter)) items.push(cached);
-  }
-  items.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const page = await listPage(ctx, rr, filter, ctx.cache.revision);
+  const meta: Record<string, unknown> = { resourceVersion: String(page.revision) };
+  if (page.continueToken) meta.continue = page.continueToken;
+  if (page.remainingItemCount !== undefined) meta.remainingItemCount = page.remainingItemCount;
 
   if (wantsTable(req.headers.accept)) {
-    const table = toTable(
-      rr.rt,
-      items.map((i) => i.obj),
-      { resourceVersion: String(revision) },
-      parseIncludeObject(rr.query.get('includeObject')),
-    );
-    sendJson(res, 200, table);
+    const include = parseIncludeObject(rr.query.get('includeObject'));
+    const objects = page.items.map((i) => i.obj);
+    sendJson(res, 200, toTable(rr.rt, objects, meta as { resourceVersion: string }, include));
     return;
   }
-  const head = `{"kind":"${listKind(rr.rt)}","apiVersion":"${apiVersionOf(rr.rt)}","metadata":{"resourceVersion":"${revision}"},"items":[`;
-  sendJson(res, 200, head + items.map((i) => i.json()).join(',') + ']}');
+  const head = `{"kind":"${listKind(rr.rt)}","apiVersion":"${apiVersionOf(rr.rt)}","metadata":${JSON.stringify(meta)},"items":[`;
+  sendJson(res, 200, head + page.items.map((i) => i.json()).join(',') + ']}');
 }
 
 export async function handleGet(
