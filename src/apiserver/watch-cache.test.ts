@@ -53,3 +53,22 @@ test('a list waits for the cache to catch up with a write', async () => {
   cache.stop();
   await store.close();
 });
+
+test('the window is bounded by bytes as well as by count', async () => {
+  const store = SqliteStore.open(':memory:');
+  const cache = new WatchCache(store, { windowSize: 1000, windowBytes: 3000 });
+  await cache.start();
+  let last = 0;
+  for (let i = 0; i < 10; i++) {
+    const value = JSON.stringify({ metadata: { name: `p${i}` }, pad: 'x'.repeat(1000) });
+    last = (await store.create(`${PODS}default/p${i}`, value)).modRevision;
+  }
+  await settle(cache, last);
+  assert.ok(cache.eventsSince(PODS, last - 2).length === 2);
+  assert.throws(
+    () => cache.eventsSince(PODS, last - 5),
+    (err: unknown) => err instanceof ApiError && err.code === 410,
+  );
+  cache.stop();
+  await store.close();
+});

@@ -49,12 +49,16 @@ export function resourcePrefixOf(key: string): string {
 export interface WatchCacheOptions {
   /** How many recent changes to keep for watches that start in the past. */
   windowSize?: number;
+  /** How many bytes of stored values the window may hold (default 256 MiB). */
+  windowBytes?: number;
 }
 
 export class WatchCache {
   private readonly log = componentLogger('watch-cache');
   private readonly byPrefix = new Map<string, Map<string, CachedObject>>();
   private readonly window: CacheEvent[] = [];
+  /** The stored size of each window event, kept beside it. */
+  private readonly sizes: number[] = [];
   private windowStart = 0;
   private readonly listeners = new Map<string, Set<CacheListener>>();
   private readonly waiters: { revision: number; resolve: () => void }[] = [];
@@ -63,12 +67,16 @@ export class WatchCache {
   /** Changes after this revision are all in the window; older ones are gone. */
   private floor = 0;
   private readonly windowSize: number;
+  private readonly windowBytes: number;
+  /** Bytes of the stored values of the events in the window. */
+  private bytesInWindow = 0;
 
   constructor(
     private readonly store: Store,
     opts: WatchCacheOptions = {},
   ) {
     this.windowSize = opts.windowSize ?? 100_000;
+    this.windowBytes = opts.windowBytes ?? 256 * 1024 * 1024;
   }
 
   /** Loads every object and starts following the store. Call once before serving. */
@@ -183,7 +191,7 @@ export class WatchCache {
       prev,
     };
     this.rev = event.revision;
-    this.remember(cacheEvent);
+    this.remember(cacheEvent, event.kv.value.length);
     for (const listener of this.listeners.get(prefix) ?? []) {
       try {
         listener(cacheEvent);
@@ -194,15 +202,23 @@ export class WatchCache {
     this.wakeWaiters();
   }
 
-  private remember(event: CacheEvent): void {
+  /** Keeps an event in the window, evicting the oldest past the count or byte bound. */
+  private remember(event: CacheEvent, size: number): void {
     this.window.push(event);
-    if (this.window.length - this.windowStart > this.windowSize) {
+    this.sizes.push(size);
+    this.bytesInWindow += size;
+    const over = () =>
+      this.window.length - this.windowStart > this.windowSize ||
+      (this.bytesInWindow > this.windowBytes && this.window.length - this.windowStart > 1);
+    while (over()) {
       this.floor = this.window[this.windowStart].revision;
+      this.bytesInWindow -= this.sizes[this.windowStart];
       this.windowStart++;
     }
     // Drop the consumed head in one splice now and then rather than shifting every time.
     if (this.windowStart > 10_000 && this.windowStart * 2 > this.window.length) {
       this.window.splice(0, this.windowStart);
+      this.sizes.splice(0, this.windowStart);
       this.windowStart = 0;
     }
   }

@@ -17,7 +17,7 @@ import type { CacheEvent, CachedObject } from './watch-cache.js';
  */
 
 /** A watch whose client reads slower than this many buffered bytes is closed. */
-const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
+const MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
 const BOOKMARK_INTERVAL_MS = 60_000;
 
 export async function serveWatch(
