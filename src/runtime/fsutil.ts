@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 
 /** Small file-system helpers shared by the image store and the runtime. */
@@ -82,4 +82,19 @@ export class KeyedMutex {
       if (this.tails.get(key) === tail) this.tails.delete(key);
     }
   }
+}
+
+/** The absolute path of an executable: a path as given, or a name looked up on PATH. */
+export async function findExecutable(name: string): Promise<string> {
+  if (name.includes('/')) return path.resolve(name);
+  for (const dir of (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
+    const candidate = path.join(dir, name);
+    try {
+      await fs.access(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // Not in this PATH entry.
+    }
+  }
+  throw new Error(`${name} not found on PATH`);
 }

@@ -1,21 +1,23 @@
-import { createHash } from 'node:crypto';
-import { constants, promises as fs, watch } from 'node:fs';
+import { promises as fs, watch } from 'node:fs';
 import path from 'node:path';
 
 import { componentLogger, type Logger } from '../log.js';
 import { PodNetwork, netnsPath } from './cni.js';
 import { conmonAlive, createUnderConmon } from './conmon.js';
-import { run } from './exec.js';
 import {
   exists,
+  findExecutable,
   isErrno,
   KeyedMutex,
   listDir,
   randomHex,
-  readJson,
   writeJsonAtomic,
 } from './fsutil.js';
 import type { ImageStore } from './images.js';
+import { RuntimeRecords, sandboxId, type ContainerRecord, type SandboxRecord } from './records.js';
+
+export { sandboxId };
+import { mountRootfs, unmountRootfs } from './rootfs.js';
 import { Runc } from './runc.js';
 import {
   RuntimeError,
@@ -54,52 +56,10 @@ export interface MiniCOptions {
   logger?: Logger;
 }
 
-interface SandboxRecord {
-  id: string;
-  podUid: string;
-  podName: string;
-  podNamespace: string;
-  hostname: string;
-  labels: Record<string, string>;
-  attempt: number;
-  netns: string;
-  /** The CNI config ADD ran with, so DEL undoes exactly that. */
-  cniConfig: Record<string, unknown>;
-  ip?: string;
-  state: 'ready' | 'notready';
-  createdAt: string;
-}
-
-/** What miniC keeps on disk for a container: its status less what is read live. */
-type ContainerRecord = Omit<ContainerStatus, 'state' | 'logPath'> & {
-  stopSignal: string;
-  /** cgroup directories runc made; removed with the container. */
-  cgroupPaths?: string[];
-};
-
-/** One sandbox per pod uid and attempt, as `runSandbox` derives it. */
-export function sandboxId(podUid: string, attempt: number): string {
-  return createHash('sha256').update(`${podUid}/${attempt}`).digest('hex');
-}
-
 const EXIT_POLL_MS = 20;
 const KILL_WAIT_MS = 10_000;
 const CONMON_EXIT_WAIT_MS = 2_000;
 const START_FAILED_EXIT_CODE = 128;
-
-async function findExecutable(name: string): Promise<string> {
-  if (name.includes('/')) return path.resolve(name);
-  for (const dir of (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
-    const candidate = path.join(dir, name);
-    try {
-      await fs.access(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // Not in this PATH entry.
-    }
-  }
-  throw new Error(`${name} not found on PATH`);
-}
 
 function wrap(code: RuntimeError['code'], what: string, err: unknown): RuntimeError {
   if (err instanceof RuntimeError) return err;
@@ -125,11 +85,13 @@ export class MiniC implements RuntimeService {
   private readonly network: PodNetwork;
   private readonly log: Logger;
   private readonly locks = new KeyedMutex();
+  private readonly records: RuntimeRecords;
   private readonly cgroupParent: string;
   private readonly binaries: Promise<{ runc: Runc; runtime: string; conmon: string }>;
 
   constructor(options: MiniCOptions) {
     this.root = path.resolve(options.root);
+    this.records = new RuntimeRecords(this.root);
     this.images = options.images;
     this.cgroupParent = options.cgroupParent ?? 'flyces';
     this.log = options.logger ?? componentLogger('minic', { root: this.root });
@@ -153,32 +115,6 @@ export class MiniC implements RuntimeService {
     return { runc: new Runc(runtime, path.join(this.root, 'runc')), runtime, conmon };
   }
 
-  private sandboxDir(id: string): string {
-    return path.join(this.root, 'sandboxes', id);
-  }
-
-  private containerDir(id: string): string {
-    return path.join(this.root, 'containers', id);
-  }
-
-  private readSandbox(id: string): Promise<SandboxRecord | undefined> {
-    if (!/^[a-f0-9]{64}$/.test(id)) return Promise.resolve(undefined);
-    return readJson<SandboxRecord>(path.join(this.sandboxDir(id), 'sandbox.json'));
-  }
-
-  private writeSandbox(rec: SandboxRecord): Promise<void> {
-    return writeJsonAtomic(path.join(this.sandboxDir(rec.id), 'sandbox.json'), rec);
-  }
-
-  private readContainer(id: string): Promise<ContainerRecord | undefined> {
-    if (!/^[a-f0-9]{64}$/.test(id)) return Promise.resolve(undefined);
-    return readJson<ContainerRecord>(path.join(this.containerDir(id), 'container.json'));
-  }
-
-  private writeContainer(rec: ContainerRecord): Promise<void> {
-    return writeJsonAtomic(path.join(this.containerDir(rec.id), 'container.json'), rec);
-  }
-
   // ---- sandboxes ----
 
   /**
@@ -189,7 +125,7 @@ export class MiniC implements RuntimeService {
   async runSandbox(config: SandboxConfig): Promise<SandboxStatus> {
     const id = sandboxId(config.podUid, config.attempt ?? 0);
     return this.locks.run(id, async () => {
-      const existing = await this.readSandbox(id);
+      const existing = await this.records.readSandbox(id);
       if (existing?.state === 'ready') return this.sandboxStatus(existing);
       const log = this.log.child({ sandbox: id, pod: `${config.podNamespace}/${config.podName}` });
       const rec: SandboxRecord = existing ?? {
@@ -205,21 +141,21 @@ export class MiniC implements RuntimeService {
         state: 'notready',
         createdAt: new Date().toISOString(),
       };
-      await fs.mkdir(this.sandboxDir(id), { recursive: true });
-      await this.writeSandbox(rec);
+      await fs.mkdir(this.records.sandboxDir(id), { recursive: true });
+      await this.records.writeSandbox(rec);
       try {
         await this.network.createNetns(rec.netns);
         const attachment = await this.network.attach(id, rec.netns, rec.cniConfig);
         await this.writeEtcFiles(rec, attachment.ip);
         rec.ip = attachment.ip;
         rec.state = 'ready';
-        await this.writeSandbox(rec);
+        await this.records.writeSandbox(rec);
       } catch (err) {
         log.error({ err }, 'sandbox network setup failed');
         await this.teardownNetwork(rec, !existing).catch((e: unknown) =>
           log.warn({ err: e }, 'cleanup after failed sandbox setup'),
         );
-        if (!existing) await fs.rm(this.sandboxDir(id), { recursive: true, force: true });
+        if (!existing) await fs.rm(this.records.sandboxDir(id), { recursive: true, force: true });
         throw wrap('NetworkError', `sandbox ${id}`, err);
       }
       log.info({ ip: rec.ip, netns: rec.netns }, 'sandbox ready');
@@ -229,7 +165,7 @@ export class MiniC implements RuntimeService {
 
   /** /etc/hosts, /etc/hostname and an empty /etc/resolv.conf, bind-mounted by containers. */
   private async writeEtcFiles(rec: SandboxRecord, ip: string): Promise<void> {
-    const dir = this.sandboxDir(rec.id);
+    const dir = this.records.sandboxDir(rec.id);
     const hosts = [
       '127.0.0.1\tlocalhost',
       '::1\tlocalhost ip6-localhost ip6-loopback',
@@ -255,9 +191,9 @@ export class MiniC implements RuntimeService {
   }
 
   private async stopSandboxLocked(id: string): Promise<void> {
-    const rec = await this.readSandbox(id);
+    const rec = await this.records.readSandbox(id);
     if (!rec) return;
-    for (const c of await this.containerRecords()) {
+    for (const c of await this.records.containers()) {
       if (c.sandboxId === id) await this.stopContainer(c.id, 0);
     }
     try {
@@ -267,7 +203,7 @@ export class MiniC implements RuntimeService {
     }
     if (rec.state !== 'notready') {
       rec.state = 'notready';
-      await this.writeSandbox(rec);
+      await this.records.writeSandbox(rec);
       this.log.info({ sandbox: id }, 'sandbox stopped');
     }
   }
@@ -275,14 +211,14 @@ export class MiniC implements RuntimeService {
   /** Stops the sandbox, removes its containers, its namespace and its files. */
   async removeSandbox(id: string): Promise<void> {
     await this.locks.run(id, async () => {
-      const rec = await this.readSandbox(id);
+      const rec = await this.records.readSandbox(id);
       if (!rec) return;
       await this.stopSandboxLocked(id);
-      for (const c of await this.containerRecords()) {
+      for (const c of await this.records.containers()) {
         if (c.sandboxId === id) await this.removeContainer(c.id);
       }
       await this.network.deleteNetns(rec.netns);
-      await fs.rm(this.sandboxDir(id), { recursive: true, force: true });
+      await fs.rm(this.records.sandboxDir(id), { recursive: true, force: true });
       this.log.info({ sandbox: id }, 'sandbox removed');
     });
   }
@@ -290,7 +226,7 @@ export class MiniC implements RuntimeService {
   async listSandboxes(): Promise<SandboxStatus[]> {
     const out: SandboxStatus[] = [];
     for (const id of await listDir(path.join(this.root, 'sandboxes'))) {
-      const rec = await this.readSandbox(id);
+      const rec = await this.records.readSandbox(id);
       if (rec) out.push(await this.sandboxStatus(rec));
     }
     return out;
@@ -318,7 +254,7 @@ export class MiniC implements RuntimeService {
    * of the image's layers). Returns the new container's id; it is in state `created`.
    */
   async createContainer(sandboxId: string, config: ContainerConfig): Promise<string> {
-    const sandbox = await this.readSandbox(sandboxId);
+    const sandbox = await this.records.readSandbox(sandboxId);
     if (!sandbox) throw new RuntimeError('NotFound', `sandbox ${sandboxId} not found`);
     if (sandbox.state !== 'ready') {
       throw new RuntimeError('CreateContainerError', `sandbox ${sandboxId} is not ready`);
@@ -327,13 +263,13 @@ export class MiniC implements RuntimeService {
     if (!image) throw new RuntimeError('ImageNotFound', `image ${config.image} not found`);
 
     const id = randomHex(32);
-    const dir = this.containerDir(id);
+    const dir = this.records.containerDir(id);
     const log = this.log.child({ container: id, sandbox: sandboxId, name: config.name });
     try {
       for (const sub of ['bundle/rootfs', 'upper', 'work', 'exit', 'persist']) {
         await fs.mkdir(path.join(dir, sub), { recursive: true });
       }
-      const sbDir = this.sandboxDir(sandboxId);
+      const sbDir = this.records.sandboxDir(sandboxId);
       const spec = buildSpec({
         config,
         image: image.config,
@@ -348,8 +284,8 @@ export class MiniC implements RuntimeService {
         nofileLimit: await hostNofileLimit(),
       });
       await writeJsonAtomic(path.join(dir, 'bundle', 'config.json'), spec);
-      await this.mountRootfs(dir, image.layerDirs);
-      await this.writeContainer({
+      await mountRootfs(dir, image.layerDirs);
+      await this.records.writeContainer({
         id,
         sandboxId,
         name: config.name,
@@ -362,7 +298,7 @@ export class MiniC implements RuntimeService {
       });
     } catch (err) {
       log.error({ err }, 'create failed');
-      await this.unmountRootfs(dir).catch(() => undefined);
+      await unmountRootfs(dir).catch(() => undefined);
       await fs.rm(dir, { recursive: true, force: true }).catch(() => undefined);
       throw wrap('CreateContainerError', `container ${config.name}`, err);
     }
@@ -370,46 +306,16 @@ export class MiniC implements RuntimeService {
     return id;
   }
 
-  private async mountRootfs(dir: string, layerDirs: string[]): Promise<void> {
-    const lower = [...layerDirs].reverse();
-    if (lower.length === 0) {
-      await fs.mkdir(path.join(dir, 'empty'));
-      lower.push(path.join(dir, 'empty'));
-    }
-    const upper = path.join(dir, 'upper');
-    const work = path.join(dir, 'work');
-    const options = `lowerdir=${lower.join(':')},upperdir=${upper},workdir=${work}`;
-    // The kernel takes mount options in one page.
-    if (options.length >= 4096) {
-      throw new Error(`image has too many layers (${lower.length}) for one overlay mount here`);
-    }
-    await run('mount', [
-      '-t',
-      'overlay',
-      'overlay',
-      '-o',
-      options,
-      path.join(dir, 'bundle/rootfs'),
-    ]);
-  }
-
-  private async unmountRootfs(dir: string): Promise<void> {
-    const target = path.join(dir, 'bundle', 'rootfs');
-    const mounts = await fs.readFile('/proc/self/mounts', 'utf8');
-    if (!mounts.split('\n').some((line) => line.split(' ')[1] === target)) return;
-    await run('umount', [target]);
-  }
-
   /** Starts a created container under conmon; resolves once the process runs. */
   async startContainer(id: string): Promise<void> {
     await this.locks.run(id, async () => {
-      const rec = await this.readContainer(id);
+      const rec = await this.records.readContainer(id);
       if (!rec) throw new RuntimeError('NotFound', `container ${id} not found`);
       if (rec.startedAt || rec.finishedAt) {
         throw new RuntimeError('RunContainerError', `container ${id} was already started`);
       }
       const { runc, runtime, conmon } = await this.binaries;
-      const dir = this.containerDir(id);
+      const dir = this.records.containerDir(id);
       await fs.mkdir(path.join(this.root, 'sock'), { recursive: true });
       try {
         await createUnderConmon(id, rec.name, {
@@ -435,13 +341,13 @@ export class MiniC implements RuntimeService {
         throw wrap('RunContainerError', `container ${rec.name}`, err);
       }
       rec.startedAt = new Date().toISOString();
-      await this.writeContainer(rec);
+      await this.records.writeContainer(rec);
       this.log.info({ container: id, sandbox: rec.sandboxId, name: rec.name }, 'container started');
     });
   }
 
   private logPath(id: string): string {
-    return path.join(this.containerDir(id), 'container.log');
+    return path.join(this.records.containerDir(id), 'container.log');
   }
 
   /**
@@ -451,7 +357,7 @@ export class MiniC implements RuntimeService {
    */
   async stopContainer(id: string, graceSeconds: number): Promise<void> {
     await this.locks.run(id, async () => {
-      const rec = await this.readContainer(id);
+      const rec = await this.records.readContainer(id);
       if (!rec) throw new RuntimeError('NotFound', `container ${id} not found`);
       const { runc } = await this.binaries;
       const status = await this.observe(rec, await runc.state(id));
@@ -480,7 +386,7 @@ export class MiniC implements RuntimeService {
    * checks every few milliseconds as well, since events can be missed.
    */
   private async waitForExit(id: string, timeoutMs: number): Promise<boolean> {
-    const dir = this.containerDir(id);
+    const dir = this.records.containerDir(id);
     const file = path.join(dir, 'exit', id);
     const deadline = Date.now() + timeoutMs;
     let wake: () => void = () => undefined;
@@ -504,7 +410,10 @@ export class MiniC implements RuntimeService {
 
   private async conmonPid(id: string): Promise<number | undefined> {
     try {
-      const text = await fs.readFile(path.join(this.containerDir(id), 'conmon.pid'), 'utf8');
+      const text = await fs.readFile(
+        path.join(this.records.containerDir(id), 'conmon.pid'),
+        'utf8',
+      );
       return Number(text.trim()) || undefined;
     } catch (err) {
       if (isErrno(err, 'ENOENT')) return undefined;
@@ -517,15 +426,15 @@ export class MiniC implements RuntimeService {
    * its conmon, unmounts its root file system and deletes its cgroups and files.
    */
   async removeContainer(id: string): Promise<void> {
-    const rec = await this.readContainer(id);
+    const rec = await this.records.readContainer(id);
     if (!rec) return;
     await this.stopContainer(id, 0);
     await this.locks.run(id, async () => {
       const { runc } = await this.binaries;
       await runc.forceDelete(id);
       await this.reapConmon(id);
-      const dir = this.containerDir(id);
-      await this.unmountRootfs(dir);
+      const dir = this.records.containerDir(id);
+      await unmountRootfs(dir);
       await this.removeCgroups(rec.cgroupPaths ?? []);
       await fs.rm(dir, { recursive: true, force: true });
       this.log.info({ container: id, sandbox: rec.sandboxId, name: rec.name }, 'container removed');
@@ -561,25 +470,16 @@ export class MiniC implements RuntimeService {
   }
 
   async listContainers(): Promise<ContainerStatus[]> {
-    const records = await this.containerRecords();
+    const records = await this.records.containers();
     if (records.length === 0) return [];
     const states = await (await this.binaries).runc.list();
     return Promise.all(records.map((rec) => this.observe(rec, states.get(rec.id))));
   }
 
   async containerStatus(id: string): Promise<ContainerStatus | undefined> {
-    const rec = await this.readContainer(id);
+    const rec = await this.records.readContainer(id);
     if (!rec) return undefined;
     return this.observe(rec, await (await this.binaries).runc.state(id));
-  }
-
-  private async containerRecords(): Promise<ContainerRecord[]> {
-    const out: ContainerRecord[] = [];
-    for (const id of await listDir(path.join(this.root, 'containers'))) {
-      const rec = await this.readContainer(id);
-      if (rec) out.push(rec);
-    }
-    return out;
   }
 
   /**
@@ -624,7 +524,7 @@ export class MiniC implements RuntimeService {
   /** Reads conmon's exit file into the record; false if the container has not exited. */
   private async readExit(rec: ContainerRecord): Promise<boolean> {
     if (rec.finishedAt) return true;
-    const dir = this.containerDir(rec.id);
+    const dir = this.records.containerDir(rec.id);
     const file = path.join(dir, 'exit', rec.id);
     let text: string;
     let mtime: Date;
@@ -655,6 +555,6 @@ export class MiniC implements RuntimeService {
     if (exitCode === undefined) {
       this.log.warn({ container: rec.id }, 'container ended without an exit code (conmon gone)');
     }
-    await this.writeContainer(rec);
+    await this.records.writeContainer(rec);
   }
 }
