@@ -14,6 +14,7 @@ fi
 packages=(
   runc conmon containernetworking-plugins iproute2 busybox-static
   skopeo umoci attr
+  docker-registry apache2-utils
 )
 missing=()
 for p in "${packages[@]}"; do

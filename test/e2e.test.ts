@@ -81,7 +81,6 @@ describe('flyces up runs the web Deployment end to end', { timeout: 600_000 }, (
   });
 
   after(async () => {
-    if (process.env.FLYCES_E2E_KEEP_LOG) console.log(cluster.tail(200));
     await cluster.destroy();
     await run('ip', ['link', 'del', 'flycese2e0']).catch(() => undefined);
   });

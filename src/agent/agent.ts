@@ -2,7 +2,14 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { ApiError } from '../api/errors.js';
 import { byGroupResource } from '../api/resources.js';
-import { objectKey, type NodeObject, type Pod } from '../api/types.js';
+import {
+  objectKey,
+  type ConfigMap,
+  type KObject,
+  type NodeObject,
+  type Pod,
+  type Secret,
+} from '../api/types.js';
 import { BearerTokens } from '../util/bearer.js';
 import { deepEqual } from '../util/equal.js';
 import { EventRecorder } from '../client/events.js';
@@ -16,10 +23,12 @@ import type {
   RuntimeService,
   SandboxStatus,
 } from '../runtime/runtime.js';
+import { referencedObjects } from './env.js';
 import { streamLog } from './logs.js';
 import { microTime, nodeObject, nodeStatus, type NodeIdentity } from './node-status.js';
 import { instancesByName } from './pod-status.js';
 import { PodWorker } from './pod-worker.js';
+import { VolumeManager } from './volumes.js';
 
 /**
  * The node agent: registers its Node, keeps its Lease fresh, and runs the pods bound to it
@@ -36,6 +45,10 @@ export interface AgentOptions extends NodeIdentity {
   tokens: string[];
   /** Address the agent's HTTP endpoint listens on; default the internalIP. */
   bindAddress?: string;
+  /** Whether pods may mount paths of this machine (hostPath volumes); default false. */
+  allowHostPath?: boolean;
+  /** Whether pods may run privileged containers; default false. */
+  allowPrivileged?: boolean;
 }
 
 const LEASE_SECONDS = 40;
@@ -48,6 +61,11 @@ export class Agent {
   private readonly log;
   private readonly tokens: BearerTokens;
   private readonly pods: Informer<Pod>;
+  // Every ConfigMap and Secret of the cluster is cached: simple, but a node sees secrets
+  // of pods it does not run (kubelet watches only the objects its pods name).
+  private readonly configMaps: Informer<ConfigMap>;
+  private readonly secrets: Informer<Secret>;
+  private readonly volumes: VolumeManager;
   private readonly queue = new WorkQueue(500, 30_000);
   private readonly worker: PodWorker;
   private readonly events: EventRecorder;
@@ -64,7 +82,27 @@ export class Agent {
       fieldSelector: `spec.nodeName=${opts.name}`,
     });
     this.events = new EventRecorder(opts.client, 'flyces-agent', opts.name);
-    this.worker = new PodWorker(opts.runtime, opts.images, this.events, opts.internalIP, this.log);
+    this.configMaps = new Informer<ConfigMap>(opts.client, byGroupResource.get('/configmaps')!);
+    this.secrets = new Informer<Secret>(opts.client, byGroupResource.get('/secrets')!);
+    const source = {
+      configMap: (ns: string, name: string) => this.configMaps.get(`${ns}/${name}`),
+      secret: (ns: string, name: string) => this.secrets.get(`${ns}/${name}`),
+    };
+    this.volumes = new VolumeManager({
+      dataDir: opts.dataDir,
+      source,
+      allowHostPath: opts.allowHostPath,
+      log: this.log,
+    });
+    this.worker = new PodWorker(
+      opts.runtime,
+      opts.images,
+      this.events,
+      opts.internalIP,
+      this.log,
+      { changed: (pod) => this.queue.add(objectKey(pod)) },
+      { source, volumes: this.volumes, allowPrivileged: opts.allowPrivileged },
+    );
   }
 
   /** Starts serving, registers the node, and starts syncing pods. */
@@ -81,6 +119,7 @@ export class Agent {
     });
     this.pods.start();
     await this.pods.hasSynced();
+    await this.startConfigInformers();
     this.workers = runWorkers(
       this.queue,
       4,
@@ -97,12 +136,47 @@ export class Agent {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
     this.pods.stop();
+    this.configMaps.stop();
+    this.secrets.stop();
     this.queue.shutDown();
     await this.workers;
+    this.worker.stop();
     await new Promise<void>((resolve) =>
       this.server ? this.server.close(() => resolve()) : resolve(),
     );
     this.server?.closeAllConnections();
+  }
+
+  /** Caches ConfigMaps and Secrets; a change re-syncs the pods that use it. */
+  private async startConfigInformers(): Promise<void> {
+    for (const [kind, informer] of [
+      ['ConfigMap', this.configMaps],
+      ['Secret', this.secrets],
+    ] as const) {
+      informer.addHandlers({
+        onAdd: (o) => this.configChanged(kind, o),
+        onUpdate: (_old, o) => this.configChanged(kind, o),
+        onDelete: (o) => this.configChanged(kind, o),
+      });
+      informer.start();
+    }
+    await Promise.all([this.configMaps.hasSynced(), this.secrets.hasSynced()]);
+  }
+
+  /** Queues the pods that name a ConfigMap or Secret, and rewrites their volumes of it. */
+  private configChanged(kind: string, obj: KObject): void {
+    const ref = `${kind}/${obj.metadata.namespace}/${obj.metadata.name}`;
+    for (const pod of this.pods.list()) {
+      if (pod.metadata.namespace !== obj.metadata.namespace) continue;
+      if (!referencedObjects(pod).has(ref)) continue;
+      this.queue.add(objectKey(pod));
+      this.volumes.refresh(pod).catch((err) => {
+        this.log.warn(
+          { pod: objectKey(pod), err: (err as Error).message },
+          'volume refresh failed',
+        );
+      });
+    }
   }
 
   private every(ms: number, fn: () => Promise<void>): void {

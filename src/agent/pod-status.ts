@@ -28,6 +28,13 @@ export interface PodObservation {
   waiting: Map<string, Waiting>;
   hostIP: string;
   now: string;
+  /** Probe results by container id; undefined means the container declares no such probe. */
+  probes?: ProbeResults;
+}
+
+export interface ProbeResults {
+  ready(containerId: string): boolean | undefined;
+  started(containerId: string): boolean | undefined;
 }
 
 const RUNTIME_PREFIX = 'minic://';
@@ -66,6 +73,7 @@ function containerStatus(
   image: string,
   instances: ContainerStatus[],
   waiting: Waiting | undefined,
+  probes: ProbeResults | undefined,
 ): ApiContainerStatus {
   const [latest, previous] = instances;
   let state = stateOf(latest);
@@ -75,10 +83,14 @@ function containerStatus(
     };
   else if (!latest) state = { waiting: { reason: 'ContainerCreating' } };
   const running = state.running !== undefined;
+  // A container counts as started once running and past its startup probe, and as ready
+  // once started and past its readiness probe; no probe means no wait.
+  const started = running && latest !== undefined && (probes?.started(latest.id) ?? true);
+  const ready = started && (probes?.ready(latest!.id) ?? true);
   const status: ApiContainerStatus = {
     name,
-    ready: running,
-    started: running,
+    ready,
+    started,
     restartCount: latest ? latest.attempt : 0,
     image,
     imageID: latest?.imageId ?? '',
@@ -136,7 +148,7 @@ export function computePodStatus(obs: PodObservation): PodStatus {
   const byName = instancesByName(obs.containers);
   const previous = pod.status?.conditions;
   const statuses = pod.spec.containers.map((c) =>
-    containerStatus(c.name, c.image, byName.get(c.name) ?? [], obs.waiting.get(c.name)),
+    containerStatus(c.name, c.image, byName.get(c.name) ?? [], obs.waiting.get(c.name), obs.probes),
   );
   const phase = podPhase(pod, statuses);
   const allReady = statuses.every((s) => s.ready);

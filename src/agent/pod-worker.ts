@@ -7,10 +7,16 @@ import {
   type ContainerConfig,
   type ContainerStatus,
   type ImageService,
+  type RegistryAuth,
   type RuntimeService,
   type SandboxStatus,
 } from '../runtime/runtime.js';
+import { parseDockerConfigJson } from '../runtime/registry/auth.js';
 import { RestartBackoff } from './backoff.js';
+import { securityOptions } from './security-context.js';
+import { expand, resolveEnv } from './env.js';
+import { NO_INPUTS, type ContainerInputs } from './volumes.js';
+import { Prober, type ProberHooks } from './probes.js';
 import { computePodStatus, instancesByName, type Waiting } from './pod-status.js';
 
 /**
@@ -34,6 +40,7 @@ export interface SyncResult {
 
 export class PodWorker {
   private readonly backoff = new RestartBackoff();
+  private readonly prober: Prober;
   private readonly imageBackoff = new RestartBackoff(5_000, 300_000);
 
   constructor(
@@ -42,7 +49,16 @@ export class PodWorker {
     private readonly events: EventRecorder,
     private readonly hostIP: string,
     private readonly log: Logger,
-  ) {}
+    hooks: ProberHooks,
+    private readonly inputs: ContainerInputs = NO_INPUTS,
+  ) {
+    this.prober = new Prober(runtime, events, log, hooks);
+  }
+
+  /** Stops the probe workers; the containers keep running for the next agent to adopt. */
+  stop(): void {
+    this.prober.stopAll();
+  }
 
   /** Brings a pod that should run toward its spec and returns its status. */
   async sync(
@@ -77,6 +93,7 @@ export class PodWorker {
     }
     const fresh = (await this.runtime.listContainers()).filter((c) => c.sandboxId === sandbox!.id);
     await this.pruneOldInstances(fresh);
+    this.prober.sync(pod, sandbox.ip, fresh);
     return { status: this.status(pod, sandbox, fresh, waiting), requeueAfterMs };
   }
 
@@ -93,6 +110,7 @@ export class PodWorker {
       waiting,
       hostIP: this.hostIP,
       now: nowTimestamp(),
+      probes: this.prober,
     });
   }
 
@@ -175,14 +193,14 @@ export class PodWorker {
   ): Promise<number | undefined> {
     const imageWait = await this.checkImage(pod, container, waiting);
     if (imageWait !== undefined) return imageWait;
-    this.events.normal(
-      pod,
-      'Pulled',
-      `Container image "${container.image}" already present on machine`,
-    );
     let config: ContainerConfig;
     try {
-      config = containerConfig(pod, container, attempt);
+      config = await containerConfig(pod, container, attempt, {
+        ...this.inputs,
+        podIP: sandbox.ip,
+        hostIP: this.hostIP,
+        warn: (message) => this.events.warning(pod, 'InvalidEnvironmentVariableNames', message),
+      });
     } catch (err) {
       waiting.set(container.name, {
         reason: 'CreateContainerConfigError',
@@ -213,17 +231,21 @@ export class PodWorker {
   }
 
   /** Checks the image is in the node's store; sets ErrImagePull-style waiting reasons if not. */
+  /**
+   * Makes sure the container's image is in the node's store under its pull policy:
+   * Never uses what is there, IfNotPresent pulls when it is missing, Always pulls each time
+   * the container starts. Returns ms to wait when the image is not ready (with the waiting
+   * reason Kubernetes shows: ErrImagePull, ImagePullBackOff, ErrImageNeverPull).
+   */
   private async checkImage(
     pod: Pod,
     container: Container,
     waiting: Map<string, Waiting>,
   ): Promise<number | undefined> {
-    const key = `${pod.metadata.uid}/${container.name}/image`;
+    const image = container.image;
+    let present: boolean;
     try {
-      if (await this.images.getImage(container.image)) {
-        this.imageBackoff.forget(key);
-        return undefined;
-      }
+      present = (await this.images.getImage(image)) !== undefined;
     } catch (err) {
       if (err instanceof RuntimeError && err.code === 'InvalidImageName') {
         waiting.set(container.name, { reason: 'InvalidImageName', message: err.message });
@@ -231,28 +253,51 @@ export class PodWorker {
       }
       throw err;
     }
-    if (container.imagePullPolicy === 'Never') {
-      const message = `Container image "${container.image}" is not present with pull policy of Never`;
+    const policy = container.imagePullPolicy ?? 'IfNotPresent';
+    if (present && policy !== 'Always') {
+      this.events.normal(pod, 'Pulled', `Container image "${image}" already present on machine`);
+      return undefined;
+    }
+    if (policy === 'Never') {
+      const message = `Container image "${image}" is not present with pull policy of Never`;
       waiting.set(container.name, { reason: 'ErrImageNeverPull', message });
       this.events.warning(pod, 'ErrImageNeverPull', message);
       return 10_000;
     }
+    return this.pull(pod, container, waiting);
+  }
+
+  private async pull(
+    pod: Pod,
+    container: Container,
+    waiting: Map<string, Waiting>,
+  ): Promise<number | undefined> {
+    const image = container.image;
+    const key = `${pod.metadata.uid}/${container.name}/image`;
     const wait = this.imageBackoff.remaining(key, 0, 0);
     if (wait > 0) {
       waiting.set(container.name, {
         reason: 'ImagePullBackOff',
-        message: `Back-off pulling image "${container.image}"`,
+        message: `Back-off pulling image "${image}"`,
       });
       return wait;
     }
-    this.imageBackoff.restarted(key);
-    // Pulling from registries is not built yet: only imported images can run.
-    const message =
-      `Failed to pull image "${container.image}": the image is not in the node's store and pulling ` +
-      'from registries is not supported yet; import it with `flyces image import`';
-    waiting.set(container.name, { reason: 'ErrImagePull', message });
-    this.events.warning(pod, 'Failed', message);
-    return 5_000;
+    this.events.normal(pod, 'Pulling', `Pulling image "${image}"`);
+    const started = Date.now();
+    try {
+      await this.images.pullImage(image, { auth: pullSecrets(pod, this.inputs) });
+    } catch (err) {
+      if (!(err instanceof RuntimeError)) throw err;
+      this.imageBackoff.restarted(key);
+      const message = `Failed to pull image "${image}": ${err.message}`;
+      waiting.set(container.name, { reason: 'ErrImagePull', message });
+      this.events.warning(pod, 'Failed', message);
+      return 5_000;
+    }
+    this.imageBackoff.forget(key);
+    const seconds = ((Date.now() - started) / 1000).toFixed(3);
+    this.events.normal(pod, 'Pulled', `Successfully pulled image "${image}" in ${seconds}s`);
+    return undefined;
   }
 
   /** Keeps the latest and the one before it of each container (for `logs --previous`). */
@@ -281,7 +326,9 @@ export class PodWorker {
     for (const sandbox of sandboxes) {
       await this.runtime.stopSandbox(sandbox.id);
       await this.runtime.removeSandbox(sandbox.id);
+      await this.inputs.volumes?.removePodVolumes(sandbox.podUid);
       this.backoff.forget(`${sandbox.podUid}/`);
+      this.prober.forget(sandbox.podUid);
       this.imageBackoff.forget(`${sandbox.podUid}/`);
     }
   }
@@ -307,24 +354,56 @@ export function shouldRestart(pod: Pod, c: ContainerStatus): boolean {
   return false;
 }
 
-/** The runtime's view of a container spec; throws on fields the agent cannot honour yet. */
-export function containerConfig(pod: Pod, c: Container, attempt: number): ContainerConfig {
-  const env: { name: string; value: string }[] = [];
-  for (const e of c.env ?? []) {
-    if (e.valueFrom !== undefined) {
-      throw new Error(`env ${e.name}: valueFrom is not supported yet by the flyCes agent`);
+/**
+ * The runtime's view of a container spec: the environment resolved from the pod and the
+ * objects it names, command and args expanded with it as Kubernetes does, and the pod's
+ * volumes set up and mounted. Throws (the container then waits with
+ * CreateContainerConfigError) when a reference cannot be resolved; messages carry no values.
+ */
+/**
+ * Registry credentials from the pod's imagePullSecrets (kubernetes.io/dockerconfigjson).
+ * A secret that is missing or malformed is skipped, as kubelet does: the pull may still
+ * succeed anonymously, and fails with the registry's answer if not.
+ */
+export function pullSecrets(pod: Pod, inputs: ContainerInputs): RegistryAuth[] {
+  const auth: RegistryAuth[] = [];
+  for (const ref of (pod.spec.imagePullSecrets ?? []) as { name?: string }[]) {
+    const secret = ref?.name ? inputs.source.secret(pod.metadata.namespace!, ref.name) : undefined;
+    const data = secret?.data?.['.dockerconfigjson'];
+    if (typeof data !== 'string') continue;
+    try {
+      auth.push(...parseDockerConfigJson(Buffer.from(data, 'base64').toString('utf8')));
+    } catch {
+      // A malformed secret contributes no credentials; its name is in the pull's error.
     }
-    env.push({ name: e.name, value: e.value ?? '' });
   }
+  return auth;
+}
+
+export async function containerConfig(
+  pod: Pod,
+  c: Container,
+  attempt: number,
+  inputs: ContainerInputs,
+): Promise<ContainerConfig> {
+  const { env, warnings } = resolveEnv(pod, c, inputs);
+  for (const message of warnings) inputs.warn?.(message);
+  const vars = new Map(env.map((e) => [e.name, e.value]));
+  const expandAll = (list?: string[]) => list?.map((s) => expand(s, (name) => vars.get(name)));
+  const wantsMounts = Array.isArray(c.volumeMounts) && c.volumeMounts.length > 0;
+  if (wantsMounts && !inputs.volumes) throw new Error('this agent cannot mount volumes');
+  const mounts = inputs.volumes ? await inputs.volumes.mountsFor(pod, c) : [];
   const requests = c.resources?.requests ?? {};
   const limits = c.resources?.limits ?? {};
   return {
     name: c.name,
     image: c.image,
-    command: c.command,
-    args: c.args,
+    command: expandAll(c.command),
+    args: expandAll(c.args),
     env,
     workingDir: c.workingDir,
+    security: securityOptions(pod, c, inputs.allowPrivileged === true),
+    mounts,
     attempt,
     labels: { [LABEL_POD_UID]: pod.metadata.uid!, [LABEL_CONTAINER]: c.name },
     resources: {

@@ -130,7 +130,7 @@ export function conflict(resource: string, group: string, name: string): ApiErro
 /** One validation failure at a field path, in Kubernetes' wording. */
 export interface FieldError {
   field: string;
-  type: 'Required' | 'Invalid' | 'Unsupported' | 'Duplicate' | 'Forbidden' | 'TooLong';
+  type: 'Required' | 'Invalid' | 'Unsupported' | 'Duplicate' | 'Forbidden' | 'TooLong' | 'NotFound';
   value?: unknown;
   detail?: string;
 }
@@ -148,6 +148,7 @@ export function formatFieldError(err: FieldError): string {
     Duplicate: 'Duplicate value',
     Forbidden: 'Forbidden',
     TooLong: 'Too long',
+    NotFound: 'Not found',
   }[err.type];
   let text = `${err.field}: ${typeText}`;
   if (err.value !== undefined && err.type !== 'Required' && err.type !== 'Forbidden') {

@@ -154,6 +154,14 @@ export const SCHEMAS: Record<string, Schema> = {
       template: podTemplate,
     }),
   }),
+  ConfigMap: obj({
+    ...names('apiVersion', 'kind', 'data', 'binaryData', 'immutable'),
+    metadata: objectMeta,
+  }),
+  Secret: obj({
+    ...names('apiVersion', 'kind', 'data', 'stringData', 'type', 'immutable'),
+    metadata: objectMeta,
+  }),
   Namespace: topLevel({ spec: obj(names('finalizers')) }),
   Node: topLevel({
     spec: obj(

@@ -1,5 +1,13 @@
 import { formatLabelSelector } from './labels.js';
-import type { Deployment, KObject, NodeObject, Pod, ReplicaSet } from './types.js';
+import type {
+  ConfigMap,
+  Deployment,
+  KObject,
+  NodeObject,
+  Pod,
+  ReplicaSet,
+  Secret,
+} from './types.js';
 
 /**
  * Server-side printing for `kubectl get`: the columns and cells of the Table that
@@ -258,7 +266,32 @@ const leasePrinter: Printer = {
   cells: (obj, now) => [obj.metadata.name, obj.spec?.holderIdentity ?? '', age(obj, now)],
 };
 
+const count = (map: unknown) => (map && typeof map === 'object' ? Object.keys(map).length : 0);
+
+const configMapPrinter: Printer = {
+  columns: [nameColumn, { name: 'Data', type: 'integer', priority: 0 }, ageColumn],
+  cells(obj, now) {
+    const cm = obj as ConfigMap;
+    return [cm.metadata.name, count(cm.data) + count(cm.binaryData), age(cm, now)];
+  },
+};
+
+const secretPrinter: Printer = {
+  columns: [
+    nameColumn,
+    { name: 'Type', type: 'string', priority: 0 },
+    { name: 'Data', type: 'integer', priority: 0 },
+    ageColumn,
+  ],
+  cells(obj, now) {
+    const secret = obj as Secret;
+    return [secret.metadata.name, secret.type ?? 'Opaque', count(secret.data), age(secret, now)];
+  },
+};
+
 export const printers: Record<string, Printer> = {
+  ConfigMap: configMapPrinter,
+  Secret: secretPrinter,
   Pod: podPrinter,
   Deployment: deploymentPrinter,
   ReplicaSet: replicaSetPrinter,

@@ -1,3 +1,4 @@
+import { defaultSecret, validateConfigMap, validateSecret } from './config.js';
 import { defaultDeployment, defaultPod, defaultReplicaSet } from './defaults.js';
 import type { FieldError } from './errors.js';
 import { defaultPrinter, printers, type Printer } from './printers.js';
@@ -196,6 +197,15 @@ export const RESOURCE_TYPES: ResourceType[] = [
       'status.phase',
       'status.podIP',
     ],
+  }),
+  type('', 'ConfigMap', 'configmaps', true, {
+    shortNames: ['cm'],
+    validate: validateConfigMap,
+  }),
+  type('', 'Secret', 'secrets', true, {
+    defaults: defaultSecret,
+    validate: validateSecret,
+    selectableFields: ['type'],
   }),
   type('', 'Event', 'events', true, {
     shortNames: ['ev'],

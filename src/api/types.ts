@@ -205,6 +205,21 @@ export interface NodeObject extends KObject {
   };
 }
 
+/** A ConfigMap: text (`data`) and base64 (`binaryData`) values by key. */
+export interface ConfigMap extends KObject {
+  data?: Record<string, string>;
+  binaryData?: Record<string, string>;
+  immutable?: boolean;
+}
+
+/** A Secret: base64 values by key; `stringData` is write-only and folded into `data`. */
+export interface Secret extends KObject {
+  type?: string;
+  data?: Record<string, string>;
+  stringData?: Record<string, string>;
+  immutable?: boolean;
+}
+
 /** `namespace/name` for namespaced objects, `name` for cluster-scoped ones. */
 export function objectKey(obj: { metadata: ObjectMeta }): string {
   const { namespace, name } = obj.metadata;

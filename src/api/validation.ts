@@ -2,6 +2,7 @@ import type { FieldError } from './errors.js';
 import { fromLabelSelector, SelectorError } from './labels.js';
 import { parseQuantity } from './quantity.js';
 import type { Container, KObject, LabelSelector, ObjectMeta, PodSpec } from './types.js';
+import { validateVolumeMounts, validateVolumes } from './volume-validation.js';
 
 /**
  * Validation of objects before they are stored. Each function returns the list of field
@@ -237,21 +238,24 @@ function validateContainer(c: Container, path: string, names: Set<string>): Fiel
 
 export function validatePodSpec(spec: PodSpec | undefined, path: string): FieldError[] {
   if (!spec || typeof spec !== 'object') return [{ field: path, type: 'Required' }];
-  const errs: FieldError[] = [];
   const names = new Set<string>();
+  const volumes = validateVolumes(spec.volumes, `${path}.volumes`);
+  const errs: FieldError[] = [...volumes.errs];
+  const check = (c: Container, at: string) => {
+    errs.push(...validateContainer(c, at, names));
+    if (c && typeof c === 'object') {
+      errs.push(...validateVolumeMounts(c, `${at}.volumeMounts`, volumes.names));
+    }
+  };
   if (!Array.isArray(spec.containers) || spec.containers.length === 0) {
     errs.push({ field: `${path}.containers`, type: 'Required' });
   } else {
-    spec.containers.forEach((c, i) =>
-      errs.push(...validateContainer(c, `${path}.containers[${i}]`, names)),
-    );
+    spec.containers.forEach((c, i) => check(c, `${path}.containers[${i}]`));
   }
   if (spec.initContainers !== undefined && !Array.isArray(spec.initContainers)) {
     errs.push({ field: `${path}.initContainers`, type: 'Invalid', value: spec.initContainers });
   } else {
-    (spec.initContainers ?? []).forEach((c, i) =>
-      errs.push(...validateContainer(c, `${path}.initContainers[${i}]`, names)),
-    );
+    (spec.initContainers ?? []).forEach((c, i) => check(c, `${path}.initContainers[${i}]`));
   }
   const policy = spec.restartPolicy;
   if (policy !== undefined && !['Always', 'OnFailure', 'Never'].includes(policy)) {

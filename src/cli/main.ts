@@ -33,6 +33,8 @@ program
   .option('--node-name <name>', 'name of this node (default: the host name)')
   .option('--pod-cidr <cidr>', "this node's pod address range", '10.42.0.0/24')
   .option('--bridge <name>', 'Linux bridge the pods attach to', 'flyces0')
+  .option('--allow-host-path', 'let pods mount paths of this machine (hostPath volumes)', false)
+  .option('--allow-privileged', 'let pods run privileged containers', false)
   .action(async (o) =>
     (await import('./up.js')).up({
       dataDir: o.dataDir,
@@ -42,6 +44,8 @@ program
       nodeName: o.nodeName,
       podCidr: o.podCidr,
       bridge: o.bridge,
+      allowHostPath: o.allowHostPath,
+      allowPrivileged: o.allowPrivileged,
     }),
   );
 
@@ -62,6 +66,12 @@ image
   .option('--data-dir <dir>', 'the data dir of the cluster', DEFAULT_DATA_DIR)
   .option('--name <ref>', 'store the image under this reference instead of the name in the archive')
   .action(async (file, o) => (await nodeCommands()).imageImportCommand(file, o.dataDir, o.name));
+image
+  .command('pull')
+  .description("pull an image into the node's store (registries.yaml in the data dir applies)")
+  .argument('<ref>', 'image reference, e.g. 127.0.0.1:5000/web:1')
+  .option('--data-dir <dir>', 'the data dir of the cluster', DEFAULT_DATA_DIR)
+  .action(async (ref, o) => (await nodeCommands()).imagePullCommand(ref, o.dataDir));
 image
   .command('ls')
   .description('list the images in the store')

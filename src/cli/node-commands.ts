@@ -1,17 +1,31 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { removeAllPodVolumes } from '../agent/volumes.js';
 import { ImageStore } from '../runtime/images.js';
 import { MiniC } from '../runtime/minic.js';
 
 /** flyces commands that work on this node's data dir directly, without the API server. */
+
+/** The node's image store, with the registries.yaml of its data dir. */
+function imageStore(dataDir: string): ImageStore {
+  return new ImageStore({
+    root: join(dataDir, 'images'),
+    registriesConfig: join(dataDir, 'registries.yaml'),
+  });
+}
+
+export async function imagePullCommand(ref: string, dataDir: string): Promise<void> {
+  const image = await imageStore(dataDir).pullImage(ref);
+  console.log(`pulled ${image.names.join(', ')} (${image.digest})`);
+}
 
 export async function imageImportCommand(
   file: string,
   dataDir: string,
   name?: string,
 ): Promise<void> {
-  const images = new ImageStore({ root: join(dataDir, 'images') });
+  const images = imageStore(dataDir);
   const imported = await images.importArchive(file, name);
   for (const image of imported) {
     console.log(`imported ${image.names.join(', ')} (${image.digest})`);
@@ -19,7 +33,7 @@ export async function imageImportCommand(
 }
 
 export async function imageListCommand(dataDir: string): Promise<void> {
-  const images = new ImageStore({ root: join(dataDir, 'images') });
+  const images = imageStore(dataDir);
   const list = await images.listImages();
   const rows = list.flatMap((i) =>
     i.names.map((n) => [n, i.id.slice(7, 19), `${(i.size / 1e6).toFixed(1)}MB`]),
@@ -41,7 +55,7 @@ export async function imageListCommand(dataDir: string): Promise<void> {
  * store is left alone, so the next `flyces up` recreates the pods it still holds.
  */
 export async function downCommand(dataDir: string, bridge: string): Promise<void> {
-  const images = new ImageStore({ root: join(dataDir, 'images') });
+  const images = imageStore(dataDir);
   const runtime = new MiniC({ root: join(dataDir, 'runtime'), images, bridge });
   const containers = await runtime.listContainers();
   await Promise.all(
@@ -51,6 +65,7 @@ export async function downCommand(dataDir: string, bridge: string): Promise<void
     await runtime.stopSandbox(sandbox.id);
     await runtime.removeSandbox(sandbox.id);
   }
+  await removeAllPodVolumes(dataDir);
   try {
     await promisify(execFile)('ip', ['link', 'del', bridge]);
   } catch (err) {

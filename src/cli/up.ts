@@ -11,6 +11,7 @@ import { ControllerManager } from '../controllers/manager.js';
 import { componentLogger } from '../log.js';
 import { ImageStore } from '../runtime/images.js';
 import { MiniC } from '../runtime/minic.js';
+import { loadRegistriesConfig } from '../runtime/registry/config.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 import { startCompactor } from '../store/compactor.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
@@ -32,6 +33,9 @@ export interface UpOptions {
   podCidr: string;
   /** Linux bridge the node's pods attach to. */
   bridge: string;
+  /** Node policy: pods may mount host paths / run privileged containers. */
+  allowHostPath: boolean;
+  allowPrivileged: boolean;
 }
 
 const log = componentLogger('up');
@@ -114,7 +118,10 @@ export async function up(opts: UpOptions): Promise<void> {
   const scheduler = new Scheduler(client, informers);
   scheduler.register();
   const controllers = new ControllerManager(client, { informers });
-  const images = new ImageStore({ root: join(opts.dataDir, 'images') });
+  // registries.yaml is read on every pull; checking it now reports a mistake at start.
+  const registriesConfig = join(opts.dataDir, 'registries.yaml');
+  await loadRegistriesConfig(registriesConfig);
+  const images = new ImageStore({ root: join(opts.dataDir, 'images'), registriesConfig });
   const runtime = new MiniC({
     root: join(opts.dataDir, 'runtime'),
     images,
@@ -131,6 +138,8 @@ export async function up(opts: UpOptions): Promise<void> {
     agentPort: opts.agentPort,
     dataDir: opts.dataDir,
     labels: { 'node-role.kubernetes.io/control-plane': 'true' },
+    allowHostPath: opts.allowHostPath,
+    allowPrivileged: opts.allowPrivileged,
   });
 
   await controllers.start();

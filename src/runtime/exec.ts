@@ -32,8 +32,18 @@ export class ExecError extends Error {
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
-/** Runs `file args...` to completion; rejects with ExecError unless it exits 0. */
-export function run(file: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
+/** How a program ended: its exit code (null when killed), its output, and whether it timed out. */
+export interface Completed extends RunResult {
+  code: number | null;
+  timedOut: boolean;
+}
+
+/** Runs `file args...` to completion and reports how it ended; rejects only if it cannot start. */
+export function runCapture(
+  file: string,
+  args: string[],
+  options: RunOptions = {},
+): Promise<Completed> {
   const env = options.env ?? { PATH: process.env.PATH ?? DEFAULT_PATH };
   const child = spawn(file, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
   const out: Buffer[] = [];
@@ -42,7 +52,11 @@ export function run(file: string, args: string[], options: RunOptions = {}): Pro
   child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
   child.stdin.on('error', () => undefined);
   child.stdin.end(options.input ?? '');
-  const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.kill('SIGKILL');
+  }, options.timeoutMs ?? 60_000);
   const name = [file, ...args.slice(0, 2)].join(' ');
 
   return new Promise((resolve, reject) => {
@@ -54,8 +68,18 @@ export function run(file: string, args: string[], options: RunOptions = {}): Pro
       clearTimeout(timer);
       const stdout = Buffer.concat(out).toString('utf8');
       const stderr = Buffer.concat(err).toString('utf8');
-      if (code === 0) resolve({ stdout, stderr });
-      else reject(new ExecError(name, code, stdout, stderr));
+      resolve({ code, stdout, stderr, timedOut });
     });
   });
+}
+
+/** Runs `file args...` to completion; rejects with ExecError unless it exits 0. */
+export async function run(
+  file: string,
+  args: string[],
+  options: RunOptions = {},
+): Promise<RunResult> {
+  const done = await runCapture(file, args, options);
+  if (done.code === 0) return { stdout: done.stdout, stderr: done.stderr };
+  throw new ExecError([file, ...args.slice(0, 2)].join(' '), done.code, done.stdout, done.stderr);
 }

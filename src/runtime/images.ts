@@ -10,10 +10,20 @@ import {
   type Descriptor,
   type OciIndex,
   type OciManifest,
+  type StagedBlob,
 } from './archive.js';
 import { exists, KeyedMutex, readJson, writeJsonAtomic } from './fsutil.js';
 import { formatReference, normalizeReference, parseReference } from './reference.js';
-import type { ImageInfo, ImageService } from './runtime.js';
+import { AuthCache, secretsOf } from './registry/auth.js';
+import { loadRegistriesConfig, type RegistriesConfig } from './registry/config.js';
+import { pullError, redact, RegistryConfigError } from './registry/errors.js';
+import { pullToStaging, type PulledImage } from './registry/pull.js';
+import {
+  RuntimeError,
+  type ImageInfo,
+  type ImageService,
+  type PullImageOptions,
+} from './runtime.js';
 import { LayerError, unpackLayer } from './unpack.js';
 
 /**
@@ -22,7 +32,7 @@ import { LayerError, unpackLayer } from './unpack.js';
  *   blobs/sha256/<hex>    manifests, configs and compressed layers, by digest
  *   layers/sha256/<hex>   each layer unpacked once, named by its diff id (overlay lowerdir)
  *   images.json           the index: images (names, digests, config, layers), layer sizes
- *   tmp/                  imports in progress; moved into place only once fully verified
+ *   tmp/                  imports and pulls in progress; moved into place once fully verified
  *
  * One ImageStore per root and process: index changes are serialised within the process,
  * not across processes.
@@ -51,6 +61,20 @@ export interface ImageStoreOptions {
   /** Directory the store owns, e.g. DATA/images; created when missing. */
   root: string;
   logger?: Logger;
+  /**
+   * The node's registries.yaml (mirrors, credentials, TLS), read again at every pull so
+   * edits apply without a restart; a missing file means none.
+   */
+  registriesConfig?: string;
+  /**
+   * Whether a pull may fall back to the registry itself after its mirrors (default true);
+   * false is k3s's --disable-default-registry-endpoint.
+   */
+  defaultRegistryEndpoint?: boolean;
+  /** Largest layer a pull accepts, in bytes. Default 8 GiB. */
+  maxLayerBytes?: number;
+  /** Milliseconds a registry request may make no progress before it fails. Default 30 s. */
+  requestTimeoutMs?: number;
 }
 
 interface ImageRecord {
@@ -70,10 +94,25 @@ interface StoreIndex {
   layers: Record<string, { size: number }>;
 }
 
-/** An image read from an archive, verified and unpacked into staging, not yet committed. */
+/**
+ * An image whose manifest and config are read and whose blobs are verified and staged:
+ * what an import and a pull both hand to prepareImage. Layers the store already has
+ * unpacked need no blob.
+ */
+interface VerifiedImage {
+  /** Digest of the image manifest. */
+  digest: string;
+  manifest: OciManifest;
+  config: OciImageConfig;
+  names: string[];
+  blobs: Map<string, StagedBlob>;
+}
+
+/** A verified image with its missing layers unpacked into staging, not yet committed. */
 interface PreparedImage {
   record: ImageRecord;
   staged: Map<string, { dir: string; size: number }>;
+  blobs: Map<string, StagedBlob>;
 }
 
 interface OciImageConfig {
@@ -90,6 +129,7 @@ const INDEX_TYPES = new Set([
 const REF_NAME = 'org.opencontainers.image.ref.name';
 const CONTAINERD_NAME = 'io.containerd.image.name';
 const DIGEST = /^sha256:([a-f0-9]{64})$/;
+const GIB = 1024 ** 3;
 
 function hexOf(digest: string): string {
   const match = DIGEST.exec(digest);
@@ -117,8 +157,10 @@ export class ImageStore implements ImageService {
   readonly root: string;
   private readonly log: Logger;
   private readonly mutex = new KeyedMutex();
+  private readonly pulls = new Map<string, Promise<ImageInfo>>();
+  private readonly authCache = new AuthCache();
 
-  constructor(options: ImageStoreOptions) {
+  constructor(private readonly options: ImageStoreOptions) {
     this.root = path.resolve(options.root);
     this.log = options.logger ?? componentLogger('images', { root: this.root });
   }
@@ -164,9 +206,10 @@ export class ImageStore implements ImageService {
       const prepared: PreparedImage[] = [];
       for (const target of targets) {
         const names = override !== undefined ? [override] : target.names;
-        prepared.push(await this.prepareImage(contents, target.desc, names, staging));
+        const verified = await readArchiveImage(contents, target.desc, names);
+        prepared.push(await this.prepareImage(verified, staging));
       }
-      const infos = await this.mutex.run('index', () => this.commit(contents, prepared));
+      const infos = await this.mutex.run('index', () => this.commit(prepared));
       this.log.info({ file, images: infos.map((i) => i.names.join(',') || i.id) }, 'imported');
       return infos;
     } finally {
@@ -210,64 +253,67 @@ export class ImageStore implements ImageService {
     return this.platformManifest(contents, match, depth + 1);
   }
 
-  /** Verifies one image and unpacks the layers the store does not have yet into staging. */
-  private async prepareImage(
-    contents: ArchiveContents,
-    desc: Descriptor,
-    names: string[],
-    staging: string,
-  ): Promise<PreparedImage> {
-    const manifest = await readBlobJson<OciManifest>(contents, desc);
-    if (!manifest.config || !Array.isArray(manifest.layers)) {
-      throw new ArchiveError(`manifest ${desc.digest} is not an image manifest`);
-    }
-    const config = await readBlobJson<OciImageConfig>(contents, manifest.config);
-    checkConfig(config, manifest, desc.digest);
+  /** Checks one verified image and unpacks the layers the store lacks into staging. */
+  private async prepareImage(image: VerifiedImage, staging: string): Promise<PreparedImage> {
+    const { manifest, config, digest } = image;
+    checkConfig(config, manifest, digest);
     const diffIds = config.rootfs?.diff_ids ?? [];
 
     const staged = new Map<string, { dir: string; size: number }>();
     for (const [i, layer] of manifest.layers.entries()) {
       const diffId = diffIds[i];
-      const blob = contents.blobs.get(layer.digest);
-      if (!blob) throw new ArchiveError(`layer ${layer.digest} is missing from the archive`);
-      if (blob.size !== layer.size)
-        throw new ArchiveError(`layer ${layer.digest} has the wrong size`);
       if (staged.has(diffId) || (await exists(this.layerDir(diffId)))) continue;
-
-      const dir = path.join(staging, `layer-${hexOf(diffId)}`);
-      await fs.mkdir(dir, { mode: 0o755 });
-      const result = await unpackLayer(blob.file, dir, this.log).catch((err: unknown) => {
-        if (err instanceof LayerError)
-          throw new ArchiveError(`layer ${layer.digest}: ${err.message}`);
-        throw err;
-      });
-      if (result.diffId !== diffId) {
-        throw new ArchiveError(
-          `layer ${layer.digest} unpacks to ${result.diffId}, but the config says ${diffId}`,
-        );
+      const blob = image.blobs.get(layer.digest);
+      if (!blob) throw new ArchiveError(`layer ${layer.digest} is missing`);
+      if (blob.size !== layer.size) {
+        throw new ArchiveError(`layer ${layer.digest} has the wrong size`);
       }
-      staged.set(diffId, { dir, size: result.size });
+      staged.set(diffId, await this.unpackStaged(blob, layer.digest, diffId, staging));
     }
 
     const record: ImageRecord = {
       id: manifest.config.digest,
-      digest: desc.digest,
-      names,
+      digest,
+      names: image.names,
       config: config.config ?? {},
       layers: diffIds,
-      blobs: [desc.digest, manifest.config.digest, ...manifest.layers.map((l) => l.digest)],
+      blobs: [digest, manifest.config.digest, ...manifest.layers.map((l) => l.digest)],
       createdAt: new Date().toISOString(),
     };
-    return { record, staged };
+    return { record, staged, blobs: image.blobs };
   }
 
-  /** Moves verified blobs and layers into place, then records the images in the index. */
-  private async commit(contents: ArchiveContents, prepared: PreparedImage[]): Promise<ImageInfo[]> {
+  /** Unpacks one layer blob into a new staging directory; checks its diff id. */
+  private async unpackStaged(
+    blob: StagedBlob,
+    digest: string,
+    diffId: string,
+    staging: string,
+  ): Promise<{ dir: string; size: number }> {
+    const dir = path.join(staging, `layer-${hexOf(diffId)}`);
+    await fs.mkdir(dir, { mode: 0o755 });
+    const result = await unpackLayer(blob.file, dir, this.log).catch((err: unknown) => {
+      if (err instanceof LayerError) throw new ArchiveError(`layer ${digest}: ${err.message}`);
+      throw err;
+    });
+    if (result.diffId !== diffId) {
+      throw new ArchiveError(
+        `layer ${digest} unpacks to ${result.diffId}, but the config says ${diffId}`,
+      );
+    }
+    return { dir, size: result.size };
+  }
+
+  /**
+   * Moves verified blobs and layers into place, then records the images in the index. The
+   * one way images enter the store, for imports and pulls alike; runs under the index lock.
+   */
+  private async commit(prepared: PreparedImage[]): Promise<ImageInfo[]> {
     const index = await this.readIndex();
-    for (const { record, staged } of prepared) {
+    for (const { record, staged, blobs } of prepared) {
       for (const digest of record.blobs) {
         const target = this.blobFile(digest);
-        const blob = contents.blobs.get(digest);
+        const blob = blobs.get(digest);
         if (blob && !(await exists(target))) await fs.rename(blob.file, target);
       }
       for (const [diffId, layer] of staged) {
@@ -275,7 +321,13 @@ export class ImageStore implements ImageService {
         if (!(await exists(target))) await fs.rename(layer.dir, target);
         index.layers[diffId] ??= { size: layer.size };
       }
-      for (const diffId of record.layers) index.layers[diffId] ??= { size: 0 };
+      for (const diffId of record.layers) {
+        // A layer seen present while preparing may have been collected since.
+        if (!staged.has(diffId) && !(await exists(this.layerDir(diffId)))) {
+          throw new ArchiveError(`layer ${diffId} was removed meanwhile; try again`);
+        }
+        index.layers[diffId] ??= { size: 0 };
+      }
       addImage(index, record);
     }
     await writeJsonAtomic(this.indexFile, index);
@@ -288,6 +340,56 @@ export class ImageStore implements ImageService {
   private info(index: StoreIndex, record: ImageRecord): ImageInfo {
     const size = record.layers.reduce((sum, d) => sum + (index.layers[d]?.size ?? 0), 0);
     return { names: [...record.names], digest: record.digest, id: record.id, size };
+  }
+
+  /**
+   * Pulls `ref` from its registry or mirrors and stores it under the normalised reference.
+   * Concurrent calls for one reference share one pull (and the first caller's credentials).
+   * Layers the store has are not downloaded again. Throws RuntimeError: 'InvalidImageName'
+   * for a malformed reference, 'ErrImagePull' for anything the registry, the network or
+   * the content got wrong, with the store unchanged; messages carry no secrets.
+   */
+  pullImage(ref: string, opts: PullImageOptions = {}): Promise<ImageInfo> {
+    let name: string;
+    try {
+      name = normalizeReference(ref);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const running = this.pulls.get(name);
+    if (running) return running;
+    const pull = this.pullOnce(name, opts).finally(() => this.pulls.delete(name));
+    this.pulls.set(name, pull);
+    return pull;
+  }
+
+  private async pullOnce(name: string, opts: PullImageOptions): Promise<ImageInfo> {
+    const auths = opts.auth ?? [];
+    let registries: RegistriesConfig | undefined;
+    await this.ensureDirs();
+    const staging = await fs.mkdtemp(path.join(this.root, 'tmp', 'pull-'));
+    try {
+      registries = await loadRegistriesConfig(this.options.registriesConfig);
+      const pulled = await pullToStaging(parseReference(name), staging, {
+        registries,
+        auths,
+        cache: this.authCache,
+        includeRegistry: this.options.defaultRegistryEndpoint ?? true,
+        maxLayerBytes: this.options.maxLayerBytes ?? 8 * GIB,
+        timeoutMs: this.options.requestTimeoutMs ?? 30_000,
+        log: this.log.child({ image: name }),
+        storedBlob: async (d) => ((await exists(this.blobFile(d))) ? this.blobFile(d) : undefined),
+        hasLayer: (diffId) => exists(this.layerDir(diffId)),
+      });
+      const prepared = await this.prepareImage(pulledImage(pulled, name), staging);
+      const [info] = await this.mutex.run('index', () => this.commit([prepared]));
+      this.log.info({ image: name, digest: info.digest, id: info.id }, 'pulled');
+      return info;
+    } catch (err) {
+      throw asPullError(err, [...secretsOf(auths), ...configSecrets(registries)]);
+    } finally {
+      await fs.rm(staging, { recursive: true, force: true });
+    }
   }
 
   /** The image a reference resolves to, after normalisation; also accepts an image id. */
@@ -352,6 +454,41 @@ export class ImageStore implements ImageService {
       if (!usedBlobs.has(`sha256:${hex}`)) await fs.rm(path.join(blobDir, hex), { force: true });
     }
   }
+}
+
+/** An archive image's manifest and config, read from its verified blobs. */
+async function readArchiveImage(
+  contents: ArchiveContents,
+  desc: Descriptor,
+  names: string[],
+): Promise<VerifiedImage> {
+  const manifest = await readBlobJson<OciManifest>(contents, desc);
+  if (!manifest.config || !Array.isArray(manifest.layers)) {
+    throw new ArchiveError(`manifest ${desc.digest} is not an image manifest`);
+  }
+  const config = await readBlobJson<OciImageConfig>(contents, manifest.config);
+  return { digest: desc.digest, manifest, config, names, blobs: contents.blobs };
+}
+
+function pulledImage(pulled: PulledImage, name: string): VerifiedImage {
+  return { ...pulled, config: pulled.config as OciImageConfig, names: [name] };
+}
+
+function configSecrets(config: RegistriesConfig | undefined): string[] {
+  if (!config) return [];
+  return [...config.configs.values()].flatMap((c) => (c.auth ? [c.auth.password] : []));
+}
+
+/** Any failure of a pull as ErrImagePull, with every known secret blotted out. */
+function asPullError(err: unknown, secrets: string[]): unknown {
+  if (err instanceof RuntimeError) {
+    if (err.code !== 'ErrImagePull') return err;
+    return pullError(redact(err.message, secrets));
+  }
+  if (err instanceof ArchiveError || err instanceof RegistryConfigError) {
+    return pullError(redact(err.message, secrets));
+  }
+  return err;
 }
 
 function checkConfig(config: OciImageConfig, manifest: OciManifest, digest: string): void {

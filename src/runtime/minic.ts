@@ -24,6 +24,7 @@ import {
   type ContainerConfig,
   type ContainerState,
   type ContainerStatus,
+  type ExecResult,
   type RuntimeService,
   type SandboxConfig,
   type SandboxStatus,
@@ -480,6 +481,20 @@ export class MiniC implements RuntimeService {
     const rec = await this.records.readContainer(id);
     if (!rec) return undefined;
     return this.observe(rec, await (await this.binaries).runc.state(id));
+  }
+
+  async execSync(id: string, command: string[], timeoutMs: number): Promise<ExecResult> {
+    const { runc } = await this.binaries;
+    if ((await runc.state(id)) !== 'running') {
+      throw new RuntimeError('NotFound', `container ${id} is not running`);
+    }
+    const done = await runc.exec(id, command, timeoutMs);
+    const output = (done.stdout + done.stderr).slice(0, 10 * 1024);
+    return {
+      exitCode: done.timedOut ? undefined : (done.code ?? undefined),
+      timedOut: done.timedOut,
+      output,
+    };
   }
 
   /**

@@ -1,4 +1,4 @@
-import { ExecError, run } from './exec.js';
+import { ExecError, run, runCapture, type Completed } from './exec.js';
 import { readJson } from './fsutil.js';
 import path from 'node:path';
 
@@ -11,6 +11,11 @@ export class Runc {
 
   private run(args: string[]): Promise<{ stdout: string }> {
     return run(this.binary, [`--root=${this.root}`, ...args]);
+  }
+
+  /** Runs a command inside a running container; its exit code is a result, not an error. */
+  exec(id: string, command: string[], timeoutMs: number): Promise<Completed> {
+    return runCapture(this.binary, [`--root=${this.root}`, 'exec', id, ...command], { timeoutMs });
   }
 
   async start(id: string): Promise<void> {

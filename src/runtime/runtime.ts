@@ -1,3 +1,5 @@
+import type { SecurityOptions } from './security.js';
+
 /**
  * The contract between the node agent and miniC, the container runtime. It follows the
  * shape of Kubernetes' CRI: a pod is a sandbox (its network namespace) plus containers
@@ -17,6 +19,28 @@ export interface ImageInfo {
   size: number;
 }
 
+/**
+ * Credentials for one registry, as a caller passes them to a pull: from a pod's image pull
+ * secret (see parseDockerConfigJson in registry/auth.ts) or typed by hand.
+ */
+export interface RegistryAuth {
+  /**
+   * The registry the credentials are for: a host with optional port (docker.io,
+   * 127.0.0.1:5000). A URL such as https://index.docker.io/v1/ counts as its host.
+   */
+  registry: string;
+  username?: string;
+  password?: string;
+  /** base64 of "username:password", as a docker config's `auth` field holds it. */
+  auth?: string;
+}
+
+/** What a caller may add to one pull. */
+export interface PullImageOptions {
+  /** Credentials to offer, matched by registry host; tried before registries.yaml's. */
+  auth?: RegistryAuth[];
+}
+
 export interface ImageService {
   /**
    * Imports every image of an OCI archive (an OCI image layout in a tar file). The image is
@@ -28,6 +52,14 @@ export interface ImageService {
   getImage(ref: string): Promise<ImageInfo | undefined>;
   listImages(): Promise<ImageInfo[]>;
   removeImage(ref: string): Promise<void>;
+  /**
+   * Pulls an image from its registry (or the mirrors configured for it) over the OCI
+   * distribution API and stores it under the normalised reference. Every blob is checked
+   * against its digest before it reaches the store. Concurrent calls for one reference share
+   * one pull. Fails with RuntimeError('ErrImagePull') when the registry refuses, the network
+   * fails, a digest does not match or a size bound is broken; the store is then unchanged.
+   */
+  pullImage(ref: string, opts?: PullImageOptions): Promise<ImageInfo>;
 }
 
 export interface SandboxConfig {
@@ -78,6 +110,8 @@ export interface ContainerConfig {
   /** Restart count this container is created for; kept with the container. */
   attempt: number;
   labels: Record<string, string>;
+  /** The pod's and container's securityContext, merged; see security.ts. */
+  security?: SecurityOptions;
   resources?: {
     /** CPU limit in millicores (quota); undefined for none. */
     cpuLimitMillis?: number;
@@ -113,6 +147,7 @@ export interface ContainerStatus {
 /** Stable codes for expected runtime failures, mapped to pod status reasons by the agent. */
 export type RuntimeErrorCode =
   | 'ImageNotFound'
+  | 'ErrImagePull'
   | 'InvalidImageName'
   | 'CreateContainerError'
   | 'RunContainerError'
@@ -151,4 +186,17 @@ export interface RuntimeService {
   removeContainer(id: string): Promise<void>;
   listContainers(): Promise<ContainerStatus[]>;
   containerStatus(id: string): Promise<ContainerStatus | undefined>;
+  /**
+   * Runs a command in a running container and waits up to timeoutMs for it (probes,
+   * hooks). A non-zero exit is reported in the result; NotFound if the container is gone.
+   */
+  execSync(id: string, command: string[], timeoutMs: number): Promise<ExecResult>;
+}
+
+export interface ExecResult {
+  /** The command's exit code; undefined when it was killed at the timeout. */
+  exitCode?: number;
+  timedOut: boolean;
+  /** stdout and stderr together, truncated to a few KiB. */
+  output: string;
 }

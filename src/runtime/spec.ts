@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 
 import type { ImageConfig } from './images.js';
 import { RuntimeError, type ContainerConfig } from './runtime.js';
+import { applySecurity, checkWorkingDir, resolveIdentity } from './security.js';
 
 /**
  * Writes the OCI runtime spec (1.0.2, as runc 1.1 reads it) for one container: the
@@ -9,9 +10,9 @@ import { RuntimeError, type ContainerConfig } from './runtime.js';
  * pseudo file systems, the pod's network namespace, cgroup limits from the resources,
  * Docker's default capabilities and runc's default masked and read-only paths.
  *
- * Not done yet: seccomp (no filter is installed), AppArmor/SELinux labels, user names in
- * the image's User (only numeric uid[:gid] is accepted), $(VAR) expansion in command and
- * args, and sharing IPC/UTS namespaces between the containers of a pod (each container
+ * The securityContext is applied by security.ts (capabilities, user, seccomp, read-only root,
+ * privileged mode). Not done yet: AppArmor/SELinux labels, user names in
+ * the image's User (only numeric uid[:gid] is accepted), and sharing IPC/UTS namespaces between the containers of a pod (each container
  * gets its own; the hostname is the pod's in every one).
  */
 
@@ -34,24 +35,6 @@ const MAX_NOFILE = 1048576;
 const CPU_PERIOD = 100_000;
 const MIN_SHARES = 2;
 const MIN_QUOTA = 1000;
-
-/** Docker's default capability set. */
-const DEFAULT_CAPS = [
-  'CAP_CHOWN',
-  'CAP_DAC_OVERRIDE',
-  'CAP_FSETID',
-  'CAP_FOWNER',
-  'CAP_MKNOD',
-  'CAP_NET_RAW',
-  'CAP_SETGID',
-  'CAP_SETUID',
-  'CAP_SETFCAP',
-  'CAP_SETPCAP',
-  'CAP_NET_BIND_SERVICE',
-  'CAP_SYS_CHROOT',
-  'CAP_KILL',
-  'CAP_AUDIT_WRITE',
-];
 
 const MASKED_PATHS = [
   '/proc/acpi',
@@ -203,21 +186,17 @@ export function buildSpec(input: SpecInput): Record<string, unknown> {
     bind(input.etcFiles.resolvConf, '/etc/resolv.conf', false),
     ...(config.mounts ?? []).map((m) => bind(m.hostPath, m.containerPath, m.readOnly ?? false)),
   ];
-  return {
+  const cwd = config.workingDir || image.WorkingDir || '/';
+  checkWorkingDir(cwd);
+  const spec = {
     ociVersion: '1.0.2',
     process: {
       terminal: false,
-      user: resolveUser(image.User),
+      user: resolveIdentity(config.security, resolveUser(image.User)),
       args: resolveArgs(config, image),
       env: resolveEnv(config, image, input.hostname),
-      cwd: config.workingDir || image.WorkingDir || '/',
-      capabilities: {
-        bounding: DEFAULT_CAPS,
-        effective: DEFAULT_CAPS,
-        permitted: DEFAULT_CAPS,
-      },
+      cwd,
       rlimits: [{ type: 'RLIMIT_NOFILE', hard: nofile, soft: nofile }],
-      noNewPrivileges: true,
     },
     root: { path: 'rootfs', readonly: false },
     hostname: input.hostname,
@@ -236,4 +215,6 @@ export function buildSpec(input: SpecInput): Record<string, unknown> {
       readonlyPaths: READONLY_PATHS,
     },
   };
+  applySecurity(spec, config.security);
+  return spec;
 }

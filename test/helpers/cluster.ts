@@ -124,6 +124,8 @@ export class TestCluster {
   /** Stops the cluster, removes every container, namespace and bridge it made, and its files. */
   async destroy(): Promise<void> {
     await this.stop();
+    // FLYCES_TEST_LOG=1 prints the end of flyces up's log, for a test that needs a look.
+    if (process.env.FLYCES_TEST_LOG) console.log(this.tail(300));
     try {
       await this.flyces('down', '--data-dir', this.dataDir, '--bridge', this.opts.bridge);
     } finally {

@@ -1,0 +1,955 @@
+/**
+ * Pod start-up latency on this machine: flyCes against bare runc and against podman, all
+ * running the same image (examples/build-image.sh: busybox httpd under a small shell).
+ *
+ * What is measured, per engine, once one at a time (SEQ runs, each removed before the next)
+ * and once as a burst (BURST containers asked for at once, BURSTS times):
+ *
+ * - flyCes: `flyces up` is started as a child process, as a user would, on a private data
+ *   dir, ports, pod range 10.42.220.0/24 and bridge flycesbench0; the image is imported
+ *   with `flyces image import`. A pod (image localhost/flyces-web:1, imagePullPolicy Never,
+ *   cpu request 10m) is created with the project's REST client; the time runs from just
+ *   before the POST to the watch event that shows it phase Running with condition Ready
+ *   True. In a burst, all pods are POSTed concurrently and each pod's time is counted from
+ *   the first POST. The flyces up log (info level) gives each pod's bind, sandbox and
+ *   container-start times, printed as a breakdown.
+ * - runc: the image is unpacked once with umoci; each container gets its own bundle (a copy
+ *   of the root file system and the umoci config with terminal off and RLIMIT_NOFILE at the
+ *   host's hard limit), prepared untimed. The time is that of `runc run -d`, which returns
+ *   once the container's process runs. Burst: all BURST `runc run -d` spawned at once.
+ *   There is no pod network here (runc makes a bare network namespace), no monitor
+ *   process and no overlay mount: this is the floor an engine built on runc can approach.
+ * - podman: private --root/--runroot/--tmpdir, image loaded with `podman load`, and
+ *   `podman run -d --pull never --network none --runtime runc --cgroup-manager cgroupfs
+ *   --ulimit nofile=20000:20000 --ulimit nproc=4096:4096`, timed until it returns (the
+ *   container is then running). `--network none` gives the container a namespace with only
+ *   loopback and creates nothing under /run/netns. nproc is set because podman's default
+ *   (above the host's limit) makes runc fail here. Burst: all BURST runs spawned at once.
+ *
+ * One untimed warm-up run precedes each engine's figures. Medians and p99 (nearest rank,
+ * so with 20 samples p99 is the maximum) are printed as a table and as one JSON line.
+ * Everything started is removed at the end, also on failure or Ctrl-C: the flyces up child
+ * (SIGTERM, then `flyces down`), runc containers in the bench's own runc root, podman
+ * containers and images in the bench's own podman root, mounts under and the temp dir.
+ *
+ * Run as root from the repository: npx tsc -p . && node dist/bench/pod-startup.js
+ * Environment: BENCH_SEQ (default 20), BENCH_BURST (50), BENCH_BURSTS (3),
+ * BENCH_ENGINES (flyces,runc,podman), BENCH_KEEP_LOG=FILE copies the flyces up log.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import {
+  closeSync,
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { byGroupResource } from '../src/api/resources.js';
+import type { Pod } from '../src/api/types.js';
+import { loadKubeconfig } from '../src/cli/kubeconfig.js';
+import { isReason, KubeClient, type WatchHandle } from '../src/client/rest.js';
+
+const SEQ = intEnv('BENCH_SEQ', 20);
+const BURST = intEnv('BENCH_BURST', 50);
+const BURSTS = intEnv('BENCH_BURSTS', 3);
+const ENGINES = (process.env.BENCH_ENGINES ?? 'flyces,runc,podman').split(',');
+const IMAGE = 'localhost/flyces-web:1';
+const BRIDGE = 'flycesbench0';
+const POD_CIDR = '10.42.220.0/24';
+const NODE = 'bench';
+const NAMESPACE = 'default';
+const LABEL = 'flyces-bench';
+const POD_TIMEOUT_MS = 120_000;
+const CMD_TIMEOUT_MS = 60_000;
+const REPO = fileURLToPath(new URL('../..', import.meta.url));
+const FLYCES = join(REPO, 'bin/flyces.js');
+const PODS = byGroupResource.get('/pods')!;
+const NODES = byGroupResource.get('/nodes')!;
+
+function intEnv(name: string, fallback: number): number {
+  const value = Number(process.env[name] ?? fallback);
+  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer`);
+  return value;
+}
+
+/** Milliseconds since the epoch with sub-ms precision, comparable with pino's `time`. */
+function now(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------- processes
+
+interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command to its end, with a timeout; never throws for a non-zero exit. */
+function run(cmd: string, args: string[], timeoutMs = CMD_TIMEOUT_MS): Promise<RunResult> {
+  const done = new Promise<RunResult>((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+  inflight.add(done);
+  return done.finally(() => inflight.delete(done));
+}
+
+async function must(cmd: string, args: string[], timeoutMs?: number): Promise<string> {
+  const r = await run(cmd, args, timeoutMs);
+  if (r.code !== 0)
+    throw new Error(`${cmd} ${args.join(' ')} exited ${r.code}: ${r.stderr.trim().slice(-600)}`);
+  return r.stdout;
+}
+
+/**
+ * Times a command that leaves a container behind it (runc run -d, podman run -d). Its
+ * output goes to a file rather than a pipe: a detached container inherits the stdio of
+ * its starter, so a pipe would stay open for as long as the container runs.
+ */
+function timedStart(cmd: string, args: string[], outFile: string): Promise<number> {
+  guard();
+  const fd = openSync(outFile, 'w');
+  const start = now();
+  const started = new Promise<number>((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', fd, fd] });
+    const timer = setTimeout(() => child.kill('SIGKILL'), CMD_TIMEOUT_MS);
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      const end = now();
+      clearTimeout(timer);
+      if (code === 0) return resolve(end);
+      const out = readFileSync(outFile, 'utf8').trim().slice(-600);
+      reject(new Error(`${cmd} ${args.slice(-2).join(' ')} exited ${code}: ${out}`));
+    });
+  }).finally(() => closeSync(fd));
+  inflight.add(started);
+  return started.finally(() => inflight.delete(started)).then((end) => end - start);
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function onPath(tool: string): Promise<boolean> {
+  return (await run('sh', ['-c', `command -v ${tool}`])).code === 0;
+}
+
+async function netnsNames(): Promise<Set<string>> {
+  const out = await must('ip', ['netns', 'list']);
+  return new Set(
+    out
+      .split('\n')
+      .map((l) => l.split(' ')[0])
+      .filter((n) => n),
+  );
+}
+
+function hardLimit(name: string): number {
+  const line = readFileSync('/proc/self/limits', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(name));
+  const hard = line?.trim().split(/\s+/).at(-2);
+  return hard === undefined || hard === 'unlimited' ? 1048576 : Number(hard);
+}
+
+// ---------------------------------------------------------------- statistics
+
+interface Stats {
+  n: number;
+  median: number;
+  p99: number;
+  max: number;
+}
+
+function quantile(sorted: number[], q: number): number {
+  const rank = Math.max(1, Math.ceil(q * sorted.length));
+  return sorted[rank - 1];
+}
+
+function stats(samples: number[]): Stats {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const round = (v: number) => Math.round(v * 10) / 10;
+  return {
+    n: sorted.length,
+    median: round(quantile(sorted, 0.5)),
+    p99: round(quantile(sorted, 0.99)),
+    max: round(sorted[sorted.length - 1]),
+  };
+}
+
+/** A burst's samples and how long until its last container ran, per repeat. */
+interface CaseResult {
+  samples: number[];
+  lastOfBurst?: number[];
+}
+
+// ---------------------------------------------------------------- clean-up
+
+type Cleanup = { name: string; fn: () => Promise<void> };
+const cleanups: Cleanup[] = [];
+const problems: string[] = [];
+
+/** Set by SIGINT/SIGTERM: nothing new is started, and clean-up runs. */
+let stopping = false;
+/** Commands in flight; clean-up first waits for them, so no container appears after it. */
+const inflight = new Set<Promise<unknown>>();
+
+function guard(): void {
+  if (stopping) throw new Error('stopped by a signal');
+}
+
+function onCleanup(name: string, fn: () => Promise<void>): void {
+  cleanups.push({ name, fn });
+}
+
+let draining: Promise<void> | undefined;
+/** Runs the registered clean-ups, newest first; safe to call again and concurrently. */
+function cleanUp(): Promise<void> {
+  draining ??= (async () => {
+    await Promise.allSettled([...inflight]);
+    for (let c = cleanups.pop(); c; c = cleanups.pop()) {
+      try {
+        await c.fn();
+      } catch (err) {
+        problems.push(`clean-up ${c.name}: ${(err as Error).message}`);
+      }
+    }
+    draining = undefined;
+  })();
+  return draining;
+}
+
+/** Unmounts whatever is still mounted under dir, deepest first. */
+async function unmountUnder(dir: string): Promise<void> {
+  const mounts = readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[1]?.replace(/\\040/g, ' '))
+    .filter((m): m is string => !!m && (m === dir || m.startsWith(`${dir}/`)))
+    .sort((a, b) => b.length - a.length);
+  for (const m of mounts) {
+    const r = await run('umount', [m]);
+    if (r.code !== 0) await must('umount', ['-l', m]);
+    problems.push(`had to unmount ${m}`);
+  }
+}
+
+// ---------------------------------------------------------------- the image
+
+interface Image {
+  archive: string;
+  layout: string;
+  rootfs: string;
+  config: any;
+}
+
+async function buildImage(tmp: string): Promise<Image> {
+  const archive = join(tmp, 'web.tar');
+  await must('bash', [join(REPO, 'examples/build-image.sh'), archive], 120_000);
+  const policy = join(tmp, 'policy.json');
+  writeFileSync(policy, JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }] }));
+  const layout = join(tmp, 'oci');
+  await must('skopeo', [
+    '--policy',
+    policy,
+    'copy',
+    '--quiet',
+    `oci-archive:${archive}`,
+    `oci:${layout}:web`,
+  ]);
+  const unpacked = join(tmp, 'unpacked');
+  await must('umoci', ['unpack', '--image', `${layout}:web`, unpacked]);
+  const config = JSON.parse(readFileSync(join(unpacked, 'config.json'), 'utf8'));
+  return { archive, layout, rootfs: join(unpacked, 'rootfs'), config };
+}
+
+// ---------------------------------------------------------------- bare runc
+
+async function benchRunc(tmp: string, image: Image): Promise<Record<string, CaseResult>> {
+  const root = join(tmp, 'runc-root');
+  const bundles = join(tmp, 'runc-bundles');
+  mkdirSync(root);
+  mkdirSync(bundles);
+  const live = new Set<string>();
+  const runc = (...args: string[]) => ['--root', root, ...args];
+  const remove = async (id: string) => {
+    await must('runc', runc('delete', '-f', id));
+    live.delete(id);
+    rmSync(join(bundles, id), { recursive: true, force: true });
+  };
+  onCleanup('runc containers', async () => {
+    const listed = (await must('runc', runc('list', '-q'))).split('\n').filter((l) => l);
+    for (const id of new Set([...live, ...listed])) await remove(id);
+  });
+  const nofile = hardLimit('Max open files');
+  const prepare = (id: string) => {
+    const dir = join(bundles, id);
+    mkdirSync(dir);
+    cpSync(image.rootfs, join(dir, 'rootfs'), { recursive: true, verbatimSymlinks: true });
+    const config = structuredClone(image.config);
+    config.process.terminal = false;
+    config.process.rlimits = [{ type: 'RLIMIT_NOFILE', hard: nofile, soft: nofile }];
+    config.root = { path: 'rootfs', readonly: false };
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+    return dir;
+  };
+  const start = (id: string) => {
+    const dir = prepare(id);
+    live.add(id);
+    return timedStart('runc', runc('run', '-d', '--bundle', dir, id), join(tmp, `${id}.out`));
+  };
+  await start('bench-warm');
+  await remove('bench-warm');
+
+  const seq: number[] = [];
+  for (let i = 0; i < SEQ; i++) {
+    const id = `bench-s${i}`;
+    seq.push(await start(id));
+    const state = JSON.parse(await must('runc', runc('state', id)));
+    if (state.status !== 'running') throw new Error(`runc container ${id} is ${state.status}`);
+    await remove(id);
+  }
+  const burst: CaseResult = { samples: [], lastOfBurst: [] };
+  for (let b = 0; b < BURSTS; b++) {
+    const ids = Array.from({ length: BURST }, (_, i) => `bench-b${b}-${i}`);
+    const dirs = ids.map(prepare);
+    ids.forEach((id) => live.add(id));
+    const t0 = now();
+    const ends = await Promise.all(
+      ids.map((id, i) =>
+        timedStart('runc', runc('run', '-d', '--bundle', dirs[i], id), join(tmp, `${id}.out`)).then(
+          () => now() - t0,
+        ),
+      ),
+    );
+    burst.samples.push(...ends);
+    burst.lastOfBurst!.push(Math.max(...ends));
+    await Promise.all(ids.map(remove));
+  }
+  return { seq: { samples: seq }, burst };
+}
+
+// ---------------------------------------------------------------- podman
+
+async function benchPodman(tmp: string, image: Image): Promise<Record<string, CaseResult>> {
+  const base = [
+    '--root',
+    join(tmp, 'podman-root'),
+    '--runroot',
+    join(tmp, 'podman-run'),
+    '--tmpdir',
+    join(tmp, 'podman-tmp'),
+    '--events-backend',
+    'file',
+    '--runtime',
+    'runc',
+    '--cgroup-manager',
+    'cgroupfs',
+  ];
+  const podman = (...args: string[]) => [...base, ...args];
+  onCleanup('podman storage', async () => {
+    await must('podman', podman('rm', '-af', '-t', '0'));
+    await must('podman', podman('rmi', '-af'));
+  });
+  await must('podman', podman('load', '-q', '-i', image.archive), 120_000);
+  const nofile = hardLimit('Max open files');
+  const runArgs = (name: string) =>
+    podman(
+      'run',
+      '-d',
+      '--pull',
+      'never',
+      '--network',
+      'none',
+      '--log-driver',
+      'k8s-file',
+      '--ulimit',
+      `nofile=${nofile}:${nofile}`,
+      '--ulimit',
+      'nproc=4096:4096',
+      '--name',
+      name,
+      IMAGE,
+    );
+  const start = (name: string) => timedStart('podman', runArgs(name), join(tmp, `${name}.out`));
+  const remove = (...names: string[]) => must('podman', podman('rm', '-f', '-t', '0', ...names));
+
+  await start('bench-warm');
+  await remove('bench-warm');
+  const seq: number[] = [];
+  for (let i = 0; i < SEQ; i++) {
+    const name = `bench-s${i}`;
+    seq.push(await start(name));
+    await remove(name);
+  }
+  const burst: CaseResult = { samples: [], lastOfBurst: [] };
+  for (let b = 0; b < BURSTS; b++) {
+    const names = Array.from({ length: BURST }, (_, i) => `bench-b${b}-${i}`);
+    const t0 = now();
+    const ends = await Promise.all(names.map((n) => start(n).then(() => now() - t0)));
+    burst.samples.push(...ends);
+    burst.lastOfBurst!.push(Math.max(...ends));
+    await remove(...names);
+  }
+  return { seq: { samples: seq }, burst };
+}
+
+// ---------------------------------------------------------------- flyCes
+
+/** Follows the bench's pods through one watch (re-opened if the server ends it). */
+class PodWatch {
+  private readonly running = new Map<string, number>();
+  private readonly waiters = new Map<string, () => void>();
+  private readonly present = new Set<string>();
+  private handle?: WatchHandle;
+  private stopped = false;
+  private rv = '';
+  private loop?: Promise<void>;
+
+  constructor(private readonly client: KubeClient) {}
+
+  async start(): Promise<void> {
+    await this.relist();
+    this.loop = this.follow();
+  }
+
+  private async relist(): Promise<void> {
+    const list = await this.client.list<Pod>(PODS, NAMESPACE, { labelSelector: `app=${LABEL}` });
+    this.present.clear();
+    for (const pod of list.items) this.see('ADDED', pod);
+    this.rv = list.resourceVersion;
+  }
+
+  private async follow(): Promise<void> {
+    while (!this.stopped) {
+      let gone = false;
+      this.handle = this.client.watch<Pod>(
+        PODS,
+        NAMESPACE,
+        { labelSelector: `app=${LABEL}`, resourceVersion: this.rv },
+        (event) => {
+          if (event.type === 'ERROR') {
+            gone = (event.object as any)?.code === 410;
+            return;
+          }
+          const rv = event.object?.metadata?.resourceVersion;
+          if (rv) this.rv = rv;
+          if (event.type !== 'BOOKMARK') this.see(event.type, event.object);
+        },
+      );
+      await this.handle.done;
+      if (this.stopped) return;
+      if (gone) await this.relist();
+      else await sleep(100);
+    }
+  }
+
+  private see(type: string, pod: Pod): void {
+    const name = pod.metadata.name!;
+    if (type === 'DELETED') this.present.delete(name);
+    else this.present.add(name);
+    const ready = pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+    if (type !== 'DELETED' && pod.status?.phase === 'Running' && ready && !this.running.has(name))
+      this.running.set(name, now());
+    this.waiters.get(name)?.();
+  }
+
+  private waitFor(name: string, done: () => boolean, what: string): Promise<void> {
+    if (done()) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters.delete(name);
+        reject(new Error(`pod ${name} not ${what} after ${POD_TIMEOUT_MS} ms`));
+      }, POD_TIMEOUT_MS);
+      this.waiters.set(name, () => {
+        if (!done()) return;
+        clearTimeout(timer);
+        this.waiters.delete(name);
+        resolve();
+      });
+    });
+  }
+
+  /** Resolves with the time the watch first showed the pod Running and Ready. */
+  async runningAt(name: string): Promise<number> {
+    await this.waitFor(name, () => this.running.has(name), 'Running and Ready');
+    return this.running.get(name)!;
+  }
+
+  gone(name: string): Promise<void> {
+    return this.waitFor(name, () => !this.present.has(name), 'deleted');
+  }
+
+  /** Forgets a pod's name so it can be used again. */
+  forget(name: string): void {
+    this.running.delete(name);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.handle?.stop();
+    await this.loop;
+  }
+}
+
+function podManifest(name: string): Pod {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace: NAMESPACE, labels: { app: LABEL } },
+    spec: {
+      terminationGracePeriodSeconds: 5,
+      containers: [
+        {
+          name: 'web',
+          image: IMAGE,
+          imagePullPolicy: 'Never',
+          resources: { requests: { cpu: '10m', memory: '8Mi' } },
+        },
+      ],
+    },
+  } as Pod;
+}
+
+/** When each pod was asked for, and when the watch saw it Running, in epoch ms. */
+interface PodTimes {
+  name: string;
+  t0: number;
+  posted: number;
+  running: number;
+}
+
+/** CPU spent while pods were starting (from the first POST until all were Running). */
+interface CpuUse {
+  /** Wall time summed over the measured start-ups, ms. */
+  wallMs: number;
+  /** CPU time of the flyces up process, ms. */
+  flycesMs: number;
+  /** CPU time of the whole machine (all cores, every process), ms. */
+  machineMs: number;
+  pods: number;
+}
+
+interface FlycesRun {
+  cases: Record<string, CaseResult>;
+  times: { seq: PodTimes[]; burst: PodTimes[] };
+  cpu: { seq: CpuUse; burst: CpuUse };
+  log: string;
+}
+
+const CLOCK_TICK_MS = 10; // USER_HZ is 100 on Linux x86-64 and arm64
+
+/** CPU time of one process (user + system), ms. */
+function processCpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * CLOCK_TICK_MS;
+}
+
+/** Busy CPU time of the machine, all cores (everything but idle and iowait), ms. */
+function machineCpuMs(): number {
+  const [, ...ticks] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/);
+  const t = ticks.map(Number);
+  const total = t.slice(0, 8).reduce((a, b) => a + b, 0);
+  return (total - t[3] - t[4]) * CLOCK_TICK_MS;
+}
+
+async function startCluster(
+  tmp: string,
+): Promise<{ client: KubeClient; log: string; pid: number }> {
+  const dataDir = join(tmp, 'flyces');
+  const log = join(tmp, 'flyces-up.log');
+  const port = await freePort();
+  const agentPort = await freePort();
+  guard();
+  const logFd = openSync(log, 'w');
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [
+      FLYCES,
+      'up',
+      '--data-dir',
+      dataDir,
+      '--port',
+      String(port),
+      '--agent-port',
+      String(agentPort),
+      '--pod-cidr',
+      POD_CIDR,
+      '--bridge',
+      BRIDGE,
+      '--node-name',
+      NODE,
+    ],
+    { cwd: REPO, stdio: ['ignore', logFd, logFd], env: process.env },
+  );
+  closeSync(logFd);
+  let exited = false;
+  const exit = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      exited = true;
+      resolve();
+    }),
+  );
+  onCleanup('flyces up and down', async () => {
+    if (!exited) {
+      child.kill('SIGTERM');
+      const ended = await Promise.race([exit.then(() => true), sleep(30_000).then(() => false)]);
+      if (!ended) {
+        problems.push('flyces up did not stop within 30 s of SIGTERM; killed it');
+        child.kill('SIGKILL');
+        await exit;
+      }
+    }
+    if (existsSync(dataDir))
+      await must(
+        process.execPath,
+        [FLYCES, 'down', '--data-dir', dataDir, '--bridge', BRIDGE],
+        120_000,
+      );
+  });
+
+  const kubeconfig = join(dataDir, 'kubeconfig');
+  const deadline = Date.now() + 60_000;
+  const failIfDead = () => {
+    if (exited)
+      throw new Error(`flyces up exited early: ${readFileSync(log, 'utf8').slice(-1500)}`);
+    if (Date.now() > deadline) throw new Error('flyces up did not get ready within 60 s');
+  };
+  while (!existsSync(kubeconfig)) {
+    failIfDead();
+    await sleep(100);
+  }
+  const client = new KubeClient({ ...loadKubeconfig(kubeconfig), userAgent: 'flyces-bench' });
+  for (;;) {
+    failIfDead();
+    try {
+      const node: any = await client.get(NODES, undefined, NODE);
+      const ready = node.status?.conditions?.find((c: any) => c.type === 'Ready');
+      if (ready?.status === 'True') break;
+    } catch (err) {
+      if (!isReason(err, 'NotFound')) throw err;
+    }
+    await sleep(100);
+  }
+  return { client, log, pid: child.pid! };
+}
+
+async function benchFlyces(tmp: string, image: Image): Promise<FlycesRun> {
+  const { client, log, pid } = await startCluster(tmp);
+  onCleanup('REST client', async () => client.close());
+  await must(
+    process.execPath,
+    [FLYCES, 'image', 'import', '--data-dir', join(tmp, 'flyces'), image.archive],
+    120_000,
+  );
+  const watch = new PodWatch(client);
+  await watch.start();
+  onCleanup('pod watch', () => watch.stop());
+
+  const newCpu = (): CpuUse => ({ wallMs: 0, flycesMs: 0, machineMs: 0, pods: 0 });
+  const cpu = { seq: newCpu(), burst: newCpu(), warm: newCpu() };
+  const startPods = async (names: string[], use: CpuUse): Promise<PodTimes[]> => {
+    guard();
+    const [cpu0, machine0] = [processCpuMs(pid), machineCpuMs()];
+    const t0 = now();
+    const posted = await Promise.all(
+      names.map((n) => client.create(PODS, podManifest(n)).then(() => now())),
+    );
+    const running = await Promise.all(names.map((n) => watch.runningAt(n)));
+    use.wallMs += Math.max(...running) - t0;
+    use.flycesMs += processCpuMs(pid) - cpu0;
+    use.machineMs += machineCpuMs() - machine0;
+    use.pods += names.length;
+    return names.map((name, i) => ({ name, t0, posted: posted[i], running: running[i] }));
+  };
+  const deletePods = async (names: string[]) => {
+    await Promise.all(names.map((n) => client.delete(PODS, NAMESPACE, n)));
+    await Promise.all(names.map((n) => watch.gone(n)));
+    names.forEach((n) => watch.forget(n));
+  };
+
+  await startPods(['bench-warm'], cpu.warm);
+  await deletePods(['bench-warm']);
+  const seq: PodTimes[] = [];
+  for (let i = 0; i < SEQ; i++) {
+    const name = `bench-s${i}`;
+    seq.push(...(await startPods([name], cpu.seq)));
+    await deletePods([name]);
+  }
+  const burstTimes: PodTimes[] = [];
+  const burst: CaseResult = { samples: [], lastOfBurst: [] };
+  for (let b = 0; b < BURSTS; b++) {
+    const names = Array.from({ length: BURST }, (_, i) => `bench-b${b}-${i}`);
+    const times = await startPods(names, cpu.burst);
+    burstTimes.push(...times);
+    const spans = times.map((t) => t.running - t.t0);
+    burst.samples.push(...spans);
+    burst.lastOfBurst!.push(Math.max(...spans));
+    await deletePods(names);
+  }
+  return {
+    cases: { seq: { samples: seq.map((t) => t.running - t.t0) }, burst },
+    times: { seq, burst: burstTimes },
+    cpu: { seq: cpu.seq, burst: cpu.burst },
+    log,
+  };
+}
+
+/** Stage times since each pod's first POST, from the flyces up log, median/p99 in ms. */
+function breakdown(logFile: string, times: PodTimes[]): Record<string, Stats> {
+  const byPod = new Map<string, Record<string, number>>();
+  const podOfSandbox = new Map<string, string>();
+  for (const line of readFileSync(logFile, 'utf8').split('\n')) {
+    if (!line.startsWith('{')) continue;
+    let entry: any;
+    try {
+      entry = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    if (typeof entry.pod === 'string' && typeof entry.sandbox === 'string')
+      podOfSandbox.set(entry.sandbox, entry.pod);
+    const stage: string | undefined = {
+      'bound pod': 'bound',
+      'sandbox ready': 'sandbox ready',
+      'container created': 'container created',
+      'container started': 'container started',
+    }[entry.msg as string];
+    // The runtime's 'container created' names the sandbox, not the pod.
+    const pod = entry.pod ?? podOfSandbox.get(entry.sandbox);
+    if (!stage || typeof pod !== 'string') continue;
+    const name = pod.split('/')[1];
+    const stages = byPod.get(name) ?? {};
+    stages[stage] ??= entry.time;
+    byPod.set(name, stages);
+  }
+  const columns: Record<string, number[]> = {
+    'POST answered': [],
+    bound: [],
+    'sandbox ready': [],
+    'container created': [],
+    'container started': [],
+    'Running seen': [],
+  };
+  for (const t of times) {
+    const stages = byPod.get(t.name) ?? {};
+    columns['POST answered'].push(t.posted - t.t0);
+    for (const s of ['bound', 'sandbox ready', 'container created', 'container started'])
+      if (stages[s] !== undefined) columns[s].push(stages[s] - t.t0);
+    columns['Running seen'].push(t.running - t.t0);
+  }
+  const out: Record<string, Stats> = {};
+  for (const [k, v] of Object.entries(columns)) if (v.length) out[k] = stats(v);
+  return out;
+}
+
+/** Network namespaces the flyces up log says were made (runtime 'sandbox ready' lines). */
+function netnsFromLog(logFile: string): string[] {
+  if (!existsSync(logFile)) return [];
+  return [...readFileSync(logFile, 'utf8').matchAll(/"netns":"([^"]+)"/g)].map((m) => m[1]);
+}
+
+// ---------------------------------------------------------------- report
+
+function fmt(v: number): string {
+  return v >= 100 ? v.toFixed(0) : v.toFixed(1);
+}
+
+function ratio(a?: Stats, b?: Stats): string {
+  return a && b && b.median > 0 ? (a.median / b.median).toFixed(2) : 'n/a';
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('run as root: flyces up, runc and podman need it');
+  for (const tool of ['runc', 'umoci', 'skopeo', 'conmon', 'ip'])
+    if (!(await onPath(tool))) throw new Error(`${tool} is not installed`);
+  const engines = ENGINES;
+  if (engines.includes('podman') && !(await onPath('podman')))
+    throw new Error('podman is not installed: apt-get install -y podman (bench only)');
+  if (!existsSync(join(REPO, 'dist/src/cli/main.js'))) throw new Error('build first: npx tsc -p .');
+
+  const netnsBefore = await netnsNames();
+  const tmp = mkdtempSync('/tmp/flyces-bench-');
+  onCleanup('temp dir', async () => {
+    await unmountUnder(tmp);
+    rmSync(tmp, { recursive: true, force: true });
+  });
+  const started = Date.now();
+  const progress = (msg: string) => {
+    guard();
+    process.stderr.write(`[${((Date.now() - started) / 1000).toFixed(0)}s] ${msg}\n`);
+  };
+
+  progress('building the image');
+  const image = await buildImage(tmp);
+  const results: Record<string, Record<string, CaseResult>> = {};
+  let flyces: FlycesRun | undefined;
+  let podmanVersion = 'not run';
+  if (engines.includes('runc')) {
+    progress('bare runc');
+    results.runc = await benchRunc(tmp, image);
+  }
+  if (engines.includes('podman')) {
+    progress('podman');
+    podmanVersion = (await must('podman', ['--version'])).trim().split(' ').at(-1)!;
+    results.podman = await benchPodman(tmp, image);
+  }
+  if (engines.includes('flyces')) {
+    progress('flyCes');
+    flyces = await benchFlyces(tmp, image);
+    results.flyces = flyces.cases;
+    if (process.env.BENCH_KEEP_LOG) copyFileSync(flyces.log, process.env.BENCH_KEEP_LOG);
+  }
+  progress('done measuring');
+
+  const table: Record<string, Record<string, Stats>> = {};
+  for (const [engine, cases] of Object.entries(results)) {
+    table[engine] = {};
+    for (const [name, c] of Object.entries(cases)) {
+      table[engine][name] = stats(c.samples);
+      if (c.lastOfBurst) table[engine][`${name}:all`] = stats(c.lastOfBurst);
+    }
+  }
+  const rows: string[] = [];
+  const label: Record<string, string> = {
+    seq: `1 at a time (${SEQ} runs)`,
+    burst: `burst of ${BURST}, each (${BURSTS}x)`,
+    'burst:all': `burst of ${BURST}, all running (${BURSTS}x)`,
+  };
+  rows.push(
+    `${'engine'.padEnd(8)}${'case'.padEnd(34)}${'n'.padStart(5)}` +
+      `${'median ms'.padStart(11)}${'p99 ms'.padStart(10)}`,
+  );
+  for (const [engine, cases] of Object.entries(table))
+    for (const [name, s] of Object.entries(cases))
+      rows.push(
+        `${engine.padEnd(8)}${(label[name] ?? name).padEnd(34)}${String(s.n).padStart(5)}` +
+          `${fmt(s.median).padStart(11)}${fmt(s.p99).padStart(10)}`,
+      );
+  const f = table.flyces ?? {};
+  const ratios = {
+    'flyces/runc': {
+      seq: ratio(f.seq, table.runc?.seq),
+      burst: ratio(f.burst, table.runc?.burst),
+      'burst:all': ratio(f['burst:all'], table.runc?.['burst:all']),
+    },
+    'flyces/podman': {
+      seq: ratio(f.seq, table.podman?.seq),
+      burst: ratio(f.burst, table.podman?.burst),
+      'burst:all': ratio(f['burst:all'], table.podman?.['burst:all']),
+    },
+  };
+  const stages = flyces
+    ? {
+        seq: breakdown(flyces.log, flyces.times.seq),
+        burst: breakdown(flyces.log, flyces.times.burst),
+      }
+    : undefined;
+
+  console.log(
+    `\npod start-up, ${new Date().toISOString().slice(0, 10)}, ` +
+      `${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, podman ${podmanVersion}`,
+  );
+  console.log(rows.join('\n'));
+  console.log('\nratios of medians (flyCes / other):');
+  for (const [k, v] of Object.entries(ratios))
+    console.log(
+      `  ${k.padEnd(14)} 1 at a time ${v.seq}   burst each ${v.burst}` +
+        `   burst all ${v['burst:all']}`,
+    );
+  if (stages) {
+    console.log('\nflyCes stages, ms since the POST was sent (median / p99):');
+    for (const [name, cols] of Object.entries(stages)) {
+      const parts = Object.entries(cols).map(([k, s]) => `${k} ${fmt(s.median)}/${fmt(s.p99)}`);
+      console.log(`  ${(label[name] ?? name).padEnd(30)} ${parts.join(' · ')}`);
+    }
+  }
+  if (flyces) {
+    console.log('\nCPU while pods started (flyces up process; whole machine, all cores):');
+    for (const [name, c] of Object.entries(flyces.cpu))
+      console.log(
+        `  ${(label[name] ?? name).padEnd(30)} flyces up ${fmt(c.flycesMs / c.pods)} ms/pod` +
+          ` (${fmt((100 * c.flycesMs) / c.wallMs)}% of a core)` +
+          ` · machine ${fmt((100 * c.machineMs) / c.wallMs / cpus().length)}% busy`,
+      );
+  }
+  console.log(
+    JSON.stringify({
+      bench: 'pod-startup',
+      date: new Date().toISOString(),
+      cores: cpus().length,
+      memGiB: Math.round(totalmem() / 2 ** 30),
+      podman: podmanVersion,
+      seq: SEQ,
+      burst: BURST,
+      bursts: BURSTS,
+      results: table,
+      ratios,
+      flycesStages: stages,
+      flycesCpu: flyces?.cpu,
+    }),
+  );
+
+  const made = flyces ? netnsFromLog(flyces.log) : [];
+  await cleanUp();
+  const after = await netnsNames();
+  const left = made.filter((n) => after.has(n));
+  if (left.length) problems.push(`network namespaces left behind: ${left.join(' ')}`);
+  const foreign = [...after].filter((n) => !netnsBefore.has(n) && !made.includes(n));
+  if (foreign.length)
+    process.stderr.write(`note: namespaces not made by this bench appeared: ${foreign}\n`);
+  if ((await run('ip', ['link', 'show', BRIDGE])).code === 0)
+    problems.push(`bridge ${BRIDGE} is still there`);
+}
+
+let exitCode = 0;
+for (const signal of ['SIGINT', 'SIGTERM'] as const)
+  process.once(signal, () => {
+    process.stderr.write(`${signal}: cleaning up\n`);
+    stopping = true;
+    void cleanUp().finally(() => {
+      for (const p of problems) process.stderr.write(`problem: ${p}\n`);
+      process.exit(130);
+    });
+  });
+try {
+  await main();
+} catch (err) {
+  process.stderr.write(`pod-startup bench failed: ${(err as Error).stack ?? err}\n`);
+  exitCode = 1;
+} finally {
+  await cleanUp();
+}
+for (const p of problems) process.stderr.write(`problem: ${p}\n`);
+process.exit(exitCode || (problems.length ? 1 : 0));

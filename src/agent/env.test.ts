@@ -1,0 +1,260 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ConfigMap, Container, Pod, Secret } from '../api/types.js';
+import {
+  ConfigError,
+  expand,
+  referencedObjects,
+  resolveEnv,
+  type ConfigSource,
+  type EnvContext,
+} from './env.js';
+
+const b64 = (s: string) => Buffer.from(s).toString('base64');
+
+const configMaps: Record<string, ConfigMap> = {
+  'default/cfg': {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name: 'cfg', namespace: 'default' },
+    data: { COLOR: 'blue', 'bad name': 'x', '1BAD': 'y', mode: 'fast' },
+  },
+};
+const secrets: Record<string, Secret> = {
+  'default/sec': {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: 'sec', namespace: 'default' },
+    type: 'Opaque',
+    data: { PASSWORD: b64('s3cr3t-value'), token: b64('tok') },
+  },
+};
+const source: ConfigSource = {
+  configMap: (ns, name) => configMaps[`${ns}/${name}`],
+  secret: (ns, name) => secrets[`${ns}/${name}`],
+};
+
+function pod(container: Partial<Container>): Pod {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name: 'p',
+      namespace: 'default',
+      uid: 'u-1',
+      labels: { app: 'web' },
+      annotations: { 'a.io/x': 'ann' },
+    },
+    spec: {
+      nodeName: 'n1',
+      serviceAccountName: 'sa',
+      containers: [
+        {
+          name: 'c',
+          image: 'i',
+          resources: { requests: { cpu: '250m', memory: '64Mi' }, limits: { cpu: '1500m' } },
+          ...container,
+        },
+        { name: 'side', image: 'i', resources: { limits: { memory: '1Gi' } } },
+      ],
+    },
+    status: { podIP: '10.0.0.9' },
+  };
+}
+
+const ctx: EnvContext = {
+  source,
+  podIP: '10.1.1.1',
+  hostIP: '192.0.2.1',
+  allocatable: { cpu: '4', memory: '8Gi' },
+};
+
+function envOf(container: Partial<Container>): Record<string, string> {
+  const p = pod(container);
+  const { env } = resolveEnv(p, p.spec.containers[0], ctx);
+  return Object.fromEntries(env.map((e) => [e.name, e.value]));
+}
+
+describe('expand', () => {
+  const vars: Record<string, string> = { A: 'a', B: 'b', EMPTY: '' };
+  const cases: [string, string][] = [
+    ['plain', 'plain'],
+    ['$(A)', 'a'],
+    ['x$(A)y$(B)z', 'xaybz'],
+    ['$$(A)', '$(A)'],
+    ['$$$(A)', '$a'],
+    ['$(MISSING)', '$(MISSING)'],
+    ['$(A', '$(A'],
+    ['$A', '$A'],
+    ['a$', 'a$'],
+    ['$(EMPTY)x', 'x'],
+    ['$()', '$()'],
+    ['$$', '$'],
+  ];
+  for (const [input, want] of cases) {
+    test(JSON.stringify(input), () =>
+      assert.equal(
+        expand(input, (n) => vars[n]),
+        want,
+      ),
+    );
+  }
+});
+
+describe('resolveEnv', () => {
+  const cases: [string, Partial<Container>, Record<string, string>][] = [
+    ['literal values', { env: [{ name: 'A', value: 'x' }] }, { A: 'x' }],
+    [
+      'expansion sees earlier vars only',
+      {
+        env: [
+          { name: 'A', value: 'one' },
+          { name: 'B', value: '$(A)-$(C)' },
+          { name: 'C', value: 'three' },
+        ],
+      },
+      { A: 'one', B: 'one-$(C)', C: 'three' },
+    ],
+    [
+      'fieldRef paths',
+      {
+        env: [
+          ['N', 'metadata.name'],
+          ['NS', 'metadata.namespace'],
+          ['UID', 'metadata.uid'],
+          ['L', "metadata.labels['app']"],
+          ['AN', "metadata.annotations['a.io/x']"],
+          ['NODE', 'spec.nodeName'],
+          ['SA', 'spec.serviceAccountName'],
+          ['IP', 'status.podIP'],
+          ['HOST', 'status.hostIP'],
+        ].map(([name, fieldPath]) => ({ name, valueFrom: { fieldRef: { fieldPath } } })),
+      },
+      {
+        N: 'p',
+        NS: 'default',
+        UID: 'u-1',
+        L: 'web',
+        AN: 'ann',
+        NODE: 'n1',
+        SA: 'sa',
+        IP: '10.1.1.1',
+        HOST: '192.0.2.1',
+      },
+    ],
+    [
+      'resourceFieldRef with divisors and fallbacks',
+      {
+        env: [
+          ['CPU_LIMIT', 'limits.cpu', undefined, undefined],
+          ['CPU_REQ_M', 'requests.cpu', '1m', undefined],
+          ['MEM_REQ_MI', 'requests.memory', '1Mi', undefined],
+          ['MEM_LIMIT', 'limits.memory', '1Gi', undefined],
+          ['SIDE_MEM', 'limits.memory', '1Mi', 'side'],
+        ].map(([name, resource, divisor, containerName]) => ({
+          name: name!,
+          valueFrom: { resourceFieldRef: { resource, divisor, containerName } },
+        })),
+      },
+      { CPU_LIMIT: '2', CPU_REQ_M: '250', MEM_REQ_MI: '64', MEM_LIMIT: '8', SIDE_MEM: '1024' },
+    ],
+    [
+      'configMapKeyRef and secretKeyRef',
+      {
+        env: [
+          { name: 'C', valueFrom: { configMapKeyRef: { name: 'cfg', key: 'COLOR' } } },
+          { name: 'P', valueFrom: { secretKeyRef: { name: 'sec', key: 'PASSWORD' } } },
+          {
+            name: 'OPT',
+            valueFrom: { configMapKeyRef: { name: 'nope', key: 'k', optional: true } },
+          },
+          {
+            name: 'OPTKEY',
+            valueFrom: { secretKeyRef: { name: 'sec', key: 'nokey', optional: true } },
+          },
+        ],
+      },
+      { C: 'blue', P: 's3cr3t-value' },
+    ],
+    [
+      'envFrom with prefix, env overrides it',
+      {
+        envFrom: [
+          { configMapRef: { name: 'cfg' }, prefix: 'CFG_' },
+          { secretRef: { name: 'sec' } },
+          { configMapRef: { name: 'absent', optional: true } },
+        ],
+        env: [{ name: 'token', value: 'override $(CFG_COLOR)' }],
+      },
+      {
+        CFG_COLOR: 'blue',
+        CFG_mode: 'fast',
+        CFG_1BAD: 'y',
+        PASSWORD: 's3cr3t-value',
+        token: 'override blue',
+      },
+    ],
+  ];
+  for (const [name, container, want] of cases) {
+    test(name, () => assert.deepEqual(envOf(container), want));
+  }
+
+  test('invalid envFrom names are skipped with a message naming the keys only', () => {
+    const p = pod({ envFrom: [{ configMapRef: { name: 'cfg' } }] });
+    const { env, warnings } = resolveEnv(p, p.spec.containers[0], ctx);
+    assert.deepEqual(env.map((e) => e.name).sort(), ['COLOR', 'mode']);
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0], /Keys \[1BAD, bad name\] from the EnvFrom configMap default\/cfg/);
+  });
+
+  const failures: [string, Partial<Container>, RegExp][] = [
+    [
+      'missing configmap',
+      { env: [{ name: 'X', valueFrom: { configMapKeyRef: { name: 'x', key: 'k' } } }] },
+      /^configmap "x" not found$/,
+    ],
+    [
+      'missing secret key',
+      { env: [{ name: 'X', valueFrom: { secretKeyRef: { name: 'sec', key: 'k' } } }] },
+      /^couldn't find key k in Secret default\/sec$/,
+    ],
+    [
+      'missing configmap key',
+      { env: [{ name: 'X', valueFrom: { configMapKeyRef: { name: 'cfg', key: 'k' } } }] },
+      /^couldn't find key k in ConfigMap default\/cfg$/,
+    ],
+    ['missing envFrom secret', { envFrom: [{ secretRef: { name: 's' } }] }, /secret "s" not found/],
+    [
+      'unsupported field path',
+      { env: [{ name: 'X', valueFrom: { fieldRef: { fieldPath: 'spec.hostname' } } }] },
+      /unsupported fieldRef/,
+    ],
+  ];
+  for (const [name, container, want] of failures) {
+    test(`fails: ${name}`, () => {
+      const p = pod(container);
+      assert.throws(
+        () => resolveEnv(p, p.spec.containers[0], ctx),
+        (err: Error) => err instanceof ConfigError && want.test(err.message),
+      );
+    });
+  }
+});
+
+test('referencedObjects lists env, envFrom and volume references', () => {
+  const p = pod({
+    env: [{ name: 'A', valueFrom: { secretKeyRef: { name: 's1', key: 'k' } } }],
+    envFrom: [{ configMapRef: { name: 'c1' } }],
+  });
+  p.spec.volumes = [
+    { name: 'v', configMap: { name: 'c2' } },
+    { name: 'w', secret: { secretName: 's2' } },
+    { name: 'e', emptyDir: {} },
+  ];
+  assert.deepEqual([...referencedObjects(p)].sort(), [
+    'ConfigMap/default/c1',
+    'ConfigMap/default/c2',
+    'Secret/default/s1',
+    'Secret/default/s2',
+  ]);
+});

@@ -1,0 +1,296 @@
+import { decodeBase64 } from '../api/config.js';
+import { parseQuantity } from '../api/quantity.js';
+import type { ConfigMap, Container, Pod, Secret } from '../api/types.js';
+
+/**
+ * A container's environment, computed the way kubelet computes it: `envFrom` sources in
+ * order, then `env` entries, each value expanded with `$(VAR)` against the variables
+ * defined before it. Pure functions over the pod and the objects it refers to; the caller
+ * supplies lookups. Messages name objects and keys, never a value.
+ */
+
+/** Reads ConfigMaps and Secrets, e.g. from the agent's informer caches. */
+export interface ConfigSource {
+  configMap(namespace: string, name: string): ConfigMap | undefined;
+  secret(namespace: string, name: string): Secret | undefined;
+}
+
+/** What the agent knows about where the pod runs, for fieldRef and resourceFieldRef. */
+export interface EnvContext {
+  source: ConfigSource;
+  /** The sandbox's address; the API object may not carry it yet when containers start. */
+  podIP?: string;
+  hostIP?: string;
+  /** The node's allocatable cpu and memory, the value of a limit the container lacks. */
+  allocatable?: { cpu?: string; memory?: string };
+}
+
+/** A reference that cannot be resolved: the container waits with CreateContainerConfigError. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface EnvResult {
+  env: { name: string; value: string }[];
+  /** Event-worthy notes, e.g. envFrom keys skipped as invalid variable names. */
+  warnings: string[];
+}
+
+const ENV_NAME = /^[-._a-zA-Z][-._a-zA-Z0-9]*$/;
+
+/** Whether `name` is a valid environment variable name (Kubernetes' C identifier rule). */
+export function isEnvVarName(name: string): boolean {
+  return ENV_NAME.test(name);
+}
+
+/**
+ * Expands `$(NAME)` in `input` with `lookup`, as Kubernetes does: `$$` is a literal `$`,
+ * an unknown or unterminated reference is left as written, any other `$` stays.
+ */
+export function expand(input: string, lookup: (name: string) => string | undefined): string {
+  let out = '';
+  let i = 0;
+  while (i < input.length) {
+    const ch = input[i];
+    if (ch !== '$' || i + 1 >= input.length) {
+      out += ch;
+      i++;
+      continue;
+    }
+    const next = input[i + 1];
+    if (next === '$') {
+      out += '$';
+      i += 2;
+    } else if (next === '(') {
+      const close = input.indexOf(')', i + 2);
+      if (close < 0) {
+        out += '$(';
+        i += 2;
+        continue;
+      }
+      const name = input.slice(i + 2, close);
+      out += lookup(name) ?? `$(${name})`;
+      i = close + 1;
+    } else {
+      out += `$${next}`;
+      i += 2;
+    }
+  }
+  return out;
+}
+
+/** Computes a container's environment; throws ConfigError for a missing required reference. */
+export function resolveEnv(pod: Pod, c: Container, ctx: EnvContext): EnvResult {
+  const vars = new Map<string, string>();
+  const warnings: string[] = [];
+  for (const from of asList(c.envFrom)) addEnvFrom(pod, from, ctx.source, vars, warnings);
+  for (const e of c.env ?? []) {
+    const value = envValue(pod, c, e, ctx, vars);
+    if (value !== undefined) vars.set(e.name, value);
+  }
+  return { env: [...vars].map(([name, value]) => ({ name, value })), warnings };
+}
+
+function asList(v: unknown): any[] {
+  return Array.isArray(v) ? v : [];
+}
+
+function addEnvFrom(
+  pod: Pod,
+  from: any,
+  source: ConfigSource,
+  vars: Map<string, string>,
+  warnings: string[],
+): void {
+  const ns = pod.metadata.namespace ?? 'default';
+  const prefix = typeof from?.prefix === 'string' ? from.prefix : '';
+  let values: Map<string, string> | undefined;
+  let what: string;
+  if (from?.configMapRef) {
+    const ref = from.configMapRef;
+    what = `configMap ${ns}/${ref.name}`;
+    values = configMapValues(source, ns, ref.name, ref.optional === true);
+  } else if (from?.secretRef) {
+    const ref = from.secretRef;
+    what = `secret ${ns}/${ref.name}`;
+    values = secretValues(source, ns, ref.name, ref.optional === true);
+  } else throw new ConfigError('envFrom entry must name a configMapRef or a secretRef');
+  if (!values) return;
+  const invalid: string[] = [];
+  for (const [key, value] of values) {
+    const name = prefix + key;
+    if (isEnvVarName(name)) vars.set(name, value);
+    else invalid.push(name);
+  }
+  if (invalid.length > 0) {
+    warnings.push(
+      `Keys [${invalid.sort().join(', ')}] from the EnvFrom ${what} were skipped since they ` +
+        'are considered invalid environment variable names.',
+    );
+  }
+}
+
+function configMapValues(
+  source: ConfigSource,
+  ns: string,
+  name: string,
+  optional: boolean,
+): Map<string, string> | undefined {
+  const cm = source.configMap(ns, name);
+  if (!cm) {
+    if (optional) return undefined;
+    throw new ConfigError(`configmap "${name}" not found`);
+  }
+  return new Map(Object.entries(cm.data ?? {}));
+}
+
+function secretValues(
+  source: ConfigSource,
+  ns: string,
+  name: string,
+  optional: boolean,
+): Map<string, string> | undefined {
+  const secret = source.secret(ns, name);
+  if (!secret) {
+    if (optional) return undefined;
+    throw new ConfigError(`secret "${name}" not found`);
+  }
+  const out = new Map<string, string>();
+  for (const [key, b64] of Object.entries(secret.data ?? {})) {
+    out.set(key, decodeBase64(b64)?.toString('utf8') ?? '');
+  }
+  return out;
+}
+
+/** One env entry's value; undefined when an optional source is missing (the var is unset). */
+function envValue(
+  pod: Pod,
+  c: Container,
+  e: { name: string; value?: string; valueFrom?: any },
+  ctx: EnvContext,
+  vars: Map<string, string>,
+): string | undefined {
+  const from = e.valueFrom;
+  if (from === undefined || from === null) {
+    return expand(e.value ?? '', (name) => vars.get(name));
+  }
+  if (from.fieldRef) return fieldRefValue(pod, from.fieldRef.fieldPath, ctx);
+  if (from.resourceFieldRef) return resourceFieldValue(pod, c, from.resourceFieldRef, ctx);
+  const ns = pod.metadata.namespace ?? 'default';
+  if (from.configMapKeyRef) {
+    const ref = from.configMapKeyRef;
+    const values = configMapValues(ctx.source, ns, ref.name, ref.optional === true);
+    return keyValue(values, ref, `ConfigMap ${ns}/${ref.name}`);
+  }
+  if (from.secretKeyRef) {
+    const ref = from.secretKeyRef;
+    const values = secretValues(ctx.source, ns, ref.name, ref.optional === true);
+    return keyValue(values, ref, `Secret ${ns}/${ref.name}`);
+  }
+  throw new ConfigError(`env ${e.name}: valueFrom names no source the agent knows`);
+}
+
+function keyValue(
+  values: Map<string, string> | undefined,
+  ref: { key: string; optional?: boolean },
+  what: string,
+): string | undefined {
+  if (!values) return undefined;
+  const value = values.get(ref.key);
+  if (value !== undefined || ref.optional === true) return value;
+  throw new ConfigError(`couldn't find key ${ref.key} in ${what}`);
+}
+
+const MAP_FIELD = /^metadata\.(labels|annotations)\['(.*)'\]$/;
+
+/** The value of a downward API field path, as kubelet supports it for env. */
+export function fieldRefValue(pod: Pod, fieldPath: unknown, ctx: EnvContext): string {
+  const m = typeof fieldPath === 'string' ? MAP_FIELD.exec(fieldPath) : null;
+  if (m) {
+    const map = m[1] === 'labels' ? pod.metadata.labels : pod.metadata.annotations;
+    return map?.[m[2]] ?? '';
+  }
+  const status = pod.status ?? {};
+  switch (fieldPath) {
+    case 'metadata.name':
+      return pod.metadata.name ?? '';
+    case 'metadata.namespace':
+      return pod.metadata.namespace ?? '';
+    case 'metadata.uid':
+      return pod.metadata.uid ?? '';
+    case 'spec.nodeName':
+      return pod.spec.nodeName ?? '';
+    case 'spec.serviceAccountName':
+      return (pod.spec.serviceAccountName as string | undefined) ?? '';
+    case 'status.podIP':
+      return ctx.podIP ?? status.podIP ?? '';
+    case 'status.hostIP':
+      return ctx.hostIP ?? status.hostIP ?? '';
+    default:
+      throw new ConfigError(`unsupported fieldRef fieldPath: ${String(fieldPath)}`);
+  }
+}
+
+/**
+ * The value of a resourceFieldRef: a limit falls back to the node's allocatable and a
+ * request to the limit (as API defaulting would have set it), then to 0. CPU is rounded up
+ * to whole divisors in millicores, memory and storage to whole divisors of bytes.
+ */
+export function resourceFieldValue(
+  pod: Pod,
+  c: Container,
+  ref: { containerName?: string; resource?: string; divisor?: string | number },
+  ctx: EnvContext,
+): string {
+  const target = ref.containerName
+    ? [...pod.spec.containers, ...(pod.spec.initContainers ?? [])].find(
+        (x) => x.name === ref.containerName,
+      )
+    : c;
+  if (!target) throw new ConfigError(`resourceFieldRef: no container "${ref.containerName}"`);
+  const [kind, name] = (ref.resource ?? '').split('.');
+  if ((kind !== 'limits' && kind !== 'requests') || (name !== 'cpu' && name !== 'memory')) {
+    throw new ConfigError(`unsupported resourceFieldRef resource: ${ref.resource}`);
+  }
+  const limit = target.resources?.limits?.[name] ?? ctx.allocatable?.[name];
+  const text = kind === 'limits' ? limit : (target.resources?.requests?.[name] ?? limit);
+  const value = text === undefined ? 0 : parseQuantity(text);
+  const divisor = parseQuantity(ref.divisor ?? '1');
+  if (value === undefined || divisor === undefined || divisor <= 0) {
+    throw new ConfigError(`resourceFieldRef ${ref.resource}: invalid quantity or divisor`);
+  }
+  if (name === 'cpu') {
+    return String(Math.ceil(Math.round(value * 1000) / Math.round(divisor * 1000)));
+  }
+  return String(Math.ceil(value / divisor));
+}
+
+/**
+ * The ConfigMaps and Secrets a pod refers to (env, envFrom and volumes of every container),
+ * as `ConfigMap/<namespace>/<name>` and `Secret/<namespace>/<name>` keys.
+ */
+export function referencedObjects(pod: Pod): Set<string> {
+  const ns = pod.metadata.namespace ?? 'default';
+  const out = new Set<string>();
+  const add = (kind: string, name: unknown) => {
+    if (typeof name === 'string' && name) out.add(`${kind}/${ns}/${name}`);
+  };
+  for (const c of [...(pod.spec.containers ?? []), ...(pod.spec.initContainers ?? [])]) {
+    for (const from of asList(c.envFrom)) {
+      add('ConfigMap', from?.configMapRef?.name);
+      add('Secret', from?.secretRef?.name);
+    }
+    for (const e of asList(c.env)) {
+      add('ConfigMap', e?.valueFrom?.configMapKeyRef?.name);
+      add('Secret', e?.valueFrom?.secretKeyRef?.name);
+    }
+  }
+  for (const v of asList(pod.spec.volumes)) {
+    add('ConfigMap', v?.configMap?.name);
+    add('Secret', v?.secret?.secretName);
+  }
+  return out;
+}

@@ -1,0 +1,36 @@
+import type { Container, Pod } from '../api/types.js';
+import type { SecurityOptions } from '../runtime/security.js';
+
+/**
+ * The securityContext a container runs with: the pod's (user, group, non-root, groups,
+ * seccomp) overlaid by the container's own, and the node's policy on privilege. Throws with
+ * the reason when the pod asks for something this node does not allow.
+ */
+export function securityOptions(pod: Pod, c: Container, allowPrivileged: boolean): SecurityOptions {
+  const podSec = (pod.spec.securityContext ?? {}) as Record<string, any>;
+  const sec = (c.securityContext ?? {}) as Record<string, any>;
+  for (const field of ['hostNetwork', 'hostPID', 'hostIPC'] as const) {
+    if (pod.spec[field]) {
+      throw new Error(`${field} is not supported on this node yet`);
+    }
+  }
+  if (sec.privileged && !allowPrivileged) {
+    throw new Error('privileged containers are not allowed on this node');
+  }
+  const pick = <T>(field: string): T | undefined => sec[field] ?? podSec[field];
+  const options: SecurityOptions = {
+    runAsUser: pick<number>('runAsUser'),
+    runAsGroup: pick<number>('runAsGroup'),
+    runAsNonRoot: pick<boolean>('runAsNonRoot'),
+    supplementalGroups: podSec.supplementalGroups,
+    readOnlyRootFilesystem: sec.readOnlyRootFilesystem,
+    privileged: sec.privileged,
+    allowPrivilegeEscalation: sec.allowPrivilegeEscalation,
+    capabilities: sec.capabilities,
+    seccompProfile: pick('seccompProfile'),
+  };
+  for (const key of Object.keys(options) as (keyof SecurityOptions)[]) {
+    if (options[key] === undefined) delete options[key];
+  }
+  return options;
+}

@@ -1,0 +1,274 @@
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { symlinkSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ConfigMap, Pod, Secret } from '../api/types.js';
+import { ConfigError } from './env.js';
+import { resolveSubPath, VolumeManager, writeAtomic, type Mounter } from './volumes.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'flyces-volumes-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe('resolveSubPath', () => {
+  const root = join(tmp, 'vol');
+  const outside = join(tmp, 'outside');
+  mkdirSync(join(root, 'a', 'b'), { recursive: true });
+  mkdirSync(outside, { recursive: true });
+  writeFileSync(join(root, 'a', 'file'), 'x');
+  symlinkSync('a/b', join(root, 'inner'));
+  symlinkSync('../outside', join(root, 'up'));
+  symlinkSync(outside, join(root, 'abs'));
+  symlinkSync('b/../../..', join(root, 'a', 'climb'));
+  symlinkSync('loop', join(root, 'loop'));
+  symlinkSync('../a', join(root, 'a', 'self'));
+
+  const ok: [string, string][] = [
+    ['a', 'a'],
+    ['a/b', 'a/b'],
+    ['./a/./b/', 'a/b'],
+    ['inner', 'a/b'],
+    ['a/self/b', 'a/b'],
+    ['a/file', 'a/file'],
+    ['new/dir', 'new/dir'],
+  ];
+  for (const [sub, want] of ok) {
+    test(`resolves ${sub}`, async () => {
+      assert.equal(await resolveSubPath(root, sub), join(root, want));
+    });
+  }
+  test('creates missing directories', () =>
+    assert.ok(statSync(join(root, 'new/dir')).isDirectory()));
+
+  const refused = ['..', 'a/../..', '/etc', 'up', 'up/x', 'abs', 'a/climb', 'loop', 'a/file/x'];
+  for (const sub of refused) {
+    test(`refuses ${sub}`, async () => {
+      await assert.rejects(resolveSubPath(root, sub), ConfigError);
+    });
+  }
+  test('nothing was created outside', () =>
+    assert.deepEqual(existsSync(join(outside, 'x')), false));
+});
+
+describe('writeAtomic', () => {
+  const dir = join(tmp, 'atomic');
+  mkdirSync(dir);
+  const payload = (entries: [string, string, number?][]) =>
+    new Map(entries.map(([p, d, m]) => [p, { data: Buffer.from(d), mode: m ?? 0o644 }]));
+
+  test('writes files behind ..data and top-level links', async () => {
+    assert.equal(
+      await writeAtomic(
+        dir,
+        payload([
+          ['k', 'v1'],
+          ['sub/x', 'xx', 0o400],
+        ]),
+      ),
+      true,
+    );
+    assert.equal(readFileSync(join(dir, 'k'), 'utf8'), 'v1');
+    assert.equal(readlinkSync(join(dir, 'k')), '..data/k');
+    assert.equal(readlinkSync(join(dir, 'sub')), '..data/sub');
+    assert.equal(statSync(join(dir, 'sub/x')).mode & 0o777, 0o400);
+  });
+  test('unchanged content is not rewritten', async () => {
+    const before = readlinkSync(join(dir, '..data'));
+    assert.equal(
+      await writeAtomic(
+        dir,
+        payload([
+          ['k', 'v1'],
+          ['sub/x', 'xx', 0o400],
+        ]),
+      ),
+      false,
+    );
+    assert.equal(readlinkSync(join(dir, '..data')), before);
+  });
+  test('a change swaps ..data, drops removed keys and the old generation', async () => {
+    const before = readlinkSync(join(dir, '..data'));
+    await writeAtomic(
+      dir,
+      payload([
+        ['k', 'v2'],
+        ['new', 'n'],
+      ]),
+    );
+    assert.equal(readFileSync(join(dir, 'k'), 'utf8'), 'v2');
+    assert.equal(existsSync(join(dir, 'sub')), false);
+    assert.equal(existsSync(join(dir, before)), false);
+    assert.equal(readFileSync(join(dir, 'new'), 'utf8'), 'n');
+  });
+  test('refuses paths that climb', async () => {
+    await assert.rejects(writeAtomic(dir, payload([['../x', 'v']])), ConfigError);
+    await assert.rejects(writeAtomic(dir, payload([['..data', 'v']])), ConfigError);
+  });
+});
+
+describe('VolumeManager', () => {
+  const mounts: string[][] = [];
+  const mounted = new Set<string>();
+  const mounter: Mounter = {
+    async mountTmpfs(dir, options) {
+      mounts.push([dir, ...options]);
+      mounted.add(dir);
+    },
+    async unmount(dir) {
+      mounted.delete(dir);
+    },
+    async isMountPoint(dir) {
+      return mounted.has(dir);
+    },
+  };
+  const cm: ConfigMap = {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name: 'cfg', namespace: 'ns' },
+    data: { 'app.conf': 'one', other: 'o' },
+    binaryData: { 'bin.dat': Buffer.from([1, 2, 3]).toString('base64') },
+  };
+  const secret: Secret = {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: 'sec', namespace: 'ns' },
+    data: { password: Buffer.from('pw').toString('base64') },
+  };
+  const source = {
+    configMap: (ns: string, name: string) => (name === 'cfg' ? cm : undefined),
+    secret: (ns: string, name: string) => (name === 'sec' ? secret : undefined),
+  };
+  const dataDir = join(tmp, 'data');
+  const manager = new VolumeManager({ dataDir, source, mounter });
+  const allowed = new VolumeManager({ dataDir, source, mounter, allowHostPath: true });
+
+  function pod(volumes: unknown[], volumeMounts: unknown[]): Pod {
+    return {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'p', namespace: 'ns', uid: 'uid-1' },
+      spec: { volumes, containers: [{ name: 'c', image: 'i', volumeMounts }] },
+    };
+  }
+  const volDir = (name: string) => join(dataDir, 'pods', 'uid-1', 'volumes', name);
+
+  test('sets up every kind and returns the mounts', async () => {
+    const p = pod(
+      [
+        { name: 'cache', emptyDir: {} },
+        { name: 'mem', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } },
+        { name: 'cfg', configMap: { name: 'cfg', items: [{ key: 'app.conf', path: 'conf/app' }] } },
+        { name: 'all', configMap: { name: 'cfg', defaultMode: 0o600 } },
+        { name: 'sec', secret: { secretName: 'sec' } },
+      ],
+      [
+        { name: 'cache', mountPath: '/cache' },
+        { name: 'mem', mountPath: '/mem', readOnly: true },
+        { name: 'cfg', mountPath: '/etc/app' },
+        { name: 'all', mountPath: '/etc/one', subPath: 'app.conf' },
+        { name: 'sec', mountPath: '/secret' },
+      ],
+    );
+    const got = await manager.mountsFor(p, p.spec.containers[0]);
+    assert.deepEqual(got, [
+      { containerPath: '/cache', hostPath: volDir('cache'), readOnly: false },
+      { containerPath: '/mem', hostPath: volDir('mem'), readOnly: true },
+      { containerPath: '/etc/app', hostPath: volDir('cfg'), readOnly: true },
+      {
+        containerPath: '/etc/one',
+        hostPath: join(volDir('all'), readlinkSync(join(volDir('all'), '..data')), 'app.conf'),
+        readOnly: true,
+      },
+      { containerPath: '/secret', hostPath: volDir('sec'), readOnly: true },
+    ]);
+    assert.deepEqual(mounts, [
+      [volDir('mem'), 'mode=0777', 'size=1048576'],
+      [volDir('sec'), 'mode=0755'],
+    ]);
+    assert.equal(readFileSync(join(volDir('cfg'), 'conf/app'), 'utf8'), 'one');
+    assert.deepEqual([...readFileSync(join(volDir('all'), 'bin.dat'))], [1, 2, 3]);
+    assert.equal(statSync(join(volDir('all'), 'other')).mode & 0o777, 0o600);
+    assert.equal(readFileSync(join(volDir('sec'), 'password'), 'utf8'), 'pw');
+    assert.equal(statSync(volDir('cache')).mode & 0o777, 0o777);
+
+    cm.data!['app.conf'] = 'two';
+    await manager.refresh(p);
+    assert.equal(readFileSync(join(volDir('cfg'), 'conf/app'), 'utf8'), 'two');
+    assert.equal(mounts.length, 2, 'set-up mounts are not repeated');
+
+    await manager.removePodVolumes('uid-1');
+    assert.equal(existsSync(join(dataDir, 'pods', 'uid-1')), false);
+    assert.equal(mounted.size, 0);
+  });
+
+  const failures: [string, unknown[], unknown[], RegExp, VolumeManager?][] = [
+    [
+      'missing configmap',
+      [{ name: 'v', configMap: { name: 'nope' } }],
+      [],
+      /volume "v": configmap "nope" not found/,
+    ],
+    [
+      'missing secret',
+      [{ name: 'v', secret: { secretName: 'nope' } }],
+      [],
+      /volume "v": secret "nope" not found/,
+    ],
+    [
+      'missing item key',
+      [{ name: 'v', configMap: { name: 'cfg', items: [{ key: 'zz', path: 'z' }] } }],
+      [],
+      /non-existent key: zz/,
+    ],
+    [
+      'hostPath not allowed',
+      [{ name: 'h', hostPath: { path: '/etc' } }],
+      [],
+      /^hostPath volumes are not allowed on this node$/,
+    ],
+    [
+      'unsupported type',
+      [{ name: 'pvc', persistentVolumeClaim: { claimName: 'x' } }],
+      [],
+      /persistentVolumeClaim volumes are not supported/,
+    ],
+    [
+      'hostPath type check',
+      [{ name: 'h', hostPath: { path: '/nonexistent-flyces', type: 'Directory' } }],
+      [],
+      /hostPath type check failed/,
+      allowed,
+    ],
+  ];
+  for (const [name, volumes, vm, want, which] of failures) {
+    test(`fails: ${name}`, async () => {
+      const p = pod(volumes, vm);
+      await assert.rejects(
+        (which ?? manager).mountsFor(p, p.spec.containers[0]),
+        (err: Error) => err instanceof ConfigError && want.test(err.message),
+      );
+    });
+  }
+
+  test('optional sources make empty volumes', async () => {
+    const p = pod(
+      [{ name: 'v', configMap: { name: 'nope', optional: true } }],
+      [{ name: 'v', mountPath: '/v' }],
+    );
+    const [m] = await manager.mountsFor(p, p.spec.containers[0]);
+    assert.equal(m.hostPath, volDir('v'));
+    await manager.removePodVolumes('uid-1');
+  });
+
+  test('hostPath when allowed', async () => {
+    const host = join(tmp, 'host-dir');
+    const p = pod(
+      [{ name: 'h', hostPath: { path: host, type: 'DirectoryOrCreate' } }],
+      [{ name: 'h', mountPath: '/h' }],
+    );
+    const [m] = await allowed.mountsFor(p, p.spec.containers[0]);
+    assert.deepEqual(m, { containerPath: '/h', hostPath: host, readOnly: false });
+    assert.ok(statSync(host).isDirectory());
+  });
+});

@@ -1,0 +1,402 @@
+import { promises as fs, readFileSync } from 'node:fs';
+import { dirname, isAbsolute, join, sep } from 'node:path';
+import { decodeBase64 } from '../api/config.js';
+import { parseQuantity } from '../api/quantity.js';
+import type { Container, Pod } from '../api/types.js';
+import type { Logger } from '../log.js';
+import { run } from '../runtime/exec.js';
+import { KeyedMutex } from '../runtime/fsutil.js';
+import type { Mount } from '../runtime/runtime.js';
+import { ConfigError, type ConfigSource, type EnvContext } from './env.js';
+
+/**
+ * A pod's volumes on this node, under `<dataDir>/pods/<uid>/volumes/<name>`: emptyDir (a
+ * directory, or tmpfs for `medium: Memory`), configMap and secret (files written with
+ * Kubernetes' `..data` symlink swap so a running container sees a change whole; secrets on
+ * tmpfs so they never reach the disk), and hostPath when the node allows it. Work on one
+ * pod's volumes is serialised; different pods proceed concurrently.
+ *
+ * Not supported yet: persistentVolumeClaim, projected, downwardAPI and the other sources
+ * (the container waits with CreateContainerConfigError naming the type), fsGroup and
+ * ownership changes, and size enforcement for disk-backed emptyDir. A subPath mount of a
+ * configMap or secret sees the content of the moment it was mounted, as in Kubernetes.
+ */
+
+/** Mounts and unmounts file systems; tests replace it to run without privileges. */
+export interface Mounter {
+  mountTmpfs(dir: string, options: string[]): Promise<void>;
+  unmount(dir: string): Promise<void>;
+  isMountPoint(dir: string): Promise<boolean>;
+}
+
+export interface VolumeOptions {
+  /** The agent's data dir. */
+  dataDir: string;
+  source: ConfigSource;
+  /** Whether pods may mount paths of this machine; default false. */
+  allowHostPath?: boolean;
+  log?: Logger;
+  mounter?: Mounter;
+}
+
+type Payload = Map<string, { data: Buffer; mode: number }>;
+type Obj = Record<string, any>;
+
+const DATA_LINK = '..data';
+const DATA_TMP = '..data_tmp';
+const DEFAULT_MODE = 0o644;
+const MAX_SYMLINKS = 40;
+const ATOMIC_KINDS = ['configMap', 'secret'];
+const SUPPORTED = ['emptyDir', 'configMap', 'secret', 'hostPath'];
+
+/** Mounts with mount(8) and reads mount points from /proc/self/mountinfo. */
+export const systemMounter: Mounter = {
+  async mountTmpfs(dir, options) {
+    await run('mount', ['-t', 'tmpfs', '-o', options.join(','), 'tmpfs', dir]);
+  },
+  async unmount(dir) {
+    await run('umount', [dir]).catch(() => run('umount', ['-l', dir]));
+  },
+  async isMountPoint(dir) {
+    // mountinfo lists real paths; the data dir may sit below a symlink.
+    const real = await fs.realpath(dir).catch(() => dir);
+    return mountPoints().includes(real);
+  },
+};
+
+/** Mount points of this process's mount namespace, unescaped. */
+export function mountPoints(): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter((l) => l)
+    .map((l) =>
+      l.split(' ')[4].replace(/\\([0-7]{3})/g, (_m, o) => String.fromCharCode(parseInt(o, 8))),
+    );
+}
+
+/** The kind of a volume: the one source key beside `name`. */
+export function volumeKind(v: Obj): string {
+  return Object.keys(v).find((k) => k !== 'name' && v[k] !== undefined && v[k] !== null) ?? '';
+}
+
+export class VolumeManager {
+  private readonly lock = new KeyedMutex();
+  private readonly mounter: Mounter;
+
+  constructor(private readonly opts: VolumeOptions) {
+    this.mounter = opts.mounter ?? systemMounter;
+  }
+
+  /** The directory that holds every volume of the pod `uid`. */
+  podDir(uid: string): string {
+    return join(this.opts.dataDir, 'pods', uid);
+  }
+
+  /**
+   * Sets up every volume of the pod (idempotent) and returns the container's mounts.
+   * Throws ConfigError when a volume cannot be made or a mount would leave its volume.
+   */
+  async mountsFor(pod: Pod, c: Container): Promise<Mount[]> {
+    const uid = pod.metadata.uid!;
+    return this.lock.run(uid, async () => {
+      for (const v of podVolumes(pod)) await this.setUpVolume(pod, v);
+      const out: Mount[] = [];
+      for (const m of Array.isArray(c.volumeMounts) ? (c.volumeMounts as Obj[]) : []) {
+        out.push(await this.mountOf(pod, m));
+      }
+      return out;
+    });
+  }
+
+  /** Rewrites the pod's configMap and secret volumes from their sources, if set up. */
+  async refresh(pod: Pod): Promise<void> {
+    const uid = pod.metadata.uid!;
+    await this.lock.run(uid, async () => {
+      for (const v of podVolumes(pod)) {
+        if (!ATOMIC_KINDS.includes(volumeKind(v))) continue;
+        const dir = this.volumeDir(uid, v.name);
+        if (!(await exists(join(dir, DATA_LINK)))) continue;
+        await this.setUpVolume(pod, v);
+      }
+    });
+  }
+
+  /** Unmounts and removes every volume of the pod `uid`; call after its containers stopped. */
+  async removePodVolumes(uid: string): Promise<void> {
+    await this.lock.run(uid, async () => {
+      const root = this.podDir(uid);
+      const volumes = join(root, 'volumes');
+      for (const name of await fs.readdir(volumes).catch(() => [] as string[])) {
+        const dir = join(volumes, name);
+        if (await this.mounter.isMountPoint(dir)) await this.mounter.unmount(dir);
+      }
+      const left = mountPoints().filter((m) => m === root || m.startsWith(root + sep));
+      if (left.length > 0) throw new Error(`pod ${uid}: still mounted: ${left.join(', ')}`);
+      await fs.rm(root, { recursive: true, force: true });
+    });
+  }
+
+  private volumeDir(uid: string, name: string): string {
+    return join(this.podDir(uid), 'volumes', name);
+  }
+
+  private async setUpVolume(pod: Pod, v: Obj): Promise<void> {
+    const kind = volumeKind(v);
+    const dir = this.volumeDir(pod.metadata.uid!, v.name);
+    if (kind === 'hostPath') return void (await this.hostPath(v));
+    if (!SUPPORTED.includes(kind)) {
+      throw new ConfigError(`volume "${v.name}": ${kind} volumes are not supported yet`);
+    }
+    await fs.mkdir(dir, { recursive: true, mode: 0o750 });
+    if (kind === 'emptyDir') return this.emptyDir(dir, v.emptyDir);
+    if (kind === 'secret' && !(await this.mounter.isMountPoint(dir))) {
+      await this.mounter.mountTmpfs(dir, ['mode=0755']);
+    }
+    const payload = kind === 'secret' ? this.secretPayload(pod, v) : this.configMapPayload(pod, v);
+    if (payload) await writeAtomic(dir, payload);
+  }
+
+  private async emptyDir(dir: string, src: Obj): Promise<void> {
+    await fs.chmod(dir, 0o777);
+    if (src?.medium !== 'Memory' || (await this.mounter.isMountPoint(dir))) return;
+    const options = ['mode=0777'];
+    const size = src.sizeLimit !== undefined ? parseQuantity(src.sizeLimit) : undefined;
+    if (size !== undefined && size > 0) options.push(`size=${Math.ceil(size)}`);
+    await this.mounter.mountTmpfs(dir, options);
+  }
+
+  private async hostPath(v: Obj): Promise<string> {
+    if (!this.opts.allowHostPath) {
+      throw new ConfigError('hostPath volumes are not allowed on this node');
+    }
+    const path = String(v.hostPath.path);
+    const type = v.hostPath.type ?? '';
+    if (type === 'DirectoryOrCreate') await fs.mkdir(path, { recursive: true, mode: 0o755 });
+    if (type === 'FileOrCreate') await (await fs.open(path, 'a', 0o644)).close();
+    const st = await fs.stat(path).catch(() => undefined);
+    const want = { Directory: st?.isDirectory(), File: st?.isFile() } as Record<string, unknown>;
+    if (type in want && !want[type]) {
+      throw new ConfigError(
+        `volume "${v.name}": hostPath type check failed: ${path} is not a ${type}`,
+      );
+    }
+    return path;
+  }
+
+  private configMapPayload(pod: Pod, v: Obj): Payload | undefined {
+    const src = v.configMap;
+    const cm = this.opts.source.configMap(pod.metadata.namespace!, src.name);
+    if (!cm) {
+      if (src.optional === true) return new Map();
+      throw new ConfigError(`volume "${v.name}": configmap "${src.name}" not found`);
+    }
+    const values = new Map<string, Buffer>();
+    for (const [k, text] of Object.entries(cm.data ?? {})) values.set(k, Buffer.from(text, 'utf8'));
+    for (const [k, b64] of Object.entries(cm.binaryData ?? {})) {
+      values.set(k, decodeBase64(b64) ?? Buffer.alloc(0));
+    }
+    return payloadOf(v.name, 'configmap', values, src);
+  }
+
+  private secretPayload(pod: Pod, v: Obj): Payload | undefined {
+    const src = v.secret;
+    const secret = this.opts.source.secret(pod.metadata.namespace!, src.secretName);
+    if (!secret) {
+      if (src.optional === true) return new Map();
+      throw new ConfigError(`volume "${v.name}": secret "${src.secretName}" not found`);
+    }
+    const values = new Map<string, Buffer>();
+    for (const [k, b64] of Object.entries(secret.data ?? {})) {
+      values.set(k, decodeBase64(b64) ?? Buffer.alloc(0));
+    }
+    return payloadOf(v.name, 'secret', values, src);
+  }
+
+  private async mountOf(pod: Pod, m: Obj): Promise<Mount> {
+    const v = podVolumes(pod).find((x) => x.name === m.name);
+    if (!v) throw new ConfigError(`volumeMount ${m.name}: no such volume`);
+    const kind = volumeKind(v);
+    const root =
+      kind === 'hostPath' ? await this.hostPath(v) : this.volumeDir(pod.metadata.uid!, v.name);
+    const hostPath = m.subPath ? await resolveSubPath(root, String(m.subPath)) : root;
+    const readOnly = m.readOnly === true || ATOMIC_KINDS.includes(kind);
+    return { containerPath: String(m.mountPath), hostPath, readOnly };
+  }
+}
+
+/** Unmounts and removes the volumes of every pod under `dataDir`, for `flyces down`. */
+export async function removeAllPodVolumes(dataDir: string): Promise<number> {
+  const manager = new VolumeManager({ dataDir, source: NO_INPUTS.source });
+  const uids = await fs.readdir(join(dataDir, 'pods')).catch(() => [] as string[]);
+  for (const uid of uids) await manager.removePodVolumes(uid);
+  return uids.length;
+}
+
+function podVolumes(pod: Pod): Obj[] {
+  return Array.isArray(pod.spec.volumes) ? (pod.spec.volumes as Obj[]) : [];
+}
+
+/** The files of a configMap or secret volume: every key, or the listed items. */
+function payloadOf(volume: string, what: string, values: Map<string, Buffer>, src: Obj): Payload {
+  const mode = Number.isInteger(src.defaultMode) ? src.defaultMode : DEFAULT_MODE;
+  const out: Payload = new Map();
+  if (!Array.isArray(src.items)) {
+    for (const [key, data] of values) out.set(key, { data, mode });
+    return out;
+  }
+  for (const item of src.items as Obj[]) {
+    const data = values.get(item.key);
+    if (data === undefined) {
+      if (src.optional === true) continue;
+      throw new ConfigError(`volume "${volume}": ${what} references non-existent key: ${item.key}`);
+    }
+    out.set(item.path, { data, mode: Number.isInteger(item.mode) ? item.mode : mode });
+  }
+  return out;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return fs.lstat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+/**
+ * Writes `payload` into `dir` so that readers see the old files or the new, never a mix:
+ * the files go into a fresh `..<time>` directory, `..data` is switched to it with one
+ * rename, and each top-level name is a symlink through `..data`. Nothing is written when
+ * the content is unchanged.
+ */
+export async function writeAtomic(dir: string, payload: Payload): Promise<boolean> {
+  for (const p of payload.keys()) {
+    if (!p || isAbsolute(p) || p.split('/').some((e) => e === '..' || e.startsWith('..'))) {
+      throw new ConfigError(`invalid file path in volume: ${p}`);
+    }
+  }
+  const current = await fs.readlink(join(dir, DATA_LINK)).catch(() => undefined);
+  if (current && (await sameContent(join(dir, current), payload))) {
+    await syncUserLinks(dir, payload);
+    return false;
+  }
+  const stamp = new Date().toISOString().replace(/[-:]/g, '_').replace('T', '_').replace('Z', '');
+  const fresh = await fs.mkdtemp(join(dir, `..${stamp}.`));
+  for (const [p, { data, mode }] of payload) {
+    const file = join(fresh, p);
+    await fs.mkdir(dirname(file), { recursive: true, mode: 0o755 });
+    await fs.writeFile(file, data, { mode });
+    await fs.chmod(file, mode);
+  }
+  await fs.chmod(fresh, 0o755);
+  await fs.rm(join(dir, DATA_TMP), { force: true });
+  await fs.symlink(fresh.slice(dir.length + 1), join(dir, DATA_TMP));
+  await fs.rename(join(dir, DATA_TMP), join(dir, DATA_LINK));
+  await syncUserLinks(dir, payload);
+  if (current) await fs.rm(join(dir, current), { recursive: true, force: true });
+  return true;
+}
+
+/** Makes a `name -> ..data/name` link for each top-level name and drops links no longer used. */
+async function syncUserLinks(dir: string, payload: Payload): Promise<void> {
+  const wanted = new Set([...payload.keys()].map((p) => p.split('/')[0]));
+  for (const name of await fs.readdir(dir)) {
+    if (name.startsWith('..') || wanted.has(name)) continue;
+    const st = await fs.lstat(join(dir, name));
+    if (st.isSymbolicLink()) await fs.unlink(join(dir, name));
+  }
+  for (const name of wanted) {
+    if (!(await exists(join(dir, name)))) await fs.symlink(`${DATA_LINK}/${name}`, join(dir, name));
+  }
+}
+
+async function sameContent(dir: string, payload: Payload): Promise<boolean> {
+  const found = await listFiles(dir, '').catch(() => undefined);
+  if (!found || found.length !== payload.size) return false;
+  for (const p of found) {
+    const want = payload.get(p);
+    if (!want) return false;
+    const st = await fs.stat(join(dir, p));
+    if ((st.mode & 0o7777) !== want.mode) return false;
+    if (!(await fs.readFile(join(dir, p))).equals(want.data)) return false;
+  }
+  return true;
+}
+
+async function listFiles(dir: string, prefix: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await fs.readdir(join(dir, prefix), { withFileTypes: true })) {
+    const rel = prefix ? `${prefix}/${e.name}` : e.name;
+    if (e.isDirectory()) out.push(...(await listFiles(dir, rel)));
+    else out.push(rel);
+  }
+  return out;
+}
+
+/**
+ * The host path of `subPath` within the volume at `root`, resolved one component at a time
+ * with lstat so that no symlink can lead out: `..` and absolute paths are refused, a
+ * symlink's target is followed only if relative and inside the volume, and missing
+ * components are created as directories (as kubelet does). The result has no symlinks.
+ *
+ * A container that shares the volume can still swap a checked directory for a symlink
+ * between this check and runc's bind mount; kubelet closes that window by mounting through
+ * an open file descriptor, which miniC does not do yet.
+ */
+export async function resolveSubPath(root: string, subPath: string): Promise<string> {
+  if (isAbsolute(subPath) || subPath.split('/').includes('..')) {
+    throw new ConfigError(`subPath ${subPath} must be a relative path without '..'`);
+  }
+  const base = await fs.realpath(root);
+  const pending = subPath.split('/').filter((p) => p && p !== '.');
+  let cur = base;
+  let links = 0;
+  while (pending.length > 0) {
+    const part = pending.shift()!;
+    if (part === '..') {
+      cur = dirname(cur);
+      if (!within(base, cur)) throw escapeError(subPath);
+      continue;
+    }
+    const next = join(cur, part);
+    const st = await fs.lstat(next).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+      return undefined;
+    });
+    if (!st) {
+      await fs.mkdir(next, { mode: 0o755 });
+    } else if (st.isSymbolicLink()) {
+      if (++links > MAX_SYMLINKS) throw new ConfigError(`subPath ${subPath}: too many symlinks`);
+      const target = await fs.readlink(next);
+      if (isAbsolute(target)) throw escapeError(subPath);
+      pending.unshift(...target.split('/').filter((p) => p && p !== '.'));
+      continue;
+    } else if (!st.isDirectory() && pending.length > 0) {
+      throw new ConfigError(`subPath ${subPath}: ${part} is not a directory`);
+    }
+    cur = next;
+  }
+  return cur;
+}
+
+function within(base: string, path: string): boolean {
+  return path === base || path.startsWith(base + sep);
+}
+
+function escapeError(subPath: string): ConfigError {
+  return new ConfigError(`subPath ${subPath} leads outside the volume`);
+}
+
+/** What the agent hands `containerConfig` beyond the pod and the container. */
+export interface ContainerInputs extends EnvContext {
+  /** Sets up the pod's volumes; without it a container with volumeMounts cannot start. */
+  volumes?: VolumeManager;
+  /** Whether this node runs privileged containers; default false. */
+  allowPrivileged?: boolean;
+  /** Hears event-worthy notes, such as envFrom keys skipped as invalid names. */
+  warn?(message: string): void;
+}
+
+/** Inputs for an agent that knows no ConfigMaps, Secrets or volumes. */
+export const NO_INPUTS: ContainerInputs = {
+  source: { configMap: () => undefined, secret: () => undefined },
+};

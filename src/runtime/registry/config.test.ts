@@ -1,0 +1,75 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { parseRegistriesConfig } from './config.js';
+import { endpointsFor, isLoopbackHost } from './endpoints.js';
+import { RegistryConfigError } from './errors.js';
+
+test('parses a k3s registries.yaml', () => {
+  const config = parseRegistriesConfig(`
+mirrors:
+  docker.io:
+    endpoint: ["http://127.0.0.1:5000", "mirror.example.com/v2/hub"]
+configs:
+  "127.0.0.1:5000":
+    auth: { auth: "${Buffer.from('u:p:w').toString('base64')}" }
+  https://mirror.example.com/:
+    auth: { username: a, password: b }
+    tls: { insecure_skip_verify: true }
+`);
+  assert.deepEqual(config.configs.get('127.0.0.1:5000')?.auth, { username: 'u', password: 'p:w' });
+  assert.equal(config.configs.get('mirror.example.com')?.tls?.insecureSkipVerify, true);
+
+  const endpoints = endpointsFor('docker.io', config).map((e) => [e.api.href, e.host, e.mirror]);
+  assert.deepEqual(endpoints, [
+    ['http://127.0.0.1:5000/v2/', '127.0.0.1:5000', true],
+    ['https://mirror.example.com/v2/hub/', 'mirror.example.com', true],
+    ['https://registry-1.docker.io/v2/', 'docker.io', false],
+  ]);
+  assert.equal(endpointsFor('docker.io', config, false).length, 2);
+});
+
+test('refuses a bad registries.yaml, naming the field', () => {
+  const cases: [string, RegExp][] = [
+    ['mirrors: [1]', /mirrors must be a mapping/],
+    ['mirrors:\n  docker.io:\n    endpoint: x', /mirrors\."docker\.io"\.endpoint must be a list/],
+    ['mirrors:\n  docker.io:\n    endpoint: [5]', /mirrors\."docker\.io"\.endpoint\[0\] must be/],
+    ['mirrors:\n  d.io:\n    endpoint: ["ftp://x"]', /endpoint\[0\] must be http or https/],
+    ['mirrors:\n  d.io:\n    endpoint: []\n    rewrite: {}', /\.rewrite is not supported/],
+    ['configs:\n  h:\n    auth: { username: a }', /configs\."h"\.auth needs both username/],
+    ['configs:\n  h:\n    auth: { auth: "!!" }', /configs\."h"\.auth\.auth is not base64/],
+    ['configs:\n  h:\n    tls: { insecure_skip_verify: "yes" }', /insecure_skip_verify must be/],
+    ['configs:\n  h:\n    tls: { cert_file: /c }', /needs cert_file and key_file together/],
+    ['configs:\n  h:\n    tsl: {}', /configs\."h"\.tsl is unknown/],
+    ['mirror: {}', /the document\.mirror is unknown/],
+    ['a: [', /not valid YAML/],
+  ];
+  for (const [text, pattern] of cases) {
+    assert.throws(
+      () => parseRegistriesConfig(text, 'reg.yaml'),
+      (err: unknown) => err instanceof RegistryConfigError && pattern.test(err.message),
+      text,
+    );
+  }
+  assert.doesNotThrow(() =>
+    parseRegistriesConfig('configs:\n  h:\n    auth: { password: x, username: secret }'),
+  );
+});
+
+test('knows loopback hosts', () => {
+  const cases: [string, boolean][] = [
+    ['127.0.0.1:5000', true],
+    ['127.1.2.3', true],
+    ['localhost:80', true],
+    ['[::1]:5000', true],
+    ['::1', true],
+    ['128.0.0.1', false],
+    ['127.0.0.1.example.com', false],
+    ['registry.local', false],
+  ];
+  for (const [host, loopback] of cases) assert.equal(isLoopbackHost(host), loopback, host);
+  const bare = endpointsFor('localhost:5000', { mirrors: new Map(), configs: new Map() });
+  assert.equal(bare[0].api.href, 'http://localhost:5000/v2/');
+  const remote = endpointsFor('quay.io', { mirrors: new Map(), configs: new Map() });
+  assert.equal(remote[0].api.href, 'https://quay.io/v2/');
+});

@@ -1,0 +1,263 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { join } from 'node:path';
+import { buildWebImage, TestCluster, waitFor } from './helpers/cluster.js';
+import { startRegistry } from './helpers/registry.js';
+
+/**
+ * The life of a pod under `flyces up` with real containers: probes, security contexts, and
+ * images pulled from a real registry on loopback (Debian's docker-registry behind htpasswd)
+ * with credentials from an imagePullSecret.
+ */
+
+const run = promisify(execFile);
+const USER = 'puller';
+const PASSWORD = 'Pod-life-S3cret';
+
+describe('the life of a pod', { timeout: 300_000 }, () => {
+  const cluster = new TestCluster({
+    podCidr: '10.42.239.0/24',
+    bridge: 'flycesprb0',
+    port: 16743,
+    agentPort: 16750,
+  });
+  const children: ChildProcess[] = [];
+  let registry = 0;
+
+  before(async () => {
+    await cluster.start();
+    const archive = join(cluster.dataDir, 'web.tar');
+    await buildWebImage(archive);
+    await cluster.flyces('image', 'import', '--data-dir', cluster.dataDir, archive);
+    const htpasswd = join(cluster.dataDir, 'htpasswd');
+    writeFileSync(htpasswd, (await run('htpasswd', ['-Bbn', USER, PASSWORD])).stdout);
+    const storage = join(cluster.dataDir, 'registry');
+    mkdirSync(storage);
+    registry = await startRegistry(cluster.dataDir, 'registry', storage, htpasswd, children);
+    const policy = join(cluster.dataDir, 'policy.json');
+    writeFileSync(policy, '{"default":[{"type":"insecureAcceptAnything"}]}');
+    await run('skopeo', [
+      '--policy',
+      policy,
+      'copy',
+      '--quiet',
+      '--dest-tls-verify=false',
+      '--dest-creds',
+      `${USER}:${PASSWORD}`,
+      `oci-archive:${archive}`,
+      `docker://127.0.0.1:${registry}/team/web:2`,
+    ]);
+  });
+  after(async () => {
+    for (const child of children) child.kill('SIGTERM');
+    await cluster.destroy();
+  });
+
+  async function apply(
+    name: string,
+    container: Record<string, unknown>,
+    spec: object = {},
+  ): Promise<void> {
+    const pod = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name },
+      spec: {
+        terminationGracePeriodSeconds: 1,
+        containers: [
+          { name: 'c', image: 'localhost/flyces-web:1', imagePullPolicy: 'Never', ...container },
+        ],
+        ...spec,
+      },
+    };
+    const file = join(cluster.dataDir, `${name}.json`);
+    writeFileSync(file, JSON.stringify(pod));
+    await cluster.kubectl('apply', '-f', file);
+  }
+
+  async function status(name: string): Promise<any> {
+    return JSON.parse(await cluster.kubectl('get', 'pod', name, '-o', 'json')).status;
+  }
+
+  async function waitForLog(name: string, pattern: RegExp): Promise<string> {
+    let text = '';
+    await waitFor(`${name} to log ${pattern}`, 30_000, async () => {
+      text = await cluster.kubectl('logs', name).catch(() => '');
+      return pattern.test(text);
+    });
+    return text;
+  }
+
+  const ready = (s: any) => s?.conditions?.find((c: any) => c.type === 'Ready')?.status === 'True';
+
+  test('a passing readiness probe makes the pod Ready; a failing one keeps it Running but not Ready', async () => {
+    await apply('ready-ok', {
+      readinessProbe: { httpGet: { path: '/', port: 8080 }, periodSeconds: 1 },
+    });
+    await apply('ready-bad', {
+      readinessProbe: {
+        httpGet: { path: '/missing', port: 8080 },
+        periodSeconds: 1,
+        failureThreshold: 1,
+      },
+    });
+    await waitFor('ready-ok Ready', 30_000, async () => ready(await status('ready-ok')));
+    await waitFor(
+      'ready-bad Running',
+      30_000,
+      async () => (await status('ready-bad'))?.phase === 'Running',
+    );
+    await new Promise((r) => setTimeout(r, 3000));
+    const bad = await status('ready-bad');
+    assert.equal(ready(bad), false);
+    assert.equal(bad.containerStatuses[0].ready, false);
+    assert.match(await cluster.kubectl('get', 'pod', 'ready-bad'), /0\/1\s+Running/);
+    const events = await cluster.kubectl(
+      'get',
+      'events',
+      '--field-selector',
+      'involvedObject.name=ready-bad',
+    );
+    assert.match(
+      events,
+      /Unhealthy.*Readiness probe failed: HTTP probe failed with statuscode: 404/,
+    );
+  });
+
+  test('a failing liveness probe restarts the container', async () => {
+    await apply('live', {
+      command: ['sh', '-c', 'touch /tmp/healthy; sleep 2; rm /tmp/healthy; sleep 3600'],
+      livenessProbe: {
+        exec: { command: ['cat', '/tmp/healthy'] },
+        periodSeconds: 1,
+        failureThreshold: 2,
+      },
+    });
+    await waitFor(
+      'a liveness restart',
+      60_000,
+      async () => (await status('live'))?.containerStatuses?.[0]?.restartCount >= 1,
+    );
+    const events = await cluster.kubectl(
+      'get',
+      'events',
+      '--field-selector',
+      'involvedObject.name=live',
+    );
+    assert.match(events, /Container c failed liveness probe, will be restarted/);
+  });
+
+  test('readiness waits for the startup probe', async () => {
+    await apply('slow', {
+      command: ['sh', '-c', 'sleep 3; touch /tmp/started; sleep 3600'],
+      startupProbe: {
+        exec: { command: ['cat', '/tmp/started'] },
+        periodSeconds: 1,
+        failureThreshold: 30,
+      },
+    });
+    await waitFor('slow Running', 30_000, async () => (await status('slow'))?.phase === 'Running');
+    const early = await status('slow');
+    assert.equal(
+      early.containerStatuses[0].started,
+      false,
+      'not started before the startup probe passes',
+    );
+    assert.equal(ready(early), false);
+    await waitFor('slow Ready after startup', 30_000, async () => ready(await status('slow')));
+    assert.equal((await status('slow')).containerStatuses[0].restartCount, 0);
+  });
+
+  test('an image is pulled from a registry with the credentials of an imagePullSecret', async () => {
+    const config = {
+      auths: {
+        [`127.0.0.1:${registry}`]: { auth: Buffer.from(`${USER}:${PASSWORD}`).toString('base64') },
+      },
+    };
+    const secret = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'regcred' },
+      type: 'kubernetes.io/dockerconfigjson',
+      data: { '.dockerconfigjson': Buffer.from(JSON.stringify(config)).toString('base64') },
+    };
+    const file = join(cluster.dataDir, 'regcred.json');
+    writeFileSync(file, JSON.stringify(secret));
+    await cluster.kubectl('apply', '-f', file);
+    const image = `127.0.0.1:${registry}/team/web:2`;
+    await apply(
+      'pulled',
+      { image, imagePullPolicy: 'IfNotPresent' },
+      { imagePullSecrets: [{ name: 'regcred' }] },
+    );
+    await waitFor('pulled Running', 60_000, async () => ready(await status('pulled')));
+    const events = await cluster.kubectl(
+      'get',
+      'events',
+      '--field-selector',
+      'involvedObject.name=pulled',
+    );
+    assert.match(events, /Pulling\s+pod\/pulled\s+Pulling image/);
+    assert.match(events, /Successfully pulled image/);
+
+    await apply('no-creds', { image, imagePullPolicy: 'Always' });
+    await waitFor('ErrImagePull or ImagePullBackOff', 30_000, async () =>
+      /ErrImagePull|ImagePullBackOff/.test(await cluster.kubectl('get', 'pod', 'no-creds')),
+    );
+    const described = await cluster.kubectl('describe', 'pod', 'no-creds');
+    assert.match(described, /unauthorized/);
+    assert.doesNotMatch(described + cluster.tail(2000), new RegExp(PASSWORD));
+  });
+
+  test('securityContext: user, read-only root, capabilities, seccomp and the privilege policy', async () => {
+    const script = 'id -u; touch /probe-file 2>&1; unshare -n true 2>&1; echo done; sleep 3600';
+    await apply('locked', {
+      command: ['sh', '-c', script],
+      securityContext: {
+        runAsUser: 1000,
+        readOnlyRootFilesystem: true,
+        allowPrivilegeEscalation: false,
+        capabilities: { drop: ['ALL'] },
+      },
+    });
+    const logs = await waitForLog('locked', /done/);
+    assert.match(logs, /^1000$/m);
+    assert.match(logs, /Read-only file system/);
+    assert.match(logs, /unshare: .*(Operation not permitted|not permitted)/);
+
+    // Creating a user namespace needs no capability, so only the seccomp profile stops it.
+    const userns = 'unshare -U true 2>&1 && echo userns-ok; echo done; sleep 3600';
+    await apply('as-root', { command: ['sh', '-c', userns] });
+    await apply('unconfined', {
+      command: ['sh', '-c', userns],
+      securityContext: { seccompProfile: { type: 'Unconfined' } },
+    });
+    assert.match(await waitForLog('as-root', /done/), /Operation not permitted/);
+    assert.match(await waitForLog('unconfined', /done/), /userns-ok/);
+
+    await apply('privileged', {
+      command: ['sleep', '3600'],
+      securityContext: { privileged: true },
+    });
+    await apply('fd-cwd', { command: ['sleep', '3600'], workingDir: '/proc/self/fd/7' });
+    await waitFor('privileged refused', 30_000, async () =>
+      /privileged containers are not allowed/.test(
+        await cluster.kubectl('describe', 'pod', 'privileged'),
+      ),
+    );
+    await waitFor('workingDir refused', 30_000, async () =>
+      /working directory \/proc\/self\/fd\/7 is not allowed/.test(
+        await cluster.kubectl('describe', 'pod', 'fd-cwd'),
+      ),
+    );
+  });
+
+  test('flyces up stops promptly while probes are running', async () => {
+    const started = Date.now();
+    assert.equal(await cluster.stop(), 0);
+    assert.ok(Date.now() - started < 10_000, `stopping took ${Date.now() - started} ms`);
+  });
+});
