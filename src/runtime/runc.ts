@@ -54,8 +54,21 @@ export class Runc {
   }
 
   /** Status of every container under this root, by id. */
+  /**
+   * Every container under our root and its status. runc fails the whole listing when a
+   * container is deleted while it reads the root, so that case is tried again.
+   */
   async list(): Promise<Map<string, string>> {
-    const { stdout } = await this.run(['list', '--format', 'json']);
+    let stdout = '';
+    for (let attempt = 1; ; attempt++) {
+      try {
+        stdout = (await this.run(['list', '--format', 'json'])).stdout;
+        break;
+      } catch (err) {
+        const vanished = err instanceof ExecError && /no such file or directory/.test(err.stderr);
+        if (!vanished || attempt >= 5) throw err;
+      }
+    }
     const entries = (JSON.parse(stdout || 'null') ?? []) as { id: string; status: string }[];
     return new Map(entries.map((e) => [e.id, e.status]));
   }
