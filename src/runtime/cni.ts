@@ -112,8 +112,11 @@ export class PodNetwork {
 
   /** Runs loopback and bridge ADD for the sandbox and returns its address. */
   async attach(containerId: string, netns: string, config: object): Promise<Attachment> {
-    await this.invoke('ADD', this.loopbackConfig(), containerId, netns, 'lo');
-    const out = await this.invoke('ADD', config, containerId, netns, 'eth0');
+    // The two plugins touch different interfaces of the namespace, so they run together.
+    const [, out] = await Promise.all([
+      this.invoke('ADD', this.loopbackConfig(), containerId, netns, 'lo'),
+      this.invoke('ADD', config, containerId, netns, 'eth0'),
+    ]);
     const result = JSON.parse(out) as CniResult;
     const address = result.ips?.[0]?.address;
     if (!address) throw new Error(`CNI bridge returned no address: ${out.slice(0, 500)}`);
