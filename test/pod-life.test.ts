@@ -255,6 +255,91 @@ describe('the life of a pod', { timeout: 300_000 }, () => {
     );
   });
 
+  test('init containers run in order before the app; a failed one under Never fails the pod', async () => {
+    const volume = { volumes: [{ name: 'work', emptyDir: {} }] };
+    const mount = { volumeMounts: [{ name: 'work', mountPath: '/work' }] };
+    const init = (name: string, text: string) => ({
+      name,
+      image: 'localhost/flyces-web:1',
+      imagePullPolicy: 'Never',
+      command: ['sh', '-c', `echo ${text} >> /work/trail`],
+      ...mount,
+    });
+    await apply(
+      'inits',
+      { command: ['sh', '-c', 'cat /work/trail; sleep 3600'], ...mount },
+      { ...volume, initContainers: [init('first', 'one'), init('second', 'two')] },
+    );
+    assert.match(await waitForLog('inits', /two/), /^one\ntwo$/m);
+    const s = await status('inits');
+    assert.equal(s.conditions.find((c: any) => c.type === 'Initialized').status, 'True');
+    assert.deepEqual(
+      s.initContainerStatuses.map((c: any) => [c.name, c.state.terminated?.exitCode, c.ready]),
+      [
+        ['first', 0, true],
+        ['second', 0, true],
+      ],
+    );
+
+    await apply(
+      'init-fails',
+      { command: ['sh', '-c', 'echo app-ran; sleep 3600'] },
+      {
+        restartPolicy: 'Never',
+        initContainers: [
+          {
+            name: 'bad',
+            image: 'localhost/flyces-web:1',
+            imagePullPolicy: 'Never',
+            command: ['sh', '-c', 'exit 4'],
+          },
+        ],
+      },
+    );
+    await waitFor(
+      'init-fails Failed',
+      30_000,
+      async () => (await status('init-fails'))?.phase === 'Failed',
+    );
+    assert.match(await cluster.kubectl('get', 'pod', 'init-fails'), /Init:Error/);
+    assert.equal(
+      (await status('init-fails')).containerStatuses[0].state.waiting?.reason,
+      'PodInitializing',
+    );
+  });
+
+  test('postStart runs before the container counts as started; preStop runs before the stop', async () => {
+    await apply(
+      'hooked',
+      {
+        command: [
+          'sh',
+          '-c',
+          'trap "exit 0" TERM; while [ ! -f /tmp/ps ]; do sleep 0.1; done; echo saw-post-start; sleep 3600 & wait',
+        ],
+        lifecycle: {
+          postStart: { exec: { command: ['sh', '-c', 'touch /tmp/ps'] } },
+          preStop: { exec: { command: ['sh', '-c', 'sleep 2'] } },
+        },
+      },
+      { terminationGracePeriodSeconds: 10 },
+    );
+    await waitForLog('hooked', /saw-post-start/);
+    const started = Date.now();
+    await cluster.kubectl('delete', 'pod', 'hooked');
+    assert.ok(Date.now() - started >= 2000, 'the deletion waited for preStop');
+
+    await apply('bad-hook', {
+      command: ['sleep', '3600'],
+      lifecycle: { postStart: { exec: { command: ['sh', '-c', 'exit 1'] } } },
+    });
+    await waitFor('FailedPostStartHook', 30_000, async () =>
+      /FailedPostStartHook/.test(
+        await cluster.kubectl('get', 'events', '--field-selector', 'involvedObject.name=bad-hook'),
+      ),
+    );
+  });
+
   test('flyces up stops promptly while probes are running', async () => {
     const started = Date.now();
     assert.equal(await cluster.stop(), 0);

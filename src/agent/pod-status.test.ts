@@ -129,3 +129,27 @@ test('pod phase, readiness and container states', () => {
     if (c.state) assert.equal(status.containerStatuses![0].state.waiting?.reason, c.state, c.name);
   }
 });
+
+test('init containers gate the phase and the Initialized condition', () => {
+  const withInit = (restartPolicy: 'Always' | 'Never'): Pod => ({
+    ...pod(restartPolicy),
+    spec: { ...pod(restartPolicy).spec, initContainers: [{ name: 'i', image: 'img' }] },
+  });
+  const observe = (p: Pod, containers: ContainerStatus[]) =>
+    computePodStatus({ pod: p, containers, waiting: new Map(), hostIP: 'h', now: 'n' });
+  const cond = (s: ReturnType<typeof observe>) =>
+    s.conditions!.find((c) => c.type === 'Initialized')!.status;
+
+  const running = observe(withInit('Always'), [instance('i', 0, 'running')]);
+  assert.equal(running.phase, 'Pending');
+  assert.equal(cond(running), 'False');
+  const failed = observe(withInit('Never'), [instance('i', 0, 'exited', 1)]);
+  assert.equal(failed.phase, 'Failed');
+  const done = observe(withInit('Always'), [
+    instance('i', 0, 'exited', 0),
+    instance('a', 0, 'running'),
+  ]);
+  assert.equal(done.phase, 'Running');
+  assert.equal(cond(done), 'True');
+  assert.equal(done.initContainerStatuses![0].ready, true);
+});

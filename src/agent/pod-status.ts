@@ -123,6 +123,12 @@ function condition(
   return c;
 }
 
+/** An init container is ready once it has completed successfully, as kubelet reports. */
+function initStatus(s: ApiContainerStatus): ApiContainerStatus {
+  const done = s.state.terminated?.exitCode === 0;
+  return { ...s, ready: done, started: s.state.running !== undefined };
+}
+
 /** Kubernetes' pod phase from the containers' states and the restart policy. */
 export function podPhase(pod: Pod, statuses: ApiContainerStatus[]): PodStatus['phase'] {
   const policy = pod.spec.restartPolicy ?? 'Always';
@@ -150,11 +156,25 @@ export function computePodStatus(obs: PodObservation): PodStatus {
   const statuses = pod.spec.containers.map((c) =>
     containerStatus(c.name, c.image, byName.get(c.name) ?? [], obs.waiting.get(c.name), obs.probes),
   );
-  const phase = podPhase(pod, statuses);
-  const allReady = statuses.every((s) => s.ready);
+  const inits = (pod.spec.initContainers ?? []).map((c) =>
+    initStatus(
+      containerStatus(
+        c.name,
+        c.image,
+        byName.get(c.name) ?? [],
+        obs.waiting.get(c.name),
+        undefined,
+      ),
+    ),
+  );
+  const initialized = inits.every((s) => s.state.terminated?.exitCode === 0);
+  const initFailed = inits.some((s) => (s.state.terminated?.exitCode ?? 0) !== 0);
+  let phase = podPhase(pod, statuses);
+  if (!initialized) phase = initFailed && pod.spec.restartPolicy === 'Never' ? 'Failed' : 'Pending';
+  const allReady = initialized && statuses.every((s) => s.ready);
   const conditions: Condition[] = [
     condition('PodReadyToStartContainers', sandbox?.state === 'ready', now, previous),
-    condition('Initialized', true, now, previous),
+    condition('Initialized', initialized, now, previous, 'ContainersNotInitialized'),
     condition('Ready', allReady && phase === 'Running', now, previous, 'ContainersNotReady'),
     condition('ContainersReady', allReady, now, previous, 'ContainersNotReady'),
     previous?.find((c) => c.type === 'PodScheduled') ??
@@ -167,6 +187,7 @@ export function computePodStatus(obs: PodObservation): PodStatus {
     startTime: pod.status?.startTime ?? now,
     containerStatuses: statuses,
   };
+  if (inits.length > 0) status.initContainerStatuses = inits;
   if (sandbox?.ip) {
     status.podIP = sandbox.ip;
     status.podIPs = [{ ip: sandbox.ip }];

@@ -13,6 +13,7 @@ import {
 } from '../runtime/runtime.js';
 import { parseDockerConfigJson } from '../runtime/registry/auth.js';
 import { RestartBackoff } from './backoff.js';
+import { hookFailure, hookOf, runHook } from './hooks.js';
 import { securityOptions } from './security-context.js';
 import { expand, resolveEnv } from './env.js';
 import { NO_INPUTS, type ContainerInputs } from './volumes.js';
@@ -28,6 +29,8 @@ import { computePodStatus, instancesByName, type Waiting } from './pod-status.js
 
 export const LABEL_POD_UID = 'flyces.io/pod-uid';
 export const LABEL_CONTAINER = 'flyces.io/container-name';
+/** postStart has no timeout of its own in Kubernetes; this bounds a hook that hangs. */
+const POST_START_TIMEOUT_SECONDS = 30;
 
 export interface SyncResult {
   /** The status to report, or undefined when the pod is gone. */
@@ -81,7 +84,9 @@ export class PodWorker {
     const mine = containers.filter((c) => c.sandboxId === sandbox!.id);
     const byName = instancesByName(mine);
     let requeueAfterMs = 10_000;
-    for (const container of pod.spec.containers) {
+    const init = await this.syncInitContainers(pod, sandbox, byName, waiting);
+    if (init.pending && init.wait !== undefined) requeueAfterMs = init.wait;
+    for (const container of init.pending ? [] : pod.spec.containers) {
       const wait = await this.syncContainer(
         pod,
         sandbox,
@@ -95,6 +100,31 @@ export class PodWorker {
     await this.pruneOldInstances(fresh);
     this.prober.sync(pod, sandbox.ip, fresh);
     return { status: this.status(pod, sandbox, fresh, waiting), requeueAfterMs };
+  }
+
+  /**
+   * Runs the init containers one at a time, in order; each must exit 0 before the next
+   * starts, and app containers start only after the last. A failed one is restarted under
+   * the restart policy (never under Never, which fails the pod).
+   */
+  private async syncInitContainers(
+    pod: Pod,
+    sandbox: SandboxStatus,
+    byName: Map<string, ContainerStatus[]>,
+    waiting: Map<string, Waiting>,
+  ): Promise<{ pending: boolean; wait?: number }> {
+    for (const c of pod.spec.initContainers ?? []) {
+      const instances = byName.get(c.name) ?? [];
+      const latest = instances[0];
+      if (latest?.state === 'exited' && latest.exitCode === 0) continue;
+      for (const app of pod.spec.containers) waiting.set(app.name, { reason: 'PodInitializing' });
+      if (latest?.state === 'running') return { pending: true };
+      if (latest?.state === 'exited' && pod.spec.restartPolicy === 'Never')
+        return { pending: true };
+      const wait = await this.syncContainer(pod, sandbox, c, instances, waiting);
+      return { pending: true, wait };
+    }
+    return { pending: false };
   }
 
   private status(
@@ -215,6 +245,7 @@ export class PodWorker {
       this.events.normal(pod, 'Created', `Created container ${container.name}`);
       await this.runtime.startContainer(id);
       this.events.normal(pod, 'Started', `Started container ${container.name}`);
+      await this.postStart(pod, sandbox, container, id);
       this.log.info({ pod: podKey(pod), container: container.name, attempt }, 'container started');
       return undefined;
     } catch (err) {
@@ -317,10 +348,15 @@ export class PodWorker {
   ): Promise<void> {
     const ids = new Set(sandboxes.map((s) => s.id));
     const running = containers.filter((c) => ids.has(c.sandboxId) && c.state === 'running');
+    const started = Date.now();
     await Promise.all(
       running.map(async (c) => {
-        if (pod) this.events.normal(pod, 'Killing', `Stopping container ${c.name}`);
-        await this.runtime.stopContainer(c.id, graceSeconds);
+        if (pod) {
+          this.events.normal(pod, 'Killing', `Stopping container ${c.name}`);
+          await this.preStop(pod, sandboxes, c, graceSeconds);
+        }
+        const left = Math.max(0, graceSeconds - Math.floor((Date.now() - started) / 1000));
+        await this.runtime.stopContainer(c.id, left);
       }),
     );
     for (const sandbox of sandboxes) {
@@ -330,6 +366,52 @@ export class PodWorker {
       this.backoff.forget(`${sandbox.podUid}/`);
       this.prober.forget(sandbox.podUid);
       this.imageBackoff.forget(`${sandbox.podUid}/`);
+    }
+  }
+
+  /** Runs postStart; a failing hook kills the container, which then restarts per policy. */
+  private async postStart(
+    pod: Pod,
+    sandbox: SandboxStatus,
+    c: Container,
+    id: string,
+  ): Promise<void> {
+    if (!hookOf(c, 'postStart')) return;
+    const target = { containerId: id, podIP: sandbox.ip ?? '' };
+    const grace = pod.spec.terminationGracePeriodSeconds ?? 30;
+    const outcome = await runHook(c, 'postStart', target, this.runtime, POST_START_TIMEOUT_SECONDS);
+    if (outcome.ok) return;
+    this.events.warning(
+      pod,
+      'FailedPostStartHook',
+      hookFailure(pod, c, 'postStart', outcome.message),
+    );
+    await this.runtime.stopContainer(id, grace);
+  }
+
+  /** Runs preStop inside the grace period; its failure is reported, the stop goes on. */
+  private async preStop(
+    pod: Pod,
+    sandboxes: SandboxStatus[],
+    status: ContainerStatus,
+    grace: number,
+  ): Promise<void> {
+    const c = pod.spec.containers.find((x) => x.name === status.name);
+    if (!c || !hookOf(c, 'preStop')) return;
+    const podIP = sandboxes.find((s) => s.id === status.sandboxId)?.ip ?? '';
+    const outcome = await runHook(
+      c,
+      'preStop',
+      { containerId: status.id, podIP },
+      this.runtime,
+      grace,
+    );
+    if (!outcome.ok) {
+      this.events.warning(
+        pod,
+        'FailedPreStopHook',
+        hookFailure(pod, c, 'preStop', outcome.message),
+      );
     }
   }
 
