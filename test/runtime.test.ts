@@ -25,6 +25,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..', '..');
 const BRIDGE = 'flycest0';
 const POD_CIDR = '10.42.250.0/24';
+const LOG_SIZE_MAX = 64 * 1024;
 const IMAGE = 'localhost/flyces-web:1';
 
 async function sh(cmd: string, args: string[]): Promise<string> {
@@ -151,6 +152,7 @@ test('miniC runs pods with runc, conmon and CNI', async (t) => {
     podCidr: POD_CIDR,
     bridge: BRIDGE,
     cgroupParent: `flyces-test-${path.basename(tmp)}`,
+    logSizeMax: LOG_SIZE_MAX,
   };
   const minic = new MiniC(options);
   const runcRoot = path.join(options.root, 'runc');
@@ -262,6 +264,43 @@ test('miniC runs pods with runc, conmon and CNI', async (t) => {
     assert.match(await fs.readFile(status.logPath, 'utf8'), /stdout F bye/);
     await minic.removeContainer(id);
     assert.equal(await minic.containerStatus(id), undefined);
+  });
+
+  const runToExit = async (
+    name: string,
+    command: string[],
+    extra: Partial<ContainerConfig> = {},
+  ) => {
+    const id = await minic.createContainer(sandbox.id, { ...base, name, command, ...extra });
+    await minic.startContainer(id);
+    const status = await eventually(async () => {
+      const s = await minic.containerStatus(id);
+      return s?.state === 'exited' ? s : undefined;
+    });
+    return { id, status };
+  };
+
+  await t.test(
+    'a log that passes the size limit starts afresh and keeps the newest lines',
+    async () => {
+      const script =
+        'i=0; while [ $i -lt 6000 ]; do echo line-$i-padding-padding-padding; i=$((i+1)); done';
+      const { id, status } = await runToExit('chatty', ['sh', '-c', script]);
+      const size = (await fs.stat(status.logPath)).size;
+      assert.ok(size <= LOG_SIZE_MAX + 4096, `log is ${size} bytes`);
+      assert.match(await fs.readFile(status.logPath, 'utf8'), /line-5999-padding/);
+      await minic.removeContainer(id);
+    },
+  );
+
+  await t.test('a container killed for memory reports OOMKilled', async () => {
+    const hog = 'x=$(head -c 100000000 /dev/zero | tr "\\0" a); echo ${#x}';
+    const { id, status } = await runToExit('hog', ['sh', '-c', hog], {
+      resources: { memoryLimitBytes: 32 << 20 },
+    });
+    assert.equal(status.reason, 'OOMKilled');
+    assert.equal(status.exitCode, 137);
+    await minic.removeContainer(id);
   });
 
   await t.test('stop with grace: SIGTERM, then SIGKILL for one that ignores it', async () => {

@@ -27,6 +27,11 @@ export interface ConmonPaths {
   socketDir: string;
   /** conmon's own diagnostics go here (it writes nothing on success). */
   conmonLog: string;
+  /**
+   * Bytes the container's log may reach; conmon then starts the file afresh, so the log
+   * holds the newest output up to this size (older output is dropped, not kept aside).
+   */
+  logSizeMax?: number;
 }
 
 const SYNC_TIMEOUT_MS = 60_000;
@@ -63,6 +68,7 @@ export async function createUnderConmon(id: string, name: string, p: ConmonPaths
     '--runtime-arg',
     `--root=${p.runtimeRoot}`,
   ];
+  if (p.logSizeMax !== undefined) args.push('--log-size-max', String(p.logSizeMax));
   const log = await fs.open(p.conmonLog, 'a', 0o600);
   try {
     const child = spawn(p.conmon, args, {

@@ -54,6 +54,8 @@ export interface MiniCOptions {
    * hierarchy's root instead.
    */
   cgroupParent?: string;
+  /** Size at which a container's log file starts afresh; default 10 MiB, as kubelet's. */
+  logSizeMax?: number;
   logger?: Logger;
 }
 
@@ -88,6 +90,7 @@ export class MiniC implements RuntimeService {
   private readonly locks = new KeyedMutex();
   private readonly records: RuntimeRecords;
   private readonly cgroupParent: string;
+  private readonly logSizeMax: number;
   private readonly binaries: Promise<{ runc: Runc; runtime: string; conmon: string }>;
 
   constructor(options: MiniCOptions) {
@@ -95,6 +98,7 @@ export class MiniC implements RuntimeService {
     this.records = new RuntimeRecords(this.root);
     this.images = options.images;
     this.cgroupParent = options.cgroupParent ?? 'flyces';
+    this.logSizeMax = options.logSizeMax ?? 10 * 1024 * 1024;
     this.log = options.logger ?? componentLogger('minic', { root: this.root });
     this.network = new PodNetwork({
       cniBinDir: options.cniBinDir ?? '/usr/lib/cni',
@@ -331,6 +335,7 @@ export class MiniC implements RuntimeService {
           persistDir: path.join(dir, 'persist'),
           socketDir: path.join(this.root, 'sock'),
           conmonLog: path.join(dir, 'conmon.log'),
+          logSizeMax: this.logSizeMax,
         });
         rec.cgroupPaths = await runc.cgroupPaths(id);
         await runc.start(id);
