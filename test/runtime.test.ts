@@ -300,6 +300,8 @@ test('miniC runs pods with runc, conmon and CNI', async (t) => {
     });
     assert.equal(status.reason, 'OOMKilled');
     assert.equal(status.exitCode, 137);
+    const stray = await fs.stat(path.join(process.cwd(), 'oom')).catch(() => undefined);
+    assert.equal(stray, undefined, 'conmon left no marker in our working directory');
     await minic.removeContainer(id);
   });
 

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import type { Readable } from 'node:stream';
@@ -74,6 +75,8 @@ export async function createUnderConmon(id: string, name: string, p: ConmonPaths
     const child = spawn(p.conmon, args, {
       stdio: ['ignore', 'ignore', log.fd, 'pipe'],
       env: { PATH: DEFAULT_PATH, _OCI_SYNCPIPE: '3' },
+      // conmon drops an "oom" marker in its working directory too; keep it in the container's.
+      cwd: path.dirname(p.bundle),
       detached: true,
     });
     child.unref();
