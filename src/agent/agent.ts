@@ -24,6 +24,7 @@ import type {
   SandboxStatus,
 } from '../runtime/runtime.js';
 import { referencedObjects } from './env.js';
+import { ImageGc, type ImageGcOptions } from './image-gc.js';
 import { streamLog } from './logs.js';
 import { microTime, nodeObject, nodeStatus, type NodeIdentity } from './node-status.js';
 import { instancesByName } from './pod-status.js';
@@ -49,11 +50,15 @@ export interface AgentOptions extends NodeIdentity {
   allowHostPath?: boolean;
   /** Whether pods may run privileged containers; default false. */
   allowPrivileged?: boolean;
+  /** Thresholds of image garbage collection on the data dir's disk. */
+  imageGc?: ImageGcOptions;
 }
 
 const LEASE_SECONDS = 40;
 const LEASE_RENEW_MS = 10_000;
 const STATUS_EVERY_MS = 30_000;
+/** kubelet looks at image disk usage every 5 minutes too. */
+const IMAGE_GC_EVERY_MS = 300_000;
 const RELIST_MS = 1_000;
 const ORPHAN_GRACE_SECONDS = 10;
 
@@ -112,6 +117,14 @@ export class Agent {
     await this.renewLease();
     this.every(LEASE_RENEW_MS, () => this.renewLease());
     this.every(STATUS_EVERY_MS, () => this.updateNodeStatus());
+    const gc = new ImageGc(
+      this.opts.images,
+      this.opts.runtime,
+      this.opts.dataDir,
+      this.log,
+      this.opts.imageGc,
+    );
+    this.every(IMAGE_GC_EVERY_MS, async () => void (await gc.collect()));
     this.pods.addHandlers({
       onAdd: (p) => this.queue.add(objectKey(p)),
       onUpdate: (_o, p) => this.queue.add(objectKey(p)),
