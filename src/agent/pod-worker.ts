@@ -96,7 +96,13 @@ export class PodWorker {
       );
       if (wait !== undefined) requeueAfterMs = Math.min(requeueAfterMs, wait);
     }
-    const fresh = (await this.runtime.listContainers()).filter((c) => c.sandboxId === sandbox!.id);
+    // With every container already running, this sync changed nothing: skip a second listing.
+    const allRunning =
+      !init.pending &&
+      pod.spec.containers.every((c) => byName.get(c.name)?.[0]?.state === 'running');
+    const fresh = allRunning
+      ? mine
+      : (await this.runtime.listContainers()).filter((c) => c.sandboxId === sandbox!.id);
     await this.pruneOldInstances(fresh);
     this.prober.sync(pod, sandbox.ip, fresh);
     return { status: this.status(pod, sandbox, fresh, waiting), requeueAfterMs };
