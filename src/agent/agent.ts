@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { ApiError } from '../api/errors.js';
 import { byGroupResource } from '../api/resources.js';
 import {
@@ -24,6 +25,7 @@ import type {
   SandboxStatus,
 } from '../runtime/runtime.js';
 import { referencedObjects } from './env.js';
+import { parseExecQuery, refuseExec, serveExec, type ExecRequest } from './exec.js';
 import { ImageGc, type ImageGcOptions } from './image-gc.js';
 import { streamLog } from './logs.js';
 import { microTime, nodeObject, nodeStatus, type NodeIdentity } from './node-status.js';
@@ -341,6 +343,7 @@ export class Agent {
 
   private listen(): Promise<void> {
     const server = createServer((req, res) => void this.serve(req, res));
+    server.on('upgrade', (req, socket, head) => void this.serveUpgrade(req, socket, head));
     this.server = server;
     return new Promise((resolve, reject) => {
       server.once('error', reject);
@@ -373,6 +376,43 @@ export class Agent {
       const body = JSON.stringify(apiErr.toStatus());
       res.writeHead(apiErr.code, { 'Content-Type': 'application/json' }).end(body);
     }
+  }
+
+  /** `kubectl exec`: `/exec/NS/POD/CONTAINER?command=...`, upgraded to a WebSocket. */
+  private async serveUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    socket.on('error', () => undefined);
+    try {
+      if (!this.tokens.accepts(req.headers.authorization))
+        throw new ApiError('Unauthorized', 'Unauthorized');
+      const url = new URL(req.url ?? '/', 'http://agent');
+      const parts = url.pathname.split('/').filter((p) => p);
+      if (parts[0] !== 'exec' || parts.length !== 4)
+        throw new ApiError('NotFound', `no such agent endpoint: ${url.pathname}`);
+      const exec = parseExecQuery(url.searchParams);
+      const id = await this.runningContainer(parts[1], parts[2], parts[3]);
+      const start = (r: ExecRequest) => this.opts.runtime.execStream(id, r.command, r);
+      serveExec(req, socket, head, exec, start, this.log);
+    } catch (err) {
+      refuseExec(socket, err);
+    }
+  }
+
+  /** The id of the running instance of a pod's container; a Status error otherwise. */
+  private async runningContainer(
+    namespace: string,
+    name: string,
+    container: string,
+  ): Promise<string> {
+    const pod = this.pods.get(`${namespace}/${name}`);
+    if (!pod) throw new ApiError('NotFound', `pod "${name}" not found on node ${this.opts.name}`);
+    const { sandboxes, containers } = await this.runtimeState();
+    const ids = new Set(sandboxes.filter((s) => s.podUid === pod.metadata.uid).map((s) => s.id));
+    const mine = containers.filter((c) => ids.has(c.sandboxId));
+    const current = instancesByName(mine).get(container)?.[0];
+    if (current?.state !== 'running') {
+      throw new ApiError('BadRequest', `container ${container} is not running in pod ${name}`);
+    }
+    return current.id;
   }
 
   private async serveLogs(

@@ -187,7 +187,7 @@ export const RESOURCE_TYPES: ResourceType[] = [
   type('', 'Pod', 'pods', true, {
     shortNames: ['po'],
     categories: ['all'],
-    subresources: ['status', 'binding', 'log'],
+    subresources: ['status', 'binding', 'log', 'exec'],
     defaults: (obj) => defaultPod(obj as Pod),
     validate: validatePod,
     selectableFields: [

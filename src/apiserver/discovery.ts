@@ -15,6 +15,7 @@ const SUBRESOURCE_VERBS: Record<
   scale: { verbs: ['get', 'patch', 'update'], kind: 'Scale', group: 'autoscaling', version: 'v1' },
   binding: { verbs: ['create'], kind: 'Binding', group: '', version: 'v1' },
   log: { verbs: ['get'], kind: 'Pod', group: '', version: 'v1' },
+  exec: { verbs: ['create', 'get'], kind: 'PodExecOptions', group: '', version: 'v1' },
 };
 
 export const SERVER_VERSION = {

@@ -1,7 +1,8 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { ApiError } from '../api/errors.js';
+import type { Duplex } from 'node:stream';
+import { ApiError, badRequest } from '../api/errors.js';
 import { byGroupResource } from '../api/resources.js';
 import { BearerTokens } from '../util/bearer.js';
 import { componentLogger } from '../log.js';
@@ -20,6 +21,7 @@ import {
   sendJson,
   type HandlerContext,
 } from './handlers.js';
+import { proxyExec, refuseUpgrade } from './exec.js';
 import { openPodLogs } from './node-proxy.js';
 import { openApiV3Document, openApiV3Index } from './openapi.js';
 import { Registry } from './registry.js';
@@ -96,6 +98,7 @@ export class ApiServer {
       { cert: certPem, key: keyPem },
       (req, res) => void this.serve(req, res),
     );
+    server.on('upgrade', (req, socket, head) => void this.serveUpgrade(req, socket, head));
     server.keepAliveTimeout = 120_000;
     this.server = server;
     await new Promise<void>((resolve, reject) => {
@@ -138,6 +141,7 @@ export class ApiServer {
       if (!this.serveNonResource(req, url, res)) {
         const rr = parseResourcePath(req.method ?? 'GET', url);
         if (!rr) throw new ApiError('NotFound', 'the server could not find the requested resource');
+        if (rr.subresource === 'exec') throw badRequest('Upgrade request required');
         const handler = rr.subresource === 'log' ? handleLog : HANDLERS[rr.verb];
         await handler(this.ctx, rr, req, res);
       }
@@ -153,6 +157,26 @@ export class ApiServer {
         },
         'request',
       );
+    }
+  }
+
+  /** HTTP upgrades: only `pods/NAME/exec` (WebSocket; see exec.ts) is served. */
+  private async serveUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    socket.on('error', () => undefined);
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    try {
+      if (!this.tokens.accepts(req.headers.authorization))
+        throw new ApiError('Unauthorized', 'Unauthorized');
+      const rr = parseResourcePath(req.method ?? 'GET', url);
+      if (rr?.subresource !== 'exec') {
+        throw new ApiError('NotFound', 'the server could not find the requested resource');
+      }
+      const token = this.opts.nodeToken ?? this.opts.tokens[0];
+      await proxyExec(this.ctx.registry, token, rr, req, socket, head);
+      this.log.debug({ path: url.pathname }, 'exec proxied');
+    } catch (err) {
+      const apiErr = refuseUpgrade(socket, err);
+      if (apiErr.code >= 500) this.log.error({ err, path: url.pathname }, 'exec failed');
     }
   }
 

@@ -18,6 +18,7 @@ import { RuntimeRecords, sandboxId, type ContainerRecord, type SandboxRecord } f
 
 export { sandboxId };
 import { mountRootfs, unmountRootfs } from './rootfs.js';
+import { startExecStream } from './exec-stream.js';
 import { Runc } from './runc.js';
 import {
   RuntimeError,
@@ -25,6 +26,8 @@ import {
   type ContainerState,
   type ContainerStatus,
   type ExecResult,
+  type ExecSession,
+  type ExecStreamOptions,
   type RuntimeService,
   type SandboxConfig,
   type SandboxStatus,
@@ -486,6 +489,15 @@ export class MiniC implements RuntimeService {
     const rec = await this.records.readContainer(id);
     if (!rec) return undefined;
     return this.observe(rec, await (await this.binaries).runc.state(id));
+  }
+
+  async execStream(id: string, command: string[], opts: ExecStreamOptions): Promise<ExecSession> {
+    const { runc } = await this.binaries;
+    if ((await runc.state(id)) !== 'running') {
+      throw new RuntimeError('NotFound', `container ${id} is not running`);
+    }
+    const workDir = path.join(this.root, 'exec');
+    return startExecStream({ runc: runc.binary, root: runc.root, id, workDir }, command, opts);
   }
 
   async execSync(id: string, command: string[], timeoutMs: number): Promise<ExecResult> {

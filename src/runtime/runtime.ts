@@ -191,6 +191,12 @@ export interface RuntimeService {
    * hooks). A non-zero exit is reported in the result; NotFound if the container is gone.
    */
   execSync(id: string, command: string[], timeoutMs: number): Promise<ExecResult>;
+  /**
+   * Starts a command in a running container with its streams handed to the caller
+   * (`kubectl exec`). Resolves once it has started; NotFound if the container is not
+   * running. The caller must read stdout and stderr, and should kill() when it goes away.
+   */
+  execStream(id: string, command: string[], opts: ExecStreamOptions): Promise<ExecSession>;
 }
 
 export interface ExecResult {
@@ -199,4 +205,39 @@ export interface ExecResult {
   timedOut: boolean;
   /** stdout and stderr together, truncated to a few KiB. */
   output: string;
+}
+
+/** How a streaming exec is wired: which of the command's streams the caller uses. */
+export interface ExecStreamOptions {
+  /** Whether the caller writes the command's stdin; otherwise stdin is empty. */
+  stdin: boolean;
+  /** Whether the command runs on a terminal (stdout and stderr are then one stream). */
+  tty: boolean;
+  /** The terminal's size when the command starts; later changes go through resize(). */
+  size?: { cols: number; rows: number };
+}
+
+/** How a streamed command ended. */
+export interface ExecExit {
+  /** The command's exit code; 126/127 when it could not be started (as shells report). */
+  exitCode: number;
+  /** Why the runtime could not start the command, when it could not. */
+  startError?: string;
+}
+
+/**
+ * A command running in a container, started by RuntimeService.execStream. `exited`
+ * resolves once the command has ended and stdout and stderr have been read to their end.
+ */
+export interface ExecSession {
+  /** The command's stdin; undefined unless asked for. End it to close the command's stdin. */
+  stdin?: NodeJS.WritableStream;
+  stdout: NodeJS.ReadableStream;
+  /** Empty for a terminal, whose output all arrives on stdout. */
+  stderr: NodeJS.ReadableStream;
+  exited: Promise<ExecExit>;
+  /** Sets the terminal's size; does nothing without a terminal. */
+  resize(cols: number, rows: number): void;
+  /** Kills the command (SIGKILL) if it still runs; `exited` then resolves. */
+  kill(): void;
 }

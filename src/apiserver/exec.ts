@@ -1,0 +1,144 @@
+import type { IncomingMessage } from 'node:http';
+import { connect } from 'node:net';
+import type { Duplex } from 'node:stream';
+
+import { ApiError, badRequest } from '../api/errors.js';
+import { byGroupResource } from '../api/resources.js';
+import type { KObject, NodeObject } from '../api/types.js';
+import { rejectUpgrade } from '../util/upgrade.js';
+import { agentEndpoint } from './node-proxy.js';
+import type { Registry } from './registry.js';
+import type { ResourceRequest } from './request.js';
+
+/**
+ * `kubectl exec` at the API server. The request (`pods/NAME/exec`, an HTTP upgrade to
+ * WebSocket) is checked here: the pod exists, is on a node and not finished, and names a
+ * container. Then it is proxied the way kube-apiserver proxies to kubelets: the upgrade
+ * request is sent on to the agent of the pod's node with the API server's own token, and
+ * from then on bytes are copied both ways. The agent completes the WebSocket handshake and
+ * speaks the exec protocol; the API server never parses a frame, so it costs one copy per
+ * byte and any subprotocol the agent serves reaches the client unchanged. A refusal by
+ * the agent (container not running, bad query) is its HTTP Status response, also relayed.
+ */
+
+/** The exec options forwarded to the agent; anything else in the query is dropped. */
+const FORWARDED = ['command', 'stdin', 'stdout', 'stderr', 'tty'];
+
+/** Handshake headers the agent needs to answer the upgrade. */
+const UPGRADE_HEADERS = [
+  'upgrade',
+  'sec-websocket-key',
+  'sec-websocket-version',
+  'sec-websocket-protocol',
+  'x-stream-protocol-version',
+];
+
+const CONNECT_TIMEOUT_MS = 10_000;
+
+/**
+ * Serves one exec upgrade request. Errors found before the connection to the agent is
+ * made are answered with their Status; afterwards the connection belongs to the proxy
+ * and ends when either side closes.
+ */
+export async function proxyExec(
+  registry: Registry,
+  token: string,
+  rr: ResourceRequest,
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+): Promise<void> {
+  const pod = await registry.get(rr.rt, rr.namespace, rr.name!);
+  const container = execContainer(pod, rr.query);
+  const node = (await registry.get(
+    byGroupResource.get('/nodes')!,
+    undefined,
+    pod.spec.nodeName,
+  )) as NodeObject;
+  const { host, port } = agentEndpoint(node);
+  const query = new URLSearchParams();
+  for (const [key, value] of rr.query) if (FORWARDED.includes(key)) query.append(key, value);
+  const path = `/exec/${pod.metadata.namespace}/${pod.metadata.name}/${container}?${query}`;
+  const agent = await connectAgent(host, port, node.metadata.name!);
+  agent.write(upgradeRequest(req, path, `${host}:${port}`, token));
+  if (head.length > 0) agent.write(head);
+  pipeBothWays(socket, agent);
+}
+
+/** The container an exec runs in; refuses finished pods and unclear container names. */
+export function execContainer(pod: KObject, query: URLSearchParams): string {
+  const name = pod.metadata.name;
+  if (!pod.spec?.nodeName) throw badRequest(`pod ${name} does not have a host assigned`);
+  const phase = pod.status?.phase;
+  if (phase === 'Succeeded' || phase === 'Failed') {
+    throw badRequest(`cannot exec into a container in a completed pod; current phase is ${phase}`);
+  }
+  const containers: string[] = (pod.spec.containers ?? []).map((c: { name: string }) => c.name);
+  const container = query.get('container');
+  if (!container) {
+    if (containers.length === 1) return containers[0];
+    throw badRequest(
+      `a container name must be specified for pod ${name}, ` +
+        `choose one of: [${containers.join(' ')}]`,
+    );
+  }
+  if (!containers.includes(container)) {
+    throw badRequest(`container ${container} is not valid for pod ${name}`);
+  }
+  return container;
+}
+
+function connectAgent(host: string, port: number, node: string): Promise<Duplex> {
+  return new Promise((resolve, reject) => {
+    const agent = connect({ host, port, timeout: CONNECT_TIMEOUT_MS });
+    const fail = (err: Error) => {
+      agent.destroy();
+      reject(
+        new ApiError('InternalError', `cannot reach the agent of node ${node}: ${err.message}`),
+      );
+    };
+    agent.once('error', fail);
+    agent.once('timeout', () => fail(new Error('connection timed out')));
+    agent.once('connect', () => {
+      agent.removeListener('error', fail);
+      agent.setTimeout(0);
+      resolve(agent);
+    });
+  });
+}
+
+/** The request line and headers sent to the agent: the client's handshake, our token. */
+function upgradeRequest(req: IncomingMessage, path: string, host: string, token: string): string {
+  const lines = [`${req.method ?? 'GET'} ${path} HTTP/1.1`, `Host: ${host}`];
+  lines.push(`Authorization: Bearer ${token}`, 'Connection: Upgrade');
+  for (const name of UPGRADE_HEADERS) {
+    const value = req.headers[name];
+    if (typeof value === 'string') lines.push(`${name}: ${value}`);
+  }
+  return `${lines.join('\r\n')}\r\n\r\n`;
+}
+
+/** Copies bytes both ways until either side ends; an error on one side ends both. */
+function pipeBothWays(client: Duplex, agent: Duplex): void {
+  const abort = () => {
+    client.destroy();
+    agent.destroy();
+  };
+  client.on('error', abort);
+  agent.on('error', abort);
+  // end, not destroy: output still queued towards the client must reach it.
+  client.on('close', () => agent.end());
+  agent.on('close', () => client.end());
+  client.pipe(agent);
+  agent.pipe(client);
+}
+
+/** An exec upgrade refused before it reached an agent: answered with the error's Status. */
+export function refuseUpgrade(socket: Duplex, err: unknown): ApiError {
+  const apiErr =
+    err instanceof ApiError
+      ? err
+      : new ApiError('InternalError', `Internal error occurred: ${(err as Error).message}`);
+  rejectUpgrade(socket, apiErr);
+  return apiErr;
+}

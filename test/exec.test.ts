@@ -1,0 +1,200 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import WebSocket from 'ws';
+
+import { loadKubeconfig } from '../src/cli/kubeconfig.js';
+import { buildWebImage, TestCluster, waitFor } from './helpers/cluster.js';
+
+/**
+ * `kubectl exec` end to end: the real kubectl speaks the WebSocket exec protocol to the API
+ * server, which proxies it to the agent, which runs `runc exec` in a real container.
+ */
+
+const run = promisify(execFile);
+
+interface Outcome {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+describe('kubectl exec runs commands in containers', { timeout: 600_000 }, () => {
+  const cluster = new TestCluster({
+    podCidr: '10.42.205.0/24',
+    bridge: 'flycesexe0',
+    port: 16943,
+    agentPort: 16950,
+  });
+
+  /** Runs kubectl with `input` on its stdin; resolves with how it ended. */
+  function kubectl(args: string[], input?: string): Promise<Outcome> {
+    const child = spawn('kubectl', ['--kubeconfig', cluster.kubeconfig, ...args], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stderr.on('data', (c: Buffer) => err.push(c));
+    child.stdin.end(input ?? '');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    return new Promise((resolve) => {
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        resolve({
+          code: code ?? -1,
+          stdout: Buffer.concat(out).toString('utf8'),
+          stderr: Buffer.concat(err).toString('utf8'),
+        });
+      });
+    });
+  }
+
+  function podManifest(name: string, containers: string[]): string {
+    const file = join(cluster.dataDir, `${name}.json`);
+    const pod = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name },
+      spec: {
+        terminationGracePeriodSeconds: 1,
+        // Only the first container serves; two httpds would fight over port 8080.
+        containers: containers.map((c, i) => ({
+          name: c,
+          image: 'localhost/flyces-web:1',
+          imagePullPolicy: 'Never',
+          ...(i > 0 ? { command: ['sh', '-c', 'trap "exit 0" TERM; sleep 1000000 & wait'] } : {}),
+        })),
+      },
+    };
+    writeFileSync(file, JSON.stringify(pod));
+    return file;
+  }
+
+  before(async () => {
+    await cluster.start();
+    const archive = join(cluster.dataDir, 'web.tar');
+    await buildWebImage(archive);
+    await cluster.flyces('image', 'import', '--data-dir', cluster.dataDir, archive);
+    await cluster.kubectl('apply', '-f', podManifest('box', ['c']));
+    await cluster.kubectl('apply', '-f', podManifest('pair', ['a', 'b']));
+    await waitFor('pods Running', 60_000, async () => {
+      const out = await cluster.kubectl('get', 'pods', '--no-headers');
+      return /box\s+1\/1\s+Running/.test(out) && /pair\s+2\/2\s+Running/.test(out);
+    });
+  });
+
+  after(async () => {
+    await cluster.destroy();
+    await run('ip', ['link', 'del', 'flycesexe0']).catch(() => undefined);
+  });
+
+  test('output and a zero exit code', async () => {
+    const r = await kubectl(['exec', 'box', '--', 'echo', 'hello']);
+    assert.equal(r.stdout, 'hello\n', r.stderr);
+    assert.equal(r.code, 0);
+  });
+
+  test('a non-zero exit code becomes kubectl’s', async () => {
+    const r = await kubectl(['exec', 'box', '--', 'sh', '-c', 'exit 3']);
+    assert.equal(r.code, 3, r.stderr);
+    assert.match(r.stderr, /command terminated with exit code 3/);
+  });
+
+  test('stderr stays apart from stdout', async () => {
+    const r = await kubectl(['exec', 'box', '--', 'sh', '-c', 'echo out; echo err >&2']);
+    assert.equal(r.code, 0);
+    assert.equal(r.stdout, 'out\n');
+    assert.equal(r.stderr, 'err\n');
+  });
+
+  test('stdin is piped through and its end closes the command’s stdin', async () => {
+    const r = await kubectl(['exec', '-i', 'box', '--', 'cat'], 'data\nmore\n');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'data\nmore\n');
+    const wc = await kubectl(['exec', '-i', 'box', '--', 'wc', '-c'], 'x'.repeat(300_000));
+    assert.equal(wc.stdout.trim(), '300000');
+  });
+
+  test('five megabytes of output arrive complete', async () => {
+    const cmd = "head -c 5000000 /dev/zero | tr '\\0' a";
+    const r = await kubectl(['exec', 'box', '--', 'sh', '-c', cmd]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.length, 5_000_000);
+    assert.match(r.stdout, /^a+$/);
+  });
+
+  test('the container is chosen with -c; kubectl defaults to the first', async () => {
+    const b = await kubectl(['exec', 'pair', '-c', 'b', '--', 'hostname']);
+    assert.equal(b.stdout.trim(), 'pair', b.stderr);
+    const d = await kubectl(['exec', 'pair', '--', 'true']);
+    assert.equal(d.code, 0);
+    assert.match(d.stderr, /Defaulted container "a" out of: a, b/);
+    const bad = await kubectl(['exec', 'pair', '-c', 'zz', '--', 'true']);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /container zz is not valid for pod pair/);
+  });
+
+  test('without a container name the API server names the choices', async () => {
+    const res = await rawExec('/api/v1/namespaces/default/pods/pair/exec?command=true&stdout=1');
+    assert.equal(res.status, 400);
+    assert.match(
+      res.body,
+      /a container name must be specified for pod pair, choose one of: \[a b\]/,
+    );
+    const anon = await rawExec('/api/v1/namespaces/default/pods/box/exec?command=true', 'no');
+    assert.equal(anon.status, 401);
+  });
+
+  test('a missing pod is NotFound', async () => {
+    const r = await kubectl(['exec', 'ghost', '--', 'true']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /pods "ghost" not found/);
+  });
+
+  test('a command that does not exist fails with runc’s reason', async () => {
+    const r = await kubectl(['exec', 'box', '--', 'nope']);
+    assert.equal(r.code, 127, r.stderr);
+    assert.match(r.stderr, /executable file not found in \$PATH/);
+  });
+
+  test('a terminal of the client’s size is given with -t', async () => {
+    // kubectl only asks for a terminal when its own stdin is one; script gives it one.
+    const line =
+      'stty cols 100 rows 30; ' +
+      `kubectl --kubeconfig ${cluster.kubeconfig} exec -it box -- sh -c 'tty; stty size; exit 4'`;
+    const r = await new Promise<Outcome>((resolve) => {
+      execFile('script', ['-q', '-e', '-c', line, '/dev/null'], (err, stdout, stderr) => {
+        const code = (err as { code?: number } | null)?.code ?? 0;
+        resolve({ code: typeof code === 'number' ? code : -1, stdout, stderr });
+      }).stdin!.end();
+    });
+    assert.match(r.stdout, /\/dev\/pts\/\d+\r\n30 100\r\n/, r.stdout + r.stderr);
+    assert.equal(r.code, 4);
+  });
+
+  /** An exec handshake made by hand, for what kubectl checks before asking. */
+  function rawExec(path: string, token?: string): Promise<{ status: number; body: string }> {
+    const config = loadKubeconfig(cluster.kubeconfig);
+    const url = config.server.replace(/^https/, 'wss') + path;
+    const ws = new WebSocket(url, ['v5.channel.k8s.io'], {
+      ca: config.caPem,
+      headers: { Authorization: `Bearer ${token ?? config.token}` },
+    });
+    return new Promise((resolve, reject) => {
+      ws.on('unexpected-response', (_req, res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString('utf8')));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      ws.on('open', () => {
+        ws.close();
+        reject(new Error('the exec was accepted'));
+      });
+      ws.on('error', () => undefined);
+    });
+  }
+});
