@@ -305,6 +305,19 @@ test('miniC runs pods with runc, conmon and CNI', async (t) => {
     await minic.removeContainer(id);
   });
 
+  await t.test('the pids limit stops a container from forking past it', async () => {
+    // Forty background sleeps would start freely without the limit.
+    const forks = 'for i in $(seq 1 40); do sleep 30 & done; kill $(jobs -p); true';
+    const { id, status } = await runToExit('forker', ['sh', '-c', forks], {
+      resources: { pidsLimit: 10 },
+    });
+    assert.match(
+      await fs.readFile(status.logPath, 'utf8'),
+      /can't fork|Resource temporarily unavailable/,
+    );
+    await minic.removeContainer(id);
+  });
+
   await t.test('stop with grace: SIGTERM, then SIGKILL for one that ignores it', async () => {
     const id = await minic.createContainer(sandbox.id, {
       ...base,

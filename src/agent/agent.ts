@@ -52,6 +52,8 @@ export interface AgentOptions extends NodeIdentity {
   allowHostPath?: boolean;
   /** Whether pods may run privileged containers; default false. */
   allowPrivileged?: boolean;
+  /** Most processes one container may run; default 4096 (a fork bomb stops there). */
+  pidsLimit?: number;
   /** Thresholds of image garbage collection on the data dir's disk. */
   imageGc?: ImageGcOptions;
 }
@@ -59,6 +61,7 @@ export interface AgentOptions extends NodeIdentity {
 const LEASE_SECONDS = 40;
 const LEASE_RENEW_MS = 10_000;
 const STATUS_EVERY_MS = 30_000;
+const DEFAULT_PIDS_LIMIT = 4096;
 /** kubelet looks at image disk usage every 5 minutes too. */
 const IMAGE_GC_EVERY_MS = 300_000;
 const RELIST_MS = 1_000;
@@ -108,7 +111,12 @@ export class Agent {
       opts.internalIP,
       this.log,
       { changed: (pod) => this.queue.add(objectKey(pod)) },
-      { source, volumes: this.volumes, allowPrivileged: opts.allowPrivileged },
+      {
+        source,
+        volumes: this.volumes,
+        allowPrivileged: opts.allowPrivileged,
+        pidsLimit: opts.pidsLimit ?? DEFAULT_PIDS_LIMIT,
+      },
     );
   }
 

@@ -498,6 +498,7 @@ export async function containerConfig(
       cpuRequestMillis: requests.cpu !== undefined ? cpuMillis(requests.cpu) : undefined,
       cpuLimitMillis: limits.cpu !== undefined ? cpuMillis(limits.cpu) : undefined,
       memoryLimitBytes: limits.memory !== undefined ? parseQuantity(limits.memory) : undefined,
+      pidsLimit: inputs.pidsLimit,
     },
   };
 }

@@ -390,6 +390,8 @@ function escapeError(subPath: string): ConfigError {
 export interface ContainerInputs extends EnvContext {
   /** Sets up the pod's volumes; without it a container with volumeMounts cannot start. */
   volumes?: VolumeManager;
+  /** Most processes one container may run; kubelet's podPidsLimit, per container here. */
+  pidsLimit?: number;
   /** Whether this node runs privileged containers; default false. */
   allowPrivileged?: boolean;
   /** Hears event-worthy notes, such as envFrom keys skipped as invalid names. */

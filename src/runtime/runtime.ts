@@ -119,6 +119,8 @@ export interface ContainerConfig {
     cpuRequestMillis?: number;
     /** Memory limit in bytes. */
     memoryLimitBytes?: number;
+    /** Most processes the container may have at once (the pids cgroup). */
+    pidsLimit?: number;
   };
 }
 

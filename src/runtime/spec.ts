@@ -164,6 +164,7 @@ export function resolveResources(resources: ContainerConfig['resources']): Recor
   if (resources?.memoryLimitBytes !== undefined) {
     out.memory = { limit: resources.memoryLimitBytes };
   }
+  if (resources?.pidsLimit !== undefined) out.pids = { limit: resources.pidsLimit };
   return out;
 }
 
