@@ -340,6 +340,42 @@ describe('the life of a pod', { timeout: 300_000 }, () => {
     );
   });
 
+  test('with --allow-privileged: privileged containers and host namespaces', async () => {
+    assert.equal(await cluster.stop(), 0);
+    await cluster.start(['--allow-privileged']);
+    await apply(
+      'root-powers',
+      {
+        command: ['sh', '-c', 'grep CapEff /proc/self/status; cat /proc/1/comm; sleep 3600'],
+        securityContext: { privileged: true },
+      },
+      { hostPID: true },
+    );
+    const logs = await waitForLog('root-powers', /CapEff/);
+    assert.doesNotMatch(logs, /CapEff:\s+00000000a80425fb/, 'more than the default capabilities');
+    assert.doesNotMatch(logs, /^sh$/m, "pid 1 is the node's, not the container's shell");
+
+    await apply(
+      'on-host',
+      { command: ['httpd', '-f', '-p', '127.0.0.1:18099', '-h', '/www'] },
+      { hostNetwork: true },
+    );
+    await waitFor(
+      'on-host Running',
+      30_000,
+      async () => (await status('on-host'))?.phase === 'Running',
+    );
+    assert.equal((await status('on-host')).podIP, '127.0.0.1');
+    const page = await waitFor("the page on the node's loopback", 15_000, async () =>
+      fetch('http://127.0.0.1:18099/').then(
+        (r) => r.ok,
+        () => false,
+      ),
+    );
+    void page;
+    await cluster.kubectl('delete', 'pod', 'on-host', 'root-powers');
+  });
+
   test('flyces up stops promptly while probes are running', async () => {
     const started = Date.now();
     assert.equal(await cluster.stop(), 0);

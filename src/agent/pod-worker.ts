@@ -162,6 +162,10 @@ export class PodWorker {
         podNamespace: pod.metadata.namespace!,
         hostname: pod.metadata.name!.slice(0, 63),
         labels: { [LABEL_POD_UID]: uid },
+        // Without the node's permission the pod gets a namespace of its own, and its
+        // containers are refused with the reason (see securityOptions).
+        hostNetwork: pod.spec.hostNetwork === true && this.inputs.allowPrivileged === true,
+        hostIP: this.hostIP,
         attempt: sandboxes.filter((s) => s.podUid === uid).length,
       });
       this.log.info({ pod: podKey(pod), sandbox: sandbox.id, ip: sandbox.ip }, 'sandbox ready');

@@ -36,6 +36,10 @@ test('privilege and host namespaces follow the node policy', () => {
     /privileged containers are not allowed/,
   );
   assert.equal(securityOptions(priv, priv.spec.containers[0], true).privileged, true);
-  const host = pod({}, {}, { hostNetwork: true });
-  assert.throws(() => securityOptions(host, host.spec.containers[0], true), /hostNetwork/);
+  const host = pod({}, {}, { hostNetwork: true, hostPID: true });
+  assert.throws(
+    () => securityOptions(host, host.spec.containers[0], false),
+    /host namespaces are not allowed on this node \(hostNetwork\)/,
+  );
+  assert.equal(securityOptions(host, host.spec.containers[0], true).hostPID, true);
 });

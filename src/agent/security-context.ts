@@ -3,15 +3,16 @@ import type { SecurityOptions } from '../runtime/security.js';
 
 /**
  * The securityContext a container runs with: the pod's (user, group, non-root, groups,
- * seccomp) overlaid by the container's own, and the node's policy on privilege. Throws with
+ * seccomp) overlaid by the container's own, and the node's policy on privilege, which
+ * also covers the host namespaces (hostNetwork, hostPID, hostIPC). Throws with
  * the reason when the pod asks for something this node does not allow.
  */
 export function securityOptions(pod: Pod, c: Container, allowPrivileged: boolean): SecurityOptions {
   const podSec = (pod.spec.securityContext ?? {}) as Record<string, any>;
   const sec = (c.securityContext ?? {}) as Record<string, any>;
   for (const field of ['hostNetwork', 'hostPID', 'hostIPC'] as const) {
-    if (pod.spec[field]) {
-      throw new Error(`${field} is not supported on this node yet`);
+    if (pod.spec[field] && !allowPrivileged) {
+      throw new Error(`host namespaces are not allowed on this node (${field})`);
     }
   }
   if (sec.privileged && !allowPrivileged) {
@@ -28,6 +29,8 @@ export function securityOptions(pod: Pod, c: Container, allowPrivileged: boolean
     allowPrivilegeEscalation: sec.allowPrivilegeEscalation,
     capabilities: sec.capabilities,
     seccompProfile: pick('seccompProfile'),
+    hostPID: pod.spec.hostPID === true || undefined,
+    hostIPC: pod.spec.hostIPC === true || undefined,
   };
   for (const key of Object.keys(options) as (keyof SecurityOptions)[]) {
     if (options[key] === undefined) delete options[key];

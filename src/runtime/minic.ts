@@ -145,6 +145,7 @@ export class MiniC implements RuntimeService {
         labels: { ...config.labels },
         attempt: config.attempt ?? 0,
         netns: `flyces-${id.slice(0, 12)}`,
+        hostNetwork: config.hostNetwork === true,
         cniConfig: this.network.bridgeConfig(),
         state: 'notready',
         createdAt: new Date().toISOString(),
@@ -152,10 +153,8 @@ export class MiniC implements RuntimeService {
       await fs.mkdir(this.records.sandboxDir(id), { recursive: true });
       await this.records.writeSandbox(rec);
       try {
-        await this.network.createNetns(rec.netns);
-        const attachment = await this.network.attach(id, rec.netns, rec.cniConfig);
-        await this.writeEtcFiles(rec, attachment.ip);
-        rec.ip = attachment.ip;
+        rec.ip = rec.hostNetwork ? (config.hostIP ?? '127.0.0.1') : await this.attach(rec);
+        await this.writeEtcFiles(rec, rec.ip);
         rec.state = 'ready';
         await this.records.writeSandbox(rec);
       } catch (err) {
@@ -169,6 +168,12 @@ export class MiniC implements RuntimeService {
       log.info({ ip: rec.ip, netns: rec.netns }, 'sandbox ready');
       return this.sandboxStatus(rec);
     });
+  }
+
+  /** Creates the sandbox's network namespace and attaches it; returns the pod IP. */
+  private async attach(rec: SandboxRecord): Promise<string> {
+    await this.network.createNetns(rec.netns);
+    return (await this.network.attach(rec.id, rec.netns, rec.cniConfig)).ip;
   }
 
   /** /etc/hosts, /etc/hostname and an empty /etc/resolv.conf, bind-mounted by containers. */
@@ -187,6 +192,7 @@ export class MiniC implements RuntimeService {
   }
 
   private async teardownNetwork(rec: SandboxRecord, deleteNetns: boolean): Promise<void> {
+    if (rec.hostNetwork) return;
     if (await exists(netnsPath(rec.netns))) {
       await this.network.detach(rec.id, rec.netns, rec.cniConfig);
     }
@@ -242,7 +248,8 @@ export class MiniC implements RuntimeService {
 
   private async sandboxStatus(rec: SandboxRecord): Promise<SandboxStatus> {
     // A namespace that vanished (host reboot, someone else's cleanup) is not ready.
-    const ready = rec.state === 'ready' && (await exists(netnsPath(rec.netns)));
+    const ready =
+      rec.state === 'ready' && (rec.hostNetwork || (await exists(netnsPath(rec.netns))));
     return {
       id: rec.id,
       podUid: rec.podUid,
@@ -282,7 +289,7 @@ export class MiniC implements RuntimeService {
         config,
         image: image.config,
         hostname: sandbox.hostname,
-        netnsPath: netnsPath(sandbox.netns),
+        netnsPath: sandbox.hostNetwork ? undefined : netnsPath(sandbox.netns),
         etcFiles: {
           hosts: path.join(sbDir, 'hosts'),
           hostname: path.join(sbDir, 'hostname'),

@@ -17,6 +17,8 @@ export interface SandboxRecord {
   labels: Record<string, string>;
   attempt: number;
   netns: string;
+  /** The pod uses the node's network namespace: no netns and no CNI of its own. */
+  hostNetwork?: boolean;
   /** The CNI config ADD ran with, so DEL undoes exactly that. */
   cniConfig: Record<string, unknown>;
   ip?: string;

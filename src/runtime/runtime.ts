@@ -71,6 +71,12 @@ export interface SandboxConfig {
   hostname: string;
   /** Arbitrary labels kept with the sandbox, returned by listSandboxes. */
   labels: Record<string, string>;
+  /**
+   * Share the node's network namespace instead of getting one (Kubernetes hostNetwork); the
+   * pod's IP is then `hostIP`.
+   */
+  hostNetwork?: boolean;
+  hostIP?: string;
   /** How many sandboxes were made for this pod before; part of the sandbox id. Default 0. */
   attempt?: number;
 }

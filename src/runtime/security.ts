@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { RuntimeError } from './runtime.js';
 
 /**
@@ -20,6 +21,9 @@ export interface SecurityOptions {
     type: 'RuntimeDefault' | 'Unconfined' | 'Localhost';
     localhostProfile?: string;
   };
+  /** Share the node's process / IPC namespace (pod spec hostPID, hostIPC). */
+  hostPID?: boolean;
+  hostIPC?: boolean;
 }
 
 /** Docker's default capability set, which Kubernetes containers start from. */
@@ -71,6 +75,72 @@ export const ALL_CAPS = [
   'CAP_BPF',
   'CAP_CHECKPOINT_RESTORE',
 ];
+
+/** Capability names by their number in the kernel (capability.h), 0 to 40. */
+const CAP_BY_NUMBER = [
+  'CHOWN',
+  'DAC_OVERRIDE',
+  'DAC_READ_SEARCH',
+  'FOWNER',
+  'FSETID',
+  'KILL',
+  'SETGID',
+  'SETUID',
+  'SETPCAP',
+  'LINUX_IMMUTABLE',
+  'NET_BIND_SERVICE',
+  'NET_BROADCAST',
+  'NET_ADMIN',
+  'NET_RAW',
+  'IPC_LOCK',
+  'IPC_OWNER',
+  'SYS_MODULE',
+  'SYS_RAWIO',
+  'SYS_CHROOT',
+  'SYS_PTRACE',
+  'SYS_PACCT',
+  'SYS_ADMIN',
+  'SYS_BOOT',
+  'SYS_NICE',
+  'SYS_RESOURCE',
+  'SYS_TIME',
+  'SYS_TTY_CONFIG',
+  'MKNOD',
+  'LEASE',
+  'AUDIT_WRITE',
+  'AUDIT_CONTROL',
+  'SETFCAP',
+  'MAC_OVERRIDE',
+  'MAC_ADMIN',
+  'SYSLOG',
+  'WAKE_ALARM',
+  'BLOCK_SUSPEND',
+  'AUDIT_READ',
+  'PERFMON',
+  'BPF',
+  'CHECKPOINT_RESTORE',
+].map((name) => `CAP_${name}`);
+
+let bounding: Set<string> | undefined;
+
+/**
+ * The capabilities this process may hand on (its bounding set). A container can hold no
+ * capability outside it, so "all capabilities" means these, as Docker does it.
+ */
+export function hostCapabilities(): Set<string> {
+  if (bounding) return bounding;
+  const line = readFileSync('/proc/self/status', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('CapBnd:'));
+  const mask = BigInt(`0x${line?.split(/\s+/)[1] ?? '0'}`);
+  bounding = new Set(CAP_BY_NUMBER.filter((_, bit) => (mask >> BigInt(bit)) & 1n));
+  return bounding;
+}
+
+function allCapabilities(): string[] {
+  const host = hostCapabilities();
+  return ALL_CAPS.filter((c) => host.has(c));
+}
 
 /**
  * The default seccomp profile: every system call is allowed except those that reach past
@@ -153,7 +223,7 @@ export function resolveCapabilities(
   caps: SecurityOptions['capabilities'],
   privileged: boolean,
 ): string[] {
-  if (privileged) return [...ALL_CAPS];
+  if (privileged) return allCapabilities();
   const drop = (caps?.drop ?? []).map(capName);
   const add = (caps?.add ?? []).map(capName);
   for (const name of add) {
@@ -162,7 +232,7 @@ export function resolveCapabilities(
     }
   }
   let set = drop.includes('CAP_ALL') ? [] : DEFAULT_CAPS.filter((c) => !drop.includes(c));
-  set = add.includes('CAP_ALL') ? [...ALL_CAPS] : [...new Set([...set, ...add])];
+  set = add.includes('CAP_ALL') ? allCapabilities() : [...new Set([...set, ...add])];
   return set;
 }
 

@@ -21,7 +21,7 @@ export interface SpecInput {
   image: ImageConfig;
   hostname: string;
   /** Path of the sandbox's network namespace. */
-  netnsPath: string;
+  netnsPath?: string;
   /** Files of the sandbox bind-mounted at /etc/hosts, /etc/hostname, /etc/resolv.conf. */
   etcFiles: { hosts: string; hostname: string; resolvConf: string };
   /** cgroups path for runc; relative paths are placed below runc's own cgroup. */
@@ -176,6 +176,16 @@ export async function hostNofileLimit(): Promise<number> {
   return hard === undefined || hard === 'unlimited' ? MAX_NOFILE : Number(hard);
 }
 
+/** The container's namespaces: its own, except those it shares with the node. */
+function namespaces(input: SpecInput): { type: string; path?: string }[] {
+  const sec = input.config.security;
+  const out: { type: string; path?: string }[] = [{ type: 'uts' }, { type: 'mount' }];
+  if (!sec?.hostPID) out.push({ type: 'pid' });
+  if (!sec?.hostIPC) out.push({ type: 'ipc' });
+  if (input.netnsPath) out.push({ type: 'network', path: input.netnsPath });
+  return out;
+}
+
 /** The OCI runtime spec (config.json) for one container. */
 export function buildSpec(input: SpecInput): Record<string, unknown> {
   const { config, image } = input;
@@ -205,13 +215,7 @@ export function buildSpec(input: SpecInput): Record<string, unknown> {
     linux: {
       cgroupsPath: input.cgroupsPath,
       resources: resolveResources(config.resources),
-      namespaces: [
-        { type: 'pid' },
-        { type: 'ipc' },
-        { type: 'uts' },
-        { type: 'mount' },
-        { type: 'network', path: input.netnsPath },
-      ],
+      namespaces: namespaces(input),
       maskedPaths: MASKED_PATHS,
       readonlyPaths: READONLY_PATHS,
     },

@@ -28,8 +28,8 @@ export class TestCluster {
 
   constructor(readonly opts: ClusterOptions) {}
 
-  /** Starts `flyces up` and waits until its node is Ready. */
-  async start(): Promise<void> {
+  /** Starts `flyces up` (with extra flags, e.g. --allow-privileged) and waits for its node. */
+  async start(extraArgs: string[] = []): Promise<void> {
     const log = createWriteStream(this.logFile, { flags: 'a' });
     const proc = spawn(
       process.execPath,
@@ -48,6 +48,7 @@ export class TestCluster {
         this.opts.bridge,
         '--node-name',
         'e2e-node',
+        ...extraArgs,
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
