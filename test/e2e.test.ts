@@ -1,6 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -166,6 +166,33 @@ describe('flyces up runs the web Deployment end to end', { timeout: 600_000 }, (
     );
     const own = await cluster.flyces('logs', '--kubeconfig', cluster.kubeconfig, pod.name);
     assert.match(own, /response:200/);
+
+    await httpGet(`http://${pod.ip}:8080/`);
+    const tail = await cluster.kubectl('logs', pod.name, '--tail=1', '--timestamps');
+    assert.equal(tail.trim().split('\n').length, 1);
+    assert.match(tail, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z .*response:200/);
+    assert.equal((await cluster.kubectl('logs', pod.name, '--since=1h')).length > 0, true);
+    assert.equal(
+      (await cluster.kubectl('logs', pod.name, '--since-time=2099-01-01T00:00:00Z')).trim(),
+      '',
+    );
+
+    // -f keeps streaming: a request made after it started shows up in its output.
+    const follow = spawn('kubectl', ['--kubeconfig', cluster.kubeconfig, 'logs', '-f', pod.name]);
+    let streamed = '';
+    follow.stdout.on('data', (chunk) => (streamed += chunk));
+    try {
+      await waitFor('logs -f to start', 10_000, async () => streamed.length > 0);
+      const before = (streamed.match(/response:200/g) ?? []).length;
+      await httpGet(`http://${pod.ip}:8080/`);
+      await waitFor(
+        'the new request in logs -f',
+        10_000,
+        async () => (streamed.match(/response:200/g) ?? []).length > before,
+      );
+    } finally {
+      follow.kill('SIGTERM');
+    }
   });
 
   test('the flyces command applies, lists and deletes without kubectl', async () => {
