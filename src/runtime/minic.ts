@@ -72,6 +72,19 @@ function wrap(code: RuntimeError['code'], what: string, err: unknown): RuntimeEr
   return new RuntimeError(code, `${what}: ${(err as Error).message}`);
 }
 
+/** A container directory's parts besides its records: bundle, overlay dirs, conmon's dirs. */
+const CONTAINER_SUBDIRS = ['bundle/rootfs', 'upper', 'work', 'exit', 'persist'];
+
+/**
+ * Waits for every promise, then fails with the first error: cleanup after a failure must
+ * not race a step that is still running.
+ */
+async function allDone(steps: Promise<unknown>[]): Promise<void> {
+  const results = await Promise.allSettled(steps);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
 function reasonFor(exitCode: number | undefined, oom: boolean): string {
   if (oom) return 'OOMKilled';
   return exitCode === 0 ? 'Completed' : 'Error';
@@ -281,9 +294,10 @@ export class MiniC implements RuntimeService {
     const dir = this.records.containerDir(id);
     const log = this.log.child({ container: id, sandbox: sandboxId, name: config.name });
     try {
-      for (const sub of ['bundle/rootfs', 'upper', 'work', 'exit', 'persist']) {
-        await fs.mkdir(path.join(dir, sub), { recursive: true });
-      }
+      await fs.mkdir(dir, { recursive: true });
+      await Promise.all(
+        CONTAINER_SUBDIRS.map((sub) => fs.mkdir(path.join(dir, sub), { recursive: true })),
+      );
       const sbDir = this.records.sandboxDir(sandboxId);
       const spec = buildSpec({
         config,
@@ -298,8 +312,11 @@ export class MiniC implements RuntimeService {
         cgroupsPath: path.join(this.cgroupParent, sandboxId, id),
         nofileLimit: await hostNofileLimit(),
       });
-      await writeJsonAtomic(path.join(dir, 'bundle', 'config.json'), spec);
-      await mountRootfs(dir, image.layerDirs);
+      // The spec and the overlay mount touch different files; `mount` is a fork worth hiding.
+      await allDone([
+        writeJsonAtomic(path.join(dir, 'bundle', 'config.json'), spec),
+        mountRootfs(dir, image.layerDirs),
+      ]);
       await this.records.writeContainer({
         id,
         sandboxId,
@@ -485,11 +502,30 @@ export class MiniC implements RuntimeService {
     }
   }
 
+  /**
+   * Every container's status. `runc list` forks a Go binary (about 10 ms), so it runs only
+   * when some started container has no live conmon to vouch for it.
+   */
   async listContainers(): Promise<ContainerStatus[]> {
     const records = await this.records.containers();
     if (records.length === 0) return [];
-    const states = await (await this.binaries).runc.list();
-    return Promise.all(records.map((rec) => this.observe(rec, states.get(rec.id))));
+    const monitored = await Promise.all(records.map((rec) => this.monitored(rec)));
+    const unsure = records.some((rec, i) => rec.startedAt && !rec.finishedAt && !monitored[i]);
+    const states = unsure ? await (await this.binaries).runc.list() : new Map<string, string>();
+    return Promise.all(
+      records.map((rec, i) => this.observe(rec, monitored[i] ? 'running' : states.get(rec.id))),
+    );
+  }
+
+  /**
+   * Whether a started container still runs by conmon's account: conmon stays until it has
+   * written the exit file, so no exit file and a live conmon mean the process is there. An
+   * exit in between shows in the exit file, which `observe` reads again.
+   */
+  private async monitored(rec: ContainerRecord): Promise<boolean> {
+    if (!rec.startedAt || rec.finishedAt) return false;
+    if (await exists(path.join(this.records.containerDir(rec.id), 'exit', rec.id))) return false;
+    return conmonAlive(await this.conmonPid(rec.id), rec.id);
   }
 
   async containerStatus(id: string): Promise<ContainerStatus | undefined> {
