@@ -3,10 +3,9 @@ import { connect } from 'node:net';
 import type { Duplex } from 'node:stream';
 
 import { ApiError, badRequest } from '../api/errors.js';
-import { byGroupResource } from '../api/resources.js';
-import type { KObject, NodeObject } from '../api/types.js';
+import type { KObject } from '../api/types.js';
 import { rejectUpgrade } from '../util/upgrade.js';
-import { agentEndpoint } from './node-proxy.js';
+import { nodeEndpoint, pickContainer } from './node-proxy.js';
 import type { Registry } from './registry.js';
 import type { ResourceRequest } from './request.js';
 
@@ -50,16 +49,11 @@ export async function proxyExec(
 ): Promise<void> {
   const pod = await registry.get(rr.rt, rr.namespace, rr.name!);
   const container = execContainer(pod, rr.query);
-  const node = (await registry.get(
-    byGroupResource.get('/nodes')!,
-    undefined,
-    pod.spec.nodeName,
-  )) as NodeObject;
-  const { host, port } = agentEndpoint(node);
+  const { host, port, node } = await nodeEndpoint(registry, pod);
   const query = new URLSearchParams();
   for (const [key, value] of rr.query) if (FORWARDED.includes(key)) query.append(key, value);
   const path = `/exec/${pod.metadata.namespace}/${pod.metadata.name}/${container}?${query}`;
-  const agent = await connectAgent(host, port, node.metadata.name!);
+  const agent = await connectAgent(host, port, node);
   agent.write(upgradeRequest(req, path, `${host}:${port}`, token));
   if (head.length > 0) agent.write(head);
   pipeBothWays(socket, agent);
@@ -73,19 +67,7 @@ export function execContainer(pod: KObject, query: URLSearchParams): string {
   if (phase === 'Succeeded' || phase === 'Failed') {
     throw badRequest(`cannot exec into a container in a completed pod; current phase is ${phase}`);
   }
-  const containers: string[] = (pod.spec.containers ?? []).map((c: { name: string }) => c.name);
-  const container = query.get('container');
-  if (!container) {
-    if (containers.length === 1) return containers[0];
-    throw badRequest(
-      `a container name must be specified for pod ${name}, ` +
-        `choose one of: [${containers.join(' ')}]`,
-    );
-  }
-  if (!containers.includes(container)) {
-    throw badRequest(`container ${container} is not valid for pod ${name}`);
-  }
-  return container;
+  return pickContainer(pod, query, false);
 }
 
 function connectAgent(host: string, port: number, node: string): Promise<Duplex> {

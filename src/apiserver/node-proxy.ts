@@ -52,6 +52,41 @@ function logOptions(query: URLSearchParams): URLSearchParams {
   return forward;
 }
 
+/**
+ * The container a request names (`?container=`), or the pod's only one; refuses a missing
+ * choice among several, and names that are not the pod's (init containers count for logs).
+ */
+export function pickContainer(pod: KObject, query: URLSearchParams, withInit: boolean): string {
+  const names = (list: { name: string }[] | undefined) => (list ?? []).map((c) => c.name);
+  const containers = names(pod.spec?.containers);
+  const valid = withInit ? [...containers, ...names(pod.spec?.initContainers)] : containers;
+  const container = query.get('container');
+  if (!container) {
+    if (containers.length === 1) return containers[0];
+    throw badRequest(
+      `a container name must be specified for pod ${pod.metadata.name}, ` +
+        `choose one of: [${containers.join(' ')}]`,
+    );
+  }
+  if (!valid.includes(container)) {
+    throw badRequest(`container ${container} is not valid for pod ${pod.metadata.name}`);
+  }
+  return container;
+}
+
+/** The agent endpoint of the node a pod is bound to. */
+export async function nodeEndpoint(
+  registry: Registry,
+  pod: KObject,
+): Promise<{ host: string; port: number; node: string }> {
+  const node = (await registry.get(
+    byGroupResource.get('/nodes')!,
+    undefined,
+    pod.spec.nodeName,
+  )) as NodeObject;
+  return { ...agentEndpoint(node), node: node.metadata.name! };
+}
+
 /** Opens the log stream of a pod's container on its node; the caller pipes the response. */
 export async function openPodLogs(
   registry: Registry,
@@ -59,26 +94,8 @@ export async function openPodLogs(
   query: URLSearchParams,
   token: string,
 ): Promise<IncomingMessage> {
-  const containers: string[] = (pod.spec?.containers ?? []).map((c: { name: string }) => c.name);
-  const inits: string[] = (pod.spec?.initContainers ?? []).map((c: { name: string }) => c.name);
-  let container = query.get('container');
-  if (!container) {
-    if (containers.length !== 1) {
-      throw badRequest(
-        `a container name must be specified for pod ${pod.metadata.name}, choose one of: [${containers.join(' ')}]`,
-      );
-    }
-    container = containers[0];
-  }
-  if (!containers.includes(container) && !inits.includes(container)) {
-    throw badRequest(`container ${container} is not valid for pod ${pod.metadata.name}`);
-  }
-  const node = (await registry.get(
-    byGroupResource.get('/nodes')!,
-    undefined,
-    pod.spec.nodeName,
-  )) as NodeObject;
-  const { host, port } = agentEndpoint(node);
+  const container = pickContainer(pod, query, true);
+  const { host, port, node } = await nodeEndpoint(registry, pod);
   const forward = logOptions(query);
   const path = `/containerLogs/${pod.metadata.namespace}/${pod.metadata.name}/${container}?${forward}`;
   return new Promise((resolve, reject) => {
@@ -91,10 +108,7 @@ export async function openPodLogs(
     );
     req.on('error', (err) =>
       reject(
-        new ApiError(
-          'InternalError',
-          `cannot reach the agent of node ${node.metadata.name}: ${err.message}`,
-        ),
+        new ApiError('InternalError', `cannot reach the agent of node ${node}: ${err.message}`),
       ),
     );
     req.end();
