@@ -108,6 +108,23 @@ clientOptions(program.command('logs').description("print a pod container's outpu
   .option('--timestamps', 'prefix each line with its time')
   .action(async (pod, o) => (await clientCommands()).logsCommand(pod, o));
 
+function count(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${value} is not a count`);
+  return n;
+}
+
+program
+  .command('agent')
+  .description('run hollow nodes (--hollow N) that report pods Running without containers')
+  .option('--hollow <n>', 'how many hollow nodes to run', count)
+  .option('--kubeconfig <file>', 'kubeconfig (default $KUBECONFIG or ~/.flyces/kubeconfig)')
+  .option('--name-prefix <prefix>', 'node names are PREFIX0 … PREFIX(N-1)', 'hollow-')
+  .option('--cpu <quantity>', 'cpu capacity of each node', '4')
+  .option('--memory <quantity>', 'memory capacity of each node', '16Gi')
+  .option('--max-pods <n>', 'pod capacity of each node', count, 110)
+  .action(async (o) => (await import('./agent-command.js')).agentCommand(o));
+
 program.parseAsync(process.argv).catch((err: Error) => {
   process.stderr.write(`error: ${err.message}\n`);
   process.exit(1);
