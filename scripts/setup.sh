@@ -14,7 +14,7 @@ fi
 packages=(
   runc conmon containernetworking-plugins iproute2 busybox-static
   skopeo umoci attr
-  docker-registry apache2-utils bsdutils
+  docker-registry apache2-utils bsdutils etcd-server
 )
 missing=()
 for p in "${packages[@]}"; do

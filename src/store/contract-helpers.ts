@@ -62,6 +62,12 @@ export async function waitFor(
 }
 
 /** Gives pending deliveries time to arrive, to check that no more do. */
+/** Waits until `done()` holds (a backend may deliver a watch's first event late), or 5 s. */
+export async function until(done: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done() && Date.now() < deadline) await sleep(5);
+}
+
 export function settle(): Promise<void> {
   return sleep(30);
 }
