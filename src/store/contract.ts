@@ -362,7 +362,9 @@ function watchTests(withStore: WithStore): void {
       // Wait for the first delivery, then give a second one every chance to (wrongly) follow.
       await until(() => events.length > 0);
       await settle();
-      assert.deepEqual(cancelled.events, []);
+      // /c/1 may or may not have arrived before cancel(); nothing written after it may.
+      const afterCancel = cancelled.events.filter((event) => event.kv.key !== '/c/1');
+      assert.deepEqual(afterCancel, []);
       assert.deepEqual(cancelled.errors, [], 'cancel is not an error');
       assert.deepEqual(keysOf(events.map((event) => event.kv)), [first]);
     }),
