@@ -165,14 +165,14 @@ describe('kubectl exec runs commands in containers', { timeout: 600_000 }, () =>
     // kubectl only asks for a terminal when its own stdin is one; script gives it one.
     const line =
       'stty cols 100 rows 30; ' +
-      `kubectl --kubeconfig ${cluster.kubeconfig} exec -it box -- sh -c 'tty; stty size; exit 4'`;
+      `kubectl --kubeconfig ${cluster.kubeconfig} exec -it box -- sh -c 'stty size; tty; exit 4'`;
     const r = await new Promise<Outcome>((resolve) => {
       execFile('script', ['-q', '-e', '-c', line, '/dev/null'], (err, stdout, stderr) => {
         const code = (err as { code?: number } | null)?.code ?? 0;
         resolve({ code: typeof code === 'number' ? code : -1, stdout, stderr });
       }).stdin!.end();
     });
-    assert.match(r.stdout, /\/dev\/pts\/\d+\r\n30 100\r\n/, r.stdout + r.stderr);
+    assert.match(r.stdout, /30 100\r\n\/dev\/pts\/\d+\r\n/, r.stdout + r.stderr);
     assert.equal(r.code, 4);
   });
 

@@ -24,6 +24,8 @@ export interface ExecTarget {
   id: string;
   /** A directory for the exec's pid and log files; one subdirectory per exec. */
   workDir: string;
+  /** The container's OCI config, whose process an exec on a terminal starts from. */
+  bundleConfig?: string;
 }
 
 /** Exit code a shell reports for a command it cannot find, and for one it cannot run. */
@@ -42,15 +44,17 @@ export async function startExecStream(
 ): Promise<ExecSession> {
   const dir = path.join(target.workDir, randomHex(8));
   await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  const processFile =
+    opts.tty && opts.size ? await writeTtyProcess(target, dir, command, opts.size) : undefined;
   const args = [
     `--root=${target.root}`,
     `--log=${path.join(dir, 'runc.log')}`,
     '--log-format=json',
     'exec',
     `--pid-file=${path.join(dir, 'pid')}`,
-    ...(opts.tty ? ['--tty'] : []),
-    target.id,
-    ...command,
+    ...(processFile
+      ? [`--process=${processFile}`, target.id]
+      : [...(opts.tty ? ['--tty'] : []), target.id, ...command]),
   ];
   const child = opts.tty
     ? spawnUnderScript(target.runc, args, opts.size)
@@ -68,6 +72,41 @@ export async function startExecStream(
     },
     kill: () => void killExec(child, dir),
   };
+}
+
+/**
+ * The process of an exec on a terminal of a known size, as an OCI process file: the
+ * container's own process (user, env, cwd, capabilities) with the command and the console
+ * size. runc sizes the terminal it makes before the command starts, which its flags cannot
+ * do: with --tty alone the command runs on a 0x0 terminal until runc's first resize, and a
+ * quick `stty size` sees that.
+ */
+async function writeTtyProcess(
+  target: ExecTarget,
+  dir: string,
+  command: string[],
+  size: { cols: number; rows: number },
+): Promise<string | undefined> {
+  if (!target.bundleConfig) return undefined;
+  let base: Record<string, unknown>;
+  try {
+    const config = JSON.parse(await fs.readFile(target.bundleConfig, 'utf8')) as {
+      process?: Record<string, unknown>;
+    };
+    if (!config.process) return undefined;
+    base = config.process;
+  } catch {
+    return undefined;
+  }
+  const processSpec = {
+    ...base,
+    args: command,
+    terminal: true,
+    consoleSize: { height: size.rows, width: size.cols },
+  };
+  const file = path.join(dir, 'process.json');
+  await fs.writeFile(file, JSON.stringify(processSpec), { mode: 0o600 });
+  return file;
 }
 
 function spawnPiped(runc: string, args: string[], opts: ExecStreamOptions): ChildProcess {

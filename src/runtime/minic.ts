@@ -540,7 +540,12 @@ export class MiniC implements RuntimeService {
       throw new RuntimeError('NotFound', `container ${id} is not running`);
     }
     const workDir = path.join(this.root, 'exec');
-    return startExecStream({ runc: runc.binary, root: runc.root, id, workDir }, command, opts);
+    const bundleConfig = path.join(this.records.containerDir(id), 'bundle', 'config.json');
+    return startExecStream(
+      { runc: runc.binary, root: runc.root, id, workDir, bundleConfig },
+      command,
+      opts,
+    );
   }
 
   async execSync(id: string, command: string[], timeoutMs: number): Promise<ExecResult> {
