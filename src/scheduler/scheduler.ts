@@ -7,7 +7,7 @@ import { isReason, type KubeClient } from '../client/rest.js';
 import { WorkQueue } from '../client/workqueue.js';
 import { componentLogger } from '../log.js';
 import { Framework, unschedulableMessage } from './framework/framework.js';
-import { NodeInfo, podRequests } from './framework/nodeinfo.js';
+import { NodeInfo } from './framework/nodeinfo.js';
 import { defaultPlugins } from './plugins/registry.js';
 
 /**
@@ -90,7 +90,7 @@ export class Scheduler {
       const fresh = new NodeInfo(node);
       for (const [podKey, nodeName] of this.placed) {
         const pod = this.pods.get(podKey);
-        if (nodeName === name && pod) fresh.addPod(podKey, podRequests(pod));
+        if (nodeName === name && pod) fresh.addPod(pod);
       }
       this.snapshot.set(name, fresh);
     }
@@ -125,7 +125,7 @@ export class Scheduler {
     if (current === nodeName) return;
     if (current) this.snapshot.get(current)?.removePod(key);
     this.placed.set(key, nodeName);
-    this.snapshot.get(nodeName)?.addPod(key, podRequests(pod));
+    this.snapshot.get(nodeName)?.addPod(pod);
   }
 
   private unplace(key: string): void {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import type { NodeObject, Pod } from '../../api/types.js';
 import { defaultPlugins } from '../plugins/registry.js';
 import { Framework, unschedulableMessage } from './framework.js';
-import { NodeInfo, podRequests } from './nodeinfo.js';
+import { NodeInfo } from './nodeinfo.js';
 
 function node(
   name: string,
@@ -89,12 +89,15 @@ test('scheduling decisions', () => {
 
 test('node accounting adds and removes requests once', () => {
   const n = node('a', '1', '1Gi');
-  const req = podRequests(pod('300m', '100Mi'));
-  n.addPod('default/x', req);
-  n.addPod('default/x', req);
+  const p = pod('300m', '100Mi');
+  n.addPod(p);
+  n.addPod(p);
   assert.equal(n.requested.milliCpu, 300);
-  n.removePod('default/x');
-  n.removePod('default/x');
+  assert.equal(n.pods.get('default/p')?.requests.milliCpu, 300);
+  const copy = n.clone();
+  n.removePod('default/p');
+  n.removePod('default/p');
+  assert.equal(copy.requested.milliCpu, 300, 'a clone keeps its own pods');
   assert.equal(n.requested.milliCpu, 0);
   assert.equal(n.requested.pods, 0);
 });

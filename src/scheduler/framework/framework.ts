@@ -9,6 +9,7 @@ import {
   type Plugin,
   type PreFilterPlugin,
   type ScorePlugin,
+  type Status,
 } from './interface.js';
 import type { NodeInfo } from './nodeinfo.js';
 
@@ -44,18 +45,16 @@ export class Framework {
     const state: CycleState = new Map();
     const reasons = new Map<string, number>();
     let total = 0;
-    for (const p of this.preFilters) {
-      const status = p.preFilter(state, pod);
-      if (status.code !== Code.Success) {
-        for (const r of status.reasons) reasons.set(r, 1);
-        return { reasons, total: 0, resolvable: status.code === Code.Unschedulable };
-      }
+    const refused = this.runPreFilters(state, pod);
+    if (refused) {
+      for (const r of refused.reasons) reasons.set(r, 1);
+      return { reasons, total: 0, resolvable: refused.code === Code.Unschedulable };
     }
     const feasible: NodeInfo[] = [];
     let resolvable = false;
     for (const node of nodes) {
       total++;
-      const failure = this.firstFailure(state, pod, node);
+      const failure = this.filterNode(state, pod, node);
       if (!failure) {
         feasible.push(node);
         continue;
@@ -67,7 +66,17 @@ export class Framework {
     return { node: this.best(state, pod, feasible), reasons, total, resolvable };
   }
 
-  private firstFailure(state: CycleState, pod: Pod, node: NodeInfo) {
+  /** Runs every pre-filter into `state`; the first status that is not Success, if any. */
+  runPreFilters(state: CycleState, pod: Pod): Status | undefined {
+    for (const p of this.preFilters) {
+      const status = p.preFilter(state, pod);
+      if (status.code !== Code.Success) return { ...status, plugin: p.name };
+    }
+    return undefined;
+  }
+
+  /** Runs the filters on one node, cheapest first; the first failure, or undefined. */
+  filterNode(state: CycleState, pod: Pod, node: NodeInfo): Status | undefined {
     for (const f of this.filters) {
       const status = f.filter(state, pod, node);
       if (status.code !== Code.Success) return status;

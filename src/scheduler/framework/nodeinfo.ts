@@ -1,5 +1,5 @@
 import { cpuMillis, parseQuantity } from '../../api/quantity.js';
-import type { NodeObject, Pod } from '../../api/types.js';
+import { objectKey, type NodeObject, type Pod } from '../../api/types.js';
 
 /**
  * What the scheduler knows of one node: its allocatable resources and the sum of the
@@ -46,9 +46,16 @@ export function nodeAllocatable(node: NodeObject): Resources {
   };
 }
 
+/** A pod counted on a node, with its requests worked out once. */
+export interface PodInfo {
+  pod: Pod;
+  requests: Resources;
+}
+
 export class NodeInfo {
   readonly requested = emptyResources();
-  readonly pods = new Map<string, Resources>();
+  /** The pods bound or assumed to the node, by namespace/name. */
+  readonly pods = new Map<string, PodInfo>();
   allocatable: Resources;
   ready: boolean;
 
@@ -67,9 +74,12 @@ export class NodeInfo {
     this.ready = isNodeReady(node);
   }
 
-  addPod(key: string, requests: Resources): void {
+  /** Counts a pod on the node; a pod already counted is not counted twice. */
+  addPod(pod: Pod): void {
+    const key = objectKey(pod);
     if (this.pods.has(key)) return;
-    this.pods.set(key, requests);
+    const requests = podRequests(pod);
+    this.pods.set(key, { pod, requests });
     this.requested.milliCpu += requests.milliCpu;
     this.requested.memory += requests.memory;
     this.requested.pods += requests.pods;
@@ -77,13 +87,20 @@ export class NodeInfo {
   }
 
   removePod(key: string): void {
-    const requests = this.pods.get(key);
+    const requests = this.pods.get(key)?.requests;
     if (!requests) return;
     this.pods.delete(key);
     this.requested.milliCpu -= requests.milliCpu;
     this.requested.memory -= requests.memory;
     this.requested.pods -= requests.pods;
     this.requested.ephemeralStorage -= requests.ephemeralStorage;
+  }
+
+  /** A copy whose pods can be added and removed without touching this one (preemption). */
+  clone(): NodeInfo {
+    const copy = new NodeInfo(this.node);
+    for (const info of this.pods.values()) copy.addPod(info.pod);
+    return copy;
   }
 }
 
