@@ -1,4 +1,5 @@
 import type { Container, Deployment, Pod, PodSpec, ReplicaSet } from './types.js';
+import { addDefaultTolerations } from './taints.js';
 
 /**
  * Defaulting: the values Kubernetes fills in when a client leaves a field out, applied
@@ -37,6 +38,7 @@ export function defaultPodSpec(spec: PodSpec | undefined): void {
 
 export function defaultPod(pod: Pod): void {
   defaultPodSpec(pod.spec);
+  if (pod.spec && typeof pod.spec === 'object') addDefaultTolerations(pod);
   pod.status ??= {};
   pod.status.phase ??= 'Pending';
 }

@@ -64,12 +64,13 @@ function podSpecChanges(pod: KObject, old: KObject): FieldError[] {
     delete copy.nodeName;
     delete copy.terminationGracePeriodSeconds;
     delete copy.activeDeadlineSeconds;
+    delete copy.tolerations;
     for (const list of [copy.containers, copy.initContainers]) {
       if (Array.isArray(list)) for (const c of list) if (c && typeof c === 'object') delete c.image;
     }
     return copy;
   };
-  if (deepEqual(comparable(pod.spec), comparable(old.spec))) return [];
+  if (deepEqual(comparable(pod.spec), comparable(old.spec))) return tolerationChanges(pod, old);
   return [
     {
       field: 'spec',
@@ -77,6 +78,20 @@ function podSpecChanges(pod: KObject, old: KObject): FieldError[] {
       detail:
         'pod updates may not change fields other than spec.containers[*].image, ' +
         'spec.initContainers[*].image, spec.activeDeadlineSeconds or spec.terminationGracePeriodSeconds',
+    },
+  ];
+}
+
+/** Tolerations may be added to a running pod, never taken away (as in Kubernetes). */
+function tolerationChanges(pod: KObject, old: KObject): FieldError[] {
+  const now: unknown[] = Array.isArray(pod.spec?.tolerations) ? pod.spec.tolerations : [];
+  const before: unknown[] = Array.isArray(old.spec?.tolerations) ? old.spec.tolerations : [];
+  if (before.every((t) => now.some((n) => deepEqual(n, t)))) return [];
+  return [
+    {
+      field: 'spec.tolerations',
+      type: 'Forbidden',
+      detail: 'tolerations may be added to a pod, not removed or changed',
     },
   ];
 }

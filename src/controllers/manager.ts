@@ -5,16 +5,19 @@ import type { Controller } from './controller.js';
 import { DeploymentController } from './deployment/controller.js';
 import { GarbageCollector } from './gc/collector.js';
 import { NamespaceController } from './namespace/controller.js';
+import { NodeLifecycleController, type NodeLifecycleOptions } from './nodelifecycle/controller.js';
 import { ReplicaSetController } from './replicaset/controller.js';
 
 /** The controllers the manager can run, by name. */
-export type ControllerName = 'replicaset' | 'deployment' | 'garbage-collector' | 'namespace';
+export type ControllerName =
+  'replicaset' | 'deployment' | 'garbage-collector' | 'namespace' | 'node-lifecycle';
 
 export const ALL_CONTROLLERS: ControllerName[] = [
   'replicaset',
   'deployment',
   'garbage-collector',
   'namespace',
+  'node-lifecycle',
 ];
 
 export interface ControllerManagerOptions {
@@ -27,6 +30,8 @@ export interface ControllerManagerOptions {
   controllers?: ControllerName[];
   /** Worker loops per controller (defaults: 5, except 2 for namespace). */
   workers?: Partial<Record<ControllerName, number>>;
+  /** Timing of the node lifecycle controller (tests shorten it). */
+  nodeLifecycle?: Omit<NodeLifecycleOptions, 'workers'>;
 }
 
 /**
@@ -56,6 +61,11 @@ export class ControllerManager {
         new GarbageCollector(client, this.factory, { workers: workers['garbage-collector'] }),
       namespace: () =>
         new NamespaceController(client, this.factory, { workers: workers.namespace }),
+      'node-lifecycle': () =>
+        new NodeLifecycleController(client, this.factory, {
+          workers: workers['node-lifecycle'],
+          ...opts.nodeLifecycle,
+        }),
     };
     this.controllers = ALL_CONTROLLERS.filter((n) => enabled.has(n)).map((n) => make[n]());
   }

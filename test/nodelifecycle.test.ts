@@ -1,0 +1,297 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { byGroupResource } from '../src/api/resources.js';
+import {
+  nowTimestamp,
+  type KObject,
+  type NodeObject,
+  type Pod,
+  type ReplicaSet,
+} from '../src/api/types.js';
+import { isReason, type KubeClient } from '../src/client/rest.js';
+import { ControllerManager } from '../src/controllers/manager.js';
+import { startTestApiServer } from './helpers/apiserver.js';
+
+/**
+ * The node lifecycle controller against a real API server, with the test playing two
+ * node agents: it renews their Leases and reports their pods, and then stops renewing
+ * one of them as a dead machine would.
+ */
+
+const NODES = byGroupResource.get('/nodes')!;
+const PODS = byGroupResource.get('/pods')!;
+const LEASES = byGroupResource.get('coordination.k8s.io/leases')!;
+const RS = byGroupResource.get('apps/replicasets')!;
+const UNREACHABLE = 'node.kubernetes.io/unreachable';
+const LEASE_SECONDS = 2;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 20_000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await fn();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+/** A fake agent: registers its node, renews its Lease and reports bound pods ready. */
+class FakeAgent {
+  alive = true;
+  private timer?: NodeJS.Timeout;
+
+  constructor(
+    private readonly client: KubeClient,
+    readonly name: string,
+  ) {}
+
+  async start(): Promise<void> {
+    await this.client.create(NODES, {
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: { name: this.name },
+      status: {
+        allocatable: { cpu: '4', memory: '8Gi', pods: '110' },
+        capacity: { cpu: '4', memory: '8Gi', pods: '110' },
+        conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: nowTimestamp() }],
+      },
+    } as NodeObject);
+    await this.client.patch(
+      NODES,
+      undefined,
+      this.name,
+      {
+        status: {
+          allocatable: { cpu: '4', memory: '8Gi', pods: '110' },
+          conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: nowTimestamp() }],
+        },
+      },
+      'merge',
+      'status',
+    );
+    await this.client.create(LEASES, {
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: { name: this.name, namespace: 'kube-node-lease' },
+      spec: { holderIdentity: this.name, leaseDurationSeconds: LEASE_SECONDS },
+    });
+    this.timer = setInterval(() => void this.beat().catch(() => undefined), 300);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  /** What the real agent does every few seconds while it can reach the API server. */
+  private async beat(): Promise<void> {
+    if (!this.alive) return;
+    const spec = { renewTime: new Date().toISOString().replace('Z', '000Z') };
+    await this.client.patch(LEASES, 'kube-node-lease', this.name, { spec }, 'merge');
+    const node = await this.client.get<NodeObject>(NODES, undefined, this.name);
+    const ready = node.status?.conditions?.find((c) => c.type === 'Ready');
+    if (ready?.status !== 'True') {
+      const conditions = [{ type: 'Ready', status: 'True', lastTransitionTime: nowTimestamp() }];
+      await this.client.patch(
+        NODES,
+        undefined,
+        this.name,
+        { status: { conditions } },
+        'strategic',
+        'status',
+      );
+    }
+    const { items } = await this.client.list<Pod>(PODS, undefined, {
+      fieldSelector: `spec.nodeName=${this.name}`,
+    });
+    for (const pod of items) {
+      if (pod.metadata.deletionTimestamp) {
+        // The agent stops the containers, then confirms the deletion.
+        await this.client
+          .delete(PODS, pod.metadata.namespace, pod.metadata.name!, { gracePeriodSeconds: 0 })
+          .catch(() => undefined);
+        continue;
+      }
+      if (pod.status?.phase === 'Running') continue;
+      const status = {
+        phase: 'Running',
+        podIP: '10.0.0.1',
+        conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: nowTimestamp() }],
+      };
+      await this.client
+        .patch(PODS, pod.metadata.namespace, pod.metadata.name!, { status }, 'merge', 'status')
+        .catch(() => undefined);
+    }
+  }
+}
+
+/** Plays the scheduler: binds each pending pod to the first node listed as wanted. */
+async function bindPending(client: KubeClient, nodeName: string): Promise<number> {
+  const { items } = await client.list<Pod>(PODS, 'default');
+  let bound = 0;
+  for (const pod of items) {
+    if (pod.spec.nodeName || pod.metadata.deletionTimestamp) continue;
+    try {
+      await client.request('POST', `/api/v1/namespaces/default/pods/${pod.metadata.name}/binding`, {
+        body: {
+          apiVersion: 'v1',
+          kind: 'Binding',
+          metadata: { name: pod.metadata.name, namespace: 'default' },
+          target: { apiVersion: 'v1', kind: 'Node', name: nodeName },
+        },
+      });
+      bound++;
+    } catch (err) {
+      if (!isReason(err, 'Conflict') && !isReason(err, 'NotFound')) throw err;
+    }
+  }
+  return bound;
+}
+
+function replicaSet(tolerationSeconds: number): ReplicaSet {
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'ReplicaSet',
+    metadata: { name: 'web', namespace: 'default' },
+    spec: {
+      replicas: 2,
+      selector: { matchLabels: { app: 'web' } },
+      template: {
+        metadata: { labels: { app: 'web' } },
+        spec: {
+          containers: [{ name: 'web', image: 'busybox' }],
+          tolerations: [
+            { key: UNREACHABLE, operator: 'Exists', effect: 'NoExecute', tolerationSeconds },
+          ],
+        },
+      },
+    },
+  } as ReplicaSet;
+}
+
+test('a node that stops renewing its lease is tainted and its pods move', async (t) => {
+  const api = await startTestApiServer();
+  const client = api.client;
+  const manager = new ControllerManager(client, {
+    controllers: ['replicaset', 'node-lifecycle'],
+    nodeLifecycle: { monitorPeriodMs: 200 },
+  });
+  const agents = [new FakeAgent(client, 'node-a'), new FakeAgent(client, 'node-b')];
+  t.after(async () => {
+    for (const a of agents) a.stop();
+    await manager.stop();
+    await api.stop();
+  });
+  for (const a of agents) await a.start();
+  await manager.start();
+
+  await client.create(RS, replicaSet(1) as KObject);
+  await waitFor(
+    'two pods',
+    async () => (await client.list<Pod>(PODS, 'default')).items.length === 2,
+  );
+  assert.equal(await bindPending(client, 'node-b'), 2);
+  await waitFor('pods running', async () => {
+    const { items } = await client.list<Pod>(PODS, 'default');
+    return items.every((p) => p.status?.phase === 'Running');
+  });
+
+  // node-b dies: no more lease renewals.
+  const diedAt = Date.now();
+  agents[1].alive = false;
+  const node = await waitFor('node-b unreachable and tainted', async () => {
+    const n = await client.get<NodeObject>(NODES, undefined, 'node-b');
+    const ready = n.status?.conditions?.find((c) => c.type === 'Ready');
+    const effects = (n.spec?.taints ?? [])
+      .filter((x) => x.key === UNREACHABLE)
+      .map((x) => x.effect);
+    return ready?.status === 'Unknown' && effects.length === 2 ? n : undefined;
+  });
+  const ready = node.status!.conditions!.find((c) => c.type === 'Ready')!;
+  assert.equal(ready.reason, 'NodeStatusUnknown');
+  const unreachableAfter = Date.now() - diedAt;
+  assert.ok(unreachableAfter >= LEASE_SECONDS * 1000 - 400, `too soon: ${unreachableAfter} ms`);
+
+  // Its pods were marked not ready, then deleted after their 1 s toleration, and the
+  // ReplicaSet made replacements, which are bound elsewhere.
+  await waitFor('pods on node-b marked for deletion', async () => {
+    const { items } = await client.list<Pod>(PODS, 'default');
+    const onB = items.filter((p) => p.spec.nodeName === 'node-b');
+    return onB.length === 2 && onB.every((p) => p.metadata.deletionTimestamp);
+  });
+  await waitFor('replacements', async () => {
+    const { items } = await client.list<Pod>(PODS, 'default');
+    return items.filter((p) => !p.spec.nodeName).length === 2;
+  });
+  assert.equal(await bindPending(client, 'node-a'), 2);
+  const events = await client.list<KObject>(byGroupResource.get('/events')!, 'default');
+  assert.ok(
+    events.items.some((e) => e.reason === 'TaintManagerEviction'),
+    'an eviction event is recorded',
+  );
+
+  // node-b comes back: it confirms the deletions of its replaced pods and its taints go.
+  agents[1].alive = true;
+  await waitFor('node-b ready and untainted', async () => {
+    const n = await client.get<NodeObject>(NODES, undefined, 'node-b');
+    const r = n.status?.conditions?.find((c) => c.type === 'Ready');
+    return r?.status === 'True' && !(n.spec?.taints ?? []).some((x) => x.key === UNREACHABLE);
+  });
+  await waitFor('exactly the wanted pods, all on node-a', async () => {
+    const { items } = await client.list<Pod>(PODS, 'default');
+    return items.length === 2 && items.every((p) => p.spec.nodeName === 'node-a');
+  });
+});
+
+test('NoExecute taints evict pods that do not tolerate them, and only those', async (t) => {
+  const api = await startTestApiServer();
+  const client = api.client;
+  const manager = new ControllerManager(client, {
+    controllers: ['node-lifecycle'],
+    nodeLifecycle: { monitorPeriodMs: 200 },
+  });
+  const agent = new FakeAgent(client, 'node-a');
+  t.after(async () => {
+    agent.stop();
+    await manager.stop();
+    await api.stop();
+  });
+  await agent.start();
+  await manager.start();
+  const pod = (name: string, tolerations: object[]) =>
+    ({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace: 'default' },
+      spec: { nodeName: 'node-a', containers: [{ name: 'c', image: 'busybox' }], tolerations },
+    }) as Pod;
+  await client.create(PODS, pod('plain', []));
+  await client.create(PODS, pod('tolerant', [{ key: 'maintenance', operator: 'Exists' }]));
+  await client.create(
+    PODS,
+    pod('brief', [{ key: 'maintenance', operator: 'Exists', tolerationSeconds: 1 }]),
+  );
+  const n = await client.get<NodeObject>(NODES, undefined, 'node-a');
+  n.spec = { ...(n.spec ?? {}), taints: [{ key: 'maintenance', effect: 'NoExecute' }] };
+  const taintedAt = Date.now();
+  await client.update(NODES, n);
+
+  const gone = async (name: string) => {
+    try {
+      const p = await client.get<Pod>(PODS, 'default', name);
+      return Boolean(p.metadata.deletionTimestamp);
+    } catch (err) {
+      return isReason(err, 'NotFound');
+    }
+  };
+  await waitFor('plain pod evicted', () => gone('plain'), 5_000);
+  await waitFor('brief pod evicted after its second', () => gone('brief'), 5_000);
+  assert.ok(Date.now() - taintedAt >= 900, 'the toleration was honoured');
+  await sleep(1_000);
+  assert.equal(await gone('tolerant'), false, 'a pod tolerating for good stays');
+  const added = (await client.get<NodeObject>(NODES, undefined, 'node-a')).spec?.taints;
+  assert.deepEqual(added, [{ key: 'maintenance', effect: 'NoExecute' }], 'others’ taints kept');
+});
