@@ -73,6 +73,9 @@ export interface Ruleset {
   skipped: Skipped[];
 }
 
+/** The four verdict maps: routed and rejecting ClusterIPs, routed and rejecting NodePorts. */
+type VerdictMap = 'svcIPs' | 'noEpIPs' | 'nodePorts' | 'noEpNodePorts';
+
 /** One Service port as the builder sees it. */
 interface PortPlan {
   key: string;
@@ -99,37 +102,43 @@ export function buildRuleset(
   const skipped: Skipped[] = [];
   const plans = planPorts(services, bySvc, skipped);
 
-  const lines: string[] = [];
-  const svcIPs: string[] = [];
-  const noEpIPs: string[] = [];
-  const nodePorts: string[] = [];
-  const noEpNodePorts: string[] = [];
+  const affinitySets: string[] = [];
+  const maps: Record<VerdictMap, string[]> = {
+    svcIPs: [],
+    noEpIPs: [],
+    nodePorts: [],
+    noEpNodePorts: [],
+  };
   const chains: string[][] = [];
   let routed = 0;
   for (const p of plans) {
     const ok = p.backends.length > 0;
-    const target = ok ? `goto svc-${p.key}` : 'goto reject-service';
     if (ok) routed++;
-    if (p.clusterIP)
-      (ok ? svcIPs : noEpIPs).push(`${p.clusterIP} . ${p.proto} . ${p.port} : ${target}`);
-    if (p.nodePort !== undefined) {
-      const entry = `${p.proto} . ${p.nodePort} : ${ok ? `goto nodeport-${p.key}` : target}`;
-      (ok ? nodePorts : noEpNodePorts).push(entry);
+    if (p.clusterIP) {
+      const entry = `${p.clusterIP} . ${p.proto} . ${p.port}`;
+      if (ok) maps.svcIPs.push(`${entry} : goto svc-${p.key}`);
+      else maps.noEpIPs.push(`${entry} : goto reject-service`);
     }
-    if (ok) chains.push(...portChains(p, options.podCidr, mark, lines));
+    if (p.nodePort !== undefined) {
+      const entry = `${p.proto} . ${p.nodePort}`;
+      if (ok) maps.nodePorts.push(`${entry} : goto nodeport-${p.key}`);
+      else maps.noEpNodePorts.push(`${entry} : goto reject-service`);
+    }
+    if (ok) chains.push(...portChains(p, options.podCidr, mark, affinitySets));
   }
 
   const nodeMatch = nodeAddressMatch(options.nodeAddresses);
   const out: string[] = [`table ip ${TABLE} {`];
-  out.push(...verdictMap('service_ips', 'ipv4_addr . inet_proto . inet_service', svcIPs));
-  out.push(...verdictMap('no_endpoint_services', 'ipv4_addr . inet_proto . inet_service', noEpIPs));
-  out.push(...verdictMap('service_nodeports', 'inet_proto . inet_service', nodePorts));
-  out.push(...verdictMap('no_endpoint_nodeports', 'inet_proto . inet_service', noEpNodePorts));
+  const vip = 'ipv4_addr . inet_proto . inet_service';
+  out.push(...verdictMap('service_ips', vip, maps.svcIPs));
+  out.push(...verdictMap('no_endpoint_services', vip, maps.noEpIPs));
+  out.push(...verdictMap('service_nodeports', 'inet_proto . inet_service', maps.nodePorts));
+  out.push(...verdictMap('no_endpoint_nodeports', 'inet_proto . inet_service', maps.noEpNodePorts));
   if (options.nodeAddresses?.length) {
     const ips = [...new Set(options.nodeAddresses)].sort().join(', ');
     out.push('  set node_ips {', '    type ipv4_addr', `    elements = { ${ips} }`, '  }');
   }
-  out.push(...lines);
+  out.push(...affinitySets);
   out.push(...fixedChains(nodeMatch, mark));
   for (const c of chains) out.push(...c);
   out.push('}');
