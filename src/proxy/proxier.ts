@@ -51,7 +51,7 @@ export interface SyncRecord {
   applied: boolean;
   /** Time building and applying the table. */
   durationMs: number;
-  /** Time from the oldest change it covers to its end; undefined for periodic resyncs. */
+  /** Time from the oldest change it covers to its end; undefined when it covers none. */
   latencyMs?: number;
   routed: number;
   rejecting: number;
@@ -106,7 +106,7 @@ export class Proxier {
     const every = this.options.resyncMs ?? 60_000;
     this.resync = setInterval(() => {
       this.force = true;
-      this.changed();
+      this.schedule();
     }, every);
     this.resync.unref();
     this.changed();
@@ -175,7 +175,7 @@ export class Proxier {
     const end = performance.now();
     record.startedAt = start;
     record.durationMs = end - start;
-    if (since !== undefined && !forced) record.latencyMs = end - since;
+    if (since !== undefined) record.latencyMs = end - since;
     this.account(record, start);
 
     if (!record.ok) {
