@@ -1,3 +1,4 @@
+import type { DnsSettings } from './dns-config.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -56,6 +57,8 @@ export interface AgentOptions extends NodeIdentity {
   pidsLimit?: number;
   /** Thresholds of image garbage collection on the data dir's disk. */
   imageGc?: ImageGcOptions;
+  /** The cluster DNS pods are pointed at; without it pods get an empty resolv.conf. */
+  dns?: DnsSettings;
 }
 
 /**
@@ -121,6 +124,7 @@ export class Agent {
         volumes: this.volumes,
         allowPrivileged: opts.allowPrivileged,
         pidsLimit: opts.pidsLimit ?? DEFAULT_PIDS_LIMIT,
+        dns: opts.dns,
       },
     );
   }

@@ -1,3 +1,4 @@
+import { podResolvConf } from './dns-config.js';
 import { cpuMillis, parseQuantity } from '../api/quantity.js';
 import { nowTimestamp, type Container, type Pod, type PodStatus } from '../api/types.js';
 import type { EventRecorder } from '../client/events.js';
@@ -167,6 +168,7 @@ export class PodWorker {
         hostNetwork: pod.spec.hostNetwork === true && this.inputs.allowPrivileged === true,
         hostIP: this.hostIP,
         attempt: sandboxes.filter((s) => s.podUid === uid).length,
+        resolvConf: this.inputs.dns ? podResolvConf(pod, this.inputs.dns) : '',
       });
       this.log.info({ pod: podKey(pod), sandbox: sandbox.id, ip: sandbox.ip }, 'sandbox ready');
       return sandbox;

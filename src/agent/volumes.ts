@@ -1,3 +1,4 @@
+import type { DnsSettings } from './dns-config.js';
 import { promises as fs, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, sep } from 'node:path';
 import { decodeBase64 } from '../api/config.js';
@@ -396,6 +397,8 @@ export interface ContainerInputs extends EnvContext {
   allowPrivileged?: boolean;
   /** Hears event-worthy notes, such as envFrom keys skipped as invalid names. */
   warn?(message: string): void;
+  /** Where pods' DNS queries go (their resolv.conf); none without it. */
+  dns?: DnsSettings;
 }
 
 /** Inputs for an agent that knows no ConfigMaps, Secrets or volumes. */

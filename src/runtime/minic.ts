@@ -167,7 +167,7 @@ export class MiniC implements RuntimeService {
       await this.records.writeSandbox(rec);
       try {
         rec.ip = rec.hostNetwork ? (config.hostIP ?? '127.0.0.1') : await this.attach(rec);
-        await this.writeEtcFiles(rec, rec.ip);
+        await this.writeEtcFiles(rec, rec.ip, config.resolvConf ?? '');
         rec.state = 'ready';
         await this.records.writeSandbox(rec);
       } catch (err) {
@@ -189,8 +189,8 @@ export class MiniC implements RuntimeService {
     return (await this.network.attach(rec.id, rec.netns, rec.cniConfig)).ip;
   }
 
-  /** /etc/hosts, /etc/hostname and an empty /etc/resolv.conf, bind-mounted by containers. */
-  private async writeEtcFiles(rec: SandboxRecord, ip: string): Promise<void> {
+  /** /etc/hosts, /etc/hostname and /etc/resolv.conf, bind-mounted by containers. */
+  private async writeEtcFiles(rec: SandboxRecord, ip: string, resolvConf: string): Promise<void> {
     const dir = this.records.sandboxDir(rec.id);
     const hosts = [
       '127.0.0.1\tlocalhost',
@@ -200,8 +200,7 @@ export class MiniC implements RuntimeService {
     ].join('\n');
     await fs.writeFile(path.join(dir, 'hosts'), hosts, { mode: 0o644 });
     await fs.writeFile(path.join(dir, 'hostname'), `${rec.hostname}\n`, { mode: 0o644 });
-    // Cluster DNS does not exist yet, and pods must not be pointed at outside resolvers.
-    await fs.writeFile(path.join(dir, 'resolv.conf'), '', { mode: 0o644 });
+    await fs.writeFile(path.join(dir, 'resolv.conf'), resolvConf, { mode: 0o644 });
   }
 
   private async teardownNetwork(rec: SandboxRecord, deleteNetns: boolean): Promise<void> {

@@ -79,6 +79,8 @@ export interface SandboxConfig {
   hostIP?: string;
   /** How many sandboxes were made for this pod before; part of the sandbox id. Default 0. */
   attempt?: number;
+  /** The pod's /etc/resolv.conf; empty when not given. */
+  resolvConf?: string;
 }
 
 export type SandboxState = 'ready' | 'notready';
