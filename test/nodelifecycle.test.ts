@@ -295,3 +295,38 @@ test('NoExecute taints evict pods that do not tolerate them, and only those', as
   const added = (await client.get<NodeObject>(NODES, undefined, 'node-a')).spec?.taints;
   assert.deepEqual(added, [{ key: 'maintenance', effect: 'NoExecute' }], 'others’ taints kept');
 });
+
+test('every node gets a pod range of its own, which then never changes', async (t) => {
+  const api = await startTestApiServer();
+  const client = api.client;
+  const manager = new ControllerManager(client, { controllers: ['node-ipam'] });
+  t.after(async () => {
+    await manager.stop();
+    await api.stop();
+  });
+  await manager.start();
+  const node = (name: string, podCIDR?: string) =>
+    ({
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: { name },
+      spec: podCIDR ? { podCIDR, podCIDRs: [podCIDR] } : {},
+    }) as NodeObject;
+  await client.create(NODES, node('given', '10.42.0.0/24'));
+  await Promise.all(['n1', 'n2', 'n3'].map((n) => client.create(NODES, node(n))));
+  const ranges = await waitFor('ranges for all nodes', async () => {
+    const { items } = await client.list<NodeObject>(NODES, undefined);
+    const all = items.map((n) => n.spec?.podCIDR);
+    return all.every(Boolean) ? all : undefined;
+  });
+  assert.equal(new Set(ranges).size, 4, `distinct ranges: ${ranges.join(' ')}`);
+  assert.deepEqual([...ranges].sort(), [
+    '10.42.0.0/24',
+    '10.42.1.0/24',
+    '10.42.2.0/24',
+    '10.42.3.0/24',
+  ]);
+  const n1 = await client.get<NodeObject>(NODES, undefined, 'n1');
+  n1.spec!.podCIDR = '10.42.9.0/24';
+  await assert.rejects(client.update(NODES, n1), /spec.podCIDR: Forbidden/);
+});

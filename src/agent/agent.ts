@@ -228,6 +228,9 @@ export class Agent {
       if (!isReason(err, 'AlreadyExists')) throw err;
       const existing = await this.opts.client.get<NodeObject>(rt, undefined, this.opts.name);
       existing.metadata.labels = { ...existing.metadata.labels, ...node.metadata.labels };
+      if (!existing.spec?.podCIDR && node.spec?.podCIDR) {
+        existing.spec = { ...(existing.spec ?? {}), ...node.spec };
+      }
       await this.opts.client.update(rt, existing);
       await this.updateNodeStatus();
       this.log.info('node re-registered');

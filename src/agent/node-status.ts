@@ -16,6 +16,8 @@ export interface NodeIdentity {
   dataDir: string;
   labels?: Record<string, string>;
   maxPods?: number;
+  /** The node's pod range when the agent was given one; else the cluster assigns one. */
+  podCIDR?: string;
 }
 
 function osImage(): string {
@@ -112,7 +114,7 @@ export function nodeObject(identity: NodeIdentity): NodeObject {
         ...identity.labels,
       },
     },
-    spec: {},
+    spec: identity.podCIDR ? { podCIDR: identity.podCIDR, podCIDRs: [identity.podCIDR] } : {},
     status: nodeStatus(identity),
   };
 }

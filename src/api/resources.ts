@@ -96,6 +96,19 @@ function tolerationChanges(pod: KObject, old: KObject): FieldError[] {
   ];
 }
 
+/** A node's pod range is set once: pods already have addresses from it. */
+function validateNode(node: KObject, old?: KObject): FieldError[] {
+  const was = old?.spec?.podCIDR;
+  if (!was || node.spec?.podCIDR === was) return [];
+  return [
+    {
+      field: 'spec.podCIDR',
+      type: 'Forbidden',
+      detail: `node updates may not change podCIDR except from "" to valid`,
+    },
+  ];
+}
+
 function validateWorkload(path: 'spec.template', obj: Deployment | ReplicaSet): FieldError[] {
   const spec = obj.spec;
   if (!spec || typeof spec !== 'object') return [{ field: 'spec', type: 'Required' }];
@@ -197,6 +210,7 @@ export const RESOURCE_TYPES: ResourceType[] = [
   type('', 'Node', 'nodes', false, {
     shortNames: ['no'],
     subresources: ['status'],
+    validate: validateNode,
     selectableFields: ['spec.unschedulable'],
   }),
   type('', 'Pod', 'pods', true, {

@@ -135,6 +135,7 @@ export async function up(opts: UpOptions): Promise<void> {
     tokens: [token],
     name: opts.nodeName ?? defaultNodeName(),
     internalIP: '127.0.0.1',
+    podCIDR: opts.podCidr,
     agentPort: opts.agentPort,
     dataDir: opts.dataDir,
     labels: { 'node-role.kubernetes.io/control-plane': 'true' },

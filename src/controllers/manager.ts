@@ -5,12 +5,13 @@ import type { Controller } from './controller.js';
 import { DeploymentController } from './deployment/controller.js';
 import { GarbageCollector } from './gc/collector.js';
 import { NamespaceController } from './namespace/controller.js';
+import { NodeIpamController, type NodeIpamOptions } from './nodeipam/controller.js';
 import { NodeLifecycleController, type NodeLifecycleOptions } from './nodelifecycle/controller.js';
 import { ReplicaSetController } from './replicaset/controller.js';
 
 /** The controllers the manager can run, by name. */
 export type ControllerName =
-  'replicaset' | 'deployment' | 'garbage-collector' | 'namespace' | 'node-lifecycle';
+  'replicaset' | 'deployment' | 'garbage-collector' | 'namespace' | 'node-lifecycle' | 'node-ipam';
 
 export const ALL_CONTROLLERS: ControllerName[] = [
   'replicaset',
@@ -18,6 +19,7 @@ export const ALL_CONTROLLERS: ControllerName[] = [
   'garbage-collector',
   'namespace',
   'node-lifecycle',
+  'node-ipam',
 ];
 
 export interface ControllerManagerOptions {
@@ -32,6 +34,8 @@ export interface ControllerManagerOptions {
   workers?: Partial<Record<ControllerName, number>>;
   /** Timing of the node lifecycle controller (tests shorten it). */
   nodeLifecycle?: Omit<NodeLifecycleOptions, 'workers'>;
+  /** The cluster's pod range and the size of each node's share. */
+  nodeIpam?: NodeIpamOptions;
 }
 
 /**
@@ -66,6 +70,7 @@ export class ControllerManager {
           workers: workers['node-lifecycle'],
           ...opts.nodeLifecycle,
         }),
+      'node-ipam': () => new NodeIpamController(client, this.factory, opts.nodeIpam),
     };
     this.controllers = ALL_CONTROLLERS.filter((n) => enabled.has(n)).map((n) => make[n]());
   }
