@@ -2,19 +2,24 @@ import { InformerFactory } from '../client/factory.js';
 import type { KubeClient } from '../client/rest.js';
 import { componentLogger } from '../log.js';
 import type { Controller } from './controller.js';
+import { DaemonSetController } from './daemonset/controller.js';
 import { DeploymentController } from './deployment/controller.js';
 import { GarbageCollector } from './gc/collector.js';
 import { NamespaceController } from './namespace/controller.js';
 import { ReplicaSetController } from './replicaset/controller.js';
+import { StatefulSetController } from './statefulset/controller.js';
 
 /** The controllers the manager can run, by name. */
-export type ControllerName = 'replicaset' | 'deployment' | 'garbage-collector' | 'namespace';
+export type ControllerName =
+  'replicaset' | 'deployment' | 'garbage-collector' | 'namespace' | 'daemonset' | 'statefulset';
 
 export const ALL_CONTROLLERS: ControllerName[] = [
   'replicaset',
   'deployment',
   'garbage-collector',
   'namespace',
+  'daemonset',
+  'statefulset',
 ];
 
 export interface ControllerManagerOptions {
@@ -25,7 +30,7 @@ export interface ControllerManagerOptions {
   informers?: InformerFactory;
   /** Which controllers to run (default: all). */
   controllers?: ControllerName[];
-  /** Worker loops per controller (defaults: 5, except 2 for namespace). */
+  /** Worker loops per controller (defaults: 5, except 2 for namespace, daemonset, statefulset). */
   workers?: Partial<Record<ControllerName, number>>;
 }
 
@@ -56,6 +61,10 @@ export class ControllerManager {
         new GarbageCollector(client, this.factory, { workers: workers['garbage-collector'] }),
       namespace: () =>
         new NamespaceController(client, this.factory, { workers: workers.namespace }),
+      daemonset: () =>
+        new DaemonSetController(client, this.factory, { workers: workers.daemonset }),
+      statefulset: () =>
+        new StatefulSetController(client, this.factory, { workers: workers.statefulset }),
     };
     this.controllers = ALL_CONTROLLERS.filter((n) => enabled.has(n)).map((n) => make[n]());
   }
