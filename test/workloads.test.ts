@@ -9,6 +9,8 @@ import { byGroupResource } from '../src/api/resources.js';
 import { nowTimestamp, type KObject, type NodeObject, type Pod } from '../src/api/types.js';
 import { isReason, resourcePath, type KubeClient } from '../src/client/rest.js';
 import { targetNode } from '../src/controllers/daemonset/eligibility.js';
+import { InformerFactory } from '../src/client/factory.js';
+import { DaemonSetController } from '../src/controllers/daemonset/controller.js';
 import { ControllerManager } from '../src/controllers/manager.js';
 import { startTestApiServer, type TestApiServer } from './helpers/apiserver.js';
 
@@ -167,7 +169,8 @@ async function actOn(client: KubeClient, pod: Pod, readyIf?: (pod: Pod) => boole
     return tolerant(client.delete(PODS, 'default', name!, opts));
   }
   const node = targetNode(pod);
-  if (!pod.spec.nodeName && node && pod.metadata.labels?.['pod-template-generation']) {
+  const daemon = pod.metadata.ownerReferences?.some((r) => r.kind === 'DaemonSet');
+  if (!pod.spec.nodeName && node && daemon) {
     return bind(client, pod, node);
   }
   if (!isReady(pod) && (readyIf?.(pod) ?? true)) await markReady(client, pod);
@@ -497,6 +500,43 @@ test('volumeClaimTemplates are refused, naming the field', async (t) => {
     assert.match(err.message, /spec\.volumeClaimTemplates: Forbidden: .*PersistentVolumeClaims/);
     return true;
   });
+});
+
+test('a lagging pod watch never makes the DaemonSet controller create twice', async (t) => {
+  const api = await startTestApiServer();
+  const factory = new InformerFactory(api.client);
+  const controller = new DaemonSetController(api.client, factory);
+  t.after(async () => {
+    controller.stop();
+    factory.stop();
+    await api.stop();
+  });
+  for (const n of ['a', 'b', 'c']) await createNode(api.client, n);
+  await api.client.create(DAEMONSETS, daemonSet('lag', 'x:1'));
+  controller.register();
+  await factory.start();
+  await waitFor('the DaemonSet in the cache', async () => controller.queue.length > 0);
+
+  // Freeze the pod cache: the controller's own creations are never seen.
+  factory.informer(PODS).stop();
+  const run = (controller as unknown as { reconcile(key: string): Promise<unknown> }).reconcile;
+  // As the work queue would: a status write that raced the DaemonSet cache is retried.
+  const reconcile = async (key: string) => {
+    for (;;) {
+      try {
+        return await run.call(controller, key);
+      } catch (err) {
+        if (!isReason(err, 'Conflict')) throw err;
+        await sleep(20);
+      }
+    }
+  };
+  await reconcile('default/lag');
+  assert.deepEqual(controller.expectations.pending('default/lag'), { adds: 3, deletes: 0 });
+  await reconcile('default/lag');
+  await reconcile('default/lag');
+  const pods = podsOf(await listPods(api.client), 'lag');
+  assert.deepEqual(pods.map((p) => targetNode(p)).sort(), ['a', 'b', 'c']);
 });
 
 /**

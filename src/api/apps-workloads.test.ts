@@ -9,6 +9,7 @@ import {
   type DaemonSet,
   type StatefulSet,
 } from './apps-workloads.js';
+import { unknownFields } from './fields.js';
 import type { KObject } from './types.js';
 
 function daemonSet(spec: Record<string, unknown> = {}): DaemonSet {
@@ -163,6 +164,12 @@ const cases: { name: string; validate: Validate; obj: KObject; old?: KObject; wa
     want: ['Forbidden spec.volumeClaimTemplates'],
   },
   {
+    name: 'StatefulSet ordinals are refused',
+    validate: validateStatefulSet,
+    obj: statefulSet({ ordinals: { start: 3 } }),
+    want: ['Forbidden spec.ordinals'],
+  },
+  {
     name: 'StatefulSet replicas, template and strategy may change',
     validate: validateStatefulSet,
     obj: statefulSet({
@@ -205,3 +212,26 @@ for (const c of cases) {
     assert.deepEqual(errs.sort(), c.want);
   });
 }
+
+test('Strict field validation knows the apps workload fields and catches typos', () => {
+  const ds = daemonSet({
+    updateStrategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1 } },
+  });
+  assert.deepEqual(unknownFields('DaemonSet', ds), []);
+  const typo = daemonSet({ updateStrategy: { rollingUpdate: { maxUnavailible: 1 } } });
+  assert.deepEqual(unknownFields('DaemonSet', typo), [
+    'spec.updateStrategy.rollingUpdate.maxUnavailible',
+  ]);
+  assert.deepEqual(unknownFields('StatefulSet', statefulSet({ podManagmentPolicy: 'Parallel' })), [
+    'spec.podManagmentPolicy',
+  ]);
+  assert.deepEqual(unknownFields('StatefulSet', statefulSet()), []);
+  const cr = {
+    apiVersion: 'apps/v1',
+    kind: 'ControllerRevision',
+    metadata: {},
+    revision: 1,
+    data: {},
+  };
+  assert.deepEqual(unknownFields('ControllerRevision', { ...cr, extra: 1 }), ['extra']);
+});

@@ -51,6 +51,8 @@ export interface StatefulSet extends KObject {
     minReadySeconds?: number;
     volumeClaimTemplates?: unknown[];
     persistentVolumeClaimRetentionPolicy?: { whenDeleted?: string; whenScaled?: string };
+    /** Refused by validation: pods are numbered from 0. */
+    ordinals?: unknown;
   };
   status?: {
     observedGeneration?: number;
@@ -258,6 +260,13 @@ export function validateStatefulSet(obj: KObject, old?: KObject): FieldError[] {
       detail:
         'flyCes serves no PersistentVolumeClaims yet, so volumeClaimTemplates cannot be ' +
         'honoured; use a volume in spec.template.spec.volumes instead',
+    });
+  }
+  if (spec.ordinals !== undefined) {
+    errs.push({
+      field: 'spec.ordinals',
+      type: 'Forbidden',
+      detail: 'flyCes numbers StatefulSet pods from 0 only; spec.ordinals is not supported yet',
     });
   }
   if (old) errs.push(...statefulSetSpecChanges(spec, old as StatefulSet));

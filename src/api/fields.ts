@@ -226,6 +226,7 @@ SCHEMAS.StatefulSet = topLevel({
       'revisionHistoryLimit',
       'minReadySeconds',
       'volumeClaimTemplates',
+      'ordinals',
     ),
     selector: labelSelector,
     template: podTemplate,
