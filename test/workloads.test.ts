@@ -173,7 +173,8 @@ async function actOn(client: KubeClient, pod: Pod, readyIf?: (pod: Pod) => boole
   if (!pod.spec.nodeName && node && daemon) {
     return bind(client, pod, node);
   }
-  if (!isReady(pod) && (readyIf?.(pod) ?? true)) await markReady(client, pod);
+  const finished = pod.status?.phase === 'Failed' || pod.status?.phase === 'Succeeded';
+  if (!finished && !isReady(pod) && (readyIf?.(pod) ?? true)) await markReady(client, pod);
 }
 
 function daemonSet(name: string, image: string, nodeSelector?: Record<string, string>): DaemonSet {
@@ -270,14 +271,12 @@ test('DaemonSet follows nodes as they are added, relabelled and removed', async 
   });
   assert.equal(ds.status?.observedGeneration, ds.metadata.generation);
 
-  const events = (await client.list<KObject>(EVENTS, 'default')).items;
-  const reasons = new Set(
-    events.filter((e) => e.involvedObject.name === 'logs').map((e) => e.reason),
-  );
-  assert.ok(
-    reasons.has('SuccessfulCreate') && reasons.has('SuccessfulDelete'),
-    [...reasons].join(),
-  );
+  await waitFor('create and delete events', async () => {
+    const events = (await client.list<KObject>(EVENTS, 'default')).items;
+    const mine = events.filter((e) => e.involvedObject.name === 'logs');
+    const reasons = new Set(mine.map((e) => e.reason));
+    return reasons.has('SuccessfulCreate') && reasons.has('SuccessfulDelete');
+  });
 });
 
 test('DaemonSet rolling update never exceeds maxUnavailable; kubectl sees it roll out', async (t) => {
@@ -407,6 +406,22 @@ test('StatefulSet starts in order, replaces lost pods by name and stops from the
   await waitFor('db-1 again', async () => {
     const again = (await listPods(client)).find((p) => p.metadata.name === 'db-1');
     return again && again.metadata.uid !== pods[1].metadata.uid && isReady(again);
+  });
+
+  const db2 = (await listPods(client)).find((p) => p.metadata.name === 'db-2')!;
+  await client.updateStatus(PODS, { ...db2, status: { ...db2.status, phase: 'Failed' } });
+  await waitFor('db-2 recreated after failing', async () => {
+    const again = (await listPods(client)).find((p) => p.metadata.name === 'db-2');
+    return again && again.metadata.uid !== db2.metadata.uid && isReady(again);
+  });
+  // Events are written in the background; wait for them rather than race them.
+  await waitFor('the recreation events', async () => {
+    const events = (await client.list<KObject>(EVENTS, 'default')).items;
+    const messages = events.filter((e) => e.involvedObject.name === 'db').map((e) => e.message);
+    return (
+      messages.includes('create Pod db-2 in StatefulSet db successful') &&
+      messages.includes('StatefulSet default/db is recreating failed Pod db-2')
+    );
   });
 
   scaledDown = true;

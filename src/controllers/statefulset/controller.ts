@@ -283,6 +283,11 @@ export class StatefulSetController extends QueueController {
       },
       'syncing stateful pods',
     );
+    for (const { pod, reason } of plan.delete) {
+      if (reason !== 'failed') continue;
+      const message = `StatefulSet ${key} is recreating failed Pod ${pod.metadata.name}`;
+      this.events.warning(sts, 'RecreatingFailedPod', message);
+    }
     this.expectations.expectCreations(key, plan.create.length);
     this.expectations.expectDeletions(
       deletionsKey(key),
