@@ -437,13 +437,22 @@ test('StatefulSet starts in order, replaces lost pods by name and stops from the
 test('StatefulSet rolling update honours the partition; kubectl get, rollout status and history', async (t) => {
   const { api, client, fake } = await setup(t);
   const order: string[] = [];
+  const firstSeen = new Map<string, number>();
+  let mostNotReady = 0;
   fake({
     check(pods) {
-      for (const p of live(podsOf(pods, 'web'))) {
+      const mine = live(podsOf(pods, 'web'));
+      for (const p of mine) {
         const tag = `${p.metadata.name}@${p.spec.containers[0].image}`;
         if (p.spec.containers[0].image === 'web:2' && !order.includes(tag)) order.push(tag);
+        if (!firstSeen.has(p.metadata.uid!)) firstSeen.set(p.metadata.uid!, Date.now());
+      }
+      if (order.length > 0) {
+        mostNotReady = Math.max(mostNotReady, 3 - mine.filter(isReady).length);
       }
     },
+    // Replacements take a while to start, so waiting for them is what keeps order.
+    readyIf: (pod) => Date.now() - (firstSeen.get(pod.metadata.uid!) ?? Date.now()) > 150,
   });
   const sts = statefulSet('web', 3, 'web:1');
   sts.spec.updateStrategy = { type: 'RollingUpdate', rollingUpdate: { partition: 1 } };
@@ -477,11 +486,18 @@ test('StatefulSet rolling update honours the partition; kubectl get, rollout sta
   assert.equal(done.status?.currentRevision, done.status?.updateRevision);
   assert.deepEqual(order, ['web-2@web:2', 'web-1@web:2', 'web-0@web:2']);
 
+  assert.equal(mostNotReady, 1, 'one pod at a time was replaced');
   const table = await kubectl(t, api, ['get', 'sts'], /READY/);
   if (table) assert.match(table, /^NAME\s+READY\s+AGE\s*\nweb\s+3\/3\s/m);
   await kubectl(t, api, ['rollout', 'status', 'sts/web', '--timeout=20s'], /3 new pods/);
   const history = await kubectl(t, api, ['rollout', 'history', 'sts/web'], /REVISION/);
-  if (history) assert.match(history, /^1\s.*\n2\s/m);
+  if (!history) return;
+  assert.match(history, /^1\s.*\n2\s/m);
+
+  await kubectl(t, api, ['rollout', 'undo', 'sts/web'], /rolled back/);
+  await status((s) => s.updatedReplicas === 3 && s.readyReplicas === 3);
+  const images = live(podsOf(await listPods(client), 'web')).map((p) => p.spec.containers[0].image);
+  assert.deepEqual(images, ['web:1', 'web:1', 'web:1']);
 });
 
 test('kubectl get ds,sts prints the Kubernetes columns', async (t) => {
@@ -504,6 +520,14 @@ test('kubectl get ds,sts prints the Kubernetes columns', async (t) => {
   assert.match(out, /daemonset\.apps\/ssd\s+1\s+1\s+1\s+1\s+1\s+disk=ssd\s+\d+s/);
   assert.match(out, /NAME\s+READY\s+AGE/);
   assert.match(out, /statefulset\.apps\/one\s+1\/1\s+\d+s/);
+
+  // The garbage collector removes what the workloads owned: pods and revisions.
+  await kubectl(t, api, ['delete', 'ds/ssd', 'sts/one'], /deleted/);
+  await waitFor('owned objects gone', async () => {
+    const pods = await listPods(client);
+    const revisions = (await client.list(REVISIONS, 'default')).items;
+    return pods.length === 0 && revisions.length === 0;
+  });
 });
 
 test('volumeClaimTemplates are refused, naming the field', async (t) => {
