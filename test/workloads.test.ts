@@ -249,6 +249,15 @@ test('DaemonSet follows nodes as they are added, relabelled and removed', async 
   ]);
   assert.ok(pod.metadata.labels?.['controller-revision-hash']);
 
+  // A pod relabelled out of the selector is released, and its node gets a new daemon.
+  await client.patch(PODS, 'default', pod.metadata.name!, { metadata: { labels: { app: 'x' } } });
+  const released = await waitFor('the pod released', async () => {
+    const p = await client.get<Pod>(PODS, 'default', pod.metadata.name!);
+    return !p.metadata.ownerReferences?.length && p;
+  });
+  await want(['n1', 'n2']);
+  await client.delete(PODS, 'default', released.metadata.name!);
+
   await createNode(client, 'n4', { role: 'web' });
   await want(['n1', 'n2', 'n4']);
 

@@ -14,6 +14,7 @@ import type { Informer } from '../../client/informer.js';
 import { isReason, type KubeClient } from '../../client/rest.js';
 import { deepEqual } from '../../util/equal.js';
 import { QueueController } from '../base.js';
+import { claimPods } from '../claim.js';
 import {
   CONTROLLER_REVISIONS,
   ensureRevision,
@@ -244,27 +245,10 @@ export class DaemonSetController extends QueueController {
     return slots;
   }
 
-  /** The pods this DaemonSet owns, after adopting matching orphans. */
-  private async claimPods(ds: DaemonSet, selector: Selector): Promise<Pod[]> {
-    const owned = this.pods.byIndex(CONTROLLER_INDEX, ds.metadata.uid ?? '');
-    if (ds.metadata.deletionTimestamp) return owned;
-    for (const pod of this.pods.byIndex(NAMESPACE_INDEX, ds.metadata.namespace ?? '')) {
-      if (controllerOf(pod) || pod.metadata.deletionTimestamp) continue;
-      if (!selector.matches(pod.metadata.labels ?? {})) continue;
-      const refs = [...(pod.metadata.ownerReferences ?? []), ownerRef(ds)];
-      try {
-        owned.push(
-          await this.client.update<Pod>(PODS, {
-            ...pod,
-            metadata: { ...pod.metadata, ownerReferences: refs },
-          }),
-        );
-        this.log.info({ daemonset: objectKey(ds), pod: objectKey(pod) }, 'adopted pod');
-      } catch (err) {
-        if (!isReason(err, 'NotFound')) throw err;
-      }
-    }
-    return owned;
+  /** The pods this DaemonSet owns, after adopting matching orphans and releasing others. */
+  private claimPods(ds: DaemonSet, selector: Selector): Promise<Pod[]> {
+    const candidates = this.pods.byIndex(NAMESPACE_INDEX, ds.metadata.namespace ?? '');
+    return claimPods(this.client, { owner: ds, ref: ownerRef(ds), selector }, candidates, this.log);
   }
 
   /** Makes sure the current template has a revision and prunes history beyond the limit. */

@@ -14,6 +14,7 @@ import type { Informer } from '../../client/informer.js';
 import { isReason, type KubeClient } from '../../client/rest.js';
 import { deepEqual } from '../../util/equal.js';
 import { QueueController } from '../base.js';
+import { claimPods } from '../claim.js';
 import {
   CONTROLLER_REVISIONS,
   ensureRevision,
@@ -218,31 +219,15 @@ export class StatefulSetController extends QueueController {
   }
 
   /**
-   * The pods of this set: owned pods with a member name (`<set>-<n>`), after adopting
-   * orphans that match the selector and have such a name.
+   * The pods of this set: pods with a member name (`<set>-<n>`) that match the selector,
+   * after adopting such orphans and releasing owned pods that no longer match.
    */
-  private async claimPods(sts: StatefulSet, selector: Selector): Promise<Pod[]> {
+  private claimPods(sts: StatefulSet, selector: Selector): Promise<Pod[]> {
     const name = sts.metadata.name!;
-    const isMember = (pod: Pod) => ordinalOf(name, pod.metadata.name!) !== undefined;
-    const owned = this.pods.byIndex(CONTROLLER_INDEX, sts.metadata.uid ?? '').filter(isMember);
-    if (sts.metadata.deletionTimestamp) return owned;
-    for (const pod of this.pods.byIndex(NAMESPACE_INDEX, sts.metadata.namespace ?? '')) {
-      if (controllerOf(pod) || pod.metadata.deletionTimestamp || !isMember(pod)) continue;
-      if (!selector.matches(pod.metadata.labels ?? {})) continue;
-      const refs = [...(pod.metadata.ownerReferences ?? []), ownerRef(sts)];
-      try {
-        owned.push(
-          await this.client.update<Pod>(PODS, {
-            ...pod,
-            metadata: { ...pod.metadata, ownerReferences: refs },
-          }),
-        );
-        this.log.info({ statefulset: objectKey(sts), pod: objectKey(pod) }, 'adopted pod');
-      } catch (err) {
-        if (!isReason(err, 'NotFound')) throw err;
-      }
-    }
-    return owned;
+    const accepts = (pod: Pod) => ordinalOf(name, pod.metadata.name!) !== undefined;
+    const candidates = this.pods.byIndex(NAMESPACE_INDEX, sts.metadata.namespace ?? '');
+    const claimant = { owner: sts, ref: ownerRef(sts), selector, accepts };
+    return claimPods(this.client, claimant, candidates, this.log);
   }
 
   /**
