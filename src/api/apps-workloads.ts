@@ -84,6 +84,7 @@ function defaultTemplate(template: PodTemplateSpec | undefined): void {
   defaultPodSpec(template.spec);
 }
 
+/** DaemonSet defaults: RollingUpdate with maxUnavailable 1 and maxSurge 0; history 10. */
 export function defaultDaemonSet(ds: DaemonSet): void {
   const spec = ds.spec;
   if (!spec || typeof spec !== 'object') return;
@@ -98,6 +99,10 @@ export function defaultDaemonSet(ds: DaemonSet): void {
   defaultTemplate(spec.template);
 }
 
+/**
+ * StatefulSet defaults: 1 replica, OrderedReady, RollingUpdate with partition 0, history 10,
+ * claim retention Retain.
+ */
 export function defaultStatefulSet(sts: StatefulSet): void {
   const spec = sts.spec;
   if (!spec || typeof spec !== 'object') return;
@@ -118,7 +123,7 @@ export function defaultStatefulSet(sts: StatefulSet): void {
 
 const PERCENT = /^(0|[1-9]\d*)%$/;
 
-/** Checks an int-or-percent field; `positive` also refuses zero. */
+/** Checks an int-or-percent field: a non-negative integer or a percentage up to 100%. */
 export function validateIntOrPercent(value: unknown, path: string): FieldError[] {
   if (value === undefined) return [];
   if (typeof value === 'string') {
@@ -188,6 +193,7 @@ function validateTemplateAndSelector(
   return errs;
 }
 
+/** DaemonSet checks: selector and template, restart policy, update strategy; selector fixed. */
 export function validateDaemonSet(obj: KObject, old?: KObject): FieldError[] {
   const spec = (obj as DaemonSet).spec;
   if (!spec || typeof spec !== 'object') return [{ field: 'spec', type: 'Required' }];
@@ -222,6 +228,10 @@ const STS_MUTABLE = [
   'minReadySeconds',
 ];
 
+/**
+ * StatefulSet checks: replicas, selector and template, policies and strategy; no claim
+ * templates or ordinals (not supported); only some spec fields may change after creation.
+ */
 export function validateStatefulSet(obj: KObject, old?: KObject): FieldError[] {
   const spec = (obj as StatefulSet).spec;
   if (!spec || typeof spec !== 'object') return [{ field: 'spec', type: 'Required' }];
@@ -292,6 +302,7 @@ function statefulSetSpecChanges(spec: StatefulSet['spec'], old: StatefulSet): Fi
   ];
 }
 
+/** A ControllerRevision needs a revision number; its data never changes. */
 export function validateControllerRevision(obj: KObject, old?: KObject): FieldError[] {
   const cr = obj as ControllerRevision;
   const errs = nonNegative(cr.revision, 'revision');

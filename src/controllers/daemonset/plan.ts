@@ -25,6 +25,7 @@ export interface Plan {
   delete: { pod: Pod; reason: 'failed' | 'misscheduled' | 'duplicate' | 'update' }[];
 }
 
+/** Whether a daemon pod was made from the revision whose hash is `hash`. */
 export function isUpdated(pod: Pod, hash: string): boolean {
   return pod.metadata.labels?.[REVISION_HASH_LABEL] === hash;
 }

@@ -18,10 +18,12 @@ export function ordinalOf(setName: string, podName: string): number | undefined 
   return Number.isSafeInteger(n) ? n : undefined;
 }
 
+/** The stable name of the pod of `ordinal`. */
 export function podName(setName: string, ordinal: number): string {
   return `${setName}-${ordinal}`;
 }
 
+/** The name of the revision a pod was made from (its controller-revision-hash label). */
 export function revisionOfPod(pod: Pod): string | undefined {
   return pod.metadata.labels?.[REVISION_HASH_LABEL];
 }
