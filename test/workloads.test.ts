@@ -364,6 +364,54 @@ test('DaemonSet rolling update never exceeds maxUnavailable; kubectl sees it rol
   }
 });
 
+test('DaemonSet surge update starts each new pod before its old one goes', async (t) => {
+  const { client, fake } = await setup(t);
+  const nodes = ['a', 'b', 'c', 'd'];
+  for (const n of nodes) await createNode(client, n);
+  const violations = new Set<string>();
+  let doubled = 0;
+  fake({
+    check(pods) {
+      const mine = live(podsOf(pods, 'surge'));
+      const perNode = new Map<string, number>();
+      for (const p of mine) perNode.set(targetNode(p)!, (perNode.get(targetNode(p)!) ?? 0) + 1);
+      const both = [...perNode.values()].filter((n) => n === 2).length;
+      doubled = Math.max(doubled, both);
+      if (both > 1) violations.add(`${both} nodes with two daemons (maxSurge 1)`);
+      if ([...perNode.values()].some((n) => n > 2)) violations.add('three daemons on a node');
+      const ready = new Set(mine.filter(isReady).map((p) => p.spec.nodeName));
+      if (perNode.size === nodes.length && ready.size < nodes.length) {
+        violations.add(`${nodes.length - ready.size} nodes without a ready daemon (max 0)`);
+      }
+    },
+  });
+  const ds = daemonSet('surge', 'x:1');
+  ds.spec.updateStrategy = {
+    type: 'RollingUpdate',
+    rollingUpdate: { maxUnavailable: 0, maxSurge: 1 },
+  };
+  await client.create(DAEMONSETS, ds);
+  const updated = (image: string) =>
+    waitFor(`daemons on ${image}`, async () => {
+      const d = await client.get<DaemonSet>(DAEMONSETS, 'default', 'surge');
+      const pods = live(podsOf(await listPods(client), 'surge'));
+      return (
+        d.status?.observedGeneration === d.metadata.generation &&
+        d.status?.updatedNumberScheduled === nodes.length &&
+        d.status?.numberAvailable === nodes.length &&
+        pods.length === nodes.length &&
+        pods.every((p) => isReady(p) && p.spec.containers[0].image === image)
+      );
+    });
+  await updated('x:1');
+  violations.clear();
+  const patch = { spec: { template: { spec: { containers: [{ name: 'agent', image: 'x:2' }] } } } };
+  await client.patch(DAEMONSETS, 'default', 'surge', patch, 'strategic');
+  await updated('x:2');
+  assert.deepEqual([...violations], []);
+  assert.equal(doubled, 1, 'new pods started beside old ones');
+});
+
 test('StatefulSet starts in order, replaces lost pods by name and stops from the top', async (t) => {
   const { client, fake } = await setup(t);
   const violations: string[] = [];
