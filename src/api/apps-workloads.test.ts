@@ -164,6 +164,12 @@ const cases: { name: string; validate: Validate; obj: KObject; old?: KObject; wa
     want: ['Forbidden spec.volumeClaimTemplates'],
   },
   {
+    name: 'StatefulSet serviceName must be a DNS label',
+    validate: validateStatefulSet,
+    obj: statefulSet({ serviceName: 'Not_A_Label' }),
+    want: ['Invalid spec.serviceName'],
+  },
+  {
     name: 'StatefulSet ordinals are refused',
     validate: validateStatefulSet,
     obj: statefulSet({ ordinals: { start: 3 } }),

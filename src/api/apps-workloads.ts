@@ -2,7 +2,12 @@ import { defaultPodSpec } from './defaults.js';
 import type { FieldError } from './errors.js';
 import type { Condition, KObject, LabelSelector, PodTemplateSpec } from './types.js';
 import { deepEqual } from '../util/equal.js';
-import { validatePodSpec, validateReplicas, validateSelector } from './validation.js';
+import {
+  isDns1123Label,
+  validatePodSpec,
+  validateReplicas,
+  validateSelector,
+} from './validation.js';
 
 /**
  * DaemonSet, StatefulSet and ControllerRevision (apps/v1): their shapes, the values
@@ -270,6 +275,16 @@ export function validateStatefulSet(obj: KObject, old?: KObject): FieldError[] {
       detail:
         'flyCes serves no PersistentVolumeClaims yet, so volumeClaimTemplates cannot be ' +
         'honoured; use a volume in spec.template.spec.volumes instead',
+    });
+  }
+  const service = spec.serviceName;
+  if (service !== undefined && service !== '' && !isDns1123Label(String(service))) {
+    // It becomes the pods' subdomain, which must be a DNS label.
+    errs.push({
+      field: 'spec.serviceName',
+      type: 'Invalid',
+      value: service,
+      detail: 'must be a lowercase RFC 1123 label',
     });
   }
   if (spec.ordinals !== undefined) {
