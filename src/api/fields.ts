@@ -209,6 +209,36 @@ export const SCHEMAS: Record<string, Schema> = {
   }),
 };
 
+SCHEMAS.DaemonSet = topLevel({
+  spec: obj({
+    ...names('minReadySeconds', 'revisionHistoryLimit'),
+    selector: labelSelector,
+    template: podTemplate,
+    updateStrategy: obj({ type: any, rollingUpdate: obj(names('maxUnavailable', 'maxSurge')) }),
+  }),
+});
+SCHEMAS.StatefulSet = topLevel({
+  spec: obj({
+    ...names(
+      'replicas',
+      'serviceName',
+      'podManagementPolicy',
+      'revisionHistoryLimit',
+      'minReadySeconds',
+      'volumeClaimTemplates',
+      'ordinals',
+    ),
+    selector: labelSelector,
+    template: podTemplate,
+    updateStrategy: obj({ type: any, rollingUpdate: obj(names('partition', 'maxUnavailable')) }),
+    persistentVolumeClaimRetentionPolicy: obj(names('whenDeleted', 'whenScaled')),
+  }),
+});
+SCHEMAS.ControllerRevision = obj({
+  ...names('apiVersion', 'kind', 'data', 'revision'),
+  metadata: objectMeta,
+});
+
 /** Paths (`spec.template.spec.containers[0].prots`) of fields the kind's schema lacks. */
 export function unknownFields(kind: string, value: unknown): string[] {
   const schema = SCHEMAS[kind];

@@ -1,3 +1,4 @@
+import type { ControllerRevision, DaemonSet, StatefulSet } from './apps-workloads.js';
 import { formatLabelSelector } from './labels.js';
 import type {
   ConfigMap,
@@ -289,6 +290,81 @@ const secretPrinter: Printer = {
   },
 };
 
+/** `k=v,k2=v2` as kubectl prints a label map, `<none>` when empty. */
+function formatLabels(labels: Record<string, string> | undefined): string {
+  const entries = Object.entries(labels ?? {});
+  return entries.length ? entries.map(([k, v]) => `${k}=${v}`).join(',') : '<none>';
+}
+
+const daemonSetPrinter: Printer = {
+  columns: [
+    nameColumn,
+    { name: 'Desired', type: 'integer', priority: 0 },
+    { name: 'Current', type: 'integer', priority: 0 },
+    { name: 'Ready', type: 'integer', priority: 0 },
+    { name: 'Up-to-date', type: 'integer', priority: 0 },
+    { name: 'Available', type: 'integer', priority: 0 },
+    { name: 'Node Selector', type: 'string', priority: 0 },
+    ageColumn,
+    { name: 'Containers', type: 'string', priority: 1 },
+    { name: 'Images', type: 'string', priority: 1 },
+    { name: 'Selector', type: 'string', priority: 1 },
+  ],
+  cells(obj, now) {
+    const ds = obj as DaemonSet;
+    const s = ds.status;
+    return [
+      ds.metadata.name,
+      s?.desiredNumberScheduled ?? 0,
+      s?.currentNumberScheduled ?? 0,
+      s?.numberReady ?? 0,
+      s?.updatedNumberScheduled ?? 0,
+      s?.numberAvailable ?? 0,
+      formatLabels(ds.spec?.template?.spec?.nodeSelector),
+      age(ds, now),
+      ...containersAndImages(ds.spec?.template?.spec),
+      formatLabelSelector(ds.spec?.selector),
+    ];
+  },
+};
+
+const statefulSetPrinter: Printer = {
+  columns: [
+    nameColumn,
+    { name: 'Ready', type: 'string', priority: 0 },
+    ageColumn,
+    { name: 'Containers', type: 'string', priority: 1 },
+    { name: 'Images', type: 'string', priority: 1 },
+  ],
+  cells(obj, now) {
+    const sts = obj as StatefulSet;
+    return [
+      sts.metadata.name,
+      `${sts.status?.readyReplicas ?? 0}/${sts.spec?.replicas ?? 0}`,
+      age(sts, now),
+      ...containersAndImages(sts.spec?.template?.spec),
+    ];
+  },
+};
+
+const controllerRevisionPrinter: Printer = {
+  columns: [
+    nameColumn,
+    { name: 'Controller', type: 'string', priority: 0 },
+    { name: 'Revision', type: 'integer', priority: 0 },
+    ageColumn,
+  ],
+  cells(obj, now) {
+    const cr = obj as ControllerRevision;
+    const ref = cr.metadata.ownerReferences?.find((r) => r.controller);
+    const group = ref?.apiVersion.includes('/') ? ref.apiVersion.split('/')[0] : '';
+    const controller = ref
+      ? `${ref.kind.toLowerCase()}${group ? `.${group}` : ''}/${ref.name}`
+      : '<none>';
+    return [cr.metadata.name, controller, cr.revision ?? 0, age(cr, now)];
+  },
+};
+
 export const printers: Record<string, Printer> = {
   ConfigMap: configMapPrinter,
   Secret: secretPrinter,
@@ -299,4 +375,7 @@ export const printers: Record<string, Printer> = {
   Namespace: namespacePrinter,
   Event: eventPrinter,
   Lease: leasePrinter,
+  DaemonSet: daemonSetPrinter,
+  StatefulSet: statefulSetPrinter,
+  ControllerRevision: controllerRevisionPrinter,
 };

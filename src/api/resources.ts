@@ -1,3 +1,12 @@
+import {
+  defaultDaemonSet,
+  defaultStatefulSet,
+  validateControllerRevision,
+  validateDaemonSet,
+  validateStatefulSet,
+  type DaemonSet,
+  type StatefulSet,
+} from './apps-workloads.js';
 import { defaultSecret, validateConfigMap, validateSecret } from './config.js';
 import { defaultDeployment, defaultPod, defaultReplicaSet } from './defaults.js';
 import type { FieldError } from './errors.js';
@@ -269,6 +278,25 @@ export const RESOURCE_TYPES: ResourceType[] = [
     validate: (obj) => validateWorkload('spec.template', obj as ReplicaSet),
   }),
   type('coordination.k8s.io', 'Lease', 'leases', true),
+  type('apps', 'DaemonSet', 'daemonsets', true, {
+    shortNames: ['ds'],
+    categories: ['all'],
+    subresources: ['status'],
+    tracksGeneration: true,
+    defaults: (obj) => defaultDaemonSet(obj as DaemonSet),
+    validate: validateDaemonSet,
+  }),
+  type('apps', 'StatefulSet', 'statefulsets', true, {
+    shortNames: ['sts'],
+    categories: ['all'],
+    subresources: ['status', 'scale'],
+    tracksGeneration: true,
+    defaults: (obj) => defaultStatefulSet(obj as StatefulSet),
+    validate: validateStatefulSet,
+  }),
+  type('apps', 'ControllerRevision', 'controllerrevisions', true, {
+    validate: validateControllerRevision,
+  }),
 ];
 
 /** Looks types up by plural within a group: `byGroupResource.get('apps/deployments')`. */

@@ -2,25 +2,28 @@ import { InformerFactory } from '../client/factory.js';
 import type { KubeClient } from '../client/rest.js';
 import { componentLogger } from '../log.js';
 import type { Controller } from './controller.js';
+import { DaemonSetController } from './daemonset/controller.js';
 import { DeploymentController } from './deployment/controller.js';
 import { GarbageCollector } from './gc/collector.js';
 import { NamespaceController } from './namespace/controller.js';
 import { NodeIpamController, type NodeIpamOptions } from './nodeipam/controller.js';
 import { NodeLifecycleController, type NodeLifecycleOptions } from './nodelifecycle/controller.js';
 import { ReplicaSetController } from './replicaset/controller.js';
+import { StatefulSetController } from './statefulset/controller.js';
 
-/** The controllers the manager can run, by name. */
-export type ControllerName =
-  'replicaset' | 'deployment' | 'garbage-collector' | 'namespace' | 'node-lifecycle' | 'node-ipam';
-
-export const ALL_CONTROLLERS: ControllerName[] = [
+/** The controllers the manager can run, by name, in the order they start. */
+export const ALL_CONTROLLERS = [
   'replicaset',
   'deployment',
   'garbage-collector',
   'namespace',
   'node-lifecycle',
   'node-ipam',
-];
+  'daemonset',
+  'statefulset',
+] as const;
+
+export type ControllerName = (typeof ALL_CONTROLLERS)[number];
 
 export interface ControllerManagerOptions {
   /**
@@ -30,7 +33,7 @@ export interface ControllerManagerOptions {
   informers?: InformerFactory;
   /** Which controllers to run (default: all). */
   controllers?: ControllerName[];
-  /** Worker loops per controller (defaults: 5, except 2 for namespace). */
+  /** Worker loops per controller (defaults: 5, except 2 for namespace, daemonset, statefulset). */
   workers?: Partial<Record<ControllerName, number>>;
   /** Timing of the node lifecycle controller (tests shorten it). */
   nodeLifecycle?: Omit<NodeLifecycleOptions, 'workers'>;
@@ -71,6 +74,10 @@ export class ControllerManager {
           ...opts.nodeLifecycle,
         }),
       'node-ipam': () => new NodeIpamController(client, this.factory, opts.nodeIpam),
+      daemonset: () =>
+        new DaemonSetController(client, this.factory, { workers: workers.daemonset }),
+      statefulset: () =>
+        new StatefulSetController(client, this.factory, { workers: workers.statefulset }),
     };
     this.controllers = ALL_CONTROLLERS.filter((n) => enabled.has(n)).map((n) => make[n]());
   }

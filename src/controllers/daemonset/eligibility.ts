@@ -1,0 +1,191 @@
+import type { NodeObject, Pod, PodSpec } from '../../api/types.js';
+
+/**
+ * Which nodes a DaemonSet's pod belongs on: the template's node name, node selector and
+ * required node affinity must match the node, and its tolerations (with the ones every
+ * daemon pod gets) must tolerate the node's taints. Pure functions over API objects.
+ */
+
+export interface Taint {
+  key: string;
+  value?: string;
+  effect: string;
+}
+
+export interface Toleration {
+  key?: string;
+  operator?: 'Exists' | 'Equal';
+  value?: string;
+  effect?: string;
+  tolerationSeconds?: number;
+}
+
+export interface NodeSelectorRequirement {
+  key: string;
+  operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist' | 'Gt' | 'Lt';
+  values?: string[];
+}
+
+export interface NodeSelectorTerm {
+  matchExpressions?: NodeSelectorRequirement[];
+  matchFields?: NodeSelectorRequirement[];
+}
+
+/**
+ * The tolerations Kubernetes adds to every daemon pod, so that daemons keep running on
+ * nodes that are not ready, unreachable, under pressure or cordoned.
+ */
+export const DAEMON_TOLERATIONS: Toleration[] = [
+  { key: 'node.kubernetes.io/not-ready', operator: 'Exists', effect: 'NoExecute' },
+  { key: 'node.kubernetes.io/unreachable', operator: 'Exists', effect: 'NoExecute' },
+  { key: 'node.kubernetes.io/disk-pressure', operator: 'Exists', effect: 'NoSchedule' },
+  { key: 'node.kubernetes.io/memory-pressure', operator: 'Exists', effect: 'NoSchedule' },
+  { key: 'node.kubernetes.io/pid-pressure', operator: 'Exists', effect: 'NoSchedule' },
+  { key: 'node.kubernetes.io/unschedulable', operator: 'Exists', effect: 'NoSchedule' },
+];
+
+/** Host-network daemons also tolerate a node whose network is not set up yet. */
+const NETWORK_UNAVAILABLE: Toleration = {
+  key: 'node.kubernetes.io/network-unavailable',
+  operator: 'Exists',
+  effect: 'NoSchedule',
+};
+
+/**
+ * The template's tolerations with the daemon ones added. A toleration of the template with
+ * the same key and effect as a default is replaced by the default, as in Kubernetes.
+ */
+export function daemonTolerations(spec: PodSpec): Toleration[] {
+  const defaults = [...DAEMON_TOLERATIONS];
+  if (spec.hostNetwork === true) defaults.push(NETWORK_UNAVAILABLE);
+  const own = ((spec.tolerations as Toleration[] | undefined) ?? []).filter(
+    (t) => !defaults.some((d) => d.key === t.key && d.effect === t.effect),
+  );
+  return [...own, ...defaults];
+}
+
+/** Whether a toleration tolerates a taint (key, effect and value or Exists). */
+export function tolerates(t: Toleration, taint: Taint): boolean {
+  if (t.effect && t.effect !== taint.effect) return false;
+  if (!t.key) return t.operator === 'Exists';
+  if (t.key !== taint.key) return false;
+  if (t.operator === 'Exists') return true;
+  return (t.value ?? '') === (taint.value ?? '');
+}
+
+function requirementMatches(req: NodeSelectorRequirement, value: string | undefined): boolean {
+  const values = req.values ?? [];
+  switch (req.operator) {
+    case 'In':
+      return value !== undefined && values.includes(value);
+    case 'NotIn':
+      return value === undefined || !values.includes(value);
+    case 'Exists':
+      return value !== undefined;
+    case 'DoesNotExist':
+      return value === undefined;
+    case 'Gt':
+    case 'Lt': {
+      const have = Number.parseInt(value ?? '', 10);
+      const want = Number.parseInt(values[0] ?? '', 10);
+      if (Number.isNaN(have) || Number.isNaN(want)) return false;
+      return req.operator === 'Gt' ? have > want : have < want;
+    }
+    default:
+      return false;
+  }
+}
+
+/**
+ * Whether a node selector term selects the node: every label expression and every field
+ * expression (only `metadata.name` is a field) must match. An empty term selects nothing.
+ */
+export function termMatches(term: NodeSelectorTerm, node: NodeObject): boolean {
+  const exprs = term.matchExpressions ?? [];
+  const fields = term.matchFields ?? [];
+  if (exprs.length === 0 && fields.length === 0) return false;
+  const labels = node.metadata.labels ?? {};
+  const field = (key: string) => (key === 'metadata.name' ? node.metadata.name : undefined);
+  return (
+    exprs.every((r) => requirementMatches(r, labels[r.key])) &&
+    fields.every((r) => requirementMatches(r, field(r.key)))
+  );
+}
+
+/** The required node affinity terms of a pod spec, undefined when it has none. */
+export function requiredTerms(spec: PodSpec): NodeSelectorTerm[] | undefined {
+  const affinity = spec.affinity as any;
+  return affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms;
+}
+
+/** What a DaemonSet should do about one node. */
+export interface NodeVerdict {
+  /** A daemon pod should be created here if there is none. */
+  shouldRun: boolean;
+  /** A daemon pod already here may stay (a NoSchedule taint does not evict it). */
+  shouldContinueRunning: boolean;
+}
+
+const NEITHER: NodeVerdict = { shouldRun: false, shouldContinueRunning: false };
+
+/**
+ * Decides for a DaemonSet's template (`spec`, as written by the user) whether a daemon
+ * pod belongs on `node`. A taint tolerated by no toleration stops new pods when its effect
+ * is NoSchedule and also evicts existing ones when it is NoExecute.
+ */
+export function nodeVerdict(spec: PodSpec, node: NodeObject): NodeVerdict {
+  if (spec.nodeName && spec.nodeName !== node.metadata.name) return NEITHER;
+  const labels = node.metadata.labels ?? {};
+  for (const [key, value] of Object.entries(spec.nodeSelector ?? {})) {
+    if (labels[key] !== value) return NEITHER;
+  }
+  const terms = requiredTerms(spec);
+  if (terms && !terms.some((t) => termMatches(t, node))) return NEITHER;
+
+  const tolerations = daemonTolerations(spec);
+  let shouldRun = true;
+  for (const taint of (node.spec?.taints ?? []) as Taint[]) {
+    if (taint.effect !== 'NoSchedule' && taint.effect !== 'NoExecute') continue;
+    if (tolerations.some((t) => tolerates(t, taint))) continue;
+    if (taint.effect === 'NoExecute') return NEITHER;
+    shouldRun = false;
+  }
+  return { shouldRun, shouldContinueRunning: true };
+}
+
+/**
+ * The spec of a daemon pod for `nodeName`: the template's spec with the daemon tolerations
+ * and a required node affinity that names the node by `metadata.name`, which replaces any
+ * required terms of the template (they have been checked against this node already).
+ */
+export function daemonPodSpec(template: PodSpec, nodeName: string): PodSpec {
+  const spec = structuredClone(template);
+  spec.tolerations = daemonTolerations(template);
+  const affinity = (spec.affinity ?? {}) as any;
+  affinity.nodeAffinity = {
+    ...(affinity.nodeAffinity ?? {}),
+    requiredDuringSchedulingIgnoredDuringExecution: {
+      nodeSelectorTerms: [
+        { matchFields: [{ key: 'metadata.name', operator: 'In', values: [nodeName] }] },
+      ],
+    },
+  };
+  spec.affinity = affinity;
+  return spec;
+}
+
+/**
+ * The node a daemon pod is on or is meant for: its nodeName once bound, else the single
+ * node its required `metadata.name` affinity names.
+ */
+export function targetNode(pod: Pod): string | undefined {
+  if (pod.spec?.nodeName) return pod.spec.nodeName;
+  for (const term of requiredTerms(pod.spec ?? ({} as PodSpec)) ?? []) {
+    for (const f of term.matchFields ?? []) {
+      if (f.key === 'metadata.name' && f.operator === 'In' && f.values?.length === 1) {
+        return f.values[0];
+      }
+    }
+  }
+  return undefined;
+}
