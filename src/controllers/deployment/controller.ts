@@ -18,6 +18,7 @@ import { isPodActive } from '../pods.js';
 import { equalIgnoringHash, templateHash } from './hash.js';
 import {
   deploymentRef,
+  newReplicaSetAnnotations,
   newReplicaSetFor,
   REVISION_ANNOTATION,
   replicaSetsToPrune,
@@ -206,7 +207,7 @@ export class DeploymentController extends QueueController {
 
   /**
    * Gives the existing new ReplicaSet the latest revision (it is older than the others after
-   * a rollback) and the Deployment's minReadySeconds.
+   * a rollback), the Deployment's annotations and its minReadySeconds.
    */
   private async syncNewReplicaSet(
     d: Deployment,
@@ -214,13 +215,11 @@ export class DeploymentController extends QueueController {
     revision: number,
   ): Promise<ReplicaSet> {
     const minReady = d.spec.minReadySeconds ?? 0;
-    const staleRevision = revisionOf(rs) < revision;
-    if (!staleRevision && (rs.spec.minReadySeconds ?? 0) === minReady) return rs;
-    const annotations = { ...(rs.metadata.annotations ?? {}) };
-    if (staleRevision) annotations[REVISION_ANNOTATION] = String(revision);
+    const annotations = newReplicaSetAnnotations(d, rs, revision);
+    if (!annotations && (rs.spec.minReadySeconds ?? 0) === minReady) return rs;
     return this.client.update<ReplicaSet>(RS, {
       ...rs,
-      metadata: { ...rs.metadata, annotations },
+      metadata: { ...rs.metadata, annotations: annotations ?? rs.metadata.annotations },
       spec: { ...rs.spec, minReadySeconds: minReady },
     });
   }
