@@ -148,7 +148,7 @@ test('a deployment that never becomes available is MinimumReplicasUnavailable', 
   const c = await startCluster(t);
   startKubelet(t, c.client, { unready: () => true });
   const spec = deployment('web', 2, 'broken');
-  spec.spec.progressDeadlineSeconds = 1;
+  spec.spec.progressDeadlineSeconds = 2;
   await c.client.create(DEPLOYMENTS, spec);
   const d = await waitFor('the deadline to pass', async () => {
     const current = await get(c.client);
@@ -168,14 +168,14 @@ test('pause holds the rollout past its deadline, scaling still works, resume rol
   const c = await startCluster(t);
   startKubelet(t, c.client);
   const spec = deployment('web', 2);
-  spec.spec.progressDeadlineSeconds = 1;
+  spec.spec.progressDeadlineSeconds = 2; // timestamps have whole seconds: 1 s may pass in 0.1 s
   await c.client.create(DEPLOYMENTS, spec);
   await statusOk(c);
   const before = (await activePods(c.client)).map((p) => p.metadata.name).sort();
 
   assert.equal((await c.kubectl('rollout', 'pause', 'deployment/web')).code, 0);
   assert.equal((await c.kubectl('set', 'image', 'deployment/web', 'web=nginx:2')).code, 0);
-  await sleep(2500);
+  await sleep(3500);
   const paused = await get(c.client);
   assert.deepEqual(
     [progressing(paused)?.status, progressing(paused)?.reason],
@@ -288,4 +288,92 @@ test('rollout restart replaces every pod through a new revision', async (t) => {
     pods.every((p) => !before.has(p.metadata.name)),
     'every pod was replaced',
   );
+});
+
+test('RollingUpdate never exceeds maxSurge nor drops below maxUnavailable', async (t) => {
+  const table: { replicas: number; maxSurge: number | string; maxUnavailable: number | string }[] =
+    [
+      { replicas: 4, maxSurge: 1, maxUnavailable: 0 },
+      { replicas: 4, maxSurge: 0, maxUnavailable: 1 },
+      { replicas: 8, maxSurge: '25%', maxUnavailable: '25%' },
+    ];
+  for (const c of table) {
+    await t.test(
+      `${c.replicas} replicas, maxSurge ${c.maxSurge}, maxUnavailable ${c.maxUnavailable}`,
+      async (t) => {
+        const most = c.replicas + (typeof c.maxSurge === 'number' ? c.maxSurge : c.replicas / 4);
+        const least =
+          c.replicas - (typeof c.maxUnavailable === 'number' ? c.maxUnavailable : c.replicas / 4);
+        const cl = await startCluster(t);
+        let checking = false;
+        const samples: { pods: number; ready: number }[] = [];
+        startKubelet(t, cl.client, {
+          terminationMs: 100,
+          sample: (pods) => {
+            if (!checking) return;
+            const active = pods.filter((p) => !p.metadata.deletionTimestamp);
+            samples.push({ pods: active.length, ready: active.filter(isReady).length });
+          },
+        });
+        const spec = deployment('web', c.replicas);
+        spec.spec.strategy = {
+          type: 'RollingUpdate',
+          rollingUpdate: { maxSurge: c.maxSurge, maxUnavailable: c.maxUnavailable },
+        };
+        await cl.client.create(DEPLOYMENTS, spec);
+        await statusOk(cl);
+
+        checking = true;
+        assert.equal((await cl.kubectl('set', 'image', 'deployment/web', 'web=nginx:2')).code, 0);
+        await statusOk(cl);
+        checking = false;
+        const over = samples.filter((s) => s.pods > most);
+        const under = samples.filter((s) => s.ready < least);
+        assert.deepEqual(over, [], `more than ${most} pods`);
+        assert.deepEqual(under, [], `fewer than ${least} ready pods`);
+        assert.ok(
+          samples.some((s) => s.pods !== c.replicas || s.ready !== c.replicas),
+          'sampled mid-rollout',
+        );
+        const pods = await activePods(cl.client);
+        assert.equal(pods.length, c.replicas);
+        assert.ok(pods.every((p) => p.spec.containers[0].image === 'nginx:2'));
+      },
+    );
+  }
+});
+
+test('Recreate never runs old and new pods at once, terminating ones included', async (t) => {
+  const c = await startCluster(t);
+  let checking = false;
+  const samples: { images: number; terminating: number }[] = [];
+  startKubelet(t, c.client, {
+    terminationMs: 300,
+    sample: (pods) => {
+      if (!checking) return;
+      const images = new Set(pods.map((p) => p.spec.containers[0].image));
+      const terminating = pods.filter((p) => p.metadata.deletionTimestamp).length;
+      samples.push({ images: images.size, terminating });
+    },
+  });
+  const spec = deployment('web', 3);
+  spec.spec.strategy = { type: 'Recreate' };
+  await c.client.create(DEPLOYMENTS, spec);
+  await statusOk(c);
+
+  checking = true;
+  assert.equal((await c.kubectl('set', 'image', 'deployment/web', 'web=nginx:2')).code, 0);
+  await statusOk(c);
+  checking = false;
+  assert.deepEqual(
+    samples.filter((s) => s.images > 1),
+    [],
+  );
+  assert.ok(
+    samples.some((s) => s.terminating > 0),
+    'old pods lingered while terminating, and no new pod came meanwhile',
+  );
+  const pods = await activePods(c.client);
+  assert.equal(pods.length, 3);
+  assert.ok(pods.every((p) => p.spec.containers[0].image === 'nginx:2'));
 });
