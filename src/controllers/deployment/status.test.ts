@@ -183,6 +183,8 @@ test('the Progressing condition through a rollout', () => {
     paused?: boolean;
     counts?: Partial<NonNullable<Deployment['status']>>;
     event?: RolloutEvent;
+    /** The ReplicaSets, the new one first (default: midway through a rollout). */
+    all?: ReplicaSet[];
     want: [string, string];
     /** Whether lastTransitionTime must stay that of `before`. */
     keepsTransition: boolean;
@@ -239,6 +241,15 @@ test('the Progressing condition through a rollout', () => {
       touched: true,
     },
     {
+      name: 'scaled up after completion, long ago',
+      before: cond('Progressing', 'NewReplicaSetAvailable', ago(900_000)),
+      counts: { replicas: 1, updatedReplicas: 1, readyReplicas: 1, availableReplicas: 1 },
+      all: [rs('new', 3, 1, 1)],
+      want: ['True', 'NewReplicaSetAvailable'],
+      keepsTransition: true,
+      touched: false,
+    },
+    {
       name: 'resumed',
       before: { ...cond('Progressing', 'DeploymentPaused', ago(900_000)), status: 'Unknown' },
       counts: { replicas: 4, updatedReplicas: 1, readyReplicas: 3, availableReplicas: 3 },
@@ -251,7 +262,8 @@ test('the Progressing condition through a rollout', () => {
     const d = deploy(3, [c.before]);
     d.spec.paused = c.paused;
     d.status = { ...d.status, observedGeneration: 2, ...c.counts };
-    const s = computeDeploymentStatus(d, midway, midway[0], NOW, c.event);
+    const all = c.all ?? midway;
+    const s = computeDeploymentStatus(d, all, all[0], NOW, c.event);
     const got = s.conditions?.find((x) => x.type === 'Progressing');
     assert.deepEqual([got?.status, got?.reason], c.want, c.name);
     const kept = got?.lastTransitionTime === c.before.lastTransitionTime;

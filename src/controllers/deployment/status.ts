@@ -140,6 +140,10 @@ function progressingCondition(
     setCondition(conditions, { type: 'Progressing', status, reason, message }, now, touch);
   if (d.spec.paused) return set('Unknown', Reasons.paused, 'Deployment is paused');
   if (d.spec.progressDeadlineSeconds === undefined) return conditions;
+  // Once a rollout completed, scaling it or replacing its pods is no rollout: progress is
+  // not judged again (nor can it time out) until a new template or a pause comes.
+  const settled = current?.reason === Reasons.complete && next.replicas === next.updatedReplicas;
+  if (settled && !event) return conditions;
   if (newRS && isComplete(d, next)) {
     return set('True', Reasons.complete, `ReplicaSet "${name}" has successfully progressed.`);
   }
