@@ -162,6 +162,61 @@ test('a deployment that never becomes available is MinimumReplicasUnavailable', 
   assert.equal(d.status?.unavailableReplicas, 2);
   const status = await c.kubectl('rollout', 'status', 'deployment/web', '--timeout=10s');
   assert.match(status.stderr, /exceeded its progress deadline/);
+
+  // A status without a Progressing condition (as a crash before writing it would leave)
+  // names the replica set found; the deadline then counts from there.
+  const rsName = (await replicaSets(c.client))[0].metadata.name;
+  const cleared = await get(c.client);
+  await c.client.updateStatus(DEPLOYMENTS, {
+    ...cleared,
+    status: { ...cleared.status, conditions: [] },
+  });
+  const found = await waitFor('the replica set to be found', async () => {
+    const current = await get(c.client);
+    return progressing(current)?.reason === 'FoundNewReplicaSet' && current;
+  });
+  assert.equal(progressing(found)?.message, `Found new replica set "${rsName}"`);
+  await waitFor('the deadline to pass again', async () => {
+    const current = await get(c.client);
+    return progressing(current)?.reason === 'ProgressDeadlineExceeded';
+  });
+});
+
+test('a rollout paused midway does not time out; resumed, its deadline counts again', async (t) => {
+  const c = await startCluster(t);
+  startKubelet(t, c.client, { unready: (p) => p.spec.containers[0].image === 'broken' });
+  const spec = deployment('web', 2);
+  spec.spec.progressDeadlineSeconds = 2;
+  await c.client.create(DEPLOYMENTS, spec);
+  await statusOk(c);
+  assert.equal((await c.kubectl('set', 'image', 'deployment/web', 'web=broken')).code, 0);
+  assert.equal((await c.kubectl('rollout', 'pause', 'deployment/web')).code, 0);
+  await sleep(3500);
+  const paused = await get(c.client);
+  assert.deepEqual(
+    [progressing(paused)?.status, progressing(paused)?.reason, progressing(paused)?.message],
+    ['Unknown', 'DeploymentPaused', 'Deployment is paused'],
+  );
+
+  assert.equal((await c.kubectl('rollout', 'resume', 'deployment/web')).code, 0);
+  const resumed = await waitFor('the resume to show', async () => {
+    const d = await get(c.client);
+    return progressing(d)?.reason === 'DeploymentResumed' && d;
+  });
+  assert.equal(progressing(resumed)?.status, 'Unknown');
+  // Nothing changes after the resume: only the controller's own requeue sees the deadline.
+  const stuck = await waitFor(
+    'the deadline to pass after the resume',
+    async () => {
+      const d = await get(c.client);
+      return progressing(d)?.reason === 'ProgressDeadlineExceeded' && d;
+    },
+    8000,
+  );
+  const waited =
+    Date.parse(progressing(stuck)!.lastUpdateTime!) -
+    Date.parse(progressing(resumed)!.lastUpdateTime!);
+  assert.ok(waited >= 2000 && waited <= 4000, `timed out ${waited} ms after the resume`);
 });
 
 test('pause holds the rollout past its deadline, scaling still works, resume rolls out', async (t) => {
