@@ -2,6 +2,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { ApiError } from '../src/api/errors.js';
 import { byGroupResource } from '../src/api/resources.js';
 import {
   controllerOf,
@@ -349,7 +350,11 @@ test('a deleted namespace is emptied of every kind, waits for finalizers, then g
   );
   await assert.rejects(
     c.client.create(CONFIGMAPS, configMap('late2', undefined, 'doomed')),
-    (err) => isReason(err, 'Forbidden'),
+    (err: ApiError) =>
+      isReason(err, 'Forbidden') &&
+      err.code === 403 &&
+      err.message.startsWith('configmaps "late2" is forbidden: ') &&
+      err.details?.causes?.[0]?.reason === 'NamespaceTerminating',
   );
 
   // Everything but the held config map goes; the namespace says what holds it.

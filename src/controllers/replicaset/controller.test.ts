@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { ApiError } from '../../api/errors.js';
 import { byGroupResource, type ResourceType } from '../../api/resources.js';
 import { objectKey, type KObject, type Pod, type ReplicaSet } from '../../api/types.js';
 import { InformerFactory } from '../../client/factory.js';
@@ -20,13 +21,18 @@ class FakeApi {
   readonly pods = new Map<string, Pod>();
   created = 0;
   deleted: string[] = [];
+  /** Reasons of the events recorded. */
+  events: string[] = [];
   private rv = 100;
   /** Called before each pod creation with its number (1-based); may throw to fail it. */
   beforeCreate?: (n: number) => void;
 
   readonly client = {
     create: async (rt: ResourceType, obj: KObject) => {
-      if (rt.kind !== 'Pod') return obj; // events
+      if (rt.kind !== 'Pod') {
+        this.events.push((obj as KObject & { reason: string }).reason);
+        return obj;
+      }
       this.beforeCreate?.(this.created + 1);
       this.created++;
       const pod = structuredClone(obj) as Pod;
@@ -166,6 +172,21 @@ test('a lagging watch never makes the controller create or delete too many pods'
         for (let i = 0; i < 5; i++) await c.reconcile();
       },
       created: 4,
+    },
+    {
+      name: 'a namespace being deleted refuses creations: no retry, no event',
+      run: async (api, c) => {
+        api.beforeCreate = () => {
+          const why = 'unable to create new content in namespace default: being terminated';
+          throw new ApiError('Forbidden', why, {
+            causes: [{ reason: 'NamespaceTerminating', message: why }],
+          });
+        };
+        c.setReplicaSet(replicaSet(3));
+        assert.equal(await c.reconcile(), undefined);
+        assert.deepEqual(api.events, []);
+      },
+      created: 0,
     },
     {
       name: 'many resyncs before deletions are observed',
