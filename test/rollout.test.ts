@@ -321,10 +321,12 @@ test('rollout history and undo, with change-cause, --revision and --to-revision'
   assert.match(missing.stderr, /unable to find specified revision 9/);
 });
 
-test('rollout restart replaces every pod through a new revision', async (t) => {
+test('rollout restart replaces every pod; history keeps revisionHistoryLimit', async (t) => {
   const c = await startCluster(t);
   startKubelet(t, c.client);
-  await c.client.create(DEPLOYMENTS, deployment('web', 3));
+  const spec = deployment('web', 3);
+  spec.spec.revisionHistoryLimit = 1;
+  await c.client.create(DEPLOYMENTS, spec);
   await statusOk(c);
   const before = new Set((await activePods(c.client)).map((p) => p.metadata.name));
 
@@ -343,6 +345,15 @@ test('rollout restart replaces every pod through a new revision', async (t) => {
     pods.every((p) => !before.has(p.metadata.name)),
     'every pod was replaced',
   );
+
+  assert.equal((await c.kubectl('set', 'image', 'deployment/web', 'web=nginx:2')).code, 0);
+  await statusOk(c);
+  const history = await waitFor('revision 1 to be pruned', async () => {
+    const r = await c.kubectl('rollout', 'history', 'deployment/web');
+    return !/^1\s/m.test(r.stdout) && r.stdout;
+  });
+  assert.match(history, /REVISION\s+CHANGE-CAUSE\n2\s+<none>\n3\s+<none>/);
+  assert.equal((await replicaSets(c.client)).length, 2);
 });
 
 test('RollingUpdate never exceeds maxSurge nor drops below maxUnavailable', async (t) => {
