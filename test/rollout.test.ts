@@ -219,7 +219,7 @@ test('a rollout paused midway does not time out; resumed, its deadline counts ag
   assert.ok(waited >= 2000 && waited <= 4000, `timed out ${waited} ms after the resume`);
 });
 
-test('pause holds the rollout past its deadline, scaling still works, resume rolls out', async (t) => {
+test('pause holds a rollout past its deadline, scaling works, resume rolls out', async (t) => {
   const c = await startCluster(t);
   startKubelet(t, c.client);
   const spec = deployment('web', 2);

@@ -177,7 +177,9 @@ export class Registry {
     if (!kv) throw notFound('namespaces', '', namespace ?? '');
     const ns = JSON.parse(kv.value) as KObject;
     if (ns.metadata.deletionTimestamp) {
-      const why = `unable to create new content in namespace ${namespace} because it is being terminated`;
+      const why =
+        `unable to create new content in namespace ${namespace} ` +
+        'because it is being terminated';
       const what = rt.group ? `${rt.plural}.${rt.group}` : rt.plural;
       // The cause lets controllers tell this refusal from a failure worth retrying.
       throw new ApiError('Forbidden', `${what} "${name}" is forbidden: ${why}`, {
