@@ -62,8 +62,11 @@ export interface DeploymentControllerOptions {
  *
  * Replica changes in the middle of a rollout are not spread proportionally over the
  * ReplicaSets as Kubernetes does: the new ReplicaSet is capped at spec.replicas and the old
- * ones drain under the usual availability rule, which converges to the same end state.
- * A paused Deployment is scaled only when a single ReplicaSet has pods.
+ * ones drain under the usual availability rule, which converges to the same end state
+ * (so the desired-replicas and max-replicas annotations are not written either).
+ * A paused Deployment is scaled only when a single ReplicaSet has pods. The Progressing
+ * condition is written once per reconcile: where Kubernetes writes FoundNewReplicaSet and
+ * then at once NewReplicaSetAvailable, a watcher here sees only the second.
  */
 export class DeploymentController extends QueueController {
   private readonly deployments: Informer<Deployment>;
