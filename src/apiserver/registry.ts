@@ -111,8 +111,8 @@ export class Registry {
   ): Promise<KObject> {
     checkFields(rt, body, opts);
     const obj = asClientError(rt.kind, () => this.prepareCreate(rt, namespace, body));
-    await this.checkNamespace(rt, obj.metadata.namespace);
     const name = obj.metadata.name!;
+    await this.checkNamespace(rt, obj.metadata.namespace, name);
     if (opts.dryRun) return obj;
     try {
       const kv = await this.store.create(
@@ -167,16 +167,27 @@ export class Registry {
     if (errs.length > 0) throw invalid(rt.kind, rt.group, obj.metadata?.name ?? '', errs);
   }
 
-  private async checkNamespace(rt: ResourceType, namespace: string | undefined): Promise<void> {
+  private async checkNamespace(
+    rt: ResourceType,
+    namespace: string | undefined,
+    name: string,
+  ): Promise<void> {
     if (!rt.namespaced) return;
     const kv = await this.store.get(NAMESPACES_KEY + namespace);
     if (!kv) throw notFound('namespaces', '', namespace ?? '');
     const ns = JSON.parse(kv.value) as KObject;
     if (ns.metadata.deletionTimestamp) {
-      throw new ApiError(
-        'Forbidden',
-        `unable to create new content in namespace ${namespace} because it is being terminated`,
-      );
+      const why =
+        `unable to create new content in namespace ${namespace} ` +
+        'because it is being terminated';
+      const what = rt.group ? `${rt.plural}.${rt.group}` : rt.plural;
+      // The cause lets controllers tell this refusal from a failure worth retrying.
+      throw new ApiError('Forbidden', `${what} "${name}" is forbidden: ${why}`, {
+        name,
+        group: rt.group,
+        kind: rt.plural,
+        causes: [{ reason: 'NamespaceTerminating', message: why, field: 'metadata.namespace' }],
+      });
     }
   }
 

@@ -18,6 +18,7 @@ import { isPodActive } from '../pods.js';
 import { equalIgnoringHash, templateHash } from './hash.js';
 import {
   deploymentRef,
+  newReplicaSetAnnotations,
   newReplicaSetFor,
   REVISION_ANNOTATION,
   replicaSetsToPrune,
@@ -61,8 +62,11 @@ export interface DeploymentControllerOptions {
  *
  * Replica changes in the middle of a rollout are not spread proportionally over the
  * ReplicaSets as Kubernetes does: the new ReplicaSet is capped at spec.replicas and the old
- * ones drain under the usual availability rule, which converges to the same end state.
- * A paused Deployment is scaled only when a single ReplicaSet has pods.
+ * ones drain under the usual availability rule, which converges to the same end state
+ * (so the desired-replicas and max-replicas annotations are not written either).
+ * A paused Deployment is scaled only when a single ReplicaSet has pods. The Progressing
+ * condition is written once per reconcile: where Kubernetes writes FoundNewReplicaSet and
+ * then at once NewReplicaSetAvailable, a watcher here sees only the second.
  */
 export class DeploymentController extends QueueController {
   private readonly deployments: Informer<Deployment>;
@@ -206,7 +210,7 @@ export class DeploymentController extends QueueController {
 
   /**
    * Gives the existing new ReplicaSet the latest revision (it is older than the others after
-   * a rollback) and the Deployment's minReadySeconds.
+   * a rollback), the Deployment's annotations and its minReadySeconds.
    */
   private async syncNewReplicaSet(
     d: Deployment,
@@ -214,13 +218,11 @@ export class DeploymentController extends QueueController {
     revision: number,
   ): Promise<ReplicaSet> {
     const minReady = d.spec.minReadySeconds ?? 0;
-    const staleRevision = revisionOf(rs) < revision;
-    if (!staleRevision && (rs.spec.minReadySeconds ?? 0) === minReady) return rs;
-    const annotations = { ...(rs.metadata.annotations ?? {}) };
-    if (staleRevision) annotations[REVISION_ANNOTATION] = String(revision);
+    const annotations = newReplicaSetAnnotations(d, rs, revision);
+    if (!annotations && (rs.spec.minReadySeconds ?? 0) === minReady) return rs;
     return this.client.update<ReplicaSet>(RS, {
       ...rs,
-      metadata: { ...rs.metadata, annotations },
+      metadata: { ...rs.metadata, annotations: annotations ?? rs.metadata.annotations },
       spec: { ...rs.spec, minReadySeconds: minReady },
     });
   }

@@ -26,10 +26,21 @@ test('template hashes are stable, short and safe', () => {
   withHashLabel.metadata!.labels!['pod-template-hash'] = 'xyz';
   const changed = structuredClone(template);
   changed.spec.containers[0].image = 'nginx:1.26';
+  const emptyResources = structuredClone(template);
+  emptyResources.spec.containers[0].resources = {};
+  const limited = structuredClone(template);
+  limited.spec.containers[0].resources = { limits: { cpu: '1' } };
   const table: { name: string; a: string; b: string; equal: boolean }[] = [
     { name: 'key order', a: templateHash(template), b: templateHash(reordered), equal: true },
     { name: 'hash label', a: templateHash(template), b: templateHash(withHashLabel), equal: true },
     { name: 'image change', a: templateHash(template), b: templateHash(changed), equal: false },
+    {
+      name: 'empty resources',
+      a: templateHash(template),
+      b: templateHash(emptyResources),
+      equal: true,
+    },
+    { name: 'resources', a: templateHash(template), b: templateHash(limited), equal: false },
     {
       name: 'collision count',
       a: templateHash(template),

@@ -44,14 +44,29 @@ export function templateHash(template: PodTemplateSpec, collisionCount?: number)
   return out;
 }
 
-/** A copy of a template without the pod-template-hash label. */
+/**
+ * A copy of a template without the pod-template-hash label, and without what a client may
+ * write or leave out for the same meaning: a container's `resources: {}`, which kubectl
+ * sends when it copies a ReplicaSet's template back (`rollout undo`).
+ */
 export function withoutHash(template: PodTemplateSpec): PodTemplateSpec {
   const copy = structuredClone(template);
   if (copy.metadata?.labels) {
     delete copy.metadata.labels[TEMPLATE_HASH_LABEL];
     if (Object.keys(copy.metadata.labels).length === 0) delete copy.metadata.labels;
   }
+  const spec = copy.spec as { containers?: unknown; initContainers?: unknown } | undefined;
+  for (const list of [spec?.containers, spec?.initContainers]) {
+    if (!Array.isArray(list)) continue;
+    for (const c of list as { resources?: object }[]) {
+      if (isEmptyObject(c?.resources)) delete c.resources;
+    }
+  }
   return copy;
+}
+
+function isEmptyObject(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && Object.keys(value).length === 0;
 }
 
 /** Whether two templates are equal once their pod-template-hash labels are ignored. */

@@ -11,6 +11,48 @@ import type { ReplicaSetView } from './rollout.js';
 /** The annotation holding a rollout's revision number, on ReplicaSets and the Deployment. */
 export const REVISION_ANNOTATION = 'deployment.kubernetes.io/revision';
 
+/** Earlier revisions a ReplicaSet held before a rollback gave it a newer one, comma-separated. */
+export const REVISION_HISTORY_ANNOTATION = 'deployment.kubernetes.io/revision-history';
+
+/** Deployment annotations that describe the Deployment itself and are never copied. */
+const NOT_COPIED = new Set([
+  'kubectl.kubernetes.io/last-applied-configuration',
+  REVISION_ANNOTATION,
+  REVISION_HISTORY_ANNOTATION,
+  'deployment.kubernetes.io/desired-replicas',
+  'deployment.kubernetes.io/max-replicas',
+  'deprecated.deployment.rollback.to',
+]);
+
+/**
+ * The annotations the new ReplicaSet should carry: the Deployment's own (such as
+ * `kubernetes.io/change-cause`, which `kubectl rollout history` reads from the ReplicaSet)
+ * added over its existing ones, and `revision`, with the revision it replaces appended to
+ * the revision history. Undefined when nothing would change. Annotations removed from the
+ * Deployment stay on the ReplicaSet, as in Kubernetes.
+ */
+export function newReplicaSetAnnotations(
+  d: Deployment,
+  rs: ReplicaSet,
+  revision: number,
+): Record<string, string> | undefined {
+  const current = rs.metadata.annotations ?? {};
+  const next = { ...current };
+  for (const [k, v] of Object.entries(d.metadata.annotations ?? {})) {
+    if (!NOT_COPIED.has(k)) next[k] = v;
+  }
+  const had = revisionOf(rs);
+  if (had < revision) {
+    next[REVISION_ANNOTATION] = String(revision);
+    if (had > 0) {
+      const history = current[REVISION_HISTORY_ANNOTATION];
+      next[REVISION_HISTORY_ANNOTATION] = history ? `${history},${had}` : String(had);
+    }
+  }
+  const changed = Object.keys(next).some((k) => next[k] !== current[k]);
+  return changed ? next : undefined;
+}
+
 /** The revision number of a ReplicaSet; 0 when it has none. */
 export function revisionOf(rs: ReplicaSet): number {
   const n = Number.parseInt(rs.metadata.annotations?.[REVISION_ANNOTATION] ?? '', 10);
@@ -62,14 +104,13 @@ export function newReplicaSetFor(
   template.metadata.labels = { ...(template.metadata.labels ?? {}), [TEMPLATE_HASH_LABEL]: hash };
   const selector = structuredClone(d.spec.selector);
   selector.matchLabels = { ...(selector.matchLabels ?? {}), [TEMPLATE_HASH_LABEL]: hash };
-  return {
+  const rs: ReplicaSet = {
     apiVersion: 'apps/v1',
     kind: 'ReplicaSet',
     metadata: {
       name: `${d.metadata.name}-${hash}`,
       namespace: d.metadata.namespace,
       labels: { ...template.metadata.labels },
-      annotations: { [REVISION_ANNOTATION]: String(revision) },
       ownerReferences: [deploymentRef(d)],
     },
     spec: {
@@ -79,6 +120,8 @@ export function newReplicaSetFor(
       template,
     },
   };
+  rs.metadata.annotations = newReplicaSetAnnotations(d, rs, revision);
+  return rs;
 }
 
 /**

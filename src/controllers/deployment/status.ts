@@ -140,6 +140,10 @@ function progressingCondition(
     setCondition(conditions, { type: 'Progressing', status, reason, message }, now, touch);
   if (d.spec.paused) return set('Unknown', Reasons.paused, 'Deployment is paused');
   if (d.spec.progressDeadlineSeconds === undefined) return conditions;
+  // Once a rollout completed, scaling it or replacing its pods is no rollout: progress is
+  // not judged again (nor can it time out) until a new template or a pause comes.
+  const settled = current?.reason === Reasons.complete && next.replicas === next.updatedReplicas;
+  if (settled && !event) return conditions;
   if (newRS && isComplete(d, next)) {
     return set('True', Reasons.complete, `ReplicaSet "${name}" has successfully progressed.`);
   }
@@ -157,7 +161,12 @@ function progressingCondition(
   return conditions;
 }
 
-/** Milliseconds until the rollout would pass its progress deadline; undefined if none. */
+/**
+ * Milliseconds until the rollout would pass its progress deadline, plus a second of slack,
+ * so the controller looks again then even if nothing else happens; undefined when no
+ * deadline can pass: paused, complete, already timed out, or no Progressing condition yet.
+ * Counts from the condition's lastUpdateTime, the time of the last progress (or resume).
+ */
 export function untilDeadline(
   d: Deployment,
   status: DeploymentStatus,
@@ -165,8 +174,9 @@ export function untilDeadline(
 ): number | undefined {
   const deadline = d.spec.progressDeadlineSeconds;
   const cond = status.conditions?.find((c) => c.type === 'Progressing');
-  if (deadline === undefined || !cond || cond.status !== 'True') return undefined;
-  if (cond.reason === Reasons.complete) return undefined;
+  if (deadline === undefined || !cond || d.spec.paused) return undefined;
+  const final: string[] = [Reasons.complete, Reasons.timedOut, Reasons.paused];
+  if (final.includes(cond.reason ?? '')) return undefined;
   const from = Date.parse(cond.lastUpdateTime ?? '');
   if (Number.isNaN(from)) return undefined;
   return Math.max(0, from + deadline * 1000 - now.getTime()) + 1000;

@@ -1,3 +1,4 @@
+import type { ApiError } from '../../api/errors.js';
 import { fromLabelSelector, type Selector } from '../../api/labels.js';
 import { byGroupResource } from '../../api/resources.js';
 import {
@@ -241,6 +242,8 @@ export class ReplicaSetController extends QueueController {
       for (let i = 0; i < failed.length; i++) this.expectations.creationObserved(key);
       if (failed.length > 0) {
         for (let i = 0; i < remaining; i++) this.expectations.creationObserved(key);
+        // Nothing can be created in a namespace being deleted, and this ReplicaSet goes too.
+        if (failed.every((f) => isNamespaceTerminating(f.reason))) return;
         throw failed[0].reason;
       }
     }
@@ -253,7 +256,9 @@ export class ReplicaSetController extends QueueController {
       const pod = await this.client.create<Pod>(PODS, podFromTemplate(rs));
       this.events.normal(rs, 'SuccessfulCreate', `Created pod: ${pod.metadata.name}`);
     } catch (err) {
-      this.events.warning(rs, 'FailedCreate', `Error creating: ${(err as Error).message}`);
+      if (!isNamespaceTerminating(err)) {
+        this.events.warning(rs, 'FailedCreate', `Error creating: ${(err as Error).message}`);
+      }
       throw err;
     }
   }
@@ -291,6 +296,12 @@ export class ReplicaSetController extends QueueController {
       return minReady * 1000;
     }
   }
+}
+
+/** Whether a create was refused because its namespace is being deleted. */
+function isNamespaceTerminating(err: unknown): boolean {
+  if (!isReason(err, 'Forbidden')) return false;
+  return !!(err as ApiError).details?.causes?.some((c) => c.reason === 'NamespaceTerminating');
 }
 
 function selectorOf(rs: ReplicaSet): Selector | undefined {

@@ -1,0 +1,445 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { isDeepStrictEqual as deepEqual } from 'node:util';
+import type { Condition, Deployment, Pod, ReplicaSet } from '../src/api/types.js';
+import type { KubeClient } from '../src/client/rest.js';
+import {
+  DEPLOYMENTS,
+  deployment,
+  isReady,
+  RS,
+  rolloutComplete,
+  sleep,
+  startCluster,
+  startKubelet,
+  waitFor,
+  type Cluster,
+} from './helpers/workload.js';
+
+/**
+ * Deployment rollouts driven and checked with the real kubectl: rollout status, history,
+ * undo, pause and resume, restart, the progress deadline, and the pod-count guarantees of
+ * the RollingUpdate and Recreate strategies. A fake kubelet stands in for the node agent.
+ */
+
+const CHANGE_CAUSE = 'kubernetes.io/change-cause';
+const REVISION = 'deployment.kubernetes.io/revision';
+
+const get = (client: KubeClient, name = 'web') =>
+  client.get<Deployment>(DEPLOYMENTS, 'default', name);
+
+const progressing = (d: Deployment): Condition | undefined =>
+  d.status?.conditions?.find((c) => c.type === 'Progressing');
+
+const available = (d: Deployment): Condition | undefined =>
+  d.status?.conditions?.find((c) => c.type === 'Available');
+
+async function replicaSets(client: KubeClient): Promise<ReplicaSet[]> {
+  return (await client.list<ReplicaSet>(RS, 'default')).items;
+}
+
+async function activePods(client: KubeClient): Promise<Pod[]> {
+  const { items } = await client.list<Pod>({ ...RS, group: '', plural: 'pods' }, 'default');
+  return items.filter((p) => !p.metadata.deletionTimestamp);
+}
+
+/** Waits until the Deployment's current generation has rolled out completely. */
+async function rolledOut(client: KubeClient, name = 'web'): Promise<Deployment> {
+  return waitFor(`deployment ${name} to roll out`, async () => {
+    const d = await get(client, name);
+    return rolloutComplete(d) && d;
+  });
+}
+
+/** kubectl rollout status must succeed; returns its output. */
+async function statusOk(c: Cluster, name = 'web'): Promise<string> {
+  const r = await c.kubectl('rollout', 'status', `deployment/${name}`, '--timeout=30s');
+  assert.equal(r.code, 0, `rollout status failed: ${r.stderr}`);
+  assert.match(r.stdout, /successfully rolled out/);
+  return r.stdout;
+}
+
+/** Every Progressing condition the Deployment passes through, from a watch on it. */
+function recordReasons(client: KubeClient, from: string) {
+  const reasons: string[] = [];
+  const conditions: Condition[] = [];
+  const handle = client.watch<Deployment>(
+    DEPLOYMENTS,
+    'default',
+    { resourceVersion: from, fieldSelector: 'metadata.name=web' },
+    (ev) => {
+      const cond = ev.object?.status && progressing(ev.object);
+      if (!cond || deepEqual(cond, conditions.at(-1))) return;
+      conditions.push(cond);
+      if (reasons.at(-1) !== cond.reason) reasons.push(cond.reason!);
+    },
+  );
+  return { reasons, conditions, stop: () => handle.stop() };
+}
+
+test('the progress deadline: conditions, a self-requeue, and rollout status failing', async (t) => {
+  const c = await startCluster(t);
+  startKubelet(t, c.client, { unready: (p) => p.spec.containers[0].image === 'broken' });
+  const spec = deployment('web', 2);
+  spec.spec.progressDeadlineSeconds = 2;
+  const created = await c.client.create<Deployment>(DEPLOYMENTS, spec);
+  const watch = recordReasons(c.client, created.metadata.resourceVersion!);
+  t.after(() => watch.stop());
+  await statusOk(c);
+
+  const done = await get(c.client);
+  const rsName = (await replicaSets(c.client))[0].metadata.name;
+  assert.deepEqual(
+    [progressing(done)?.status, progressing(done)?.reason, progressing(done)?.message],
+    ['True', 'NewReplicaSetAvailable', `ReplicaSet "${rsName}" has successfully progressed.`],
+  );
+  assert.equal(available(done)?.reason, 'MinimumReplicasAvailable');
+  assert.equal(available(done)?.status, 'True');
+
+  const set = await c.kubectl('set', 'image', 'deployment/web', 'web=broken');
+  assert.equal(set.code, 0, set.stderr);
+  // No pod changes after the new pod starts unready: only a requeue can notice the deadline.
+  const stuck = await waitFor(
+    'the deadline to pass',
+    async () => {
+      const d = await get(c.client);
+      return progressing(d)?.reason === 'ProgressDeadlineExceeded' && d;
+    },
+    10_000,
+  );
+  const newRS = (await replicaSets(c.client)).find(
+    (rs) => rs.metadata.annotations?.[REVISION] === '2',
+  );
+  const cond = progressing(stuck)!;
+  assert.equal(cond.status, 'False');
+  assert.equal(cond.message, `ReplicaSet "${newRS?.metadata.name}" has timed out progressing.`);
+  assert.equal(cond.lastTransitionTime, cond.lastUpdateTime);
+  // Measured from the last progress, and noticed soon after the deadline passed.
+  const i = watch.conditions.findIndex((x) => x.reason === 'ProgressDeadlineExceeded');
+  const last = watch.conditions[i - 1];
+  const waited = Date.parse(cond.lastUpdateTime!) - Date.parse(last.lastUpdateTime!);
+  assert.ok(waited >= 2000 && waited <= 4000, `timed out ${waited} ms after the last progress`);
+  assert.equal(last.status, 'True');
+  assert.equal(last.lastTransitionTime, watch.conditions[0].lastTransitionTime);
+  assert.equal(available(stuck)?.status, 'True', 'the old pods still serve');
+  const status = await c.kubectl('rollout', 'status', 'deployment/web', '--timeout=10s');
+  assert.notEqual(status.code, 0);
+  assert.match(status.stderr, /deployment "web" exceeded its progress deadline/);
+
+  // A fixed template progresses again and completes.
+  assert.equal((await c.kubectl('set', 'image', 'deployment/web', 'web=nginx:2')).code, 0);
+  await statusOk(c);
+  watch.stop();
+  assert.deepEqual(watch.reasons, [
+    'NewReplicaSetCreated',
+    'ReplicaSetUpdated',
+    'NewReplicaSetAvailable',
+    'NewReplicaSetCreated',
+    // The new ReplicaSet's first (unready) pod counts as progress, as in Kubernetes.
+    'ReplicaSetUpdated',
+    'ProgressDeadlineExceeded',
+    'NewReplicaSetCreated',
+    'ReplicaSetUpdated',
+    'NewReplicaSetAvailable',
+  ]);
+});
+
+test('a deployment that never becomes available is MinimumReplicasUnavailable', async (t) => {
+  const c = await startCluster(t);
+  startKubelet(t, c.client, { unready: () => true });
+  const spec = deployment('web', 2, 'broken');
+  spec.spec.progressDeadlineSeconds = 2;
+  await c.client.create(DEPLOYMENTS, spec);
+  const d = await waitFor('the deadline to pass', async () => {
+    const current = await get(c.client);
+    return progressing(current)?.reason === 'ProgressDeadlineExceeded' && current;
+  });
+  assert.deepEqual(
+    [available(d)?.status, available(d)?.reason],
+    ['False', 'MinimumReplicasUnavailable'],
+  );
+  assert.equal(available(d)?.message, 'Deployment does not have minimum availability.');
+  assert.equal(d.status?.unavailableReplicas, 2);
+  const status = await c.kubectl('rollout', 'status', 'deployment/web', '--timeout=10s');
+  assert.match(status.stderr, /exceeded its progress deadline/);
+
+  // A status without a Progressing condition (as a crash before writing it would leave)
+  // names the replica set found; the deadline then counts from there.
+  const rsName = (await replicaSets(c.client))[0].metadata.name;
+  const cleared = await get(c.client);
+  await c.client.updateStatus(DEPLOYMENTS, {
+    ...cleared,
+    status: { ...cleared.status, conditions: [] },
+  });
+  const found = await waitFor('the replica set to be found', async () => {
+    const current = await get(c.client);
+    return progressing(current)?.reason === 'FoundNewReplicaSet' && current;
+  });
+  assert.equal(progressing(found)?.message, `Found new replica set "${rsName}"`);
+  await waitFor('the deadline to pass again', async () => {
+    const current = await get(c.client);
+    return progressing(current)?.reason === 'ProgressDeadlineExceeded';
+  });
+});
+
+test('a rollout paused midway does not time out; resumed, its deadline counts again', async (t) => {
+  const c = await startCluster(t);
+  startKubelet(t, c.client, { unready: (p) => p.spec.containers[0].image === 'broken' });
+  const spec = deployment('web', 2);
+  spec.spec.progressDeadlineSeconds = 2;
+  await c.client.create(DEPLOYMENTS, spec);
+  await statusOk(c);
+  assert.equal((await c.kubectl('set', 'image', 'deployment/web', 'web=broken')).code, 0);
+  assert.equal((await c.kubectl('rollout', 'pause', 'deployment/web')).code, 0);
+  await sleep(3500);
+  const paused = await get(c.client);
+  assert.deepEqual(
+    [progressing(paused)?.status, progressing(paused)?.reason, progressing(paused)?.message],
+    ['Unknown', 'DeploymentPaused', 'Deployment is paused'],
+  );
+
+  assert.equal((await c.kubectl('rollout', 'resume', 'deployment/web')).code, 0);
+  const resumed = await waitFor('the resume to show', async () => {
+    const d = await get(c.client);
+    return progressing(d)?.reason === 'DeploymentResumed' && d;
+  });
+  assert.equal(progressing(resumed)?.status, 'Unknown');
+  // Nothing changes after the resume: only the controller's own requeue sees the deadline.
+  const stuck = await waitFor(
+    'the deadline to pass after the resume',
+    async () => {
+      const d = await get(c.client);
+      return progressing(d)?.reason === 'ProgressDeadlineExceeded' && d;
+    },
+    8000,
+  );
+  const waited =
+    Date.parse(progressing(stuck)!.lastUpdateTime!) -
+    Date.parse(progressing(resumed)!.lastUpdateTime!);
+  assert.ok(waited >= 2000 && waited <= 4000, `timed out ${waited} ms after the resume`);
+});
+
+test('pause holds a rollout past its deadline, scaling works, resume rolls out', async (t) => {
+  const c = await startCluster(t);
+  startKubelet(t, c.client);
+  const spec = deployment('web', 2);
+  spec.spec.progressDeadlineSeconds = 2; // timestamps have whole seconds: 1 s may pass in 0.1 s
+  await c.client.create(DEPLOYMENTS, spec);
+  await statusOk(c);
+  const before = (await activePods(c.client)).map((p) => p.metadata.name).sort();
+
+  assert.equal((await c.kubectl('rollout', 'pause', 'deployment/web')).code, 0);
+  assert.equal((await c.kubectl('set', 'image', 'deployment/web', 'web=nginx:2')).code, 0);
+  await sleep(3500);
+  const paused = await get(c.client);
+  assert.deepEqual(
+    [progressing(paused)?.status, progressing(paused)?.reason],
+    ['Unknown', 'DeploymentPaused'],
+  );
+  assert.equal((await replicaSets(c.client)).length, 1, 'no new replica set while paused');
+  assert.deepEqual((await activePods(c.client)).map((p) => p.metadata.name).sort(), before);
+
+  assert.equal((await c.kubectl('scale', 'deployment/web', '--replicas=3')).code, 0);
+  await waitFor('the paused deployment to scale', async () => {
+    const pods = await activePods(c.client);
+    const d = await get(c.client);
+    return pods.length === 3 && pods.every(isReady) && d.status?.availableReplicas === 3;
+  });
+  assert.ok((await activePods(c.client)).every((p) => p.spec.containers[0].image === 'nginx:1'));
+  assert.equal((await replicaSets(c.client)).length, 1);
+
+  assert.equal((await c.kubectl('rollout', 'resume', 'deployment/web')).code, 0);
+  await statusOk(c);
+  const done = await rolledOut(c.client);
+  assert.equal(done.metadata.annotations?.[REVISION], '2');
+  const pods = await activePods(c.client);
+  assert.equal(pods.length, 3);
+  assert.ok(pods.every((p) => p.spec.containers[0].image === 'nginx:2'));
+});
+
+test('rollout history and undo, with change-cause, --revision and --to-revision', async (t) => {
+  const c = await startCluster(t);
+  startKubelet(t, c.client);
+  const spec = deployment('web', 2, 'nginx:1');
+  spec.metadata.annotations = { [CHANGE_CAUSE]: 'first' };
+  await c.client.create(DEPLOYMENTS, spec);
+  await statusOk(c);
+  // The template and the cause in one write...
+  const patch = JSON.stringify({
+    metadata: { annotations: { [CHANGE_CAUSE]: 'second' } },
+    spec: { template: { spec: { containers: [{ name: 'web', image: 'nginx:2' }] } } },
+  });
+  assert.equal((await c.kubectl('patch', 'deployment/web', '-p', patch)).code, 0);
+  await statusOk(c);
+  // ...or the cause annotated after the new replica set exists.
+  assert.equal((await c.kubectl('set', 'image', 'deployment/web', 'web=nginx:3')).code, 0);
+  const annotate = await c.kubectl(
+    'annotate',
+    'deployment/web',
+    `${CHANGE_CAUSE}=third`,
+    '--overwrite',
+  );
+  assert.equal(annotate.code, 0, annotate.stderr);
+  await statusOk(c);
+
+  const history = await waitFor('the third cause on its replica set', async () => {
+    const r = await c.kubectl('rollout', 'history', 'deployment/web');
+    return /3\s+third/.test(r.stdout) && r;
+  });
+  assert.match(history.stdout, /REVISION\s+CHANGE-CAUSE/);
+  assert.match(history.stdout, /1\s+first\n2\s+second\n3\s+third/);
+  const second = await c.kubectl('rollout', 'history', 'deployment/web', '--revision=2');
+  assert.equal(second.code, 0, second.stderr);
+  assert.match(second.stdout, /revision #2/);
+  assert.match(second.stdout, /Image:\s+nginx:2/);
+  assert.match(second.stdout, /second/);
+
+  const undo = await c.kubectl('rollout', 'undo', 'deployment/web');
+  assert.equal(undo.code, 0, undo.stderr);
+  assert.match(undo.stdout, /rolled back/);
+  await statusOk(c);
+  let d = await rolledOut(c.client);
+  assert.equal(d.spec.template.spec.containers[0].image, 'nginx:2');
+  assert.equal(d.metadata.annotations?.[REVISION], '4');
+  assert.equal(d.metadata.annotations?.[CHANGE_CAUSE], 'second');
+  const after = await waitFor('revision 2 to become 4', async () => {
+    const r = await c.kubectl('rollout', 'history', 'deployment/web');
+    return /4\s+second/.test(r.stdout) && r;
+  });
+  assert.match(after.stdout, /1\s+first\n3\s+third\n4\s+second/);
+  assert.equal((await replicaSets(c.client)).length, 3, 'undo reuses the old replica set');
+
+  const to1 = await c.kubectl('rollout', 'undo', 'deployment/web', '--to-revision=1');
+  assert.equal(to1.code, 0, to1.stderr);
+  await statusOk(c);
+  d = await rolledOut(c.client);
+  assert.equal(d.metadata.annotations?.[REVISION], '5');
+  const pods = await activePods(c.client);
+  assert.ok(pods.every((p) => p.spec.containers[0].image === 'nginx:1'));
+  const missing = await c.kubectl('rollout', 'undo', 'deployment/web', '--to-revision=9');
+  assert.notEqual(missing.code, 0);
+  assert.match(missing.stderr, /unable to find specified revision 9/);
+});
+
+test('rollout restart replaces every pod; history keeps revisionHistoryLimit', async (t) => {
+  const c = await startCluster(t);
+  startKubelet(t, c.client);
+  const spec = deployment('web', 3);
+  spec.spec.revisionHistoryLimit = 1;
+  await c.client.create(DEPLOYMENTS, spec);
+  await statusOk(c);
+  const before = new Set((await activePods(c.client)).map((p) => p.metadata.name));
+
+  const restart = await c.kubectl('rollout', 'restart', 'deployment/web');
+  assert.equal(restart.code, 0, restart.stderr);
+  assert.match(restart.stdout, /restarted/);
+  await statusOk(c);
+  const d = await rolledOut(c.client);
+  assert.ok(d.spec.template.metadata?.annotations?.['kubectl.kubernetes.io/restartedAt']);
+  assert.equal(d.metadata.annotations?.[REVISION], '2');
+  const pods = await waitFor('the old pods to go', async () => {
+    const current = await activePods(c.client);
+    return current.length === 3 && current;
+  });
+  assert.ok(
+    pods.every((p) => !before.has(p.metadata.name)),
+    'every pod was replaced',
+  );
+
+  assert.equal((await c.kubectl('set', 'image', 'deployment/web', 'web=nginx:2')).code, 0);
+  await statusOk(c);
+  const history = await waitFor('revision 1 to be pruned', async () => {
+    const r = await c.kubectl('rollout', 'history', 'deployment/web');
+    return !/^1\s/m.test(r.stdout) && r.stdout;
+  });
+  assert.match(history, /REVISION\s+CHANGE-CAUSE\n2\s+<none>\n3\s+<none>/);
+  assert.equal((await replicaSets(c.client)).length, 2);
+});
+
+test('RollingUpdate never exceeds maxSurge nor drops below maxUnavailable', async (t) => {
+  const table: { replicas: number; maxSurge: number | string; maxUnavailable: number | string }[] =
+    [
+      { replicas: 4, maxSurge: 1, maxUnavailable: 0 },
+      { replicas: 4, maxSurge: 0, maxUnavailable: 1 },
+      { replicas: 8, maxSurge: '25%', maxUnavailable: '25%' },
+    ];
+  for (const c of table) {
+    await t.test(
+      `${c.replicas} replicas, maxSurge ${c.maxSurge}, maxUnavailable ${c.maxUnavailable}`,
+      async (t) => {
+        const most = c.replicas + (typeof c.maxSurge === 'number' ? c.maxSurge : c.replicas / 4);
+        const least =
+          c.replicas - (typeof c.maxUnavailable === 'number' ? c.maxUnavailable : c.replicas / 4);
+        const cl = await startCluster(t);
+        let checking = false;
+        const samples: { pods: number; ready: number }[] = [];
+        startKubelet(t, cl.client, {
+          terminationMs: 100,
+          sample: (pods) => {
+            if (!checking) return;
+            const active = pods.filter((p) => !p.metadata.deletionTimestamp);
+            samples.push({ pods: active.length, ready: active.filter(isReady).length });
+          },
+        });
+        const spec = deployment('web', c.replicas);
+        spec.spec.strategy = {
+          type: 'RollingUpdate',
+          rollingUpdate: { maxSurge: c.maxSurge, maxUnavailable: c.maxUnavailable },
+        };
+        await cl.client.create(DEPLOYMENTS, spec);
+        await statusOk(cl);
+
+        checking = true;
+        assert.equal((await cl.kubectl('set', 'image', 'deployment/web', 'web=nginx:2')).code, 0);
+        await statusOk(cl);
+        checking = false;
+        const over = samples.filter((s) => s.pods > most);
+        const under = samples.filter((s) => s.ready < least);
+        assert.deepEqual(over, [], `more than ${most} pods`);
+        assert.deepEqual(under, [], `fewer than ${least} ready pods`);
+        assert.ok(
+          samples.some((s) => s.pods !== c.replicas || s.ready !== c.replicas),
+          'sampled mid-rollout',
+        );
+        const pods = await activePods(cl.client);
+        assert.equal(pods.length, c.replicas);
+        assert.ok(pods.every((p) => p.spec.containers[0].image === 'nginx:2'));
+      },
+    );
+  }
+});
+
+test('Recreate never runs old and new pods at once, terminating ones included', async (t) => {
+  const c = await startCluster(t);
+  let checking = false;
+  const samples: { images: number; terminating: number }[] = [];
+  startKubelet(t, c.client, {
+    terminationMs: 300,
+    sample: (pods) => {
+      if (!checking) return;
+      const images = new Set(pods.map((p) => p.spec.containers[0].image));
+      const terminating = pods.filter((p) => p.metadata.deletionTimestamp).length;
+      samples.push({ images: images.size, terminating });
+    },
+  });
+  const spec = deployment('web', 3);
+  spec.spec.strategy = { type: 'Recreate' };
+  await c.client.create(DEPLOYMENTS, spec);
+  await statusOk(c);
+
+  checking = true;
+  assert.equal((await c.kubectl('set', 'image', 'deployment/web', 'web=nginx:2')).code, 0);
+  await statusOk(c);
+  checking = false;
+  assert.deepEqual(
+    samples.filter((s) => s.images > 1),
+    [],
+  );
+  assert.ok(
+    samples.some((s) => s.terminating > 0),
+    'old pods lingered while terminating, and no new pod came meanwhile',
+  );
+  const pods = await activePods(c.client);
+  assert.equal(pods.length, 3);
+  assert.ok(pods.every((p) => p.spec.containers[0].image === 'nginx:2'));
+});
