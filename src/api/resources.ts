@@ -1,3 +1,11 @@
+import {
+  defaultCronJob,
+  defaultJob,
+  validateCronJob,
+  validateJob,
+  type CronJob,
+  type Job,
+} from './batch.js';
 import { defaultSecret, validateConfigMap, validateSecret } from './config.js';
 import { defaultDeployment, defaultPod, defaultReplicaSet } from './defaults.js';
 import type { FieldError } from './errors.js';
@@ -240,6 +248,21 @@ export const RESOURCE_TYPES: ResourceType[] = [
     validate: (obj) => validateWorkload('spec.template', obj as ReplicaSet),
   }),
   type('coordination.k8s.io', 'Lease', 'leases', true),
+  type('batch', 'Job', 'jobs', true, {
+    categories: ['all'],
+    subresources: ['status'],
+    tracksGeneration: true,
+    defaults: (obj) => defaultJob(obj as Job),
+    validate: validateJob,
+  }),
+  type('batch', 'CronJob', 'cronjobs', true, {
+    shortNames: ['cj'],
+    categories: ['all'],
+    subresources: ['status'],
+    tracksGeneration: true,
+    defaults: (obj) => defaultCronJob(obj as CronJob),
+    validate: validateCronJob,
+  }),
 ];
 
 /** Looks types up by plural within a group: `byGroupResource.get('apps/deployments')`. */

@@ -2,19 +2,24 @@ import { InformerFactory } from '../client/factory.js';
 import type { KubeClient } from '../client/rest.js';
 import { componentLogger } from '../log.js';
 import type { Controller } from './controller.js';
+import { CronJobController } from './cronjob/controller.js';
 import { DeploymentController } from './deployment/controller.js';
 import { GarbageCollector } from './gc/collector.js';
+import { JobController } from './job/controller.js';
 import { NamespaceController } from './namespace/controller.js';
 import { ReplicaSetController } from './replicaset/controller.js';
 
 /** The controllers the manager can run, by name. */
-export type ControllerName = 'replicaset' | 'deployment' | 'garbage-collector' | 'namespace';
+export type ControllerName =
+  'replicaset' | 'deployment' | 'garbage-collector' | 'namespace' | 'job' | 'cronjob';
 
 export const ALL_CONTROLLERS: ControllerName[] = [
   'replicaset',
   'deployment',
   'garbage-collector',
   'namespace',
+  'job',
+  'cronjob',
 ];
 
 export interface ControllerManagerOptions {
@@ -27,6 +32,10 @@ export interface ControllerManagerOptions {
   controllers?: ControllerName[];
   /** Worker loops per controller (defaults: 5, except 2 for namespace). */
   workers?: Partial<Record<ControllerName, number>>;
+  /** The time for the Job and CronJob controllers, in ms since the epoch (tests move it). */
+  clock?: () => number;
+  /** Base of the Job controller's delay before replacing failed pods (default 10 s). */
+  jobBackoffBaseMs?: number;
 }
 
 /**
@@ -56,6 +65,17 @@ export class ControllerManager {
         new GarbageCollector(client, this.factory, { workers: workers['garbage-collector'] }),
       namespace: () =>
         new NamespaceController(client, this.factory, { workers: workers.namespace }),
+      job: () =>
+        new JobController(client, this.factory, {
+          workers: workers.job,
+          clock: opts.clock,
+          backoffBaseMs: opts.jobBackoffBaseMs,
+        }),
+      cronjob: () =>
+        new CronJobController(client, this.factory, {
+          workers: workers.cronjob,
+          clock: opts.clock,
+        }),
     };
     this.controllers = ALL_CONTROLLERS.filter((n) => enabled.has(n)).map((n) => make[n]());
   }
