@@ -1,4 +1,9 @@
-import { CRONJOB_SCHEDULED_TIMESTAMP, type CronJob, type Job } from '../../api/batch.js';
+import {
+  CRONJOB_SCHEDULED_TIMESTAMP,
+  jobFinished,
+  type CronJob,
+  type Job,
+} from '../../api/batch.js';
 import { byGroupResource } from '../../api/resources.js';
 import { controllerOf, controllerRef, objectKey, timestamp } from '../../api/types.js';
 import { EventRecorder } from '../../client/events.js';
@@ -74,6 +79,7 @@ export class CronJobController extends QueueController {
     for (const ref of plan.replace) await this.deleteJob(cj, ref.name ?? '', ref.uid);
     if (plan.start) await this.startJob(cj, plan);
     if (!deepEqual(cj.status ?? {}, plan.status)) {
+      this.log.debug({ cronjob: key, active: plan.status.active?.length ?? 0 }, 'writing status');
       await this.client.updateStatus(CRONJOBS, { ...cj, status: plan.status });
     }
     for (const job of plan.prune) {
@@ -96,7 +102,7 @@ export class CronJobController extends QueueController {
       }
       // Created by an earlier attempt whose status write did not land.
       job = await this.client.get<Job>(JOBS, cj.metadata.namespace, name);
-      if (controllerOf(job)?.uid !== cj.metadata.uid) return;
+      if (controllerOf(job)?.uid !== cj.metadata.uid || jobFinished(job)) return;
     }
     const active = plan.status.active ?? [];
     if (!active.some((r) => r.uid === job.metadata.uid)) active.push(jobReference(job));

@@ -1,4 +1,10 @@
-import { jobFinished, type CronJob, type Job, type ObjectReference } from '../../api/batch.js';
+import {
+  CRONJOB_SCHEDULED_TIMESTAMP,
+  jobFinished,
+  type CronJob,
+  type Job,
+  type ObjectReference,
+} from '../../api/batch.js';
 import { timestamp } from '../../api/types.js';
 import { nextTime, parseSchedule, previousTime, ScheduleError, type Schedule } from './schedule.js';
 
@@ -109,6 +115,10 @@ function trackActive(cj: CronJob, jobs: Job[], plan: CronJobPlan): void {
       continue;
     }
     active.push(jobReference(job));
+    // Its run happened even if the status never said so: do not start it again.
+    const at = Date.parse(job.metadata.annotations?.[CRONJOB_SCHEDULED_TIMESTAMP] ?? '');
+    const last = Date.parse(plan.status.lastScheduleTime ?? '');
+    if (at && !(last >= at)) plan.status.lastScheduleTime = timestamp(new Date(at));
   }
   if (active.length > 0) plan.status.active = active;
   else delete plan.status.active;
