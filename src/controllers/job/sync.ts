@@ -379,6 +379,8 @@ function manageIndexed(
     extra.push(...selectVictims(keptPods, surplus));
   }
   plan.remove = extra;
+  // Deletions first; the pods to create are planned once they were observed.
+  if (extra.length > 0) return;
   const room = parallelism - Math.min(kept, parallelism);
   if (room <= 0 || !backoffAllows(input, plan, counts)) return;
   for (let i = 0; i < completions && plan.indexes.length < room; i++) {
