@@ -165,3 +165,22 @@ test('history limits prune the oldest finished jobs of each kind', () => {
     );
   }
 });
+
+test('a run whose Job exists but whose status write was lost is not started again', () => {
+  const now = T('2026-06-01T10:10:05Z');
+  const unlisted = job('cj-29671810');
+  unlisted.metadata.annotations = {
+    'batch.kubernetes.io/cronjob-scheduled-timestamp': '2026-06-01T10:10:00Z',
+  };
+  for (const policy of ['Allow', 'Forbid', 'Replace'] as const) {
+    const plan = planCronJob(cronJob({ concurrencyPolicy: policy }), [unlisted], now);
+    assert.equal(plan.start, undefined, policy);
+    assert.deepEqual(plan.replace, [], policy);
+    assert.deepEqual(
+      plan.status.active?.map((r) => r.name),
+      ['cj-29671810'],
+      policy,
+    );
+    assert.equal(plan.status.lastScheduleTime, '2026-06-01T10:10:00Z', policy);
+  }
+});

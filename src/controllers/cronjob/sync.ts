@@ -164,7 +164,7 @@ export function planCronJob(cj: CronJob, jobs: Job[], now: number): CronJobPlan 
   const next = nextTime(schedule, now, zone);
   plan.requeueMs = next === undefined ? undefined : next - now + 100;
 
-  const last = cj.status?.lastScheduleTime ?? cj.metadata.creationTimestamp;
+  const last = plan.status.lastScheduleTime ?? cj.metadata.creationTimestamp;
   let earliest = Date.parse(last ?? '') || now;
   const deadline = cj.spec.startingDeadlineSeconds;
   if (deadline !== undefined) earliest = Math.max(earliest, now - deadline * 1000);
