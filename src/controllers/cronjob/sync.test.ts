@@ -184,3 +184,18 @@ test('a run whose Job exists but whose status write was lost is not started agai
     assert.equal(plan.status.lastScheduleTime, '2026-06-01T10:10:00Z', policy);
   }
 });
+
+test('jobs started within the same second are aged by their scheduled time', () => {
+  const at = '2026-06-01T10:00:00Z';
+  const late = job('cj-b', 'Complete', at);
+  late.metadata.annotations = { 'batch.kubernetes.io/cronjob-scheduled-timestamp': at };
+  const early = job('cj-c', 'Complete', at);
+  early.metadata.annotations = {
+    'batch.kubernetes.io/cronjob-scheduled-timestamp': '2026-06-01T09:59:00Z',
+  };
+  const cj = cronJob({ successfulJobsHistoryLimit: 1 });
+  assert.deepEqual(
+    jobsToPrune(cj, [late, early]).map((j) => j.metadata.name),
+    ['cj-c'],
+  );
+});

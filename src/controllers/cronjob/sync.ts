@@ -77,6 +77,17 @@ function startOf(job: Job): number {
   return Date.parse(job.status?.startTime ?? job.metadata.creationTimestamp ?? '') || 0;
 }
 
+/** Oldest first: by start time (whole seconds), then scheduled time, then name. */
+function compareAge(a: Job, b: Job): number {
+  const scheduled = (j: Job) =>
+    Date.parse(j.metadata.annotations?.[CRONJOB_SCHEDULED_TIMESTAMP] ?? '') || 0;
+  return (
+    startOf(a) - startOf(b) ||
+    scheduled(a) - scheduled(b) ||
+    (a.metadata.name ?? '').localeCompare(b.metadata.name ?? '')
+  );
+}
+
 /** Reconciles status.active with the owned Jobs; notes the completions it sees. */
 function trackActive(cj: CronJob, jobs: Job[], plan: CronJobPlan): void {
   const byUid = new Map(jobs.map((j) => [j.metadata.uid, j]));
@@ -134,7 +145,7 @@ export function jobsToPrune(cj: CronJob, jobs: Job[]): Job[] {
   for (const result of ['Complete', 'Failed'] as const) {
     const done = jobs
       .filter((j) => jobFinished(j) === result && !j.metadata.deletionTimestamp)
-      .sort((a, b) => startOf(a) - startOf(b));
+      .sort(compareAge);
     prune.push(...done.slice(0, Math.max(0, done.length - limits[result])));
   }
   return prune;
