@@ -118,8 +118,6 @@ function defaultJobSpec(spec: JobSpec): void {
   spec.backoffLimit ??= 6;
   spec.completionMode ??= 'NonIndexed';
   spec.suspend ??= false;
-  spec.manualSelector ??= undefined;
-  if (spec.manualSelector === undefined) delete spec.manualSelector;
   if (spec.template && typeof spec.template === 'object') {
     const meta = spec.template.metadata as Record<string, unknown> | undefined;
     if (meta && typeof meta === 'object' && meta.creationTimestamp === null) {

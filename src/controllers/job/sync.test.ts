@@ -216,6 +216,13 @@ test('deadline requeue and failed-pod backoff', () => {
   const second = plan(job({ backoffLimit: 6 }, { failed: 2 }), [], { lastFailureAt: NOW - 15_000 });
   assert.equal(second.create, 0);
   assert.equal(second.requeueMs, 5_000);
+  const failedPod = pod('f', { phase: 'Failed', tracked: false });
+  failedPod.status!.containerStatuses![0].state = {
+    terminated: { exitCode: 1, finishedAt: '2026-06-01T11:59:55Z' },
+  };
+  const fromPod = plan(job({ backoffLimit: 6 }, { failed: 2 }), [failedPod]);
+  assert.equal(fromPod.create, 0, 'the failed pod says when it failed');
+  assert.equal(fromPod.requeueMs, 15_000);
   const due = plan(job({ backoffLimit: 6 }, { failed: 2 }), [], { lastFailureAt: NOW - 20_000 });
   assert.equal(due.create, 1);
 });

@@ -26,7 +26,7 @@ export interface JobSyncInput {
   /** Pods owned by the Job, as the informer has them (finalizers already removed dropped). */
   pods: Pod[];
   now: number;
-  /** When the latest pod failure was seen, for the pod-recreation backoff (ms). */
+  /** When this controller last saw a pod fail, for the pod-recreation backoff (ms). */
   lastFailureAt?: number;
   /** Base of the exponential delay before replacing failed pods (Kubernetes: 10 s). */
   backoffBaseMs: number;
@@ -389,9 +389,28 @@ function manageIndexed(
   plan.create = plan.indexes.length;
 }
 
-/** Whether failed pods may be replaced now; otherwise sets when to look again. */
+/** When a failed pod's containers last terminated (ms), if it says. */
+export function failedAt(pod: Pod): number | undefined {
+  if (pod.status?.phase !== 'Failed') return undefined;
+  const times = (pod.status.containerStatuses ?? []).map((c) =>
+    Date.parse(c.state?.terminated?.finishedAt ?? ''),
+  );
+  return latest(times.map((t) => (Number.isNaN(t) ? undefined : t)));
+}
+
+function latest(times: (number | undefined)[]): number | undefined {
+  const known = times.filter((t): t is number => t !== undefined);
+  return known.length ? Math.max(...known) : undefined;
+}
+
+/**
+ * Whether failed pods may be replaced now; otherwise sets when to look again. The delay
+ * counts from the latest failure the controller saw or a failed pod still reports, so it
+ * holds across a controller restart as long as that pod exists.
+ */
 function backoffAllows(input: JobSyncInput, plan: JobPlan, counts: Counts): boolean {
-  const lastFailureAt = counts.newFailures > 0 ? input.now : input.lastFailureAt;
+  const seen = counts.newFailures > 0 ? input.now : undefined;
+  const lastFailureAt = latest([seen, input.lastFailureAt, ...input.pods.map(failedAt)]);
   if (counts.failed === 0 || lastFailureAt === undefined) return true;
   const exp = Math.min(counts.failed - 1, 30);
   const delay = Math.min(input.backoffBaseMs * 2 ** exp, input.backoffMaxMs);
