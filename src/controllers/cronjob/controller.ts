@@ -122,7 +122,11 @@ export class CronJobController extends QueueController {
   }
 }
 
-/** The Job a CronJob runs at `scheduledAt`: its template, owned by the CronJob. */
+/**
+ * The Job a CronJob runs at `scheduledAt`: its template, owned by the CronJob. The
+ * scheduled-timestamp annotation is written in UTC (Kubernetes writes it in the CronJob's
+ * time zone; both are RFC 3339 and parse to the same instant).
+ */
 export function jobForRun(cj: CronJob, name: string, scheduledAt: number): Job {
   const template = cj.spec.jobTemplate;
   const meta = template.metadata ?? {};

@@ -51,6 +51,9 @@ export interface JobControllerOptions {
  * Creations and deletions in flight are expectations, and a Job's pods are not managed
  * again before they were observed; finalizers removed but not yet observed are remembered
  * too, so a lagging watch never makes a pod count twice.
+ *
+ * Pods are the Job's through their controller owner reference only: orphans that match a
+ * manual selector are not adopted, and owned pods that stop matching are not released.
  */
 export class JobController extends QueueController {
   readonly expectations = new Expectations();

@@ -19,6 +19,12 @@ import { isPodReady, selectVictims } from '../pods.js';
  * status.uncountedTerminatedPods; only after that status is written is its finalizer
  * removed; once the finalizer is gone (or the pod with it) a later sync moves the uid from
  * the uncounted lists into status.succeeded or status.failed.
+ *
+ * Simplified from Kubernetes: the Failed and Complete conditions are set as soon as the
+ * outcome is known (no FailureTarget or SuccessCriteriaMet stage waiting for pods to
+ * terminate); pod failure policies, backoffLimitPerIndex and success policies are not
+ * implemented; the replacement backoff doubles with every failure of the Job, not only
+ * with the failures since its last success.
  */
 
 export interface JobSyncInput {
