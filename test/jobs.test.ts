@@ -212,6 +212,51 @@ test('a job runs completions with at most parallelism pods and completes', async
   assert.equal(reasons.filter((r) => r === 'SuccessfulCreate').length, 5);
 });
 
+test('a restarted controller neither duplicates pods nor loses counts', async (t) => {
+  const api = await startTestApiServer();
+  let manager: ControllerManager | undefined;
+  t.after(async () => {
+    await manager?.stop();
+    await api.stop();
+  });
+  const client = api.client;
+  const start = async () => {
+    const m = new ControllerManager(client, { controllers: ['job'], jobBackoffBaseMs: 20 });
+    await m.start();
+    return m;
+  };
+  manager = await start();
+  await client.create(JOBS, job('again', { completions: 4, parallelism: 2 }));
+  const first = await waitFor('2 pods', async () => {
+    const p = await podsOf(client, 'again');
+    return p.length === 2 && p;
+  });
+  await report(client, first[0], 'Succeeded');
+  await waitFor('a replacement', async () => (await podsOf(client, 'again')).length === 3);
+  await manager.stop();
+
+  // While the controller is down a pod finishes; the new one must count it exactly once.
+  await report(
+    client,
+    await client.get<Pod>(PODS, 'default', first[1].metadata.name!),
+    'Succeeded',
+  );
+  manager = await start();
+  let created = 0;
+  await waitFor('job again to complete', async () => {
+    const pods = await podsOf(client, 'again');
+    created = Math.max(created, pods.length);
+    for (const pod of pods.filter(isActive)) await report(client, pod, 'Succeeded');
+    return jobCondition(await getJob(client, 'again'), 'Complete');
+  });
+  assert.equal(created, 4, 'four pods in all');
+  const done = await waitFor('counts', async () => {
+    const j = await getJob(client, 'again');
+    return !j.status?.uncountedTerminatedPods?.succeeded && j;
+  });
+  assert.equal(done.status?.succeeded, 4);
+});
+
 test('counts survive pods deleted right after they finished', async (t) => {
   const { client } = await setup(t);
   await client.create(JOBS, job('gone', { completions: 3, parallelism: 3 }));
