@@ -130,6 +130,27 @@ function topLevel(extra: Record<string, Schema>): Schema {
   return obj({ apiVersion: any, kind: any, metadata: objectMeta, status: any, ...extra });
 }
 
+const jobSpec = obj({
+  ...names(
+    'parallelism',
+    'completions',
+    'activeDeadlineSeconds',
+    'podFailurePolicy',
+    'successPolicy',
+    'backoffLimit',
+    'backoffLimitPerIndex',
+    'maxFailedIndexes',
+    'manualSelector',
+    'ttlSecondsAfterFinished',
+    'completionMode',
+    'suspend',
+    'podReplacementPolicy',
+    'managedBy',
+  ),
+  selector: labelSelector,
+  template: podTemplate,
+});
+
 /** Known fields by kind. Kinds not listed are not checked. */
 export const SCHEMAS: Record<string, Schema> = {
   Pod: topLevel({ spec: podSpec }),
@@ -188,6 +209,21 @@ export const SCHEMAS: Record<string, Schema> = {
         'preferredHolder',
       ),
     ),
+  }),
+  Job: topLevel({ spec: jobSpec }),
+  CronJob: topLevel({
+    spec: obj({
+      ...names(
+        'schedule',
+        'timeZone',
+        'startingDeadlineSeconds',
+        'concurrencyPolicy',
+        'suspend',
+        'successfulJobsHistoryLimit',
+        'failedJobsHistoryLimit',
+      ),
+      jobTemplate: obj({ metadata: objectMeta, spec: jobSpec }),
+    }),
   }),
   Event: topLevel({
     ...names(

@@ -1,3 +1,4 @@
+import type { CronJob, Job } from './batch.js';
 import type { ControllerRevision, DaemonSet, StatefulSet } from './apps-workloads.js';
 import { formatLabelSelector } from './labels.js';
 import type {
@@ -365,6 +366,88 @@ const controllerRevisionPrinter: Printer = {
   },
 };
 
+function jobStatusText(job: Job): string {
+  const has = (type: string) =>
+    job.status?.conditions?.some((c) => c.type === type && c.status === 'True') ?? false;
+  if (has('Complete')) return 'Complete';
+  if (has('Failed')) return 'Failed';
+  if (job.metadata.deletionTimestamp) return 'Terminating';
+  if (has('Suspended')) return 'Suspended';
+  if (has('FailureTarget')) return 'FailureTarget';
+  return 'Running';
+}
+
+function jobCompletions(job: Job): string {
+  const succeeded = job.status?.succeeded ?? 0;
+  const { completions, parallelism } = job.spec ?? {};
+  if (completions !== undefined) return `${succeeded}/${completions}`;
+  if (parallelism !== undefined && parallelism > 1) return `${succeeded}/1 of ${parallelism}`;
+  return `${succeeded}/1`;
+}
+
+function jobDuration(job: Job, now: number): string {
+  const start = job.status?.startTime;
+  if (!start) return '';
+  const end = job.status?.completionTime ? Date.parse(job.status.completionTime) : now;
+  return humanDuration(end - Date.parse(start));
+}
+
+const jobPrinter: Printer = {
+  columns: [
+    nameColumn,
+    { name: 'Status', type: 'string', priority: 0 },
+    { name: 'Completions', type: 'string', priority: 0 },
+    { name: 'Duration', type: 'string', priority: 0 },
+    ageColumn,
+    { name: 'Containers', type: 'string', priority: 1 },
+    { name: 'Images', type: 'string', priority: 1 },
+    { name: 'Selector', type: 'string', priority: 1 },
+  ],
+  cells(obj, now) {
+    const job = obj as Job;
+    return [
+      job.metadata.name,
+      jobStatusText(job),
+      jobCompletions(job),
+      jobDuration(job, now),
+      age(job, now),
+      ...containersAndImages(job.spec?.template?.spec),
+      formatLabelSelector(job.spec?.selector),
+    ];
+  },
+};
+
+const cronJobPrinter: Printer = {
+  columns: [
+    nameColumn,
+    { name: 'Schedule', type: 'string', priority: 0 },
+    { name: 'Timezone', type: 'string', priority: 0 },
+    { name: 'Suspend', type: 'boolean', priority: 0 },
+    { name: 'Active', type: 'integer', priority: 0 },
+    { name: 'Last Schedule', type: 'string', priority: 0 },
+    ageColumn,
+    { name: 'Containers', type: 'string', priority: 1 },
+    { name: 'Images', type: 'string', priority: 1 },
+    { name: 'Selector', type: 'string', priority: 1 },
+  ],
+  cells(obj, now) {
+    const cj = obj as CronJob;
+    const last = cj.status?.lastScheduleTime;
+    const jobSpec = cj.spec?.jobTemplate?.spec;
+    return [
+      cj.metadata.name,
+      cj.spec?.schedule ?? '',
+      cj.spec?.timeZone ?? '<none>',
+      cj.spec?.suspend ? 'True' : 'False',
+      cj.status?.active?.length ?? 0,
+      last ? humanDuration(now - Date.parse(last)) : '<none>',
+      age(cj, now),
+      ...containersAndImages(jobSpec?.template?.spec),
+      jobSpec?.selector ? formatLabelSelector(jobSpec.selector) : '<none>',
+    ];
+  },
+};
+
 export const printers: Record<string, Printer> = {
   ConfigMap: configMapPrinter,
   Secret: secretPrinter,
@@ -378,4 +461,6 @@ export const printers: Record<string, Printer> = {
   DaemonSet: daemonSetPrinter,
   StatefulSet: statefulSetPrinter,
   ControllerRevision: controllerRevisionPrinter,
+  Job: jobPrinter,
+  CronJob: cronJobPrinter,
 };

@@ -7,6 +7,14 @@ import {
   type DaemonSet,
   type StatefulSet,
 } from './apps-workloads.js';
+import {
+  defaultCronJob,
+  defaultJob,
+  validateCronJob,
+  validateJob,
+  type CronJob,
+  type Job,
+} from './batch.js';
 import { defaultSecret, validateConfigMap, validateSecret } from './config.js';
 import { defaultDeployment, defaultPod, defaultReplicaSet } from './defaults.js';
 import type { FieldError } from './errors.js';
@@ -296,6 +304,21 @@ export const RESOURCE_TYPES: ResourceType[] = [
   }),
   type('apps', 'ControllerRevision', 'controllerrevisions', true, {
     validate: validateControllerRevision,
+  }),
+  type('batch', 'Job', 'jobs', true, {
+    categories: ['all'],
+    subresources: ['status'],
+    tracksGeneration: true,
+    defaults: (obj) => defaultJob(obj as Job),
+    validate: validateJob,
+  }),
+  type('batch', 'CronJob', 'cronjobs', true, {
+    shortNames: ['cj'],
+    categories: ['all'],
+    subresources: ['status'],
+    tracksGeneration: true,
+    defaults: (obj) => defaultCronJob(obj as CronJob),
+    validate: validateCronJob,
   }),
 ];
 

@@ -2,9 +2,11 @@ import { InformerFactory } from '../client/factory.js';
 import type { KubeClient } from '../client/rest.js';
 import { componentLogger } from '../log.js';
 import type { Controller } from './controller.js';
+import { CronJobController } from './cronjob/controller.js';
 import { DaemonSetController } from './daemonset/controller.js';
 import { DeploymentController } from './deployment/controller.js';
 import { GarbageCollector } from './gc/collector.js';
+import { JobController } from './job/controller.js';
 import { NamespaceController } from './namespace/controller.js';
 import { NodeIpamController, type NodeIpamOptions } from './nodeipam/controller.js';
 import { NodeLifecycleController, type NodeLifecycleOptions } from './nodelifecycle/controller.js';
@@ -21,6 +23,8 @@ export const ALL_CONTROLLERS = [
   'node-ipam',
   'daemonset',
   'statefulset',
+  'job',
+  'cronjob',
 ] as const;
 
 export type ControllerName = (typeof ALL_CONTROLLERS)[number];
@@ -39,6 +43,10 @@ export interface ControllerManagerOptions {
   nodeLifecycle?: Omit<NodeLifecycleOptions, 'workers'>;
   /** The cluster's pod range and the size of each node's share. */
   nodeIpam?: NodeIpamOptions;
+  /** The time for the Job and CronJob controllers, in ms since the epoch (tests move it). */
+  clock?: () => number;
+  /** Base of the Job controller's delay before replacing failed pods (default 10 s). */
+  jobBackoffBaseMs?: number;
 }
 
 /**
@@ -78,6 +86,17 @@ export class ControllerManager {
         new DaemonSetController(client, this.factory, { workers: workers.daemonset }),
       statefulset: () =>
         new StatefulSetController(client, this.factory, { workers: workers.statefulset }),
+      job: () =>
+        new JobController(client, this.factory, {
+          workers: workers.job,
+          clock: opts.clock,
+          backoffBaseMs: opts.jobBackoffBaseMs,
+        }),
+      cronjob: () =>
+        new CronJobController(client, this.factory, {
+          workers: workers.cronjob,
+          clock: opts.clock,
+        }),
     };
     this.controllers = ALL_CONTROLLERS.filter((n) => enabled.has(n)).map((n) => make[n]());
   }
