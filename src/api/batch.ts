@@ -1,4 +1,4 @@
-import { parseSchedule, ScheduleError, validTimeZone } from '../controllers/cronjob/schedule.js';
+import { parseSchedule, ScheduleError, validTimeZone } from './cron.js';
 import { defaultPodSpec } from './defaults.js';
 import type { FieldError } from './errors.js';
 import type { Condition, KObject, LabelSelector, ObjectMeta, PodTemplateSpec } from './types.js';

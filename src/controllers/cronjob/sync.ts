@@ -6,7 +6,13 @@ import {
   type ObjectReference,
 } from '../../api/batch.js';
 import { timestamp } from '../../api/types.js';
-import { nextTime, parseSchedule, previousTime, ScheduleError, type Schedule } from './schedule.js';
+import {
+  nextTime,
+  parseSchedule,
+  previousTime,
+  ScheduleError,
+  type Schedule,
+} from '../../api/cron.js';
 
 /**
  * The CronJob controller's decisions, as a pure function of a CronJob, the Jobs it owns and

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { nextTime, parseSchedule, previousTime, ScheduleError, validTimeZone } from './schedule.js';
+import { nextTime, parseSchedule, previousTime, ScheduleError, validTimeZone } from './cron.js';
 
 const at = (iso: string) => Date.parse(iso);
 const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
