@@ -44,7 +44,12 @@ export interface Plugin {
 }
 
 export interface PreFilterPlugin extends Plugin {
-  preFilter(state: CycleState, pod: Pod): Status;
+  /**
+   * Runs once per pod before any filter and stores what the filters need in `state`.
+   * `nodes` is the whole snapshot (not only the sample that gets filtered), for plugins
+   * that count pods across the cluster; a pre-filter must not change it.
+   */
+  preFilter(state: CycleState, pod: Pod, nodes: readonly NodeInfo[]): Status;
 }
 
 export interface FilterPlugin extends Plugin {
@@ -56,6 +61,26 @@ export interface ScorePlugin extends Plugin {
   score(state: CycleState, pod: Pod, node: NodeInfo): number;
   normalize?(scores: number[]): void;
   weight?: number;
+}
+
+/** Highest score a node can get from one plugin after normalising. */
+export const MAX_NODE_SCORE = 100;
+
+/**
+ * Scales scores in place to 0..MAX_NODE_SCORE by the highest one; with `reverse`, the
+ * lowest raw score gets the most (for "fewer is better" counts). All zero stays all zero,
+ * or all MAX_NODE_SCORE when reversed.
+ */
+export function normalizeByMax(scores: number[], reverse: boolean): void {
+  let max = 0;
+  for (const s of scores) if (s > max) max = s;
+  for (let i = 0; i < scores.length; i++) {
+    if (max === 0) scores[i] = reverse ? MAX_NODE_SCORE : 0;
+    else {
+      const scaled = Math.floor((scores[i] * MAX_NODE_SCORE) / max);
+      scores[i] = reverse ? MAX_NODE_SCORE - scaled : scaled;
+    }
+  }
 }
 
 export function isPreFilter(p: Plugin): p is PreFilterPlugin {

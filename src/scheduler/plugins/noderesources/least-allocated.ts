@@ -1,8 +1,7 @@
 import type { Pod } from '../../../api/types.js';
 import type { CycleState, ScorePlugin } from '../../framework/interface.js';
-import { podRequests, type NodeInfo, type Resources } from '../../framework/nodeinfo.js';
-
-const STATE_KEY = 'NodeResourcesFit';
+import type { NodeInfo } from '../../framework/nodeinfo.js';
+import { requestsOf } from './fit.js';
 
 /**
  * Prefers nodes with the most free cpu and memory after placing the pod, weighing both
@@ -13,7 +12,7 @@ export const leastAllocated = {
   weight: 1,
 
   score(state: CycleState, pod: Pod, node: NodeInfo): number {
-    const req = (state.get(STATE_KEY) as Resources | undefined) ?? podRequests(pod);
+    const req = requestsOf(state, pod);
     const free = (requested: number, capacity: number) =>
       capacity <= 0 ? 0 : Math.max(0, ((capacity - requested) * 100) / capacity);
     const cpu = free(node.requested.milliCpu + req.milliCpu, node.allocatable.milliCpu);
