@@ -32,6 +32,8 @@ export interface ScheduleResult {
   resolvable: boolean;
 }
 
+/** State key of the filters that run this cycle (pre-filters may skip some). */
+const ACTIVE_FILTERS = 'framework/activeFilters';
 /** Below this many nodes every node is filtered; sampling never looks at fewer. */
 const MIN_FEASIBLE_NODES = 100;
 /** The adaptive percentage of nodes to filter never drops below this. */
@@ -105,8 +107,9 @@ export class Framework {
   }
 
   /**
-   * Runs every pre-filter into `state`; the first status that is not Success, if any.
-   * `nodes` defaults to the snapshot of the last schedule() call.
+   * Runs every pre-filter into `state`; the first status that is neither Success nor Skip,
+   * if any. `nodes` defaults to the snapshot of the last schedule() call. The filters of
+   * plugins whose pre-filter answered Skip are left out of filterNode with this state.
    */
   runPreFilters(
     state: CycleState,
@@ -114,17 +117,25 @@ export class Framework {
     nodes: readonly NodeInfo[] = this.lastNodes,
   ): Status | undefined {
     this.lastNodes = nodes;
+    let skipped: Set<string> | undefined;
     for (const p of this.preFilters) {
       const status = p.preFilter(state, pod, nodes);
-      if (status.code !== Code.Success) return { ...status, plugin: p.name };
+      if (status.code === Code.Skip) (skipped ??= new Set()).add(p.name);
+      else if (status.code !== Code.Success) return { ...status, plugin: p.name };
     }
+    const active = skipped ? this.filters.filter((f) => !skipped.has(f.name)) : this.filters;
+    state.set(ACTIVE_FILTERS, active);
     return undefined;
   }
 
-  /** Runs the filters on one node, cheapest first; the first failure, or undefined. */
+  /**
+   * Runs the filters on one node, cheapest first; the first failure, or undefined. Uses the
+   * filters runPreFilters left active in `state` (all of them when it did not run).
+   */
   filterNode(state: CycleState, pod: Pod, node: NodeInfo): Status | undefined {
-    for (const f of this.filters) {
-      const status = f.filter(state, pod, node);
+    const filters = (state.get(ACTIVE_FILTERS) as FilterPlugin[] | undefined) ?? this.filters;
+    for (let i = 0; i < filters.length; i++) {
+      const status = filters[i].filter(state, pod, node);
       if (status.code !== Code.Success) return status;
     }
     return undefined;
@@ -136,6 +147,7 @@ export class Framework {
     const totals = new Array<number>(feasible.length).fill(0);
     const scores = new Array<number>(feasible.length);
     for (const scorer of this.scorers) {
+      if (scorer.skipScore?.(state, pod)) continue;
       for (let i = 0; i < feasible.length; i++) scores[i] = scorer.score(state, pod, feasible[i]);
       scorer.normalize?.(scores);
       const weight = scorer.weight ?? 1;

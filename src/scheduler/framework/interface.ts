@@ -16,6 +16,11 @@ export enum Code {
   UnschedulableAndUnresolvable = 'UnschedulableAndUnresolvable',
   /** Something went wrong inside the plugin. */
   Error = 'Error',
+  /**
+   * From a pre-filter: the pod gives this plugin nothing to check, so the framework skips
+   * the plugin's filter for this cycle (the pod passes it on every node).
+   */
+  Skip = 'Skip',
 }
 
 export interface Status {
@@ -27,6 +32,8 @@ export interface Status {
 }
 
 export const SUCCESS: Status = Object.freeze({ code: Code.Success, reasons: [] }) as Status;
+
+export const SKIP: Status = Object.freeze({ code: Code.Skip, reasons: [] }) as Status;
 
 export function unschedulable(...reasons: string[]): Status {
   return { code: Code.Unschedulable, reasons };
@@ -61,6 +68,12 @@ export interface ScorePlugin extends Plugin {
   score(state: CycleState, pod: Pod, node: NodeInfo): number;
   normalize?(scores: number[]): void;
   weight?: number;
+  /**
+   * True when this plugin would give every node the same score for the pod (it has nothing
+   * to prefer), so the framework may leave it out: equal scores change no ranking. Called
+   * after the pre-filters, once per cycle.
+   */
+  skipScore?(state: CycleState, pod: Pod): boolean;
 }
 
 /** Highest score a node can get from one plugin after normalising. */

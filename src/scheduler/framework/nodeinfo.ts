@@ -1,5 +1,5 @@
 import { cpuMillis, parseQuantity } from '../../api/quantity.js';
-import { objectKey, type NodeObject, type Pod } from '../../api/types.js';
+import { objectKey, type NodeObject, type Pod, type Taint } from '../../api/types.js';
 
 /**
  * What the scheduler knows of one node: its allocatable resources and the sum of the
@@ -109,6 +109,16 @@ function hasRequiredAntiAffinity(pod: Pod): boolean {
   return !!terms && terms.length > 0;
 }
 
+/**
+ * Bumped whenever any NodeInfo gains or loses a pod with pod (anti-)affinity, so a plugin
+ * can keep a list of the nodes holding such pods and rebuild it only when this changes.
+ */
+let affinityGeneration = 0;
+
+export function podAffinityGeneration(): number {
+  return affinityGeneration;
+}
+
 export class NodeInfo {
   readonly requested = emptyResources();
   /** The pods bound or assumed to the node, by namespace/name. */
@@ -121,10 +131,17 @@ export class NodeInfo {
   readonly usedPorts = new Map<string, Map<string, number>>();
   allocatable: Resources;
   ready: boolean;
+  /** The node's labels, spec.unschedulable and taints, read once per node update. */
+  labels: Record<string, string>;
+  unschedulable: boolean;
+  taints: readonly Taint[] | undefined;
 
   constructor(public node: NodeObject) {
     this.allocatable = nodeAllocatable(node);
     this.ready = isNodeReady(node);
+    this.labels = node.metadata.labels ?? {};
+    this.unschedulable = node.spec?.unschedulable === true;
+    this.taints = node.spec?.taints?.length ? node.spec.taints : undefined;
   }
 
   get name(): string {
@@ -135,6 +152,9 @@ export class NodeInfo {
     this.node = node;
     this.allocatable = nodeAllocatable(node);
     this.ready = isNodeReady(node);
+    this.labels = node.metadata.labels ?? {};
+    this.unschedulable = node.spec?.unschedulable === true;
+    this.taints = node.spec?.taints?.length ? node.spec.taints : undefined;
   }
 
   /** Counts a pod on the node; a pod already counted is not counted twice. */
@@ -144,15 +164,18 @@ export class NodeInfo {
     const info = { pod, requests: podRequests(pod) };
     this.pods.set(key, info);
     this.account(info, 1);
-    if (hasAffinity(pod)) this.podsWithAffinity.set(key, info);
-    if (hasRequiredAntiAffinity(pod)) this.podsWithRequiredAntiAffinity.set(key, info);
+    if (hasAffinity(pod)) {
+      affinityGeneration++;
+      this.podsWithAffinity.set(key, info);
+      if (hasRequiredAntiAffinity(pod)) this.podsWithRequiredAntiAffinity.set(key, info);
+    }
   }
 
   removePod(key: string): void {
     const info = this.pods.get(key);
     if (!info) return;
     this.pods.delete(key);
-    this.podsWithAffinity.delete(key);
+    if (this.podsWithAffinity.delete(key)) affinityGeneration++;
     this.podsWithRequiredAntiAffinity.delete(key);
     this.account(info, -1);
   }

@@ -1,5 +1,5 @@
 import type { NodeObject, Pod, PodSpec, Taint } from '../../api/types.js';
-import { SUCCESS, type CycleState, type Plugin, type Status } from './interface.js';
+import { Code, SUCCESS, type CycleState, type Plugin, type Status } from './interface.js';
 import { isFilter, isPreFilter } from './interface.js';
 import { NodeInfo } from './nodeinfo.js';
 
@@ -57,7 +57,55 @@ export function runFilter(plugin: Plugin, pod: Pod, node: NodeInfo, nodes = [nod
   const state: CycleState = new Map();
   if (isPreFilter(plugin)) {
     const status = plugin.preFilter(state, pod, nodes);
-    if (status !== SUCCESS) return status;
+    if (status.code === Code.Skip) return SUCCESS;
+    if (status.code !== Code.Success) return status;
   }
   return isFilter(plugin) ? plugin.filter(state, pod, node) : SUCCESS;
+}
+
+/**
+ * A cluster of `count` nodes spread over 3 zones, each running `podsPerNode` small pods
+ * labelled app=app-<n % 10>, for performance checks.
+ */
+export function syntheticCluster(count: number, podsPerNode: number): NodeInfo[] {
+  const nodes: NodeInfo[] = [];
+  for (let i = 0; i < count; i++) {
+    const pods = Array.from({ length: podsPerNode }, (_, j) =>
+      testPod(`p-${i}-${j}`, {
+        labels: { app: `app-${(i + j) % 10}` },
+        requests: { cpu: '100m', memory: '128Mi' },
+      }),
+    );
+    const labels = { 'topology.kubernetes.io/zone': `zone-${i % 3}` };
+    nodes.push(
+      testNode(`node-${i}`, { labels, allocatable: { cpu: '32', memory: '128Gi' }, pods }),
+    );
+  }
+  return nodes;
+}
+
+/** A pod spread over zones (DoNotSchedule) that avoids pods of its own app per node. */
+export function spreadAntiAffinityPod(name: string, app: string): Pod {
+  const selector = { matchLabels: { app } };
+  return testPod(name, {
+    labels: { app },
+    requests: { cpu: '100m', memory: '128Mi' },
+    spec: {
+      topologySpreadConstraints: [
+        {
+          maxSkew: 1,
+          topologyKey: 'topology.kubernetes.io/zone',
+          whenUnsatisfiable: 'DoNotSchedule',
+          labelSelector: selector,
+        },
+      ],
+      affinity: {
+        podAntiAffinity: {
+          requiredDuringSchedulingIgnoredDuringExecution: [
+            { topologyKey: 'kubernetes.io/hostname', labelSelector: selector },
+          ],
+        },
+      },
+    },
+  });
 }

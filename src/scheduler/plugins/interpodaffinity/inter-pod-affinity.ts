@@ -1,6 +1,7 @@
 import type { Pod } from '../../../api/types.js';
 import {
   MAX_NODE_SCORE,
+  SKIP,
   SUCCESS,
   unresolvable,
   unschedulable,
@@ -10,7 +11,7 @@ import {
   type ScorePlugin,
   type Status,
 } from '../../framework/interface.js';
-import type { NodeInfo, PodInfo } from '../../framework/nodeinfo.js';
+import { podAffinityGeneration, type NodeInfo, type PodInfo } from '../../framework/nodeinfo.js';
 import {
   nameOnlyNamespaceLabels,
   podTerms,
@@ -74,6 +75,27 @@ function inDomain(counts: DomainCounts, key: string, labels: Record<string, stri
   return value === undefined ? 0 : (counts.get(key)?.get(value) ?? 0);
 }
 
+/** The nodes of a snapshot that hold pods with affinity terms, and the generation seen. */
+interface AffinityIndex {
+  generation: number;
+  nodes: NodeInfo[];
+}
+
+const indexes = new WeakMap<readonly NodeInfo[], AffinityIndex>();
+
+/**
+ * The nodes holding pods with pod (anti-)affinity, kept per snapshot array until a pod with
+ * affinity comes or goes anywhere, so a plain pod's pre-filter does not visit every node.
+ */
+function nodesWithAffinity(nodes: readonly NodeInfo[]): NodeInfo[] {
+  const generation = podAffinityGeneration();
+  const known = indexes.get(nodes);
+  if (known && known.generation === generation) return known.nodes;
+  const index = { generation, nodes: nodes.filter((n) => n.podsWithAffinity.size > 0) };
+  indexes.set(nodes, index);
+  return index.nodes;
+}
+
 export interface InterPodAffinityOptions {
   /** Namespace labels for namespaceSelector; by default only kubernetes.io/metadata.name. */
   namespaceLabels?: NamespaceLabels;
@@ -85,7 +107,7 @@ export function interPodAffinity(options: InterPodAffinityOptions = {}) {
   const matches = (t: Term, p: Pod) => termMatches(t, p, nsLabels);
 
   function countExistingAntiAffinity(data: CycleData, pod: Pod, node: NodeInfo): void {
-    const labels = node.node.metadata.labels ?? {};
+    const labels = node.labels;
     for (const info of node.podsWithRequiredAntiAffinity.values()) {
       for (const t of podTerms(info.pod).requiredAntiAffinity) {
         if (matches(t, pod))
@@ -95,7 +117,7 @@ export function interPodAffinity(options: InterPodAffinityOptions = {}) {
   }
 
   function countIncoming(data: CycleData, node: NodeInfo): void {
-    const labels = node.node.metadata.labels ?? {};
+    const labels = node.labels;
     const { requiredAffinity, requiredAntiAffinity } = data.terms;
     for (const info of node.pods.values()) {
       if (requiredAffinity.length > 0 && requiredAffinity.every((t) => matches(t, info.pod))) {
@@ -120,20 +142,26 @@ export function interPodAffinity(options: InterPodAffinityOptions = {}) {
       existingAntiAffinity: new Map(),
       anyPodWithAffinity: false,
     };
-    const incoming = terms.requiredAffinity.length > 0 || terms.requiredAntiAffinity.length > 0;
-    for (const node of nodes) {
-      if (node.podsWithAffinity.size > 0) data.anyPodWithAffinity = true;
+    const withAffinity = nodesWithAffinity(nodes);
+    data.anyPodWithAffinity = withAffinity.length > 0;
+    for (const node of withAffinity) {
       if (node.podsWithRequiredAntiAffinity.size > 0) countExistingAntiAffinity(data, pod, node);
-      if (incoming && node.pods.size > 0) countIncoming(data, node);
+    }
+    if (terms.requiredAffinity.length > 0 || terms.requiredAntiAffinity.length > 0) {
+      for (const node of nodes) if (node.pods.size > 0) countIncoming(data, node);
     }
     state.set(STATE_KEY, data);
-    return SUCCESS;
+    const nothingToCheck =
+      data.existingAntiAffinity.size === 0 &&
+      terms.requiredAffinity.length === 0 &&
+      terms.requiredAntiAffinity.length === 0;
+    return nothingToCheck ? SKIP : SUCCESS;
   }
 
   function filter(state: CycleState, pod: Pod, node: NodeInfo): Status {
     const data = state.get(STATE_KEY) as CycleData | undefined;
     if (!data) return SUCCESS;
-    const labels = node.node.metadata.labels ?? {};
+    const labels = node.labels;
     for (const [key, values] of data.existingAntiAffinity) {
       const value = labels[key];
       if (value !== undefined && (values.get(value) ?? 0) > 0) {
@@ -180,8 +208,8 @@ export function interPodAffinity(options: InterPodAffinityOptions = {}) {
     const { preferredAffinity, preferredAntiAffinity } = data.terms;
     const incoming = preferredAffinity.length > 0 || preferredAntiAffinity.length > 0;
     if (!incoming && !data.anyPodWithAffinity) return scores;
-    for (const node of data.nodes) {
-      const labels = node.node.metadata.labels ?? {};
+    for (const node of incoming ? data.nodes : nodesWithAffinity(data.nodes)) {
+      const labels = node.labels;
       const pods = incoming ? node.pods : node.podsWithAffinity;
       for (const [key, info] of pods) {
         for (const t of preferredAffinity) {
@@ -201,7 +229,7 @@ export function interPodAffinity(options: InterPodAffinityOptions = {}) {
     if (!data) return 0;
     const scores = (data.scores ??= domainScores(data, pod));
     if (scores.size === 0) return 0;
-    const labels = node.node.metadata.labels ?? {};
+    const labels = node.labels;
     let sum = 0;
     for (const key of scores.keys()) sum += inDomain(scores, key, labels);
     return sum;
@@ -213,6 +241,16 @@ export function interPodAffinity(options: InterPodAffinityOptions = {}) {
     preFilter,
     filter,
     score,
+    skipScore(state: CycleState): boolean {
+      const data = state.get(STATE_KEY) as CycleData | undefined;
+      if (!data) return true;
+      const { preferredAffinity, preferredAntiAffinity } = data.terms;
+      return (
+        !data.anyPodWithAffinity &&
+        preferredAffinity.length === 0 &&
+        preferredAntiAffinity.length === 0
+      );
+    },
     /** Min-max to 0..100; scores may be negative (anti-affinity), all equal gives 0. */
     normalize(scores: number[]): void {
       let min = Infinity;

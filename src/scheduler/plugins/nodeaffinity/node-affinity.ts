@@ -6,6 +6,7 @@ import type {
 } from '../../../api/types.js';
 import {
   normalizeByMax,
+  SKIP,
   SUCCESS,
   unresolvable,
   type CycleState,
@@ -135,8 +136,9 @@ export const nodeAffinity = {
   weight: 2,
 
   preFilter(state: CycleState, pod: Pod): Status {
-    state.set(STATE_KEY, compiledFor(pod));
-    return SUCCESS;
+    const c = compiledFor(pod);
+    state.set(STATE_KEY, c);
+    return c.required.any ? SKIP : SUCCESS;
   },
 
   filter(state: CycleState, pod: Pod, node: NodeInfo): Status {
@@ -155,5 +157,10 @@ export const nodeAffinity = {
 
   normalize(scores: number[]): void {
     normalizeByMax(scores, false);
+  },
+
+  skipScore(state: CycleState, pod: Pod): boolean {
+    const c = (state.get(STATE_KEY) as Compiled | undefined) ?? compiledFor(pod);
+    return c.preferred.length === 0;
   },
 } satisfies PreFilterPlugin & FilterPlugin & ScorePlugin;

@@ -1,5 +1,6 @@
 import type { Pod } from '../../../api/types.js';
 import {
+  SKIP,
   SUCCESS,
   unschedulable,
   type CycleState,
@@ -31,8 +32,9 @@ export const nodePorts = {
   name: 'NodePorts',
 
   preFilter(state: CycleState, pod: Pod): Status {
-    state.set(STATE_KEY, podHostPorts(pod));
-    return SUCCESS;
+    const ports = podHostPorts(pod);
+    state.set(STATE_KEY, ports);
+    return ports.length === 0 ? SKIP : SUCCESS;
   },
 
   filter(state: CycleState, pod: Pod, node: NodeInfo): Status {

@@ -16,6 +16,28 @@ export function requestsOf(state: CycleState, pod: Pod): Resources {
   return (state.get(STATE_KEY) as Resources | undefined) ?? podRequests(pod);
 }
 
+/** Every resource the node lacks for the pod, as Kubernetes names them. */
+function shortages(req: Resources, node: NodeInfo): Status {
+  const free = node.allocatable;
+  const used = node.requested;
+  const reasons: string[] = [];
+  if (used.pods + 1 > free.pods) reasons.push('Too many pods');
+  if (req.milliCpu > 0 && used.milliCpu + req.milliCpu > free.milliCpu) {
+    reasons.push('Insufficient cpu');
+  }
+  if (req.memory > 0 && used.memory + req.memory > free.memory) {
+    reasons.push('Insufficient memory');
+  }
+  if (
+    req.ephemeralStorage > 0 &&
+    used.ephemeralStorage + req.ephemeralStorage > free.ephemeralStorage
+  ) {
+    reasons.push('Insufficient ephemeral-storage');
+  }
+  scalarShortages(req, node, reasons);
+  return reasons.length === 0 ? SUCCESS : unschedulable(...reasons);
+}
+
 function scalarShortages(req: Resources, node: NodeInfo, reasons: string[]): void {
   if (!req.scalar) return;
   const free = node.allocatable.scalar;
@@ -42,19 +64,13 @@ export const fit = {
     const req = requestsOf(state, pod);
     const free = node.allocatable;
     const used = node.requested;
-    const reasons: string[] = [];
-    if (used.pods + 1 > free.pods) reasons.push('Too many pods');
-    if (req.milliCpu > 0 && used.milliCpu + req.milliCpu > free.milliCpu)
-      reasons.push('Insufficient cpu');
-    if (req.memory > 0 && used.memory + req.memory > free.memory)
-      reasons.push('Insufficient memory');
-    if (
-      req.ephemeralStorage > 0 &&
-      used.ephemeralStorage + req.ephemeralStorage > free.ephemeralStorage
-    ) {
-      reasons.push('Insufficient ephemeral-storage');
-    }
-    scalarShortages(req, node, reasons);
-    return reasons.length === 0 ? SUCCESS : unschedulable(...reasons);
+    const fits =
+      used.pods + 1 <= free.pods &&
+      (req.milliCpu <= 0 || used.milliCpu + req.milliCpu <= free.milliCpu) &&
+      (req.memory <= 0 || used.memory + req.memory <= free.memory) &&
+      (req.ephemeralStorage <= 0 ||
+        used.ephemeralStorage + req.ephemeralStorage <= free.ephemeralStorage);
+    if (fits && !req.scalar) return SUCCESS;
+    return shortages(req, node);
   },
 } satisfies PreFilterPlugin & FilterPlugin;

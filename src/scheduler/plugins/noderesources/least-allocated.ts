@@ -13,10 +13,13 @@ export const leastAllocated = {
 
   score(state: CycleState, pod: Pod, node: NodeInfo): number {
     const req = requestsOf(state, pod);
-    const free = (requested: number, capacity: number) =>
-      capacity <= 0 ? 0 : Math.max(0, ((capacity - requested) * 100) / capacity);
     const cpu = free(node.requested.milliCpu + req.milliCpu, node.allocatable.milliCpu);
     const memory = free(node.requested.memory + req.memory, node.allocatable.memory);
     return Math.floor((cpu + memory) / 2);
   },
 } satisfies ScorePlugin;
+
+/** The share of `capacity` left after `requested`, in percent; 0 without capacity. */
+function free(requested: number, capacity: number): number {
+  return capacity <= 0 ? 0 : Math.max(0, ((capacity - requested) * 100) / capacity);
+}

@@ -16,7 +16,7 @@ export const nodeUnschedulable = {
   name: 'NodeUnschedulable',
 
   filter(_state: unknown, pod: Pod, node: NodeInfo): Status {
-    if (!node.node.spec?.unschedulable) return SUCCESS;
+    if (!node.unschedulable) return SUCCESS;
     if (toleratedBy(pod.spec.tolerations, CORDON_TAINT)) return SUCCESS;
     return unresolvable('node(s) were unschedulable');
   },

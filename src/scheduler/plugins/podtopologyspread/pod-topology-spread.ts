@@ -2,6 +2,7 @@ import { fromLabelSelector, type Selector } from '../../../api/labels.js';
 import type { LabelSelector, Pod, TopologySpreadConstraint } from '../../../api/types.js';
 import {
   MAX_NODE_SCORE,
+  SKIP,
   SUCCESS,
   unresolvable,
   unschedulable,
@@ -84,14 +85,14 @@ function compile(pod: Pod, kind: TopologySpreadConstraint['whenUnsatisfiable']):
 }
 
 function eligible(pod: Pod, node: NodeInfo, constraints: Constraint[]): boolean {
-  const labels = node.node.metadata.labels ?? {};
+  const labels = node.labels;
   for (const c of constraints) if (labels[c.topologyKey] === undefined) return false;
   if (constraints.some((c) => c.honorAffinity)) {
     const required = requiredNodeAffinity(pod);
     if (!required.any && !required.matches(node.node)) return false;
   }
   if (constraints.some((c) => c.honorTaints)) {
-    if (untoleratedTaint(node.node.spec?.taints, pod.spec.tolerations)) return false;
+    if (untoleratedTaint(node.taints, pod.spec.tolerations)) return false;
   }
   return true;
 }
@@ -117,7 +118,7 @@ function count(pod: Pod, nodes: readonly NodeInfo[], constraints: Constraint[]):
   const domains = constraints.map(() => new Map<string, number>());
   for (const node of nodes) {
     if (!eligible(pod, node, constraints)) continue;
-    const labels = node.node.metadata.labels!;
+    const labels = node.labels;
     constraints.forEach((c, i) => {
       const value = labels[c.topologyKey];
       domains[i].set(value, (domains[i].get(value) ?? 0) + matchingPods(pod, node, c.selector));
@@ -128,9 +129,9 @@ function count(pod: Pod, nodes: readonly NodeInfo[], constraints: Constraint[]):
 
 function preFilter(state: CycleState, pod: Pod, nodes: readonly NodeInfo[]): Status {
   state.set(NODES_KEY, nodes);
-  if (!pod.spec.topologySpreadConstraints?.length) return SUCCESS;
+  if (!pod.spec.topologySpreadConstraints?.length) return SKIP;
   const constraints = compile(pod, 'DoNotSchedule');
-  if (constraints.length === 0) return SUCCESS;
+  if (constraints.length === 0) return SKIP;
   const counts = count(pod, nodes, constraints);
   const min = counts.domains.map((d, i) => {
     if (d.size < constraints[i].minDomains) return 0;
@@ -147,7 +148,7 @@ function preFilter(state: CycleState, pod: Pod, nodes: readonly NodeInfo[]): Sta
 function filter(state: CycleState, _pod: Pod, node: NodeInfo): Status {
   const data = state.get(FILTER_KEY) as FilterData | undefined;
   if (!data) return SUCCESS;
-  const labels = node.node.metadata.labels ?? {};
+  const labels = node.labels;
   for (let i = 0; i < data.constraints.length; i++) {
     const c = data.constraints[i];
     const value = labels[c.topologyKey];
@@ -184,7 +185,7 @@ function scoreData(state: CycleState, pod: Pod): ScoreData | undefined {
 function score(state: CycleState, pod: Pod, node: NodeInfo): number {
   const data = scoreData(state, pod);
   if (!data) return 0;
-  const labels = node.node.metadata.labels ?? {};
+  const labels = node.labels;
   let sum = 0;
   for (let i = 0; i < data.constraints.length; i++) {
     const c = data.constraints[i];
@@ -219,4 +220,5 @@ export const podTopologySpread = {
   filter,
   score,
   normalize,
+  skipScore: (state: CycleState, pod: Pod) => scoreData(state, pod) === undefined,
 } satisfies PreFilterPlugin & FilterPlugin & ScorePlugin;

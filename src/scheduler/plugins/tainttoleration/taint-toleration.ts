@@ -47,14 +47,14 @@ export const taintToleration = {
   weight: 3,
 
   filter(_state: CycleState, pod: Pod, node: NodeInfo): Status {
-    const taint = untoleratedTaint(node.node.spec?.taints, pod.spec.tolerations);
+    const taint = untoleratedTaint(node.taints, pod.spec.tolerations);
     if (!taint) return SUCCESS;
     return unresolvable(`node(s) had untolerated taint {${taint.key}: ${taint.value ?? ''}}`);
   },
 
   /** How many PreferNoSchedule taints the pod does not tolerate (fewer is better). */
   score(_state: CycleState, pod: Pod, node: NodeInfo): number {
-    const taints = node.node.spec?.taints;
+    const taints = node.taints;
     if (!taints) return 0;
     const tolerations = pod.spec.tolerations?.filter(
       (t) => !t.effect || t.effect === 'PreferNoSchedule',
