@@ -93,10 +93,25 @@ export function podHostPorts(pod: Pod): HostPort[] {
   return ports;
 }
 
-/** A pod counted on a node, with its requests worked out once. */
-export interface PodInfo {
+/** What selectors match a pod on: its namespace and labels. */
+export interface PodLabels {
+  namespace: string;
+  labels: Record<string, string> | undefined;
+}
+
+/**
+ * A pod counted on a node, with its requests worked out once and its namespace and labels
+ * at hand (selector loops over every pod of the cluster read nothing else).
+ */
+export interface PodInfo extends PodLabels {
   pod: Pod;
   requests: Resources;
+  /** Whether the pod is being deleted (topology spread does not count it). */
+  terminating: boolean;
+}
+
+export function podLabels(pod: Pod): PodLabels {
+  return { namespace: pod.metadata.namespace ?? 'default', labels: pod.metadata.labels };
 }
 
 function hasAffinity(pod: Pod): boolean {
@@ -161,7 +176,13 @@ export class NodeInfo {
   addPod(pod: Pod): void {
     const key = objectKey(pod);
     if (this.pods.has(key)) return;
-    const info = { pod, requests: podRequests(pod) };
+    const info: PodInfo = {
+      pod,
+      requests: podRequests(pod),
+      namespace: pod.metadata.namespace ?? 'default',
+      labels: pod.metadata.labels,
+      terminating: pod.metadata.deletionTimestamp !== undefined,
+    };
     this.pods.set(key, info);
     this.account(info, 1);
     if (hasAffinity(pod)) {

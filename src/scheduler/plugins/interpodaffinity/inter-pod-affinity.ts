@@ -11,7 +11,13 @@ import {
   type ScorePlugin,
   type Status,
 } from '../../framework/interface.js';
-import { podAffinityGeneration, type NodeInfo, type PodInfo } from '../../framework/nodeinfo.js';
+import {
+  podAffinityGeneration,
+  podLabels,
+  type NodeInfo,
+  type PodInfo,
+  type PodLabels,
+} from '../../framework/nodeinfo.js';
 import {
   nameOnlyNamespaceLabels,
   podTerms,
@@ -49,6 +55,8 @@ type DomainCounts = Map<string, Map<string, number>>;
 
 interface CycleData {
   terms: PodTerms;
+  /** The incoming pod's namespace and labels. */
+  self: PodLabels;
   nodes: readonly NodeInfo[];
   /** Existing pods matching all required affinity terms, per domain of each term's key. */
   affinity: DomainCounts;
@@ -104,13 +112,13 @@ export interface InterPodAffinityOptions {
 /** Creates the plugin; `namespaceLabels` resolves terms' namespaceSelectors. */
 export function interPodAffinity(options: InterPodAffinityOptions = {}) {
   const nsLabels = options.namespaceLabels ?? nameOnlyNamespaceLabels;
-  const matches = (t: Term, p: Pod) => termMatches(t, p, nsLabels);
+  const matches = (t: Term, p: PodLabels) => termMatches(t, p, nsLabels);
 
   function countExistingAntiAffinity(data: CycleData, pod: Pod, node: NodeInfo): void {
     const labels = node.labels;
     for (const info of node.podsWithRequiredAntiAffinity.values()) {
       for (const t of podTerms(info.pod).requiredAntiAffinity) {
-        if (matches(t, pod))
+        if (matches(t, data.self))
           bump(data.existingAntiAffinity, t.topologyKey, labels[t.topologyKey], 1);
       }
     }
@@ -120,13 +128,13 @@ export function interPodAffinity(options: InterPodAffinityOptions = {}) {
     const labels = node.labels;
     const { requiredAffinity, requiredAntiAffinity } = data.terms;
     for (const info of node.pods.values()) {
-      if (requiredAffinity.length > 0 && requiredAffinity.every((t) => matches(t, info.pod))) {
+      if (requiredAffinity.length > 0 && requiredAffinity.every((t) => matches(t, info))) {
         data.affinityTotal++;
         for (const t of requiredAffinity)
           bump(data.affinity, t.topologyKey, labels[t.topologyKey], 1);
       }
       for (const t of requiredAntiAffinity) {
-        if (matches(t, info.pod)) bump(data.antiAffinity, t.topologyKey, labels[t.topologyKey], 1);
+        if (matches(t, info)) bump(data.antiAffinity, t.topologyKey, labels[t.topologyKey], 1);
       }
     }
   }
@@ -135,6 +143,7 @@ export function interPodAffinity(options: InterPodAffinityOptions = {}) {
     const terms = podTerms(pod);
     const data: CycleData = {
       terms,
+      self: podLabels(pod),
       nodes,
       affinity: new Map(),
       affinityTotal: 0,
@@ -181,7 +190,7 @@ export function interPodAffinity(options: InterPodAffinityOptions = {}) {
     );
     if (satisfied) return SUCCESS;
     // The first pod of a group that selects itself may go anywhere its labels allow.
-    const firstOfGroup = data.affinityTotal === 0 && affinity.every((t) => matches(t, pod));
+    const firstOfGroup = data.affinityTotal === 0 && affinity.every((t) => matches(t, data.self));
     const topologyKnown = affinity.every((t) => labels[t.topologyKey] !== undefined);
     if (firstOfGroup && topologyKnown) return SUCCESS;
     return unresolvable(REASON_AFFINITY);
@@ -189,13 +198,13 @@ export function interPodAffinity(options: InterPodAffinityOptions = {}) {
 
   function scoreExisting(
     scores: DomainCounts,
-    pod: Pod,
+    self: PodLabels,
     info: PodInfo,
     labels: Record<string, string>,
   ): void {
     const terms = podTerms(info.pod);
     const add = (t: Term, weight: number) => {
-      if (matches(t, pod)) bump(scores, t.topologyKey, labels[t.topologyKey], weight);
+      if (matches(t, self)) bump(scores, t.topologyKey, labels[t.topologyKey], weight);
     };
     for (const t of terms.requiredAffinity) add(t, HARD_POD_AFFINITY_WEIGHT);
     for (const t of terms.preferredAffinity) add(t, t.weight);
@@ -203,7 +212,7 @@ export function interPodAffinity(options: InterPodAffinityOptions = {}) {
   }
 
   /** Per-domain scores over every node: the incoming pod's preferences and the reverse. */
-  function domainScores(data: CycleData, pod: Pod): DomainCounts {
+  function domainScores(data: CycleData): DomainCounts {
     const scores: DomainCounts = new Map();
     const { preferredAffinity, preferredAntiAffinity } = data.terms;
     const incoming = preferredAffinity.length > 0 || preferredAntiAffinity.length > 0;
@@ -213,12 +222,12 @@ export function interPodAffinity(options: InterPodAffinityOptions = {}) {
       const pods = incoming ? node.pods : node.podsWithAffinity;
       for (const [key, info] of pods) {
         for (const t of preferredAffinity) {
-          if (matches(t, info.pod)) bump(scores, t.topologyKey, labels[t.topologyKey], t.weight);
+          if (matches(t, info)) bump(scores, t.topologyKey, labels[t.topologyKey], t.weight);
         }
         for (const t of preferredAntiAffinity) {
-          if (matches(t, info.pod)) bump(scores, t.topologyKey, labels[t.topologyKey], -t.weight);
+          if (matches(t, info)) bump(scores, t.topologyKey, labels[t.topologyKey], -t.weight);
         }
-        if (node.podsWithAffinity.has(key)) scoreExisting(scores, pod, info, labels);
+        if (node.podsWithAffinity.has(key)) scoreExisting(scores, data.self, info, labels);
       }
     }
     return scores;
@@ -227,7 +236,7 @@ export function interPodAffinity(options: InterPodAffinityOptions = {}) {
   function score(state: CycleState, pod: Pod, node: NodeInfo): number {
     const data = state.get(STATE_KEY) as CycleData | undefined;
     if (!data) return 0;
-    const scores = (data.scores ??= domainScores(data, pod));
+    const scores = (data.scores ??= domainScores(data));
     if (scores.size === 0) return 0;
     const labels = node.labels;
     let sum = 0;

@@ -1,5 +1,6 @@
-import { fromLabelSelector, Selector } from '../../../api/labels.js';
+import { compileSelector, type LabelMatcher } from '../../framework/selector.js';
 import type { LabelSelector, Pod, PodAffinityTerm } from '../../../api/types.js';
+import type { PodLabels } from '../../framework/nodeinfo.js';
 
 /**
  * Pod affinity terms compiled once per pod object: selectors parsed, namespaces resolved
@@ -22,11 +23,11 @@ export const nameOnlyNamespaceLabels: NamespaceLabels = (namespace) => ({
 export interface Term {
   topologyKey: string;
   /** Undefined when the term's labelSelector is absent or invalid: it matches no pod. */
-  selector?: Selector;
+  selector?: LabelMatcher;
   /** Namespaces named in the term (or the pod's own when none is named and no selector). */
   namespaces: Set<string>;
   /** Matches namespaces by their labels; an empty one matches every namespace. */
-  namespaceSelector?: Selector;
+  namespaceSelector?: LabelMatcher;
   weight: number;
 }
 
@@ -37,13 +38,8 @@ export interface PodTerms {
   preferredAntiAffinity: Term[];
 }
 
-function parse(selector: LabelSelector | undefined): Selector | undefined {
-  if (!selector) return undefined;
-  try {
-    return fromLabelSelector(selector);
-  } catch {
-    return undefined;
-  }
+function parse(selector: LabelSelector | undefined): LabelMatcher | undefined {
+  return selector ? compileSelector(selector) : undefined;
 }
 
 function compileTerm(term: PodAffinityTerm, pod: Pod, weight: number): Term {
@@ -85,14 +81,14 @@ export function podTerms(pod: Pod): PodTerms {
   return terms;
 }
 
-/** Whether the term selects `pod`: its namespace is one of the term's and its labels match. */
-export function termMatches(term: Term, pod: Pod, nsLabels: NamespaceLabels): boolean {
+/** Whether the term selects a pod: its namespace is one of the term's and its labels match. */
+export function termMatches(term: Term, pod: PodLabels, nsLabels: NamespaceLabels): boolean {
   if (!term.selector) return false;
-  const ns = pod.metadata.namespace ?? 'default';
+  const ns = pod.namespace;
   if (!term.namespaces.has(ns)) {
     const sel = term.namespaceSelector;
     if (!sel) return false;
-    if (!sel.isEmpty() && !sel.matches(nsLabels(ns) ?? {})) return false;
+    if (!sel(nsLabels(ns))) return false;
   }
-  return term.selector.matches(pod.metadata.labels ?? {});
+  return term.selector(pod.labels);
 }

@@ -1,4 +1,3 @@
-import { fromLabelSelector, type Selector } from '../../../api/labels.js';
 import type { LabelSelector, Pod, TopologySpreadConstraint } from '../../../api/types.js';
 import {
   MAX_NODE_SCORE,
@@ -13,6 +12,7 @@ import {
   type Status,
 } from '../../framework/interface.js';
 import type { NodeInfo } from '../../framework/nodeinfo.js';
+import { compileSelector, type LabelMatcher } from '../../framework/selector.js';
 import { requiredNodeAffinity } from '../nodeaffinity/node-affinity.js';
 import { untoleratedTaint } from '../tainttoleration/taint-toleration.js';
 
@@ -24,9 +24,10 @@ import { untoleratedTaint } from '../tainttoleration/taint-toleration.js';
  * constraints score: fewer matching pods in the node's domain is better.
  * Eligible domains come from nodes that carry every constraint's topology key and, by
  * default, match the pod's node affinity and selector (nodeAffinityPolicy Honor); taints
- * are ignored unless nodeTaintsPolicy is Honor. Counts are taken over the whole snapshot
- * in pre-filter (or on the first score call). Not supported: matchLabelKeys, and the
- * cluster-level default constraints Kubernetes applies to pods that set none.
+ * are ignored unless nodeTaintsPolicy is Honor (both per constraint). Counts are taken
+ * over the whole snapshot in pre-filter (or on the first score call). Not supported:
+ * matchLabelKeys, and the cluster-level default constraints Kubernetes applies to pods
+ * that set none (such pods are not spread at all).
  */
 
 export const REASON_SPREAD = "node(s) didn't match pod topology spread constraints";
@@ -43,7 +44,7 @@ interface Constraint {
   maxSkew: number;
   topologyKey: string;
   /** Undefined for a missing or invalid labelSelector, which selects no pod. */
-  selector?: Selector;
+  selector?: LabelMatcher;
   minDomains: number;
   honorAffinity: boolean;
   honorTaints: boolean;
@@ -62,13 +63,8 @@ interface FilterData extends Counts {
   self: number[];
 }
 
-function parse(selector: LabelSelector | undefined): Selector | undefined {
-  if (!selector) return undefined;
-  try {
-    return fromLabelSelector(selector);
-  } catch {
-    return undefined;
-  }
+function parse(selector: LabelSelector | undefined): LabelMatcher | undefined {
+  return selector ? compileSelector(selector) : undefined;
 }
 
 function compile(pod: Pod, kind: TopologySpreadConstraint['whenUnsatisfiable']): Constraint[] {
@@ -84,45 +80,44 @@ function compile(pod: Pod, kind: TopologySpreadConstraint['whenUnsatisfiable']):
     }));
 }
 
-function eligible(pod: Pod, node: NodeInfo, constraints: Constraint[]): boolean {
+function hasAllKeys(node: NodeInfo, constraints: Constraint[]): boolean {
   const labels = node.labels;
-  for (const c of constraints) if (labels[c.topologyKey] === undefined) return false;
-  if (constraints.some((c) => c.honorAffinity)) {
-    const required = requiredNodeAffinity(pod);
-    if (!required.any && !required.matches(node.node)) return false;
-  }
-  if (constraints.some((c) => c.honorTaints)) {
-    if (untoleratedTaint(node.taints, pod.spec.tolerations)) return false;
+  for (let i = 0; i < constraints.length; i++) {
+    if (labels[constraints[i].topologyKey] === undefined) return false;
   }
   return true;
 }
 
-function matchingPods(pod: Pod, node: NodeInfo, selector: Selector | undefined): number {
-  if (!selector) return 0;
-  const namespace = pod.metadata.namespace;
+function matchingPods(namespace: string, node: NodeInfo, selector: LabelMatcher): number {
   let n = 0;
   for (const info of node.pods.values()) {
-    const meta = info.pod.metadata;
-    if (meta.namespace !== namespace || meta.deletionTimestamp) continue;
-    if (selector.matches(meta.labels ?? {})) n++;
+    if (info.namespace === namespace && !info.terminating && selector(info.labels)) n++;
   }
   return n;
 }
 
 /**
- * Counts matching pods per domain. Policies are per constraint in Kubernetes; here a node
- * is eligible for all of a pod's constraints or none, using the strictest policy any of
- * them asks for.
+ * Counts matching pods per domain, over nodes that carry every constraint's topology key
+ * and pass each constraint's node affinity and taint policies.
  */
 function count(pod: Pod, nodes: readonly NodeInfo[], constraints: Constraint[]): Counts {
   const domains = constraints.map(() => new Map<string, number>());
+  const namespace = pod.metadata.namespace ?? 'default';
+  const affinity = requiredNodeAffinity(pod);
+  const checkAffinity = !affinity.any && constraints.some((c) => c.honorAffinity);
+  const checkTaints = constraints.some((c) => c.honorTaints);
+  const tolerations = pod.spec.tolerations;
   for (const node of nodes) {
-    if (!eligible(pod, node, constraints)) continue;
-    const labels = node.labels;
-    constraints.forEach((c, i) => {
-      const value = labels[c.topologyKey];
-      domains[i].set(value, (domains[i].get(value) ?? 0) + matchingPods(pod, node, c.selector));
-    });
+    if (!hasAllKeys(node, constraints)) continue;
+    const affinityOk = !checkAffinity || affinity.matches(node.node);
+    const taintsOk = !checkTaints || !untoleratedTaint(node.taints, tolerations);
+    for (let i = 0; i < constraints.length; i++) {
+      const c = constraints[i];
+      if ((c.honorAffinity && !affinityOk) || (c.honorTaints && !taintsOk)) continue;
+      const value = node.labels[c.topologyKey];
+      const matched = c.selector ? matchingPods(namespace, node, c.selector) : 0;
+      domains[i].set(value, (domains[i].get(value) ?? 0) + matched);
+    }
   }
   return { constraints, domains };
 }
@@ -140,7 +135,7 @@ function preFilter(state: CycleState, pod: Pod, nodes: readonly NodeInfo[]): Sta
     return m === Infinity ? 0 : m;
   });
   const labels = pod.metadata.labels ?? {};
-  const self = constraints.map((c) => (c.selector?.matches(labels) ? 1 : 0));
+  const self = constraints.map((c) => (c.selector?.(labels) ? 1 : 0));
   state.set(FILTER_KEY, { ...counts, min, self } satisfies FilterData);
   return SUCCESS;
 }
