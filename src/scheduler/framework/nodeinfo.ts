@@ -61,6 +61,40 @@ export function podRequests(pod: Pod): Resources {
   return sum;
 }
 
+/** CPU (millicores) and memory (bytes) a container without requests counts as, for scoring. */
+export const DEFAULT_MILLI_CPU_REQUEST = 100;
+export const DEFAULT_MEMORY_REQUEST = 200 * 1024 * 1024;
+
+/** CPU and memory requests with defaults for containers that set none, used for scoring. */
+export interface NonZeroRequests {
+  milliCpu: number;
+  memory: number;
+}
+
+/**
+ * A pod's cpu and memory requests where each container without a cpu or memory request
+ * counts as 100m or 200Mi, as Kubernetes scores them: otherwise pods without requests
+ * would all look free and pile onto one node. Init containers count by their maximum.
+ */
+export function podNonZeroRequests(pod: Pod): NonZeroRequests {
+  const sum = { milliCpu: 0, memory: 0 };
+  const one = (req: Record<string, string> | undefined) => ({
+    milliCpu: req?.cpu !== undefined ? cpuMillis(req.cpu) : DEFAULT_MILLI_CPU_REQUEST,
+    memory: req?.memory !== undefined ? (parseQuantity(req.memory) ?? 0) : DEFAULT_MEMORY_REQUEST,
+  });
+  for (const c of pod.spec?.containers ?? []) {
+    const r = one(c.resources?.requests);
+    sum.milliCpu += r.milliCpu;
+    sum.memory += r.memory;
+  }
+  for (const c of pod.spec?.initContainers ?? []) {
+    const r = one(c.resources?.requests);
+    sum.milliCpu = Math.max(sum.milliCpu, r.milliCpu);
+    sum.memory = Math.max(sum.memory, r.memory);
+  }
+  return sum;
+}
+
 export function nodeAllocatable(node: NodeObject): Resources {
   const a = node.status?.allocatable ?? node.status?.capacity ?? {};
   const r: Resources = {
@@ -106,6 +140,8 @@ export interface PodLabels {
 export interface PodInfo extends PodLabels {
   pod: Pod;
   requests: Resources;
+  /** Requests with defaults for containers that set none (for scoring). */
+  nonZero: NonZeroRequests;
   /** Whether the pod is being deleted (topology spread does not count it). */
   terminating: boolean;
 }
@@ -136,6 +172,8 @@ export function podAffinityGeneration(): number {
 
 export class NodeInfo {
   readonly requested = emptyResources();
+  /** Sum of the pods' non-zero cpu and memory requests (see podNonZeroRequests). */
+  readonly nonZeroRequested: NonZeroRequests = { milliCpu: 0, memory: 0 };
   /** The pods bound or assumed to the node, by namespace/name. */
   readonly pods = new Map<string, PodInfo>();
   /** Pods with any pod affinity or anti-affinity (for the inter-pod affinity plugin). */
@@ -179,6 +217,7 @@ export class NodeInfo {
     const info: PodInfo = {
       pod,
       requests: podRequests(pod),
+      nonZero: podNonZeroRequests(pod),
       namespace: pod.metadata.namespace ?? 'default',
       labels: pod.metadata.labels,
       terminating: pod.metadata.deletionTimestamp !== undefined,
@@ -207,6 +246,8 @@ export class NodeInfo {
     this.requested.memory += sign * requests.memory;
     this.requested.pods += sign * requests.pods;
     this.requested.ephemeralStorage += sign * requests.ephemeralStorage;
+    this.nonZeroRequested.milliCpu += sign * info.nonZero.milliCpu;
+    this.nonZeroRequested.memory += sign * info.nonZero.memory;
     if (requests.scalar) {
       const scalar = (this.requested.scalar ??= {});
       for (const [name, value] of Object.entries(requests.scalar)) {

@@ -72,15 +72,27 @@ test('node accounting of extended resources', () => {
 });
 
 test('least and balanced allocation scores', () => {
-  // Nodes have 4 cpu and 8Gi; the pod asks for 1 cpu and 1Gi.
-  const pod = testPod('p', { requests: { cpu: '1', memory: '1Gi' } });
-  const cases: { name: string; used: Record<string, string>; least: number; balanced: number }[] = [
-    { name: 'empty node', used: {}, least: 81, balanced: 93 },
+  // Nodes have 4 cpu and 8Gi; the pod asks for 1 cpu and 1Gi unless it asks for nothing.
+  const asks = { cpu: '1', memory: '1Gi' };
+  const cases: {
+    name: string;
+    used?: Record<string, string>;
+    wanted?: Record<string, string>;
+    least: number;
+    balanced: number;
+  }[] = [
+    { name: 'empty node', least: 81, balanced: 93 },
     { name: 'cpu heavy', used: { cpu: '2', memory: '1Gi' }, least: 50, balanced: 75 },
     { name: 'balanced', used: { cpu: '1', memory: '3Gi' }, least: 50, balanced: 100 },
+    // Least allocated counts it as 100m and 200Mi; balanced allocation as nothing.
+    { name: 'pod without requests', wanted: {}, least: 97, balanced: 100 },
+    // The pod on the node counts as 100m and 200Mi too: 2.5% and 2.4% more used.
+    { name: 'beside a pod without requests', used: {}, least: 78, balanced: 93 },
   ];
   for (const c of cases) {
-    const node = testNode('n', { pods: [testPod('used', { requests: c.used })] });
+    const pods = c.used ? [testPod('used', { requests: c.used })] : [];
+    const node = testNode('n', { pods });
+    const pod = testPod('p', { requests: c.wanted ?? asks });
     assert.equal(leastAllocated.score(new Map(), pod, node), c.least, c.name);
     assert.equal(balancedAllocation.score(new Map(), pod, node), c.balanced, c.name);
   }
