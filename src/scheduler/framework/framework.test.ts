@@ -220,3 +220,37 @@ test('default plugins end to end', () => {
     if (c.message) assert.equal(unschedulableMessage(result), c.message, c.name);
   }
 });
+
+test('a pod pinned by matchFields (DaemonSet) filters only its node', () => {
+  const pinned = (name: string) =>
+    pod('1', '1Mi', {
+      affinity: {
+        nodeAffinity: {
+          requiredDuringSchedulingIgnoredDuringExecution: {
+            nodeSelectorTerms: [
+              { matchFields: [{ key: 'metadata.name', operator: 'In', values: [name] }] },
+            ],
+          },
+        },
+      },
+    });
+  let filtered = 0;
+  const counting = {
+    name: 'Counting',
+    filter(): Status {
+      filtered++;
+      return SUCCESS;
+    },
+  };
+  const nodes = Array.from({ length: 1000 }, (_, i) => node(`n${i}`, i === 7 ? '0' : '4', '4Gi'));
+  const framework = new Framework([...defaultPlugins(), counting]);
+  assert.equal(framework.schedule(pinned('n500'), nodes).node?.name, 'n500');
+  assert.equal(filtered, 1, 'only the named node went through the filters');
+  const full = framework.schedule(pinned('n7'), nodes);
+  assert.equal(
+    unschedulableMessage(full),
+    "0/1000 nodes are available: 1 Insufficient cpu, 999 node(s) didn't match Pod's node " +
+      'affinity/selector.',
+  );
+  assert.equal(framework.schedule(pinned('gone'), nodes).node, undefined);
+});

@@ -34,6 +34,22 @@ export interface ScheduleResult {
 
 /** State key of the filters that run this cycle (pre-filters may skip some). */
 const ACTIVE_FILTERS = 'framework/activeFilters';
+/** State key of the node names pre-filters narrowed the cycle to, with the reason. */
+const NODE_NAMES = 'framework/nodeNames';
+
+interface NameRestriction {
+  names: ReadonlySet<string>;
+  reasons: string[];
+}
+
+const nameIndexes = new WeakMap<readonly NodeInfo[], Map<string, NodeInfo>>();
+
+/** The nodes of a snapshot array by name, built once per array. */
+function byName(nodes: readonly NodeInfo[]): Map<string, NodeInfo> {
+  let index = nameIndexes.get(nodes);
+  if (!index) nameIndexes.set(nodes, (index = new Map(nodes.map((n) => [n.name, n]))));
+  return index;
+}
 /** Below this many nodes every node is filtered; sampling never looks at fewer. */
 const MIN_FEASIBLE_NODES = 100;
 /** The adaptive percentage of nodes to filter never drops below this. */
@@ -85,6 +101,8 @@ export class Framework {
       if (total > 0) for (const r of refused.reasons) reasons.set(r, total);
       return { reasons, total, resolvable: refused.code === Code.Unschedulable };
     }
+    const restriction = state.get(NODE_NAMES) as NameRestriction | undefined;
+    if (restriction) return this.scheduleAmong(state, pod, nodes, restriction);
     const wanted = feasibleNodesToFind(total);
     const feasible: NodeInfo[] = [];
     let resolvable = false;
@@ -107,6 +125,40 @@ export class Framework {
   }
 
   /**
+   * A cycle over the few nodes pre-filters named: all of them are filtered, and the other
+   * nodes count under the reasons the pre-filter gave.
+   */
+  private scheduleAmong(
+    state: CycleState,
+    pod: Pod,
+    nodes: readonly NodeInfo[],
+    restriction: NameRestriction,
+  ): ScheduleResult {
+    const index = byName(nodes);
+    const reasons = new Map<string, number>();
+    const feasible: NodeInfo[] = [];
+    let resolvable = false;
+    let named = 0;
+    for (const name of restriction.names) {
+      const node = index.get(name);
+      if (!node) continue;
+      named++;
+      const failure = this.filterNode(state, pod, node);
+      if (!failure) feasible.push(node);
+      else {
+        if (failure.code === Code.Unschedulable) resolvable = true;
+        for (const r of failure.reasons) reasons.set(r, (reasons.get(r) ?? 0) + 1);
+      }
+    }
+    const others = nodes.length - named;
+    if (others > 0)
+      for (const r of restriction.reasons) reasons.set(r, (reasons.get(r) ?? 0) + others);
+    const total = nodes.length;
+    if (feasible.length === 0) return { reasons, total, resolvable };
+    return { node: this.best(state, pod, feasible), reasons, total, resolvable };
+  }
+
+  /**
    * Runs every pre-filter into `state`; the first status that is neither Success nor Skip,
    * if any. `nodes` defaults to the snapshot of the last schedule() call. The filters of
    * plugins whose pre-filter answered Skip are left out of filterNode with this state.
@@ -118,11 +170,16 @@ export class Framework {
   ): Status | undefined {
     this.lastNodes = nodes;
     let skipped: Set<string> | undefined;
+    let restriction: NameRestriction | undefined;
     for (const p of this.preFilters) {
       const status = p.preFilter(state, pod, nodes);
+      if (status.code !== Code.Success && status.code !== Code.Skip) {
+        return { ...status, plugin: p.name };
+      }
       if (status.code === Code.Skip) (skipped ??= new Set()).add(p.name);
-      else if (status.code !== Code.Success) return { ...status, plugin: p.name };
+      if (status.nodeNames) restriction = narrow(restriction, status);
     }
+    if (restriction) state.set(NODE_NAMES, restriction);
     const active = skipped ? this.filters.filter((f) => !skipped.has(f.name)) : this.filters;
     state.set(ACTIVE_FILTERS, active);
     return undefined;
@@ -157,6 +214,16 @@ export class Framework {
     for (let i = 1; i < totals.length; i++) if (totals[i] > totals[bestIndex]) bestIndex = i;
     return feasible[bestIndex];
   }
+}
+
+/** The names both restrictions allow; the first restriction's reasons describe the rest. */
+function narrow(current: NameRestriction | undefined, status: Status): NameRestriction {
+  const names = status.nodeNames!;
+  if (!current) return { names, reasons: status.reasons };
+  return {
+    names: new Set([...current.names].filter((n) => names.has(n))),
+    reasons: current.reasons,
+  };
 }
 
 /** Kubernetes' message for a pod that fits nowhere: "0/3 nodes are available: 3 Insufficient cpu." */

@@ -29,6 +29,12 @@ export interface Status {
   reasons: string[];
   /** The plugin that gave the status. */
   plugin?: string;
+  /**
+   * From a pre-filter that succeeds: only nodes with these names can fit (a DaemonSet pod's
+   * matchFields on metadata.name), so the framework filters no other node and counts the
+   * others under `reasons`.
+   */
+  nodeNames?: ReadonlySet<string>;
 }
 
 export const SUCCESS: Status = Object.freeze({ code: Code.Success, reasons: [] }) as Status;

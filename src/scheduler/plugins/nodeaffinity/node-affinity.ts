@@ -37,6 +37,8 @@ export interface RequiredNodeAffinity {
 
 interface Compiled {
   required: RequiredNodeAffinity;
+  /** Nodes the required terms can match at all, when every term names them by field. */
+  nodeNames?: ReadonlySet<string>;
   preferred: { weight: number; test: NodeTest }[];
 }
 
@@ -98,6 +100,20 @@ export function compileTerm(term: NodeSelectorTerm | undefined): NodeTest {
   return (n) => tests.every((t) => t(n));
 }
 
+/**
+ * The node names the terms allow when each term has a matchFields `metadata.name In`
+ * requirement (as DaemonSet pods do); undefined when some term matches by labels alone.
+ */
+function namedNodes(terms: NodeSelectorTerm[]): ReadonlySet<string> | undefined {
+  const names = new Set<string>();
+  for (const term of terms) {
+    const byName = term?.matchFields?.find((f) => f.key === 'metadata.name' && f.operator === 'In');
+    if (!byName) return undefined;
+    for (const n of byName.values ?? []) names.add(n);
+  }
+  return terms.length > 0 ? names : undefined;
+}
+
 function compile(pod: Pod): Compiled {
   const selector = pod.spec.nodeSelector;
   const selectorEntries = selector ? Object.entries(selector) : [];
@@ -114,6 +130,7 @@ function compile(pod: Pod): Compiled {
     .map((p) => ({ weight: p.weight, test: compileTerm(p.preference) }));
   return {
     required: { any: selectorEntries.length === 0 && terms === undefined, matches },
+    nodeNames: required ? namedNodes(required.nodeSelectorTerms ?? []) : undefined,
     preferred,
   };
 }
@@ -138,7 +155,9 @@ export const nodeAffinity = {
   preFilter(state: CycleState, pod: Pod): Status {
     const c = compiledFor(pod);
     state.set(STATE_KEY, c);
-    return c.required.any ? SKIP : SUCCESS;
+    if (c.required.any) return SKIP;
+    if (c.nodeNames) return { ...SUCCESS, reasons: [REASON_NODE_AFFINITY], nodeNames: c.nodeNames };
+    return SUCCESS;
   },
 
   filter(state: CycleState, pod: Pod, node: NodeInfo): Status {
