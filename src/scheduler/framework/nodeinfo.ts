@@ -265,9 +265,16 @@ export class NodeInfo {
     }
   }
 
+  /**
+   * The snapshot node this one is a copy of (see clone), so plugins that counted the
+   * snapshot's pods in pre-filter can correct their counts for the copy's pods.
+   */
+  cloneOf?: NodeInfo;
+
   /** A copy whose pods can be added and removed without touching this one (preemption). */
   clone(): NodeInfo {
     const copy = new NodeInfo(this.node);
+    copy.cloneOf = this.cloneOf ?? this;
     for (const info of this.pods.values()) copy.addPod(info.pod);
     return copy;
   }

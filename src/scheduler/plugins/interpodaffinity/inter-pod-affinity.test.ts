@@ -13,6 +13,7 @@ import {
 const web = testPod('web', { labels: { app: 'web' } });
 const ZONE = 'topology.kubernetes.io/zone';
 const HOST = 'kubernetes.io/hostname';
+const REQ = 'requiredDuringSchedulingIgnoredDuringExecution';
 
 function term(
   app: string,
@@ -206,5 +207,51 @@ test('preferred terms score domains both ways', () => {
     const scores = nodes.map((n) => plugin.score(state, c.pod, n));
     plugin.normalize(scores);
     assert.deepEqual(scores, c.want, c.name);
+  }
+});
+
+test('a copy of a node (preemption) is judged by its own pods', () => {
+  const plugin = interPodAffinity();
+  const guard = testPod('guard', {
+    spec: { affinity: { podAntiAffinity: { [REQ]: [term('cache', ZONE)] } } },
+  });
+  const cases: {
+    name: string;
+    pod: Pod;
+    on: Record<string, Pod[]>;
+    copy: string;
+    want: string[];
+  }[] = [
+    {
+      name: 'anti-affinity to a victim',
+      pod: pod({ podAntiAffinity: { [REQ]: [term('web', HOST)] } }),
+      on: { a: [web] },
+      copy: 'a',
+      want: [REASON_ANTI_AFFINITY, ''],
+    },
+    {
+      name: 'a victim whose anti-affinity repelled the pod',
+      pod: testPod('p', { labels: { app: 'cache' } }),
+      on: { c: [guard] },
+      copy: 'c',
+      want: [REASON_EXISTING_ANTI_AFFINITY, ''],
+    },
+    {
+      name: 'affinity to a victim is lost',
+      pod: pod({ podAffinity: { [REQ]: [term('web', ZONE)] } }),
+      on: { a: [web] },
+      copy: 'a',
+      want: ['', REASON_AFFINITY],
+    },
+  ];
+  for (const c of cases) {
+    const nodes = cluster(c.on);
+    const state: CycleState = new Map();
+    plugin.preFilter(state, c.pod, nodes);
+    const original = nodes.find((n) => n.name === c.copy)!;
+    const copy = original.clone();
+    for (const key of [...copy.pods.keys()]) copy.removePod(key);
+    const got = [original, copy].map((n) => plugin.filter(state, c.pod, n).reasons.join(','));
+    assert.deepEqual(got, c.want, c.name);
   }
 });

@@ -37,8 +37,8 @@ import {
  *   domain when the term matches the incoming pod;
  * - preferred terms (both ways) and existing pods' required affinity score domains.
  * The pre-filter counts pods per domain over the whole snapshot, so each filter call only
- * looks up the node's label values. Preemption that removes pods from a cloned node does
- * not update these counts: they are taken once per cycle.
+ * looks up the node's label values. A filter given a copy of a snapshot node (NodeInfo.clone,
+ * as preemption makes) corrects the counts for the copy's pods first.
  */
 
 export const REASON_AFFINITY = "node(s) didn't match pod affinity rules";
@@ -78,6 +78,22 @@ function bump(counts: DomainCounts, key: string, value: string | undefined, by: 
   values.set(value, (values.get(value) ?? 0) + by);
 }
 
+/** `base` − `minus` + `plus`, copying only the inner maps it changes. */
+function adjust(base: DomainCounts, minus: DomainCounts, plus: DomainCounts): DomainCounts {
+  if (minus.size === 0 && plus.size === 0) return base;
+  const out: DomainCounts = new Map(base);
+  const apply = (delta: DomainCounts, sign: number) => {
+    for (const [key, values] of delta) {
+      const inner = new Map(out.get(key));
+      for (const [value, n] of values) inner.set(value, (inner.get(value) ?? 0) + sign * n);
+      out.set(key, inner);
+    }
+  };
+  apply(minus, -1);
+  apply(plus, 1);
+  return out;
+}
+
 function inDomain(counts: DomainCounts, key: string, labels: Record<string, string>): number {
   const value = labels[key];
   return value === undefined ? 0 : (counts.get(key)?.get(value) ?? 0);
@@ -114,7 +130,7 @@ export function interPodAffinity(options: InterPodAffinityOptions = {}) {
   const nsLabels = options.namespaceLabels ?? nameOnlyNamespaceLabels;
   const matches = (t: Term, p: PodLabels) => termMatches(t, p, nsLabels);
 
-  function countExistingAntiAffinity(data: CycleData, pod: Pod, node: NodeInfo): void {
+  function countExistingAntiAffinity(data: CycleData, node: NodeInfo): void {
     const labels = node.labels;
     for (const info of node.podsWithRequiredAntiAffinity.values()) {
       for (const t of podTerms(info.pod).requiredAntiAffinity) {
@@ -154,7 +170,7 @@ export function interPodAffinity(options: InterPodAffinityOptions = {}) {
     const withAffinity = nodesWithAffinity(nodes);
     data.anyPodWithAffinity = withAffinity.length > 0;
     for (const node of withAffinity) {
-      if (node.podsWithRequiredAntiAffinity.size > 0) countExistingAntiAffinity(data, pod, node);
+      if (node.podsWithRequiredAntiAffinity.size > 0) countExistingAntiAffinity(data, node);
     }
     if (terms.requiredAffinity.length > 0 || terms.requiredAntiAffinity.length > 0) {
       for (const node of nodes) if (node.pods.size > 0) countIncoming(data, node);
@@ -167,9 +183,45 @@ export function interPodAffinity(options: InterPodAffinityOptions = {}) {
     return nothingToCheck ? SKIP : SUCCESS;
   }
 
+  /** Counts of one node's pods alone, with the cycle's terms. */
+  function nodeCounts(data: CycleData, node: NodeInfo): CycleData {
+    const alone: CycleData = {
+      ...data,
+      affinity: new Map(),
+      affinityTotal: 0,
+      antiAffinity: new Map(),
+      existingAntiAffinity: new Map(),
+    };
+    countExistingAntiAffinity(alone, node);
+    const { requiredAffinity, requiredAntiAffinity } = data.terms;
+    if (requiredAffinity.length > 0 || requiredAntiAffinity.length > 0) countIncoming(alone, node);
+    return alone;
+  }
+
+  /**
+   * The cycle's counts with a copied node's pods in place of its original's: preemption
+   * filters copies with victims removed, and what the victims added must not count.
+   */
+  function forCopy(data: CycleData, copy: NodeInfo, original: NodeInfo): CycleData {
+    const minus = nodeCounts(data, original);
+    const plus = nodeCounts(data, copy);
+    return {
+      ...data,
+      affinity: adjust(data.affinity, minus.affinity, plus.affinity),
+      affinityTotal: data.affinityTotal - minus.affinityTotal + plus.affinityTotal,
+      antiAffinity: adjust(data.antiAffinity, minus.antiAffinity, plus.antiAffinity),
+      existingAntiAffinity: adjust(
+        data.existingAntiAffinity,
+        minus.existingAntiAffinity,
+        plus.existingAntiAffinity,
+      ),
+    };
+  }
+
   function filter(state: CycleState, pod: Pod, node: NodeInfo): Status {
-    const data = state.get(STATE_KEY) as CycleData | undefined;
+    let data = state.get(STATE_KEY) as CycleData | undefined;
     if (!data) return SUCCESS;
+    if (node.cloneOf) data = forCopy(data, node, node.cloneOf);
     const labels = node.labels;
     for (const [key, values] of data.existingAntiAffinity) {
       const value = labels[key];

@@ -171,3 +171,15 @@ test('ScheduleAnyway constraints score emptier domains higher', () => {
     assert.deepEqual(scores, c.want, c.name);
   }
 });
+
+test('a copy of a node (preemption) is judged by its own pods', () => {
+  const pod = incoming([spread(ZONE)]);
+  const nodes = cluster({ a: [web('w1')] });
+  const state: CycleState = new Map();
+  podTopologySpread.preFilter(state, pod, nodes);
+  const copy = nodes[0].clone();
+  assert.deepEqual(podTopologySpread.filter(state, pod, copy).reasons, [S], 'same pods');
+  copy.removePod('default/w1');
+  assert.equal(podTopologySpread.filter(state, pod, copy).reasons.length, 0, 'victim removed');
+  assert.deepEqual(podTopologySpread.filter(state, pod, nodes[0]).reasons, [S], 'original');
+});

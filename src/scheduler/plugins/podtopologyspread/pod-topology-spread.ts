@@ -25,7 +25,9 @@ import { untoleratedTaint } from '../tainttoleration/taint-toleration.js';
  * Eligible domains come from nodes that carry every constraint's topology key and, by
  * default, match the pod's node affinity and selector (nodeAffinityPolicy Honor); taints
  * are ignored unless nodeTaintsPolicy is Honor (both per constraint). Counts are taken
- * over the whole snapshot in pre-filter (or on the first score call). Not supported:
+ * over the whole snapshot in pre-filter (or on the first score call); a filter given a
+ * copy of a snapshot node (NodeInfo.clone, as preemption makes) corrects them for the
+ * copy's pods. Not supported:
  * matchLabelKeys, and the cluster-level default constraints Kubernetes applies to pods
  * that set none (such pods are not spread at all).
  */
@@ -128,21 +130,44 @@ function preFilter(state: CycleState, pod: Pod, nodes: readonly NodeInfo[]): Sta
   const constraints = compile(pod, 'DoNotSchedule');
   if (constraints.length === 0) return SKIP;
   const counts = count(pod, nodes, constraints);
-  const min = counts.domains.map((d, i) => {
+  const labels = pod.metadata.labels ?? {};
+  const self = constraints.map((c) => (c.selector?.(labels) ? 1 : 0));
+  state.set(FILTER_KEY, { ...counts, min: minima(counts), self } satisfies FilterData);
+  return SUCCESS;
+}
+
+/** Per constraint, the smallest count over its domains; 0 while there are too few. */
+function minima({ constraints, domains }: Counts): number[] {
+  return domains.map((d, i) => {
     if (d.size < constraints[i].minDomains) return 0;
     let m = Infinity;
     for (const v of d.values()) if (v < m) m = v;
     return m === Infinity ? 0 : m;
   });
-  const labels = pod.metadata.labels ?? {};
-  const self = constraints.map((c) => (c.selector?.(labels) ? 1 : 0));
-  state.set(FILTER_KEY, { ...counts, min, self } satisfies FilterData);
-  return SUCCESS;
 }
 
-function filter(state: CycleState, _pod: Pod, node: NodeInfo): Status {
-  const data = state.get(FILTER_KEY) as FilterData | undefined;
+/**
+ * The cycle's counts with a copied node's pods in place of its original's: preemption
+ * filters copies with victims removed, and what the victims added must not count.
+ */
+function forCopy(data: FilterData, pod: Pod, copy: NodeInfo, original: NodeInfo): FilterData {
+  const minus = count(pod, [original], data.constraints).domains;
+  const plus = count(pod, [copy], data.constraints).domains;
+  const domains = data.domains.map((d, i) => {
+    if (minus[i].size === 0 && plus[i].size === 0) return d;
+    const out = new Map(d);
+    for (const [value, n] of minus[i]) out.set(value, (out.get(value) ?? 0) - n);
+    for (const [value, n] of plus[i]) out.set(value, (out.get(value) ?? 0) + n);
+    return out;
+  });
+  const counts = { constraints: data.constraints, domains };
+  return { ...counts, min: minima(counts), self: data.self };
+}
+
+function filter(state: CycleState, pod: Pod, node: NodeInfo): Status {
+  let data = state.get(FILTER_KEY) as FilterData | undefined;
   if (!data) return SUCCESS;
+  if (node.cloneOf) data = forCopy(data, pod, node, node.cloneOf);
   const labels = node.labels;
   for (let i = 0; i < data.constraints.length; i++) {
     const c = data.constraints[i];
