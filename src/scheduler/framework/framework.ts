@@ -198,7 +198,10 @@ export class Framework {
     return undefined;
   }
 
-  /** Highest total weighted score; ties go to the first node seen, rotated between pods. */
+  /**
+   * Highest total weighted score; ties go to the first node seen (where filtering starts
+   * moves on between cycles on clusters large enough to be sampled).
+   */
   private best(state: CycleState, pod: Pod, feasible: NodeInfo[]): NodeInfo {
     if (feasible.length === 1 || this.scorers.length === 0) return feasible[0];
     const totals = new Array<number>(feasible.length).fill(0);
