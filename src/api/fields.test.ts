@@ -39,3 +39,37 @@ test('unknown fields are found with their paths', () => {
   assert.deepEqual(unknownFields('Pod', { spec: { containers: 'not a list' } }), []);
   assert.deepEqual(unknownFields('SomethingElse', { foo: 1 }), []);
 });
+
+test('scheduling fields of pods and nodes are checked', () => {
+  const pod = {
+    spec: {
+      containers: [{ name: 'c', image: 'i' }],
+      tolerations: [{ key: 'k', opertor: 'Exists' }],
+      topologySpreadConstraints: [
+        { maxSkew: 1, topologyKey: 'z', whenUnsatisfiable: 'DoNotSchedule', labelSelectr: {} },
+      ],
+      affinity: {
+        nodeAffinity: {
+          requiredDuringSchedulingIgnoredDuringExecution: {
+            nodeSelectorTerms: [{ matchExpresions: [] }],
+          },
+        },
+        podAntiAffinity: {
+          preferredDuringSchedulingIgnoredDuringExecution: [
+            { weight: 1, podAffinityTerm: { topologyKey: 'z', labelSelector: { matchLabel: {} } } },
+          ],
+        },
+      },
+    },
+  };
+  const anti = 'spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0]';
+  assert.deepEqual(unknownFields('Pod', pod), [
+    'spec.tolerations[0].opertor',
+    'spec.topologySpreadConstraints[0].labelSelectr',
+    'spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution' +
+      '.nodeSelectorTerms[0].matchExpresions',
+    `${anti}.podAffinityTerm.labelSelector.matchLabel`,
+  ]);
+  const node = { spec: { taints: [{ key: 'k', effect: 'NoSchedule', efect: 'x' }] } };
+  assert.deepEqual(unknownFields('Node', node), ['spec.taints[0].efect']);
+});

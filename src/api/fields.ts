@@ -2,7 +2,7 @@
  * The fields each served type knows, for `fieldValidation`: kubectl asks the server to
  * refuse (Strict) or warn about (Warn) fields it does not know, so a typo such as `prots:`
  * is caught instead of silently stored. Parts of an object that are only stored and not yet
- * read by flyCes (probes, volumes, affinity, security contexts, status) are accepted whole.
+ * read by flyCes (probes, volumes, security contexts, status) are accepted whole.
  */
 
 export type Schema = 'any' | { fields: Record<string, Schema>; list?: boolean };
@@ -79,6 +79,33 @@ const container = obj({
   resources: obj(names('limits', 'requests', 'claims')),
 });
 
+const requirement = obj(names('key', 'operator', 'values'));
+const nodeSelectorTerm = obj({
+  matchExpressions: listOf(requirement),
+  matchFields: listOf(requirement),
+});
+const podAffinityTerm = obj({
+  ...names('namespaces', 'topologyKey', 'matchLabelKeys', 'mismatchLabelKeys'),
+  labelSelector,
+  namespaceSelector: labelSelector,
+});
+const podAffinity = obj({
+  requiredDuringSchedulingIgnoredDuringExecution: listOf(podAffinityTerm),
+  preferredDuringSchedulingIgnoredDuringExecution: listOf(obj({ weight: any, podAffinityTerm })),
+});
+const affinity = obj({
+  nodeAffinity: obj({
+    requiredDuringSchedulingIgnoredDuringExecution: obj({
+      nodeSelectorTerms: listOf(nodeSelectorTerm),
+    }),
+    preferredDuringSchedulingIgnoredDuringExecution: listOf(
+      obj({ weight: any, preference: nodeSelectorTerm }),
+    ),
+  }),
+  podAffinity,
+  podAntiAffinity: podAffinity,
+});
+
 const podSpec = obj({
   ...names(
     'volumes',
@@ -100,9 +127,7 @@ const podSpec = obj({
     'imagePullSecrets',
     'hostname',
     'subdomain',
-    'affinity',
     'schedulerName',
-    'tolerations',
     'hostAliases',
     'priorityClassName',
     'priority',
@@ -112,7 +137,6 @@ const podSpec = obj({
     'enableServiceLinks',
     'preemptionPolicy',
     'overhead',
-    'topologySpreadConstraints',
     'setHostnameAsFQDN',
     'os',
     'hostUsers',
@@ -122,6 +146,22 @@ const podSpec = obj({
   ),
   containers: listOf(container),
   initContainers: listOf(container),
+  affinity,
+  tolerations: listOf(obj(names('key', 'operator', 'value', 'effect', 'tolerationSeconds'))),
+  topologySpreadConstraints: listOf(
+    obj({
+      ...names(
+        'maxSkew',
+        'topologyKey',
+        'whenUnsatisfiable',
+        'minDomains',
+        'nodeAffinityPolicy',
+        'nodeTaintsPolicy',
+        'matchLabelKeys',
+      ),
+      labelSelector,
+    }),
+  ),
 });
 
 const podTemplate = obj({ metadata: objectMeta, spec: podSpec });
@@ -185,17 +225,10 @@ export const SCHEMAS: Record<string, Schema> = {
   }),
   Namespace: topLevel({ spec: obj(names('finalizers')) }),
   Node: topLevel({
-    spec: obj(
-      names(
-        'podCIDR',
-        'podCIDRs',
-        'providerID',
-        'unschedulable',
-        'taints',
-        'configSource',
-        'externalID',
-      ),
-    ),
+    spec: obj({
+      ...names('podCIDR', 'podCIDRs', 'providerID', 'unschedulable', 'configSource', 'externalID'),
+      taints: listOf(obj(names('key', 'value', 'effect', 'timeAdded'))),
+    }),
   }),
   Lease: topLevel({
     spec: obj(

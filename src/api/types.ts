@@ -84,6 +84,82 @@ export interface Container {
   [field: string]: unknown;
 }
 
+/** A taint on a node: pods that do not tolerate it are kept off (or evicted, NoExecute). */
+export interface Taint {
+  key: string;
+  value?: string;
+  /** A TaintEffect; typed loosely so nodes written by older code still type-check. */
+  effect: TaintEffect | (string & {});
+  timeAdded?: string;
+}
+
+export type TaintEffect = 'NoSchedule' | 'PreferNoSchedule' | 'NoExecute';
+
+/** Lets a pod onto nodes with a matching taint. An empty key with Exists tolerates all. */
+export interface Toleration {
+  key?: string;
+  operator?: 'Equal' | 'Exists';
+  value?: string;
+  /** Empty matches every effect. */
+  effect?: TaintEffect | '';
+  tolerationSeconds?: number;
+}
+
+export interface NodeSelectorRequirement {
+  key: string;
+  operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist' | 'Gt' | 'Lt';
+  values?: string[];
+}
+
+/** Expressions (on labels) and fields (only metadata.name) that must all hold. */
+export interface NodeSelectorTerm {
+  matchExpressions?: NodeSelectorRequirement[];
+  matchFields?: NodeSelectorRequirement[];
+}
+
+export interface NodeAffinity {
+  requiredDuringSchedulingIgnoredDuringExecution?: { nodeSelectorTerms: NodeSelectorTerm[] };
+  preferredDuringSchedulingIgnoredDuringExecution?: {
+    weight: number;
+    preference: NodeSelectorTerm;
+  }[];
+}
+
+/** Pods (chosen by selector and namespaces) that share or avoid a topology domain. */
+export interface PodAffinityTerm {
+  labelSelector?: LabelSelector;
+  namespaces?: string[];
+  namespaceSelector?: LabelSelector;
+  topologyKey: string;
+}
+
+export interface WeightedPodAffinityTerm {
+  weight: number;
+  podAffinityTerm: PodAffinityTerm;
+}
+
+export interface PodAffinity {
+  requiredDuringSchedulingIgnoredDuringExecution?: PodAffinityTerm[];
+  preferredDuringSchedulingIgnoredDuringExecution?: WeightedPodAffinityTerm[];
+}
+
+export interface Affinity {
+  nodeAffinity?: NodeAffinity;
+  podAffinity?: PodAffinity;
+  podAntiAffinity?: PodAffinity;
+}
+
+export interface TopologySpreadConstraint {
+  maxSkew: number;
+  topologyKey: string;
+  whenUnsatisfiable: 'DoNotSchedule' | 'ScheduleAnyway';
+  labelSelector?: LabelSelector;
+  minDomains?: number;
+  nodeAffinityPolicy?: 'Honor' | 'Ignore';
+  nodeTaintsPolicy?: 'Honor' | 'Ignore';
+  matchLabelKeys?: string[];
+}
+
 export interface PodSpec {
   containers: Container[];
   initContainers?: Container[];
@@ -92,6 +168,11 @@ export interface PodSpec {
   restartPolicy?: 'Always' | 'OnFailure' | 'Never';
   terminationGracePeriodSeconds?: number;
   schedulerName?: string;
+  affinity?: Affinity;
+  tolerations?: Toleration[];
+  topologySpreadConstraints?: TopologySpreadConstraint[];
+  priority?: number;
+  priorityClassName?: string;
   [field: string]: unknown;
 }
 
@@ -190,7 +271,7 @@ export interface ReplicaSet extends KObject {
 export interface NodeObject extends KObject {
   spec?: {
     unschedulable?: boolean;
-    taints?: { key: string; value?: string; effect: string }[];
+    taints?: Taint[];
     podCIDR?: string;
     podCIDRs?: string[];
   };

@@ -1,6 +1,7 @@
 import type { FieldError } from './errors.js';
 import { fromLabelSelector, SelectorError } from './labels.js';
 import { parseQuantity } from './quantity.js';
+import { validateSchedulingFields } from './scheduling-validation.js';
 import type { Container, KObject, LabelSelector, ObjectMeta, PodSpec } from './types.js';
 import { validateVolumeMounts, validateVolumes } from './volume-validation.js';
 
@@ -266,6 +267,7 @@ export function validatePodSpec(spec: PodSpec | undefined, path: string): FieldE
     errs.push({ field: `${path}.terminationGracePeriodSeconds`, type: 'Invalid', value: grace });
   }
   errs.push(...validateLabels(spec.nodeSelector, `${path}.nodeSelector`));
+  errs.push(...validateSchedulingFields(spec, path));
   return errs;
 }
 

@@ -143,7 +143,7 @@ export class Scheduler {
   private scheduleOne(key: string): void {
     const pod = this.pods.get(key);
     if (!pod || pod.spec.nodeName || pod.metadata.deletionTimestamp || this.placed.has(key)) return;
-    const result = this.framework.schedule(pod, this.snapshot.values());
+    const result = this.framework.schedule(pod, Framework.nodeList(this.snapshot));
     if (!result.node) {
       this.unschedulable.add(key);
       void this.reportUnschedulable(pod, unschedulableMessage(result));

@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { NodeObject, Pod } from '../../api/types.js';
 import { defaultPlugins } from '../plugins/registry.js';
-import { Framework, unschedulableMessage } from './framework.js';
+import { feasibleNodesToFind, Framework, unschedulableMessage } from './framework.js';
+import { SUCCESS, type CycleState, type Status } from './interface.js';
 import { NodeInfo } from './nodeinfo.js';
 
 function node(
@@ -100,4 +101,156 @@ test('node accounting adds and removes requests once', () => {
   assert.equal(copy.requested.milliCpu, 300, 'a clone keeps its own pods');
   assert.equal(n.requested.milliCpu, 0);
   assert.equal(n.requested.pods, 0);
+});
+
+test('how many feasible nodes are enough', () => {
+  const cases: [total: number, want: number][] = [
+    [0, 0],
+    [50, 50],
+    [100, 100],
+    [200, 100],
+    [1000, 420],
+    [5000, 500],
+    [6000, 300],
+    [100_000, 5000],
+  ];
+  for (const [total, want] of cases) assert.equal(feasibleNodesToFind(total), want, `${total}`);
+});
+
+test('sampling stops early and rotates over every node', () => {
+  const seen = new Map<string, number>();
+  const counting = {
+    name: 'Counting',
+    filter(_s: CycleState, _p: Pod, n: NodeInfo): Status {
+      seen.set(n.name, (seen.get(n.name) ?? 0) + 1);
+      return SUCCESS;
+    },
+  };
+  const nodes = Array.from({ length: 1000 }, (_, i) => node(`n${i}`, '4', '4Gi'));
+  const framework = new Framework([counting]);
+  for (let cycle = 1; cycle <= 3; cycle++) {
+    assert.ok(framework.schedule(pod('100m', '1Mi'), nodes).node, `cycle ${cycle}`);
+    const filtered = [...seen.values()].reduce((a, b) => a + b, 0);
+    assert.equal(filtered, 420 * cycle, `cycle ${cycle} filters 420 nodes`);
+  }
+  assert.equal(seen.size, 1000, 'three cycles reach every node');
+  assert.equal(Math.max(...seen.values()), 2, 'no node is filtered a third time');
+});
+
+test('an unschedulable pod is filtered against every node and the message counts them', () => {
+  const nodes = Array.from({ length: 1000 }, (_, i) =>
+    i % 2
+      ? node(`n${i}`, '1', '1Gi')
+      : node(`n${i}`, '1', '1Gi', { spec: { unschedulable: true } }),
+  );
+  const result = new Framework(defaultPlugins()).schedule(pod('2', '1Mi'), nodes);
+  assert.equal(result.node, undefined);
+  assert.equal(
+    unschedulableMessage(result),
+    '0/1000 nodes are available: 500 Insufficient cpu, 500 node(s) were unschedulable.',
+  );
+});
+
+test('default plugins end to end', () => {
+  const taint = { key: 'dedicated', value: 'db', effect: 'NoSchedule' };
+  const gpu = { cpu: '4', memory: '4Gi', pods: '110', 'example.com/gpu': '1' };
+  const cases: { name: string; nodes: NodeInfo[]; pod: Pod; want?: string; message?: string }[] = [
+    {
+      name: 'untolerated taint',
+      nodes: [node('a', '4', '4Gi', { spec: { taints: [taint] } })],
+      pod: pod('1', '1Mi'),
+      message: '0/1 nodes are available: 1 node(s) had untolerated taint {dedicated: db}.',
+    },
+    {
+      name: 'extended resource',
+      nodes: [node('a', '4', '4Gi')],
+      pod: {
+        ...pod('1', '1Mi'),
+        spec: {
+          containers: [
+            { name: 'c', image: 'i', resources: { requests: { 'example.com/gpu': '1' } } },
+          ],
+        },
+      },
+      message: '0/1 nodes are available: 1 Insufficient example.com/gpu.',
+    },
+    {
+      name: 'preferred node affinity outweighs free resources',
+      nodes: [
+        node('big', '16', '64Gi'),
+        node('ssd', '2', '2Gi', { metadata: { name: 'ssd', labels: { disk: 'ssd' } } }),
+      ],
+      pod: pod('100m', '10Mi', {
+        affinity: {
+          nodeAffinity: {
+            preferredDuringSchedulingIgnoredDuringExecution: [
+              {
+                weight: 50,
+                preference: { matchExpressions: [{ key: 'disk', operator: 'Exists' }] },
+              },
+            ],
+          },
+        },
+      }),
+      want: 'ssd',
+    },
+    {
+      name: 'gpu node',
+      nodes: [
+        node('plain', '4', '4Gi'),
+        node('gpu', '4', '4Gi', {
+          status: { allocatable: gpu, conditions: [{ type: 'Ready', status: 'True' }] },
+        }),
+      ],
+      pod: {
+        ...pod('1', '1Mi'),
+        spec: {
+          containers: [
+            { name: 'c', image: 'i', resources: { requests: { 'example.com/gpu': '1' } } },
+          ],
+        },
+      },
+      want: 'gpu',
+    },
+  ];
+  const framework = new Framework(defaultPlugins());
+  for (const c of cases) {
+    const result = framework.schedule(c.pod, c.nodes);
+    assert.equal(result.node?.name, c.want, c.name);
+    if (c.message) assert.equal(unschedulableMessage(result), c.message, c.name);
+  }
+});
+
+test('a pod pinned by matchFields (DaemonSet) filters only its node', () => {
+  const pinned = (name: string) =>
+    pod('1', '1Mi', {
+      affinity: {
+        nodeAffinity: {
+          requiredDuringSchedulingIgnoredDuringExecution: {
+            nodeSelectorTerms: [
+              { matchFields: [{ key: 'metadata.name', operator: 'In', values: [name] }] },
+            ],
+          },
+        },
+      },
+    });
+  let filtered = 0;
+  const counting = {
+    name: 'Counting',
+    filter(): Status {
+      filtered++;
+      return SUCCESS;
+    },
+  };
+  const nodes = Array.from({ length: 1000 }, (_, i) => node(`n${i}`, i === 7 ? '0' : '4', '4Gi'));
+  const framework = new Framework([...defaultPlugins(), counting]);
+  assert.equal(framework.schedule(pinned('n500'), nodes).node?.name, 'n500');
+  assert.equal(filtered, 1, 'only the named node went through the filters');
+  const full = framework.schedule(pinned('n7'), nodes);
+  assert.equal(
+    unschedulableMessage(full),
+    "0/1000 nodes are available: 1 Insufficient cpu, 999 node(s) didn't match Pod's node " +
+      'affinity/selector.',
+  );
+  assert.equal(framework.schedule(pinned('gone'), nodes).node, undefined);
 });

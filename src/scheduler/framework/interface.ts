@@ -16,6 +16,11 @@ export enum Code {
   UnschedulableAndUnresolvable = 'UnschedulableAndUnresolvable',
   /** Something went wrong inside the plugin. */
   Error = 'Error',
+  /**
+   * From a pre-filter: the pod gives this plugin nothing to check, so the framework skips
+   * the plugin's filter for this cycle (the pod passes it on every node).
+   */
+  Skip = 'Skip',
 }
 
 export interface Status {
@@ -24,9 +29,17 @@ export interface Status {
   reasons: string[];
   /** The plugin that gave the status. */
   plugin?: string;
+  /**
+   * From a pre-filter that succeeds: only nodes with these names can fit (a DaemonSet pod's
+   * matchFields on metadata.name), so the framework filters no other node and counts the
+   * others under `reasons`.
+   */
+  nodeNames?: ReadonlySet<string>;
 }
 
 export const SUCCESS: Status = Object.freeze({ code: Code.Success, reasons: [] }) as Status;
+
+export const SKIP: Status = Object.freeze({ code: Code.Skip, reasons: [] }) as Status;
 
 export function unschedulable(...reasons: string[]): Status {
   return { code: Code.Unschedulable, reasons };
@@ -44,7 +57,12 @@ export interface Plugin {
 }
 
 export interface PreFilterPlugin extends Plugin {
-  preFilter(state: CycleState, pod: Pod): Status;
+  /**
+   * Runs once per pod before any filter and stores what the filters need in `state`.
+   * `nodes` is the whole snapshot (not only the sample that gets filtered), for plugins
+   * that count pods across the cluster; a pre-filter must not change it.
+   */
+  preFilter(state: CycleState, pod: Pod, nodes: readonly NodeInfo[]): Status;
 }
 
 export interface FilterPlugin extends Plugin {
@@ -56,6 +74,32 @@ export interface ScorePlugin extends Plugin {
   score(state: CycleState, pod: Pod, node: NodeInfo): number;
   normalize?(scores: number[]): void;
   weight?: number;
+  /**
+   * True when this plugin would give every node the same score for the pod (it has nothing
+   * to prefer), so the framework may leave it out: equal scores change no ranking. Called
+   * after the pre-filters, once per cycle.
+   */
+  skipScore?(state: CycleState, pod: Pod): boolean;
+}
+
+/** Highest score a node can get from one plugin after normalising. */
+export const MAX_NODE_SCORE = 100;
+
+/**
+ * Scales scores in place to 0..MAX_NODE_SCORE by the highest one; with `reverse`, the
+ * lowest raw score gets the most (for "fewer is better" counts). All zero stays all zero,
+ * or all MAX_NODE_SCORE when reversed.
+ */
+export function normalizeByMax(scores: number[], reverse: boolean): void {
+  let max = 0;
+  for (const s of scores) if (s > max) max = s;
+  for (let i = 0; i < scores.length; i++) {
+    if (max === 0) scores[i] = reverse ? MAX_NODE_SCORE : 0;
+    else {
+      const scaled = Math.floor((scores[i] * MAX_NODE_SCORE) / max);
+      scores[i] = reverse ? MAX_NODE_SCORE - scaled : scaled;
+    }
+  }
 }
 
 export function isPreFilter(p: Plugin): p is PreFilterPlugin {

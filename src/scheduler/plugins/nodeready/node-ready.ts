@@ -1,4 +1,4 @@
-import type { Pod } from '../../../api/types.js';
+import type { Pod, Taint } from '../../../api/types.js';
 import {
   SUCCESS,
   unschedulable,
@@ -6,16 +6,22 @@ import {
   type Status,
 } from '../../framework/interface.js';
 import type { NodeInfo } from '../../framework/nodeinfo.js';
+import { toleratedBy } from '../tainttoleration/taint-toleration.js';
+
+/** The taint Kubernetes' node lifecycle controller puts on a node that is not ready. */
+const NOT_READY_TAINT: Taint = { key: 'node.kubernetes.io/not-ready', effect: 'NoSchedule' };
 
 /**
- * Skips nodes whose Ready condition is not True. Kubernetes reaches the same result through
- * the node.kubernetes.io/not-ready taint; the taint and toleration plugin will take this
- * over, and until then a pod cannot tolerate a node that is not ready.
+ * Skips nodes whose Ready condition is not True, unless the pod tolerates the not-ready
+ * taint. Kubernetes reaches the same result through that taint alone; flyCes reads the
+ * condition because its node lifecycle controller does not taint nodes (yet), and the
+ * TaintToleration plugin handles the taint where a node carries it.
  */
 export const nodeReady = {
   name: 'NodeReady',
 
-  filter(_state: unknown, _pod: Pod, node: NodeInfo): Status {
-    return node.ready ? SUCCESS : unschedulable('node(s) were not ready');
+  filter(_state: unknown, pod: Pod, node: NodeInfo): Status {
+    if (node.ready || toleratedBy(pod.spec.tolerations, NOT_READY_TAINT)) return SUCCESS;
+    return unschedulable('node(s) were not ready');
   },
 } satisfies FilterPlugin;

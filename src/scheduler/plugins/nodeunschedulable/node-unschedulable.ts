@@ -1,4 +1,4 @@
-import type { Pod } from '../../../api/types.js';
+import type { Pod, Taint } from '../../../api/types.js';
 import {
   SUCCESS,
   unresolvable,
@@ -6,24 +6,18 @@ import {
   type Status,
 } from '../../framework/interface.js';
 import type { NodeInfo } from '../../framework/nodeinfo.js';
+import { toleratedBy } from '../tainttoleration/taint-toleration.js';
+
+/** The taint a cordoned node stands for, whether or not it carries it. */
+const CORDON_TAINT: Taint = { key: 'node.kubernetes.io/unschedulable', effect: 'NoSchedule' };
 
 /** Skips cordoned nodes (spec.unschedulable) unless the pod tolerates the cordon taint. */
 export const nodeUnschedulable = {
   name: 'NodeUnschedulable',
 
   filter(_state: unknown, pod: Pod, node: NodeInfo): Status {
-    if (!node.node.spec?.unschedulable) return SUCCESS;
-    const tolerations = (pod.spec.tolerations ?? []) as {
-      key?: string;
-      operator?: string;
-      effect?: string;
-    }[];
-    const tolerated = tolerations.some(
-      (t) =>
-        (t.key === 'node.kubernetes.io/unschedulable' ||
-          (t.key === undefined && t.operator === 'Exists')) &&
-        (t.effect === undefined || t.effect === 'NoSchedule'),
-    );
-    return tolerated ? SUCCESS : unresolvable('node(s) were unschedulable');
+    if (!node.unschedulable) return SUCCESS;
+    if (toleratedBy(pod.spec.tolerations, CORDON_TAINT)) return SUCCESS;
+    return unresolvable('node(s) were unschedulable');
   },
 } satisfies FilterPlugin;
