@@ -272,7 +272,9 @@ test('NoExecute taints evict pods that do not tolerate them, and only those', as
   await client.create(PODS, pod('tolerant', [{ key: 'maintenance', operator: 'Exists' }]));
   await client.create(
     PODS,
-    pod('brief', [{ key: 'maintenance', operator: 'Exists', tolerationSeconds: 1 }]),
+    pod('brief', [
+      { key: 'maintenance', operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 1 },
+    ]),
   );
   const n = await client.get<NodeObject>(NODES, undefined, 'node-a');
   n.spec = { ...(n.spec ?? {}), taints: [{ key: 'maintenance', effect: 'NoExecute' }] };

@@ -1,4 +1,6 @@
-import type { Pod } from './types.js';
+import type { Pod, Taint, Toleration } from './types.js';
+
+export type { Taint, Toleration };
 
 /**
  * Taints and tolerations as Kubernetes defines them, and the tolerations every pod gets
@@ -6,29 +8,21 @@ import type { Pod } from './types.js';
  * for Kubernetes tolerate flyCes' taints the same way.
  */
 
-export interface Taint {
-  key: string;
-  value?: string;
-  effect: 'NoSchedule' | 'PreferNoSchedule' | 'NoExecute';
-  timeAdded?: string;
-}
-
-export interface Toleration {
-  key?: string;
-  operator?: 'Exists' | 'Equal';
-  value?: string;
-  effect?: string;
-  tolerationSeconds?: number;
-}
-
 export const NOT_READY_TAINT = 'node.kubernetes.io/not-ready';
 export const UNREACHABLE_TAINT = 'node.kubernetes.io/unreachable';
 
-/** Whether one toleration tolerates one taint, by Kubernetes' matching rules. */
+/**
+ * Whether one toleration tolerates one taint: the same effect (or any), and the same key
+ * and value (operator Equal, the default) or the same key (Exists); Exists with no key
+ * tolerates every taint.
+ */
 export function tolerates(t: Toleration, taint: Taint): boolean {
   if (t.effect && t.effect !== taint.effect) return false;
-  if (t.operator === 'Exists') return !t.key || t.key === taint.key;
-  return t.key === taint.key && (t.value ?? '') === (taint.value ?? '');
+  const operator = t.operator || 'Equal';
+  if (!t.key) return operator === 'Exists';
+  if (t.key !== taint.key) return false;
+  if (operator === 'Exists') return true;
+  return operator === 'Equal' && (t.value ?? '') === (taint.value ?? '');
 }
 
 /** Seconds a pod tolerates a not-ready or unreachable node unless it says otherwise. */

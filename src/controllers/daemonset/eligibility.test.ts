@@ -1,15 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { NodeObject, Pod, PodSpec } from '../../api/types.js';
-import {
-  daemonPodSpec,
-  daemonTolerations,
-  nodeVerdict,
-  targetNode,
-  tolerates,
-  type Taint,
-  type Toleration,
-} from './eligibility.js';
+import { tolerates } from '../../api/taints.js';
+import type {
+  Affinity,
+  NodeObject,
+  NodeSelectorTerm,
+  Pod,
+  PodAffinityTerm,
+  PodSpec,
+  Taint,
+  Toleration,
+} from '../../api/types.js';
+import { daemonPodSpec, daemonTolerations, nodeVerdict, targetNode } from './eligibility.js';
 
 function node(name: string, labels: Record<string, string> = {}, taints: Taint[] = []) {
   return { apiVersion: 'v1', kind: 'Node', metadata: { name, labels }, spec: { taints } };
@@ -19,7 +21,7 @@ function spec(extra: Partial<PodSpec> = {}): PodSpec {
   return { containers: [{ name: 'c', image: 'i' }], ...extra };
 }
 
-const affinity = (...terms: unknown[]) => ({
+const affinity = (...terms: NodeSelectorTerm[]): Affinity => ({
   nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: terms } },
 });
 
@@ -191,11 +193,13 @@ test('daemonTolerations: a default replaces a template toleration of the same ke
   assert.ok(all.some((t) => t.key === 'dedicated'));
 });
 
+const KEEP: PodAffinityTerm = { topologyKey: 'kubernetes.io/hostname' };
+
 test('daemonPodSpec pins the pod to its node through matchFields; targetNode reads it back', () => {
   const template = spec({
     affinity: {
       ...affinity({ matchExpressions: [{ key: 'zone', operator: 'In', values: ['z1'] }] }),
-      podAntiAffinity: { keep: true },
+      podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [KEEP] },
     },
   });
   const out = daemonPodSpec(template, 'node-7');
@@ -204,7 +208,9 @@ test('daemonPodSpec pins the pod to its node through matchFields; targetNode rea
   assert.deepEqual(terms, [
     { matchFields: [{ key: 'metadata.name', operator: 'In', values: ['node-7'] }] },
   ]);
-  assert.deepEqual((out.affinity as any).podAntiAffinity, { keep: true });
+  assert.deepEqual((out.affinity as any).podAntiAffinity, {
+    requiredDuringSchedulingIgnoredDuringExecution: [KEEP],
+  });
   assert.equal(
     (template.affinity as any).nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution
       .nodeSelectorTerms.length,

@@ -1,24 +1,11 @@
-import type { NodeObject, Pod, PodSpec } from '../../api/types.js';
+import { tolerates } from '../../api/taints.js';
+import type { NodeObject, Pod, PodSpec, Taint, Toleration } from '../../api/types.js';
 
 /**
  * Which nodes a DaemonSet's pod belongs on: the template's node name, node selector and
  * required node affinity must match the node, and its tolerations (with the ones every
  * daemon pod gets) must tolerate the node's taints. Pure functions over API objects.
  */
-
-export interface Taint {
-  key: string;
-  value?: string;
-  effect: string;
-}
-
-export interface Toleration {
-  key?: string;
-  operator?: 'Exists' | 'Equal';
-  value?: string;
-  effect?: string;
-  tolerationSeconds?: number;
-}
 
 export interface NodeSelectorRequirement {
   key: string;
@@ -62,15 +49,6 @@ export function daemonTolerations(spec: PodSpec): Toleration[] {
     (t) => !defaults.some((d) => d.key === t.key && d.effect === t.effect),
   );
   return [...own, ...defaults];
-}
-
-/** Whether a toleration tolerates a taint (key, effect and value or Exists). */
-export function tolerates(t: Toleration, taint: Taint): boolean {
-  if (t.effect && t.effect !== taint.effect) return false;
-  if (!t.key) return t.operator === 'Exists';
-  if (t.key !== taint.key) return false;
-  if (t.operator === 'Exists') return true;
-  return (t.value ?? '') === (taint.value ?? '');
 }
 
 function requirementMatches(req: NodeSelectorRequirement, value: string | undefined): boolean {

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import type { Taint, Toleration } from '../../../api/types.js';
 import { Code } from '../../framework/interface.js';
 import { runFilter, testNode, testPod } from '../../framework/testing.js';
-import { taintToleration, tolerates } from './taint-toleration.js';
+import { tolerates } from '../../../api/taints.js';
+import { taintToleration } from './taint-toleration.js';
 
 const gpu: Taint = { key: 'gpu', value: 'yes', effect: 'NoSchedule' };
 

@@ -1,3 +1,4 @@
+import { tolerates } from '../../../api/taints.js';
 import type { Pod, Taint, Toleration } from '../../../api/types.js';
 import {
   normalizeByMax,
@@ -14,16 +15,6 @@ import type { NodeInfo } from '../../framework/nodeinfo.js';
  * TaintToleration keeps a pod off nodes with a NoSchedule or NoExecute taint it does not
  * tolerate, and prefers nodes with fewer PreferNoSchedule taints it does not tolerate.
  */
-
-/** Whether one toleration tolerates one taint: same effect (or any), same key and value. */
-export function tolerates(t: Toleration, taint: Taint): boolean {
-  if (t.effect && t.effect !== taint.effect) return false;
-  const operator = t.operator || 'Equal';
-  if (!t.key) return operator === 'Exists';
-  if (t.key !== taint.key) return false;
-  if (operator === 'Exists') return true;
-  return operator === 'Equal' && (t.value ?? '') === (taint.value ?? '');
-}
 
 export function toleratedBy(tolerations: readonly Toleration[] | undefined, taint: Taint): boolean {
   return !!tolerations && tolerations.some((t) => tolerates(t, taint));
