@@ -33,6 +33,8 @@ export interface UpOptions {
   podCidr: string;
   /** Linux bridge the node's pods attach to. */
   bridge: string;
+  /** The range Service cluster IPs come from. */
+  serviceCidr?: string;
   /** Node policy: pods may mount host paths / run privileged containers. */
   allowHostPath: boolean;
   allowPrivileged: boolean;
@@ -107,6 +109,7 @@ export async function up(opts: UpOptions): Promise<void> {
     host: opts.bindAddress,
     port: opts.port,
     tls,
+    serviceCIDR: opts.serviceCidr,
   });
   const { port } = await api.start();
   const server = `https://127.0.0.1:${port}`;
