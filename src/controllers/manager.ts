@@ -3,18 +3,21 @@ import type { KubeClient } from '../client/rest.js';
 import { componentLogger } from '../log.js';
 import type { Controller } from './controller.js';
 import { DeploymentController } from './deployment/controller.js';
+import { EndpointsController } from './endpoints/controller.js';
 import { GarbageCollector } from './gc/collector.js';
 import { NamespaceController } from './namespace/controller.js';
 import { ReplicaSetController } from './replicaset/controller.js';
 
 /** The controllers the manager can run, by name. */
-export type ControllerName = 'replicaset' | 'deployment' | 'garbage-collector' | 'namespace';
+export type ControllerName =
+  'replicaset' | 'deployment' | 'garbage-collector' | 'namespace' | 'endpoints';
 
 export const ALL_CONTROLLERS: ControllerName[] = [
   'replicaset',
   'deployment',
   'garbage-collector',
   'namespace',
+  'endpoints',
 ];
 
 export interface ControllerManagerOptions {
@@ -56,6 +59,8 @@ export class ControllerManager {
         new GarbageCollector(client, this.factory, { workers: workers['garbage-collector'] }),
       namespace: () =>
         new NamespaceController(client, this.factory, { workers: workers.namespace }),
+      endpoints: () =>
+        new EndpointsController(client, this.factory, { workers: workers.endpoints }),
     };
     this.controllers = ALL_CONTROLLERS.filter((n) => enabled.has(n)).map((n) => make[n]());
   }
