@@ -167,9 +167,12 @@ export function prepareServiceUpdate(next: KObject, current: KObject): void {
     if (old.clusterIP) spec.clusterIP = old.clusterIP;
     if (old.clusterIPs) spec.clusterIPs = [...old.clusterIPs];
   }
-  if (!Array.isArray(spec.ports)) return;
   const type = spec.type ?? 'ClusterIP';
   const takesNodePorts = type === 'NodePort' || type === 'LoadBalancer';
+  if (!takesNodePorts && spec.externalTrafficPolicy === old.externalTrafficPolicy) {
+    delete spec.externalTrafficPolicy;
+  }
+  if (!Array.isArray(spec.ports)) return;
   for (const p of spec.ports) {
     if (!p || typeof p !== 'object') continue;
     const before = (old.ports ?? []).find(

@@ -36,8 +36,10 @@ export interface EndpointsControllerOptions {
  * Keeps the Endpoints and EndpointSlices of every Service with a selector: the pods the
  * selector picks, with their readiness, ports and nodes. Services without a selector are
  * left to whoever writes their Endpoints; this controller then removes only its own slices.
- * Endpoints of a deleted Service are deleted here; its slices go with it through their
- * owner reference, and are deleted here too if the garbage collector has not yet.
+ * Endpoints of a Service seen deleted are deleted here; its slices go with it through their
+ * owner reference, and are deleted here too if the garbage collector has not yet. Endpoints
+ * of a Service deleted while no controller ran are left behind (Kubernetes deletes such
+ * leftovers at start; flyCes does not yet).
  *
  * Slices written are remembered until the informer shows them, so a reconcile running on a
  * cache that lags its own writes waits instead of creating a slice twice.
@@ -51,6 +53,8 @@ export class EndpointsController extends QueueController {
   private readonly endpoints: Informer<Endpoints>;
   private readonly slices: Informer<EndpointSlice>;
   private readonly maxPerSlice?: number;
+  /** Keys of Services seen deleted whose Endpoints are still to be deleted. */
+  private readonly deleted = new Set<string>();
   /** Per service key: slice name → resourceVersion written (or 0 for deleted). */
   private readonly written = new Map<string, Map<string, number>>();
 
@@ -78,7 +82,10 @@ export class EndpointsController extends QueueController {
     this.services.addHandlers({
       onAdd: (svc) => this.enqueue(svc),
       onUpdate: (_old, svc) => this.enqueue(svc),
-      onDelete: (svc) => this.enqueue(svc),
+      onDelete: (svc) => {
+        this.deleted.add(objectKey(svc));
+        this.enqueue(svc);
+      },
     });
     this.pods.addHandlers({
       onAdd: (pod) => this.enqueueServicesOf(pod),
@@ -90,10 +97,10 @@ export class EndpointsController extends QueueController {
       onDelete: (pod) => this.enqueueServicesOf(pod),
     });
     // Someone else deleting or changing what we keep: put it back.
-    this.endpoints.addHandlers({
-      onUpdate: (_old, ep) => this.enqueue(ep),
-      onDelete: (ep) => this.enqueue(ep),
-    });
+    const onEndpoints = (ep: Endpoints) => {
+      if (this.services.get(objectKey(ep))) this.enqueue(ep);
+    };
+    this.endpoints.addHandlers({ onUpdate: (_old, ep) => onEndpoints(ep), onDelete: onEndpoints });
     const onSlice = (slice: EndpointSlice) => {
       const name = slice.metadata.labels?.[SERVICE_NAME_LABEL];
       if (name) this.queue.add(`${slice.metadata.namespace}/${name}`);
@@ -111,11 +118,15 @@ export class EndpointsController extends QueueController {
   protected async reconcile(key: string): Promise<number | void> {
     if (this.cacheBehindWrites(key)) return 100;
     const svc = this.services.get(key);
-    if (!svc || svc.metadata.deletionTimestamp) {
-      await this.deleteEndpoints(key);
+    if (!svc) {
+      // Only the Endpoints of a Service seen deleted: Endpoints may be written before
+      // the Service they are for.
+      if (this.deleted.has(key)) await this.deleteEndpoints(key);
+      this.deleted.delete(key);
       await this.syncSlices(key, undefined, []);
       return;
     }
+    this.deleted.delete(key);
     if (!hasSelector(svc)) {
       await this.syncSlices(key, svc, []);
       return;
