@@ -1,15 +1,21 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ApiError } from '../src/api/errors.js';
 import { byGroupResource } from '../src/api/resources.js';
 import type { EndpointSlice, Endpoints, Service } from '../src/api/service.js';
 import { nowTimestamp, type Pod } from '../src/api/types.js';
-import { resourcePath } from '../src/client/rest.js';
+import { ensureServingCert } from '../src/apiserver/pki.js';
+import { ApiServer } from '../src/apiserver/server.js';
+import { KubeClient, resourcePath } from '../src/client/rest.js';
 import { kubeconfigText, writeKubeconfig } from '../src/cli/kubeconfig.js';
 import { ControllerManager } from '../src/controllers/manager.js';
+import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import { startTestApiServer, type TestApiServer } from './helpers/apiserver.js';
 
 /**
@@ -327,4 +333,74 @@ test('NodePort services, type changes and dry-run', async (t) => {
     }),
   );
   assert.match(unsupported.message, /spec.type: Unsupported value: "LoadBalancer"/);
+});
+
+test('two API servers on one store: distinct IPs, exhaustion, last to start owns kubernetes', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'flyces-svc-'));
+  const tls = await ensureServingCert(join(dir, 'tls'), ['127.0.0.1']);
+  const store = SqliteStore.open(join(dir, 'store.db'));
+  const token = randomBytes(16).toString('hex');
+  const servers: ApiServer[] = [];
+  const clients: KubeClient[] = [];
+  const start = async () => {
+    const server = new ApiServer({
+      store,
+      tokens: [token],
+      port: 0,
+      tls,
+      serviceCIDR: '10.96.0.0/28',
+    });
+    const { port } = await server.start();
+    servers.push(server);
+    const client = new KubeClient({ server: `https://127.0.0.1:${port}`, token, caPem: tls.caPem });
+    clients.push(client);
+    return { client, port };
+  };
+  t.after(async () => {
+    for (const c of clients) c.close();
+    for (const s of servers) await s.stop();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const a = await start();
+  const b = await start();
+
+  // 14 usable addresses, the first kept for `kubernetes`: 13 services get one, 3 do not.
+  const results = await Promise.allSettled(
+    Array.from({ length: 16 }, (_, i) =>
+      (i % 2 ? a : b).client.create<Service>(SERVICES, {
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name: `s${i}`, namespace: 'default' },
+        spec: { ports: [{ port: 80 }] },
+      }),
+    ),
+  );
+  const ips = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value.spec.clusterIP] : []));
+  assert.equal(ips.length, 13);
+  assert.equal(new Set(ips).size, 13);
+  assert.ok(!ips.includes('10.96.0.1'));
+  for (const r of results) {
+    if (r.status === 'rejected')
+      assert.match(String(r.reason), /failed to allocate a serviceIP: range is full/);
+  }
+
+  // Freed through one server, allocated through the other.
+  const freed = results.findIndex((r) => r.status === 'fulfilled');
+  await b.client.delete(SERVICES, 'default', `s${freed}`);
+  const reused = await a.client.create<Service>(SERVICES, {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: 'reused', namespace: 'default' },
+    spec: { ports: [{ port: 80 }] },
+  });
+  assert.equal(reused.spec.clusterIP, ips[0]);
+
+  // A third server starting later finds nothing to repair and points `kubernetes` at itself.
+  const c = await start();
+  const ep = await c.client.get<Endpoints>(ENDPOINTS, 'default', 'kubernetes');
+  assert.equal(ep.subsets?.[0]?.ports?.[0]?.port, c.port);
+  const svc = await c.client.get<Service>(SERVICES, 'default', 'kubernetes');
+  assert.equal(svc.spec.clusterIP, '10.96.0.1');
+  assert.equal(svc.spec.ports?.[0]?.targetPort, c.port);
 });

@@ -53,11 +53,22 @@ export async function ensureKubernetesService(
     labels: { component: 'apiserver', provider: 'kubernetes' },
   };
   const port = { name: 'https', port: 443, protocol: 'TCP', targetPort: opts.port };
-  const service = {
+  const service: KObject = {
+    apiVersion: 'v1',
+    kind: 'Service',
     metadata: meta,
     spec: { type: 'ClusterIP', clusterIP: opts.clusterIP, sessionAffinity: 'None', ports: [port] },
   };
-  await createIfMissing(registry, SERVICES, service);
+  await upsert(
+    registry,
+    SERVICES,
+    service,
+    (s) => s.spec?.ports,
+    (latest) => ({
+      ...latest,
+      spec: { ...latest.spec, ports: [port] },
+    }),
+  );
 
   const endpoints: Endpoints = {
     apiVersion: 'v1',
@@ -83,31 +94,39 @@ export async function ensureKubernetesService(
   await upsert(registry, SLICES, slice, (s) => [s.endpoints, s.ports]);
 }
 
-async function createIfMissing(registry: Registry, rt: ResourceType, obj: unknown) {
+async function getIfThere(registry: Registry, rt: ResourceType): Promise<KObject | undefined> {
   try {
-    await registry.create(rt, NAMESPACE, obj);
+    return await registry.get(rt, NAMESPACE, NAME);
   } catch (err) {
-    if (!(err instanceof ApiError && err.reason === 'AlreadyExists')) throw err;
+    if (!(err instanceof ApiError && err.reason === 'NotFound')) throw err;
+    return undefined;
   }
 }
 
-/** Creates the object, or rewrites it when the part `content` picks out differs. */
+/**
+ * Creates the object, or rewrites it when the part `content` picks out differs. Another API
+ * server starting at the same time may create it first; its copy is then corrected.
+ */
 async function upsert(
   registry: Registry,
   rt: ResourceType,
   obj: KObject,
   content: (o: KObject) => unknown,
-): Promise<void> {
-  let current: KObject | undefined;
-  try {
-    current = await registry.get(rt, NAMESPACE, NAME);
-  } catch (err) {
-    if (!(err instanceof ApiError && err.reason === 'NotFound')) throw err;
-  }
-  if (!current) return createIfMissing(registry, rt, structuredClone(obj));
-  if (deepEqual(content(current), content(obj))) return;
-  await registry.mutate(rt, NAMESPACE, NAME, undefined, undefined, (latest) => ({
+  fix: (latest: KObject) => KObject = (latest) => ({
     ...structuredClone(obj),
     metadata: { ...latest.metadata, labels: obj.metadata.labels },
-  }));
+  }),
+): Promise<void> {
+  let current = await getIfThere(registry, rt);
+  if (!current) {
+    try {
+      await registry.create(rt, NAMESPACE, structuredClone(obj));
+      return;
+    } catch (err) {
+      current = await getIfThere(registry, rt);
+      if (!current) throw err;
+    }
+  }
+  if (deepEqual(content(current), content(obj))) return;
+  await registry.mutate(rt, NAMESPACE, NAME, undefined, undefined, fix);
 }
