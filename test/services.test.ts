@@ -12,8 +12,10 @@ import type { EndpointSlice, Endpoints, Service } from '../src/api/service.js';
 import { nowTimestamp, type Pod } from '../src/api/types.js';
 import { ensureServingCert } from '../src/apiserver/pki.js';
 import { ApiServer } from '../src/apiserver/server.js';
+import { InformerFactory } from '../src/client/factory.js';
 import { KubeClient, resourcePath } from '../src/client/rest.js';
 import { kubeconfigText, writeKubeconfig } from '../src/cli/kubeconfig.js';
+import { EndpointsController } from '../src/controllers/endpoints/controller.js';
 import { ControllerManager } from '../src/controllers/manager.js';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import { startTestApiServer, type TestApiServer } from './helpers/apiserver.js';
@@ -404,3 +406,53 @@ test('two API servers on one store: distinct IPs, exhaustion, last to start owns
   assert.equal(svc.spec.clusterIP, '10.96.0.1');
   assert.equal(svc.spec.ports?.[0]?.targetPort, c.port);
 });
+
+test('endpoint slices split at the per-slice limit and shrink again', async (t) => {
+  const api = await startTestApiServer();
+  const informers = new InformerFactory(api.client);
+  const controller = new EndpointsController(api.client, informers, { maxEndpointsPerSlice: 2 });
+  controller.register();
+  await informers.start();
+  const running = controller.run();
+  t.after(async () => {
+    controller.stop();
+    await running;
+    informers.stop();
+    await api.stop();
+  });
+  await api.client.create(SERVICES, {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: 'web', namespace: 'default' },
+    spec: { selector: { app: 'web' }, ports: [{ port: 80, targetPort: 'http' }] },
+  });
+  const names = ['p0', 'p1', 'p2', 'p3', 'p4'];
+  for (const [i, name] of names.entries()) {
+    await api.client.create(PODS, { ...webPod(name, ''), status: undefined });
+    await reportStatus(api, name, `10.42.0.${20 + i}`, true);
+  }
+  const count = (slices: EndpointSlice[]) => slices.map((s) => s.endpoints?.length ?? 0).sort();
+  await waitFor('three slices', async () => {
+    const slices = await slicesOf(api, 'web');
+    return deepEqualJson(count(slices), [1, 2, 2]);
+  });
+  // Settled: no duplicate slices appear from a cache that lagged the controller's writes.
+  await sleep(300);
+  assert.deepEqual(count(await slicesOf(api, 'web')), [1, 2, 2]);
+
+  for (const name of ['p0', 'p1', 'p2']) {
+    await api.client.delete(PODS, 'default', name, { gracePeriodSeconds: 0 });
+  }
+  await waitFor('one slice of two', async () =>
+    deepEqualJson(count(await slicesOf(api, 'web')), [2]),
+  );
+  const [slice] = await slicesOf(api, 'web');
+  assert.deepEqual(
+    slice!.endpoints!.map((e) => e.addresses[0]),
+    ['10.42.0.23', '10.42.0.24'],
+  );
+});
+
+function deepEqualJson(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}

@@ -23,6 +23,8 @@ const SLICES = byGroupResource.get('discovery.k8s.io/endpointslices')!;
 
 /** The managed-by value of the slices this controller writes, the one Kubernetes uses. */
 export const CONTROLLER_NAME = 'endpointslice-controller.k8s.io';
+/** How long a reconcile waits for the cache to show a slice it wrote. */
+const WRITE_WAIT_MS = 5000;
 /** Slices by the `namespace/name` of their Service. */
 const SERVICE_INDEX = 'service-name';
 
@@ -55,8 +57,8 @@ export class EndpointsController extends QueueController {
   private readonly maxPerSlice?: number;
   /** Keys of Services seen deleted whose Endpoints are still to be deleted. */
   private readonly deleted = new Set<string>();
-  /** Per service key: slice name → resourceVersion written (or 0 for deleted). */
-  private readonly written = new Map<string, Map<string, number>>();
+  /** Per service key: slice name → resourceVersion written (0: deleted), and when. */
+  private readonly written = new Map<string, Map<string, { rv: number; at: number }>>();
 
   constructor(
     private readonly client: KubeClient,
@@ -101,11 +103,18 @@ export class EndpointsController extends QueueController {
       if (this.services.get(objectKey(ep))) this.enqueue(ep);
     };
     this.endpoints.addHandlers({ onUpdate: (_old, ep) => onEndpoints(ep), onDelete: onEndpoints });
-    const onSlice = (slice: EndpointSlice) => {
+    const onSlice = (slice: EndpointSlice, deleted = false) => {
       const name = slice.metadata.labels?.[SERVICE_NAME_LABEL];
-      if (name) this.queue.add(`${slice.metadata.namespace}/${name}`);
+      if (!name) return;
+      const key = `${slice.metadata.namespace}/${name}`;
+      // A deletion comes after every write of ours the cache may still wait for.
+      if (deleted) this.written.get(key)?.delete(slice.metadata.name!);
+      this.queue.add(key);
     };
-    this.slices.addHandlers({ onUpdate: (_old, s) => onSlice(s), onDelete: onSlice });
+    this.slices.addHandlers({
+      onUpdate: (_old, s) => onSlice(s),
+      onDelete: (s) => onSlice(s, true),
+    });
   }
 
   private enqueueServicesOf(pod: Pod): void {
@@ -144,11 +153,13 @@ export class EndpointsController extends QueueController {
     const written = this.written.get(key);
     if (!written) return false;
     const { namespace } = splitKey(key);
-    for (const [name, rv] of written) {
+    const now = Date.now();
+    for (const [name, { rv, at }] of written) {
       const cached = this.slices.get(`${namespace}/${name}`);
       // resourceVersions are the store's revision numbers in flyCes, so they order.
       const seen = rv === 0 ? !cached : !!cached && Number(cached.metadata.resourceVersion) >= rv;
-      if (!seen) return true;
+      // A write the cache has not shown for this long was lost to a relist: stop waiting.
+      if (!seen && now - at < WRITE_WAIT_MS) return true;
       written.delete(name);
     }
     this.written.delete(key);
@@ -158,7 +169,7 @@ export class EndpointsController extends QueueController {
   private remember(key: string, name: string, rv: number): void {
     let written = this.written.get(key);
     if (!written) this.written.set(key, (written = new Map()));
-    written.set(name, rv);
+    written.set(name, { rv, at: Date.now() });
   }
 
   private async syncEndpoints(svc: Service, pods: Pod[]): Promise<void> {
