@@ -259,6 +259,7 @@ export const RESOURCE_TYPES: ResourceType[] = [
     defaults: defaultService,
     validate: validateService,
     prepareForUpdate: prepareServiceUpdate,
+    selectableFields: ['spec.clusterIP', 'spec.type'],
   }),
   type('', 'Endpoints', 'endpoints', true, {
     shortNames: ['ep'],

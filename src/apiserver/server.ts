@@ -140,10 +140,10 @@ export class ApiServer {
    * the `kubernetes` Service and its endpoints for this server's port.
    */
   private async startServiceAllocations(port: number): Promise<void> {
-    await this.allocations.repair(this.opts.store, this.log);
+    await this.allocations.repair(this.log);
     this.repairTimer = setInterval(() => {
       this.allocations
-        .repair(this.opts.store, this.log)
+        .repair(this.log)
         .catch((err) => this.log.error({ err }, 'service allocation repair failed'));
     }, this.opts.allocationRepairMs ?? 180_000);
     this.repairTimer.unref();

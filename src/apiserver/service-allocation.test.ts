@@ -70,6 +70,9 @@ test('cluster IPs: allocated, requested, refused, released', async () => {
   const before = await held();
   assert.match(await errorOf(create('a', { ports })), /already exists/);
   assert.deepEqual(await held(), before);
+  const again = create('a', { ports, clusterIP: a.spec.clusterIP });
+  assert.match(await errorOf(again), /services "a" already exists/);
+  assert.deepEqual(await held(), before);
 
   // dry-run shows an IP but reserves nothing.
   const dry = await create('d', { ports }, true);
@@ -158,11 +161,11 @@ test('repair frees reservations no Service holds and restores missing ones', asy
   const log = componentLogger('test');
 
   // Within the grace period a reservation may belong to a create in flight: kept.
-  const early = await allocations.repair(store, log, 60_000);
+  const early = await allocations.repair(log, 60_000);
   assert.deepEqual(early.freed, []);
   assert.deepEqual(early.missing, [`${a.spec.ports![0]!.nodePort} (default/a)`]);
 
-  const report = await allocations.repair(store, log, 0);
+  const report = await allocations.repair(log, 0);
   assert.equal(report.freed.length, 1);
   assert.deepEqual(report.missing, []);
   assert.deepEqual(await held(), {

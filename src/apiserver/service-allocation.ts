@@ -65,7 +65,10 @@ export class ServiceAllocations {
   /** The address of the `kubernetes` service: the first of the range. */
   readonly kubernetesIP: string;
 
-  constructor(store: Store, opts: ServiceAllocationOptions = {}) {
+  constructor(
+    private readonly store: Store,
+    opts: ServiceAllocationOptions = {},
+  ) {
     const ipRange = new IPv4Range(opts.serviceCIDR ?? DEFAULT_SERVICE_CIDR);
     this.kubernetesIP = ipRange.at(0);
     this.ips = new RangeAllocator(store, IP_PREFIX, ipRange, { reserved: [this.kubernetesIP] });
@@ -79,6 +82,9 @@ export class ServiceAllocations {
   /** Reserves the values a new Service needs and writes them into it. */
   async beforeCreate(obj: KObject, dryRun: boolean): Promise<PendingAllocation> {
     if (obj.kind !== 'Service') return NOTHING;
+    // Creating a name that is taken fails as AlreadyExists, not over its own clusterIP.
+    const { namespace, name } = obj.metadata;
+    if (await this.store.get(`/registry/core/services/${namespace}/${name}`)) return NOTHING;
     return this.reserve(obj as Service, undefined, dryRun);
   }
 
@@ -212,9 +218,9 @@ export class ServiceAllocations {
    * holds (once older than `graceMs`, so a create in flight on another API server keeps its
    * own), and reserves again values a Service uses without a reservation.
    */
-  async repair(store: Store, log: Logger, graceMs = 60_000): Promise<RepairReport> {
+  async repair(log: Logger, graceMs = 60_000): Promise<RepairReport> {
     const report: RepairReport = { freed: [], missing: [], conflicting: [] };
-    const { items } = await store.list('/registry/core/services/');
+    const { items } = await this.store.list('/registry/core/services/');
     const services = items.map((kv) => JSON.parse(kv.value) as Service);
     const ipUsers = new Map<string, Service>();
     const portUsers = new Map<string, Service>();

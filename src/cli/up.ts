@@ -35,6 +35,8 @@ export interface UpOptions {
   bridge: string;
   /** The range Service cluster IPs come from. */
   serviceCidr?: string;
+  /** The address the `kubernetes` Service's endpoints point at. */
+  advertiseAddress?: string;
   /** Node policy: pods may mount host paths / run privileged containers. */
   allowHostPath: boolean;
   allowPrivileged: boolean;
@@ -110,6 +112,7 @@ export async function up(opts: UpOptions): Promise<void> {
     port: opts.port,
     tls,
     serviceCIDR: opts.serviceCidr,
+    advertiseAddress: opts.advertiseAddress,
   });
   const { port } = await api.start();
   const server = `https://127.0.0.1:${port}`;
