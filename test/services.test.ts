@@ -337,7 +337,7 @@ test('NodePort services, type changes and dry-run', async (t) => {
   assert.match(unsupported.message, /spec.type: Unsupported value: "LoadBalancer"/);
 });
 
-test('two API servers on one store: distinct IPs, exhaustion, the kubernetes service', async (t) => {
+test('two API servers on one store share the ranges and the kubernetes service', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'flyces-svc-'));
   const tls = await ensureServingCert(join(dir, 'tls'), ['127.0.0.1']);
   const store = SqliteStore.open(join(dir, 'store.db'));
