@@ -113,8 +113,16 @@ test('endpoints subsets from pods', () => {
     {
       name: 'numeric target port, publishNotReadyAddresses',
       svc: service({ ports: [{ port: 80, targetPort: 8000 }], publishNotReadyAddresses: true }),
-      pods: [pod('a', { ip: '10.42.0.3', ready: false })],
-      want: [{ addresses: [addr('10.42.0.3', 'a')], ports: [{ port: 8000, protocol: 'TCP' }] }],
+      pods: [
+        pod('a', { ip: '10.42.0.3', ready: false }),
+        pod('b', { ip: '10.42.0.4', ready: true, terminating: true }),
+      ],
+      want: [
+        {
+          addresses: [addr('10.42.0.3', 'a'), addr('10.42.0.4', 'b')],
+          ports: [{ port: 8000, protocol: 'TCP' }],
+        },
+      ],
     },
     {
       name: 'headless without ports',

@@ -27,7 +27,7 @@ export const MAX_ENDPOINTS_PER_SLICE = 100;
 export interface PodEndpoint {
   pod: Pod;
   ip: string;
-  /** Ready and not terminating (or the Service publishes not-ready addresses). */
+  /** Ready and not terminating, or the Service publishes not-ready addresses. */
   ready: boolean;
   /** Ready by its Ready condition, whether terminating or not. */
   serving: boolean;
@@ -66,7 +66,8 @@ export function podEndpoint(svc: Service, pod: Pod): PodEndpoint | undefined {
   if (ports.length === 0 && (svc.spec.ports ?? []).length > 0) return undefined;
   const terminating = !!pod.metadata.deletionTimestamp;
   const serving = isPodReady(pod);
-  const ready = !terminating && (serving || svc.spec.publishNotReadyAddresses === true);
+  // A Service that publishes not-ready addresses has every pod ready, terminating or not.
+  const ready = svc.spec.publishNotReadyAddresses === true || (serving && !terminating);
   return { pod, ip, ready, serving, terminating, ports };
 }
 
@@ -94,7 +95,8 @@ function address(e: PodEndpoint): EndpointAddress {
 
 /**
  * The subsets of the Service's Endpoints: one per distinct set of resolved ports, ready
- * pods in `addresses`, the others in `notReadyAddresses`. Terminating pods are left out.
+ * pods in `addresses`, the others in `notReadyAddresses`. Terminating pods are left out,
+ * unless the Service publishes not-ready addresses.
  */
 export function computeSubsets(svc: Service, pods: Pod[]): EndpointSubset[] {
   const groups = new Map<
@@ -103,7 +105,7 @@ export function computeSubsets(svc: Service, pods: Pod[]): EndpointSubset[] {
   >();
   for (const pod of pods) {
     const e = podEndpoint(svc, pod);
-    if (!e || e.terminating) continue;
+    if (!e || (e.terminating && svc.spec.publishNotReadyAddresses !== true)) continue;
     const key = portsKey(e.ports);
     let group = groups.get(key);
     if (!group) groups.set(key, (group = { ports: e.ports, ready: [], not: [] }));
