@@ -2,7 +2,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -241,6 +241,35 @@ async function checkKubectl(t: TestContext, api: TestApiServer, web: Service): P
   assert.match(get, /endpoints\/web\s+10\.42\.0\.12:8080,10\.42\.0\.13:8080\s/);
   assert.match(get, /NAME\s+ADDRESSTYPE\s+PORTS\s+ENDPOINTS\s+AGE/);
   assert.match(get, /endpointslice.discovery.k8s.io\/web-\w+\s+IPv4\s+8080\s+10\.42\.0\.1[123]/);
+
+  // kubectl apply of a changed manifest: ports merge by port, the node port is kept.
+  const manifest = join(api.dir, 'applied.yaml');
+  const applied = (target: number) =>
+    writeFileSync(
+      manifest,
+      [
+        'apiVersion: v1',
+        'kind: Service',
+        'metadata: {name: applied}',
+        'spec:',
+        '  type: NodePort',
+        '  selector: {app: web}',
+        `  ports: [{name: a, port: 80, targetPort: ${target}}, {name: b, port: 81}]`,
+      ].join('\n'),
+    );
+  applied(8080);
+  await run('apply', '-f', manifest);
+  const first = await api.client.get<Service>(SERVICES, 'default', 'applied');
+  applied(8081);
+  assert.match(await run('apply', '-f', manifest), /service\/applied configured/);
+  const second = await api.client.get<Service>(SERVICES, 'default', 'applied');
+  assert.equal(second.spec.ports!.length, 2);
+  assert.equal(second.spec.ports![0]!.targetPort, 8081);
+  assert.deepEqual(
+    second.spec.ports!.map((p) => p.nodePort),
+    first.spec.ports!.map((p) => p.nodePort),
+  );
+  await run('delete', '-f', manifest);
 
   const wide = await run('get', 'svc', 'web', '-o', 'wide');
   assert.match(wide, /SELECTOR/);
