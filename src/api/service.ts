@@ -79,6 +79,7 @@ export interface Endpoints extends KObject {
 
 export interface SliceEndpoint {
   addresses: string[];
+  hostname?: string;
   conditions: { ready?: boolean; serving?: boolean; terminating?: boolean };
   nodeName?: string;
   targetRef?: ObjectReference;

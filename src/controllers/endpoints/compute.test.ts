@@ -125,6 +125,26 @@ test('endpoints subsets from pods', () => {
       ],
     },
     {
+      name: 'hostname of a pod whose subdomain is the service, appProtocol',
+      svc: service({ ports: [{ port: 80, targetPort: 8080, appProtocol: 'http' }] }),
+      pods: [
+        {
+          ...pod('a', { ip: '10.42.0.3', ready: true }),
+          spec: { ...pod('a', {}).spec, hostname: 'a-0', subdomain: 'web' },
+        },
+        {
+          ...pod('b', { ip: '10.42.0.4', ready: true }),
+          spec: { ...pod('b', {}).spec, hostname: 'b-0', subdomain: 'other' },
+        },
+      ],
+      want: [
+        {
+          addresses: [{ ...addr('10.42.0.3', 'a'), hostname: 'a-0' }, addr('10.42.0.4', 'b')],
+          ports: [{ port: 8080, protocol: 'TCP', appProtocol: 'http' }],
+        },
+      ],
+    },
+    {
       name: 'headless without ports',
       svc: service({ clusterIP: 'None' }),
       pods: [pod('a', { ip: '10.42.0.3', ready: true })],

@@ -33,6 +33,8 @@ export interface PodEndpoint {
   serving: boolean;
   terminating: boolean;
   ports: EndpointPort[];
+  /** The pod's hostname, when its subdomain names this Service (DNS for each pod). */
+  hostname?: string;
 }
 
 /** The container port a service's target port means in one pod, or undefined. */
@@ -61,14 +63,22 @@ export function podEndpoint(svc: Service, pod: Pod): PodEndpoint | undefined {
     const protocol = sp.protocol ?? 'TCP';
     const port = resolveTargetPort(pod, sp.targetPort ?? sp.port, protocol);
     if (port === undefined) continue;
-    ports.push({ ...(sp.name ? { name: sp.name } : {}), port, protocol });
+    const named = sp.name ? { name: sp.name } : {};
+    ports.push({
+      ...named,
+      port,
+      protocol,
+      ...(sp.appProtocol ? { appProtocol: sp.appProtocol } : {}),
+    });
   }
   if (ports.length === 0 && (svc.spec.ports ?? []).length > 0) return undefined;
   const terminating = !!pod.metadata.deletionTimestamp;
   const serving = isPodReady(pod);
   // A Service that publishes not-ready addresses has every pod ready, terminating or not.
   const ready = svc.spec.publishNotReadyAddresses === true || (serving && !terminating);
-  return { pod, ip, ready, serving, terminating, ports };
+  const { hostname, subdomain } = pod.spec as { hostname?: string; subdomain?: string };
+  const own = hostname && subdomain === svc.metadata.name ? { hostname } : {};
+  return { pod, ip, ready, serving, terminating, ports, ...own };
 }
 
 function portsKey(ports: { name?: string; port?: number; protocol?: string }[]): string {
@@ -83,6 +93,7 @@ function address(e: PodEndpoint): EndpointAddress {
   const pod = e.pod;
   return {
     ip: e.ip,
+    ...(e.hostname ? { hostname: e.hostname } : {}),
     ...(pod.spec?.nodeName ? { nodeName: pod.spec.nodeName } : {}),
     targetRef: {
       kind: 'Pod',
@@ -132,6 +143,7 @@ function sliceEndpoint(e: PodEndpoint): SliceEndpoint {
   return {
     addresses: [ip],
     conditions: { ready: e.ready, serving: e.serving, terminating: e.terminating },
+    ...(e.hostname ? { hostname: e.hostname } : {}),
     ...(nodeName ? { nodeName } : {}),
     targetRef,
   };
@@ -153,7 +165,7 @@ export function computeSlices(
     if (!e) continue;
     const key = portsKey(e.ports);
     let group = groups.get(key);
-    const ports = e.ports.map((p) => ({ name: p.name ?? '', port: p.port, protocol: p.protocol }));
+    const ports = e.ports.map(({ name, ...rest }) => ({ name: name ?? '', ...rest }));
     if (!group) groups.set(key, (group = { ports, endpoints: [] }));
     group.endpoints.push(e);
   }
