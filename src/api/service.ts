@@ -110,6 +110,7 @@ export const PROTOCOLS: Protocol[] = ['SCTP', 'TCP', 'UDP'];
 /** The service types flyCes serves; LoadBalancer and ExternalName are not built. */
 export const SERVICE_TYPES = ['ClusterIP', 'NodePort'];
 
+/** A headless service (`clusterIP: None`) gets no virtual IP; DNS names its pods. */
 export function isHeadless(svc: Service): boolean {
   return svc.spec?.clusterIP === 'None';
 }
@@ -190,6 +191,7 @@ export function prepareServiceUpdate(next: KObject, current: KObject): void {
 
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
+/** Whether the value is an IPv4 address in dotted-quad form. */
 export function isIPv4(value: unknown): value is string {
   return typeof value === 'string' && IPV4.test(value);
 }
@@ -471,12 +473,14 @@ function validateEndpointPort(p: EndpointPort, field: string, count: number): Fi
   return errs;
 }
 
+/** Endpoint ports default to TCP. */
 export function defaultEndpoints(obj: KObject): void {
   for (const subset of (obj as Endpoints).subsets ?? []) {
     for (const p of subset?.ports ?? []) if (p && typeof p === 'object') p.protocol ??= 'TCP';
   }
 }
 
+/** Checks addresses (IPv4) and ports of Endpoints written by anyone, controller or user. */
 export function validateEndpoints(obj: KObject): FieldError[] {
   const subsets = (obj as Endpoints).subsets;
   if (subsets === undefined || subsets === null) return [];
@@ -498,6 +502,7 @@ export function validateEndpoints(obj: KObject): FieldError[] {
   return errs;
 }
 
+/** Slice ports default to TCP; every endpoint carries a conditions object. */
 export function defaultEndpointSlice(obj: KObject): void {
   const slice = obj as EndpointSlice;
   for (const p of slice.ports ?? []) if (p && typeof p === 'object') p.protocol ??= 'TCP';
@@ -506,6 +511,7 @@ export function defaultEndpointSlice(obj: KObject): void {
   }
 }
 
+/** Checks a slice's address type (immutable), addresses and ports. */
 export function validateEndpointSlice(obj: KObject, old?: KObject): FieldError[] {
   const slice = obj as EndpointSlice;
   const errs: FieldError[] = [];

@@ -30,6 +30,7 @@ export interface Owner {
   uid: string;
 }
 
+/** A reservation as stored: the value, who holds it, since when. */
 export interface Reservation {
   value: string;
   owner: Owner;

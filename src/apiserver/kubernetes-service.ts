@@ -43,6 +43,7 @@ export function advertiseAddress(host: string | undefined): string {
   return '127.0.0.1';
 }
 
+/** Writes the `kubernetes` Service, Endpoints and EndpointSlice as described above. */
 export async function ensureKubernetesService(
   registry: Registry,
   opts: KubernetesServiceOptions,

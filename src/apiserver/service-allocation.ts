@@ -59,6 +59,10 @@ function clusterIPOf(svc: KObject | undefined): string | undefined {
   return ip && ip !== 'None' ? ip : undefined;
 }
 
+/**
+ * The cluster IP and node port allocators of one API server, and the registry hooks that
+ * use them. Any number of API servers may run these on one store at the same time.
+ */
 export class ServiceAllocations {
   readonly ips: RangeAllocator;
   readonly ports: RangeAllocator;
