@@ -83,14 +83,26 @@ test('service validation errors carry Kubernetes field paths and wording', () =>
       name: 'LoadBalancer refused',
       spec: { type: 'LoadBalancer', ports: [port({})] },
       want: [
-        'spec.type: Unsupported value: "LoadBalancer": supported values: "ClusterIP", "NodePort"',
+        'spec.type: Unsupported value: "LoadBalancer": supported values: ' +
+          '"ClusterIP", "ExternalName", "NodePort"',
+      ],
+    },
+    { name: 'ExternalName', spec: { type: 'ExternalName', externalName: 'example.com' }, want: [] },
+    {
+      name: 'ExternalName without a name, with a cluster IP',
+      spec: { type: 'ExternalName', clusterIP: '10.43.0.9' },
+      want: [
+        'spec.externalName: Required value',
+        'spec.clusterIPs: Forbidden: may not be set for ExternalName services',
       ],
     },
     {
-      name: 'ExternalName refused',
-      spec: { type: 'ExternalName', externalName: 'example.com' },
+      name: 'ExternalName not a DNS name',
+      spec: { type: 'ExternalName', externalName: 'no_such' },
       want: [
-        'spec.type: Unsupported value: "ExternalName": supported values: "ClusterIP", "NodePort"',
+        'spec.externalName: Invalid value: "no_such": a lowercase RFC 1123 subdomain must ' +
+          "consist of lower case alphanumeric characters, '-' or '.', and must start and end " +
+          'with an alphanumeric character',
       ],
     },
     {
@@ -174,6 +186,26 @@ test('clusterIP is immutable; updates keep allocated values the client left out'
   prepareServiceUpdate(toClusterIP, nodePort);
   assert.equal(toClusterIP.spec.ports![0]!.nodePort, undefined);
   assert.deepEqual(validateService(toClusterIP, nodePort), []);
+});
+
+test('turning into an ExternalName alias and back', () => {
+  const old = svc({ clusterIP: '10.43.0.9', ports: [port({})] });
+  const alias = svc({ ...old.spec, type: 'ExternalName', externalName: 'db.example.com' });
+  prepareServiceUpdate(alias, old);
+  assert.equal(alias.spec.clusterIP, undefined);
+  assert.equal(alias.spec.ipFamilies, undefined);
+  assert.deepEqual(validateService(alias, old), []);
+  const back = svc({ ports: [port({})] });
+  prepareServiceUpdate(back, alias);
+  assert.equal(back.spec.clusterIP, undefined, 'to be allocated');
+  assert.deepEqual(validateService(back, alias), []);
+  const now = Date.now();
+  assert.deepEqual(printers.Service!.cells(alias, now).slice(1, 5), [
+    'ExternalName',
+    '<none>',
+    'db.example.com',
+    '80/TCP',
+  ]);
 });
 
 test('printers show services, endpoints and slices as kubectl does', () => {

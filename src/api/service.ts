@@ -1,13 +1,14 @@
 import type { FieldError } from './errors.js';
 import type { KObject, ObjectMeta } from './types.js';
-import { isDns1123Label, validateLabels } from './validation.js';
+import { deepEqual } from '../util/equal.js';
+import { isDns1123Label, isDns1123Subdomain, validateLabels } from './validation.js';
 
 /**
  * Service (v1), Endpoints (v1) and EndpointSlice (discovery.k8s.io/v1): their shapes,
  * defaults and validation, as Kubernetes has them. The node proxy and cluster DNS read
  * these objects, so field names and values follow Kubernetes exactly.
  *
- * Not built: LoadBalancer and ExternalName services (refused at validation), dual-stack
+ * Not built: LoadBalancer services (refused at validation), dual-stack
  * (IPv4 only), externalIPs, and topology hints on slices.
  */
 
@@ -107,8 +108,16 @@ export const MANAGED_BY_LABEL = 'endpointslice.kubernetes.io/managed-by';
 export const HEADLESS_LABEL = 'service.kubernetes.io/headless';
 
 export const PROTOCOLS: Protocol[] = ['SCTP', 'TCP', 'UDP'];
-/** The service types flyCes serves; LoadBalancer and ExternalName are not built. */
-export const SERVICE_TYPES = ['ClusterIP', 'NodePort'];
+/** The service types flyCes serves; LoadBalancer is not built. */
+export const SERVICE_TYPES = ['ClusterIP', 'ExternalName', 'NodePort'];
+
+/** An ExternalName service is a DNS alias: no cluster IP, no endpoints. */
+export function isExternalName(svc: Service | undefined): boolean {
+  return svc?.spec?.type === 'ExternalName';
+}
+
+/** Fields only services with a cluster IP have. */
+const CLUSTER_IP_FIELDS = ['ipFamilies', 'ipFamilyPolicy', 'internalTrafficPolicy'] as const;
 
 /** A headless service (`clusterIP: None`) gets no virtual IP; DNS names its pods. */
 export function isHeadless(svc: Service): boolean {
@@ -165,7 +174,14 @@ export function prepareServiceUpdate(next: KObject, current: KObject): void {
   const spec = next.spec as ServiceSpec | undefined;
   const old = current.spec as ServiceSpec | undefined;
   if (!spec || typeof spec !== 'object' || !old) return;
-  if (!spec.clusterIP && !(Array.isArray(spec.clusterIPs) && spec.clusterIPs.length > 0)) {
+  if (spec.type === 'ExternalName') {
+    // Turning into an alias drops what only a cluster IP needs, unless the client changed it.
+    if (old.type !== 'ExternalName') {
+      if (spec.clusterIP === old.clusterIP) delete spec.clusterIP;
+      if (deepEqual(spec.clusterIPs, old.clusterIPs)) delete spec.clusterIPs;
+      for (const f of CLUSTER_IP_FIELDS) if (deepEqual(spec[f], old[f])) delete spec[f];
+    }
+  } else if (!spec.clusterIP && !(Array.isArray(spec.clusterIPs) && spec.clusterIPs.length > 0)) {
     if (old.clusterIP) spec.clusterIP = old.clusterIP;
     if (old.clusterIPs) spec.clusterIPs = [...old.clusterIPs];
   }
@@ -404,6 +420,32 @@ function validateFamilies(spec: ServiceSpec): FieldError[] {
   return errs;
 }
 
+function validateExternalName(spec: ServiceSpec): FieldError[] {
+  const errs: FieldError[] = [];
+  const name = spec.externalName;
+  if (!name) errs.push({ field: 'spec.externalName', type: 'Required' });
+  else if (typeof name !== 'string' || !isDns1123Subdomain(name.replace(/\.$/, ''))) {
+    errs.push({
+      field: 'spec.externalName',
+      type: 'Invalid',
+      value: name,
+      detail:
+        "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-'" +
+        " or '.', and must start and end with an alphanumeric character",
+    });
+  }
+  const forbidden = (field: string) => ({
+    field,
+    type: 'Forbidden' as const,
+    detail: 'may not be set for ExternalName services',
+  });
+  if (spec.clusterIP || (Array.isArray(spec.clusterIPs) && spec.clusterIPs.length > 0)) {
+    errs.push(forbidden('spec.clusterIPs'));
+  }
+  for (const f of CLUSTER_IP_FIELDS) if (spec[f] !== undefined) errs.push(forbidden(`spec.${f}`));
+  return errs;
+}
+
 /** Validates a Service, and against `old` on update (clusterIP is immutable). */
 export function validateService(obj: KObject, old?: KObject): FieldError[] {
   const svc = obj as Service;
@@ -429,17 +471,20 @@ export function validateService(obj: KObject, old?: KObject): FieldError[] {
   if (ports !== undefined && !Array.isArray(ports)) {
     errs.push({ field: 'spec.ports', type: 'Invalid', value: ports, detail: 'must be a list' });
   } else if (!ports || ports.length === 0) {
-    if (!isHeadless(svc)) errs.push({ field: 'spec.ports', type: 'Required' });
+    const optional = isHeadless(svc) || isExternalName(svc);
+    if (!optional) errs.push({ field: 'spec.ports', type: 'Required' });
   } else {
     ports.forEach((p, i) => errs.push(...validatePort(p, i, ports.length, svc)));
     errs.push(...validatePortUniqueness(ports));
   }
   errs.push(...validateLabels(spec.selector, 'spec.selector'));
-  errs.push(...validateClusterIP(svc));
+  if (isExternalName(svc)) errs.push(...validateExternalName(spec));
+  else errs.push(...validateClusterIP(svc), ...validateFamilies(spec));
   errs.push(...validatePolicies(svc));
-  errs.push(...validateFamilies(spec));
+  // The cluster IP may change only when the service turns into or out of an alias.
   const oldIP = (old as Service | undefined)?.spec?.clusterIP;
-  if (old && (spec.clusterIP ?? '') !== (oldIP ?? '')) {
+  const aliasChange = isExternalName(old as Service) || isExternalName(svc);
+  if (old && !aliasChange && (spec.clusterIP ?? '') !== (oldIP ?? '')) {
     errs.push({
       field: 'spec.clusterIP',
       type: 'Invalid',

@@ -20,7 +20,7 @@ async function setup(opts = { serviceCIDR: '10.43.0.0/29', nodePortRange: '30000
     registry.create(
       SERVICES,
       'default',
-      { metadata: { name }, spec },
+      { metadata: { name }, spec: structuredClone(spec) },
       { dryRun },
     ) as Promise<Service>;
   const held = async () => ({
@@ -86,6 +86,26 @@ test('cluster IPs: allocated, requested, refused, released', async () => {
 
   await registry.delete(SERVICES, 'default', 'a');
   assert.deepEqual((await held()).ips, [asked.spec.clusterIP]);
+  await store.close();
+});
+
+test('an ExternalName alias holds no IP; turning into one frees it, back takes one', async () => {
+  const { store, registry, create, held } = await setup();
+  const alias = await create('alias', { type: 'ExternalName', externalName: 'db.example.com' });
+  assert.equal(alias.spec.clusterIP, undefined);
+  assert.deepEqual(await held(), { ips: [], ports: [] });
+  await create('a', { type: 'NodePort', ports });
+  const patch = (spec: Record<string, unknown>) =>
+    registry.mutate(SERVICES, 'default', 'a', undefined, undefined, (cur) => ({
+      ...cur,
+      spec: { ...cur.spec, ...spec },
+    })) as Promise<Service>;
+  const turned = await patch({ type: 'ExternalName', externalName: 'db.example.com' });
+  assert.equal(turned.spec.clusterIP, undefined);
+  assert.deepEqual(await held(), { ips: [], ports: [] });
+  const back = await patch({ type: 'ClusterIP', externalName: undefined, ports });
+  assert.match(back.spec.clusterIP!, /^10\.43\.0\./);
+  assert.deepEqual(await held(), { ips: [back.spec.clusterIP], ports: [] });
   await store.close();
 });
 

@@ -1,5 +1,5 @@
 import { ApiError, invalid, type FieldError } from '../api/errors.js';
-import { isHeadless, needsNodePorts, type Service } from '../api/service.js';
+import { isExternalName, isHeadless, needsNodePorts, type Service } from '../api/service.js';
 import type { KObject } from '../api/types.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
@@ -119,7 +119,9 @@ export class ServiceAllocations {
     };
     try {
       const errs: FieldError[] = [];
-      if (!old && !isHeadless(svc)) {
+      // A new Service, or an ExternalName alias turning into one with a cluster IP.
+      const needsIP = !isHeadless(svc) && !isExternalName(svc);
+      if (needsIP && !clusterIPOf(old)) {
         const ip = await this.reserveClusterIP(svc, owner, dryRun, errs);
         if (ip) taken.push({ allocator: this.ips, value: ip });
       }
@@ -133,6 +135,8 @@ export class ServiceAllocations {
     }
     if (dryRun) return NOTHING;
     const commit = async () => {
+      const oldIP = clusterIPOf(old);
+      if (oldIP && oldIP !== clusterIPOf(svc)) await this.ips.release(oldIP, owner.uid);
       const kept = nodePortsOf(svc);
       for (const port of nodePortsOf(old)) {
         if (!kept.has(port)) await this.ports.release(port, owner.uid);

@@ -298,10 +298,12 @@ export class EndpointsController extends QueueController {
 }
 
 /**
- * Whether the service manages endpoints from pods. An empty selector counts as none here;
+ * Whether the service manages endpoints from pods; an ExternalName alias never does, as
+ * in Kubernetes. An empty selector counts as none here;
  * in Kubernetes `selector: {}` would select every pod of the namespace.
  */
 function hasSelector(svc: Service): boolean {
+  if (svc.spec?.type === 'ExternalName') return false;
   return Object.keys(svc.spec?.selector ?? {}).length > 0;
 }
 
