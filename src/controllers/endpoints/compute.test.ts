@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { defaultService, type Service } from '../../api/service.js';
 import type { Pod } from '../../api/types.js';
-import { computeSlices, computeSubsets } from './compute.js';
+import { computeSlices, computeSubsets, truncateSubsets } from './compute.js';
 
 function service(spec: Record<string, unknown>): Service {
   const svc = {
@@ -192,4 +192,43 @@ test('endpoint slices: conditions, terminating pods, chunks of at most max', () 
   assert.equal(new Set(chunks.flatMap((s) => s.endpoints.map((e) => e.addresses[0]))).size, 7);
 
   assert.deepEqual(computeSlices(svc, []), [{ ports: [], endpoints: [] }]);
+});
+
+test('endpoints are truncated at the capacity, ready addresses first', () => {
+  const a = (n: number) => Array.from({ length: n }, (_, i) => ({ ip: `10.42.0.${i + 1}` }));
+  const cases: { name: string; subsets: unknown[]; max: number; want: unknown[]; cut: boolean }[] =
+    [
+      {
+        name: 'under capacity',
+        subsets: [{ addresses: a(2), notReadyAddresses: a(1), ports: [{ port: 1 }] }],
+        max: 3,
+        want: [{ addresses: a(2), notReadyAddresses: a(1), ports: [{ port: 1 }] }],
+        cut: false,
+      },
+      {
+        name: 'not-ready addresses go first',
+        subsets: [
+          { notReadyAddresses: a(2), ports: [{ port: 1 }] },
+          { addresses: a(3), ports: [{ port: 2 }] },
+        ],
+        max: 4,
+        want: [
+          { notReadyAddresses: a(1), ports: [{ port: 1 }] },
+          { addresses: a(3), ports: [{ port: 2 }] },
+        ],
+        cut: true,
+      },
+      {
+        name: 'a subset left empty is dropped',
+        subsets: [{ addresses: a(3) }, { notReadyAddresses: a(2) }],
+        max: 2,
+        want: [{ addresses: a(2) }],
+        cut: true,
+      },
+    ];
+  for (const c of cases) {
+    const got = truncateSubsets(c.subsets as never, c.max);
+    assert.deepEqual(got.subsets, c.want, c.name);
+    assert.equal(got.truncated, c.cut, c.name);
+  }
 });

@@ -132,6 +132,38 @@ export function computeSubsets(svc: Service, pods: Pod[]): EndpointSubset[] {
   });
 }
 
+/** An Endpoints object holds at most this many addresses, as in Kubernetes. */
+export const MAX_ENDPOINTS_ADDRESSES = 1000;
+
+/**
+ * Cuts subsets down to `max` addresses in all, ready addresses first, and drops subsets left
+ * empty. Returns whether anything was cut; the slices still list every endpoint.
+ */
+export function truncateSubsets(subsets: EndpointSubset[], max = MAX_ENDPOINTS_ADDRESSES) {
+  const total = subsets.reduce(
+    (n, s) => n + (s.addresses?.length ?? 0) + (s.notReadyAddresses?.length ?? 0),
+    0,
+  );
+  if (total <= max) return { subsets, truncated: false };
+  let room = max;
+  const take = (list: EndpointAddress[] | undefined) => {
+    const kept = (list ?? []).slice(0, room);
+    room -= kept.length;
+    return kept;
+  };
+  const ready = subsets.map((s) => take(s.addresses));
+  const notReady = subsets.map((s) => take(s.notReadyAddresses));
+  const cut = subsets.flatMap((s, i) => {
+    if (ready[i]!.length + notReady[i]!.length === 0) return [];
+    const out: EndpointSubset = {};
+    if (ready[i]!.length) out.addresses = ready[i];
+    if (notReady[i]!.length) out.notReadyAddresses = notReady[i];
+    if (s.ports) out.ports = s.ports;
+    return [out];
+  });
+  return { subsets: cut, truncated: true };
+}
+
 /** The content of one EndpointSlice. */
 export interface SliceContent {
   ports: SlicePort[];

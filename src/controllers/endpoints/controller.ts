@@ -14,13 +14,21 @@ import { isReason, type KubeClient } from '../../client/rest.js';
 import { deepEqual } from '../../util/equal.js';
 import { QueueController } from '../base.js';
 import { NAMESPACE_INDEX } from '../indexes.js';
-import { computeSlices, computeSubsets, slicePortsKey, type SliceContent } from './compute.js';
+import {
+  computeSlices,
+  computeSubsets,
+  slicePortsKey,
+  truncateSubsets,
+  type SliceContent,
+} from './compute.js';
 
 const SERVICES = byGroupResource.get('/services')!;
 const PODS = byGroupResource.get('/pods')!;
 const ENDPOINTS = byGroupResource.get('/endpoints')!;
 const SLICES = byGroupResource.get('discovery.k8s.io/endpointslices')!;
 
+/** Annotation on Endpoints that hold only part of the pods' addresses. */
+export const OVER_CAPACITY = 'endpoints.kubernetes.io/over-capacity';
 /** The managed-by value of the slices this controller writes, the one Kubernetes uses. */
 export const CONTROLLER_NAME = 'endpointslice-controller.k8s.io';
 /** How long a reconcile waits for the cache to show a slice it wrote. */
@@ -173,14 +181,18 @@ export class EndpointsController extends QueueController {
   }
 
   private async syncEndpoints(svc: Service, pods: Pod[]): Promise<void> {
-    const subsets = computeSubsets(svc, pods);
+    const { subsets, truncated } = truncateSubsets(computeSubsets(svc, pods));
     const labels = { ...(svc.metadata.labels ?? {}) };
     if (svc.spec.clusterIP === 'None') labels[HEADLESS_LABEL] = '';
     const current = this.endpoints.get(objectKey(svc));
+    const annotations = { ...(current?.metadata.annotations ?? {}) };
+    if (truncated) annotations[OVER_CAPACITY] = 'truncated';
+    else delete annotations[OVER_CAPACITY];
+    const meta = { name: svc.metadata.name, namespace: svc.metadata.namespace, labels };
     const desired: Endpoints = {
       apiVersion: 'v1',
       kind: 'Endpoints',
-      metadata: { name: svc.metadata.name, namespace: svc.metadata.namespace, labels },
+      metadata: { ...meta, ...(truncated ? { annotations } : {}) },
       ...(subsets.length ? { subsets } : {}),
     };
     if (!current) {
@@ -188,11 +200,13 @@ export class EndpointsController extends QueueController {
       this.log.info({ service: objectKey(svc), subsets: subsets.length }, 'created endpoints');
       return;
     }
-    const sameLabels = deepEqual(current.metadata.labels ?? {}, labels);
-    if (sameLabels && deepEqual(current.subsets ?? [], subsets)) return;
+    const sameMeta =
+      deepEqual(current.metadata.labels ?? {}, labels) &&
+      deepEqual(current.metadata.annotations ?? {}, annotations);
+    if (sameMeta && deepEqual(current.subsets ?? [], subsets)) return;
     const next: Endpoints = {
       ...structuredClone(current),
-      metadata: { ...current.metadata, labels },
+      metadata: { ...current.metadata, labels, annotations },
     };
     if (subsets.length) next.subsets = subsets;
     else delete next.subsets;
