@@ -285,6 +285,48 @@ async function checkKubectl(t: TestContext, api: TestApiServer, web: Service): P
   assert.match(describe, /^Endpoints:\s+10\.42\.0\.12:8080,10\.42\.0\.13:8080$/m);
 }
 
+test('hand-written endpoints of a service without selector are mirrored to slices', async (t) => {
+  const api = await setup(t);
+  await api.client.create(SERVICES, {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: 'db', namespace: 'default' },
+    spec: { ports: [{ port: 5432 }] },
+  });
+  const ep = {
+    apiVersion: 'v1',
+    kind: 'Endpoints',
+    metadata: { name: 'db', namespace: 'default', labels: { team: 'data' } },
+    subsets: [{ addresses: [{ ip: '192.168.7.10' }], ports: [{ port: 5432 }] }],
+  };
+  await api.client.create(ENDPOINTS, ep);
+  const [slice] = await waitFor('mirrored slice', async () => {
+    const list = await slicesOf(api, 'db');
+    return list[0]?.endpoints?.length === 1 ? list : undefined;
+  });
+  const labels = slice!.metadata.labels ?? {};
+  assert.equal(
+    labels['endpointslice.kubernetes.io/managed-by'],
+    'endpointslicemirroring-controller.k8s.io',
+  );
+  assert.equal(labels.team, 'data');
+  assert.deepEqual(slice!.endpoints![0]!.addresses, ['192.168.7.10']);
+  assert.deepEqual(slice!.ports, [{ name: '', port: 5432, protocol: 'TCP' }]);
+
+  // The controller leaves hand-written Endpoints alone, and follows their changes.
+  const current = await getEndpoints(api, 'db');
+  current.subsets![0]!.addresses!.push({ ip: '192.168.7.11' });
+  await api.client.update(ENDPOINTS, current);
+  await waitFor('second address mirrored', async () => {
+    const [s] = await slicesOf(api, 'db');
+    return s?.endpoints?.length === 2;
+  });
+  assert.equal((await getEndpoints(api, 'db')).subsets![0]!.addresses!.length, 2);
+
+  await api.client.delete(SERVICES, 'default', 'db');
+  await waitFor('mirrored slice gone', async () => (await slicesOf(api, 'db')).length === 0);
+});
+
 test('NodePort services, type changes and dry-run', async (t) => {
   const api = await setup(t);
   const client = api.client;

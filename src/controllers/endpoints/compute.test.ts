@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { defaultService, type Service } from '../../api/service.js';
 import type { Pod } from '../../api/types.js';
-import { computeSlices, computeSubsets, truncateSubsets } from './compute.js';
+import { computeSlices, computeSubsets, mirrorSlices, truncateSubsets } from './compute.js';
 
 function service(spec: Record<string, unknown>): Service {
   const svc = {
@@ -231,4 +231,36 @@ test('endpoints are truncated at the capacity, ready addresses first', () => {
     assert.deepEqual(got.subsets, c.want, c.name);
     assert.equal(got.truncated, c.cut, c.name);
   }
+});
+
+test('hand-written endpoints are mirrored into slices', () => {
+  const ep = {
+    apiVersion: 'v1',
+    kind: 'Endpoints',
+    metadata: { name: 'db', namespace: 'default' },
+    subsets: [
+      {
+        addresses: [{ ip: '192.168.1.10' }, { ip: '192.168.1.11', nodeName: 'n1' }],
+        notReadyAddresses: [{ ip: '192.168.1.12' }],
+        ports: [{ port: 5432, protocol: 'TCP' as const }],
+      },
+      { addresses: [{ ip: 'fe80::1' }], ports: [{ port: 5432, protocol: 'TCP' as const }] },
+    ],
+  };
+  const ready = { ready: true, serving: true, terminating: false };
+  assert.deepEqual(mirrorSlices(ep), [
+    {
+      ports: [{ name: '', port: 5432, protocol: 'TCP' }],
+      endpoints: [
+        { addresses: ['192.168.1.10'], conditions: ready },
+        { addresses: ['192.168.1.11'], conditions: ready, nodeName: 'n1' },
+        {
+          addresses: ['192.168.1.12'],
+          conditions: { ready: false, serving: false, terminating: false },
+        },
+      ],
+    },
+  ]);
+  assert.equal(mirrorSlices(ep, 2).length, 2);
+  assert.deepEqual(mirrorSlices({ ...ep, subsets: [] }), []);
 });

@@ -1,5 +1,7 @@
+import { isIPv4 } from '../../api/service.js';
 import type {
   EndpointAddress,
+  Endpoints,
   EndpointPort,
   EndpointSubset,
   Protocol,
@@ -210,6 +212,44 @@ export function computeSlices(
     }
   }
   if (slices.length === 0) slices.push({ ports: [], endpoints: [] });
+  return slices;
+}
+
+/**
+ * The slices that mirror hand-written Endpoints (of a Service without a selector), so that
+ * readers of slices see them too: one group per set of ports, at most `max` per slice.
+ * Only IPv4 addresses are mirrored; Endpoints without addresses give no slices.
+ */
+export function mirrorSlices(ep: Endpoints, max = MAX_ENDPOINTS_PER_SLICE): SliceContent[] {
+  const groups = new Map<string, SliceContent>();
+  for (const subset of ep.subsets ?? []) {
+    const ports = (subset.ports ?? []).map(({ name, ...rest }) => ({
+      name: name ?? '',
+      ...rest,
+    }));
+    const key = portsKey(ports);
+    let group = groups.get(key);
+    if (!group) groups.set(key, (group = { ports, endpoints: [] }));
+    const add = (a: EndpointAddress, ready: boolean) => {
+      if (!isIPv4(a?.ip)) return;
+      group!.endpoints.push({
+        addresses: [a.ip],
+        conditions: { ready, serving: ready, terminating: false },
+        ...(a.hostname ? { hostname: a.hostname } : {}),
+        ...(a.nodeName ? { nodeName: a.nodeName } : {}),
+        ...(a.targetRef ? { targetRef: a.targetRef } : {}),
+      });
+    };
+    for (const a of subset.addresses ?? []) add(a, true);
+    for (const a of subset.notReadyAddresses ?? []) add(a, false);
+  }
+  const slices: SliceContent[] = [];
+  for (const key of [...groups.keys()].sort()) {
+    const g = groups.get(key)!;
+    for (let i = 0; i < g.endpoints.length; i += max) {
+      slices.push({ ports: g.ports, endpoints: g.endpoints.slice(i, i + max) });
+    }
+  }
   return slices;
 }
 

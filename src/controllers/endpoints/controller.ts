@@ -17,6 +17,7 @@ import { NAMESPACE_INDEX } from '../indexes.js';
 import {
   computeSlices,
   computeSubsets,
+  mirrorSlices,
   slicePortsKey,
   truncateSubsets,
   type SliceContent,
@@ -31,6 +32,10 @@ const SLICES = byGroupResource.get('discovery.k8s.io/endpointslices')!;
 export const OVER_CAPACITY = 'endpoints.kubernetes.io/over-capacity';
 /** The managed-by value of the slices this controller writes, the one Kubernetes uses. */
 export const CONTROLLER_NAME = 'endpointslice-controller.k8s.io';
+/** The managed-by value of slices mirroring hand-written Endpoints, as in Kubernetes. */
+export const MIRROR_NAME = 'endpointslicemirroring-controller.k8s.io';
+/** Label on Endpoints that must not be mirrored into slices. */
+const SKIP_MIRROR = 'endpointslice.kubernetes.io/skip-mirror';
 /** How long a reconcile waits for the cache to show a slice it wrote. */
 const WRITE_WAIT_MS = 5000;
 /** Slices by the `namespace/name` of their Service. */
@@ -54,8 +59,11 @@ export interface EndpointsControllerOptions {
  * Slices written are remembered until the informer shows them, so a reconcile running on a
  * cache that lags its own writes waits instead of creating a slice twice.
  *
- * Not built: mirroring the Endpoints of selector-less Services into slices, topology (zone)
- * and hints, and the hostname of pods with a subdomain.
+ * The hand-written Endpoints of a Service without a selector are mirrored into slices of
+ * their own (managed by the mirroring controller's name), as Kubernetes' mirroring
+ * controller does, so that readers of slices see them too.
+ *
+ * Not built: topology (zone) and hints.
  */
 export class EndpointsController extends QueueController {
   private readonly services: Informer<Service>;
@@ -110,7 +118,11 @@ export class EndpointsController extends QueueController {
     const onEndpoints = (ep: Endpoints) => {
       if (this.services.get(objectKey(ep))) this.enqueue(ep);
     };
-    this.endpoints.addHandlers({ onUpdate: (_old, ep) => onEndpoints(ep), onDelete: onEndpoints });
+    this.endpoints.addHandlers({
+      onAdd: onEndpoints,
+      onUpdate: (_old, ep) => onEndpoints(ep),
+      onDelete: onEndpoints,
+    });
     const onSlice = (slice: EndpointSlice, deleted = false) => {
       const name = slice.metadata.labels?.[SERVICE_NAME_LABEL];
       if (!name) return;
@@ -140,12 +152,14 @@ export class EndpointsController extends QueueController {
       // the Service they are for.
       if (this.deleted.has(key)) await this.deleteEndpoints(key);
       this.deleted.delete(key);
-      await this.syncSlices(key, undefined, []);
+      await this.syncSlices(key, undefined, [], CONTROLLER_NAME);
+      await this.syncSlices(key, undefined, [], MIRROR_NAME);
       return;
     }
     this.deleted.delete(key);
     if (!hasSelector(svc)) {
-      await this.syncSlices(key, svc, []);
+      await this.syncSlices(key, svc, [], CONTROLLER_NAME);
+      await this.syncSlices(key, svc, this.mirrored(svc), MIRROR_NAME);
       return;
     }
     const { namespace } = splitKey(key);
@@ -153,7 +167,16 @@ export class EndpointsController extends QueueController {
       .byIndex(NAMESPACE_INDEX, namespace)
       .filter((p) => selects(svc, p.metadata.labels ?? {}));
     await this.syncEndpoints(svc, pods);
-    await this.syncSlices(key, svc, computeSlices(svc, pods, this.maxPerSlice));
+    await this.syncSlices(key, svc, [], MIRROR_NAME);
+    await this.syncSlices(key, svc, computeSlices(svc, pods, this.maxPerSlice), CONTROLLER_NAME);
+  }
+
+  /** The slices mirroring the hand-written Endpoints of a Service without a selector. */
+  private mirrored(svc: Service): SliceContent[] {
+    if (svc.spec.type === 'ExternalName') return [];
+    const ep = this.endpoints.get(objectKey(svc));
+    if (!ep || ep.metadata.labels?.[SKIP_MIRROR] === 'true') return [];
+    return mirrorSlices(ep, this.maxPerSlice);
   }
 
   /** Whether the slice cache has not yet caught up with this controller's own writes. */
@@ -235,10 +258,11 @@ export class EndpointsController extends QueueController {
     key: string,
     svc: Service | undefined,
     desired: SliceContent[],
+    manager: string,
   ): Promise<void> {
     const existing = this.slices
       .byIndex(SERVICE_INDEX, key)
-      .filter((s) => s.metadata.labels?.[MANAGED_BY_LABEL] === CONTROLLER_NAME);
+      .filter((s) => s.metadata.labels?.[MANAGED_BY_LABEL] === manager);
     const unused = [...existing];
     const pairs: [SliceContent, EndpointSlice | undefined][] = [];
     const rest: SliceContent[] = [];
@@ -248,7 +272,7 @@ export class EndpointsController extends QueueController {
       else rest.push(want);
     }
     for (const want of rest) pairs.push([want, unused.shift()]);
-    for (const [want, slice] of pairs) await this.writeSlice(key, svc!, want, slice);
+    for (const [want, slice] of pairs) await this.writeSlice(key, svc!, want, slice, manager);
     for (const slice of unused) await this.deleteSlice(key, slice);
   }
 
@@ -257,11 +281,14 @@ export class EndpointsController extends QueueController {
     svc: Service,
     want: SliceContent,
     slice: EndpointSlice | undefined,
+    manager: string,
   ): Promise<void> {
+    // Mirrored slices carry the labels of the Endpoints they mirror, ours the Service's.
+    const source = manager === MIRROR_NAME ? this.endpoints.get(key) : svc;
     const labels: Record<string, string> = {
-      ...(svc.metadata.labels ?? {}),
+      ...(source?.metadata.labels ?? {}),
       [SERVICE_NAME_LABEL]: svc.metadata.name!,
-      [MANAGED_BY_LABEL]: CONTROLLER_NAME,
+      [MANAGED_BY_LABEL]: manager,
     };
     if (svc.spec.clusterIP === 'None') labels[HEADLESS_LABEL] = '';
     if (!slice) {
