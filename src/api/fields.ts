@@ -191,6 +191,37 @@ const jobSpec = obj({
   template: podTemplate,
 });
 
+const objectReference = obj(
+  names('kind', 'namespace', 'name', 'uid', 'apiVersion', 'resourceVersion', 'fieldPath'),
+);
+
+const endpointAddress = obj({ ...names('ip', 'hostname', 'nodeName'), targetRef: objectReference });
+
+const serviceSpec = obj({
+  ...names(
+    'type',
+    'selector',
+    'clusterIP',
+    'clusterIPs',
+    'externalIPs',
+    'sessionAffinity',
+    'loadBalancerIP',
+    'loadBalancerSourceRanges',
+    'loadBalancerClass',
+    'externalName',
+    'externalTrafficPolicy',
+    'internalTrafficPolicy',
+    'healthCheckNodePort',
+    'publishNotReadyAddresses',
+    'ipFamilies',
+    'ipFamilyPolicy',
+    'allocateLoadBalancerNodePorts',
+    'trafficDistribution',
+  ),
+  ports: listOf(obj(names('name', 'protocol', 'appProtocol', 'port', 'targetPort', 'nodePort'))),
+  sessionAffinityConfig: obj({ clientIP: obj(names('timeoutSeconds')) }),
+});
+
 /** Known fields by kind. Kinds not listed are not checked. */
 export const SCHEMAS: Record<string, Schema> = {
   Pod: topLevel({ spec: podSpec }),
@@ -257,6 +288,30 @@ export const SCHEMAS: Record<string, Schema> = {
       ),
       jobTemplate: obj({ metadata: objectMeta, spec: jobSpec }),
     }),
+  }),
+  Service: topLevel({ spec: serviceSpec }),
+  Endpoints: obj({
+    ...names('apiVersion', 'kind'),
+    metadata: objectMeta,
+    subsets: listOf(
+      obj({
+        addresses: listOf(endpointAddress),
+        notReadyAddresses: listOf(endpointAddress),
+        ports: listOf(obj(names('name', 'port', 'protocol', 'appProtocol'))),
+      }),
+    ),
+  }),
+  EndpointSlice: obj({
+    ...names('apiVersion', 'kind', 'addressType'),
+    metadata: objectMeta,
+    endpoints: listOf(
+      obj({
+        ...names('addresses', 'hostname', 'nodeName', 'zone', 'hints', 'deprecatedTopology'),
+        conditions: obj(names('ready', 'serving', 'terminating')),
+        targetRef: objectReference,
+      }),
+    ),
+    ports: listOf(obj(names('name', 'port', 'protocol', 'appProtocol'))),
   }),
   Event: topLevel({
     ...names(

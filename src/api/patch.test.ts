@@ -134,3 +134,48 @@ test('json patch copies are bounded', () => {
   }));
   assert.throws(() => jsonPatch(doc, ops), /copies more than/);
 });
+
+test('strategic merge patch: ports merge by port in a Service, by containerPort in a pod', () => {
+  const cases: { name: string; target: unknown; patch: unknown; want: unknown }[] = [
+    {
+      name: 'service ports, as kubectl apply sends a changed targetPort',
+      target: {
+        spec: {
+          ports: [
+            { name: 'http', port: 80, targetPort: 8080, nodePort: 30080 },
+            { name: 'm', port: 9090, targetPort: 9090 },
+          ],
+        },
+      },
+      patch: {
+        spec: {
+          '$setElementOrder/ports': [{ port: 80 }, { port: 9090 }],
+          ports: [{ port: 80, targetPort: 8081 }],
+        },
+      },
+      want: {
+        spec: {
+          ports: [
+            { name: 'http', port: 80, targetPort: 8081, nodePort: 30080 },
+            { name: 'm', port: 9090, targetPort: 9090 },
+          ],
+        },
+      },
+    },
+    {
+      name: 'container ports still by containerPort',
+      target: { spec: { containers: [{ name: 'c', ports: [{ containerPort: 80 }] }] } },
+      patch: {
+        spec: { containers: [{ name: 'c', ports: [{ containerPort: 80, name: 'http' }] }] },
+      },
+      want: { spec: { containers: [{ name: 'c', ports: [{ containerPort: 80, name: 'http' }] }] } },
+    },
+    {
+      name: 'an EndpointSlice list of ports is replaced whole',
+      target: { ports: [{ name: 'a', port: 80 }] },
+      patch: { ports: [{ name: 'b', port: 81 }] },
+      want: { ports: [{ name: 'b', port: 81 }] },
+    },
+  ];
+  for (const c of cases) assert.deepEqual(strategicMergePatch(c.target, c.patch), c.want, c.name);
+});

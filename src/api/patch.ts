@@ -184,6 +184,17 @@ const MERGE_KEYS: Record<string, string> = {
   taints: 'key',
 };
 
+/**
+ * The merge key of list `key` inside the object held by field `parent` ('' at the top).
+ * `ports` is the one name with two meanings: a Service's `spec.ports` merge by port, a
+ * container's by containerPort, and an EndpointSlice's top-level list is replaced whole.
+ */
+function mergeKeyOf(key: string, parent: string): string | undefined {
+  if (key !== 'ports') return MERGE_KEYS[key];
+  if (parent === 'spec') return 'port';
+  return parent === '' ? undefined : MERGE_KEYS.ports;
+}
+
 /** Lists of scalars that strategic merge treats as sets. */
 const SET_LISTS = new Set(['finalizers']);
 
@@ -197,10 +208,11 @@ export function strategicMergePatch(target: unknown, patch: unknown): any {
   if (!isObject(patch)) {
     throw new ApiError('BadRequest', 'a strategic merge patch must be a JSON object');
   }
-  return mergeObject(isObject(target) ? target : {}, patch);
+  return mergeObject(isObject(target) ? target : {}, patch, '');
 }
 
-function mergeObject(target: JsonObject, patch: JsonObject): Json {
+/** Merges `patch` into `target`, the value of field `parent` ('' for the whole object). */
+function mergeObject(target: JsonObject, patch: JsonObject, parent: string): Json {
   const directive = patch[DIRECTIVE];
   if (
     directive !== undefined &&
@@ -240,7 +252,7 @@ function mergeObject(target: JsonObject, patch: JsonObject): Json {
       delete result[key];
       continue;
     }
-    const merged = mergeField(key, result[key], value);
+    const merged = mergeField(key, result[key], value, parent);
     // A map patched with `$patch: delete` goes away with its key.
     if (merged === null) delete result[key];
     else result[key] = merged;
@@ -249,7 +261,7 @@ function mergeObject(target: JsonObject, patch: JsonObject): Json {
     if (!key.startsWith(ORDER_PREFIX) || !Array.isArray(order)) continue;
     const field = key.slice(ORDER_PREFIX.length);
     const list = result[field];
-    if (Array.isArray(list)) result[field] = applyOrder(list, order, MERGE_KEYS[field]);
+    if (Array.isArray(list)) result[field] = applyOrder(list, order, mergeKeyOf(field, parent));
   }
   return result;
 }
@@ -268,14 +280,14 @@ function checkRetainKeys(retain: Json, patch: JsonObject): void {
   }
 }
 
-function mergeField(key: string, current: Json | undefined, value: Json): Json {
+function mergeField(key: string, current: Json | undefined, value: Json, parent: string): Json {
   if (isObject(value)) {
-    const merged = mergeObject(isObject(current) ? current : {}, value);
+    const merged = mergeObject(isObject(current) ? current : {}, value, key);
     return merged;
   }
   if (!Array.isArray(value)) return clone(value);
-  const mergeKey = MERGE_KEYS[key];
-  if (mergeKey) return mergeList(Array.isArray(current) ? current : [], value, mergeKey);
+  const mergeKey = mergeKeyOf(key, parent);
+  if (mergeKey) return mergeList(Array.isArray(current) ? current : [], value, mergeKey, key);
   if (SET_LISTS.has(key) && Array.isArray(current)) {
     const seen = new Set(current.map((v) => JSON.stringify(v)));
     return [...current, ...value.filter((v) => !seen.has(JSON.stringify(v)))];
@@ -283,7 +295,7 @@ function mergeField(key: string, current: Json | undefined, value: Json): Json {
   return clone(value);
 }
 
-function mergeList(current: Json[], patch: Json[], mergeKey: string): Json[] {
+function mergeList(current: Json[], patch: Json[], mergeKey: string, key: string): Json[] {
   if (patch.some((el) => isObject(el) && el[DIRECTIVE] === 'replace' && !(mergeKey in el))) {
     return patch.filter((el) => !(isObject(el) && el[DIRECTIVE] === 'replace'));
   }
@@ -297,9 +309,9 @@ function mergeList(current: Json[], patch: Json[], mergeKey: string): Json[] {
     if (el[DIRECTIVE] === 'delete') {
       if (i >= 0) result.splice(i, 1);
     } else if (i >= 0) {
-      result[i] = mergeObject(result[i] as JsonObject, el);
+      result[i] = mergeObject(result[i] as JsonObject, el, key);
     } else {
-      result.push(mergeObject({}, el));
+      result.push(mergeObject({}, el, key));
     }
   }
   return result;

@@ -1,5 +1,6 @@
 import type { CronJob, Job } from './batch.js';
 import type { ControllerRevision, DaemonSet, StatefulSet } from './apps-workloads.js';
+import type { Endpoints, EndpointSlice, Service } from './service.js';
 import { formatLabelSelector } from './labels.js';
 import type {
   ConfigMap,
@@ -448,6 +449,94 @@ const cronJobPrinter: Printer = {
   },
 };
 
+function servicePorts(svc: Service): string {
+  const ports = svc.spec?.ports ?? [];
+  if (ports.length === 0) return '<none>';
+  return ports
+    .map((p) => `${p.port}${p.nodePort ? `:${p.nodePort}` : ''}/${p.protocol ?? 'TCP'}`)
+    .join(',');
+}
+
+function serviceExternalIP(svc: Service): string {
+  const external = svc.spec?.externalIPs ?? [];
+  if (svc.spec?.type === 'LoadBalancer') {
+    const ingress = (svc.status?.loadBalancer?.ingress ?? []) as { ip?: string }[];
+    const ips = [...ingress.map((i) => i.ip ?? ''), ...external].filter((ip) => ip);
+    return ips.length ? ips.join(',') : '<pending>';
+  }
+  if (svc.spec?.type === 'ExternalName') return svc.spec.externalName ?? '<none>';
+  return external.length ? external.join(',') : '<none>';
+}
+
+const servicePrinter: Printer = {
+  columns: [
+    nameColumn,
+    { name: 'Type', type: 'string', priority: 0 },
+    { name: 'Cluster-IP', type: 'string', priority: 0 },
+    { name: 'External-IP', type: 'string', priority: 0 },
+    { name: 'Port(s)', type: 'string', priority: 0 },
+    ageColumn,
+    { name: 'Selector', type: 'string', priority: 1 },
+  ],
+  cells(obj, now) {
+    const svc = obj as Service;
+    const selector = Object.entries(svc.spec?.selector ?? {}).map(([k, v]) => `${k}=${v}`);
+    return [
+      svc.metadata.name,
+      svc.spec?.type ?? 'ClusterIP',
+      svc.spec?.clusterIP || '<none>',
+      serviceExternalIP(svc),
+      servicePorts(svc),
+      age(svc, now),
+      selector.length ? selector.sort().join(',') : '<none>',
+    ];
+  },
+};
+
+/** At most three addresses, then how many more, as kubectl shows endpoints. */
+function firstThree(list: string[], empty: string): string {
+  if (list.length === 0) return empty;
+  const shown = list.slice(0, 3).join(',');
+  return list.length > 3 ? `${shown} + ${list.length - 3} more...` : shown;
+}
+
+const endpointsPrinter: Printer = {
+  columns: [nameColumn, { name: 'Endpoints', type: 'string', priority: 0 }, ageColumn],
+  cells(obj, now) {
+    const list: string[] = [];
+    for (const subset of (obj as Endpoints).subsets ?? []) {
+      const ports = subset.ports ?? [];
+      for (const a of subset.addresses ?? []) {
+        if (ports.length === 0) list.push(a.ip);
+        for (const p of ports) list.push(`${a.ip}:${p.port}`);
+      }
+    }
+    return [obj.metadata.name, firstThree(list, '<none>'), age(obj, now)];
+  },
+};
+
+const endpointSlicePrinter: Printer = {
+  columns: [
+    nameColumn,
+    { name: 'AddressType', type: 'string', priority: 0 },
+    { name: 'Ports', type: 'string', priority: 0 },
+    { name: 'Endpoints', type: 'string', priority: 0 },
+    ageColumn,
+  ],
+  cells(obj, now) {
+    const slice = obj as EndpointSlice;
+    const ports = (slice.ports ?? []).map((p) => (p.port ? String(p.port) : '<unset>'));
+    const addresses = (slice.endpoints ?? []).flatMap((e) => e.addresses ?? []);
+    return [
+      slice.metadata.name,
+      slice.addressType,
+      ports.length ? ports.join(',') : '<unset>',
+      firstThree(addresses, '<unset>'),
+      age(slice, now),
+    ];
+  },
+};
+
 export const printers: Record<string, Printer> = {
   ConfigMap: configMapPrinter,
   Secret: secretPrinter,
@@ -463,4 +552,7 @@ export const printers: Record<string, Printer> = {
   ControllerRevision: controllerRevisionPrinter,
   Job: jobPrinter,
   CronJob: cronJobPrinter,
+  Service: servicePrinter,
+  Endpoints: endpointsPrinter,
+  EndpointSlice: endpointSlicePrinter,
 };

@@ -20,6 +20,15 @@ import { defaultDeployment, defaultPod, defaultReplicaSet } from './defaults.js'
 import type { FieldError } from './errors.js';
 import { defaultPrinter, printers, type Printer } from './printers.js';
 import type { Deployment, KObject, Pod, ReplicaSet } from './types.js';
+import {
+  defaultEndpointSlice,
+  defaultEndpoints,
+  defaultService,
+  prepareServiceUpdate,
+  validateEndpointSlice,
+  validateEndpoints,
+  validateService,
+} from './service.js';
 import { deepEqual } from '../util/equal.js';
 import {
   validatePodSpec,
@@ -49,6 +58,8 @@ export interface ResourceType {
   tracksGeneration: boolean;
   defaults?(obj: KObject): void;
   validate?(obj: KObject, old?: KObject): FieldError[];
+  /** On update, before defaulting and validation: carries server-set values over from `old`. */
+  prepareForUpdate?(obj: KObject, old: KObject): void;
   /** Fields (dotted paths) that may be used in field selectors, beyond metadata.*. */
   selectableFields?: string[];
   printer: Printer;
@@ -319,6 +330,26 @@ export const RESOURCE_TYPES: ResourceType[] = [
     tracksGeneration: true,
     defaults: (obj) => defaultCronJob(obj as CronJob),
     validate: validateCronJob,
+  }),
+  type('', 'Service', 'services', true, {
+    shortNames: ['svc'],
+    categories: ['all'],
+    subresources: ['status'],
+    nameRule: 'label',
+    defaults: defaultService,
+    validate: validateService,
+    prepareForUpdate: prepareServiceUpdate,
+    selectableFields: ['spec.clusterIP', 'spec.type'],
+  }),
+  type('', 'Endpoints', 'endpoints', true, {
+    shortNames: ['ep'],
+    defaults: defaultEndpoints,
+    validate: validateEndpoints,
+  }),
+  type('discovery.k8s.io', 'EndpointSlice', 'endpointslices', true, {
+    defaults: defaultEndpointSlice,
+    validate: validateEndpointSlice,
+    selectableFields: ['addressType'],
   }),
 ];
 

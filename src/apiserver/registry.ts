@@ -13,6 +13,7 @@ import { nowTimestamp, timestamp, type KObject } from '../api/types.js';
 import { validateMeta, validateShape } from '../api/validation.js';
 import { StoreError, type KeyValue, type Store } from '../store/store.js';
 import { deepEqual } from '../util/equal.js';
+import type { ServiceAllocations } from './service-allocation.js';
 import { decode } from './watch-cache.js';
 
 /**
@@ -95,7 +96,11 @@ const MAX_CAS_RETRIES = 20;
 type Mutator = (current: KObject) => KObject | Promise<KObject>;
 
 export class Registry {
-  constructor(private readonly store: Store) {}
+  constructor(
+    private readonly store: Store,
+    /** Cluster IPs and node ports of Services, reserved around their writes. */
+    private readonly allocations?: ServiceAllocations,
+  ) {}
 
   async get(rt: ResourceType, namespace: string | undefined, name: string): Promise<KObject> {
     const kv = await this.store.get(storeKey(rt, namespace, name));
@@ -113,6 +118,7 @@ export class Registry {
     const obj = asClientError(rt.kind, () => this.prepareCreate(rt, namespace, body));
     const name = obj.metadata.name!;
     await this.checkNamespace(rt, obj.metadata.namespace, name);
+    const allocation = await this.allocations?.beforeCreate(obj, !!opts.dryRun);
     if (opts.dryRun) return obj;
     try {
       const kv = await this.store.create(
@@ -121,6 +127,7 @@ export class Registry {
       );
       return decode(kv.value, kv.modRevision);
     } catch (err) {
+      await allocation?.undo();
       if (err instanceof StoreError && err.code === 'AlreadyExists') {
         throw alreadyExists(rt.plural, rt.group, name);
       }
@@ -252,10 +259,14 @@ export class Registry {
       const next = asClientError(rt.kind, () =>
         this.prepareUpdate(rt, current, proposed, subresource),
       );
+      const allocation = await this.allocations?.beforeUpdate(current, next, !!opts.dryRun);
       if (opts.dryRun) return next;
       try {
-        return await this.write(key, kv, current, next);
+        const written = await this.write(key, kv, current, next);
+        await allocation?.commit();
+        return written;
       } catch (err) {
+        await allocation?.undo();
         if (!(err instanceof StoreError) || err.code !== 'Conflict' || precondition) {
           if (err instanceof StoreError && err.code === 'Conflict')
             throw conflict(rt.plural, rt.group, name);
@@ -281,6 +292,7 @@ export class Registry {
     const finalizersGone = !next.metadata.finalizers || next.metadata.finalizers.length === 0;
     if (next.metadata.deletionTimestamp && finalizersGone && !isPendingPodTermination(next)) {
       const deleted = await this.store.delete(key, kv.modRevision);
+      await this.allocations?.afterDelete(next);
       return decode(JSON.stringify(next), deleted.modRevision);
     }
     const written = await this.store.update(key, encode(next), kv.modRevision);
@@ -307,6 +319,7 @@ export class Registry {
       next = { ...proposed, apiVersion: apiVersionOf(rt), kind: rt.kind };
       next.metadata = keepServerMeta(current, proposed.metadata ?? {});
       if (rt.subresources.includes('status')) next.status = current.status;
+      rt.prepareForUpdate?.(next, current);
       rt.defaults?.(next);
       if (JSON.stringify(next.spec) !== JSON.stringify(current.spec)) {
         next.metadata.generation = (current.metadata.generation ?? 1) + 1;
@@ -352,6 +365,7 @@ export class Registry {
       try {
         if (next === undefined) {
           const deleted = await this.store.delete(key, kv.modRevision);
+          await this.allocations?.afterDelete(current);
           return decode(kv.value, deleted.modRevision);
         }
         return await this.write(key, kv, current, next);

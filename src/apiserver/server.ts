@@ -24,7 +24,9 @@ import {
 import { proxyExec, refuseUpgrade } from './exec.js';
 import { openPodLogs } from './node-proxy.js';
 import { openApiV3Document, openApiV3Index } from './openapi.js';
+import { advertiseAddress, ensureKubernetesService } from './kubernetes-service.js';
 import { Registry } from './registry.js';
+import { ServiceAllocations } from './service-allocation.js';
 import { checkAcceptable, parseResourcePath, type ResourceRequest } from './request.js';
 import { WatchCache } from './watch-cache.js';
 
@@ -44,6 +46,14 @@ export interface ApiServerOptions {
   nodeToken?: string;
   /** The serving certificate (PEM chain) and its key. */
   tls: { certPem: string; keyPem: string };
+  /** The range Service cluster IPs come from (default 10.43.0.0/16). */
+  serviceCIDR?: string;
+  /** The range Service node ports come from (default 30000-32767). */
+  nodePortRange?: string;
+  /** The address the `kubernetes` Service's endpoints point at (default: from `host`). */
+  advertiseAddress?: string;
+  /** How often reservations of service IPs and node ports are repaired (default 3 min). */
+  allocationRepairMs?: number;
 }
 
 type Handler = (
@@ -72,10 +82,13 @@ export class ApiServer {
   private readonly ctx: HandlerContext;
   private readonly tokens: BearerTokens;
   private server?: Server;
+  private readonly allocations: ServiceAllocations;
+  private repairTimer?: NodeJS.Timeout;
 
   constructor(private readonly opts: ApiServerOptions) {
     this.cache = new WatchCache(opts.store);
-    const registry = new Registry(opts.store);
+    this.allocations = new ServiceAllocations(opts.store, opts);
+    const registry = new Registry(opts.store, this.allocations);
     this.tokens = new BearerTokens(opts.tokens);
     this.ctx = {
       registry,
@@ -106,17 +119,38 @@ export class ApiServer {
       server.listen(this.opts.port ?? 6443, this.opts.host ?? '127.0.0.1', () => resolve());
     });
     const port = (server.address() as AddressInfo).port;
+    await this.startServiceAllocations(port);
     this.log.info({ port, host: this.opts.host ?? '127.0.0.1' }, 'API server listening');
     return { port };
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.repairTimer);
     this.cache.stop();
     const server = this.server;
     if (!server) return;
     await new Promise<void>((resolve) => {
       server.close(() => resolve());
       server.closeAllConnections();
+    });
+  }
+
+  /**
+   * Repairs service IP and node port reservations now and every few minutes, then writes
+   * the `kubernetes` Service and its endpoints for this server's port.
+   */
+  private async startServiceAllocations(port: number): Promise<void> {
+    await this.allocations.repair(this.log);
+    this.repairTimer = setInterval(() => {
+      this.allocations
+        .repair(this.log)
+        .catch((err) => this.log.error({ err }, 'service allocation repair failed'));
+    }, this.opts.allocationRepairMs ?? 180_000);
+    this.repairTimer.unref();
+    await ensureKubernetesService(this.ctx.registry, {
+      clusterIP: this.allocations.kubernetesIP,
+      address: this.opts.advertiseAddress ?? advertiseAddress(this.opts.host ?? '127.0.0.1'),
+      port,
     });
   }
 

@@ -33,6 +33,11 @@ program
   .option('--node-name <name>', 'name of this node (default: the host name)')
   .option('--pod-cidr <cidr>', "this node's pod address range", '10.42.0.0/24')
   .option('--bridge <name>', 'Linux bridge the pods attach to', 'flyces0')
+  .option('--service-cidr <cidr>', 'the range Service cluster IPs come from', '10.43.0.0/16')
+  .option(
+    '--advertise-address <ip>',
+    'address pods reach the API server on (the kubernetes Service endpoints)',
+  )
   .option('--allow-host-path', 'let pods mount paths of this machine (hostPath volumes)', false)
   .option('--allow-privileged', 'let pods run privileged containers', false)
   .action(async (o) =>
@@ -44,6 +49,8 @@ program
       nodeName: o.nodeName,
       podCidr: o.podCidr,
       bridge: o.bridge,
+      serviceCidr: o.serviceCidr,
+      advertiseAddress: o.advertiseAddress,
       allowHostPath: o.allowHostPath,
       allowPrivileged: o.allowPrivileged,
     }),

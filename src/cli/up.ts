@@ -33,6 +33,10 @@ export interface UpOptions {
   podCidr: string;
   /** Linux bridge the node's pods attach to. */
   bridge: string;
+  /** The range Service cluster IPs come from. */
+  serviceCidr?: string;
+  /** The address the `kubernetes` Service's endpoints point at. */
+  advertiseAddress?: string;
   /** Node policy: pods may mount host paths / run privileged containers. */
   allowHostPath: boolean;
   allowPrivileged: boolean;
@@ -107,6 +111,8 @@ export async function up(opts: UpOptions): Promise<void> {
     host: opts.bindAddress,
     port: opts.port,
     tls,
+    serviceCIDR: opts.serviceCidr,
+    advertiseAddress: opts.advertiseAddress,
   });
   const { port } = await api.start();
   const server = `https://127.0.0.1:${port}`;

@@ -5,6 +5,7 @@ import type { Controller } from './controller.js';
 import { CronJobController } from './cronjob/controller.js';
 import { DaemonSetController } from './daemonset/controller.js';
 import { DeploymentController } from './deployment/controller.js';
+import { EndpointsController } from './endpoints/controller.js';
 import { GarbageCollector } from './gc/collector.js';
 import { JobController } from './job/controller.js';
 import { NamespaceController } from './namespace/controller.js';
@@ -25,6 +26,7 @@ export const ALL_CONTROLLERS = [
   'statefulset',
   'job',
   'cronjob',
+  'endpoints',
 ] as const;
 
 export type ControllerName = (typeof ALL_CONTROLLERS)[number];
@@ -97,6 +99,8 @@ export class ControllerManager {
           workers: workers.cronjob,
           clock: opts.clock,
         }),
+      endpoints: () =>
+        new EndpointsController(client, this.factory, { workers: workers.endpoints }),
     };
     this.controllers = ALL_CONTROLLERS.filter((n) => enabled.has(n)).map((n) => make[n]());
   }
