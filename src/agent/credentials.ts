@@ -57,6 +57,7 @@ const FILES = {
   servingKey: 'serving.key',
 };
 const RETRY_MS = 3_000;
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** A request to the join endpoints failed; the message says why, for the person joining. */
 export class JoinError extends Error {}
@@ -81,8 +82,8 @@ export class NodeCredentialManager {
    */
   async load(token: string | undefined): Promise<NodeCredentialSet> {
     const stored = this.readStored();
-    const usable =
-      stored && certificateWindow(stored.client.certPem).notAfter > Date.now() + 10_000;
+    // A certificate near its end is still used: renewal then starts at once.
+    const usable = stored && certificateWindow(stored.client.certPem).notAfter > Date.now() + 1000;
     if (stored && usable && (!token || parseJoinToken(token).caHash === certHash(stored))) {
       this.current = stored;
       this.opts.log.info('using the stored node credentials');
@@ -107,6 +108,11 @@ export class NodeCredentialManager {
   }
 
   private schedule(ms: number, onRenewed: (set: NodeCredentialSet) => void): void {
+    if (ms > MAX_TIMER_MS) {
+      // Timers hold at most ~24.8 days; a longer wait is taken in steps.
+      this.timer = setTimeout(() => this.startRenewal(onRenewed), MAX_TIMER_MS);
+      return;
+    }
     this.timer = setTimeout(() => {
       this.renew().then(
         (set) => {

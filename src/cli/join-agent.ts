@@ -97,14 +97,15 @@ export async function joinAgentCommand(o: JoinAgentOptions): Promise<void> {
   client.close();
 }
 
-/** Registers the node if needed and waits until it has a pod range. */
+/** Registers the node (without status) if needed and waits until it has a pod range. */
 async function waitForPodCidr(
   client: KubeClient,
   node: NodeObject,
   log: ReturnType<typeof componentLogger>,
 ): Promise<string> {
   try {
-    await client.create(NODES, node);
+    // No status yet: the node is not Ready before its agent serves and heartbeats.
+    await client.create(NODES, { ...node, status: undefined });
   } catch (err) {
     if (!isReason(err, 'AlreadyExists')) throw err;
   }
@@ -130,7 +131,12 @@ async function makeRuntime(
     root: join(o.dataDir, 'images'),
     registriesConfig: join(o.dataDir, 'registries.yaml'),
   });
-  const runtime = new MiniC({ root: join(o.dataDir, 'runtime'), images, podCidr, bridge: o.bridge });
+  const runtime = new MiniC({
+    root: join(o.dataDir, 'runtime'),
+    images,
+    podCidr,
+    bridge: o.bridge,
+  });
   // Pods of other nodes are reached through this machine's routes: it must forward.
   writeFileSync('/proc/sys/net/ipv4/ip_forward', '1\n');
   return { runtime, images };

@@ -142,7 +142,7 @@ program
   .option('--server <url>', 'API server to join, e.g. https://10.0.0.1:6443')
   .option('--token <token>', "join token (the server's DATA_DIR/join-token); once joined, unneeded")
   .option('--node-name <name>', 'name of this node (default: the host name)')
-  .option('--data-dir <dir>', "where the agent keeps its state", DEFAULT_DATA_DIR)
+  .option('--data-dir <dir>', 'where the agent keeps its state', DEFAULT_DATA_DIR)
   .option('--node-ip <addr>', "this node's address (default: its first non-loopback IPv4)")
   .option('--pod-cidr <cidr>', "this node's pod range (default: assigned by the cluster)")
   .option('--agent-port <port>', "node agent's port (logs, exec)", port, 10250)
@@ -173,7 +173,7 @@ program
       allowHostPath: o.allowHostPath,
       allowPrivileged: o.allowPrivileged,
     });
-  })
+  });
 
 program.parseAsync(process.argv).catch((err: Error) => {
   process.stderr.write(`error: ${err.message}\n`);

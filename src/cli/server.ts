@@ -92,7 +92,11 @@ export async function serverCommand(o: ServerOptions): Promise<void> {
     tls,
     clientCaPem: auth.ca.certPem,
     join: { ca: auth.ca, secret: auth.joinSecret, nodeCertLifetimeMs: o.nodeCertSeconds * 1000 },
-    nodeClientTls: { certPem: nodeClient.certPem, keyPem: nodeClient.keyPem!, caPem: auth.ca.certPem },
+    nodeClientTls: {
+      certPem: nodeClient.certPem,
+      keyPem: nodeClient.keyPem!,
+      caPem: auth.ca.certPem,
+    },
   });
   const { port } = await api.start();
   const local = !o.bindAddress || o.bindAddress === '0.0.0.0' ? '127.0.0.1' : o.bindAddress;
