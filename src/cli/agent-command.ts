@@ -24,7 +24,10 @@ export interface AgentCommandOptions {
 /** Runs the hollow nodes until SIGINT or SIGTERM; throws without `--hollow`. */
 export async function agentCommand(o: AgentCommandOptions): Promise<void> {
   if (o.hollow === undefined)
-    throw new Error('flyces agent needs --server URL --token TOKEN to join, or --hollow N');
+    throw new Error(
+      'flyces agent needs --server URL --token TOKEN to join a cluster of `flyces server`, ' +
+        'or --hollow N (a one-machine cluster is `flyces up`)',
+    );
   for (const [flag, value] of [
     ['--cpu', o.cpu],
     ['--memory', o.memory],
