@@ -1,6 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import {
   createWriteStream,
@@ -14,6 +14,7 @@ import { request } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { byGroupResource } from '../src/api/resources.js';
 import type { NodeObject, Pod } from '../src/api/types.js';
 import { isReason, KubeClient } from '../src/client/rest.js';
@@ -27,6 +28,7 @@ import { FLYCES, waitFor } from './helpers/cluster.js';
  * every temp dir removed in `after`, also when a test failed.
  */
 
+const run = promisify(execFile);
 const NODES = byGroupResource.get('/nodes')!;
 const PODS = byGroupResource.get('/pods')!;
 const LEASES = byGroupResource.get('coordination.k8s.io/leases')!;
@@ -201,6 +203,12 @@ describe('joining a server', { timeout: 120_000 }, () => {
     assert.match(cert.subject, /O=system:nodes/);
     const node = await server.admin.get<NodeObject>(NODES, undefined, 'a');
     assert.match(node.spec?.podCIDR ?? '', /^10\.42\.\d+\.0\/24$/, 'pod range from node-ipam');
+    // The serving certificate is not one the cluster CA vouches for: a node cannot pose
+    // as an API server with it.
+    const clusterCa = new X509Certificate(readFileSync(join(pki, 'ca.crt')));
+    const serving = new X509Certificate(readFileSync(join(pki, 'serving.crt')));
+    assert.equal(serving.verify(clusterCa.publicKey), false);
+    assert.equal(cert.verify(clusterCa.publicKey), true);
   });
 
   test('node credentials work and are limited to the node', async () => {
@@ -247,6 +255,14 @@ describe('joining a server', { timeout: 120_000 }, () => {
       server.admin.request('GET', '/api/v1/namespaces/default/pods/p/log'),
       (err: Error) => isReason(err, 'BadRequest') && /waiting to start/.test(err.message),
     );
+    // kubectl exec goes the same way, over a TLS connection to the agent.
+    const exec = await run('kubectl', ['exec', 'p', '--', 'true'], {
+      env: { ...process.env, KUBECONFIG: join(server.dir, 'kubeconfig') },
+    }).then(
+      () => '',
+      (err: { stderr: string }) => err.stderr,
+    );
+    assert.match(exec, /container c is not running in pod p/);
     const node = await server.admin.get<NodeObject>(NODES, undefined, 'a');
     const port = node.status!.daemonEndpoints!.kubeletEndpoint!.Port;
     const status = await new Promise<number | string>((resolve) => {
@@ -273,6 +289,11 @@ describe('joining a server', { timeout: 120_000 }, () => {
     await waitFor('a lease renewal after the first certificate expired', 15_000, async () => {
       return (await leaseTime(server.admin, 'a')) > after;
     });
+    // The API server reaches the agent's renewed serving certificate too.
+    await assert.rejects(
+      server.admin.request('GET', '/api/v1/namespaces/default/pods/p/log'),
+      (err: Error) => isReason(err, 'BadRequest') && /waiting to start/.test(err.message),
+    );
   });
 
   test('a restarted agent needs no token', async () => {

@@ -38,14 +38,17 @@ export interface NodeCredentialsRequest {
 }
 
 export interface NodeCredentials {
-  /** PEM chain: the node's client certificate, then the CA's. */
+  /** PEM chain: the node's client certificate, then the cluster CA's. */
   clientCert: string;
+  /** PEM chain: the endpoint's serving certificate, then the agent CA's. */
   servingCert: string;
   caCert: string;
 }
 
 export interface JoinOptions {
   ca: CaPair;
+  /** Signs the agents' serving certificates (see ClusterAuth.agentCa). */
+  agentCa: CaPair;
   /** The secret part of the join token. */
   secret: string;
   /** Lifetime of the node certificates issued here. */
@@ -116,7 +119,7 @@ export class JoinService {
       lifetimeMs,
       publicKey: client.publicKey,
     });
-    const servingCert = await issueCert(this.opts.ca, {
+    const servingCert = await issueCert(this.opts.agentCa, {
       commonName: user,
       hosts: [...body.addresses, body.nodeName],
       usage: 'server',

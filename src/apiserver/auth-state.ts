@@ -3,8 +3,8 @@ import { StoreError, type Store } from '../store/store.js';
 import { certificateHash, newClusterCa, type CaPair } from './pki.js';
 
 /**
- * The cluster's shared secrets: the CA (certificate and key), the admin token and the
- * join secret. They live in the store under a key outside `/registry/`, so no API request
+ * The cluster's shared secrets: the CA (certificate and key), the CA of the agents'
+ * serving certificates, the admin token and the join secret. They live in the store under a key outside `/registry/`, so no API request
  * can read them, and every API server on the same store uses the same ones. The first
  * server to start makes them and writes them with an atomic create; a server that loses
  * that race (AlreadyExists) reads the winner's instead, so two servers starting at once
@@ -18,6 +18,12 @@ export const AUTH_STATE_KEY = '/flyces/cluster-auth';
 
 export interface ClusterAuth {
   ca: CaPair;
+  /**
+   * Signs only the agents' serving certificates, and only the API servers trust it (to
+   * reach agents). Were they signed by the cluster CA, a node could ask for a serving
+   * certificate naming an API server's address and pass itself off as that server.
+   */
+  agentCa: CaPair;
   /** Bearer token with full access (user `system:admin`, group `system:masters`). */
   adminToken: string;
   /** The secret part of the join token. */
@@ -30,6 +36,7 @@ export async function loadOrCreateClusterAuth(store: Store): Promise<ClusterAuth
   if (existing) return JSON.parse(existing.value) as ClusterAuth;
   const fresh: ClusterAuth = {
     ca: await newClusterCa(),
+    agentCa: await newClusterCa('flyces-agent-ca'),
     adminToken: randomBytes(24).toString('hex'),
     joinSecret: randomBytes(24).toString('hex'),
   };

@@ -73,13 +73,13 @@ export interface CaPair {
   keyPem: string;
 }
 
-/** A new self-signed cluster CA, valid ten years. */
-export async function newClusterCa(): Promise<CaPair> {
+/** A new self-signed CA named `commonName` (default the cluster CA's), valid ten years. */
+export async function newClusterCa(commonName = 'flyces-ca'): Promise<CaPair> {
   const keys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']);
   const now = Date.now();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serial(),
-    name: 'CN=flyces-ca',
+    name: [{ CN: [commonName] }],
     notBefore: new Date(now - DAY_MS),
     notAfter: new Date(now + 3650 * DAY_MS),
     signingAlgorithm: ALG,

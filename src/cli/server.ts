@@ -91,11 +91,16 @@ export async function serverCommand(o: ServerOptions): Promise<void> {
     port: o.port,
     tls,
     clientCaPem: auth.ca.certPem,
-    join: { ca: auth.ca, secret: auth.joinSecret, nodeCertLifetimeMs: o.nodeCertSeconds * 1000 },
+    join: {
+      ca: auth.ca,
+      agentCa: auth.agentCa,
+      secret: auth.joinSecret,
+      nodeCertLifetimeMs: o.nodeCertSeconds * 1000,
+    },
     nodeClientTls: {
       certPem: nodeClient.certPem,
       keyPem: nodeClient.keyPem!,
-      caPem: auth.ca.certPem,
+      caPem: auth.agentCa.certPem,
     },
   });
   const { port } = await api.start();
