@@ -5,15 +5,13 @@ import { API_SERVER_IDENTITY } from '../agent/agent.js';
 import { joinToken, loadOrCreateClusterAuth } from '../apiserver/auth-state.js';
 import { issueCert, issueServingCert } from '../apiserver/pki.js';
 import { ApiServer } from '../apiserver/server.js';
-import { InformerFactory } from '../client/factory.js';
 import { KubeClient } from '../client/rest.js';
-import { ControllerManager } from '../controllers/manager.js';
 import { componentLogger } from '../log.js';
-import { Scheduler } from '../scheduler/scheduler.js';
 import { startCompactor } from '../store/compactor.js';
 import { EtcdStore } from '../store/etcd/etcd-store.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
 import type { Store } from '../store/store.js';
+import { startControlLoops } from './control-plane.js';
 import { kubeconfigText, writeKubeconfig } from './kubeconfig.js';
 
 /**
@@ -117,12 +115,7 @@ export async function serverCommand(o: ServerOptions): Promise<void> {
     caPem: auth.ca.certPem,
     userAgent: 'flyces-server',
   });
-  const informers = new InformerFactory(client);
-  const scheduler = new Scheduler(client, informers);
-  scheduler.register();
-  const controllers = new ControllerManager(client, { informers });
-  await controllers.start();
-  const schedulerDone = scheduler.run();
+  const loops = await startControlLoops(client);
   log.info({ server, kubeconfig, advertise }, 'control plane is up');
   process.stderr.write(
     `\nflyCes server is up on port ${port}.\n  export KUBECONFIG=${kubeconfig}\n` +
@@ -134,10 +127,7 @@ export async function serverCommand(o: ServerOptions): Promise<void> {
     process.once('SIGTERM', () => resolve());
   });
   log.info('stopping');
-  await controllers.stop();
-  scheduler.stop();
-  await schedulerDone;
-  informers.stop();
+  await loops.stop();
   client.close();
   await api.stop();
   stopCompactor();
