@@ -4,11 +4,11 @@ import { certificateHash, newClusterCa, type CaPair } from './pki.js';
 
 /**
  * The cluster's shared secrets: the CA (certificate and key), the CA of the agents'
- * serving certificates, the admin token and the join secret. They live in the store under a key outside `/registry/`, so no API request
- * can read them, and every API server on the same store uses the same ones. The first
- * server to start makes them and writes them with an atomic create; a server that loses
- * that race (AlreadyExists) reads the winner's instead, so two servers starting at once
- * still agree.
+ * serving certificates, the admin token and the join secret. They live in the store under
+ * a key outside `/registry/`, so no API request can read them, and every API server on the
+ * same store uses the same ones. The first server to start makes them and writes them with
+ * an atomic create; a server that loses that race (AlreadyExists) reads the winner's
+ * instead, so two servers starting at once still agree.
  *
  * Shortcoming: the secrets are stored in the clear; whoever can read the store (the
  * SQLite file, or etcd without client auth) holds the CA key.

@@ -106,7 +106,8 @@ test('forbidden messages are worded as kube-apiserver words them', () => {
   const rows: [ResourceAttributes, string][] = [
     [
       { verb: 'patch', group: '', resource: 'nodes', name: 'b' },
-      'nodes "b" is forbidden: User "system:node:a" cannot patch resource "nodes" in API group "" at the cluster scope',
+      'nodes "b" is forbidden: User "system:node:a" cannot patch resource "nodes" ' +
+        'in API group "" at the cluster scope',
     ],
     [
       {
@@ -117,11 +118,13 @@ test('forbidden messages are worded as kube-apiserver words them', () => {
         namespace: 'ns',
         name: 'p',
       },
-      'pods "p" is forbidden: User "system:node:a" cannot update resource "pods/status" in API group "" in the namespace "ns"',
+      'pods "p" is forbidden: User "system:node:a" cannot update resource "pods/status" ' +
+        'in API group "" in the namespace "ns"',
     ],
     [
       { verb: 'list', group: 'apps', resource: 'deployments' },
-      'deployments is forbidden: User "system:node:a" cannot list resource "deployments" in API group "apps" at the cluster scope',
+      'deployments is forbidden: User "system:node:a" cannot list resource "deployments" ' +
+        'in API group "apps" at the cluster scope',
     ],
   ];
   for (const [attrs, want] of rows) assert.equal(forbiddenMessage(nodeA, attrs), want);

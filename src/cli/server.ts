@@ -119,7 +119,8 @@ export async function serverCommand(o: ServerOptions): Promise<void> {
   log.info({ server, kubeconfig, advertise }, 'control plane is up');
   process.stderr.write(
     `\nflyCes server is up on port ${port}.\n  export KUBECONFIG=${kubeconfig}\n` +
-      `Join a machine: flyces agent --server https://${advertise}:${port} --token "$(cat ${tokenFile})"\n\n`,
+      `Join a machine: flyces agent --server https://${advertise}:${port} ` +
+      `--token "$(cat ${tokenFile})"\n\n`,
   );
 
   await new Promise<void>((resolve) => {
