@@ -1,5 +1,8 @@
 import type { DnsSettings } from './dns-config.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { TLSSocket } from 'node:tls';
+import { certificateUser } from '../apiserver/auth.js';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ApiError } from '../api/errors.js';
@@ -47,6 +50,12 @@ export interface AgentOptions extends NodeIdentity {
   images: ImageService;
   /** Tokens accepted on the agent's own endpoint (the API server's, for logs). */
   tokens: string[];
+  /**
+   * Serve the endpoint over HTTPS with this certificate instead, and accept only clients
+   * with a certificate from `caPem` for the API servers' identity (`flyces-apiserver`);
+   * tokens are then not accepted.
+   */
+  tls?: { certPem: string; keyPem: string; caPem: string };
   /** Address the agent's HTTP endpoint listens on; default the internalIP. */
   bindAddress?: string;
   /** Whether pods may mount paths of this machine (hostPath volumes); default false. */
@@ -74,6 +83,8 @@ const DEFAULT_PIDS_LIMIT = 4096;
 const IMAGE_GC_EVERY_MS = 300_000;
 const RELIST_MS = 1_000;
 const ORPHAN_GRACE_SECONDS = 10;
+/** The client certificate CN the API servers present to agents. */
+export const API_SERVER_IDENTITY = 'flyces-apiserver';
 
 export class Agent {
   private readonly log;
@@ -89,7 +100,7 @@ export class Agent {
   private readonly events: EventRecorder;
   private readonly timers: NodeJS.Timeout[] = [];
   private lastStates = new Map<string, string>();
-  private server?: Server;
+  private server?: Server | HttpsServer;
   private stopped = false;
   private workers?: Promise<void>;
 
@@ -374,8 +385,30 @@ export class Agent {
     }
   }
 
+  /** Replaces the endpoint's serving certificate (after a renewal); new connections use it. */
+  setServingCertificate(cert: { certPem: string; keyPem: string }): void {
+    const tls = this.opts.tls;
+    if (!tls || !this.server) return;
+    this.opts.tls = { ...tls, ...cert };
+    (this.server as HttpsServer).setSecureContext(this.secureOptions());
+  }
+
+  private secureOptions() {
+    const tls = this.opts.tls!;
+    return { cert: tls.certPem, key: tls.keyPem, ca: tls.caPem };
+  }
+
+  /** Whether a request to the endpoint comes from the API server. */
+  private allowed(req: IncomingMessage): boolean {
+    if (!this.opts.tls) return this.tokens.accepts(req.headers.authorization);
+    return certificateUser(req.socket as TLSSocket)?.name === API_SERVER_IDENTITY;
+  }
+
   private listen(): Promise<void> {
-    const server = createServer((req, res) => void this.serve(req, res));
+    const handler = (req: IncomingMessage, res: ServerResponse) => void this.serve(req, res);
+    const server = this.opts.tls
+      ? createHttpsServer({ ...this.secureOptions(), requestCert: true }, handler)
+      : createServer(handler);
     server.on('upgrade', (req, socket, head) => void this.serveUpgrade(req, socket, head));
     this.server = server;
     return new Promise((resolve, reject) => {
@@ -389,8 +422,7 @@ export class Agent {
 
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
-      if (!this.tokens.accepts(req.headers.authorization))
-        throw new ApiError('Unauthorized', 'Unauthorized');
+      if (!this.allowed(req)) throw new ApiError('Unauthorized', 'Unauthorized');
       const url = new URL(req.url ?? '/', 'http://agent');
       const parts = url.pathname.split('/').filter((p) => p);
       if (url.pathname === '/healthz') {
@@ -415,8 +447,7 @@ export class Agent {
   private async serveUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     socket.on('error', () => undefined);
     try {
-      if (!this.tokens.accepts(req.headers.authorization))
-        throw new ApiError('Unauthorized', 'Unauthorized');
+      if (!this.allowed(req)) throw new ApiError('Unauthorized', 'Unauthorized');
       const url = new URL(req.url ?? '/', 'http://agent');
       const parts = url.pathname.split('/').filter((p) => p);
       if (parts[0] !== 'exec' || parts.length !== 4)

@@ -1,11 +1,12 @@
 import type { IncomingMessage } from 'node:http';
 import { connect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import type { Duplex } from 'node:stream';
 
 import { ApiError, badRequest } from '../api/errors.js';
 import type { KObject } from '../api/types.js';
 import { rejectUpgrade } from '../util/upgrade.js';
-import { nodeEndpoint, pickContainer } from './node-proxy.js';
+import { nodeEndpoint, pickContainer, type NodeDialer } from './node-proxy.js';
 import type { Registry } from './registry.js';
 import type { ResourceRequest } from './request.js';
 
@@ -13,7 +14,8 @@ import type { ResourceRequest } from './request.js';
  * `kubectl exec` at the API server. The request (`pods/NAME/exec`, an HTTP upgrade to
  * WebSocket) is checked here: the pod exists, is on a node and not finished, and names a
  * container. Then it is proxied the way kube-apiserver proxies to kubelets: the upgrade
- * request is sent on to the agent of the pod's node with the API server's own token, and
+ * request is sent on to the agent of the pod's node with the API server's own credential
+ * (its token over plain TCP, or its client certificate over TLS; see NodeDialer), and
  * from then on bytes are copied both ways. The agent completes the WebSocket handshake and
  * speaks the exec protocol; the API server never parses a frame, so it costs one copy per
  * byte and any subprotocol the agent serves reaches the client unchanged. A refusal by
@@ -41,7 +43,7 @@ const CONNECT_TIMEOUT_MS = 10_000;
  */
 export async function proxyExec(
   registry: Registry,
-  token: string,
+  dialer: NodeDialer,
   rr: ResourceRequest,
   req: IncomingMessage,
   socket: Duplex,
@@ -53,8 +55,8 @@ export async function proxyExec(
   const query = new URLSearchParams();
   for (const [key, value] of rr.query) if (FORWARDED.includes(key)) query.append(key, value);
   const path = `/exec/${pod.metadata.namespace}/${pod.metadata.name}/${container}?${query}`;
-  const agent = await connectAgent(host, port, node);
-  agent.write(upgradeRequest(req, path, `${host}:${port}`, token));
+  const agent = await connectAgent(host, port, node, dialer);
+  agent.write(upgradeRequest(req, path, `${host}:${port}`, dialer.token));
   if (head.length > 0) agent.write(head);
   pipeBothWays(socket, agent);
 }
@@ -70,9 +72,24 @@ export function execContainer(pod: KObject, query: URLSearchParams): string {
   return pickContainer(pod, query, false);
 }
 
-function connectAgent(host: string, port: number, node: string): Promise<Duplex> {
+function connectAgent(
+  host: string,
+  port: number,
+  node: string,
+  dialer: NodeDialer,
+): Promise<Duplex> {
   return new Promise((resolve, reject) => {
-    const agent = connect({ host, port, timeout: CONNECT_TIMEOUT_MS });
+    const tls = dialer.tls;
+    const agent = tls
+      ? tlsConnect({
+          host,
+          port,
+          timeout: CONNECT_TIMEOUT_MS,
+          ca: tls.caPem,
+          cert: tls.certPem,
+          key: tls.keyPem,
+        })
+      : connect({ host, port, timeout: CONNECT_TIMEOUT_MS });
     const fail = (err: Error) => {
       agent.destroy();
       reject(
@@ -81,7 +98,7 @@ function connectAgent(host: string, port: number, node: string): Promise<Duplex>
     };
     agent.once('error', fail);
     agent.once('timeout', () => fail(new Error('connection timed out')));
-    agent.once('connect', () => {
+    agent.once(tls ? 'secureConnect' : 'connect', () => {
       agent.removeListener('error', fail);
       agent.setTimeout(0);
       resolve(agent);
@@ -90,9 +107,15 @@ function connectAgent(host: string, port: number, node: string): Promise<Duplex>
 }
 
 /** The request line and headers sent to the agent: the client's handshake, our token. */
-function upgradeRequest(req: IncomingMessage, path: string, host: string, token: string): string {
+function upgradeRequest(
+  req: IncomingMessage,
+  path: string,
+  host: string,
+  token: string | undefined,
+): string {
   const lines = [`${req.method ?? 'GET'} ${path} HTTP/1.1`, `Host: ${host}`];
-  lines.push(`Authorization: Bearer ${token}`, 'Connection: Upgrade');
+  if (token !== undefined) lines.push(`Authorization: Bearer ${token}`);
+  lines.push('Connection: Upgrade');
   for (const name of UPGRADE_HEADERS) {
     const value = req.headers[name];
     if (typeof value === 'string') lines.push(`${name}: ${value}`);

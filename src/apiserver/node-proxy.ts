@@ -1,4 +1,5 @@
 import { request, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { ApiError, badRequest, errorFromResponse } from '../api/errors.js';
 import { byGroupResource } from '../api/resources.js';
 import type { KObject, NodeObject } from '../api/types.js';
@@ -8,6 +9,16 @@ import type { Registry } from './registry.js';
  * Requests the API server makes to node agents on a client's behalf (logs), the way
  * kube-apiserver talks to kubelets: the node's InternalIP and the agent port it reports.
  */
+
+/**
+ * The API server's credential towards agents: a client certificate over HTTPS (agents
+ * that joined with `flyces agent --server`, whose serving certificates are checked
+ * against `tls.caPem`), or a bearer token over plain HTTP (the agent of `flyces up`).
+ */
+export interface NodeDialer {
+  tls?: { certPem: string; keyPem: string; caPem: string };
+  token?: string;
+}
 
 /** The agent endpoint of a node: its InternalIP and the port in its daemonEndpoints. */
 export function agentEndpoint(node: NodeObject): { host: string; port: number } {
@@ -92,20 +103,25 @@ export async function openPodLogs(
   registry: Registry,
   pod: KObject,
   query: URLSearchParams,
-  token: string,
+  dialer: NodeDialer,
 ): Promise<IncomingMessage> {
   const container = pickContainer(pod, query, true);
   const { host, port, node } = await nodeEndpoint(registry, pod);
   const forward = logOptions(query);
   const path = `/containerLogs/${pod.metadata.namespace}/${pod.metadata.name}/${container}?${forward}`;
   return new Promise((resolve, reject) => {
-    const req = request(
-      { host, port, path, headers: { Authorization: `Bearer ${token}` } },
-      (res) => {
-        if ((res.statusCode ?? 500) < 400) return resolve(res);
-        collectError(res).then(reject, reject);
-      },
-    );
+    const onResponse = (res: IncomingMessage) => {
+      if ((res.statusCode ?? 500) < 400) return resolve(res);
+      collectError(res).then(reject, reject);
+    };
+    const { tls, token } = dialer;
+    const headers: Record<string, string> = token ? { Authorization: `Bearer ${token}` } : {};
+    const req = tls
+      ? httpsRequest(
+          { host, port, path, headers, ca: tls.caPem, cert: tls.certPem, key: tls.keyPem },
+          onResponse,
+        )
+      : request({ host, port, path, headers }, onResponse);
     req.on('error', (err) =>
       reject(
         new ApiError('InternalError', `cannot reach the agent of node ${node}: ${err.message}`),

@@ -4,7 +4,6 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ApiError, badRequest } from '../api/errors.js';
 import { byGroupResource } from '../api/resources.js';
-import { BearerTokens } from '../util/bearer.js';
 import { componentLogger } from '../log.js';
 import type { Store } from '../store/store.js';
 import { apiGroup, apiGroupList, apiVersions, resourceList, SERVER_VERSION } from './discovery.js';
@@ -22,18 +21,30 @@ import {
   type HandlerContext,
 } from './handlers.js';
 import { proxyExec, refuseUpgrade } from './exec.js';
-import { openPodLogs } from './node-proxy.js';
+import { openPodLogs, type NodeDialer } from './node-proxy.js';
+import { Authenticator, type UserInfo } from './auth.js';
+import { JoinService, type JoinOptions } from './auth-join.js';
+import { authorize, forbiddenMessage, type NodeFacts, type ResourceAttributes } from './authz.js';
 import { openApiV3Document, openApiV3Index } from './openapi.js';
 import { advertiseAddress, ensureKubernetesService } from './kubernetes-service.js';
 import { Registry } from './registry.js';
 import { ServiceAllocations } from './service-allocation.js';
-import { checkAcceptable, parseResourcePath, type ResourceRequest } from './request.js';
+import {
+  checkAcceptable,
+  decodeBody,
+  parseResourcePath,
+  readBody,
+  type ResourceRequest,
+} from './request.js';
+import { Readable } from 'node:stream';
 import { WatchCache } from './watch-cache.js';
 
 /**
  * The API server: Kubernetes REST over HTTP, in front of the store. Every request must carry
- * one of the configured bearer tokens. Requests are parsed into a resource request and passed
- * to the handler of their verb; every ApiError becomes a Status response here.
+ * one of the configured bearer tokens or a client certificate from the cluster CA (auth.ts),
+ * and is authorized (authz.ts) once parsed into a resource request, then passed to the
+ * handler of its verb; every ApiError becomes a Status response here. With `join` set,
+ * the join paths of auth-join.ts are served too.
  */
 
 export interface ApiServerOptions {
@@ -54,6 +65,16 @@ export interface ApiServerOptions {
   advertiseAddress?: string;
   /** How often reservations of service IPs and node ports are repaired (default 3 min). */
   allocationRepairMs?: number;
+  /** Client certificates signed by this CA authenticate (user = CN, groups = O). */
+  clientCaPem?: string;
+  /** Serve `/cacerts` and the node credentials endpoint with these secrets. */
+  join?: JoinOptions;
+  /**
+   * How to reach node agents for logs and exec: HTTPS with this client certificate,
+   * checking the agent's serving certificate against `caPem`. Without it, plain HTTP with
+   * `nodeToken` (the agent of `flyces up`).
+   */
+  nodeClientTls?: { certPem: string; keyPem: string; caPem: string };
 }
 
 type Handler = (
@@ -80,7 +101,9 @@ export class ApiServer {
   private readonly log = componentLogger('apiserver');
   private readonly cache: WatchCache;
   private readonly ctx: HandlerContext;
-  private readonly tokens: BearerTokens;
+  private readonly authn: Authenticator;
+  private readonly join?: JoinService;
+  private readonly facts: NodeFacts;
   private server?: Server;
   private readonly allocations: ServiceAllocations;
   private repairTimer?: NodeJS.Timeout;
@@ -89,12 +112,14 @@ export class ApiServer {
     this.cache = new WatchCache(opts.store);
     this.allocations = new ServiceAllocations(opts.store, opts);
     const registry = new Registry(opts.store, this.allocations);
-    this.tokens = new BearerTokens(opts.tokens);
+    this.authn = new Authenticator(opts.tokens);
+    this.join = opts.join && new JoinService(opts.join);
+    this.facts = { podNode: (ns, name) => this.podNode(ns, name) };
     this.ctx = {
       registry,
       cache: this.cache,
       store: opts.store,
-      podLogs: (pod, query) => openPodLogs(registry, pod, query, opts.nodeToken ?? opts.tokens[0]),
+      podLogs: (pod, query) => openPodLogs(registry, pod, query, this.nodeDialer()),
     };
   }
 
@@ -107,8 +132,11 @@ export class ApiServer {
     await this.cache.start();
     await this.ensureNamespaces();
     const { certPem, keyPem } = this.opts.tls;
+    const clientCa = this.opts.clientCaPem;
     const server = createServer(
-      { cert: certPem, key: keyPem },
+      clientCa
+        ? { cert: certPem, key: keyPem, ca: clientCa, requestCert: true, rejectUnauthorized: false }
+        : { cert: certPem, key: keyPem },
       (req, res) => void this.serve(req, res),
     );
     server.on('upgrade', (req, socket, head) => void this.serveUpgrade(req, socket, head));
@@ -169,15 +197,17 @@ export class ApiServer {
     const started = performance.now();
     const url = new URL(req.url ?? '/', 'http://localhost');
     try {
-      if (!this.tokens.accepts(req.headers.authorization))
-        throw new ApiError('Unauthorized', 'Unauthorized');
+      const user = this.authn.authenticate(req);
+      if (this.join?.handles(url)) return await this.join.serve(req, url, res, user);
+      if (!user) throw new ApiError('Unauthorized', 'Unauthorized');
       checkAcceptable(req.headers.accept);
       if (!this.serveNonResource(req, url, res)) {
         const rr = parseResourcePath(req.method ?? 'GET', url);
         if (!rr) throw new ApiError('NotFound', 'the server could not find the requested resource');
         if (rr.subresource === 'exec') throw badRequest('Upgrade request required');
+        const authorized = await this.authorizeRequest(user, rr, req);
         const handler = rr.subresource === 'log' ? handleLog : HANDLERS[rr.verb];
-        await handler(this.ctx, rr, req, res);
+        await handler(this.ctx, rr, authorized, res);
       }
     } catch (err) {
       this.writeError(res, err, req);
@@ -199,18 +229,64 @@ export class ApiServer {
     socket.on('error', () => undefined);
     const url = new URL(req.url ?? '/', 'http://localhost');
     try {
-      if (!this.tokens.accepts(req.headers.authorization))
-        throw new ApiError('Unauthorized', 'Unauthorized');
+      const user = this.authn.authenticate(req);
+      if (!user) throw new ApiError('Unauthorized', 'Unauthorized');
       const rr = parseResourcePath(req.method ?? 'GET', url);
       if (rr?.subresource !== 'exec') {
         throw new ApiError('NotFound', 'the server could not find the requested resource');
       }
-      const token = this.opts.nodeToken ?? this.opts.tokens[0];
-      await proxyExec(this.ctx.registry, token, rr, req, socket, head);
+      // kubectl exec opens the upgrade with GET; Kubernetes authorizes it as create.
+      await this.authorizeRequest(user, { ...rr, verb: 'create' }, req);
+      await proxyExec(this.ctx.registry, this.nodeDialer(), rr, req, socket, head);
       this.log.debug({ path: url.pathname }, 'exec proxied');
     } catch (err) {
       const apiErr = refuseUpgrade(socket, err);
       if (apiErr.code >= 500) this.log.error({ err, path: url.pathname }, 'exec failed');
+    }
+  }
+
+  /** How logs and exec reach node agents. */
+  private nodeDialer(): NodeDialer {
+    const tls = this.opts.nodeClientTls;
+    return tls ? { tls } : { token: this.opts.nodeToken ?? this.opts.tokens[0] };
+  }
+
+  /**
+   * Refuses the request with 403 unless `user` may make it. For a create, the object's name
+   * is in the body, which is read here and handed on in a request the handler reads again.
+   */
+  private async authorizeRequest(
+    user: UserInfo,
+    rr: ResourceRequest,
+    req: IncomingMessage,
+  ): Promise<IncomingMessage> {
+    const attrs: ResourceAttributes = {
+      verb: rr.verb,
+      group: rr.rt.group,
+      resource: rr.rt.plural,
+      subresource: rr.subresource,
+      namespace: rr.namespace,
+      name: rr.name,
+    };
+    let forward = req;
+    const needsBodyName = rr.verb === 'create' && rr.name === undefined && !isAdmin(user);
+    if (needsBodyName) {
+      const raw = await readBody(req);
+      const body = decodeBody(raw, req.headers['content-type']) as KObjectLike | undefined;
+      attrs.name = body?.metadata?.name;
+      forward = replayRequest(req, raw);
+    }
+    if (await authorize(user, attrs, this.facts)) return forward;
+    throw new ApiError('Forbidden', forbiddenMessage(user, attrs));
+  }
+
+  private async podNode(namespace: string, name: string): Promise<string | undefined> {
+    try {
+      const pod = await this.ctx.registry.get(byGroupResource.get('/pods')!, namespace, name);
+      return (pod.spec?.nodeName as string | undefined) ?? '';
+    } catch (err) {
+      if (err instanceof ApiError && err.reason === 'NotFound') return undefined;
+      throw err;
     }
   }
 
@@ -256,6 +332,25 @@ export class ApiServer {
     }
     sendJson(res, apiErr.code, apiErr.toStatus());
   }
+}
+
+interface KObjectLike {
+  metadata?: { name?: string };
+}
+
+function isAdmin(user: UserInfo): boolean {
+  return user.groups.includes('system:masters');
+}
+
+/** A request whose body, already read, can be read once more by a handler. */
+function replayRequest(req: IncomingMessage, body: Buffer): IncomingMessage {
+  const replay = Readable.from([body]) as unknown as IncomingMessage;
+  return Object.assign(replay, {
+    headers: req.headers,
+    method: req.method,
+    url: req.url,
+    socket: req.socket,
+  });
 }
 
 function notFoundBody(): ApiError {

@@ -7,8 +7,9 @@ import { componentLogger } from '../log.js';
 import { loadKubeconfig } from './kubeconfig.js';
 
 /**
- * `flyces agent`: for now only hollow nodes (`--hollow N`), which register and report pods
- * Running without starting containers, to load a control plane as a big cluster would.
+ * `flyces agent --hollow N`: hollow nodes, which register and report pods Running without
+ * starting containers, to load a control plane as a big cluster would. (Joining a real
+ * machine, `flyces agent --server`, is join-agent.ts.)
  */
 
 export interface AgentCommandOptions {
@@ -24,8 +25,8 @@ export interface AgentCommandOptions {
 export async function agentCommand(o: AgentCommandOptions): Promise<void> {
   if (o.hollow === undefined)
     throw new Error(
-      'flyces agent runs only hollow nodes for now (--hollow N); ' +
-        'real agents join with `flyces up` for now',
+      'flyces agent needs --server URL --token TOKEN to join a cluster of `flyces server`, ' +
+        'or --hollow N (a one-machine cluster is `flyces up`)',
     );
   for (const [flag, value] of [
     ['--cpu', o.cpu],

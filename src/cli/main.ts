@@ -1,4 +1,4 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
@@ -53,6 +53,26 @@ program
       advertiseAddress: o.advertiseAddress,
       allowHostPath: o.allowHostPath,
       allowPrivileged: o.allowPrivileged,
+    }),
+  );
+
+program
+  .command('server')
+  .description('run the control plane without a node agent; machines join with flyces agent')
+  .option('--data-dir <dir>', 'where the server keeps its state', DEFAULT_DATA_DIR)
+  .option('--port <port>', 'API server port', port, 6443)
+  .option('--bind-address <addr>', 'address the API server listens on (default: all)')
+  .option('--etcd <urls>', 'comma-separated etcd client URLs (default: embedded SQLite)')
+  .option('--advertise-address <addr>', 'address other machines reach this server at')
+  .option('--node-cert-lifetime <seconds>', 'lifetime of node certificates', count, 31_536_000)
+  .action(async (o) =>
+    (await import('./server.js')).serverCommand({
+      dataDir: o.dataDir,
+      port: o.port,
+      bindAddress: o.bindAddress,
+      etcd: o.etcd,
+      advertiseAddress: o.advertiseAddress,
+      nodeCertSeconds: o.nodeCertLifetime,
     }),
   );
 
@@ -123,14 +143,44 @@ function count(value: string): number {
 
 program
   .command('agent')
-  .description('run hollow nodes (--hollow N) that report pods Running without containers')
+  .description(
+    'join this machine to a cluster (--server URL --token TOKEN), or run hollow nodes (--hollow N)',
+  )
+  .option('--server <url>', 'API server to join, e.g. https://10.0.0.1:6443')
+  .option('--token <token>', "join token (the server's DATA_DIR/join-token); once joined, unneeded")
+  .option('--node-name <name>', 'name of this node (default: the host name)')
+  .option('--data-dir <dir>', 'where the agent keeps its state', DEFAULT_DATA_DIR)
+  .option('--node-ip <addr>', "this node's address (default: its first non-loopback IPv4)")
+  .option('--pod-cidr <cidr>', "this node's pod range (default: assigned by the cluster)")
+  .option('--agent-port <port>', "node agent's port (logs, exec)", port, 10250)
+  .option('--bridge <name>', 'Linux bridge the pods attach to', 'flyces0')
+  .option('--allow-host-path', 'let pods mount paths of this machine (hostPath volumes)', false)
+  .option('--allow-privileged', 'let pods run privileged containers', false)
+  .addOption(new Option('--no-runtime', 'run no containers (tests)').hideHelp())
   .option('--hollow <n>', 'how many hollow nodes to run', count)
   .option('--kubeconfig <file>', 'kubeconfig (default $KUBECONFIG or ~/.flyces/kubeconfig)')
   .option('--name-prefix <prefix>', 'node names are PREFIX0 … PREFIX(N-1)', 'hollow-')
   .option('--cpu <quantity>', 'cpu capacity of each node', '4')
   .option('--memory <quantity>', 'memory capacity of each node', '16Gi')
   .option('--max-pods <n>', 'pod capacity of each node', count, 110)
-  .action(async (o) => (await import('./agent-command.js')).agentCommand(o));
+  .action(async (o) => {
+    if (o.server === undefined) return (await import('./agent-command.js')).agentCommand(o);
+    await (
+      await import('./join-agent.js')
+    ).joinAgentCommand({
+      server: o.server,
+      token: o.token,
+      nodeName: o.nodeName,
+      dataDir: o.dataDir,
+      nodeIp: o.nodeIp,
+      podCidr: o.podCidr,
+      agentPort: o.agentPort,
+      bridge: o.bridge,
+      runtime: o.runtime,
+      allowHostPath: o.allowHostPath,
+      allowPrivileged: o.allowPrivileged,
+    });
+  });
 
 program.parseAsync(process.argv).catch((err: Error) => {
   process.stderr.write(`error: ${err.message}\n`);

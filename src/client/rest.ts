@@ -11,14 +11,17 @@ import type { KObject } from '../api/types.js';
 
 /**
  * The REST client every flyCes component uses to talk to the API server: HTTPS with the
- * cluster CA and a bearer token, JSON bodies, errors turned back into ApiError so callers
+ * cluster CA and a bearer token or a client certificate, JSON bodies, errors turned back into ApiError so callers
  * can test `err.reason === 'Conflict'`.
  */
 
 export interface ClientConfig {
   /** Base URL, e.g. https://127.0.0.1:6443. */
   server: string;
+  /** Bearer token; leave empty to authenticate with `clientCert` only. */
   token: string;
+  /** Client certificate (PEM chain) and its key, presented in the TLS handshake. */
+  clientCert?: { certPem: string; keyPem: string };
   /** PEM of the CA that signed the server's certificate. */
   caPem: string;
   /** Sent as User-Agent, so the server's logs say who called. */
@@ -76,12 +79,35 @@ function queryString(query: RequestOptions['query']): string {
 }
 
 export class KubeClient {
-  private readonly agent: Agent;
+  private agent: Agent;
   private readonly url: URL;
 
   constructor(readonly config: ClientConfig) {
     this.url = new URL(config.server);
-    this.agent = new Agent({ keepAlive: true, maxSockets: 64, ca: config.caPem });
+    this.agent = KubeClient.newAgent(config);
+  }
+
+  private static newAgent(config: ClientConfig): Agent {
+    const cert = config.clientCert;
+    return new Agent({
+      keepAlive: true,
+      maxSockets: 64,
+      ca: config.caPem,
+      ...(cert ? { cert: cert.certPem, key: cert.keyPem } : {}),
+    });
+  }
+
+  /**
+   * Switches to another client certificate (after a renewal). Open connections, watches
+   * included, are closed, as the server knows a connection by the certificate it was opened
+   * with; informers reconnect with the new one. A request in flight fails and is retried by
+   * its caller as any network failure would be.
+   */
+  setClientCertificate(cert: { certPem: string; keyPem: string }): void {
+    const old = this.agent;
+    this.config.clientCert = cert;
+    this.agent = KubeClient.newAgent(this.config);
+    old.destroy();
   }
 
   close(): void {
@@ -92,10 +118,10 @@ export class KubeClient {
   open(method: string, path: string, opts: RequestOptions = {}): Promise<IncomingMessage> {
     const body = opts.body === undefined ? undefined : JSON.stringify(opts.body);
     const headers: Record<string, string> = {
-      Authorization: `Bearer ${this.config.token}`,
       Accept: opts.accept ?? 'application/json',
       'User-Agent': this.config.userAgent ?? 'flyces',
     };
+    if (this.config.token) headers.Authorization = `Bearer ${this.config.token}`;
     if (body !== undefined) {
       headers['Content-Type'] = opts.contentType ?? 'application/json';
       headers['Content-Length'] = String(Buffer.byteLength(body));

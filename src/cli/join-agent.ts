@@ -1,0 +1,157 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Agent } from '../agent/agent.js';
+import { NodeCredentialManager } from '../agent/credentials.js';
+import { nodeObject } from '../agent/node-status.js';
+import { RouteManager } from '../agent/routes.js';
+import { byGroupResource } from '../api/resources.js';
+import type { NodeObject } from '../api/types.js';
+import { Informer } from '../client/informer.js';
+import { isReason, KubeClient } from '../client/rest.js';
+import { componentLogger } from '../log.js';
+import type { ImageService, RuntimeService } from '../runtime/runtime.js';
+import { NoRuntime } from './no-runtime.js';
+import { primaryAddress } from './server.js';
+import { checkHost, defaultNodeName } from './up.js';
+
+/**
+ * `flyces agent --server URL --token TOKEN`: a machine joins a cluster as a node. With
+ * the token it gets certificates of its own (credentials.ts) and uses only those from then
+ * on; it registers its Node, waits for the node-ipam controller to give it a pod range
+ * (unless --pod-cidr), starts miniC on that range, turns on IP forwarding and keeps routes
+ * to the other nodes' pod ranges (routes.ts). Its endpoint is HTTPS and serves only the
+ * API servers. `--no-runtime` (hidden, for tests) runs no containers, and then touches
+ * neither IP forwarding nor routes.
+ */
+
+export interface JoinAgentOptions {
+  server: string;
+  token?: string;
+  nodeName?: string;
+  dataDir: string;
+  nodeIp?: string;
+  podCidr?: string;
+  agentPort: number;
+  bridge: string;
+  runtime: boolean;
+  allowHostPath: boolean;
+  allowPrivileged: boolean;
+}
+
+const NODES = byGroupResource.get('/nodes')!;
+const POD_CIDR_WAIT_MS = 500;
+
+/** Runs the joined agent until SIGINT or SIGTERM. */
+export async function joinAgentCommand(o: JoinAgentOptions): Promise<void> {
+  if (o.runtime) checkHost();
+  mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
+  const name = o.nodeName ?? defaultNodeName();
+  const nodeIP = o.nodeIp ?? primaryAddress();
+  const log = componentLogger('agent', { node: name });
+  const creds = new NodeCredentialManager({
+    server: o.server,
+    nodeName: name,
+    addresses: [nodeIP],
+    dataDir: o.dataDir,
+    log,
+  });
+  const set = await creds.load(o.token);
+  const client = new KubeClient({
+    server: o.server,
+    token: '',
+    caPem: set.caPem,
+    clientCert: set.client,
+    userAgent: `flyces-agent/${name}`,
+  });
+  const identity = { name, internalIP: nodeIP, agentPort: o.agentPort, dataDir: o.dataDir };
+  const podCIDR = o.podCidr ?? (await waitForPodCidr(client, nodeObject(identity), log));
+  const { runtime, images } = await makeRuntime(o, podCIDR);
+  const agent = new Agent({
+    client,
+    runtime,
+    images,
+    tokens: [],
+    ...identity,
+    podCIDR,
+    bindAddress: '0.0.0.0',
+    tls: { ...set.serving, caPem: set.caPem },
+    allowHostPath: o.allowHostPath,
+    allowPrivileged: o.allowPrivileged,
+  });
+  await agent.start();
+  creds.startRenewal((renewed) => {
+    client.setClientCertificate(renewed.client);
+    agent.setServingCertificate(renewed.serving);
+  });
+  const routes = o.runtime ? startRoutes(client, name, log) : undefined;
+  process.stderr.write(`node ${name} joined ${o.server} (pod range ${podCIDR})\n`);
+
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+  log.info('stopping');
+  creds.stop();
+  routes?.stop();
+  await agent.stop();
+  client.close();
+}
+
+/** Registers the node (without status) if needed and waits until it has a pod range. */
+async function waitForPodCidr(
+  client: KubeClient,
+  node: NodeObject,
+  log: ReturnType<typeof componentLogger>,
+): Promise<string> {
+  try {
+    // No status yet: the node is not Ready before its agent serves and heartbeats.
+    await client.create(NODES, { ...node, status: undefined });
+  } catch (err) {
+    if (!isReason(err, 'AlreadyExists')) throw err;
+  }
+  log.info('waiting for the node-ipam controller to give this node a pod range');
+  for (;;) {
+    const current = await client.get<NodeObject>(NODES, undefined, node.metadata.name!);
+    if (current.spec?.podCIDR) return current.spec.podCIDR;
+    await new Promise((r) => setTimeout(r, POD_CIDR_WAIT_MS));
+  }
+}
+
+async function makeRuntime(
+  o: JoinAgentOptions,
+  podCidr: string,
+): Promise<{ runtime: RuntimeService; images: ImageService }> {
+  if (!o.runtime) {
+    const none = new NoRuntime();
+    return { runtime: none, images: none };
+  }
+  const { ImageStore } = await import('../runtime/images.js');
+  const { MiniC } = await import('../runtime/minic.js');
+  const images = new ImageStore({
+    root: join(o.dataDir, 'images'),
+    registriesConfig: join(o.dataDir, 'registries.yaml'),
+  });
+  const runtime = new MiniC({
+    root: join(o.dataDir, 'runtime'),
+    images,
+    podCidr,
+    bridge: o.bridge,
+  });
+  // Pods of other nodes are reached through this machine's routes: it must forward.
+  writeFileSync('/proc/sys/net/ipv4/ip_forward', '1\n');
+  return { runtime, images };
+}
+
+/** Keeps the routes to other nodes' pod ranges in step with the Node objects. */
+function startRoutes(
+  client: KubeClient,
+  self: string,
+  log: ReturnType<typeof componentLogger>,
+): { stop(): void } {
+  const manager = new RouteManager(self, log);
+  const nodes = new Informer<NodeObject>(client, NODES);
+  const sync = () => void manager.sync(nodes.list());
+  nodes.addHandlers({ onAdd: sync, onUpdate: sync, onDelete: sync });
+  nodes.start();
+  return { stop: () => nodes.stop() };
+}

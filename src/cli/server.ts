@@ -1,0 +1,137 @@
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { hostname, networkInterfaces } from 'node:os';
+import { join } from 'node:path';
+import { API_SERVER_IDENTITY } from '../agent/agent.js';
+import { joinToken, loadOrCreateClusterAuth } from '../apiserver/auth-state.js';
+import { issueCert, issueServingCert } from '../apiserver/pki.js';
+import { ApiServer } from '../apiserver/server.js';
+import { KubeClient } from '../client/rest.js';
+import { componentLogger } from '../log.js';
+import { startCompactor } from '../store/compactor.js';
+import { EtcdStore } from '../store/etcd/etcd-store.js';
+import { SqliteStore } from '../store/sqlite/sqlite-store.js';
+import type { Store } from '../store/store.js';
+import { startControlLoops } from './control-plane.js';
+import { kubeconfigText, writeKubeconfig } from './kubeconfig.js';
+
+/**
+ * `flyces server`: the control plane without a node agent (API server, scheduler,
+ * controllers), for clusters of several machines whose agents join with
+ * `flyces agent --server URL --token TOKEN`. The cluster's CA, admin token and join
+ * secret live in the store (auth-state.ts), so servers sharing one etcd are one cluster;
+ * each server makes its own serving certificate naming its addresses.
+ *
+ * Shortcoming: every server runs the scheduler and all controllers; with several servers
+ * they work side by side (optimistic concurrency keeps objects consistent, but work is
+ * done twice and events doubled) until leader election picks one.
+ */
+
+export interface ServerOptions {
+  dataDir: string;
+  port: number;
+  /** Listen address; default all addresses. */
+  bindAddress?: string;
+  /** Comma-separated etcd client URLs; default the embedded SQLite store. */
+  etcd?: string;
+  /** The address agents and other machines reach this server at. */
+  advertiseAddress?: string;
+  /** Lifetime of node certificates in seconds; default one year. */
+  nodeCertSeconds: number;
+}
+
+const YEAR_MS = 365 * 86_400_000;
+const log = componentLogger('server');
+
+/** The first non-loopback IPv4 address of this machine, else 127.0.0.1. */
+export function primaryAddress(): string {
+  for (const list of Object.values(networkInterfaces())) {
+    const found = list?.find((a) => a.family === 'IPv4' && !a.internal);
+    if (found) return found.address;
+  }
+  return '127.0.0.1';
+}
+
+async function openStore(o: ServerOptions): Promise<Store> {
+  if (!o.etcd) return SqliteStore.open(join(o.dataDir, 'store.db'));
+  const hosts = o.etcd
+    .split(',')
+    .map((h) => h.trim())
+    .filter((h) => h);
+  if (hosts.length === 0) throw new Error('--etcd names no URL');
+  return EtcdStore.open({ hosts });
+}
+
+function writePrivate(path: string, text: string): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, text, { mode: 0o600 });
+  renameSync(tmp, path);
+}
+
+/** Runs the control plane until SIGINT or SIGTERM. */
+export async function serverCommand(o: ServerOptions): Promise<void> {
+  mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
+  const store = await openStore(o);
+  const auth = await loadOrCreateClusterAuth(store);
+  const advertise = o.advertiseAddress ?? primaryAddress();
+  const hosts = [...new Set(['127.0.0.1', 'localhost', hostname(), advertise])];
+  if (o.bindAddress && o.bindAddress !== '0.0.0.0') hosts.push(o.bindAddress);
+  const tls = await issueServingCert(auth.ca, [...new Set(hosts)]);
+  const nodeClient = await issueCert(auth.ca, {
+    commonName: API_SERVER_IDENTITY,
+    usage: 'client',
+    lifetimeMs: YEAR_MS,
+  });
+  const stopCompactor = startCompactor(store, {});
+  const api = new ApiServer({
+    store,
+    tokens: [auth.adminToken],
+    host: o.bindAddress ?? '0.0.0.0',
+    port: o.port,
+    tls,
+    clientCaPem: auth.ca.certPem,
+    join: {
+      ca: auth.ca,
+      agentCa: auth.agentCa,
+      secret: auth.joinSecret,
+      nodeCertLifetimeMs: o.nodeCertSeconds * 1000,
+    },
+    nodeClientTls: {
+      certPem: nodeClient.certPem,
+      keyPem: nodeClient.keyPem!,
+      caPem: auth.agentCa.certPem,
+    },
+  });
+  const { port } = await api.start();
+  const local = !o.bindAddress || o.bindAddress === '0.0.0.0' ? '127.0.0.1' : o.bindAddress;
+  const server = `https://${local}:${port}`;
+  const kubeconfig = join(o.dataDir, 'kubeconfig');
+  writeKubeconfig(kubeconfig, kubeconfigText(server, auth.ca.certPem, auth.adminToken));
+  const tokenFile = join(o.dataDir, 'join-token');
+  writePrivate(tokenFile, `${joinToken(auth)}\n`);
+
+  const client = new KubeClient({
+    server,
+    token: auth.adminToken,
+    caPem: auth.ca.certPem,
+    userAgent: 'flyces-server',
+  });
+  const loops = await startControlLoops(client);
+  log.info({ server, kubeconfig, advertise }, 'control plane is up');
+  process.stderr.write(
+    `\nflyCes server is up on port ${port}.\n  export KUBECONFIG=${kubeconfig}\n` +
+      `Join a machine: flyces agent --server https://${advertise}:${port} ` +
+      `--token "$(cat ${tokenFile})"\n\n`,
+  );
+
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+  log.info('stopping');
+  await loops.stop();
+  client.close();
+  await api.stop();
+  stopCompactor();
+  await store.close();
+  log.info('stopped');
+}
