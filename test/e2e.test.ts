@@ -195,6 +195,53 @@ describe('flyces up runs the web Deployment end to end', { timeout: 600_000 }, (
     }
   });
 
+  test('a Service reaches the pods by name through the cluster DNS, and on a node port', async () => {
+    const manifest = join(cluster.dataDir, 'web-svc.yaml');
+    writeFileSync(
+      manifest,
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name: 'web' },
+        spec: {
+          type: 'NodePort',
+          selector: { app: 'web' },
+          ports: [{ port: 80, targetPort: 8080 }],
+        },
+      }),
+    );
+    await cluster.kubectl('apply', '-f', manifest);
+    await waitFor('three endpoints', 30_000, async () => {
+      const ep = await cluster.kubectl(
+        'get',
+        'endpoints',
+        'web',
+        '-o',
+        'jsonpath={.subsets[*].addresses[*].ip}',
+      );
+      return ep.trim().split(/\s+/).filter(Boolean).length === 3;
+    });
+    const [pod] = await pods();
+    const resolv = await cluster.kubectl('exec', pod.name, '--', 'cat', '/etc/resolv.conf');
+    assert.match(resolv, /^nameserver 10\.42\.240\.1$/m);
+    assert.match(
+      resolv,
+      /^search default\.svc\.cluster\.local svc\.cluster\.local cluster\.local$/m,
+    );
+    // By short name (search list), namespaced name and full name, through the ClusterIP.
+    const script =
+      'for n in web web.default web.default.svc.cluster.local web web; do ' +
+      'wget -qO- http://$n/ | grep -c "Hello from flyCes"; done';
+    const answers = await cluster.kubectl('exec', pod.name, '--', 'sh', '-c', script);
+    assert.deepEqual(answers.trim().split('\n'), ['1', '1', '1', '1', '1']);
+    const nodePort = (
+      await cluster.kubectl('get', 'svc', 'web', '-o', 'jsonpath={.spec.ports[0].nodePort}')
+    ).trim();
+    const res = await httpGet(`http://10.42.240.1:${nodePort}/`);
+    assert.equal(res.status, 200);
+    await cluster.kubectl('delete', '-f', manifest);
+  });
+
   test('the flyces command applies, lists and deletes without kubectl', async () => {
     const kc = ['--kubeconfig', cluster.kubeconfig];
     const pod = {

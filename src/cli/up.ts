@@ -13,6 +13,8 @@ import { ImageStore } from '../runtime/images.js';
 import { MiniC } from '../runtime/minic.js';
 import { loadRegistriesConfig } from '../runtime/registry/config.js';
 import { Scheduler } from '../scheduler/scheduler.js';
+import { ServiceProxy } from '../proxy/service-proxy.js';
+import { DEFAULT_CLUSTER_CIDR } from '../controllers/nodeipam/controller.js';
 import { startCompactor } from '../store/compactor.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
 import { kubeconfigText, writeKubeconfig } from './kubeconfig.js';
@@ -134,11 +136,28 @@ export async function up(opts: UpOptions): Promise<void> {
     podCidr: opts.podCidr,
     bridge: opts.bridge,
   });
+  // The pod bridge exists before any pod so that the cluster DNS can listen on it.
+  const gateway = await runtime.prepareNetwork();
+  const proxy = new ServiceProxy({
+    informers,
+    podCidr: opts.podCidr,
+    clusterCidr: DEFAULT_CLUSTER_CIDR,
+    nodeAddresses: [],
+    dns: { host: gateway },
+    table: `flyces_${opts.bridge.replace(/[^a-zA-Z0-9_]/g, '_')}`,
+    log: componentLogger('proxy'),
+  });
+  proxy.register();
   const agent = new Agent({
     client,
     runtime,
     images,
     tokens: [token],
+    dns: {
+      clusterDNS: [gateway],
+      clusterDomain: 'cluster.local',
+      hostResolvConf: () => readFileSync('/etc/resolv.conf', 'utf8'),
+    },
     name: opts.nodeName ?? defaultNodeName(),
     internalIP: '127.0.0.1',
     podCIDR: opts.podCidr,
@@ -150,6 +169,7 @@ export async function up(opts: UpOptions): Promise<void> {
   });
 
   await controllers.start();
+  await proxy.start();
   const schedulerDone = scheduler.run();
   await agent.start();
   log.info({ kubeconfig, server }, 'cluster is up');
@@ -167,6 +187,7 @@ export async function up(opts: UpOptions): Promise<void> {
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
   await agent.stop();
+  await proxy.stop();
   await controllers.stop();
   scheduler.stop();
   await schedulerDone;

@@ -1,6 +1,12 @@
 import type { Logger } from '../log.js';
 import { run } from '../runtime/exec.js';
-import { buildRuleset, deleteScript, replaceScript, type RulesOptions } from './rules.js';
+import {
+  buildRuleset,
+  deleteScript,
+  replaceScript,
+  tableName,
+  type RulesOptions,
+} from './rules.js';
 import type { EndpointSlice, Service } from './types.js';
 
 /**
@@ -145,7 +151,7 @@ export class Proxier {
     clearInterval(this.resync);
     await this.running;
     for (const w of this.waiters.splice(0)) w.reject(new Error('proxier is stopped'));
-    await this.nft(deleteScript());
+    await this.nft(deleteScript(tableName(this.options)));
     this.lastText = undefined;
     this.options.log.info('service rules removed');
   }
@@ -202,7 +208,7 @@ export class Proxier {
       for (const s of rules.skipped) this.options.log.warn(s, 'service not routed');
       if (forced || rules.text !== this.lastText) {
         this.lastText = undefined;
-        await this.nft(replaceScript(rules.text));
+        await this.nft(replaceScript(rules.text, tableName(this.options)));
         this.lastText = rules.text;
         record.applied = true;
       }

@@ -55,6 +55,14 @@ export interface RulesOptions {
   nodeAddresses?: string[];
   /** The packet mark bit used to ask for masquerade; default 0x4000. */
   masqueradeMark?: number;
+  /** The nftables table (family ip) the rules live in; default `flyces`. */
+  table?: string;
+  /**
+   * Limits what this machine forwards once IP forwarding is on: pods reach the cluster's
+   * pod network and Service backends, nothing beyond it. `exclusive` also drops forwarding
+   * that involves no pod at all, for a machine that did not forward before flyCes.
+   */
+  forwardGuard?: { podNetwork: string; exclusive: boolean };
 }
 
 /** A Service (or one port of it) left out of the ruleset, and why. */
@@ -128,7 +136,7 @@ export function buildRuleset(
   }
 
   const nodeMatch = nodeAddressMatch(options.nodeAddresses);
-  const out: string[] = [`table ip ${TABLE} {`];
+  const out: string[] = [`table ip ${tableName(options)} {`];
   const vip = 'ipv4_addr . inet_proto . inet_service';
   out.push(...verdictMap('service_ips', vip, maps.svcIPs));
   out.push(...verdictMap('no_endpoint_services', vip, maps.noEpIPs));
@@ -140,19 +148,50 @@ export function buildRuleset(
   }
   out.push(...affinitySets);
   out.push(...fixedChains(nodeMatch, mark));
+  if (options.forwardGuard) out.push(...forwardChain(options.forwardGuard));
   for (const c of chains) out.push(...c);
   out.push('}');
   return { text: out.join('\n') + '\n', routed, rejecting: plans.length - routed, skipped };
 }
 
+/** The table the options name; only names nft takes without quoting. */
+export function tableName(options: { table?: string }): string {
+  const name = options.table ?? TABLE;
+  if (!/^[a-zA-Z][a-zA-Z0-9_]{0,30}$/.test(name)) {
+    throw new Error(`nftables table name ${JSON.stringify(name)} is not a plain identifier`);
+  }
+  return name;
+}
+
 /** An `nft -f` script that replaces the table in one transaction (creating it if absent). */
-export function replaceScript(table: string): string {
-  return `table ip ${TABLE} {}\ndelete table ip ${TABLE}\n${table}`;
+export function replaceScript(table: string, name = TABLE): string {
+  return `table ip ${name} {}\ndelete table ip ${name}\n${table}`;
 }
 
 /** An `nft -f` script that removes the table, whether or not it exists. */
-export function deleteScript(): string {
-  return `table ip ${TABLE} {}\ndelete table ip ${TABLE}\n`;
+export function deleteScript(name = TABLE): string {
+  return `table ip ${name} {}\ndelete table ip ${name}\n`;
+}
+
+/**
+ * The forward filter of a machine flyCes turned forwarding on for: traffic between pods and
+ * Service traffic (DNATed, replies included) passes; pods send nothing beyond the pod
+ * network; with `exclusive`, nothing else is forwarded either.
+ */
+function forwardChain(guard: { podNetwork: string; exclusive: boolean }): string[] {
+  const net = guard.podNetwork;
+  if (!/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(net)) {
+    throw new Error(`pod network ${JSON.stringify(net)} is not an IPv4 CIDR`);
+  }
+  return [
+    '  chain filter-forward {',
+    '    type filter hook forward priority 0; policy accept;',
+    `    ip saddr ${net} ip daddr ${net} accept`,
+    '    ct status dnat accept',
+    `    ip saddr ${net} drop`,
+    ...(guard.exclusive ? [`    ip daddr != ${net} drop`] : []),
+    '  }',
+  ];
 }
 
 function checkOptions(options: RulesOptions): string {

@@ -135,6 +135,27 @@ export class PodNetwork {
   }
 
   /**
+   * Makes the bridge with its gateway address before any pod exists, for services that
+   * listen on that address (the cluster DNS); returns the address. The CNI plugin uses the
+   * bridge it finds.
+   */
+  async ensureBridge(): Promise<string> {
+    const bridge = this.options.bridge;
+    try {
+      await run('ip', ['link', 'show', 'dev', bridge]);
+    } catch {
+      try {
+        await run('ip', ['link', 'add', 'name', bridge, 'type', 'bridge']);
+      } catch (err) {
+        if (!/File exists/.test((err as Error).message)) throw err;
+      }
+    }
+    await run('ip', ['link', 'set', 'dev', bridge, 'up']);
+    await this.ensureGateway();
+    return gatewayOf(this.options.podCidr).gateway;
+  }
+
+  /**
    * Puts the gateway address on the bridge (the plugin leaves it bare). Sandboxes started at
    * the same time share one attempt; an address another process added meanwhile is fine.
    */

@@ -249,6 +249,11 @@ export class MiniC implements RuntimeService {
     });
   }
 
+  /** Sets up the pod bridge and its gateway address now; returns that address. */
+  prepareNetwork(): Promise<string> {
+    return this.network.ensureBridge();
+  }
+
   async listSandboxes(): Promise<SandboxStatus[]> {
     const out: SandboxStatus[] = [];
     for (const id of await listDir(path.join(this.root, 'sandboxes'))) {

@@ -1,0 +1,118 @@
+import { promises as fs } from 'node:fs';
+import { byGroupResource } from '../api/resources.js';
+import type { KObject } from '../api/types.js';
+import type { InformerFactory } from '../client/factory.js';
+import type { Informer } from '../client/informer.js';
+import type { Logger } from '../log.js';
+import { DnsIndex } from './dns-index.js';
+import { DnsServer } from './dns.js';
+import { Proxier, type NftRunner, type SyncRecord } from './proxier.js';
+import type { EndpointSlice, Service } from './types.js';
+
+const SERVICES = byGroupResource.get('/services')!;
+const SLICES = byGroupResource.get('discovery.k8s.io/endpointslices')!;
+const IP_FORWARD = '/proc/sys/net/ipv4/ip_forward';
+
+export interface ServiceProxyOptions {
+  informers: InformerFactory;
+  /** This node's pod range; pod traffic to Services from it is masqueraded. */
+  podCidr: string;
+  /** The whole cluster's pod range, for the forward filter. */
+  clusterCidr: string;
+  /** Addresses NodePorts answer on. */
+  nodeAddresses: string[];
+  /** Where the cluster DNS listens (the pod bridge's address), or none. */
+  dns?: { host: string; port?: number; clusterDomain?: string };
+  /** The nftables table; several clusters on one machine need different ones. */
+  table?: string;
+  log: Logger;
+  /** For tests: how nft is run, and the file standing in for ip_forward. */
+  nft?: NftRunner;
+  ipForwardFile?: string;
+  onSync?: (record: SyncRecord) => void;
+}
+
+/**
+ * The node's half of Services: kernel rules that send a Service's IP and port (and node
+ * ports) to its ready endpoints, and the cluster DNS, both fed from the Service and
+ * EndpointSlice informers. Forwarding must be on for the rules to reach pods; when this
+ * machine did not forward before, the proxy turns it on, forwards only pod traffic (see
+ * the forward guard of rules.ts), and turns it off again when it stops.
+ */
+export class ServiceProxy {
+  private readonly services: Informer<KObject>;
+  private readonly slices: Informer<KObject>;
+  private readonly index: DnsIndex;
+  private proxier?: Proxier;
+  private dnsServer?: DnsServer;
+  private forwardingWasOff = false;
+
+  constructor(private readonly opts: ServiceProxyOptions) {
+    this.services = opts.informers.informer(SERVICES);
+    this.slices = opts.informers.informer(SLICES);
+    this.index = new DnsIndex(opts.dns?.clusterDomain);
+  }
+
+  /** Registers the informer handlers; call before the informers start. */
+  register(): void {
+    const changed = () => this.proxier?.changed();
+    const service = (o: KObject) => o as unknown as Service;
+    const slice = (o: KObject) => o as unknown as EndpointSlice;
+    this.services.addHandlers({
+      onAdd: (s) => (this.index.upsertService(service(s)), changed()),
+      onUpdate: (_o, s) => (this.index.upsertService(service(s)), changed()),
+      onDelete: (s) => (this.index.deleteService(s.metadata), changed()),
+    });
+    this.slices.addHandlers({
+      onAdd: (s) => (this.index.upsertEndpointSlice(slice(s)), changed()),
+      onUpdate: (_o, s) => (this.index.upsertEndpointSlice(slice(s)), changed()),
+      onDelete: (s) => (this.index.deleteEndpointSlice(s.metadata), changed()),
+    });
+  }
+
+  /** Turns forwarding on if needed, applies the rules and starts the DNS server. */
+  async start(): Promise<void> {
+    const forwardFile = this.opts.ipForwardFile ?? IP_FORWARD;
+    this.forwardingWasOff = (await fs.readFile(forwardFile, 'utf8')).trim() === '0';
+    if (this.forwardingWasOff) await fs.writeFile(forwardFile, '1\n');
+    this.proxier = new Proxier({
+      podCidr: this.opts.podCidr,
+      nodeAddresses: this.opts.nodeAddresses,
+      table: this.opts.table,
+      forwardGuard: { podNetwork: this.opts.clusterCidr, exclusive: this.forwardingWasOff },
+      source: {
+        services: () => this.services.list() as unknown as Service[],
+        endpointSlices: () => this.slices.list() as unknown as EndpointSlice[],
+      },
+      nft: this.opts.nft,
+      onSync: this.opts.onSync,
+      log: this.opts.log,
+    });
+    this.proxier.start();
+    await this.proxier.synced();
+    if (this.opts.dns) {
+      this.dnsServer = new DnsServer({
+        resolver: this.index,
+        host: this.opts.dns.host,
+        port: this.opts.dns.port ?? 53,
+        log: this.opts.log,
+      });
+      const at = await this.dnsServer.start();
+      this.opts.log.info(at, 'cluster DNS listening');
+    }
+  }
+
+  /** Resolves once the rules reflect every change seen so far. */
+  synced(): Promise<void> {
+    return this.proxier?.synced() ?? Promise.resolve();
+  }
+
+  /** Stops the DNS server, removes the rules, and turns forwarding off if it was off. */
+  async stop(): Promise<void> {
+    await this.dnsServer?.stop();
+    await this.proxier?.stop();
+    if (this.forwardingWasOff) {
+      await fs.writeFile(this.opts.ipForwardFile ?? IP_FORWARD, '0\n').catch(() => undefined);
+    }
+  }
+}
