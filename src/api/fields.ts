@@ -189,6 +189,10 @@ export const SCHEMAS: Record<string, Schema> = {
       ),
     ),
   }),
+  PriorityClass: obj({
+    ...names('apiVersion', 'kind', 'value', 'globalDefault', 'preemptionPolicy', 'description'),
+    metadata: objectMeta,
+  }),
   Event: topLevel({
     ...names(
       'involvedObject',

@@ -1,6 +1,7 @@
 import { defaultSecret, validateConfigMap, validateSecret } from './config.js';
 import { defaultDeployment, defaultPod, defaultReplicaSet } from './defaults.js';
 import type { FieldError } from './errors.js';
+import { defaultPriorityClass, validatePriorityClass } from './priority-class.js';
 import { defaultPrinter, printers, type Printer } from './printers.js';
 import type { Deployment, KObject, Pod, ReplicaSet } from './types.js';
 import { deepEqual } from '../util/equal.js';
@@ -240,6 +241,11 @@ export const RESOURCE_TYPES: ResourceType[] = [
     validate: (obj) => validateWorkload('spec.template', obj as ReplicaSet),
   }),
   type('coordination.k8s.io', 'Lease', 'leases', true),
+  type('scheduling.k8s.io', 'PriorityClass', 'priorityclasses', false, {
+    shortNames: ['pc'],
+    defaults: defaultPriorityClass,
+    validate: validatePriorityClass,
+  }),
 ];
 
 /** Looks types up by plural within a group: `byGroupResource.get('apps/deployments')`. */

@@ -13,6 +13,8 @@ import { nowTimestamp, timestamp, type KObject } from '../api/types.js';
 import { validateMeta, validateShape } from '../api/validation.js';
 import { StoreError, type KeyValue, type Store } from '../store/store.js';
 import { deepEqual } from '../util/equal.js';
+import type { AdmissionChain, AdmissionReader } from './admission/admission.js';
+import { defaultAdmission } from './admission/chain.js';
 import { decode } from './watch-cache.js';
 
 /**
@@ -95,7 +97,23 @@ const MAX_CAS_RETRIES = 20;
 type Mutator = (current: KObject) => KObject | Promise<KObject>;
 
 export class Registry {
-  constructor(private readonly store: Store) {}
+  private readonly reader: AdmissionReader;
+
+  constructor(
+    private readonly store: Store,
+    private readonly admission: AdmissionChain = defaultAdmission(),
+  ) {
+    this.reader = {
+      get: async (rt, namespace, name) => {
+        const kv = await this.store.get(storeKey(rt, namespace, name));
+        return kv && decode(kv.value, kv.modRevision);
+      },
+      list: async (rt) => {
+        const { items } = await this.store.list(resourcePrefix(rt));
+        return items.map((kv) => decode(kv.value, kv.modRevision));
+      },
+    };
+  }
 
   async get(rt: ResourceType, namespace: string | undefined, name: string): Promise<KObject> {
     const kv = await this.store.get(storeKey(rt, namespace, name));
@@ -112,6 +130,7 @@ export class Registry {
     checkFields(rt, body, opts);
     const obj = asClientError(rt.kind, () => this.prepareCreate(rt, namespace, body));
     await this.checkNamespace(rt, obj.metadata.namespace);
+    await this.admission.admit({ operation: 'CREATE', rt, object: obj }, this.reader);
     const name = obj.metadata.name!;
     if (opts.dryRun) return obj;
     try {
@@ -241,6 +260,8 @@ export class Registry {
       const next = asClientError(rt.kind, () =>
         this.prepareUpdate(rt, current, proposed, subresource),
       );
+      const req = { operation: 'UPDATE', rt, object: next, old: current } as const;
+      await this.admission.admit(req, this.reader);
       if (opts.dryRun) return next;
       try {
         return await this.write(key, kv, current, next);

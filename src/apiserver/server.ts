@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ApiError, badRequest } from '../api/errors.js';
 import { byGroupResource } from '../api/resources.js';
+import { systemPriorityClasses } from '../api/priority-class.js';
 import { BearerTokens } from '../util/bearer.js';
 import { componentLogger } from '../log.js';
 import type { Store } from '../store/store.js';
@@ -93,6 +94,7 @@ export class ApiServer {
   async start(): Promise<{ port: number }> {
     await this.cache.start();
     await this.ensureNamespaces();
+    await this.ensurePriorityClasses();
     const { certPem, keyPem } = this.opts.tls;
     const server = createServer(
       { cert: certPem, key: keyPem },
@@ -125,6 +127,18 @@ export class ApiServer {
     for (const name of DEFAULT_NAMESPACES) {
       try {
         await this.ctx.registry.create(rt, undefined, { metadata: { name } });
+      } catch (err) {
+        if (!(err instanceof ApiError && err.reason === 'AlreadyExists')) throw err;
+      }
+    }
+  }
+
+  /** The built-in PriorityClasses every cluster has. */
+  private async ensurePriorityClasses(): Promise<void> {
+    const rt = byGroupResource.get('scheduling.k8s.io/priorityclasses')!;
+    for (const pc of systemPriorityClasses()) {
+      try {
+        await this.ctx.registry.create(rt, undefined, pc);
       } catch (err) {
         if (!(err instanceof ApiError && err.reason === 'AlreadyExists')) throw err;
       }
