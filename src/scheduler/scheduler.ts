@@ -112,6 +112,7 @@ export class Scheduler {
 
   /** Schedules pods until stop(); resolves once the binds in flight have settled. */
   async run(): Promise<void> {
+    if (this.stopped) return;
     this.tickTimer = setInterval(() => this.queue.tick(), TICK_MS);
     let lastYield = performance.now();
     while (!this.stopped) {
