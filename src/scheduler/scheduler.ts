@@ -3,7 +3,7 @@ import { nowTimestamp, objectKey, type NodeObject, type Pod } from '../api/types
 import { EventRecorder } from '../client/events.js';
 import type { InformerFactory } from '../client/factory.js';
 import type { Informer } from '../client/informer.js';
-import { isReason, type KubeClient } from '../client/rest.js';
+import { isReason, KubeClient } from '../client/rest.js';
 import { componentLogger } from '../log.js';
 import { deepEqual } from '../util/equal.js';
 import { defaultBinder } from './binder.js';
@@ -33,6 +33,12 @@ const SCHEDULER_NAME = 'default-scheduler';
 const pods = () => byGroupResource.get('/pods')!;
 /** How often backoffs and the unschedulable flush are checked. */
 const TICK_MS = 200;
+/**
+ * Events in flight beyond which Scheduled and FailedScheduling events are dropped (and
+ * counted), as Kubernetes' event broadcaster drops when its buffer is full: in a burst,
+ * binds matter more than their events.
+ */
+const MAX_EVENTS_IN_FLIGHT = 256;
 /** The scheduling loop yields to I/O (watch events, bind responses) at least this often. */
 const YIELD_EVERY_MS = 10;
 
@@ -62,7 +68,11 @@ export class Scheduler {
   private readonly nominator = new Nominator();
   private readonly framework: Framework;
   private readonly extensions: Extensions;
+  /** Events go through a client (connection pool) of their own, never queued before binds. */
+  private readonly eventClient: KubeClient;
   private readonly events: EventRecorder;
+  private readonly eventsInFlight = new Set<Promise<void>>();
+  private eventsDropped = 0;
   private readonly binds = new Set<Promise<void>>();
   private tickTimer?: NodeJS.Timeout;
   private stopped = false;
@@ -74,7 +84,8 @@ export class Scheduler {
   ) {
     this.pods = informers.informer<Pod>(pods());
     this.nodes = informers.informer<NodeObject>(byGroupResource.get('/nodes')!);
-    this.events = new EventRecorder(client, SCHEDULER_NAME);
+    this.eventClient = new KubeClient(client.config);
+    this.events = new EventRecorder(this.eventClient, SCHEDULER_NAME);
     this.queue = new SchedulingQueue(opts.clock ?? systemClock);
     this.framework = new Framework(opts.plugins ?? defaultPlugins());
     const builtIn: Plugin[] = [defaultBinder(client)];
@@ -130,6 +141,14 @@ export class Scheduler {
       }
     }
     await Promise.allSettled([...this.binds]);
+    await Promise.allSettled([...this.eventsInFlight]);
+    if (this.eventsDropped > 0) {
+      this.log.warn(
+        { dropped: this.eventsDropped },
+        'events dropped while too many were in flight',
+      );
+    }
+    this.eventClient.close();
   }
 
   /** Stops taking pods from the queue; run() resolves after the binds in flight settle. */
@@ -304,7 +323,7 @@ export class Scheduler {
     if (status.code === Code.Success) {
       this.queue.done(key);
       this.log.info({ pod: key, node: nodeName }, 'bound pod');
-      this.events.normal(pod, 'Scheduled', `Successfully assigned ${key} to ${nodeName}`);
+      this.event(pod, 'Normal', 'Scheduled', `Successfully assigned ${key} to ${nodeName}`);
       return;
     }
     this.extensions.unreserve(state, pod, nodeName);
@@ -332,11 +351,21 @@ export class Scheduler {
     this.unplace(key);
   }
 
+  private event(pod: Pod, type: 'Normal' | 'Warning', reason: string, message: string): void {
+    if (this.eventsInFlight.size >= MAX_EVENTS_IN_FLIGHT) {
+      this.eventsDropped++;
+      return;
+    }
+    const recorded = this.events.record(pod, type, reason, message);
+    this.eventsInFlight.add(recorded);
+    void recorded.finally(() => this.eventsInFlight.delete(recorded));
+  }
+
   private async reportUnschedulable(pod: Pod, message: string): Promise<void> {
     const key = objectKey(pod);
     const existing = pod.status?.conditions?.find((c) => c.type === 'PodScheduled');
     this.log.info({ pod: key, reason: message }, 'pod is unschedulable');
-    this.events.warning(pod, 'FailedScheduling', message);
+    this.event(pod, 'Warning', 'FailedScheduling', message);
     if (existing?.status === 'False' && existing.message === message) return;
     const condition = {
       type: 'PodScheduled',
