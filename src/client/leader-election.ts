@@ -174,7 +174,7 @@ export class LeaderElector {
     };
     if (holder !== me) {
       next.acquireTime = microTime(now);
-      next.leaseTransitions = (spec.leaseTransitions ?? 0) + (holder ? 1 : 0);
+      next.leaseTransitions = (spec.leaseTransitions ?? 0) + 1;
     }
     try {
       await this.opts.client.update(leases(), { ...lease, spec: next });
