@@ -82,6 +82,7 @@ interface RunResult {
 /** One cluster: create nodes and pods, start the scheduler, wait for every pod bound. */
 async function run(nodeCount: number, podCount: number): Promise<RunResult> {
   const dir = mkdtempSync(join(tmpdir(), 'flyces-bench-sched-'));
+  currentDir = dir;
   const tls = await ensureServingCert(join(dir, 'tls'), ['127.0.0.1']);
   const store = SqliteStore.open(join(dir, 'store.db'));
   const token = randomBytes(16).toString('hex');
@@ -139,7 +140,17 @@ async function run(nodeCount: number, podCount: number): Promise<RunResult> {
     await server.stop();
     await store.close();
     rmSync(dir, { recursive: true, force: true });
+    currentDir = undefined;
   }
+}
+
+/** The temp dir of the run in progress, removed if the bench is interrupted. */
+let currentDir: string | undefined;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    if (currentDir) rmSync(currentDir, { recursive: true, force: true });
+    process.exit(130);
+  });
 }
 
 /** Runs `count` creations, 64 at a time. */

@@ -113,6 +113,11 @@ class ActiveHeap {
 export class SchedulingQueue {
   private readonly pods = new Map<string, QueuedPod>();
   private readonly active = new ActiveHeap();
+  /** The pods in backoff and in the unschedulable set, so that ticks and events visit only them. */
+  private readonly inPlace: Record<'backoff' | 'unschedulable', Set<QueuedPod>> = {
+    backoff: new Set(),
+    unschedulable: new Set(),
+  };
   private readonly waiters: ((info: QueuedPod | undefined) => void)[] = [];
   private schedulingCycle = 0;
   private moveRequestCycle = -1;
@@ -159,7 +164,7 @@ export class SchedulingQueue {
   delete(key: string): void {
     const info = this.pods.get(key);
     if (!info) return;
-    info.place = 'unschedulable';
+    this.moveTo(info, 'inflight');
     info.seq = -1;
     this.pods.delete(key);
   }
@@ -190,10 +195,10 @@ export class SchedulingQueue {
     if (!this.owns(info)) return;
     info.failedAt = this.clock.now();
     if (this.moveRequestCycle >= info.cycle) {
-      info.place = 'backoff';
+      this.moveTo(info, 'backoff');
       return;
     }
-    info.place = 'unschedulable';
+    this.moveTo(info, 'unschedulable');
     info.unschedulableAt = info.failedAt;
   }
 
@@ -201,7 +206,7 @@ export class SchedulingQueue {
   requeueBackoff(info: QueuedPod): void {
     if (!this.owns(info)) return;
     info.failedAt = this.clock.now();
-    info.place = 'backoff';
+    this.moveTo(info, 'backoff');
   }
 
   /**
@@ -209,23 +214,18 @@ export class SchedulingQueue {
    * accepts) go to active, or to backoff while their backoff lasts.
    */
   moveAll(which: (pod: Pod) => boolean = () => true): void {
-    for (const info of this.pods.values()) {
-      if (info.place === 'unschedulable' && which(info.pod)) this.requeue(info);
-    }
+    for (const info of this.inPlace.unschedulable) if (which(info.pod)) this.requeue(info);
     this.moveRequestCycle = this.schedulingCycle;
   }
 
   /** Moves pods whose backoff ended to active, and flushes long-unschedulable ones. */
   tick(): void {
     const now = this.clock.now();
-    for (const info of this.pods.values()) {
-      if (info.place === 'backoff' && now >= this.backoffEnd(info)) this.pushActive(info);
-      else if (
-        info.place === 'unschedulable' &&
-        now - info.unschedulableAt >= UNSCHEDULABLE_FLUSH_MS
-      ) {
-        this.requeue(info);
-      }
+    for (const info of this.inPlace.backoff) {
+      if (now >= this.backoffEnd(info)) this.pushActive(info);
+    }
+    for (const info of this.inPlace.unschedulable) {
+      if (now - info.unschedulableAt >= UNSCHEDULABLE_FLUSH_MS) this.requeue(info);
     }
   }
 
@@ -257,13 +257,13 @@ export class SchedulingQueue {
   }
 
   private requeue(info: QueuedPod): void {
-    if (info.attempts > 0 && this.clock.now() < this.backoffEnd(info)) info.place = 'backoff';
+    if (info.attempts > 0 && this.clock.now() < this.backoffEnd(info)) this.moveTo(info, 'backoff');
     else this.pushActive(info);
   }
 
   private pushActive(info: QueuedPod): void {
     if (info.place !== 'active') info.queuedAt = this.clock.now();
-    info.place = 'active';
+    this.moveTo(info, 'active');
     info.seq = ++this.seq;
     const entry = { info, seq: info.seq, priority: podPriority(info.pod), queuedAt: info.queuedAt };
     const waiter = this.waiters.shift();
@@ -286,8 +286,16 @@ export class SchedulingQueue {
     return undefined;
   }
 
+  private moveTo(info: QueuedPod, place: Place): void {
+    if (info.place === 'backoff' || info.place === 'unschedulable') {
+      this.inPlace[info.place].delete(info);
+    }
+    info.place = place;
+    if (place === 'backoff' || place === 'unschedulable') this.inPlace[place].add(info);
+  }
+
   private startAttempt(info: QueuedPod): void {
-    info.place = 'inflight';
+    this.moveTo(info, 'inflight');
     info.attempts++;
     info.cycle = ++this.schedulingCycle;
   }
