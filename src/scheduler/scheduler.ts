@@ -116,8 +116,15 @@ export class Scheduler {
    */
   async syncBoundPods(): Promise<void> {
     const list = await this.client.list<Pod>(pods());
+    const seen = Number(this.pods.lastSyncResourceVersion) || 0;
     for (const pod of list.items) {
-      if (pod.spec.nodeName && !isTerminal(pod)) this.place(objectKey(pod), pod.spec.nodeName, pod);
+      if (!pod.spec.nodeName || isTerminal(pod)) continue;
+      const key = objectKey(pod);
+      const rv = Number(pod.metadata.resourceVersion);
+      const cached = this.pods.get(key);
+      // Where the informer is at least as new (it may even have seen the pod deleted), it wins.
+      if (cached ? Number(cached.metadata.resourceVersion) >= rv : seen >= rv) continue;
+      this.place(key, pod.spec.nodeName, pod);
     }
   }
 
