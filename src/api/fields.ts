@@ -313,6 +313,10 @@ export const SCHEMAS: Record<string, Schema> = {
     ),
     ports: listOf(obj(names('name', 'port', 'protocol', 'appProtocol'))),
   }),
+  PriorityClass: obj({
+    ...names('apiVersion', 'kind', 'value', 'globalDefault', 'preemptionPolicy', 'description'),
+    metadata: objectMeta,
+  }),
   Event: topLevel({
     ...names(
       'involvedObject',

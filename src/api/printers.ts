@@ -269,6 +269,23 @@ const leasePrinter: Printer = {
   cells: (obj, now) => [obj.metadata.name, obj.spec?.holderIdentity ?? '', age(obj, now)],
 };
 
+const priorityClassPrinter: Printer = {
+  columns: [
+    nameColumn,
+    { name: 'Value', type: 'integer', priority: 0 },
+    { name: 'Global-Default', type: 'boolean', priority: 0 },
+    ageColumn,
+    { name: 'PreemptionPolicy', type: 'string', priority: 0 },
+  ],
+  cells: (obj, now) => [
+    obj.metadata.name,
+    obj.value,
+    obj.globalDefault ?? false,
+    age(obj, now),
+    obj.preemptionPolicy ?? '',
+  ],
+};
+
 const count = (map: unknown) => (map && typeof map === 'object' ? Object.keys(map).length : 0);
 
 const configMapPrinter: Printer = {
@@ -555,4 +572,5 @@ export const printers: Record<string, Printer> = {
   Service: servicePrinter,
   Endpoints: endpointsPrinter,
   EndpointSlice: endpointSlicePrinter,
+  PriorityClass: priorityClassPrinter,
 };

@@ -18,6 +18,7 @@ import {
 import { defaultSecret, validateConfigMap, validateSecret } from './config.js';
 import { defaultDeployment, defaultPod, defaultReplicaSet } from './defaults.js';
 import type { FieldError } from './errors.js';
+import { defaultPriorityClass, validatePriorityClass } from './priority-class.js';
 import { defaultPrinter, printers, type Printer } from './printers.js';
 import type { Deployment, KObject, Pod, ReplicaSet } from './types.js';
 import {
@@ -350,6 +351,11 @@ export const RESOURCE_TYPES: ResourceType[] = [
     defaults: defaultEndpointSlice,
     validate: validateEndpointSlice,
     selectableFields: ['addressType'],
+  }),
+  type('scheduling.k8s.io', 'PriorityClass', 'priorityclasses', false, {
+    shortNames: ['pc'],
+    defaults: defaultPriorityClass,
+    validate: validatePriorityClass,
   }),
 ];
 

@@ -14,6 +14,8 @@ import { validateMeta, validateShape } from '../api/validation.js';
 import { StoreError, type KeyValue, type Store } from '../store/store.js';
 import { deepEqual } from '../util/equal.js';
 import type { ServiceAllocations } from './service-allocation.js';
+import type { AdmissionChain, AdmissionReader } from './admission/admission.js';
+import { defaultAdmission } from './admission/chain.js';
 import { decode } from './watch-cache.js';
 
 /**
@@ -96,11 +98,25 @@ const MAX_CAS_RETRIES = 20;
 type Mutator = (current: KObject) => KObject | Promise<KObject>;
 
 export class Registry {
+  private readonly reader: AdmissionReader;
+
   constructor(
     private readonly store: Store,
     /** Cluster IPs and node ports of Services, reserved around their writes. */
     private readonly allocations?: ServiceAllocations,
-  ) {}
+    private readonly admission: AdmissionChain = defaultAdmission(),
+  ) {
+    this.reader = {
+      get: async (rt, namespace, name) => {
+        const kv = await this.store.get(storeKey(rt, namespace, name));
+        return kv && decode(kv.value, kv.modRevision);
+      },
+      list: async (rt) => {
+        const { items } = await this.store.list(resourcePrefix(rt));
+        return items.map((kv) => decode(kv.value, kv.modRevision));
+      },
+    };
+  }
 
   async get(rt: ResourceType, namespace: string | undefined, name: string): Promise<KObject> {
     const kv = await this.store.get(storeKey(rt, namespace, name));
@@ -118,6 +134,7 @@ export class Registry {
     const obj = asClientError(rt.kind, () => this.prepareCreate(rt, namespace, body));
     const name = obj.metadata.name!;
     await this.checkNamespace(rt, obj.metadata.namespace, name);
+    await this.admission.admit({ operation: 'CREATE', rt, object: obj }, this.reader);
     const allocation = await this.allocations?.beforeCreate(obj, !!opts.dryRun);
     if (opts.dryRun) return obj;
     try {
@@ -259,6 +276,8 @@ export class Registry {
       const next = asClientError(rt.kind, () =>
         this.prepareUpdate(rt, current, proposed, subresource),
       );
+      const req = { operation: 'UPDATE', rt, object: next, old: current } as const;
+      await this.admission.admit(req, this.reader);
       const allocation = await this.allocations?.beforeUpdate(current, next, !!opts.dryRun);
       if (opts.dryRun) return next;
       try {

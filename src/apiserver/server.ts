@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ApiError, badRequest } from '../api/errors.js';
 import { byGroupResource } from '../api/resources.js';
+import { systemPriorityClasses } from '../api/priority-class.js';
 import { componentLogger } from '../log.js';
 import type { Store } from '../store/store.js';
 import { apiGroup, apiGroupList, apiVersions, resourceList, SERVER_VERSION } from './discovery.js';
@@ -131,6 +132,7 @@ export class ApiServer {
   async start(): Promise<{ port: number }> {
     await this.cache.start();
     await this.ensureNamespaces();
+    await this.ensurePriorityClasses();
     const { certPem, keyPem } = this.opts.tls;
     const clientCa = this.opts.clientCaPem;
     const server = createServer(
@@ -187,6 +189,18 @@ export class ApiServer {
     for (const name of DEFAULT_NAMESPACES) {
       try {
         await this.ctx.registry.create(rt, undefined, { metadata: { name } });
+      } catch (err) {
+        if (!(err instanceof ApiError && err.reason === 'AlreadyExists')) throw err;
+      }
+    }
+  }
+
+  /** The built-in PriorityClasses every cluster has. */
+  private async ensurePriorityClasses(): Promise<void> {
+    const rt = byGroupResource.get('scheduling.k8s.io/priorityclasses')!;
+    for (const pc of systemPriorityClasses()) {
+      try {
+        await this.ctx.registry.create(rt, undefined, pc);
       } catch (err) {
         if (!(err instanceof ApiError && err.reason === 'AlreadyExists')) throw err;
       }

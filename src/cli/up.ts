@@ -6,12 +6,14 @@ import { Agent } from '../agent/agent.js';
 import { ensureServingCert } from '../apiserver/pki.js';
 import { ApiServer } from '../apiserver/server.js';
 import { InformerFactory } from '../client/factory.js';
+import { LeaderElector } from '../client/leader-election.js';
 import { KubeClient } from '../client/rest.js';
 import { ControllerManager } from '../controllers/manager.js';
 import { componentLogger } from '../log.js';
 import { ImageStore } from '../runtime/images.js';
 import { MiniC } from '../runtime/minic.js';
 import { loadRegistriesConfig } from '../runtime/registry/config.js';
+import { runWhileLeading } from '../scheduler/leader.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 import { ServiceProxy } from '../proxy/service-proxy.js';
 import { DEFAULT_CLUSTER_CIDR } from '../controllers/nodeipam/controller.js';
@@ -170,7 +172,16 @@ export async function up(opts: UpOptions): Promise<void> {
 
   await controllers.start();
   await proxy.start();
-  const schedulerDone = scheduler.run();
+  // One process here, but the scheduler still leads through its Lease, so a second
+  // control plane against the same store can never schedule at the same time. The identity
+  // is this data dir's, so a restart after a crash takes the lease back at once.
+  const elector = new LeaderElector({
+    client,
+    name: 'kube-scheduler',
+    identity: `${hostname()}_${opts.dataDir}`,
+  });
+  let schedulerLost = () => undefined as void;
+  const schedulerDone = runWhileLeading(scheduler, elector, () => schedulerLost());
   await agent.start();
   log.info({ kubeconfig, server }, 'cluster is up');
   process.stderr.write(
@@ -183,13 +194,17 @@ export async function up(opts: UpOptions): Promise<void> {
       log.info({ signal }, 'stopping');
       resolve();
     };
+    schedulerLost = () => {
+      log.error('the scheduler lost its lease; stopping so that no two schedulers act at once');
+      stop('lease lost');
+    };
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
   await agent.stop();
   await proxy.stop();
   await controllers.stop();
-  scheduler.stop();
+  await elector.stop();
   await schedulerDone;
   informers.stop();
   client.close();

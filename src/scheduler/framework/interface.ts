@@ -113,3 +113,51 @@ export function isFilter(p: Plugin): p is FilterPlugin {
 export function isScore(p: Plugin): p is ScorePlugin {
   return typeof (p as ScorePlugin).score === 'function';
 }
+
+/**
+ * Reserve: told when the scheduler has counted a pod on a node (assumed it), before the
+ * bind, so a plugin can hold per-node state of its own. A failure ends the attempt; every
+ * reserve plugin's `unreserve` then runs, as it does when the bind fails later. `unreserve`
+ * must be idempotent and must not fail.
+ */
+export interface ReservePlugin extends Plugin {
+  reserve(state: CycleState, pod: Pod, nodeName: string): Status;
+  unreserve(state: CycleState, pod: Pod, nodeName: string): void;
+}
+
+/** What a post-filter (preemption) achieved for a pod that fits nowhere. */
+export interface PostFilterResult {
+  /** The node the pod should be placed on once room is made there. */
+  nominatedNodeName?: string;
+  status: Status;
+}
+
+/**
+ * PostFilter: runs when no node fits the pod. `filtered` is every node the cycle looked at;
+ * a plugin may make room (preemption) and nominate a node. The first plugin that returns
+ * Success ends the post-filter phase.
+ */
+export interface PostFilterPlugin extends Plugin {
+  postFilter(state: CycleState, pod: Pod, filtered: NodeInfo[]): Promise<PostFilterResult>;
+}
+
+/**
+ * Bind: writes the decision to the API. A plugin returns undefined when it does not handle
+ * the pod (the next one is asked), a Success status when bound, or an Error status (or
+ * throws) when the bind failed; the scheduler then unreserves and retries the pod.
+ */
+export interface BindPlugin extends Plugin {
+  bind(state: CycleState, pod: Pod, nodeName: string): Promise<Status | undefined>;
+}
+
+export function isReserve(p: Plugin): p is ReservePlugin {
+  return typeof (p as ReservePlugin).reserve === 'function';
+}
+
+export function isPostFilter(p: Plugin): p is PostFilterPlugin {
+  return typeof (p as PostFilterPlugin).postFilter === 'function';
+}
+
+export function isBind(p: Plugin): p is BindPlugin {
+  return typeof (p as BindPlugin).bind === 'function';
+}

@@ -1,0 +1,220 @@
+/**
+ * Scheduler throughput, shaped like Kubernetes' scheduler_perf "SchedulingBasic": many
+ * nodes, many pending pods with small cpu and memory requests, no affinity or spreading.
+ *
+ * Each run starts an API server in this process on a fresh SQLite store in a temp dir
+ * (loopback, port 0), creates the nodes (ready, 4 cpu / 32 GiB / 110 pods each) and then
+ * all pending pods (100m cpu, 128 MiB each) through the registry in bulk, untimed. Then
+ * the real Scheduler starts with its informers, and the clock runs from its start until a
+ * watch on the pods (opened before the start) has seen every pod bound. Printed: pods/s,
+ * and the split between the informers' initial list and scheduling + binding.
+ *
+ * Throughput runs: 5,000 nodes with 10,000 and then 50,000 pods. Scaling runs: 500, 5,000
+ * and 15,000 nodes with 2,000 pods each, reporting the time per placement end to end and
+ * the time of the placement decision alone (Framework.schedule over the scheduler's node
+ * snapshot, measured in a copy of the same cluster without the API).
+ *
+ * Run: npm run bench:scheduler. Environment: BENCH_NODES (5000), BENCH_PODS
+ * ("10000,50000"), BENCH_SCALE_NODES ("500,5000,15000"), BENCH_SCALE_PODS (2000),
+ * BENCH_SKIP ("throughput" or "scaling"). Logs are at warn level unless FLYCES_LOG_LEVEL
+ * says otherwise. Everything started is stopped and the temp dir removed at the end.
+ */
+process.env.FLYCES_LOG_LEVEL ??= 'warn';
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+
+const { ApiServer } = await import('../src/apiserver/server.js');
+const { ensureServingCert } = await import('../src/apiserver/pki.js');
+const { byGroupResource } = await import('../src/api/resources.js');
+const { InformerFactory } = await import('../src/client/factory.js');
+const { KubeClient } = await import('../src/client/rest.js');
+const { Scheduler } = await import('../src/scheduler/scheduler.js');
+const { Framework } = await import('../src/scheduler/framework/framework.js');
+const { NodeInfo } = await import('../src/scheduler/framework/nodeinfo.js');
+const { defaultPlugins } = await import('../src/scheduler/plugins/registry.js');
+const { SqliteStore } = await import('../src/store/sqlite/sqlite-store.js');
+type NodeObject = import('../src/api/types.js').NodeObject;
+type Pod = import('../src/api/types.js').Pod;
+
+const nodesRt = byGroupResource.get('/nodes')!;
+const podsRt = byGroupResource.get('/pods')!;
+
+function nodeObject(i: number): NodeObject {
+  const name = `node-${i}`;
+  const resources = { cpu: '4', memory: '32Gi', pods: '110' };
+  return {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: { name, labels: { 'kubernetes.io/hostname': name } },
+    status: {
+      capacity: resources,
+      allocatable: resources,
+      conditions: [{ type: 'Ready', status: 'True' }],
+    },
+  };
+}
+
+function podObject(i: number): Pod {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: `pod-${i}`, namespace: 'default' },
+    spec: {
+      containers: [
+        { name: 'c', image: 'pause', resources: { requests: { cpu: '100m', memory: '128Mi' } } },
+      ],
+    },
+  };
+}
+
+interface RunResult {
+  nodes: number;
+  pods: number;
+  createSeconds: number;
+  totalSeconds: number;
+  syncSeconds: number;
+  podsPerSecond: number;
+}
+
+/** One cluster: create nodes and pods, start the scheduler, wait for every pod bound. */
+async function run(nodeCount: number, podCount: number): Promise<RunResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'flyces-bench-sched-'));
+  currentDir = dir;
+  const tls = await ensureServingCert(join(dir, 'tls'), ['127.0.0.1']);
+  const store = SqliteStore.open(join(dir, 'store.db'));
+  const token = randomBytes(16).toString('hex');
+  const server = new ApiServer({ store, tokens: [token], port: 0, host: '127.0.0.1', tls });
+  const { port } = await server.start();
+  const client = new KubeClient({
+    server: `https://127.0.0.1:${port}`,
+    token,
+    caPem: tls.caPem,
+    userAgent: 'bench-scheduler',
+  });
+  try {
+    const created = performance.now();
+    await createAll(nodeCount, (i) => server.registry.create(nodesRt, undefined, nodeObject(i)));
+    await createAll(podCount, (i) => server.registry.create(podsRt, 'default', podObject(i)));
+    const createSeconds = (performance.now() - created) / 1000;
+
+    const list = await client.list(podsRt, undefined, { limit: 1 });
+    let bound = 0;
+    let allBound!: () => void;
+    const done = new Promise<void>((resolve) => (allBound = resolve));
+    const watch = client.watch<Pod>(
+      podsRt,
+      undefined,
+      { resourceVersion: list.resourceVersion },
+      (e) => {
+        if (e.type === 'MODIFIED' && e.object.spec?.nodeName && ++bound === podCount) allBound();
+      },
+    );
+
+    const start = performance.now();
+    const informers = new InformerFactory(client);
+    const scheduler = new Scheduler(client, informers);
+    scheduler.register();
+    await informers.start();
+    const synced = performance.now();
+    const running = scheduler.run();
+    await done;
+    const end = performance.now();
+    scheduler.stop();
+    await running;
+    watch.stop();
+    informers.stop();
+    const totalSeconds = (end - start) / 1000;
+    return {
+      nodes: nodeCount,
+      pods: podCount,
+      createSeconds,
+      totalSeconds,
+      syncSeconds: (synced - start) / 1000,
+      podsPerSecond: podCount / totalSeconds,
+    };
+  } finally {
+    client.close();
+    await server.stop();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+    currentDir = undefined;
+  }
+}
+
+/** The temp dir of the run in progress, removed if the bench is interrupted. */
+let currentDir: string | undefined;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    if (currentDir) rmSync(currentDir, { recursive: true, force: true });
+    process.exit(130);
+  });
+}
+
+/** Runs `count` creations, 64 at a time. */
+async function createAll(count: number, create: (i: number) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < count) await create(next++);
+  };
+  await Promise.all(Array.from({ length: 64 }, worker));
+}
+
+/** The placement decision alone: Framework.schedule over NodeInfos, no API. */
+function decisionMicros(nodeCount: number, podCount: number): number {
+  const framework = new Framework(defaultPlugins());
+  const infos = Array.from({ length: nodeCount }, (_, i) => new NodeInfo(nodeObject(i)));
+  const start = performance.now();
+  for (let i = 0; i < podCount; i++) {
+    const pod = podObject(i);
+    const result = framework.schedule(pod, infos);
+    if (!result.node) throw new Error(`pod ${i} did not fit`);
+    result.node.addPod(pod);
+  }
+  return ((performance.now() - start) * 1000) / podCount;
+}
+
+function listEnv(name: string, fallback: string): number[] {
+  return (process.env[name] ?? fallback).split(',').map((s) => Number(s.trim()));
+}
+
+async function main(): Promise<void> {
+  const cpu = cpus();
+  console.log(
+    `machine: ${cpu.length} cores (${cpu[0]?.model ?? 'unknown'}), ` +
+      `${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}, ${process.platform}`,
+  );
+  const skip = process.env.BENCH_SKIP ?? '';
+  const figures: Record<string, unknown>[] = [];
+  if (skip !== 'throughput') {
+    const nodes = listEnv('BENCH_NODES', '5000')[0];
+    for (const pods of listEnv('BENCH_PODS', '10000,50000')) {
+      const r = await run(nodes, pods);
+      console.log(
+        `throughput: ${r.nodes} nodes, ${r.pods} pods: ${r.podsPerSecond.toFixed(0)} pods/s ` +
+          `(${r.totalSeconds.toFixed(1)} s from scheduler start, of which informer sync ` +
+          `${r.syncSeconds.toFixed(1)} s; bulk create ${r.createSeconds.toFixed(1)} s untimed)`,
+      );
+      figures.push({ run: 'throughput', ...r });
+    }
+  }
+  if (skip !== 'scaling') {
+    const pods = listEnv('BENCH_SCALE_PODS', '2000')[0];
+    for (const nodes of listEnv('BENCH_SCALE_NODES', '500,5000,15000')) {
+      const r = await run(nodes, pods);
+      const decision = decisionMicros(nodes, pods);
+      const perPlacement = (r.totalSeconds * 1e6) / pods;
+      console.log(
+        `scaling: ${nodes} nodes, ${pods} pods: ${perPlacement.toFixed(0)} µs per placement ` +
+          `end to end (${r.podsPerSecond.toFixed(0)} pods/s), decision alone ` +
+          `${decision.toFixed(0)} µs`,
+      );
+      figures.push({ run: 'scaling', ...r, microsPerPlacement: perPlacement, decision });
+    }
+  }
+  console.log(JSON.stringify({ bench: 'scheduler', figures }));
+}
+
+await main();
