@@ -35,6 +35,11 @@ program
   .option('--bridge <name>', 'Linux bridge the pods attach to', 'flyces0')
   .option('--allow-host-path', 'let pods mount paths of this machine (hostPath volumes)', false)
   .option('--allow-privileged', 'let pods run privileged containers', false)
+  .option(
+    '--no-agent',
+    'run only the control plane, with no node on this machine (no root, runc or CNI ' +
+      'needed); pods wait for nodes that join, e.g. `flyces agent --hollow N`',
+  )
   .action(async (o) =>
     (await import('./up.js')).up({
       dataDir: o.dataDir,
@@ -46,6 +51,7 @@ program
       bridge: o.bridge,
       allowHostPath: o.allowHostPath,
       allowPrivileged: o.allowPrivileged,
+      noAgent: o.agent === false,
     }),
   );
 

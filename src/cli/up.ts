@@ -22,6 +22,9 @@ import { kubeconfigText, writeKubeconfig } from './kubeconfig.js';
  * embedded SQLite store, scheduler, controllers, and a node agent running pods with miniC.
  * Runs in the foreground until SIGINT or SIGTERM. Stopping leaves the pods' containers
  * running; the next `flyces up` on the same data dir adopts them.
+ *
+ * With `noAgent` only the control plane runs: no local node, no root, runc or CNI needed.
+ * Pods then wait for nodes that join from elsewhere (e.g. `flyces agent --hollow N`).
  */
 
 export interface UpOptions {
@@ -36,6 +39,8 @@ export interface UpOptions {
   /** Node policy: pods may mount host paths / run privileged containers. */
   allowHostPath: boolean;
   allowPrivileged: boolean;
+  /** Run only the control plane: no local node agent (default false). */
+  noAgent?: boolean;
 }
 
 const log = componentLogger('up');
@@ -91,7 +96,7 @@ function adminToken(dataDir: string): string {
 }
 
 export async function up(opts: UpOptions): Promise<void> {
-  checkHost();
+  if (!opts.noAgent) checkHost();
   mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
   const token = adminToken(opts.dataDir);
   const hosts = ['127.0.0.1', 'localhost', defaultNodeName()];
@@ -118,6 +123,44 @@ export async function up(opts: UpOptions): Promise<void> {
   const scheduler = new Scheduler(client, informers);
   scheduler.register();
   const controllers = new ControllerManager(client, { informers });
+  const agent = opts.noAgent ? undefined : await localAgent(opts, client, token);
+
+  await controllers.start();
+  const schedulerDone = scheduler.run();
+  await agent?.start();
+  log.info({ kubeconfig, server, agent: agent !== undefined }, 'cluster is up');
+  process.stderr.write(
+    `\nflyCes is up. API server: ${server}\nKubeconfig written to ${kubeconfig}\n` +
+      `  export KUBECONFIG=${kubeconfig}\n  kubectl get nodes\n${agent ? RESTART_NOTE : NO_AGENT_NOTE}\n\n`,
+  );
+
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log.info({ signal }, 'stopping');
+      resolve();
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  await agent?.stop();
+  await controllers.stop();
+  scheduler.stop();
+  await schedulerDone;
+  informers.stop();
+  client.close();
+  await api.stop();
+  stopCompactor();
+  await store.close();
+  log.info('stopped');
+}
+
+const RESTART_NOTE =
+  'Press Ctrl-C to stop (running pods keep running and are adopted on the next start).';
+const NO_AGENT_NOTE =
+  'No local node (--no-agent): pods wait for nodes that join. Press Ctrl-C to stop.';
+
+/** The node agent of this machine, running pods with miniC under the data dir. */
+async function localAgent(opts: UpOptions, client: KubeClient, token: string): Promise<Agent> {
   // registries.yaml is read on every pull; checking it now reports a mistake at start.
   const registriesConfig = join(opts.dataDir, 'registries.yaml');
   await loadRegistriesConfig(registriesConfig);
@@ -128,7 +171,7 @@ export async function up(opts: UpOptions): Promise<void> {
     podCidr: opts.podCidr,
     bridge: opts.bridge,
   });
-  const agent = new Agent({
+  return new Agent({
     client,
     runtime,
     images,
@@ -141,32 +184,4 @@ export async function up(opts: UpOptions): Promise<void> {
     allowHostPath: opts.allowHostPath,
     allowPrivileged: opts.allowPrivileged,
   });
-
-  await controllers.start();
-  const schedulerDone = scheduler.run();
-  await agent.start();
-  log.info({ kubeconfig, server }, 'cluster is up');
-  process.stderr.write(
-    `\nflyCes is up. API server: ${server}\nKubeconfig written to ${kubeconfig}\n` +
-      `  export KUBECONFIG=${kubeconfig}\n  kubectl get nodes\nPress Ctrl-C to stop (running pods keep running and are adopted on the next start).\n\n`,
-  );
-
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      log.info({ signal }, 'stopping');
-      resolve();
-    };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
-  });
-  await agent.stop();
-  await controllers.stop();
-  scheduler.stop();
-  await schedulerDone;
-  informers.stop();
-  client.close();
-  await api.stop();
-  stopCompactor();
-  await store.close();
-  log.info('stopped');
 }
