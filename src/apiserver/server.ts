@@ -1,3 +1,5 @@
+import { chmodSync, rmSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -44,6 +46,12 @@ export interface ApiServerOptions {
   nodeToken?: string;
   /** The serving certificate (PEM chain) and its key. */
   tls: { certPem: string; keyPem: string };
+  /**
+   * Also serve plain HTTP on this Unix socket (made mode 0600), for clients in the same
+   * process or on the same machine under the same user: they skip TLS and TCP, which is
+   * most of the cost of a small request. Bearer tokens are required there as well.
+   */
+  socketPath?: string;
 }
 
 type Handler = (
@@ -72,6 +80,7 @@ export class ApiServer {
   private readonly ctx: HandlerContext;
   private readonly tokens: BearerTokens;
   private server?: Server;
+  private socketServer?: Server;
 
   constructor(private readonly opts: ApiServerOptions) {
     this.cache = new WatchCache(opts.store);
@@ -106,18 +115,37 @@ export class ApiServer {
       server.listen(this.opts.port ?? 6443, this.opts.host ?? '127.0.0.1', () => resolve());
     });
     const port = (server.address() as AddressInfo).port;
-    this.log.info({ port, host: this.opts.host ?? '127.0.0.1' }, 'API server listening');
+    if (this.opts.socketPath) await this.listenOnSocket(this.opts.socketPath);
+    this.log.info(
+      { port, host: this.opts.host ?? '127.0.0.1', socket: this.opts.socketPath },
+      'API server listening',
+    );
     return { port };
+  }
+
+  private async listenOnSocket(path: string): Promise<void> {
+    // A socket file left by a process that died: nothing listens on it any more.
+    rmSync(path, { force: true });
+    const server = createHttpServer((req, res) => void this.serve(req, res));
+    server.on('upgrade', (req, socket, head) => void this.serveUpgrade(req, socket, head));
+    server.keepAliveTimeout = 120_000;
+    this.socketServer = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, () => resolve());
+    });
+    chmodSync(path, 0o600);
   }
 
   async stop(): Promise<void> {
     this.cache.stop();
-    const server = this.server;
-    if (!server) return;
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
+    const close = (server: Server | undefined) =>
+      new Promise<void>((resolve) => {
+        if (!server) return resolve();
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    await Promise.all([close(this.server), close(this.socketServer)]);
   }
 
   private async ensureNamespaces(): Promise<void> {

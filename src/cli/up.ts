@@ -104,6 +104,10 @@ export async function up(opts: UpOptions): Promise<void> {
     hosts.push(opts.bindAddress);
   const tls = await ensureServingCert(join(opts.dataDir, 'tls'), hosts);
 
+  // The components in this process skip TLS and TCP through a socket private to the data
+  // dir; a path too long for a Unix socket address (about 107 bytes) falls back to HTTPS.
+  const sock = join(opts.dataDir, 'apiserver.sock');
+  const socketPath = Buffer.byteLength(sock) <= 100 ? sock : undefined;
   const store = SqliteStore.open(join(opts.dataDir, 'store.db'));
   const stopCompactor = startCompactor(store, {});
   const api = new ApiServer({
@@ -112,13 +116,20 @@ export async function up(opts: UpOptions): Promise<void> {
     host: opts.bindAddress,
     port: opts.port,
     tls,
+    socketPath,
   });
   const { port } = await api.start();
   const server = `https://127.0.0.1:${port}`;
   const kubeconfig = join(opts.dataDir, 'kubeconfig');
   writeKubeconfig(kubeconfig, kubeconfigText(server, tls.caPem, token));
 
-  const client = new KubeClient({ server, token, caPem: tls.caPem, userAgent: 'flyces-up' });
+  const client = new KubeClient({
+    server,
+    token,
+    caPem: tls.caPem,
+    userAgent: 'flyces-up',
+    socketPath,
+  });
   const informers = new InformerFactory(client);
   const scheduler = new Scheduler(client, informers);
   scheduler.register();

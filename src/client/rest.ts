@@ -1,5 +1,5 @@
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent, request } from 'node:https';
-import type { IncomingMessage } from 'node:http';
 import {
   ApiError,
   errorFromResponse,
@@ -23,6 +23,11 @@ export interface ClientConfig {
   caPem: string;
   /** Sent as User-Agent, so the server's logs say who called. */
   userAgent?: string;
+  /**
+   * Talk plain HTTP over this Unix socket of the API server instead of HTTPS to `server`
+   * (see ApiServerOptions.socketPath); `server` then only names the host in requests.
+   */
+  socketPath?: string;
 }
 
 export interface RequestOptions {
@@ -76,12 +81,19 @@ function queryString(query: RequestOptions['query']): string {
 }
 
 export class KubeClient {
-  private readonly agent: Agent;
+  private readonly agent: Agent | HttpAgent;
+  private readonly send: typeof request;
   private readonly url: URL;
 
   constructor(readonly config: ClientConfig) {
     this.url = new URL(config.server);
-    this.agent = new Agent({ keepAlive: true, maxSockets: 64, ca: config.caPem });
+    if (config.socketPath) {
+      this.agent = new HttpAgent({ keepAlive: true, maxSockets: 64 });
+      this.send = httpRequest as typeof request;
+    } else {
+      this.agent = new Agent({ keepAlive: true, maxSockets: 64, ca: config.caPem });
+      this.send = request;
+    }
   }
 
   close(): void {
@@ -101,10 +113,12 @@ export class KubeClient {
       headers['Content-Length'] = String(Buffer.byteLength(body));
     }
     return new Promise((resolve, reject) => {
-      const req = request(
+      const where = this.config.socketPath
+        ? { socketPath: this.config.socketPath, host: this.url.hostname }
+        : { host: this.url.hostname, port: this.url.port || 443 };
+      const req = this.send(
         {
-          host: this.url.hostname,
-          port: this.url.port || 443,
+          ...where,
           method,
           path: path + queryString(opts.query),
           headers,
