@@ -12,8 +12,8 @@
  *   open loop (a slow answer does not delay the next request); latency of each;
  * - namespace-wide lists: every 2 s all pods of one bench namespace (in turn), closed loop;
  *   latency until the last byte of the answer, which is read but not parsed;
- * - rollout: time from the first Deployment create until all pods exist (Deployment
- *   status), are bound (watch with `spec.nodeName!=`) and report Running (watch with
+ * - rollout: time from the first Deployment create until all pods exist (watch with
+ *   `spec.nodeName=`), are bound (watch with `spec.nodeName!=`) and report Running (watch with
  *   `status.phase=Running`); watches, never polling lists;
  * - peak memory of each process: VmHWM from /proc/<pid>/status.
  *
@@ -467,26 +467,31 @@ async function rollout(client: KubeClient, procs: Child[], probes: () => Probes)
   const since = () => clock.start;
   const bound = new Tally(POD_COUNT, since);
   const running = new Tally(POD_COUNT, since);
-  const replicas = new Map<string, number>();
+  const created = new Set<string>();
   const result: Rollout = { created: 0, bound, running, durationMs: 0, finished: false };
   const selector = `${LABEL}=cp`;
+  // A pod is counted as created when a watch first shows it, unbound or bound.
+  const seen = (pod: KObject) => {
+    created.add(`${pod.metadata.namespace}/${pod.metadata.name}`);
+    result.created = created.size;
+    if (result.created >= POD_COUNT && clock.start !== undefined) {
+      result.createdAt ??= elapsed(clock.start);
+    }
+  };
   const watches = [
-    follow(client, PODS, { labelSelector: selector, fieldSelector: 'spec.nodeName!=' }, (t, o) =>
-      bound.apply(t, o),
-    ),
+    follow(client, PODS, { labelSelector: selector, fieldSelector: 'spec.nodeName!=' }, (t, o) => {
+      bound.apply(t, o);
+      seen(o);
+    }),
     follow(
       client,
       PODS,
       { labelSelector: selector, fieldSelector: 'status.phase=Running' },
       (t, o) => running.apply(t, o),
     ),
-    follow(client, DEPLOYMENTS, { labelSelector: selector }, (t, o) => {
-      replicas.set(o.metadata.name!, t === 'DELETED' ? 0 : (o.status?.replicas ?? 0));
-      result.created = [...replicas.values()].reduce((a, b) => a + b, 0);
-      if (result.created >= POD_COUNT && clock.start !== undefined) {
-        result.createdAt ??= elapsed(clock.start);
-      }
-    }),
+    follow(client, PODS, { labelSelector: selector, fieldSelector: 'spec.nodeName=' }, (_t, o) =>
+      seen(o),
+    ),
   ];
   await sleep(500); // let the watches open before anything they should see happens
   const start = performance.now();

@@ -32,7 +32,7 @@ export interface HollowAgentOptions {
   cpu?: string;
   memory?: string;
   maxPods?: number;
-  /** Pod status workers shared by all nodes; default 4. */
+  /** Pod status workers shared by all nodes; default 16. */
   workers?: number;
   /** Period of each node's Lease renewal; default 10 s. */
   leaseRenewMs?: number;
@@ -49,6 +49,11 @@ const STATUS_EVERY_MS = 60_000;
 /** Each node owns one /24 of 10.64.0.0/10 for its pods, which bounds the node count. */
 const MAX_NODES = 16_384;
 const MAX_PODS_PER_NODE = 254;
+/**
+ * Pod status reports in flight at once. Each is one small PATCH; with a few the reports
+ * trail the bindings by seconds when thousands of pods are scheduled a minute.
+ */
+const STATUS_WORKERS = 16;
 /** Node registrations in flight at once at start-up. */
 const REGISTER_CONCURRENCY = 16;
 /** Ticks per period: each tick renews the nodes of one slot, so renewals spread out. */
@@ -189,7 +194,7 @@ export class HollowAgent {
     await this.pods.hasSynced();
     this.workers = runWorkers(
       this.queue,
-      this.opts.workers ?? 4,
+      this.opts.workers ?? STATUS_WORKERS,
       (key) => this.syncPod(key),
       (key, err) => this.log.warn({ pod: key, err: (err as Error).message }, 'pod sync failed'),
     );
