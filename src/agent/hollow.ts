@@ -124,6 +124,28 @@ export function runningStatus(pod: Pod, hostIP: string, podIP: string): PodStatu
   return result;
 }
 
+/**
+ * The parts of a pod a hollow node reads: identity, deletion, node, container names and
+ * images, and status. With 150,000 pods cached the rest (labels, owners, defaults) is most
+ * of the memory.
+ */
+export function slimPod(pod: Pod): Pod {
+  const { name, namespace, uid, resourceVersion, deletionTimestamp } = pod.metadata;
+  const images = (cs: Pod['spec']['containers'] | undefined) =>
+    cs?.map((c) => ({ name: c.name, image: c.image }));
+  const spec = { nodeName: pod.spec.nodeName, containers: images(pod.spec.containers)! };
+  const slim: Pod = {
+    apiVersion: pod.apiVersion,
+    kind: pod.kind,
+    metadata: { name, namespace, uid, resourceVersion, deletionTimestamp },
+    spec: pod.spec.initContainers
+      ? { ...spec, initContainers: images(pod.spec.initContainers) }
+      : spec,
+  };
+  if (pod.status) slim.status = pod.status;
+  return slim;
+}
+
 /** Whether a pod already shows the status a hollow node would report for it. */
 export function isReportedRunning(pod: Pod, hostIP: string): boolean {
   const s = pod.status;
@@ -167,7 +189,11 @@ export class HollowAgent {
       const node = { name, index, hostIP, podNet: hollowPodNet(index), ips: new Map() };
       this.nodes.set(name, { ...node, readySince });
     }
-    this.pods = new Informer<Pod>(this.client, PODS);
+    // Only bound pods concern a node; and only the fields below concern a hollow one.
+    this.pods = new Informer<Pod>(this.client, PODS, {
+      fieldSelector: 'spec.nodeName!=',
+      transform: slimPod,
+    });
   }
 
   /** The names of the nodes this agent runs. */
