@@ -56,6 +56,8 @@ const MAX_PODS_PER_NODE = 254;
 const STATUS_WORKERS = 16;
 /** Node registrations in flight at once at start-up. */
 const REGISTER_CONCURRENCY = 16;
+/** Lease renewals (and, apart, status heartbeats) in flight at once. */
+const NODE_UPDATE_LANES = 8;
 /** Ticks per period: each tick renews the nodes of one slot, so renewals spread out. */
 const SLOTS = 40;
 
@@ -247,18 +249,29 @@ export class HollowAgent {
   /**
    * Runs `fn` for every node once per `periodMs`, node i in slot i mod SLOTS, so the
    * requests of thousands of nodes are spread over the period instead of sent in a burst.
+   * At most NODE_UPDATE_LANES of them are in flight: when the server answers slower than
+   * the period asks for, renewals queue up (a node waits in the queue at most once) and
+   * come later rather than crowding out the pod status reports.
    */
   private spread(periodMs: number, fn: (node: HollowNode) => Promise<void>): void {
     const slots: HollowNode[][] = Array.from({ length: SLOTS }, () => []);
     for (const node of this.nodes.values()) slots[node.index % SLOTS].push(node);
+    const due = new Set<HollowNode>();
+    let lanes = 0;
+    const lane = async () => {
+      lanes++;
+      for (let node = first(due); node && !this.stopped; node = first(due)) {
+        due.delete(node);
+        await fn(node).catch((err) =>
+          this.log.warn({ node: node!.name, err: (err as Error).message }, 'node update failed'),
+        );
+      }
+      lanes--;
+    };
     let tick = 0;
     const timer = setInterval(() => {
-      const slot = slots[tick++ % SLOTS];
-      void this.forEachLimited(slot, (node) =>
-        fn(node).catch((err) =>
-          this.log.warn({ node: node.name, err: (err as Error).message }, 'node update failed'),
-        ),
-      );
+      for (const node of slots[tick++ % SLOTS]) due.add(node);
+      while (lanes < NODE_UPDATE_LANES && lanes < due.size) void lane();
     }, periodMs / SLOTS);
     this.timers.push(timer);
   }
@@ -421,4 +434,8 @@ export class HollowAgent {
       if (!isReason(err, 'NotFound') && !isReason(err, 'Conflict')) throw err;
     }
   }
+}
+
+function first<T>(set: Set<T>): T | undefined {
+  return set.values().next().value;
 }
