@@ -8,8 +8,9 @@
  * kubeconfig that `up` wrote. Once every hollow node is Ready, the bench creates its
  * namespaces and Deployments and, while they roll out, measures:
  *
- * - single-object writes: every 100 ms a ConfigMap is created or merge-patched (in turn),
- *   open loop (a slow answer does not delay the next request); latency of each;
+ * - single-object writes: every 100 ms a ConfigMap is created or one of a pool of 50 is
+ *   merge-patched (in turn), open loop (a slow answer does not delay the next request, up
+ *   to 50 in flight); latency of each;
  * - namespace-wide lists: every 2 s all pods of one bench namespace (in turn), closed loop;
  *   latency until the last byte of the answer, which is read but not parsed;
  * - rollout: time from the first Deployment create until all pods exist (watch with
@@ -60,6 +61,8 @@ const KEEP_LOGS = process.env.BENCH_KEEP_LOGS;
 
 const WRITE_EVERY_MS = 100;
 const WRITES_IN_FLIGHT = 50;
+/** ConfigMaps the write probe patches in turn. */
+const PROBE_POOL = 50;
 const LIST_EVERY_MS = 2000;
 const LABEL = 'flyces-bench';
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
@@ -360,8 +363,10 @@ async function createNamespaces(client: KubeClient): Promise<void> {
     const metadata = { name: namespaceName(i) };
     await client.create(NAMESPACES, { apiVersion: 'v1', kind: 'Namespace', metadata });
   }
-  const probe = { name: 'probe', namespace: namespaceName(0) };
-  await client.create(CONFIGMAPS, { apiVersion: 'v1', kind: 'ConfigMap', metadata: probe });
+  for (let i = 0; i < PROBE_POOL; i++) {
+    const metadata = { name: `probe-pool-${i}`, namespace: namespaceName(0) };
+    await client.create(CONFIGMAPS, { apiVersion: 'v1', kind: 'ConfigMap', metadata });
+  }
 }
 
 /** POD_COUNT replicas spread evenly over DEPLOYMENT_COUNT Deployments. */
@@ -414,8 +419,10 @@ function startProbes(client: KubeClient): Probes {
       const cm = { apiVersion: 'v1', kind: 'ConfigMap', metadata, data: { n: `${n}` } };
       timed(probes.creates, 'create', () => client.create(CONFIGMAPS, cm));
     } else {
+      // Patches go round a pool, so that no two are likely to race for one object.
+      const name = `probe-pool-${n % PROBE_POOL}`;
       const patch = { data: { n: `${n}` } };
-      timed(probes.patches, 'patch', () => client.patch(CONFIGMAPS, namespace, 'probe', patch));
+      timed(probes.patches, 'patch', () => client.patch(CONFIGMAPS, namespace, name, patch));
     }
   }, WRITE_EVERY_MS);
 
