@@ -50,6 +50,7 @@ describe('flyces up --no-agent', () => {
     await until('the kubeconfig', async () => (existsSync(kubeconfig) ? true : undefined));
     client = new KubeClient(loadKubeconfig(kubeconfig));
     await until('the API server', () => client.request('GET', '/version').catch(() => undefined));
+    await until('flyces up to say it is up', async () => (/is up/.test(output) ? true : undefined));
   });
 
   after(async () => {
