@@ -94,6 +94,8 @@ interface Child {
 const children: Child[] = [];
 let tmp: string | undefined;
 let cleaning: Promise<void> | undefined;
+/** Set by SIGINT/SIGTERM: the children's exits that follow are not failures to report. */
+let interrupted = false;
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -648,6 +650,7 @@ async function main(): Promise<void> {
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
+    interrupted = true;
     process.stderr.write(`\n${signal}: stopping the children and removing ${tmp ?? 'nothing'}\n`);
     void cleanUp().finally(() => process.exit(130));
   });
@@ -655,7 +658,8 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 
 main()
   .catch((err: Error) => {
-    process.stderr.write(`control-plane bench failed: ${err.stack ?? err.message}\n`);
+    if (!interrupted)
+      process.stderr.write(`control-plane bench failed: ${err.stack ?? err.message}\n`);
     process.exitCode = 1;
   })
   .finally(() => cleanUp());
