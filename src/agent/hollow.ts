@@ -32,7 +32,7 @@ export interface HollowAgentOptions {
   cpu?: string;
   memory?: string;
   maxPods?: number;
-  /** Pod status workers shared by all nodes; default 4. */
+  /** Pod status workers shared by all nodes; default 16. */
   workers?: number;
   /** Period of each node's Lease renewal; default 10 s. */
   leaseRenewMs?: number;
@@ -49,8 +49,15 @@ const STATUS_EVERY_MS = 60_000;
 /** Each node owns one /24 of 10.64.0.0/10 for its pods, which bounds the node count. */
 const MAX_NODES = 16_384;
 const MAX_PODS_PER_NODE = 254;
+/**
+ * Pod status reports in flight at once. Each is one small PATCH; with a few the reports
+ * trail the bindings by seconds when thousands of pods are scheduled a minute.
+ */
+const STATUS_WORKERS = 16;
 /** Node registrations in flight at once at start-up. */
 const REGISTER_CONCURRENCY = 16;
+/** Lease renewals (and, apart, status heartbeats) in flight at once. */
+const NODE_UPDATE_LANES = 8;
 /** Ticks per period: each tick renews the nodes of one slot, so renewals spread out. */
 const SLOTS = 40;
 
@@ -119,6 +126,28 @@ export function runningStatus(pod: Pod, hostIP: string, podIP: string): PodStatu
   return result;
 }
 
+/**
+ * The parts of a pod a hollow node reads: identity, deletion, node, container names and
+ * images, and status. With 150,000 pods cached the rest (labels, owners, defaults) is most
+ * of the memory.
+ */
+export function slimPod(pod: Pod): Pod {
+  const { name, namespace, uid, resourceVersion, deletionTimestamp } = pod.metadata;
+  const images = (cs: Pod['spec']['containers'] | undefined) =>
+    cs?.map((c) => ({ name: c.name, image: c.image }));
+  const spec = { nodeName: pod.spec.nodeName, containers: images(pod.spec.containers)! };
+  const slim: Pod = {
+    apiVersion: pod.apiVersion,
+    kind: pod.kind,
+    metadata: { name, namespace, uid, resourceVersion, deletionTimestamp },
+    spec: pod.spec.initContainers
+      ? { ...spec, initContainers: images(pod.spec.initContainers) }
+      : spec,
+  };
+  if (pod.status) slim.status = pod.status;
+  return slim;
+}
+
 /** Whether a pod already shows the status a hollow node would report for it. */
 export function isReportedRunning(pod: Pod, hostIP: string): boolean {
   const s = pod.status;
@@ -162,7 +191,11 @@ export class HollowAgent {
       const node = { name, index, hostIP, podNet: hollowPodNet(index), ips: new Map() };
       this.nodes.set(name, { ...node, readySince });
     }
-    this.pods = new Informer<Pod>(this.client, PODS);
+    // Only bound pods concern a node; and only the fields below concern a hollow one.
+    this.pods = new Informer<Pod>(this.client, PODS, {
+      fieldSelector: 'spec.nodeName!=',
+      transform: slimPod,
+    });
   }
 
   /** The names of the nodes this agent runs. */
@@ -189,7 +222,7 @@ export class HollowAgent {
     await this.pods.hasSynced();
     this.workers = runWorkers(
       this.queue,
-      this.opts.workers ?? 4,
+      this.opts.workers ?? STATUS_WORKERS,
       (key) => this.syncPod(key),
       (key, err) => this.log.warn({ pod: key, err: (err as Error).message }, 'pod sync failed'),
     );
@@ -216,18 +249,29 @@ export class HollowAgent {
   /**
    * Runs `fn` for every node once per `periodMs`, node i in slot i mod SLOTS, so the
    * requests of thousands of nodes are spread over the period instead of sent in a burst.
+   * At most NODE_UPDATE_LANES of them are in flight: when the server answers slower than
+   * the period asks for, renewals queue up (a node waits in the queue at most once) and
+   * come later rather than crowding out the pod status reports.
    */
   private spread(periodMs: number, fn: (node: HollowNode) => Promise<void>): void {
     const slots: HollowNode[][] = Array.from({ length: SLOTS }, () => []);
     for (const node of this.nodes.values()) slots[node.index % SLOTS].push(node);
+    const due = new Set<HollowNode>();
+    let lanes = 0;
+    const lane = async () => {
+      lanes++;
+      for (let node = first(due); node && !this.stopped; node = first(due)) {
+        due.delete(node);
+        await fn(node).catch((err) =>
+          this.log.warn({ node: node!.name, err: (err as Error).message }, 'node update failed'),
+        );
+      }
+      lanes--;
+    };
     let tick = 0;
     const timer = setInterval(() => {
-      const slot = slots[tick++ % SLOTS];
-      void this.forEachLimited(slot, (node) =>
-        fn(node).catch((err) =>
-          this.log.warn({ node: node.name, err: (err as Error).message }, 'node update failed'),
-        ),
-      );
+      for (const node of slots[tick++ % SLOTS]) due.add(node);
+      while (lanes < NODE_UPDATE_LANES && lanes < due.size) void lane();
     }, periodMs / SLOTS);
     this.timers.push(timer);
   }
@@ -390,4 +434,8 @@ export class HollowAgent {
       if (!isReason(err, 'NotFound') && !isReason(err, 'Conflict')) throw err;
     }
   }
+}
+
+function first<T>(set: Set<T>): T | undefined {
+  return set.values().next().value;
 }

@@ -11,7 +11,7 @@ import { decodeBody, readBody, wantsTable, type ResourceRequest } from './reques
 import { matchesFilter, parseFilter } from './filter.js';
 import { listPage } from './list.js';
 import { parseIncludeObject, toTable } from './table.js';
-import type { WatchCache } from './watch-cache.js';
+import type { CachedObject, WatchCache } from './watch-cache.js';
 import { serveWatch } from './watch.js';
 
 /**
@@ -68,7 +68,55 @@ export async function handleList(
     return;
   }
   const head = `{"kind":"${listKind(rr.rt)}","apiVersion":"${apiVersionOf(rr.rt)}","metadata":${JSON.stringify(meta)},"items":[`;
-  sendJson(res, 200, head + page.items.map((i) => i.json()).join(',') + ']}');
+  if (page.items.length <= STREAM_ITEMS) {
+    sendJson(res, 200, head + page.items.map((i) => i.json()).join(',') + ']}');
+    return;
+  }
+  await streamList(res, head, page.items);
+}
+
+/** Lists longer than this are streamed in chunks instead of built as one string. */
+const STREAM_ITEMS = 500;
+const STREAM_CHUNK_CHARS = 1 << 20;
+/**
+ * Bytes a list may have queued on its socket before it waits for them to drain. Waiting
+ * after every chunk would cost an event-loop turn per megabyte, which under load is what
+ * makes a list slow; this bounds the memory instead.
+ */
+const STREAM_BUFFER_BYTES = 8 << 20;
+
+/**
+ * Writes a long list in chunks of about a megabyte, waiting for the socket to drain when
+ * more than STREAM_BUFFER_BYTES are queued: the server never holds the whole answer twice
+ * (string and buffer), and a slow reader does not make it buffer everything. The items
+ * were taken at one revision before the first chunk, so the list stays consistent.
+ */
+async function streamList(res: ServerResponse, head: string, items: CachedObject[]): Promise<void> {
+  res.writeHead(200, { 'Content-Type': 'application/json' });
+  let chunk = head;
+  for (let i = 0; i < items.length; i++) {
+    chunk += (i === 0 ? '' : ',') + items[i].json();
+    if (chunk.length < STREAM_CHUNK_CHARS) continue;
+    res.write(chunk);
+    chunk = '';
+    if (res.writableLength > STREAM_BUFFER_BYTES && !(await drained(res))) return;
+  }
+  res.end(chunk + ']}');
+}
+
+/** Resolves true once `res` can take more, false if the client went away first. */
+function drained(res: ServerResponse): Promise<boolean> {
+  return new Promise((resolve) => {
+    const done = (ok: boolean) => {
+      res.off('drain', onDrain);
+      res.off('close', onClose);
+      resolve(ok);
+    };
+    const onDrain = () => done(true);
+    const onClose = () => done(false);
+    res.on('drain', onDrain);
+    res.on('close', onClose);
+  });
 }
 
 export async function handleGet(
@@ -357,7 +405,7 @@ export async function handleDeleteCollection(
   await ctx.cache.waitFor(await ctx.store.currentRevision());
   const prefix = resourcePrefix(rr.rt);
   const targets = [...ctx.cache.objects(prefix).values()].filter((c) =>
-    matchesFilter(c.obj, filter),
+    matchesFilter(c.view, filter),
   );
   const items: KObject[] = [];
   for (const target of targets) {
@@ -365,8 +413,8 @@ export async function handleDeleteCollection(
       items.push(
         await ctx.registry.delete(
           rr.rt,
-          target.obj.metadata.namespace,
-          target.obj.metadata.name!,
+          target.view.metadata.namespace,
+          target.view.metadata.name!,
           opts,
         ),
       );

@@ -4,7 +4,7 @@ import { matchesFilter, type Filter } from './filter.js';
 import type { HandlerContext } from './handlers.js';
 import { resourcePrefix } from './registry.js';
 import type { ResourceRequest } from './request.js';
-import { CachedObject, decode } from './watch-cache.js';
+import { CachedObject } from './watch-cache.js';
 
 /**
  * Lists in pages, as `?limit=N` and `?continue=TOKEN` ask. The first page comes from the
@@ -63,7 +63,7 @@ function fromCache(ctx: HandlerContext, rr: ResourceRequest, filter: Filter): Ca
   const keyPrefix = keyPrefixOf(rr, filter);
   const items: CachedObject[] = [];
   for (const [key, cached] of ctx.cache.objects(resourcePrefix(rr.rt))) {
-    if (key.startsWith(keyPrefix) && matchesFilter(cached.obj, filter)) items.push(cached);
+    if (key.startsWith(keyPrefix) && matchesFilter(cached.view, filter)) items.push(cached);
   }
   return items.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
 }
@@ -87,8 +87,8 @@ async function fromStore(
     });
     for (const kv of items) {
       after = kv.key;
-      const cached = new CachedObject(kv.key, decode(kv.value, kv.modRevision), kv.modRevision);
-      if (matchesFilter(cached.obj, filter)) out.push(cached);
+      const cached = new CachedObject(kv.key, kv.value, kv.modRevision);
+      if (matchesFilter(cached.view, filter)) out.push(cached);
     }
     if (items.length < chunk) break;
   }

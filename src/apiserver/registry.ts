@@ -68,8 +68,13 @@ const NAMESPACES_KEY = '/registry/core/namespaces/';
 /** The largest object stored, whatever built it (a patch can grow one past the body limit). */
 const MAX_OBJECT_BYTES = 3 * 1024 * 1024;
 
+/**
+ * The stored form of an object: JSON with apiVersion, kind and metadata first, the order
+ * the watch cache relies on to add the resourceVersion without decoding the text again.
+ */
 function encode(obj: KObject): string {
-  const text = JSON.stringify(obj);
+  const { apiVersion, kind, metadata, ...rest } = obj;
+  const text = JSON.stringify({ apiVersion, kind, metadata, ...rest });
   if (text.length > MAX_OBJECT_BYTES) {
     throw new ApiError(
       'RequestEntityTooLarge',
@@ -138,10 +143,7 @@ export class Registry {
     const allocation = await this.allocations?.beforeCreate(obj, !!opts.dryRun);
     if (opts.dryRun) return obj;
     try {
-      const kv = await this.store.create(
-        storeKey(rt, obj.metadata.namespace, name),
-        JSON.stringify(obj),
-      );
+      const kv = await this.store.create(storeKey(rt, obj.metadata.namespace, name), encode(obj));
       return decode(kv.value, kv.modRevision);
     } catch (err) {
       await allocation?.undo();

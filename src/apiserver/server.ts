@@ -1,3 +1,5 @@
+import { chmodSync, rmSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -76,6 +78,12 @@ export interface ApiServerOptions {
    * `nodeToken` (the agent of `flyces up`).
    */
   nodeClientTls?: { certPem: string; keyPem: string; caPem: string };
+  /**
+   * Also serve plain HTTP on this Unix socket (made mode 0600), for clients in the same
+   * process or on the same machine under the same user: they skip TLS and TCP, which is
+   * most of the cost of a small request. Bearer tokens are required there as well.
+   */
+  socketPath?: string;
 }
 
 type Handler = (
@@ -108,6 +116,7 @@ export class ApiServer {
   private server?: Server;
   private readonly allocations: ServiceAllocations;
   private repairTimer?: NodeJS.Timeout;
+  private socketServer?: Server;
 
   constructor(private readonly opts: ApiServerOptions) {
     this.cache = new WatchCache(opts.store);
@@ -150,19 +159,38 @@ export class ApiServer {
     });
     const port = (server.address() as AddressInfo).port;
     await this.startServiceAllocations(port);
-    this.log.info({ port, host: this.opts.host ?? '127.0.0.1' }, 'API server listening');
+    if (this.opts.socketPath) await this.listenOnSocket(this.opts.socketPath);
+    this.log.info(
+      { port, host: this.opts.host ?? '127.0.0.1', socket: this.opts.socketPath },
+      'API server listening',
+    );
     return { port };
+  }
+
+  private async listenOnSocket(path: string): Promise<void> {
+    // A socket file left by a process that died: nothing listens on it any more.
+    rmSync(path, { force: true });
+    const server = createHttpServer((req, res) => void this.serve(req, res));
+    server.on('upgrade', (req, socket, head) => void this.serveUpgrade(req, socket, head));
+    server.keepAliveTimeout = 120_000;
+    this.socketServer = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, () => resolve());
+    });
+    chmodSync(path, 0o600);
   }
 
   async stop(): Promise<void> {
     clearInterval(this.repairTimer);
     this.cache.stop();
-    const server = this.server;
-    if (!server) return;
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
+    const close = (server: Server | undefined) =>
+      new Promise<void>((resolve) => {
+        if (!server) return resolve();
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    await Promise.all([close(this.server), close(this.socketServer)]);
   }
 
   /**

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ApiError } from '../api/errors.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
-import { WatchCache } from './watch-cache.js';
+import { selectorView, WatchCache, withResourceVersion } from './watch-cache.js';
 
 const PODS = '/registry/core/pods/';
 
@@ -71,4 +71,54 @@ test('the window is bounded by bytes as well as by count', async () => {
   );
   cache.stop();
   await store.close();
+});
+
+test('the resourceVersion is spliced into canonical JSON, else left to the long way', () => {
+  const cases = [
+    {
+      name: 'canonical',
+      value: '{"apiVersion":"v1","kind":"Pod","metadata":{"name":"a"},"spec":{}}',
+      want: {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { resourceVersion: '7', name: 'a' },
+        spec: {},
+      },
+    },
+    {
+      name: 'empty metadata',
+      value: '{"apiVersion":"v1","kind":"Pod","metadata":{}}',
+      want: { apiVersion: 'v1', kind: 'Pod', metadata: { resourceVersion: '7' } },
+    },
+    {
+      name: 'metadata not third',
+      value: '{"metadata":{"name":"a"},"kind":"Pod"}',
+      want: undefined,
+    },
+    {
+      name: 'names a resourceVersion already',
+      value:
+        '{"apiVersion":"v1","kind":"Event","metadata":{},"involvedObject":{"resourceVersion":"1"}}',
+      want: undefined,
+    },
+  ];
+  for (const c of cases) {
+    const out = withResourceVersion(c.value, 7);
+    assert.deepEqual(out === undefined ? undefined : JSON.parse(out), c.want, c.name);
+  }
+});
+
+test('the selector view keeps name, namespace, labels and the selectable fields only', () => {
+  const pod = {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'p', namespace: 'n', uid: 'u', labels: { a: 'b' }, annotations: { x: 'y' } },
+    spec: { nodeName: 'node-1', containers: [{ name: 'c', image: 'i' }] },
+    status: { phase: 'Running', podIP: '10.0.0.1' },
+  };
+  assert.deepEqual(selectorView(pod, ['spec.nodeName', 'status.phase', 'spec.schedulerName']), {
+    metadata: { name: 'p', namespace: 'n', uid: 'u', labels: { a: 'b' } },
+    spec: { nodeName: 'node-1' },
+    status: { phase: 'Running' },
+  });
 });

@@ -1,7 +1,9 @@
 import { ApiError } from '../api/errors.js';
+import { RESOURCE_TYPES } from '../api/resources.js';
 import type { KObject } from '../api/types.js';
 import { componentLogger } from '../log.js';
 import type { Store, Watch, WatchEvent } from '../store/store.js';
+import { resourcePrefix } from './registry.js';
 
 /**
  * The API server's watch cache: a copy of every object kept from one store watch, plus a
@@ -12,20 +14,79 @@ import type { Store, Watch, WatchEvent } from '../store/store.js';
  * (`/registry/core/pods/`), so a list of one resource never scans another.
  */
 
-/** One object at one revision; `json` is filled on first use and shared by every reader. */
+/**
+ * One object at one revision, as every reader shares it: its JSON (with resourceVersion)
+ * and a small view holding only what selectors look at (name, namespace, labels and the
+ * resource's selectable fields). The decoded object is not kept: thousands of revisions sit
+ * in the window, and a decoded object takes several times the memory of its JSON. `obj`
+ * decodes it again for the few readers that need all of it (tables, deletecollection).
+ */
 export class CachedObject {
-  private serialized?: string;
+  private readonly serialized: string;
+  /** The fields selectors read, at the same paths as in the object. */
+  readonly view: KObject;
 
   constructor(
     readonly key: string,
-    readonly obj: KObject,
+    value: string,
     readonly revision: number,
-  ) {}
+  ) {
+    const obj = decode(value, revision);
+    this.view = selectorView(obj, selectableFieldsOf(resourcePrefixOf(key)));
+    this.serialized = withResourceVersion(value, revision) ?? JSON.stringify(obj);
+  }
 
   json(): string {
-    this.serialized ??= JSON.stringify(this.obj);
     return this.serialized;
   }
+
+  /** The whole object, decoded anew on every call; mutating it changes nothing cached. */
+  get obj(): KObject {
+    return JSON.parse(this.serialized) as KObject;
+  }
+}
+
+/** The stored JSON of objects the registry wrote: type meta first, then metadata. */
+const CANONICAL_HEAD = /^\{"apiVersion":"[^"\\]*","kind":"[^"\\]*","metadata":\{/;
+
+/**
+ * The stored JSON with `metadata.resourceVersion` spliced in, without decoding and
+ * encoding it again; undefined when the text is not in the registry's canonical order or
+ * already names a resourceVersion somewhere (the caller then goes the long way).
+ */
+export function withResourceVersion(value: string, revision: number): string | undefined {
+  const head = CANONICAL_HEAD.exec(value);
+  if (!head || value.includes('"resourceVersion"')) return undefined;
+  const at = head[0].length;
+  const field = `"resourceVersion":"${revision}"`;
+  return value.slice(0, at) + field + (value[at] === '}' ? '' : ',') + value.slice(at);
+}
+
+let selectableByPrefix: Map<string, string[]> | undefined;
+
+/** The selectable fields of the resource stored under a prefix (besides name, namespace). */
+function selectableFieldsOf(prefix: string): string[] {
+  selectableByPrefix ??= new Map(
+    RESOURCE_TYPES.map((rt) => [resourcePrefix(rt), rt.selectableFields ?? []]),
+  );
+  return selectableByPrefix.get(prefix) ?? [];
+}
+
+/** A copy of the parts of `obj` that label and field selectors can look at. */
+export function selectorView(obj: KObject, fields: string[]): KObject {
+  const { name, namespace, labels, uid } = obj.metadata;
+  const view: KObject = { metadata: { name, namespace, labels, uid } } as KObject;
+  for (const path of fields) {
+    const parts = path.split('.');
+    let from: any = obj;
+    for (const part of parts)
+      from = from === null || typeof from !== 'object' ? undefined : from[part];
+    if (from === undefined) continue;
+    let to: any = view;
+    for (const part of parts.slice(0, -1)) to = to[part] ??= {};
+    to[parts[parts.length - 1]] = from;
+  }
+  return view;
 }
 
 export type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
@@ -83,7 +144,7 @@ export class WatchCache {
   async start(): Promise<void> {
     const { items, revision } = await this.store.list('/registry/');
     for (const kv of items) {
-      const cached = new CachedObject(kv.key, decode(kv.value, kv.modRevision), kv.modRevision);
+      const cached = new CachedObject(kv.key, kv.value, kv.modRevision);
       this.objects(resourcePrefixOf(kv.key)).set(kv.key, cached);
     }
     this.rev = revision;
@@ -180,7 +241,7 @@ export class WatchCache {
     const prefix = resourcePrefixOf(key);
     const map = this.objects(prefix);
     const prev = map.get(key);
-    const object = new CachedObject(key, decode(event.kv.value, event.revision), event.revision);
+    const object = new CachedObject(key, event.kv.value, event.revision);
     if (event.type === 'DELETED') map.delete(key);
     else map.set(key, object);
     const cacheEvent: CacheEvent = {

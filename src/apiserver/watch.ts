@@ -40,8 +40,9 @@ export async function serveWatch(
   const table = wantsTable(req.headers.accept);
   const include = parseIncludeObject(rr.query.get('includeObject'));
   let first = true;
-  const encode = (type: string, cached: CachedObject, obj: KObject = cached.obj): string => {
+  const encode = (type: string, cached: CachedObject): string => {
     if (!table) return `{"type":"${type}","object":${cached.json()}}\n`;
+    const obj = cached.obj;
     const t = toTable(
       rr.rt,
       [obj],
@@ -71,8 +72,8 @@ export async function serveWatch(
   };
 
   const translate = (event: CacheEvent) => {
-    const now = matches(event.object.obj);
-    const before = matches(event.prev?.obj);
+    const now = matches(event.object.view);
+    const before = matches(event.prev?.view);
     if (event.type === 'DELETED') {
       if (before || now) send(encode('DELETED', event.object));
     } else if (now && before) send(encode('MODIFIED', event.object));
@@ -86,7 +87,7 @@ export async function serveWatch(
   try {
     if (rv === undefined) {
       for (const cached of ctx.cache.objects(prefix).values()) {
-        if (matches(cached.obj)) send(encode('ADDED', cached));
+        if (matches(cached.view)) send(encode('ADDED', cached));
       }
     } else backlog = ctx.cache.eventsSince(prefix, rv);
   } catch (err) {

@@ -40,6 +40,11 @@ program
   )
   .option('--allow-host-path', 'let pods mount paths of this machine (hostPath volumes)', false)
   .option('--allow-privileged', 'let pods run privileged containers', false)
+  .option(
+    '--no-agent',
+    'run only the control plane, with no node on this machine (no root, runc or CNI ' +
+      'needed); pods wait for nodes that join, e.g. `flyces agent --hollow N`',
+  )
   .action(async (o) =>
     (await import('./up.js')).up({
       dataDir: o.dataDir,
@@ -53,6 +58,7 @@ program
       advertiseAddress: o.advertiseAddress,
       allowHostPath: o.allowHostPath,
       allowPrivileged: o.allowPrivileged,
+      noAgent: o.agent === false,
     }),
   );
 

@@ -26,6 +26,9 @@ import { kubeconfigText, writeKubeconfig } from './kubeconfig.js';
  * embedded SQLite store, scheduler, controllers, and a node agent running pods with miniC.
  * Runs in the foreground until SIGINT or SIGTERM. Stopping leaves the pods' containers
  * running; the next `flyces up` on the same data dir adopts them.
+ *
+ * With `noAgent` only the control plane runs: no local node, no root, runc or CNI needed.
+ * Pods then wait for nodes that join from elsewhere (e.g. `flyces agent --hollow N`).
  */
 
 export interface UpOptions {
@@ -44,6 +47,8 @@ export interface UpOptions {
   /** Node policy: pods may mount host paths / run privileged containers. */
   allowHostPath: boolean;
   allowPrivileged: boolean;
+  /** Run only the control plane: no local node agent (default false). */
+  noAgent?: boolean;
 }
 
 const log = componentLogger('up');
@@ -99,7 +104,7 @@ function adminToken(dataDir: string): string {
 }
 
 export async function up(opts: UpOptions): Promise<void> {
-  checkHost();
+  if (!opts.noAgent) checkHost();
   mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
   const token = adminToken(opts.dataDir);
   const hosts = ['127.0.0.1', 'localhost', defaultNodeName()];
@@ -107,6 +112,10 @@ export async function up(opts: UpOptions): Promise<void> {
     hosts.push(opts.bindAddress);
   const tls = await ensureServingCert(join(opts.dataDir, 'tls'), hosts);
 
+  // The components in this process skip TLS and TCP through a socket private to the data
+  // dir; a path too long for a Unix socket address (about 107 bytes) falls back to HTTPS.
+  const sock = join(opts.dataDir, 'apiserver.sock');
+  const socketPath = Buffer.byteLength(sock) <= 100 ? sock : undefined;
   const store = SqliteStore.open(join(opts.dataDir, 'store.db'));
   const stopCompactor = startCompactor(store, {});
   const api = new ApiServer({
@@ -117,17 +126,85 @@ export async function up(opts: UpOptions): Promise<void> {
     tls,
     serviceCIDR: opts.serviceCidr,
     advertiseAddress: opts.advertiseAddress,
+    socketPath,
   });
   const { port } = await api.start();
   const server = `https://127.0.0.1:${port}`;
   const kubeconfig = join(opts.dataDir, 'kubeconfig');
   writeKubeconfig(kubeconfig, kubeconfigText(server, tls.caPem, token));
 
-  const client = new KubeClient({ server, token, caPem: tls.caPem, userAgent: 'flyces-up' });
+  const client = new KubeClient({
+    server,
+    token,
+    caPem: tls.caPem,
+    userAgent: 'flyces-up',
+    socketPath,
+  });
   const informers = new InformerFactory(client);
   const scheduler = new Scheduler(client, informers);
   scheduler.register();
   const controllers = new ControllerManager(client, { informers });
+  const node = opts.noAgent ? undefined : await localNode(opts, client, token, informers);
+
+  await controllers.start();
+  await node?.proxy.start();
+  // One process here, but the scheduler still leads through its Lease, so a second
+  // control plane against the same store can never schedule at the same time. The identity
+  // is this data dir's, so a restart after a crash takes the lease back at once.
+  const elector = new LeaderElector({
+    client,
+    name: 'kube-scheduler',
+    identity: `${hostname()}_${opts.dataDir}`,
+  });
+  let schedulerLost = () => undefined as void;
+  const schedulerDone = runWhileLeading(scheduler, elector, () => schedulerLost());
+  await node?.agent.start();
+  log.info({ kubeconfig, server, agent: node !== undefined }, 'cluster is up');
+  process.stderr.write(
+    `\nflyCes is up. API server: ${server}\nKubeconfig written to ${kubeconfig}\n` +
+      `  export KUBECONFIG=${kubeconfig}\n  kubectl get nodes\n${node ? RESTART_NOTE : NO_AGENT_NOTE}\n\n`,
+  );
+
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log.info({ signal }, 'stopping');
+      resolve();
+    };
+    schedulerLost = () => {
+      log.error('the scheduler lost its lease; stopping so that no two schedulers act at once');
+      stop('lease lost');
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  await node?.agent.stop();
+  await node?.proxy.stop();
+  await controllers.stop();
+  await elector.stop();
+  await schedulerDone;
+  informers.stop();
+  client.close();
+  await api.stop();
+  stopCompactor();
+  await store.close();
+  log.info('stopped');
+}
+
+const RESTART_NOTE =
+  'Press Ctrl-C to stop (running pods keep running and are adopted on the next start).';
+const NO_AGENT_NOTE =
+  'No local node (--no-agent): pods wait for nodes that join. Press Ctrl-C to stop.';
+
+/**
+ * This machine as a node: the agent running pods with miniC under the data dir, and the
+ * Service proxy and cluster DNS for its pods.
+ */
+async function localNode(
+  opts: UpOptions,
+  client: KubeClient,
+  token: string,
+  informers: InformerFactory,
+): Promise<{ agent: Agent; proxy: ServiceProxy }> {
   // registries.yaml is read on every pull; checking it now reports a mistake at start.
   const registriesConfig = join(opts.dataDir, 'registries.yaml');
   await loadRegistriesConfig(registriesConfig);
@@ -169,47 +246,5 @@ export async function up(opts: UpOptions): Promise<void> {
     allowHostPath: opts.allowHostPath,
     allowPrivileged: opts.allowPrivileged,
   });
-
-  await controllers.start();
-  await proxy.start();
-  // One process here, but the scheduler still leads through its Lease, so a second
-  // control plane against the same store can never schedule at the same time. The identity
-  // is this data dir's, so a restart after a crash takes the lease back at once.
-  const elector = new LeaderElector({
-    client,
-    name: 'kube-scheduler',
-    identity: `${hostname()}_${opts.dataDir}`,
-  });
-  let schedulerLost = () => undefined as void;
-  const schedulerDone = runWhileLeading(scheduler, elector, () => schedulerLost());
-  await agent.start();
-  log.info({ kubeconfig, server }, 'cluster is up');
-  process.stderr.write(
-    `\nflyCes is up. API server: ${server}\nKubeconfig written to ${kubeconfig}\n` +
-      `  export KUBECONFIG=${kubeconfig}\n  kubectl get nodes\nPress Ctrl-C to stop (running pods keep running and are adopted on the next start).\n\n`,
-  );
-
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      log.info({ signal }, 'stopping');
-      resolve();
-    };
-    schedulerLost = () => {
-      log.error('the scheduler lost its lease; stopping so that no two schedulers act at once');
-      stop('lease lost');
-    };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
-  });
-  await agent.stop();
-  await proxy.stop();
-  await controllers.stop();
-  await elector.stop();
-  await schedulerDone;
-  informers.stop();
-  client.close();
-  await api.stop();
-  stopCompactor();
-  await store.close();
-  log.info('stopped');
+  return { agent, proxy };
 }

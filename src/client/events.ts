@@ -3,19 +3,51 @@ import { nowTimestamp, type KObject } from '../api/types.js';
 import { componentLogger } from '../log.js';
 import { isReason, type KubeClient } from './rest.js';
 
+/** How many recent events and objects a recorder remembers (least recently used go). */
+const REMEMBERED = 4096;
+/** A repeat within this time bumps the count of the Event already written. */
+const REPEAT_WINDOW_MS = 600_000;
+/** Events one object may get in a burst, then one per refill period, as in Kubernetes. */
+const SPAM_BURST = 25;
+const SPAM_REFILL_MS = 300_000;
+
+interface Recent {
+  name: string;
+  namespace: string;
+  count: number;
+  at: number;
+}
+
+interface Bucket {
+  tokens: number;
+  at: number;
+}
+
+/** Map as a bounded LRU: `touch` moves a key to the young end, the oldest go past `max`. */
+function touch<V>(map: Map<string, V>, key: string, value: V, max: number): void {
+  map.delete(key);
+  map.set(key, value);
+  while (map.size > max) map.delete(map.keys().next().value!);
+}
+
 /**
  * Records core/v1 Events about objects, as `kubectl describe` and `kubectl get events` show
  * them. Repeats of the same event (same object, type, reason and message) within ten minutes
  * bump the existing Event's count instead of creating another. Recording never throws: an
  * Event that cannot be written is logged and dropped.
+ *
+ * Like Kubernetes' spam filter, each object gets at most 25 Events in a burst and then one
+ * per five minutes from one recorder; the others are dropped (logged at debug), so a
+ * ReplicaSet creating a thousand pods writes 25 SuccessfulCreate Events, not a thousand.
+ * Kubernetes also folds similar events into one "combined" Event; flyCes does not.
  */
 export class EventRecorder {
   private readonly log = componentLogger('events');
-  private readonly recent = new Map<
-    string,
-    { name: string; namespace: string; count: number; at: number }
-  >();
+  private readonly recent = new Map<string, Recent>();
+  private readonly buckets = new Map<string, Bucket>();
   private readonly rt = byGroupResource.get('/events')!;
+  /** Makes the names of Events written in the same millisecond differ. */
+  private sequence = Math.floor(Math.random() * 1000);
 
   constructor(
     private readonly client: KubeClient,
@@ -40,17 +72,26 @@ export class EventRecorder {
     const namespace = obj.metadata.namespace || 'default';
     const dedupKey = `${obj.metadata.uid}|${type}|${reason}|${message}`;
     const now = Date.now();
-    this.prune(now);
-    const seen = this.recent.get(dedupKey);
+    let seen = this.recent.get(dedupKey);
+    if (seen && now - seen.at > REPEAT_WINDOW_MS) {
+      this.recent.delete(dedupKey);
+      seen = undefined;
+    }
+    if (!this.allow(obj, now)) {
+      this.log.debug({ reason, object: `${namespace}/${obj.metadata.name}` }, 'event dropped');
+      return;
+    }
     try {
       if (seen) {
         seen.count++;
         seen.at = now;
+        touch(this.recent, dedupKey, seen, REMEMBERED);
         const patch = { count: seen.count, lastTimestamp: nowTimestamp() };
         await this.client.patch(this.rt, seen.namespace, seen.name, patch);
         return;
       }
-      const name = `${obj.metadata.name}.${(now * 1000 + Math.floor(Math.random() * 1000)).toString(16)}`;
+      this.sequence = (this.sequence + 1) % 1000;
+      const name = `${obj.metadata.name}.${(now * 1000 + this.sequence).toString(16)}`;
       const timestamp = nowTimestamp();
       await this.client.create(this.rt, {
         apiVersion: 'v1',
@@ -74,7 +115,7 @@ export class EventRecorder {
         reportingComponent: this.component,
         reportingInstance: this.host ?? '',
       });
-      this.recent.set(dedupKey, { name, namespace, count: 1, at: now });
+      touch(this.recent, dedupKey, { name, namespace, count: 1, at: now }, REMEMBERED);
     } catch (err) {
       if (seen && isReason(err, 'NotFound')) this.recent.delete(dedupKey);
       this.log.warn(
@@ -84,8 +125,19 @@ export class EventRecorder {
     }
   }
 
-  private prune(now: number): void {
-    if (this.recent.size < 4096) return;
-    for (const [key, entry] of this.recent) if (now - entry.at > 600_000) this.recent.delete(key);
+  /** Takes a token from the object's bucket; false when it has none left. */
+  private allow(obj: KObject, now: number): boolean {
+    const key = obj.metadata.uid ?? `${obj.kind}/${obj.metadata.namespace}/${obj.metadata.name}`;
+    const bucket = this.buckets.get(key) ?? { tokens: SPAM_BURST, at: now };
+    const refilled = Math.floor((now - bucket.at) / SPAM_REFILL_MS);
+    if (refilled > 0) {
+      bucket.tokens = Math.min(SPAM_BURST, bucket.tokens + refilled);
+      bucket.at += refilled * SPAM_REFILL_MS;
+    }
+    touch(this.buckets, key, bucket, REMEMBERED);
+    if (bucket.tokens === 0) return false;
+    if (bucket.tokens === SPAM_BURST) bucket.at = now;
+    bucket.tokens--;
+    return true;
   }
 }

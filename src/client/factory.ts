@@ -13,7 +13,11 @@ export class InformerFactory {
 
   constructor(readonly client: KubeClient) {}
 
-  informer<T extends KObject = KObject>(rt: ResourceType, opts: InformerOptions = {}): Informer<T> {
+  /** A shared informer; shared ones take no transform, as every user sees the same objects. */
+  informer<T extends KObject = KObject>(
+    rt: ResourceType,
+    opts: Omit<InformerOptions, 'transform'> = {},
+  ): Informer<T> {
     const key = `${rt.group}/${rt.plural}|${opts.namespace ?? ''}|${opts.labelSelector ?? ''}|${opts.fieldSelector ?? ''}`;
     let informer = this.informers.get(key);
     if (!informer) {

@@ -17,12 +17,18 @@ export interface EventHandlers<T> {
   onDelete?(obj: T): void;
 }
 
-export interface InformerOptions {
+export interface InformerOptions<T extends KObject = KObject> {
   namespace?: string;
   labelSelector?: string;
   fieldSelector?: string;
   /** Calls onUpdate for every cached object at this interval; 0 (default) for never. */
   resyncMs?: number;
+  /**
+   * Applied to every object before it is cached and handed to handlers, e.g. to drop the
+   * fields a component never reads so that a cache of many objects takes less memory. It
+   * must keep metadata.name, namespace and resourceVersion.
+   */
+  transform?: (obj: T) => T;
 }
 
 export type IndexFunc<T> = (obj: T) => string[];
@@ -43,7 +49,7 @@ export class Informer<T extends KObject = KObject> {
   constructor(
     private readonly client: KubeClient,
     readonly rt: ResourceType,
-    private readonly opts: InformerOptions = {},
+    private readonly opts: InformerOptions<T> = {},
   ) {
     this.log = componentLogger('informer', { resource: rt.plural });
   }
@@ -136,7 +142,8 @@ export class Informer<T extends KObject = KObject> {
   private async relist(): Promise<void> {
     const list = await this.client.list<T>(this.rt, this.opts.namespace, this.query());
     const seen = new Set<string>();
-    for (const obj of list.items) {
+    for (const item of list.items) {
+      const obj = this.opts.transform ? this.opts.transform(item) : item;
       const key = objectKey(obj);
       seen.add(key);
       this.apply('MODIFIED', key, obj);
@@ -171,7 +178,8 @@ export class Informer<T extends KObject = KObject> {
         const rv = event.object?.metadata?.resourceVersion;
         if (rv) this.resourceVersion = rv;
         if (event.type === 'BOOKMARK') return;
-        this.apply(event.type, objectKey(event.object), event.object);
+        const obj = this.opts.transform ? this.opts.transform(event.object) : event.object;
+        this.apply(event.type, objectKey(obj), obj);
       },
     );
     this.watch = handle;

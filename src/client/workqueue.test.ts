@@ -46,3 +46,25 @@ test('of two delays for one key the sooner wins', async () => {
   assert.ok(Date.now() - started < 1000);
   q.shutDown();
 });
+
+test('a consumer of a full queue lets the event loop run between its keys', async () => {
+  const cases = [
+    { name: 'synchronous work of 2 ms per key', workMs: 2, keys: 200, maxWaitMs: 150 },
+    { name: 'no work', workMs: 0, keys: 10_000, maxWaitMs: 150 },
+  ];
+  for (const c of cases) {
+    const q = new WorkQueue();
+    for (let i = 0; i < c.keys; i++) q.add(`k${i}`);
+    const started = performance.now();
+    let ioAt: number | undefined;
+    setImmediate(() => (ioAt = performance.now() - started));
+    for (let i = 0; i < c.keys; i++) {
+      const key = (await q.get())!;
+      const until = performance.now() + c.workMs;
+      while (performance.now() < until);
+      q.done(key);
+    }
+    assert.ok(ioAt !== undefined, `${c.name}: the event loop ran before the queue drained`);
+    assert.ok(ioAt < c.maxWaitMs, `${c.name}: it waited ${ioAt} ms`);
+  }
+});

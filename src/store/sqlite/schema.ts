@@ -46,6 +46,13 @@ CREATE TABLE IF NOT EXISTS meta (
 export function applySchema(db: Database.Database): void {
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
+  // A checkpoint copies the WAL's pages into the file and syncs it. At the default (every
+  // 1000 pages) checkpoints double the cost of a write under a steady stream of writes;
+  // every 10000 pages (about 40 MiB of WAL) a hot page is copied once instead of ten times.
+  db.pragma('wal_autocheckpoint = 10000');
+  // 64 MiB of page cache (default 2 MiB) keeps the inner pages of the key indexes of a
+  // store of hundreds of thousands of objects in memory.
+  db.pragma('cache_size = -65536');
   // Another process (a backup, the sqlite3 shell) may hold the lock for a moment.
   db.pragma('busy_timeout = 5000');
   db.exec(SCHEMA);

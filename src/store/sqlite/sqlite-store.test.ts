@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import { record, settle, sleep } from '../contract-helpers.js';
 import { storeContractSuite } from '../contract.js';
 import { compactOnce, startCompactor } from '../compactor.js';
+import type { StoreError } from '../store.js';
 import { SqliteStore } from './sqlite-store.js';
 import { prefixEnd } from './keys.js';
 
@@ -61,6 +62,56 @@ describe('SqliteStore', () => {
     } finally {
       await second.close();
     }
+  });
+
+  test('writes of one turn share a commit; a failed one does not undo the others', async () => {
+    const store = SqliteStore.open(':memory:');
+    try {
+      await store.create('/k/taken', 'v');
+      const start = await store.currentRevision();
+      const rec = record(store, '/k/', start);
+      const cases: { name: string; write: Promise<unknown>; code?: string; rev?: number }[] = [
+        { name: 'create a', write: store.create('/k/a', 'a'), rev: start + 1 },
+        { name: 'create taken', write: store.create('/k/taken', 'x'), code: 'AlreadyExists' },
+        { name: 'stale update', write: store.update('/k/taken', 'y', 999), code: 'Conflict' },
+        { name: 'delete absent', write: store.delete('/k/none'), code: 'NotFound' },
+        { name: 'update taken', write: store.update('/k/taken', 'z'), rev: start + 2 },
+        { name: 'create b', write: store.create('/k/b', 'b'), rev: start + 3 },
+      ];
+      for (const c of cases) {
+        const outcome = await c.write.then(
+          (value) => value,
+          (err: unknown) => err,
+        );
+        if (c.code) assert.equal((outcome as StoreError).code, c.code, c.name);
+        else assert.equal((outcome as { modRevision: number }).modRevision, c.rev, c.name);
+      }
+      assert.equal(await store.currentRevision(), start + 3);
+      await rec.until(3);
+      assert.deepEqual(
+        rec.events.map((e) => [e.type, e.kv.key, e.revision]),
+        [
+          ['ADDED', '/k/a', start + 1],
+          ['MODIFIED', '/k/taken', start + 2],
+          ['ADDED', '/k/b', start + 3],
+        ],
+      );
+      assert.equal((await store.get('/k/taken'))?.value, 'z');
+      rec.watch.cancel();
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('close commits the writes still queued', async () => {
+    const path = tempFile();
+    const store = SqliteStore.open(path);
+    const write = store.create('/k/late', 'v');
+    await store.close();
+    assert.equal((await write).modRevision, 1);
+    const reopened = SqliteStore.open(path);
+    assert.equal((await reopened.get('/k/late'))?.value, 'v');
+    await reopened.close();
   });
 
   test('the file is in WAL mode', async () => {

@@ -7,6 +7,7 @@ import {
   type Store,
   type Watch,
   type WatchEvent,
+  type WatchEventType,
   type WatchHandlers,
 } from '../store.js';
 import { compareKeys, prefixEnd } from './keys.js';
@@ -31,12 +32,23 @@ interface Written {
   prev?: KeyValue;
 }
 
+/** A write waiting for the next group commit; `run` does it at the revision it is given. */
+interface PendingWrite {
+  type: WatchEventType;
+  run: (revision: number) => Written;
+  resolve: (written: Written) => void;
+  reject: (err: unknown) => void;
+}
+
 /**
  * The embedded Store backend: one SQLite file (or memory) owned by one process.
  *
- * Every write is one SQLite transaction, run synchronously inside the async method, so
- * writes take revisions in the order the methods are called and a write is committed
- * before its promise settles. Watches are served in process (see `WatchHub`): a second
+ * Writes are group-committed: the writes called in one turn of the event loop wait for the
+ * next `setImmediate` and are then made in one SQLite transaction, each in a savepoint of
+ * its own, so one write's failure (Conflict, NotFound ...) does not undo the others. A
+ * burst of writes thus shares one commit instead of paying for one each. Writes still take
+ * revisions in the order the methods are called, a write is committed before its promise
+ * settles, and a read never sees a write whose promise has not settled yet. Watches are served in process (see `WatchHub`): a second
  * process writing to the same file would neither be seen by watchers nor keep the cached
  * revision counter true, so exactly one process may open a file at a time.
  *
@@ -62,9 +74,11 @@ export class SqliteStore implements Store {
   private readonly ranges: RangeStatements;
   private readonly hub: WatchHub;
   private readonly compactChunkRows: number;
-  private readonly createTx: (key: string, value: string) => Written;
-  private readonly updateTx: (key: string, value: string, expected?: number) => Written;
-  private readonly deleteTx: (key: string, expected?: number) => Written;
+  /** Runs one pending write in a savepoint (a nested transaction). */
+  private readonly savepoint: (write: PendingWrite, revision: number) => Written;
+  /** Runs a batch of pending writes in one transaction; results line up with the batch. */
+  private readonly batchTx: (batch: PendingWrite[]) => (Written | Error)[];
+  private pending: PendingWrite[] = [];
 
   /**
    * Opens (creating if needed) the store at `path`, or a private in-memory one for
@@ -100,13 +114,8 @@ export class SqliteStore implements Store {
       },
       options.watchPageSize ?? 1000,
     );
-    this.createTx = db.transaction((key: string, value: string) => this.doCreate(key, value));
-    this.updateTx = db.transaction((key: string, value: string, expected?: number) =>
-      this.doUpdate(key, value, expected),
-    );
-    this.deleteTx = db.transaction((key: string, expected?: number) =>
-      this.doDelete(key, expected),
-    );
+    this.savepoint = db.transaction((write: PendingWrite, revision: number) => write.run(revision));
+    this.batchTx = db.transaction((batch: PendingWrite[]) => this.runBatch(batch));
   }
 
   async currentRevision(): Promise<number> {
@@ -143,24 +152,74 @@ export class SqliteStore implements Store {
   }
 
   async create(key: string, value: string): Promise<KeyValue> {
-    this.ensureOpen();
-    const { kv } = this.createTx(key, value);
-    this.committed({ type: 'ADDED', revision: kv.modRevision, kv });
+    const { kv } = await this.enqueue('ADDED', (rev) => this.doCreate(key, value, rev));
     return { ...kv };
   }
 
   async update(key: string, value: string, expectedModRevision?: number): Promise<KeyValue> {
-    this.ensureOpen();
-    const { kv, prev } = this.updateTx(key, value, expectedModRevision);
-    this.committed({ type: 'MODIFIED', revision: kv.modRevision, kv, prev });
+    const update = (rev: number) => this.doUpdate(key, value, rev, expectedModRevision);
+    const { kv } = await this.enqueue('MODIFIED', update);
     return { ...kv };
   }
 
   async delete(key: string, expectedModRevision?: number): Promise<KeyValue> {
-    this.ensureOpen();
-    const { kv, prev } = this.deleteTx(key, expectedModRevision);
-    this.committed({ type: 'DELETED', revision: kv.modRevision, kv, prev });
+    const del = (rev: number) => this.doDelete(key, rev, expectedModRevision);
+    const { prev } = await this.enqueue('DELETED', del);
     return { ...prev! };
+  }
+
+  /** Queues a write for the next group commit; the first of a batch schedules it. */
+  private enqueue(type: WatchEventType, run: (revision: number) => Written): Promise<Written> {
+    this.ensureOpen();
+    return new Promise((resolve, reject) => {
+      this.pending.push({ type, run, resolve, reject });
+      if (this.pending.length === 1) setImmediate(() => this.flush());
+    });
+  }
+
+  /**
+   * Commits the queued writes in one transaction, then publishes their events and settles
+   * their promises in revision order. If the commit itself fails, every write of the batch
+   * fails with that error and none took a revision.
+   */
+  private flush(): void {
+    const batch = this.pending;
+    this.pending = [];
+    if (batch.length === 0) return;
+    if (this.closed) {
+      for (const write of batch) write.reject(new StoreError('Closed', 'store is closed'));
+      return;
+    }
+    let results: (Written | Error)[];
+    try {
+      results = this.batchTx(batch);
+    } catch (err) {
+      for (const write of batch) write.reject(err);
+      return;
+    }
+    batch.forEach((write, i) => {
+      const result = results[i];
+      if (result instanceof Error) return write.reject(result);
+      const { kv, prev } = result;
+      const event: WatchEvent = { type: write.type, revision: kv.modRevision, kv };
+      if (prev) event.prev = prev;
+      this.committed(event);
+      write.resolve(result);
+    });
+  }
+
+  /** Inside the batch's transaction: each write in its savepoint, at the next revision. */
+  private runBatch(batch: PendingWrite[]): (Written | Error)[] {
+    let revision = this.revision;
+    return batch.map((write) => {
+      try {
+        const written = this.savepoint(write, revision + 1);
+        revision++;
+        return written;
+      } catch (err) {
+        return err instanceof Error ? err : new Error(String(err));
+      }
+    });
   }
 
   watch(prefix: string, afterRevision: number, handlers: WatchHandlers): Watch {
@@ -186,36 +245,37 @@ export class SqliteStore implements Store {
     await this.pruneLog(revision);
   }
 
-  /** Closes the file; watches end with Closed after the events already queued for them. */
+  /**
+   * Commits the writes still queued, then closes the file; watches end with Closed after
+   * the events already queued for them.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
+    this.flush();
     this.closed = true;
     this.hub.endAll(new StoreError('Closed', 'store is closed'));
     this.db.close();
   }
 
-  private doCreate(key: string, value: string): Written {
+  private doCreate(key: string, value: string, revision: number): Written {
     if (this.stmts.get.get(key)) {
       throw new StoreError('AlreadyExists', `key ${key} already exists`);
     }
-    const revision = this.revision + 1;
     this.stmts.insertLog.run(revision, key, value, revision, null, 0);
     this.stmts.insertCurrent.run(key, value, revision, revision);
     return { kv: { key, value, createRevision: revision, modRevision: revision } };
   }
 
-  private doUpdate(key: string, value: string, expected?: number): Written {
+  private doUpdate(key: string, value: string, revision: number, expected?: number): Written {
     const prev = this.existing(key, expected);
-    const revision = this.revision + 1;
     const { createRevision, modRevision } = prev;
     this.stmts.insertLog.run(revision, key, value, createRevision, modRevision, 0);
     this.stmts.updateCurrent.run(value, revision, key);
     return { kv: { key, value, createRevision, modRevision: revision }, prev };
   }
 
-  private doDelete(key: string, expected?: number): Written {
+  private doDelete(key: string, revision: number, expected?: number): Written {
     const prev = this.existing(key, expected);
-    const revision = this.revision + 1;
     const { createRevision, modRevision } = prev;
     this.stmts.insertLog.run(revision, key, null, createRevision, modRevision, 1);
     this.stmts.deleteCurrent.run(key);
