@@ -15,7 +15,7 @@ import type { Informer } from '../../client/informer.js';
 import { isReason, type KubeClient } from '../../client/rest.js';
 import { deepEqual } from '../../util/equal.js';
 import { QueueController } from '../base.js';
-import { addWorkloadIndexes, NAMESPACE_INDEX } from '../indexes.js';
+import { addWorkloadIndexes, CONTROLLER_INDEX, NAMESPACE_INDEX, ORPHAN_INDEX } from '../indexes.js';
 import { isPodActive, isPodReady, selectVictims } from '../pods.js';
 import { Expectations } from './expectations.js';
 import { computeReplicaSetStatus } from './status.js';
@@ -170,7 +170,13 @@ export class ReplicaSetController extends QueueController {
   private async claimPods(rs: ReplicaSet, selector: Selector): Promise<Pod[]> {
     const owned: Pod[] = [];
     const uid = rs.metadata.uid;
-    for (const pod of this.pods.byIndex(NAMESPACE_INDEX, rs.metadata.namespace ?? '')) {
+    // Only its own pods and orphans can be claimed: a namespace of 30,000 pods is not
+    // walked for each reconcile.
+    const candidates = [
+      ...this.pods.byIndex(CONTROLLER_INDEX, uid ?? ''),
+      ...this.pods.byIndex(ORPHAN_INDEX, rs.metadata.namespace ?? ''),
+    ];
+    for (const pod of candidates) {
       const ref = controllerOf(pod);
       const matches = selector.matches(pod.metadata.labels ?? {});
       if (ref) {
