@@ -16,7 +16,8 @@
  *
  * Run: npm run bench:scheduler. Environment: BENCH_NODES (5000), BENCH_PODS
  * ("10000,50000"), BENCH_SCALE_NODES ("500,5000,15000"), BENCH_SCALE_PODS (2000),
- * BENCH_SKIP ("throughput" or "scaling"). Logs are at warn level unless FLYCES_LOG_LEVEL
+ * BENCH_SKIP ("throughput" or "scaling"), BENCH_TLS=1 (HTTPS instead of the Unix socket).
+ * Logs are at warn level unless FLYCES_LOG_LEVEL
  * says otherwise. Everything started is stopped and the temp dir removed at the end.
  */
 process.env.FLYCES_LOG_LEVEL ??= 'warn';
@@ -86,13 +87,24 @@ async function run(nodeCount: number, podCount: number): Promise<RunResult> {
   const tls = await ensureServingCert(join(dir, 'tls'), ['127.0.0.1']);
   const store = SqliteStore.open(join(dir, 'store.db'));
   const token = randomBytes(16).toString('hex');
-  const server = new ApiServer({ store, tokens: [token], port: 0, host: '127.0.0.1', tls });
+  // As in `flyces up`, the scheduler reaches the API server over its private Unix socket
+  // (BENCH_TLS=1: over HTTPS on loopback, as a scheduler on another machine would).
+  const socketPath = process.env.BENCH_TLS === '1' ? undefined : join(dir, 'api.sock');
+  const server = new ApiServer({
+    store,
+    tokens: [token],
+    port: 0,
+    host: '127.0.0.1',
+    tls,
+    socketPath,
+  });
   const { port } = await server.start();
   const client = new KubeClient({
     server: `https://127.0.0.1:${port}`,
     token,
     caPem: tls.caPem,
     userAgent: 'bench-scheduler',
+    socketPath,
   });
   try {
     const created = performance.now();
