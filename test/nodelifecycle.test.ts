@@ -332,3 +332,38 @@ test('every node gets a pod range of its own, which then never changes', async (
   n1.spec!.podCIDR = '10.42.9.0/24';
   await assert.rejects(client.update(NODES, n1), /spec.podCIDR: Forbidden/);
 });
+
+test('when most nodes go silent at once, their pods are not evicted', async (t) => {
+  const api = await startTestApiServer();
+  const client = api.client;
+  const manager = new ControllerManager(client, {
+    controllers: ['node-lifecycle'],
+    nodeLifecycle: { monitorPeriodMs: 200 },
+  });
+  const agents = ['a', 'b', 'c'].map((n) => new FakeAgent(client, `node-${n}`));
+  t.after(async () => {
+    for (const a of agents) a.stop();
+    await manager.stop();
+    await api.stop();
+  });
+  for (const a of agents) await a.start();
+  await manager.start();
+  const pod = {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'p', namespace: 'default' },
+    spec: { nodeName: 'node-b', containers: [{ name: 'c', image: 'busybox' }] },
+  } as Pod;
+  await client.create(PODS, pod);
+  agents[1].alive = false;
+  agents[2].alive = false;
+  await waitFor('both silent nodes tainted', async () => {
+    const { items } = await client.list<NodeObject>(NODES, undefined);
+    const tainted = items.filter((n) => (n.spec?.taints ?? []).some((x) => x.key === UNREACHABLE));
+    return tainted.length === 2;
+  });
+  // Default tolerations are 8 s; past them the pod would be gone if evictions ran.
+  await sleep(9_000);
+  const still = await client.get<Pod>(PODS, 'default', 'p');
+  assert.equal(still.metadata.deletionTimestamp, undefined, 'not evicted in a full disruption');
+});

@@ -1,5 +1,5 @@
 import { byGroupResource } from '../../api/resources.js';
-import type { Taint } from '../../api/taints.js';
+import { NOT_READY_TAINT, UNREACHABLE_TAINT, type Taint } from '../../api/taints.js';
 import {
   nowTimestamp,
   objectKey,
@@ -18,6 +18,10 @@ const NODES = byGroupResource.get('/nodes')!;
 const PODS = byGroupResource.get('/pods')!;
 const LEASES = byGroupResource.get('coordination.k8s.io/leases')!;
 const NODE_INDEX = 'nodeName';
+/** Above this share of nodes not ready, pods are not evicted (Kubernetes: 0.55). */
+const DISRUPTION_FRACTION = 0.55;
+const DISRUPTION_RECHECK_MS = 5_000;
+const LIFECYCLE_TAINTS = new Set([NOT_READY_TAINT, UNREACHABLE_TAINT]);
 
 export interface NodeLifecycleOptions {
   workers?: number;
@@ -40,6 +44,9 @@ export interface NodeLifecycleOptions {
  * reports Ready=False). Pods on a NoExecute-tainted node are deleted once their
  * tolerations run out; their controllers then replace them elsewhere. A node whose agent
  * comes back reports Ready again, and the taints are removed.
+ *
+ * When more than 55% of the nodes are not ready at once, nobody is evicted for it: that
+ * looks like a failure of the control plane or the network rather than of the machines.
  *
  * Renewals are timed by this controller's own clock when it sees them, not by the
  * renewTime they carry, so clock skew between machines does not matter. After a restart
@@ -209,6 +216,12 @@ export class NodeLifecycleController extends QueueController {
     const now = this.now();
     const taints = this.stamped(node, now);
     if (taints.length === 0) return;
+    if (this.disrupted() && taints.some((t) => LIFECYCLE_TAINTS.has(t.key))) {
+      // Most nodes look dead at once: more likely this controller or the network failed
+      // than the machines. Kubernetes stops evicting then too ("full disruption").
+      this.log.warn({ node: node.metadata.name }, 'most nodes are not ready; not evicting');
+      return DISRUPTION_RECHECK_MS;
+    }
     let next: number | undefined;
     for (const pod of this.pods.byIndex(NODE_INDEX, node.metadata.name!)) {
       if (pod.metadata.deletionTimestamp) continue;
@@ -221,6 +234,14 @@ export class NodeLifecycleController extends QueueController {
       await this.evict(pod, node);
     }
     return next;
+  }
+
+  /** Whether more than 55% of the nodes (of three or more) are not ready. */
+  private disrupted(): boolean {
+    const nodes = this.nodes.list();
+    if (nodes.length < 3) return false;
+    const down = nodes.filter((n) => readyStatus(n) !== 'True').length;
+    return down / nodes.length > DISRUPTION_FRACTION;
   }
 
   /**
