@@ -8,6 +8,7 @@ import {
   NetnsLab,
   stopProc,
   waitFor,
+  webManifest,
   type Proc,
   type ServerHandle,
 } from './helpers/netns-cluster.js';
@@ -65,34 +66,6 @@ interface PodView {
   deleting: boolean;
 }
 
-function webManifest(replicas: number): string {
-  return `
-apiVersion: apps/v1
-kind: Deployment
-metadata: { name: web }
-spec:
-  replicas: ${replicas}
-  selector: { matchLabels: { app: web } }
-  template:
-    metadata: { labels: { app: web } }
-    spec:
-      terminationGracePeriodSeconds: 2
-      containers:
-        - name: web
-          image: localhost/flyces-web:1
-          imagePullPolicy: Never
-          ports: [{ containerPort: 8080 }]
-          resources: { requests: { cpu: 50m, memory: 16Mi } }
----
-apiVersion: v1
-kind: Service
-metadata: { name: web }
-spec:
-  selector: { app: web }
-  ports: [{ port: 8080, targetPort: 8080 }]
-`;
-}
-
 describe('a cluster of network namespaces', { skip, timeout: 300_000 }, () => {
   const lab = new NetnsLab();
   const cluster = new NetnsCluster(lab);
@@ -123,14 +96,19 @@ describe('a cluster of network namespaces', { skip, timeout: 300_000 }, () => {
     return live;
   }
 
-  /** busybox wget run by the host's busybox inside a machine namespace: true if it answered. */
+  /**
+   * Whether `url` answers an HTTP GET from inside a machine's namespace (Node's fetch run
+   * there): true if it answered with the page, false if it could not connect or timed out.
+   * Anything else (a crash of the probe) throws, so a broken probe cannot pass for "down".
+   */
   async function answersFrom(machine: string, url: string): Promise<boolean> {
-    try {
-      const out = await lab.exec(machine, '/bin/busybox', ['wget', '-T', '2', '-qO-', url], 8000);
-      return /flyCes/.test(out);
-    } catch {
-      return false;
-    }
+    const script =
+      'fetch(process.argv[1], { signal: AbortSignal.timeout(2000) })' +
+      '.then(async (r) => { console.log((await r.text()).includes("flyCes") ? "up" : "other"); })' +
+      '.catch(() => console.log("down"));';
+    const out = (await lab.exec(machine, process.execPath, ['-e', script, url], 10_000)).trim();
+    if (out !== 'up' && out !== 'down') throw new Error(`probe of ${url} said ${out}`);
+    return out === 'up';
   }
 
   before(async () => {
@@ -174,7 +152,8 @@ describe('a cluster of network namespaces', { skip, timeout: 300_000 }, () => {
     assert.ok(a.ip!.startsWith('10.44.') && b.ip!.startsWith('10.44.'), 'pod IPs in 10.44/16');
 
     const wget = (from: PodView, url: string) =>
-      cluster.kubectl('exec', from.name, '--', 'wget', '-T', '5', '-qO-', url);
+      // busybox 1.35's `wget -T` crashes; its `timeout` applet bounds the request instead.
+      cluster.kubectl('exec', from.name, '--', 'timeout', '5', 'wget', '-qO-', url);
     assert.match(await wget(a, `http://${b.ip}:8080/`), /flyCes/, 'n1 pod → n2 pod by IP');
     assert.match(await wget(b, `http://${a.ip}:8080/`), /flyCes/, 'n2 pod → n1 pod by IP');
 
@@ -186,14 +165,44 @@ describe('a cluster of network namespaces', { skip, timeout: 300_000 }, () => {
       );
       return ep.trim().split(/\s+/).filter(Boolean).length === REPLICAS;
     });
-    // Each Service request lands on any of the 4 pods, on either node.
+    // Any Service name resolves from either node; `web` picks one of the 4 pods at random.
     for (const from of [a, b]) {
-      for (const name of ['web', 'web.default.svc.cluster.local']) {
+      for (const name of ['web', 'web.default', 'web.default.svc.cluster.local']) {
         assert.match(
           await wget(from, `http://${name}:8080/`),
           /flyCes/,
           `${name} from ${from.node}`,
         );
+      }
+    }
+    // A Service whose only endpoint is on the other node: always across the LAN.
+    for (const [from, to] of [
+      [a, b],
+      [b, a],
+    ]) {
+      const svc = `only-${to.node}`;
+      await cluster.kubectl('label', 'pod', to.name, `only=${to.node}`);
+      await cluster
+        .kubectl(
+          ...['create', 'service', 'clusterip', svc, '--tcp=8080:8080'],
+          ...['--dry-run=client', '-o', 'json'],
+        )
+        .then(async (text) => {
+          const obj = JSON.parse(text);
+          obj.spec.selector = { only: to.node };
+          const file = join(lab.root, `${svc}.json`);
+          writeFileSync(file, JSON.stringify(obj));
+          await cluster.kubectl('apply', '-f', file);
+        });
+      await waitFor(`${svc} endpoints`, 30_000, async () => {
+        const ep = await cluster.kubectl(
+          ...['get', 'endpoints', svc, '-o', 'jsonpath={.subsets[*].addresses[*].ip}'],
+        );
+        return ep.trim() === to.ip;
+      });
+      for (let i = 0; i < 3; i++) {
+        const page = await wget(from, `http://${svc}.default.svc.cluster.local:8080/`);
+        assert.match(page, /flyCes/, `${from.node} → ${svc} by Service name`);
       }
     }
   });
@@ -219,6 +228,7 @@ describe('a cluster of network namespaces', { skip, timeout: 300_000 }, () => {
   test('cutting n1 off and restoring it leaves exactly the wanted pods running', async () => {
     const onN1 = (await pods()).filter((p) => p.node === 'n1' && !p.deleting);
     assert.ok(onN1.length > 0, 'n1 runs pods');
+    for (const old of onN1) assert.ok(await answersFrom('n1', `http://${old.ip}:8080/`), old.name);
     await lab.setLink('n1', false);
     await waitServing('replacements on n2', 60_000, (p) => p.node === 'n2');
     await lab.setLink('n1', true);
@@ -308,7 +318,13 @@ describe('a cluster of network namespaces', { skip, timeout: 300_000 }, () => {
     );
     writeFileSync(
       objects,
-      [webManifest(6).replace('name: web', 'name: roll'), ...maps].join('\n---\n'),
+      [
+        webManifest(6)
+          .replace('name: web', 'name: roll')
+          // Each step of the rollout waits 2 s, so the leaders die in the middle of it.
+          .replace('replicas: 6', 'replicas: 6\n  minReadySeconds: 2'),
+        ...maps,
+      ].join('\n---\n'),
     );
     await kubectl('apply', '-f', objects);
     await kubectl('rollout', 'status', 'deployment/roll', '--timeout=60s');
@@ -327,6 +343,9 @@ describe('a cluster of network namespaces', { skip, timeout: 300_000 }, () => {
     await stopProc(etcds.get(etcdLeader.name)!, 'SIGKILL');
     await stopProc(first.proc, 'SIGKILL');
     const killedAt = Date.now();
+    const midway = await kubectl('rollout', 'status', 'deployment/roll', '--watch=false');
+    console.log(`# at the kills: ${midway.trim()}`);
+    assert.doesNotMatch(midway, /successfully rolled out/, 'the leaders died mid-rollout');
 
     await waitFor('ha-b to take both leases', 40_000, async () => {
       const [cm, sched] = [

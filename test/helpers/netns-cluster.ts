@@ -96,12 +96,19 @@ export class NetnsLab {
   }
 
   /** Starts a long-running command in a machine's namespace, its output in ROOT/NAME.log. */
-  spawn(machine: string, name: string, cmd: string, args: string[]): Proc {
+  spawn(
+    machine: string,
+    name: string,
+    cmd: string,
+    args: string[],
+    env: Record<string, string> = {},
+  ): Proc {
     const log = join(this.root, `${name}.log`);
     const out = createWriteStream(log, { flags: 'a' });
     // nsenter execs the command in place (no --fork), so the pid is the command's own.
     const proc = spawn('nsenter', [`--net=/var/run/netns/${this.ns(machine)}`, cmd, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
     });
     proc.stdout!.pipe(out);
     proc.stderr!.pipe(out);
@@ -117,8 +124,8 @@ export class NetnsLab {
   }
 
   /** Starts `flyces ARGS` in a machine's namespace. */
-  flyces(machine: string, name: string, args: string[]): Proc {
-    return this.spawn(machine, name, process.execPath, [FLYCES, ...args]);
+  flyces(machine: string, name: string, args: string[], env: Record<string, string> = {}): Proc {
+    return this.spawn(machine, name, process.execPath, [FLYCES, ...args], env);
   }
 
   /** Registers a cleanup run by destroy() after the processes stopped, latest first. */
@@ -184,6 +191,8 @@ export interface AgentHandle {
 export class NetnsCluster {
   server?: ServerHandle;
   readonly agents = new Map<string, AgentHandle>();
+  /** Extra environment of the agents, e.g. FLYCES_LOG_LEVEL. */
+  agentEnv: Record<string, string> = {};
 
   constructor(readonly lab: NetnsLab) {}
 
@@ -236,12 +245,17 @@ export class NetnsCluster {
         ]);
       });
     }
-    agent.proc = this.lab.flyces(machine, `agent-${machine}`, [
-      ...['agent', '--server', server.url, '--node-name', agent.node],
-      ...(first ? ['--token', server.token] : []),
-      ...['--data-dir', agent.dir, '--node-ip', ip, '--bridge', agent.bridge],
-      ...extra,
-    ]);
+    agent.proc = this.lab.flyces(
+      machine,
+      `agent-${machine}`,
+      [
+        ...['agent', '--server', server.url, '--node-name', agent.node],
+        ...(first ? ['--token', server.token] : []),
+        ...['--data-dir', agent.dir, '--node-ip', ip, '--bridge', agent.bridge],
+        ...extra,
+      ],
+      this.agentEnv,
+    );
     return agent;
   }
 
@@ -268,3 +282,32 @@ export class NetnsCluster {
 }
 
 export { waitFor };
+
+/** A Deployment `web` of the demo image (examples/build-image.sh) and its Service. */
+export function webManifest(replicas: number): string {
+  return `
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: web }
+spec:
+  replicas: ${replicas}
+  selector: { matchLabels: { app: web } }
+  template:
+    metadata: { labels: { app: web } }
+    spec:
+      terminationGracePeriodSeconds: 2
+      containers:
+        - name: web
+          image: localhost/flyces-web:1
+          imagePullPolicy: Never
+          ports: [{ containerPort: 8080 }]
+          resources: { requests: { cpu: 50m, memory: 16Mi } }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: web }
+spec:
+  selector: { app: web }
+  ports: [{ port: 8080, targetPort: 8080 }]
+`;
+}
