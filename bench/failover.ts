@@ -12,8 +12,9 @@
  *   Node fetch loop every 10 ms on its ClusterIP, whose rules in n1's nft table apply to
  *   locally made connections). A pod is labelled to match: the time from just before
  *   `kubectl label` to the first answer covers the endpoints controller, the watch to the
- *   agent and the proxier's nft apply. Unlabelling it, the time to the first refusal. The
- *   pod alternates between n2 (remote endpoint) and n1 (local). BENCH_ROUNDS rounds.
+ *   agent and the proxier's nft apply, and kubectl's own run (printed apart). Unlabelling
+ *   it, the time to the first refusal. The target is a pod pinned to n2 (remote endpoint)
+ *   and one pinned to n1 (local), in turn. BENCH_ROUNDS rounds.
  * - the proxier's own sync records on n1 (debug log "service rules applied"): latencyMs,
  *   from the change the agent's informer saw to the rules applied.
  *
@@ -152,7 +153,24 @@ function startProbe(url: string): {
   };
 }
 
-async function serviceLatency(): Promise<{ add: number[]; remove: number[] }> {
+function targetPod(node: string): string {
+  return [
+    'apiVersion: v1',
+    'kind: Pod',
+    `metadata: { name: target-${node} }`,
+    'spec:',
+    `  nodeName: ${node}`,
+    '  terminationGracePeriodSeconds: 2',
+    '  containers:',
+    '    - { name: web, image: localhost/flyces-web:1, imagePullPolicy: Never }',
+  ].join('\n');
+}
+
+async function serviceLatency(): Promise<{
+  add: number[];
+  remove: number[];
+  kubectlMs: number[];
+}> {
   const file = join(lab.root, 'probe-svc.yaml');
   writeFileSync(
     file,
@@ -166,6 +184,11 @@ async function serviceLatency(): Promise<{ add: number[]; remove: number[] }> {
     ].join('\n'),
   );
   await cluster.kubectl('apply', '-f', file);
+  // One target pod pinned to each node: the Deployment's pods all sit on one node by now.
+  const targets = join(lab.root, 'targets.yaml');
+  writeFileSync(targets, ['n1', 'n2'].map(targetPod).join('\n---\n'));
+  await cluster.kubectl('apply', '-f', targets);
+  await cluster.kubectl('wait', '--for=condition=Ready', 'pod/target-n1', 'pod/target-n2');
   const ip = (
     await cluster.kubectl('get', 'svc', 'probe', '-o', 'jsonpath={.spec.clusterIP}')
   ).trim();
@@ -173,18 +196,19 @@ async function serviceLatency(): Promise<{ add: number[]; remove: number[] }> {
   await probe.next('down', 0);
   const add: number[] = [];
   const remove: number[] = [];
+  const kubectlMs: number[] = [];
   for (let i = 0; i < ROUNDS; i++) {
     const node = i % 2 === 0 ? 'n2' : 'n1';
-    const pod = (await pods()).find((p) => p.node === node && !p.deleting)!;
     let t0 = Date.now();
-    await cluster.kubectl('label', 'pod', pod.name, 'probe=yes');
+    await cluster.kubectl('label', 'pod', `target-${node}`, 'probe=yes');
+    kubectlMs.push(Date.now() - t0);
     add.push(await probe.next('up', t0));
     t0 = Date.now();
-    await cluster.kubectl('label', 'pod', pod.name, 'probe-');
+    await cluster.kubectl('label', 'pod', `target-${node}`, 'probe-');
     remove.push(await probe.next('down', t0));
   }
   await stopProc(probe.proc);
-  return { add, remove };
+  return { add, remove, kubectlMs };
 }
 
 function proxierRecords(): number[] {
@@ -228,6 +252,7 @@ async function main(): Promise<void> {
     );
     console.log(`  endpoint added → ClusterIP answers: ${fmt(summary(svc.add), 'ms')}`);
     console.log(`  endpoint removed → refused:        ${fmt(summary(svc.remove), 'ms')}`);
+    console.log(`  (of which kubectl label itself:    ${fmt(summary(svc.kubectlMs), 'ms')})`);
     console.log(`  proxier sync latency (n1 records): ${fmt(summary(records), 'ms')}`);
     console.log(
       JSON.stringify({

@@ -190,6 +190,7 @@ describe('a cluster of network namespaces', { skip, timeout: 300_000 }, () => {
         .then(async (text) => {
           const obj = JSON.parse(text);
           obj.spec.selector = { only: to.node };
+          obj.spec.type = 'NodePort';
           const file = join(lab.root, `${svc}.json`);
           writeFileSync(file, JSON.stringify(obj));
           await cluster.kubectl('apply', '-f', file);
@@ -204,6 +205,12 @@ describe('a cluster of network namespaces', { skip, timeout: 300_000 }, () => {
         const page = await wget(from, `http://${svc}.default.svc.cluster.local:8080/`);
         assert.match(page, /flyCes/, `${from.node} → ${svc} by Service name`);
       }
+      // Its NodePort on the node without the endpoint, from the control-plane machine.
+      const nodePort = (
+        await cluster.kubectl('get', 'svc', svc, '-o', 'jsonpath={.spec.ports[0].nodePort}')
+      ).trim();
+      const url = `http://${ips[from.node!]}:${nodePort}/`;
+      assert.ok(await answersFrom('cp', url), `${url} answers from cp`);
     }
   });
 
@@ -246,6 +253,16 @@ describe('a cluster of network namespaces', { skip, timeout: 300_000 }, () => {
     }
     const still = (await pods()).filter((p) => !p.deleting);
     assert.equal(still.length, REPLICAS);
+    // The link going down took n1's route to n2's pods with it; the agent puts it back.
+    const n2Range = (
+      await cluster.kubectl('get', 'node', 'n2', '-o', 'jsonpath={.spec.podCIDR}')
+    ).trim();
+    await waitFor("n1's route to n2's pods back", 20_000, async () => {
+      const routes = await lab.exec('n1', 'ip', ['route', 'show', 'proto', '177']);
+      return routes.includes(`${n2Range} via ${ips.n2}`);
+    });
+    const onN2 = still.find((p) => p.node === 'n2')!;
+    assert.ok(await answersFrom('n1', `http://${onN2.ip}:8080/`), 'n1 reaches pods on n2');
     assert.ok(!still.some((p) => onN1.some((o) => o.name === p.name)), 'no replaced pod remains');
   });
 
@@ -336,6 +353,10 @@ describe('a cluster of network namespaces', { skip, timeout: 300_000 }, () => {
     const known = await snapshot();
 
     await kubectl('set', 'env', 'deployment/roll', 'ROUND=2');
+    await waitFor('the rollout under way', 20_000, async () => {
+      const d = JSON.parse(await kubectl('get', 'deployment', 'roll', '-o', 'json'));
+      return d.status?.observedGeneration >= d.metadata.generation && d.status?.updatedReplicas > 0;
+    });
     const etcdLeader =
       members[
         (await Promise.all(members.map((m) => metric(m, 'etcd_server_is_leader')))).indexOf('1')

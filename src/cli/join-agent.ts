@@ -47,6 +47,7 @@ export interface JoinAgentOptions {
 
 const NODES = byGroupResource.get('/nodes')!;
 const POD_CIDR_WAIT_MS = 500;
+const ROUTE_RESYNC_MS = 5_000;
 
 /** Runs the joined agent until SIGINT or SIGTERM. */
 export async function joinAgentCommand(o: JoinAgentOptions): Promise<void> {
@@ -199,7 +200,11 @@ async function startServiceProxy(
   };
 }
 
-/** Keeps the routes to other nodes' pod ranges in step with the Node objects. */
+/**
+ * Keeps the routes to other nodes' pod ranges in step with the Node objects, on every Node
+ * change and every ROUTE_RESYNC_MS besides: the kernel drops routes through a link that
+ * goes down, and nothing about the Nodes changes when it comes back.
+ */
 function startRoutes(
   client: KubeClient,
   self: string,
@@ -210,5 +215,11 @@ function startRoutes(
   const sync = () => void manager.sync(nodes.list());
   nodes.addHandlers({ onAdd: sync, onUpdate: sync, onDelete: sync });
   nodes.start();
-  return { stop: () => nodes.stop() };
+  const resync = setInterval(sync, ROUTE_RESYNC_MS);
+  return {
+    stop: () => {
+      clearInterval(resync);
+      nodes.stop();
+    },
+  };
 }

@@ -70,6 +70,10 @@ export class NetnsLab {
     const ip = `${LAN_PREFIX}.${host}`;
     await run('ip', ['-n', ns, 'addr', 'add', `${ip}/24`, 'dev', inner]);
     await run('ip', ['-n', ns, 'link', 'set', inner, 'up']);
+    // As a real machine has one, a default route: without it the node's own connections to
+    // a ClusterIP fail the route lookup that comes before the Service rules' DNAT. It leads
+    // only into the lab's LAN, where nothing forwards further.
+    await this.defaultRoute(machine);
     return ip;
   }
 
@@ -79,10 +83,27 @@ export class NetnsLab {
     await run('ip', ['-n', this.ns('lan'), 'link', 'set', 'br0', 'up']);
   }
 
-  /** Takes a machine's LAN link down or up (its cable pulled or plugged in). */
+  private async defaultRoute(machine: string): Promise<void> {
+    await run('ip', [
+      '-n',
+      this.ns(machine),
+      'route',
+      'replace',
+      'default',
+      'dev',
+      this.link(machine),
+    ]);
+  }
+
+  /**
+   * Takes a machine's LAN link down or up (its cable pulled or plugged in). The kernel drops
+   * the routes through a link that goes down; the default route comes back with the link,
+   * as a machine's network configuration would restore it (pod routes are the agent's).
+   */
   async setLink(machine: string, up: boolean): Promise<void> {
     const state = up ? 'up' : 'down';
     await run('ip', ['-n', this.ns(machine), 'link', 'set', this.link(machine), state]);
+    if (up) await this.defaultRoute(machine);
   }
 
   /** Runs a command in a machine's namespace and returns its output. */
