@@ -1,6 +1,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { accessSync, constants, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  existsSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { buildWebImage, FLYCES } from './helpers/cluster.js';
 import {
@@ -64,6 +71,20 @@ interface PodView {
   ip?: string;
   ready: boolean;
   deleting: boolean;
+}
+
+/** Names of the pods whose sandbox miniC records as ready under a runtime root. */
+function readySandboxes(runtimeRoot: string): string[] {
+  const dir = join(runtimeRoot, 'sandboxes');
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).flatMap((id) => {
+    try {
+      const rec = JSON.parse(readFileSync(join(dir, id, 'sandbox.json'), 'utf8'));
+      return rec.state === 'ready' ? [rec.podName as string] : [];
+    } catch {
+      return [];
+    }
+  });
 }
 
 describe('a cluster of network namespaces', { skip, timeout: 300_000 }, () => {
@@ -236,6 +257,8 @@ describe('a cluster of network namespaces', { skip, timeout: 300_000 }, () => {
     const onN1 = (await pods()).filter((p) => p.node === 'n1' && !p.deleting);
     assert.ok(onN1.length > 0, 'n1 runs pods');
     for (const old of onN1) assert.ok(await answersFrom('n1', `http://${old.ip}:8080/`), old.name);
+    const runtimeN1 = join(cluster.agents.get('n1')!.dir, 'runtime');
+    for (const old of onN1) assert.ok(readySandboxes(runtimeN1).includes(old.name), old.name);
     await lab.setLink('n1', false);
     await waitServing('replacements on n2', 60_000, (p) => p.node === 'n2');
     await lab.setLink('n1', true);
@@ -251,6 +274,11 @@ describe('a cluster of network namespaces', { skip, timeout: 300_000 }, () => {
         return !(await answersFrom('n1', `http://${old.ip}:8080/`));
       });
     }
+    // miniC's records on n1: no replaced pod keeps a ready sandbox.
+    await waitFor('no ready sandbox of a replaced pod on n1', 30_000, async () => {
+      const ready = readySandboxes(runtimeN1);
+      return !onN1.some((p) => ready.includes(p.name));
+    });
     const still = (await pods()).filter((p) => !p.deleting);
     assert.equal(still.length, REPLICAS);
     // The link going down took n1's route to n2's pods with it; the agent puts it back.
