@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent } from '../agent/agent.js';
 import { NodeCredentialManager } from '../agent/credentials.js';
@@ -6,9 +6,11 @@ import { nodeObject } from '../agent/node-status.js';
 import { RouteManager } from '../agent/routes.js';
 import { byGroupResource } from '../api/resources.js';
 import type { NodeObject } from '../api/types.js';
+import { InformerFactory } from '../client/factory.js';
 import { Informer } from '../client/informer.js';
 import { isReason, KubeClient } from '../client/rest.js';
 import { componentLogger } from '../log.js';
+import { ServiceProxy } from '../proxy/service-proxy.js';
 import type { ImageService, RuntimeService } from '../runtime/runtime.js';
 import { NoRuntime } from './no-runtime.js';
 import { primaryAddress } from './server.js';
@@ -19,9 +21,12 @@ import { checkHost, defaultNodeName } from './up.js';
  * the token it gets certificates of its own (credentials.ts) and uses only those from then
  * on; it registers its Node, waits for the node-ipam controller to give it a pod range
  * (unless --pod-cidr), starts miniC on that range, turns on IP forwarding and keeps routes
- * to the other nodes' pod ranges (routes.ts). Its endpoint is HTTPS and serves only the
- * API servers. `--no-runtime` (hidden, for tests) runs no containers, and then touches
- * neither IP forwarding nor routes.
+ * to the other nodes' pod ranges (routes.ts). As `flyces up` does, it runs the node's half
+ * of Services (a ServiceProxy in this machine's network namespace: nft rules in a table
+ * named after the node, NodePorts on the node IP, the cluster DNS on the pod bridge's
+ * gateway) and gives pods a resolv.conf naming that DNS server. Its endpoint is HTTPS and
+ * serves only the API servers. `--no-runtime` (hidden, for tests) runs no containers, and
+ * then touches neither IP forwarding, routes nor Service rules.
  */
 
 export interface JoinAgentOptions {
@@ -31,6 +36,8 @@ export interface JoinAgentOptions {
   dataDir: string;
   nodeIp?: string;
   podCidr?: string;
+  /** The whole cluster's pod range (the server's --cluster-cidr), for the forward guard. */
+  clusterCidr: string;
   agentPort: number;
   bridge: string;
   runtime: boolean;
@@ -40,6 +47,7 @@ export interface JoinAgentOptions {
 
 const NODES = byGroupResource.get('/nodes')!;
 const POD_CIDR_WAIT_MS = 500;
+const ROUTE_RESYNC_MS = 5_000;
 
 /** Runs the joined agent until SIGINT or SIGTERM. */
 export async function joinAgentCommand(o: JoinAgentOptions): Promise<void> {
@@ -65,7 +73,10 @@ export async function joinAgentCommand(o: JoinAgentOptions): Promise<void> {
   });
   const identity = { name, internalIP: nodeIP, agentPort: o.agentPort, dataDir: o.dataDir };
   const podCIDR = o.podCidr ?? (await waitForPodCidr(client, nodeObject(identity), log));
-  const { runtime, images } = await makeRuntime(o, podCIDR);
+  const { runtime, images, gateway } = await makeRuntime(o, podCIDR);
+  const proxy = gateway
+    ? await startServiceProxy(client, { ...o, podCidr: podCIDR }, name, nodeIP, gateway)
+    : undefined;
   const agent = new Agent({
     client,
     runtime,
@@ -73,6 +84,13 @@ export async function joinAgentCommand(o: JoinAgentOptions): Promise<void> {
     tokens: [],
     ...identity,
     podCIDR,
+    dns: gateway
+      ? {
+          clusterDNS: [gateway],
+          clusterDomain: 'cluster.local',
+          hostResolvConf: () => readFileSync('/etc/resolv.conf', 'utf8'),
+        }
+      : undefined,
     bindAddress: '0.0.0.0',
     tls: { ...set.serving, caPem: set.caPem },
     allowHostPath: o.allowHostPath,
@@ -94,6 +112,7 @@ export async function joinAgentCommand(o: JoinAgentOptions): Promise<void> {
   creds.stop();
   routes?.stop();
   await agent.stop();
+  await proxy?.stop();
   client.close();
 }
 
@@ -120,7 +139,7 @@ async function waitForPodCidr(
 async function makeRuntime(
   o: JoinAgentOptions,
   podCidr: string,
-): Promise<{ runtime: RuntimeService; images: ImageService }> {
+): Promise<{ runtime: RuntimeService; images: ImageService; gateway?: string }> {
   if (!o.runtime) {
     const none = new NoRuntime();
     return { runtime: none, images: none };
@@ -139,10 +158,53 @@ async function makeRuntime(
   });
   // Pods of other nodes are reached through this machine's routes: it must forward.
   writeFileSync('/proc/sys/net/ipv4/ip_forward', '1\n');
-  return { runtime, images };
+  // The pod bridge exists before any pod so that the cluster DNS can listen on it.
+  const gateway = await runtime.prepareNetwork();
+  return { runtime, images, gateway };
 }
 
-/** Keeps the routes to other nodes' pod ranges in step with the Node objects. */
+/** nft table names allow letters, digits and underscores. */
+export function proxyTable(node: string): string {
+  return `flyces_${node.replace(/[^a-zA-Z0-9_]/g, '_')}`;
+}
+
+/**
+ * Starts the node's Service rules and cluster DNS; resolves once the rules reflect the
+ * Services and endpoints of the synced caches, so pods started after it find them.
+ */
+async function startServiceProxy(
+  client: KubeClient,
+  o: JoinAgentOptions & { podCidr: string },
+  node: string,
+  nodeIP: string,
+  gateway: string,
+): Promise<{ stop(): Promise<void> }> {
+  const informers = new InformerFactory(client);
+  const proxy = new ServiceProxy({
+    informers,
+    podCidr: o.podCidr,
+    clusterCidr: o.clusterCidr,
+    nodeAddresses: [nodeIP],
+    dns: { host: gateway },
+    table: proxyTable(node),
+    log: componentLogger('proxy', { node }),
+  });
+  proxy.register();
+  await informers.start();
+  await proxy.start();
+  return {
+    async stop() {
+      await proxy.stop();
+      informers.stop();
+    },
+  };
+}
+
+/**
+ * Keeps the routes to other nodes' pod ranges in step with the Node objects, on every Node
+ * change and every ROUTE_RESYNC_MS besides: the kernel drops routes through a link that
+ * goes down, and nothing about the Nodes changes when it comes back.
+ */
 function startRoutes(
   client: KubeClient,
   self: string,
@@ -153,5 +215,11 @@ function startRoutes(
   const sync = () => void manager.sync(nodes.list());
   nodes.addHandlers({ onAdd: sync, onUpdate: sync, onDelete: sync });
   nodes.start();
-  return { stop: () => nodes.stop() };
+  const resync = setInterval(sync, ROUTE_RESYNC_MS);
+  return {
+    stop: () => {
+      clearInterval(resync);
+      nodes.stop();
+    },
+  };
 }

@@ -71,8 +71,18 @@ program
   .option('--etcd <urls>', 'comma-separated etcd client URLs (default: embedded SQLite)')
   .option('--advertise-address <addr>', 'address other machines reach this server at')
   .option('--node-cert-lifetime <seconds>', 'lifetime of node certificates', count, 31_536_000)
+  .option('--cluster-cidr <cidr>', 'the range node pod ranges are cut from', '10.42.0.0/16')
+  .option('--service-cidr <cidr>', 'the range Service cluster IPs come from', '10.43.0.0/16')
+  .addOption(
+    new Option('--leader-lease <seconds>', 'leader lease duration (tests)')
+      .argParser(count)
+      .hideHelp(),
+  )
   .action(async (o) =>
     (await import('./server.js')).serverCommand({
+      clusterCidr: o.clusterCidr,
+      serviceCidr: o.serviceCidr,
+      leaseSeconds: o.leaderLease,
       dataDir: o.dataDir,
       port: o.port,
       bindAddress: o.bindAddress,
@@ -158,6 +168,7 @@ program
   .option('--data-dir <dir>', 'where the agent keeps its state', DEFAULT_DATA_DIR)
   .option('--node-ip <addr>', "this node's address (default: its first non-loopback IPv4)")
   .option('--pod-cidr <cidr>', "this node's pod range (default: assigned by the cluster)")
+  .option('--cluster-cidr <cidr>', "the cluster's pod range (the server's)", '10.42.0.0/16')
   .option('--agent-port <port>', "node agent's port (logs, exec)", port, 10250)
   .option('--bridge <name>', 'Linux bridge the pods attach to', 'flyces0')
   .option('--allow-host-path', 'let pods mount paths of this machine (hostPath volumes)', false)
@@ -180,6 +191,7 @@ program
       dataDir: o.dataDir,
       nodeIp: o.nodeIp,
       podCidr: o.podCidr,
+      clusterCidr: o.clusterCidr,
       agentPort: o.agentPort,
       bridge: o.bridge,
       runtime: o.runtime,

@@ -21,9 +21,9 @@ import { kubeconfigText, writeKubeconfig } from './kubeconfig.js';
  * secret live in the store (auth-state.ts), so servers sharing one etcd are one cluster;
  * each server makes its own serving certificate naming its addresses.
  *
- * Shortcoming: every server runs the scheduler and all controllers; with several servers
- * they work side by side (optimistic concurrency keeps objects consistent, but work is
- * done twice and events doubled) until leader election picks one.
+ * Every server runs an API server; the scheduler and the controllers run on the one server
+ * holding their Lease (control-plane.ts). A server that loses a lease exits with code 1
+ * so that its supervisor restarts it as a standby.
  */
 
 export interface ServerOptions {
@@ -37,6 +37,12 @@ export interface ServerOptions {
   advertiseAddress?: string;
   /** Lifetime of node certificates in seconds; default one year. */
   nodeCertSeconds: number;
+  /** The cluster's pod range (node-ipam); default 10.42.0.0/16. */
+  clusterCidr?: string;
+  /** The range Service cluster IPs come from; default 10.43.0.0/16. */
+  serviceCidr?: string;
+  /** Leader lease duration in seconds (renew deadline 2/3 of it); default 15. */
+  leaseSeconds?: number;
 }
 
 const YEAR_MS = 365 * 86_400_000;
@@ -67,7 +73,18 @@ function writePrivate(path: string, text: string): void {
   renameSync(tmp, path);
 }
 
-/** Runs the control plane until SIGINT or SIGTERM. */
+/** Lease timing for a lease duration in seconds: renew within 2/3 of it, retry at 2/15. */
+function leaseTiming(seconds?: number) {
+  if (!seconds) return undefined;
+  const ms = seconds * 1000;
+  return {
+    leaseDurationMs: ms,
+    renewDeadlineMs: Math.round((ms * 2) / 3),
+    retryPeriodMs: Math.round(ms / 7.5),
+  };
+}
+
+/** Runs the control plane until SIGINT or SIGTERM, or until it loses a leader lease. */
 export async function serverCommand(o: ServerOptions): Promise<void> {
   mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
   const store = await openStore(o);
@@ -88,6 +105,8 @@ export async function serverCommand(o: ServerOptions): Promise<void> {
     host: o.bindAddress ?? '0.0.0.0',
     port: o.port,
     tls,
+    serviceCIDR: o.serviceCidr,
+    advertiseAddress: advertise,
     clientCaPem: auth.ca.certPem,
     join: {
       ca: auth.ca,
@@ -115,7 +134,12 @@ export async function serverCommand(o: ServerOptions): Promise<void> {
     caPem: auth.ca.certPem,
     userAgent: 'flyces-server',
   });
-  const loops = await startControlLoops(client);
+  let leaseLost = (_lease: string) => undefined as void;
+  const loops = await startControlLoops(client, {
+    clusterCidr: o.clusterCidr,
+    lease: leaseTiming(o.leaseSeconds),
+    onLost: (lease) => leaseLost(lease),
+  });
   log.info({ server, kubeconfig, advertise }, 'control plane is up');
   process.stderr.write(
     `\nflyCes server is up on port ${port}.\n  export KUBECONFIG=${kubeconfig}\n` +
@@ -124,6 +148,11 @@ export async function serverCommand(o: ServerOptions): Promise<void> {
   );
 
   await new Promise<void>((resolve) => {
+    leaseLost = (lease) => {
+      log.error({ lease }, 'lost a leader lease; stopping so that no two leaders act at once');
+      process.exitCode = 1;
+      resolve();
+    };
     process.once('SIGINT', () => resolve());
     process.once('SIGTERM', () => resolve());
   });

@@ -430,3 +430,19 @@ test('replace and delete scripts never fail on a missing table', () => {
   );
   assert.equal(deleteScript(), 'table ip flyces {}\ndelete table ip flyces\n');
 });
+
+test('the forward guard lets pods answer connections but start none beyond the pod network', () => {
+  for (const exclusive of [false, true]) {
+    const { text } = buildRuleset([], [], {
+      ...opts,
+      forwardGuard: { podNetwork: '10.44.0.0/16', exclusive },
+    });
+    const chain = text.slice(text.indexOf('chain filter-forward'));
+    const at = (rule: string) => chain.indexOf(rule);
+    // A reply from a pod to another node's address (masqueraded Service or NodePort
+    // traffic) must pass before pod-sourced traffic to outside the pod network is dropped.
+    assert.ok(at('ct state established,related accept') > 0, 'replies accepted');
+    assert.ok(at('ct state established,related accept') < at('ip saddr 10.44.0.0/16 drop'));
+    assert.equal(at('ip daddr != 10.44.0.0/16 drop') > 0, exclusive);
+  }
+});

@@ -175,8 +175,10 @@ export function deleteScript(name = TABLE): string {
 
 /**
  * The forward filter of a machine flyCes turned forwarding on for: traffic between pods and
- * Service traffic (DNATed, replies included) passes; pods send nothing beyond the pod
- * network; with `exclusive`, nothing else is forwarded either.
+ * Service traffic (DNATed, replies included) passes; pods start nothing beyond the pod
+ * network but answer connections made to them, such as one another node's Service rules
+ * masqueraded to that node's address (its conntrack entry is on that node, so here the
+ * reply is neither pod-to-pod nor DNATed); with `exclusive`, nothing else is forwarded.
  */
 function forwardChain(guard: { podNetwork: string; exclusive: boolean }): string[] {
   const net = guard.podNetwork;
@@ -188,6 +190,7 @@ function forwardChain(guard: { podNetwork: string; exclusive: boolean }): string
     '    type filter hook forward priority 0; policy accept;',
     `    ip saddr ${net} ip daddr ${net} accept`,
     '    ct status dnat accept',
+    '    ct state established,related accept',
     `    ip saddr ${net} drop`,
     ...(guard.exclusive ? [`    ip daddr != ${net} drop`] : []),
     '  }',
