@@ -2,8 +2,6 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { byGroupResource } from '../src/api/resources.js';
 import {
   controllerOf,
@@ -235,19 +233,7 @@ test('a rolling update stays within maxSurge and maxUnavailable', async (t) => {
 
 /** kubectl itself agrees the rollout finished, when kubectl is installed. */
 async function assertKubectlRolloutStatus(t: TestContext, api: TestApiServer): Promise<void> {
-  const kubeconfig = join(api.dir, 'kubeconfig');
-  const ca = Buffer.from(api.caPem).toString('base64');
-  writeFileSync(
-    kubeconfig,
-    [
-      'apiVersion: v1',
-      'kind: Config',
-      `clusters: [{name: t, cluster: {server: "${api.url}", certificate-authority-data: "${ca}"}}]`,
-      `users: [{name: t, user: {token: "${api.token}"}}]`,
-      'contexts: [{name: t, context: {cluster: t, user: t, namespace: default}}]',
-      'current-context: t',
-    ].join('\n'),
-  );
+  const kubeconfig = api.kubeconfig();
   const args = ['--kubeconfig', kubeconfig, 'rollout', 'status', 'deployment/web', '--timeout=20s'];
   // Asynchronously: the API server under test runs in this very process.
   let stdout: string;

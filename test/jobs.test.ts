@@ -2,8 +2,6 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { JOB_TRACKING_FINALIZER, jobCondition, type CronJob, type Job } from '../src/api/batch.js';
 import { byGroupResource } from '../src/api/resources.js';
 import { controllerOf, nowTimestamp, type KObject, type Pod } from '../src/api/types.js';
@@ -31,23 +29,6 @@ interface Env {
   kubeconfig: string;
 }
 
-function writeKubeconfig(api: TestApiServer): string {
-  const path = join(api.dir, 'kubeconfig');
-  const ca = Buffer.from(api.caPem).toString('base64');
-  writeFileSync(
-    path,
-    [
-      'apiVersion: v1',
-      'kind: Config',
-      `clusters: [{name: t, cluster: {server: "${api.url}", certificate-authority-data: "${ca}"}}]`,
-      `users: [{name: t, user: {token: "${api.token}"}}]`,
-      'contexts: [{name: t, context: {cluster: t, user: t, namespace: default}}]',
-      'current-context: t',
-    ].join('\n'),
-  );
-  return path;
-}
-
 async function setup(t: TestContext): Promise<Env> {
   // The controllers' clock is the wall clock moved by advance(): a test that began in the
   // last seconds of a minute could see the wall clock carry it into the next one and shift
@@ -66,7 +47,7 @@ async function setup(t: TestContext): Promise<Env> {
     await manager.stop();
     await api.stop();
   });
-  const kubeconfig = writeKubeconfig(api);
+  const kubeconfig = api.kubeconfig();
   return { api, client: api.client, advance: (ms) => (offset += ms), kubeconfig };
 }
 

@@ -2,8 +2,6 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { ControllerRevision, DaemonSet, StatefulSet } from '../src/api/apps-workloads.js';
 import { byGroupResource } from '../src/api/resources.js';
 import { nowTimestamp, type KObject, type NodeObject, type Pod } from '../src/api/types.js';
@@ -645,19 +643,7 @@ async function kubectl(
   args: string[],
   expect: RegExp,
 ): Promise<string | undefined> {
-  const kubeconfig = join(api.dir, 'kubeconfig');
-  const ca = Buffer.from(api.caPem).toString('base64');
-  writeFileSync(
-    kubeconfig,
-    [
-      'apiVersion: v1',
-      'kind: Config',
-      `clusters: [{name: t, cluster: {server: "${api.url}", certificate-authority-data: "${ca}"}}]`,
-      `users: [{name: t, user: {token: "${api.token}"}}]`,
-      'contexts: [{name: t, context: {cluster: t, user: t, namespace: default}}]',
-      'current-context: t',
-    ].join('\n'),
-  );
+  const kubeconfig = api.kubeconfig();
   let stdout: string;
   try {
     // Asynchronously: the API server under test runs in this very process.

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { ApiServer } from '../../src/apiserver/server.js';
 import { ensureServingCert } from '../../src/apiserver/pki.js';
 import { KubeClient } from '../../src/client/rest.js';
+import { kubeconfigText, writeKubeconfig } from '../../src/cli/kubeconfig.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 
 export interface TestApiServer {
@@ -14,7 +15,8 @@ export interface TestApiServer {
   token: string;
   caPem: string;
   dir: string;
-  /** Writes a kubeconfig for kubectl and returns its path. */
+  /** Writes a kubeconfig for the real kubectl into the server's dir; returns its path. */
+  kubeconfig(): string;
   stop(): Promise<void>;
 }
 
@@ -35,6 +37,11 @@ export async function startTestApiServer(): Promise<TestApiServer> {
     token,
     caPem: tls.caPem,
     dir,
+    kubeconfig() {
+      const path = join(dir, 'kubeconfig');
+      writeKubeconfig(path, kubeconfigText(url, tls.caPem, token, 't'));
+      return path;
+    },
     async stop() {
       client.close();
       await server.stop();

@@ -1,6 +1,5 @@
 import type { TestContext } from 'node:test';
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { byGroupResource } from '../../src/api/resources.js';
 import { nowTimestamp, type Deployment, type Pod } from '../../src/api/types.js';
@@ -46,7 +45,7 @@ export async function startCluster(
     await manager.stop();
     await api.stop();
   });
-  const kubeconfig = writeKubeconfig(api);
+  const kubeconfig = api.kubeconfig();
   const cacheDir = join(api.dir, 'kube-cache');
   return {
     api,
@@ -55,23 +54,6 @@ export async function startCluster(
     kubectl: (...args) =>
       runKubectl(['--kubeconfig', kubeconfig, '--cache-dir', cacheDir, ...args]),
   };
-}
-
-function writeKubeconfig(api: TestApiServer): string {
-  const path = join(api.dir, 'kubeconfig');
-  const ca = Buffer.from(api.caPem).toString('base64');
-  writeFileSync(
-    path,
-    [
-      'apiVersion: v1',
-      'kind: Config',
-      `clusters: [{name: t, cluster: {server: "${api.url}", certificate-authority-data: "${ca}"}}]`,
-      `users: [{name: t, user: {token: "${api.token}"}}]`,
-      'contexts: [{name: t, context: {cluster: t, user: t, namespace: default}}]',
-      'current-context: t',
-    ].join('\n'),
-  );
-  return path;
 }
 
 /** Asynchronously, since the API server under test runs in this very process. */
