@@ -1,13 +1,7 @@
 import type { ControllerRevision, DaemonSet } from '../../api/apps-workloads.js';
-import { fromLabelSelector, type Selector } from '../../api/labels.js';
+import type { Selector } from '../../api/labels.js';
 import { byGroupResource } from '../../api/resources.js';
-import {
-  controllerOf,
-  controllerRef,
-  objectKey,
-  type NodeObject,
-  type Pod,
-} from '../../api/types.js';
+import { controllerRef, objectKey, type NodeObject, type Pod } from '../../api/types.js';
 import { EventRecorder } from '../../client/events.js';
 import type { InformerFactory } from '../../client/factory.js';
 import type { Informer } from '../../client/informer.js';
@@ -15,6 +9,7 @@ import { isReason, type KubeClient } from '../../client/rest.js';
 import { deepEqual } from '../../util/equal.js';
 import { QueueController } from '../base.js';
 import { claimPods } from '../claim.js';
+import { claimCandidates, deletionsKey, PodOwners, selectorOf } from '../pod-owners.js';
 import {
   CONTROLLER_REVISIONS,
   ensureRevision,
@@ -22,8 +17,8 @@ import {
   REVISION_HASH_LABEL,
   revisionsToPrune,
 } from '../history.js';
-import { addWorkloadIndexes, CONTROLLER_INDEX, NAMESPACE_INDEX } from '../indexes.js';
-import { isPodAvailable, isPodReady } from '../pods.js';
+import { addWorkloadIndexes, CONTROLLER_INDEX } from '../indexes.js';
+import { isPodAvailable } from '../pods.js';
 import { Expectations } from '../replicaset/expectations.js';
 import { daemonPodSpec, nodeVerdict, targetNode } from './eligibility.js';
 import {
@@ -62,6 +57,7 @@ export interface DaemonSetControllerOptions {
  */
 export class DaemonSetController extends QueueController {
   readonly expectations: Expectations;
+  private readonly owners: PodOwners<DaemonSet>;
   private readonly daemonSets: Informer<DaemonSet>;
   private readonly pods: Informer<Pod>;
   private readonly nodes: Informer<NodeObject>;
@@ -76,6 +72,7 @@ export class DaemonSetController extends QueueController {
     super('daemonset-controller', opts.workers ?? 2);
     this.expectations = new Expectations(opts.expectationsTtlMs);
     this.daemonSets = factory.informer<DaemonSet>(DAEMONSETS);
+    this.owners = new PodOwners('DaemonSet', this.daemonSets, this.expectations, this.queue);
     this.pods = factory.informer<Pod>(PODS);
     this.nodes = factory.informer<NodeObject>(NODES);
     this.revisions = factory.informer<ControllerRevision>(CONTROLLER_REVISIONS);
@@ -90,20 +87,11 @@ export class DaemonSetController extends QueueController {
       onAdd: (ds) => this.enqueue(ds),
       onUpdate: (_old, ds) => this.enqueue(ds),
       onDelete: (ds) => {
-        this.forget(objectKey(ds));
+        this.owners.forget(objectKey(ds));
         this.enqueue(ds);
       },
     });
-    this.pods.addHandlers({
-      onAdd: (pod) => this.onPod(pod, pod.metadata.deletionTimestamp ? 'deleted' : 'added'),
-      onUpdate: (old, pod) => {
-        if (old.metadata.resourceVersion === pod.metadata.resourceVersion) return;
-        const deleted = pod.metadata.deletionTimestamp && !old.metadata.deletionTimestamp;
-        this.onPod(pod, deleted ? 'deleted' : 'updated');
-        this.requeueForAvailability(old, pod);
-      },
-      onDelete: (pod) => this.onPod(pod, 'deleted'),
-    });
+    this.pods.addHandlers(this.owners.podHandlers());
     this.nodes.addHandlers({
       onAdd: () => this.enqueueAll(),
       onUpdate: (old, node) => {
@@ -113,65 +101,14 @@ export class DaemonSetController extends QueueController {
     });
   }
 
-  /**
-   * Creations are expected under the DaemonSet's key and deletions under a second key,
-   * because one expectation record holds either creations or deletions.
-   */
-  private satisfied(key: string): boolean {
-    return this.expectations.satisfied(key) && this.expectations.satisfied(deletionsKey(key));
-  }
-
-  private forget(key: string): void {
-    this.expectations.delete(key);
-    this.expectations.delete(deletionsKey(key));
-  }
-
   private enqueueAll(): void {
     for (const ds of this.daemonSets.list()) this.enqueue(ds);
-  }
-
-  private ownerOf(pod: Pod): DaemonSet | undefined {
-    const ref = controllerOf(pod);
-    if (!ref || ref.kind !== 'DaemonSet') return undefined;
-    const ds = this.daemonSets.get(`${pod.metadata.namespace}/${ref.name}`);
-    return ds?.metadata.uid === ref.uid ? ds : undefined;
-  }
-
-  private onPod(pod: Pod, change: 'added' | 'updated' | 'deleted'): void {
-    const ds = this.ownerOf(pod);
-    if (!ds) {
-      if (!controllerOf(pod) && change !== 'deleted') this.enqueueMatching(pod);
-      return;
-    }
-    const key = objectKey(ds);
-    if (change === 'added') this.expectations.creationObserved(key);
-    if (change === 'deleted') {
-      this.expectations.deletionObserved(deletionsKey(key), objectKey(pod));
-    }
-    this.queue.add(key);
-  }
-
-  /** An orphan pod may be adopted by a DaemonSet whose selector matches it. */
-  private enqueueMatching(pod: Pod): void {
-    const labels = pod.metadata.labels ?? {};
-    for (const ds of this.daemonSets.byIndex(NAMESPACE_INDEX, pod.metadata.namespace ?? '')) {
-      if (selectorOf(ds)?.matches(labels)) this.enqueue(ds);
-    }
-  }
-
-  /** A pod that just became ready turns available minReadySeconds later: look again then. */
-  private requeueForAvailability(old: Pod, pod: Pod): void {
-    const ds = this.ownerOf(pod);
-    const minReady = ds?.spec.minReadySeconds ?? 0;
-    if (ds && minReady > 0 && !isPodReady(old) && isPodReady(pod)) {
-      this.queue.addAfter(objectKey(ds), minReady * 1000 + 100);
-    }
   }
 
   protected async reconcile(key: string): Promise<number | void> {
     const cached = this.daemonSets.get(key);
     if (!cached) {
-      this.forget(key);
+      this.owners.forget(key);
       return;
     }
     const ds = structuredClone(cached);
@@ -188,7 +125,7 @@ export class DaemonSetController extends QueueController {
     const available = (pod: Pod) => isPodAvailable(pod, minReady, now);
 
     let failure: unknown;
-    if (!ds.metadata.deletionTimestamp && this.satisfied(key)) {
+    if (!ds.metadata.deletionTimestamp && this.owners.satisfied(key)) {
       try {
         await this.execute(ds, key, this.plan(ds, slots, hash, available), hash);
       } catch (err) {
@@ -247,7 +184,7 @@ export class DaemonSetController extends QueueController {
 
   /** The pods this DaemonSet owns, after adopting matching orphans and releasing others. */
   private claimPods(ds: DaemonSet, selector: Selector): Promise<Pod[]> {
-    const candidates = this.pods.byIndex(NAMESPACE_INDEX, ds.metadata.namespace ?? '');
+    const candidates = claimCandidates(this.pods, ds);
     return claimPods(this.client, { owner: ds, ref: ownerRef(ds), selector }, candidates, this.log);
   }
 
@@ -331,22 +268,9 @@ function nodeChanged(old: NodeObject, node: NodeObject): boolean {
   );
 }
 
-function deletionsKey(key: string): string {
-  return `${key}#deletions`;
-}
-
 function byCreation(a: Pod, b: Pod): number {
   const at = (p: Pod) => p.metadata.creationTimestamp ?? '';
   return at(a) < at(b) ? -1 : at(a) > at(b) ? 1 : a.metadata.name! < b.metadata.name! ? -1 : 1;
-}
-
-function selectorOf(ds: DaemonSet): Selector | undefined {
-  try {
-    const selector = fromLabelSelector(ds.spec?.selector);
-    return selector.isEmpty() ? undefined : selector;
-  } catch {
-    return undefined;
-  }
 }
 
 function ownerRef(ds: DaemonSet) {

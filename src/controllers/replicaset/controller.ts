@@ -15,7 +15,9 @@ import type { Informer } from '../../client/informer.js';
 import { isReason, type KubeClient } from '../../client/rest.js';
 import { deepEqual } from '../../util/equal.js';
 import { QueueController } from '../base.js';
-import { addWorkloadIndexes, CONTROLLER_INDEX, NAMESPACE_INDEX, ORPHAN_INDEX } from '../indexes.js';
+import { claimPods } from '../claim.js';
+import { addWorkloadIndexes, NAMESPACE_INDEX } from '../indexes.js';
+import { claimCandidates } from '../pod-owners.js';
 import { isPodActive, isPodReady, selectVictims } from '../pods.js';
 import { Expectations } from './expectations.js';
 import { computeReplicaSetStatus } from './status.js';
@@ -167,57 +169,9 @@ export class ReplicaSetController extends QueueController {
   }
 
   /** The pods this ReplicaSet owns after adopting matching orphans and releasing others. */
-  private async claimPods(rs: ReplicaSet, selector: Selector): Promise<Pod[]> {
-    const owned: Pod[] = [];
-    const uid = rs.metadata.uid;
-    // Only its own pods and orphans can be claimed: a namespace of 30,000 pods is not
-    // walked for each reconcile.
-    const candidates = [
-      ...this.pods.byIndex(CONTROLLER_INDEX, uid ?? ''),
-      ...this.pods.byIndex(ORPHAN_INDEX, rs.metadata.namespace ?? ''),
-    ];
-    for (const pod of candidates) {
-      const ref = controllerOf(pod);
-      const matches = selector.matches(pod.metadata.labels ?? {});
-      if (ref) {
-        if (ref.uid !== uid) continue;
-        if (matches) owned.push(pod);
-        else if (!pod.metadata.deletionTimestamp) await this.release(rs, pod);
-        continue;
-      }
-      if (!matches || pod.metadata.deletionTimestamp || rs.metadata.deletionTimestamp) continue;
-      const adopted = await this.adopt(rs, pod);
-      if (adopted) owned.push(adopted);
-    }
-    return owned;
-  }
-
-  private async adopt(rs: ReplicaSet, pod: Pod): Promise<Pod | undefined> {
-    const refs = [...(pod.metadata.ownerReferences ?? []), ownerRef(rs)];
-    try {
-      const updated = await this.client.update<Pod>(PODS, {
-        ...pod,
-        metadata: { ...pod.metadata, ownerReferences: refs },
-      });
-      this.log.info({ replicaset: objectKey(rs), pod: objectKey(pod) }, 'adopted pod');
-      return updated;
-    } catch (err) {
-      if (isReason(err, 'NotFound')) return undefined;
-      throw err;
-    }
-  }
-
-  private async release(rs: ReplicaSet, pod: Pod): Promise<void> {
-    const refs = (pod.metadata.ownerReferences ?? []).filter((r) => r.uid !== rs.metadata.uid);
-    try {
-      await this.client.update(PODS, {
-        ...pod,
-        metadata: { ...pod.metadata, ownerReferences: refs.length ? refs : undefined },
-      });
-      this.log.info({ replicaset: objectKey(rs), pod: objectKey(pod) }, 'released pod');
-    } catch (err) {
-      if (!isReason(err, 'NotFound')) throw err;
-    }
+  private claimPods(rs: ReplicaSet, selector: Selector): Promise<Pod[]> {
+    const claimant = { owner: rs, ref: ownerRef(rs), selector };
+    return claimPods(this.client, claimant, claimCandidates(this.pods, rs), this.log);
   }
 
   private async manageReplicas(rs: ReplicaSet, key: string, active: Pod[]): Promise<void> {

@@ -1,13 +1,7 @@
 import type { ControllerRevision, StatefulSet } from '../../api/apps-workloads.js';
-import { fromLabelSelector, type Selector } from '../../api/labels.js';
+import type { Selector } from '../../api/labels.js';
 import { byGroupResource } from '../../api/resources.js';
-import {
-  controllerOf,
-  controllerRef,
-  objectKey,
-  type Pod,
-  type PodTemplateSpec,
-} from '../../api/types.js';
+import { controllerRef, objectKey, type Pod, type PodTemplateSpec } from '../../api/types.js';
 import { EventRecorder } from '../../client/events.js';
 import type { InformerFactory } from '../../client/factory.js';
 import type { Informer } from '../../client/informer.js';
@@ -15,6 +9,7 @@ import { isReason, type KubeClient } from '../../client/rest.js';
 import { deepEqual } from '../../util/equal.js';
 import { QueueController } from '../base.js';
 import { claimPods } from '../claim.js';
+import { claimCandidates, deletionsKey, PodOwners, selectorOf } from '../pod-owners.js';
 import {
   CONTROLLER_REVISIONS,
   ensureRevision,
@@ -23,7 +18,7 @@ import {
   revisionsToPrune,
   templateOfRevision,
 } from '../history.js';
-import { addWorkloadIndexes, CONTROLLER_INDEX, NAMESPACE_INDEX } from '../indexes.js';
+import { addWorkloadIndexes, CONTROLLER_INDEX } from '../indexes.js';
 import { isPodReady } from '../pods.js';
 import { Expectations } from '../replicaset/expectations.js';
 import {
@@ -70,6 +65,7 @@ interface Revisions {
  */
 export class StatefulSetController extends QueueController {
   readonly expectations: Expectations;
+  private readonly owners: PodOwners<StatefulSet>;
   private readonly sets: Informer<StatefulSet>;
   private readonly pods: Informer<Pod>;
   private readonly revisions: Informer<ControllerRevision>;
@@ -83,6 +79,7 @@ export class StatefulSetController extends QueueController {
     super('statefulset-controller', opts.workers ?? 2);
     this.expectations = new Expectations(opts.expectationsTtlMs);
     this.sets = factory.informer<StatefulSet>(STATEFULSETS);
+    this.owners = new PodOwners('StatefulSet', this.sets, this.expectations, this.queue);
     this.pods = factory.informer<Pod>(PODS);
     this.revisions = factory.informer<ControllerRevision>(CONTROLLER_REVISIONS);
     this.events = new EventRecorder(client, 'statefulset-controller');
@@ -94,71 +91,17 @@ export class StatefulSetController extends QueueController {
       onAdd: (sts) => this.enqueue(sts),
       onUpdate: (_old, sts) => this.enqueue(sts),
       onDelete: (sts) => {
-        this.forget(objectKey(sts));
+        this.owners.forget(objectKey(sts));
         this.enqueue(sts);
       },
     });
-    this.pods.addHandlers({
-      onAdd: (pod) => this.onPod(pod, pod.metadata.deletionTimestamp ? 'deleted' : 'added'),
-      onUpdate: (old, pod) => {
-        if (old.metadata.resourceVersion === pod.metadata.resourceVersion) return;
-        const deleted = pod.metadata.deletionTimestamp && !old.metadata.deletionTimestamp;
-        this.onPod(pod, deleted ? 'deleted' : 'updated');
-        this.requeueForAvailability(old, pod);
-      },
-      onDelete: (pod) => this.onPod(pod, 'deleted'),
-    });
-  }
-
-  private satisfied(key: string): boolean {
-    return this.expectations.satisfied(key) && this.expectations.satisfied(deletionsKey(key));
-  }
-
-  private forget(key: string): void {
-    this.expectations.delete(key);
-    this.expectations.delete(deletionsKey(key));
-  }
-
-  private ownerOf(pod: Pod): StatefulSet | undefined {
-    const ref = controllerOf(pod);
-    if (!ref || ref.kind !== 'StatefulSet') return undefined;
-    const sts = this.sets.get(`${pod.metadata.namespace}/${ref.name}`);
-    return sts?.metadata.uid === ref.uid ? sts : undefined;
-  }
-
-  private onPod(pod: Pod, change: 'added' | 'updated' | 'deleted'): void {
-    const sts = this.ownerOf(pod);
-    if (!sts) {
-      if (!controllerOf(pod) && change !== 'deleted') this.enqueueMatching(pod);
-      return;
-    }
-    const key = objectKey(sts);
-    if (change === 'added') this.expectations.creationObserved(key);
-    if (change === 'deleted') {
-      this.expectations.deletionObserved(deletionsKey(key), objectKey(pod));
-    }
-    this.queue.add(key);
-  }
-
-  private enqueueMatching(pod: Pod): void {
-    const labels = pod.metadata.labels ?? {};
-    for (const sts of this.sets.byIndex(NAMESPACE_INDEX, pod.metadata.namespace ?? '')) {
-      if (selectorOf(sts)?.matches(labels)) this.enqueue(sts);
-    }
-  }
-
-  private requeueForAvailability(old: Pod, pod: Pod): void {
-    const sts = this.ownerOf(pod);
-    const minReady = sts?.spec.minReadySeconds ?? 0;
-    if (sts && minReady > 0 && !isPodReady(old) && isPodReady(pod)) {
-      this.queue.addAfter(objectKey(sts), minReady * 1000 + 100);
-    }
+    this.pods.addHandlers(this.owners.podHandlers());
   }
 
   protected async reconcile(key: string): Promise<number | void> {
     const cached = this.sets.get(key);
     if (!cached) {
-      this.forget(key);
+      this.owners.forget(key);
       return;
     }
     const sts = structuredClone(cached);
@@ -173,7 +116,7 @@ export class StatefulSetController extends QueueController {
     const minReady = sts.spec.minReadySeconds ?? 0;
 
     let failure: unknown;
-    if (!sts.metadata.deletionTimestamp && this.satisfied(key)) {
+    if (!sts.metadata.deletionTimestamp && this.owners.satisfied(key)) {
       const plan = planSet({
         replicas: sts.spec.replicas ?? 1,
         parallel: sts.spec.podManagementPolicy === 'Parallel',
@@ -225,7 +168,7 @@ export class StatefulSetController extends QueueController {
   private claimPods(sts: StatefulSet, selector: Selector): Promise<Pod[]> {
     const name = sts.metadata.name!;
     const accepts = (pod: Pod) => ordinalOf(name, pod.metadata.name!) !== undefined;
-    const candidates = this.pods.byIndex(NAMESPACE_INDEX, sts.metadata.namespace ?? '');
+    const candidates = claimCandidates(this.pods, sts);
     const claimant = { owner: sts, ref: ownerRef(sts), selector, accepts };
     return claimPods(this.client, claimant, candidates, this.log);
   }
@@ -329,19 +272,6 @@ export class StatefulSetController extends QueueController {
       this.events.warning(sts, 'FailedDelete', message);
       throw err;
     }
-  }
-}
-
-function deletionsKey(key: string): string {
-  return `${key}#deletions`;
-}
-
-function selectorOf(sts: StatefulSet): Selector | undefined {
-  try {
-    const selector = fromLabelSelector(sts.spec?.selector);
-    return selector.isEmpty() ? undefined : selector;
-  } catch {
-    return undefined;
   }
 }
 
