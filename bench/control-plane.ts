@@ -27,7 +27,9 @@
  * BENCH_MAX_PODS 110 (per node), BENCH_TIME_LIMIT_S 600 (from the first Deployment),
  * BENCH_READY_LIMIT_S 600 (for the nodes to be Ready), BENCH_CPU_PROF=DIR (children run
  * with --cpu-prof into DIR), BENCH_LOG_LEVEL (children's FLYCES_LOG_LEVEL, default warn),
- * BENCH_KEEP_LOGS=DIR (copies the children's logs there).
+ * BENCH_KEEP_LOGS=DIR (copies the children's logs there), BENCH_NODE_ARGS (extra node flags for
+ * the children, split on spaces, e.g. `--heapsnapshot-signal=SIGUSR2`), BENCH_HOLD_S (seconds to
+ * keep the children running after the report, with their pids printed, to inspect them).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import {
@@ -58,6 +60,8 @@ const READY_LIMIT_MS = intEnv('BENCH_READY_LIMIT_S', 600) * 1000;
 const CPU_PROF = process.env.BENCH_CPU_PROF;
 const LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? 'warn';
 const KEEP_LOGS = process.env.BENCH_KEEP_LOGS;
+const HOLD_MS = Number(process.env.BENCH_HOLD_S ?? 0) * 1000;
+const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
 
 const WRITE_EVERY_MS = 100;
 const WRITES_IN_FLIGHT = 50;
@@ -113,7 +117,7 @@ function startFlyces(name: string, args: string[]): Child {
   const log = join(tmp!, `${name}.log`);
   const fd = openSync(log, 'w');
   const prof = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : [];
-  const proc = spawn(process.execPath, [...prof, FLYCES, ...args], {
+  const proc = spawn(process.execPath, [...prof, ...NODE_ARGS, FLYCES, ...args], {
     stdio: ['ignore', fd, fd],
     env: { ...process.env, FLYCES_LOG_LEVEL: LOG_LEVEL },
   });
@@ -642,6 +646,12 @@ async function main(): Promise<void> {
     const r = await rollout(client, [up, agent], () => (probes = startProbes(client)));
     sample();
     report(facts, nodesReadyMs, r, probes!, memory);
+    if (HOLD_MS > 0) {
+      process.stderr.write(
+        `  holding ${secs(HOLD_MS)}: flyces up pid ${up.proc.pid}, hollow agent pid ${agent.proc.pid}\n`,
+      );
+      await sleep(HOLD_MS);
+    }
   } finally {
     clearInterval(sampler);
     client.close();

@@ -4,6 +4,7 @@ import { byGroupResource } from '../src/api/resources.js';
 import type { KObject } from '../src/api/types.js';
 import { KubeClient } from '../src/client/rest.js';
 import { startControlLoops, type ControlLoops } from '../src/cli/control-plane.js';
+import { startControlLoopsThread } from '../src/cli/control-plane-thread.js';
 import { startTestApiServer, type TestApiServer } from './helpers/apiserver.js';
 import { waitFor } from './helpers/cluster.js';
 
@@ -33,7 +34,12 @@ test('one server leads the scheduler and the controllers; the standby takes over
       loops.push(l);
       return l;
     };
-    const a = await start('a');
+    // a runs on a thread of its own, as in `flyces up` and `flyces server`; b in this one.
+    const a = await startControlLoopsThread(
+      { server: api.url, token: api.token, caPem: api.caPem },
+      { identity: 'a', lease },
+    );
+    loops.push(a);
     await waitFor(
       'a to hold kube-controller-manager',
       10_000,
@@ -84,6 +90,21 @@ test('one server leads the scheduler and the controllers; the standby takes over
   } finally {
     for (const l of loops.reverse()) await l.stop().catch(() => undefined);
     for (const c of clients) c.close();
+    await api.stop();
+  }
+});
+
+test("the control loops' thread reports a start that failed, with its cause", async () => {
+  const api = await startTestApiServer();
+  try {
+    await assert.rejects(
+      startControlLoopsThread(
+        { server: api.url, token: api.token, caPem: api.caPem },
+        { clusterCidr: '10.300.0.0/16' },
+      ),
+      /failed to start: .*cluster CIDR "10\.300\.0\.0\/16" is not an IPv4 CIDR/s,
+    );
+  } finally {
     await api.stop();
   }
 });

@@ -10,9 +10,8 @@ import { Scheduler } from '../scheduler/scheduler.js';
 
 /**
  * The control loops of a control plane, the scheduler and every controller, started as
- * clients of an API server on one shared informer factory. `flyces server` runs them;
- * `flyces up` still starts them itself (the same steps), to be moved here once the
- * changes being made to it in parallel have landed.
+ * clients of an API server on one shared informer factory. `flyces up` and `flyces server`
+ * run them on a thread of their own (control-plane-thread.ts).
  *
  * Each of the two runs only while it holds its Lease in kube-system (`kube-scheduler`,
  * `kube-controller-manager`), so of several servers exactly one schedules and one runs the
@@ -49,16 +48,17 @@ export async function startControlLoops(
   const onLost = opts.onLost ?? (() => undefined);
 
   const informers = new InformerFactory(client);
+  // Made first: a bad option (say the cluster CIDR) fails here, before anything runs.
+  const controllers = new ControllerManager(client, {
+    informers,
+    nodeIpam: opts.clusterCidr ? { clusterCidr: opts.clusterCidr } : undefined,
+  });
   const scheduler = new Scheduler(client, informers);
   scheduler.register();
   await informers.start();
   const schedulerLease = elector('kube-scheduler');
   const schedulerDone = runWhileLeading(scheduler, schedulerLease, () => onLost('kube-scheduler'));
 
-  const controllers = new ControllerManager(client, {
-    informers,
-    nodeIpam: opts.clusterCidr ? { clusterCidr: opts.clusterCidr } : undefined,
-  });
   const managerLease = elector('kube-controller-manager');
   const managerDone = managerLease.run({
     onStartedLeading: async () => {

@@ -5,13 +5,12 @@ import { API_SERVER_IDENTITY } from '../agent/agent.js';
 import { joinToken, loadOrCreateClusterAuth } from '../apiserver/auth-state.js';
 import { issueCert, issueServingCert } from '../apiserver/pki.js';
 import { ApiServer } from '../apiserver/server.js';
-import { KubeClient } from '../client/rest.js';
 import { componentLogger } from '../log.js';
 import { startCompactor } from '../store/compactor.js';
 import { EtcdStore } from '../store/etcd/etcd-store.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
 import type { Store } from '../store/store.js';
-import { startControlLoops } from './control-plane.js';
+import { startControlLoopsThread } from './control-plane-thread.js';
 import { kubeconfigText, writeKubeconfig } from './kubeconfig.js';
 
 /**
@@ -99,7 +98,12 @@ export async function serverCommand(o: ServerOptions): Promise<void> {
     lifetimeMs: YEAR_MS,
   });
   const stopCompactor = startCompactor(store, {});
+  // The control loops reach the API server through a socket private to the data dir (no
+  // TLS, no TCP); a path too long for a socket address falls back to HTTPS on loopback.
+  const sock = join(o.dataDir, 'apiserver.sock');
+  const socketPath = Buffer.byteLength(sock) <= 100 ? sock : undefined;
   const api = new ApiServer({
+    socketPath,
     store,
     tokens: [auth.adminToken],
     host: o.bindAddress ?? '0.0.0.0',
@@ -128,18 +132,22 @@ export async function serverCommand(o: ServerOptions): Promise<void> {
   const tokenFile = join(o.dataDir, 'join-token');
   writePrivate(tokenFile, `${joinToken(auth)}\n`);
 
-  const client = new KubeClient({
-    server,
-    token: auth.adminToken,
-    caPem: auth.ca.certPem,
-    userAgent: 'flyces-server',
-  });
   let leaseLost = (_lease: string) => undefined as void;
-  const loops = await startControlLoops(client, {
-    clusterCidr: o.clusterCidr,
-    lease: leaseTiming(o.leaseSeconds),
-    onLost: (lease) => leaseLost(lease),
-  });
+  // The scheduler and controllers run on their own thread, as clients like any other.
+  const loops = await startControlLoopsThread(
+    {
+      server,
+      token: auth.adminToken,
+      caPem: auth.ca.certPem,
+      userAgent: 'flyces-server-control-loops',
+      socketPath,
+    },
+    {
+      clusterCidr: o.clusterCidr,
+      lease: leaseTiming(o.leaseSeconds),
+      onLost: (lease) => leaseLost(lease),
+    },
+  );
   log.info({ server, kubeconfig, advertise }, 'control plane is up');
   process.stderr.write(
     `\nflyCes server is up on port ${port}.\n  export KUBECONFIG=${kubeconfig}\n` +
@@ -158,7 +166,6 @@ export async function serverCommand(o: ServerOptions): Promise<void> {
   });
   log.info('stopping');
   await loops.stop();
-  client.close();
   await api.stop();
   stopCompactor();
   await store.close();

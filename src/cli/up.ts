@@ -6,19 +6,16 @@ import { Agent } from '../agent/agent.js';
 import { ensureServingCert } from '../apiserver/pki.js';
 import { ApiServer } from '../apiserver/server.js';
 import { InformerFactory } from '../client/factory.js';
-import { LeaderElector } from '../client/leader-election.js';
 import { KubeClient } from '../client/rest.js';
-import { ControllerManager } from '../controllers/manager.js';
 import { componentLogger } from '../log.js';
 import { ImageStore } from '../runtime/images.js';
 import { MiniC } from '../runtime/minic.js';
 import { loadRegistriesConfig } from '../runtime/registry/config.js';
-import { runWhileLeading } from '../scheduler/leader.js';
-import { Scheduler } from '../scheduler/scheduler.js';
 import { ServiceProxy } from '../proxy/service-proxy.js';
 import { DEFAULT_CLUSTER_CIDR } from '../controllers/nodeipam/controller.js';
 import { startCompactor } from '../store/compactor.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
+import { startControlLoopsThread } from './control-plane-thread.js';
 import { kubeconfigText, writeKubeconfig } from './kubeconfig.js';
 
 /**
@@ -133,31 +130,21 @@ export async function up(opts: UpOptions): Promise<void> {
   const kubeconfig = join(opts.dataDir, 'kubeconfig');
   writeKubeconfig(kubeconfig, kubeconfigText(server, tls.caPem, token));
 
-  const client = new KubeClient({
-    server,
-    token,
-    caPem: tls.caPem,
-    userAgent: 'flyces-up',
-    socketPath,
-  });
+  const clientConfig = { server, token, caPem: tls.caPem, socketPath };
+  const client = new KubeClient({ ...clientConfig, userAgent: 'flyces-up' });
+  // Scheduler and controllers run on a thread of their own (a core of their own), each
+  // under its Lease, so a second control plane against the same store can never act at
+  // the same time. The identity is this data dir's, so a restart after a crash takes the
+  // leases back at once.
+  let loopsLost = (_lease: string) => undefined as void;
+  const loops = await startControlLoopsThread(
+    { ...clientConfig, userAgent: 'flyces-up-control-loops' },
+    { identity: `${hostname()}_${opts.dataDir}`, onLost: (lease) => loopsLost(lease) },
+  );
   const informers = new InformerFactory(client);
-  const scheduler = new Scheduler(client, informers);
-  scheduler.register();
-  const controllers = new ControllerManager(client, { informers });
   const node = opts.noAgent ? undefined : await localNode(opts, client, token, informers);
-
-  await controllers.start();
+  await informers.start();
   await node?.proxy.start();
-  // One process here, but the scheduler still leads through its Lease, so a second
-  // control plane against the same store can never schedule at the same time. The identity
-  // is this data dir's, so a restart after a crash takes the lease back at once.
-  const elector = new LeaderElector({
-    client,
-    name: 'kube-scheduler',
-    identity: `${hostname()}_${opts.dataDir}`,
-  });
-  let schedulerLost = () => undefined as void;
-  const schedulerDone = runWhileLeading(scheduler, elector, () => schedulerLost());
   await node?.agent.start();
   log.info({ kubeconfig, server, agent: node !== undefined }, 'cluster is up');
   process.stderr.write(
@@ -170,8 +157,9 @@ export async function up(opts: UpOptions): Promise<void> {
       log.info({ signal }, 'stopping');
       resolve();
     };
-    schedulerLost = () => {
-      log.error('the scheduler lost its lease; stopping so that no two schedulers act at once');
+    loopsLost = (lease) => {
+      log.error({ lease }, 'lost a leader lease; stopping so that no two leaders act at once');
+      process.exitCode = 1;
       stop('lease lost');
     };
     process.once('SIGINT', () => stop('SIGINT'));
@@ -179,9 +167,7 @@ export async function up(opts: UpOptions): Promise<void> {
   });
   await node?.agent.stop();
   await node?.proxy.stop();
-  await controllers.stop();
-  await elector.stop();
-  await schedulerDone;
+  await loops.stop();
   informers.stop();
   client.close();
   await api.stop();
