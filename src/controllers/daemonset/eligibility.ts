@@ -1,3 +1,4 @@
+import { requiredPlacement, requiredTerms } from '../../api/node-selector.js';
 import { tolerates } from '../../api/taints.js';
 import type { NodeObject, Pod, PodSpec, Taint, Toleration } from '../../api/types.js';
 
@@ -6,17 +7,6 @@ import type { NodeObject, Pod, PodSpec, Taint, Toleration } from '../../api/type
  * required node affinity must match the node, and its tolerations (with the ones every
  * daemon pod gets) must tolerate the node's taints. Pure functions over API objects.
  */
-
-export interface NodeSelectorRequirement {
-  key: string;
-  operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist' | 'Gt' | 'Lt';
-  values?: string[];
-}
-
-export interface NodeSelectorTerm {
-  matchExpressions?: NodeSelectorRequirement[];
-  matchFields?: NodeSelectorRequirement[];
-}
 
 /**
  * The tolerations Kubernetes adds to every daemon pod, so that daemons keep running on
@@ -51,51 +41,6 @@ export function daemonTolerations(spec: PodSpec): Toleration[] {
   return [...own, ...defaults];
 }
 
-function requirementMatches(req: NodeSelectorRequirement, value: string | undefined): boolean {
-  const values = req.values ?? [];
-  switch (req.operator) {
-    case 'In':
-      return value !== undefined && values.includes(value);
-    case 'NotIn':
-      return value === undefined || !values.includes(value);
-    case 'Exists':
-      return value !== undefined;
-    case 'DoesNotExist':
-      return value === undefined;
-    case 'Gt':
-    case 'Lt': {
-      const have = Number.parseInt(value ?? '', 10);
-      const want = Number.parseInt(values[0] ?? '', 10);
-      if (Number.isNaN(have) || Number.isNaN(want)) return false;
-      return req.operator === 'Gt' ? have > want : have < want;
-    }
-    default:
-      return false;
-  }
-}
-
-/**
- * Whether a node selector term selects the node: every label expression and every field
- * expression (only `metadata.name` is a field) must match. An empty term selects nothing.
- */
-export function termMatches(term: NodeSelectorTerm, node: NodeObject): boolean {
-  const exprs = term.matchExpressions ?? [];
-  const fields = term.matchFields ?? [];
-  if (exprs.length === 0 && fields.length === 0) return false;
-  const labels = node.metadata.labels ?? {};
-  const field = (key: string) => (key === 'metadata.name' ? node.metadata.name : undefined);
-  return (
-    exprs.every((r) => requirementMatches(r, labels[r.key])) &&
-    fields.every((r) => requirementMatches(r, field(r.key)))
-  );
-}
-
-/** The required node affinity terms of a pod spec, undefined when it has none. */
-export function requiredTerms(spec: PodSpec): NodeSelectorTerm[] | undefined {
-  const affinity = spec.affinity as any;
-  return affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms;
-}
-
 /** What a DaemonSet should do about one node. */
 export interface NodeVerdict {
   /** A daemon pod should be created here if there is none. */
@@ -113,12 +58,7 @@ const NEITHER: NodeVerdict = { shouldRun: false, shouldContinueRunning: false };
  */
 export function nodeVerdict(spec: PodSpec, node: NodeObject): NodeVerdict {
   if (spec.nodeName && spec.nodeName !== node.metadata.name) return NEITHER;
-  const labels = node.metadata.labels ?? {};
-  for (const [key, value] of Object.entries(spec.nodeSelector ?? {})) {
-    if (labels[key] !== value) return NEITHER;
-  }
-  const terms = requiredTerms(spec);
-  if (terms && !terms.some((t) => termMatches(t, node))) return NEITHER;
+  if (!requiredPlacement(spec).matches(node)) return NEITHER;
 
   const tolerations = daemonTolerations(spec);
   let shouldRun = true;

@@ -1,9 +1,11 @@
-import type {
-  NodeObject,
-  NodeSelectorRequirement,
-  NodeSelectorTerm,
-  Pod,
-} from '../../../api/types.js';
+import {
+  compileTerm,
+  requiredPlacement,
+  requiredTerms,
+  type NodeTest,
+  type RequiredPlacement,
+} from '../../../api/node-selector.js';
+import type { NodeSelectorTerm, Pod } from '../../../api/types.js';
 import {
   normalizeByMax,
   SKIP,
@@ -20,20 +22,15 @@ import type { NodeInfo } from '../../framework/nodeinfo.js';
 /**
  * NodeAffinity keeps a pod on nodes matching its nodeSelector and its required node
  * affinity, and prefers nodes matching its preferred terms by their weights. Required terms
- * are ORed; the expressions and fields inside a term are ANDed. Pods are compiled once per
- * object (the scheduler hands the same Pod object to every cycle).
+ * are ORed; the expressions and fields inside a term are ANDed (the matching itself is
+ * src/api/node-selector.ts, shared with the DaemonSet controller). Pods are compiled once
+ * per object (the scheduler hands the same Pod object to every cycle).
  */
 
 export const REASON_NODE_AFFINITY = "node(s) didn't match Pod's node affinity/selector";
 
-type NodeTest = (node: NodeObject) => boolean;
-
 /** The required part of a pod's node placement, compiled for repeated matching. */
-export interface RequiredNodeAffinity {
-  /** True when the pod places no constraint on nodes. */
-  readonly any: boolean;
-  matches(node: NodeObject): boolean;
-}
+export type RequiredNodeAffinity = RequiredPlacement;
 
 interface Compiled {
   required: RequiredNodeAffinity;
@@ -43,62 +40,6 @@ interface Compiled {
 }
 
 const compiled = new WeakMap<Pod, Compiled>();
-
-function integer(text: string | undefined): number | undefined {
-  if (text === undefined || !/^-?\d+$/.test(text)) return undefined;
-  return Number(text);
-}
-
-function expressionTest(
-  req: NodeSelectorRequirement,
-  read: (n: NodeObject) => string | undefined,
-): NodeTest {
-  const values = req.values ?? [];
-  switch (req.operator) {
-    case 'In':
-      return (n) => {
-        const v = read(n);
-        return v !== undefined && values.includes(v);
-      };
-    case 'NotIn':
-      return (n) => {
-        const v = read(n);
-        return v === undefined || !values.includes(v);
-      };
-    case 'Exists':
-      return (n) => read(n) !== undefined;
-    case 'DoesNotExist':
-      return (n) => read(n) === undefined;
-    case 'Gt':
-    case 'Lt': {
-      const bound = values.length === 1 ? integer(values[0]) : undefined;
-      if (bound === undefined) return () => false;
-      const gt = req.operator === 'Gt';
-      return (n) => {
-        const v = integer(read(n));
-        return v !== undefined && (gt ? v > bound : v < bound);
-      };
-    }
-    default:
-      return () => false;
-  }
-}
-
-/** A term as one test; an empty term matches no node, as in Kubernetes. */
-export function compileTerm(term: NodeSelectorTerm | undefined): NodeTest {
-  const tests: NodeTest[] = [];
-  for (const e of term?.matchExpressions ?? []) {
-    tests.push(expressionTest(e, (n) => n.metadata.labels?.[e.key]));
-  }
-  for (const f of term?.matchFields ?? []) {
-    if (f.key !== 'metadata.name' || (f.operator !== 'In' && f.operator !== 'NotIn')) {
-      return () => false;
-    }
-    tests.push(expressionTest(f, (n) => n.metadata.name));
-  }
-  if (tests.length === 0) return () => false;
-  return (n) => tests.every((t) => t(n));
-}
 
 /**
  * The node names the terms allow when each term has a matchFields `metadata.name In`
@@ -115,22 +56,14 @@ function namedNodes(terms: NodeSelectorTerm[]): ReadonlySet<string> | undefined 
 }
 
 function compile(pod: Pod): Compiled {
-  const selector = pod.spec.nodeSelector;
-  const selectorEntries = selector ? Object.entries(selector) : [];
   const affinity = pod.spec.affinity?.nodeAffinity;
-  const required = affinity?.requiredDuringSchedulingIgnoredDuringExecution;
-  const terms = required ? (required.nodeSelectorTerms ?? []).map(compileTerm) : undefined;
-  const matches = (n: NodeObject): boolean => {
-    const labels = n.metadata.labels ?? {};
-    for (const [k, v] of selectorEntries) if (labels[k] !== v) return false;
-    return terms === undefined || terms.some((t) => t(n));
-  };
+  const terms = requiredTerms(pod.spec);
   const preferred = (affinity?.preferredDuringSchedulingIgnoredDuringExecution ?? [])
     .filter((p) => p && p.weight > 0)
     .map((p) => ({ weight: p.weight, test: compileTerm(p.preference) }));
   return {
-    required: { any: selectorEntries.length === 0 && terms === undefined, matches },
-    nodeNames: required ? namedNodes(required.nodeSelectorTerms ?? []) : undefined,
+    required: requiredPlacement(pod.spec),
+    nodeNames: terms ? namedNodes(terms) : undefined,
     preferred,
   };
 }
