@@ -517,7 +517,7 @@ async function rollout(client: KubeClient, procs: Child[], probes: () => Probes)
       procs.forEach(checkAlive);
       if (elapsed(start) - reported >= 10_000) {
         reported = elapsed(start);
-        progress(result, reported);
+        progress(result, reported, procs);
       }
       await sleep(250);
     }
@@ -530,10 +530,38 @@ async function rollout(client: KubeClient, procs: Child[], probes: () => Probes)
   }
 }
 
-function progress(r: Rollout, ms: number): void {
+/** CPU seconds (user + system, all threads) a process has used so far, from /proc. */
+function cpuSecondsOf(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks
+  } catch {
+    return undefined;
+  }
+}
+
+const lastCpu = new Map<number, { at: number; cpu: number }>();
+
+/** "name cpu% rss" for a child since the previous progress line. */
+function usage(child: Child): string {
+  const pid = child.proc.pid;
+  const cpu = cpuSecondsOf(pid);
+  const mem = memoryOf(pid);
+  if (pid === undefined || cpu === undefined || !mem) return `${child.name} gone`;
+  const now = performance.now();
+  const prev = lastCpu.get(pid);
+  lastCpu.set(pid, { at: now, cpu });
+  const pct = prev ? Math.round((100 * (cpu - prev.cpu)) / ((now - prev.at) / 1000)) : 0;
+  return `${child.name} ${pct}% ${mem.rssMiB} MiB`;
+}
+
+function progress(r: Rollout, ms: number, procs: Child[]): void {
   const s = Math.round(ms / 1000);
   const line = `created ${r.created}, bound ${r.bound.keys.size}, running ${r.running.keys.size}`;
-  process.stderr.write(`  ${s}s: ${line} of ${POD_COUNT}\n`);
+  const load = procs.map(usage).join(', ');
+  process.stderr.write(`  ${s}s: ${line} of ${POD_COUNT} (${load})\n`);
 }
 
 // ---------------------------------------------------------------- the report

@@ -99,6 +99,8 @@ function asClientError<T>(name: string, fn: () => T): T {
   }
 }
 const MAX_CAS_RETRIES = 20;
+/** Further suffixes tried when a generated name is taken. */
+const GENERATE_NAME_RETRIES = 7;
 
 type Mutator = (current: KObject) => KObject | Promise<KObject>;
 
@@ -110,6 +112,8 @@ export class Registry {
     /** Cluster IPs and node ports of Services, reserved around their writes. */
     private readonly allocations?: ServiceAllocations,
     private readonly admission: AdmissionChain = defaultAdmission(),
+    /** Makes the suffix of a generated name (tests pass their own). */
+    private readonly nameSuffix: () => string = randomSuffix,
   ) {
     this.reader = {
       get: async (rt, namespace, name) => {
@@ -136,21 +140,30 @@ export class Registry {
     opts: WriteOptions = {},
   ): Promise<KObject> {
     checkFields(rt, body, opts);
+    const named = Boolean((body as KObject | undefined)?.metadata?.name);
     const obj = asClientError(rt.kind, () => this.prepareCreate(rt, namespace, body));
-    const name = obj.metadata.name!;
-    await this.checkNamespace(rt, obj.metadata.namespace, name);
+    await this.checkNamespace(rt, obj.metadata.namespace, obj.metadata.name!);
     await this.admission.admit({ operation: 'CREATE', rt, object: obj }, this.reader);
     const allocation = await this.allocations?.beforeCreate(obj, !!opts.dryRun);
     if (opts.dryRun) return obj;
-    try {
-      const kv = await this.store.create(storeKey(rt, obj.metadata.namespace, name), encode(obj));
-      return decode(kv.value, kv.modRevision);
-    } catch (err) {
-      await allocation?.undo();
-      if (err instanceof StoreError && err.code === 'AlreadyExists') {
-        throw alreadyExists(rt.plural, rt.group, name);
+    // A generated name that is taken already gets another suffix, a few times over, as
+    // Kubernetes does: with thousands of pods per ReplicaSet, collisions do happen.
+    const generated = !named && typeof obj.metadata.generateName === 'string';
+    for (let attempt = 0; ; attempt++) {
+      const name = obj.metadata.name!;
+      try {
+        const kv = await this.store.create(storeKey(rt, obj.metadata.namespace, name), encode(obj));
+        return decode(kv.value, kv.modRevision);
+      } catch (err) {
+        const taken = err instanceof StoreError && err.code === 'AlreadyExists';
+        if (taken && generated && attempt < GENERATE_NAME_RETRIES) {
+          obj.metadata.name = obj.metadata.generateName + this.nameSuffix();
+          continue;
+        }
+        await allocation?.undo();
+        if (taken) throw alreadyExists(rt.plural, rt.group, name);
+        throw err;
       }
-      throw err;
     }
   }
 
@@ -173,7 +186,7 @@ export class Registry {
       meta.namespace = namespace ?? meta.namespace ?? 'default';
     } else delete meta.namespace;
     if (!meta.name && typeof meta.generateName === 'string' && meta.generateName) {
-      meta.name = meta.generateName + randomSuffix();
+      meta.name = meta.generateName + this.nameSuffix();
     }
     for (const field of ['resourceVersion', 'deletionTimestamp', 'deletionGracePeriodSeconds']) {
       delete meta[field];

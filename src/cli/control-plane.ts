@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { InformerFactory } from '../client/factory.js';
 import { LeaderElector, type LeaderElectionOptions } from '../client/leader-election.js';
-import type { KubeClient } from '../client/rest.js';
+import { KubeClient } from '../client/rest.js';
 import { ControllerManager } from '../controllers/manager.js';
 import { componentLogger } from '../log.js';
 import { runWhileLeading } from '../scheduler/leader.js';
@@ -44,7 +44,15 @@ export async function startControlLoops(
   opts: ControlLoopOptions = {},
 ): Promise<ControlLoops> {
   const identity = opts.identity ?? `${hostname()}_${randomUUID()}`;
-  const elector = (name: string) => new LeaderElector({ client, name, identity, ...opts.lease });
+  // The leases renew over connections of their own: behind a burst of the controllers'
+  // requests queued for the shared pool, a renewal would miss its deadline and the leader
+  // would step down for being busy (Kubernetes' components also elect on a client apart).
+  const leaseClient = new KubeClient({
+    ...client.config,
+    userAgent: `${client.config.userAgent ?? 'flyces'}/leader-election`,
+  });
+  const elector = (name: string) =>
+    new LeaderElector({ client: leaseClient, name, identity, ...opts.lease });
   const onLost = opts.onLost ?? (() => undefined);
 
   const informers = new InformerFactory(client);
@@ -77,6 +85,7 @@ export async function startControlLoops(
       await Promise.all([managerLease.stop(), schedulerLease.stop()]);
       await Promise.all([managerDone, schedulerDone]);
       informers.stop();
+      leaseClient.close();
     },
   };
 }
