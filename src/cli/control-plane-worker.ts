@@ -1,6 +1,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { KubeClient } from '../client/rest.js';
 import { startControlLoops } from './control-plane.js';
+import { startHeapLog } from './heap-log.js';
 import type { FromThread, ThreadData } from './control-plane-thread.js';
 
 /** The thread started by control-plane-thread.ts: runs the control loops until told to stop. */
@@ -9,6 +10,7 @@ const port = parentPort!;
 const { client: config, options } = workerData as ThreadData;
 const post = (msg: FromThread) => port.postMessage(msg);
 const client = new KubeClient(config);
+startHeapLog('control-loops');
 
 // An uncaught error ends this thread; the main thread sees it as an 'error' event.
 try {

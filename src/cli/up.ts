@@ -16,6 +16,7 @@ import { DEFAULT_CLUSTER_CIDR } from '../controllers/nodeipam/controller.js';
 import { startCompactor } from '../store/compactor.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
 import { startControlLoopsThread } from './control-plane-thread.js';
+import { startHeapLog } from './heap-log.js';
 import { kubeconfigText, writeKubeconfig } from './kubeconfig.js';
 
 /**
@@ -126,6 +127,7 @@ export async function up(opts: UpOptions): Promise<void> {
     socketPath,
   });
   const { port } = await api.start();
+  const stopHeapLog = startHeapLog('main');
   const server = `https://127.0.0.1:${port}`;
   const kubeconfig = join(opts.dataDir, 'kubeconfig');
   writeKubeconfig(kubeconfig, kubeconfigText(server, tls.caPem, token));
@@ -172,6 +174,7 @@ export async function up(opts: UpOptions): Promise<void> {
   client.close();
   await api.stop();
   stopCompactor();
+  stopHeapLog();
   await store.close();
   log.info('stopped');
 }

@@ -25,12 +25,19 @@ export interface GarbageCollectorOptions {
  * Deletes objects whose owners are all gone, and carries out the `orphan` and
  * `foregroundDeletion` finalizers of owners being deleted.
  *
- * Every resource type is watched; queue keys are `<group>/<plural>|<namespace>/<name>`. An
+ * Every resource type but Events is watched; queue keys are `<group>/<plural>|<namespace>/<name>`. An
  * owner is judged gone only when a live GET agrees with the cache (not found, or found
  * with another uid), and the dependent is re-read live and deleted with uid and
  * resourceVersion preconditions, so a lagging cache never deletes anything wrongly. Owner
  * references to kinds the API does not serve are left alone.
  */
+/**
+ * Resources the collector does not watch, as in Kubernetes: Events are the most numerous
+ * and most often written objects of a cluster and are never owned (they expire instead),
+ * so caching them would cost memory and a decode of every one for nothing.
+ */
+const IGNORED = new Set(['/events', 'events.k8s.io/events']);
+
 export class GarbageCollector extends QueueController {
   private readonly informers = new Map<ResourceType, Informer<KObject>>();
 
@@ -40,7 +47,9 @@ export class GarbageCollector extends QueueController {
     opts: GarbageCollectorOptions = {},
   ) {
     super('garbage-collector', opts.workers ?? 5);
-    for (const rt of RESOURCE_TYPES) this.informers.set(rt, factory.informer(rt));
+    for (const rt of RESOURCE_TYPES) {
+      if (!IGNORED.has(`${rt.group}/${rt.plural}`)) this.informers.set(rt, factory.informer(rt));
+    }
   }
 
   register(): void {
