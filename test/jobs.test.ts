@@ -1,13 +1,21 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { JOB_TRACKING_FINALIZER, jobCondition, type CronJob, type Job } from '../src/api/batch.js';
 import { byGroupResource } from '../src/api/resources.js';
 import { controllerOf, nowTimestamp, type KObject, type Pod } from '../src/api/types.js';
 import { isReason, type KubeClient } from '../src/client/rest.js';
 import { ControllerManager } from '../src/controllers/manager.js';
-import { startTestApiServer, type TestApiServer } from './helpers/apiserver.js';
+import { startTestApiServer } from './helpers/apiserver.js';
+import {
+  kubectlOk,
+  PODS,
+  sleep,
+  startCluster,
+  tolerant,
+  waiter,
+  waitGone,
+  type Cluster,
+} from './helpers/workload.js';
 
 /**
  * Jobs and CronJobs against a real API server and the controller manager, with no agent:
@@ -17,16 +25,14 @@ import { startTestApiServer, type TestApiServer } from './helpers/apiserver.js';
 
 const JOBS = byGroupResource.get('batch/jobs')!;
 const CRONJOBS = byGroupResource.get('batch/cronjobs')!;
-const PODS = byGroupResource.get('/pods')!;
 const EVENTS = byGroupResource.get('/events')!;
 
-interface Env {
-  api: TestApiServer;
-  client: KubeClient;
+/** These tests give up after 15 s, sooner than the other workload tests. */
+const waitFor = waiter(15_000);
+
+interface Env extends Cluster {
   /** Moves the controllers' clock forward (ms). */
   advance(ms: number): void;
-  /** A kubeconfig for the real kubectl, pointing at the test API server. */
-  kubeconfig: string;
 }
 
 async function setup(t: TestContext): Promise<Env> {
@@ -34,35 +40,14 @@ async function setup(t: TestContext): Promise<Env> {
   // last seconds of a minute could see the wall clock carry it into the next one and shift
   // which run is due, so such a test waits for the minute to turn first.
   const intoMinute = Date.now() % 60_000;
-  if (intoMinute > 50_000) await new Promise((r) => setTimeout(r, 61_000 - intoMinute));
-  const api = await startTestApiServer();
+  if (intoMinute > 50_000) await sleep(61_000 - intoMinute);
   let offset = 0;
-  const manager = new ControllerManager(api.client, {
+  const c = await startCluster(t, {
     controllers: ['job', 'cronjob', 'garbage-collector'],
     clock: () => Date.now() + offset,
     jobBackoffBaseMs: 20,
   });
-  await manager.start();
-  t.after(async () => {
-    await manager.stop();
-    await api.stop();
-  });
-  const kubeconfig = api.kubeconfig();
-  return { api, client: api.client, advance: (ms) => (offset += ms), kubeconfig };
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 15_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await fn();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
+  return { ...c, advance: (ms) => (offset += ms) };
 }
 
 function job(name: string, spec: Partial<Job['spec']> = {}, policy = 'Never'): Job {
@@ -111,13 +96,7 @@ async function report(client: KubeClient, pod: Pod, phase: string, restarts = 0)
       lastState: {},
     })),
   };
-  try {
-    await client.updateStatus(PODS, { ...pod, status });
-    return true;
-  } catch (err) {
-    if (!isReason(err, 'Conflict') && !isReason(err, 'NotFound')) throw err;
-    return false;
-  }
+  return tolerant(client.updateStatus(PODS, { ...pod, status }));
 }
 
 async function getJob(client: KubeClient, name: string): Promise<Job> {
@@ -300,15 +279,16 @@ test('with OnFailure, container restarts count toward the backoff limit', async 
 });
 
 test('activeDeadlineSeconds fails the job and deletes its pods', async (t) => {
-  const { client, kubeconfig } = await setup(t);
+  const c = await setup(t);
+  const { client } = c;
   await client.create(JOBS, job('slow', { activeDeadlineSeconds: 1, parallelism: 2 }));
   await waitFor('pods', async () => (await podsOf(client, 'slow')).length === 2);
   for (const pod of await podsOf(client, 'slow')) await report(client, pod, 'Running');
   const failed = await waitCondition(client, 'slow', 'Failed');
   assert.equal(jobCondition(failed, 'Failed')?.reason, 'DeadlineExceeded');
   await waitFor('pods deleted', async () => (await podsOf(client, 'slow')).length === 0);
-  const text = await kubectl(t, kubeconfig, 'get', 'job', 'slow');
-  if (text !== undefined) assert.match(text, /slow\s+Failed\s+0\/1 of 2\s+\d+s/);
+  const text = await kubectlOk(c, ['get', 'job', 'slow']);
+  assert.match(text, /slow\s+Failed\s+0\/1 of 2\s+\d+s/);
 });
 
 test('ttlSecondsAfterFinished deletes the finished job and its pods', async (t) => {
@@ -320,14 +300,7 @@ test('ttlSecondsAfterFinished deletes the finished job and its pods', async (t) 
   });
   await report(client, pod, 'Succeeded');
   // The TTL counts from completionTime, in whole seconds: the Job may go at once.
-  await waitFor('the job to be deleted', async () => {
-    try {
-      await getJob(client, 'short');
-      return false;
-    } catch (err) {
-      return isReason(err, 'NotFound');
-    }
-  });
+  await waitGone('the job', () => getJob(client, 'short'), 15_000);
   await waitFor(
     'its pod to be collected',
     async () => (await podsOf(client, 'short')).length === 0,
@@ -508,7 +481,8 @@ test('a Replace cronjob deletes the running job for the next run', async (t) => 
 });
 
 test('cronjob history limits keep the newest finished jobs', async (t) => {
-  const { client, advance, kubeconfig } = await setup(t);
+  const c = await setup(t);
+  const { client, advance } = c;
   const spec = cronJob('hist', 'Allow');
   spec.spec.successfulJobsHistoryLimit = 1;
   spec.spec.failedJobsHistoryLimit = 1;
@@ -530,8 +504,7 @@ test('cronjob history limits keep the newest finished jobs', async (t) => {
   assert.ok(jobCondition(kept[0], 'Complete') || jobCondition(kept[1], 'Complete'));
   assert.ok(jobCondition(kept[0], 'Failed') || jobCondition(kept[1], 'Failed'));
 
-  const text = await kubectl(t, kubeconfig, 'get', 'jobs,cronjobs');
-  if (text === undefined) return;
+  const text = await kubectlOk(c, ['get', 'jobs,cronjobs']);
   assert.match(text, /NAME\s+STATUS\s+COMPLETIONS\s+DURATION\s+AGE/);
   assert.match(text, /job\.batch\/hist-\d+\s+Complete\s+1\/1\s+\d+s\s+\d+s/);
   assert.match(text, /job\.batch\/hist-\d+\s+Failed\s+0\/1\s+\d+s\s+\d+s/);
@@ -541,21 +514,3 @@ test('cronjob history limits keep the newest finished jobs', async (t) => {
     /cronjob\.batch\/hist\s+\*\/1 \* \* \* \*\s+Etc\/UTC\s+False\s+0\s+\S+\s+\d+s/,
   );
 });
-
-/** Runs the real kubectl; undefined (and a diagnostic) when it is not installed. */
-async function kubectl(t: TestContext, kubeconfig: string, ...args: string[]) {
-  try {
-    const run = promisify(execFile);
-    const { stdout } = await run('kubectl', ['--kubeconfig', kubeconfig, ...args], {
-      encoding: 'utf8',
-    });
-    return stdout;
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException & { stderr?: string };
-    if (e.code === 'ENOENT') {
-      t.diagnostic('kubectl is not installed; skipped');
-      return undefined;
-    }
-    assert.fail(`kubectl ${args.join(' ')} failed: ${e.stderr ?? e.message}`);
-  }
-}
