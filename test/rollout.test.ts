@@ -35,6 +35,18 @@ const progressing = (d: Deployment): Condition | undefined =>
 const available = (d: Deployment): Condition | undefined =>
   d.status?.conditions?.find((c) => c.type === 'Available');
 
+/** Waits until the Deployment's Progressing condition gives `reason`; returns the Deployment. */
+function waitProgressing(client: KubeClient, reason: string, what: string, ms?: number) {
+  return waitFor(
+    what,
+    async () => {
+      const d = await get(client);
+      return progressing(d)?.reason === reason && d;
+    },
+    ms,
+  );
+}
+
 async function replicaSets(client: KubeClient): Promise<ReplicaSet[]> {
   return (await client.list<ReplicaSet>(RS, 'default')).items;
 }
@@ -87,12 +99,10 @@ test('the progress deadline: conditions, a self-requeue, and rollout status fail
   const set = await c.kubectl('set', 'image', 'deployment/web', 'web=broken');
   assert.equal(set.code, 0, set.stderr);
   // No pod changes after the new pod starts unready: only a requeue can notice the deadline.
-  const stuck = await waitFor(
+  const stuck = await waitProgressing(
+    c.client,
+    'ProgressDeadlineExceeded',
     'the deadline to pass',
-    async () => {
-      const d = await get(c.client);
-      return progressing(d)?.reason === 'ProgressDeadlineExceeded' && d;
-    },
     10_000,
   );
   const newRS = (await replicaSets(c.client)).find(
@@ -138,10 +148,7 @@ test('a deployment that never becomes available is MinimumReplicasUnavailable', 
   const spec = deployment('web', 2, 'broken');
   spec.spec.progressDeadlineSeconds = 2;
   await c.client.create(DEPLOYMENTS, spec);
-  const d = await waitFor('the deadline to pass', async () => {
-    const current = await get(c.client);
-    return progressing(current)?.reason === 'ProgressDeadlineExceeded' && current;
-  });
+  const d = await waitProgressing(c.client, 'ProgressDeadlineExceeded', 'the deadline to pass');
   assert.deepEqual(
     [available(d)?.status, available(d)?.reason],
     ['False', 'MinimumReplicasUnavailable'],
@@ -159,15 +166,13 @@ test('a deployment that never becomes available is MinimumReplicasUnavailable', 
     ...cleared,
     status: { ...cleared.status, conditions: [] },
   });
-  const found = await waitFor('the replica set to be found', async () => {
-    const current = await get(c.client);
-    return progressing(current)?.reason === 'FoundNewReplicaSet' && current;
-  });
+  const found = await waitProgressing(
+    c.client,
+    'FoundNewReplicaSet',
+    'the replica set to be found',
+  );
   assert.equal(progressing(found)?.message, `Found new replica set "${rsName}"`);
-  await waitFor('the deadline to pass again', async () => {
-    const current = await get(c.client);
-    return progressing(current)?.reason === 'ProgressDeadlineExceeded';
-  });
+  await waitProgressing(c.client, 'ProgressDeadlineExceeded', 'the deadline to pass again');
 });
 
 test('a rollout paused midway does not time out; resumed, its deadline counts again', async (t) => {
@@ -187,18 +192,13 @@ test('a rollout paused midway does not time out; resumed, its deadline counts ag
   );
 
   assert.equal((await c.kubectl('rollout', 'resume', 'deployment/web')).code, 0);
-  const resumed = await waitFor('the resume to show', async () => {
-    const d = await get(c.client);
-    return progressing(d)?.reason === 'DeploymentResumed' && d;
-  });
+  const resumed = await waitProgressing(c.client, 'DeploymentResumed', 'the resume to show');
   assert.equal(progressing(resumed)?.status, 'Unknown');
   // Nothing changes after the resume: only the controller's own requeue sees the deadline.
-  const stuck = await waitFor(
+  const stuck = await waitProgressing(
+    c.client,
+    'ProgressDeadlineExceeded',
     'the deadline to pass after the resume',
-    async () => {
-      const d = await get(c.client);
-      return progressing(d)?.reason === 'ProgressDeadlineExceeded' && d;
-    },
     8000,
   );
   const waited =
