@@ -72,6 +72,14 @@ async function podsOf(client: KubeClient, name: string): Promise<Pod[]> {
   return list.items;
 }
 
+/** Waits until Job `name` has exactly `n` pods (terminating ones included); returns them. */
+function waitPods(client: KubeClient, name: string, n: number): Promise<Pod[]> {
+  return waitFor(`${n} pods of job ${name}`, async () => {
+    const pods = await podsOf(client, name);
+    return pods.length === n && pods;
+  });
+}
+
 const isActive = (p: Pod) =>
   !p.metadata.deletionTimestamp && p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed';
 
@@ -192,12 +200,9 @@ test('a restarted controller neither duplicates pods nor loses counts', async (t
   };
   manager = await start();
   await client.create(JOBS, job('again', { completions: 4, parallelism: 2 }));
-  const first = await waitFor('2 pods', async () => {
-    const p = await podsOf(client, 'again');
-    return p.length === 2 && p;
-  });
+  const first = await waitPods(client, 'again', 2);
   await report(client, first[0], 'Succeeded');
-  await waitFor('a replacement', async () => (await podsOf(client, 'again')).length === 3);
+  await waitPods(client, 'again', 3);
   await manager.stop();
 
   // While the controller is down a pod finishes; the new one must count it exactly once.
@@ -225,10 +230,7 @@ test('a restarted controller neither duplicates pods nor loses counts', async (t
 test('counts survive pods deleted right after they finished', async (t) => {
   const { client } = await setup(t);
   await client.create(JOBS, job('gone', { completions: 3, parallelism: 3 }));
-  const pods = await waitFor('3 pods', async () => {
-    const p = await podsOf(client, 'gone');
-    return p.length === 3 && p;
-  });
+  const pods = await waitPods(client, 'gone', 3);
   for (const pod of pods) {
     await report(client, pod, 'Succeeded');
     await client.delete(PODS, 'default', pod.metadata.name!);
@@ -236,7 +238,7 @@ test('counts survive pods deleted right after they finished', async (t) => {
   const done = await waitCondition(client, 'gone', 'Complete');
   await waitFor('succeeded 3', async () => (await getJob(client, 'gone')).status?.succeeded === 3);
   assert.ok(done);
-  await waitFor('pods to be gone', async () => (await podsOf(client, 'gone')).length === 0);
+  await waitPods(client, 'gone', 0);
   assert.equal((await getJob(client, 'gone')).status?.failed, 0);
 });
 
@@ -263,10 +265,7 @@ test('failed pods are replaced until the backoff limit, then the job fails', asy
 test('with OnFailure, container restarts count toward the backoff limit', async (t) => {
   const { client } = await setup(t);
   await client.create(JOBS, job('restarts', { backoffLimit: 2 }, 'OnFailure'));
-  const [pod] = await waitFor('a pod', async () => {
-    const p = await podsOf(client, 'restarts');
-    return p.length === 1 && p;
-  });
+  const [pod] = await waitPods(client, 'restarts', 1);
   await report(client, pod, 'Running', 1);
   await sleep(200);
   assert.equal(jobCondition(await getJob(client, 'restarts'), 'Failed'), undefined);
@@ -282,11 +281,11 @@ test('activeDeadlineSeconds fails the job and deletes its pods', async (t) => {
   const c = await setup(t);
   const { client } = c;
   await client.create(JOBS, job('slow', { activeDeadlineSeconds: 1, parallelism: 2 }));
-  await waitFor('pods', async () => (await podsOf(client, 'slow')).length === 2);
+  await waitPods(client, 'slow', 2);
   for (const pod of await podsOf(client, 'slow')) await report(client, pod, 'Running');
   const failed = await waitCondition(client, 'slow', 'Failed');
   assert.equal(jobCondition(failed, 'Failed')?.reason, 'DeadlineExceeded');
-  await waitFor('pods deleted', async () => (await podsOf(client, 'slow')).length === 0);
+  await waitPods(client, 'slow', 0);
   const text = await kubectlOk(c, ['get', 'job', 'slow']);
   assert.match(text, /slow\s+Failed\s+0\/1 of 2\s+\d+s/);
 });
@@ -294,17 +293,11 @@ test('activeDeadlineSeconds fails the job and deletes its pods', async (t) => {
 test('ttlSecondsAfterFinished deletes the finished job and its pods', async (t) => {
   const { client } = await setup(t);
   await client.create(JOBS, job('short', { ttlSecondsAfterFinished: 1 }));
-  const [pod] = await waitFor('a pod', async () => {
-    const p = await podsOf(client, 'short');
-    return p.length === 1 && p;
-  });
+  const [pod] = await waitPods(client, 'short', 1);
   await report(client, pod, 'Succeeded');
   // The TTL counts from completionTime, in whole seconds: the Job may go at once.
   await waitGone('the job', () => getJob(client, 'short'), 15_000);
-  await waitFor(
-    'its pod to be collected',
-    async () => (await podsOf(client, 'short')).length === 0,
-  );
+  await waitPods(client, 'short', 0);
   const events = await client.list(EVENTS, 'default', {
     fieldSelector: 'involvedObject.name=short,reason=Completed',
   });
@@ -314,13 +307,13 @@ test('ttlSecondsAfterFinished deletes the finished job and its pods', async (t) 
 test('suspend deletes active pods; resuming creates them again', async (t) => {
   const { client } = await setup(t);
   await client.create(JOBS, job('paused', { parallelism: 2, completions: 2 }));
-  await waitFor('pods', async () => (await podsOf(client, 'paused')).length === 2);
+  await waitPods(client, 'paused', 2);
   await client.patch(JOBS, 'default', 'paused', { spec: { suspend: true } });
   const suspended = await waitCondition(client, 'paused', 'Suspended');
-  await waitFor('no pods', async () => (await podsOf(client, 'paused')).length === 0);
+  await waitPods(client, 'paused', 0);
   assert.equal((await getJob(client, 'paused')).status?.failed ?? 0, 0);
   await client.patch(JOBS, 'default', 'paused', { spec: { suspend: false } });
-  await waitFor('pods again', async () => (await podsOf(client, 'paused')).length === 2);
+  await waitPods(client, 'paused', 2);
   const reasons = await eventReasons(client, suspended);
   assert.ok(reasons.includes('Suspended') && reasons.includes('Resumed'));
 });
@@ -329,10 +322,7 @@ test('indexed jobs give each pod its completion index', async (t) => {
   const { client } = await setup(t);
   const spec = { completions: 3, parallelism: 3, completionMode: 'Indexed' as const };
   await client.create(JOBS, job('idx', spec));
-  const pods = await waitFor('3 pods', async () => {
-    const p = await podsOf(client, 'idx');
-    return p.length === 3 && p;
-  });
+  const pods = await waitPods(client, 'idx', 3);
   const indexes = pods.map(
     (p) => p.metadata.annotations?.['batch.kubernetes.io/job-completion-index'],
   );
