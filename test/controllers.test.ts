@@ -1,11 +1,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-import { byGroupResource } from '../src/api/resources.js';
 import {
   controllerOf,
-  nowTimestamp,
   type Deployment,
   type KObject,
   type Pod,
@@ -13,133 +9,50 @@ import {
 } from '../src/api/types.js';
 import { isReason, type KubeClient } from '../src/client/rest.js';
 import { ControllerManager } from '../src/controllers/manager.js';
-import { startTestApiServer, type TestApiServer } from './helpers/apiserver.js';
+import { startTestApiServer } from './helpers/apiserver.js';
+import {
+  DEPLOYMENTS,
+  deployment,
+  isReady,
+  kubectlOk,
+  listPods,
+  live,
+  livePods,
+  NAMESPACES,
+  PODS,
+  RS,
+  rolloutComplete,
+  sleep,
+  startCluster,
+  waitFor,
+  waitGone,
+  waitRolledOut,
+  type Cluster,
+  type KubeletOptions,
+} from './helpers/workload.js';
 
-const DEPLOYMENTS = byGroupResource.get('apps/deployments')!;
-const RS = byGroupResource.get('apps/replicasets')!;
-const PODS = byGroupResource.get('/pods')!;
-const NAMESPACES = byGroupResource.get('/namespaces')!;
+/**
+ * Deployments, ReplicaSets, garbage collection and namespaces against a real API server
+ * and the whole controller manager, with no scheduler: the fake kubelet leaves pods
+ * unbound, reports them Running and Ready, and leaves their deletion to the API server.
+ */
 
-async function setup(t: TestContext): Promise<{ api: TestApiServer; client: KubeClient }> {
-  const api = await startTestApiServer();
-  const manager = new ControllerManager(api.client);
-  await manager.start();
-  t.after(async () => {
-    await manager.stop();
-    await api.stop();
-  });
-  return { api, client: api.client };
+/** Starts the fake kubelet the way these tests have it: every 15 ms, on unbound pods. */
+function fakeNode(c: Cluster, sample?: KubeletOptions['sample']) {
+  return c.kubelet({ node: () => undefined, terminationMs: Infinity, periodMs: 15, sample });
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 20_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await fn();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
-
-function deployment(name: string, replicas: number, image = 'nginx:1.25'): Deployment {
-  return {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name, namespace: 'default' },
-    spec: {
-      replicas,
-      selector: { matchLabels: { app: name } },
-      template: {
-        metadata: { labels: { app: name } },
-        spec: { containers: [{ name: 'web', image }] },
-      },
-    },
-  };
-}
-
-async function pods(client: KubeClient, namespace = 'default'): Promise<Pod[]> {
-  return (await client.list<Pod>(PODS, namespace)).items.filter(
-    (p) => !p.metadata.deletionTimestamp,
-  );
-}
-
-function isReady(pod: Pod): boolean {
-  return pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
-}
-
-/** What a node agent would report for a started pod; the tests run no agent. */
-async function markReady(client: KubeClient, pod: Pod): Promise<void> {
-  const startedAt = nowTimestamp();
-  const status = {
-    phase: 'Running',
-    conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: startedAt }],
-    containerStatuses: pod.spec.containers.map((c) => ({
-      name: c.name,
-      ready: true,
-      restartCount: 0,
-      image: c.image,
-      imageID: '',
-      state: { running: { startedAt } },
-      lastState: {},
-    })),
-  };
-  try {
-    await client.updateStatus(PODS, { ...pod, status });
-  } catch (err) {
-    if (!isReason(err, 'Conflict') && !isReason(err, 'NotFound')) throw err;
-  }
-}
-
-/** Marks every pod ready shortly after it appears, until the returned stop is called. */
-function fakeNode(client: KubeClient, check?: (pods: Pod[]) => void): () => Promise<void> {
-  let stopped = false;
-  let failure: unknown;
-  const loop = (async () => {
-    while (!stopped) {
-      try {
-        const current = await pods(client);
-        check?.(current);
-        await Promise.all(current.filter((p) => !isReady(p)).map((p) => markReady(client, p)));
-      } catch (err) {
-        failure ??= err;
-      }
-      await sleep(15);
-    }
-  })();
-  return async () => {
-    stopped = true;
-    await loop;
-    if (failure) throw failure;
-  };
+/** Starts a cluster with the fake node and waits for Deployment `web` to roll out. */
+async function rolledOutWeb(t: TestContext, replicas: number): Promise<KubeClient> {
+  const c = await startCluster(t);
+  fakeNode(c);
+  await c.client.create(DEPLOYMENTS, deployment('web', replicas));
+  await waitRolledOut(c.client, 'web');
+  return c.client;
 }
 
 async function getDeployment(client: KubeClient, name: string): Promise<Deployment> {
   return client.get<Deployment>(DEPLOYMENTS, 'default', name);
-}
-
-/** The checks `kubectl rollout status` makes before it reports success. */
-function rolloutComplete(d: Deployment): boolean {
-  const s = d.status ?? {};
-  const want = d.spec.replicas ?? 1;
-  const progressing = s.conditions?.find((c) => c.type === 'Progressing');
-  return (
-    (d.metadata.generation ?? 0) <= (s.observedGeneration ?? 0) &&
-    progressing?.reason !== 'ProgressDeadlineExceeded' &&
-    s.updatedReplicas === want &&
-    s.replicas === want &&
-    s.availableReplicas === want
-  );
-}
-
-async function waitRolledOut(client: KubeClient, name: string): Promise<Deployment> {
-  return waitFor(`deployment ${name} to roll out`, async () => {
-    const d = await getDeployment(client, name);
-    return rolloutComplete(d) && d;
-  });
 }
 
 async function scaleTo(client: KubeClient, name: string, replicas: number): Promise<void> {
@@ -147,9 +60,9 @@ async function scaleTo(client: KubeClient, name: string, replicas: number): Prom
 }
 
 test('a deployment gets one replica set and owned pods, and scales both ways', async (t) => {
-  const { client } = await setup(t);
-  const stopNode = fakeNode(client);
-  t.after(() => stopNode().catch(() => undefined));
+  const c = await startCluster(t);
+  const { client } = c;
+  fakeNode(c);
   const d = await client.create<Deployment>(DEPLOYMENTS, deployment('web', 3));
   await waitRolledOut(client, 'web');
 
@@ -163,7 +76,7 @@ test('a deployment gets one replica set and owned pods, and scales both ways', a
   assert.equal(controllerOf(rs)?.uid, d.metadata.uid);
   assert.equal(rs.metadata.annotations?.['deployment.kubernetes.io/revision'], '1');
 
-  const owned = await pods(client);
+  const owned = await livePods(client);
   assert.equal(owned.length, 3);
   for (const pod of owned) {
     const ref = controllerOf(pod);
@@ -175,31 +88,32 @@ test('a deployment gets one replica set and owned pods, and scales both ways', a
 
   await scaleTo(client, 'web', 5);
   await waitRolledOut(client, 'web');
-  assert.equal((await pods(client)).length, 5);
+  assert.equal((await livePods(client)).length, 5);
   await scaleTo(client, 'web', 1);
   const done = await waitRolledOut(client, 'web');
-  assert.equal((await pods(client)).length, 1);
+  assert.equal((await livePods(client)).length, 1);
   assert.equal(done.metadata.annotations?.['deployment.kubernetes.io/revision'], '1');
   const available = done.status?.conditions?.find((c) => c.type === 'Available');
   assert.equal(available?.reason, 'MinimumReplicasAvailable');
 });
 
 test('a rolling update stays within maxSurge and maxUnavailable', async (t) => {
-  const { api, client } = await setup(t);
+  const c = await startCluster(t);
+  const { client } = c;
   const replicas = 6;
   const spec = deployment('web', replicas);
   spec.spec.strategy = { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 1 } };
   const violations: string[] = [];
   let samples = 0;
   let checking = false;
-  const stopNode = fakeNode(client, (current) => {
+  const node = fakeNode(c, (pods) => {
     if (!checking) return;
     samples++;
+    const current = live(pods);
     const ready = current.filter(isReady).length;
     if (current.length > replicas + 1) violations.push(`${current.length} pods`);
     if (ready < replicas - 1) violations.push(`${ready} ready pods`);
   });
-  t.after(() => stopNode().catch(() => undefined));
   await client.create(DEPLOYMENTS, spec);
   await waitRolledOut(client, 'web');
 
@@ -212,7 +126,7 @@ test('a rolling update stays within maxSurge and maxUnavailable', async (t) => {
     return current.metadata.generation === 2 && rolloutComplete(current) && current;
   });
   checking = false;
-  await stopNode();
+  await node.stop();
 
   assert.deepEqual(violations, []);
   assert.ok(samples >= 3, `sampled the rollout ${samples} times`);
@@ -226,35 +140,24 @@ test('a rolling update stays within maxSurge and maxUnavailable', async (t) => {
     (rs) => rs.metadata.annotations?.['deployment.kubernetes.io/revision'] === '1',
   );
   assert.equal(old?.spec.replicas, 0);
-  const current = await pods(client);
+  const current = await livePods(client);
   assert.ok(current.every((p) => p.spec.containers[0].image === 'nginx:1.26'));
-  await assertKubectlRolloutStatus(t, api);
+  // kubectl itself agrees the rollout finished.
+  await kubectlOk(
+    c,
+    ['rollout', 'status', 'deployment/web', '--timeout=20s'],
+    /successfully rolled out/,
+  );
 });
 
-/** kubectl itself agrees the rollout finished, when kubectl is installed. */
-async function assertKubectlRolloutStatus(t: TestContext, api: TestApiServer): Promise<void> {
-  const kubeconfig = api.kubeconfig();
-  const args = ['--kubeconfig', kubeconfig, 'rollout', 'status', 'deployment/web', '--timeout=20s'];
-  // Asynchronously: the API server under test runs in this very process.
-  let stdout: string;
-  try {
-    ({ stdout } = await promisify(execFile)('kubectl', args, { encoding: 'utf8' }));
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException & { stderr?: string };
-    if (e.code === 'ENOENT') return t.diagnostic('kubectl is not installed; skipped');
-    assert.fail(`kubectl rollout status failed: ${e.stderr ?? e.message}`);
-  }
-  assert.match(stdout, /successfully rolled out/);
-}
-
 test('the Recreate strategy never runs old and new pods together', async (t) => {
-  const { client } = await setup(t);
+  const c = await startCluster(t);
+  const { client } = c;
   let mixed = 0;
-  const stopNode = fakeNode(client, (current) => {
-    const images = new Set(current.map((p) => p.spec.containers[0].image));
+  fakeNode(c, (pods) => {
+    const images = new Set(live(pods).map((p) => p.spec.containers[0].image));
     if (images.size > 1) mixed++;
   });
-  t.after(() => stopNode().catch(() => undefined));
   const spec = deployment('web', 3);
   spec.spec.strategy = { type: 'Recreate' };
   await client.create(DEPLOYMENTS, spec);
@@ -270,46 +173,34 @@ test('the Recreate strategy never runs old and new pods together', async (t) => 
 });
 
 test('a deleted pod is replaced', async (t) => {
-  const { client } = await setup(t);
-  const stopNode = fakeNode(client);
-  t.after(() => stopNode().catch(() => undefined));
-  await client.create(DEPLOYMENTS, deployment('web', 2));
-  await waitRolledOut(client, 'web');
-  const [victim] = await pods(client);
+  const client = await rolledOutWeb(t, 2);
+  const [victim] = await livePods(client);
   await client.delete(PODS, 'default', victim.metadata.name!);
   await waitFor('a replacement pod', async () => {
-    const current = await pods(client);
+    const current = await livePods(client);
     const names = current.map((p) => p.metadata.name);
     return current.length === 2 && !names.includes(victim.metadata.name) && current.every(isReady);
   });
 });
 
 test('deleting a deployment in the background collects its replica sets and pods', async (t) => {
-  const { client } = await setup(t);
-  const stopNode = fakeNode(client);
-  t.after(() => stopNode().catch(() => undefined));
-  await client.create(DEPLOYMENTS, deployment('web', 3));
-  await waitRolledOut(client, 'web');
+  const client = await rolledOutWeb(t, 3);
   await client.delete(DEPLOYMENTS, 'default', 'web');
   await waitFor('replica sets and pods to be collected', async () => {
     const sets = (await client.list(RS, 'default')).items;
-    return sets.length === 0 && (await client.list(PODS, 'default')).items.length === 0;
+    return sets.length === 0 && (await listPods(client)).length === 0;
   });
 });
 
 test('foreground deletion removes pods and replica sets before the deployment', async (t) => {
-  const { client } = await setup(t);
-  const stopNode = fakeNode(client);
-  t.after(() => stopNode().catch(() => undefined));
-  await client.create(DEPLOYMENTS, deployment('web', 2));
-  await waitRolledOut(client, 'web');
+  const client = await rolledOutWeb(t, 2);
   await client.delete(DEPLOYMENTS, 'default', 'web', { propagationPolicy: 'Foreground' });
   let sawOwnerWithoutDependents = false;
   await waitFor('the deployment to go', async () => {
     const left = (await client.list(RS, 'default')).items.length;
     try {
       await getDeployment(client, 'web');
-      if (left === 0 && (await client.list(PODS, 'default')).items.length > 0) {
+      if (left === 0 && (await listPods(client)).length > 0) {
         sawOwnerWithoutDependents = true;
       }
       return false;
@@ -317,36 +208,25 @@ test('foreground deletion removes pods and replica sets before the deployment', 
       return isReason(err, 'NotFound') && left === 0;
     }
   });
-  assert.equal((await client.list(PODS, 'default')).items.length, 0);
+  assert.equal((await listPods(client)).length, 0);
   assert.equal(sawOwnerWithoutDependents, false);
 });
 
 test('orphan deletion leaves the replica set and its pods without the deployment', async (t) => {
-  const { client } = await setup(t);
-  const stopNode = fakeNode(client);
-  t.after(() => stopNode().catch(() => undefined));
-  await client.create(DEPLOYMENTS, deployment('web', 2));
-  await waitRolledOut(client, 'web');
+  const client = await rolledOutWeb(t, 2);
   await client.delete(DEPLOYMENTS, 'default', 'web', { propagationPolicy: 'Orphan' });
-  await waitFor('the deployment to go', async () => {
-    try {
-      await getDeployment(client, 'web');
-      return false;
-    } catch (err) {
-      return isReason(err, 'NotFound');
-    }
-  });
+  await waitGone('the deployment', () => getDeployment(client, 'web'));
   await sleep(500);
   const sets = (await client.list<ReplicaSet>(RS, 'default')).items;
   assert.equal(sets.length, 1);
   assert.equal(sets[0].metadata.ownerReferences, undefined);
-  const current = await pods(client);
+  const current = await livePods(client);
   assert.equal(current.length, 2);
   assert.ok(current.every((p) => controllerOf(p)?.uid === sets[0].metadata.uid));
 });
 
 test('a deleted namespace is emptied and then removed', async (t) => {
-  const { client } = await setup(t);
+  const { client } = await startCluster(t);
   await client.create(NAMESPACES, {
     apiVersion: 'v1',
     kind: 'Namespace',
@@ -359,21 +239,14 @@ test('a deleted namespace is emptied and then removed', async (t) => {
     return (await client.list(PODS, 'doomed')).items.length === 2;
   });
   await client.delete(NAMESPACES, undefined, 'doomed');
-  await waitFor('the namespace to go', async () => {
-    try {
-      await client.get(NAMESPACES, undefined, 'doomed');
-      return false;
-    } catch (err) {
-      return isReason(err, 'NotFound');
-    }
-  });
+  await waitGone('the namespace', () => client.get(NAMESPACES, undefined, 'doomed'));
   for (const rt of [DEPLOYMENTS, RS, PODS]) {
     assert.equal((await client.list(rt, 'doomed')).items.length, 0, rt.plural);
   }
 });
 
 test('a replica set adopts matching orphans and releases pods that stop matching', async (t) => {
-  const { client } = await setup(t);
+  const { client } = await startCluster(t);
   const orphan = await client.create<Pod>(PODS, {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -394,17 +267,17 @@ test('a replica set adopts matching orphans and releases pods that stop matching
     },
   });
   await waitFor('two owned pods', async () => {
-    const current = await pods(client);
+    const current = await livePods(client);
     const owned = current.filter((p) => controllerOf(p)?.uid === rs.metadata.uid);
     return current.length === 2 && owned.length === 2;
   });
-  assert.ok((await pods(client)).some((p) => p.metadata.name === orphan.metadata.name));
+  assert.ok((await livePods(client)).some((p) => p.metadata.name === orphan.metadata.name));
 
   const stray = await client.get<Pod>(PODS, 'default', 'stray');
   stray.metadata.labels = { app: 'elsewhere' };
   await client.update(PODS, stray);
   await waitFor('the release and a replacement', async () => {
-    const current = await pods(client);
+    const current = await livePods(client);
     const released = current.find((p) => p.metadata.name === 'stray');
     const owned = current.filter((p) => controllerOf(p)?.uid === rs.metadata.uid);
     return released && !released.metadata.ownerReferences?.length && owned.length === 2;
@@ -420,7 +293,7 @@ test('a restarted manager never creates more pods than replicas', async (t) => {
   let watching = true;
   const watcher = (async () => {
     while (watching) {
-      most = Math.max(most, (await pods(client)).length);
+      most = Math.max(most, (await livePods(client)).length);
       await sleep(10);
     }
   })();
@@ -440,19 +313,19 @@ test('a restarted manager never creates more pods than replicas', async (t) => {
   const first = new ControllerManager(client, { controllers: ['replicaset'] });
   await first.start();
   await client.create(RS, rs as KObject);
-  await waitFor('the first pods', async () => (await pods(client)).length > 0);
+  await waitFor('the first pods', async () => (await livePods(client)).length > 0);
   await first.stop();
-  const midway = (await pods(client)).length;
+  const midway = (await livePods(client)).length;
 
   const second = new ControllerManager(client, { controllers: ['replicaset'] });
   await second.start();
   t.after(() => second.stop());
-  await waitFor('all replicas', async () => (await pods(client)).length === replicas);
+  await waitFor('all replicas', async () => (await livePods(client)).length === replicas);
   await sleep(500);
   watching = false;
   await watcher;
   assert.ok(midway < replicas, `stopped midway (${midway} pods)`);
-  assert.equal((await pods(client)).length, replicas);
+  assert.equal((await livePods(client)).length, replicas);
   assert.ok(most <= replicas, `at most ${most} pods existed`);
   const status = (await client.get<ReplicaSet>(RS, 'default', 'burst')).status;
   assert.equal(status?.replicas, replicas);

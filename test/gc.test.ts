@@ -19,12 +19,11 @@ import {
   NAMESPACES,
   PODS,
   RS,
-  rolloutComplete,
   sleep,
   startCluster,
-  startKubelet,
   waitFor,
   waitGone,
+  waitRolledOut,
   type Cluster,
 } from './helpers/workload.js';
 
@@ -74,13 +73,9 @@ function record(c: Cluster, namespace: string, from: string, types = [DEPLOYMENT
 /** A rolled-out Deployment of two pods, with the kubelet terminating pods slowly. */
 async function rolledOutDeployment(t: TestContext): Promise<{ c: Cluster; d: Deployment }> {
   const c = await startCluster(t);
-  startKubelet(t, c.client, { terminationMs: 400 });
+  c.kubelet({ terminationMs: 400 });
   await c.client.create(DEPLOYMENTS, deployment('web', 2));
-  const d = await waitFor('the rollout', async () => {
-    const current = await c.client.get<Deployment>(DEPLOYMENTS, 'default', 'web');
-    return rolloutComplete(current) && current;
-  });
-  return { c, d };
+  return { c, d: await waitRolledOut(c.client) };
 }
 
 async function list(client: KubeClient, rt = RS): Promise<KObject[]> {
@@ -309,7 +304,7 @@ test('finalizers hold a deleted object until the last one is removed', async (t)
 
 test('a deleted namespace is emptied of every kind, waits for finalizers, then goes', async (t) => {
   const c = await startCluster(t);
-  startKubelet(t, c.client, { terminationMs: 300 });
+  c.kubelet({ terminationMs: 300 });
   // `kubectl create namespace` sends protobuf, which the API server does not read yet.
   await c.client.create(NAMESPACES, {
     apiVersion: 'v1',

@@ -1,13 +1,21 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { JOB_TRACKING_FINALIZER, jobCondition, type CronJob, type Job } from '../src/api/batch.js';
 import { byGroupResource } from '../src/api/resources.js';
 import { controllerOf, nowTimestamp, type KObject, type Pod } from '../src/api/types.js';
 import { isReason, type KubeClient } from '../src/client/rest.js';
 import { ControllerManager } from '../src/controllers/manager.js';
-import { startTestApiServer, type TestApiServer } from './helpers/apiserver.js';
+import { startTestApiServer } from './helpers/apiserver.js';
+import {
+  kubectlOk,
+  PODS,
+  sleep,
+  startCluster,
+  tolerant,
+  waiter,
+  waitGone,
+  type Cluster,
+} from './helpers/workload.js';
 
 /**
  * Jobs and CronJobs against a real API server and the controller manager, with no agent:
@@ -17,16 +25,14 @@ import { startTestApiServer, type TestApiServer } from './helpers/apiserver.js';
 
 const JOBS = byGroupResource.get('batch/jobs')!;
 const CRONJOBS = byGroupResource.get('batch/cronjobs')!;
-const PODS = byGroupResource.get('/pods')!;
 const EVENTS = byGroupResource.get('/events')!;
 
-interface Env {
-  api: TestApiServer;
-  client: KubeClient;
+/** These tests give up after 15 s, sooner than the other workload tests. */
+const waitFor = waiter(15_000);
+
+interface Env extends Cluster {
   /** Moves the controllers' clock forward (ms). */
   advance(ms: number): void;
-  /** A kubeconfig for the real kubectl, pointing at the test API server. */
-  kubeconfig: string;
 }
 
 async function setup(t: TestContext): Promise<Env> {
@@ -34,35 +40,14 @@ async function setup(t: TestContext): Promise<Env> {
   // last seconds of a minute could see the wall clock carry it into the next one and shift
   // which run is due, so such a test waits for the minute to turn first.
   const intoMinute = Date.now() % 60_000;
-  if (intoMinute > 50_000) await new Promise((r) => setTimeout(r, 61_000 - intoMinute));
-  const api = await startTestApiServer();
+  if (intoMinute > 50_000) await sleep(61_000 - intoMinute);
   let offset = 0;
-  const manager = new ControllerManager(api.client, {
+  const c = await startCluster(t, {
     controllers: ['job', 'cronjob', 'garbage-collector'],
     clock: () => Date.now() + offset,
     jobBackoffBaseMs: 20,
   });
-  await manager.start();
-  t.after(async () => {
-    await manager.stop();
-    await api.stop();
-  });
-  const kubeconfig = api.kubeconfig();
-  return { api, client: api.client, advance: (ms) => (offset += ms), kubeconfig };
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 15_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await fn();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
+  return { ...c, advance: (ms) => (offset += ms) };
 }
 
 function job(name: string, spec: Partial<Job['spec']> = {}, policy = 'Never'): Job {
@@ -85,6 +70,14 @@ function job(name: string, spec: Partial<Job['spec']> = {}, policy = 'Never'): J
 async function podsOf(client: KubeClient, name: string): Promise<Pod[]> {
   const list = await client.list<Pod>(PODS, 'default', { labelSelector: `job-name=${name}` });
   return list.items;
+}
+
+/** Waits until Job `name` has exactly `n` pods (terminating ones included); returns them. */
+function waitPods(client: KubeClient, name: string, n: number): Promise<Pod[]> {
+  return waitFor(`${n} pods of job ${name}`, async () => {
+    const pods = await podsOf(client, name);
+    return pods.length === n && pods;
+  });
 }
 
 const isActive = (p: Pod) =>
@@ -111,13 +104,7 @@ async function report(client: KubeClient, pod: Pod, phase: string, restarts = 0)
       lastState: {},
     })),
   };
-  try {
-    await client.updateStatus(PODS, { ...pod, status });
-    return true;
-  } catch (err) {
-    if (!isReason(err, 'Conflict') && !isReason(err, 'NotFound')) throw err;
-    return false;
-  }
+  return tolerant(client.updateStatus(PODS, { ...pod, status }));
 }
 
 async function getJob(client: KubeClient, name: string): Promise<Job> {
@@ -213,12 +200,9 @@ test('a restarted controller neither duplicates pods nor loses counts', async (t
   };
   manager = await start();
   await client.create(JOBS, job('again', { completions: 4, parallelism: 2 }));
-  const first = await waitFor('2 pods', async () => {
-    const p = await podsOf(client, 'again');
-    return p.length === 2 && p;
-  });
+  const first = await waitPods(client, 'again', 2);
   await report(client, first[0], 'Succeeded');
-  await waitFor('a replacement', async () => (await podsOf(client, 'again')).length === 3);
+  await waitPods(client, 'again', 3);
   await manager.stop();
 
   // While the controller is down a pod finishes; the new one must count it exactly once.
@@ -246,10 +230,7 @@ test('a restarted controller neither duplicates pods nor loses counts', async (t
 test('counts survive pods deleted right after they finished', async (t) => {
   const { client } = await setup(t);
   await client.create(JOBS, job('gone', { completions: 3, parallelism: 3 }));
-  const pods = await waitFor('3 pods', async () => {
-    const p = await podsOf(client, 'gone');
-    return p.length === 3 && p;
-  });
+  const pods = await waitPods(client, 'gone', 3);
   for (const pod of pods) {
     await report(client, pod, 'Succeeded');
     await client.delete(PODS, 'default', pod.metadata.name!);
@@ -257,7 +238,7 @@ test('counts survive pods deleted right after they finished', async (t) => {
   const done = await waitCondition(client, 'gone', 'Complete');
   await waitFor('succeeded 3', async () => (await getJob(client, 'gone')).status?.succeeded === 3);
   assert.ok(done);
-  await waitFor('pods to be gone', async () => (await podsOf(client, 'gone')).length === 0);
+  await waitPods(client, 'gone', 0);
   assert.equal((await getJob(client, 'gone')).status?.failed, 0);
 });
 
@@ -284,10 +265,7 @@ test('failed pods are replaced until the backoff limit, then the job fails', asy
 test('with OnFailure, container restarts count toward the backoff limit', async (t) => {
   const { client } = await setup(t);
   await client.create(JOBS, job('restarts', { backoffLimit: 2 }, 'OnFailure'));
-  const [pod] = await waitFor('a pod', async () => {
-    const p = await podsOf(client, 'restarts');
-    return p.length === 1 && p;
-  });
+  const [pod] = await waitPods(client, 'restarts', 1);
   await report(client, pod, 'Running', 1);
   await sleep(200);
   assert.equal(jobCondition(await getJob(client, 'restarts'), 'Failed'), undefined);
@@ -300,38 +278,26 @@ test('with OnFailure, container restarts count toward the backoff limit', async 
 });
 
 test('activeDeadlineSeconds fails the job and deletes its pods', async (t) => {
-  const { client, kubeconfig } = await setup(t);
+  const c = await setup(t);
+  const { client } = c;
   await client.create(JOBS, job('slow', { activeDeadlineSeconds: 1, parallelism: 2 }));
-  await waitFor('pods', async () => (await podsOf(client, 'slow')).length === 2);
+  await waitPods(client, 'slow', 2);
   for (const pod of await podsOf(client, 'slow')) await report(client, pod, 'Running');
   const failed = await waitCondition(client, 'slow', 'Failed');
   assert.equal(jobCondition(failed, 'Failed')?.reason, 'DeadlineExceeded');
-  await waitFor('pods deleted', async () => (await podsOf(client, 'slow')).length === 0);
-  const text = await kubectl(t, kubeconfig, 'get', 'job', 'slow');
-  if (text !== undefined) assert.match(text, /slow\s+Failed\s+0\/1 of 2\s+\d+s/);
+  await waitPods(client, 'slow', 0);
+  const text = await kubectlOk(c, ['get', 'job', 'slow']);
+  assert.match(text, /slow\s+Failed\s+0\/1 of 2\s+\d+s/);
 });
 
 test('ttlSecondsAfterFinished deletes the finished job and its pods', async (t) => {
   const { client } = await setup(t);
   await client.create(JOBS, job('short', { ttlSecondsAfterFinished: 1 }));
-  const [pod] = await waitFor('a pod', async () => {
-    const p = await podsOf(client, 'short');
-    return p.length === 1 && p;
-  });
+  const [pod] = await waitPods(client, 'short', 1);
   await report(client, pod, 'Succeeded');
   // The TTL counts from completionTime, in whole seconds: the Job may go at once.
-  await waitFor('the job to be deleted', async () => {
-    try {
-      await getJob(client, 'short');
-      return false;
-    } catch (err) {
-      return isReason(err, 'NotFound');
-    }
-  });
-  await waitFor(
-    'its pod to be collected',
-    async () => (await podsOf(client, 'short')).length === 0,
-  );
+  await waitGone('the job', () => getJob(client, 'short'), 15_000);
+  await waitPods(client, 'short', 0);
   const events = await client.list(EVENTS, 'default', {
     fieldSelector: 'involvedObject.name=short,reason=Completed',
   });
@@ -341,13 +307,13 @@ test('ttlSecondsAfterFinished deletes the finished job and its pods', async (t) 
 test('suspend deletes active pods; resuming creates them again', async (t) => {
   const { client } = await setup(t);
   await client.create(JOBS, job('paused', { parallelism: 2, completions: 2 }));
-  await waitFor('pods', async () => (await podsOf(client, 'paused')).length === 2);
+  await waitPods(client, 'paused', 2);
   await client.patch(JOBS, 'default', 'paused', { spec: { suspend: true } });
   const suspended = await waitCondition(client, 'paused', 'Suspended');
-  await waitFor('no pods', async () => (await podsOf(client, 'paused')).length === 0);
+  await waitPods(client, 'paused', 0);
   assert.equal((await getJob(client, 'paused')).status?.failed ?? 0, 0);
   await client.patch(JOBS, 'default', 'paused', { spec: { suspend: false } });
-  await waitFor('pods again', async () => (await podsOf(client, 'paused')).length === 2);
+  await waitPods(client, 'paused', 2);
   const reasons = await eventReasons(client, suspended);
   assert.ok(reasons.includes('Suspended') && reasons.includes('Resumed'));
 });
@@ -356,10 +322,7 @@ test('indexed jobs give each pod its completion index', async (t) => {
   const { client } = await setup(t);
   const spec = { completions: 3, parallelism: 3, completionMode: 'Indexed' as const };
   await client.create(JOBS, job('idx', spec));
-  const pods = await waitFor('3 pods', async () => {
-    const p = await podsOf(client, 'idx');
-    return p.length === 3 && p;
-  });
+  const pods = await waitPods(client, 'idx', 3);
   const indexes = pods.map(
     (p) => p.metadata.annotations?.['batch.kubernetes.io/job-completion-index'],
   );
@@ -508,7 +471,8 @@ test('a Replace cronjob deletes the running job for the next run', async (t) => 
 });
 
 test('cronjob history limits keep the newest finished jobs', async (t) => {
-  const { client, advance, kubeconfig } = await setup(t);
+  const c = await setup(t);
+  const { client, advance } = c;
   const spec = cronJob('hist', 'Allow');
   spec.spec.successfulJobsHistoryLimit = 1;
   spec.spec.failedJobsHistoryLimit = 1;
@@ -530,8 +494,7 @@ test('cronjob history limits keep the newest finished jobs', async (t) => {
   assert.ok(jobCondition(kept[0], 'Complete') || jobCondition(kept[1], 'Complete'));
   assert.ok(jobCondition(kept[0], 'Failed') || jobCondition(kept[1], 'Failed'));
 
-  const text = await kubectl(t, kubeconfig, 'get', 'jobs,cronjobs');
-  if (text === undefined) return;
+  const text = await kubectlOk(c, ['get', 'jobs,cronjobs']);
   assert.match(text, /NAME\s+STATUS\s+COMPLETIONS\s+DURATION\s+AGE/);
   assert.match(text, /job\.batch\/hist-\d+\s+Complete\s+1\/1\s+\d+s\s+\d+s/);
   assert.match(text, /job\.batch\/hist-\d+\s+Failed\s+0\/1\s+\d+s\s+\d+s/);
@@ -541,21 +504,3 @@ test('cronjob history limits keep the newest finished jobs', async (t) => {
     /cronjob\.batch\/hist\s+\*\/1 \* \* \* \*\s+Etc\/UTC\s+False\s+0\s+\S+\s+\d+s/,
   );
 });
-
-/** Runs the real kubectl; undefined (and a diagnostic) when it is not installed. */
-async function kubectl(t: TestContext, kubeconfig: string, ...args: string[]) {
-  try {
-    const run = promisify(execFile);
-    const { stdout } = await run('kubectl', ['--kubeconfig', kubeconfig, ...args], {
-      encoding: 'utf8',
-    });
-    return stdout;
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException & { stderr?: string };
-    if (e.code === 'ENOENT') {
-      t.diagnostic('kubectl is not installed; skipped');
-      return undefined;
-    }
-    assert.fail(`kubectl ${args.join(' ')} failed: ${e.stderr ?? e.message}`);
-  }
-}

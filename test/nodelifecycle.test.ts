@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { byGroupResource } from '../src/api/resources.js';
 import {
@@ -9,8 +9,9 @@ import {
   type ReplicaSet,
 } from '../src/api/types.js';
 import { isReason, type KubeClient } from '../src/client/rest.js';
-import { ControllerManager } from '../src/controllers/manager.js';
+import { ControllerManager, type ControllerManagerOptions } from '../src/controllers/manager.js';
 import { startTestApiServer } from './helpers/apiserver.js';
+import { bindPod, listPods, NODES, PODS, RS, sleep, waiter } from './helpers/workload.js';
 
 /**
  * The node lifecycle controller against a real API server, with the test playing two
@@ -18,25 +19,31 @@ import { startTestApiServer } from './helpers/apiserver.js';
  * one of them as a dead machine would.
  */
 
-const NODES = byGroupResource.get('/nodes')!;
-const PODS = byGroupResource.get('/pods')!;
 const LEASES = byGroupResource.get('coordination.k8s.io/leases')!;
-const RS = byGroupResource.get('apps/replicasets')!;
 const UNREACHABLE = 'node.kubernetes.io/unreachable';
 const LEASE_SECONDS = 2;
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
+/** These tests poll every 50 ms, half as often as the other workload tests. */
+const waitFor = waiter(20_000, 50);
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 20_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await fn();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
+/**
+ * Starts an API server, a fake agent for each of `nodes`, and then a controller manager
+ * (so that its first look finds the nodes registered); when the test ends the agents stop
+ * first, then the manager and the server.
+ */
+async function setup(t: TestContext, opts: ControllerManagerOptions, nodes: string[] = []) {
+  const api = await startTestApiServer();
+  const client = api.client;
+  const manager = new ControllerManager(client, opts);
+  const agents = nodes.map((n) => new FakeAgent(client, n));
+  t.after(async () => {
+    for (const a of agents) a.stop();
+    await manager.stop();
+    await api.stop();
+  });
+  for (const a of agents) await a.start();
+  await manager.start();
+  return { client, agents };
 }
 
 /** A fake agent: registers its node, renews its Lease and reports bound pods ready. */
@@ -128,25 +135,13 @@ class FakeAgent {
   }
 }
 
-/** Plays the scheduler: binds each pending pod to the first node listed as wanted. */
+/** Plays the scheduler: binds each pending pod to the node given; returns how many it bound. */
 async function bindPending(client: KubeClient, nodeName: string): Promise<number> {
-  const { items } = await client.list<Pod>(PODS, 'default');
+  const items = await listPods(client);
   let bound = 0;
   for (const pod of items) {
     if (pod.spec.nodeName || pod.metadata.deletionTimestamp) continue;
-    try {
-      await client.request('POST', `/api/v1/namespaces/default/pods/${pod.metadata.name}/binding`, {
-        body: {
-          apiVersion: 'v1',
-          kind: 'Binding',
-          metadata: { name: pod.metadata.name, namespace: 'default' },
-          target: { apiVersion: 'v1', kind: 'Node', name: nodeName },
-        },
-      });
-      bound++;
-    } catch (err) {
-      if (!isReason(err, 'Conflict') && !isReason(err, 'NotFound')) throw err;
-    }
+    if (await bindPod(client, pod, nodeName)) bound++;
   }
   return bound;
 }
@@ -173,29 +168,17 @@ function replicaSet(tolerationSeconds: number): ReplicaSet {
 }
 
 test('a node that stops renewing its lease is tainted and its pods move', async (t) => {
-  const api = await startTestApiServer();
-  const client = api.client;
-  const manager = new ControllerManager(client, {
-    controllers: ['replicaset', 'node-lifecycle'],
-    nodeLifecycle: { monitorPeriodMs: 200 },
-  });
-  const agents = [new FakeAgent(client, 'node-a'), new FakeAgent(client, 'node-b')];
-  t.after(async () => {
-    for (const a of agents) a.stop();
-    await manager.stop();
-    await api.stop();
-  });
-  for (const a of agents) await a.start();
-  await manager.start();
+  const { client, agents } = await setup(
+    t,
+    { controllers: ['replicaset', 'node-lifecycle'], nodeLifecycle: { monitorPeriodMs: 200 } },
+    ['node-a', 'node-b'],
+  );
 
   await client.create(RS, replicaSet(1) as KObject);
-  await waitFor(
-    'two pods',
-    async () => (await client.list<Pod>(PODS, 'default')).items.length === 2,
-  );
+  await waitFor('two pods', async () => (await listPods(client)).length === 2);
   assert.equal(await bindPending(client, 'node-b'), 2);
   await waitFor('pods running', async () => {
-    const { items } = await client.list<Pod>(PODS, 'default');
+    const items = await listPods(client);
     return items.every((p) => p.status?.phase === 'Running');
   });
 
@@ -218,12 +201,12 @@ test('a node that stops renewing its lease is tainted and its pods move', async 
   // Its pods were marked not ready, then deleted after their 1 s toleration, and the
   // ReplicaSet made replacements, which are bound elsewhere.
   await waitFor('pods on node-b marked for deletion', async () => {
-    const { items } = await client.list<Pod>(PODS, 'default');
+    const items = await listPods(client);
     const onB = items.filter((p) => p.spec.nodeName === 'node-b');
     return onB.length === 2 && onB.every((p) => p.metadata.deletionTimestamp);
   });
   await waitFor('replacements', async () => {
-    const { items } = await client.list<Pod>(PODS, 'default');
+    const items = await listPods(client);
     return items.filter((p) => !p.spec.nodeName).length === 2;
   });
   assert.equal(await bindPending(client, 'node-a'), 2);
@@ -241,26 +224,17 @@ test('a node that stops renewing its lease is tainted and its pods move', async 
     return r?.status === 'True' && !(n.spec?.taints ?? []).some((x) => x.key === UNREACHABLE);
   });
   await waitFor('exactly the wanted pods, all on node-a', async () => {
-    const { items } = await client.list<Pod>(PODS, 'default');
+    const items = await listPods(client);
     return items.length === 2 && items.every((p) => p.spec.nodeName === 'node-a');
   });
 });
 
 test('NoExecute taints evict pods that do not tolerate them, and only those', async (t) => {
-  const api = await startTestApiServer();
-  const client = api.client;
-  const manager = new ControllerManager(client, {
-    controllers: ['node-lifecycle'],
-    nodeLifecycle: { monitorPeriodMs: 200 },
-  });
-  const agent = new FakeAgent(client, 'node-a');
-  t.after(async () => {
-    agent.stop();
-    await manager.stop();
-    await api.stop();
-  });
-  await agent.start();
-  await manager.start();
+  const { client } = await setup(
+    t,
+    { controllers: ['node-lifecycle'], nodeLifecycle: { monitorPeriodMs: 200 } },
+    ['node-a'],
+  );
   const pod = (name: string, tolerations: object[]) =>
     ({
       apiVersion: 'v1',
@@ -299,14 +273,7 @@ test('NoExecute taints evict pods that do not tolerate them, and only those', as
 });
 
 test('every node gets a pod range of its own, which then never changes', async (t) => {
-  const api = await startTestApiServer();
-  const client = api.client;
-  const manager = new ControllerManager(client, { controllers: ['node-ipam'] });
-  t.after(async () => {
-    await manager.stop();
-    await api.stop();
-  });
-  await manager.start();
+  const { client } = await setup(t, { controllers: ['node-ipam'] });
   const node = (name: string, podCIDR?: string) =>
     ({
       apiVersion: 'v1',
@@ -334,20 +301,11 @@ test('every node gets a pod range of its own, which then never changes', async (
 });
 
 test('when most nodes go silent at once, their pods are not evicted', async (t) => {
-  const api = await startTestApiServer();
-  const client = api.client;
-  const manager = new ControllerManager(client, {
-    controllers: ['node-lifecycle'],
-    nodeLifecycle: { monitorPeriodMs: 200 },
-  });
-  const agents = ['a', 'b', 'c'].map((n) => new FakeAgent(client, `node-${n}`));
-  t.after(async () => {
-    for (const a of agents) a.stop();
-    await manager.stop();
-    await api.stop();
-  });
-  for (const a of agents) await a.start();
-  await manager.start();
+  const { client, agents } = await setup(
+    t,
+    { controllers: ['node-lifecycle'], nodeLifecycle: { monitorPeriodMs: 200 } },
+    ['node-a', 'node-b', 'node-c'],
+  );
   const pod = {
     apiVersion: 'v1',
     kind: 'Pod',

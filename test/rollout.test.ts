@@ -1,18 +1,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isDeepStrictEqual as deepEqual } from 'node:util';
-import type { Condition, Deployment, Pod, ReplicaSet } from '../src/api/types.js';
+import type { Condition, Deployment, ReplicaSet } from '../src/api/types.js';
 import type { KubeClient } from '../src/client/rest.js';
 import {
   DEPLOYMENTS,
   deployment,
   isReady,
+  live,
+  livePods,
   RS,
-  rolloutComplete,
   sleep,
   startCluster,
-  startKubelet,
   waitFor,
+  waitRolledOut,
   type Cluster,
 } from './helpers/workload.js';
 
@@ -34,21 +35,20 @@ const progressing = (d: Deployment): Condition | undefined =>
 const available = (d: Deployment): Condition | undefined =>
   d.status?.conditions?.find((c) => c.type === 'Available');
 
+/** Waits until the Deployment's Progressing condition gives `reason`; returns the Deployment. */
+function waitProgressing(client: KubeClient, reason: string, what: string, ms?: number) {
+  return waitFor(
+    what,
+    async () => {
+      const d = await get(client);
+      return progressing(d)?.reason === reason && d;
+    },
+    ms,
+  );
+}
+
 async function replicaSets(client: KubeClient): Promise<ReplicaSet[]> {
   return (await client.list<ReplicaSet>(RS, 'default')).items;
-}
-
-async function activePods(client: KubeClient): Promise<Pod[]> {
-  const { items } = await client.list<Pod>({ ...RS, group: '', plural: 'pods' }, 'default');
-  return items.filter((p) => !p.metadata.deletionTimestamp);
-}
-
-/** Waits until the Deployment's current generation has rolled out completely. */
-async function rolledOut(client: KubeClient, name = 'web'): Promise<Deployment> {
-  return waitFor(`deployment ${name} to roll out`, async () => {
-    const d = await get(client, name);
-    return rolloutComplete(d) && d;
-  });
 }
 
 /** kubectl rollout status must succeed; returns its output. */
@@ -79,7 +79,7 @@ function recordReasons(client: KubeClient, from: string) {
 
 test('the progress deadline: conditions, a self-requeue, and rollout status failing', async (t) => {
   const c = await startCluster(t);
-  startKubelet(t, c.client, { unready: (p) => p.spec.containers[0].image === 'broken' });
+  c.kubelet({ unready: (p) => p.spec.containers[0].image === 'broken' });
   const spec = deployment('web', 2);
   spec.spec.progressDeadlineSeconds = 2;
   const created = await c.client.create<Deployment>(DEPLOYMENTS, spec);
@@ -99,12 +99,10 @@ test('the progress deadline: conditions, a self-requeue, and rollout status fail
   const set = await c.kubectl('set', 'image', 'deployment/web', 'web=broken');
   assert.equal(set.code, 0, set.stderr);
   // No pod changes after the new pod starts unready: only a requeue can notice the deadline.
-  const stuck = await waitFor(
+  const stuck = await waitProgressing(
+    c.client,
+    'ProgressDeadlineExceeded',
     'the deadline to pass',
-    async () => {
-      const d = await get(c.client);
-      return progressing(d)?.reason === 'ProgressDeadlineExceeded' && d;
-    },
     10_000,
   );
   const newRS = (await replicaSets(c.client)).find(
@@ -146,14 +144,11 @@ test('the progress deadline: conditions, a self-requeue, and rollout status fail
 
 test('a deployment that never becomes available is MinimumReplicasUnavailable', async (t) => {
   const c = await startCluster(t);
-  startKubelet(t, c.client, { unready: () => true });
+  c.kubelet({ unready: () => true });
   const spec = deployment('web', 2, 'broken');
   spec.spec.progressDeadlineSeconds = 2;
   await c.client.create(DEPLOYMENTS, spec);
-  const d = await waitFor('the deadline to pass', async () => {
-    const current = await get(c.client);
-    return progressing(current)?.reason === 'ProgressDeadlineExceeded' && current;
-  });
+  const d = await waitProgressing(c.client, 'ProgressDeadlineExceeded', 'the deadline to pass');
   assert.deepEqual(
     [available(d)?.status, available(d)?.reason],
     ['False', 'MinimumReplicasUnavailable'],
@@ -171,20 +166,18 @@ test('a deployment that never becomes available is MinimumReplicasUnavailable', 
     ...cleared,
     status: { ...cleared.status, conditions: [] },
   });
-  const found = await waitFor('the replica set to be found', async () => {
-    const current = await get(c.client);
-    return progressing(current)?.reason === 'FoundNewReplicaSet' && current;
-  });
+  const found = await waitProgressing(
+    c.client,
+    'FoundNewReplicaSet',
+    'the replica set to be found',
+  );
   assert.equal(progressing(found)?.message, `Found new replica set "${rsName}"`);
-  await waitFor('the deadline to pass again', async () => {
-    const current = await get(c.client);
-    return progressing(current)?.reason === 'ProgressDeadlineExceeded';
-  });
+  await waitProgressing(c.client, 'ProgressDeadlineExceeded', 'the deadline to pass again');
 });
 
 test('a rollout paused midway does not time out; resumed, its deadline counts again', async (t) => {
   const c = await startCluster(t);
-  startKubelet(t, c.client, { unready: (p) => p.spec.containers[0].image === 'broken' });
+  c.kubelet({ unready: (p) => p.spec.containers[0].image === 'broken' });
   const spec = deployment('web', 2);
   spec.spec.progressDeadlineSeconds = 2;
   await c.client.create(DEPLOYMENTS, spec);
@@ -199,18 +192,13 @@ test('a rollout paused midway does not time out; resumed, its deadline counts ag
   );
 
   assert.equal((await c.kubectl('rollout', 'resume', 'deployment/web')).code, 0);
-  const resumed = await waitFor('the resume to show', async () => {
-    const d = await get(c.client);
-    return progressing(d)?.reason === 'DeploymentResumed' && d;
-  });
+  const resumed = await waitProgressing(c.client, 'DeploymentResumed', 'the resume to show');
   assert.equal(progressing(resumed)?.status, 'Unknown');
   // Nothing changes after the resume: only the controller's own requeue sees the deadline.
-  const stuck = await waitFor(
+  const stuck = await waitProgressing(
+    c.client,
+    'ProgressDeadlineExceeded',
     'the deadline to pass after the resume',
-    async () => {
-      const d = await get(c.client);
-      return progressing(d)?.reason === 'ProgressDeadlineExceeded' && d;
-    },
     8000,
   );
   const waited =
@@ -221,12 +209,12 @@ test('a rollout paused midway does not time out; resumed, its deadline counts ag
 
 test('pause holds a rollout past its deadline, scaling works, resume rolls out', async (t) => {
   const c = await startCluster(t);
-  startKubelet(t, c.client);
+  c.kubelet();
   const spec = deployment('web', 2);
   spec.spec.progressDeadlineSeconds = 2; // timestamps have whole seconds: 1 s may pass in 0.1 s
   await c.client.create(DEPLOYMENTS, spec);
   await statusOk(c);
-  const before = (await activePods(c.client)).map((p) => p.metadata.name).sort();
+  const before = (await livePods(c.client)).map((p) => p.metadata.name).sort();
 
   assert.equal((await c.kubectl('rollout', 'pause', 'deployment/web')).code, 0);
   assert.equal((await c.kubectl('set', 'image', 'deployment/web', 'web=nginx:2')).code, 0);
@@ -237,29 +225,29 @@ test('pause holds a rollout past its deadline, scaling works, resume rolls out',
     ['Unknown', 'DeploymentPaused'],
   );
   assert.equal((await replicaSets(c.client)).length, 1, 'no new replica set while paused');
-  assert.deepEqual((await activePods(c.client)).map((p) => p.metadata.name).sort(), before);
+  assert.deepEqual((await livePods(c.client)).map((p) => p.metadata.name).sort(), before);
 
   assert.equal((await c.kubectl('scale', 'deployment/web', '--replicas=3')).code, 0);
   await waitFor('the paused deployment to scale', async () => {
-    const pods = await activePods(c.client);
+    const pods = await livePods(c.client);
     const d = await get(c.client);
     return pods.length === 3 && pods.every(isReady) && d.status?.availableReplicas === 3;
   });
-  assert.ok((await activePods(c.client)).every((p) => p.spec.containers[0].image === 'nginx:1'));
+  assert.ok((await livePods(c.client)).every((p) => p.spec.containers[0].image === 'nginx:1'));
   assert.equal((await replicaSets(c.client)).length, 1);
 
   assert.equal((await c.kubectl('rollout', 'resume', 'deployment/web')).code, 0);
   await statusOk(c);
-  const done = await rolledOut(c.client);
+  const done = await waitRolledOut(c.client);
   assert.equal(done.metadata.annotations?.[REVISION], '2');
-  const pods = await activePods(c.client);
+  const pods = await livePods(c.client);
   assert.equal(pods.length, 3);
   assert.ok(pods.every((p) => p.spec.containers[0].image === 'nginx:2'));
 });
 
 test('rollout history and undo, with change-cause, --revision and --to-revision', async (t) => {
   const c = await startCluster(t);
-  startKubelet(t, c.client);
+  c.kubelet();
   const spec = deployment('web', 2, 'nginx:1');
   spec.metadata.annotations = { [CHANGE_CAUSE]: 'first' };
   await c.client.create(DEPLOYMENTS, spec);
@@ -298,7 +286,7 @@ test('rollout history and undo, with change-cause, --revision and --to-revision'
   assert.equal(undo.code, 0, undo.stderr);
   assert.match(undo.stdout, /rolled back/);
   await statusOk(c);
-  let d = await rolledOut(c.client);
+  let d = await waitRolledOut(c.client);
   assert.equal(d.spec.template.spec.containers[0].image, 'nginx:2');
   assert.equal(d.metadata.annotations?.[REVISION], '4');
   assert.equal(d.metadata.annotations?.[CHANGE_CAUSE], 'second');
@@ -312,9 +300,9 @@ test('rollout history and undo, with change-cause, --revision and --to-revision'
   const to1 = await c.kubectl('rollout', 'undo', 'deployment/web', '--to-revision=1');
   assert.equal(to1.code, 0, to1.stderr);
   await statusOk(c);
-  d = await rolledOut(c.client);
+  d = await waitRolledOut(c.client);
   assert.equal(d.metadata.annotations?.[REVISION], '5');
-  const pods = await activePods(c.client);
+  const pods = await livePods(c.client);
   assert.ok(pods.every((p) => p.spec.containers[0].image === 'nginx:1'));
   const missing = await c.kubectl('rollout', 'undo', 'deployment/web', '--to-revision=9');
   assert.notEqual(missing.code, 0);
@@ -323,22 +311,22 @@ test('rollout history and undo, with change-cause, --revision and --to-revision'
 
 test('rollout restart replaces every pod; history keeps revisionHistoryLimit', async (t) => {
   const c = await startCluster(t);
-  startKubelet(t, c.client);
+  c.kubelet();
   const spec = deployment('web', 3);
   spec.spec.revisionHistoryLimit = 1;
   await c.client.create(DEPLOYMENTS, spec);
   await statusOk(c);
-  const before = new Set((await activePods(c.client)).map((p) => p.metadata.name));
+  const before = new Set((await livePods(c.client)).map((p) => p.metadata.name));
 
   const restart = await c.kubectl('rollout', 'restart', 'deployment/web');
   assert.equal(restart.code, 0, restart.stderr);
   assert.match(restart.stdout, /restarted/);
   await statusOk(c);
-  const d = await rolledOut(c.client);
+  const d = await waitRolledOut(c.client);
   assert.ok(d.spec.template.metadata?.annotations?.['kubectl.kubernetes.io/restartedAt']);
   assert.equal(d.metadata.annotations?.[REVISION], '2');
   const pods = await waitFor('the old pods to go', async () => {
-    const current = await activePods(c.client);
+    const current = await livePods(c.client);
     return current.length === 3 && current;
   });
   assert.ok(
@@ -373,11 +361,11 @@ test('RollingUpdate never exceeds maxSurge nor drops below maxUnavailable', asyn
         const cl = await startCluster(t);
         let checking = false;
         const samples: { pods: number; ready: number }[] = [];
-        startKubelet(t, cl.client, {
+        cl.kubelet({
           terminationMs: 100,
           sample: (pods) => {
             if (!checking) return;
-            const active = pods.filter((p) => !p.metadata.deletionTimestamp);
+            const active = live(pods);
             samples.push({ pods: active.length, ready: active.filter(isReady).length });
           },
         });
@@ -401,7 +389,7 @@ test('RollingUpdate never exceeds maxSurge nor drops below maxUnavailable', asyn
           samples.some((s) => s.pods !== c.replicas || s.ready !== c.replicas),
           'sampled mid-rollout',
         );
-        const pods = await activePods(cl.client);
+        const pods = await livePods(cl.client);
         assert.equal(pods.length, c.replicas);
         assert.ok(pods.every((p) => p.spec.containers[0].image === 'nginx:2'));
       },
@@ -413,7 +401,7 @@ test('Recreate never runs old and new pods at once, terminating ones included', 
   const c = await startCluster(t);
   let checking = false;
   const samples: { images: number; terminating: number }[] = [];
-  startKubelet(t, c.client, {
+  c.kubelet({
     terminationMs: 300,
     sample: (pods) => {
       if (!checking) return;
@@ -439,7 +427,7 @@ test('Recreate never runs old and new pods at once, terminating ones included', 
     samples.some((s) => s.terminating > 0),
     'old pods lingered while terminating, and no new pod came meanwhile',
   );
-  const pods = await activePods(c.client);
+  const pods = await livePods(c.client);
   assert.equal(pods.length, 3);
   assert.ok(pods.every((p) => p.spec.containers[0].image === 'nginx:2'));
 });

@@ -1,16 +1,27 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import type { ControllerRevision, DaemonSet, StatefulSet } from '../src/api/apps-workloads.js';
 import { byGroupResource } from '../src/api/resources.js';
-import { nowTimestamp, type KObject, type NodeObject, type Pod } from '../src/api/types.js';
-import { isReason, resourcePath, type KubeClient } from '../src/client/rest.js';
+import type { KObject, NodeObject, Pod } from '../src/api/types.js';
+import { isReason, type KubeClient } from '../src/client/rest.js';
 import { targetNode } from '../src/controllers/daemonset/eligibility.js';
 import { InformerFactory } from '../src/client/factory.js';
 import { DaemonSetController } from '../src/controllers/daemonset/controller.js';
-import { ControllerManager } from '../src/controllers/manager.js';
-import { startTestApiServer, type TestApiServer } from './helpers/apiserver.js';
+import { startTestApiServer } from './helpers/apiserver.js';
+import {
+  createNode,
+  isReady,
+  kubectlOk,
+  listPods,
+  live,
+  NODES,
+  PODS,
+  sleep,
+  startCluster,
+  waitFor,
+  type Cluster,
+  type KubeletOptions,
+} from './helpers/workload.js';
 
 /**
  * DaemonSets and StatefulSets against a real API server and controller manager, with no
@@ -22,157 +33,31 @@ import { startTestApiServer, type TestApiServer } from './helpers/apiserver.js';
 const DAEMONSETS = byGroupResource.get('apps/daemonsets')!;
 const STATEFULSETS = byGroupResource.get('apps/statefulsets')!;
 const REVISIONS = byGroupResource.get('apps/controllerrevisions')!;
-const PODS = byGroupResource.get('/pods')!;
-const NODES = byGroupResource.get('/nodes')!;
 const EVENTS = byGroupResource.get('/events')!;
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-interface Harness {
-  api: TestApiServer;
-  client: KubeClient;
-  /** Starts the fake scheduler and agents; they stop before the controllers and server. */
-  fake(opts?: FakeOptions): void;
+interface Harness extends Cluster {
+  /**
+   * Starts the fake scheduler and agents: they bind daemon pods to their target node, mark
+   * pods ready (only those `startIf` allows, for now), and remove pods whose graceful
+   * deletion started. `sample` sees every pass's pods and may throw to fail the test.
+   */
+  fake(opts?: Pick<KubeletOptions, 'sample' | 'startIf'>): void;
 }
 
 async function setup(t: TestContext): Promise<Harness> {
-  const api = await startTestApiServer();
-  const manager = new ControllerManager(api.client, {
+  const c = await startCluster(t, {
     controllers: ['daemonset', 'statefulset', 'garbage-collector'],
   });
-  await manager.start();
-  const fakes: FakeCluster[] = [];
-  t.after(async () => {
-    const results = await Promise.allSettled(fakes.map((f) => f.stop()));
-    await manager.stop();
-    await api.stop();
-    for (const r of results) if (r.status === 'rejected') throw r.reason;
-  });
   return {
-    api,
-    client: api.client,
-    fake: (opts) => fakes.push(fakeCluster(api.client, opts)),
+    ...c,
+    fake: (opts) => c.kubelet({ ...opts, node: daemonNode, terminationMs: 0, periodMs: 15 }),
   };
 }
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 20_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await fn();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
-
-function isReady(pod: Pod): boolean {
-  return pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
-}
-
-async function listPods(client: KubeClient): Promise<Pod[]> {
-  return (await client.list<Pod>(PODS, 'default')).items;
-}
-
-const live = (pods: Pod[]) => pods.filter((p) => !p.metadata.deletionTimestamp);
-
-async function createNode(client: KubeClient, name: string, labels: Record<string, string> = {}) {
-  await client.create(NODES, {
-    apiVersion: 'v1',
-    kind: 'Node',
-    metadata: { name, labels },
-    status: { conditions: [{ type: 'Ready', status: 'True' }] },
-  });
-}
-
-/** Ignores the races a fake agent loses to the controllers: the pod moved on or went. */
-async function tolerant(write: Promise<unknown>): Promise<void> {
-  try {
-    await write;
-  } catch (err) {
-    if (!isReason(err, 'Conflict') && !isReason(err, 'NotFound')) throw err;
-  }
-}
-
-async function markReady(client: KubeClient, pod: Pod): Promise<void> {
-  const at = nowTimestamp();
-  const status = {
-    phase: 'Running',
-    conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: at }],
-    containerStatuses: pod.spec.containers.map((c) => ({
-      name: c.name,
-      ready: true,
-      restartCount: 0,
-      image: c.image,
-      imageID: '',
-      state: { running: { startedAt: at } },
-      lastState: {},
-    })),
-  };
-  await tolerant(client.updateStatus(PODS, { ...pod, status }));
-}
-
-async function bind(client: KubeClient, pod: Pod, node: string): Promise<void> {
-  const body = {
-    apiVersion: 'v1',
-    kind: 'Binding',
-    metadata: { name: pod.metadata.name, uid: pod.metadata.uid },
-    target: { apiVersion: 'v1', kind: 'Node', name: node },
-  };
-  const path = resourcePath(PODS, 'default', pod.metadata.name, 'binding');
-  await tolerant(client.request('POST', path, { body }));
-}
-
-interface FakeCluster {
-  stop(): Promise<void>;
-}
-
-/**
- * Plays scheduler and agents: binds daemon pods to their target node, marks pods ready
- * (optionally only those `readyIf` allows), and removes pods whose graceful deletion
- * started. `check` sees every pass's pods and may throw to fail the test.
- */
-interface FakeOptions {
-  check?: (pods: Pod[]) => void;
-  readyIf?: (pod: Pod) => boolean;
-}
-
-function fakeCluster(client: KubeClient, opts: FakeOptions = {}): FakeCluster {
-  let stopped = false;
-  let failure: unknown;
-  const loop = (async () => {
-    while (!stopped) {
-      try {
-        const pods = await listPods(client);
-        opts.check?.(pods);
-        await Promise.all(pods.map((pod) => actOn(client, pod, opts.readyIf)));
-      } catch (err) {
-        failure ??= err;
-      }
-      await sleep(15);
-    }
-  })();
-  return {
-    async stop() {
-      stopped = true;
-      await loop;
-      if (failure) throw failure;
-    },
-  };
-}
-
-async function actOn(client: KubeClient, pod: Pod, readyIf?: (pod: Pod) => boolean) {
-  const { name, uid } = pod.metadata;
-  if (pod.metadata.deletionTimestamp) {
-    const opts = { gracePeriodSeconds: 0, preconditions: { uid } };
-    return tolerant(client.delete(PODS, 'default', name!, opts));
-  }
-  const node = targetNode(pod);
+/** Where the scheduler would put a daemon pod: the node its affinity names. */
+function daemonNode(pod: Pod): string | undefined {
   const daemon = pod.metadata.ownerReferences?.some((r) => r.kind === 'DaemonSet');
-  if (!pod.spec.nodeName && node && daemon) {
-    return bind(client, pod, node);
-  }
-  const finished = pod.status?.phase === 'Failed' || pod.status?.phase === 'Succeeded';
-  if (!finished && !isReady(pod) && (readyIf?.(pod) ?? true)) await markReady(client, pod);
+  return daemon ? targetNode(pod) : undefined;
 }
 
 function daemonSet(name: string, image: string, nodeSelector?: Record<string, string>): DaemonSet {
@@ -287,14 +172,15 @@ test('DaemonSet follows nodes as they are added, relabelled and removed', async 
 });
 
 test('DaemonSet rolling update never exceeds maxUnavailable; kubectl sees it roll out', async (t) => {
-  const { api, client, fake } = await setup(t);
+  const c = await setup(t);
+  const { client, fake } = c;
   const nodes = ['a', 'b', 'c', 'd', 'e'];
   for (const n of nodes) await createNode(client, n);
   let worst = 0;
   const violations = new Set<string>();
   let updating = false;
   fake({
-    check(pods) {
+    sample(pods) {
       const perNode = new Map<string, number>();
       for (const p of live(podsOf(pods, 'proxy'))) {
         const node = targetNode(p) ?? '';
@@ -339,27 +225,20 @@ test('DaemonSet rolling update never exceeds maxUnavailable; kubectl sees it rol
     spec: { template: { spec: { containers: [{ name: 'agent', image: 'proxy:2' }] } } },
   };
   await client.patch(DAEMONSETS, 'default', 'proxy', patch, 'strategic');
-  await kubectl(
-    t,
-    api,
-    ['rollout', 'status', 'ds/proxy', '--timeout=30s'],
-    /successfully rolled out/,
-  );
+  await kubectlOk(c, ['rollout', 'status', 'ds/proxy', '--timeout=30s'], /successfully rolled out/);
   await rolledOut('proxy:2');
   assert.deepEqual([...violations], []);
   assert.ok(worst >= 1, 'the update went through unavailable nodes');
 
-  const history = await kubectl(t, api, ['rollout', 'history', 'ds/proxy'], /REVISION/);
-  if (history) assert.match(history, /^1\s.*\n2\s/m);
-  await kubectl(t, api, ['rollout', 'history', 'ds/proxy', '--revision=1'], /Image:\s+proxy:1/);
+  const history = await kubectlOk(c, ['rollout', 'history', 'ds/proxy'], /REVISION/);
+  assert.match(history, /^1\s.*\n2\s/m);
+  await kubectlOk(c, ['rollout', 'history', 'ds/proxy', '--revision=1'], /Image:\s+proxy:1/);
 
   // Undo brings revision 1's template back, renumbered 3, as in Kubernetes.
-  await kubectl(t, api, ['rollout', 'undo', 'ds/proxy'], /rolled back/);
-  if (history) {
-    await rolledOut('proxy:1');
-    const revisions = (await client.list<ControllerRevision>(REVISIONS, 'default')).items;
-    assert.deepEqual(revisions.map((r) => r.revision).sort(), [2, 3]);
-  }
+  await kubectlOk(c, ['rollout', 'undo', 'ds/proxy'], /rolled back/);
+  await rolledOut('proxy:1');
+  const revisions = (await client.list<ControllerRevision>(REVISIONS, 'default')).items;
+  assert.deepEqual(revisions.map((r) => r.revision).sort(), [2, 3]);
 });
 
 test('DaemonSet surge update starts each new pod before its old one goes', async (t) => {
@@ -369,7 +248,7 @@ test('DaemonSet surge update starts each new pod before its old one goes', async
   const violations = new Set<string>();
   let doubled = 0;
   fake({
-    check(pods) {
+    sample(pods) {
       const mine = live(podsOf(pods, 'surge'));
       const perNode = new Map<string, number>();
       for (const p of mine) perNode.set(targetNode(p)!, (perNode.get(targetNode(p)!) ?? 0) + 1);
@@ -416,7 +295,7 @@ test('StatefulSet starts in order, replaces lost pods by name and stops from the
   const seen = new Map<string, string>();
   let scaledDown = false;
   fake({
-    check(pods) {
+    sample(pods) {
       const mine = podsOf(pods, 'db');
       const byName = new Map(mine.map((p) => [p.metadata.name!, p]));
       for (const p of mine) {
@@ -490,12 +369,13 @@ test('StatefulSet starts in order, replaces lost pods by name and stops from the
 });
 
 test('StatefulSet rolling update honours the partition; kubectl get, rollout status and history', async (t) => {
-  const { api, client, fake } = await setup(t);
+  const c = await setup(t);
+  const { client, fake } = c;
   const order: string[] = [];
   const firstSeen = new Map<string, number>();
   let mostNotReady = 0;
   fake({
-    check(pods) {
+    sample(pods) {
       const mine = live(podsOf(pods, 'web'));
       for (const p of mine) {
         const tag = `${p.metadata.name}@${p.spec.containers[0].image}`;
@@ -507,7 +387,7 @@ test('StatefulSet rolling update honours the partition; kubectl get, rollout sta
       }
     },
     // Replacements take a while to start, so waiting for them is what keeps order.
-    readyIf: (pod) => Date.now() - (firstSeen.get(pod.metadata.uid!) ?? Date.now()) > 150,
+    startIf: (pod) => Date.now() - (firstSeen.get(pod.metadata.uid!) ?? Date.now()) > 150,
   });
   const sts = statefulSet('web', 3, 'web:1');
   sts.spec.updateStrategy = { type: 'RollingUpdate', rollingUpdate: { partition: 1 } };
@@ -525,9 +405,8 @@ test('StatefulSet rolling update honours the partition; kubectl get, rollout sta
   const partial = await status((s) => s.updatedReplicas === 2 && s.readyReplicas === 3);
   assert.notEqual(partial.status?.currentRevision, partial.status?.updateRevision);
   assert.deepEqual(order, ['web-2@web:2', 'web-1@web:2']);
-  await kubectl(
-    t,
-    api,
+  await kubectlOk(
+    c,
     ['rollout', 'status', 'sts/web', '--timeout=20s'],
     /partitioned roll out complete: 2 new pods have been updated/,
   );
@@ -542,21 +421,21 @@ test('StatefulSet rolling update honours the partition; kubectl get, rollout sta
   assert.deepEqual(order, ['web-2@web:2', 'web-1@web:2', 'web-0@web:2']);
 
   assert.equal(mostNotReady, 1, 'one pod at a time was replaced');
-  const table = await kubectl(t, api, ['get', 'sts'], /READY/);
-  if (table) assert.match(table, /^NAME\s+READY\s+AGE\s*\nweb\s+3\/3\s/m);
-  await kubectl(t, api, ['rollout', 'status', 'sts/web', '--timeout=20s'], /3 new pods/);
-  const history = await kubectl(t, api, ['rollout', 'history', 'sts/web'], /REVISION/);
-  if (!history) return;
+  const table = await kubectlOk(c, ['get', 'sts'], /READY/);
+  assert.match(table, /^NAME\s+READY\s+AGE\s*\nweb\s+3\/3\s/m);
+  await kubectlOk(c, ['rollout', 'status', 'sts/web', '--timeout=20s'], /3 new pods/);
+  const history = await kubectlOk(c, ['rollout', 'history', 'sts/web'], /REVISION/);
   assert.match(history, /^1\s.*\n2\s/m);
 
-  await kubectl(t, api, ['rollout', 'undo', 'sts/web'], /rolled back/);
+  await kubectlOk(c, ['rollout', 'undo', 'sts/web'], /rolled back/);
   await status((s) => s.updatedReplicas === 3 && s.readyReplicas === 3);
   const images = live(podsOf(await listPods(client), 'web')).map((p) => p.spec.containers[0].image);
   assert.deepEqual(images, ['web:1', 'web:1', 'web:1']);
 });
 
 test('kubectl get ds,sts prints the Kubernetes columns', async (t) => {
-  const { api, client, fake } = await setup(t);
+  const c = await setup(t);
+  const { client, fake } = c;
   await createNode(client, 'n1', { disk: 'ssd' });
   fake();
   await client.create(DAEMONSETS, daemonSet('ssd', 'x:1', { disk: 'ssd' }));
@@ -566,8 +445,7 @@ test('kubectl get ds,sts prints the Kubernetes columns', async (t) => {
     const sts = await client.get<StatefulSet>(STATEFULSETS, 'default', 'one');
     return ds.status?.numberAvailable === 1 && sts.status?.readyReplicas === 1;
   });
-  const out = await kubectl(t, api, ['get', 'ds,sts'], /NAME/);
-  if (!out) return;
+  const out = await kubectlOk(c, ['get', 'ds,sts'], /NAME/);
   assert.match(
     out,
     /NAME\s+DESIRED\s+CURRENT\s+READY\s+UP-TO-DATE\s+AVAILABLE\s+NODE SELECTOR\s+AGE/,
@@ -577,7 +455,7 @@ test('kubectl get ds,sts prints the Kubernetes columns', async (t) => {
   assert.match(out, /statefulset\.apps\/one\s+1\/1\s+\d+s/);
 
   // The garbage collector removes what the workloads owned: pods and revisions.
-  await kubectl(t, api, ['delete', 'ds/ssd', 'sts/one'], /deleted/);
+  await kubectlOk(c, ['delete', 'ds/ssd', 'sts/one'], /deleted/);
   await waitFor('owned objects gone', async () => {
     const pods = await listPods(client);
     const revisions = (await client.list(REVISIONS, 'default')).items;
@@ -632,32 +510,3 @@ test('a lagging pod watch never makes the DaemonSet controller create twice', as
   const pods = podsOf(await listPods(api.client), 'lag');
   assert.deepEqual(pods.map((p) => targetNode(p)).sort(), ['a', 'b', 'c']);
 });
-
-/**
- * Runs the real kubectl against the test API server and checks its output; returns the
- * output, or undefined when kubectl is not installed (the check is then skipped).
- */
-async function kubectl(
-  t: TestContext,
-  api: TestApiServer,
-  args: string[],
-  expect: RegExp,
-): Promise<string | undefined> {
-  const kubeconfig = api.kubeconfig();
-  let stdout: string;
-  try {
-    // Asynchronously: the API server under test runs in this very process.
-    ({ stdout } = await promisify(execFile)('kubectl', ['--kubeconfig', kubeconfig, ...args], {
-      encoding: 'utf8',
-    }));
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException & { stderr?: string };
-    if (e.code === 'ENOENT') {
-      t.diagnostic('kubectl is not installed; skipped');
-      return undefined;
-    }
-    assert.fail(`kubectl ${args.join(' ')} failed: ${e.stderr ?? e.message}`);
-  }
-  assert.match(stdout, expect, `kubectl ${args.join(' ')}`);
-  return stdout;
-}
