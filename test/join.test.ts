@@ -115,10 +115,10 @@ async function startServer(name: string, extra: string[] = []): Promise<Server> 
   };
 }
 
-function startAgent(server: Server, node: string, token?: string): Proc {
-  return start(`agent-${node}`, [
+function startAgent(server: Server, node: string, token?: string, dir = `agent-${node}`): Proc {
+  return start(dir, [
     'agent',
-    ...['--server', server.url, '--node-name', node, '--data-dir', join(root, `agent-${node}`)],
+    ...['--server', server.url, '--node-name', node, '--data-dir', join(root, dir)],
     ...['--node-ip', '127.0.0.1', '--agent-port', '0', '--no-runtime'],
     ...(token ? ['--token', token] : []),
   ]);
@@ -306,6 +306,35 @@ describe('joining a server', { timeout: 120_000 }, () => {
     });
     assert.match(readFileSync(agent.log, 'utf8'), /using the stored node credentials/);
     await stop(agent);
+  });
+
+  test("another machine cannot join under a node's name until that Node is deleted", async () => {
+    const pw = statSync(join(root, 'agent-a', 'pki', 'node-password'));
+    assert.equal(pw.mode & 0o777, 0o600, 'the node password is private');
+    const impostor = startAgent(server, 'a', server.joinToken, 'agent-a-other');
+    assert.equal(await impostor.exited, 1);
+    assert.match(readFileSync(impostor.log, 'utf8'), /node name a belongs to another machine/);
+    const otherPki = join(root, 'agent-a-other', 'pki');
+    assert.equal(existsSync(join(otherPki, 'client.crt')), false, 'no credentials issued');
+
+    // The machine that owns the name may join again with the token (same password).
+    for (const f of ['client.crt', 'client.key']) rmSync(join(root, 'agent-a', 'pki', f));
+    const owner = startAgent(server, 'a', server.joinToken);
+    await waitFor('the owner to rejoin', 20_000, async () => {
+      if (owner.proc.exitCode !== null) throw new Error(readFileSync(owner.log, 'utf8'));
+      return /joined the cluster/.test(readFileSync(owner.log, 'utf8'));
+    });
+    await stop(owner);
+
+    // Once the Node is deleted the name is free for another machine.
+    await server.admin.delete(NODES, undefined, 'a');
+    const newcomer = startAgent(server, 'a', server.joinToken, 'agent-a-other');
+    await waitFor('the new machine to register node a', 30_000, async () => {
+      if (newcomer.proc.exitCode !== null) throw new Error(readFileSync(newcomer.log, 'utf8'));
+      const node = await server.admin.get(NODES, undefined, 'a').catch(() => undefined);
+      return node !== undefined && existsSync(join(otherPki, 'client.crt'));
+    });
+    await stop(newcomer);
   });
 });
 

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
@@ -20,7 +21,9 @@ import type { Logger } from '../log.js';
  *
  * Joining: the CA is fetched from `/cacerts` without trusting the server, and accepted only
  * if its SHA-256 is the one in the join token; from then on the server must present a
- * certificate of that CA. Then the join secret buys the two certificates.
+ * certificate of that CA. Then the join secret buys the two certificates. The join also
+ * sends the node's password (`pki/node-password`, made on the first join and kept): the
+ * server ties the node name to it, so no other machine can join under this name.
  *
  * Renewal: once two thirds of the client certificate's lifetime have passed, new keys are
  * made and certified with the current client certificate as credential; `onRenewed`
@@ -137,7 +140,7 @@ export class NodeCredentialManager {
           'refusing to join',
       );
     }
-    const set = await this.requestCredentials(caPem, { token: secret });
+    const set = await this.requestCredentials(caPem, { token: secret }, this.nodePassword());
     this.opts.log.info('joined the cluster: node credentials issued');
     return set;
   }
@@ -151,15 +154,27 @@ export class NodeCredentialManager {
     return set;
   }
 
+  /** This machine's node password: read from the data dir, made there on first use. */
+  private nodePassword(): string {
+    const path = join(this.dir, 'node-password');
+    if (existsSync(path)) return readFileSync(path, 'utf8').trim();
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    const password = randomBytes(32).toString('hex');
+    writeFileSync(path, `${password}\n`, { mode: 0o600 });
+    return password;
+  }
+
   private async requestCredentials(
     caPem: string,
     auth: { token?: string; cert?: CertPair },
+    nodePassword?: string,
   ): Promise<NodeCredentialSet> {
     const user = `${NODE_USER_PREFIX}${this.opts.nodeName}`;
     const client = await newCertificateRequest(user, [NODES_GROUP]);
     const serving = await newCertificateRequest(user);
     const body: NodeCredentialsRequest = {
       nodeName: this.opts.nodeName,
+      ...(nodePassword ? { nodePassword } : {}),
       addresses: this.opts.addresses,
       clientCsr: client.csrPem,
       servingCsr: serving.csrPem,

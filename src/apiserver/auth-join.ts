@@ -4,6 +4,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { ApiError, badRequest } from '../api/errors.js';
 import type { UserInfo } from './auth.js';
 import { NODE_USER_PREFIX, NODES_GROUP, nodeNameOf } from './authz.js';
+import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, type NodePasswords } from './node-password.js';
 import { checkCertificateRequest, issueCert, type CaPair } from './pki.js';
 import { readBody } from './request.js';
 
@@ -21,9 +22,10 @@ import { readBody } from './request.js';
  * serving certificate of its own endpoint. It is allowed with the join secret as bearer
  * token (first join), or with a client certificate of that same node (renewal).
  *
- * Shortcoming: whoever holds the join token may take any node name, including a node
- * that exists already (k3s guards that with a per-node password; flyCes does not yet),
- * and the serving certificate names whatever addresses the request gives.
+ * A join (not a renewal) also carries the node's password: the first join of a name records
+ * it, and a later join of that name with another password is refused while the Node exists
+ * (node-password.ts), so the join token alone cannot take over a running node's name.
+ * Shortcoming: the serving certificate names whatever addresses the request gives.
  */
 
 export const CACERTS_PATH = '/cacerts';
@@ -31,6 +33,8 @@ export const NODE_CREDENTIALS_PATH = '/flyces/v1/node-credentials';
 
 export interface NodeCredentialsRequest {
   nodeName: string;
+  /** The node's own secret, made once by the agent; required with the join token. */
+  nodePassword?: string;
   /** IP addresses (and DNS names) the node's endpoint is reached at. */
   addresses: string[];
   clientCsr: string;
@@ -60,7 +64,10 @@ const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0
 export class JoinService {
   private readonly secret: Buffer;
 
-  constructor(private readonly opts: JoinOptions) {
+  constructor(
+    private readonly opts: JoinOptions,
+    private readonly passwords: NodePasswords,
+  ) {
     this.secret = Buffer.from(opts.secret);
   }
 
@@ -90,6 +97,18 @@ export class JoinService {
         'Unauthorized',
         'the join token was not accepted (and no certificate of this node was presented)',
       );
+    }
+    if (!renewing) {
+      const pw = body.nodePassword;
+      if (
+        typeof pw !== 'string' ||
+        pw.length < MIN_PASSWORD_LENGTH ||
+        pw.length > MAX_PASSWORD_LENGTH
+      )
+        throw badRequest(
+          `nodePassword must be a string of ${MIN_PASSWORD_LENGTH} to ${MAX_PASSWORD_LENGTH} characters`,
+        );
+      await this.passwords.claim(body.nodeName, pw);
     }
     const credentials = await this.issue(body);
     res.writeHead(201, { 'Content-Type': 'application/json' }).end(JSON.stringify(credentials));
@@ -141,12 +160,12 @@ function parseRequest(raw: Buffer): NodeCredentialsRequest {
   } catch {
     throw badRequest('the node credentials request is not JSON');
   }
-  const { nodeName, addresses, clientCsr, servingCsr } = body ?? {};
+  const { nodeName, nodePassword, addresses, clientCsr, servingCsr } = body ?? {};
   if (typeof nodeName !== 'string' || nodeName.length > 253 || !DNS_SUBDOMAIN.test(nodeName))
     throw badRequest('nodeName must be a DNS subdomain');
   if (!Array.isArray(addresses) || addresses.some((a) => typeof a !== 'string' || !isIP(a)))
     throw badRequest('addresses must be a list of IP addresses');
   if (typeof clientCsr !== 'string' || typeof servingCsr !== 'string')
     throw badRequest('clientCsr and servingCsr must be PEM certificate requests');
-  return { nodeName, addresses, clientCsr, servingCsr };
+  return { nodeName, nodePassword, addresses, clientCsr, servingCsr };
 }

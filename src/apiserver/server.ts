@@ -27,6 +27,7 @@ import { proxyExec, refuseUpgrade } from './exec.js';
 import { openPodLogs, type NodeDialer } from './node-proxy.js';
 import { Authenticator, type UserInfo } from './auth.js';
 import { JoinService, type JoinOptions } from './auth-join.js';
+import { NodePasswords } from './node-password.js';
 import { authorize, forbiddenMessage, type NodeFacts, type ResourceAttributes } from './authz.js';
 import { openApiV3Document, openApiV3Index } from './openapi.js';
 import { advertiseAddress, ensureKubernetesService } from './kubernetes-service.js';
@@ -123,7 +124,7 @@ export class ApiServer {
     this.allocations = new ServiceAllocations(opts.store, opts);
     const registry = new Registry(opts.store, this.allocations);
     this.authn = new Authenticator(opts.tokens);
-    this.join = opts.join && new JoinService(opts.join);
+    this.join = opts.join && new JoinService(opts.join, new NodePasswords(registry));
     this.facts = { podNode: (ns, name) => this.podNode(ns, name) };
     this.ctx = {
       registry,
