@@ -84,7 +84,7 @@ async function setup(): Promise<void> {
   for (const machine of ['n1', 'n2']) {
     const dir = join(lab.root, `agent-${machine}`);
     await run(process.execPath, [FLYCES, 'image', 'import', '--data-dir', dir, archive]);
-    cluster.startAgent(machine, ips[machine], ['--cluster-cidr', CLUSTER_CIDR]);
+    cluster.startAgent(machine, ips[machine]);
   }
   await cluster.waitNodeReady('n1');
   await cluster.waitNodeReady('n2');
@@ -105,7 +105,7 @@ async function nodeLost(victim: string, survivor: string): Promise<number> {
   const seconds = (Date.now() - killedAt) / 1000;
 
   await lab.setLink(victim, true);
-  cluster.startAgent(victim, ips[victim], ['--cluster-cidr', CLUSTER_CIDR]);
+  cluster.startAgent(victim, ips[victim]);
   await cluster.waitNodeReady(victim);
   await waitFor('the old pods gone', 60_000, async () => (await pods()).length === REPLICAS);
   return seconds;

@@ -144,10 +144,15 @@ describe('a cluster of network namespaces', { skip, timeout: 300_000 }, () => {
     for (const machine of ['n1', 'n2']) {
       const dir = join(lab.root, `agent-${machine}`);
       await run(process.execPath, [FLYCES, 'image', 'import', '--data-dir', dir, archive]);
-      cluster.startAgent(machine, ips[machine], ['--cluster-cidr', CLUSTER_CIDR]);
+      cluster.startAgent(machine, ips[machine]);
     }
     await cluster.waitNodeReady('n1', 60_000);
     await cluster.waitNodeReady('n2', 60_000);
+    // The agents were not told the cluster's pod range: they read what the server published.
+    for (const machine of ['n1', 'n2']) {
+      const log = readFileSync(join(lab.root, `agent-${machine}.log`), 'utf8');
+      assert.match(log, /"clusterCIDR":"10\.44\.0\.0\/16".*server published/);
+    }
   });
 
   after(async () => {
@@ -249,7 +254,7 @@ describe('a cluster of network namespaces', { skip, timeout: 300_000 }, () => {
 
     // n2 comes back for the next test: its link up and its agent restarted (no token).
     await lab.setLink('n2', true);
-    cluster.startAgent('n2', ips.n2, ['--cluster-cidr', CLUSTER_CIDR]);
+    cluster.startAgent('n2', ips.n2);
     await cluster.waitNodeReady('n2', 60_000);
   });
 

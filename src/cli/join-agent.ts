@@ -9,9 +9,11 @@ import type { NodeObject } from '../api/types.js';
 import { InformerFactory } from '../client/factory.js';
 import { Informer } from '../client/informer.js';
 import { isReason, KubeClient } from '../client/rest.js';
-import { componentLogger } from '../log.js';
+import { DEFAULT_CLUSTER_CIDR } from '../controllers/nodeipam/controller.js';
+import { componentLogger, type Logger } from '../log.js';
 import { ServiceProxy } from '../proxy/service-proxy.js';
 import type { ImageService, RuntimeService } from '../runtime/runtime.js';
+import { readClusterSettings } from './cluster-settings.js';
 import { NoRuntime } from './no-runtime.js';
 import { primaryAddress } from './server.js';
 import { checkHost, defaultNodeName } from './up.js';
@@ -36,8 +38,11 @@ export interface JoinAgentOptions {
   dataDir: string;
   nodeIp?: string;
   podCidr?: string;
-  /** The whole cluster's pod range (the server's --cluster-cidr), for the forward guard. */
-  clusterCidr: string;
+  /**
+   * The whole cluster's pod range (the server's --cluster-cidr), for the forward guard;
+   * default what the server published (kube-system/flyces-cluster), else 10.42.0.0/16.
+   */
+  clusterCidr?: string;
   agentPort: number;
   bridge: string;
   runtime: boolean;
@@ -48,6 +53,21 @@ export interface JoinAgentOptions {
 const NODES = byGroupResource.get('/nodes')!;
 const POD_CIDR_WAIT_MS = 500;
 const ROUTE_RESYNC_MS = 5_000;
+
+/** The cluster's pod range as the server published it; the default when it did not. */
+async function publishedClusterCidr(client: KubeClient, log: Logger): Promise<string> {
+  const settings = await readClusterSettings(client);
+  const cidr = settings?.clusterCIDR;
+  if (cidr) {
+    log.info({ clusterCIDR: cidr }, "using the cluster's pod range the server published");
+    return cidr;
+  }
+  log.warn(
+    { clusterCIDR: DEFAULT_CLUSTER_CIDR },
+    'the server published no cluster pod range; assuming the default (see --cluster-cidr)',
+  );
+  return DEFAULT_CLUSTER_CIDR;
+}
 
 /** Runs the joined agent until SIGINT or SIGTERM. */
 export async function joinAgentCommand(o: JoinAgentOptions): Promise<void> {
@@ -71,11 +91,18 @@ export async function joinAgentCommand(o: JoinAgentOptions): Promise<void> {
     clientCert: set.client,
     userAgent: `flyces-agent/${name}`,
   });
+  const clusterCidr = o.clusterCidr ?? (await publishedClusterCidr(client, log));
   const identity = { name, internalIP: nodeIP, agentPort: o.agentPort, dataDir: o.dataDir };
   const podCIDR = o.podCidr ?? (await waitForPodCidr(client, nodeObject(identity), log));
   const { runtime, images, gateway } = await makeRuntime(o, podCIDR);
   const proxy = gateway
-    ? await startServiceProxy(client, { ...o, podCidr: podCIDR }, name, nodeIP, gateway)
+    ? await startServiceProxy(
+        client,
+        { ...o, podCidr: podCIDR, clusterCidr },
+        name,
+        nodeIP,
+        gateway,
+      )
     : undefined;
   const agent = new Agent({
     client,
@@ -174,7 +201,7 @@ export function proxyTable(node: string): string {
  */
 async function startServiceProxy(
   client: KubeClient,
-  o: JoinAgentOptions & { podCidr: string },
+  o: JoinAgentOptions & { podCidr: string; clusterCidr: string },
   node: string,
   nodeIP: string,
   gateway: string,

@@ -168,7 +168,7 @@ program
   .option('--data-dir <dir>', 'where the agent keeps its state', DEFAULT_DATA_DIR)
   .option('--node-ip <addr>', "this node's address (default: its first non-loopback IPv4)")
   .option('--pod-cidr <cidr>', "this node's pod range (default: assigned by the cluster)")
-  .option('--cluster-cidr <cidr>', "the cluster's pod range (the server's)", '10.42.0.0/16')
+  .option('--cluster-cidr <cidr>', "the cluster's pod range (default: the server's)")
   .option('--agent-port <port>', "node agent's port (logs, exec)", port, 10250)
   .option('--bridge <name>', 'Linux bridge the pods attach to', 'flyces0')
   .option('--allow-host-path', 'let pods mount paths of this machine (hostPath volumes)', false)

@@ -10,6 +10,10 @@ import { startCompactor } from '../store/compactor.js';
 import { EtcdStore } from '../store/etcd/etcd-store.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
 import type { Store } from '../store/store.js';
+import { DEFAULT_SERVICE_CIDR } from '../apiserver/service-allocation.js';
+import { KubeClient } from '../client/rest.js';
+import { DEFAULT_CLUSTER_CIDR } from '../controllers/nodeipam/controller.js';
+import { publishClusterSettings } from './cluster-settings.js';
 import { startControlLoopsThread } from './control-plane-thread.js';
 import { kubeconfigText, writeKubeconfig } from './kubeconfig.js';
 
@@ -132,6 +136,21 @@ export async function serverCommand(o: ServerOptions): Promise<void> {
   const tokenFile = join(o.dataDir, 'join-token');
   writePrivate(tokenFile, `${joinToken(auth)}\n`);
 
+  // What joining agents need to know about the cluster, so nobody has to tell them.
+  const admin = new KubeClient({
+    server,
+    token: auth.adminToken,
+    caPem: auth.ca.certPem,
+    socketPath,
+  });
+  try {
+    await publishClusterSettings(admin, {
+      clusterCIDR: o.clusterCidr ?? DEFAULT_CLUSTER_CIDR,
+      serviceCIDR: o.serviceCidr ?? DEFAULT_SERVICE_CIDR,
+    });
+  } finally {
+    admin.close();
+  }
   let leaseLost = (_lease: string) => undefined as void;
   // The scheduler and controllers run on their own thread, as clients like any other.
   const loops = await startControlLoopsThread(
