@@ -240,6 +240,44 @@ describe('joining a server', { timeout: 120_000 }, () => {
     await assert.rejects(client.list(byGroupResource.get('apps/deployments')!), (err) =>
       isReason(err, 'Forbidden'),
     );
+
+    // Secrets: only those a pod bound to the node refers to, and only by name.
+    const SECRETS = byGroupResource.get('/secrets')!;
+    const secret = (name: string) => ({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name, namespace: 'default' },
+      stringData: { k: name },
+    });
+    await server.admin.create(SECRETS, secret('for-a'));
+    await server.admin.create(SECRETS, secret('for-b'));
+    const usingSecret = (pod: string, node: string, name: string): Pod => ({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: pod, namespace: 'default' },
+      spec: {
+        nodeName: node,
+        containers: [{ name: 'c', image: 'busybox' }],
+        volumes: [{ name: 's', secret: { secretName: name } }],
+      },
+    });
+    await assert.rejects(client.get(SECRETS, 'default', 'for-a'), (err) =>
+      isReason(err, 'Forbidden'),
+    );
+    await server.admin.create(PODS, usingSecret('uses-a', 'a', 'for-a'));
+    await server.admin.create(PODS, usingSecret('uses-b', 'b', 'for-b'));
+    await waitFor('the pod to be indexed', 5_000, async () =>
+      client.get(SECRETS, 'default', 'for-a').then(
+        () => true,
+        () => false,
+      ),
+    );
+    await assert.rejects(client.get(SECRETS, 'default', 'for-b'), (err) =>
+      isReason(err, 'Forbidden'),
+    );
+    await assert.rejects(client.list(SECRETS, 'default'), (err) => isReason(err, 'Forbidden'));
+    await server.admin.delete(PODS, 'default', 'uses-a', { gracePeriodSeconds: 0 });
+    await server.admin.delete(PODS, 'default', 'uses-b', { gracePeriodSeconds: 0 });
   });
 
   test('logs are proxied to the agent over mutual TLS; the agent refuses anyone else', async () => {

@@ -10,7 +10,6 @@ import { byGroupResource } from '../api/resources.js';
 import {
   objectKey,
   type ConfigMap,
-  type KObject,
   type NodeObject,
   type Pod,
   type Secret,
@@ -28,7 +27,8 @@ import type {
   RuntimeService,
   SandboxStatus,
 } from '../runtime/runtime.js';
-import { referencedObjects } from './env.js';
+import { referencedObjects } from '../api/pod-references.js';
+import { ConfigObjects } from './config-objects.js';
 import { parseExecQuery, refuseExec, serveExec, type ExecRequest } from './exec.js';
 import { ImageGc, type ImageGcOptions } from './image-gc.js';
 import { streamLog } from './logs.js';
@@ -82,6 +82,8 @@ const DEFAULT_PIDS_LIMIT = 4096;
 /** kubelet looks at image disk usage every 5 minutes too. */
 const IMAGE_GC_EVERY_MS = 300_000;
 const RELIST_MS = 1_000;
+/** How often the ConfigMaps and Secrets pods refer to are fetched again (changes show then). */
+const CONFIG_REFRESH_MS = 5_000;
 const ORPHAN_GRACE_SECONDS = 10;
 /** The client certificate CN the API servers present to agents. */
 export const API_SERVER_IDENTITY = 'flyces-apiserver';
@@ -90,10 +92,8 @@ export class Agent {
   private readonly log;
   private readonly tokens: BearerTokens;
   private readonly pods: Informer<Pod>;
-  // Every ConfigMap and Secret of the cluster is cached: simple, but a node sees secrets
-  // of pods it does not run (kubelet watches only the objects its pods name).
-  private readonly configMaps: Informer<ConfigMap>;
-  private readonly secrets: Informer<Secret>;
+  /** The ConfigMaps and Secrets this node's pods refer to (only those may be read). */
+  private readonly objects: ConfigObjects;
   private readonly volumes: VolumeManager;
   private readonly queue = new WorkQueue(500, 30_000);
   private readonly worker: PodWorker;
@@ -111,11 +111,16 @@ export class Agent {
       fieldSelector: `spec.nodeName=${opts.name}`,
     });
     this.events = new EventRecorder(opts.client, 'flyces-agent', opts.name);
-    this.configMaps = new Informer<ConfigMap>(opts.client, byGroupResource.get('/configmaps')!);
-    this.secrets = new Informer<Secret>(opts.client, byGroupResource.get('/secrets')!);
+    this.objects = new ConfigObjects({
+      client: opts.client,
+      onChange: (key) => this.configChanged(key),
+      log: this.log,
+    });
     const source = {
-      configMap: (ns: string, name: string) => this.configMaps.get(`${ns}/${name}`),
-      secret: (ns: string, name: string) => this.secrets.get(`${ns}/${name}`),
+      configMap: (ns: string, name: string) =>
+        this.objects.get('ConfigMap', ns, name) as ConfigMap | undefined,
+      secret: (ns: string, name: string) =>
+        this.objects.get('Secret', ns, name) as Secret | undefined,
     };
     this.volumes = new VolumeManager({
       dataDir: opts.dataDir,
@@ -162,7 +167,7 @@ export class Agent {
     });
     this.pods.start();
     await this.pods.hasSynced();
-    await this.startConfigInformers();
+    this.every(CONFIG_REFRESH_MS, () => this.objects.refresh(this.pods.list()));
     this.workers = runWorkers(
       this.queue,
       4,
@@ -179,8 +184,6 @@ export class Agent {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
     this.pods.stop();
-    this.configMaps.stop();
-    this.secrets.stop();
     this.queue.shutDown();
     await this.workers;
     this.worker.stop();
@@ -190,27 +193,11 @@ export class Agent {
     this.server?.closeAllConnections();
   }
 
-  /** Caches ConfigMaps and Secrets; a change re-syncs the pods that use it. */
-  private async startConfigInformers(): Promise<void> {
-    for (const [kind, informer] of [
-      ['ConfigMap', this.configMaps],
-      ['Secret', this.secrets],
-    ] as const) {
-      informer.addHandlers({
-        onAdd: (o) => this.configChanged(kind, o),
-        onUpdate: (_old, o) => this.configChanged(kind, o),
-        onDelete: (o) => this.configChanged(kind, o),
-      });
-      informer.start();
-    }
-    await Promise.all([this.configMaps.hasSynced(), this.secrets.hasSynced()]);
-  }
-
   /** Queues the pods that name a ConfigMap or Secret, and rewrites their volumes of it. */
-  private configChanged(kind: string, obj: KObject): void {
-    const ref = `${kind}/${obj.metadata.namespace}/${obj.metadata.name}`;
+  private configChanged(ref: string): void {
+    const namespace = ref.split('/')[1];
     for (const pod of this.pods.list()) {
-      if (pod.metadata.namespace !== obj.metadata.namespace) continue;
+      if (pod.metadata.namespace !== namespace) continue;
       if (!referencedObjects(pod).has(ref)) continue;
       this.queue.add(objectKey(pod));
       this.volumes.refresh(pod).catch((err) => {
@@ -339,6 +326,7 @@ export class Agent {
     const current = mine.filter((s) => s.podUid === pod.metadata.uid);
     if (pod.metadata.deletionTimestamp) return this.finishDeletion(pod, current, containers);
     if (pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') return;
+    await this.objects.ensure(pod);
     const result = await this.worker.sync(pod, current, containers);
     if (result.status) await this.reportStatus(pod, result.status);
     return result.requeueAfterMs;

@@ -1,14 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ConfigMap, Container, Pod, Secret } from '../api/types.js';
-import {
-  ConfigError,
-  expand,
-  referencedObjects,
-  resolveEnv,
-  type ConfigSource,
-  type EnvContext,
-} from './env.js';
+import { ConfigError, expand, resolveEnv, type ConfigSource, type EnvContext } from './env.js';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
@@ -239,22 +232,4 @@ describe('resolveEnv', () => {
       );
     });
   }
-});
-
-test('referencedObjects lists env, envFrom and volume references', () => {
-  const p = pod({
-    env: [{ name: 'A', valueFrom: { secretKeyRef: { name: 's1', key: 'k' } } }],
-    envFrom: [{ configMapRef: { name: 'c1' } }],
-  });
-  p.spec.volumes = [
-    { name: 'v', configMap: { name: 'c2' } },
-    { name: 'w', secret: { secretName: 's2' } },
-    { name: 'e', emptyDir: {} },
-  ];
-  assert.deepEqual([...referencedObjects(p)].sort(), [
-    'ConfigMap/default/c1',
-    'ConfigMap/default/c2',
-    'Secret/default/s1',
-    'Secret/default/s2',
-  ]);
 });

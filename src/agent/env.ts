@@ -268,29 +268,3 @@ export function resourceFieldValue(
   return String(Math.ceil(value / divisor));
 }
 
-/**
- * The ConfigMaps and Secrets a pod refers to (env, envFrom and volumes of every container),
- * as `ConfigMap/<namespace>/<name>` and `Secret/<namespace>/<name>` keys.
- */
-export function referencedObjects(pod: Pod): Set<string> {
-  const ns = pod.metadata.namespace ?? 'default';
-  const out = new Set<string>();
-  const add = (kind: string, name: unknown) => {
-    if (typeof name === 'string' && name) out.add(`${kind}/${ns}/${name}`);
-  };
-  for (const c of [...(pod.spec.containers ?? []), ...(pod.spec.initContainers ?? [])]) {
-    for (const from of asList(c.envFrom)) {
-      add('ConfigMap', from?.configMapRef?.name);
-      add('Secret', from?.secretRef?.name);
-    }
-    for (const e of asList(c.env)) {
-      add('ConfigMap', e?.valueFrom?.configMapKeyRef?.name);
-      add('Secret', e?.valueFrom?.secretKeyRef?.name);
-    }
-  }
-  for (const v of asList(pod.spec.volumes)) {
-    add('ConfigMap', v?.configMap?.name);
-    add('Secret', v?.secret?.secretName);
-  }
-  return out;
-}

@@ -15,12 +15,45 @@ const facts: NodeFacts = {
     if (ns !== 'default') return undefined;
     return { 'on-a': 'a', 'on-b': 'b', pending: '' }[name];
   },
+  /** on-a uses Secret default/s-a and ConfigMap default/c-a; on-b uses Secret default/s-b. */
+  refers(node, ref) {
+    const uses: Record<string, string[]> = {
+      a: ['Secret/default/s-a', 'ConfigMap/default/c-a'],
+      b: ['Secret/default/s-b'],
+    };
+    return uses[node]?.includes(ref) ?? false;
+  },
 };
+
+function obj(verb: string, resource: string, namespace?: string, name?: string) {
+  return { verb, group: '', resource, namespace, name };
+}
 
 const cases: [string, UserInfo, ResourceAttributes, boolean][] = [
   ['admin does anything', admin, { verb: 'delete', group: '', resource: 'nodes', name: 'b' }, true],
   ['node lists pods', nodeA, { verb: 'list', group: '', resource: 'pods' }, true],
-  ['node watches secrets', nodeA, { verb: 'watch', group: '', resource: 'secrets' }, true],
+  ['node watches secrets', nodeA, obj('watch', 'secrets'), false],
+  ['node lists secrets of a namespace', nodeA, obj('list', 'secrets', 'default'), false],
+  ["node gets its pod's secret", nodeA, obj('get', 'secrets', 'default', 's-a'), true],
+  ["node gets another node's pod's secret", nodeA, obj('get', 'secrets', 'default', 's-b'), false],
+  ['node gets the same name elsewhere', nodeA, obj('get', 'secrets', 'other', 's-a'), false],
+  ["node updates its pod's secret", nodeA, obj('update', 'secrets', 'default', 's-a'), false],
+  ["node gets its pod's configmap", nodeA, obj('get', 'configmaps', 'default', 'c-a'), true],
+  [
+    'a secret name is not a configmap name',
+    nodeA,
+    obj('get', 'configmaps', 'default', 's-a'),
+    false,
+  ],
+  ['node lists configmaps', nodeA, obj('list', 'configmaps'), false],
+  ['node reads kube-public configmaps', nodeA, obj('get', 'configmaps', 'kube-public', 'x'), true],
+  ['node watches kube-public configmaps', nodeA, obj('watch', 'configmaps', 'kube-public'), true],
+  [
+    'node writes kube-public configmaps',
+    nodeA,
+    obj('update', 'configmaps', 'kube-public', 'x'),
+    false,
+  ],
   [
     'node reads endpointslices',
     nodeA,

@@ -5,8 +5,9 @@ import type { UserInfo } from './auth.js';
  * (`system:node:<name>` in group `system:nodes`) gets what Kubernetes' Node authorizer,
  * its `system:node` role and NodeRestriction admission give a kubelet, simplified:
  * - read (get, list, watch) the objects an agent needs: pods, nodes, services, endpoints,
- *   endpointslices, configmaps, secrets, namespaces, events (every object of those kinds,
- *   not only the ones its pods use, unlike Kubernetes' graph-based Node authorizer);
+ *   endpointslices, namespaces, events, node leases;
+ * - get the ConfigMaps and Secrets that pods bound to it refer to, and no others (the
+ *   graph part of Kubernetes' Node authorizer), plus the ConfigMaps of kube-public;
  * - create, update and patch its own Node and its status, and its own Lease in
  *   kube-node-lease;
  * - update or patch the status of, and delete, the pods bound to it;
@@ -30,7 +31,12 @@ export interface ResourceAttributes {
 export interface NodeFacts {
   /** The node a pod is bound to ('' when unbound); undefined when the pod does not exist. */
   podNode(namespace: string, name: string): Promise<string | undefined>;
+  /** Whether a pod bound to `node` refers to `ref` (`Secret/<ns>/<name>`, `ConfigMap/...`). */
+  refers(node: string, ref: string): boolean;
 }
+
+/** The namespace whose ConfigMaps everyone may read (cluster settings live there). */
+export const PUBLIC_NAMESPACE = 'kube-public';
 
 export const NODES_GROUP = 'system:nodes';
 export const NODE_USER_PREFIX = 'system:node:';
@@ -45,8 +51,6 @@ const NODE_READABLE = new Set([
   '/nodes',
   '/services',
   '/endpoints',
-  '/configmaps',
-  '/secrets',
   '/namespaces',
   '/events',
   'discovery.k8s.io/endpointslices',
@@ -82,6 +86,12 @@ async function authorizeNode(
   if (READ_VERBS.has(a.verb) && NODE_READABLE.has(gr)) {
     if (gr === 'coordination.k8s.io/leases') return a.namespace === 'kube-node-lease';
     return a.subresource === undefined || a.subresource === 'status';
+  }
+  if ((gr === '/secrets' || gr === '/configmaps') && a.subresource === undefined) {
+    if (gr === '/configmaps' && a.namespace === PUBLIC_NAMESPACE) return READ_VERBS.has(a.verb);
+    if (a.verb !== 'get' || !a.namespace || !a.name) return false;
+    const kind = gr === '/secrets' ? 'Secret' : 'ConfigMap';
+    return facts.refers(node, `${kind}/${a.namespace}/${a.name}`);
   }
   if (gr === '/nodes' && WRITE_VERBS.has(a.verb)) {
     return a.name === node && (a.subresource === undefined || a.subresource === 'status');

@@ -28,6 +28,7 @@ import { openPodLogs, type NodeDialer } from './node-proxy.js';
 import { Authenticator, type UserInfo } from './auth.js';
 import { JoinService, type JoinOptions } from './auth-join.js';
 import { NodePasswords } from './node-password.js';
+import { NodeReferences } from './node-references.js';
 import { authorize, forbiddenMessage, type NodeFacts, type ResourceAttributes } from './authz.js';
 import { openApiV3Document, openApiV3Index } from './openapi.js';
 import { advertiseAddress, ensureKubernetesService } from './kubernetes-service.js';
@@ -125,7 +126,11 @@ export class ApiServer {
     const registry = new Registry(opts.store, this.allocations);
     this.authn = new Authenticator(opts.tokens);
     this.join = opts.join && new JoinService(opts.join, new NodePasswords(registry));
-    this.facts = { podNode: (ns, name) => this.podNode(ns, name) };
+    const references = new NodeReferences(this.cache);
+    this.facts = {
+      podNode: (ns, name) => this.podNode(ns, name),
+      refers: (node, ref) => references.refers(node, ref),
+    };
     this.ctx = {
       registry,
       cache: this.cache,

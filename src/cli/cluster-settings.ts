@@ -5,12 +5,13 @@ import { isReason, type KubeClient } from '../client/rest.js';
 /**
  * The cluster-wide settings an agent needs and would otherwise have to be told by hand:
  * the pod range node ranges are cut from (`--cluster-cidr` of `flyces server`) and the
- * Service range. The server keeps them in the ConfigMap kube-system/flyces-cluster; a
- * joining agent reads it (nodes may read ConfigMaps) unless given `--cluster-cidr`.
+ * Service range. The server keeps them in the ConfigMap kube-public/flyces-cluster; a
+ * joining agent reads it (every node may read kube-public's ConfigMaps) unless given
+ * `--cluster-cidr`.
  */
 
 const CONFIGMAPS = byGroupResource.get('/configmaps')!;
-export const SETTINGS_NAMESPACE = 'kube-system';
+export const SETTINGS_NAMESPACE = 'kube-public';
 export const SETTINGS_NAME = 'flyces-cluster';
 
 export interface ClusterSettings {

@@ -40,7 +40,7 @@ export interface JoinAgentOptions {
   podCidr?: string;
   /**
    * The whole cluster's pod range (the server's --cluster-cidr), for the forward guard;
-   * default what the server published (kube-system/flyces-cluster), else 10.42.0.0/16.
+   * default what the server published (kube-public/flyces-cluster), else 10.42.0.0/16.
    */
   clusterCidr?: string;
   agentPort: number;
