@@ -1,10 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { byGroupResource } from '../src/api/resources.js';
-import type { KObject } from '../src/api/types.js';
+import type { KObject, Pod } from '../src/api/types.js';
 import { KubeClient } from '../src/client/rest.js';
 import { startControlLoops, type ControlLoops } from '../src/cli/control-plane.js';
-import { startControlLoopsThread } from '../src/cli/control-plane-thread.js';
+import type { Worker } from 'node:worker_threads';
+import { ControlLoopsThread, startControlLoopsThread } from '../src/cli/control-plane-thread.js';
+import { addNode, podObject, podsRt, until } from './helpers/sched.js';
 import { startTestApiServer, type TestApiServer } from './helpers/apiserver.js';
 import { waitFor } from './helpers/cluster.js';
 
@@ -108,3 +110,37 @@ test("the control loops' thread reports a start that failed, with its cause", as
     await api.stop();
   }
 });
+
+test("the control loops' thread is started again after a crash and takes its leases back", async () => {
+  const api = await startTestApiServer();
+  const thread = new ControlLoopsThread(
+    { server: api.url, token: api.token, caPem: api.caPem },
+    { identity: 't', lease, restartDelayMs: 100, controllers: false },
+  );
+  try {
+    await addNode(api.client, 'n1', '2');
+    await api.client.create(podsRt, podObject('before', '100m'));
+    await thread.start();
+    await until('the first pod bound', () => boundTo(api, 'before'));
+    assert.equal(await holder(api, 'kube-scheduler'), 't');
+    assert.equal(await holder(api, 'kube-controller-manager'), undefined, 'no controllers');
+
+    // An abrupt end of the thread, as an uncaught exception would cause.
+    await (thread as unknown as { worker: Worker }).worker.terminate();
+    await api.client.create(podsRt, podObject('after', '100m'));
+    await until('the pod made after the crash bound', () => boundTo(api, 'after'));
+    assert.ok(thread.running, 'a new thread runs');
+    assert.equal(await holder(api, 'kube-scheduler'), 't', 'the new thread took the lease back');
+
+    await thread.stop();
+    assert.equal(thread.running, false);
+    assert.equal(await holder(api, 'kube-scheduler'), undefined, 'stop() released the lease');
+  } finally {
+    await thread.stop();
+    await api.stop();
+  }
+});
+
+async function boundTo(api: TestApiServer, name: string): Promise<string | undefined> {
+  return (await api.client.get<Pod>(podsRt, 'default', name)).spec.nodeName;
+}

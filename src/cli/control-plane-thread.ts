@@ -14,13 +14,16 @@ import type { ControlLoopOptions, ControlLoops } from './control-plane.js';
  *   from the thread: { type: 'ready' } once the scheduler's caches synced,
  *                    { type: 'lost', lease } when a held lease was lost,
  *                    { type: 'stopped' } after stop() finished there.
- * If the thread dies of an error, or exits without being asked to, the loops are gone:
- * that is logged and reported through `onLost` as the loss of both leases, so the process
- * stops as it would for a lost lease (its supervisor restarts it) instead of running on
- * without a scheduler.
+ * A thread that ends unasked (an uncaught error, a crash) is logged and started again
+ * after a delay doubling from `restartDelayMs` up to 30 s; the new one lists again and,
+ * with the same identity, takes its leases back at once. A lost lease is not a crash: it
+ * is reported through `onLost` and the process decides (it stops, as Kubernetes'
+ * components do); a thread that fails before it was ever ready fails start().
  */
 export type ThreadOptions = Omit<ControlLoopOptions, 'onLost'> & {
   onLost?: (lease: string) => void;
+  /** First delay before a dead thread is started again (default 1 s). */
+  restartDelayMs?: number;
 };
 
 export interface ThreadData {
@@ -34,59 +37,117 @@ export type FromThread =
   | { type: 'stopped' }
   | { type: 'failed'; message: string };
 
-const log = componentLogger('control-plane');
+const MAX_RESTART_DELAY_MS = 30_000;
+/** stop() waits this long for the loops to finish and release their leases, then ends them. */
+const STOP_TIMEOUT_MS = 40_000;
 
-export function startControlLoopsThread(
-  client: ClientConfig,
-  opts: ThreadOptions = {},
-): Promise<ControlLoops> {
-  const { onLost = () => undefined, ...options } = opts;
-  const data: ThreadData = { client, options };
-  const worker = new Worker(new URL('./control-plane-worker.js', import.meta.url), {
-    workerData: data,
-    // The loops log through the process's logger straight to fd 2; nothing else is read.
-    stdout: false,
-    stderr: false,
-  });
-  let stopping = false;
-  let ready = false;
-  const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
-  const stopped = new Promise<void>((resolve) => {
-    worker.on('message', (msg: FromThread) => {
-      if (msg.type === 'lost') onLost(msg.lease);
-      if (msg.type === 'stopped') resolve();
+export class ControlLoopsThread implements ControlLoops {
+  private readonly log = componentLogger('control-plane');
+  private worker?: Worker;
+  private exited: Promise<void> = Promise.resolve();
+  private restartTimer?: NodeJS.Timeout;
+  private stopping = false;
+  private everReady = false;
+  private failures = 0;
+  private readonly options: Omit<ControlLoopOptions, 'onLost'>;
+
+  constructor(
+    private readonly client: ClientConfig,
+    private readonly opts: ThreadOptions = {},
+  ) {
+    const options = { ...opts };
+    delete options.onLost;
+    delete options.restartDelayMs;
+    this.options = options;
+  }
+
+  /** Whether a thread runs now (for tests and diagnostics). */
+  get running(): boolean {
+    return this.worker !== undefined;
+  }
+
+  /** Starts the thread; resolves once its scheduler's caches synced, rejects if it failed. */
+  start(): Promise<void> {
+    return new Promise((resolve, reject) => this.spawn(resolve, reject));
+  }
+
+  /** Stops the loops (they release their leases) and ends the thread; no restart follows. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.restartTimer);
+    const worker = this.worker;
+    if (!worker) return;
+    worker.postMessage({ type: 'stop' });
+    const timer = setTimeout(() => {
+      this.log.error("the control loops' thread did not stop in time; ending it");
+      void worker.terminate();
+    }, STOP_TIMEOUT_MS);
+    await this.exited;
+    clearTimeout(timer);
+  }
+
+  private spawn(ready?: () => void, failed?: (err: Error) => void): void {
+    const data: ThreadData = { client: this.client, options: this.options };
+    const worker = new Worker(new URL('./control-plane-worker.js', import.meta.url), {
+      workerData: data,
     });
-  });
-
-  return new Promise<ControlLoops>((resolve, reject) => {
-    const gone = (why: string) => {
-      if (stopping) return;
-      if (!ready) {
-        stopping = true;
-        void worker.terminate();
-        reject(new Error(`the control loops' thread failed to start: ${why}`));
-        return;
-      }
-      log.error({ why }, "the control loops' thread ended; scheduler and controllers are gone");
-      onLost('kube-scheduler');
-      onLost('kube-controller-manager');
-    };
-    worker.on('error', (err) => gone(err.stack ?? err.message));
+    this.worker = worker;
+    let why = 'it exited';
     worker.on('message', (msg: FromThread) => {
-      if (msg.type === 'failed') gone(msg.message);
-      if (msg.type !== 'ready') return;
-      ready = true;
-      resolve({
-        async stop() {
-          if (stopping) return;
-          stopping = true;
-          worker.postMessage({ type: 'stop' });
-          // A thread that already died has nothing left to stop.
-          await Promise.race([stopped, exited]);
-          await worker.terminate();
-        },
+      if (msg.type === 'ready') {
+        this.everReady = true;
+        this.failures = 0;
+        ready?.();
+      } else if (msg.type === 'lost') this.opts.onLost?.(msg.lease);
+      else if (msg.type === 'stopped') void worker.terminate();
+      else if (msg.type === 'failed') {
+        why = msg.message;
+        void worker.terminate();
+      }
+    });
+    worker.on('error', (err) => {
+      why = err.stack ?? err.message;
+      this.log.error({ err }, "the control loops' thread failed");
+    });
+    this.exited = new Promise((resolve) => {
+      worker.once('exit', (code) => {
+        this.worker = undefined;
+        resolve();
+        if (this.stopping) return;
+        if (!this.everReady) {
+          failed?.(new Error(`the control loops' thread failed to start: ${why}`));
+          return;
+        }
+        this.restart(code);
       });
     });
-    void exited.then((code) => gone(`exit code ${code}`));
-  });
+  }
+
+  private restart(code: number): void {
+    const first = this.opts.restartDelayMs ?? 1000;
+    const delay = Math.min(first * 2 ** this.failures, MAX_RESTART_DELAY_MS);
+    this.failures++;
+    this.log.error(
+      { code, restartInMs: delay },
+      "the control loops' thread ended unexpectedly; starting it again",
+    );
+    this.restartTimer = setTimeout(() => {
+      if (!this.stopping) this.spawn();
+    }, delay);
+  }
+}
+
+/** Starts the control loops on their own thread; resolves once they are ready. */
+export async function startControlLoopsThread(
+  client: ClientConfig,
+  opts: ThreadOptions = {},
+): Promise<ControlLoopsThread> {
+  const thread = new ControlLoopsThread(client, opts);
+  try {
+    await thread.start();
+  } catch (err) {
+    await thread.stop();
+    throw err;
+  }
+  return thread;
 }

@@ -1,10 +1,14 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { KubeClient } from '../client/rest.js';
 import { startControlLoops } from './control-plane.js';
-import { startHeapLog } from './heap-log.js';
 import type { FromThread, ThreadData } from './control-plane-thread.js';
+import { startHeapLog } from './heap-log.js';
 
-/** The thread started by control-plane-thread.ts: runs the control loops until told to stop. */
+/**
+ * The thread started by control-plane-thread.ts: runs the control loops until told to stop,
+ * then tells the parent, which ends the thread. An uncaught error ends the thread; the parent
+ * sees the exit and starts another.
+ */
 
 const port = parentPort!;
 const { client: config, options } = workerData as ThreadData;
@@ -12,7 +16,6 @@ const post = (msg: FromThread) => port.postMessage(msg);
 const client = new KubeClient(config);
 startHeapLog('control-loops');
 
-// An uncaught error ends this thread; the main thread sees it as an 'error' event.
 try {
   const loops = await startControlLoops(client, {
     ...options,

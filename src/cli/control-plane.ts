@@ -34,6 +34,8 @@ export interface ControlLoopOptions {
   lease?: Pick<LeaderElectionOptions, 'leaseDurationMs' | 'renewDeadlineMs' | 'retryPeriodMs'>;
   /** Told once when a lease this process held was lost (not given up by stop()). */
   onLost?: (lease: string) => void;
+  /** Run the controllers too (default); false runs the scheduler alone (its benchmark). */
+  controllers?: boolean;
 }
 
 const log = componentLogger('control-plane');
@@ -57,32 +59,35 @@ export async function startControlLoops(
 
   const informers = new InformerFactory(client);
   // Made first: a bad option (say the cluster CIDR) fails here, before anything runs.
-  const controllers = new ControllerManager(client, {
-    informers,
-    nodeIpam: opts.clusterCidr ? { clusterCidr: opts.clusterCidr } : undefined,
-  });
+  const controllers =
+    opts.controllers === false
+      ? undefined
+      : new ControllerManager(client, {
+          informers,
+          nodeIpam: opts.clusterCidr ? { clusterCidr: opts.clusterCidr } : undefined,
+        });
   const scheduler = new Scheduler(client, informers);
   scheduler.register();
   await informers.start();
   const schedulerLease = elector('kube-scheduler');
   const schedulerDone = runWhileLeading(scheduler, schedulerLease, () => onLost('kube-scheduler'));
 
-  const managerLease = elector('kube-controller-manager');
-  const managerDone = managerLease.run({
+  const managerLease = controllers && elector('kube-controller-manager');
+  const managerDone = managerLease?.run({
     onStartedLeading: async () => {
       log.info({ identity }, 'leading: running the controllers');
-      await controllers.start();
+      await controllers!.start();
     },
     onStoppedLeading: async (why) => {
-      await controllers.stop();
+      await controllers!.stop();
       if (why === 'lost') onLost('kube-controller-manager');
     },
   });
-  log.info({ identity }, 'campaigning for kube-scheduler and kube-controller-manager');
+  log.info({ identity, controllers: !!controllers }, 'campaigning for the leases');
 
   return {
     async stop() {
-      await Promise.all([managerLease.stop(), schedulerLease.stop()]);
+      await Promise.all([managerLease?.stop(), schedulerLease.stop()]);
       await Promise.all([managerDone, schedulerDone]);
       informers.stop();
       leaseClient.close();
