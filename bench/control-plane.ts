@@ -10,7 +10,8 @@
  *
  * - single-object writes: every 100 ms a ConfigMap is created or one of a pool of 50 is
  *   merge-patched (in turn), open loop (a slow answer does not delay the next request, up
- *   to 50 in flight); latency of each;
+ *   to 50 in flight); latency of each, timed on a thread of its own
+ *   (control-plane-probes.ts) so the bench's watch decoding does not add to it;
  * - namespace-wide lists: every 2 s all pods of one bench namespace (in turn), closed loop;
  *   latency until the last byte of the answer, which is read but not parsed;
  * - rollout: time from the first Deployment create until all pods exist (watch with
@@ -45,10 +46,12 @@ import { createServer, type AddressInfo } from 'node:net';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { byGroupResource } from '../src/api/resources.js';
 import type { Deployment, KObject, NodeObject } from '../src/api/types.js';
 import { loadKubeconfig } from '../src/cli/kubeconfig.js';
-import { KubeClient, resourcePath, type WatchHandle } from '../src/client/rest.js';
+import { KubeClient, type WatchHandle } from '../src/client/rest.js';
+import type { ProbeSamples, ProbeSettings } from './control-plane-probes.js';
 
 const NODE_COUNT = intEnv('BENCH_NODES', 5000);
 const POD_COUNT = intEnv('BENCH_PODS', 150_000);
@@ -386,79 +389,41 @@ async function applyDeployments(client: KubeClient): Promise<void> {
 
 // ---------------------------------------------------------------- probes during the rollout
 
-interface Probes {
-  creates: number[];
-  patches: number[];
-  lists: number[];
-  listBytes: number[];
-  errors: string[];
+interface Probes extends ProbeSamples {
   stop(): Promise<void>;
 }
 
-/** Writes every 100 ms (open loop) and lists one namespace's pods every 2 s (closed loop). */
+/**
+ * Starts the write and list probes on a thread of their own (control-plane-probes.ts);
+ * stop() ends them and fills in the samples.
+ */
 function startProbes(client: KubeClient): Probes {
+  const settings: ProbeSettings = {
+    client: client.config,
+    namespaces: Array.from({ length: NAMESPACE_COUNT }, (_, i) => namespaceName(i)),
+    pool: PROBE_POOL,
+    writeEveryMs: WRITE_EVERY_MS,
+    writesInFlight: WRITES_IN_FLIGHT,
+    listEveryMs: LIST_EVERY_MS,
+  };
+  const worker = new Worker(new URL('./control-plane-probes.js', import.meta.url), {
+    workerData: settings,
+  });
   const probes: Probes = {
     creates: [],
     patches: [],
     lists: [],
     listBytes: [],
     errors: [],
-    stop: async () => undefined,
-  };
-  const inflight = new Set<Promise<void>>();
-  const timed = (samples: number[], what: string, fn: () => Promise<unknown>) => {
-    const start = performance.now();
-    const done = fn().then(
-      () => void samples.push(elapsed(start)),
-      (err: Error) => void probes.errors.push(`${what}: ${err.message}`),
-    );
-    inflight.add(done);
-    void done.finally(() => inflight.delete(done));
-  };
-  let tick = 0;
-  const writer = setInterval(() => {
-    if (inflight.size >= WRITES_IN_FLIGHT) return void probes.errors.push('write skipped: busy');
-    const n = tick++;
-    const namespace = namespaceName(0);
-    if (n % 2 === 0) {
-      const metadata = { name: `probe-${n}`, namespace };
-      const cm = { apiVersion: 'v1', kind: 'ConfigMap', metadata, data: { n: `${n}` } };
-      timed(probes.creates, 'create', () => client.create(CONFIGMAPS, cm));
-    } else {
-      // Patches go round a pool, so that no two are likely to race for one object.
-      const name = `probe-pool-${n % PROBE_POOL}`;
-      const patch = { data: { n: `${n}` } };
-      timed(probes.patches, 'patch', () => client.patch(CONFIGMAPS, namespace, name, patch));
-    }
-  }, WRITE_EVERY_MS);
-
-  let listing = true;
-  const lister = (async () => {
-    for (let i = 0; listing; i++) {
-      const start = performance.now();
-      try {
-        const res = await client.open(
-          'GET',
-          resourcePath(PODS, namespaceName(i % NAMESPACE_COUNT)),
-          {
-            timeoutMs: 120_000,
-          },
-        );
-        let bytes = 0;
-        for await (const chunk of res) bytes += (chunk as Buffer).length;
-        probes.lists.push(elapsed(start));
-        probes.listBytes.push(bytes);
-      } catch (err) {
-        probes.errors.push(`list: ${(err as Error).message}`);
-      }
-      await sleep(Math.max(0, LIST_EVERY_MS - elapsed(start)));
-    }
-  })();
-
-  probes.stop = async () => {
-    clearInterval(writer);
-    listing = false;
-    await Promise.allSettled([lister, ...inflight]);
+    stop: async () => {
+      const got = new Promise<ProbeSamples>((resolve, reject) => {
+        worker.once('message', resolve);
+        worker.once('error', reject);
+      });
+      worker.postMessage('stop');
+      Object.assign(probes, await got);
+      await worker.terminate();
+    },
   };
   return probes;
 }
