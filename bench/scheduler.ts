@@ -5,8 +5,9 @@
  * Each run starts an API server in this process on a fresh SQLite store in a temp dir
  * (loopback, port 0), creates the nodes (ready, 4 cpu / 32 GiB / 110 pods each) and then
  * all pending pods (100m cpu, 128 MiB each) through the registry in bulk, untimed. Then
- * the real Scheduler starts with its informers, and the clock runs from its start until a
- * watch on the pods (opened before the start) has seen every pod bound. Printed: pods/s,
+ * the real Scheduler starts with its informers, in a worker thread as in `flyces up`, and
+ * the clock runs from its start until a watch on the pods (opened before the start) has
+ * seen every pod bound. Printed: pods/s,
  * and the split between the informers' initial list and scheduling + binding.
  *
  * Throughput runs: 5,000 nodes with 10,000 and then 50,000 pods. Scaling runs: 500, 5,000
@@ -16,16 +17,23 @@
  *
  * Run: npm run bench:scheduler. Environment: BENCH_NODES (5000), BENCH_PODS
  * ("10000,50000"), BENCH_SCALE_NODES ("500,5000,15000"), BENCH_SCALE_PODS (2000),
- * BENCH_SKIP ("throughput" or "scaling"), BENCH_TLS=1 (HTTPS instead of the Unix socket).
- * Logs are at warn level unless FLYCES_LOG_LEVEL
- * says otherwise. Everything started is stopped and the temp dir removed at the end.
+ * BENCH_SKIP ("throughput" or "scaling"), BENCH_TLS=1 (HTTPS instead of the Unix socket),
+ * BENCH_CPU_PROF=DIR (a .cpuprofile of this thread per run, covering only the timed part),
+ * BENCH_WORKER=0 (the scheduler in the API server's thread instead of a worker thread).
+ * Logs are at warn level unless FLYCES_LOG_LEVEL says otherwise. Everything started is
+ * stopped and the temp dir removed at the end.
+ *
+ * Also printed per run: how many `Scheduled` Events were written. The scheduler records
+ * Events in the background and drops them when too many wait (as Kubernetes' event
+ * broadcaster does), so in a burst fewer Events than pods may be written.
  */
 process.env.FLYCES_LOG_LEVEL ??= 'warn';
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { Session } from 'node:inspector/promises';
 
 const { ApiServer } = await import('../src/apiserver/server.js');
 const { ensureServingCert } = await import('../src/apiserver/pki.js');
@@ -33,6 +41,7 @@ const { byGroupResource } = await import('../src/api/resources.js');
 const { InformerFactory } = await import('../src/client/factory.js');
 const { KubeClient } = await import('../src/client/rest.js');
 const { Scheduler } = await import('../src/scheduler/scheduler.js');
+const { SchedulerWorker } = await import('../src/scheduler/runner.js');
 const { Framework } = await import('../src/scheduler/framework/framework.js');
 const { NodeInfo } = await import('../src/scheduler/framework/nodeinfo.js');
 const { defaultPlugins } = await import('../src/scheduler/plugins/registry.js');
@@ -42,6 +51,7 @@ type Pod = import('../src/api/types.js').Pod;
 
 const nodesRt = byGroupResource.get('/nodes')!;
 const podsRt = byGroupResource.get('/pods')!;
+const eventsRt = byGroupResource.get('/events')!;
 
 function nodeObject(i: number): NodeObject {
   const name = `node-${i}`;
@@ -78,6 +88,10 @@ interface RunResult {
   totalSeconds: number;
   syncSeconds: number;
   podsPerSecond: number;
+  /** Scheduled Events written by the end of the run. */
+  events: number;
+  /** CPU time per pod in µs of this (the API server's) thread and of all others (Linux). */
+  cpuMicrosPerPod?: { apiServerThread: number; otherThreads: number };
 }
 
 /** One cluster: create nodes and pods, start the scheduler, wait for every pod bound. */
@@ -125,21 +139,23 @@ async function run(nodeCount: number, podCount: number): Promise<RunResult> {
       },
     );
 
+    const profile = await startProfile();
+    const cpuBefore = threadCpu();
     const start = performance.now();
-    const informers = new InformerFactory(client);
-    const scheduler = new Scheduler(client, informers);
-    scheduler.register();
-    await informers.start();
+    const scheduler = startScheduler(client);
+    await scheduler.synced;
     const synced = performance.now();
-    const running = scheduler.run();
     await done;
     const end = performance.now();
-    scheduler.stop();
-    await running;
+    const cpuAfter = threadCpu();
+    await profile?.stop(`scheduler-${nodeCount}-${podCount}`);
+    await scheduler.stop();
     watch.stop();
-    informers.stop();
     const totalSeconds = (end - start) / 1000;
+    const events = await client.list<{ reason?: string }>(eventsRt, 'default');
     return {
+      events: events.items.filter((e) => e.reason === 'Scheduled').length,
+      cpuMicrosPerPod: cpuBefore && cpuAfter && cpuPerPod(cpuBefore, cpuAfter, podCount),
       nodes: nodeCount,
       pods: podCount,
       createSeconds,
@@ -156,6 +172,34 @@ async function run(nodeCount: number, podCount: number): Promise<RunResult> {
   }
 }
 
+/**
+ * Starts the scheduler as `flyces up` does, in a worker thread holding the kube-scheduler
+ * lease, or (BENCH_WORKER=0) in this thread without a lease, sharing the API server's core.
+ */
+function startScheduler(client: InstanceType<typeof KubeClient>): {
+  synced: Promise<void>;
+  stop(): Promise<void>;
+} {
+  if (process.env.BENCH_WORKER !== '0') {
+    const lease = { name: 'kube-scheduler', identity: 'bench' };
+    const worker = new SchedulerWorker({ client: client.config, lease });
+    return { synced: worker.start(), stop: () => worker.stop() };
+  }
+  const informers = new InformerFactory(client);
+  const scheduler = new Scheduler(client, informers);
+  scheduler.register();
+  let running: Promise<void> = Promise.resolve();
+  const synced = informers.start().then(() => void (running = scheduler.run()));
+  return {
+    synced,
+    async stop() {
+      scheduler.stop();
+      await running;
+      informers.stop();
+    },
+  };
+}
+
 /** The temp dir of the run in progress, removed if the bench is interrupted. */
 let currentDir: string | undefined;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
@@ -163,6 +207,60 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     if (currentDir) rmSync(currentDir, { recursive: true, force: true });
     process.exit(130);
   });
+}
+
+/**
+ * CPU seconds used so far by this process's main thread and by all its other threads
+ * (the scheduler's worker, libuv's pool, V8's helpers), from /proc; undefined elsewhere.
+ * On a busy shared machine these move much less than wall-clock figures.
+ */
+function threadCpu(): { main: number; others: number } | undefined {
+  if (process.platform !== 'linux') return undefined;
+  const ticks = 100; // USER_HZ, 100 on every Linux this runs on
+  let main = 0;
+  let others = 0;
+  for (const tid of readdirSync('/proc/self/task')) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    } catch {
+      continue; // the thread ended meanwhile
+    }
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const seconds = (Number(fields[11]) + Number(fields[12])) / ticks;
+    if (Number(tid) === process.pid) main += seconds;
+    else others += seconds;
+  }
+  return { main, others };
+}
+
+/** Per-pod CPU in µs between two threadCpu() readings. */
+function cpuPerPod(
+  before: { main: number; others: number },
+  after: { main: number; others: number },
+  pods: number,
+): { apiServerThread: number; otherThreads: number } {
+  return {
+    apiServerThread: Math.round(((after.main - before.main) * 1e6) / pods),
+    otherThreads: Math.round(((after.others - before.others) * 1e6) / pods),
+  };
+}
+
+/** Profiles this thread when BENCH_CPU_PROF names a directory; stop() writes the file. */
+async function startProfile(): Promise<{ stop(name: string): Promise<void> } | undefined> {
+  const dir = process.env.BENCH_CPU_PROF;
+  if (!dir) return undefined;
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  return {
+    async stop(name) {
+      const { profile } = await session.post('Profiler.stop');
+      writeFileSync(join(dir, `${name}.cpuprofile`), JSON.stringify(profile));
+      session.disconnect();
+    },
+  };
 }
 
 /** Runs `count` creations, 64 at a time. */
@@ -207,7 +305,12 @@ async function main(): Promise<void> {
       console.log(
         `throughput: ${r.nodes} nodes, ${r.pods} pods: ${r.podsPerSecond.toFixed(0)} pods/s ` +
           `(${r.totalSeconds.toFixed(1)} s from scheduler start, of which informer sync ` +
-          `${r.syncSeconds.toFixed(1)} s; bulk create ${r.createSeconds.toFixed(1)} s untimed)`,
+          `${r.syncSeconds.toFixed(1)} s; bulk create ${r.createSeconds.toFixed(1)} s untimed; ` +
+          `${r.events} Scheduled Events written)` +
+          (r.cpuMicrosPerPod
+            ? `; CPU per pod: API server thread ${r.cpuMicrosPerPod.apiServerThread} µs, ` +
+              `other threads ${r.cpuMicrosPerPod.otherThreads} µs`
+            : ''),
       );
       figures.push({ run: 'throughput', ...r });
     }

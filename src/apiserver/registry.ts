@@ -144,7 +144,9 @@ export class Registry {
     if (opts.dryRun) return obj;
     try {
       const kv = await this.store.create(storeKey(rt, obj.metadata.namespace, name), encode(obj));
-      return decode(kv.value, kv.modRevision);
+      // `obj` is what was encoded and nobody else holds it: no need to decode it again.
+      obj.metadata.resourceVersion = String(kv.modRevision);
+      return obj;
     } catch (err) {
       await allocation?.undo();
       if (err instanceof StoreError && err.code === 'AlreadyExists') {
@@ -272,9 +274,12 @@ export class Registry {
       if (precondition && precondition !== String(kv.modRevision)) {
         throw conflict(rt.plural, rt.group, name);
       }
+      // Two decodes of the stored text: the mutator may change its copy in place, and
+      // parsing again is cheaper than a deep copy.
       const current = decode(kv.value, kv.modRevision);
-      const proposed = await mutator(structuredClone(current));
-      if (attempt === 0) checkFields(rt, proposed, opts);
+      const proposed = await mutator(decode(kv.value, kv.modRevision));
+      // A binding's changes are the server's own; fieldValidation is about client data.
+      if (attempt === 0 && subresource !== 'binding') checkFields(rt, proposed, opts);
       const next = asClientError(rt.kind, () =>
         this.prepareUpdate(rt, current, proposed, subresource),
       );
@@ -317,7 +322,9 @@ export class Registry {
       return decode(JSON.stringify(next), deleted.modRevision);
     }
     const written = await this.store.update(key, encode(next), kv.modRevision);
-    return decode(written.value, written.modRevision);
+    // `next` was built for this write alone, so it can be handed out as the result.
+    next.metadata.resourceVersion = String(written.modRevision);
+    return next;
   }
 
   private prepareUpdate(
@@ -360,7 +367,10 @@ export class Registry {
         ]);
       }
     }
-    this.validate(rt, next, current);
+    // A binding only sets spec.nodeName and the PodScheduled condition of a pod that was
+    // valid, and bindPod checked the node name: as in Kubernetes, the pod is not validated
+    // again (that walk of the whole pod was a good part of every bind's cost).
+    if (subresource !== 'binding') this.validate(rt, next, current);
     return next;
   }
 

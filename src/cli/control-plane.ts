@@ -5,12 +5,12 @@ import { LeaderElector, type LeaderElectionOptions } from '../client/leader-elec
 import type { KubeClient } from '../client/rest.js';
 import { ControllerManager } from '../controllers/manager.js';
 import { componentLogger } from '../log.js';
-import { runWhileLeading } from '../scheduler/leader.js';
-import { Scheduler } from '../scheduler/scheduler.js';
+import { SchedulerWorker } from '../scheduler/runner.js';
 
 /**
  * The control loops of a control plane, the scheduler and every controller, started as
- * clients of an API server on one shared informer factory. `flyces server` runs them;
+ * clients of an API server: the controllers on one shared informer factory, the scheduler
+ * in a worker thread with informers of its own (scheduler/runner.ts). `flyces server` runs them;
  * `flyces up` still starts them itself (the same steps), to be moved here once the
  * changes being made to it in parallel have landed.
  *
@@ -48,12 +48,15 @@ export async function startControlLoops(
   const elector = (name: string) => new LeaderElector({ client, name, identity, ...opts.lease });
   const onLost = opts.onLost ?? (() => undefined);
 
+  // The scheduler runs in a thread of its own with its own informers (runner.ts).
+  const scheduler = new SchedulerWorker({
+    client: client.config,
+    lease: { name: 'kube-scheduler', identity, ...opts.lease },
+    onLost: () => onLost('kube-scheduler'),
+  });
+  await scheduler.start();
+
   const informers = new InformerFactory(client);
-  const scheduler = new Scheduler(client, informers);
-  scheduler.register();
-  await informers.start();
-  const schedulerLease = elector('kube-scheduler');
-  const schedulerDone = runWhileLeading(scheduler, schedulerLease, () => onLost('kube-scheduler'));
 
   const controllers = new ControllerManager(client, {
     informers,
@@ -74,8 +77,8 @@ export async function startControlLoops(
 
   return {
     async stop() {
-      await Promise.all([managerLease.stop(), schedulerLease.stop()]);
-      await Promise.all([managerDone, schedulerDone]);
+      await Promise.all([managerLease.stop(), scheduler.stop()]);
+      await managerDone;
       informers.stop();
     },
   };

@@ -6,15 +6,13 @@ import { Agent } from '../agent/agent.js';
 import { ensureServingCert } from '../apiserver/pki.js';
 import { ApiServer } from '../apiserver/server.js';
 import { InformerFactory } from '../client/factory.js';
-import { LeaderElector } from '../client/leader-election.js';
 import { KubeClient } from '../client/rest.js';
 import { ControllerManager } from '../controllers/manager.js';
 import { componentLogger } from '../log.js';
 import { ImageStore } from '../runtime/images.js';
 import { MiniC } from '../runtime/minic.js';
 import { loadRegistriesConfig } from '../runtime/registry/config.js';
-import { runWhileLeading } from '../scheduler/leader.js';
-import { Scheduler } from '../scheduler/scheduler.js';
+import { SchedulerWorker } from '../scheduler/runner.js';
 import { ServiceProxy } from '../proxy/service-proxy.js';
 import { DEFAULT_CLUSTER_CIDR } from '../controllers/nodeipam/controller.js';
 import { startCompactor } from '../store/compactor.js';
@@ -141,8 +139,6 @@ export async function up(opts: UpOptions): Promise<void> {
     socketPath,
   });
   const informers = new InformerFactory(client);
-  const scheduler = new Scheduler(client, informers);
-  scheduler.register();
   const controllers = new ControllerManager(client, { informers });
   const node = opts.noAgent ? undefined : await localNode(opts, client, token, informers);
 
@@ -150,14 +146,15 @@ export async function up(opts: UpOptions): Promise<void> {
   await node?.proxy.start();
   // One process here, but the scheduler still leads through its Lease, so a second
   // control plane against the same store can never schedule at the same time. The identity
-  // is this data dir's, so a restart after a crash takes the lease back at once.
-  const elector = new LeaderElector({
-    client,
-    name: 'kube-scheduler',
-    identity: `${hostname()}_${opts.dataDir}`,
-  });
+  // is this data dir's, so a restart after a crash takes the lease back at once. It runs
+  // in a thread of its own (a second core), reaching the API server over the socket.
   let schedulerLost = () => undefined as void;
-  const schedulerDone = runWhileLeading(scheduler, elector, () => schedulerLost());
+  const scheduler = new SchedulerWorker({
+    client: client.config,
+    lease: { name: 'kube-scheduler', identity: `${hostname()}_${opts.dataDir}` },
+    onLost: () => schedulerLost(),
+  });
+  void scheduler.start();
   await node?.agent.start();
   log.info({ kubeconfig, server, agent: node !== undefined }, 'cluster is up');
   process.stderr.write(
@@ -180,8 +177,7 @@ export async function up(opts: UpOptions): Promise<void> {
   await node?.agent.stop();
   await node?.proxy.stop();
   await controllers.stop();
-  await elector.stop();
-  await schedulerDone;
+  await scheduler.stop();
   informers.stop();
   client.close();
   await api.stop();

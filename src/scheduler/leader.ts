@@ -7,13 +7,14 @@ import type { Scheduler } from './scheduler.js';
  * first re-reads the bound pods (its predecessor's last binds) and then schedules. When
  * leading ends the scheduler stops for good, as Kubernetes' scheduler exits: its assumed
  * pods may no longer be true. `onLost` is told when that happened without a stop() of the
- * elector, so the process can shut down or restart. Resolves once the scheduler stopped
- * (or, if it never led, once the elector stopped).
+ * elector, so the process can shut down or restart; `onLeading` when scheduling begins.
+ * Resolves once the scheduler stopped (or, if it never led, once the elector stopped).
  */
 export async function runWhileLeading(
   scheduler: Scheduler,
   elector: LeaderElector,
   onLost: () => void = () => undefined,
+  onLeading: () => void = () => undefined,
 ): Promise<void> {
   const log = componentLogger('scheduler');
   let running: Promise<void> | undefined;
@@ -24,6 +25,7 @@ export async function runWhileLeading(
       if (stopping) return;
       log.info('leading: scheduling pods');
       running = scheduler.run();
+      onLeading();
     },
     onStoppedLeading: async (why) => {
       stopping = true;
