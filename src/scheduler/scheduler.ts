@@ -1,5 +1,6 @@
 import { byGroupResource } from '../api/resources.js';
 import { nowTimestamp, objectKey, type NodeObject, type Pod } from '../api/types.js';
+import { EventQueue } from '../client/event-queue.js';
 import { EventRecorder } from '../client/events.js';
 import type { InformerFactory } from '../client/factory.js';
 import type { Informer } from '../client/informer.js';
@@ -34,12 +35,6 @@ const SCHEDULER_NAME = 'default-scheduler';
 const pods = () => byGroupResource.get('/pods')!;
 /** How often backoffs and the unschedulable flush are checked. */
 const TICK_MS = 200;
-/**
- * Events in flight beyond which Scheduled and FailedScheduling events are dropped (and
- * counted), as Kubernetes' event broadcaster drops when its buffer is full: in a burst,
- * binds matter more than their events.
- */
-const MAX_EVENTS_IN_FLIGHT = 256;
 /** The scheduling loop yields to I/O (watch events, bind responses) at least this often. */
 const YIELD_EVERY_MS = 10;
 
@@ -72,8 +67,12 @@ export class Scheduler {
   /** Events go through a client (connection pool) of their own, never queued before binds. */
   private readonly eventClient: KubeClient;
   private readonly events: EventRecorder;
-  private readonly eventsInFlight = new Set<Promise<void>>();
-  private eventsDropped = 0;
+  /**
+   * Scheduled and FailedScheduling Events are written in the background from a bounded
+   * queue and dropped (counted) when it is full, as Kubernetes' event broadcaster does: in
+   * a burst, binds matter more than their Events.
+   */
+  private readonly eventQueue: EventQueue;
   private readonly binds = new Set<Promise<void>>();
   private tickTimer?: NodeJS.Timeout;
   private stopped = false;
@@ -87,6 +86,7 @@ export class Scheduler {
     this.nodes = informers.informer<NodeObject>(byGroupResource.get('/nodes')!);
     this.eventClient = new KubeClient(client.config);
     this.events = new EventRecorder(this.eventClient, SCHEDULER_NAME);
+    this.eventQueue = new EventQueue(this.events);
     this.queue = new SchedulingQueue(opts.clock ?? systemClock);
     this.framework = new Framework(opts.plugins ?? defaultPlugins());
     const builtIn: Plugin[] = [defaultBinder(client)];
@@ -149,11 +149,11 @@ export class Scheduler {
       }
     }
     await Promise.allSettled([...this.binds]);
-    await Promise.allSettled([...this.eventsInFlight]);
-    if (this.eventsDropped > 0) {
+    await this.eventQueue.drain();
+    if (this.eventQueue.dropped > 0) {
       this.log.warn(
-        { dropped: this.eventsDropped },
-        'events dropped while too many were in flight',
+        { dropped: this.eventQueue.dropped },
+        'events dropped while their queue was full',
       );
     }
     this.eventClient.close();
@@ -360,13 +360,7 @@ export class Scheduler {
   }
 
   private event(pod: Pod, type: 'Normal' | 'Warning', reason: string, message: string): void {
-    if (this.eventsInFlight.size >= MAX_EVENTS_IN_FLIGHT) {
-      this.eventsDropped++;
-      return;
-    }
-    const recorded = this.events.record(pod, type, reason, message);
-    this.eventsInFlight.add(recorded);
-    void recorded.finally(() => this.eventsInFlight.delete(recorded));
+    this.eventQueue.record(pod, type, reason, message);
   }
 
   private async reportUnschedulable(pod: Pod, message: string): Promise<void> {
