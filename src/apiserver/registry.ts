@@ -102,6 +102,12 @@ const MAX_CAS_RETRIES = 20;
 
 type Mutator = (current: KObject) => KObject | Promise<KObject>;
 
+/** Who hears of every value the registry has just written (the API server's watch cache). */
+export interface WriteHints {
+  /** `value` was written at `key` and is the encoding of `obj`. */
+  written(key: string, value: string, obj: KObject): void;
+}
+
 export class Registry {
   private readonly reader: AdmissionReader;
 
@@ -110,6 +116,7 @@ export class Registry {
     /** Cluster IPs and node ports of Services, reserved around their writes. */
     private readonly allocations?: ServiceAllocations,
     private readonly admission: AdmissionChain = defaultAdmission(),
+    private readonly hints?: WriteHints,
   ) {
     this.reader = {
       get: async (rt, namespace, name) => {
@@ -144,6 +151,7 @@ export class Registry {
     if (opts.dryRun) return obj;
     try {
       const kv = await this.store.create(storeKey(rt, obj.metadata.namespace, name), encode(obj));
+      this.hints?.written(kv.key, kv.value, obj);
       // `obj` is what was encoded and nobody else holds it: no need to decode it again.
       obj.metadata.resourceVersion = String(kv.modRevision);
       return obj;
@@ -322,6 +330,7 @@ export class Registry {
       return decode(JSON.stringify(next), deleted.modRevision);
     }
     const written = await this.store.update(key, encode(next), kv.modRevision);
+    this.hints?.written(key, written.value, next);
     // `next` was built for this write alone, so it can be handed out as the result.
     next.metadata.resourceVersion = String(written.modRevision);
     return next;
