@@ -330,7 +330,9 @@ export class Scheduler {
     const status = await this.extensions.bind(state, pod, nodeName);
     if (status.code === Code.Success) {
       this.queue.done(key);
-      this.log.info({ pod: key, node: nodeName }, 'bound pod');
+      // Debug, as Kubernetes logs binds at V(2): at thousands a second, an info line per
+      // bind would cost the scheduler thread more than the bind's own request.
+      this.log.debug({ pod: key, node: nodeName }, 'bound pod');
       this.event(pod, 'Normal', 'Scheduled', `Successfully assigned ${key} to ${nodeName}`);
       return;
     }
