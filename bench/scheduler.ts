@@ -7,8 +7,9 @@
  * all pending pods (100m cpu, 128 MiB each) through the registry in bulk, untimed. Then
  * the real Scheduler starts with its informers, in a worker thread as in `flyces up`, and
  * the clock runs from its start until a watch on the pods (opened before the start) has
- * seen every pod bound. Printed: pods/s,
- * and the split between the informers' initial list and scheduling + binding.
+ * seen every pod bound. Printed: pods/s, the split between the informers' initial list
+ * and scheduling + binding, and on Linux the CPU time per pod of each kind of thread
+ * (API server, scheduler, V8 and libuv helpers), which a busy machine blurs far less.
  *
  * Throughput runs: 5,000 nodes with 10,000 and then 50,000 pods. Scaling runs: 500, 5,000
  * and 15,000 nodes with 2,000 pods each, reporting the time per placement end to end and
@@ -24,8 +25,8 @@
  * stopped and the temp dir removed at the end.
  *
  * Also printed per run: how many `Scheduled` Events were written. The scheduler records
- * Events in the background and drops them when too many wait (as Kubernetes' event
- * broadcaster does), so in a burst fewer Events than pods may be written.
+ * Events in the background and drops them when its queue is full (as Kubernetes' event
+ * broadcaster does), so in a burst far fewer Events than pods may be written.
  */
 process.env.FLYCES_LOG_LEVEL ??= 'warn';
 
@@ -90,8 +91,8 @@ interface RunResult {
   podsPerSecond: number;
   /** Scheduled Events written by the end of the run. */
   events: number;
-  /** CPU time per pod in µs of this (the API server's) thread and of all others (Linux). */
-  cpuMicrosPerPod?: { apiServerThread: number; otherThreads: number };
+  /** CPU time per pod in µs, by thread (Linux); see cpuPerPod. */
+  cpuMicrosPerPod?: CpuPerPod;
 }
 
 /** One cluster: create nodes and pods, start the scheduler, wait for every pod bound. */
@@ -210,15 +211,14 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 /**
- * CPU seconds used so far by this process's main thread and by all its other threads
- * (the scheduler's worker, libuv's pool, V8's helpers), from /proc; undefined elsewhere.
- * On a busy shared machine these move much less than wall-clock figures.
+ * CPU seconds used so far by each thread of this process, by thread id, from /proc;
+ * undefined off Linux. On a busy shared machine these move much less than wall-clock
+ * figures do.
  */
-function threadCpu(): { main: number; others: number } | undefined {
+function threadCpu(): Map<number, number> | undefined {
   if (process.platform !== 'linux') return undefined;
   const ticks = 100; // USER_HZ, 100 on every Linux this runs on
-  let main = 0;
-  let others = 0;
+  const seconds = new Map<number, number>();
   for (const tid of readdirSync('/proc/self/task')) {
     let stat: string;
     try {
@@ -227,23 +227,41 @@ function threadCpu(): { main: number; others: number } | undefined {
       continue; // the thread ended meanwhile
     }
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const seconds = (Number(fields[11]) + Number(fields[12])) / ticks;
-    if (Number(tid) === process.pid) main += seconds;
-    else others += seconds;
+    seconds.set(Number(tid), (Number(fields[11]) + Number(fields[12])) / ticks);
   }
-  return { main, others };
+  return seconds;
 }
 
-/** Per-pod CPU in µs between two threadCpu() readings. */
+/**
+ * Per-pod CPU in µs between two threadCpu() readings: of the main thread (the API server
+ * and the store), of the threads started meanwhile (the scheduler's worker thread, when it
+ * runs in one) and of the rest (V8's garbage collection helpers, libuv's pool). A thread
+ * that ended before the second reading is not counted.
+ */
 function cpuPerPod(
-  before: { main: number; others: number },
-  after: { main: number; others: number },
+  before: Map<number, number>,
+  after: Map<number, number>,
   pods: number,
-): { apiServerThread: number; otherThreads: number } {
+): CpuPerPod {
+  const micros = { apiServerThread: 0, newThreads: 0, helperThreads: 0 };
+  for (const [tid, seconds] of after) {
+    const was = before.get(tid);
+    const used = ((seconds - (was ?? 0)) * 1e6) / pods;
+    if (tid === process.pid) micros.apiServerThread += used;
+    else if (was === undefined) micros.newThreads += used;
+    else micros.helperThreads += used;
+  }
   return {
-    apiServerThread: Math.round(((after.main - before.main) * 1e6) / pods),
-    otherThreads: Math.round(((after.others - before.others) * 1e6) / pods),
+    apiServerThread: Math.round(micros.apiServerThread),
+    newThreads: Math.round(micros.newThreads),
+    helperThreads: Math.round(micros.helperThreads),
   };
+}
+
+interface CpuPerPod {
+  apiServerThread: number;
+  newThreads: number;
+  helperThreads: number;
 }
 
 /** Profiles this thread when BENCH_CPU_PROF names a directory; stop() writes the file. */
@@ -309,7 +327,8 @@ async function main(): Promise<void> {
           `${r.events} Scheduled Events written)` +
           (r.cpuMicrosPerPod
             ? `; CPU per pod: API server thread ${r.cpuMicrosPerPod.apiServerThread} µs, ` +
-              `other threads ${r.cpuMicrosPerPod.otherThreads} µs`
+              `scheduler thread ${r.cpuMicrosPerPod.newThreads} µs, ` +
+              `GC and I/O helpers ${r.cpuMicrosPerPod.helperThreads} µs`
             : ''),
       );
       figures.push({ run: 'throughput', ...r });
