@@ -10,8 +10,8 @@ import { SchedulerWorker } from '../scheduler/runner.js';
 /**
  * The control loops of a control plane, the scheduler and every controller, started as
  * clients of an API server: the controllers on one shared informer factory, the scheduler
- * in a worker thread with informers of its own (scheduler/runner.ts). `flyces server` runs them;
- * `flyces up` still starts them itself (the same steps), to be moved here once the
+ * in a worker thread with informers of its own (scheduler/runner.ts). `flyces server` runs
+ * them; `flyces up` still starts them itself (the same steps), to be moved here once the
  * changes being made to it in parallel have landed.
  *
  * Each of the two runs only while it holds its Lease in kube-system (`kube-scheduler`,
@@ -48,7 +48,6 @@ export async function startControlLoops(
   const elector = (name: string) => new LeaderElector({ client, name, identity, ...opts.lease });
   const onLost = opts.onLost ?? (() => undefined);
 
-  // The scheduler runs in a thread of its own with its own informers (runner.ts).
   const scheduler = new SchedulerWorker({
     client: client.config,
     lease: { name: 'kube-scheduler', identity, ...opts.lease },
