@@ -183,7 +183,13 @@ function startScheduler(client: InstanceType<typeof KubeClient>): {
 } {
   if (process.env.BENCH_WORKER !== '0') {
     const lease = { name: 'kube-scheduler', identity: 'bench' };
-    const worker = new SchedulerWorker({ client: client.config, lease });
+    // A scheduler that lost its lease stops for good: the run could never finish.
+    const onLost = () => {
+      console.error('the scheduler lost its lease; the run cannot finish');
+      if (currentDir) rmSync(currentDir, { recursive: true, force: true });
+      process.exit(1);
+    };
+    const worker = new SchedulerWorker({ client: client.config, lease, onLost });
     return { synced: worker.start(), stop: () => worker.stop() };
   }
   const informers = new InformerFactory(client);

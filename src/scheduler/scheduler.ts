@@ -35,6 +35,12 @@ const SCHEDULER_NAME = 'default-scheduler';
 const pods = () => byGroupResource.get('/pods')!;
 /** How often backoffs and the unschedulable flush are checked. */
 const TICK_MS = 200;
+/**
+ * Binds in flight beyond which the loop waits for one to settle before it places the next
+ * pod. The client has 64 connections; binds past that only queue inside the client, where
+ * they hold their assumptions longer and delay every other request made through it.
+ */
+const MAX_BINDS_IN_FLIGHT = 256;
 /** The scheduling loop yields to I/O (watch events, bind responses) at least this often. */
 const YIELD_EVERY_MS = 10;
 
@@ -74,6 +80,8 @@ export class Scheduler {
    */
   private readonly eventQueue: EventQueue;
   private readonly binds = new Set<Promise<void>>();
+  /** Wakes the loop waiting for a bind to settle (see MAX_BINDS_IN_FLIGHT). */
+  private bindSettled?: () => void;
   private tickTimer?: NodeJS.Timeout;
   private stopped = false;
 
@@ -143,7 +151,10 @@ export class Scheduler {
         this.log.error({ err, pod: info.key }, 'scheduling failed');
         this.queue.requeueBackoff(info);
       }
-      if (performance.now() - lastYield > YIELD_EVERY_MS) {
+      if (this.binds.size >= MAX_BINDS_IN_FLIGHT) {
+        await new Promise<void>((resolve) => (this.bindSettled = resolve));
+        lastYield = performance.now();
+      } else if (performance.now() - lastYield > YIELD_EVERY_MS) {
         await new Promise((resolve) => setImmediate(resolve));
         lastYield = performance.now();
       }
@@ -322,7 +333,19 @@ export class Scheduler {
     this.log.debug({ pod: key, node: nodeName }, 'assumed pod');
     const bind = this.bind(info, state, pod, nodeName);
     this.binds.add(bind);
-    void bind.finally(() => this.binds.delete(bind));
+    const settled = () => {
+      this.binds.delete(bind);
+      const wake = this.bindSettled;
+      this.bindSettled = undefined;
+      wake?.();
+    };
+    void bind.then(settled, (err) => {
+      // A fault of a bind plugin: whether the bind landed is unknown, so ask the informer.
+      settled();
+      this.log.error({ err, pod: key, node: nodeName }, 'bind failed');
+      this.forget(key);
+      this.queue.requeueBackoff(info);
+    });
   }
 
   private async bind(info: QueuedPod, state: CycleState, pod: Pod, nodeName: string) {

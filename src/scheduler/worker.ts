@@ -24,7 +24,10 @@ const client = new KubeClient(data.client);
 const informers = new InformerFactory(client);
 const scheduler = new Scheduler(client, informers);
 scheduler.register();
-const elector = new LeaderElector({ ...data.lease, client });
+// The lease has a client (connection pool) of its own, as in Kubernetes: its renewals must
+// never wait behind a burst of binds, or a busy scheduler would lose its lease.
+const leaseClient = new KubeClient(data.client);
+const elector = new LeaderElector({ ...data.lease, client: leaseClient });
 
 /** Set once the parent asked to stop: resolves after the lease has been released. */
 let stopped: Promise<void> | undefined;
@@ -45,5 +48,6 @@ await runWhileLeading(
 await stopped;
 informers.stop();
 client.close();
+leaseClient.close();
 tell({ type: 'stopped' });
 port.close();
