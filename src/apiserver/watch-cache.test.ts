@@ -156,3 +156,26 @@ test('a write hint spares the decode only when its text is what the store delive
   cache.stop();
   await store.close();
 });
+
+test('an Event the registry wrote is served without decoding, its object reference intact', async () => {
+  const store = SqliteStore.open(':memory:');
+  const cache = new WatchCache(store);
+  await cache.start();
+  const event = {
+    apiVersion: 'v1',
+    kind: 'Event',
+    metadata: { name: 'e', namespace: 'default' },
+    involvedObject: { kind: 'Pod', name: 'p', resourceVersion: '7' },
+    reason: 'Scheduled',
+  };
+  const key = '/registry/core/events/default/e';
+  const kv = await store.create(key, JSON.stringify(event));
+  cache.written(key, kv.value, event);
+  await settle(cache, kv.modRevision);
+  const served = JSON.parse(cache.get(key)!.json());
+  assert.equal(served.metadata.resourceVersion, String(kv.modRevision));
+  assert.equal(served.involvedObject.resourceVersion, '7');
+  assert.equal(withResourceVersion(kv.value, kv.modRevision), undefined, 'unknown text: long way');
+  cache.stop();
+  await store.close();
+});

@@ -26,14 +26,17 @@ export class CachedObject {
   /** The fields selectors read, at the same paths as in the object. */
   readonly view: KObject;
 
-  /** `view`, when given, must be viewOf(key, value decoded); it spares decoding again. */
+  /**
+   * `view`, when given, must be viewOf(key, value decoded) and `value` the registry's own
+   * encoding, which never holds metadata.resourceVersion: decoding it again is spared.
+   */
   constructor(
     readonly key: string,
     value: string,
     readonly revision: number,
     view?: KObject,
   ) {
-    const serialized = withResourceVersion(value, revision);
+    const serialized = withResourceVersion(value, revision, view !== undefined);
     if (view && serialized !== undefined) {
       this.view = view;
       this.serialized = serialized;
@@ -60,11 +63,17 @@ const CANONICAL_HEAD = /^\{"apiVersion":"[^"\\]*","kind":"[^"\\]*","metadata":\{
 /**
  * The stored JSON with `metadata.resourceVersion` spliced in, without decoding and
  * encoding it again; undefined when the text is not in the registry's canonical order or
- * already names a resourceVersion somewhere (the caller then goes the long way).
+ * may already hold a resourceVersion (the caller then goes the long way). Text of unknown
+ * origin that names a resourceVersion anywhere (an Event's involvedObject does) is taken
+ * to; `fromRegistry` says the text is the registry's encoding, whose metadata never has one.
  */
-export function withResourceVersion(value: string, revision: number): string | undefined {
+export function withResourceVersion(
+  value: string,
+  revision: number,
+  fromRegistry = false,
+): string | undefined {
   const head = CANONICAL_HEAD.exec(value);
-  if (!head || value.includes('"resourceVersion"')) return undefined;
+  if (!head || (!fromRegistry && value.includes('"resourceVersion"'))) return undefined;
   const at = head[0].length;
   const field = `"resourceVersion":"${revision}"`;
   return value.slice(0, at) + field + (value[at] === '}' ? '' : ',') + value.slice(at);
