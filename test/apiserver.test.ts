@@ -319,6 +319,7 @@ describe('API server', () => {
           target: { kind: 'Node', name: node },
         },
       });
+    await rejects(bind('p1', 'No_Such/Node'), 'Invalid', /target\.name/);
     await bind('p1', 'n1');
     await rejects(bind('p1', 'n2'), 'Conflict', /already assigned/);
     const bound = await client.get(pods, 'default', 'p1');

@@ -193,6 +193,41 @@ describe('scheduler core', () => {
     assert.deepEqual(counted, [1000, 1000, 1000], 'the scheduler counts what the API has');
   });
 
+  test('at most 256 binds are in flight; the loop waits for one to settle', async () => {
+    for (const n of ['n1', 'n2', 'n3']) await addNode(api.client, n, '4');
+    const real = defaultBinder(api.client);
+    const held: (() => void)[] = [];
+    let inFlight = 0;
+    let most = 0;
+    const slow: BindPlugin = {
+      name: 'Slow',
+      async bind(state, pod, node) {
+        inFlight++;
+        most = Math.max(most, inFlight);
+        await new Promise<void>((resolve) => held.push(resolve));
+        inFlight--;
+        return real.bind(state, pod, node);
+      },
+    };
+    const total = 300;
+    for (let i = 0; i < total; i += 50) {
+      const batch = Array.from({ length: 50 }, (_, j) => podObject(`p${i + j}`, '10m'));
+      await Promise.all(batch.map((p) => api.client.create(podsRt, p)));
+    }
+    running = await new Running(api.client, { extensions: [slow] }).start();
+    await until('the loop to stop at the cap', async () => (held.length >= 256 ? true : undefined));
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(held.length, 256, 'no bind starts past the cap while none settles');
+    const release = setInterval(() => held.splice(0).forEach((resolve) => resolve()), 20);
+    try {
+      await settled(api, total, total);
+    } finally {
+      clearInterval(release);
+    }
+    assert.equal(most, 256);
+    assert.deepEqual(await overcommitted(api.client), []);
+  });
+
   test('two schedulers behind a lease: one binds, the standby takes over', async () => {
     for (const n of ['n1', 'n2', 'n3', 'n4']) await addNode(api.client, n, '1');
     const timing = { leaseDurationMs: 5000, renewDeadlineMs: 4000, retryPeriodMs: 250 };

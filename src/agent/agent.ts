@@ -7,13 +7,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ApiError } from '../api/errors.js';
 import { byGroupResource } from '../api/resources.js';
-import {
-  objectKey,
-  type ConfigMap,
-  type NodeObject,
-  type Pod,
-  type Secret,
-} from '../api/types.js';
+import { objectKey, type ConfigMap, type NodeObject, type Pod, type Secret } from '../api/types.js';
 import { BearerTokens } from '../util/bearer.js';
 import { deepEqual } from '../util/equal.js';
 import { EventRecorder } from '../client/events.js';

@@ -267,4 +267,3 @@ export function resourceFieldValue(
   }
   return String(Math.ceil(value / divisor));
 }
-

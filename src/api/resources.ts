@@ -88,18 +88,7 @@ function validatePod(pod: KObject, old?: KObject): FieldError[] {
  * active deadline, as in Kubernetes; nodeName is set by binding and checked separately.
  */
 function podSpecChanges(pod: KObject, old: KObject): FieldError[] {
-  const comparable = (spec: any) => {
-    const copy = structuredClone(spec ?? {});
-    delete copy.nodeName;
-    delete copy.terminationGracePeriodSeconds;
-    delete copy.activeDeadlineSeconds;
-    delete copy.tolerations;
-    for (const list of [copy.containers, copy.initContainers]) {
-      if (Array.isArray(list)) for (const c of list) if (c && typeof c === 'object') delete c.image;
-    }
-    return copy;
-  };
-  if (deepEqual(comparable(pod.spec), comparable(old.spec))) return tolerationChanges(pod, old);
+  if (sameFixedSpec(pod.spec ?? {}, old.spec ?? {})) return tolerationChanges(pod, old);
   return [
     {
       field: 'spec',
@@ -109,6 +98,41 @@ function podSpecChanges(pod: KObject, old: KObject): FieldError[] {
         'spec.initContainers[*].image, spec.activeDeadlineSeconds or spec.terminationGracePeriodSeconds',
     },
   ];
+}
+
+/** Spec fields a pod update may change (nodeName is checked on its own). */
+const MUTABLE_POD_SPEC = new Set([
+  'nodeName',
+  'terminationGracePeriodSeconds',
+  'activeDeadlineSeconds',
+  'tolerations',
+]);
+
+/**
+ * Whether two pod specs agree on every field that is fixed once the pod exists, compared
+ * in place: copying both specs to strip the mutable fields cost more than the comparison.
+ */
+function sameFixedSpec(a: Record<string, any>, b: Record<string, any>): boolean {
+  if (a === b) return true;
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  for (const key of keys) {
+    if (MUTABLE_POD_SPEC.has(key)) continue;
+    if (key === 'containers' || key === 'initContainers') {
+      if (!sameContainersButImage(a[key], b[key])) return false;
+    } else if (!deepEqual(a[key], b[key])) return false;
+  }
+  return true;
+}
+
+/** Container lists equal except for each container's image. */
+function sameContainersButImage(a: unknown, b: unknown): boolean {
+  if (!Array.isArray(a) || !Array.isArray(b)) return deepEqual(a, b);
+  if (a.length !== b.length) return false;
+  return a.every((c, i) => {
+    const d = b[i];
+    if (!c || !d || typeof c !== 'object' || typeof d !== 'object') return deepEqual(c, d);
+    return deepEqual({ ...c, image: undefined }, { ...d, image: undefined });
+  });
 }
 
 /** Tolerations may be added to a running pod, never taken away (as in Kubernetes). */

@@ -4,6 +4,7 @@ import { formatLabelSelector } from '../api/labels.js';
 import { jsonPatch, mergePatch, strategicMergePatch } from '../api/patch.js';
 import { apiVersionOf, type ResourceType } from '../api/resources.js';
 import { nowTimestamp, type KObject } from '../api/types.js';
+import { isDns1123Subdomain } from '../api/validation.js';
 import type { Store } from '../store/store.js';
 import type { DeleteOptions, Registry, WriteOptions } from './registry.js';
 import { resourcePrefix } from './registry.js';
@@ -200,6 +201,11 @@ async function bindPod(
   const nodeName = binding?.target?.name;
   if (typeof nodeName !== 'string' || nodeName === '') {
     throw invalid('Binding', '', rr.name ?? '', [{ field: 'target.name', type: 'Required' }]);
+  }
+  if (!isDns1123Subdomain(nodeName)) {
+    throw invalid('Binding', '', rr.name ?? '', [
+      { field: 'target.name', type: 'Invalid', value: nodeName, detail: 'not a valid node name' },
+    ]);
   }
   const precondition = binding.metadata?.resourceVersion;
   await ctx.registry.mutate(rr.rt, rr.namespace, rr.name!, precondition, 'binding', (pod) => {

@@ -12,7 +12,9 @@ const NAMESPACES = byGroupResource.get('/namespaces')!;
 test('a generated name that is taken gets another suffix, a few times at most', async () => {
   const suffixes: string[] = [];
   const store = SqliteStore.open(':memory:');
-  const registry = new Registry(store, undefined, defaultAdmission(), () => suffixes.shift()!);
+  const registry = new Registry(store, undefined, defaultAdmission(), undefined, () =>
+    suffixes.shift()!,
+  );
   try {
     await registry.create(NAMESPACES, undefined, { metadata: { name: 'default' } });
     const make = () =>

@@ -104,6 +104,12 @@ const GENERATE_NAME_RETRIES = 7;
 
 type Mutator = (current: KObject) => KObject | Promise<KObject>;
 
+/** Who hears of every value the registry has just written (the API server's watch cache). */
+export interface WriteHints {
+  /** `value` was written at `key` and is the encoding of `obj`. */
+  written(key: string, value: string, obj: KObject): void;
+}
+
 export class Registry {
   private readonly reader: AdmissionReader;
 
@@ -112,6 +118,7 @@ export class Registry {
     /** Cluster IPs and node ports of Services, reserved around their writes. */
     private readonly allocations?: ServiceAllocations,
     private readonly admission: AdmissionChain = defaultAdmission(),
+    private readonly hints?: WriteHints,
     /** Makes the suffix of a generated name (tests pass their own). */
     private readonly nameSuffix: () => string = randomSuffix,
   ) {
@@ -153,7 +160,10 @@ export class Registry {
       const name = obj.metadata.name!;
       try {
         const kv = await this.store.create(storeKey(rt, obj.metadata.namespace, name), encode(obj));
-        return decode(kv.value, kv.modRevision);
+        this.hints?.written(kv.key, kv.value, obj);
+        // `obj` is what was encoded and nobody else holds it: no need to decode it again.
+        obj.metadata.resourceVersion = String(kv.modRevision);
+        return obj;
       } catch (err) {
         const taken = err instanceof StoreError && err.code === 'AlreadyExists';
         if (taken && generated && attempt < GENERATE_NAME_RETRIES) {
@@ -285,9 +295,12 @@ export class Registry {
       if (precondition && precondition !== String(kv.modRevision)) {
         throw conflict(rt.plural, rt.group, name);
       }
+      // Two decodes of the stored text: the mutator may change its copy in place, and
+      // parsing again is cheaper than a deep copy.
       const current = decode(kv.value, kv.modRevision);
-      const proposed = await mutator(structuredClone(current));
-      if (attempt === 0) checkFields(rt, proposed, opts);
+      const proposed = await mutator(decode(kv.value, kv.modRevision));
+      // A binding's changes are the server's own; fieldValidation is about client data.
+      if (attempt === 0 && subresource !== 'binding') checkFields(rt, proposed, opts);
       const next = asClientError(rt.kind, () =>
         this.prepareUpdate(rt, current, proposed, subresource),
       );
@@ -330,7 +343,10 @@ export class Registry {
       return decode(JSON.stringify(next), deleted.modRevision);
     }
     const written = await this.store.update(key, encode(next), kv.modRevision);
-    return decode(written.value, written.modRevision);
+    this.hints?.written(key, written.value, next);
+    // `next` was built for this write alone, so it can be handed out as the result.
+    next.metadata.resourceVersion = String(written.modRevision);
+    return next;
   }
 
   private prepareUpdate(
@@ -373,7 +389,10 @@ export class Registry {
         ]);
       }
     }
-    this.validate(rt, next, current);
+    // A binding only sets spec.nodeName and the PodScheduled condition of a pod that was
+    // valid, and bindPod checked the node name: as in Kubernetes, the pod is not validated
+    // again (that walk of the whole pod was a good part of every bind's cost).
+    if (subresource !== 'binding') this.validate(rt, next, current);
     return next;
   }
 

@@ -123,7 +123,7 @@ export class ApiServer {
   constructor(private readonly opts: ApiServerOptions) {
     this.cache = new WatchCache(opts.store);
     this.allocations = new ServiceAllocations(opts.store, opts);
-    const registry = new Registry(opts.store, this.allocations);
+    const registry = new Registry(opts.store, this.allocations, undefined, this.cache);
     this.authn = new Authenticator(opts.tokens);
     this.join = opts.join && new JoinService(opts.join, new NodePasswords(registry));
     const references = new NodeReferences(this.cache);

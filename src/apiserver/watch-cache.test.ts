@@ -122,3 +122,60 @@ test('the selector view keeps name, namespace, labels and the selectable fields 
     status: { phase: 'Running' },
   });
 });
+
+test('a write hint spares the decode only when its text is what the store delivers', async () => {
+  const store = SqliteStore.open(':memory:');
+  const cache = new WatchCache(store);
+  await cache.start();
+  const encode = (name: string, app: string, node: string) =>
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace: 'default', labels: { app } },
+      spec: { nodeName: node },
+    });
+  const cases = [
+    { name: 'matching hint', hinted: (text: string) => text, viewApp: 'hinted' },
+    { name: 'stale hint', hinted: (text: string) => text + ' ', viewApp: 'stored' },
+  ];
+  for (const c of cases) {
+    const key = `${PODS}default/${c.name.replace(' ', '-')}`;
+    const text = encode(key, 'stored', 'n1');
+    const kv = await store.create(key, text);
+    // The hinted object differs from the text only so that the test sees which was used.
+    const hinted = JSON.parse(text);
+    hinted.metadata.labels.app = 'hinted';
+    cache.written(key, c.hinted(kv.value), hinted);
+    hinted.metadata.labels.app = 'changed after the hint';
+    await settle(cache, kv.modRevision);
+    const cached = cache.get(key)!;
+    assert.equal(cached.view.metadata.labels?.app, c.viewApp, c.name);
+    assert.equal(cached.view.spec?.nodeName, 'n1', c.name);
+    assert.equal(cached.json(), withResourceVersion(text, kv.modRevision), c.name);
+  }
+  cache.stop();
+  await store.close();
+});
+
+test('an Event the registry wrote is served without decoding, its object reference intact', async () => {
+  const store = SqliteStore.open(':memory:');
+  const cache = new WatchCache(store);
+  await cache.start();
+  const event = {
+    apiVersion: 'v1',
+    kind: 'Event',
+    metadata: { name: 'e', namespace: 'default' },
+    involvedObject: { kind: 'Pod', name: 'p', resourceVersion: '7' },
+    reason: 'Scheduled',
+  };
+  const key = '/registry/core/events/default/e';
+  const kv = await store.create(key, JSON.stringify(event));
+  cache.written(key, kv.value, event);
+  await settle(cache, kv.modRevision);
+  const served = JSON.parse(cache.get(key)!.json());
+  assert.equal(served.metadata.resourceVersion, String(kv.modRevision));
+  assert.equal(served.involvedObject.resourceVersion, '7');
+  assert.equal(withResourceVersion(kv.value, kv.modRevision), undefined, 'unknown text: long way');
+  cache.stop();
+  await store.close();
+});

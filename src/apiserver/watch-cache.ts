@@ -26,14 +26,25 @@ export class CachedObject {
   /** The fields selectors read, at the same paths as in the object. */
   readonly view: KObject;
 
+  /**
+   * `view`, when given, must be viewOf(key, value decoded) and `value` the registry's own
+   * encoding, which never holds metadata.resourceVersion: decoding it again is spared.
+   */
   constructor(
     readonly key: string,
     value: string,
     readonly revision: number,
+    view?: KObject,
   ) {
+    const serialized = withResourceVersion(value, revision, view !== undefined);
+    if (view && serialized !== undefined) {
+      this.view = view;
+      this.serialized = serialized;
+      return;
+    }
     const obj = decode(value, revision);
-    this.view = selectorView(obj, selectableFieldsOf(resourcePrefixOf(key)));
-    this.serialized = withResourceVersion(value, revision) ?? JSON.stringify(obj);
+    this.view = viewOf(key, obj);
+    this.serialized = serialized ?? JSON.stringify(obj);
   }
 
   json(): string {
@@ -52,11 +63,17 @@ const CANONICAL_HEAD = /^\{"apiVersion":"[^"\\]*","kind":"[^"\\]*","metadata":\{
 /**
  * The stored JSON with `metadata.resourceVersion` spliced in, without decoding and
  * encoding it again; undefined when the text is not in the registry's canonical order or
- * already names a resourceVersion somewhere (the caller then goes the long way).
+ * may already hold a resourceVersion (the caller then goes the long way). Text of unknown
+ * origin that names a resourceVersion anywhere (an Event's involvedObject does) is taken
+ * to; `fromRegistry` says the text is the registry's encoding, whose metadata never has one.
  */
-export function withResourceVersion(value: string, revision: number): string | undefined {
+export function withResourceVersion(
+  value: string,
+  revision: number,
+  fromRegistry = false,
+): string | undefined {
   const head = CANONICAL_HEAD.exec(value);
-  if (!head || value.includes('"resourceVersion"')) return undefined;
+  if (!head || (!fromRegistry && value.includes('"resourceVersion"'))) return undefined;
   const at = head[0].length;
   const field = `"resourceVersion":"${revision}"`;
   return value.slice(0, at) + field + (value[at] === '}' ? '' : ',') + value.slice(at);
@@ -72,9 +89,18 @@ function selectableFieldsOf(prefix: string): string[] {
   return selectableByPrefix.get(prefix) ?? [];
 }
 
-/** A copy of the parts of `obj` that label and field selectors can look at. */
+/** The selector view of an object stored at `key`. */
+export function viewOf(key: string, obj: KObject): KObject {
+  return selectorView(obj, selectableFieldsOf(resourcePrefixOf(key)));
+}
+
+/**
+ * A copy of the parts of `obj` that label and field selectors can look at. The labels are
+ * copied too, so later changes to `obj` leave the view as it was.
+ */
 export function selectorView(obj: KObject, fields: string[]): KObject {
-  const { name, namespace, labels, uid } = obj.metadata;
+  const { name, namespace, uid } = obj.metadata;
+  const labels = obj.metadata.labels && { ...obj.metadata.labels };
   const view: KObject = { metadata: { name, namespace, labels, uid } } as KObject;
   for (const path of fields) {
     const parts = path.split('.');
@@ -88,6 +114,9 @@ export function selectorView(obj: KObject, fields: string[]): KObject {
   }
   return view;
 }
+
+/** Write hints kept at most (see WatchCache.written). */
+const HINTS_MAX = 10_000;
 
 export type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
 
@@ -122,6 +151,8 @@ export class WatchCache {
   private readonly sizes: number[] = [];
   private windowStart = 0;
   private readonly listeners = new Map<string, Set<CacheListener>>();
+  /** Views of values just written by this API server, by key; see written(). */
+  private readonly hints = new Map<string, { value: string; view: KObject }>();
   private readonly waiters: { revision: number; resolve: () => void }[] = [];
   private storeWatch?: Watch;
   private rev = 0;
@@ -225,6 +256,19 @@ export class WatchCache {
     return lo;
   }
 
+  /**
+   * Told by the registry that it has just written `value` at `key`, the encoding of `obj`:
+   * when the store's event for that write arrives with the very same text, the cache takes
+   * its selector view from `obj` instead of decoding the text again. The view is taken
+   * now, so `obj` may change afterwards. A hint that finds no matching event is dropped at
+   * the key's next event; HINTS_MAX bounds the rest (a backend whose events may come
+   * before the write's answer, like etcd, can leave some behind).
+   */
+  written(key: string, value: string, obj: KObject): void {
+    if (this.hints.size >= HINTS_MAX) this.hints.clear();
+    this.hints.set(key, { value, view: viewOf(key, obj) });
+  }
+
   /** Registers a listener for live changes of one resource prefix; returns its remover. */
   listen(prefix: string, listener: CacheListener): () => void {
     let set = this.listeners.get(prefix);
@@ -241,7 +285,11 @@ export class WatchCache {
     const prefix = resourcePrefixOf(key);
     const map = this.objects(prefix);
     const prev = map.get(key);
-    const object = new CachedObject(key, event.kv.value, event.revision);
+    const hint = this.hints.get(key);
+    if (hint) this.hints.delete(key);
+    // Comparing the same string instance is a pointer check; other texts differ early.
+    const view = hint?.value === event.kv.value ? hint.view : undefined;
+    const object = new CachedObject(key, event.kv.value, event.revision, view);
     if (event.type === 'DELETED') map.delete(key);
     else map.set(key, object);
     const cacheEvent: CacheEvent = {

@@ -65,8 +65,20 @@ export async function serveWatch(
   });
   res.flushHeaders();
   let closed = false;
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    res.uncork();
+  };
+  // The cache hands over a burst of changes (one store commit) in one turn: they leave in
+  // one write to the socket at the end of the turn rather than one write each.
   const send = (text: string) => {
     if (closed) return;
+    if (!corked) {
+      corked = true;
+      res.cork();
+      process.nextTick(uncork);
+    }
     res.write(text);
     if (res.writableLength > MAX_BUFFERED_BYTES) close();
   };

@@ -289,10 +289,23 @@ function errorStatus(err: unknown): StatusObject {
   return new ApiError('InternalError', (err as Error)?.message ?? String(err)).toStatus();
 }
 
-async function readAll(res: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of res) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
+/**
+ * The whole body of a response as text. Listens for 'data' and 'end' rather than
+ * iterating the stream: an async iterator per response costs more than most bodies do.
+ */
+function readAll(res: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    res.on('data', (chunk: Buffer) => chunks.push(chunk));
+    res.once('end', () => {
+      resolve((chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)).toString('utf8'));
+    });
+    res.once('error', reject);
+    // A response cut short ends with 'aborted' and 'close' but no 'end' (or 'error').
+    res.once('close', () => {
+      if (!res.complete) reject(new Error('the connection closed before the response ended'));
+    });
+  });
 }
 
 /** Whether an error is an ApiError with the given reason. */

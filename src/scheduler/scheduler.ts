@@ -1,5 +1,6 @@
 import { byGroupResource } from '../api/resources.js';
 import { nowTimestamp, objectKey, type NodeObject, type Pod } from '../api/types.js';
+import { EventQueue } from '../client/event-queue.js';
 import { EventRecorder } from '../client/events.js';
 import type { InformerFactory } from '../client/factory.js';
 import type { Informer } from '../client/informer.js';
@@ -35,11 +36,11 @@ const pods = () => byGroupResource.get('/pods')!;
 /** How often backoffs and the unschedulable flush are checked. */
 const TICK_MS = 200;
 /**
- * Events in flight beyond which Scheduled and FailedScheduling events are dropped (and
- * counted), as Kubernetes' event broadcaster drops when its buffer is full: in a burst,
- * binds matter more than their events.
+ * Binds in flight beyond which the loop waits for one to settle before it places the next
+ * pod. The client has 64 connections; binds past that only queue inside the client, where
+ * they hold their assumptions longer and delay every other request made through it.
  */
-const MAX_EVENTS_IN_FLIGHT = 256;
+const MAX_BINDS_IN_FLIGHT = 256;
 /** The scheduling loop yields to I/O (watch events, bind responses) at least this often. */
 const YIELD_EVERY_MS = 10;
 
@@ -72,9 +73,15 @@ export class Scheduler {
   /** Events go through a client (connection pool) of their own, never queued before binds. */
   private readonly eventClient: KubeClient;
   private readonly events: EventRecorder;
-  private readonly eventsInFlight = new Set<Promise<void>>();
-  private eventsDropped = 0;
+  /**
+   * Scheduled and FailedScheduling Events are written in the background from a bounded
+   * queue and dropped (counted) when it is full, as Kubernetes' event broadcaster does: in
+   * a burst, binds matter more than their Events.
+   */
+  private readonly eventQueue: EventQueue;
   private readonly binds = new Set<Promise<void>>();
+  /** Wakes the loop waiting for a bind to settle (see MAX_BINDS_IN_FLIGHT). */
+  private bindSettled?: () => void;
   private tickTimer?: NodeJS.Timeout;
   private stopped = false;
 
@@ -87,6 +94,7 @@ export class Scheduler {
     this.nodes = informers.informer<NodeObject>(byGroupResource.get('/nodes')!);
     this.eventClient = new KubeClient(client.config);
     this.events = new EventRecorder(this.eventClient, SCHEDULER_NAME);
+    this.eventQueue = new EventQueue(this.events);
     this.queue = new SchedulingQueue(opts.clock ?? systemClock);
     this.framework = new Framework(opts.plugins ?? defaultPlugins());
     const builtIn: Plugin[] = [defaultBinder(client)];
@@ -143,17 +151,20 @@ export class Scheduler {
         this.log.error({ err, pod: info.key }, 'scheduling failed');
         this.queue.requeueBackoff(info);
       }
-      if (performance.now() - lastYield > YIELD_EVERY_MS) {
+      if (this.binds.size >= MAX_BINDS_IN_FLIGHT) {
+        await new Promise<void>((resolve) => (this.bindSettled = resolve));
+        lastYield = performance.now();
+      } else if (performance.now() - lastYield > YIELD_EVERY_MS) {
         await new Promise((resolve) => setImmediate(resolve));
         lastYield = performance.now();
       }
     }
     await Promise.allSettled([...this.binds]);
-    await Promise.allSettled([...this.eventsInFlight]);
-    if (this.eventsDropped > 0) {
+    await this.eventQueue.drain();
+    if (this.eventQueue.dropped > 0) {
       this.log.warn(
-        { dropped: this.eventsDropped },
-        'events dropped while too many were in flight',
+        { dropped: this.eventQueue.dropped },
+        'events dropped while their queue was full',
       );
     }
     this.eventClient.close();
@@ -322,7 +333,19 @@ export class Scheduler {
     this.log.debug({ pod: key, node: nodeName }, 'assumed pod');
     const bind = this.bind(info, state, pod, nodeName);
     this.binds.add(bind);
-    void bind.finally(() => this.binds.delete(bind));
+    const settled = () => {
+      this.binds.delete(bind);
+      const wake = this.bindSettled;
+      this.bindSettled = undefined;
+      wake?.();
+    };
+    void bind.then(settled, (err) => {
+      // A fault of a bind plugin: whether the bind landed is unknown, so ask the informer.
+      settled();
+      this.log.error({ err, pod: key, node: nodeName }, 'bind failed');
+      this.forget(key);
+      this.queue.requeueBackoff(info);
+    });
   }
 
   private async bind(info: QueuedPod, state: CycleState, pod: Pod, nodeName: string) {
@@ -330,7 +353,9 @@ export class Scheduler {
     const status = await this.extensions.bind(state, pod, nodeName);
     if (status.code === Code.Success) {
       this.queue.done(key);
-      this.log.info({ pod: key, node: nodeName }, 'bound pod');
+      // Debug, as Kubernetes logs binds at V(2): at thousands a second, an info line per
+      // bind would cost the scheduler thread more than the bind's own request.
+      this.log.debug({ pod: key, node: nodeName }, 'bound pod');
       this.event(pod, 'Normal', 'Scheduled', `Successfully assigned ${key} to ${nodeName}`);
       return;
     }
@@ -360,13 +385,7 @@ export class Scheduler {
   }
 
   private event(pod: Pod, type: 'Normal' | 'Warning', reason: string, message: string): void {
-    if (this.eventsInFlight.size >= MAX_EVENTS_IN_FLIGHT) {
-      this.eventsDropped++;
-      return;
-    }
-    const recorded = this.events.record(pod, type, reason, message);
-    this.eventsInFlight.add(recorded);
-    void recorded.finally(() => this.eventsInFlight.delete(recorded));
+    this.eventQueue.record(pod, type, reason, message);
   }
 
   private async reportUnschedulable(pod: Pod, message: string): Promise<void> {

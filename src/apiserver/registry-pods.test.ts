@@ -1,0 +1,101 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ApiError } from '../api/errors.js';
+import { byGroupResource } from '../api/resources.js';
+import type { KObject } from '../api/types.js';
+import { SqliteStore } from '../store/sqlite/sqlite-store.js';
+import { Registry } from './registry.js';
+
+const PODS = byGroupResource.get('/pods')!;
+const NAMESPACES = byGroupResource.get('/namespaces')!;
+
+function pod(): Omit<KObject, 'apiVersion' | 'kind'> {
+  return {
+    metadata: { name: 'p' },
+    spec: {
+      containers: [
+        { name: 'c', image: 'pause:1', resources: { requests: { cpu: '100m' } } },
+        { name: 'd', image: 'busybox:1' },
+      ],
+      tolerations: [{ key: 'a', operator: 'Exists' }],
+      terminationGracePeriodSeconds: 30,
+    },
+  };
+}
+
+async function setup() {
+  const registry = new Registry(SqliteStore.open(':memory:'));
+  await registry.create(NAMESPACES, undefined, { metadata: { name: 'default' } });
+  const created = await registry.create(PODS, 'default', pod());
+  return { registry, created };
+}
+
+/** The error of a failed update, as `field type`, or 'ok'. */
+async function outcome(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'ok';
+  } catch (err) {
+    assert.ok(err instanceof ApiError, String(err));
+    const cause = err.details?.causes?.[0];
+    return cause ? `${cause.field} ${cause.reason}` : err.reason;
+  }
+}
+
+test('pod updates may change only images, grace, deadline and added tolerations', async () => {
+  const cases: [string, (spec: any) => void, string][] = [
+    ['nothing', () => undefined, 'ok'],
+    ['an image', (s) => (s.containers[1].image = 'busybox:2'), 'ok'],
+    ['the grace period', (s) => (s.terminationGracePeriodSeconds = 5), 'ok'],
+    ['the active deadline', (s) => (s.activeDeadlineSeconds = 60), 'ok'],
+    ['an added toleration', (s) => s.tolerations.push({ key: 'b', operator: 'Exists' }), 'ok'],
+    ['a removed toleration', (s) => (s.tolerations = []), 'spec.tolerations FieldForbidden'],
+    ['a request', (s) => (s.containers[0].resources.requests.cpu = '1'), 'spec FieldForbidden'],
+    ['a container name', (s) => (s.containers[1].name = 'e'), 'spec FieldForbidden'],
+    [
+      'a container more',
+      (s) => s.containers.push({ name: 'x', image: 'x' }),
+      'spec FieldForbidden',
+    ],
+    ['a new spec field', (s) => (s.hostNetwork = true), 'spec FieldForbidden'],
+    ['dropped requests', (s) => delete s.containers[0].resources, 'spec FieldForbidden'],
+  ];
+  for (const [what, change, want] of cases) {
+    const { registry, created } = await setup();
+    const next = structuredClone(created);
+    change(next.spec);
+    const got = await outcome(registry.update(PODS, 'default', 'p', next, undefined));
+    assert.equal(got, want, what);
+  }
+});
+
+test('a binding sets the node and condition without touching the rest of the pod', async () => {
+  const { registry, created } = await setup();
+  const bound = await registry.mutate(PODS, 'default', 'p', undefined, 'binding', (p) => {
+    p.spec.nodeName = 'node-1';
+    p.status = { ...p.status, conditions: [{ type: 'PodScheduled', status: 'True' }] };
+    return p;
+  });
+  assert.equal(bound.spec.nodeName, 'node-1');
+  assert.notEqual(bound.metadata.resourceVersion, created.metadata.resourceVersion);
+  const read = await registry.get(PODS, 'default', 'p');
+  assert.deepEqual(read, bound, 'the result is what was stored');
+  assert.deepEqual({ ...read.spec, nodeName: undefined }, { ...created.spec, nodeName: undefined });
+});
+
+test('create and update hand back what was stored, resourceVersion included', async () => {
+  const { registry, created } = await setup();
+  assert.deepEqual(await registry.get(PODS, 'default', 'p'), created);
+  const next = structuredClone(created);
+  next.metadata.labels = { a: 'b' };
+  const updated = await registry.update(PODS, 'default', 'p', next, undefined);
+  assert.deepEqual(await registry.get(PODS, 'default', 'p'), updated);
+  const status = await registry.update(
+    PODS,
+    'default',
+    'p',
+    { ...updated, status: { phase: 'Running' } },
+    'status',
+  );
+  assert.deepEqual(await registry.get(PODS, 'default', 'p'), status);
+});

@@ -1,0 +1,40 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { IncomingMessage } from 'node:http';
+import { PassThrough, Readable } from 'node:stream';
+import { ApiError } from '../api/errors.js';
+import { MAX_BODY_BYTES, readBody } from './request.js';
+
+const asRequest = (stream: Readable) => stream as unknown as IncomingMessage;
+
+test('readBody joins the chunks of a body, and an empty body is empty', async () => {
+  const cases: [string, Buffer[], string][] = [
+    ['one chunk', [Buffer.from('{"a":1}')], '{"a":1}'],
+    ['several chunks', [Buffer.from('{"a"'), Buffer.from(':'), Buffer.from('1}')], '{"a":1}'],
+    ['no chunk', [], ''],
+  ];
+  for (const [what, chunks, want] of cases) {
+    const body = await readBody(asRequest(Readable.from(chunks)));
+    assert.equal(body.toString(), want, what);
+  }
+});
+
+test('readBody refuses a body past the limit without reading it all', async () => {
+  const stream = new PassThrough();
+  const read = readBody(asRequest(stream));
+  stream.write(Buffer.alloc(MAX_BODY_BYTES));
+  stream.write(Buffer.alloc(1));
+  await assert.rejects(
+    read,
+    (err) => err instanceof ApiError && err.reason === 'RequestEntityTooLarge',
+  );
+  stream.destroy();
+});
+
+test('readBody fails when the client goes away before the end', async () => {
+  const stream = new PassThrough();
+  const read = readBody(asRequest(stream));
+  stream.write('{"a"');
+  stream.destroy();
+  await assert.rejects(read);
+});
