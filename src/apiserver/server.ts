@@ -29,6 +29,7 @@ import { Authenticator, type UserInfo } from './auth.js';
 import { JoinService, type JoinOptions } from './auth-join.js';
 import { NodePasswords } from './node-password.js';
 import { NodeReferences } from './node-references.js';
+import { FairDispatcher } from './fairness.js';
 import { authorize, forbiddenMessage, type NodeFacts, type ResourceAttributes } from './authz.js';
 import { openApiV3Document, openApiV3Index } from './openapi.js';
 import { advertiseAddress, ensureKubernetesService } from './kubernetes-service.js';
@@ -106,6 +107,9 @@ const HANDLERS: Record<string, Handler> = {
   deletecollection: handleDeleteCollection,
 };
 
+/** Requests that go through the fair dispatcher; reads are served from the cache at once. */
+const WRITE_VERBS = new Set(['create', 'update', 'patch', 'delete', 'deletecollection']);
+
 const DEFAULT_NAMESPACES = ['default', 'kube-system', 'kube-public', 'kube-node-lease'];
 
 export class ApiServer {
@@ -119,6 +123,8 @@ export class ApiServer {
   private readonly allocations: ServiceAllocations;
   private repairTimer?: NodeJS.Timeout;
   private socketServer?: Server;
+  /** Writes run at most 64 at once, the flows (user and client) taking turns. */
+  private readonly fairness = new FairDispatcher();
 
   constructor(private readonly opts: ApiServerOptions) {
     this.cache = new WatchCache(opts.store);
@@ -255,7 +261,9 @@ export class ApiServer {
         if (rr.subresource === 'exec') throw badRequest('Upgrade request required');
         const authorized = await this.authorizeRequest(user, rr, req);
         const handler = rr.subresource === 'log' ? handleLog : HANDLERS[rr.verb];
-        await handler(this.ctx, rr, authorized, res);
+        const serve = () => handler(this.ctx, rr, authorized, res);
+        if (!WRITE_VERBS.has(rr.verb) || rr.rt.group === 'coordination.k8s.io') await serve();
+        else await this.fairness.run(`${user.name} ${req.headers['user-agent'] ?? ''}`, serve);
       }
     } catch (err) {
       this.writeError(res, err, req);
@@ -378,6 +386,8 @@ export class ApiServer {
       res.end();
       return;
     }
+    const retryAfter = apiErr.details?.retryAfterSeconds;
+    if (retryAfter !== undefined) res.setHeader('Retry-After', String(retryAfter));
     sendJson(res, apiErr.code, apiErr.toStatus());
   }
 }
