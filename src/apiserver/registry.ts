@@ -104,10 +104,18 @@ const GENERATE_NAME_RETRIES = 7;
 
 type Mutator = (current: KObject) => KObject | Promise<KObject>;
 
-/** Who hears of every value the registry has just written (the API server's watch cache). */
+/**
+ * The API server's watch cache as the registry uses it: told of every value just written,
+ * and read (eventually consistent, as Kubernetes' admission reads its informers) for the
+ * lookups of admission, where a miss falls back to the store.
+ */
 export interface WriteHints {
   /** `value` was written at `key` and is the encoding of `obj`. */
   written(key: string, value: string, obj: KObject): void;
+  /** The JSON of the object at `key` as the cache has it, if it has it. */
+  valueOf?(key: string): string | undefined;
+  /** The JSON of every object under a resource prefix, as the cache has them. */
+  valuesUnder?(prefix: string): string[];
 }
 
 export class Registry {
@@ -124,10 +132,15 @@ export class Registry {
   ) {
     this.reader = {
       get: async (rt, namespace, name) => {
-        const kv = await this.store.get(storeKey(rt, namespace, name));
+        const key = storeKey(rt, namespace, name);
+        const cached = this.hints?.valueOf?.(key);
+        if (cached !== undefined) return JSON.parse(cached) as KObject;
+        const kv = await this.store.get(key);
         return kv && decode(kv.value, kv.modRevision);
       },
       list: async (rt) => {
+        const cached = this.hints?.valuesUnder?.(resourcePrefix(rt));
+        if (cached) return cached.map((v) => JSON.parse(v) as KObject);
         const { items } = await this.store.list(resourcePrefix(rt));
         return items.map((kv) => decode(kv.value, kv.modRevision));
       },
@@ -222,9 +235,12 @@ export class Registry {
     name: string,
   ): Promise<void> {
     if (!rt.namespaced) return;
-    const kv = await this.store.get(NAMESPACES_KEY + namespace);
-    if (!kv) throw notFound('namespaces', '', namespace ?? '');
-    const ns = JSON.parse(kv.value) as KObject;
+    // The cache first (a namespace is read on every create); the store when it has not
+    // seen the namespace yet, which may have been created a moment ago.
+    const key = NAMESPACES_KEY + namespace;
+    const value = this.hints?.valueOf?.(key) ?? (await this.store.get(key))?.value;
+    if (value === undefined) throw notFound('namespaces', '', namespace ?? '');
+    const ns = JSON.parse(value) as KObject;
     if (ns.metadata.deletionTimestamp) {
       const why =
         `unable to create new content in namespace ${namespace} ` +

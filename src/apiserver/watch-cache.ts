@@ -269,6 +269,16 @@ export class WatchCache {
     this.hints.set(key, { value, view: viewOf(key, obj) });
   }
 
+  /** The JSON of the object at `key` as the cache has it now (it may lag the store a little). */
+  valueOf(key: string): string | undefined {
+    return this.byPrefix.get(resourcePrefixOf(key))?.get(key)?.json();
+  }
+
+  /** The JSON of every object under a resource prefix, as the cache has them now. */
+  valuesUnder(prefix: string): string[] {
+    return [...(this.byPrefix.get(prefix)?.values() ?? [])].map((c) => c.json());
+  }
+
   /** Registers a listener for live changes of one resource prefix; returns its remover. */
   listen(prefix: string, listener: CacheListener): () => void {
     let set = this.listeners.get(prefix);
