@@ -34,7 +34,8 @@
  *
  * Run as root from the repository: npx tsc -p . && node dist/bench/pod-startup.js
  * Environment: BENCH_SEQ (default 20), BENCH_BURST (50), BENCH_BURSTS (3),
- * BENCH_ENGINES (flyces,runc,podman), BENCH_KEEP_LOG=FILE copies the flyces up log.
+ * BENCH_ENGINES (flyces,runc,podman), BENCH_KEEP_LOG=FILE copies the flyces up log,
+ * BENCH_CPU_PROF=DIR runs flyces up with --cpu-prof into DIR (written when it stops).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import {
@@ -62,6 +63,7 @@ const SEQ = intEnv('BENCH_SEQ', 20);
 const BURST = intEnv('BENCH_BURST', 50);
 const BURSTS = intEnv('BENCH_BURSTS', 3);
 const ENGINES = (process.env.BENCH_ENGINES ?? 'flyces,runc,podman').split(',');
+const CPU_PROF = process.env.BENCH_CPU_PROF;
 const IMAGE = 'localhost/flyces-web:1';
 const BRIDGE = 'flycesbench0';
 const POD_CIDR = '10.42.220.0/24';
@@ -593,9 +595,11 @@ async function startCluster(
   const agentPort = await freePort();
   guard();
   const logFd = openSync(log, 'w');
+  const prof = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : [];
   const child: ChildProcess = spawn(
     process.execPath,
     [
+      ...prof,
       FLYCES,
       'up',
       '--data-dir',

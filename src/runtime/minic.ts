@@ -19,6 +19,7 @@ import { RuntimeRecords, sandboxId, type ContainerRecord, type SandboxRecord } f
 export { sandboxId };
 import { mountRootfs, unmountRootfs } from './rootfs.js';
 import { startExecStream } from './exec-stream.js';
+import { SandboxSetups, type SandboxSetup } from './sandbox-setup.js';
 import { Runc } from './runc.js';
 import {
   RuntimeError,
@@ -104,6 +105,7 @@ export class MiniC implements RuntimeService {
   private readonly network: PodNetwork;
   private readonly log: Logger;
   private readonly locks = new KeyedMutex();
+  private readonly setups = new SandboxSetups();
   private readonly records: RuntimeRecords;
   private readonly cgroupParent: string;
   private readonly logSizeMax: number;
@@ -142,65 +144,128 @@ export class MiniC implements RuntimeService {
    * Creates the pod's network namespace and attaches it to the pod network. The id is
    * derived from the pod uid and `config.attempt` (0 when absent), so calling it again for
    * a ready sandbox returns that sandbox, and for a stopped one re-attaches it.
+   *
+   * While it runs, containers may already be created and started for the sandbox (its id
+   * is `sandboxIdFor(config)`): createContainer goes ahead once the record exists,
+   * startContainer runs `runc create` once the namespace exists and starts the process
+   * only once the network is attached. When the set-up fails, those calls fail too and
+   * the containers made meanwhile are removed with the sandbox.
    */
   async runSandbox(config: SandboxConfig): Promise<SandboxStatus> {
-    const id = sandboxId(config.podUid, config.attempt ?? 0);
-    return this.locks.run(id, async () => {
-      const existing = await this.records.readSandbox(id);
-      if (existing?.state === 'ready') return this.sandboxStatus(existing);
-      const log = this.log.child({ sandbox: id, pod: `${config.podNamespace}/${config.podName}` });
-      const rec: SandboxRecord = existing ?? {
-        id,
-        podUid: config.podUid,
-        podName: config.podName,
-        podNamespace: config.podNamespace,
-        hostname: config.hostname,
-        labels: { ...config.labels },
-        attempt: config.attempt ?? 0,
-        netns: `flyces-${id.slice(0, 12)}`,
-        hostNetwork: config.hostNetwork === true,
-        cniConfig: this.network.bridgeConfig(),
-        state: 'notready',
-        createdAt: new Date().toISOString(),
-      };
-      await fs.mkdir(this.records.sandboxDir(id), { recursive: true });
-      await this.records.writeSandbox(rec);
-      try {
-        rec.ip = rec.hostNetwork ? (config.hostIP ?? '127.0.0.1') : await this.attach(rec);
-        await this.writeEtcFiles(rec, rec.ip, config.resolvConf ?? '');
-        rec.state = 'ready';
-        await this.records.writeSandbox(rec);
-      } catch (err) {
-        log.error({ err }, 'sandbox network setup failed');
-        await this.teardownNetwork(rec, !existing).catch((e: unknown) =>
-          log.warn({ err: e }, 'cleanup after failed sandbox setup'),
-        );
-        if (!existing) await fs.rm(this.records.sandboxDir(id), { recursive: true, force: true });
-        throw wrap('NetworkError', `sandbox ${id}`, err);
+    const id = this.sandboxIdFor(config);
+    // Registered before the first await, so calls that follow this one see the set-up.
+    const { setup, owner } = this.setups.begin(id);
+    try {
+      return await this.locks.run(id, () => this.setUpSandbox(id, config, setup));
+    } finally {
+      if (owner) {
+        setup.finish();
+        this.setups.end(id, setup);
       }
-      log.info({ ip: rec.ip, netns: rec.netns }, 'sandbox ready');
-      return this.sandboxStatus(rec);
-    });
+    }
   }
 
-  /** Creates the sandbox's network namespace and attaches it; returns the pod IP. */
-  private async attach(rec: SandboxRecord): Promise<string> {
-    await this.network.createNetns(rec.netns);
-    return (await this.network.attach(rec.id, rec.netns, rec.cniConfig)).ip;
+  /** The id runSandbox gives the sandbox of `config`. */
+  sandboxIdFor(config: SandboxConfig): string {
+    return sandboxId(config.podUid, config.attempt ?? 0);
+  }
+
+  private async setUpSandbox(
+    id: string,
+    config: SandboxConfig,
+    setup: SandboxSetup,
+  ): Promise<SandboxStatus> {
+    const existing = await this.records.readSandbox(id);
+    if (existing?.state === 'ready') return this.sandboxStatus(existing);
+    const log = this.log.child({ sandbox: id, pod: `${config.podNamespace}/${config.podName}` });
+    const rec: SandboxRecord = existing ?? {
+      id,
+      podUid: config.podUid,
+      podName: config.podName,
+      podNamespace: config.podNamespace,
+      hostname: config.hostname,
+      labels: { ...config.labels },
+      attempt: config.attempt ?? 0,
+      netns: `flyces-${id.slice(0, 12)}`,
+      hostNetwork: config.hostNetwork === true,
+      cniConfig: this.network.bridgeConfig(),
+      state: 'notready',
+      createdAt: new Date().toISOString(),
+    };
+    const resolvConf = config.resolvConf ?? '';
+    try {
+      await fs.mkdir(this.records.sandboxDir(id), { recursive: true });
+      if (rec.hostNetwork) rec.ip = config.hostIP ?? '127.0.0.1';
+      // /etc/hosts names the pod's address once CNI has given it; containers bind-mount
+      // the file, so it is rewritten in place before any of their processes starts.
+      await Promise.all([
+        this.records.writeSandbox(rec),
+        this.writeEtcFiles(rec, rec.ip, resolvConf),
+      ]);
+      setup.recorded.resolve();
+      if (!rec.hostNetwork) {
+        await this.network.createNetns(rec.netns);
+        setup.netns.resolve();
+        rec.ip = (await this.network.attach(rec.id, rec.netns, rec.cniConfig)).ip;
+      }
+      rec.state = 'ready';
+      await Promise.all([
+        this.records.writeSandbox(rec),
+        rec.hostNetwork ? undefined : this.writeHosts(rec, rec.ip),
+      ]);
+    } catch (err) {
+      log.error({ err }, 'sandbox network setup failed');
+      setup.fail(wrap('NetworkError', `sandbox ${id}`, err));
+      await this.cleanUpFailedSetup(rec, setup, !existing, log);
+      throw wrap('NetworkError', `sandbox ${id}`, err);
+    }
+    setup.ready.resolve();
+    log.info({ ip: rec.ip, netns: rec.netns }, 'sandbox ready');
+    return this.sandboxStatus(rec);
+  }
+
+  /**
+   * Undoes a failed set-up as far as it can, each part whatever became of the others: the
+   * containers created for the sandbox meanwhile (their starts fail with the set-up), the
+   * network, and for a new sandbox its namespace and files.
+   */
+  private async cleanUpFailedSetup(
+    rec: SandboxRecord,
+    setup: SandboxSetup,
+    isNew: boolean,
+    log: Logger,
+  ): Promise<void> {
+    const warn = (err: unknown) => log.warn({ err }, 'cleanup after failed sandbox setup');
+    await setup.settled();
+    for (const c of await this.records.containers()) {
+      if (c.sandboxId === rec.id) await this.removeContainer(c.id).catch(warn);
+    }
+    await this.teardownNetwork(rec, false).catch(warn);
+    if (!isNew) return;
+    if (!rec.hostNetwork) await this.network.deleteNetns(rec.netns).catch(warn);
+    await fs.rm(this.records.sandboxDir(rec.id), { recursive: true, force: true });
   }
 
   /** /etc/hosts, /etc/hostname and /etc/resolv.conf, bind-mounted by containers. */
-  private async writeEtcFiles(rec: SandboxRecord, ip: string, resolvConf: string): Promise<void> {
+  private async writeEtcFiles(
+    rec: SandboxRecord,
+    ip: string | undefined,
+    resolvConf: string,
+  ): Promise<void> {
     const dir = this.records.sandboxDir(rec.id);
-    const hosts = [
-      '127.0.0.1\tlocalhost',
-      '::1\tlocalhost ip6-localhost ip6-loopback',
-      `${ip}\t${rec.hostname}`,
-      '',
-    ].join('\n');
-    await fs.writeFile(path.join(dir, 'hosts'), hosts, { mode: 0o644 });
-    await fs.writeFile(path.join(dir, 'hostname'), `${rec.hostname}\n`, { mode: 0o644 });
-    await fs.writeFile(path.join(dir, 'resolv.conf'), resolvConf, { mode: 0o644 });
+    await Promise.all([
+      this.writeHosts(rec, ip),
+      fs.writeFile(path.join(dir, 'hostname'), `${rec.hostname}\n`, { mode: 0o644 }),
+      fs.writeFile(path.join(dir, 'resolv.conf'), resolvConf, { mode: 0o644 }),
+    ]);
+  }
+
+  /** Writes /etc/hosts in place (same inode), so containers that bind-mount it see it. */
+  private async writeHosts(rec: SandboxRecord, ip: string | undefined): Promise<void> {
+    const lines = ['127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback'];
+    if (ip) lines.push(`${ip}\t${rec.hostname}`);
+    const file = path.join(this.records.sandboxDir(rec.id), 'hosts');
+    await fs.writeFile(file, lines.join('\n') + '\n', { mode: 0o644 });
   }
 
   private async teardownNetwork(rec: SandboxRecord, deleteNetns: boolean): Promise<void> {
@@ -286,9 +351,25 @@ export class MiniC implements RuntimeService {
    * of the image's layers). Returns the new container's id; it is in state `created`.
    */
   async createContainer(sandboxId: string, config: ContainerConfig): Promise<string> {
+    const setup = this.setups.get(sandboxId);
+    if (!setup) return this.createInSandbox(sandboxId, config);
+    if (setup.failure) throw wrap('CreateContainerError', `sandbox ${sandboxId}`, setup.failure);
+    return setup.track(
+      setup.recorded.done.then(
+        () => this.createInSandbox(sandboxId, config, setup),
+        (err: unknown) => Promise.reject(wrap('CreateContainerError', `sandbox ${sandboxId}`, err)),
+      ),
+    );
+  }
+
+  private async createInSandbox(
+    sandboxId: string,
+    config: ContainerConfig,
+    setup?: SandboxSetup,
+  ): Promise<string> {
     const sandbox = await this.records.readSandbox(sandboxId);
     if (!sandbox) throw new RuntimeError('NotFound', `sandbox ${sandboxId} not found`);
-    if (sandbox.state !== 'ready') {
+    if (sandbox.state !== 'ready' && !setup) {
       throw new RuntimeError('CreateContainerError', `sandbox ${sandboxId} is not ready`);
     }
     const image = await this.images.resolveImage(config.image);
@@ -352,8 +433,10 @@ export class MiniC implements RuntimeService {
       }
       const { runc, runtime, conmon } = await this.binaries;
       const dir = this.records.containerDir(id);
+      const setup = this.setups.get(rec.sandboxId);
       await fs.mkdir(path.join(this.root, 'sock'), { recursive: true });
       try {
+        await setup?.netns.done;
         await createUnderConmon(id, rec.name, {
           conmon,
           runtime,
@@ -369,6 +452,8 @@ export class MiniC implements RuntimeService {
           logSizeMax: this.logSizeMax,
         });
         rec.cgroupPaths = await runc.cgroupPaths(id);
+        // The process starts only on a ready network; `runc create` above did not need it.
+        await setup?.ready.done;
         await runc.start(id);
       } catch (err) {
         await runc.forceDelete(id).catch(() => undefined);

@@ -177,6 +177,14 @@ export class RuntimeError extends Error {
 export interface RuntimeService {
   /** Creates the pod's network namespace and attaches it to the pod network. */
   runSandbox(config: SandboxConfig): Promise<SandboxStatus>;
+  /**
+   * The id runSandbox gives the sandbox of `config`. A runtime that has it lets callers
+   * create and start the sandbox's containers while runSandbox is still setting up the
+   * network: createContainer and startContainer then wait for the parts they need, the
+   * container's process starts only once the network is ready, and both fail if the
+   * sandbox does. Runtimes without it need runSandbox to have resolved first.
+   */
+  sandboxIdFor?(config: SandboxConfig): string;
   /** Stops every container of the sandbox and detaches its network; idempotent. */
   stopSandbox(id: string): Promise<void>;
   /** Removes the sandbox, its containers and everything kept for them; idempotent. */
