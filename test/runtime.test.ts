@@ -418,6 +418,9 @@ test('miniC runs pods with runc, conmon and CNI', async (t) => {
     const early = await setUp;
     assert.equal(early.state, 'ready');
     assert.equal((await minic.containerStatus(id))?.state, 'running');
+    // Started through runc's exec fifo: runc, too, sees it running (the fifo is gone).
+    const state = JSON.parse(await sh('runc', [`--root=${runcRoot}`, 'state', id]));
+    assert.equal(state.status, 'running');
     // /etc/hosts was written before the address was known and names it once started.
     const hosts = await minic.execSync(id, ['cat', '/etc/hosts'], 5000);
     assert.match(hosts.output, new RegExp(`^${early.ip!.replace(/\./g, '\\.')}\\s+early$`, 'm'));

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 
 import { DEFAULT_PATH } from './exec.js';
@@ -136,12 +136,15 @@ async function readTail(file: string): Promise<string> {
   }
 }
 
-/** Whether `pid` is a live conmon monitoring container `id` (guards against pid reuse). */
-export async function conmonAlive(pid: number | undefined, id: string): Promise<boolean> {
+/**
+ * Whether `pid` is a live conmon monitoring container `id` (guards against pid reuse). It
+ * reads /proc synchronously: procfs answers from memory, and a listing asks this of every
+ * container, where a round trip through the thread pool per file would cost more.
+ */
+export function conmonAlive(pid: number | undefined, id: string): boolean {
   if (!pid) return false;
   try {
-    const cmdline = await fs.readFile(`/proc/${pid}/cmdline`, 'utf8');
-    const argv = cmdline.split('\0');
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
     return argv[0].endsWith('conmon') && argv.includes(id);
   } catch {
     return false;

@@ -1,4 +1,4 @@
-import { promises as fs, watch } from 'node:fs';
+import { existsSync, promises as fs, readFileSync, watch } from 'node:fs';
 import path from 'node:path';
 
 import { componentLogger, type Logger } from '../log.js';
@@ -9,7 +9,6 @@ import {
   findExecutable,
   isErrno,
   KeyedMutex,
-  listDir,
   randomHex,
   writeJsonAtomic,
 } from './fsutil.js';
@@ -243,7 +242,7 @@ export class MiniC implements RuntimeService {
     await this.teardownNetwork(rec, false).catch(warn);
     if (!isNew) return;
     if (!rec.hostNetwork) await this.network.deleteNetns(rec.netns).catch(warn);
-    await fs.rm(this.records.sandboxDir(rec.id), { recursive: true, force: true });
+    await this.records.removeSandbox(rec.id);
   }
 
   /** /etc/hosts, /etc/hostname and /etc/resolv.conf, bind-mounted by containers. */
@@ -309,7 +308,7 @@ export class MiniC implements RuntimeService {
         if (c.sandboxId === id) await this.removeContainer(c.id);
       }
       await this.network.deleteNetns(rec.netns);
-      await fs.rm(this.records.sandboxDir(id), { recursive: true, force: true });
+      await this.records.removeSandbox(id);
       this.log.info({ sandbox: id }, 'sandbox removed');
     });
   }
@@ -320,12 +319,7 @@ export class MiniC implements RuntimeService {
   }
 
   async listSandboxes(): Promise<SandboxStatus[]> {
-    const out: SandboxStatus[] = [];
-    for (const id of await listDir(path.join(this.root, 'sandboxes'))) {
-      const rec = await this.records.readSandbox(id);
-      if (rec) out.push(await this.sandboxStatus(rec));
-    }
-    return out;
+    return Promise.all((await this.records.sandboxes()).map((rec) => this.sandboxStatus(rec)));
   }
 
   private async sandboxStatus(rec: SandboxRecord): Promise<SandboxStatus> {
@@ -402,7 +396,7 @@ export class MiniC implements RuntimeService {
         writeJsonAtomic(path.join(dir, 'bundle', 'config.json'), spec),
         mountRootfs(dir, image.layerDirs),
       ]);
-      await this.records.writeContainer({
+      await this.records.addContainer({
         id,
         sandboxId,
         name: config.name,
@@ -416,7 +410,7 @@ export class MiniC implements RuntimeService {
     } catch (err) {
       log.error({ err }, 'create failed');
       await unmountRootfs(dir).catch(() => undefined);
-      await fs.rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      await this.records.removeContainer(id).catch(() => undefined);
       throw wrap('CreateContainerError', `container ${config.name}`, err);
     }
     log.info({ image: config.image }, 'container created');
@@ -437,7 +431,7 @@ export class MiniC implements RuntimeService {
       await fs.mkdir(path.join(this.root, 'sock'), { recursive: true });
       try {
         await setup?.netns.done;
-        await createUnderConmon(id, rec.name, {
+        const pid = await createUnderConmon(id, rec.name, {
           conmon,
           runtime,
           runtimeRoot: runc.root,
@@ -451,10 +445,13 @@ export class MiniC implements RuntimeService {
           conmonLog: path.join(dir, 'conmon.log'),
           logSizeMax: this.logSizeMax,
         });
-        rec.cgroupPaths = await runc.cgroupPaths(id);
+        [rec.cgroupPaths, rec.conmonPid] = await Promise.all([
+          runc.cgroupPaths(id),
+          this.conmonPid(id),
+        ]);
         // The process starts only on a ready network; `runc create` above did not need it.
         await setup?.ready.done;
-        await runc.start(id);
+        await runc.start(id, () => processRuns(pid) && !existsSync(path.join(dir, 'exit', id)));
       } catch (err) {
         await runc.forceDelete(id).catch(() => undefined);
         this.log.error({ container: id, err }, 'start failed');
@@ -482,7 +479,7 @@ export class MiniC implements RuntimeService {
       const rec = await this.records.readContainer(id);
       if (!rec) throw new RuntimeError('NotFound', `container ${id} not found`);
       const { runc } = await this.binaries;
-      const status = await this.observe(rec, await runc.state(id));
+      const status = await this.observe(rec, await this.liveState(rec));
       if (status.state !== 'running') return;
 
       const log = this.log.child({ container: id, sandbox: rec.sandboxId, name: rec.name });
@@ -498,7 +495,7 @@ export class MiniC implements RuntimeService {
         }
         log.info({ graceSeconds }, 'container killed after grace period');
       }
-      await this.observe(rec, await runc.state(id));
+      await this.observe(rec, await this.liveState(rec));
     });
   }
 
@@ -519,7 +516,7 @@ export class MiniC implements RuntimeService {
         if (await exists(file)) return true;
         const left = deadline - Date.now();
         if (left <= 0) return false;
-        if (!(await conmonAlive(await this.conmonPid(id), id))) return exists(file);
+        if (!conmonAlive(await this.conmonPid(id), id)) return exists(file);
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, Math.min(left, EXIT_POLL_MS));
           wake = () => (clearTimeout(timer), resolve());
@@ -558,7 +555,7 @@ export class MiniC implements RuntimeService {
       const dir = this.records.containerDir(id);
       await unmountRootfs(dir);
       await this.removeCgroups(rec.cgroupPaths ?? []);
-      await fs.rm(dir, { recursive: true, force: true });
+      await this.records.removeContainer(id);
       this.log.info({ container: id, sandbox: rec.sandboxId, name: rec.name }, 'container removed');
     });
   }
@@ -567,7 +564,7 @@ export class MiniC implements RuntimeService {
   private async reapConmon(id: string): Promise<void> {
     const pid = await this.conmonPid(id);
     const deadline = Date.now() + CONMON_EXIT_WAIT_MS;
-    while (await conmonAlive(pid, id)) {
+    while (conmonAlive(pid, id)) {
       if (Date.now() > deadline) {
         this.log.warn({ container: id, pid }, 'conmon did not exit; killing it');
         process.kill(pid as number, 'SIGKILL');
@@ -614,18 +611,39 @@ export class MiniC implements RuntimeService {
   private async monitored(rec: ContainerRecord): Promise<boolean> {
     if (!rec.startedAt || rec.finishedAt) return false;
     if (await exists(path.join(this.records.containerDir(rec.id), 'exit', rec.id))) return false;
-    return conmonAlive(await this.conmonPid(rec.id), rec.id);
+    return conmonAlive(rec.conmonPid ?? (await this.conmonPid(rec.id)), rec.id);
+  }
+
+  /**
+   * runc's word for the container's state, asked of runc only when conmon cannot vouch:
+   * a started container whose exit file is missing and whose conmon lives is running,
+   * one with an exit file has stopped, and `observe` looks no further for the others.
+   */
+  private async liveState(rec: ContainerRecord): Promise<string | undefined> {
+    if (!rec.startedAt || rec.finishedAt) return undefined;
+    if (await exists(path.join(this.records.containerDir(rec.id), 'exit', rec.id))) {
+      return 'stopped';
+    }
+    if (conmonAlive(rec.conmonPid ?? (await this.conmonPid(rec.id)), rec.id)) return 'running';
+    return (await this.binaries).runc.state(rec.id);
+  }
+
+  private async isRunning(id: string): Promise<boolean> {
+    const rec = await this.records.readContainer(id);
+    return (
+      rec !== undefined && (await this.observe(rec, await this.liveState(rec))).state === 'running'
+    );
   }
 
   async containerStatus(id: string): Promise<ContainerStatus | undefined> {
     const rec = await this.records.readContainer(id);
     if (!rec) return undefined;
-    return this.observe(rec, await (await this.binaries).runc.state(id));
+    return this.observe(rec, await this.liveState(rec));
   }
 
   async execStream(id: string, command: string[], opts: ExecStreamOptions): Promise<ExecSession> {
     const { runc } = await this.binaries;
-    if ((await runc.state(id)) !== 'running') {
+    if (!(await this.isRunning(id))) {
       throw new RuntimeError('NotFound', `container ${id} is not running`);
     }
     const workDir = path.join(this.root, 'exec');
@@ -639,7 +657,7 @@ export class MiniC implements RuntimeService {
 
   async execSync(id: string, command: string[], timeoutMs: number): Promise<ExecResult> {
     const { runc } = await this.binaries;
-    if ((await runc.state(id)) !== 'running') {
+    if (!(await this.isRunning(id))) {
       throw new RuntimeError('NotFound', `container ${id} is not running`);
     }
     const done = await runc.exec(id, command, timeoutMs);
@@ -725,5 +743,16 @@ export class MiniC implements RuntimeService {
       this.log.warn({ container: rec.id }, 'container ended without an exit code (conmon gone)');
     }
     await this.records.writeContainer(rec);
+  }
+}
+
+/** Whether a process exists and has not ended (a zombie has ended). */
+function processRuns(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
   }
 }
