@@ -87,7 +87,7 @@ export class PodWorker {
       sandbox = started.sandbox;
       if (started.early) {
         startedEarly = true;
-        containers = await this.runtime.listContainers();
+        containers = await this.runtime.listContainers({ sandboxIds: [sandbox.id] });
         requeueAfterMs = Math.min(requeueAfterMs, started.wait ?? requeueAfterMs);
       }
     }
@@ -105,7 +105,7 @@ export class PodWorker {
       pod.spec.containers.every((c) => byName.get(c.name)?.[0]?.state === 'running');
     const fresh = allRunning
       ? mine
-      : (await this.runtime.listContainers()).filter((c) => c.sandboxId === sandbox!.id);
+      : await this.runtime.listContainers({ sandboxIds: [sandbox.id] });
     await this.pruneOldInstances(fresh);
     this.prober.sync(pod, sandbox.ip, fresh);
     return { status: this.status(pod, sandbox, fresh, waiting), requeueAfterMs };

@@ -23,6 +23,8 @@ import { Runc } from './runc.js';
 import {
   RuntimeError,
   type ContainerConfig,
+  type ContainerFilter,
+  type SandboxFilter,
   type ContainerState,
   type ContainerStatus,
   type ExecResult,
@@ -318,8 +320,14 @@ export class MiniC implements RuntimeService {
     return this.network.ensureBridge();
   }
 
-  async listSandboxes(): Promise<SandboxStatus[]> {
-    return Promise.all((await this.records.sandboxes()).map((rec) => this.sandboxStatus(rec)));
+  async listSandboxes(filter?: SandboxFilter): Promise<SandboxStatus[]> {
+    let records = await this.records.sandboxes();
+    if (filter) {
+      records = records.filter(
+        (r) => r.podNamespace === filter.podNamespace && r.podName === filter.podName,
+      );
+    }
+    return Promise.all(records.map((rec) => this.sandboxStatus(rec)));
   }
 
   private async sandboxStatus(rec: SandboxRecord): Promise<SandboxStatus> {
@@ -592,8 +600,12 @@ export class MiniC implements RuntimeService {
    * Every container's status. `runc list` forks a Go binary (about 10 ms), so it runs only
    * when some started container has no live conmon to vouch for it.
    */
-  async listContainers(): Promise<ContainerStatus[]> {
-    const records = await this.records.containers();
+  async listContainers(filter?: ContainerFilter): Promise<ContainerStatus[]> {
+    let records = await this.records.containers();
+    if (filter) {
+      const ids = new Set(filter.sandboxIds);
+      records = records.filter((r) => ids.has(r.sandboxId));
+    }
     if (records.length === 0) return [];
     const monitored = await Promise.all(records.map((rec) => this.monitored(rec)));
     const unsure = records.some((rec, i) => rec.startedAt && !rec.finishedAt && !monitored[i]);

@@ -87,13 +87,13 @@ export class RuntimeRecords {
   }
 
   async readSandbox(id: string): Promise<SandboxRecord | undefined> {
-    return copy((await this.load()).sandboxes.get(id));
+    return copySandbox((await this.load()).sandboxes.get(id));
   }
 
   async writeSandbox(rec: SandboxRecord): Promise<void> {
     const { sandboxes } = await this.load();
     await writeJsonAtomic(path.join(this.sandboxDir(rec.id), 'sandbox.json'), rec);
-    sandboxes.set(rec.id, copy(rec));
+    sandboxes.set(rec.id, copySandbox(rec)!);
   }
 
   /** Removes the sandbox's directory and its record. */
@@ -105,18 +105,18 @@ export class RuntimeRecords {
 
   /** Every sandbox record, in no order. */
   async sandboxes(): Promise<SandboxRecord[]> {
-    return [...(await this.load()).sandboxes.values()].map(copy);
+    return [...(await this.load()).sandboxes.values()].map((rec) => copySandbox(rec)!);
   }
 
   async readContainer(id: string): Promise<ContainerRecord | undefined> {
-    return copy((await this.load()).containers.get(id));
+    return copyContainer((await this.load()).containers.get(id));
   }
 
   /** Writes the record of a new container. */
   async addContainer(rec: ContainerRecord): Promise<void> {
     const { containers } = await this.load();
     await writeJsonAtomic(path.join(this.containerDir(rec.id), 'container.json'), rec);
-    containers.set(rec.id, copy(rec));
+    containers.set(rec.id, copyContainer(rec)!);
   }
 
   /**
@@ -127,7 +127,7 @@ export class RuntimeRecords {
     const { containers } = await this.load();
     if (!containers.has(rec.id)) return;
     await writeJsonAtomic(path.join(this.containerDir(rec.id), 'container.json'), rec);
-    if (containers.has(rec.id)) containers.set(rec.id, copy(rec));
+    if (containers.has(rec.id)) containers.set(rec.id, copyContainer(rec)!);
   }
 
   /** Removes the container's directory and its record. */
@@ -139,7 +139,7 @@ export class RuntimeRecords {
 
   /** Every container record under the root, in no order. */
   async containers(): Promise<ContainerRecord[]> {
-    return [...(await this.load()).containers.values()].map(copy);
+    return [...(await this.load()).containers.values()].map((rec) => copyContainer(rec)!);
   }
 }
 
@@ -147,6 +147,15 @@ function isId(name: string): boolean {
   return ID.test(name);
 }
 
-function copy<T>(value: T): T {
-  return value === undefined ? value : structuredClone(value);
+// Copies as deep as the records are: a caller may change what it got, not the kept one.
+// (The CNI config is never changed after the sandbox is made, so it is shared.)
+function copySandbox(rec: SandboxRecord | undefined): SandboxRecord | undefined {
+  return rec && { ...rec, labels: { ...rec.labels } };
+}
+
+function copyContainer(rec: ContainerRecord | undefined): ContainerRecord | undefined {
+  if (!rec) return undefined;
+  const out = { ...rec, labels: { ...rec.labels } };
+  if (rec.cgroupPaths) out.cgroupPaths = [...rec.cgroupPaths];
+  return out;
 }

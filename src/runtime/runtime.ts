@@ -174,6 +174,17 @@ export class RuntimeError extends Error {
   }
 }
 
+/** Narrows listSandboxes to one pod's sandboxes, as CRI's filters do. */
+export interface SandboxFilter {
+  podNamespace: string;
+  podName: string;
+}
+
+/** Narrows listContainers to the containers of some sandboxes. */
+export interface ContainerFilter {
+  sandboxIds: string[];
+}
+
 export interface RuntimeService {
   /** Creates the pod's network namespace and attaches it to the pod network. */
   runSandbox(config: SandboxConfig): Promise<SandboxStatus>;
@@ -189,7 +200,8 @@ export interface RuntimeService {
   stopSandbox(id: string): Promise<void>;
   /** Removes the sandbox, its containers and everything kept for them; idempotent. */
   removeSandbox(id: string): Promise<void>;
-  listSandboxes(): Promise<SandboxStatus[]>;
+  /** The sandboxes, or those of one pod (by namespace and name) with a filter. */
+  listSandboxes(filter?: SandboxFilter): Promise<SandboxStatus[]>;
 
   /** Writes the container's bundle and root file system; does not start it. */
   createContainer(sandboxId: string, config: ContainerConfig): Promise<string>;
@@ -202,7 +214,8 @@ export interface RuntimeService {
   stopContainer(id: string, graceSeconds: number): Promise<void>;
   /** Removes a stopped container, its bundle and its root file system; keeps nothing. */
   removeContainer(id: string): Promise<void>;
-  listContainers(): Promise<ContainerStatus[]>;
+  /** The containers, or those of the given sandboxes with a filter. */
+  listContainers(filter?: ContainerFilter): Promise<ContainerStatus[]>;
   containerStatus(id: string): Promise<ContainerStatus | undefined>;
   /**
    * Runs a command in a running container and waits up to timeoutMs for it (probes,
