@@ -4,14 +4,7 @@ import path from 'node:path';
 import { componentLogger, type Logger } from '../log.js';
 import { PodNetwork, netnsPath } from './cni.js';
 import { conmonAlive, createUnderConmon } from './conmon.js';
-import {
-  exists,
-  findExecutable,
-  isErrno,
-  KeyedMutex,
-  randomHex,
-  writeJsonAtomic,
-} from './fsutil.js';
+import { exists, findExecutable, isErrno, KeyedMutex, randomHex } from './fsutil.js';
 import type { ImageStore } from './images.js';
 import { RuntimeRecords, sandboxId, type ContainerRecord, type SandboxRecord } from './records.js';
 
@@ -111,6 +104,8 @@ export class MiniC implements RuntimeService {
   private readonly cgroupParent: string;
   private readonly logSizeMax: number;
   private readonly binaries: Promise<{ runc: Runc; runtime: string; conmon: string }>;
+  /** The host's hard limit of open files; this process's limits do not change. */
+  private readonly nofileLimit = hostNofileLimit();
 
   constructor(options: MiniCOptions) {
     this.root = path.resolve(options.root);
@@ -129,6 +124,7 @@ export class MiniC implements RuntimeService {
     this.binaries = this.findBinaries(options);
     // Reported when first used; this only avoids an unhandled rejection meanwhile.
     this.binaries.catch(() => undefined);
+    this.nofileLimit.catch(() => undefined);
   }
 
   private async findBinaries(
@@ -397,11 +393,14 @@ export class MiniC implements RuntimeService {
           resolvConf: path.join(sbDir, 'resolv.conf'),
         },
         cgroupsPath: path.join(this.cgroupParent, sandboxId, id),
-        nofileLimit: await hostNofileLimit(),
+        nofileLimit: await this.nofileLimit,
       });
       // The spec and the overlay mount touch different files; `mount` is a fork worth hiding.
+      // The bundle is new and runc reads it only at start, so it needs no atomic write.
       await allDone([
-        writeJsonAtomic(path.join(dir, 'bundle', 'config.json'), spec),
+        fs.writeFile(path.join(dir, 'bundle', 'config.json'), JSON.stringify(spec), {
+          mode: 0o600,
+        }),
         mountRootfs(dir, image.layerDirs),
       ]);
       await this.records.addContainer({
