@@ -734,16 +734,21 @@ async function benchFlyces(tmp: string, image: Image): Promise<FlycesRun> {
 function breakdown(logFile: string, times: PodTimes[]): Record<string, Stats> {
   const byPod = new Map<string, Record<string, number>>();
   const podOfSandbox = new Map<string, string>();
+  const entries: any[] = [];
   for (const line of readFileSync(logFile, 'utf8').split('\n')) {
     if (!line.startsWith('{')) continue;
-    let entry: any;
     try {
-      entry = JSON.parse(line);
+      entries.push(JSON.parse(line));
     } catch {
       continue;
     }
+  }
+  // A container is created while its sandbox is set up, so its line can come before the
+  // first line that names both the sandbox and the pod.
+  for (const entry of entries)
     if (typeof entry.pod === 'string' && typeof entry.sandbox === 'string')
       podOfSandbox.set(entry.sandbox, entry.pod);
+  for (const entry of entries) {
     const stage: string | undefined = {
       'bound pod': 'bound',
       'sandbox ready': 'sandbox ready',

@@ -1,9 +1,10 @@
-import { existsSync, promises as fs, readFileSync, watch } from 'node:fs';
+import { existsSync, promises as fs, watch } from 'node:fs';
 import path from 'node:path';
 
 import { componentLogger, type Logger } from '../log.js';
 import { PodNetwork, netnsPath } from './cni.js';
-import { conmonAlive, createUnderConmon } from './conmon.js';
+import { conmonAlive, createUnderConmon, processRuns } from './conmon.js';
+import { writeEtcFiles, writeHosts } from './etc-files.js';
 import { exists, findExecutable, isErrno, KeyedMutex, randomHex } from './fsutil.js';
 import type { ImageStore } from './images.js';
 import { RuntimeRecords, sandboxId, type ContainerRecord, type SandboxRecord } from './records.js';
@@ -197,7 +198,7 @@ export class MiniC implements RuntimeService {
       // the file, so it is rewritten in place before any of their processes starts.
       await Promise.all([
         this.records.writeSandbox(rec),
-        this.writeEtcFiles(rec, rec.ip, resolvConf),
+        writeEtcFiles(this.records.sandboxDir(id), rec.hostname, rec.ip, resolvConf),
       ]);
       setup.recorded.resolve();
       if (!rec.hostNetwork) {
@@ -208,7 +209,7 @@ export class MiniC implements RuntimeService {
       rec.state = 'ready';
       await Promise.all([
         this.records.writeSandbox(rec),
-        rec.hostNetwork ? undefined : this.writeHosts(rec, rec.ip),
+        rec.hostNetwork ? undefined : writeHosts(this.records.sandboxDir(id), rec.hostname, rec.ip),
       ]);
     } catch (err) {
       log.error({ err }, 'sandbox network setup failed');
@@ -241,28 +242,6 @@ export class MiniC implements RuntimeService {
     if (!isNew) return;
     if (!rec.hostNetwork) await this.network.deleteNetns(rec.netns).catch(warn);
     await this.records.removeSandbox(rec.id);
-  }
-
-  /** /etc/hosts, /etc/hostname and /etc/resolv.conf, bind-mounted by containers. */
-  private async writeEtcFiles(
-    rec: SandboxRecord,
-    ip: string | undefined,
-    resolvConf: string,
-  ): Promise<void> {
-    const dir = this.records.sandboxDir(rec.id);
-    await Promise.all([
-      this.writeHosts(rec, ip),
-      fs.writeFile(path.join(dir, 'hostname'), `${rec.hostname}\n`, { mode: 0o644 }),
-      fs.writeFile(path.join(dir, 'resolv.conf'), resolvConf, { mode: 0o644 }),
-    ]);
-  }
-
-  /** Writes /etc/hosts in place (same inode), so containers that bind-mount it see it. */
-  private async writeHosts(rec: SandboxRecord, ip: string | undefined): Promise<void> {
-    const lines = ['127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback'];
-    if (ip) lines.push(`${ip}\t${rec.hostname}`);
-    const file = path.join(this.records.sandboxDir(rec.id), 'hosts');
-    await fs.writeFile(file, lines.join('\n') + '\n', { mode: 0o644 });
   }
 
   private async teardownNetwork(rec: SandboxRecord, deleteNetns: boolean): Promise<void> {
@@ -452,12 +431,11 @@ export class MiniC implements RuntimeService {
           conmonLog: path.join(dir, 'conmon.log'),
           logSizeMax: this.logSizeMax,
         });
-        [rec.cgroupPaths, rec.conmonPid] = await Promise.all([
-          runc.cgroupPaths(id),
-          this.conmonPid(id),
-        ]);
+        const facts = Promise.all([runc.cgroupPaths(id), this.conmonPid(id)]);
+        facts.catch(() => undefined); // awaited below, unless the network fails first
         // The process starts only on a ready network; `runc create` above did not need it.
         await setup?.ready.done;
+        [rec.cgroupPaths, rec.conmonPid] = await facts;
         await runc.start(id, () => processRuns(pid) && !existsSync(path.join(dir, 'exit', id)));
       } catch (err) {
         await runc.forceDelete(id).catch(() => undefined);
@@ -754,16 +732,5 @@ export class MiniC implements RuntimeService {
       this.log.warn({ container: rec.id }, 'container ended without an exit code (conmon gone)');
     }
     await this.records.writeContainer(rec);
-  }
-}
-
-/** Whether a process exists and has not ended (a zombie has ended). */
-function processRuns(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
   }
 }
