@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 
 import { DEFAULT_PATH } from './exec.js';
 import { isErrno } from './fsutil.js';
-import { offThread } from './spawner.js';
+import { inHelper } from './spawner.js';
 
 /**
  * Starts a container's monitor. conmon (2.1) daemonises, runs `runc create` for the
@@ -71,7 +71,7 @@ export async function createUnderConmon(id: string, name: string, p: ConmonPaths
     `--root=${p.runtimeRoot}`,
   ];
   if (p.logSizeMax !== undefined) args.push('--log-size-max', String(p.logSizeMax));
-  // Spawned from the spawner's worker thread, as runCapture's children are.
+  // Spawned by the spawn helper process, as runCapture's children are.
   const job: ConmonJob = {
     conmon: p.conmon,
     args,
@@ -79,13 +79,13 @@ export async function createUnderConmon(id: string, name: string, p: ConmonPaths
     // conmon drops an "oom" marker in its working directory too; keep it in the container's.
     cwd: path.dirname(p.bundle),
   };
-  const message = await offThread<ConmonJob, SyncMessage>('conmon', job);
+  const message = await inHelper<ConmonJob, SyncMessage>('conmon', job);
   if (message.data > 0) return message.data;
   const detail = message.message ?? (await readTail(p.conmonLog));
   throw new Error(`runtime failed to create the container: ${detail}`);
 }
 
-/** What startConmonHere needs, as it crosses to the spawner's worker thread. */
+/** What startConmonHere needs, as it crosses to the spawn helper. */
 export interface ConmonJob {
   conmon: string;
   args: string[];

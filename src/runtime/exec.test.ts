@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 
 import { ExecError, run, runCapture } from './exec.js';
 
-test('helper programs run from the spawner thread report as they did in-thread', async (t) => {
+test('programs run by the spawn helper report as they did when run in-process', async (t) => {
   await t.test('output, input and exit code', async () => {
     const done = await runCapture('sh', ['-c', 'cat; echo oops >&2; exit 3'], { input: 'in' });
     assert.deepEqual(done, { code: 3, stdout: 'in', stderr: 'oops\n', timedOut: false });

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 
-import { offThread } from './spawner.js';
+import { inHelper } from './spawner.js';
 
 /** Runs helper programs (runc, ip, mount, CNI plugins) and reports their failures. */
 
@@ -42,8 +42,8 @@ export interface Completed extends RunResult {
 
 /**
  * Runs `file args...` to completion and reports how it ended; rejects only if it cannot
- * start. The child is spawned from a worker thread (see spawner.ts), so this thread's event
- * loop does not wait for it to be forked and to exec.
+ * start. The child is spawned by the spawn helper process (see spawner.ts), so this process
+ * neither forks nor waits for the child to exec.
  */
 export async function runCapture(
   file: string,
@@ -52,12 +52,12 @@ export async function runCapture(
 ): Promise<Completed> {
   const env = options.env ?? { PATH: process.env.PATH ?? DEFAULT_PATH };
   const job = { file, args, env, input: options.input, timeoutMs: options.timeoutMs };
-  const done = await offThread<CaptureJob, Completed | { startError: string }>('capture', job);
+  const done = await inHelper<CaptureJob, Completed | { startError: string }>('capture', job);
   if ('startError' in done) throw new ExecError(commandName(file, args), null, '', done.startError);
   return done;
 }
 
-/** What runCaptureHere needs, as it crosses to the spawner's worker thread. */
+/** What runCaptureHere needs, as it crosses to the spawn helper. */
 export interface CaptureJob {
   file: string;
   args: string[];
@@ -70,7 +70,7 @@ function commandName(file: string, args: string[]): string {
   return [file, ...args.slice(0, 2)].join(' ');
 }
 
-/** runCapture's work, in the calling thread; the spawner's worker runs it. */
+/** runCapture's work, in the calling process; the spawn helper runs it. */
 export function runCaptureHere(job: CaptureJob): Promise<Completed> {
   const { file, args, env } = job;
   const options = job;
