@@ -235,9 +235,7 @@ export class MiniC implements RuntimeService {
   ): Promise<void> {
     const warn = (err: unknown) => log.warn({ err }, 'cleanup after failed sandbox setup');
     await setup.settled();
-    for (const c of await this.records.containers()) {
-      if (c.sandboxId === rec.id) await this.removeContainer(c.id).catch(warn);
-    }
+    for (const id of setup.containers) await this.removeContainer(id).catch(warn);
     await this.teardownNetwork(rec, false).catch(warn);
     if (!isNew) return;
     if (!rec.hostNetwork) await this.network.deleteNetns(rec.netns).catch(warn);
@@ -393,6 +391,7 @@ export class MiniC implements RuntimeService {
         createdAt: new Date().toISOString(),
         stopSignal: image.config.StopSignal || 'SIGTERM',
       });
+      setup?.containers.add(id);
     } catch (err) {
       log.error({ err }, 'create failed');
       await unmountRootfs(dir).catch(() => undefined);

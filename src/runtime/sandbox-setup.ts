@@ -43,6 +43,8 @@ export class SandboxSetup {
   readonly ready = new Step();
   /** Set when a step failed; a container created from then on is refused. */
   failure?: Error;
+  /** Ids of the containers created for the sandbox while it was being set up. */
+  readonly containers = new Set<string>();
   /** createContainer calls in flight for this sandbox; cleanup after a failure waits for them. */
   private readonly creating = new Set<Promise<unknown>>();
 
