@@ -171,6 +171,20 @@ test('miniC runs pods with runc, conmon and CNI', async (t) => {
     }
     await sh('ip', ['link', 'del', BRIDGE]).catch(() => undefined);
     for (const dir of cgroupParents) await fs.rmdir(dir).catch(() => undefined);
+    // The parent exists in every hierarchy runc used, not only those in cgroup_paths.
+    const parents = await sh('find', [
+      '/sys/fs/cgroup',
+      '-maxdepth',
+      '8',
+      '-depth',
+      '-type',
+      'd',
+      '-path',
+      `*/${options.cgroupParent}*`,
+    ]).catch(() => '');
+    for (const dir of parents.split('\n').filter((d) => d)) {
+      await fs.rmdir(dir).catch(() => undefined);
+    }
     await fs.rm(tmp, { recursive: true, force: true });
   });
 
@@ -451,6 +465,17 @@ test('miniC runs pods with runc, conmon and CNI', async (t) => {
     assert.ok((startOutcome as PromiseRejectedResult).reason instanceof RuntimeError);
     assert.equal((await broken.listSandboxes()).length, 0);
     assert.equal((await broken.listContainers()).length, 0);
+    // Its container was made by runc before the network failed: no cgroup of it remains.
+    const cgroups = await sh('find', [
+      '/sys/fs/cgroup',
+      '-maxdepth',
+      '8',
+      '-type',
+      'd',
+      '-name',
+      broken.sandboxIdFor(config),
+    ]);
+    assert.equal(cgroups.trim(), '');
     const netnsOf = `flyces-${broken.sandboxIdFor(config).slice(0, 12)}`;
     assert.doesNotMatch(await sh('ip', ['netns', 'list']), new RegExp(netnsOf));
     assert.ok(!(await fs.readFile('/proc/self/mounts', 'utf8')).includes(tmp), 'mounts remain');

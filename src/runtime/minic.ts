@@ -430,11 +430,13 @@ export class MiniC implements RuntimeService {
           conmonLog: path.join(dir, 'conmon.log'),
           logSizeMax: this.logSizeMax,
         });
-        const facts = Promise.all([runc.cgroupPaths(id), this.conmonPid(id)]);
-        facts.catch(() => undefined); // awaited below, unless the network fails first
+        // Known before anything else can fail, so that removal finds the cgroups.
+        [rec.cgroupPaths, rec.conmonPid] = await Promise.all([
+          runc.cgroupPaths(id),
+          this.conmonPid(id),
+        ]);
         // The process starts only on a ready network; `runc create` above did not need it.
         await setup?.ready.done;
-        [rec.cgroupPaths, rec.conmonPid] = await facts;
         await runc.start(id, () => processRuns(pid) && !existsSync(path.join(dir, 'exit', id)));
       } catch (err) {
         await runc.forceDelete(id).catch(() => undefined);
@@ -533,12 +535,14 @@ export class MiniC implements RuntimeService {
     if (!rec) return;
     await this.stopContainer(id, 0);
     await this.locks.run(id, async () => {
+      // A start that was still running when this was called may have added cgroups since.
+      const cgroups = (await this.records.readContainer(id))?.cgroupPaths ?? rec.cgroupPaths;
       const { runc } = await this.binaries;
       await runc.forceDelete(id);
       await this.reapConmon(id);
       const dir = this.records.containerDir(id);
       await unmountRootfs(dir);
-      await this.removeCgroups(rec.cgroupPaths ?? []);
+      await this.removeCgroups(cgroups ?? []);
       await this.records.removeContainer(id);
       this.log.info({ container: id, sandbox: rec.sandboxId, name: rec.name }, 'container removed');
     });
