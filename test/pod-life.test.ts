@@ -127,6 +127,26 @@ describe('the life of a pod', { timeout: 300_000 }, () => {
     );
   });
 
+  test('the pod IP reaches env and /etc/hosts, whether or not containers start before the network', async () => {
+    const show = ['sh', '-c', 'echo "env=$POD_IP"; cat /etc/hosts; sleep 1000'];
+    // No env naming the IP: created while CNI attaches the network, /etc/hosts filled in after.
+    await apply('ip-hosts', { command: show });
+    // An env naming the IP: created only once the network is attached.
+    await apply('ip-env', {
+      command: show,
+      env: [{ name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } }],
+    });
+    for (const name of ['ip-hosts', 'ip-env']) {
+      await waitFor(`${name} to have an IP`, 30_000, async () => !!(await status(name))?.podIP);
+      const ip = (await status(name)).podIP as string;
+      const text = await waitForLog(
+        name,
+        new RegExp(`^${ip.replace(/\./g, '\\.')}\\s+${name}$`, 'm'),
+      );
+      assert.match(text, name === 'ip-env' ? new RegExp(`^env=${ip}$`, 'm') : /^env=$/m);
+    }
+  });
+
   test('a failing liveness probe restarts the container', async () => {
     await apply('live', {
       command: ['sh', '-c', 'touch /tmp/healthy; sleep 2; rm /tmp/healthy; sleep 3600'],

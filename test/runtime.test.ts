@@ -171,6 +171,20 @@ test('miniC runs pods with runc, conmon and CNI', async (t) => {
     }
     await sh('ip', ['link', 'del', BRIDGE]).catch(() => undefined);
     for (const dir of cgroupParents) await fs.rmdir(dir).catch(() => undefined);
+    // The parent exists in every hierarchy runc used, not only those in cgroup_paths.
+    const parents = await sh('find', [
+      '/sys/fs/cgroup',
+      '-maxdepth',
+      '8',
+      '-depth',
+      '-type',
+      'd',
+      '-path',
+      `*/${options.cgroupParent}*`,
+    ]).catch(() => '');
+    for (const dir of parents.split('\n').filter((d) => d)) {
+      await fs.rmdir(dir).catch(() => undefined);
+    }
     await fs.rm(tmp, { recursive: true, force: true });
   });
 
@@ -402,6 +416,70 @@ test('miniC runs pods with runc, conmon and CNI', async (t) => {
       await assert.rejects(fs.access(dir), `cgroup ${dir} remains`);
       await assert.rejects(fs.access(path.dirname(dir)), `cgroup ${path.dirname(dir)} remains`);
     }
+  });
+
+  await t.test('a container starts while its sandbox network is being attached', async () => {
+    const config = {
+      podUid: 'early-' + path.basename(tmp),
+      podName: 'early',
+      podNamespace: 'default',
+      hostname: 'early',
+      labels: {},
+    };
+    const setUp = minic.runSandbox(config);
+    const id = await minic.createContainer(minic.sandboxIdFor(config), { ...base, name: 'web' });
+    await minic.startContainer(id);
+    const early = await setUp;
+    assert.equal(early.state, 'ready');
+    assert.equal((await minic.containerStatus(id))?.state, 'running');
+    // Started through runc's exec fifo: runc, too, sees it running (the fifo is gone).
+    const state = JSON.parse(await sh('runc', [`--root=${runcRoot}`, 'state', id]));
+    assert.equal(state.status, 'running');
+    // /etc/hosts was written before the address was known and names it once started.
+    const hosts = await minic.execSync(id, ['cat', '/etc/hosts'], 5000);
+    assert.match(hosts.output, new RegExp(`^${early.ip!.replace(/\./g, '\\.')}\\s+early$`, 'm'));
+    assert.match(await eventually(() => httpGet(`http://${early.ip}:8080/`)), /Hello from flyCes/);
+    await minic.stopSandbox(early.id);
+    await minic.removeSandbox(early.id);
+    assert.equal((await minic.listContainers()).length, 0);
+  });
+
+  await t.test('a failed sandbox set-up fails and removes the containers made for it', async () => {
+    // No CNI plugins: the namespace is made, attaching it fails.
+    const broken = new MiniC({ ...options, cniBinDir: path.join(tmp, 'no-cni') });
+    const config = {
+      podUid: 'broken-' + path.basename(tmp),
+      podName: 'broken',
+      podNamespace: 'default',
+      hostname: 'broken',
+      labels: {},
+    };
+    const setUp = broken.runSandbox(config);
+    const created = broken.createContainer(broken.sandboxIdFor(config), { ...base, name: 'web' });
+    const started = created.then((id) => broken.startContainer(id));
+    const [sandboxOutcome, startOutcome] = await Promise.allSettled([setUp, started]);
+    assert.equal(sandboxOutcome.status, 'rejected');
+    const sandboxErr = (sandboxOutcome as PromiseRejectedResult).reason as RuntimeError;
+    assert.equal(sandboxErr.code, 'NetworkError');
+    assert.equal(startOutcome.status, 'rejected');
+    assert.ok((startOutcome as PromiseRejectedResult).reason instanceof RuntimeError);
+    assert.equal((await broken.listSandboxes()).length, 0);
+    assert.equal((await broken.listContainers()).length, 0);
+    // Its container was made by runc before the network failed: no cgroup of it remains.
+    const cgroups = await sh('find', [
+      '/sys/fs/cgroup',
+      '-maxdepth',
+      '8',
+      '-type',
+      'd',
+      '-name',
+      broken.sandboxIdFor(config),
+    ]);
+    assert.equal(cgroups.trim(), '');
+    const netnsOf = `flyces-${broken.sandboxIdFor(config).slice(0, 12)}`;
+    assert.doesNotMatch(await sh('ip', ['netns', 'list']), new RegExp(netnsOf));
+    assert.ok(!(await fs.readFile('/proc/self/mounts', 'utf8')).includes(tmp), 'mounts remain');
+    assert.equal((await sh('runc', [`--root=${runcRoot}`, 'list', '-q'])).trim(), '');
   });
 
   await t.test('a corrupt blob is refused and leaves the store unchanged', async () => {

@@ -302,12 +302,23 @@ export class Agent {
     return { sandboxes, containers };
   }
 
+  /** What the runtime has for one pod name: its sandboxes (any uid) and their containers. */
+  private async podRuntimeState(
+    namespace: string,
+    name: string,
+  ): Promise<{ sandboxes: SandboxStatus[]; containers: ContainerStatus[] }> {
+    const runtime = this.opts.runtime;
+    const sandboxes = await runtime.listSandboxes({ podNamespace: namespace, podName: name });
+    if (sandboxes.length === 0) return { sandboxes, containers: [] };
+    const containers = await runtime.listContainers({ sandboxIds: sandboxes.map((s) => s.id) });
+    return { sandboxes, containers };
+  }
+
   /** Reconciles one pod key; returns ms until it should be looked at again. */
   private async syncPod(key: string): Promise<number | void> {
     const pod = this.pods.get(key);
-    const { sandboxes, containers } = await this.runtimeState();
     const [namespace, name] = key.split('/');
-    const mine = sandboxes.filter((s) => s.podNamespace === namespace && s.podName === name);
+    const { sandboxes: mine, containers } = await this.podRuntimeState(namespace, name);
     const stale = mine.filter((s) => s.podUid !== pod?.metadata.uid);
     if (stale.length > 0) {
       this.log.info(
@@ -451,7 +462,7 @@ export class Agent {
   ): Promise<string> {
     const pod = this.pods.get(`${namespace}/${name}`);
     if (!pod) throw new ApiError('NotFound', `pod "${name}" not found on node ${this.opts.name}`);
-    const { sandboxes, containers } = await this.runtimeState();
+    const { sandboxes, containers } = await this.podRuntimeState(namespace, name);
     const ids = new Set(sandboxes.filter((s) => s.podUid === pod.metadata.uid).map((s) => s.id));
     const mine = containers.filter((c) => ids.has(c.sandboxId));
     const current = instancesByName(mine).get(container)?.[0];
@@ -470,7 +481,7 @@ export class Agent {
   ): Promise<void> {
     const pod = this.pods.get(`${namespace}/${name}`);
     if (!pod) throw new ApiError('NotFound', `pod "${name}" not found on node ${this.opts.name}`);
-    const { sandboxes, containers } = await this.runtimeState();
+    const { sandboxes, containers } = await this.podRuntimeState(namespace, name);
     const ids = new Set(sandboxes.filter((s) => s.podUid === pod.metadata.uid).map((s) => s.id));
     const instances =
       instancesByName(containers.filter((c) => ids.has(c.sandboxId))).get(container) ?? [];

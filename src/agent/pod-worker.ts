@@ -10,6 +10,7 @@ import {
   type ImageService,
   type RegistryAuth,
   type RuntimeService,
+  type SandboxConfig,
   type SandboxStatus,
 } from '../runtime/runtime.js';
 import { parseDockerConfigJson } from '../runtime/registry/auth.js';
@@ -73,28 +74,29 @@ export class PodWorker {
     const uid = pod.metadata.uid!;
     const waiting = new Map<string, Waiting>();
     let sandbox = sandboxes.find((s) => s.podUid === uid && s.state === 'ready');
+    let requeueAfterMs = 10_000;
+    let startedEarly = false;
     if (!sandbox) {
-      sandbox = await this.startSandbox(pod, sandboxes);
-      if (!sandbox)
+      const started = await this.startSandbox(pod, sandboxes, waiting);
+      if (!started.sandbox)
         return {
           // Without a sandbox every container shows as ContainerCreating.
-          status: this.status(pod, undefined, [], waiting),
+          status: this.status(pod, undefined, [], new Map()),
           requeueAfterMs: 5_000,
         };
+      sandbox = started.sandbox;
+      if (started.early) {
+        startedEarly = true;
+        containers = await this.runtime.listContainers({ sandboxIds: [sandbox.id] });
+        requeueAfterMs = Math.min(requeueAfterMs, started.wait ?? requeueAfterMs);
+      }
     }
     const mine = containers.filter((c) => c.sandboxId === sandbox!.id);
     const byName = instancesByName(mine);
-    let requeueAfterMs = 10_000;
     const init = await this.syncInitContainers(pod, sandbox, byName, waiting);
     if (init.pending && init.wait !== undefined) requeueAfterMs = init.wait;
-    for (const container of init.pending ? [] : pod.spec.containers) {
-      const wait = await this.syncContainer(
-        pod,
-        sandbox,
-        container,
-        byName.get(container.name) ?? [],
-        waiting,
-      );
+    if (!init.pending && !startedEarly) {
+      const wait = await this.syncAppContainers(pod, sandbox, byName, waiting);
       if (wait !== undefined) requeueAfterMs = Math.min(requeueAfterMs, wait);
     }
     // With every container already running, this sync changed nothing: skip a second listing.
@@ -103,7 +105,7 @@ export class PodWorker {
       pod.spec.containers.every((c) => byName.get(c.name)?.[0]?.state === 'running');
     const fresh = allRunning
       ? mine
-      : (await this.runtime.listContainers()).filter((c) => c.sandboxId === sandbox!.id);
+      : await this.runtime.listContainers({ sandboxIds: [sandbox.id] });
     await this.pruneOldInstances(fresh);
     this.prober.sync(pod, sandbox.ip, fresh);
     return { status: this.status(pod, sandbox, fresh, waiting), requeueAfterMs };
@@ -151,25 +153,69 @@ export class PodWorker {
     });
   }
 
+  /** Starts the app containers in order; returns the soonest time one needs another look. */
+  private async syncAppContainers(
+    pod: Pod,
+    sandbox: SandboxStatus,
+    byName: Map<string, ContainerStatus[]>,
+    waiting: Map<string, Waiting>,
+  ): Promise<number | undefined> {
+    let soonest: number | undefined;
+    for (const container of pod.spec.containers) {
+      const instances = byName.get(container.name) ?? [];
+      const wait = await this.syncContainer(pod, sandbox, container, instances, waiting);
+      if (wait !== undefined) soonest = Math.min(soonest ?? wait, wait);
+    }
+    return soonest;
+  }
+
+  /**
+   * Makes the pod's sandbox. When the runtime allows it and the pod does not need its IP
+   * before its containers start (see startsEarly), the app containers are created and
+   * started while the network is being attached; `early` then says so and `wait` is what
+   * syncAppContainers returned. Without a sandbox (it failed) `sandbox` is undefined.
+   */
   private async startSandbox(
     pod: Pod,
     sandboxes: SandboxStatus[],
-  ): Promise<SandboxStatus | undefined> {
+    waiting: Map<string, Waiting>,
+  ): Promise<{ sandbox?: SandboxStatus; early: boolean; wait?: number }> {
     const uid = pod.metadata.uid!;
+    const config: SandboxConfig = {
+      podUid: uid,
+      podName: pod.metadata.name!,
+      podNamespace: pod.metadata.namespace!,
+      hostname: pod.metadata.name!.slice(0, 63),
+      labels: { [LABEL_POD_UID]: uid },
+      // Without the node's permission the pod gets a namespace of its own, and its
+      // containers are refused with the reason (see securityOptions).
+      hostNetwork: pod.spec.hostNetwork === true && this.inputs.allowPrivileged === true,
+      hostIP: this.hostIP,
+      attempt: sandboxes.filter((s) => s.podUid === uid).length,
+      resolvConf: this.inputs.dns ? podResolvConf(pod, this.inputs.dns) : '',
+    };
+    const id = startsEarly(pod) ? this.runtime.sandboxIdFor?.(config) : undefined;
+    const setUp = this.runSandbox(pod, config);
+    if (id === undefined) return { sandbox: await setUp, early: false };
+    const provisional: SandboxStatus = {
+      id,
+      podUid: uid,
+      podName: config.podName,
+      podNamespace: config.podNamespace,
+      labels: config.labels,
+      state: 'notready',
+      createdAt: nowTimestamp(),
+    };
+    const [sandbox, wait] = await Promise.all([
+      setUp,
+      this.syncAppContainers(pod, provisional, new Map(), waiting),
+    ]);
+    return { sandbox, early: true, wait };
+  }
+
+  private async runSandbox(pod: Pod, config: SandboxConfig): Promise<SandboxStatus | undefined> {
     try {
-      const sandbox = await this.runtime.runSandbox({
-        podUid: uid,
-        podName: pod.metadata.name!,
-        podNamespace: pod.metadata.namespace!,
-        hostname: pod.metadata.name!.slice(0, 63),
-        labels: { [LABEL_POD_UID]: uid },
-        // Without the node's permission the pod gets a namespace of its own, and its
-        // containers are refused with the reason (see securityOptions).
-        hostNetwork: pod.spec.hostNetwork === true && this.inputs.allowPrivileged === true,
-        hostIP: this.hostIP,
-        attempt: sandboxes.filter((s) => s.podUid === uid).length,
-        resolvConf: this.inputs.dns ? podResolvConf(pod, this.inputs.dns) : '',
-      });
+      const sandbox = await this.runtime.runSandbox(config);
       this.log.info({ pod: podKey(pod), sandbox: sandbox.id, ip: sandbox.ip }, 'sandbox ready');
       return sandbox;
     } catch (err) {
@@ -434,6 +480,24 @@ export class PodWorker {
       this.log.warn({ container: id, err: (err as Error).message }, 'could not remove container');
     }
   }
+}
+
+/**
+ * Whether the pod's containers may be created while its network is still being attached:
+ * not when their environment names the pod's IP, when a postStart hook may need it, or
+ * when init containers must run first.
+ */
+export function startsEarly(pod: Pod): boolean {
+  if ((pod.spec.initContainers ?? []).length > 0) return false;
+  return pod.spec.containers.every(
+    (c) => !hookOf(c, 'postStart') && !(c.env ?? []).some((e) => namesPodIP(e.valueFrom)),
+  );
+}
+
+function namesPodIP(valueFrom: unknown): boolean {
+  const path = (valueFrom as { fieldRef?: { fieldPath?: unknown } } | undefined)?.fieldRef
+    ?.fieldPath;
+  return typeof path === 'string' && path.startsWith('status.podIP');
 }
 
 function podKey(pod: Pod): string {

@@ -126,12 +126,14 @@ export class PodNetwork {
     return { ip, prefixLength: Number(prefix), gateway };
   }
 
-  /** Runs bridge and loopback DEL; tolerant of a namespace or lease that is already gone. */
+  /**
+   * Runs bridge DEL, which releases the address and removes the veth; tolerant of a
+   * namespace or lease that is already gone. loopback's DEL is not run: it only takes `lo`
+   * down in a namespace that is then deleted or attached again (ADD brings `lo` up again),
+   * and it holds nothing outside the namespace, so it would cost a process for nothing.
+   */
   async detach(containerId: string, netns: string, config: object): Promise<void> {
     await this.invoke('DEL', config, containerId, netns, 'eth0');
-    if (await exists(netnsPath(netns))) {
-      await this.invoke('DEL', this.loopbackConfig(), containerId, netns, 'lo');
-    }
   }
 
   /**

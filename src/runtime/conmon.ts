@@ -1,10 +1,11 @@
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 
 import { DEFAULT_PATH } from './exec.js';
 import { isErrno } from './fsutil.js';
+import { inHelper } from './spawner.js';
 
 /**
  * Starts a container's monitor. conmon (2.1) daemonises, runs `runc create` for the
@@ -70,27 +71,51 @@ export async function createUnderConmon(id: string, name: string, p: ConmonPaths
     `--root=${p.runtimeRoot}`,
   ];
   if (p.logSizeMax !== undefined) args.push('--log-size-max', String(p.logSizeMax));
-  const log = await fs.open(p.conmonLog, 'a', 0o600);
+  // Spawned by the spawn helper process, as runCapture's children are.
+  const job: ConmonJob = {
+    conmon: p.conmon,
+    args,
+    conmonLog: p.conmonLog,
+    // conmon drops an "oom" marker in its working directory too; keep it in the container's.
+    cwd: path.dirname(p.bundle),
+  };
+  const message = await inHelper<ConmonJob, SyncMessage>('conmon', job);
+  if (message.data > 0) return message.data;
+  const detail = message.message ?? (await readTail(p.conmonLog));
+  throw new Error(`runtime failed to create the container: ${detail}`);
+}
+
+/** What startConmonHere needs, as it crosses to the spawn helper. */
+export interface ConmonJob {
+  conmon: string;
+  args: string[];
+  conmonLog: string;
+  cwd: string;
+}
+
+/**
+ * Starts conmon, which daemonises, and resolves with the first message on its sync pipe:
+ * the container's pid, or the runtime's error. Runs in the thread that calls it.
+ */
+export async function startConmonHere(job: ConmonJob): Promise<SyncMessage> {
+  const log = await fs.open(job.conmonLog, 'a', 0o600);
   try {
-    const child = spawn(p.conmon, args, {
+    const child = spawn(job.conmon, job.args, {
       stdio: ['ignore', 'ignore', log.fd, 'pipe'],
       env: { PATH: DEFAULT_PATH, _OCI_SYNCPIPE: '3' },
-      // conmon drops an "oom" marker in its working directory too; keep it in the container's.
-      cwd: path.dirname(p.bundle),
+      cwd: job.cwd,
       detached: true,
     });
     child.unref();
     const spawned = new Promise<never>((_, reject) => child.on('error', reject));
-    const message = await Promise.race([readSyncMessage(child.stdio[3] as Readable), spawned]);
-    if (message.data > 0) return message.data;
-    const detail = message.message ?? (await readTail(p.conmonLog));
-    throw new Error(`runtime failed to create the container: ${detail}`);
+    return await Promise.race([readSyncMessage(child.stdio[3] as Readable), spawned]);
   } finally {
     await log.close();
   }
 }
 
-interface SyncMessage {
+/** What conmon reports on its sync pipe: the container's pid, or -1 and the error. */
+export interface SyncMessage {
   data: number;
   message?: string;
 }
@@ -136,13 +161,27 @@ async function readTail(file: string): Promise<string> {
   }
 }
 
-/** Whether `pid` is a live conmon monitoring container `id` (guards against pid reuse). */
-export async function conmonAlive(pid: number | undefined, id: string): Promise<boolean> {
+/**
+ * Whether `pid` is a live conmon monitoring container `id` (guards against pid reuse). It
+ * reads /proc synchronously: procfs answers from memory, and a listing asks this of every
+ * container, where a round trip through the thread pool per file would cost more.
+ */
+export function conmonAlive(pid: number | undefined, id: string): boolean {
   if (!pid) return false;
   try {
-    const cmdline = await fs.readFile(`/proc/${pid}/cmdline`, 'utf8');
-    const argv = cmdline.split('\0');
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
     return argv[0].endsWith('conmon') && argv.includes(id);
+  } catch {
+    return false;
+  }
+}
+
+/** Whether a process exists and has not ended (a zombie has ended). */
+export function processRuns(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
   } catch {
     return false;
   }

@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
 
+import { inHelper } from './spawner.js';
+
 /** Runs helper programs (runc, ip, mount, CNI plugins) and reports their failures. */
 
 export interface RunOptions {
@@ -38,13 +40,40 @@ export interface Completed extends RunResult {
   timedOut: boolean;
 }
 
-/** Runs `file args...` to completion and reports how it ended; rejects only if it cannot start. */
-export function runCapture(
+/**
+ * Runs `file args...` to completion and reports how it ended; rejects only if it cannot
+ * start. The child is spawned by the spawn helper process (see spawner.ts), so this process
+ * neither forks nor waits for the child to exec.
+ */
+export async function runCapture(
   file: string,
   args: string[],
   options: RunOptions = {},
 ): Promise<Completed> {
   const env = options.env ?? { PATH: process.env.PATH ?? DEFAULT_PATH };
+  const job = { file, args, env, input: options.input, timeoutMs: options.timeoutMs };
+  const done = await inHelper<CaptureJob, Completed | { startError: string }>('capture', job);
+  if ('startError' in done) throw new ExecError(commandName(file, args), null, '', done.startError);
+  return done;
+}
+
+/** What runCaptureHere needs, as it crosses to the spawn helper. */
+export interface CaptureJob {
+  file: string;
+  args: string[];
+  env: NodeJS.ProcessEnv;
+  input?: string;
+  timeoutMs?: number;
+}
+
+function commandName(file: string, args: string[]): string {
+  return [file, ...args.slice(0, 2)].join(' ');
+}
+
+/** runCapture's work, in the calling process; the spawn helper runs it. */
+export function runCaptureHere(job: CaptureJob): Promise<Completed> {
+  const { file, args, env } = job;
+  const options = job;
   const child = spawn(file, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
   const out: Buffer[] = [];
   const err: Buffer[] = [];
@@ -57,7 +86,7 @@ export function runCapture(
     timedOut = true;
     child.kill('SIGKILL');
   }, options.timeoutMs ?? 60_000);
-  const name = [file, ...args.slice(0, 2)].join(' ');
+  const name = commandName(file, args);
 
   return new Promise((resolve, reject) => {
     child.on('error', (e) => {
@@ -81,5 +110,5 @@ export async function run(
 ): Promise<RunResult> {
   const done = await runCapture(file, args, options);
   if (done.code === 0) return { stdout: done.stdout, stderr: done.stderr };
-  throw new ExecError([file, ...args.slice(0, 2)].join(' '), done.code, done.stdout, done.stderr);
+  throw new ExecError(commandName(file, args), done.code, done.stdout, done.stderr);
 }

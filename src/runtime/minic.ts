@@ -1,28 +1,24 @@
-import { promises as fs, watch } from 'node:fs';
+import { existsSync, promises as fs, watch } from 'node:fs';
 import path from 'node:path';
 
 import { componentLogger, type Logger } from '../log.js';
 import { PodNetwork, netnsPath } from './cni.js';
-import { conmonAlive, createUnderConmon } from './conmon.js';
-import {
-  exists,
-  findExecutable,
-  isErrno,
-  KeyedMutex,
-  listDir,
-  randomHex,
-  writeJsonAtomic,
-} from './fsutil.js';
+import { conmonAlive, createUnderConmon, processRuns } from './conmon.js';
+import { writeEtcFiles, writeHosts } from './etc-files.js';
+import { exists, findExecutable, isErrno, KeyedMutex, randomHex } from './fsutil.js';
 import type { ImageStore } from './images.js';
 import { RuntimeRecords, sandboxId, type ContainerRecord, type SandboxRecord } from './records.js';
 
 export { sandboxId };
 import { mountRootfs, unmountRootfs } from './rootfs.js';
 import { startExecStream } from './exec-stream.js';
+import { SandboxSetups, type SandboxSetup } from './sandbox-setup.js';
 import { Runc } from './runc.js';
 import {
   RuntimeError,
   type ContainerConfig,
+  type ContainerFilter,
+  type SandboxFilter,
   type ContainerState,
   type ContainerStatus,
   type ExecResult,
@@ -104,10 +100,13 @@ export class MiniC implements RuntimeService {
   private readonly network: PodNetwork;
   private readonly log: Logger;
   private readonly locks = new KeyedMutex();
+  private readonly setups = new SandboxSetups();
   private readonly records: RuntimeRecords;
   private readonly cgroupParent: string;
   private readonly logSizeMax: number;
   private readonly binaries: Promise<{ runc: Runc; runtime: string; conmon: string }>;
+  /** The host's hard limit of open files; this process's limits do not change. */
+  private readonly nofileLimit = hostNofileLimit();
 
   constructor(options: MiniCOptions) {
     this.root = path.resolve(options.root);
@@ -126,6 +125,7 @@ export class MiniC implements RuntimeService {
     this.binaries = this.findBinaries(options);
     // Reported when first used; this only avoids an unhandled rejection meanwhile.
     this.binaries.catch(() => undefined);
+    this.nofileLimit.catch(() => undefined);
   }
 
   private async findBinaries(
@@ -142,65 +142,104 @@ export class MiniC implements RuntimeService {
    * Creates the pod's network namespace and attaches it to the pod network. The id is
    * derived from the pod uid and `config.attempt` (0 when absent), so calling it again for
    * a ready sandbox returns that sandbox, and for a stopped one re-attaches it.
+   *
+   * While it runs, containers may already be created and started for the sandbox (its id
+   * is `sandboxIdFor(config)`): createContainer goes ahead once the record exists,
+   * startContainer runs `runc create` once the namespace exists and starts the process
+   * only once the network is attached. When the set-up fails, those calls fail too and
+   * the containers made meanwhile are removed with the sandbox.
    */
   async runSandbox(config: SandboxConfig): Promise<SandboxStatus> {
-    const id = sandboxId(config.podUid, config.attempt ?? 0);
-    return this.locks.run(id, async () => {
-      const existing = await this.records.readSandbox(id);
-      if (existing?.state === 'ready') return this.sandboxStatus(existing);
-      const log = this.log.child({ sandbox: id, pod: `${config.podNamespace}/${config.podName}` });
-      const rec: SandboxRecord = existing ?? {
-        id,
-        podUid: config.podUid,
-        podName: config.podName,
-        podNamespace: config.podNamespace,
-        hostname: config.hostname,
-        labels: { ...config.labels },
-        attempt: config.attempt ?? 0,
-        netns: `flyces-${id.slice(0, 12)}`,
-        hostNetwork: config.hostNetwork === true,
-        cniConfig: this.network.bridgeConfig(),
-        state: 'notready',
-        createdAt: new Date().toISOString(),
-      };
-      await fs.mkdir(this.records.sandboxDir(id), { recursive: true });
-      await this.records.writeSandbox(rec);
-      try {
-        rec.ip = rec.hostNetwork ? (config.hostIP ?? '127.0.0.1') : await this.attach(rec);
-        await this.writeEtcFiles(rec, rec.ip, config.resolvConf ?? '');
-        rec.state = 'ready';
-        await this.records.writeSandbox(rec);
-      } catch (err) {
-        log.error({ err }, 'sandbox network setup failed');
-        await this.teardownNetwork(rec, !existing).catch((e: unknown) =>
-          log.warn({ err: e }, 'cleanup after failed sandbox setup'),
-        );
-        if (!existing) await fs.rm(this.records.sandboxDir(id), { recursive: true, force: true });
-        throw wrap('NetworkError', `sandbox ${id}`, err);
+    const id = this.sandboxIdFor(config);
+    // Registered before the first await, so calls that follow this one see the set-up.
+    const { setup, owner } = this.setups.begin(id);
+    try {
+      return await this.locks.run(id, () => this.setUpSandbox(id, config, setup));
+    } finally {
+      if (owner) {
+        setup.finish();
+        this.setups.end(id, setup);
       }
-      log.info({ ip: rec.ip, netns: rec.netns }, 'sandbox ready');
-      return this.sandboxStatus(rec);
-    });
+    }
   }
 
-  /** Creates the sandbox's network namespace and attaches it; returns the pod IP. */
-  private async attach(rec: SandboxRecord): Promise<string> {
-    await this.network.createNetns(rec.netns);
-    return (await this.network.attach(rec.id, rec.netns, rec.cniConfig)).ip;
+  /** The id runSandbox gives the sandbox of `config`. */
+  sandboxIdFor(config: SandboxConfig): string {
+    return sandboxId(config.podUid, config.attempt ?? 0);
   }
 
-  /** /etc/hosts, /etc/hostname and /etc/resolv.conf, bind-mounted by containers. */
-  private async writeEtcFiles(rec: SandboxRecord, ip: string, resolvConf: string): Promise<void> {
-    const dir = this.records.sandboxDir(rec.id);
-    const hosts = [
-      '127.0.0.1\tlocalhost',
-      '::1\tlocalhost ip6-localhost ip6-loopback',
-      `${ip}\t${rec.hostname}`,
-      '',
-    ].join('\n');
-    await fs.writeFile(path.join(dir, 'hosts'), hosts, { mode: 0o644 });
-    await fs.writeFile(path.join(dir, 'hostname'), `${rec.hostname}\n`, { mode: 0o644 });
-    await fs.writeFile(path.join(dir, 'resolv.conf'), resolvConf, { mode: 0o644 });
+  private async setUpSandbox(
+    id: string,
+    config: SandboxConfig,
+    setup: SandboxSetup,
+  ): Promise<SandboxStatus> {
+    const existing = await this.records.readSandbox(id);
+    if (existing?.state === 'ready') return this.sandboxStatus(existing);
+    const log = this.log.child({ sandbox: id, pod: `${config.podNamespace}/${config.podName}` });
+    const rec: SandboxRecord = existing ?? {
+      id,
+      podUid: config.podUid,
+      podName: config.podName,
+      podNamespace: config.podNamespace,
+      hostname: config.hostname,
+      labels: { ...config.labels },
+      attempt: config.attempt ?? 0,
+      netns: `flyces-${id.slice(0, 12)}`,
+      hostNetwork: config.hostNetwork === true,
+      cniConfig: this.network.bridgeConfig(),
+      state: 'notready',
+      createdAt: new Date().toISOString(),
+    };
+    const resolvConf = config.resolvConf ?? '';
+    try {
+      await fs.mkdir(this.records.sandboxDir(id), { recursive: true });
+      if (rec.hostNetwork) rec.ip = config.hostIP ?? '127.0.0.1';
+      // /etc/hosts names the pod's address once CNI has given it; containers bind-mount
+      // the file, so it is rewritten in place before any of their processes starts.
+      await Promise.all([
+        this.records.writeSandbox(rec),
+        writeEtcFiles(this.records.sandboxDir(id), rec.hostname, rec.ip, resolvConf),
+      ]);
+      setup.recorded.resolve();
+      if (!rec.hostNetwork) {
+        await this.network.createNetns(rec.netns);
+        setup.netns.resolve();
+        rec.ip = (await this.network.attach(rec.id, rec.netns, rec.cniConfig)).ip;
+      }
+      rec.state = 'ready';
+      await Promise.all([
+        this.records.writeSandbox(rec),
+        rec.hostNetwork ? undefined : writeHosts(this.records.sandboxDir(id), rec.hostname, rec.ip),
+      ]);
+    } catch (err) {
+      log.error({ err }, 'sandbox network setup failed');
+      setup.fail(wrap('NetworkError', `sandbox ${id}`, err));
+      await this.cleanUpFailedSetup(rec, setup, !existing, log);
+      throw wrap('NetworkError', `sandbox ${id}`, err);
+    }
+    setup.ready.resolve();
+    log.info({ ip: rec.ip, netns: rec.netns }, 'sandbox ready');
+    return this.sandboxStatus(rec);
+  }
+
+  /**
+   * Undoes a failed set-up as far as it can, each part whatever became of the others: the
+   * containers created for the sandbox meanwhile (their starts fail with the set-up), the
+   * network, and for a new sandbox its namespace and files.
+   */
+  private async cleanUpFailedSetup(
+    rec: SandboxRecord,
+    setup: SandboxSetup,
+    isNew: boolean,
+    log: Logger,
+  ): Promise<void> {
+    const warn = (err: unknown) => log.warn({ err }, 'cleanup after failed sandbox setup');
+    await setup.settled();
+    for (const id of setup.containers) await this.removeContainer(id).catch(warn);
+    await this.teardownNetwork(rec, false).catch(warn);
+    if (!isNew) return;
+    if (!rec.hostNetwork) await this.network.deleteNetns(rec.netns).catch(warn);
+    await this.records.removeSandbox(rec.id);
   }
 
   private async teardownNetwork(rec: SandboxRecord, deleteNetns: boolean): Promise<void> {
@@ -244,7 +283,7 @@ export class MiniC implements RuntimeService {
         if (c.sandboxId === id) await this.removeContainer(c.id);
       }
       await this.network.deleteNetns(rec.netns);
-      await fs.rm(this.records.sandboxDir(id), { recursive: true, force: true });
+      await this.records.removeSandbox(id);
       this.log.info({ sandbox: id }, 'sandbox removed');
     });
   }
@@ -254,13 +293,14 @@ export class MiniC implements RuntimeService {
     return this.network.ensureBridge();
   }
 
-  async listSandboxes(): Promise<SandboxStatus[]> {
-    const out: SandboxStatus[] = [];
-    for (const id of await listDir(path.join(this.root, 'sandboxes'))) {
-      const rec = await this.records.readSandbox(id);
-      if (rec) out.push(await this.sandboxStatus(rec));
+  async listSandboxes(filter?: SandboxFilter): Promise<SandboxStatus[]> {
+    let records = await this.records.sandboxes();
+    if (filter) {
+      records = records.filter(
+        (r) => r.podNamespace === filter.podNamespace && r.podName === filter.podName,
+      );
     }
-    return out;
+    return Promise.all(records.map((rec) => this.sandboxStatus(rec)));
   }
 
   private async sandboxStatus(rec: SandboxRecord): Promise<SandboxStatus> {
@@ -286,9 +326,25 @@ export class MiniC implements RuntimeService {
    * of the image's layers). Returns the new container's id; it is in state `created`.
    */
   async createContainer(sandboxId: string, config: ContainerConfig): Promise<string> {
+    const setup = this.setups.get(sandboxId);
+    if (!setup) return this.createInSandbox(sandboxId, config);
+    if (setup.failure) throw wrap('CreateContainerError', `sandbox ${sandboxId}`, setup.failure);
+    return setup.track(
+      setup.recorded.done.then(
+        () => this.createInSandbox(sandboxId, config, setup),
+        (err: unknown) => Promise.reject(wrap('CreateContainerError', `sandbox ${sandboxId}`, err)),
+      ),
+    );
+  }
+
+  private async createInSandbox(
+    sandboxId: string,
+    config: ContainerConfig,
+    setup?: SandboxSetup,
+  ): Promise<string> {
     const sandbox = await this.records.readSandbox(sandboxId);
     if (!sandbox) throw new RuntimeError('NotFound', `sandbox ${sandboxId} not found`);
-    if (sandbox.state !== 'ready') {
+    if (sandbox.state !== 'ready' && !setup) {
       throw new RuntimeError('CreateContainerError', `sandbox ${sandboxId} is not ready`);
     }
     const image = await this.images.resolveImage(config.image);
@@ -314,14 +370,17 @@ export class MiniC implements RuntimeService {
           resolvConf: path.join(sbDir, 'resolv.conf'),
         },
         cgroupsPath: path.join(this.cgroupParent, sandboxId, id),
-        nofileLimit: await hostNofileLimit(),
+        nofileLimit: await this.nofileLimit,
       });
       // The spec and the overlay mount touch different files; `mount` is a fork worth hiding.
+      // The bundle is new and runc reads it only at start, so it needs no atomic write.
       await allDone([
-        writeJsonAtomic(path.join(dir, 'bundle', 'config.json'), spec),
+        fs.writeFile(path.join(dir, 'bundle', 'config.json'), JSON.stringify(spec), {
+          mode: 0o600,
+        }),
         mountRootfs(dir, image.layerDirs),
       ]);
-      await this.records.writeContainer({
+      await this.records.addContainer({
         id,
         sandboxId,
         name: config.name,
@@ -332,10 +391,11 @@ export class MiniC implements RuntimeService {
         createdAt: new Date().toISOString(),
         stopSignal: image.config.StopSignal || 'SIGTERM',
       });
+      setup?.containers.add(id);
     } catch (err) {
       log.error({ err }, 'create failed');
       await unmountRootfs(dir).catch(() => undefined);
-      await fs.rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      await this.records.removeContainer(id).catch(() => undefined);
       throw wrap('CreateContainerError', `container ${config.name}`, err);
     }
     log.info({ image: config.image }, 'container created');
@@ -352,9 +412,11 @@ export class MiniC implements RuntimeService {
       }
       const { runc, runtime, conmon } = await this.binaries;
       const dir = this.records.containerDir(id);
+      const setup = this.setups.get(rec.sandboxId);
       await fs.mkdir(path.join(this.root, 'sock'), { recursive: true });
       try {
-        await createUnderConmon(id, rec.name, {
+        await setup?.netns.done;
+        const pid = await createUnderConmon(id, rec.name, {
           conmon,
           runtime,
           runtimeRoot: runc.root,
@@ -368,8 +430,14 @@ export class MiniC implements RuntimeService {
           conmonLog: path.join(dir, 'conmon.log'),
           logSizeMax: this.logSizeMax,
         });
-        rec.cgroupPaths = await runc.cgroupPaths(id);
-        await runc.start(id);
+        // Known before anything else can fail, so that removal finds the cgroups.
+        [rec.cgroupPaths, rec.conmonPid] = await Promise.all([
+          runc.cgroupPaths(id),
+          this.conmonPid(id),
+        ]);
+        // The process starts only on a ready network; `runc create` above did not need it.
+        await setup?.ready.done;
+        await runc.start(id, () => processRuns(pid) && !existsSync(path.join(dir, 'exit', id)));
       } catch (err) {
         await runc.forceDelete(id).catch(() => undefined);
         this.log.error({ container: id, err }, 'start failed');
@@ -397,7 +465,7 @@ export class MiniC implements RuntimeService {
       const rec = await this.records.readContainer(id);
       if (!rec) throw new RuntimeError('NotFound', `container ${id} not found`);
       const { runc } = await this.binaries;
-      const status = await this.observe(rec, await runc.state(id));
+      const status = await this.observe(rec, await this.liveState(rec));
       if (status.state !== 'running') return;
 
       const log = this.log.child({ container: id, sandbox: rec.sandboxId, name: rec.name });
@@ -413,7 +481,7 @@ export class MiniC implements RuntimeService {
         }
         log.info({ graceSeconds }, 'container killed after grace period');
       }
-      await this.observe(rec, await runc.state(id));
+      await this.observe(rec, await this.liveState(rec));
     });
   }
 
@@ -434,7 +502,7 @@ export class MiniC implements RuntimeService {
         if (await exists(file)) return true;
         const left = deadline - Date.now();
         if (left <= 0) return false;
-        if (!(await conmonAlive(await this.conmonPid(id), id))) return exists(file);
+        if (!conmonAlive(await this.conmonPid(id), id)) return exists(file);
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, Math.min(left, EXIT_POLL_MS));
           wake = () => (clearTimeout(timer), resolve());
@@ -467,13 +535,15 @@ export class MiniC implements RuntimeService {
     if (!rec) return;
     await this.stopContainer(id, 0);
     await this.locks.run(id, async () => {
+      // A start that was still running when this was called may have added cgroups since.
+      const cgroups = (await this.records.readContainer(id))?.cgroupPaths ?? rec.cgroupPaths;
       const { runc } = await this.binaries;
       await runc.forceDelete(id);
       await this.reapConmon(id);
       const dir = this.records.containerDir(id);
       await unmountRootfs(dir);
-      await this.removeCgroups(rec.cgroupPaths ?? []);
-      await fs.rm(dir, { recursive: true, force: true });
+      await this.removeCgroups(cgroups ?? []);
+      await this.records.removeContainer(id);
       this.log.info({ container: id, sandbox: rec.sandboxId, name: rec.name }, 'container removed');
     });
   }
@@ -482,7 +552,7 @@ export class MiniC implements RuntimeService {
   private async reapConmon(id: string): Promise<void> {
     const pid = await this.conmonPid(id);
     const deadline = Date.now() + CONMON_EXIT_WAIT_MS;
-    while (await conmonAlive(pid, id)) {
+    while (conmonAlive(pid, id)) {
       if (Date.now() > deadline) {
         this.log.warn({ container: id, pid }, 'conmon did not exit; killing it');
         process.kill(pid as number, 'SIGKILL');
@@ -510,8 +580,12 @@ export class MiniC implements RuntimeService {
    * Every container's status. `runc list` forks a Go binary (about 10 ms), so it runs only
    * when some started container has no live conmon to vouch for it.
    */
-  async listContainers(): Promise<ContainerStatus[]> {
-    const records = await this.records.containers();
+  async listContainers(filter?: ContainerFilter): Promise<ContainerStatus[]> {
+    let records = await this.records.containers();
+    if (filter) {
+      const ids = new Set(filter.sandboxIds);
+      records = records.filter((r) => ids.has(r.sandboxId));
+    }
     if (records.length === 0) return [];
     const monitored = await Promise.all(records.map((rec) => this.monitored(rec)));
     const unsure = records.some((rec, i) => rec.startedAt && !rec.finishedAt && !monitored[i]);
@@ -529,18 +603,39 @@ export class MiniC implements RuntimeService {
   private async monitored(rec: ContainerRecord): Promise<boolean> {
     if (!rec.startedAt || rec.finishedAt) return false;
     if (await exists(path.join(this.records.containerDir(rec.id), 'exit', rec.id))) return false;
-    return conmonAlive(await this.conmonPid(rec.id), rec.id);
+    return conmonAlive(rec.conmonPid ?? (await this.conmonPid(rec.id)), rec.id);
+  }
+
+  /**
+   * runc's word for the container's state, asked of runc only when conmon cannot vouch:
+   * a started container whose exit file is missing and whose conmon lives is running,
+   * one with an exit file has stopped, and `observe` looks no further for the others.
+   */
+  private async liveState(rec: ContainerRecord): Promise<string | undefined> {
+    if (!rec.startedAt || rec.finishedAt) return undefined;
+    if (await exists(path.join(this.records.containerDir(rec.id), 'exit', rec.id))) {
+      return 'stopped';
+    }
+    if (conmonAlive(rec.conmonPid ?? (await this.conmonPid(rec.id)), rec.id)) return 'running';
+    return (await this.binaries).runc.state(rec.id);
+  }
+
+  private async isRunning(id: string): Promise<boolean> {
+    const rec = await this.records.readContainer(id);
+    return (
+      rec !== undefined && (await this.observe(rec, await this.liveState(rec))).state === 'running'
+    );
   }
 
   async containerStatus(id: string): Promise<ContainerStatus | undefined> {
     const rec = await this.records.readContainer(id);
     if (!rec) return undefined;
-    return this.observe(rec, await (await this.binaries).runc.state(id));
+    return this.observe(rec, await this.liveState(rec));
   }
 
   async execStream(id: string, command: string[], opts: ExecStreamOptions): Promise<ExecSession> {
     const { runc } = await this.binaries;
-    if ((await runc.state(id)) !== 'running') {
+    if (!(await this.isRunning(id))) {
       throw new RuntimeError('NotFound', `container ${id} is not running`);
     }
     const workDir = path.join(this.root, 'exec');
@@ -554,7 +649,7 @@ export class MiniC implements RuntimeService {
 
   async execSync(id: string, command: string[], timeoutMs: number): Promise<ExecResult> {
     const { runc } = await this.binaries;
-    if ((await runc.state(id)) !== 'running') {
+    if (!(await this.isRunning(id))) {
       throw new RuntimeError('NotFound', `container ${id} is not running`);
     }
     const done = await runc.exec(id, command, timeoutMs);

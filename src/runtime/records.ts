@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { listDir, readJson, writeJsonAtomic } from './fsutil.js';
 import type { ContainerStatus } from './runtime.js';
@@ -31,6 +32,8 @@ export type ContainerRecord = Omit<ContainerStatus, 'state' | 'logPath'> & {
   stopSignal: string;
   /** cgroup directories runc made; removed with the container. */
   cgroupPaths?: string[];
+  /** The pid of the container's conmon, from its pid file once started. */
+  conmonPid?: number;
 };
 
 /** One sandbox per pod uid and attempt, as `runSandbox` derives it. */
@@ -38,8 +41,23 @@ export function sandboxId(podUid: string, attempt: number): string {
   return createHash('sha256').update(`${podUid}/${attempt}`).digest('hex');
 }
 
-/** Reads and writes the records of one miniC root. */
+const ID = /^[a-f0-9]{64}$/;
+
+interface Loaded {
+  sandboxes: Map<string, SandboxRecord>;
+  containers: Map<string, ContainerRecord>;
+}
+
+/**
+ * Reads and writes the records of one miniC root. The files are read once, on first use;
+ * from then on this process's copy answers, and every write goes to the file first and
+ * then to the copy. That holds because one process drives a root at a time (see MiniC);
+ * a MiniC made later, in this process or another, reads the files afresh. Callers get
+ * copies, so a record changes only through a write.
+ */
 export class RuntimeRecords {
+  private loaded?: Promise<Loaded>;
+
   constructor(private readonly root: string) {}
 
   sandboxDir(id: string): string {
@@ -50,31 +68,94 @@ export class RuntimeRecords {
     return path.join(this.root, 'containers', id);
   }
 
-  readSandbox(id: string): Promise<SandboxRecord | undefined> {
-    if (!/^[a-f0-9]{64}$/.test(id)) return Promise.resolve(undefined);
-    return readJson<SandboxRecord>(path.join(this.sandboxDir(id), 'sandbox.json'));
+  private load(): Promise<Loaded> {
+    this.loaded ??= (async () => {
+      const sandboxes = new Map<string, SandboxRecord>();
+      const containers = new Map<string, ContainerRecord>();
+      for (const id of (await listDir(path.join(this.root, 'sandboxes'))).filter(isId)) {
+        const rec = await readJson<SandboxRecord>(path.join(this.sandboxDir(id), 'sandbox.json'));
+        if (rec) sandboxes.set(id, rec);
+      }
+      for (const id of (await listDir(path.join(this.root, 'containers'))).filter(isId)) {
+        const file = path.join(this.containerDir(id), 'container.json');
+        const rec = await readJson<ContainerRecord>(file);
+        if (rec) containers.set(id, rec);
+      }
+      return { sandboxes, containers };
+    })();
+    return this.loaded;
   }
 
-  writeSandbox(rec: SandboxRecord): Promise<void> {
-    return writeJsonAtomic(path.join(this.sandboxDir(rec.id), 'sandbox.json'), rec);
+  async readSandbox(id: string): Promise<SandboxRecord | undefined> {
+    return copySandbox((await this.load()).sandboxes.get(id));
   }
 
-  readContainer(id: string): Promise<ContainerRecord | undefined> {
-    if (!/^[a-f0-9]{64}$/.test(id)) return Promise.resolve(undefined);
-    return readJson<ContainerRecord>(path.join(this.containerDir(id), 'container.json'));
+  async writeSandbox(rec: SandboxRecord): Promise<void> {
+    const { sandboxes } = await this.load();
+    await writeJsonAtomic(path.join(this.sandboxDir(rec.id), 'sandbox.json'), rec);
+    sandboxes.set(rec.id, copySandbox(rec)!);
   }
 
-  writeContainer(rec: ContainerRecord): Promise<void> {
-    return writeJsonAtomic(path.join(this.containerDir(rec.id), 'container.json'), rec);
+  /** Removes the sandbox's directory and its record. */
+  async removeSandbox(id: string): Promise<void> {
+    const { sandboxes } = await this.load();
+    sandboxes.delete(id);
+    await fs.rm(this.sandboxDir(id), { recursive: true, force: true });
+  }
+
+  /** Every sandbox record, in no order. */
+  async sandboxes(): Promise<SandboxRecord[]> {
+    return [...(await this.load()).sandboxes.values()].map((rec) => copySandbox(rec)!);
+  }
+
+  async readContainer(id: string): Promise<ContainerRecord | undefined> {
+    return copyContainer((await this.load()).containers.get(id));
+  }
+
+  /** Writes the record of a new container. */
+  async addContainer(rec: ContainerRecord): Promise<void> {
+    const { containers } = await this.load();
+    await writeJsonAtomic(path.join(this.containerDir(rec.id), 'container.json'), rec);
+    containers.set(rec.id, copyContainer(rec)!);
+  }
+
+  /**
+   * Writes a container's record anew. A container removed meanwhile (its status can be
+   * observed while it is being removed) stays removed: nothing is written for it.
+   */
+  async writeContainer(rec: ContainerRecord): Promise<void> {
+    const { containers } = await this.load();
+    if (!containers.has(rec.id)) return;
+    await writeJsonAtomic(path.join(this.containerDir(rec.id), 'container.json'), rec);
+    if (containers.has(rec.id)) containers.set(rec.id, copyContainer(rec)!);
+  }
+
+  /** Removes the container's directory and its record. */
+  async removeContainer(id: string): Promise<void> {
+    const { containers } = await this.load();
+    containers.delete(id);
+    await fs.rm(this.containerDir(id), { recursive: true, force: true });
   }
 
   /** Every container record under the root, in no order. */
   async containers(): Promise<ContainerRecord[]> {
-    const out: ContainerRecord[] = [];
-    for (const id of await listDir(path.join(this.root, 'containers'))) {
-      const rec = await this.readContainer(id);
-      if (rec) out.push(rec);
-    }
-    return out;
+    return [...(await this.load()).containers.values()].map((rec) => copyContainer(rec)!);
   }
+}
+
+function isId(name: string): boolean {
+  return ID.test(name);
+}
+
+// Copies as deep as the records are: a caller may change what it got, not the kept one.
+// (The CNI config is never changed after the sandbox is made, so it is shared.)
+function copySandbox(rec: SandboxRecord | undefined): SandboxRecord | undefined {
+  return rec && { ...rec, labels: { ...rec.labels } };
+}
+
+function copyContainer(rec: ContainerRecord | undefined): ContainerRecord | undefined {
+  if (!rec) return undefined;
+  const out = { ...rec, labels: { ...rec.labels } };
+  if (rec.cgroupPaths) out.cgroupPaths = [...rec.cgroupPaths];
+  return out;
 }

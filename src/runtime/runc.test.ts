@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Runc } from './runc.js';
@@ -25,6 +26,57 @@ test('listing is tried again when a container vanishes while runc reads the root
     writeFileSync(broken, "#!/bin/sh\necho 'permission denied' >&2; exit 1\n");
     chmodSync(broken, 0o755);
     await assert.rejects(new Runc(broken, join(dir, 'root')).list(), /permission denied/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('start opens the exec fifo as runc start does, and falls back to runc start', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'flyces-runc-'));
+  const root = join(dir, 'root');
+  const fifoOf = (id: string) => {
+    mkdirSync(join(root, id), { recursive: true });
+    const fifo = join(root, id, 'exec.fifo');
+    spawn('mkfifo', [fifo]).once('exit', () => undefined);
+    return fifo;
+  };
+  const made = async (file: string) => {
+    for (let i = 0; i < 100 && !existsSync(file); i++) await new Promise((r) => setTimeout(r, 10));
+  };
+  try {
+    await t.test('a waiting init gets its byte, and the fifo is removed', async () => {
+      const fifo = fifoOf('c1');
+      await made(fifo);
+      // Stands in for runc init: blocks opening the fifo for writing, then writes one byte.
+      const init = spawn('sh', ['-c', `printf 0 > ${fifo}`]);
+      const initExit = new Promise((r) => init.once('exit', r));
+      await new Runc('/bin/false', root).start('c1');
+      assert.equal(existsSync(fifo), false);
+      assert.equal(await initExit, 0);
+    });
+
+    await t.test('an init that is gone fails the start', async () => {
+      const fifo = fifoOf('c2');
+      await made(fifo);
+      await assert.rejects(
+        new Runc('/bin/false', root).start('c2', () => false),
+        /already dead/,
+      );
+    });
+
+    await t.test('without a fifo, runc start runs', async () => {
+      const fake = join(dir, 'runc');
+      const called = join(dir, 'start-called');
+      writeFileSync(
+        fake,
+        `#!/bin/sh
+echo "$@" > ${called}
+`,
+      );
+      chmodSync(fake, 0o755);
+      await new Runc(fake, root).start('c3');
+      assert.equal(existsSync(called), true);
+    });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

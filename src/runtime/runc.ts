@@ -1,6 +1,9 @@
-import { ExecError, run, runCapture, type Completed } from './exec.js';
-import { readJson } from './fsutil.js';
+import { closeSync, constants, fstatSync, openSync, promises as fs } from 'node:fs';
+import { Socket } from 'node:net';
 import path from 'node:path';
+
+import { ExecError, run, runCapture, type Completed } from './exec.js';
+import { isErrno, readJson } from './fsutil.js';
 
 /** The few runc commands miniC needs, always against miniC's own `--root`. */
 export class Runc {
@@ -18,8 +21,24 @@ export class Runc {
     return runCapture(this.binary, [`--root=${this.root}`, 'exec', id, ...command], { timeoutMs });
   }
 
-  async start(id: string): Promise<void> {
-    await this.run(['start', id]);
+  /**
+   * Starts a created container's process, as `runc start` does but without running runc:
+   * `runc create` leaves the container's init blocked opening `ROOT/ID/exec.fifo` for
+   * writing; once the fifo has a reader, init writes a byte to it and executes the process,
+   * which closes it. runc then deletes the fifo (while it exists, runc reports the container
+   * as created). This knows runc's state directory (as cgroupPaths does, unchanged from runc
+   * 1.0 through 1.1); where there is no fifo, `runc start` runs instead. `alive` tells
+   * whether init still runs, for an init that died before it could write.
+   */
+  async start(id: string, alive: () => boolean = () => true): Promise<void> {
+    const fifo = path.join(this.root, id, 'exec.fifo');
+    const fd = openFifo(fifo);
+    if (fd === undefined) {
+      await this.run(['start', id]);
+      return;
+    }
+    await awaitStartByte(fd, alive);
+    await fs.rm(fifo, { force: true });
   }
 
   /** Sends a signal; false when the container is gone or not running. */
@@ -90,4 +109,56 @@ function isGone(err: unknown): boolean {
   return /does not exist|not running|container not found|process already finished/i.test(
     err.stderr + err.stdout,
   );
+}
+
+const START_TIMEOUT_MS = 30_000;
+const LIVENESS_EVERY_MS = 100;
+
+/** Opens a fifo for reading without waiting for a writer; undefined if it is not one. */
+function openFifo(file: string): number | undefined {
+  let fd: number;
+  try {
+    // Non-blocking, so the open returns at once (libuv adds O_CLOEXEC itself).
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return undefined;
+    throw err;
+  }
+  if (fstatSync(fd).isFIFO()) return fd;
+  closeSync(fd);
+  return undefined;
+}
+
+/**
+ * Reads the exec fifo to its end (init closes it when it executes the process) and
+ * resolves if init wrote to it. Takes ownership of `fd`.
+ */
+function awaitStartByte(fd: number, alive: () => boolean): Promise<void> {
+  return new Promise((resolve, reject) => {
+    // The fifo is read through the event loop; its end comes when the last writer closes.
+    const pipe = new Socket({ fd, readable: true, writable: false });
+    let bytes = 0;
+    let deadChecks = 0;
+    const finish = (err?: Error) => {
+      clearInterval(check);
+      clearTimeout(deadline);
+      pipe.destroy();
+      if (err) reject(err);
+      else resolve();
+    };
+    // Init gone twice in a row: by then a byte it wrote before dying would have been read.
+    const check = setInterval(() => {
+      deadChecks = alive() ? 0 : deadChecks + 1;
+      if (deadChecks >= 2) finish(new Error('container process is already dead'));
+    }, LIVENESS_EVERY_MS);
+    const deadline = setTimeout(
+      () => finish(new Error(`container process did not start in ${START_TIMEOUT_MS} ms`)),
+      START_TIMEOUT_MS,
+    );
+    pipe.on('data', (chunk: Buffer) => (bytes += chunk.length));
+    pipe.on('end', () =>
+      finish(bytes > 0 ? undefined : new Error('container was started already')),
+    );
+    pipe.on('error', (err) => finish(err));
+  });
 }

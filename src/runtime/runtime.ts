@@ -174,14 +174,34 @@ export class RuntimeError extends Error {
   }
 }
 
+/** Narrows listSandboxes to one pod's sandboxes, as CRI's filters do. */
+export interface SandboxFilter {
+  podNamespace: string;
+  podName: string;
+}
+
+/** Narrows listContainers to the containers of some sandboxes. */
+export interface ContainerFilter {
+  sandboxIds: string[];
+}
+
 export interface RuntimeService {
   /** Creates the pod's network namespace and attaches it to the pod network. */
   runSandbox(config: SandboxConfig): Promise<SandboxStatus>;
+  /**
+   * The id runSandbox gives the sandbox of `config`. A runtime that has it lets callers
+   * create and start the sandbox's containers while runSandbox is still setting up the
+   * network: createContainer and startContainer then wait for the parts they need, the
+   * container's process starts only once the network is ready, and both fail if the
+   * sandbox does. Runtimes without it need runSandbox to have resolved first.
+   */
+  sandboxIdFor?(config: SandboxConfig): string;
   /** Stops every container of the sandbox and detaches its network; idempotent. */
   stopSandbox(id: string): Promise<void>;
   /** Removes the sandbox, its containers and everything kept for them; idempotent. */
   removeSandbox(id: string): Promise<void>;
-  listSandboxes(): Promise<SandboxStatus[]>;
+  /** The sandboxes, or those of one pod (by namespace and name) with a filter. */
+  listSandboxes(filter?: SandboxFilter): Promise<SandboxStatus[]>;
 
   /** Writes the container's bundle and root file system; does not start it. */
   createContainer(sandboxId: string, config: ContainerConfig): Promise<string>;
@@ -194,7 +214,8 @@ export interface RuntimeService {
   stopContainer(id: string, graceSeconds: number): Promise<void>;
   /** Removes a stopped container, its bundle and its root file system; keeps nothing. */
   removeContainer(id: string): Promise<void>;
-  listContainers(): Promise<ContainerStatus[]>;
+  /** The containers, or those of the given sandboxes with a filter. */
+  listContainers(filter?: ContainerFilter): Promise<ContainerStatus[]>;
   containerStatus(id: string): Promise<ContainerStatus | undefined>;
   /**
    * Runs a command in a running container and waits up to timeoutMs for it (probes,
