@@ -119,8 +119,12 @@ function text(buf: Uint8Array): string {
 
 /** The wire type a field of this spec must arrive in (repeated numbers may also be packed). */
 function wireTypeOf(f: FieldSpec): number {
-  if (f.map || !isScalar(f.base)) return WireType.Bytes;
-  return f.base === 'string' || f.base === 'bytes' ? WireType.Bytes : WireType.Varint;
+  return f.map ? WireType.Bytes : valueWireType(f.base);
+}
+
+function valueWireType(base: string): number {
+  if (!isScalar(base)) return WireType.Bytes;
+  return base === 'string' || base === 'bytes' ? WireType.Bytes : WireType.Varint;
 }
 
 class Decoder {
@@ -177,7 +181,8 @@ class Decoder {
         while (!inner.done) list.push(this.scalar(spec.base, inner));
         return;
       }
-      list.push(this.value(spec.base, r, `${path}[${list.length}]`, depth + 1));
+      const at = isScalar(spec.base) ? path : `${path}[${list.length}]`;
+      list.push(this.value(spec.base, r, at, depth + 1));
       return;
     }
     if (isScalar(spec.base)) {
@@ -205,8 +210,8 @@ class Decoder {
     let value: unknown = zeroOf(spec.base);
     for (let f = r.tag(); f; f = r.tag()) {
       if (f.number === 1 && f.wireType === WireType.Bytes) key = text(r.bytes());
-      else if (f.number === 2 && f.wireType === wireTypeOf({ ...spec, map: false })) {
-        value = this.value(spec.base, r, `${path}[${key}]`, depth);
+      else if (f.number === 2 && f.wireType === valueWireType(spec.base)) {
+        value = this.value(spec.base, r, isScalar(spec.base) ? path : `${path}[${key}]`, depth);
       } else if (!r.skip(f.wireType).zero) throw unknownField(`map entry`, f.number, path);
     }
     return [key, value];

@@ -43,7 +43,7 @@ test('wire: malformed input is a WireError with its cause', () => {
       name: 'huge length',
       in: [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f],
       read: (r) => r.bytes(),
-      err: /runs past the end/,
+      err: /is too large/,
     },
     { name: 'truncated fixed64', in: [1, 2, 3], read: (r) => r.fixed(8), err: /truncated 64/ },
     { name: 'group wire type', in: [0x0b], read: (r) => r.tag(), err: /wire type 3/ },

@@ -31,15 +31,33 @@ export class WireReader {
   tag(): WireField | undefined {
     if (this.done) return undefined;
     const at = this.pos;
-    const key = this.varint();
-    const wireType = Number(key & 7n);
-    const number = Number(key >> 3n);
+    const key = this.uint();
+    const wireType = key % 8;
+    const number = Math.floor(key / 8);
     if (number < 1 || number > 0x1fffffff)
       throw new WireError(`invalid field number at byte ${at}`);
     if (wireType === 3 || wireType === 4 || wireType > 5) {
       throw new WireError(`unsupported wire type ${wireType} at byte ${at}`);
     }
     return { number, wireType, offset: this.pos };
+  }
+
+  /**
+   * Reads a varint as a number, for tags and lengths; values past 2^53 (which no valid tag or
+   * length has) are a WireError rather than a rounded number.
+   */
+  uint(): number {
+    let result = 0;
+    for (let i = 0; i < 8; i++) {
+      if (this.pos >= this.buf.length) throw new WireError('truncated varint');
+      const b = this.buf[this.pos++];
+      result += (b & 0x7f) * 2 ** (7 * i);
+      if ((b & 0x80) === 0) return result;
+    }
+    this.pos -= 8;
+    const big = this.varint();
+    if (big > BigInt(Number.MAX_SAFE_INTEGER)) throw new WireError(`varint ${big} is too large`);
+    return Number(big);
   }
 
   /** Reads a varint of up to 10 bytes as an unsigned 64-bit value. */
@@ -56,14 +74,26 @@ export class WireReader {
 
   /** Reads a length-delimited payload without copying it. */
   bytes(): Uint8Array {
-    const length = this.varint();
+    const length = this.uint();
     const left = this.buf.length - this.pos;
-    if (length > BigInt(left)) {
+    if (length > left) {
       throw new WireError(`length ${length} runs past the end (${left} bytes left)`);
     }
     const start = this.pos;
-    this.pos += Number(length);
+    this.pos += length;
     return this.buf.subarray(start, this.pos);
+  }
+
+  /** Passes over a varint; true when it is zero. */
+  private skipVarint(): boolean {
+    let zero = true;
+    for (let i = 0; i < 10; i++) {
+      if (this.pos >= this.buf.length) throw new WireError('truncated varint');
+      const b = this.buf[this.pos++];
+      if ((b & 0x7f) !== 0) zero = false;
+      if ((b & 0x80) === 0) return zero;
+    }
+    throw new WireError(`varint longer than 10 bytes at byte ${this.pos - 10}`);
   }
 
   fixed(width: 4 | 8): Uint8Array {
@@ -77,7 +107,7 @@ export class WireReader {
   skip(wireType: number): { zero: boolean } {
     switch (wireType) {
       case WireType.Varint:
-        return { zero: this.varint() === 0n };
+        return { zero: this.skipVarint() };
       case WireType.Bytes:
         return { zero: this.bytes().length === 0 };
       case WireType.Fixed64:
