@@ -4,6 +4,7 @@ import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
+import { byGroupResource } from '../src/api/resources.js';
 import { startTestApiServer, type TestApiServer } from './helpers/apiserver.js';
 
 /**
@@ -196,6 +197,37 @@ describe('kubectl create (protobuf bodies)', () => {
     const pc = await get('priorityclass', 'pc1');
     assert.equal(pc.value, 100);
     assert.equal(pc.description, 'for tests');
+  });
+
+  test('kubectl debug: a pod copy and a node debugging pod (also sent as protobuf)', async () => {
+    await ok('run', 'p1', '--image=busybox', '--', 'sleep', '1000');
+    await ok(
+      ...['debug', 'p1', '--copy-to=p1-copy', '--image=busybox', '--attach=false'],
+      ...['--profile=general', '--container=dbg', '--', 'sleep', '5'],
+    );
+    const copy = await get('pod', 'p1-copy');
+    assert.deepEqual(
+      copy.spec.containers.map((c: Json) => c.name),
+      ['p1', 'dbg'],
+    );
+
+    await api.client.create(byGroupResource.get('/nodes')!, {
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: { name: 'n1' },
+    });
+    const r = await kubectl(
+      ...['debug', 'node/n1', '--image=busybox', '--attach=false', '--profile=sysadmin'],
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const name = /debugging pod (\S+)/.exec(r.stdout + r.stderr)?.[1];
+    assert.ok(name, r.stdout + r.stderr);
+    const pod = await get('pod', name);
+    assert.equal(pod.spec.nodeName, 'n1');
+    assert.equal(pod.spec.hostPID, true);
+    assert.deepEqual(pod.spec.tolerations, [{ operator: 'Exists' }]);
+    assert.deepEqual(pod.spec.volumes, [{ name: 'host-root', hostPath: { path: '/' } }]);
+    assert.deepEqual(pod.spec.containers[0].securityContext, { privileged: true });
   });
 
   test('hostile protobuf bodies are refused with a Status; the server keeps serving', async () => {
