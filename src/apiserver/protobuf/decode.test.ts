@@ -133,6 +133,21 @@ test('protobuf: Secret data is base64, ConfigMap binaryData too', () => {
   assert.deepEqual(got2.data, { t: 'x' });
 });
 
+test('protobuf: times are RFC 3339 seconds in UTC; the zero time is null either way', () => {
+  const ns = (time: number[]) => [...lfield(1, [...lfield(1, 'n'), ...lfield(8, time)])];
+  const cases: { time: number[]; want: string | null }[] = [
+    { time: [], want: null },
+    { time: vfield(1, -62135596800), want: null },
+    { time: [...vfield(1, 0), ...vfield(2, 999)], want: '1970-01-01T00:00:00Z' },
+    { time: vfield(1, -1), want: '1969-12-31T23:59:59Z' },
+    { time: vfield(1, 253402300799), want: '9999-12-31T23:59:59Z' },
+  ];
+  for (const c of cases) {
+    const got = decodeKubernetesProtobuf(body('v1', 'Namespace', ns(c.time)), 100);
+    assert.equal((got.metadata as { creationTimestamp: unknown }).creationTimestamp, c.want);
+  }
+});
+
 test('protobuf: unknown fields are dropped only when they hold their zero value', () => {
   const zeroUnknowns = [
     ...meta('n'),
@@ -223,6 +238,14 @@ test('protobuf: malformed bodies are 400 with the cause', () => {
       name: 'time out of range',
       buf: body('v1', 'Namespace', lfield(1, lfield(8, vfield(1, 1n << 60n)))),
       err: /outside the years/,
+    },
+    {
+      name: 'IntOrString of type 2',
+      buf: body('v1', 'Service', [
+        ...meta('s'),
+        ...lfield(2, lfield(1, [...vfield(3, 80), ...lfield(4, vfield(1, 2))])),
+      ]),
+      err: /IntOrString type 2/,
     },
     { name: 'too deep', buf: good, err: /nested deeper than 1 levels/, maxDepth: 1 },
   ];

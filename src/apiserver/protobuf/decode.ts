@@ -306,6 +306,7 @@ function intOrString(buf: Uint8Array): number | string {
     else return false;
     return true;
   });
+  if (type > 1n) throw new WireError(`IntOrString type ${type} is neither 0 (int) nor 1 (string)`);
   return type === 1n ? strVal : intVal;
 }
 
@@ -317,12 +318,15 @@ const MAX_SECONDS = 253402300799;
 function time(buf: Uint8Array): string | null {
   if (buf.length === 0) return null;
   let seconds = 0;
+  let nanos = 0;
   smallMessage('meta.v1.Time', buf, (num, wt, r) => {
     if (num === 1 && wt === WireType.Varint) seconds = toInt64(r.varint());
-    else if (num === 2 && wt === WireType.Varint) r.varint();
+    else if (num === 2 && wt === WireType.Varint) nanos = toInt32(r.varint());
     else return false;
     return true;
   });
+  // Go's zero time sent as a message rather than as no bytes is still the zero time.
+  if (seconds === MIN_SECONDS && nanos === 0) return null;
   if (seconds < MIN_SECONDS || seconds > MAX_SECONDS) {
     throw new WireError(`time ${seconds}s is outside the years 1 to 9999`);
   }
