@@ -117,6 +117,45 @@ test('protobuf: scalars, specials, maps, repeated fields and pointers', () => {
   });
 });
 
+test('protobuf: a StatefulSet with a claim template', () => {
+  const claim = [
+    ...lfield(1, lfield(1, 'data')),
+    ...lfield(2, [
+      ...lfield(1, 'ReadWriteOnce'),
+      ...lfield(2, lfield(2, [...lfield(1, 'storage'), ...lfield(2, lfield(1, '1Gi'))])),
+      ...lfield(3, ''),
+      ...lfield(5, 'local'),
+    ]),
+    ...lfield(3, lfield(1, '')),
+  ];
+  const sts = [
+    ...meta('db'),
+    ...lfield(2, [
+      ...vfield(1, 2),
+      ...lfield(4, claim),
+      ...lfield(5, 'db'),
+      ...lfield(7, [...lfield(1, 'RollingUpdate'), ...lfield(2, vfield(1, 0))]),
+    ]),
+  ];
+  const got = decodeKubernetesProtobuf(body('apps/v1', 'StatefulSet', sts), 100);
+  assert.deepEqual(got.spec, {
+    replicas: 2,
+    volumeClaimTemplates: [
+      {
+        metadata: { name: 'data' },
+        spec: {
+          accessModes: ['ReadWriteOnce'],
+          resources: { requests: { storage: '1Gi' } },
+          storageClassName: 'local',
+        },
+        status: {},
+      },
+    ],
+    serviceName: 'db',
+    updateStrategy: { type: 'RollingUpdate', rollingUpdate: { partition: 0 } },
+  });
+});
+
 test('protobuf: Secret data is base64, ConfigMap binaryData too', () => {
   const entry = (k: string, v: number[]) => [...lfield(1, k), ...lfield(2, v)];
   const secret = [...meta('s'), ...lfield(2, entry('k', [0, 255, 1])), ...lfield(3, 'Opaque')];

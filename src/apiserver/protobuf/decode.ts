@@ -2,7 +2,7 @@ import { ApiError, badRequest } from '../../api/errors.js';
 import { buildSchema, isScalar, type FieldSpec } from './schema.js';
 import { CORE } from './tables-core.js';
 import { META } from './tables-meta.js';
-import { APPS, BATCH, SCHEDULING } from './tables-workloads.js';
+import { APPS, BATCH, SCHEDULING, STATEFULSET } from './tables-workloads.js';
 import { toInt32, toInt64, WireError, WireReader, WireType } from './wire.js';
 
 /**
@@ -22,7 +22,7 @@ export const PROTOBUF_MEDIA_TYPE = 'application/vnd.kubernetes.protobuf';
 
 const MAGIC = Buffer.from([0x6b, 0x38, 0x73, 0x00]);
 
-const SCHEMA = buildSchema(META, CORE, APPS, BATCH, SCHEDULING);
+const SCHEMA = buildSchema(META, CORE, APPS, STATEFULSET, BATCH, SCHEDULING);
 
 /** `apiVersion/kind` of each object kind decoded, and its root message. */
 const ROOT_MESSAGES: Record<string, string> = {
@@ -34,6 +34,7 @@ const ROOT_MESSAGES: Record<string, string> = {
   'apps/v1/Deployment': 'Deployment',
   'apps/v1/ReplicaSet': 'ReplicaSet',
   'apps/v1/DaemonSet': 'DaemonSet',
+  'apps/v1/StatefulSet': 'StatefulSet',
   'batch/v1/Job': 'Job',
   'batch/v1/CronJob': 'CronJob',
   'scheduling.k8s.io/v1/PriorityClass': 'PriorityClass',

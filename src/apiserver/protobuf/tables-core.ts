@@ -1,9 +1,10 @@
 import type { MessageTable } from './schema.js';
 
 /**
- * Messages of k8s.io/api/core/v1: Namespace, ConfigMap, Secret, Service, Pod and the pod
- * template's parts. Volume sources cover hostPath, emptyDir, secret, nfs, PVC, downward
- * API, configMap, projected, CSI and image; a body using another source is refused.
+ * Messages of k8s.io/api/core/v1: Namespace, ConfigMap, Secret, Service, Pod, the pod
+ * template's parts and PersistentVolumeClaim (StatefulSets' claim templates). Volume sources cover hostPath, emptyDir, secret, nfs, PVC, downward
+ * API, configMap, projected, CSI, ephemeral and image; a body using another source is
+ * refused.
  */
 export const CORE: MessageTable = {
   Namespace: { 1: 'metadata:ObjectMeta', 2: 'spec:NamespaceSpec', 3: 'status:NamespaceStatus' },
@@ -298,6 +299,7 @@ export const CORE: MessageTable = {
     19: 'configMap:ConfigMapVolumeSource',
     26: 'projected:ProjectedVolumeSource',
     28: 'csi:CSIVolumeSource',
+    29: 'ephemeral:EphemeralVolumeSource',
     30: 'image:ImageVolumeSource',
   },
   HostPathVolumeSource: { 1: 'path!', 2: 'type!' },
@@ -347,6 +349,50 @@ export const CORE: MessageTable = {
     5: 'nodePublishSecretRef:LocalObjectReference',
   },
   ImageVolumeSource: { 1: 'reference', 2: 'pullPolicy' },
+  EphemeralVolumeSource: { 1: 'volumeClaimTemplate:PersistentVolumeClaimTemplate' },
+  PersistentVolumeClaimTemplate: {
+    1: 'metadata:ObjectMeta',
+    2: 'spec:PersistentVolumeClaimSpec',
+  },
+
+  PersistentVolumeClaim: {
+    1: 'metadata:ObjectMeta',
+    2: 'spec:PersistentVolumeClaimSpec',
+    3: 'status:PersistentVolumeClaimStatus',
+  },
+  PersistentVolumeClaimSpec: {
+    1: 'accessModes:[]string',
+    2: 'resources:VolumeResourceRequirements',
+    3: 'volumeName',
+    4: 'selector:LabelSelector',
+    5: 'storageClassName!',
+    6: 'volumeMode!',
+    7: 'dataSource:TypedLocalObjectReference',
+    8: 'dataSourceRef:TypedObjectReference',
+    9: 'volumeAttributesClassName!',
+  },
+  VolumeResourceRequirements: { 1: 'limits:map<quantity>', 2: 'requests:map<quantity>' },
+  TypedLocalObjectReference: { 1: 'apiGroup!', 2: 'kind!', 3: 'name!' },
+  TypedObjectReference: { 1: 'apiGroup!', 2: 'kind!', 3: 'name!', 4: 'namespace!' },
+  PersistentVolumeClaimStatus: {
+    1: 'phase',
+    2: 'accessModes:[]string',
+    3: 'capacity:map<quantity>',
+    4: 'conditions:[]PersistentVolumeClaimCondition',
+    5: 'allocatedResources:map<quantity>',
+    7: 'allocatedResourceStatuses:map<string>',
+    8: 'currentVolumeAttributesClassName!',
+    9: 'modifyVolumeStatus:ModifyVolumeStatus',
+  },
+  PersistentVolumeClaimCondition: {
+    1: 'type!',
+    2: 'status!',
+    3: 'lastProbeTime:time',
+    4: 'lastTransitionTime:time',
+    5: 'reason',
+    6: 'message',
+  },
+  ModifyVolumeStatus: { 1: 'targetVolumeAttributesClassName', 2: 'status!' },
 
   Toleration: {
     1: 'key',

@@ -1,6 +1,6 @@
 import type { MessageTable } from './schema.js';
 
-/** Messages of k8s.io/api apps/v1 (Deployment, ReplicaSet, DaemonSet). */
+/** Messages of k8s.io/api apps/v1 (Deployment, ReplicaSet, DaemonSet; StatefulSet below). */
 export const APPS: MessageTable = {
   Deployment: {
     1: 'metadata:ObjectMeta',
@@ -95,6 +95,50 @@ export const APPS: MessageTable = {
     10: 'conditions:[]DaemonSetCondition',
   },
   DaemonSetCondition: {
+    1: 'type!',
+    2: 'status!',
+    3: 'lastTransitionTime:time',
+    4: 'reason',
+    5: 'message',
+  },
+};
+
+export const STATEFULSET: MessageTable = {
+  StatefulSet: {
+    1: 'metadata:ObjectMeta',
+    2: 'spec:StatefulSetSpec',
+    3: 'status:StatefulSetStatus',
+  },
+  StatefulSetSpec: {
+    1: 'replicas!:int32',
+    2: 'selector:LabelSelector',
+    3: 'template:PodTemplateSpec',
+    4: 'volumeClaimTemplates:[]PersistentVolumeClaim',
+    5: 'serviceName!',
+    6: 'podManagementPolicy',
+    7: 'updateStrategy:StatefulSetUpdateStrategy',
+    8: 'revisionHistoryLimit!:int32',
+    9: 'minReadySeconds:int32',
+    10: 'persistentVolumeClaimRetentionPolicy:StatefulSetPersistentVolumeClaimRetentionPolicy',
+    11: 'ordinals:StatefulSetOrdinals',
+  },
+  StatefulSetUpdateStrategy: { 1: 'type', 2: 'rollingUpdate:RollingUpdateStatefulSetStrategy' },
+  RollingUpdateStatefulSetStrategy: { 1: 'partition!:int32', 2: 'maxUnavailable:intstr' },
+  StatefulSetPersistentVolumeClaimRetentionPolicy: { 1: 'whenDeleted', 2: 'whenScaled' },
+  StatefulSetOrdinals: { 1: 'start:int32' },
+  StatefulSetStatus: {
+    1: 'observedGeneration:int64',
+    2: 'replicas!:int32',
+    3: 'readyReplicas:int32',
+    4: 'currentReplicas:int32',
+    5: 'updatedReplicas:int32',
+    6: 'currentRevision',
+    7: 'updateRevision',
+    9: 'collisionCount!:int32',
+    10: 'conditions:[]StatefulSetCondition',
+    11: 'availableReplicas!:int32',
+  },
+  StatefulSetCondition: {
     1: 'type!',
     2: 'status!',
     3: 'lastTransitionTime:time',
