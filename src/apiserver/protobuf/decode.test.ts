@@ -170,6 +170,11 @@ test('protobuf: Secret data is base64, ConfigMap binaryData too', () => {
   const got2 = decodeKubernetesProtobuf(body('v1', 'ConfigMap', cm), 100);
   assert.deepEqual(got2.binaryData, { bin: 'AQI=' });
   assert.deepEqual(got2.data, { t: 'x' });
+
+  const proto = [...meta('p'), ...lfield(2, entry('__proto__', [...Buffer.from('{"a":1}')]))];
+  const got3 = decodeKubernetesProtobuf(body('v1', 'ConfigMap', proto), 100);
+  assert.deepEqual(got3.data, JSON.parse('{"__proto__":"{\\"a\\":1}"}'));
+  assert.equal(Object.getPrototypeOf(got3.data), Object.prototype);
 });
 
 test('protobuf: times are RFC 3339 seconds in UTC; the zero time is null either way', () => {

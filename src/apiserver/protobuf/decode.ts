@@ -159,7 +159,8 @@ class Decoder {
     target: JsonObject,
     message: string,
   ): void {
-    const packed = spec.repeated && wireType === WireType.Bytes && wireTypeOf(spec) === 0;
+    const packed =
+      spec.repeated && wireType === WireType.Bytes && wireTypeOf(spec) === WireType.Varint;
     if (!packed && wireType !== wireTypeOf(spec)) {
       throw new WireError(
         `field ${spec.json} of ${message} has wire type ${wireType}, expected ${wireTypeOf(spec)}`,
@@ -172,7 +173,13 @@ class Decoder {
     if (spec.map) {
       const map = (target[spec.json] ??= {}) as JsonObject;
       const [key, value] = this.mapEntry(spec, r.bytes(), path, depth + 1);
-      map[key] = value;
+      // Defined, not assigned: a key such as "__proto__" stays an own property, as in JSON.
+      Object.defineProperty(map, key, {
+        value,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
       return;
     }
     if (spec.repeated) {
