@@ -256,8 +256,10 @@ export const RESOURCE_TYPES: ResourceType[] = [
     nameRule: 'label',
     subresources: ['status'],
     defaults: (ns) => {
-      ns.spec ??= { finalizers: ['kubernetes'] };
-      ns.status ??= { phase: 'Active' };
+      ns.spec ??= {};
+      ns.spec.finalizers ??= ['kubernetes'];
+      // kubectl create namespace sends an empty status: the phase is set all the same.
+      if (!ns.status?.phase) ns.status = { ...ns.status, phase: 'Active' };
     },
   }),
   type('', 'Node', 'nodes', false, {

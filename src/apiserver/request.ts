@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import YAML from 'yaml';
 import { ApiError, badRequest } from '../api/errors.js';
 import { byGroupResource, type ResourceType } from '../api/resources.js';
+import { decodeKubernetesProtobuf, PROTOBUF_MEDIA_TYPE } from './protobuf/decode.js';
 
 /**
  * Parsing of requests into what the handlers need: which resource, namespace, name and
@@ -167,12 +168,13 @@ export function decodeBody(body: Buffer, contentType: string | undefined): unkno
 
 function decodeText(body: Buffer, contentType: string | undefined): unknown {
   if (body.length === 0) return undefined;
-  const text = body.toString('utf8');
   const type = (contentType ?? 'application/json').split(';')[0].trim();
+  if (type === PROTOBUF_MEDIA_TYPE) return decodeKubernetesProtobuf(body, MAX_DEPTH);
+  const text = body.toString('utf8');
   if (type !== 'application/json' && type !== 'application/yaml' && !type.endsWith('+json')) {
     throw new ApiError(
       'UnsupportedMediaType',
-      `the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (not ${type})`,
+      `the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (not ${type})`,
     );
   }
   try {
