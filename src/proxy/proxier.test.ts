@@ -64,9 +64,12 @@ test('bursts are coalesced: syncs at least 100 ms apart, each change applied wit
     await sleep(10);
   }
   await h.proxier.synced();
-  const applies = h.records.map((r) => r.startedAt);
+  // synced() asks for one more sync, which finds nothing new when the last change was
+  // applied already: such a sync runs no nft script.
+  const applies = h.records.filter((r) => r.applied).map((r) => r.startedAt);
   assert.ok(applies.length >= 3 && applies.length <= 9, `${applies.length} syncs for 40 changes`);
-  assert.equal(h.scripts.length, applies.length, 'every sync had something to apply');
+  assert.equal(h.scripts.length, applies.length, 'a script for every sync that applied');
+  assert.ok(h.records.length - applies.length <= 1, 'at most the last sync found nothing');
   for (let i = 1; i < applies.length; i++) {
     assert.ok(applies[i] - applies[i - 1] >= 99, `gap ${applies[i] - applies[i - 1]} ms`);
   }
