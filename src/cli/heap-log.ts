@@ -1,4 +1,4 @@
-import { getHeapStatistics } from 'node:v8';
+import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { threadId } from 'node:worker_threads';
 import { componentLogger } from '../log.js';
 
@@ -26,4 +26,16 @@ export function startHeapLog(thread: string): () => void {
   }, every);
   timer.unref();
   return () => clearInterval(timer);
+}
+
+/**
+ * Makes V8 collect garbage before a heap grows past 1.3 times what survived the last full
+ * collection. By default V8 lets a heap with a high allocation rate grow to several times
+ * its live size; with two busy isolates (the API server's and the control loops' threads)
+ * that put `flyces up` at 4.9 GiB resident for 150,000 pods whose live objects took about
+ * 1.6 GiB. At 30 % the same load peaked at 2.6 GiB and ran as fast (bench/control-plane.ts).
+ * Flags are process-wide, so threads started later get it too; call it before they start.
+ */
+export function limitHeapGrowth(): void {
+  setFlagsFromString('--heap-growing-percent=30');
 }

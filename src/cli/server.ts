@@ -15,6 +15,7 @@ import { KubeClient } from '../client/rest.js';
 import { DEFAULT_CLUSTER_CIDR } from '../controllers/nodeipam/controller.js';
 import { publishClusterSettings } from './cluster-settings.js';
 import { startControlLoopsThread } from './control-plane-thread.js';
+import { limitHeapGrowth } from './heap-log.js';
 import { kubeconfigText, writeKubeconfig } from './kubeconfig.js';
 
 /**
@@ -89,6 +90,7 @@ function leaseTiming(seconds?: number) {
 
 /** Runs the control plane until SIGINT or SIGTERM, or until it loses a leader lease. */
 export async function serverCommand(o: ServerOptions): Promise<void> {
+  limitHeapGrowth();
   mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
   const store = await openStore(o);
   const auth = await loadOrCreateClusterAuth(store);

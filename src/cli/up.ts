@@ -16,7 +16,7 @@ import { DEFAULT_CLUSTER_CIDR } from '../controllers/nodeipam/controller.js';
 import { startCompactor } from '../store/compactor.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
 import { startControlLoopsThread } from './control-plane-thread.js';
-import { startHeapLog } from './heap-log.js';
+import { limitHeapGrowth, startHeapLog } from './heap-log.js';
 import { kubeconfigText, writeKubeconfig } from './kubeconfig.js';
 
 /**
@@ -102,6 +102,7 @@ function adminToken(dataDir: string): string {
 }
 
 export async function up(opts: UpOptions): Promise<void> {
+  limitHeapGrowth();
   if (!opts.noAgent) checkHost();
   mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
   const token = adminToken(opts.dataDir);
