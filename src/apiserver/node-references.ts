@@ -7,11 +7,14 @@ import type { CacheEvent, WatchCache } from './watch-cache.js';
  * graph behind Kubernetes' Node authorizer. The pods of each node are indexed from the
  * watch cache's pod events, using only the small selector view of each event (its
  * `spec.nodeName`), so the hot path of pod writes pays almost nothing; a node's
- * references are worked out from its few pods when it asks for an object.
+ * references are worked out from its few pods when it asks for an object, and kept until
+ * one of its pods changes.
  */
 export class NodeReferences {
   private readonly podsOf = new Map<string, Set<string>>();
   private readonly nodeOf = new Map<string, string>();
+  /** Each node's references as last worked out; dropped when one of its pods changes. */
+  private readonly refsOf = new Map<string, Set<string>>();
   private started = false;
 
   constructor(
@@ -22,12 +25,17 @@ export class NodeReferences {
   /** Whether a pod bound to `node` refers to `ref` (`Secret/<ns>/<name>` or `ConfigMap/...`). */
   refers(node: string, ref: string): boolean {
     this.start();
-    const pods = this.cache.objects(this.podsPrefix);
-    for (const key of this.podsOf.get(node) ?? []) {
-      const cached = pods.get(key);
-      if (cached && referencedObjects(cached.obj as Pod).has(ref)) return true;
+    let refs = this.refsOf.get(node);
+    if (!refs) {
+      refs = new Set();
+      const pods = this.cache.objects(this.podsPrefix);
+      for (const key of this.podsOf.get(node) ?? []) {
+        const cached = pods.get(key);
+        if (cached) for (const r of referencedObjects(cached.obj as Pod)) refs.add(r);
+      }
+      this.refsOf.set(node, refs);
     }
-    return false;
+    return refs.has(ref);
   }
 
   /** Indexes the cached pods and follows their changes; in one turn, so nothing is missed. */
@@ -39,6 +47,9 @@ export class NodeReferences {
     }
     this.cache.listen(this.podsPrefix, (event: CacheEvent) => {
       const node = event.type === 'DELETED' ? undefined : nodeNameOf(event.object.view);
+      const was = this.nodeOf.get(event.object.key);
+      if (was !== undefined) this.refsOf.delete(was);
+      if (node !== undefined) this.refsOf.delete(node);
       this.place(event.object.key, node);
     });
   }
