@@ -2,9 +2,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { byGroupResource } from '../src/api/resources.js';
 import type { NodeObject, Pod } from '../src/api/types.js';
-import { InformerFactory } from '../src/client/factory.js';
-import { Scheduler } from '../src/scheduler/scheduler.js';
-import { startTestApiServer, type TestApiServer } from './helpers/apiserver.js';
+import type { TestApiServer } from './helpers/apiserver.js';
+import { startScheduling, until, type SchedulingCluster } from './helpers/sched.js';
 
 /** The scheduler against a real API server, with Node objects standing in for machines. */
 
@@ -34,58 +33,21 @@ function podObject(name: string, cpu: string, extra: Record<string, unknown> = {
   };
 }
 
-async function until<T>(
-  what: string,
-  fn: () => Promise<T | undefined>,
-  timeoutMs = 10_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await fn();
-    if (value !== undefined) return value;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 describe('scheduler', () => {
   let api: TestApiServer;
-  let informers: InformerFactory;
-  let scheduler: Scheduler;
-  let done: Promise<void>;
+  let cluster: SchedulingCluster;
 
   before(async () => {
-    api = await startTestApiServer();
-    for (const n of [nodeObject('small', '1'), nodeObject('gpu', '2', { accel: 'yes' })]) {
-      const created = await api.client.create<NodeObject>(nodes, n);
-      await api.client.patch(
-        nodes,
-        undefined,
-        created.metadata.name!,
-        { status: n.status },
-        'merge',
-        'status',
-      );
-    }
-    informers = new InformerFactory(api.client);
-    scheduler = new Scheduler(api.client, informers);
-    scheduler.register();
-    await informers.start();
-    done = scheduler.run();
+    cluster = await startScheduling([
+      nodeObject('small', '1'),
+      nodeObject('gpu', '2', { accel: 'yes' }),
+    ]);
+    api = cluster.api;
   });
 
-  after(async () => {
-    scheduler.stop();
-    await done;
-    informers.stop();
-    await api.stop();
-  });
+  after(() => cluster.stop());
 
-  const nodeOf = (name: string) =>
-    until(
-      `${name} to be bound`,
-      async () => (await api.client.get<Pod>(pods, 'default', name)).spec.nodeName || undefined,
-    );
+  const nodeOf = (name: string) => cluster.nodeOf(name);
 
   test('a pod goes to the least allocated node that fits, and its selector is honoured', async () => {
     await api.client.create(pods, podObject('free', '100m'));

@@ -2,10 +2,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { byGroupResource } from '../src/api/resources.js';
 import type { NodeObject, Pod, PodSpec, Taint } from '../src/api/types.js';
-import { InformerFactory } from '../src/client/factory.js';
 import { isReason } from '../src/client/rest.js';
-import { Scheduler } from '../src/scheduler/scheduler.js';
-import { startTestApiServer, type TestApiServer } from './helpers/apiserver.js';
+import type { TestApiServer } from './helpers/apiserver.js';
+import { startScheduling, until, type SchedulingCluster } from './helpers/sched.js';
 
 /**
  * The scheduler's plugins through a real API server: pod scheduling fields are validated
@@ -13,7 +12,6 @@ import { startTestApiServer, type TestApiServer } from './helpers/apiserver.js';
  * what an unschedulable pod's condition says.
  */
 
-const nodes = byGroupResource.get('/nodes')!;
 const pods = byGroupResource.get('/pods')!;
 const ZONE = 'topology.kubernetes.io/zone';
 
@@ -40,59 +38,23 @@ function podObject(name: string, spec: Partial<PodSpec>, labels?: Record<string,
   };
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline) {
-    const value = await fn();
-    if (value !== undefined) return value;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 describe('scheduling plugins', () => {
   let api: TestApiServer;
-  let informers: InformerFactory;
-  let scheduler: Scheduler;
-  let done: Promise<void>;
+  let cluster: SchedulingCluster;
 
   before(async () => {
-    api = await startTestApiServer();
     const dedicated: Taint = { key: 'dedicated', value: 'db', effect: 'NoSchedule' };
-    for (const n of [
+    cluster = await startScheduling([
       nodeObject('a', 'z1'),
       nodeObject('b', 'z2'),
       nodeObject('db', 'z1', [dedicated]),
-    ]) {
-      await api.client.create<NodeObject>(nodes, n);
-      await api.client.patch(
-        nodes,
-        undefined,
-        n.metadata.name!,
-        { status: n.status },
-        'merge',
-        'status',
-      );
-    }
-    informers = new InformerFactory(api.client);
-    scheduler = new Scheduler(api.client, informers);
-    scheduler.register();
-    await informers.start();
-    done = scheduler.run();
+    ]);
+    api = cluster.api;
   });
 
-  after(async () => {
-    scheduler.stop();
-    await done;
-    informers.stop();
-    await api.stop();
-  });
+  after(() => cluster.stop());
 
-  const nodeOf = (name: string) =>
-    until(
-      `${name} to be bound`,
-      async () => (await api.client.get<Pod>(pods, 'default', name)).spec.nodeName || undefined,
-    );
+  const nodeOf = (name: string) => cluster.nodeOf(name);
 
   test('invalid scheduling fields are refused with their field paths', async () => {
     const bad = podObject('bad', {

@@ -1,7 +1,10 @@
 import { byGroupResource } from '../../src/api/resources.js';
 import type { NodeObject, Pod } from '../../src/api/types.js';
+import { InformerFactory } from '../../src/client/factory.js';
 import type { KubeClient } from '../../src/client/rest.js';
 import { nodeAllocatable, podRequests } from '../../src/scheduler/framework/nodeinfo.js';
+import { Scheduler } from '../../src/scheduler/scheduler.js';
+import { startTestApiServer, type TestApiServer } from './apiserver.js';
 
 /** Shared pieces of the scheduler's process tests: nodes, pods, waiting, overcommit. */
 
@@ -95,5 +98,42 @@ export function fakeAgents(client: KubeClient): () => void {
   void loop();
   return () => {
     stopped = true;
+  };
+}
+
+export interface SchedulingCluster {
+  api: TestApiServer;
+  /** Waits for the pod `name` (namespace default) to be bound; resolves with its node. */
+  nodeOf(name: string): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/** An API server with `nodes` (their status written too) and a scheduler running on it. */
+export async function startScheduling(nodes: NodeObject[]): Promise<SchedulingCluster> {
+  const api = await startTestApiServer();
+  for (const n of nodes) {
+    const created = await api.client.create<NodeObject>(nodesRt, n);
+    const name = created.metadata.name!;
+    await api.client.patch(nodesRt, undefined, name, { status: n.status }, 'merge', 'status');
+  }
+  const informers = new InformerFactory(api.client);
+  const scheduler = new Scheduler(api.client, informers);
+  scheduler.register();
+  await informers.start();
+  const done = scheduler.run();
+  return {
+    api,
+    nodeOf: (name) =>
+      until(
+        `${name} to be bound`,
+        async () => (await api.client.get<Pod>(podsRt, 'default', name)).spec.nodeName || undefined,
+        10_000,
+      ),
+    async stop() {
+      scheduler.stop();
+      await done;
+      informers.stop();
+      await api.stop();
+    },
   };
 }
