@@ -28,6 +28,7 @@ import { promisify } from 'node:util';
 import { buildWebImage, FLYCES } from '../test/helpers/cluster.js';
 import {
   NetnsCluster,
+  type PodView,
   NetnsLab,
   stopProc,
   waitFor,
@@ -45,24 +46,7 @@ const cluster = new NetnsCluster(lab);
 cluster.agentEnv = { FLYCES_LOG_LEVEL: 'debug' };
 const ips: Record<string, string> = {};
 
-interface PodView {
-  name: string;
-  node?: string;
-  ip?: string;
-  ready: boolean;
-  deleting: boolean;
-}
-
-async function pods(): Promise<PodView[]> {
-  const list = await cluster.json<{ items: any[] }>('get', 'pods', '-l', 'app=web');
-  return list.items.map((p) => ({
-    name: p.metadata.name,
-    node: p.spec.nodeName,
-    ip: p.status?.podIP,
-    ready: p.status?.conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True'),
-    deleting: Boolean(p.metadata.deletionTimestamp),
-  }));
-}
+const pods = () => cluster.pods('web');
 
 async function allReady(where: (p: PodView) => boolean, timeoutMs: number): Promise<void> {
   await waitFor('all web pods ready', timeoutMs, async () => {

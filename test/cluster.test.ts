@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { buildWebImage, FLYCES } from './helpers/cluster.js';
 import {
   NetnsCluster,
+  type PodView,
   NetnsLab,
   stopProc,
   waitFor,
@@ -65,14 +66,6 @@ function missingBinary(): string | undefined {
 const skip = missingBinary();
 if (skip) console.log(`# cluster tests skipped: ${skip} is not available`);
 
-interface PodView {
-  name: string;
-  node?: string;
-  ip?: string;
-  ready: boolean;
-  deleting: boolean;
-}
-
 /** Names of the pods whose sandbox miniC records as ready under a runtime root. */
 function readySandboxes(runtimeRoot: string): string[] {
   const dir = join(runtimeRoot, 'sandboxes');
@@ -92,16 +85,7 @@ describe('a cluster of network namespaces', { skip, timeout: 300_000 }, () => {
   const cluster = new NetnsCluster(lab);
   const ips: Record<string, string> = {};
 
-  async function pods(): Promise<PodView[]> {
-    const list = await cluster.json<{ items: any[] }>('get', 'pods', '-l', 'app=web');
-    return list.items.map((p) => ({
-      name: p.metadata.name,
-      node: p.spec.nodeName,
-      ip: p.status?.podIP,
-      ready: p.status?.conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True'),
-      deleting: Boolean(p.metadata.deletionTimestamp),
-    }));
-  }
+  const pods = () => cluster.pods('web');
 
   /** Waits until exactly `count` live web pods are ready, all passing `where`. */
   async function waitServing(

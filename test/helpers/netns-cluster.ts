@@ -5,6 +5,15 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { FLYCES, waitFor } from './cluster.js';
 
+/** A pod as the cluster tests look at it. */
+export interface PodView {
+  name: string;
+  node?: string;
+  ip?: string;
+  ready: boolean;
+  deleting: boolean;
+}
+
 /**
  * Machines made of network namespaces on this one machine, for process-level cluster tests.
  * A "lan" namespace holds a bridge; every machine is a namespace of its own joined to it
@@ -288,6 +297,18 @@ export class NetnsCluster {
 
   async json<T = any>(...args: string[]): Promise<T> {
     return JSON.parse(await this.kubectl(...args, '-o', 'json')) as T;
+  }
+
+  /** The pods with label `app=APP` in the default namespace, as the cluster tests look at them. */
+  async pods(app: string): Promise<PodView[]> {
+    const list = await this.json<{ items: any[] }>('get', 'pods', '-l', `app=${app}`);
+    return list.items.map((p) => ({
+      name: p.metadata.name,
+      node: p.spec.nodeName,
+      ip: p.status?.podIP,
+      ready: p.status?.conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True'),
+      deleting: Boolean(p.metadata.deletionTimestamp),
+    }));
   }
 
   /** Waits until the node reports Ready=True (or, with `ready` false, not True). */
