@@ -9,6 +9,7 @@ import { byGroupResource } from '../src/api/resources.js';
 import type { Deployment, Pod } from '../src/api/types.js';
 import { loadKubeconfig } from '../src/cli/kubeconfig.js';
 import { KubeClient } from '../src/client/rest.js';
+import { until } from './helpers/sched.js';
 
 /**
  * `flyces up --no-agent`: the control plane alone, as the control-plane benchmark runs it.
@@ -19,16 +20,6 @@ import { KubeClient } from '../src/client/rest.js';
 const NODES = byGroupResource.get('/nodes')!;
 const PODS = byGroupResource.get('/pods')!;
 const DEPLOYMENTS = byGroupResource.get('apps/deployments')!;
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    const value = await fn();
-    if (value !== undefined) return value;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 describe('flyces up --no-agent', () => {
   let dir: string;
@@ -47,10 +38,18 @@ describe('flyces up --no-agent', () => {
     child.stdout!.on('data', (d: Buffer) => (output += d));
     child.stderr!.on('data', (d: Buffer) => (output += d));
     const kubeconfig = join(dir, 'kubeconfig');
-    await until('the kubeconfig', async () => (existsSync(kubeconfig) ? true : undefined));
+    await until('the kubeconfig', async () => (existsSync(kubeconfig) ? true : undefined), 30_000);
     client = new KubeClient(loadKubeconfig(kubeconfig));
-    await until('the API server', () => client.request('GET', '/version').catch(() => undefined));
-    await until('flyces up to say it is up', async () => (/is up/.test(output) ? true : undefined));
+    await until(
+      'the API server',
+      () => client.request('GET', '/version').catch(() => undefined),
+      30_000,
+    );
+    await until(
+      'flyces up to say it is up',
+      async () => (/is up/.test(output) ? true : undefined),
+      30_000,
+    );
   });
 
   after(async () => {
@@ -82,11 +81,15 @@ describe('flyces up --no-agent', () => {
       },
     };
     await client.create(DEPLOYMENTS, deployment);
-    const pods = await until('6 Running pods', async () => {
-      const list = await client.list<Pod>(PODS, 'default');
-      const running = list.items.filter((p) => p.status?.phase === 'Running');
-      return running.length === 6 ? running : undefined;
-    });
+    const pods = await until(
+      '6 Running pods',
+      async () => {
+        const list = await client.list<Pod>(PODS, 'default');
+        const running = list.items.filter((p) => p.status?.phase === 'Running');
+        return running.length === 6 ? running : undefined;
+      },
+      30_000,
+    );
     assert.ok(pods.every((p) => hollow.nodeNames.includes(p.spec.nodeName!)));
   });
 

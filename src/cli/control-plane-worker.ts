@@ -2,7 +2,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { KubeClient } from '../client/rest.js';
 import { startControlLoops } from './control-plane.js';
 import type { FromThread, ThreadData } from './control-plane-thread.js';
-import { startHeapLog } from './heap-log.js';
+import { startHeapLog } from './memory.js';
 
 /**
  * The thread started by control-plane-thread.ts: runs the control loops until told to stop,

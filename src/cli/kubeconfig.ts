@@ -1,4 +1,5 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import YAML from 'yaml';
 import type { ClientConfig } from '../client/rest.js';
 
@@ -69,4 +70,14 @@ export function loadKubeconfig(path: string): LoadedKubeconfig {
     caPem,
     namespace: context.namespace ?? 'default',
   };
+}
+
+/**
+ * The Unix socket, private to the data dir, through which the components of a `flyces up`
+ * or `flyces server` process reach its API server without TLS or TCP; undefined when the
+ * path is too long for a socket address (about 107 bytes), and they use HTTPS on loopback.
+ */
+export function privateSocketPath(dataDir: string): string | undefined {
+  const sock = join(dataDir, 'apiserver.sock');
+  return Buffer.byteLength(sock) <= 100 ? sock : undefined;
 }

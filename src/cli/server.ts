@@ -15,8 +15,8 @@ import { KubeClient } from '../client/rest.js';
 import { DEFAULT_CLUSTER_CIDR } from '../controllers/nodeipam/controller.js';
 import { publishClusterSettings } from './cluster-settings.js';
 import { startControlLoopsThread } from './control-plane-thread.js';
-import { limitHeapGrowth } from './heap-log.js';
-import { kubeconfigText, writeKubeconfig } from './kubeconfig.js';
+import { limitHeapGrowth } from './memory.js';
+import { kubeconfigText, privateSocketPath, writeKubeconfig } from './kubeconfig.js';
 
 /**
  * `flyces server`: the control plane without a node agent (API server, scheduler,
@@ -104,10 +104,8 @@ export async function serverCommand(o: ServerOptions): Promise<void> {
     lifetimeMs: YEAR_MS,
   });
   const stopCompactor = startCompactor(store, {});
-  // The control loops reach the API server through a socket private to the data dir (no
-  // TLS, no TCP); a path too long for a socket address falls back to HTTPS on loopback.
-  const sock = join(o.dataDir, 'apiserver.sock');
-  const socketPath = Buffer.byteLength(sock) <= 100 ? sock : undefined;
+  // The control loops reach the API server through a socket private to the data dir.
+  const socketPath = privateSocketPath(o.dataDir);
   const api = new ApiServer({
     socketPath,
     store,

@@ -16,8 +16,8 @@ import { DEFAULT_CLUSTER_CIDR } from '../controllers/nodeipam/controller.js';
 import { startCompactor } from '../store/compactor.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
 import { startControlLoopsThread } from './control-plane-thread.js';
-import { limitHeapGrowth, startHeapLog } from './heap-log.js';
-import { kubeconfigText, writeKubeconfig } from './kubeconfig.js';
+import { limitHeapGrowth, startHeapLog } from './memory.js';
+import { kubeconfigText, privateSocketPath, writeKubeconfig } from './kubeconfig.js';
 
 /**
  * `flyces up`: the whole cluster in one process on this machine — API server on the
@@ -111,10 +111,8 @@ export async function up(opts: UpOptions): Promise<void> {
     hosts.push(opts.bindAddress);
   const tls = await ensureServingCert(join(opts.dataDir, 'tls'), hosts);
 
-  // The components in this process skip TLS and TCP through a socket private to the data
-  // dir; a path too long for a Unix socket address (about 107 bytes) falls back to HTTPS.
-  const sock = join(opts.dataDir, 'apiserver.sock');
-  const socketPath = Buffer.byteLength(sock) <= 100 ? sock : undefined;
+  // The components in this process skip TLS and TCP through a socket private to the data dir.
+  const socketPath = privateSocketPath(opts.dataDir);
   const store = SqliteStore.open(join(opts.dataDir, 'store.db'));
   const stopCompactor = startCompactor(store, {});
   const api = new ApiServer({
