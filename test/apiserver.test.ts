@@ -5,6 +5,7 @@ import { ApiError } from '../src/api/errors.js';
 import { byGroupResource } from '../src/api/resources.js';
 import type { KObject } from '../src/api/types.js';
 import { KubeClient, type WatchEvent } from '../src/client/rest.js';
+import { issueCert, newClusterCa, type CaPair } from '../src/apiserver/pki.js';
 import { startTestApiServer, type TestApiServer } from './helpers/apiserver.js';
 
 /** The API server's REST behaviour, through HTTPS, as Kubernetes clients rely on it. */
@@ -519,5 +520,75 @@ describe('API server', () => {
     assert.equal(await send('[1,2]'), 422);
     assert.equal(await send('{"metadata": 5}'), 422);
     assert.equal(await send('{"metadata": {"name": "z"}, "spec": "x"}'), 422);
+  });
+});
+
+describe('bulk bindings (flyCes scheduler path)', () => {
+  let api: TestApiServer;
+  let ca: CaPair;
+
+  before(async () => {
+    ca = await newClusterCa('test-client-ca');
+    api = await startTestApiServer({ clientCaPem: ca.certPem });
+  });
+  after(async () => api.stop());
+
+  const bindings = (names: string[]) => ({
+    apiVersion: 'flyces.io/v1',
+    kind: 'BindingList',
+    items: names.map((name) => ({
+      apiVersion: 'v1',
+      kind: 'Binding',
+      metadata: { name, namespace: 'default' },
+      target: { kind: 'Node', name: 'n1' },
+    })),
+  });
+
+  test('bind each item as its subresource would, each authorized on its own', async () => {
+    for (const name of ['q1', 'q2', 'q3']) {
+      await api.client.create(pods, {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name, namespace: 'default' },
+        spec: { containers: [{ name: 'c', image: 'pause:1' }] },
+      });
+    }
+    const cert = await issueCert(ca, {
+      commonName: 'system:node:n1',
+      organizations: ['system:nodes'],
+      usage: 'client',
+      lifetimeMs: 3_600_000,
+    });
+    const node = new KubeClient({
+      server: api.url,
+      token: '',
+      caPem: api.caPem,
+      clientCert: { certPem: cert.certPem, keyPem: cert.keyPem! },
+    });
+    try {
+      const refused = await node.request('POST', '/flyces/v1/bindings', {
+        body: bindings(['q1']),
+      });
+      assert.equal(refused.items[0].reason, 'Forbidden');
+      assert.match(refused.items[0].message, /cannot create resource "pods\/binding"/);
+    } finally {
+      node.close();
+    }
+    const answer = await api.client.request('POST', '/flyces/v1/bindings', {
+      body: bindings(['q1', 'q2', 'missing', 'q1']),
+    });
+    assert.deepEqual(
+      answer.items.map((s: { status: string; reason?: string }) => s.reason ?? s.status),
+      ['Success', 'Success', 'NotFound', 'Conflict'],
+    );
+    for (const name of ['q1', 'q2']) {
+      assert.equal((await api.client.get(pods, 'default', name)).spec.nodeName, 'n1');
+    }
+    assert.equal((await api.client.get(pods, 'default', 'q3')).spec.nodeName, undefined);
+    await rejects(
+      api.client.request('POST', '/flyces/v1/bindings', { body: { items: 'x' } }),
+      'BadRequest',
+      /^items: /,
+    );
   });
 });

@@ -1,10 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ApiError, badRequest, conflict, invalid } from '../api/errors.js';
+import { ApiError, badRequest, invalid } from '../api/errors.js';
 import { formatLabelSelector } from '../api/labels.js';
 import { jsonPatch, mergePatch, strategicMergePatch } from '../api/patch.js';
 import { apiVersionOf, type ResourceType } from '../api/resources.js';
-import { nowTimestamp, type KObject } from '../api/types.js';
-import { isDns1123Subdomain } from '../api/validation.js';
+import type { KObject } from '../api/types.js';
 import type { Store } from '../store/store.js';
 import type { DeleteOptions, Registry, WriteOptions } from './registry.js';
 import { resourcePrefix } from './registry.js';
@@ -14,6 +13,7 @@ import { listPage } from './list.js';
 import { parseIncludeObject, toTable } from './table.js';
 import type { CachedObject, WatchCache } from './watch-cache.js';
 import { serveWatch } from './watch.js';
+import { bindPod, BOUND } from './binding.js';
 
 /**
  * Handlers for resource requests: one function per verb, each answering with the object,
@@ -177,7 +177,8 @@ export async function handleCreate(
   const body = decodeBody(await readBody(req), req.headers['content-type']);
   if (body === undefined) throw badRequest('a request body is required');
   if (rr.subresource === 'binding') {
-    sendJson(res, 201, await bindPod(ctx, rr, body as KObject));
+    await bindPod(ctx.registry, rr.rt, rr.namespace!, rr.name!, body as KObject);
+    sendJson(res, 201, BOUND);
     return;
   }
   if (rr.name !== undefined) {
@@ -190,59 +191,6 @@ export async function handleCreate(
   const created = await ctx.registry.create(rr.rt, rr.namespace, body, writeOptions(rr, warnings));
   setWarnings(res, warnings);
   sendJson(res, 201, created);
-}
-
-/** The binding subresource: the scheduler's way of setting a pod's node exactly once. */
-async function bindPod(
-  ctx: HandlerContext,
-  rr: ResourceRequest,
-  binding: KObject,
-): Promise<unknown> {
-  const nodeName = binding?.target?.name;
-  if (typeof nodeName !== 'string' || nodeName === '') {
-    throw invalid('Binding', '', rr.name ?? '', [{ field: 'target.name', type: 'Required' }]);
-  }
-  if (!isDns1123Subdomain(nodeName)) {
-    throw invalid('Binding', '', rr.name ?? '', [
-      { field: 'target.name', type: 'Invalid', value: nodeName, detail: 'not a valid node name' },
-    ]);
-  }
-  const precondition = binding.metadata?.resourceVersion;
-  await ctx.registry.mutate(rr.rt, rr.namespace, rr.name!, precondition, 'binding', (pod) => {
-    if (pod.spec.nodeName) {
-      throw new ApiError(
-        'Conflict',
-        `pod ${rr.name} is already assigned to node "${pod.spec.nodeName}"`,
-        {
-          name: rr.name,
-          kind: 'pods',
-        },
-      );
-    }
-    if (pod.metadata.deletionTimestamp) {
-      throw new ApiError(
-        'Conflict',
-        `pod ${rr.name} is being deleted, cannot be assigned to a host`,
-      );
-    }
-    if (binding.metadata?.uid && binding.metadata.uid !== pod.metadata.uid) {
-      throw conflict('pods', '', rr.name ?? '');
-    }
-    pod.spec.nodeName = nodeName;
-    pod.status ??= {};
-    const conditions = (pod.status.conditions ?? []).filter(
-      (c: { type: string }) => c.type !== 'PodScheduled',
-    );
-    conditions.push({
-      type: 'PodScheduled',
-      status: 'True',
-      lastProbeTime: null,
-      lastTransitionTime: nowTimestamp(),
-    });
-    pod.status.conditions = conditions;
-    return pod;
-  });
-  return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', code: 201 };
 }
 
 export async function handleUpdate(

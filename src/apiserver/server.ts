@@ -43,6 +43,7 @@ import {
   type ResourceRequest,
 } from './request.js';
 import { Readable } from 'node:stream';
+import { bindAll, BULK_BINDINGS_PATH } from './binding.js';
 import { WatchCache } from './watch-cache.js';
 
 /**
@@ -255,7 +256,10 @@ export class ApiServer {
       if (this.join?.handles(url)) return await this.join.serve(req, url, res, user);
       if (!user) throw new ApiError('Unauthorized', 'Unauthorized');
       checkAcceptable(req.headers.accept);
-      if (!this.serveNonResource(req, url, res)) {
+      if (req.method === 'POST' && url.pathname === BULK_BINDINGS_PATH) {
+        const flow = `${user.name} ${req.headers['user-agent'] ?? ''}`;
+        await this.fairness.run(flow, () => this.serveBulkBindings(user, req, res));
+      } else if (!this.serveNonResource(req, url, res)) {
         const rr = parseResourcePath(req.method ?? 'GET', url);
         if (!rr) throw new ApiError('NotFound', 'the server could not find the requested resource');
         if (rr.subresource === 'exec') throw badRequest('Upgrade request required');
@@ -278,6 +282,31 @@ export class ApiServer {
         'request',
       );
     }
+  }
+
+  /** The scheduler's bulk binds (binding.ts), each authorized as its own pods/binding create. */
+  private async serveBulkBindings(
+    user: UserInfo,
+    req: IncomingMessage,
+    res: ServerResponse,
+  ): Promise<void> {
+    const body = decodeBody(await readBody(req), req.headers['content-type']);
+    const pods = byGroupResource.get('/pods')!;
+    const authorizeItem = async (namespace: string, name: string) => {
+      const attrs: ResourceAttributes = {
+        verb: 'create',
+        group: '',
+        resource: 'pods',
+        subresource: 'binding',
+        namespace,
+        name,
+      };
+      if (await authorize(user, attrs, this.facts)) return undefined;
+      return new ApiError('Forbidden', forbiddenMessage(user, attrs));
+    };
+    const failed = (err: unknown, namespace: string, name: string) =>
+      this.log.error({ err, pod: `${namespace}/${name}` }, 'bulk bind failed');
+    sendJson(res, 200, await bindAll(this.ctx.registry, pods, body, authorizeItem, failed));
   }
 
   /** HTTP upgrades: only `pods/NAME/exec` (WebSocket; see exec.ts) is served. */

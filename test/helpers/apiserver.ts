@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { ApiServer } from '../../src/apiserver/server.js';
+import { ApiServer, type ApiServerOptions } from '../../src/apiserver/server.js';
 import { ensureServingCert } from '../../src/apiserver/pki.js';
 import { KubeClient } from '../../src/client/rest.js';
 import { kubeconfigText, writeKubeconfig } from '../../src/cli/kubeconfig.js';
@@ -20,13 +20,18 @@ export interface TestApiServer {
   stop(): Promise<void>;
 }
 
-/** Starts an API server on a free loopback port with a fresh store in a temp dir. */
-export async function startTestApiServer(): Promise<TestApiServer> {
+/**
+ * Starts an API server on a free loopback port with a fresh store in a temp dir; `extra`
+ * adds server options (a client CA, say).
+ */
+export async function startTestApiServer(
+  extra: Partial<ApiServerOptions> = {},
+): Promise<TestApiServer> {
   const dir = mkdtempSync(join(tmpdir(), 'flyces-api-'));
   const tls = await ensureServingCert(join(dir, 'tls'), ['127.0.0.1', 'localhost']);
   const store = SqliteStore.open(join(dir, 'store.db'));
   const token = randomBytes(16).toString('hex');
-  const server = new ApiServer({ store, tokens: [token], port: 0, tls });
+  const server = new ApiServer({ store, tokens: [token], port: 0, tls, ...extra });
   const { port } = await server.start();
   const url = `https://127.0.0.1:${port}`;
   const client = new KubeClient({ server: url, token, caPem: tls.caPem, userAgent: 'test' });
