@@ -1,4 +1,4 @@
-import { promises as fs } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 
 import type { Logger } from '../log.js';
@@ -100,7 +100,7 @@ export class PodNetwork {
 
   /** Creates the namespace `name` unless it exists. */
   async createNetns(name: string): Promise<void> {
-    if (await exists(netnsPath(name))) return;
+    if (existsSync(netnsPath(name))) return;
     await run('ip', ['netns', 'add', name]);
   }
 

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { constants, promises as fs } from 'node:fs';
+import { constants, promises as fs, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 /** Small file-system helpers shared by the image store and the runtime. */
@@ -21,6 +21,26 @@ export async function writeJsonAtomic(file: string, value: unknown): Promise<voi
     await fs.rename(tmp, file);
   } catch (err) {
     await fs.rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+/**
+ * Replaces `file` with `value` as JSON, at once and without fsync: a reader, or this
+ * process after a crash of its own, sees the old or the new content, never a partial one
+ * (temporary file, then rename). Only a crash of the whole machine may lose the write, or
+ * leave a new file empty. For the runtime's records, small files written on every
+ * container start: a machine crash ends every container they describe anyway, and their
+ * reader takes an unreadable record for a missing one. Synchronous, as a few hundred bytes
+ * are written sooner than one trip through the thread pool takes.
+ */
+export function replaceJsonSync(file: string, value: unknown): void {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${randomHex(6)}.tmp`);
+  writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
+  try {
+    renameSync(tmp, file);
+  } catch (err) {
+    rmSync(tmp, { force: true });
     throw err;
   }
 }

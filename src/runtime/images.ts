@@ -1,4 +1,4 @@
-import { promises as fs } from 'node:fs';
+import { promises as fs, statSync } from 'node:fs';
 import path from 'node:path';
 
 import { componentLogger, type Logger } from '../log.js';
@@ -12,7 +12,7 @@ import {
   type OciManifest,
   type StagedBlob,
 } from './archive.js';
-import { exists, KeyedMutex, readJson, writeJsonAtomic } from './fsutil.js';
+import { exists, isErrno, KeyedMutex, readJson, writeJsonAtomic } from './fsutil.js';
 import { formatReference, normalizeReference, parseReference } from './reference.js';
 import { AuthCache, secretsOf } from './registry/auth.js';
 import { loadRegistriesConfig, type RegistriesConfig } from './registry/config.js';
@@ -186,6 +186,30 @@ export class ImageStore implements ImageService {
 
   private async readIndex(): Promise<StoreIndex> {
     return (await readJson<StoreIndex>(this.indexFile)) ?? { images: [], layers: {} };
+  }
+
+  /** The index as last read, with the identity of the file it was read from. */
+  private cached?: { index: StoreIndex; file: string };
+
+  /**
+   * The index for reading only (callers must not change it): parsed again only when the
+   * file is another one than last time. Every writer, in this process or another (`flyces
+   * image import`), replaces the file by a rename, which gives it a new inode and times;
+   * a stat from memory is far cheaper than reading and parsing it on every container start.
+   */
+  private async indexForReading(): Promise<StoreIndex> {
+    let identity: string;
+    try {
+      const st = statSync(this.indexFile);
+      identity = `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return { images: [], layers: {} };
+      throw err;
+    }
+    if (this.cached?.file === identity) return this.cached.index;
+    const index = await this.readIndex();
+    this.cached = { index, file: identity };
+    return index;
   }
 
   /**
@@ -394,7 +418,7 @@ export class ImageStore implements ImageService {
 
   /** The image a reference resolves to, after normalisation; also accepts an image id. */
   async getImage(ref: string): Promise<ImageInfo | undefined> {
-    const index = await this.readIndex();
+    const index = await this.indexForReading();
     const record = findImage(index, ref);
     return record && this.info(index, record);
   }
@@ -405,11 +429,11 @@ export class ImageStore implements ImageService {
    * getImage does).
    */
   async resolveImage(ref: string): Promise<StoredImage | undefined> {
-    const index = await this.readIndex();
+    const index = await this.indexForReading();
     const record = findImage(index, ref);
     if (!record) return undefined;
     const layerDirs = record.layers.map((d) => this.layerDir(d));
-    return { ...this.info(index, record), config: record.config, layerDirs };
+    return { ...this.info(index, record), config: structuredClone(record.config), layerDirs };
   }
 
   async listImages(): Promise<ImageInfo[]> {

@@ -1,4 +1,4 @@
-import { existsSync, promises as fs, watch } from 'node:fs';
+import { existsSync, mkdirSync, promises as fs, watch } from 'node:fs';
 import path from 'node:path';
 
 import { componentLogger, type Logger } from '../log.js';
@@ -191,21 +191,23 @@ export class MiniC implements RuntimeService {
       createdAt: new Date().toISOString(),
     };
     const resolvConf = config.resolvConf ?? '';
+    setup.sandbox = rec;
+    setup.described.resolve();
     try {
-      await fs.mkdir(this.records.sandboxDir(id), { recursive: true });
+      mkdirSync(this.records.sandboxDir(id), { recursive: true });
       if (rec.hostNetwork) rec.ip = config.hostIP ?? '127.0.0.1';
       // /etc/hosts names the pod's address once CNI has given it; containers bind-mount
       // the file, so it is rewritten in place before any of their processes starts.
-      await Promise.all([
-        this.records.writeSandbox(rec),
-        writeEtcFiles(this.records.sandboxDir(id), rec.hostname, rec.ip, resolvConf),
-      ]);
+      const etcFiles = writeEtcFiles(this.records.sandboxDir(id), rec.hostname, rec.ip, resolvConf);
+      etcFiles.catch(() => undefined); // awaited below, unless the record fails first
+      // The record comes first, so that no namespace exists that no record names.
+      await this.records.writeSandbox(rec);
       setup.recorded.resolve();
       if (!rec.hostNetwork) {
-        await this.network.createNetns(rec.netns);
+        await Promise.all([this.network.createNetns(rec.netns), etcFiles]);
         setup.netns.resolve();
         rec.ip = (await this.network.attach(rec.id, rec.netns, rec.cniConfig)).ip;
-      }
+      } else await etcFiles;
       rec.state = 'ready';
       await Promise.all([
         this.records.writeSandbox(rec),
@@ -330,7 +332,7 @@ export class MiniC implements RuntimeService {
     if (!setup) return this.createInSandbox(sandboxId, config);
     if (setup.failure) throw wrap('CreateContainerError', `sandbox ${sandboxId}`, setup.failure);
     return setup.track(
-      setup.recorded.done.then(
+      setup.described.done.then(
         () => this.createInSandbox(sandboxId, config, setup),
         (err: unknown) => Promise.reject(wrap('CreateContainerError', `sandbox ${sandboxId}`, err)),
       ),
@@ -342,7 +344,7 @@ export class MiniC implements RuntimeService {
     config: ContainerConfig,
     setup?: SandboxSetup,
   ): Promise<string> {
-    const sandbox = await this.records.readSandbox(sandboxId);
+    const sandbox = setup?.sandbox ?? (await this.records.readSandbox(sandboxId));
     if (!sandbox) throw new RuntimeError('NotFound', `sandbox ${sandboxId} not found`);
     if (sandbox.state !== 'ready' && !setup) {
       throw new RuntimeError('CreateContainerError', `sandbox ${sandboxId} is not ready`);
@@ -354,10 +356,9 @@ export class MiniC implements RuntimeService {
     const dir = this.records.containerDir(id);
     const log = this.log.child({ container: id, sandbox: sandboxId, name: config.name });
     try {
-      await fs.mkdir(dir, { recursive: true });
-      await Promise.all(
-        CONTAINER_SUBDIRS.map((sub) => fs.mkdir(path.join(dir, sub), { recursive: true })),
-      );
+      // A handful of mkdir calls: made at once, they cost less than a trip each through
+      // the thread pool, which a busy agent makes long.
+      for (const sub of CONTAINER_SUBDIRS) mkdirSync(path.join(dir, sub), { recursive: true });
       const sbDir = this.records.sandboxDir(sandboxId);
       const spec = buildSpec({
         config,
@@ -380,6 +381,8 @@ export class MiniC implements RuntimeService {
         }),
         mountRootfs(dir, image.layerDirs),
       ]);
+      // Recorded after its sandbox, so a record never names a sandbox that has none.
+      await setup?.recorded.done;
       await this.records.addContainer({
         id,
         sandboxId,
@@ -413,7 +416,7 @@ export class MiniC implements RuntimeService {
       const { runc, runtime, conmon } = await this.binaries;
       const dir = this.records.containerDir(id);
       const setup = this.setups.get(rec.sandboxId);
-      await fs.mkdir(path.join(this.root, 'sock'), { recursive: true });
+      mkdirSync(path.join(this.root, 'sock'), { recursive: true });
       try {
         await setup?.netns.done;
         const pid = await createUnderConmon(id, rec.name, {

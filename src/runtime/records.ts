@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { listDir, readJson, writeJsonAtomic } from './fsutil.js';
+import { listDir, readJson, replaceJsonSync } from './fsutil.js';
 import type { ContainerStatus } from './runtime.js';
 
 /**
  * What miniC keeps on disk under its root, one JSON file per sandbox and per container,
- * each written atomically: the facts a new MiniC reads back after the agent restarted.
+ * each replaced atomically (see replaceJsonSync): the facts a new MiniC reads back after
+ * the agent restarted.
  */
 
 export interface SandboxRecord {
@@ -73,12 +74,12 @@ export class RuntimeRecords {
       const sandboxes = new Map<string, SandboxRecord>();
       const containers = new Map<string, ContainerRecord>();
       for (const id of (await listDir(path.join(this.root, 'sandboxes'))).filter(isId)) {
-        const rec = await readJson<SandboxRecord>(path.join(this.sandboxDir(id), 'sandbox.json'));
+        const rec = await readRecord<SandboxRecord>(path.join(this.sandboxDir(id), 'sandbox.json'));
         if (rec) sandboxes.set(id, rec);
       }
       for (const id of (await listDir(path.join(this.root, 'containers'))).filter(isId)) {
         const file = path.join(this.containerDir(id), 'container.json');
-        const rec = await readJson<ContainerRecord>(file);
+        const rec = await readRecord<ContainerRecord>(file);
         if (rec) containers.set(id, rec);
       }
       return { sandboxes, containers };
@@ -92,7 +93,7 @@ export class RuntimeRecords {
 
   async writeSandbox(rec: SandboxRecord): Promise<void> {
     const { sandboxes } = await this.load();
-    await writeJsonAtomic(path.join(this.sandboxDir(rec.id), 'sandbox.json'), rec);
+    replaceJsonSync(path.join(this.sandboxDir(rec.id), 'sandbox.json'), rec);
     sandboxes.set(rec.id, copySandbox(rec)!);
   }
 
@@ -115,7 +116,7 @@ export class RuntimeRecords {
   /** Writes the record of a new container. */
   async addContainer(rec: ContainerRecord): Promise<void> {
     const { containers } = await this.load();
-    await writeJsonAtomic(path.join(this.containerDir(rec.id), 'container.json'), rec);
+    replaceJsonSync(path.join(this.containerDir(rec.id), 'container.json'), rec);
     containers.set(rec.id, copyContainer(rec)!);
   }
 
@@ -126,7 +127,7 @@ export class RuntimeRecords {
   async writeContainer(rec: ContainerRecord): Promise<void> {
     const { containers } = await this.load();
     if (!containers.has(rec.id)) return;
-    await writeJsonAtomic(path.join(this.containerDir(rec.id), 'container.json'), rec);
+    replaceJsonSync(path.join(this.containerDir(rec.id), 'container.json'), rec);
     if (containers.has(rec.id)) containers.set(rec.id, copyContainer(rec)!);
   }
 
@@ -140,6 +141,19 @@ export class RuntimeRecords {
   /** Every container record under the root, in no order. */
   async containers(): Promise<ContainerRecord[]> {
     return [...(await this.load()).containers.values()].map((rec) => copyContainer(rec)!);
+  }
+}
+
+/**
+ * A record file's content; undefined when it is missing or unreadable, which only a crash
+ * of the machine leaves behind (see replaceJsonSync), after which nothing it described runs.
+ */
+async function readRecord<T>(file: string): Promise<T | undefined> {
+  try {
+    return await readJson<T>(file);
+  } catch (err) {
+    if (err instanceof SyntaxError) return undefined;
+    throw err;
   }
 }
 

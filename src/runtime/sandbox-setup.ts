@@ -1,10 +1,13 @@
 /**
  * The steps of a sandbox that `runSandbox` is still setting up, so that containers can be
- * made for it meanwhile: a container's bundle and root file system need only the
- * sandbox's record and /etc files, `runc create` needs its network namespace, and only
- * the start of the container's process needs the network attached. Waiting for each step
- * instead of for the whole set-up takes the CNI plugins off a pod's critical path.
+ * made for it meanwhile: a container's bundle and root file system need only what the
+ * sandbox will be (its hostname and namespace name), the container's record must follow
+ * the sandbox's on disk, `runc create` needs the network namespace, and only the start of
+ * the container's process needs the network attached. Waiting for each step instead of
+ * for the whole set-up takes the CNI plugins and the records' writes off a pod's critical
+ * path.
  */
+import type { SandboxRecord } from './records.js';
 
 /** One step other calls may wait for; settles once, and never goes unhandled. */
 class Step {
@@ -35,9 +38,16 @@ class Step {
 
 /** The set-up of one sandbox, from the moment runSandbox is called until it returns. */
 export class SandboxSetup {
-  /** The record and the /etc files exist: containers may be created. */
+  /**
+   * The sandbox's record is made (in memory, as `sandbox`): containers may prepare their
+   * bundles and root file systems.
+   */
+  readonly described = new Step();
+  /** What the set-up will record for the sandbox, once `described`. */
+  sandbox?: SandboxRecord;
+  /** The sandbox's record is on disk: its containers may be recorded. */
   readonly recorded = new Step();
-  /** The network namespace exists: `runc create` may join it. */
+  /** The network namespace and the /etc files exist: `runc create` may run. */
   readonly netns = new Step();
   /** The network is attached and /etc/hosts names the pod's address: processes may start. */
   readonly ready = new Step();
@@ -51,12 +61,16 @@ export class SandboxSetup {
   /** Fails every step not yet done. */
   fail(err: Error): void {
     this.failure ??= err;
-    for (const step of [this.recorded, this.netns, this.ready]) step.reject(err);
+    for (const step of this.steps()) step.reject(err);
   }
 
   /** Resolves every step (the sandbox was ready already). */
   finish(): void {
-    for (const step of [this.recorded, this.netns, this.ready]) step.resolve();
+    for (const step of this.steps()) step.resolve();
+  }
+
+  private steps(): Step[] {
+    return [this.described, this.recorded, this.netns, this.ready];
   }
 
   /** Runs a createContainer call for this sandbox, tracked until it settles. */

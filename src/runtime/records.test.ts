@@ -1,0 +1,82 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { RuntimeRecords, type ContainerRecord, type SandboxRecord } from './records.js';
+
+function sandbox(id: string): SandboxRecord {
+  return {
+    id,
+    podUid: 'uid-1',
+    podName: 'p',
+    podNamespace: 'default',
+    hostname: 'p',
+    labels: { a: '1' },
+    attempt: 0,
+    netns: 'flyces-test',
+    cniConfig: {},
+    state: 'ready',
+    createdAt: '2026-01-01T00:00:00Z',
+  };
+}
+
+function container(id: string, sandboxId: string): ContainerRecord {
+  return {
+    id,
+    sandboxId,
+    name: 'c',
+    image: 'busybox:1',
+    imageId: 'sha256:' + 'a'.repeat(64),
+    attempt: 0,
+    labels: {},
+    createdAt: '2026-01-01T00:00:00Z',
+    stopSignal: 'SIGTERM',
+  };
+}
+
+const SB = 'b'.repeat(64);
+const C1 = 'c'.repeat(64);
+const C2 = 'd'.repeat(64);
+
+test('records written by one process are read back by the next, with no temporary files', async () => {
+  const root = mkdtempSync(path.join(tmpdir(), 'flyces-records-'));
+  try {
+    const first = new RuntimeRecords(root);
+    mkdirSync(first.sandboxDir(SB), { recursive: true });
+    mkdirSync(first.containerDir(C1), { recursive: true });
+    await first.writeSandbox(sandbox(SB));
+    await first.addContainer(container(C1, SB));
+    await first.writeContainer({ ...container(C1, SB), startedAt: '2026-01-01T00:00:01Z' });
+
+    const next = new RuntimeRecords(root);
+    assert.deepEqual(await next.readSandbox(SB), sandbox(SB));
+    assert.equal((await next.readContainer(C1))?.startedAt, '2026-01-01T00:00:01Z');
+    assert.deepEqual(readdirSync(first.containerDir(C1)), ['container.json']);
+    assert.deepEqual(readdirSync(first.sandboxDir(SB)), ['sandbox.json']);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('an unreadable record (what a machine crash can leave) counts as missing', async () => {
+  const root = mkdtempSync(path.join(tmpdir(), 'flyces-records-'));
+  try {
+    const first = new RuntimeRecords(root);
+    for (const id of [C1, C2]) mkdirSync(first.containerDir(id), { recursive: true });
+    mkdirSync(first.sandboxDir(SB), { recursive: true });
+    await first.writeSandbox(sandbox(SB));
+    await first.addContainer(container(C1, SB));
+    writeFileSync(path.join(first.containerDir(C2), 'container.json'), '');
+    writeFileSync(path.join(first.sandboxDir(SB), 'sandbox.json'), '{"id": "trunc');
+
+    const next = new RuntimeRecords(root);
+    assert.equal(await next.readSandbox(SB), undefined);
+    assert.deepEqual(
+      (await next.containers()).map((c) => c.id),
+      [C1],
+    );
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
