@@ -26,7 +26,11 @@
  *   loopback and creates nothing under /run/netns. nproc is set because podman's default
  *   (above the host's limit) makes runc fail here. Burst: all BURST runs spawned at once.
  *
- * One untimed warm-up run precedes each engine's figures. Medians and p99 (nearest rank,
+ * The engines take turns: one container of each, then the next of each, and likewise
+ * burst by burst, so that a shared machine whose speed drifts during the run slows all of
+ * them alike. flyces up is therefore running (idle) while runc and podman start theirs;
+ * the CPU it used meanwhile is printed. One untimed warm-up run precedes each engine's
+ * figures. Medians and p99 (nearest rank,
  * so with 20 samples p99 is the maximum) are printed as a table and as one JSON line.
  * Everything started is removed at the end, also on failure or Ctrl-C: the flyces up child
  * (SIGTERM, then `flyces down`), runc containers in the bench's own runc root, podman
@@ -298,7 +302,7 @@ async function buildImage(tmp: string): Promise<Image> {
 
 // ---------------------------------------------------------------- bare runc
 
-async function benchRunc(tmp: string, image: Image): Promise<Record<string, CaseResult>> {
+async function runcEngine(tmp: string, image: Image): Promise<Engine> {
   const root = join(tmp, 'runc-root');
   const bundles = join(tmp, 'runc-bundles');
   mkdirSync(root);
@@ -331,40 +335,37 @@ async function benchRunc(tmp: string, image: Image): Promise<Record<string, Case
     live.add(id);
     return timedStart('runc', runc('run', '-d', '--bundle', dir, id), join(tmp, `${id}.out`));
   };
-  await start('bench-warm');
-  await remove('bench-warm');
-
-  const seq: number[] = [];
-  for (let i = 0; i < SEQ; i++) {
-    const id = `bench-s${i}`;
-    seq.push(await start(id));
-    const state = JSON.parse(await must('runc', runc('state', id)));
-    if (state.status !== 'running') throw new Error(`runc container ${id} is ${state.status}`);
-    await remove(id);
-  }
-  const burst: CaseResult = { samples: [], lastOfBurst: [] };
-  for (let b = 0; b < BURSTS; b++) {
-    const ids = Array.from({ length: BURST }, (_, i) => `bench-b${b}-${i}`);
-    const dirs = ids.map(prepare);
-    ids.forEach((id) => live.add(id));
-    const t0 = now();
-    const ends = await Promise.all(
-      ids.map((id, i) =>
-        timedStart('runc', runc('run', '-d', '--bundle', dirs[i], id), join(tmp, `${id}.out`)).then(
-          () => now() - t0,
+  return {
+    name: 'runc',
+    async one(id) {
+      const ms = await start(id);
+      const state = JSON.parse(await must('runc', runc('state', id)));
+      if (state.status !== 'running') throw new Error(`runc container ${id} is ${state.status}`);
+      await remove(id);
+      return ms;
+    },
+    async burst(ids) {
+      const dirs = ids.map(prepare);
+      ids.forEach((id) => live.add(id));
+      const t0 = now();
+      const ends = await Promise.all(
+        ids.map((id, i) =>
+          timedStart(
+            'runc',
+            runc('run', '-d', '--bundle', dirs[i], id),
+            join(tmp, `${id}.out`),
+          ).then(() => now() - t0),
         ),
-      ),
-    );
-    burst.samples.push(...ends);
-    burst.lastOfBurst!.push(Math.max(...ends));
-    await Promise.all(ids.map(remove));
-  }
-  return { seq: { samples: seq }, burst };
+      );
+      await Promise.all(ids.map(remove));
+      return ends;
+    },
+  };
 }
 
 // ---------------------------------------------------------------- podman
 
-async function benchPodman(tmp: string, image: Image): Promise<Record<string, CaseResult>> {
+async function podmanEngine(tmp: string, image: Image): Promise<Engine> {
   const base = [
     '--root',
     join(tmp, 'podman-root'),
@@ -407,24 +408,20 @@ async function benchPodman(tmp: string, image: Image): Promise<Record<string, Ca
   const start = (name: string) => timedStart('podman', runArgs(name), join(tmp, `${name}.out`));
   const remove = (...names: string[]) => must('podman', podman('rm', '-f', '-t', '0', ...names));
 
-  await start('bench-warm');
-  await remove('bench-warm');
-  const seq: number[] = [];
-  for (let i = 0; i < SEQ; i++) {
-    const name = `bench-s${i}`;
-    seq.push(await start(name));
-    await remove(name);
-  }
-  const burst: CaseResult = { samples: [], lastOfBurst: [] };
-  for (let b = 0; b < BURSTS; b++) {
-    const names = Array.from({ length: BURST }, (_, i) => `bench-b${b}-${i}`);
-    const t0 = now();
-    const ends = await Promise.all(names.map((n) => start(n).then(() => now() - t0)));
-    burst.samples.push(...ends);
-    burst.lastOfBurst!.push(Math.max(...ends));
-    await remove(...names);
-  }
-  return { seq: { samples: seq }, burst };
+  return {
+    name: 'podman',
+    async one(name) {
+      const ms = await start(name);
+      await remove(name);
+      return ms;
+    },
+    async burst(names) {
+      const t0 = now();
+      const ends = await Promise.all(names.map((n) => start(n).then(() => now() - t0)));
+      await remove(...names);
+      return ends;
+    },
+  };
 }
 
 // ---------------------------------------------------------------- flyCes
@@ -563,11 +560,23 @@ interface CpuUse {
   pods: number;
 }
 
-interface FlycesRun {
-  cases: Record<string, CaseResult>;
+/**
+ * One engine under test, set up: `one` starts a single container (pod) and returns the
+ * time it took, then removes it untimed (`warm`: a warm-up run, not counted); `burst`
+ * starts all of `names` at once and returns each one's time from the common start.
+ */
+interface Engine {
+  name: string;
+  one(name: string, warm?: boolean): Promise<number>;
+  burst(names: string[]): Promise<number[]>;
+}
+
+interface FlycesEngine extends Engine {
+  log: string;
   times: { seq: PodTimes[]; burst: PodTimes[] };
   cpu: { seq: CpuUse; burst: CpuUse };
-  log: string;
+  /** CPU time flyces up (and its spawn helper) used so far, in ms. */
+  idleCpuMs(): number;
 }
 
 const CLOCK_TICK_MS = 10; // USER_HZ is 100 on Linux x86-64 and arm64
@@ -691,7 +700,7 @@ async function startCluster(
   return { client, log, pid: child.pid! };
 }
 
-async function benchFlyces(tmp: string, image: Image): Promise<FlycesRun> {
+async function flycesEngine(tmp: string, image: Image): Promise<FlycesEngine> {
   const { client, log, pid } = await startCluster(tmp);
   onCleanup('REST client', async () => client.close());
   await must(
@@ -704,7 +713,7 @@ async function benchFlyces(tmp: string, image: Image): Promise<FlycesRun> {
   onCleanup('pod watch', () => watch.stop());
 
   const newCpu = (): CpuUse => ({ wallMs: 0, flycesMs: 0, machineMs: 0, pods: 0 });
-  const cpu = { seq: newCpu(), burst: newCpu(), warm: newCpu() };
+  const cpu = { seq: newCpu(), burst: newCpu() };
   const startPods = async (names: string[], use: CpuUse): Promise<PodTimes[]> => {
     guard();
     const [cpu0, machine0] = [flycesCpuMs(pid), machineCpuMs()];
@@ -725,30 +734,25 @@ async function benchFlyces(tmp: string, image: Image): Promise<FlycesRun> {
     names.forEach((n) => watch.forget(n));
   };
 
-  await startPods(['bench-warm'], cpu.warm);
-  await deletePods(['bench-warm']);
-  const seq: PodTimes[] = [];
-  for (let i = 0; i < SEQ; i++) {
-    const name = `bench-s${i}`;
-    seq.push(...(await startPods([name], cpu.seq)));
-    await deletePods([name]);
-  }
-  const burstTimes: PodTimes[] = [];
-  const burst: CaseResult = { samples: [], lastOfBurst: [] };
-  for (let b = 0; b < BURSTS; b++) {
-    const names = Array.from({ length: BURST }, (_, i) => `bench-b${b}-${i}`);
-    const times = await startPods(names, cpu.burst);
-    burstTimes.push(...times);
-    const spans = times.map((t) => t.running - t.t0);
-    burst.samples.push(...spans);
-    burst.lastOfBurst!.push(Math.max(...spans));
-    await deletePods(names);
-  }
+  const times = { seq: [] as PodTimes[], burst: [] as PodTimes[] };
   return {
-    cases: { seq: { samples: seq.map((t) => t.running - t.t0) }, burst },
-    times: { seq, burst: burstTimes },
-    cpu: { seq: cpu.seq, burst: cpu.burst },
+    name: 'flyces',
     log,
+    times,
+    cpu,
+    idleCpuMs: () => flycesCpuMs(pid),
+    async one(name, warm) {
+      const [t] = await startPods([name], warm ? newCpu() : cpu.seq);
+      if (!warm) times.seq.push(t);
+      await deletePods([name]);
+      return t.running - t.t0;
+    },
+    async burst(names) {
+      const started = await startPods(names, cpu.burst);
+      times.burst.push(...started);
+      await deletePods(names);
+      return started.map((t) => t.running - t.t0);
+    },
   };
 }
 
@@ -845,23 +849,56 @@ async function main(): Promise<void> {
   progress('building the image');
   const image = await buildImage(tmp);
   const results: Record<string, Record<string, CaseResult>> = {};
-  let flyces: FlycesRun | undefined;
+  let flyces: FlycesEngine | undefined;
   let podmanVersion = 'not run';
+  const set: Engine[] = [];
   if (engines.includes('runc')) {
-    progress('bare runc');
-    results.runc = await benchRunc(tmp, image);
+    progress('setting up bare runc');
+    set.push(await runcEngine(tmp, image));
   }
   if (engines.includes('podman')) {
-    progress('podman');
+    progress('setting up podman');
     podmanVersion = (await must('podman', ['--version'])).trim().split(' ').at(-1)!;
-    results.podman = await benchPodman(tmp, image);
+    set.push(await podmanEngine(tmp, image));
   }
   if (engines.includes('flyces')) {
-    progress('flyCes');
-    flyces = await benchFlyces(tmp, image);
-    results.flyces = flyces.cases;
-    if (process.env.BENCH_KEEP_LOG) copyFileSync(flyces.log, process.env.BENCH_KEEP_LOG);
+    progress('setting up flyCes');
+    flyces = await flycesEngine(tmp, image);
+    set.push(flyces);
   }
+  // The engines take turns, one container each, so that a machine whose speed drifts
+  // (a shared host) slows all of them alike instead of whichever ran last.
+  for (const e of set) {
+    results[e.name] = { seq: { samples: [] }, burst: { samples: [], lastOfBurst: [] } };
+    await e.one('bench-warm', true);
+  }
+  // flyces up keeps running while the other engines take their turns: what it uses then.
+  let othersMs = 0;
+  let idleCpuMs = 0;
+  const timed = async <T>(e: Engine, work: () => Promise<T>): Promise<T> => {
+    if (e === flyces || !flyces) return work();
+    const [t0, cpu0] = [now(), flyces.idleCpuMs()];
+    const result = await work();
+    othersMs += now() - t0;
+    idleCpuMs += flyces.idleCpuMs() - cpu0;
+    return result;
+  };
+  progress(`${SEQ} containers one at a time, the engines taking turns`);
+  for (let i = 0; i < SEQ; i++) {
+    for (const e of set)
+      results[e.name].seq.samples.push(await timed(e, () => e.one(`bench-s${i}`)));
+  }
+  progress(`${BURSTS} bursts of ${BURST}, the engines taking turns`);
+  for (let b = 0; b < BURSTS; b++) {
+    for (const e of set) {
+      const names = Array.from({ length: BURST }, (_, i) => `bench-b${b}-${i}`);
+      const spans = await timed(e, () => e.burst(names));
+      results[e.name].burst.samples.push(...spans);
+      results[e.name].burst.lastOfBurst!.push(Math.max(...spans));
+    }
+  }
+  const flycesIdle = othersMs > 0 ? idleCpuMs : undefined;
+  if (flyces && process.env.BENCH_KEEP_LOG) copyFileSync(flyces.log, process.env.BENCH_KEEP_LOG);
   progress('done measuring');
 
   const table: Record<string, Record<string, Stats>> = {};
@@ -925,6 +962,12 @@ async function main(): Promise<void> {
       const parts = Object.entries(cols).map(([k, s]) => `${k} ${fmt(s.median)}/${fmt(s.p99)}`);
       console.log(`  ${(label[name] ?? name).padEnd(30)} ${parts.join(' · ')}`);
     }
+  }
+  if (flycesIdle !== undefined) {
+    console.log(
+      `\nflyces up runs throughout; while the other engines ran, it used ` +
+        `${fmt((100 * flycesIdle) / othersMs)}% of a core`,
+    );
   }
   if (flyces) {
     console.log(

@@ -245,6 +245,11 @@ test('miniC runs pods with runc, conmon and CNI', async (t) => {
 
     const body = await eventually(() => httpGet(`http://${sandbox.ip}:8080/`));
     assert.match(body, /Hello from flyCes/);
+    // The overlay root is mounted in the container's namespace only, never on the host.
+    const hostMounts = await fs.readFile('/proc/self/mounts', 'utf8');
+    assert.ok(!hostMounts.includes(webId), 'the root file system is not a host mount');
+    const layers = await minic.layersInUse();
+    assert.ok(layers.size > 0, 'the runtime names the layers its containers stack');
     const status = await minic.containerStatus(webId);
     assert.equal(status?.state, 'running');
     const log = await eventually(async () => {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ImageStore } from './images.js';
@@ -49,6 +49,46 @@ test('what resolveImage hands out can be changed without changing the store', as
     const again = await store.resolveImage('busybox:1');
     assert.deepEqual(again?.config.Cmd, ['sh']);
     assert.deepEqual(again?.names, ['docker.io/library/busybox:1']);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('a layer a container stacks is kept when its image is removed, until it is free', async () => {
+  const root = mkdtempSync(path.join(tmpdir(), 'flyces-images-'));
+  try {
+    const layer = 'sha256:' + '3'.repeat(64);
+    const image = {
+      id: ID,
+      digest: 'sha256:' + '2'.repeat(64),
+      names: ['docker.io/library/busybox:1'],
+      config: {},
+      layers: [layer],
+      blobs: [],
+      createdAt: '2026-01-01T00:00:00Z',
+    };
+    const index = { images: [image], layers: { [layer]: { size: 1 } } };
+    writeFileSync(path.join(root, 'images.json'), JSON.stringify(index));
+    const store = new ImageStore({ root });
+    const dir = store.layerDir(layer);
+    mkdirSync(dir, { recursive: true });
+    let users = new Set([dir]);
+    store.setLayerUsers(async () => users);
+
+    await store.removeImage('busybox:1');
+    assert.equal(await store.getImage('busybox:1'), undefined);
+    assert.ok(existsSync(dir), 'the layer a container uses stays');
+
+    users = new Set();
+    writeFileSync(
+      path.join(root, 'images.json'),
+      JSON.stringify({
+        images: [{ ...image, names: ['docker.io/library/other:1'], layers: [] }],
+        layers: { [layer]: { size: 1 } },
+      }),
+    );
+    await store.removeImage('other:1');
+    assert.ok(!existsSync(dir), 'a layer no container uses goes with the next removal');
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -159,6 +159,8 @@ export class ImageStore implements ImageService {
   private readonly mutex = new KeyedMutex();
   private readonly pulls = new Map<string, Promise<ImageInfo>>();
   private readonly authCache = new AuthCache();
+  /** Layer directories containers use, from their runtime (see setLayerUsers). */
+  private layerUsers?: () => Promise<Set<string>>;
 
   constructor(private readonly options: ImageStoreOptions) {
     this.root = path.resolve(options.root);
@@ -442,9 +444,17 @@ export class ImageStore implements ImageService {
   }
 
   /**
+   * Tells the store how to learn which layer directories containers stack: their root
+   * file systems are mounted in their own namespaces, out of the host's mount table.
+   */
+  setLayerUsers(users: () => Promise<Set<string>>): void {
+    this.layerUsers = users;
+  }
+
+  /**
    * Removes a name from its image, or the whole image when given its id or its last name;
    * then deletes blobs and layers no image needs any more. Absent images are not an error.
-   * A layer still mounted by a container (an overlay lowerdir) is kept until a later call.
+   * A layer a container still uses (an overlay lowerdir) is kept until a later call.
    */
   async removeImage(ref: string): Promise<void> {
     await this.mutex.run('index', async () => {
@@ -462,10 +472,14 @@ export class ImageStore implements ImageService {
   private async collectGarbage(index: StoreIndex): Promise<void> {
     const usedLayers = new Set(index.images.flatMap((i) => i.layers));
     const usedBlobs = new Set(index.images.flatMap((i) => i.blobs));
+    // Containers' overlays: in their own namespaces (see setLayerUsers), or on the host for
+    // containers made before the overlay moved there.
     const mounts = await fs.readFile('/proc/self/mountinfo', 'utf8');
+    const containers = (await this.layerUsers?.()) ?? new Set<string>();
     const doomed: string[] = [];
     for (const diffId of Object.keys(index.layers)) {
-      if (usedLayers.has(diffId) || mounts.includes(this.layerDir(diffId))) continue;
+      const dir = this.layerDir(diffId);
+      if (usedLayers.has(diffId) || containers.has(dir) || mounts.includes(dir)) continue;
       delete index.layers[diffId];
       doomed.push(this.layerDir(diffId));
     }

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, promises as fs, watch } from 'node:fs';
+import { existsSync, mkdirSync, promises as fs, watch, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { componentLogger, type Logger } from '../log.js';
@@ -10,7 +10,7 @@ import type { ImageStore } from './images.js';
 import { RuntimeRecords, sandboxId, type ContainerRecord, type SandboxRecord } from './records.js';
 
 export { sandboxId };
-import { mountRootfs, unmountRootfs } from './rootfs.js';
+import { rootfsMount, unmountRootfs } from './rootfs.js';
 import { startExecStream } from './exec-stream.js';
 import { SandboxSetups, type SandboxSetup } from './sandbox-setup.js';
 import { Runc } from './runc.js';
@@ -71,16 +71,6 @@ function wrap(code: RuntimeError['code'], what: string, err: unknown): RuntimeEr
 /** A container directory's parts besides its records: bundle, overlay dirs, conmon's dirs. */
 const CONTAINER_SUBDIRS = ['bundle/rootfs', 'upper', 'work', 'exit', 'persist'];
 
-/**
- * Waits for every promise, then fails with the first error: cleanup after a failure must
- * not race a step that is still running.
- */
-async function allDone(steps: Promise<unknown>[]): Promise<void> {
-  const results = await Promise.allSettled(steps);
-  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) throw failed.reason;
-}
-
 function reasonFor(exitCode: number | undefined, oom: boolean): string {
   if (oom) return 'OOMKilled';
   return exitCode === 0 ? 'Completed' : 'Error';
@@ -122,6 +112,9 @@ export class MiniC implements RuntimeService {
       ipamDir: path.join(this.root, 'cni', 'networks'),
       log: this.log,
     });
+    // Container root file systems are mounted inside the containers (see rootfs.ts), so
+    // the image store asks here which layers they stack before it deletes any.
+    this.images.setLayerUsers(() => this.layersInUse());
     this.binaries = this.findBinaries(options);
     // Reported when first used; this only avoids an unhandled rejection meanwhile.
     this.binaries.catch(() => undefined);
@@ -161,6 +154,12 @@ export class MiniC implements RuntimeService {
         this.setups.end(id, setup);
       }
     }
+  }
+
+  /** The layer directories of every container this runtime has, running or not. */
+  async layersInUse(): Promise<Set<string>> {
+    const containers = await this.records.containers();
+    return new Set(containers.flatMap((c) => c.layerDirs ?? []));
   }
 
   /** The id runSandbox gives the sandbox of `config`. */
@@ -372,15 +371,12 @@ export class MiniC implements RuntimeService {
         },
         cgroupsPath: path.join(this.cgroupParent, sandboxId, id),
         nofileLimit: await this.nofileLimit,
+        rootfs: rootfsMount(dir, image.layerDirs),
       });
-      // The spec and the overlay mount touch different files; `mount` is a fork worth hiding.
       // The bundle is new and runc reads it only at start, so it needs no atomic write.
-      await allDone([
-        fs.writeFile(path.join(dir, 'bundle', 'config.json'), JSON.stringify(spec), {
-          mode: 0o600,
-        }),
-        mountRootfs(dir, image.layerDirs),
-      ]);
+      writeFileSync(path.join(dir, 'bundle', 'config.json'), JSON.stringify(spec), {
+        mode: 0o600,
+      });
       // Recorded after its sandbox, so a record never names a sandbox that has none.
       await setup?.recorded.done;
       await this.records.addContainer({
@@ -393,11 +389,11 @@ export class MiniC implements RuntimeService {
         labels: { ...config.labels },
         createdAt: new Date().toISOString(),
         stopSignal: image.config.StopSignal || 'SIGTERM',
+        layerDirs: image.layerDirs,
       });
       setup?.containers.add(id);
     } catch (err) {
       log.error({ err }, 'create failed');
-      await unmountRootfs(dir).catch(() => undefined);
       await this.records.removeContainer(id).catch(() => undefined);
       throw wrap('CreateContainerError', `container ${config.name}`, err);
     }
@@ -452,6 +448,11 @@ export class MiniC implements RuntimeService {
       await this.records.writeContainer(rec);
       this.log.info({ container: id, sandbox: rec.sandboxId, name: rec.name }, 'container started');
     });
+  }
+
+  /** Where conmon writes the container's exit code when it ends. */
+  private exitFile(id: string): string {
+    return path.join(this.records.containerDir(id), 'exit', id);
   }
 
   private logPath(id: string): string {
@@ -605,7 +606,7 @@ export class MiniC implements RuntimeService {
    */
   private async monitored(rec: ContainerRecord): Promise<boolean> {
     if (!rec.startedAt || rec.finishedAt) return false;
-    if (await exists(path.join(this.records.containerDir(rec.id), 'exit', rec.id))) return false;
+    if (existsSync(this.exitFile(rec.id))) return false;
     return conmonAlive(rec.conmonPid ?? (await this.conmonPid(rec.id)), rec.id);
   }
 
@@ -616,9 +617,7 @@ export class MiniC implements RuntimeService {
    */
   private async liveState(rec: ContainerRecord): Promise<string | undefined> {
     if (!rec.startedAt || rec.finishedAt) return undefined;
-    if (await exists(path.join(this.records.containerDir(rec.id), 'exit', rec.id))) {
-      return 'stopped';
-    }
+    if (existsSync(this.exitFile(rec.id))) return 'stopped';
     if (conmonAlive(rec.conmonPid ?? (await this.conmonPid(rec.id)), rec.id)) return 'running';
     return (await this.binaries).runc.state(rec.id);
   }
@@ -707,9 +706,12 @@ export class MiniC implements RuntimeService {
   private async readExit(rec: ContainerRecord): Promise<boolean> {
     if (rec.finishedAt) return true;
     const dir = this.records.containerDir(rec.id);
-    const file = path.join(dir, 'exit', rec.id);
+    const file = this.exitFile(rec.id);
     let text: string;
     let mtime: Date;
+    // Asked on every status listing of a running container, where the file is missing:
+    // a stat answered from memory, not a trip through the thread pool.
+    if (!existsSync(file)) return false;
     try {
       [text, mtime] = await Promise.all([
         fs.readFile(file, 'utf8'),

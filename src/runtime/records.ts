@@ -35,6 +35,8 @@ export type ContainerRecord = Omit<ContainerStatus, 'state' | 'logPath'> & {
   cgroupPaths?: string[];
   /** The pid of the container's conmon, from its pid file once started. */
   conmonPid?: number;
+  /** The image layer directories its root file system stacks (see rootfs.ts). */
+  layerDirs?: string[];
 };
 
 /** One sandbox per pod uid and attempt, as `runSandbox` derives it. */
@@ -171,5 +173,6 @@ function copyContainer(rec: ContainerRecord | undefined): ContainerRecord | unde
   if (!rec) return undefined;
   const out = { ...rec, labels: { ...rec.labels } };
   if (rec.cgroupPaths) out.cgroupPaths = [...rec.cgroupPaths];
+  if (rec.layerDirs) out.layerDirs = [...rec.layerDirs];
   return out;
 }

@@ -1,3 +1,4 @@
+import type { RootfsMount } from './rootfs.js';
 import { promises as fs } from 'node:fs';
 
 import type { ImageConfig } from './images.js';
@@ -28,6 +29,8 @@ export interface SpecInput {
   cgroupsPath: string;
   /** Hard limit for open files the runtime may grant (the host's). */
   nofileLimit: number;
+  /** The root file system's overlay, mounted first, over `root.path` (see rootfs.ts). */
+  rootfs?: RootfsMount;
 }
 
 const DEFAULT_PATH_ENV = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -191,6 +194,7 @@ export function buildSpec(input: SpecInput): Record<string, unknown> {
   const { config, image } = input;
   const nofile = Math.min(MAX_NOFILE, input.nofileLimit);
   const mounts = [
+    ...(input.rootfs ? [input.rootfs] : []),
     ...BASE_MOUNTS,
     bind(input.etcFiles.hosts, '/etc/hosts', false),
     bind(input.etcFiles.hostname, '/etc/hostname', false),
