@@ -65,6 +65,7 @@ export async function downCommand(dataDir: string, bridge: string): Promise<void
     await runtime.stopSandbox(sandbox.id);
     await runtime.removeSandbox(sandbox.id);
   }
+  await runtime.removeSpareNetwork();
   await removeAllPodVolumes(dataDir);
   try {
     await promisify(execFile)('ip', ['link', 'del', bridge]);

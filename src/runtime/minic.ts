@@ -13,6 +13,7 @@ export { sandboxId };
 import { rootfsMount, unmountRootfs } from './rootfs.js';
 import { startExecStream } from './exec-stream.js';
 import { SandboxSetups, type SandboxSetup } from './sandbox-setup.js';
+import { SpareNetworks, spareFile } from './spare-network.js';
 import { Runc } from './runc.js';
 import {
   RuntimeError,
@@ -71,6 +72,11 @@ function wrap(code: RuntimeError['code'], what: string, err: unknown): RuntimeEr
 /** A container directory's parts besides its records: bundle, overlay dirs, conmon's dirs. */
 const CONTAINER_SUBDIRS = ['bundle/rootfs', 'upper', 'work', 'exit', 'persist'];
 
+/** The CNI container id a sandbox's network was attached under: its own, or its spare's. */
+function cniIdOf(rec: SandboxRecord): string {
+  return rec.cniId ?? rec.id;
+}
+
 function reasonFor(exitCode: number | undefined, oom: boolean): string {
   if (oom) return 'OOMKilled';
   return exitCode === 0 ? 'Completed' : 'Error';
@@ -91,6 +97,8 @@ export class MiniC implements RuntimeService {
   private readonly log: Logger;
   private readonly locks = new KeyedMutex();
   private readonly setups = new SandboxSetups();
+  private readonly spares: SpareNetworks;
+  private sparesStarted?: Promise<void>;
   private readonly records: RuntimeRecords;
   private readonly cgroupParent: string;
   private readonly logSizeMax: number;
@@ -115,6 +123,9 @@ export class MiniC implements RuntimeService {
     // Container root file systems are mounted inside the containers (see rootfs.ts), so
     // the image store asks here which layers they stack before it deletes any.
     this.images.setLayerUsers(() => this.layersInUse());
+    this.spares = new SpareNetworks(this.network, spareFile(this.root), this.log, async (netns) =>
+      (await this.records.sandboxes()).some((r) => r.netns === netns),
+    );
     this.binaries = this.findBinaries(options);
     // Reported when first used; this only avoids an unhandled rejection meanwhile.
     this.binaries.catch(() => undefined);
@@ -147,7 +158,9 @@ export class MiniC implements RuntimeService {
     // Registered before the first await, so calls that follow this one see the set-up.
     const { setup, owner } = this.setups.begin(id);
     try {
-      return await this.locks.run(id, () => this.setUpSandbox(id, config, setup));
+      return await this.spares.busy(() =>
+        this.locks.run(id, () => this.setUpSandbox(id, config, setup)),
+      );
     } finally {
       if (owner) {
         setup.finish();
@@ -175,6 +188,8 @@ export class MiniC implements RuntimeService {
     const existing = await this.records.readSandbox(id);
     if (existing?.state === 'ready') return this.sandboxStatus(existing);
     const log = this.log.child({ sandbox: id, pod: `${config.podNamespace}/${config.podName}` });
+    // A new sandbox takes the spare network if one is ready (see spare-network.ts).
+    const spare = existing || config.hostNetwork === true ? undefined : this.spares.take();
     const rec: SandboxRecord = existing ?? {
       id,
       podUid: config.podUid,
@@ -183,9 +198,11 @@ export class MiniC implements RuntimeService {
       hostname: config.hostname,
       labels: { ...config.labels },
       attempt: config.attempt ?? 0,
-      netns: `flyces-${id.slice(0, 12)}`,
+      netns: spare?.netns ?? `flyces-${id.slice(0, 12)}`,
+      cniId: spare?.cniId,
+      ip: spare?.ip,
       hostNetwork: config.hostNetwork === true,
-      cniConfig: this.network.bridgeConfig(),
+      cniConfig: spare?.cniConfig ?? this.network.bridgeConfig(),
       state: 'notready',
       createdAt: new Date().toISOString(),
     };
@@ -201,11 +218,15 @@ export class MiniC implements RuntimeService {
       etcFiles.catch(() => undefined); // awaited below, unless the record fails first
       // The record comes first, so that no namespace exists that no record names.
       await this.records.writeSandbox(rec);
+      if (spare) this.spares.recorded(spare);
       setup.recorded.resolve();
-      if (!rec.hostNetwork) {
+      if (spare) {
+        await etcFiles;
+        setup.netns.resolve();
+      } else if (!rec.hostNetwork) {
         await Promise.all([this.network.createNetns(rec.netns), etcFiles]);
         setup.netns.resolve();
-        rec.ip = (await this.network.attach(rec.id, rec.netns, rec.cniConfig)).ip;
+        rec.ip = (await this.network.attach(cniIdOf(rec), rec.netns, rec.cniConfig)).ip;
       } else await etcFiles;
       rec.state = 'ready';
       await Promise.all([
@@ -246,7 +267,7 @@ export class MiniC implements RuntimeService {
   private async teardownNetwork(rec: SandboxRecord, deleteNetns: boolean): Promise<void> {
     if (rec.hostNetwork) return;
     if (await exists(netnsPath(rec.netns))) {
-      await this.network.detach(rec.id, rec.netns, rec.cniConfig);
+      await this.network.detach(cniIdOf(rec), rec.netns, rec.cniConfig);
     }
     if (deleteNetns) await this.network.deleteNetns(rec.netns);
   }
@@ -289,9 +310,23 @@ export class MiniC implements RuntimeService {
     });
   }
 
-  /** Sets up the pod bridge and its gateway address now; returns that address. */
-  prepareNetwork(): Promise<string> {
-    return this.network.ensureBridge();
+  /**
+   * Sets up the pod bridge and its gateway address now and returns that address; then
+   * keeps a spare pod network ready for the next sandbox (see spare-network.ts).
+   */
+  async prepareNetwork(): Promise<string> {
+    const gateway = await this.network.ensureBridge();
+    this.sparesStarted ??= this.spares.start().catch((err: unknown) => {
+      this.log.warn({ err }, 'could not take over the spare pod network');
+    });
+    await this.sparesStarted;
+    return gateway;
+  }
+
+  /** Deletes the spare pod network, if there is one, and makes no more (`flyces down`). */
+  async removeSpareNetwork(): Promise<void> {
+    await this.spares.start().catch(() => undefined);
+    await this.spares.remove();
   }
 
   async listSandboxes(filter?: SandboxFilter): Promise<SandboxStatus[]> {
@@ -403,6 +438,10 @@ export class MiniC implements RuntimeService {
 
   /** Starts a created container under conmon; resolves once the process runs. */
   async startContainer(id: string): Promise<void> {
+    await this.spares.busy(() => this.startLocked(id));
+  }
+
+  private async startLocked(id: string): Promise<void> {
     await this.locks.run(id, async () => {
       const rec = await this.records.readContainer(id);
       if (!rec) throw new RuntimeError('NotFound', `container ${id} not found`);

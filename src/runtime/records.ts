@@ -21,6 +21,8 @@ export interface SandboxRecord {
   netns: string;
   /** The pod uses the node's network namespace: no netns and no CNI of its own. */
   hostNetwork?: boolean;
+  /** The CNI container id ADD ran with, when not the sandbox's id (a spare network's). */
+  cniId?: string;
   /** The CNI config ADD ran with, so DEL undoes exactly that. */
   cniConfig: Record<string, unknown>;
   ip?: string;

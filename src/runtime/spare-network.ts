@@ -1,0 +1,174 @@
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
+
+import type { Logger } from '../log.js';
+import { netnsPath, type PodNetwork } from './cni.js';
+import { randomHex, readJson, replaceJsonSync } from './fsutil.js';
+
+/**
+ * One network namespace kept ready for the next sandbox, already attached to the pod
+ * network: creating a namespace and running the CNI plugins take the better part of a
+ * pod's start-up, and the plugins' processes slow `runc create` when they run beside it.
+ * A sandbox that finds the spare takes it as it is (namespace, address, CNI id); a new one
+ * is made a moment later, when the start-up is over. When there is none (a burst of pods
+ * took it), sandboxes make their own as before.
+ *
+ * The spare is described in a file under the runtime's root until a sandbox's record
+ * names it, so that after a crash it is either taken over, left to the sandbox that
+ * claimed it, or detached and deleted: never lost. `flyces down` deletes it.
+ */
+
+export interface SpareNetwork {
+  netns: string;
+  /** The CNI container id its attachment was made under (DEL needs the same). */
+  cniId: string;
+  cniConfig: Record<string, unknown>;
+  /** Set once attached. */
+  ip?: string;
+}
+
+/**
+ * How long the runtime must have been idle (no sandbox set up, no container started)
+ * before a new spare is made: the start that took the last one has the machine first.
+ */
+const IDLE_DELAY_MS = 25;
+/** After a failed attempt, the next one waits this long. */
+const RETRY_DELAY_MS = 30_000;
+
+export class SpareNetworks {
+  private ready?: SpareNetwork;
+  private filling?: Promise<void>;
+  private timer?: NodeJS.Timeout;
+  private stopped = false;
+  /** Starts in flight (see busy); a spare is made only when there are none. */
+  private starts = 0;
+  private wanted = false;
+
+  /**
+   * `claimed` tells whether a sandbox record names a namespace (the spare was taken just
+   * before a crash).
+   */
+  constructor(
+    private readonly network: PodNetwork,
+    private readonly file: string,
+    private readonly log: Logger,
+    private readonly claimed: (netns: string) => Promise<boolean>,
+  ) {}
+
+  /**
+   * Takes over the spare a previous process left, if it is whole and unclaimed; cleans up
+   * what is left of one that is not. Then makes one if there is none.
+   */
+  async start(): Promise<void> {
+    const left = await readJson<SpareNetwork>(this.file).catch(() => undefined);
+    if (left?.netns) {
+      if (await this.claimed(left.netns)) rmSync(this.file, { force: true });
+      else if (left.ip && existsSync(netnsPath(left.netns))) this.ready = left;
+      else await this.discard(left);
+    } else rmSync(this.file, { force: true });
+    if (!this.ready) this.want();
+  }
+
+  /**
+   * Runs a sandbox set-up or container start: the spare waits until none is in flight, so
+   * making it never slows one.
+   */
+  async busy<T>(work: () => Promise<T>): Promise<T> {
+    this.starts++;
+    clearTimeout(this.timer);
+    try {
+      return await work();
+    } finally {
+      if (--this.starts === 0 && this.wanted) this.refillSoon(IDLE_DELAY_MS);
+    }
+  }
+
+  /**
+   * The ready spare, now the caller's, or undefined. The caller records it as its own and
+   * then calls `recorded`.
+   */
+  take(): SpareNetwork | undefined {
+    const spare = this.ready;
+    this.ready = undefined;
+    if (spare) this.want();
+    return spare;
+  }
+
+  /** The taker's record names the spare now: its file no longer needs to. */
+  recorded(spare: SpareNetwork): void {
+    // A new spare may have been described meanwhile; only this one's file goes.
+    let named: string | undefined;
+    try {
+      named = (JSON.parse(readFileSync(this.file, 'utf8')) as SpareNetwork).netns;
+    } catch {
+      return;
+    }
+    if (named === spare.netns) rmSync(this.file, { force: true });
+  }
+
+  /** Deletes the spare (namespace, address, file) and makes no more. */
+  async remove(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.filling;
+    const spare = this.ready;
+    this.ready = undefined;
+    if (spare) await this.discard(spare);
+  }
+
+  private want(): void {
+    this.wanted = true;
+    if (this.starts === 0) this.refillSoon(IDLE_DELAY_MS);
+  }
+
+  private refillSoon(delayMs: number): void {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      if (this.ready || this.filling || this.stopped || this.starts > 0) return;
+      this.wanted = false;
+      this.filling = this.fill().finally(() => (this.filling = undefined));
+    }, delayMs);
+    this.timer.unref();
+  }
+
+  private async fill(): Promise<void> {
+    const spare: SpareNetwork = {
+      netns: `flyces-${randomHex(6)}`,
+      cniId: randomHex(32),
+      cniConfig: this.network.bridgeConfig(),
+    };
+    try {
+      // Described before it exists, so a crash midway leaves something to clean up by.
+      mkdirSync(path.dirname(this.file), { recursive: true });
+      replaceJsonSync(this.file, spare);
+      await this.network.createNetns(spare.netns);
+      spare.ip = (await this.network.attach(spare.cniId, spare.netns, spare.cniConfig)).ip;
+      replaceJsonSync(this.file, spare);
+    } catch (err) {
+      this.log.warn({ err, netns: spare.netns }, 'could not make a spare pod network');
+      await this.discard(spare).catch(() => undefined);
+      this.wanted = true;
+      this.refillSoon(RETRY_DELAY_MS);
+      return;
+    }
+    if (this.stopped) return void (await this.discard(spare));
+    this.ready = spare;
+    this.log.debug({ netns: spare.netns, ip: spare.ip }, 'spare pod network ready');
+  }
+
+  /** Detaches and deletes a spare's namespace, then its file. */
+  private async discard(spare: SpareNetwork): Promise<void> {
+    // DEL releases the address even when the namespace is gone (after a reboot).
+    await this.network.detach(spare.cniId, spare.netns, spare.cniConfig).catch((err: unknown) => {
+      this.log.warn({ err, netns: spare.netns }, 'could not detach a spare pod network');
+    });
+    if (existsSync(netnsPath(spare.netns))) await this.network.deleteNetns(spare.netns);
+    rmSync(this.file, { force: true });
+  }
+}
+
+/** Where a runtime root keeps its spare's description. */
+export function spareFile(root: string): string {
+  return path.join(root, 'spare-network.json');
+}

@@ -1,0 +1,164 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import { promisify } from 'node:util';
+
+import { ImageStore } from '../src/runtime/images.js';
+import { MiniC, type MiniCOptions } from '../src/runtime/minic.js';
+import type { SpareNetwork } from '../src/runtime/spare-network.js';
+
+/**
+ * The spare pod network of miniC against real network namespaces and CNI plugins: made
+ * when the network is prepared, taken by the next sandbox and replaced, taken over or
+ * cleaned up by the next process on the same root, deleted by `removeSpareNetwork`. Needs
+ * root; uses its own temp root, pod CIDR and bridge, removed by name at the end.
+ */
+
+const exec = promisify(execFile);
+const BRIDGE = 'flycessp0';
+const POD_CIDR = '10.42.235.0/24';
+
+const root = await fs.mkdtemp(path.join(os.tmpdir(), 'flyces-spare-'));
+const options: MiniCOptions = {
+  root: path.join(root, 'runtime'),
+  images: new ImageStore({ root: path.join(root, 'images') }),
+  bridge: BRIDGE,
+  podCidr: POD_CIDR,
+};
+const spareFile = path.join(root, 'runtime', 'spare-network.json');
+const made = new Set<string>();
+/** Namespaces that existed before: any other that appears is this test's runtime's. */
+const before = await namespaces();
+
+async function namespaces(): Promise<Set<string>> {
+  return new Set((await fs.readdir('/var/run/netns').catch(() => [] as string[])).map(String));
+}
+
+after(async () => {
+  for (const name of await namespaces()) if (!before.has(name)) made.add(name);
+  for (const name of made) {
+    if (existsSync(`/var/run/netns/${name}`)) await exec('ip', ['netns', 'delete', name]);
+  }
+  await exec('ip', ['link', 'delete', BRIDGE]).catch(() => undefined);
+  await fs.rm(root, { recursive: true, force: true });
+});
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await fn();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** The spare described on disk once it is attached (it has an address), else undefined. */
+async function readySpare(): Promise<SpareNetwork | undefined> {
+  try {
+    const spare = JSON.parse(await fs.readFile(spareFile, 'utf8')) as SpareNetwork;
+    if (!spare.ip) return undefined;
+    made.add(spare.netns);
+    return spare;
+  } catch {
+    return undefined;
+  }
+}
+
+const sandboxConfig = (name: string) => ({
+  podUid: `uid-${name}`,
+  podName: name,
+  podNamespace: 'default',
+  hostname: name,
+  labels: {},
+});
+
+test('a spare network is made, taken by the next sandbox, replaced, and cleaned up', async () => {
+  const minic = new MiniC(options);
+  await minic.prepareNetwork();
+  const first = await until('a spare network', readySpare);
+  assert.ok(existsSync(`/var/run/netns/${first.netns}`));
+  assert.ok(first.ip?.startsWith('10.42.235.'));
+
+  const sandbox = await minic.runSandbox(sandboxConfig('a'));
+  assert.equal(sandbox.state, 'ready');
+  assert.equal(sandbox.ip, first.ip, 'the sandbox took the spare as it was');
+  const hosts = await fs.readFile(
+    path.join(options.root, 'sandboxes', sandbox.id, 'hosts'),
+    'utf8',
+  );
+  assert.match(hosts, new RegExp(`${first.ip!.replaceAll('.', '\\.')}\\ta`));
+
+  const second = await until('the next spare', async () => {
+    const spare = await readySpare();
+    return spare && spare.netns !== first.netns ? spare : undefined;
+  });
+  assert.notEqual(second.ip, first.ip);
+
+  // Removing the sandbox releases the spare's namespace and address as its own.
+  await minic.removeSandbox(sandbox.id);
+  assert.ok(!existsSync(`/var/run/netns/${first.netns}`));
+
+  // The next process on the root takes the spare over rather than making another.
+  const again = new MiniC(options);
+  await again.prepareNetwork();
+  const b = await again.runSandbox(sandboxConfig('b'));
+  assert.equal(b.ip, second.ip);
+  await again.removeSandbox(b.id);
+  const third = await until('a third spare', async () => {
+    const spare = await readySpare();
+    return spare && spare.netns !== second.netns ? spare : undefined;
+  });
+
+  // `flyces down`: a fresh runtime deletes the spare, namespace and file.
+  await new MiniC(options).removeSpareNetwork();
+  assert.ok(!existsSync(`/var/run/netns/${third.netns}`), 'the spare namespace is gone');
+  assert.ok(!existsSync(spareFile), 'its description is gone');
+  const leases = await fs.readdir(path.join(options.root, 'cni', 'networks', 'flyces'));
+  assert.deepEqual(
+    leases.filter((f) => f.startsWith('10.')),
+    [],
+    'every address was released',
+  );
+});
+
+test('a spare a sandbox had claimed before a crash is left to that sandbox', async () => {
+  // A sandbox record naming a namespace, and a spare file naming the same one: the crash
+  // came between the sandbox's record and the spare file's removal.
+  const netns = 'flyces-sparetest';
+  await exec('ip', ['netns', 'add', netns]);
+  made.add(netns);
+  const sandboxId = 'e'.repeat(64);
+  const dir = path.join(options.root, 'sandboxes', sandboxId);
+  await fs.mkdir(dir, { recursive: true });
+  await fs.writeFile(
+    path.join(dir, 'sandbox.json'),
+    JSON.stringify({
+      id: sandboxId,
+      podUid: 'uid-c',
+      podName: 'c',
+      podNamespace: 'default',
+      hostname: 'c',
+      labels: {},
+      attempt: 0,
+      netns,
+      cniId: 'f'.repeat(64),
+      cniConfig: {},
+      ip: '10.42.235.200',
+      state: 'ready',
+      createdAt: '2026-01-01T00:00:00Z',
+    }),
+  );
+  await fs.writeFile(
+    spareFile,
+    JSON.stringify({ netns, cniId: 'f'.repeat(64), cniConfig: {}, ip: '10.42.235.200' }),
+  );
+  const minic = new MiniC(options);
+  await minic.removeSpareNetwork();
+  assert.ok(existsSync(`/var/run/netns/${netns}`), "the sandbox's namespace stays");
+  assert.ok(!existsSync(spareFile));
+  await fs.rm(dir, { recursive: true, force: true });
+});
