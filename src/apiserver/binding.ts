@@ -1,7 +1,7 @@
 import { ApiError, badRequest, conflict, invalid, type StatusObject } from '../api/errors.js';
 import type { ResourceType } from '../api/resources.js';
 import { nowTimestamp, type KObject } from '../api/types.js';
-import { isDns1123Subdomain } from '../api/validation.js';
+import { isDns1123Label, isDns1123Subdomain } from '../api/validation.js';
 import type { Registry } from './registry.js';
 
 /**
@@ -42,6 +42,7 @@ export async function bindPod(
   namespace: string,
   name: string,
   binding: KObject,
+  dryRun = false,
 ): Promise<void> {
   const nodeName = binding?.target?.name;
   if (typeof nodeName !== 'string' || nodeName === '') {
@@ -53,7 +54,7 @@ export async function bindPod(
     ]);
   }
   const precondition = binding.metadata?.resourceVersion;
-  await registry.mutate(pods, namespace, name, precondition, 'binding', (pod) => {
+  const write = async (pod: KObject) => {
     if (pod.spec.nodeName) {
       throw new ApiError(
         'Conflict',
@@ -80,7 +81,8 @@ export async function bindPod(
     });
     pod.status.conditions = conditions;
     return pod;
-  });
+  };
+  await registry.mutate(pods, namespace, name, precondition, 'binding', write, { dryRun });
 }
 
 /** Whether the caller may bind this pod; a Forbidden error when not. */
@@ -90,7 +92,7 @@ export type BindAuthorizer = (namespace: string, name: string) => Promise<ApiErr
  * Binds every item of a bulk request (see above) at once; one Status per item, in order.
  * A body that is not a BindingList of at most MAX_BULK_BINDINGS items is refused whole
  * (BadRequest). `failed` hears of items that failed for a fault of the server, not of the
- * request, so that they are logged.
+ * request, so that they are logged. With `dryRun` every item is checked and nothing written.
  */
 export async function bindAll(
   registry: Registry,
@@ -98,6 +100,7 @@ export async function bindAll(
   body: unknown,
   authorize: BindAuthorizer,
   failed: (err: unknown, namespace: string, name: string) => void,
+  dryRun = false,
 ): Promise<{ kind: string; apiVersion: string; items: BindResult[] }> {
   const items = (body as { items?: unknown } | undefined)?.items;
   if (!Array.isArray(items))
@@ -122,9 +125,20 @@ export async function bindAll(
             { field: `items[${i}].metadata.namespace`, type: 'Required' },
           ]);
         }
+        // The pods/NAME/binding path could not carry these (a slash, `..`); no pod has them.
+        const field = !isDns1123Subdomain(name)
+          ? { field: `items[${i}].metadata.name`, value: name, detail: 'not a valid pod name' }
+          : !isDns1123Label(namespace)
+            ? {
+                field: `items[${i}].metadata.namespace`,
+                value: namespace,
+                detail: 'not a valid namespace',
+              }
+            : undefined;
+        if (field) throw invalid('Binding', '', name, [{ ...field, type: 'Invalid' }]);
         const refused = await authorize(namespace, name);
         if (refused) throw refused;
-        await bindPod(registry, pods, namespace, name, item);
+        await bindPod(registry, pods, namespace, name, item, dryRun);
         return BOUND;
       } catch (err) {
         if (err instanceof ApiError) return err.toStatus();
