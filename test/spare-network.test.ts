@@ -162,3 +162,68 @@ test('a spare a sandbox had claimed before a crash is left to that sandbox', asy
   assert.ok(!existsSync(spareFile));
   await fs.rm(dir, { recursive: true, force: true });
 });
+
+/** The addresses host-local has leased on the test's pod network. */
+async function leases(): Promise<string[]> {
+  const dir = path.join(options.root, 'cni', 'networks', 'flyces');
+  return (await fs.readdir(dir).catch(() => [] as string[])).filter((f) => f.startsWith('10.'));
+}
+
+test("a spare whose namespace was deleted behind the runtime's back is not handed out", async (t) => {
+  const minic = new MiniC(options);
+  t.after(() => minic.removeSpareNetwork());
+  await minic.prepareNetwork();
+  const spare = await until('a spare network', readySpare);
+  await exec('ip', ['netns', 'delete', spare.netns]);
+
+  const sandbox = await minic.runSandbox(sandboxConfig('d'));
+  assert.equal(sandbox.state, 'ready');
+  assert.notEqual(sandbox.ip, spare.ip, 'the sandbox made a network of its own');
+  const record = JSON.parse(
+    await fs.readFile(path.join(options.root, 'sandboxes', sandbox.id, 'sandbox.json'), 'utf8'),
+  ) as { netns: string };
+  made.add(record.netns);
+  assert.ok(existsSync(`/var/run/netns/${record.netns}`));
+  const next = await until('the next spare', async () => {
+    const s = await readySpare();
+    return s && s.netns !== spare.netns ? s : undefined;
+  });
+  await minic.removeSandbox(sandbox.id);
+  await minic.removeSpareNetwork();
+  assert.ok(!existsSync(`/var/run/netns/${next.netns}`));
+  assert.deepEqual(await leases(), [], "the lost spare's address was released too");
+});
+
+test('a spare file naming something other than a spare namespace is ignored and removed', async (t) => {
+  // Garbage, truncated, or naming a path outside the namespace directory: a sandbox must
+  // never join what it names, and nothing it names is deleted.
+  const outside = path.join(root, 'not-a-netns');
+  await fs.writeFile(outside, '');
+  const named = path.relative('/var/run/netns', outside);
+  const bodies = [
+    '{"netns": "flyces-',
+    'null',
+    '[1,2]',
+    JSON.stringify({ netns: named, cniId: 'a'.repeat(64), cniConfig: {}, ip: '10.42.235.250' }),
+    JSON.stringify({ netns: 'flyces-abc', cniId: 'a'.repeat(64), cniConfig: 'x', ip: 5 }),
+  ];
+  for (const body of bodies) {
+    await fs.mkdir(path.dirname(spareFile), { recursive: true });
+    await fs.writeFile(spareFile, body);
+    const minic = new MiniC(options);
+    t.after(() => minic.removeSpareNetwork());
+    await minic.prepareNetwork();
+    const sandbox = await minic.runSandbox(sandboxConfig('g'));
+    assert.ok(sandbox.ip?.startsWith('10.42.235.'), body);
+    assert.notEqual(sandbox.ip, '10.42.235.250', body);
+    const record = JSON.parse(
+      await fs.readFile(path.join(options.root, 'sandboxes', sandbox.id, 'sandbox.json'), 'utf8'),
+    ) as { netns: string };
+    made.add(record.netns);
+    assert.match(record.netns, /^flyces-[0-9a-f]+$/, body);
+    assert.ok(existsSync(outside), body);
+    await minic.removeSandbox(sandbox.id);
+    await minic.removeSpareNetwork();
+  }
+  assert.deepEqual(await leases(), []);
+});
