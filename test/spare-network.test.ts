@@ -227,3 +227,33 @@ test('a spare file naming something other than a spare namespace is ignored and 
   }
   assert.deepEqual(await leases(), []);
 });
+
+test('sandboxes started together: one takes the spare, each gets its own address', async (t) => {
+  const minic = new MiniC(options);
+  t.after(() => minic.removeSpareNetwork());
+  await minic.prepareNetwork();
+  const spare = await until('a spare network', readySpare);
+  const names = ['m1', 'm2', 'm3', 'm4', 'm5'];
+  const sandboxes = await Promise.all(names.map((n) => minic.runSandbox(sandboxConfig(n))));
+  for (const s of sandboxes) assert.equal(s.state, 'ready');
+  assert.equal(sandboxes.filter((s) => s.ip === spare.ip).length, 1);
+  assert.equal(new Set(sandboxes.map((s) => s.ip)).size, names.length);
+  for (const s of sandboxes) {
+    const record = JSON.parse(
+      await fs.readFile(path.join(options.root, 'sandboxes', s.id, 'sandbox.json'), 'utf8'),
+    ) as { netns: string };
+    made.add(record.netns);
+  }
+  // One sandbox's namespace deleted behind the runtime's back: removing the sandbox still
+  // releases its address.
+  const lost = JSON.parse(
+    await fs.readFile(
+      path.join(options.root, 'sandboxes', sandboxes[0].id, 'sandbox.json'),
+      'utf8',
+    ),
+  ) as { netns: string };
+  await exec('ip', ['netns', 'delete', lost.netns]);
+  for (const s of sandboxes) await minic.removeSandbox(s.id);
+  await minic.removeSpareNetwork();
+  assert.deepEqual(await leases(), []);
+});
