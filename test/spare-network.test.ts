@@ -257,3 +257,34 @@ test('sandboxes started together: one takes the spare, each gets its own address
   await minic.removeSpareNetwork();
   assert.deepEqual(await leases(), []);
 });
+
+test('a spare made for another pod network is not taken over after a restart', async (t) => {
+  // The operator restarts the runtime with another bridge and pod CIDR: the spare left on
+  // the old network must not give the first pod an address of the old range.
+  const first = new MiniC(options);
+  await first.prepareNetwork();
+  const old = await until('a spare network', readySpare);
+  await first.runSandbox(sandboxConfig('o')); // busy: no new spare is made meanwhile
+  const stale = await until('the next spare', async () => {
+    const s = await readySpare();
+    return s && s.netns !== old.netns ? s : undefined;
+  });
+  // The first runtime "crashes": nothing cleans up the spare it leaves.
+  const moved: MiniCOptions = { ...options, bridge: 'flycesat0', podCidr: '10.42.236.0/24' };
+  const second = new MiniC(moved);
+  t.after(async () => {
+    await second.removeSpareNetwork();
+    await exec('ip', ['link', 'delete', 'flycesat0']).catch(() => undefined);
+  });
+  await second.prepareNetwork();
+  const sandbox = await second.runSandbox(sandboxConfig('p'));
+  const record = JSON.parse(
+    await fs.readFile(path.join(options.root, 'sandboxes', sandbox.id, 'sandbox.json'), 'utf8'),
+  ) as { netns: string };
+  made.add(record.netns);
+  assert.match(sandbox.ip ?? '', /^10\.42\.236\./, 'an address of the new range');
+  assert.ok(!existsSync(`/var/run/netns/${stale.netns}`), 'the stale spare was deleted');
+  for (const s of await second.listSandboxes()) await second.removeSandbox(s.id);
+  await second.removeSpareNetwork();
+  assert.deepEqual(await leases(), [], 'the stale spare released its old address');
+});

@@ -56,8 +56,9 @@ export class SpareNetworks {
   ) {}
 
   /**
-   * Takes over the spare a previous process left, if it is whole and unclaimed; cleans up
-   * what is left of one that is not. Then makes one if there is none.
+   * Takes over the spare a previous process left, if it is whole, unclaimed and on the
+   * current pod network; cleans up what is left of one that is not. Then makes one if
+   * there is none.
    */
   async start(): Promise<void> {
     const read = await readJson<unknown>(this.file).catch(() => undefined);
@@ -65,8 +66,11 @@ export class SpareNetworks {
     // directory) is dropped without touching what it names.
     const left = isSpareNetwork(read) ? read : undefined;
     if (left) {
+      // One made for another pod network (bridge, CIDR) before a restart is not taken.
+      const current =
+        JSON.stringify(left.cniConfig) === JSON.stringify(this.network.bridgeConfig());
       if (await this.claimed(left.netns)) rmSync(this.file, { force: true });
-      else if (left.ip && existsSync(netnsPath(left.netns))) this.ready = left;
+      else if (current && left.ip && existsSync(netnsPath(left.netns))) this.ready = left;
       else await this.discard(left);
     } else rmSync(this.file, { force: true });
     if (!this.ready) this.want();
