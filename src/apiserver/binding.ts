@@ -1,4 +1,11 @@
-import { ApiError, badRequest, conflict, invalid, type StatusObject } from '../api/errors.js';
+import {
+  ApiError,
+  badRequest,
+  conflict,
+  invalid,
+  type FieldError,
+  type StatusObject,
+} from '../api/errors.js';
 import type { ResourceType } from '../api/resources.js';
 import { nowTimestamp, type KObject } from '../api/types.js';
 import { isDns1123Label, isDns1123Subdomain } from '../api/validation.js';
@@ -125,17 +132,8 @@ export async function bindAll(
             { field: `items[${i}].metadata.namespace`, type: 'Required' },
           ]);
         }
-        // The pods/NAME/binding path could not carry these (a slash, `..`); no pod has them.
-        const field = !isDns1123Subdomain(name)
-          ? { field: `items[${i}].metadata.name`, value: name, detail: 'not a valid pod name' }
-          : !isDns1123Label(namespace)
-            ? {
-                field: `items[${i}].metadata.namespace`,
-                value: namespace,
-                detail: 'not a valid namespace',
-              }
-            : undefined;
-        if (field) throw invalid('Binding', '', name, [{ ...field, type: 'Invalid' }]);
+        const wrong = invalidNames(name, namespace, i);
+        if (wrong.length > 0) throw invalid('Binding', '', name, wrong);
         const refused = await authorize(namespace, name);
         if (refused) throw refused;
         await bindPod(registry, pods, namespace, name, item, dryRun);
@@ -151,4 +149,25 @@ export async function bindAll(
     }),
   );
   return { kind: 'BindingResultList', apiVersion: 'flyces.io/v1', items: results };
+}
+
+/**
+ * A bulk item's name and namespace that no pod can have, as field errors: the
+ * pods/NAME/binding path could not even carry some of them (a slash, `..`).
+ */
+function invalidNames(name: string, namespace: string, i: number): FieldError[] {
+  const errors: FieldError[] = [];
+  const at = `items[${i}].metadata`;
+  if (!isDns1123Subdomain(name)) {
+    errors.push({ field: `${at}.name`, type: 'Invalid', value: name, detail: 'not a pod name' });
+  }
+  if (!isDns1123Label(namespace)) {
+    errors.push({
+      field: `${at}.namespace`,
+      type: 'Invalid',
+      value: namespace,
+      detail: 'not a namespace name',
+    });
+  }
+  return errors;
 }

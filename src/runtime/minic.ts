@@ -169,7 +169,13 @@ export class MiniC implements RuntimeService {
     }
   }
 
-  /** The layer directories of every container this runtime has, running or not. */
+  /**
+   * The layer directories of every container this runtime has, running or not. A container
+   * being created counts from the moment its record is written: an image removed between
+   * createContainer's resolving the image and that moment loses its layers, and the
+   * container's start then fails with runc's overlay mount error (not seen in tests; the
+   * window is the wait for the sandbox's own record).
+   */
   async layersInUse(): Promise<Set<string>> {
     const containers = await this.records.containers();
     return new Set(containers.flatMap((c) => c.layerDirs ?? []));
