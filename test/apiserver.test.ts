@@ -591,4 +591,41 @@ describe('bulk bindings (flyCes scheduler path)', () => {
       /^items: /,
     );
   });
+
+  test('a dry run writes nothing; other methods are refused with 405', async () => {
+    await api.client.create(pods, {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'dry1', namespace: 'default' },
+      spec: { containers: [{ name: 'c', image: 'pause:1' }] },
+    });
+    const answer = await api.client.request('POST', '/flyces/v1/bindings', {
+      body: bindings(['dry1']),
+      query: { dryRun: 'All' },
+    });
+    assert.equal(answer.items[0].status, 'Success');
+    assert.equal((await api.client.get(pods, 'default', 'dry1')).spec.nodeName, undefined);
+    const single = `/api/v1/namespaces/default/pods/dry1/binding`;
+    await api.client.request('POST', single, {
+      body: bindings(['dry1']).items[0],
+      query: { dryRun: 'All' },
+    });
+    assert.equal((await api.client.get(pods, 'default', 'dry1')).spec.nodeName, undefined);
+    await rejects(
+      api.client.request('POST', '/flyces/v1/bindings', {
+        body: bindings(['dry1']),
+        query: { dryRun: 'Some' },
+      }),
+      'BadRequest',
+      /invalid dry run option/,
+    );
+    for (const method of ['GET', 'PUT', 'DELETE', 'PATCH']) {
+      await rejects(
+        api.client.request(method, '/flyces/v1/bindings', { body: bindings(['dry1']) }),
+        'MethodNotAllowed',
+        /only POST/,
+      );
+    }
+    assert.equal((await api.client.get(pods, 'default', 'dry1')).spec.nodeName, undefined);
+  });
 });

@@ -162,3 +162,129 @@ test('a spare a sandbox had claimed before a crash is left to that sandbox', asy
   assert.ok(!existsSync(spareFile));
   await fs.rm(dir, { recursive: true, force: true });
 });
+
+/** The addresses host-local has leased on the test's pod network. */
+async function leases(): Promise<string[]> {
+  const dir = path.join(options.root, 'cni', 'networks', 'flyces');
+  return (await fs.readdir(dir).catch(() => [] as string[])).filter((f) => f.startsWith('10.'));
+}
+
+test("a spare whose namespace was deleted behind the runtime's back is not handed out", async (t) => {
+  const minic = new MiniC(options);
+  t.after(() => minic.removeSpareNetwork());
+  await minic.prepareNetwork();
+  const spare = await until('a spare network', readySpare);
+  await exec('ip', ['netns', 'delete', spare.netns]);
+
+  const sandbox = await minic.runSandbox(sandboxConfig('d'));
+  assert.equal(sandbox.state, 'ready');
+  assert.notEqual(sandbox.ip, spare.ip, 'the sandbox made a network of its own');
+  const record = JSON.parse(
+    await fs.readFile(path.join(options.root, 'sandboxes', sandbox.id, 'sandbox.json'), 'utf8'),
+  ) as { netns: string };
+  made.add(record.netns);
+  assert.ok(existsSync(`/var/run/netns/${record.netns}`));
+  const next = await until('the next spare', async () => {
+    const s = await readySpare();
+    return s && s.netns !== spare.netns ? s : undefined;
+  });
+  await minic.removeSandbox(sandbox.id);
+  await minic.removeSpareNetwork();
+  assert.ok(!existsSync(`/var/run/netns/${next.netns}`));
+  assert.deepEqual(await leases(), [], "the lost spare's address was released too");
+});
+
+test('a spare file naming something other than a spare namespace is ignored and removed', async (t) => {
+  // Garbage, truncated, or naming a path outside the namespace directory: a sandbox must
+  // never join what it names, and nothing it names is deleted.
+  const outside = path.join(root, 'not-a-netns');
+  await fs.writeFile(outside, '');
+  const named = path.relative('/var/run/netns', outside);
+  const bodies = [
+    '{"netns": "flyces-',
+    'null',
+    '[1,2]',
+    JSON.stringify({ netns: named, cniId: 'a'.repeat(64), cniConfig: {}, ip: '10.42.235.250' }),
+    JSON.stringify({ netns: 'flyces-abc', cniId: 'a'.repeat(64), cniConfig: 'x', ip: 5 }),
+  ];
+  for (const body of bodies) {
+    await fs.mkdir(path.dirname(spareFile), { recursive: true });
+    await fs.writeFile(spareFile, body);
+    const minic = new MiniC(options);
+    t.after(() => minic.removeSpareNetwork());
+    await minic.prepareNetwork();
+    const sandbox = await minic.runSandbox(sandboxConfig('g'));
+    assert.ok(sandbox.ip?.startsWith('10.42.235.'), body);
+    assert.notEqual(sandbox.ip, '10.42.235.250', body);
+    const record = JSON.parse(
+      await fs.readFile(path.join(options.root, 'sandboxes', sandbox.id, 'sandbox.json'), 'utf8'),
+    ) as { netns: string };
+    made.add(record.netns);
+    assert.match(record.netns, /^flyces-[0-9a-f]+$/, body);
+    assert.ok(existsSync(outside), body);
+    await minic.removeSandbox(sandbox.id);
+    await minic.removeSpareNetwork();
+  }
+  assert.deepEqual(await leases(), []);
+});
+
+test('sandboxes started together: one takes the spare, each gets its own address', async (t) => {
+  const minic = new MiniC(options);
+  t.after(() => minic.removeSpareNetwork());
+  await minic.prepareNetwork();
+  const spare = await until('a spare network', readySpare);
+  const names = ['m1', 'm2', 'm3', 'm4', 'm5'];
+  const sandboxes = await Promise.all(names.map((n) => minic.runSandbox(sandboxConfig(n))));
+  for (const s of sandboxes) assert.equal(s.state, 'ready');
+  assert.equal(sandboxes.filter((s) => s.ip === spare.ip).length, 1);
+  assert.equal(new Set(sandboxes.map((s) => s.ip)).size, names.length);
+  for (const s of sandboxes) {
+    const record = JSON.parse(
+      await fs.readFile(path.join(options.root, 'sandboxes', s.id, 'sandbox.json'), 'utf8'),
+    ) as { netns: string };
+    made.add(record.netns);
+  }
+  // One sandbox's namespace deleted behind the runtime's back: removing the sandbox still
+  // releases its address.
+  const lost = JSON.parse(
+    await fs.readFile(
+      path.join(options.root, 'sandboxes', sandboxes[0].id, 'sandbox.json'),
+      'utf8',
+    ),
+  ) as { netns: string };
+  await exec('ip', ['netns', 'delete', lost.netns]);
+  for (const s of sandboxes) await minic.removeSandbox(s.id);
+  await minic.removeSpareNetwork();
+  assert.deepEqual(await leases(), []);
+});
+
+test('a spare made for another pod network is not taken over after a restart', async (t) => {
+  // The operator restarts the runtime with another bridge and pod CIDR: the spare left on
+  // the old network must not give the first pod an address of the old range.
+  const first = new MiniC(options);
+  await first.prepareNetwork();
+  const old = await until('a spare network', readySpare);
+  await first.runSandbox(sandboxConfig('o')); // busy: no new spare is made meanwhile
+  const stale = await until('the next spare', async () => {
+    const s = await readySpare();
+    return s && s.netns !== old.netns ? s : undefined;
+  });
+  // The first runtime "crashes": nothing cleans up the spare it leaves.
+  const moved: MiniCOptions = { ...options, bridge: 'flycesat0', podCidr: '10.42.236.0/24' };
+  const second = new MiniC(moved);
+  t.after(async () => {
+    await second.removeSpareNetwork();
+    await exec('ip', ['link', 'delete', 'flycesat0']).catch(() => undefined);
+  });
+  await second.prepareNetwork();
+  const sandbox = await second.runSandbox(sandboxConfig('p'));
+  const record = JSON.parse(
+    await fs.readFile(path.join(options.root, 'sandboxes', sandbox.id, 'sandbox.json'), 'utf8'),
+  ) as { netns: string };
+  made.add(record.netns);
+  assert.match(sandbox.ip ?? '', /^10\.42\.236\./, 'an address of the new range');
+  assert.ok(!existsSync(`/var/run/netns/${stale.netns}`), 'the stale spare was deleted');
+  for (const s of await second.listSandboxes()) await second.removeSandbox(s.id);
+  await second.removeSpareNetwork();
+  assert.deepEqual(await leases(), [], 'the stale spare released its old address');
+});

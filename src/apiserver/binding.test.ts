@@ -136,3 +136,34 @@ test('bulk binds: a fault of the server fails only its item, and is reported', a
   ]);
   assert.deepEqual(faults, ['default/b: authorizer broke']);
 });
+
+test('bulk binds: names no pods/NAME/binding path could carry are invalid, not looked up', async () => {
+  const { registry } = await setup(['a']);
+  const item = (name: string, namespace: string) => ({
+    metadata: { name, namespace },
+    target: { name: 'n1' },
+  });
+  const body = {
+    items: [item('a/b', 'default'), item('..', 'default'), item('a', 'default/x'), item('a', '.')],
+  };
+  const answer = await bindAll(registry, PODS, body, allowAll, noFaults);
+  const got = outcomes(answer.items);
+  [
+    /^Invalid: .*items\[0\]\.metadata\.name: Invalid value: "a\/b"/,
+    /^Invalid: .*items\[1\]\.metadata\.name: Invalid value: "\.\."/,
+    /^Invalid: .*items\[2\]\.metadata\.namespace: Invalid value: "default\/x"/,
+    /^Invalid: .*items\[3\]\.metadata\.namespace: Invalid value: "\."/,
+  ].forEach((e, i) => assert.match(got[i], e));
+  assert.equal((await registry.get(PODS, 'default', 'a')).spec.nodeName, undefined);
+});
+
+test('bulk binds: a dry run checks every item and writes nothing', async () => {
+  const { registry } = await setup(['a', 'b']);
+  const before = (await registry.get(PODS, 'default', 'a')).metadata.resourceVersion;
+  const body = { items: [binding('a', 'n1'), binding('gone', 'n1')] };
+  const answer = await bindAll(registry, PODS, body, allowAll, noFaults, true);
+  assert.deepEqual(outcomes(answer.items), ['ok', 'NotFound: pods "gone" not found']);
+  const a = await registry.get(PODS, 'default', 'a');
+  assert.equal(a.spec.nodeName, undefined);
+  assert.equal(a.metadata.resourceVersion, before);
+});

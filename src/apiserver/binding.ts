@@ -1,7 +1,14 @@
-import { ApiError, badRequest, conflict, invalid, type StatusObject } from '../api/errors.js';
+import {
+  ApiError,
+  badRequest,
+  conflict,
+  invalid,
+  type FieldError,
+  type StatusObject,
+} from '../api/errors.js';
 import type { ResourceType } from '../api/resources.js';
 import { nowTimestamp, type KObject } from '../api/types.js';
-import { isDns1123Subdomain } from '../api/validation.js';
+import { isDns1123Label, isDns1123Subdomain } from '../api/validation.js';
 import type { Registry } from './registry.js';
 
 /**
@@ -42,6 +49,7 @@ export async function bindPod(
   namespace: string,
   name: string,
   binding: KObject,
+  dryRun = false,
 ): Promise<void> {
   const nodeName = binding?.target?.name;
   if (typeof nodeName !== 'string' || nodeName === '') {
@@ -53,7 +61,7 @@ export async function bindPod(
     ]);
   }
   const precondition = binding.metadata?.resourceVersion;
-  await registry.mutate(pods, namespace, name, precondition, 'binding', (pod) => {
+  const write = async (pod: KObject) => {
     if (pod.spec.nodeName) {
       throw new ApiError(
         'Conflict',
@@ -80,7 +88,8 @@ export async function bindPod(
     });
     pod.status.conditions = conditions;
     return pod;
-  });
+  };
+  await registry.mutate(pods, namespace, name, precondition, 'binding', write, { dryRun });
 }
 
 /** Whether the caller may bind this pod; a Forbidden error when not. */
@@ -90,7 +99,7 @@ export type BindAuthorizer = (namespace: string, name: string) => Promise<ApiErr
  * Binds every item of a bulk request (see above) at once; one Status per item, in order.
  * A body that is not a BindingList of at most MAX_BULK_BINDINGS items is refused whole
  * (BadRequest). `failed` hears of items that failed for a fault of the server, not of the
- * request, so that they are logged.
+ * request, so that they are logged. With `dryRun` every item is checked and nothing written.
  */
 export async function bindAll(
   registry: Registry,
@@ -98,6 +107,7 @@ export async function bindAll(
   body: unknown,
   authorize: BindAuthorizer,
   failed: (err: unknown, namespace: string, name: string) => void,
+  dryRun = false,
 ): Promise<{ kind: string; apiVersion: string; items: BindResult[] }> {
   const items = (body as { items?: unknown } | undefined)?.items;
   if (!Array.isArray(items))
@@ -122,9 +132,11 @@ export async function bindAll(
             { field: `items[${i}].metadata.namespace`, type: 'Required' },
           ]);
         }
+        const wrong = invalidNames(name, namespace, i);
+        if (wrong.length > 0) throw invalid('Binding', '', name, wrong);
         const refused = await authorize(namespace, name);
         if (refused) throw refused;
-        await bindPod(registry, pods, namespace, name, item);
+        await bindPod(registry, pods, namespace, name, item, dryRun);
         return BOUND;
       } catch (err) {
         if (err instanceof ApiError) return err.toStatus();
@@ -137,4 +149,25 @@ export async function bindAll(
     }),
   );
   return { kind: 'BindingResultList', apiVersion: 'flyces.io/v1', items: results };
+}
+
+/**
+ * A bulk item's name and namespace that no pod can have, as field errors: the
+ * pods/NAME/binding path could not even carry some of them (a slash, `..`).
+ */
+function invalidNames(name: string, namespace: string, i: number): FieldError[] {
+  const errors: FieldError[] = [];
+  const at = `items[${i}].metadata`;
+  if (!isDns1123Subdomain(name)) {
+    errors.push({ field: `${at}.name`, type: 'Invalid', value: name, detail: 'not a pod name' });
+  }
+  if (!isDns1123Label(namespace)) {
+    errors.push({
+      field: `${at}.namespace`,
+      type: 'Invalid',
+      value: namespace,
+      detail: 'not a namespace name',
+    });
+  }
+  return errors;
 }

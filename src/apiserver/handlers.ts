@@ -161,7 +161,8 @@ function setWarnings(res: ServerResponse, warnings: string[]): void {
   );
 }
 
-function dryRun(rr: ResourceRequest): boolean {
+/** Whether the query asks for a dry run (`dryRun=All`); any other value is refused. */
+export function dryRun(rr: Pick<ResourceRequest, 'query'>): boolean {
   const value = rr.query.getAll('dryRun');
   if (value.some((v) => v !== 'All'))
     throw badRequest(`invalid dry run option ${JSON.stringify(value)}; only All is supported`);
@@ -177,7 +178,7 @@ export async function handleCreate(
   const body = decodeBody(await readBody(req), req.headers['content-type']);
   if (body === undefined) throw badRequest('a request body is required');
   if (rr.subresource === 'binding') {
-    await bindPod(ctx.registry, rr.rt, rr.namespace!, rr.name!, body as KObject);
+    await bindPod(ctx.registry, rr.rt, rr.namespace!, rr.name!, body as KObject, dryRun(rr));
     sendJson(res, 201, BOUND);
     return;
   }

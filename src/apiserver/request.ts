@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import YAML from 'yaml';
+import YAML, { Lexer } from 'yaml';
 import { ApiError, badRequest } from '../api/errors.js';
 import { byGroupResource, type ResourceType } from '../api/resources.js';
 import { decodeKubernetesProtobuf, PROTOBUF_MEDIA_TYPE } from './protobuf/decode.js';
@@ -177,6 +177,7 @@ function decodeText(body: Buffer, contentType: string | undefined): unknown {
       `the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (not ${type})`,
     );
   }
+  if (type === 'application/yaml') checkYamlFlowDepth(text);
   try {
     if (type === 'application/yaml') {
       return YAML.parse(text, { maxAliasCount: 100 });
@@ -184,6 +185,24 @@ function decodeText(body: Buffer, contentType: string | undefined): unknown {
     return JSON.parse(text);
   } catch (err) {
     throw badRequest(`the request body could not be decoded: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Refuses YAML whose flow collections (`[`, `{`) nest deeper than MAX_DEPTH before it is
+ * parsed: the parser spends seconds and a gigabyte on a body of a million brackets before
+ * it fails (a few such bodies at once ran the server out of memory). The lexer's tokens
+ * tell brackets from the same characters inside scalars. Block nesting needs indentation,
+ * which the body limit keeps shallow enough to parse.
+ */
+function checkYamlFlowDepth(text: string): void {
+  let depth = 0;
+  for (const token of new Lexer().lex(text)) {
+    if (token === '[' || token === '{') {
+      if (++depth > MAX_DEPTH) {
+        throw badRequest(`the request body is nested deeper than ${MAX_DEPTH} levels`);
+      }
+    } else if (token === ']' || token === '}') depth--;
   }
 }
 

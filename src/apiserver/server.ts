@@ -22,6 +22,7 @@ import {
   handleWatch,
   sendJson,
   type HandlerContext,
+  dryRun,
 } from './handlers.js';
 import { proxyExec, refuseUpgrade } from './exec.js';
 import { openPodLogs, type NodeDialer } from './node-proxy.js';
@@ -256,9 +257,15 @@ export class ApiServer {
       if (this.join?.handles(url)) return await this.join.serve(req, url, res, user);
       if (!user) throw new ApiError('Unauthorized', 'Unauthorized');
       checkAcceptable(req.headers.accept);
-      if (req.method === 'POST' && url.pathname === BULK_BINDINGS_PATH) {
+      if (url.pathname === BULK_BINDINGS_PATH) {
+        if (req.method !== 'POST') {
+          throw new ApiError(
+            'MethodNotAllowed',
+            `${req.method} is not supported on ${url.pathname}; only POST is`,
+          );
+        }
         const flow = `${user.name} ${req.headers['user-agent'] ?? ''}`;
-        await this.fairness.run(flow, () => this.serveBulkBindings(user, req, res));
+        await this.fairness.run(flow, () => this.serveBulkBindings(user, url, req, res));
       } else if (!this.serveNonResource(req, url, res)) {
         const rr = parseResourcePath(req.method ?? 'GET', url);
         if (!rr) throw new ApiError('NotFound', 'the server could not find the requested resource');
@@ -287,9 +294,11 @@ export class ApiServer {
   /** The scheduler's bulk binds (binding.ts), each authorized as its own pods/binding create. */
   private async serveBulkBindings(
     user: UserInfo,
+    url: URL,
     req: IncomingMessage,
     res: ServerResponse,
   ): Promise<void> {
+    const dry = dryRun({ query: url.searchParams });
     const body = decodeBody(await readBody(req), req.headers['content-type']);
     const pods = byGroupResource.get('/pods')!;
     const authorizeItem = async (namespace: string, name: string) => {
@@ -306,7 +315,7 @@ export class ApiServer {
     };
     const failed = (err: unknown, namespace: string, name: string) =>
       this.log.error({ err, pod: `${namespace}/${name}` }, 'bulk bind failed');
-    sendJson(res, 200, await bindAll(this.ctx.registry, pods, body, authorizeItem, failed));
+    sendJson(res, 200, await bindAll(this.ctx.registry, pods, body, authorizeItem, failed, dry));
   }
 
   /** HTTP upgrades: only `pods/NAME/exec` (WebSocket; see exec.ts) is served. */

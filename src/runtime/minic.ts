@@ -169,7 +169,13 @@ export class MiniC implements RuntimeService {
     }
   }
 
-  /** The layer directories of every container this runtime has, running or not. */
+  /**
+   * The layer directories of every container this runtime has, running or not. A container
+   * being created counts from the moment its record is written: an image removed between
+   * createContainer's resolving the image and that moment loses its layers, and the
+   * container's start then fails with runc's overlay mount error (not seen in tests; the
+   * window is the wait for the sandbox's own record).
+   */
   async layersInUse(): Promise<Set<string>> {
     const containers = await this.records.containers();
     return new Set(containers.flatMap((c) => c.layerDirs ?? []));
@@ -268,6 +274,12 @@ export class MiniC implements RuntimeService {
     if (rec.hostNetwork) return;
     if (await exists(netnsPath(rec.netns))) {
       await this.network.detach(cniIdOf(rec), rec.netns, rec.cniConfig);
+    } else {
+      // Deleted behind the runtime's back (or lost in a reboot): DEL still releases the
+      // address, which would otherwise stay leased; it cannot undo anything else.
+      await this.network.detach(cniIdOf(rec), rec.netns, rec.cniConfig).catch((err: unknown) => {
+        this.log.warn({ err, sandbox: rec.id }, 'could not release the address of a lost netns');
+      });
     }
     if (deleteNetns) await this.network.deleteNetns(rec.netns);
   }
@@ -325,7 +337,9 @@ export class MiniC implements RuntimeService {
 
   /** Deletes the spare pod network, if there is one, and makes no more (`flyces down`). */
   async removeSpareNetwork(): Promise<void> {
-    await this.spares.start().catch(() => undefined);
+    // Taken over once per runtime: a second start would discard a spare being made.
+    this.sparesStarted ??= this.spares.start().catch(() => undefined);
+    await this.sparesStarted;
     await this.spares.remove();
   }
 

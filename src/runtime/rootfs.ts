@@ -32,10 +32,19 @@ export function rootfsMount(dir: string, layerDirs: string[]): RootfsMount {
   }
   const upper = path.join(dir, 'upper');
   const work = path.join(dir, 'work');
+  // Overlay options split on ',' and lowerdir on ':'; such a path would name other ones.
+  const odd = [...lower, upper, work].find((d) => /[,:\\]/.test(d));
+  if (odd !== undefined) {
+    throw new Error(`overlay cannot name the directory "${odd}" (it has ',', ':' or '\\')`);
+  }
   const options = `lowerdir=${lower.join(':')},upperdir=${upper},workdir=${work}`;
-  // The kernel takes mount options in one page.
-  if (options.length >= 4096) {
-    throw new Error(`image has too many layers (${lower.length}) for one overlay mount here`);
+  // The kernel takes mount options in one page, counted in bytes (paths may not be ASCII).
+  const bytes = Buffer.byteLength(options);
+  if (bytes >= 4096) {
+    throw new Error(
+      `image has too many layers (${lower.length}) for one overlay mount here: ` +
+        `its options take ${bytes} bytes, the limit is 4095`,
+    );
   }
   return { destination: '/', type: 'overlay', source: 'overlay', options: [options] };
 }

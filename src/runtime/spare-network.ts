@@ -56,14 +56,21 @@ export class SpareNetworks {
   ) {}
 
   /**
-   * Takes over the spare a previous process left, if it is whole and unclaimed; cleans up
-   * what is left of one that is not. Then makes one if there is none.
+   * Takes over the spare a previous process left, if it is whole, unclaimed and on the
+   * current pod network; cleans up what is left of one that is not. Then makes one if
+   * there is none.
    */
   async start(): Promise<void> {
-    const left = await readJson<SpareNetwork>(this.file).catch(() => undefined);
-    if (left?.netns) {
+    const read = await readJson<unknown>(this.file).catch(() => undefined);
+    // A file this class did not write (garbage, or naming a path outside the namespace
+    // directory) is dropped without touching what it names.
+    const left = isSpareNetwork(read) ? read : undefined;
+    if (left) {
+      // One made for another pod network (bridge, CIDR) before a restart is not taken.
+      const current =
+        JSON.stringify(left.cniConfig) === JSON.stringify(this.network.bridgeConfig());
       if (await this.claimed(left.netns)) rmSync(this.file, { force: true });
-      else if (left.ip && existsSync(netnsPath(left.netns))) this.ready = left;
+      else if (current && left.ip && existsSync(netnsPath(left.netns))) this.ready = left;
       else await this.discard(left);
     } else rmSync(this.file, { force: true });
     if (!this.ready) this.want();
@@ -90,8 +97,19 @@ export class SpareNetworks {
   take(): SpareNetwork | undefined {
     const spare = this.ready;
     this.ready = undefined;
-    if (spare) this.want();
-    return spare;
+    if (!spare) return undefined;
+    this.want();
+    if (existsSync(netnsPath(spare.netns))) return spare;
+    // Its namespace was deleted behind the runtime's back: the caller makes its own, and
+    // the spare's address is released before the next spare is made.
+    this.log.warn({ netns: spare.netns }, 'the spare pod network namespace is gone');
+    this.filling = this.discard(spare)
+      .catch((err: unknown) => this.log.warn({ err, netns: spare.netns }, 'spare cleanup'))
+      .finally(() => {
+        this.filling = undefined;
+        if (this.wanted) this.refillSoon(IDLE_DELAY_MS);
+      });
+    return undefined;
   }
 
   /** The taker's record names the spare now: its file no longer needs to. */
@@ -166,6 +184,20 @@ export class SpareNetworks {
     if (existsSync(netnsPath(spare.netns))) await this.network.deleteNetns(spare.netns);
     rmSync(this.file, { force: true });
   }
+}
+
+/** Whether `value` describes a spare as `fill` writes one: a plain namespace name of ours. */
+function isSpareNetwork(value: unknown): value is SpareNetwork {
+  const v = value as Partial<SpareNetwork> | null | undefined;
+  return (
+    typeof v?.netns === 'string' &&
+    /^flyces-[0-9a-z]+$/.test(v.netns) &&
+    typeof v.cniId === 'string' &&
+    /^[0-9a-f]+$/.test(v.cniId) &&
+    typeof v.cniConfig === 'object' &&
+    v.cniConfig !== null &&
+    (v.ip === undefined || typeof v.ip === 'string')
+  );
 }
 
 /** Where a runtime root keeps its spare's description. */
