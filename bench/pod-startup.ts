@@ -28,7 +28,9 @@
  *
  * The engines take turns: one container of each, then the next of each, and likewise
  * burst by burst, so that a shared machine whose speed drifts during the run slows all of
- * them alike. flyces up is therefore running (idle) while runc and podman start theirs;
+ * them alike; before each turn the bench waits for the machine to be quiet, so that what
+ * one engine's removals leave running (podman's cleanup process) does not slow the next.
+ * flyces up is running (idle) while runc and podman start theirs;
  * the CPU it used meanwhile is printed. One untimed warm-up run precedes each engine's
  * figures. Medians and p99 (nearest rank,
  * so with 20 samples p99 is the maximum) are printed as a table and as one JSON line.
@@ -617,6 +619,21 @@ function machineCpuMs(): number {
   return (total - t[3] - t[4]) * CLOCK_TICK_MS;
 }
 
+/**
+ * Waits until the machine is quiet (under 10 % busy over 100 ms) or 3 s have passed. An
+ * engine's removals may leave work running behind them (podman's cleanup process, a
+ * monitor exiting), which must not land on the next engine's turn.
+ */
+async function settle(): Promise<void> {
+  const deadline = now() + 3000;
+  while (now() < deadline) {
+    const [cpu0, t0] = [machineCpuMs(), now()];
+    await sleep(100);
+    const busy = (machineCpuMs() - cpu0) / ((now() - t0) * cpus().length);
+    if (busy < 0.1) return;
+  }
+}
+
 async function startCluster(
   tmp: string,
 ): Promise<{ client: KubeClient; log: string; pid: number }> {
@@ -876,6 +893,7 @@ async function main(): Promise<void> {
   let othersMs = 0;
   let idleCpuMs = 0;
   const timed = async <T>(e: Engine, work: () => Promise<T>): Promise<T> => {
+    await settle();
     if (e === flyces || !flyces) return work();
     const [t0, cpu0] = [now(), flyces.idleCpuMs()];
     const result = await work();
