@@ -264,8 +264,9 @@ export class ApiServer {
             `${req.method} is not supported on ${url.pathname}; only POST is`,
           );
         }
-        const flow = `${user.name} ${req.headers['user-agent'] ?? ''}`;
-        await this.fairness.run(flow, () => this.serveBulkBindings(user, url, req, res));
+        await this.fairness.run(flowOf(user, req), () =>
+          this.serveBulkBindings(user, url, req, res),
+        );
       } else if (!this.serveNonResource(req, url, res)) {
         const rr = parseResourcePath(req.method ?? 'GET', url);
         if (!rr) throw new ApiError('NotFound', 'the server could not find the requested resource');
@@ -274,7 +275,7 @@ export class ApiServer {
         const handler = rr.subresource === 'log' ? handleLog : HANDLERS[rr.verb];
         const serve = () => handler(this.ctx, rr, authorized, res);
         if (!WRITE_VERBS.has(rr.verb) || rr.rt.group === 'coordination.k8s.io') await serve();
-        else await this.fairness.run(`${user.name} ${req.headers['user-agent'] ?? ''}`, serve);
+        else await this.fairness.run(flowOf(user, req), serve);
       }
     } catch (err) {
       this.writeError(res, err, req);
@@ -432,6 +433,11 @@ export class ApiServer {
 
 interface KObjectLike {
   metadata?: { name?: string };
+}
+
+/** Who is asking, as the fair dispatcher tells flows apart: user and client. */
+function flowOf(user: UserInfo, req: IncomingMessage): string {
+  return `${user.name} ${req.headers['user-agent'] ?? ''}`;
 }
 
 function isAdmin(user: UserInfo): boolean {

@@ -272,15 +272,13 @@ export class MiniC implements RuntimeService {
 
   private async teardownNetwork(rec: SandboxRecord, deleteNetns: boolean): Promise<void> {
     if (rec.hostNetwork) return;
-    if (await exists(netnsPath(rec.netns))) {
-      await this.network.detach(cniIdOf(rec), rec.netns, rec.cniConfig);
-    } else {
-      // Deleted behind the runtime's back (or lost in a reboot): DEL still releases the
-      // address, which would otherwise stay leased; it cannot undo anything else.
-      await this.network.detach(cniIdOf(rec), rec.netns, rec.cniConfig).catch((err: unknown) => {
-        this.log.warn({ err, sandbox: rec.id }, 'could not release the address of a lost netns');
-      });
-    }
+    // A namespace deleted behind the runtime's back (or lost in a reboot) still gets DEL,
+    // which releases its address; that it cannot undo more is only worth a warning.
+    const present = await exists(netnsPath(rec.netns));
+    await this.network.detach(cniIdOf(rec), rec.netns, rec.cniConfig).catch((err: unknown) => {
+      if (present) throw err;
+      this.log.warn({ err, sandbox: rec.id }, 'could not release the address of a lost netns');
+    });
     if (deleteNetns) await this.network.deleteNetns(rec.netns);
   }
 
