@@ -30,24 +30,36 @@ function stopAll(): void {
 after(stopAll);
 process.on('exit', stopAll);
 
-/** A port nobody listens on right now, on the loopback interface. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
+/**
+ * Two ports nobody listens on right now, on the loopback interface: both held open
+ * together while chosen, so they differ (asked one after the other, the kernel may hand
+ * out the same one twice).
+ */
+async function freePorts(): Promise<[number, number]> {
+  const servers = [net.createServer(), net.createServer()];
+  const ports = await Promise.all(
+    servers.map(
+      (server) =>
+        new Promise<number>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen(0, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port));
+        }),
+    ),
+  );
+  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  return [ports[0], ports[1]];
 }
 
-/** Starts a new single-member etcd on loopback and waits until it answers. */
-async function startEtcd(): Promise<Etcd> {
+/**
+ * Starts a new single-member etcd on loopback and waits until it answers. A port taken
+ * by someone else between its choice and etcd's bind makes etcd exit; it is started
+ * again on other ports (at most three times).
+ */
+async function startEtcd(attempt = 1): Promise<Etcd> {
   // tmpfs keeps etcd's fsync per write cheap; the suite writes thousands of keys.
   const base = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
   const dir = mkdtempSync(join(base, 'flyces-etcd-'));
-  const [client, peer] = [await freePort(), await freePort()];
+  const [client, peer] = await freePorts();
   const url = `http://127.0.0.1:${client}`;
   const peerUrl = `http://127.0.0.1:${peer}`;
   const child = spawn(
@@ -64,7 +76,12 @@ async function startEtcd(): Promise<Etcd> {
   started.push(etcd);
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-2000)));
-  await waitHealthy(etcd, () => stderr);
+  try {
+    await waitHealthy(etcd, () => stderr);
+  } catch (err) {
+    if (attempt < 3 && /address already in use/.test(stderr)) return startEtcd(attempt + 1);
+    throw err;
+  }
   return etcd;
 }
 
