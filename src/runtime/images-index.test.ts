@@ -93,3 +93,42 @@ test('a layer a container stacks is kept when its image is removed, until it is 
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test('an image resolved with a claim while it is removed: found with its layers, or not found', async () => {
+  const root = mkdtempSync(path.join(tmpdir(), 'flyces-images-'));
+  try {
+    const layer = 'sha256:' + '4'.repeat(64);
+    const image = {
+      id: ID,
+      digest: 'sha256:' + '2'.repeat(64),
+      names: ['docker.io/library/busybox:1'],
+      config: {},
+      layers: [layer],
+      blobs: [],
+      createdAt: '2026-01-01T00:00:00Z',
+    };
+    for (const removalFirst of [true, false]) {
+      const index = { images: [image], layers: { [layer]: { size: 1 } } };
+      writeFileSync(path.join(root, 'images.json'), JSON.stringify(index));
+      const store = new ImageStore({ root });
+      mkdirSync(store.layerDir(layer), { recursive: true });
+      // The runtime's claims, as MiniC keeps them for containers being created.
+      const claimed = new Set<string>();
+      store.setLayerUsers(async () => new Set(claimed));
+      await store.getImage('busybox:1'); // the index is read and kept, as on a busy node
+      const claim = (found: { layerDirs: string[] }) => {
+        for (const dir of found.layerDirs) claimed.add(dir);
+      };
+      const remove = () => store.removeImage('busybox:1');
+      const resolve = () => store.resolveImage('busybox:1', claim);
+      const found = removalFirst
+        ? (await Promise.all([remove(), resolve()]))[1]
+        : (await Promise.all([resolve(), remove()]))[0];
+      const order = removalFirst ? 'removal asked first' : 'resolve asked first';
+      if (found) assert.ok(existsSync(found.layerDirs[0]), `${order}: the layers stay`);
+      else assert.equal(claimed.size, 0, `${order}: nothing claimed for an image not found`);
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});

@@ -428,9 +428,24 @@ export class ImageStore implements ImageService {
   /**
    * Like getImage, with what a container needs: the image config and the unpacked layer
    * directories. Throws RuntimeError('InvalidImageName') for a malformed reference (as
-   * getImage does).
+   * getImage does). With `claim`, finding the image and claiming it are one step as far as
+   * removals go: `claim` runs before any later removal looks for the layers in use (which
+   * the runtime reports through setLayerUsers, claims included), so either the image is
+   * found and its layers stay, or it was removed first and is not found.
    */
-  async resolveImage(ref: string): Promise<StoredImage | undefined> {
+  async resolveImage(
+    ref: string,
+    claim?: (image: StoredImage) => void,
+  ): Promise<StoredImage | undefined> {
+    if (!claim) return this.lookUp(ref);
+    return this.mutex.run('index', async () => {
+      const image = await this.lookUp(ref);
+      if (image) claim(image);
+      return image;
+    });
+  }
+
+  private async lookUp(ref: string): Promise<StoredImage | undefined> {
     const index = await this.indexForReading();
     const record = findImage(index, ref);
     if (!record) return undefined;

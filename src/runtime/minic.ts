@@ -98,6 +98,8 @@ export class MiniC implements RuntimeService {
   private readonly locks = new KeyedMutex();
   private readonly setups = new SandboxSetups();
   private readonly spares: SpareNetworks;
+  /** Layer directories of containers being created, by container id (see layersInUse). */
+  private readonly creating = new Map<string, string[]>();
   private sparesStarted?: Promise<void>;
   private readonly records: RuntimeRecords;
   private readonly cgroupParent: string;
@@ -170,15 +172,15 @@ export class MiniC implements RuntimeService {
   }
 
   /**
-   * The layer directories of every container this runtime has, running or not. A container
-   * being created counts from the moment its record is written: an image removed between
-   * createContainer's resolving the image and that moment loses its layers, and the
-   * container's start then fails with runc's overlay mount error (not seen in tests; the
-   * window is the wait for the sandbox's own record).
+   * The layer directories of every container this runtime has, running or not, and of
+   * those being created (claimed when their image was resolved, until their record is
+   * written or their creation failed).
    */
   async layersInUse(): Promise<Set<string>> {
     const containers = await this.records.containers();
-    return new Set(containers.flatMap((c) => c.layerDirs ?? []));
+    const layers = new Set(containers.flatMap((c) => c.layerDirs ?? []));
+    for (const dirs of this.creating.values()) for (const dir of dirs) layers.add(dir);
+    return layers;
   }
 
   /** The id runSandbox gives the sandbox of `config`. */
@@ -395,10 +397,11 @@ export class MiniC implements RuntimeService {
     if (sandbox.state !== 'ready' && !setup) {
       throw new RuntimeError('CreateContainerError', `sandbox ${sandboxId} is not ready`);
     }
-    const image = await this.images.resolveImage(config.image);
+    const id = randomHex(32);
+    const claim = (found: { layerDirs: string[] }) => this.creating.set(id, found.layerDirs);
+    const image = await this.images.resolveImage(config.image, claim);
     if (!image) throw new RuntimeError('ImageNotFound', `image ${config.image} not found`);
 
-    const id = randomHex(32);
     const dir = this.records.containerDir(id);
     const log = this.log.child({ container: id, sandbox: sandboxId, name: config.name });
     try {
@@ -438,9 +441,11 @@ export class MiniC implements RuntimeService {
         stopSignal: image.config.StopSignal || 'SIGTERM',
         layerDirs: image.layerDirs,
       });
+      this.creating.delete(id);
       setup?.containers.add(id);
     } catch (err) {
       log.error({ err }, 'create failed');
+      this.creating.delete(id);
       await this.records.removeContainer(id).catch(() => undefined);
       throw wrap('CreateContainerError', `container ${config.name}`, err);
     }
