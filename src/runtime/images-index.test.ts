@@ -7,18 +7,25 @@ import { ImageStore } from './images.js';
 
 const ID = 'sha256:' + '1'.repeat(64);
 
-/** An image store's index with one image and no layers, as the store writes it. */
-function writeIndex(root: string, names: string[]): void {
+/**
+ * An image store's index, as the store writes it, with one image of `layers` and the
+ * unpacked layers `stored` (by default the image's own).
+ */
+function writeIndex(root: string, names: string[], layers: string[] = [], stored = layers): void {
   const image = {
     id: ID,
     digest: 'sha256:' + '2'.repeat(64),
     names,
     config: { Cmd: ['sh'] },
-    layers: [],
+    layers,
     blobs: [],
     createdAt: '2026-01-01T00:00:00Z',
   };
-  writeFileSync(path.join(root, 'images.json'), JSON.stringify({ images: [image], layers: {} }));
+  const unpacked = Object.fromEntries(stored.map((l) => [l, { size: 1 }]));
+  writeFileSync(
+    path.join(root, 'images.json'),
+    JSON.stringify({ images: [image], layers: unpacked }),
+  );
 }
 
 test('readers see the index another writer (another process) replaced', async () => {
@@ -58,17 +65,7 @@ test('a layer a container stacks is kept when its image is removed, until it is 
   const root = mkdtempSync(path.join(tmpdir(), 'flyces-images-'));
   try {
     const layer = 'sha256:' + '3'.repeat(64);
-    const image = {
-      id: ID,
-      digest: 'sha256:' + '2'.repeat(64),
-      names: ['docker.io/library/busybox:1'],
-      config: {},
-      layers: [layer],
-      blobs: [],
-      createdAt: '2026-01-01T00:00:00Z',
-    };
-    const index = { images: [image], layers: { [layer]: { size: 1 } } };
-    writeFileSync(path.join(root, 'images.json'), JSON.stringify(index));
+    writeIndex(root, ['docker.io/library/busybox:1'], [layer]);
     const store = new ImageStore({ root });
     const dir = store.layerDir(layer);
     mkdirSync(dir, { recursive: true });
@@ -80,13 +77,7 @@ test('a layer a container stacks is kept when its image is removed, until it is 
     assert.ok(existsSync(dir), 'the layer a container uses stays');
 
     users = new Set();
-    writeFileSync(
-      path.join(root, 'images.json'),
-      JSON.stringify({
-        images: [{ ...image, names: ['docker.io/library/other:1'], layers: [] }],
-        layers: { [layer]: { size: 1 } },
-      }),
-    );
+    writeIndex(root, ['docker.io/library/other:1'], [], [layer]);
     await store.removeImage('other:1');
     assert.ok(!existsSync(dir), 'a layer no container uses goes with the next removal');
   } finally {
@@ -98,18 +89,8 @@ test('an image resolved with a claim while it is removed: found with its layers,
   const root = mkdtempSync(path.join(tmpdir(), 'flyces-images-'));
   try {
     const layer = 'sha256:' + '4'.repeat(64);
-    const image = {
-      id: ID,
-      digest: 'sha256:' + '2'.repeat(64),
-      names: ['docker.io/library/busybox:1'],
-      config: {},
-      layers: [layer],
-      blobs: [],
-      createdAt: '2026-01-01T00:00:00Z',
-    };
     for (const removalFirst of [true, false]) {
-      const index = { images: [image], layers: { [layer]: { size: 1 } } };
-      writeFileSync(path.join(root, 'images.json'), JSON.stringify(index));
+      writeIndex(root, ['docker.io/library/busybox:1'], [layer]);
       const store = new ImageStore({ root });
       mkdirSync(store.layerDir(layer), { recursive: true });
       // The runtime's claims, as MiniC keeps them for containers being created.
