@@ -105,12 +105,17 @@ describe('a cluster of network namespaces', { skip, timeout: 300_000 }, () => {
    * Whether `url` answers an HTTP GET from inside a machine's namespace (Node's fetch run
    * there): true if it answered with the page, false if it could not connect or timed out.
    * Anything else (a crash of the probe) throws, so a broken probe cannot pass for "down".
+   * The probe exits as soon as it has an answer: an aborted fetch leaves its connection
+   * attempt behind, and to an address whose pod just went (the neighbour entry still names
+   * the pod's old MAC) that attempt outlived the 10 s the probe is given, so a pod that was
+   * gone read as a failed probe three times in a row (CI, 2026-12-05).
    */
   async function answersFrom(machine: string, url: string): Promise<boolean> {
     const script =
       'fetch(process.argv[1], { signal: AbortSignal.timeout(2000) })' +
       '.then(async (r) => { console.log((await r.text()).includes("flyCes") ? "up" : "other"); })' +
-      '.catch(() => console.log("down"));';
+      '.catch(() => console.log("down"))' +
+      '.finally(() => process.exit(0));';
     const out = (await lab.exec(machine, process.execPath, ['-e', script, url], 10_000)).trim();
     if (out !== 'up' && out !== 'down') throw new Error(`probe of ${url} said ${out}`);
     return out === 'up';
