@@ -46,6 +46,7 @@ export class EventRecorder {
   private readonly recent = new Map<string, Recent>();
   private readonly buckets = new Map<string, Bucket>();
   private readonly rt = byGroupResource.get('/events')!;
+  private queued: [KObject, 'Normal' | 'Warning', string, string][] = [];
   /** Makes the names of Events written in the same millisecond differ. */
   private sequence = Math.floor(Math.random() * 1000);
 
@@ -56,11 +57,26 @@ export class EventRecorder {
   ) {}
 
   normal(obj: KObject, reason: string, message: string): void {
-    void this.record(obj, 'Normal', reason, message);
+    this.later(obj, 'Normal', reason, message);
   }
 
   warning(obj: KObject, reason: string, message: string): void {
-    void this.record(obj, 'Warning', reason, message);
+    this.later(obj, 'Warning', reason, message);
+  }
+
+  /**
+   * Records the Event once the caller's turn of the event loop is over, as Kubernetes'
+   * recorder hands Events to a goroutine of their own: what was being done when it
+   * happened (a container's start) is not kept waiting for the request.
+   */
+  private later(obj: KObject, type: 'Normal' | 'Warning', reason: string, message: string) {
+    this.queued.push([obj, type, reason, message]);
+    if (this.queued.length > 1) return;
+    setImmediate(() => {
+      const batch = this.queued;
+      this.queued = [];
+      for (const args of batch) void this.record(...args);
+    });
   }
 
   async record(
