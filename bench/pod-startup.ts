@@ -19,6 +19,9 @@
  *   once the container's process runs. Burst: all BURST `runc run -d` spawned at once.
  *   There is no pod network here (runc makes a bare network namespace), no monitor
  *   process and no overlay mount: this is the floor an engine built on runc can approach.
+ *   runc's --root, like podman's --runroot and --tmpdir, is on a tmpfs of the bench's own,
+ *   as their defaults under /run are on a systemd machine and as flyCes keeps its run-time
+ *   state (this machine's /run is on disk).
  * - podman: private --root/--runroot/--tmpdir, image loaded with `podman load`, and
  *   `podman run -d --pull never --network none --runtime runc --cgroup-manager cgroupfs
  *   --ulimit nofile=20000:20000 --ulimit nproc=4096:4096`, timed until it returns (the
@@ -41,7 +44,8 @@
  * Run as root from the repository: npx tsc -p . && node dist/bench/pod-startup.js
  * Environment: BENCH_SEQ (default 20), BENCH_BURST (50), BENCH_BURSTS (3),
  * BENCH_ENGINES (flyces,runc,podman), BENCH_KEEP_LOG=FILE copies the flyces up log,
- * BENCH_CPU_PROF=DIR runs flyces up with --cpu-prof into DIR (written when it stops).
+ * BENCH_CPU_PROF=DIR runs flyces up with --cpu-prof (a sample every 100 µs) into DIR, written
+ * when it stops.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import {
@@ -304,8 +308,25 @@ async function buildImage(tmp: string): Promise<Image> {
 
 // ---------------------------------------------------------------- bare runc
 
+let runDirMade: Promise<string> | undefined;
+/**
+ * A tmpfs for runc's and podman's run-time state, as their defaults (/run/runc,
+ * /run/containers, /run/libpod) are on a systemd machine: flyCes keeps its own on one
+ * (see src/runtime/state-dir.ts), and this machine's /run is on disk.
+ */
+function runDir(tmp: string): Promise<string> {
+  runDirMade ??= (async () => {
+    const dir = join(tmp, 'run');
+    mkdirSync(dir);
+    await must('mount', ['-t', 'tmpfs', '-o', 'mode=0700,size=1g', 'flyces-bench-run', dir]);
+    onCleanup('run-time state tmpfs', async () => void (await must('umount', [dir])));
+    return dir;
+  })();
+  return runDirMade;
+}
+
 async function runcEngine(tmp: string, image: Image): Promise<Engine> {
-  const root = join(tmp, 'runc-root');
+  const root = join(await runDir(tmp), 'runc');
   const bundles = join(tmp, 'runc-bundles');
   mkdirSync(root);
   mkdirSync(bundles);
@@ -372,9 +393,9 @@ async function podmanEngine(tmp: string, image: Image): Promise<Engine> {
     '--root',
     join(tmp, 'podman-root'),
     '--runroot',
-    join(tmp, 'podman-run'),
+    join(await runDir(tmp), 'podman'),
     '--tmpdir',
-    join(tmp, 'podman-tmp'),
+    join(await runDir(tmp), 'podman-tmp'),
     '--events-backend',
     'file',
     '--runtime',
@@ -643,7 +664,9 @@ async function startCluster(
   const agentPort = await freePort();
   guard();
   const logFd = openSync(log, 'w');
-  const prof = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : [];
+  const prof = CPU_PROF
+    ? ['--cpu-prof', '--cpu-prof-interval=100', `--cpu-prof-dir=${CPU_PROF}`]
+    : [];
   const child: ChildProcess = spawn(
     process.execPath,
     [

@@ -10,6 +10,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { buildWebImage, FLYCES } from './helpers/cluster.js';
+import { runtimeStateDir } from '../src/runtime/state-dir.js';
 import {
   NetnsCluster,
   type PodView,
@@ -66,7 +67,7 @@ function missingBinary(): string | undefined {
 const skip = missingBinary();
 if (skip) console.log(`# cluster tests skipped: ${skip} is not available`);
 
-/** Names of the pods whose sandbox miniC records as ready under a runtime root. */
+/** Names of the pods whose sandbox miniC records as ready under a runtime state root. */
 function readySandboxes(runtimeRoot: string): string[] {
   const dir = join(runtimeRoot, 'sandboxes');
   if (!existsSync(dir)) return [];
@@ -251,7 +252,8 @@ describe('a cluster of network namespaces', { skip, timeout: 300_000 }, () => {
     const onN1 = (await pods()).filter((p) => p.node === 'n1' && !p.deleting);
     assert.ok(onN1.length > 0, 'n1 runs pods');
     for (const old of onN1) assert.ok(await answersFrom('n1', `http://${old.ip}:8080/`), old.name);
-    const runtimeN1 = join(cluster.agents.get('n1')!.dir, 'runtime');
+    // The agent keeps its runtime's records on its state root (a tmpfs under /run/flyces).
+    const runtimeN1 = runtimeStateDir(cluster.agents.get('n1')!.dir);
     for (const old of onN1) assert.ok(readySandboxes(runtimeN1).includes(old.name), old.name);
     await lab.setLink('n1', false);
     await waitServing('replacements on n2', 60_000, (p) => p.node === 'n2');

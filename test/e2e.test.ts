@@ -13,6 +13,7 @@ import {
   TestCluster,
   waitFor,
 } from './helpers/cluster.js';
+import { runtimeStateDir } from '../src/runtime/state-dir.js';
 
 /**
  * The first end-to-end path: `flyces up`, the demo image imported as an air-gapped user
@@ -373,7 +374,7 @@ describe('flyces up runs the web Deployment end to end', { timeout: 600_000 }, (
 
   test('delete -f removes the Deployment, its ReplicaSets, pods, containers and namespaces', async () => {
     // This cluster's network namespaces are named after its sandboxes' ids.
-    const sandboxDir = join(cluster.dataDir, 'runtime', 'sandboxes');
+    const sandboxDir = join(runtimeStateDir(cluster.dataDir), 'sandboxes');
     const ours = readdirSync(sandboxDir).map((id) => `flyces-${id.slice(0, 12)}`);
     assert.ok(ours.length >= 3);
     await cluster.kubectl('delete', '-f', MANIFEST);
@@ -388,12 +389,8 @@ describe('flyces up runs the web Deployment end to end', { timeout: 600_000 }, (
       return ours.every((n) => !now.includes(n)) && readdirSync(sandboxDir).length === 0;
     });
     assert.deepEqual(await mountsUnder(cluster.dataDir), []);
-    const { stdout } = await run('runc', [
-      '--root',
-      join(cluster.dataDir, 'runtime', 'runc'),
-      'list',
-      '-q',
-    ]);
+    const runcRoot = join(runtimeStateDir(cluster.dataDir), 'runc');
+    const { stdout } = await run('runc', ['--root', runcRoot, 'list', '-q']);
     assert.equal(stdout.trim(), '', 'no runc container left');
   });
 });

@@ -155,7 +155,8 @@ test('miniC runs pods with runc, conmon and CNI', async (t) => {
     logSizeMax: LOG_SIZE_MAX,
   };
   const minic = new MiniC(options);
-  const runcRoot = path.join(options.root, 'runc');
+  // The state root is ROOT/state unless the caller names one (the agent's is a tmpfs).
+  const runcRoot = path.join(options.root, 'state', 'runc');
   // The per-test cgroup parent that runc made; the runtime leaves parents in place.
   const cgroupParents = new Set<string>();
 
@@ -397,10 +398,16 @@ test('miniC runs pods with runc, conmon and CNI', async (t) => {
 
   await t.test('removal leaves nothing behind', async () => {
     const rec = JSON.parse(
-      await fs.readFile(path.join(options.root, 'containers', webId, 'container.json'), 'utf8'),
+      await fs.readFile(
+        path.join(options.root, 'state', 'containers', webId, 'container.json'),
+        'utf8',
+      ),
     ) as { cgroupPaths: string[] };
     const conmonPid = Number(
-      await fs.readFile(path.join(options.root, 'containers', webId, 'conmon.pid'), 'utf8'),
+      await fs.readFile(
+        path.join(options.root, 'state', 'containers', webId, 'conmon.pid'),
+        'utf8',
+      ),
     );
     assert.ok(rec.cgroupPaths.length > 0);
     for (const dir of rec.cgroupPaths) cgroupParents.add(path.dirname(path.dirname(dir)));
@@ -414,6 +421,12 @@ test('miniC runs pods with runc, conmon and CNI', async (t) => {
     assert.ok(!(await fs.readFile('/proc/self/mounts', 'utf8')).includes(tmp), 'mounts remain');
     assert.doesNotMatch(await sh('ip', ['netns', 'list']), new RegExp(netns));
     assert.equal((await sh('runc', [`--root=${runcRoot}`, 'list', '-q'])).trim(), '');
+    for (const kind of ['containers', 'sandboxes']) {
+      for (const root of [options.root, path.join(options.root, 'state')]) {
+        const left = await fs.readdir(path.join(root, kind)).catch(() => []);
+        assert.deepEqual(left, [], `${root}/${kind} is empty`);
+      }
+    }
     // A zombie not yet reaped by init has an empty cmdline; a live conmon does not.
     const cmdline = await fs.readFile(`/proc/${conmonPid}/cmdline`, 'utf8').catch(() => '');
     assert.equal(cmdline, '', 'conmon still runs');

@@ -87,7 +87,7 @@ test('a spare network is made, taken by the next sandbox, replaced, and cleaned 
   assert.equal(sandbox.state, 'ready');
   assert.equal(sandbox.ip, first.ip, 'the sandbox took the spare as it was');
   const hosts = await fs.readFile(
-    path.join(options.root, 'sandboxes', sandbox.id, 'hosts'),
+    path.join(options.root, 'state', 'sandboxes', sandbox.id, 'hosts'),
     'utf8',
   );
   assert.match(hosts, new RegExp(`${first.ip!.replaceAll('.', '\\.')}\\ta`));
@@ -180,7 +180,10 @@ test("a spare whose namespace was deleted behind the runtime's back is not hande
   assert.equal(sandbox.state, 'ready');
   assert.notEqual(sandbox.ip, spare.ip, 'the sandbox made a network of its own');
   const record = JSON.parse(
-    await fs.readFile(path.join(options.root, 'sandboxes', sandbox.id, 'sandbox.json'), 'utf8'),
+    await fs.readFile(
+      path.join(options.root, 'state', 'sandboxes', sandbox.id, 'sandbox.json'),
+      'utf8',
+    ),
   ) as { netns: string };
   made.add(record.netns);
   assert.ok(existsSync(`/var/run/netns/${record.netns}`));
@@ -217,7 +220,10 @@ test('a spare file naming something other than a spare namespace is ignored and 
     assert.ok(sandbox.ip?.startsWith('10.42.235.'), body);
     assert.notEqual(sandbox.ip, '10.42.235.250', body);
     const record = JSON.parse(
-      await fs.readFile(path.join(options.root, 'sandboxes', sandbox.id, 'sandbox.json'), 'utf8'),
+      await fs.readFile(
+        path.join(options.root, 'state', 'sandboxes', sandbox.id, 'sandbox.json'),
+        'utf8',
+      ),
     ) as { netns: string };
     made.add(record.netns);
     assert.match(record.netns, /^flyces-[0-9a-f]+$/, body);
@@ -240,7 +246,10 @@ test('sandboxes started together: one takes the spare, each gets its own address
   assert.equal(new Set(sandboxes.map((s) => s.ip)).size, names.length);
   for (const s of sandboxes) {
     const record = JSON.parse(
-      await fs.readFile(path.join(options.root, 'sandboxes', s.id, 'sandbox.json'), 'utf8'),
+      await fs.readFile(
+        path.join(options.root, 'state', 'sandboxes', s.id, 'sandbox.json'),
+        'utf8',
+      ),
     ) as { netns: string };
     made.add(record.netns);
   }
@@ -248,7 +257,7 @@ test('sandboxes started together: one takes the spare, each gets its own address
   // releases its address.
   const lost = JSON.parse(
     await fs.readFile(
-      path.join(options.root, 'sandboxes', sandboxes[0].id, 'sandbox.json'),
+      path.join(options.root, 'state', 'sandboxes', sandboxes[0].id, 'sandbox.json'),
       'utf8',
     ),
   ) as { netns: string };
@@ -279,7 +288,10 @@ test('a spare made for another pod network is not taken over after a restart', a
   await second.prepareNetwork();
   const sandbox = await second.runSandbox(sandboxConfig('p'));
   const record = JSON.parse(
-    await fs.readFile(path.join(options.root, 'sandboxes', sandbox.id, 'sandbox.json'), 'utf8'),
+    await fs.readFile(
+      path.join(options.root, 'state', 'sandboxes', sandbox.id, 'sandbox.json'),
+      'utf8',
+    ),
   ) as { netns: string };
   made.add(record.netns);
   assert.match(sandbox.ip ?? '', /^10\.42\.236\./, 'an address of the new range');
@@ -287,4 +299,40 @@ test('a spare made for another pod network is not taken over after a restart', a
   for (const s of await second.listSandboxes()) await second.removeSandbox(s.id);
   await second.removeSpareNetwork();
   assert.deepEqual(await leases(), [], 'the stale spare released its old address');
+});
+
+test('after a reboot the next runtime frees what the containers of the last boot left', async () => {
+  const minic = new MiniC(options);
+  await minic.prepareNetwork();
+  await until('a spare network', readySpare);
+  const sandbox = await minic.runSandbox(sandboxConfig('r'));
+  const record = JSON.parse(
+    await fs.readFile(
+      path.join(options.root, 'state', 'sandboxes', sandbox.id, 'sandbox.json'),
+      'utf8',
+    ),
+  ) as { netns: string };
+  made.add(record.netns);
+  // A container's files on disk (writable layer, log), whose record was on the state root.
+  const orphan = path.join(options.root, 'containers', 'f'.repeat(64));
+  await fs.mkdir(path.join(orphan, 'upper'), { recursive: true });
+  await fs.writeFile(path.join(orphan, 'container.log'), 'last boot\n');
+  const spare = await until('the next spare', async () => {
+    const s = await readySpare();
+    return s && s.ip !== sandbox.ip ? s : undefined;
+  });
+  assert.ok((await leases()).includes(sandbox.ip!));
+
+  // The reboot: every namespace and the state root (a tmpfs for an agent) are gone.
+  for (const netns of [record.netns, spare.netns])
+    await exec('ip', ['netns', 'delete', netns]).catch(() => undefined);
+  await fs.rm(path.join(options.root, 'state'), { recursive: true, force: true });
+
+  const next = new MiniC(options);
+  await next.prepareNetwork();
+  assert.equal((await next.listSandboxes()).length, 0);
+  assert.ok(!existsSync(orphan), "the container's files are gone");
+  assert.ok(!(await leases()).includes(sandbox.ip!), "the sandbox's address is free again");
+  await next.removeSpareNetwork();
+  assert.deepEqual(await leases(), [], 'the spare of the last boot released its address too');
 });

@@ -1,12 +1,12 @@
 import type { DnsSettings } from './dns-config.js';
-import { promises as fs, readFileSync } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import { dirname, isAbsolute, join, sep } from 'node:path';
 import { decodeBase64 } from '../api/config.js';
 import { parseQuantity } from '../api/quantity.js';
 import type { Container, Pod } from '../api/types.js';
 import type { Logger } from '../log.js';
 import { run } from '../runtime/exec.js';
-import { KeyedMutex } from '../runtime/fsutil.js';
+import { KeyedMutex, mountPoints } from '../runtime/fsutil.js';
 import type { Mount } from '../runtime/runtime.js';
 import { ConfigError, type ConfigSource, type EnvContext } from './env.js';
 
@@ -64,16 +64,6 @@ export const systemMounter: Mounter = {
     return mountPoints().includes(real);
   },
 };
-
-/** Mount points of this process's mount namespace, unescaped. */
-export function mountPoints(): string[] {
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .filter((l) => l)
-    .map((l) =>
-      l.split(' ')[4].replace(/\\([0-7]{3})/g, (_m, o) => String.fromCharCode(parseInt(o, 8))),
-    );
-}
 
 /** The kind of a volume: the one source key beside `name`. */
 export function volumeKind(v: Obj): string {

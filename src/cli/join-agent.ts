@@ -177,8 +177,12 @@ async function makeRuntime(
     root: join(o.dataDir, 'images'),
     registriesConfig: join(o.dataDir, 'registries.yaml'),
   });
+  const { ensureStateDir, runtimeStateDir } = await import('../runtime/state-dir.js');
+  const stateRoot = runtimeStateDir(o.dataDir);
+  await ensureStateDir(stateRoot, componentLogger('minic'));
   const runtime = new MiniC({
     root: join(o.dataDir, 'runtime'),
+    stateRoot,
     images,
     podCidr,
     bridge: o.bridge,

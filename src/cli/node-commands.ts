@@ -4,6 +4,7 @@ import { promisify } from 'node:util';
 import { removeAllPodVolumes } from '../agent/volumes.js';
 import { ImageStore } from '../runtime/images.js';
 import { MiniC } from '../runtime/minic.js';
+import { releaseStateDir, runtimeStateDir } from '../runtime/state-dir.js';
 
 /** flyces commands that work on this node's data dir directly, without the API server. */
 
@@ -56,8 +57,10 @@ export async function imageListCommand(dataDir: string): Promise<void> {
  */
 export async function downCommand(dataDir: string, bridge: string): Promise<void> {
   const images = imageStore(dataDir);
-  const runtime = new MiniC({ root: join(dataDir, 'runtime'), images, bridge });
+  const stateRoot = runtimeStateDir(dataDir);
+  const runtime = new MiniC({ root: join(dataDir, 'runtime'), stateRoot, images, bridge });
   const containers = await runtime.listContainers();
+  await runtime.removeLeftovers();
   await Promise.all(
     containers.filter((c) => c.state === 'running').map((c) => runtime.stopContainer(c.id, 10)),
   );
@@ -67,6 +70,7 @@ export async function downCommand(dataDir: string, bridge: string): Promise<void
   }
   await runtime.removeSpareNetwork();
   await removeAllPodVolumes(dataDir);
+  await releaseStateDir(stateRoot);
   try {
     await promisify(execFile)('ip', ['link', 'del', bridge]);
   } catch (err) {

@@ -10,6 +10,7 @@ import { KubeClient } from '../client/rest.js';
 import { componentLogger } from '../log.js';
 import { ImageStore } from '../runtime/images.js';
 import { MiniC } from '../runtime/minic.js';
+import { ensureStateDir, runtimeStateDir } from '../runtime/state-dir.js';
 import { loadRegistriesConfig } from '../runtime/registry/config.js';
 import { ServiceProxy } from '../proxy/service-proxy.js';
 import { DEFAULT_CLUSTER_CIDR } from '../controllers/nodeipam/controller.js';
@@ -197,8 +198,11 @@ async function localNode(
   const registriesConfig = join(opts.dataDir, 'registries.yaml');
   await loadRegistriesConfig(registriesConfig);
   const images = new ImageStore({ root: join(opts.dataDir, 'images'), registriesConfig });
+  const stateRoot = runtimeStateDir(opts.dataDir);
+  await ensureStateDir(stateRoot, componentLogger('minic'));
   const runtime = new MiniC({
     root: join(opts.dataDir, 'runtime'),
+    stateRoot,
     images,
     podCidr: opts.podCidr,
     bridge: opts.bridge,

@@ -1,4 +1,5 @@
 import { existsSync, promises as fs } from 'node:fs';
+import { isIP } from 'node:net';
 import path from 'node:path';
 
 import type { Logger } from '../log.js';
@@ -79,7 +80,7 @@ export class PodNetwork {
   bridgeConfig(): Record<string, unknown> {
     return {
       cniVersion: CNI_VERSION,
-      name: this.options.networkName ?? 'flyces',
+      name: this.networkName(),
       type: 'bridge',
       bridge: this.options.bridge,
       isGateway: false,
@@ -92,6 +93,10 @@ export class PodNetwork {
         dataDir: this.options.ipamDir,
       },
     };
+  }
+
+  private networkName(): string {
+    return this.options.networkName ?? 'flyces';
   }
 
   private loopbackConfig(): Record<string, unknown> {
@@ -178,6 +183,26 @@ export class PodNetwork {
     } catch (err) {
       if (!/already assigned|File exists/.test((err as Error).message)) throw err;
     }
+  }
+
+  /**
+   * Deletes the address leases of the pod network (host-local's files, one per address,
+   * naming the CNI container id that holds it) whose holder is not in `held`; returns the
+   * addresses freed. Only for when no attachment can be in flight (the runtime's start).
+   */
+  async releaseLeasesExcept(held: Set<string>): Promise<string[]> {
+    const dir = path.join(this.options.ipamDir, this.networkName());
+    const freed: string[] = [];
+    for (const name of await fs.readdir(dir).catch(() => [] as string[])) {
+      if (isIP(name) === 0) continue;
+      const holder = (await fs.readFile(path.join(dir, name), 'utf8').catch(() => ''))
+        .split(/\r?\n/)[0]
+        .trim();
+      if (held.has(holder)) continue;
+      await fs.rm(path.join(dir, name), { force: true });
+      freed.push(name);
+    }
+    return freed;
   }
 
   private async invoke(

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import { promises as fs, readFileSync } from 'node:fs';
+import { closeSync, openSync, promises as fs, readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 
 import { DEFAULT_PATH } from './exec.js';
@@ -98,10 +98,11 @@ export interface ConmonJob {
  * the container's pid, or the runtime's error. Runs in the thread that calls it.
  */
 export async function startConmonHere(job: ConmonJob): Promise<SyncMessage> {
-  const log = await fs.open(job.conmonLog, 'a', 0o600);
+  // Opened at once: a trip through the thread pool would come before every start.
+  const log = openSync(job.conmonLog, 'a', 0o600);
   try {
     const child = spawn(job.conmon, job.args, {
-      stdio: ['ignore', 'ignore', log.fd, 'pipe'],
+      stdio: ['ignore', 'ignore', log, 'pipe'],
       env: { PATH: DEFAULT_PATH, _OCI_SYNCPIPE: '3' },
       cwd: job.cwd,
       detached: true,
@@ -110,7 +111,7 @@ export async function startConmonHere(job: ConmonJob): Promise<SyncMessage> {
     const spawned = new Promise<never>((_, reject) => child.on('error', reject));
     return await Promise.race([readSyncMessage(child.stdio[3] as Readable), spawned]);
   } finally {
-    await log.close();
+    closeSync(log);
   }
 }
 

@@ -1,5 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { constants, promises as fs, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  constants,
+  promises as fs,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 
 /** Small file-system helpers shared by the image store and the runtime. */
@@ -117,4 +124,14 @@ export async function findExecutable(name: string): Promise<string> {
     }
   }
   throw new Error(`${name} not found on PATH`);
+}
+
+/** Mount points of this process's mount namespace, unescaped. */
+export function mountPoints(): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter((l) => l)
+    .map((l) =>
+      l.split(' ')[4].replace(/\\([0-7]{3})/g, (_m, o) => String.fromCharCode(parseInt(o, 8))),
+    );
 }

@@ -5,7 +5,7 @@ import { componentLogger, type Logger } from '../log.js';
 import { PodNetwork, netnsPath } from './cni.js';
 import { conmonAlive, createUnderConmon, processRuns } from './conmon.js';
 import { writeEtcFiles, writeHosts } from './etc-files.js';
-import { exists, findExecutable, isErrno, KeyedMutex, randomHex } from './fsutil.js';
+import { exists, findExecutable, isErrno, KeyedMutex, randomHex, readJson } from './fsutil.js';
 import type { ImageStore } from './images.js';
 import { RuntimeRecords, sandboxId, type ContainerRecord, type SandboxRecord } from './records.js';
 
@@ -33,8 +33,19 @@ import { buildSpec, hostNofileLimit } from './spec.js';
 
 /** How a MiniC runtime is set up on a node. */
 export interface MiniCOptions {
-  /** Directory miniC owns for sandboxes, containers and runc state, e.g. DATA/runtime. */
+  /**
+   * Directory miniC owns on disk, e.g. DATA/runtime: the records of sandboxes and
+   * containers, the containers' writable layers and logs.
+   */
   root: string;
+  /**
+   * Directory for what matters only while the machine is up: runc's state, bundles,
+   * conmon's files and each sandbox's /etc files; default ROOT/state. `flyces agent`
+   * gives a tmpfs (see state-dir.ts), as containerd and CRI-O keep theirs under /run: the
+   * small files written on the way to a container's start cost a journalled disk little
+   * there. A reboot empties it, as it ends every container it describes.
+   */
+  stateRoot?: string;
   /** Where container images come from. */
   images: ImageStore;
   /** CNI plugin binaries; default /usr/lib/cni. */
@@ -69,8 +80,10 @@ function wrap(code: RuntimeError['code'], what: string, err: unknown): RuntimeEr
   return new RuntimeError(code, `${what}: ${(err as Error).message}`);
 }
 
-/** A container directory's parts besides its records: bundle, overlay dirs, conmon's dirs. */
-const CONTAINER_SUBDIRS = ['bundle/rootfs', 'upper', 'work', 'exit', 'persist'];
+/** A container's directories on disk (its record and log live there too): the overlay's. */
+const CONTAINER_DISK_SUBDIRS = ['upper', 'work'];
+/** A container's directories under the state root: its bundle and conmon's. */
+const CONTAINER_STATE_SUBDIRS = ['bundle/rootfs', 'exit', 'persist'];
 
 /** The CNI container id a sandbox's network was attached under: its own, or its spare's. */
 function cniIdOf(rec: SandboxRecord): string {
@@ -92,6 +105,7 @@ function reasonFor(exitCode: number | undefined, oom: boolean): string {
  */
 export class MiniC implements RuntimeService {
   readonly root: string;
+  readonly stateRoot: string;
   private readonly images: ImageStore;
   private readonly network: PodNetwork;
   private readonly log: Logger;
@@ -110,7 +124,8 @@ export class MiniC implements RuntimeService {
 
   constructor(options: MiniCOptions) {
     this.root = path.resolve(options.root);
-    this.records = new RuntimeRecords(this.root);
+    this.stateRoot = path.resolve(options.stateRoot ?? path.join(this.root, 'state'));
+    this.records = new RuntimeRecords(this.stateRoot, this.root);
     this.images = options.images;
     this.cgroupParent = options.cgroupParent ?? 'flyces';
     this.logSizeMax = options.logSizeMax ?? 10 * 1024 * 1024;
@@ -139,7 +154,27 @@ export class MiniC implements RuntimeService {
   ): Promise<{ runc: Runc; runtime: string; conmon: string }> {
     const runtime = await findExecutable(options.runtimePath ?? 'runc');
     const conmon = await findExecutable(options.conmonPath ?? 'conmon');
-    return { runc: new Runc(runtime, path.join(this.root, 'runc')), runtime, conmon };
+    const runc = new Runc(runtime, path.join(this.stateRoot, 'runc'), path.join(this.root, 'runc'));
+    return { runc, runtime, conmon };
+  }
+
+  /**
+   * Where container `id` keeps its bundle, exit file, pid files and conmon's log: under the
+   * state root, or, for a container an earlier miniC made, in its directory on disk.
+   */
+  private containerStateDir(id: string): string {
+    const dir = this.records.containerStateDir(id);
+    if (existsSync(path.join(dir, 'bundle'))) return dir;
+    const earlier = this.records.containerDir(id);
+    return existsSync(path.join(earlier, 'bundle')) ? earlier : dir;
+  }
+
+  /** Where sandbox `id` keeps its /etc files (like containerStateDir). */
+  private sandboxStateDir(id: string): string {
+    const dir = this.records.sandboxDir(id);
+    if (existsSync(path.join(dir, 'hosts'))) return dir;
+    const earlier = path.join(this.root, 'sandboxes', id);
+    return existsSync(path.join(earlier, 'hosts')) ? earlier : dir;
   }
 
   // ---- sandboxes ----
@@ -218,29 +253,26 @@ export class MiniC implements RuntimeService {
     setup.sandbox = rec;
     setup.described.resolve();
     try {
+      const etcDir = this.sandboxStateDir(id);
       mkdirSync(this.records.sandboxDir(id), { recursive: true });
       if (rec.hostNetwork) rec.ip = config.hostIP ?? '127.0.0.1';
       // /etc/hosts names the pod's address once CNI has given it; containers bind-mount
       // the file, so it is rewritten in place before any of their processes starts.
-      const etcFiles = writeEtcFiles(this.records.sandboxDir(id), rec.hostname, rec.ip, resolvConf);
-      etcFiles.catch(() => undefined); // awaited below, unless the record fails first
+      writeEtcFiles(etcDir, rec.hostname, rec.ip, resolvConf);
       // The record comes first, so that no namespace exists that no record names.
       await this.records.writeSandbox(rec);
       if (spare) this.spares.recorded(spare);
       setup.recorded.resolve();
       if (spare) {
-        await etcFiles;
         setup.netns.resolve();
       } else if (!rec.hostNetwork) {
-        await Promise.all([this.network.createNetns(rec.netns), etcFiles]);
+        await this.network.createNetns(rec.netns);
         setup.netns.resolve();
         rec.ip = (await this.network.attach(cniIdOf(rec), rec.netns, rec.cniConfig)).ip;
-      } else await etcFiles;
+      }
       rec.state = 'ready';
-      await Promise.all([
-        this.records.writeSandbox(rec),
-        rec.hostNetwork ? undefined : writeHosts(this.records.sandboxDir(id), rec.hostname, rec.ip),
-      ]);
+      await this.records.writeSandbox(rec);
+      if (!rec.hostNetwork) writeHosts(etcDir, rec.hostname, rec.ip);
     } catch (err) {
       log.error({ err }, 'sandbox network setup failed');
       setup.fail(wrap('NetworkError', `sandbox ${id}`, err));
@@ -328,11 +360,36 @@ export class MiniC implements RuntimeService {
    */
   async prepareNetwork(): Promise<string> {
     const gateway = await this.network.ensureBridge();
+    await this.removeLeftovers().catch((err: unknown) => {
+      this.log.warn({ err }, 'could not remove what containers of a previous boot left');
+    });
     this.sparesStarted ??= this.spares.start().catch((err: unknown) => {
       this.log.warn({ err }, 'could not take over the spare pod network');
     });
     await this.sparesStarted;
     return gateway;
+  }
+
+  /**
+   * Removes what no record names any more: containers' directories on disk and pod
+   * addresses. The records live on the state root, which a reboot empties (every
+   * container ended with it); their writable layers, logs and CNI address leases are on
+   * disk. Runs before this runtime makes or takes anything (agent start, `flyces down`).
+   */
+  async removeLeftovers(): Promise<void> {
+    const containers = new Set((await this.records.containers()).map((c) => c.id));
+    const diskDir = path.join(this.root, 'containers');
+    for (const id of await fs.readdir(diskDir).catch(() => [] as string[])) {
+      if (!/^[a-f0-9]{64}$/.test(id) || containers.has(id) || this.creating.has(id)) continue;
+      await unmountRootfs(this.records.containerDir(id));
+      await fs.rm(this.records.containerDir(id), { recursive: true, force: true });
+      this.log.info({ container: id }, 'removed the files of a container no record names');
+    }
+    const held = new Set((await this.records.sandboxes()).map((rec) => cniIdOf(rec)));
+    const spare = await readJson<{ cniId?: unknown }>(spareFile(this.root)).catch(() => undefined);
+    if (typeof spare?.cniId === 'string') held.add(spare.cniId);
+    const released = await this.network.releaseLeasesExcept(held);
+    if (released.length > 0) this.log.info({ addresses: released }, 'released stale pod addresses');
   }
 
   /** Deletes the spare pod network, if there is one, and makes no more (`flyces down`). */
@@ -403,12 +460,15 @@ export class MiniC implements RuntimeService {
     if (!image) throw new RuntimeError('ImageNotFound', `image ${config.image} not found`);
 
     const dir = this.records.containerDir(id);
+    const stateDir = this.records.containerStateDir(id);
     const log = this.log.child({ container: id, sandbox: sandboxId, name: config.name });
     try {
       // A handful of mkdir calls: made at once, they cost less than a trip each through
       // the thread pool, which a busy agent makes long.
-      for (const sub of CONTAINER_SUBDIRS) mkdirSync(path.join(dir, sub), { recursive: true });
-      const sbDir = this.records.sandboxDir(sandboxId);
+      for (const sub of CONTAINER_DISK_SUBDIRS) mkdirSync(path.join(dir, sub), { recursive: true });
+      for (const sub of CONTAINER_STATE_SUBDIRS)
+        mkdirSync(path.join(stateDir, sub), { recursive: true });
+      const sbDir = this.sandboxStateDir(sandboxId);
       const spec = buildSpec({
         config,
         image: image.config,
@@ -424,7 +484,7 @@ export class MiniC implements RuntimeService {
         rootfs: rootfsMount(dir, image.layerDirs),
       });
       // The bundle is new and runc reads it only at start, so it needs no atomic write.
-      writeFileSync(path.join(dir, 'bundle', 'config.json'), JSON.stringify(spec), {
+      writeFileSync(path.join(stateDir, 'bundle', 'config.json'), JSON.stringify(spec), {
         mode: 0o600,
       });
       // Recorded after its sandbox, so a record never names a sandbox that has none.
@@ -466,9 +526,9 @@ export class MiniC implements RuntimeService {
         throw new RuntimeError('RunContainerError', `container ${id} was already started`);
       }
       const { runc, runtime, conmon } = await this.binaries;
-      const dir = this.records.containerDir(id);
+      const dir = this.containerStateDir(id);
       const setup = this.setups.get(rec.sandboxId);
-      mkdirSync(path.join(this.root, 'sock'), { recursive: true });
+      mkdirSync(path.join(this.stateRoot, 'sock'), { recursive: true });
       try {
         await setup?.netns.done;
         const pid = await createUnderConmon(id, rec.name, {
@@ -481,18 +541,21 @@ export class MiniC implements RuntimeService {
           logPath: this.logPath(id),
           exitDir: path.join(dir, 'exit'),
           persistDir: path.join(dir, 'persist'),
-          socketDir: path.join(this.root, 'sock'),
+          socketDir: path.join(this.stateRoot, 'sock'),
           conmonLog: path.join(dir, 'conmon.log'),
           logSizeMax: this.logSizeMax,
         });
-        // Known before anything else can fail, so that removal finds the cgroups.
+        // The process starts only on a ready network; `runc create` above did not need it.
+        const alive = () => processRuns(pid) && !existsSync(path.join(dir, 'exit', id));
+        const started = Promise.resolve(setup?.ready.done).then(() => runc.start(id, alive));
+        started.catch(() => undefined); // awaited below, once the cgroups are known
+        // Known before anything else can fail, so that removal finds the cgroups; read
+        // while the process starts.
         [rec.cgroupPaths, rec.conmonPid] = await Promise.all([
           runc.cgroupPaths(id),
           this.conmonPid(id),
         ]);
-        // The process starts only on a ready network; `runc create` above did not need it.
-        await setup?.ready.done;
-        await runc.start(id, () => processRuns(pid) && !existsSync(path.join(dir, 'exit', id)));
+        await started;
       } catch (err) {
         await runc.forceDelete(id).catch(() => undefined);
         this.log.error({ container: id, err }, 'start failed');
@@ -508,7 +571,7 @@ export class MiniC implements RuntimeService {
 
   /** Where conmon writes the container's exit code when it ends. */
   private exitFile(id: string): string {
-    return path.join(this.records.containerDir(id), 'exit', id);
+    return path.join(this.containerStateDir(id), 'exit', id);
   }
 
   private logPath(id: string): string {
@@ -551,7 +614,7 @@ export class MiniC implements RuntimeService {
    * checks every few milliseconds as well, since events can be missed.
    */
   private async waitForExit(id: string, timeoutMs: number): Promise<boolean> {
-    const dir = this.records.containerDir(id);
+    const dir = this.containerStateDir(id);
     const file = path.join(dir, 'exit', id);
     const deadline = Date.now() + timeoutMs;
     let wake: () => void = () => undefined;
@@ -575,10 +638,7 @@ export class MiniC implements RuntimeService {
 
   private async conmonPid(id: string): Promise<number | undefined> {
     try {
-      const text = await fs.readFile(
-        path.join(this.records.containerDir(id), 'conmon.pid'),
-        'utf8',
-      );
+      const text = await fs.readFile(path.join(this.containerStateDir(id), 'conmon.pid'), 'utf8');
       return Number(text.trim()) || undefined;
     } catch (err) {
       if (isErrno(err, 'ENOENT')) return undefined;
@@ -600,8 +660,8 @@ export class MiniC implements RuntimeService {
       const { runc } = await this.binaries;
       await runc.forceDelete(id);
       await this.reapConmon(id);
-      const dir = this.records.containerDir(id);
-      await unmountRootfs(dir);
+      // Only a container an earlier miniC made has its root file system mounted here.
+      await unmountRootfs(this.records.containerDir(id));
       await this.removeCgroups(cgroups ?? []);
       await this.records.removeContainer(id);
       this.log.info({ container: id, sandbox: rec.sandboxId, name: rec.name }, 'container removed');
@@ -696,10 +756,10 @@ export class MiniC implements RuntimeService {
     if (!(await this.isRunning(id))) {
       throw new RuntimeError('NotFound', `container ${id} is not running`);
     }
-    const workDir = path.join(this.root, 'exec');
-    const bundleConfig = path.join(this.records.containerDir(id), 'bundle', 'config.json');
+    const workDir = path.join(this.stateRoot, 'exec');
+    const bundleConfig = path.join(this.containerStateDir(id), 'bundle', 'config.json');
     return startExecStream(
-      { runc: runc.binary, root: runc.root, id, workDir, bundleConfig },
+      { runc: runc.binary, root: runc.rootFor(id), id, workDir, bundleConfig },
       command,
       opts,
     );
@@ -761,7 +821,7 @@ export class MiniC implements RuntimeService {
   /** Reads conmon's exit file into the record; false if the container has not exited. */
   private async readExit(rec: ContainerRecord): Promise<boolean> {
     if (rec.finishedAt) return true;
-    const dir = this.records.containerDir(rec.id);
+    const dir = this.containerStateDir(rec.id);
     const file = this.exitFile(rec.id);
     let text: string;
     let mtime: Date;

@@ -1,6 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { RuntimeRecords, type ContainerRecord, type SandboxRecord } from './records.js';
@@ -78,5 +86,49 @@ test('an unreadable record (what a machine crash can leave) counts as missing', 
     );
   } finally {
     rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('records an earlier miniC kept on disk are read and written where they are', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'flyces-records-'));
+  const disk = path.join(dir, 'runtime');
+  const state = path.join(dir, 'state');
+  try {
+    // The earlier layout: records beside the containers' files, under the root on disk.
+    const earlier = new RuntimeRecords(disk);
+    mkdirSync(earlier.sandboxDir(SB), { recursive: true });
+    mkdirSync(earlier.containerDir(C1), { recursive: true });
+    await earlier.writeSandbox(sandbox(SB));
+    await earlier.addContainer(container(C1, SB));
+
+    const now = new RuntimeRecords(state, disk);
+    assert.equal((await now.readSandbox(SB))?.podName, 'p');
+    assert.equal(await now.isEarlier(C1), true);
+    await now.writeContainer({ ...container(C1, SB), startedAt: '2026-01-01T00:00:02Z' });
+    assert.match(
+      readFileSync(path.join(disk, 'containers', C1, 'container.json'), 'utf8'),
+      /00:00:02/,
+    );
+    // A new container's record goes to the state root; its files on disk stay apart.
+    mkdirSync(now.containerStateDir(C2), { recursive: true });
+    mkdirSync(now.containerDir(C2), { recursive: true });
+    await now.addContainer(container(C2, SB));
+    assert.ok(existsSync(path.join(state, 'containers', C2, 'container.json')));
+    assert.equal(await now.isEarlier(C2), false);
+
+    const again = new RuntimeRecords(state, disk);
+    assert.deepEqual((await again.containers()).map((c) => c.id).sort(), [C1, C2]);
+    for (const id of [C1, C2]) await again.removeContainer(id);
+    await again.removeSandbox(SB);
+    for (const root of [disk, state]) {
+      for (const kind of ['containers', 'sandboxes'])
+        assert.deepEqual(
+          existsSync(path.join(root, kind)) ? readdirSync(path.join(root, kind)) : [],
+          [],
+          `${root}/${kind}`,
+        );
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });

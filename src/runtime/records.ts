@@ -5,9 +5,11 @@ import { listDir, readJson, replaceJsonSync } from './fsutil.js';
 import type { ContainerStatus } from './runtime.js';
 
 /**
- * What miniC keeps on disk under its root, one JSON file per sandbox and per container,
- * each replaced atomically (see replaceJsonSync): the facts a new MiniC reads back after
- * the agent restarted.
+ * What miniC keeps under its state root, one JSON file per sandbox and per container, each
+ * replaced atomically (see replaceJsonSync): the facts a new MiniC reads back after the
+ * agent restarted. The state root is a tmpfs for an agent (see state-dir.ts), so a reboot,
+ * which ends every container, empties it too. Records an earlier miniC wrote under its
+ * root on disk are read and kept there.
  */
 
 export interface SandboxRecord {
@@ -62,33 +64,74 @@ interface Loaded {
  */
 export class RuntimeRecords {
   private loaded?: Promise<Loaded>;
+  /** Ids whose records an earlier miniC wrote on disk; they are kept there. */
+  private readonly earlier = new Set<string>();
 
-  constructor(private readonly root: string) {}
+  /** `stateRoot` holds the records; `diskRoot` the containers' writable layers and logs. */
+  constructor(
+    private readonly stateRoot: string,
+    private readonly diskRoot: string = stateRoot,
+  ) {}
 
+  /** The sandbox's directory under the state root: its record and /etc files. */
   sandboxDir(id: string): string {
-    return path.join(this.root, 'sandboxes', id);
+    return path.join(this.stateRoot, 'sandboxes', id);
   }
 
+  /** The container's directory under the state root: its record, bundle and conmon's files. */
+  containerStateDir(id: string): string {
+    return path.join(this.stateRoot, 'containers', id);
+  }
+
+  /** The container's directory on disk: its writable layer and its log. */
   containerDir(id: string): string {
-    return path.join(this.root, 'containers', id);
+    return path.join(this.diskRoot, 'containers', id);
+  }
+
+  private sandboxFile(id: string): string {
+    const root = this.earlier.has(id) ? this.diskRoot : this.stateRoot;
+    return path.join(root, 'sandboxes', id, 'sandbox.json');
+  }
+
+  private containerFile(id: string): string {
+    const root = this.earlier.has(id) ? this.diskRoot : this.stateRoot;
+    return path.join(root, 'containers', id, 'container.json');
   }
 
   private load(): Promise<Loaded> {
     this.loaded ??= (async () => {
       const sandboxes = new Map<string, SandboxRecord>();
       const containers = new Map<string, ContainerRecord>();
-      for (const id of (await listDir(path.join(this.root, 'sandboxes'))).filter(isId)) {
-        const rec = await readRecord<SandboxRecord>(path.join(this.sandboxDir(id), 'sandbox.json'));
-        if (rec) sandboxes.set(id, rec);
-      }
-      for (const id of (await listDir(path.join(this.root, 'containers'))).filter(isId)) {
-        const file = path.join(this.containerDir(id), 'container.json');
-        const rec = await readRecord<ContainerRecord>(file);
-        if (rec) containers.set(id, rec);
+      const roots = [this.stateRoot];
+      if (this.diskRoot !== this.stateRoot) roots.push(this.diskRoot);
+      for (const root of roots) {
+        const earlier = root !== this.stateRoot;
+        for (const id of (await listDir(path.join(root, 'sandboxes'))).filter(isId)) {
+          if (sandboxes.has(id)) continue;
+          const file = path.join(root, 'sandboxes', id, 'sandbox.json');
+          const rec = await readRecord<SandboxRecord>(file);
+          if (!rec) continue;
+          sandboxes.set(id, rec);
+          if (earlier) this.earlier.add(id);
+        }
+        for (const id of (await listDir(path.join(root, 'containers'))).filter(isId)) {
+          if (containers.has(id)) continue;
+          const file = path.join(root, 'containers', id, 'container.json');
+          const rec = await readRecord<ContainerRecord>(file);
+          if (!rec) continue;
+          containers.set(id, rec);
+          if (earlier) this.earlier.add(id);
+        }
       }
       return { sandboxes, containers };
     })();
     return this.loaded;
+  }
+
+  /** Whether an earlier miniC wrote this record (under the root on disk). */
+  async isEarlier(id: string): Promise<boolean> {
+    await this.load();
+    return this.earlier.has(id);
   }
 
   async readSandbox(id: string): Promise<SandboxRecord | undefined> {
@@ -97,15 +140,17 @@ export class RuntimeRecords {
 
   async writeSandbox(rec: SandboxRecord): Promise<void> {
     const { sandboxes } = await this.load();
-    replaceJsonSync(path.join(this.sandboxDir(rec.id), 'sandbox.json'), rec);
+    replaceJsonSync(this.sandboxFile(rec.id), rec);
     sandboxes.set(rec.id, copySandbox(rec)!);
   }
 
-  /** Removes the sandbox's directory and its record. */
+  /** Removes the sandbox's directories and its record. */
   async removeSandbox(id: string): Promise<void> {
     const { sandboxes } = await this.load();
     sandboxes.delete(id);
+    this.earlier.delete(id);
     await fs.rm(this.sandboxDir(id), { recursive: true, force: true });
+    await fs.rm(path.join(this.diskRoot, 'sandboxes', id), { recursive: true, force: true });
   }
 
   /** Every sandbox record, in no order. */
@@ -120,7 +165,7 @@ export class RuntimeRecords {
   /** Writes the record of a new container. */
   async addContainer(rec: ContainerRecord): Promise<void> {
     const { containers } = await this.load();
-    replaceJsonSync(path.join(this.containerDir(rec.id), 'container.json'), rec);
+    replaceJsonSync(this.containerFile(rec.id), rec);
     containers.set(rec.id, copyContainer(rec)!);
   }
 
@@ -131,14 +176,16 @@ export class RuntimeRecords {
   async writeContainer(rec: ContainerRecord): Promise<void> {
     const { containers } = await this.load();
     if (!containers.has(rec.id)) return;
-    replaceJsonSync(path.join(this.containerDir(rec.id), 'container.json'), rec);
+    replaceJsonSync(this.containerFile(rec.id), rec);
     if (containers.has(rec.id)) containers.set(rec.id, copyContainer(rec)!);
   }
 
-  /** Removes the container's directory and its record. */
+  /** Removes the container's directories (state and disk) and its record. */
   async removeContainer(id: string): Promise<void> {
     const { containers } = await this.load();
     containers.delete(id);
+    this.earlier.delete(id);
+    await fs.rm(this.containerStateDir(id), { recursive: true, force: true });
     await fs.rm(this.containerDir(id), { recursive: true, force: true });
   }
 

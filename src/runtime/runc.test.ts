@@ -81,3 +81,34 @@ echo "$@" > ${called}
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a container an earlier miniC made under its old root is driven there', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'flyces-runc-'));
+  try {
+    const root = join(dir, 'state', 'runc');
+    const earlier = join(dir, 'runtime', 'runc');
+    mkdirSync(join(root, 'new1'), { recursive: true });
+    mkdirSync(join(earlier, 'old1'), { recursive: true });
+    // A stand-in for runc that lists one container per root, named after the root.
+    const fake = join(dir, 'runc');
+    writeFileSync(
+      fake,
+      `#!/bin/sh\ncase "$1" in --root=${earlier}) id=old1;; *) id=new1;; esac\n` +
+        `echo "[{\\"id\\":\\"$id\\",\\"status\\":\\"running\\"}]"\n`,
+    );
+    chmodSync(fake, 0o755);
+    const runc = new Runc(fake, root, earlier);
+    assert.equal(runc.rootFor('old1'), earlier);
+    assert.equal(runc.rootFor('new1'), root);
+    assert.equal(runc.rootFor('unknown'), root, 'a new container goes to the current root');
+    assert.deepEqual([...(await runc.list()).entries()].sort(), [
+      ['new1', 'running'],
+      ['old1', 'running'],
+    ]);
+    // Without an earlier root on disk, only the current one is listed.
+    rmSync(earlier, { recursive: true });
+    assert.deepEqual([...(await runc.list()).keys()], ['new1']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

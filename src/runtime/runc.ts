@@ -1,24 +1,37 @@
-import { closeSync, constants, fstatSync, openSync, promises as fs } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, openSync, promises as fs } from 'node:fs';
 import { Socket } from 'node:net';
 import path from 'node:path';
 
 import { ExecError, run, runCapture, type Completed } from './exec.js';
 import { isErrno, readJson } from './fsutil.js';
 
-/** The few runc commands miniC needs, always against miniC's own `--root`. */
+/**
+ * The few runc commands miniC needs, always against miniC's own `--root`. Containers are
+ * created under `root`; `earlierRoot` is where an earlier version of miniC kept runc's
+ * state (under the data dir, on disk), and a container found there is driven there.
+ */
 export class Runc {
   constructor(
     readonly binary: string,
     readonly root: string,
+    private readonly earlierRoot?: string,
   ) {}
 
-  private run(args: string[]): Promise<{ stdout: string }> {
-    return run(this.binary, [`--root=${this.root}`, ...args]);
+  /** The root that holds container `id`: the current one unless only the earlier one has it. */
+  rootFor(id: string): string {
+    if (this.earlierRoot === undefined || existsSync(path.join(this.root, id))) return this.root;
+    return existsSync(path.join(this.earlierRoot, id)) ? this.earlierRoot : this.root;
+  }
+
+  private run(id: string, args: string[]): Promise<{ stdout: string }> {
+    return run(this.binary, [`--root=${this.rootFor(id)}`, ...args]);
   }
 
   /** Runs a command inside a running container; its exit code is a result, not an error. */
   exec(id: string, command: string[], timeoutMs: number): Promise<Completed> {
-    return runCapture(this.binary, [`--root=${this.root}`, 'exec', id, ...command], { timeoutMs });
+    return runCapture(this.binary, [`--root=${this.rootFor(id)}`, 'exec', id, ...command], {
+      timeoutMs,
+    });
   }
 
   /**
@@ -31,10 +44,10 @@ export class Runc {
    * whether init still runs, for an init that died before it could write.
    */
   async start(id: string, alive: () => boolean = () => true): Promise<void> {
-    const fifo = path.join(this.root, id, 'exec.fifo');
+    const fifo = path.join(this.rootFor(id), id, 'exec.fifo');
     const fd = openFifo(fifo);
     if (fd === undefined) {
-      await this.run(['start', id]);
+      await this.run(id, ['start', id]);
       return;
     }
     await awaitStartByte(fd, alive);
@@ -44,7 +57,7 @@ export class Runc {
   /** Sends a signal; false when the container is gone or not running. */
   async kill(id: string, signal: string): Promise<boolean> {
     try {
-      await this.run(['kill', id, signal]);
+      await this.run(id, ['kill', id, signal]);
       return true;
     } catch (err) {
       if (isGone(err)) return false;
@@ -55,7 +68,7 @@ export class Runc {
   /** Deletes the container whatever its state; a missing container is not an error. */
   async forceDelete(id: string): Promise<void> {
     try {
-      await this.run(['delete', '--force', id]);
+      await this.run(id, ['delete', '--force', id]);
     } catch (err) {
       if (!isGone(err)) throw err;
     }
@@ -64,7 +77,7 @@ export class Runc {
   /** runc's status (created, running, paused, stopped), or undefined if it has no such id. */
   async state(id: string): Promise<string | undefined> {
     try {
-      const { stdout } = await this.run(['state', id]);
+      const { stdout } = await this.run(id, ['state', id]);
       return (JSON.parse(stdout) as { status: string }).status;
     } catch (err) {
       if (isGone(err)) return undefined;
@@ -72,16 +85,26 @@ export class Runc {
     }
   }
 
-  /** Status of every container under this root, by id. */
   /**
-   * Every container under our root and its status. runc fails the whole listing when a
-   * container is deleted while it reads the root, so that case is tried again.
+   * Every container under our roots and its status, by id. runc fails the whole listing
+   * when a container is deleted while it reads the root, so that case is tried again.
    */
   async list(): Promise<Map<string, string>> {
+    const roots = [this.root];
+    if (this.earlierRoot !== undefined && existsSync(this.earlierRoot))
+      roots.push(this.earlierRoot);
+    const all = new Map<string, string>();
+    for (const root of roots) {
+      for (const [id, status] of await this.listRoot(root)) if (!all.has(id)) all.set(id, status);
+    }
+    return all;
+  }
+
+  private async listRoot(root: string): Promise<Map<string, string>> {
     let stdout = '';
     for (let attempt = 1; ; attempt++) {
       try {
-        stdout = (await this.run(['list', '--format', 'json'])).stdout;
+        stdout = (await run(this.binary, [`--root=${root}`, 'list', '--format', 'json'])).stdout;
         break;
       } catch (err) {
         const vanished = err instanceof ExecError && /no such file or directory/.test(err.stderr);
@@ -98,7 +121,7 @@ export class Runc {
    */
   async cgroupPaths(id: string): Promise<string[]> {
     const state = await readJson<{ cgroup_paths?: Record<string, string> }>(
-      path.join(this.root, id, 'state.json'),
+      path.join(this.rootFor(id), id, 'state.json'),
     );
     return [...new Set(Object.values(state?.cgroup_paths ?? {}))];
   }

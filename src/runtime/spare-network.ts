@@ -43,6 +43,8 @@ export class SpareNetworks {
   /** Starts in flight (see busy); a spare is made only when there are none. */
   private starts = 0;
   private wanted = false;
+  /** The namespace of a spare that was taken while the file still describes it. */
+  private taken?: string;
 
   /**
    * `claimed` tells whether a sandbox record names a namespace (the spare was taken just
@@ -112,16 +114,14 @@ export class SpareNetworks {
     return undefined;
   }
 
-  /** The taker's record names the spare now: its file no longer needs to. */
+  /**
+   * The taker's record names the spare now: its file no longer needs to. The file is left
+   * for the next spare's description to replace (or `remove` to delete), rather than
+   * deleted on the way to a container's start; until then, a restart finds it claimed by
+   * that record and deletes it (see start).
+   */
   recorded(spare: SpareNetwork): void {
-    // A new spare may have been described meanwhile; only this one's file goes.
-    let named: string | undefined;
-    try {
-      named = (JSON.parse(readFileSync(this.file, 'utf8')) as SpareNetwork).netns;
-    } catch {
-      return;
-    }
-    if (named === spare.netns) rmSync(this.file, { force: true });
+    this.taken = spare.netns;
   }
 
   /** Deletes the spare (namespace, address, file) and makes no more. */
@@ -132,6 +132,18 @@ export class SpareNetworks {
     const spare = this.ready;
     this.ready = undefined;
     if (spare) await this.discard(spare);
+    else if (this.taken !== undefined) this.removeFileOf(this.taken);
+  }
+
+  /** Deletes the file if it still describes the spare of namespace `netns`. */
+  private removeFileOf(netns: string): void {
+    let named: string | undefined;
+    try {
+      named = (JSON.parse(readFileSync(this.file, 'utf8')) as SpareNetwork).netns;
+    } catch {
+      return;
+    }
+    if (named === netns) rmSync(this.file, { force: true });
   }
 
   private want(): void {
@@ -160,6 +172,7 @@ export class SpareNetworks {
       // Described before it exists, so a crash midway leaves something to clean up by.
       mkdirSync(path.dirname(this.file), { recursive: true });
       replaceJsonSync(this.file, spare);
+      this.taken = undefined;
       await this.network.createNetns(spare.netns);
       spare.ip = (await this.network.attach(spare.cniId, spare.netns, spare.cniConfig)).ip;
       replaceJsonSync(this.file, spare);

@@ -3,6 +3,8 @@ import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync } from
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { mountPoints } from '../../src/runtime/fsutil.js';
+import { runtimeStateDir } from '../../src/runtime/state-dir.js';
 
 /**
  * Runs `flyces up` as a user would, in a temp data dir on its own ports, pod range and
@@ -129,6 +131,10 @@ export class TestCluster {
     if (process.env.FLYCES_TEST_LOG) console.log(this.tail(300));
     try {
       await this.flyces('down', '--data-dir', this.dataDir, '--bridge', this.opts.bridge);
+      // The agent's runtime state (a tmpfs of its own where /run is on disk) goes too.
+      const state = runtimeStateDir(this.dataDir);
+      if (existsSync(state) || mountPoints().includes(state))
+        throw new Error(`flyces down left ${state} behind`);
     } finally {
       rmSync(this.dataDir, { recursive: true, force: true });
     }

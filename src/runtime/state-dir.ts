@@ -1,0 +1,60 @@
+import { createHash } from 'node:crypto';
+import { mkdirSync, readdirSync, rmdirSync, rmSync, statfsSync } from 'node:fs';
+import path from 'node:path';
+
+import type { Logger } from '../log.js';
+import { run } from './exec.js';
+import { mountPoints } from './fsutil.js';
+
+/**
+ * Where an agent keeps its runtime's state root (see MiniCOptions.stateRoot): a directory
+ * of its own under /run/flyces, on a tmpfs. containerd and CRI-O keep the same kind of
+ * state under /run, which systemd machines mount as a tmpfs; where /run is on disk (as on
+ * some VMs and containers), the agent mounts a small tmpfs of its own there. The files
+ * are small (a bundle's config, runc's state, pid and exit files) and every container
+ * start writes several, which a journalled file system makes slow when the disk is busy.
+ * A reboot empties it, as it ends every container those files describe; the records and
+ * the containers' writable layers and logs stay on disk, under the data dir.
+ */
+
+const STATE_PARENT = '/run/flyces';
+const TMPFS_MAGIC = 0x01021994;
+/** A ceiling, not a reservation: a tmpfs takes memory only for what it holds. */
+const TMPFS_SIZE = '256m';
+
+/** The state root of the agent whose data dir is `dataDir`: one per data dir. */
+export function runtimeStateDir(dataDir: string): string {
+  const key = createHash('sha256').update(path.resolve(dataDir)).digest('hex').slice(0, 16);
+  return path.join(STATE_PARENT, key);
+}
+
+/**
+ * Makes `dir` and sees that it is on a tmpfs, mounting one there when it is not. A
+ * directory that already holds something stays as it is (its containers' state is in
+ * it), and so does one where mounting fails: the runtime works on disk too, only slower.
+ */
+export async function ensureStateDir(dir: string, log: Logger): Promise<void> {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if (statfsSync(dir).type === TMPFS_MAGIC) return;
+  if (readdirSync(dir).length > 0) {
+    log.warn({ dir }, 'runtime state stays on disk: its directory is not empty');
+    return;
+  }
+  try {
+    const options = `mode=0700,size=${TMPFS_SIZE},nosuid,nodev`;
+    await run('mount', ['-t', 'tmpfs', '-o', options, 'flyces-state', dir]);
+  } catch (err) {
+    log.warn({ dir, err: (err as Error).message }, 'runtime state stays on disk: no tmpfs');
+  }
+}
+
+/** Unmounts the tmpfs at `dir`, if one is mounted there, and deletes the directory. */
+export async function releaseStateDir(dir: string): Promise<void> {
+  while (mountPoints().includes(dir)) await run('umount', [dir]);
+  rmSync(dir, { recursive: true, force: true });
+  try {
+    rmdirSync(path.dirname(dir));
+  } catch {
+    // Another agent's state is there, or it was never made.
+  }
+}
