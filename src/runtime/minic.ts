@@ -7,7 +7,13 @@ import { conmonAlive, createUnderConmon, processRuns } from './conmon.js';
 import { writeEtcFiles, writeHosts } from './etc-files.js';
 import { exists, findExecutable, isErrno, KeyedMutex, randomHex, readJson } from './fsutil.js';
 import type { ImageStore } from './images.js';
-import { RuntimeRecords, sandboxId, type ContainerRecord, type SandboxRecord } from './records.js';
+import {
+  isRuntimeId,
+  RuntimeRecords,
+  sandboxId,
+  type ContainerRecord,
+  type SandboxRecord,
+} from './records.js';
 
 export { sandboxId };
 import { rootfsMount, unmountRootfs } from './rootfs.js';
@@ -34,16 +40,16 @@ import { buildSpec, hostNofileLimit } from './spec.js';
 /** How a MiniC runtime is set up on a node. */
 export interface MiniCOptions {
   /**
-   * Directory miniC owns on disk, e.g. DATA/runtime: the records of sandboxes and
-   * containers, the containers' writable layers and logs.
+   * Directory miniC owns on disk, e.g. DATA/runtime: the containers' writable layers and
+   * logs, the pod network's address leases and the spare network's description.
    */
   root: string;
   /**
-   * Directory for what matters only while the machine is up: runc's state, bundles,
-   * conmon's files and each sandbox's /etc files; default ROOT/state. `flyces agent`
-   * gives a tmpfs (see state-dir.ts), as containerd and CRI-O keep theirs under /run: the
-   * small files written on the way to a container's start cost a journalled disk little
-   * there. A reboot empties it, as it ends every container it describes.
+   * Directory for what matters only while the machine is up: the records of sandboxes
+   * and containers, runc's state, bundles, conmon's files and each sandbox's /etc files;
+   * default ROOT/state. An agent gives a tmpfs (see state-dir.ts), as containerd and CRI-O
+   * keep theirs under /run, so that the small files a container's start writes do not wait
+   * on the disk. A reboot empties it, as it ends every container it describes.
    */
   stateRoot?: string;
   /** Where container images come from. */
@@ -80,7 +86,7 @@ function wrap(code: RuntimeError['code'], what: string, err: unknown): RuntimeEr
   return new RuntimeError(code, `${what}: ${(err as Error).message}`);
 }
 
-/** A container's directories on disk (its record and log live there too): the overlay's. */
+/** A container's directories on disk (its log is there too): the overlay's. */
 const CONTAINER_DISK_SUBDIRS = ['upper', 'work'];
 /** A container's directories under the state root: its bundle and conmon's. */
 const CONTAINER_STATE_SUBDIRS = ['bundle/rootfs', 'exit', 'persist'];
@@ -380,7 +386,7 @@ export class MiniC implements RuntimeService {
     const containers = new Set((await this.records.containers()).map((c) => c.id));
     const diskDir = path.join(this.root, 'containers');
     for (const id of await fs.readdir(diskDir).catch(() => [] as string[])) {
-      if (!/^[a-f0-9]{64}$/.test(id) || containers.has(id) || this.creating.has(id)) continue;
+      if (!isRuntimeId(id) || containers.has(id) || this.creating.has(id)) continue;
       await unmountRootfs(this.records.containerDir(id));
       await fs.rm(this.records.containerDir(id), { recursive: true, force: true });
       this.log.info({ container: id }, 'removed the files of a container no record names');

@@ -106,7 +106,7 @@ export class RuntimeRecords {
       if (this.diskRoot !== this.stateRoot) roots.push(this.diskRoot);
       for (const root of roots) {
         const earlier = root !== this.stateRoot;
-        for (const id of (await listDir(path.join(root, 'sandboxes'))).filter(isId)) {
+        for (const id of (await listDir(path.join(root, 'sandboxes'))).filter(isRuntimeId)) {
           if (sandboxes.has(id)) continue;
           const file = path.join(root, 'sandboxes', id, 'sandbox.json');
           const rec = await readRecord<SandboxRecord>(file);
@@ -114,7 +114,7 @@ export class RuntimeRecords {
           sandboxes.set(id, rec);
           if (earlier) this.earlier.add(id);
         }
-        for (const id of (await listDir(path.join(root, 'containers'))).filter(isId)) {
+        for (const id of (await listDir(path.join(root, 'containers'))).filter(isRuntimeId)) {
           if (containers.has(id)) continue;
           const file = path.join(root, 'containers', id, 'container.json');
           const rec = await readRecord<ContainerRecord>(file);
@@ -208,7 +208,8 @@ async function readRecord<T>(file: string): Promise<T | undefined> {
   }
 }
 
-function isId(name: string): boolean {
+/** Whether `name` has the form of a sandbox's or container's id (64 hex digits). */
+export function isRuntimeId(name: string): boolean {
   return ID.test(name);
 }
 

@@ -11,10 +11,11 @@ import { mountPoints } from './fsutil.js';
  * of its own under /run/flyces, on a tmpfs. containerd and CRI-O keep the same kind of
  * state under /run, which systemd machines mount as a tmpfs; where /run is on disk (as on
  * some VMs and containers), the agent mounts a small tmpfs of its own there. The files
- * are small (a bundle's config, runc's state, pid and exit files) and every container
- * start writes several, which a journalled file system makes slow when the disk is busy.
- * A reboot empties it, as it ends every container those files describe; the records and
- * the containers' writable layers and logs stay on disk, under the data dir.
+ * are small (records, a bundle's config, runc's state, pid and exit files) and every
+ * container start writes several, which a journalled file system makes slow when the disk
+ * is busy. A reboot empties it, as it ends every container those files describe; the
+ * containers' writable layers and logs and the pod address leases stay on disk, under the
+ * data dir, and the next runtime removes what no record names (MiniC.removeLeftovers).
  */
 
 const STATE_PARENT = '/run/flyces';
