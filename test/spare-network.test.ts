@@ -164,6 +164,14 @@ test('a spare a sandbox had claimed before a crash is left to that sandbox', asy
 });
 
 /** The addresses host-local has leased on the test's pod network. */
+/** The namespace a sandbox's record names; it is this test's to delete at the end. */
+async function recordedNetns(sandboxId: string): Promise<string> {
+  const file = path.join(options.root, 'state', 'sandboxes', sandboxId, 'sandbox.json');
+  const { netns } = JSON.parse(await fs.readFile(file, 'utf8')) as { netns: string };
+  made.add(netns);
+  return netns;
+}
+
 async function leases(): Promise<string[]> {
   const dir = path.join(options.root, 'cni', 'networks', 'flyces');
   return (await fs.readdir(dir).catch(() => [] as string[])).filter((f) => f.startsWith('10.'));
@@ -179,14 +187,8 @@ test("a spare whose namespace was deleted behind the runtime's back is not hande
   const sandbox = await minic.runSandbox(sandboxConfig('d'));
   assert.equal(sandbox.state, 'ready');
   assert.notEqual(sandbox.ip, spare.ip, 'the sandbox made a network of its own');
-  const record = JSON.parse(
-    await fs.readFile(
-      path.join(options.root, 'state', 'sandboxes', sandbox.id, 'sandbox.json'),
-      'utf8',
-    ),
-  ) as { netns: string };
-  made.add(record.netns);
-  assert.ok(existsSync(`/var/run/netns/${record.netns}`));
+  const netns = await recordedNetns(sandbox.id);
+  assert.ok(existsSync(`/var/run/netns/${netns}`));
   const next = await until('the next spare', async () => {
     const s = await readySpare();
     return s && s.netns !== spare.netns ? s : undefined;
@@ -219,14 +221,8 @@ test('a spare file naming something other than a spare namespace is ignored and 
     const sandbox = await minic.runSandbox(sandboxConfig('g'));
     assert.ok(sandbox.ip?.startsWith('10.42.235.'), body);
     assert.notEqual(sandbox.ip, '10.42.235.250', body);
-    const record = JSON.parse(
-      await fs.readFile(
-        path.join(options.root, 'state', 'sandboxes', sandbox.id, 'sandbox.json'),
-        'utf8',
-      ),
-    ) as { netns: string };
-    made.add(record.netns);
-    assert.match(record.netns, /^flyces-[0-9a-f]+$/, body);
+    const netns = await recordedNetns(sandbox.id);
+    assert.match(netns, /^flyces-[0-9a-f]+$/, body);
     assert.ok(existsSync(outside), body);
     await minic.removeSandbox(sandbox.id);
     await minic.removeSpareNetwork();
@@ -245,23 +241,12 @@ test('sandboxes started together: one takes the spare, each gets its own address
   assert.equal(sandboxes.filter((s) => s.ip === spare.ip).length, 1);
   assert.equal(new Set(sandboxes.map((s) => s.ip)).size, names.length);
   for (const s of sandboxes) {
-    const record = JSON.parse(
-      await fs.readFile(
-        path.join(options.root, 'state', 'sandboxes', s.id, 'sandbox.json'),
-        'utf8',
-      ),
-    ) as { netns: string };
-    made.add(record.netns);
+    await recordedNetns(s.id);
   }
   // One sandbox's namespace deleted behind the runtime's back: removing the sandbox still
   // releases its address.
-  const lost = JSON.parse(
-    await fs.readFile(
-      path.join(options.root, 'state', 'sandboxes', sandboxes[0].id, 'sandbox.json'),
-      'utf8',
-    ),
-  ) as { netns: string };
-  await exec('ip', ['netns', 'delete', lost.netns]);
+  const lost = await recordedNetns(sandboxes[0].id);
+  await exec('ip', ['netns', 'delete', lost]);
   for (const s of sandboxes) await minic.removeSandbox(s.id);
   await minic.removeSpareNetwork();
   assert.deepEqual(await leases(), []);
@@ -287,13 +272,7 @@ test('a spare made for another pod network is not taken over after a restart', a
   });
   await second.prepareNetwork();
   const sandbox = await second.runSandbox(sandboxConfig('p'));
-  const record = JSON.parse(
-    await fs.readFile(
-      path.join(options.root, 'state', 'sandboxes', sandbox.id, 'sandbox.json'),
-      'utf8',
-    ),
-  ) as { netns: string };
-  made.add(record.netns);
+  await recordedNetns(sandbox.id); // deleted at the end even if an assertion fails
   assert.match(sandbox.ip ?? '', /^10\.42\.236\./, 'an address of the new range');
   assert.ok(!existsSync(`/var/run/netns/${stale.netns}`), 'the stale spare was deleted');
   for (const s of await second.listSandboxes()) await second.removeSandbox(s.id);
@@ -306,13 +285,7 @@ test('after a reboot the next runtime frees what the containers of the last boot
   await minic.prepareNetwork();
   await until('a spare network', readySpare);
   const sandbox = await minic.runSandbox(sandboxConfig('r'));
-  const record = JSON.parse(
-    await fs.readFile(
-      path.join(options.root, 'state', 'sandboxes', sandbox.id, 'sandbox.json'),
-      'utf8',
-    ),
-  ) as { netns: string };
-  made.add(record.netns);
+  const netns = await recordedNetns(sandbox.id);
   // A container's files on disk (writable layer, log), whose record was on the state root.
   const orphan = path.join(options.root, 'containers', 'f'.repeat(64));
   await fs.mkdir(path.join(orphan, 'upper'), { recursive: true });
@@ -324,8 +297,8 @@ test('after a reboot the next runtime frees what the containers of the last boot
   assert.ok((await leases()).includes(sandbox.ip!));
 
   // The reboot: every namespace and the state root (a tmpfs for an agent) are gone.
-  for (const netns of [record.netns, spare.netns])
-    await exec('ip', ['netns', 'delete', netns]).catch(() => undefined);
+  for (const name of [netns, spare.netns])
+    await exec('ip', ['netns', 'delete', name]).catch(() => undefined);
   await fs.rm(path.join(options.root, 'state'), { recursive: true, force: true });
 
   const next = new MiniC(options);

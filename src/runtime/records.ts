@@ -100,32 +100,32 @@ export class RuntimeRecords {
 
   private load(): Promise<Loaded> {
     this.loaded ??= (async () => {
-      const sandboxes = new Map<string, SandboxRecord>();
-      const containers = new Map<string, ContainerRecord>();
+      const loaded: Loaded = { sandboxes: new Map(), containers: new Map() };
       const roots = [this.stateRoot];
       if (this.diskRoot !== this.stateRoot) roots.push(this.diskRoot);
       for (const root of roots) {
-        const earlier = root !== this.stateRoot;
-        for (const id of (await listDir(path.join(root, 'sandboxes'))).filter(isRuntimeId)) {
-          if (sandboxes.has(id)) continue;
-          const file = path.join(root, 'sandboxes', id, 'sandbox.json');
-          const rec = await readRecord<SandboxRecord>(file);
-          if (!rec) continue;
-          sandboxes.set(id, rec);
-          if (earlier) this.earlier.add(id);
-        }
-        for (const id of (await listDir(path.join(root, 'containers'))).filter(isRuntimeId)) {
-          if (containers.has(id)) continue;
-          const file = path.join(root, 'containers', id, 'container.json');
-          const rec = await readRecord<ContainerRecord>(file);
-          if (!rec) continue;
-          containers.set(id, rec);
-          if (earlier) this.earlier.add(id);
-        }
+        await this.loadKind(root, 'sandboxes', 'sandbox.json', loaded.sandboxes);
+        await this.loadKind(root, 'containers', 'container.json', loaded.containers);
       }
-      return { sandboxes, containers };
+      return loaded;
     })();
     return this.loaded;
+  }
+
+  /** Reads the records of one kind under `root` that `into` does not have yet. */
+  private async loadKind<T>(
+    root: string,
+    kind: string,
+    name: string,
+    into: Map<string, T>,
+  ): Promise<void> {
+    for (const id of (await listDir(path.join(root, kind))).filter(isRuntimeId)) {
+      if (into.has(id)) continue;
+      const rec = await readRecord<T>(path.join(root, kind, id, name));
+      if (!rec) continue;
+      into.set(id, rec);
+      if (root !== this.stateRoot) this.earlier.add(id);
+    }
   }
 
   /** Whether an earlier miniC wrote this record (under the root on disk). */
