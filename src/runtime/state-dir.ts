@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, rmdirSync, rmSync, statfsSync } from 'node:fs';
+import { mkdirSync, readdirSync, realpathSync, rmdirSync, rmSync, statfsSync } from 'node:fs';
 import path from 'node:path';
 
 import type { Logger } from '../log.js';
@@ -23,10 +23,27 @@ const TMPFS_MAGIC = 0x01021994;
 /** A ceiling, not a reservation: a tmpfs takes memory only for what it holds. */
 const TMPFS_SIZE = '256m';
 
-/** The state root of the agent whose data dir is `dataDir`: one per data dir. */
+/**
+ * The state root of the agent whose data dir is `dataDir`: one per data dir, whichever
+ * path names it (through a symlink or not), so that `flyces down` finds the records
+ * `flyces up` wrote; otherwise it would take the containers for a reboot's leftovers.
+ */
 export function runtimeStateDir(dataDir: string): string {
-  const key = createHash('sha256').update(path.resolve(dataDir)).digest('hex').slice(0, 16);
+  const key = createHash('sha256').update(canonicalPath(dataDir)).digest('hex').slice(0, 16);
   return path.join(STATE_PARENT, key);
+}
+
+/** `p` with its symlinks resolved, as far as it exists; the rest as it will be made. */
+function canonicalPath(p: string): string {
+  const rest: string[] = [];
+  for (let dir = path.resolve(p); ; dir = path.dirname(dir)) {
+    try {
+      return path.join(realpathSync(dir), ...rest);
+    } catch {
+      if (dir === path.dirname(dir)) return path.resolve(p);
+      rest.unshift(path.basename(dir));
+    }
+  }
 }
 
 /**
