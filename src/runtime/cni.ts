@@ -193,12 +193,14 @@ export class PodNetwork {
   async releaseLeasesExcept(held: Set<string>): Promise<string[]> {
     const dir = path.join(this.options.ipamDir, this.networkName());
     const freed: string[] = [];
-    for (const name of await fs.readdir(dir).catch(() => [] as string[])) {
-      if (isIP(name) === 0) continue;
-      const holder = (await fs.readFile(path.join(dir, name), 'utf8').catch(() => ''))
-        .split(/\r?\n/)[0]
-        .trim();
-      if (held.has(holder)) continue;
+    for (const entry of await fs.readdir(dir, { withFileTypes: true }).catch(() => [])) {
+      // host-local writes a regular file per address; anything else here is not its lease
+      // (and a FIFO or a link to one would stall the read).
+      const name = entry.name;
+      if (!entry.isFile() || isIP(name) === 0) continue;
+      // A lease that cannot be read is kept: freeing an address in use is the worse mistake.
+      const text = await fs.readFile(path.join(dir, name), 'utf8').catch(() => undefined);
+      if (text === undefined || held.has(text.split(/\r?\n/)[0].trim())) continue;
       await fs.rm(path.join(dir, name), { force: true });
       freed.push(name);
     }
