@@ -300,6 +300,8 @@ test('after a reboot the next runtime frees what the containers of the last boot
   for (const name of [netns, spare.netns])
     await exec('ip', ['netns', 'delete', name]).catch(() => undefined);
   await fs.rm(path.join(options.root, 'state'), { recursive: true, force: true });
+  // And the kernel's boot id is another than the one the runtime noted.
+  await fs.writeFile(path.join(options.root, 'boot.json'), '{"bootId":"the last boot"}');
 
   const next = new MiniC(options);
   await next.prepareNetwork();

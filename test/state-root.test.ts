@@ -59,6 +59,13 @@ function runtime(options: MiniCOptions): MiniC {
   return minic;
 }
 
+/** A reboot as the runtime sees it: the kernel's boot id differs from the one it noted. */
+async function simulateReboot(): Promise<void> {
+  const file = path.join(disk, 'boot.json');
+  const noted = JSON.parse(await fs.readFile(file, 'utf8')) as { bootId: string };
+  await fs.writeFile(file, JSON.stringify({ bootId: `before-${noted.bootId}` }));
+}
+
 const pod = (name: string) => ({
   podUid: `uid-${name}-${path.basename(tmp)}`,
   podName: name,
@@ -196,6 +203,7 @@ test('after a reboot empties the state root, the same pod starts again on a clea
       await exec('ip', ['netns', 'delete', name]).catch(() => undefined);
   }
   await fs.rm(stateOptions.stateRoot!, { recursive: true, force: true });
+  await simulateReboot();
   assert.ok((await leases()).includes(sandbox.ip!));
 
   const next = runtime(stateOptions);
@@ -221,4 +229,32 @@ test('after a reboot empties the state root, the same pod starts again on a clea
   await next.removeSpareNetwork();
   assert.deepEqual(await entries(path.join(disk, 'containers')), []);
   assert.deepEqual(await leases(), [], 'every address is free');
+});
+
+test('an empty state root without a reboot is no reason to free what live pods use', async () => {
+  const first = runtime(stateOptions);
+  await first.prepareNetwork();
+  const sandbox = await first.runSandbox(pod('live'));
+  const id = await first.createContainer(sandbox.id, {
+    name: 'web',
+    image: IMAGE,
+    attempt: 0,
+    labels: {},
+  });
+  await first.startContainer(id);
+  await first.removeSpareNetwork();
+
+  // A runtime that finds no records (its state root was lost, or is another one) on the
+  // same boot: the pod still runs, so its writable layer, log and address stay.
+  const other = runtime({ ...stateOptions, stateRoot: path.join(tmp, 'other-state') });
+  await other.prepareNetwork();
+  await other.removeSpareNetwork();
+  assert.ok(existsSync(path.join(disk, 'containers', id, 'upper')), 'its writable layer stays');
+  assert.ok(existsSync(path.join(disk, 'containers', id, 'container.log')), 'its log stays');
+  assert.ok((await leases()).includes(sandbox.ip!), 'its address stays');
+  assert.equal((await first.containerStatus(id))?.state, 'running');
+
+  await first.stopSandbox(sandbox.id);
+  await first.removeSandbox(sandbox.id);
+  assert.deepEqual(await leases(), []);
 });

@@ -5,7 +5,15 @@ import { componentLogger, type Logger } from '../log.js';
 import { PodNetwork, netnsPath } from './cni.js';
 import { conmonAlive, createUnderConmon, processRuns } from './conmon.js';
 import { writeEtcFiles, writeHosts } from './etc-files.js';
-import { exists, findExecutable, isErrno, KeyedMutex, randomHex, readJson } from './fsutil.js';
+import {
+  exists,
+  findExecutable,
+  isErrno,
+  KeyedMutex,
+  randomHex,
+  readJson,
+  replaceJsonSync,
+} from './fsutil.js';
 import type { ImageStore } from './images.js';
 import {
   isRuntimeId,
@@ -90,6 +98,9 @@ function wrap(code: RuntimeError['code'], what: string, err: unknown): RuntimeEr
 const CONTAINER_DISK_SUBDIRS = ['upper', 'work'];
 /** A container's directories under the state root: its bundle and conmon's. */
 const CONTAINER_STATE_SUBDIRS = ['bundle/rootfs', 'exit', 'persist'];
+
+/** The kernel's id of the running boot: a reboot changes it. */
+const BOOT_ID_FILE = '/proc/sys/kernel/random/boot_id';
 
 /** The CNI container id a sandbox's network was attached under: its own, or its spare's. */
 function cniIdOf(rec: SandboxRecord): string {
@@ -381,8 +392,25 @@ export class MiniC implements RuntimeService {
    * addresses. The records live on the state root, which a reboot empties (every
    * container ended with it); their writable layers, logs and CNI address leases are on
    * disk. Runs before this runtime makes or takes anything (agent start, `flyces down`).
+   *
+   * Only after a reboot: the kernel's boot id must differ from the one noted under the
+   * root when a runtime last ran there. A state root found empty on the same boot (lost,
+   * or another one than the agent's) says nothing about containers that may still run, so
+   * nothing is removed then; what a crash midway through a creation left stays until the
+   * next reboot.
    */
   async removeLeftovers(): Promise<void> {
+    const bootFile = path.join(this.root, 'boot.json');
+    const bootId = (await fs.readFile(BOOT_ID_FILE, 'utf8')).trim();
+    const noted = await readJson<{ bootId?: unknown }>(bootFile).catch(() => undefined);
+    if (noted?.bootId === bootId) return;
+    // No boot noted: a new root, or one an earlier miniC kept, whose records are all there.
+    if (typeof noted?.bootId === 'string') await this.removeUnrecorded();
+    mkdirSync(this.root, { recursive: true });
+    replaceJsonSync(bootFile, { bootId });
+  }
+
+  private async removeUnrecorded(): Promise<void> {
     const containers = new Set((await this.records.containers()).map((c) => c.id));
     const diskDir = path.join(this.root, 'containers');
     for (const id of await fs.readdir(diskDir).catch(() => [] as string[])) {
