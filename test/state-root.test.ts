@@ -130,7 +130,9 @@ test('a pod an earlier miniC runs under its root on disk is driven and removed',
   assert.ok(existsSync(path.join(disk, 'containers', oldId, 'container.json')));
   assert.ok(existsSync(path.join(disk, 'runc', oldId)));
 
-  // The agent restarts with the new layout: its state root is elsewhere and empty.
+  // The agent restarts with the new layout: its state root is elsewhere and empty. The
+  // boot noted is made another, so that leftovers are looked for: records on disk count.
+  await simulateReboot();
   const now = runtime(stateOptions);
   await now.prepareNetwork();
   assert.ok(existsSync(path.join(disk, 'containers', oldId, 'upper')), 'its writable layer stays');
