@@ -94,3 +94,9 @@ test('flyces down given another spelling of the data dir stops what flyces up st
   // A second down finds nothing to do and does not fail.
   await downCommand(link, BRIDGE);
 });
+
+test('flyces down given a data dir that was never used makes nothing there', async () => {
+  const never = path.join(tmp, 'never');
+  await downCommand(never, BRIDGE);
+  assert.ok(!existsSync(never), `${never} was made`);
+});

@@ -377,6 +377,7 @@ export class MiniC implements RuntimeService {
    */
   async prepareNetwork(): Promise<string> {
     const gateway = await this.network.ensureBridge();
+    mkdirSync(this.root, { recursive: true });
     await this.removeLeftovers().catch((err: unknown) => {
       this.log.warn({ err }, 'could not remove what containers of a previous boot left');
     });
@@ -406,8 +407,9 @@ export class MiniC implements RuntimeService {
     if (noted?.bootId === bootId) return;
     // No boot noted: a new root, or one an earlier miniC kept, whose records are all there.
     if (typeof noted?.bootId === 'string') await this.removeUnrecorded();
-    mkdirSync(this.root, { recursive: true });
-    replaceJsonSync(bootFile, { bootId });
+    // Noted where a runtime has run (prepareNetwork makes the root), so that `flyces down`
+    // given a data dir that was never used makes nothing there.
+    if (existsSync(this.root)) replaceJsonSync(bootFile, { bootId });
   }
 
   private async removeUnrecorded(): Promise<void> {
