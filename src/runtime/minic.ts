@@ -402,9 +402,10 @@ export class MiniC implements RuntimeService {
    */
   async removeLeftovers(): Promise<void> {
     const bootFile = path.join(this.root, 'boot.json');
-    const bootId = (await fs.readFile(BOOT_ID_FILE, 'utf8')).trim();
+    // Where the kernel does not say (an emulated /proc), a reboot cannot be told: nothing goes.
+    const bootId = (await fs.readFile(BOOT_ID_FILE, 'utf8').catch(() => '')).trim();
     const noted = await readJson<{ bootId?: unknown }>(bootFile).catch(() => undefined);
-    if (noted?.bootId === bootId) return;
+    if (bootId === '' || noted?.bootId === bootId) return;
     // No boot noted: a new root, or one an earlier miniC kept, whose records are all there.
     if (typeof noted?.bootId === 'string') await this.removeUnrecorded();
     // Noted where a runtime has run (prepareNetwork makes the root), so that `flyces down`
