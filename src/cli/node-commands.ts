@@ -60,7 +60,10 @@ export async function downCommand(dataDir: string, bridge: string): Promise<void
   const stateRoot = runtimeStateDir(dataDir);
   const runtime = new MiniC({ root: join(dataDir, 'runtime'), stateRoot, images, bridge });
   const containers = await runtime.listContainers();
-  await runtime.removeLeftovers();
+  // What a reboot left is worth removing, but not at the price of the rest of the clean-up.
+  await runtime.removeLeftovers().catch((err: unknown) => {
+    console.error(`flyces down: could not remove what the last boot left: ${String(err)}`);
+  });
   await Promise.all(
     containers.filter((c) => c.state === 'running').map((c) => runtime.stopContainer(c.id, 10)),
   );
@@ -70,11 +73,12 @@ export async function downCommand(dataDir: string, bridge: string): Promise<void
   }
   await runtime.removeSpareNetwork();
   await removeAllPodVolumes(dataDir);
-  await releaseStateDir(stateRoot);
   try {
     await promisify(execFile)('ip', ['link', 'del', bridge]);
   } catch (err) {
     if (!/Cannot find device/.test((err as { stderr?: string }).stderr ?? '')) throw err;
   }
+  // Last: if its tmpfs is still busy, everything else is already gone.
+  await releaseStateDir(stateRoot);
   console.log(`removed ${containers.length} containers and the ${bridge} bridge`);
 }

@@ -105,7 +105,9 @@ test('a container an earlier miniC made under its old root is driven there', asy
       ['new1', 'running'],
       ['old1', 'running'],
     ]);
-    // Without an earlier root on disk, only the current one is listed.
+    // An earlier root with no container left (or none at all) is not listed.
+    rmSync(join(earlier, 'old1'), { recursive: true });
+    assert.deepEqual([...(await runc.list()).keys()], ['new1']);
     rmSync(earlier, { recursive: true });
     assert.deepEqual([...(await runc.list()).keys()], ['new1']);
   } finally {

@@ -1,4 +1,12 @@
-import { closeSync, constants, existsSync, fstatSync, openSync, promises as fs } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  existsSync,
+  fstatSync,
+  openSync,
+  promises as fs,
+  readdirSync,
+} from 'node:fs';
 import { Socket } from 'node:net';
 import path from 'node:path';
 
@@ -91,7 +99,8 @@ export class Runc {
    */
   async list(): Promise<Map<string, string>> {
     const roots = [this.root];
-    if (this.earlierRoot !== undefined && existsSync(this.earlierRoot))
+    // The earlier root costs a run of runc only while it holds containers.
+    if (this.earlierRoot !== undefined && listDirSync(this.earlierRoot).length > 0)
       roots.push(this.earlierRoot);
     const all = new Map<string, string>();
     for (const root of roots) {
@@ -124,6 +133,14 @@ export class Runc {
       path.join(this.rootFor(id), id, 'state.json'),
     );
     return [...new Set(Object.values(state?.cgroup_paths ?? {}))];
+  }
+}
+
+function listDirSync(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
   }
 }
 
