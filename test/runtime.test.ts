@@ -14,6 +14,7 @@ import tar from 'tar-stream';
 import { ImageStore } from '../src/runtime/images.js';
 import { MiniC, type MiniCOptions } from '../src/runtime/minic.js';
 import { RuntimeError, type ContainerConfig } from '../src/runtime/runtime.js';
+import { removeCgroupsUnder, unmountUnder } from './helpers/cleanup.js';
 
 /**
  * miniC against the real thing: runc, conmon, CNI plugins, overlayfs. Needs root. Uses
@@ -165,27 +166,11 @@ test('miniC runs pods with runc, conmon and CNI', async (t) => {
       await minic.removeSandbox(sb.id).catch((err) => console.error('cleanup', err));
     }
     // Anything the runtime left behind: only our own root's mounts and runc state.
-    const mounts = await fs.readFile('/proc/self/mounts', 'utf8');
-    for (const line of mounts.split('\n')) {
-      const target = line.split(' ')[1];
-      if (target?.startsWith(tmp)) await sh('umount', ['-l', target]).catch(() => undefined);
-    }
+    await unmountUnder(tmp);
     await sh('ip', ['link', 'del', BRIDGE]).catch(() => undefined);
     for (const dir of cgroupParents) await fs.rmdir(dir).catch(() => undefined);
     // The parent exists in every hierarchy runc used, not only those in cgroup_paths.
-    const parents = await sh('find', [
-      '/sys/fs/cgroup',
-      '-maxdepth',
-      '8',
-      '-depth',
-      '-type',
-      'd',
-      '-path',
-      `*/${options.cgroupParent}*`,
-    ]).catch(() => '');
-    for (const dir of parents.split('\n').filter((d) => d)) {
-      await fs.rmdir(dir).catch(() => undefined);
-    }
+    await removeCgroupsUnder(options.cgroupParent!);
     await fs.rm(tmp, { recursive: true, force: true });
   });
 

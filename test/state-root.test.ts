@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 
 import { ImageStore } from '../src/runtime/images.js';
 import { MiniC, type MiniCOptions } from '../src/runtime/minic.js';
+import { removeCgroupsUnder, unmountUnder } from './helpers/cleanup.js';
 
 /**
  * miniC's state root against the real thing (runc, conmon, CNI): containers an earlier
@@ -93,25 +94,9 @@ after(async () => {
       if (ours) await exec('ip', ['netns', 'delete', name]).catch(() => undefined);
     }
   }
-  const mounts = await fs.readFile('/proc/self/mounts', 'utf8');
-  for (const line of mounts.split('\n')) {
-    const target = line.split(' ')[1];
-    if (target?.startsWith(tmp)) await exec('umount', ['-l', target]).catch(() => undefined);
-  }
+  await unmountUnder(tmp);
   await exec('ip', ['link', 'del', BRIDGE]).catch(() => undefined);
-  const parents = await exec('find', [
-    '/sys/fs/cgroup',
-    '-maxdepth',
-    '8',
-    '-depth',
-    '-type',
-    'd',
-    '-path',
-    `*/${base.cgroupParent}*`,
-  ]).catch(() => ({ stdout: '' }));
-  for (const dir of parents.stdout.split('\n').filter((d) => d)) {
-    await fs.rmdir(dir).catch(() => undefined);
-  }
+  await removeCgroupsUnder(base.cgroupParent!);
   await fs.rm(tmp, { recursive: true, force: true });
 });
 
