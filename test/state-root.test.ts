@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 import { ImageStore } from '../src/runtime/images.js';
+import { readJson } from '../src/runtime/fsutil.js';
 import { MiniC, type MiniCOptions } from '../src/runtime/minic.js';
 import { removeCgroupsUnder, unmountUnder } from './helpers/cleanup.js';
 
@@ -48,6 +49,14 @@ async function namespaces(): Promise<Set<string>> {
 async function leases(): Promise<string[]> {
   const dir = path.join(disk, 'cni', 'networks', 'flyces');
   return (await fs.readdir(dir).catch(() => [] as string[])).filter((n) => /^\d/.test(n));
+}
+
+async function until(what: string, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
 }
 
 async function entries(dir: string): Promise<string[]> {
@@ -140,6 +149,9 @@ test('a pod an earlier miniC runs under its root on disk is driven and removed',
   assert.match(hosts.output, new RegExp(`${sandbox.ip!.replaceAll('.', '\\.')}\\s+old`));
 
   // Another restart: both containers are known, neither's files are taken for leftovers.
+  // The runtime before it stops making spare networks first, as a stopped agent would (two
+  // live runtimes on one root each made one, and the first one's address stayed taken).
+  await now.removeSpareNetwork();
   const again = runtime(stateOptions);
   await again.prepareNetwork();
   const running = (await again.listContainers()).filter((c) => c.state === 'running');
@@ -179,6 +191,15 @@ test('after a reboot empties the state root, the same pod starts again on a clea
   ) as { cgroupPaths: string[] };
   const sbFile = path.join(stateOptions.stateRoot!, 'sandboxes', sandbox.id, 'sandbox.json');
   const { netns } = JSON.parse(await fs.readFile(sbFile, 'utf8')) as { netns: string };
+
+  // The spare that replaces the one the sandbox took is made first, so that none is being
+  // made when the machine "reboots" (this runtime stays alive in the test's process).
+  await until('the next spare network', async () => {
+    const spare = await readJson<{ netns?: string; ip?: string }>(
+      path.join(disk, 'spare-network.json'),
+    ).catch(() => undefined);
+    return spare?.ip !== undefined && spare.netns !== netns;
+  });
 
   // The reboot: processes, cgroups, namespaces and the state root (a tmpfs) go; the disk
   // (writable layers, logs, leases, the spare's file) stays.
