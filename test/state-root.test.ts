@@ -84,6 +84,18 @@ const pod = (name: string) => ({
   labels: {},
 });
 
+/** Creates and starts the web container of sandbox `sandboxId`; its id. */
+async function startWeb(minic: MiniC, sandboxId: string): Promise<string> {
+  const id = await minic.createContainer(sandboxId, {
+    name: 'web',
+    image: IMAGE,
+    attempt: 0,
+    labels: {},
+  });
+  await minic.startContainer(id);
+  return id;
+}
+
 before(async () => {
   const archive = path.join(tmp, 'web.tar');
   await exec(path.join(repo, 'examples', 'build-image.sh'), [archive]);
@@ -113,13 +125,7 @@ test('a pod an earlier miniC runs under its root on disk is driven and removed',
   const earlier = runtime(earlierOptions);
   await earlier.prepareNetwork();
   const sandbox = await earlier.runSandbox(pod('old'));
-  const oldId = await earlier.createContainer(sandbox.id, {
-    name: 'web',
-    image: IMAGE,
-    attempt: 0,
-    labels: {},
-  });
-  await earlier.startContainer(oldId);
+  const oldId = await startWeb(earlier, sandbox.id);
   await earlier.removeSpareNetwork();
   assert.ok(existsSync(path.join(disk, 'containers', oldId, 'container.json')));
   assert.ok(existsSync(path.join(disk, 'runc', oldId)));
@@ -176,13 +182,7 @@ test('after a reboot empties the state root, the same pod starts again on a clea
   const first = runtime(stateOptions);
   await first.prepareNetwork();
   const sandbox = await first.runSandbox(pod('boot'));
-  const oldId = await first.createContainer(sandbox.id, {
-    name: 'web',
-    image: IMAGE,
-    attempt: 0,
-    labels: {},
-  });
-  await first.startContainer(oldId);
+  const oldId = await startWeb(first, sandbox.id);
   const rec = JSON.parse(
     await fs.readFile(
       path.join(stateOptions.stateRoot!, 'containers', oldId, 'container.json'),
@@ -221,13 +221,7 @@ test('after a reboot empties the state root, the same pod starts again on a clea
   const again = await next.runSandbox(pod('boot'));
   assert.equal(again.id, sandbox.id, 'the same pod and attempt: the same sandbox id');
   assert.equal(again.state, 'ready');
-  const newId = await next.createContainer(again.id, {
-    name: 'web',
-    image: IMAGE,
-    attempt: 0,
-    labels: {},
-  });
-  await next.startContainer(newId);
+  const newId = await startWeb(next, again.id);
   assert.equal((await next.containerStatus(newId))?.state, 'running');
   const hosts = await next.execSync(newId, ['cat', '/etc/hosts'], 5000);
   assert.match(hosts.output, new RegExp(`${again.ip!.replaceAll('.', '\\.')}\\s+boot`));
@@ -243,13 +237,7 @@ test('an empty state root without a reboot is no reason to free what live pods u
   const first = runtime(stateOptions);
   await first.prepareNetwork();
   const sandbox = await first.runSandbox(pod('live'));
-  const id = await first.createContainer(sandbox.id, {
-    name: 'web',
-    image: IMAGE,
-    attempt: 0,
-    labels: {},
-  });
-  await first.startContainer(id);
+  const id = await startWeb(first, sandbox.id);
   await first.removeSpareNetwork();
 
   // A runtime that finds no records (its state root was lost, or is another one) on the
