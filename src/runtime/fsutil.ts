@@ -62,6 +62,16 @@ export async function readJson<T>(file: string): Promise<T | undefined> {
   }
 }
 
+/** readJson without the thread pool: for small files on a tmpfs, on a path that waits for them. */
+export function readJsonSync<T>(file: string): T | undefined {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as T;
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return undefined;
+    throw err;
+  }
+}
+
 export async function exists(file: string): Promise<boolean> {
   try {
     await fs.lstat(file);

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, promises as fs, watch, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, promises as fs, readFileSync, watch, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { componentLogger, type Logger } from '../log.js';
@@ -588,10 +588,8 @@ export class MiniC implements RuntimeService {
         started.catch(() => undefined); // awaited below, once the cgroups are known
         // Known before anything else can fail, so that removal finds the cgroups; read
         // while the process starts.
-        [rec.cgroupPaths, rec.conmonPid] = await Promise.all([
-          runc.cgroupPaths(id),
-          this.conmonPid(id),
-        ]);
+        rec.cgroupPaths = runc.cgroupPaths(id);
+        rec.conmonPid = this.conmonPid(id);
         await started;
       } catch (err) {
         await runc.forceDelete(id).catch(() => undefined);
@@ -662,7 +660,7 @@ export class MiniC implements RuntimeService {
         if (await exists(file)) return true;
         const left = deadline - Date.now();
         if (left <= 0) return false;
-        if (!conmonAlive(await this.conmonPid(id), id)) return exists(file);
+        if (!conmonAlive(this.conmonPid(id), id)) return exists(file);
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, Math.min(left, EXIT_POLL_MS));
           wake = () => (clearTimeout(timer), resolve());
@@ -673,9 +671,10 @@ export class MiniC implements RuntimeService {
     }
   }
 
-  private async conmonPid(id: string): Promise<number | undefined> {
+  /** conmon's pid file; read synchronously, as it is small and on the state root's tmpfs. */
+  private conmonPid(id: string): number | undefined {
     try {
-      const text = await fs.readFile(path.join(this.containerStateDir(id), 'conmon.pid'), 'utf8');
+      const text = readFileSync(path.join(this.containerStateDir(id), 'conmon.pid'), 'utf8');
       return Number(text.trim()) || undefined;
     } catch (err) {
       if (isErrno(err, 'ENOENT')) return undefined;
@@ -707,7 +706,7 @@ export class MiniC implements RuntimeService {
 
   /** Waits briefly for the container's conmon to exit, then kills it by its pid. */
   private async reapConmon(id: string): Promise<void> {
-    const pid = await this.conmonPid(id);
+    const pid = this.conmonPid(id);
     const deadline = Date.now() + CONMON_EXIT_WAIT_MS;
     while (conmonAlive(pid, id)) {
       if (Date.now() > deadline) {
@@ -760,7 +759,7 @@ export class MiniC implements RuntimeService {
   private async monitored(rec: ContainerRecord): Promise<boolean> {
     if (!rec.startedAt || rec.finishedAt) return false;
     if (existsSync(this.exitFile(rec.id))) return false;
-    return conmonAlive(rec.conmonPid ?? (await this.conmonPid(rec.id)), rec.id);
+    return conmonAlive(rec.conmonPid ?? this.conmonPid(rec.id), rec.id);
   }
 
   /**
@@ -771,7 +770,7 @@ export class MiniC implements RuntimeService {
   private async liveState(rec: ContainerRecord): Promise<string | undefined> {
     if (!rec.startedAt || rec.finishedAt) return undefined;
     if (existsSync(this.exitFile(rec.id))) return 'stopped';
-    if (conmonAlive(rec.conmonPid ?? (await this.conmonPid(rec.id)), rec.id)) return 'running';
+    if (conmonAlive(rec.conmonPid ?? this.conmonPid(rec.id), rec.id)) return 'running';
     return (await this.binaries).runc.state(rec.id);
   }
 

@@ -4,14 +4,14 @@ import {
   existsSync,
   fstatSync,
   openSync,
-  promises as fs,
   readdirSync,
+  rmSync,
 } from 'node:fs';
 import { Socket } from 'node:net';
 import path from 'node:path';
 
 import { ExecError, run, runCapture, type Completed } from './exec.js';
-import { isErrno, readJson } from './fsutil.js';
+import { isErrno, readJsonSync } from './fsutil.js';
 
 /**
  * The few runc commands miniC needs, always against miniC's own `--root`. Containers are
@@ -59,7 +59,7 @@ export class Runc {
       return;
     }
     await awaitStartByte(fd, alive);
-    await fs.rm(fifo, { force: true });
+    rmSync(fifo, { force: true });
   }
 
   /** Sends a signal; false when the container is gone or not running. */
@@ -126,10 +126,11 @@ export class Runc {
 
   /**
    * The container's cgroup directories, from runc's state file. This reads runc's
-   * internal state.json (stable through runc 1.1), because `runc state` omits them.
+   * internal state.json (stable through runc 1.1), because `runc state` omits them. Read
+   * synchronously: a start waits for it, and the file is small and on the state root's tmpfs.
    */
-  async cgroupPaths(id: string): Promise<string[]> {
-    const state = await readJson<{ cgroup_paths?: Record<string, string> }>(
+  cgroupPaths(id: string): string[] {
+    const state = readJsonSync<{ cgroup_paths?: Record<string, string> }>(
       path.join(this.rootFor(id), id, 'state.json'),
     );
     return [...new Set(Object.values(state?.cgroup_paths ?? {}))];
