@@ -254,3 +254,44 @@ test('an empty state root without a reboot is no reason to free what live pods u
   await first.removeSandbox(sandbox.id);
   assert.deepEqual(await leases(), []);
 });
+
+test('where the kernel gives no boot id, a reboot cannot be told and nothing is removed', async () => {
+  const first = runtime(stateOptions);
+  await first.prepareNetwork();
+  const sandbox = await first.runSandbox(pod('unknown-boot'));
+  const id = await startWeb(first, sandbox.id);
+  await first.removeSpareNetwork();
+  await simulateReboot();
+  const noted = await fs.readFile(path.join(disk, 'boot.json'), 'utf8');
+
+  // Another state root (so no records) and an emulated /proc without a boot id: missing,
+  // then empty. What would be a reboot's leftovers with a boot id stays, and the noted
+  // boot is not overwritten with nothing.
+  const emptyBootId = path.join(tmp, 'empty-boot-id');
+  await fs.writeFile(emptyBootId, '\n');
+  for (const bootIdFile of [path.join(tmp, 'no-such-boot-id'), emptyBootId]) {
+    const other = runtime({
+      ...stateOptions,
+      stateRoot: path.join(tmp, 'unknown-boot-state'),
+      bootIdFile,
+    });
+    await other.prepareNetwork();
+    await other.removeSpareNetwork();
+    assert.ok(existsSync(path.join(disk, 'containers', id, 'upper')), 'its writable layer stays');
+    assert.ok(existsSync(path.join(disk, 'containers', id, 'container.log')), 'its log stays');
+    assert.ok((await leases()).includes(sandbox.ip!), 'its address stays');
+    assert.equal(await fs.readFile(path.join(disk, 'boot.json'), 'utf8'), noted);
+  }
+  assert.equal((await first.containerStatus(id))?.state, 'running');
+
+  // The same runtime with the kernel's boot id takes it for the reboot it was simulated as.
+  const rebooted = runtime({ ...stateOptions, stateRoot: path.join(tmp, 'unknown-boot-state') });
+  await rebooted.prepareNetwork();
+  await rebooted.removeSpareNetwork();
+  assert.ok(!existsSync(path.join(disk, 'containers', id)), 'its directory is a leftover now');
+  assert.ok(!(await leases()).includes(sandbox.ip!), 'its address is free');
+
+  await first.stopSandbox(sandbox.id);
+  await first.removeSandbox(sandbox.id);
+  assert.deepEqual(await leases(), []);
+});

@@ -81,6 +81,11 @@ export interface MiniCOptions {
   cgroupParent?: string;
   /** Size at which a container's log file starts afresh; default 10 MiB, as kubelet's. */
   logSizeMax?: number;
+  /**
+   * Where the kernel's boot id is read, which tells a reboot (see removeLeftovers); default
+   * /proc/sys/kernel/random/boot_id. A file that is missing or empty means "unknown".
+   */
+  bootIdFile?: string;
   logger?: Logger;
 }
 
@@ -135,6 +140,7 @@ export class MiniC implements RuntimeService {
   private readonly records: RuntimeRecords;
   private readonly cgroupParent: string;
   private readonly logSizeMax: number;
+  private readonly bootIdFile: string;
   private readonly binaries: Promise<{ runc: Runc; runtime: string; conmon: string }>;
   /** The host's hard limit of open files; this process's limits do not change. */
   private readonly nofileLimit = hostNofileLimit();
@@ -146,6 +152,7 @@ export class MiniC implements RuntimeService {
     this.images = options.images;
     this.cgroupParent = options.cgroupParent ?? 'flyces';
     this.logSizeMax = options.logSizeMax ?? 10 * 1024 * 1024;
+    this.bootIdFile = options.bootIdFile ?? BOOT_ID_FILE;
     this.log = options.logger ?? componentLogger('minic', { root: this.root });
     this.network = new PodNetwork({
       cniBinDir: options.cniBinDir ?? '/usr/lib/cni',
@@ -403,7 +410,7 @@ export class MiniC implements RuntimeService {
   async removeLeftovers(): Promise<void> {
     const bootFile = path.join(this.root, 'boot.json');
     // Where the kernel does not say (an emulated /proc), a reboot cannot be told: nothing goes.
-    const bootId = (await fs.readFile(BOOT_ID_FILE, 'utf8').catch(() => '')).trim();
+    const bootId = (await fs.readFile(this.bootIdFile, 'utf8').catch(() => '')).trim();
     const noted = await readJson<{ bootId?: unknown }>(bootFile).catch(() => undefined);
     if (bootId === '' || noted?.bootId === bootId) return;
     // No boot noted: a new root, or one an earlier miniC kept, whose records are all there.
