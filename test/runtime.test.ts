@@ -236,6 +236,11 @@ test('miniC runs pods with runc, conmon and CNI', async (t) => {
     assert.ok(!hostMounts.includes(webId), 'the root file system is not a host mount');
     const layers = await minic.layersInUse();
     assert.ok(layers.size > 0, 'the runtime names the layers its containers stack');
+    // The image has no /proc, /sys, /dev or /etc files: the mount-point layer has them, so
+    // the start wrote nothing into the container's writable layer.
+    assert.deepEqual(await fs.readdir(path.join(options.root, 'containers', webId, 'upper')), []);
+    const hostname = await minic.execSync(webId, ['cat', '/etc/hostname'], 5000);
+    assert.equal(hostname.output.trim(), 'web');
     const status = await minic.containerStatus(webId);
     assert.equal(status?.state, 'running');
     const log = await eventually(async () => {

@@ -24,7 +24,7 @@ import {
 } from './records.js';
 
 export { sandboxId };
-import { rootfsMount, unmountRootfs } from './rootfs.js';
+import { ensureMountPointLayer, rootfsMount, unmountRootfs } from './rootfs.js';
 import { startExecStream } from './exec-stream.js';
 import { SandboxSetups, type SandboxSetup } from './sandbox-setup.js';
 import { SpareNetworks, spareFile } from './spare-network.js';
@@ -141,6 +141,7 @@ export class MiniC implements RuntimeService {
   private readonly cgroupParent: string;
   private readonly logSizeMax: number;
   private readonly bootIdFile: string;
+  private mountPoints?: string;
   private readonly binaries: Promise<{ runc: Runc; runtime: string; conmon: string }>;
   /** The host's hard limit of open files; this process's limits do not change. */
   private readonly nofileLimit = hostNofileLimit();
@@ -525,7 +526,7 @@ export class MiniC implements RuntimeService {
         },
         cgroupsPath: path.join(this.cgroupParent, sandboxId, id),
         nofileLimit: await this.nofileLimit,
-        rootfs: rootfsMount(dir, image.layerDirs),
+        rootfs: rootfsMount(dir, image.layerDirs, this.mountPointLayer()),
       });
       // The bundle is new and runc reads it only at start, so it needs no atomic write.
       writeFileSync(path.join(stateDir, 'bundle', 'config.json'), JSON.stringify(spec), {
@@ -555,6 +556,12 @@ export class MiniC implements RuntimeService {
     }
     log.info({ image: config.image }, 'container created');
     return id;
+  }
+
+  /** The mount-point layer every container's root file system has at its bottom. */
+  private mountPointLayer(): string {
+    this.mountPoints ??= ensureMountPointLayer(this.root);
+    return this.mountPoints;
   }
 
   /** Starts a created container under conmon; resolves once the process runs. */

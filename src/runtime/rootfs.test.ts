@@ -1,24 +1,46 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { rootfsMount } from './rootfs.js';
+import { ensureMountPointLayer, rootfsMount } from './rootfs.js';
 
 const layer = (root: string, i: number) =>
   path.join(root, 'layers', 'sha256', i.toString(16).padStart(64, '0'));
 
-test('rootfs: layers stack top first; an image without layers gets an empty lower', () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'flyces-rootfs-'));
+test('rootfs: layers stack top first over the mount-point layer, alone for no layers', () => {
+  const dir = '/var/lib/c/0';
+  const two = rootfsMount(dir, ['/l/0', '/l/1'], '/m');
+  assert.equal(two.destination, '/');
+  assert.deepEqual(two.options, [
+    `lowerdir=/l/1:/l/0:/m,upperdir=${dir}/upper,workdir=${dir}/work`,
+  ]);
+  const none = rootfsMount(dir, [], '/m');
+  assert.deepEqual(none.options, [`lowerdir=/m,upperdir=${dir}/upper,workdir=${dir}/work`]);
+});
+
+test('rootfs: the mount-point layer is made whole once, with its modes whatever the umask', () => {
+  const root = mkdtempSync(path.join(tmpdir(), 'flyces-rootfs-'));
+  const umask = process.umask(0o077);
   try {
-    const two = rootfsMount(dir, ['/l/0', '/l/1']);
-    assert.equal(two.destination, '/');
-    assert.deepEqual(two.options, [`lowerdir=/l/1:/l/0,upperdir=${dir}/upper,workdir=${dir}/work`]);
-    const none = rootfsMount(dir, []);
-    assert.match(none.options[0], new RegExp(`^lowerdir=${dir}/empty,`));
-    assert.ok(existsSync(path.join(dir, 'empty')));
+    const layer = ensureMountPointLayer(path.join(root, 'runtime'));
+    assert.equal(layer, path.join(root, 'runtime', 'mountpoints'));
+    const mode = (p: string) => statSync(path.join(layer, p)).mode & 0o7777;
+    for (const d of ['', 'proc', 'dev', 'sys', 'etc']) {
+      assert.ok(statSync(path.join(layer, d)).isDirectory(), d);
+      assert.equal(mode(d), 0o755, d);
+    }
+    for (const f of ['etc/hosts', 'etc/hostname', 'etc/resolv.conf']) {
+      assert.equal(statSync(path.join(layer, f)).size, 0, f);
+      assert.equal(mode(f), 0o644, f);
+    }
+    assert.deepEqual(readdirSync(layer).sort(), ['dev', 'etc', 'proc', 'sys']);
+    // Made once: the next call finds it, and nothing is left under a temporary name.
+    assert.equal(ensureMountPointLayer(path.join(root, 'runtime')), layer);
+    assert.deepEqual(readdirSync(path.join(root, 'runtime')), ['mountpoints']);
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    process.umask(umask);
+    rmSync(root, { recursive: true, force: true });
   }
 });
 
@@ -31,19 +53,19 @@ test('rootfs: the options limit is counted in bytes, not characters', () => {
   const options = `lowerdir=${layers.join(':')},upperdir=${dir}/upper,workdir=${dir}/work`;
   assert.ok(options.length < 4096 && Buffer.byteLength(options) >= 4096, 'the case is on the edge');
   assert.throws(
-    () => rootfsMount(dir, layers),
+    () => rootfsMount(dir, layers, '/m'),
     /too many layers \(28\).*take \d+ bytes, the limit is 4095/,
   );
-  assert.doesNotThrow(() => rootfsMount(dir, layers.slice(0, 20)));
+  assert.doesNotThrow(() => rootfsMount(dir, layers.slice(0, 20), '/m'));
 });
 
 test('rootfs: a directory overlay options cannot name is refused clearly', () => {
   const dir = `/var/lib/c/${'0'.repeat(64)}`;
   for (const bad of ['/var/lib/img:v2', '/var/lib/a,b', '/var/lib/a\\b']) {
     assert.throws(
-      () => rootfsMount(dir, [layer(bad, 1)]),
+      () => rootfsMount(dir, [layer(bad, 1)], '/m'),
       (err: Error) => err.message.includes(bad) && /cannot name the directory/.test(err.message),
     );
   }
-  assert.throws(() => rootfsMount('/run/a,upperdir=/etc', ['/l/0']), /cannot name/);
+  assert.throws(() => rootfsMount('/run/a,upperdir=/etc', ['/l/0'], '/m'), /cannot name/);
 });
