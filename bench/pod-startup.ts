@@ -45,10 +45,13 @@
  * Environment: BENCH_SEQ (default 20), BENCH_BURST (50), BENCH_BURSTS (3),
  * BENCH_ENGINES (flyces,runc,podman), BENCH_KEEP_LOG=FILE copies the flyces up log,
  * BENCH_CPU_PROF=DIR runs flyces up with --cpu-prof (a sample every 100 µs) into DIR, written
- * when it stops.
+ * when it stops. BENCH_WINDOWS=FILE appends a line per burst, "ENGINE COUNT START END", its
+ * start and end in seconds of CLOCK_MONOTONIC, the clock `perf record -k mono` stamps its
+ * samples with: bench/cpu-by-command.ts then tells where the machine's CPU went.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import {
+  appendFileSync,
   closeSync,
   copyFileSync,
   cpSync,
@@ -75,6 +78,7 @@ const BURST = intEnv('BENCH_BURST', 50);
 const BURSTS = intEnv('BENCH_BURSTS', 3);
 const ENGINES = (process.env.BENCH_ENGINES ?? 'flyces,runc,podman').split(',');
 const CPU_PROF = process.env.BENCH_CPU_PROF;
+const WINDOWS = process.env.BENCH_WINDOWS;
 const IMAGE = 'localhost/flyces-web:1';
 const BRIDGE = 'flycesbench0';
 const POD_CIDR = '10.42.220.0/24';
@@ -97,6 +101,17 @@ function intEnv(name: string, fallback: number): number {
 /** Milliseconds since the epoch with sub-ms precision, comparable with pino's `time`. */
 function now(): number {
   return performance.timeOrigin + performance.now();
+}
+
+/** Seconds on CLOCK_MONOTONIC (process.hrtime's clock, and perf's with `-k mono`). */
+function monotonic(): number {
+  return Number(process.hrtime.bigint()) / 1e9;
+}
+
+/** Notes a burst's window for BENCH_WINDOWS: `count` containers of `engine` since `start`. */
+function noteWindow(engine: string, count: number, start: number): void {
+  if (!WINDOWS) return;
+  appendFileSync(WINDOWS, `${engine} ${count} ${start.toFixed(6)} ${monotonic().toFixed(6)}\n`);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -370,7 +385,7 @@ async function runcEngine(tmp: string, image: Image): Promise<Engine> {
     async burst(ids) {
       const dirs = ids.map(prepare);
       ids.forEach((id) => live.add(id));
-      const t0 = now();
+      const [t0, m0] = [now(), monotonic()];
       const ends = await Promise.all(
         ids.map((id, i) =>
           timedStart(
@@ -380,6 +395,7 @@ async function runcEngine(tmp: string, image: Image): Promise<Engine> {
           ).then(() => now() - t0),
         ),
       );
+      noteWindow('runc', ids.length, m0);
       await Promise.all(ids.map(remove));
       return ends;
     },
@@ -439,8 +455,9 @@ async function podmanEngine(tmp: string, image: Image): Promise<Engine> {
       return ms;
     },
     async burst(names) {
-      const t0 = now();
+      const [t0, m0] = [now(), monotonic()];
       const ends = await Promise.all(names.map((n) => start(n).then(() => now() - t0)));
+      noteWindow('podman', names.length, m0);
       await remove(...names);
       return ends;
     },
@@ -757,11 +774,12 @@ async function flycesEngine(tmp: string, image: Image): Promise<FlycesEngine> {
   const startPods = async (names: string[], use: CpuUse): Promise<PodTimes[]> => {
     guard();
     const [cpu0, machine0] = [flycesCpuMs(pid), machineCpuMs()];
-    const t0 = now();
+    const [t0, m0] = [now(), monotonic()];
     const posted = await Promise.all(
       names.map((n) => client.create(PODS, podManifest(n)).then(() => now())),
     );
     const running = await Promise.all(names.map((n) => watch.runningAt(n)));
+    if (names.length > 1) noteWindow('flyces', names.length, m0);
     use.wallMs += Math.max(...running) - t0;
     use.flycesMs += flycesCpuMs(pid) - cpu0;
     use.machineMs += machineCpuMs() - machine0;
