@@ -1,5 +1,14 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, realpathSync, rmdirSync, rmSync, statfsSync } from 'node:fs';
+import {
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  rmdirSync,
+  rmSync,
+  statfsSync,
+} from 'node:fs';
 import path from 'node:path';
 
 import type { Logger } from '../log.js';
@@ -50,6 +59,9 @@ function canonicalPath(p: string): string {
  * Makes `dir` and sees that it is on a tmpfs, mounting one there when it is not. A
  * directory that already holds something stays as it is (its containers' state is in
  * it), and so does one where mounting fails: the runtime works on disk too, only slower.
+ * Nor is anything mounted from a mount namespace of this process's own (a systemd unit
+ * with PrivateTmp or ProtectSystem runs in one): the tmpfs would end with the process,
+ * and with it the state of containers that keep running.
  */
 export async function ensureStateDir(dir: string, log: Logger): Promise<void> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -58,12 +70,47 @@ export async function ensureStateDir(dir: string, log: Logger): Promise<void> {
     log.warn({ dir }, 'runtime state stays on disk: its directory is not empty');
     return;
   }
+  if (!inInitMountNamespace()) {
+    log.warn(
+      { dir },
+      'runtime state stays on disk: this process has a mount namespace of its own, and a ' +
+        'tmpfs mounted in it would end with the process while its containers run',
+    );
+    return;
+  }
   try {
     const options = `mode=0700,size=${TMPFS_SIZE},nosuid,nodev`;
     await run('mount', ['-t', 'tmpfs', '-o', options, 'flyces-state', dir]);
   } catch (err) {
     log.warn({ dir, err: (err as Error).message }, 'runtime state stays on disk: no tmpfs');
   }
+}
+
+/** Whether this process shares PID 1's mount namespace, where a mount outlives the process. */
+function inInitMountNamespace(): boolean {
+  try {
+    return readlinkSync('/proc/self/ns/mnt') === readlinkSync('/proc/1/ns/mnt');
+  } catch {
+    // PID 1's namespace links can be closed even to root (as on some VMs); its mount table
+    // is not, and a mount has the same id in two tables only if they are one namespace's.
+  }
+  try {
+    return rootMountId('/proc/self/mountinfo') === rootMountId('/proc/1/mountinfo');
+  } catch {
+    // Not known: mount nothing that could be lost.
+    return false;
+  }
+}
+
+/** The id of the mount at "/" (the last one, if several are stacked) in a mountinfo file. */
+function rootMountId(file: string): string {
+  const ids = readFileSync(file, 'utf8')
+    .split('\n')
+    .map((line) => line.split(' '))
+    .filter((fields) => fields[4] === '/')
+    .map((fields) => fields[0]);
+  if (ids.length === 0) throw new Error(`${file} lists no mount at /`);
+  return ids[ids.length - 1];
 }
 
 /** Unmounts the tmpfs at `dir`, if one is mounted there, and deletes the directory. */
