@@ -96,6 +96,30 @@ async function startWeb(minic: MiniC, sandboxId: string): Promise<string> {
   return id;
 }
 
+/** A runtime on `options` running pod `name`'s web container, its spare network stopped. */
+async function podRunning(options: MiniCOptions, name: string) {
+  const minic = runtime(options);
+  await minic.prepareNetwork();
+  const sandbox = await minic.runSandbox(pod(name));
+  const id = await startWeb(minic, sandbox.id);
+  await minic.removeSpareNetwork();
+  return { minic, sandbox, id };
+}
+
+/** A runtime on `options` has started (removing leftovers) and stopped its spare network. */
+async function startAndStop(options: MiniCOptions): Promise<void> {
+  const minic = runtime(options);
+  await minic.prepareNetwork();
+  await minic.removeSpareNetwork();
+}
+
+/** What the running container `id` at address `ip` has on disk is all still there. */
+async function assertKept(id: string, ip: string): Promise<void> {
+  assert.ok(existsSync(path.join(disk, 'containers', id, 'upper')), 'its writable layer stays');
+  assert.ok(existsSync(path.join(disk, 'containers', id, 'container.log')), 'its log stays');
+  assert.ok((await leases()).includes(ip), 'its address stays');
+}
+
 before(async () => {
   const archive = path.join(tmp, 'web.tar');
   await exec(path.join(repo, 'examples', 'build-image.sh'), [archive]);
@@ -122,11 +146,7 @@ after(async () => {
 });
 
 test('a pod an earlier miniC runs under its root on disk is driven and removed', async () => {
-  const earlier = runtime(earlierOptions);
-  await earlier.prepareNetwork();
-  const sandbox = await earlier.runSandbox(pod('old'));
-  const oldId = await startWeb(earlier, sandbox.id);
-  await earlier.removeSpareNetwork();
+  const { sandbox, id: oldId } = await podRunning(earlierOptions, 'old');
   assert.ok(existsSync(path.join(disk, 'containers', oldId, 'container.json')));
   assert.ok(existsSync(path.join(disk, 'runc', oldId)));
 
@@ -234,20 +254,12 @@ test('after a reboot empties the state root, the same pod starts again on a clea
 });
 
 test('an empty state root without a reboot is no reason to free what live pods use', async () => {
-  const first = runtime(stateOptions);
-  await first.prepareNetwork();
-  const sandbox = await first.runSandbox(pod('live'));
-  const id = await startWeb(first, sandbox.id);
-  await first.removeSpareNetwork();
+  const { minic: first, sandbox, id } = await podRunning(stateOptions, 'live');
 
   // A runtime that finds no records (its state root was lost, or is another one) on the
   // same boot: the pod still runs, so its writable layer, log and address stay.
-  const other = runtime({ ...stateOptions, stateRoot: path.join(tmp, 'other-state') });
-  await other.prepareNetwork();
-  await other.removeSpareNetwork();
-  assert.ok(existsSync(path.join(disk, 'containers', id, 'upper')), 'its writable layer stays');
-  assert.ok(existsSync(path.join(disk, 'containers', id, 'container.log')), 'its log stays');
-  assert.ok((await leases()).includes(sandbox.ip!), 'its address stays');
+  await startAndStop({ ...stateOptions, stateRoot: path.join(tmp, 'other-state') });
+  await assertKept(id, sandbox.ip!);
   assert.equal((await first.containerStatus(id))?.state, 'running');
 
   await first.stopSandbox(sandbox.id);
@@ -256,11 +268,7 @@ test('an empty state root without a reboot is no reason to free what live pods u
 });
 
 test('where the kernel gives no boot id, a reboot cannot be told and nothing is removed', async () => {
-  const first = runtime(stateOptions);
-  await first.prepareNetwork();
-  const sandbox = await first.runSandbox(pod('unknown-boot'));
-  const id = await startWeb(first, sandbox.id);
-  await first.removeSpareNetwork();
+  const { minic: first, sandbox, id } = await podRunning(stateOptions, 'unknown-boot');
   await simulateReboot();
   const noted = await fs.readFile(path.join(disk, 'boot.json'), 'utf8');
 
@@ -269,25 +277,16 @@ test('where the kernel gives no boot id, a reboot cannot be told and nothing is 
   // boot is not overwritten with nothing.
   const emptyBootId = path.join(tmp, 'empty-boot-id');
   await fs.writeFile(emptyBootId, '\n');
+  const otherRoot = path.join(tmp, 'unknown-boot-state');
   for (const bootIdFile of [path.join(tmp, 'no-such-boot-id'), emptyBootId]) {
-    const other = runtime({
-      ...stateOptions,
-      stateRoot: path.join(tmp, 'unknown-boot-state'),
-      bootIdFile,
-    });
-    await other.prepareNetwork();
-    await other.removeSpareNetwork();
-    assert.ok(existsSync(path.join(disk, 'containers', id, 'upper')), 'its writable layer stays');
-    assert.ok(existsSync(path.join(disk, 'containers', id, 'container.log')), 'its log stays');
-    assert.ok((await leases()).includes(sandbox.ip!), 'its address stays');
+    await startAndStop({ ...stateOptions, stateRoot: otherRoot, bootIdFile });
+    await assertKept(id, sandbox.ip!);
     assert.equal(await fs.readFile(path.join(disk, 'boot.json'), 'utf8'), noted);
   }
   assert.equal((await first.containerStatus(id))?.state, 'running');
 
   // The same runtime with the kernel's boot id takes it for the reboot it was simulated as.
-  const rebooted = runtime({ ...stateOptions, stateRoot: path.join(tmp, 'unknown-boot-state') });
-  await rebooted.prepareNetwork();
-  await rebooted.removeSpareNetwork();
+  await startAndStop({ ...stateOptions, stateRoot: otherRoot });
   assert.ok(!existsSync(path.join(disk, 'containers', id)), 'its directory is a leftover now');
   assert.ok(!(await leases()).includes(sandbox.ip!), 'its address is free');
 
