@@ -28,6 +28,13 @@
  *   container is then running). `--network none` gives the container a namespace with only
  *   loopback and creates nothing under /run/netns. nproc is set because podman's default
  *   (above the host's limit) makes runc fail here. Burst: all BURST runs spawned at once.
+ * - docker: Debian's dockerd (with its own containerd and a runc shim per container),
+ *   started by the bench on private paths (data root in the temp dir, exec root and
+ *   socket on the bench's tmpfs, no bridge, no iptables rules, cgroup parent
+ *   flyces-bench-docker), image loaded with `docker load` (converted by skopeo), and
+ *   `docker run -d --pull never --network none --ulimit nofile=N:N`, timed until it returns.
+ *   Measured when dockerd is installed (bench only: apt-get install -y
+ *   --no-install-recommends docker.io); BENCH_ENGINES naming docker requires it.
  *
  * The engines take turns: one container of each, then the next of each, and likewise
  * burst by burst, so that a shared machine whose speed drifts during the run slows all of
@@ -43,7 +50,7 @@
  *
  * Run as root from the repository: npx tsc -p . && node dist/bench/pod-startup.js
  * Environment: BENCH_SEQ (default 20), BENCH_BURST (50), BENCH_BURSTS (3),
- * BENCH_ENGINES (flyces,runc,podman), BENCH_KEEP_LOG=FILE copies the flyces up log,
+ * BENCH_ENGINES (flyces,runc,podman,docker), BENCH_KEEP_LOG=FILE copies the flyces up log,
  * BENCH_CPU_PROF=DIR runs flyces up with --cpu-prof (a sample every 100 µs) into DIR, written
  * when it stops. BENCH_WINDOWS=FILE appends a line per burst, "ENGINE COUNT START END", its
  * start and end in seconds of CLOCK_MONOTONIC, the clock `perf record -k mono` stamps its
@@ -61,6 +68,7 @@ import {
   openSync,
   readdirSync,
   readFileSync,
+  rmdirSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -76,7 +84,7 @@ import { isReason, KubeClient, type WatchHandle } from '../src/client/rest.js';
 const SEQ = intEnv('BENCH_SEQ', 20);
 const BURST = intEnv('BENCH_BURST', 50);
 const BURSTS = intEnv('BENCH_BURSTS', 3);
-const ENGINES = (process.env.BENCH_ENGINES ?? 'flyces,runc,podman').split(',');
+const ENGINES = (process.env.BENCH_ENGINES ?? 'flyces,runc,podman,docker').split(',');
 const CPU_PROF = process.env.BENCH_CPU_PROF;
 const WINDOWS = process.env.BENCH_WINDOWS;
 const IMAGE = 'localhost/flyces-web:1';
@@ -423,6 +431,8 @@ async function podmanEngine(tmp: string, image: Image): Promise<Engine> {
   onCleanup('podman storage', async () => {
     await must('podman', podman('rm', '-af', '-t', '0'));
     await must('podman', podman('rmi', '-af'));
+    // podman's cgroupfs manager puts containers under this parent; it stays when empty.
+    removeEmptyCgroups('libpod_parent');
   });
   await must('podman', podman('load', '-q', '-i', image.archive), 120_000);
   const nofile = hardLimit('Max open files');
@@ -462,6 +472,130 @@ async function podmanEngine(tmp: string, image: Image): Promise<Engine> {
       return ends;
     },
   };
+}
+
+// ---------------------------------------------------------------- docker
+
+const DOCKER_CGROUP = 'flyces-bench-docker';
+
+/**
+ * Docker (Debian's docker.io: dockerd with its own containerd, runc under a shim per
+ * container), started by hand on private paths as MACHINE-NOTES describes: data root on
+ * disk under the bench's temp dir, exec root and socket on the bench's run-time tmpfs, no
+ * bridge and no iptables rules, containers under a cgroup parent of the bench's own.
+ */
+async function dockerEngine(tmp: string, image: Image): Promise<Engine> {
+  const runRoot = await runDir(tmp);
+  const socket = join(runRoot, 'docker.sock');
+  const docker = (...args: string[]) => ['-H', `unix://${socket}`, ...args];
+  const logFd = openSync(join(tmp, 'dockerd.log'), 'w');
+  const daemon = spawn(
+    'dockerd',
+    [
+      '--data-root',
+      join(tmp, 'docker-data'),
+      '--exec-root',
+      join(runRoot, 'docker'),
+      '--pidfile',
+      join(runRoot, 'docker.pid'),
+      '--host',
+      `unix://${socket}`,
+      '--bridge=none',
+      '--iptables=false',
+      '--ip6tables=false',
+      '--ip-masq=false',
+      '--cgroup-parent',
+      DOCKER_CGROUP,
+    ],
+    { stdio: ['ignore', logFd, logFd] },
+  );
+  closeSync(logFd);
+  const exited = new Promise<void>((resolve) => daemon.once('exit', () => resolve()));
+  onCleanup('dockerd', async () => {
+    if (daemon.exitCode === null && daemon.signalCode === null) {
+      await run('docker', docker('ps', '-aq')).then(async (r) => {
+        const ids = r.stdout.split('\n').filter((l) => l);
+        if (ids.length) await must('docker', docker('rm', '-f', ...ids));
+      });
+      daemon.kill('SIGTERM');
+      const ended = await Promise.race([exited.then(() => true), sleep(30_000).then(() => false)]);
+      if (!ended) {
+        problems.push('dockerd did not stop within 30 s of SIGTERM; killed it');
+        daemon.kill('SIGKILL');
+        await exited;
+      }
+    }
+    removeEmptyCgroups(DOCKER_CGROUP);
+  });
+  for (let waited = 0; ; waited += 100) {
+    if ((await run('docker', docker('version'))).code === 0) break;
+    if (daemon.exitCode !== null || waited > 30_000)
+      throw new Error(`dockerd did not come up; see ${join(tmp, 'dockerd.log')}`);
+    await sleep(100);
+  }
+  const archive = join(tmp, 'web-docker.tar');
+  await must('skopeo', [
+    '--policy',
+    join(tmp, 'policy.json'),
+    'copy',
+    '--quiet',
+    `oci-archive:${image.archive}`,
+    `docker-archive:${archive}:${IMAGE}`,
+  ]);
+  await must('docker', docker('load', '-q', '-i', archive), 120_000);
+  const nofile = hardLimit('Max open files');
+  const runArgs = (name: string) =>
+    docker(
+      'run',
+      '-d',
+      '--pull',
+      'never',
+      '--network',
+      'none',
+      '--ulimit',
+      `nofile=${nofile}:${nofile}`,
+      '--name',
+      name,
+      IMAGE,
+    );
+  const start = (name: string) => timedStart('docker', runArgs(name), join(tmp, `${name}.out`));
+  const remove = (...names: string[]) => must('docker', docker('rm', '-f', ...names));
+
+  return {
+    name: 'docker',
+    async one(name) {
+      const ms = await start(name);
+      await remove(name);
+      return ms;
+    },
+    async burst(names) {
+      const [t0, m0] = [now(), monotonic()];
+      const ends = await Promise.all(names.map((n) => start(n).then(() => now() - t0)));
+      noteWindow('docker', names.length, m0);
+      await remove(...names);
+      return ends;
+    },
+  };
+}
+
+/** Removes the cgroup `name` (a parent an engine made at the hierarchies' roots) where empty. */
+function removeEmptyCgroups(name: string): void {
+  for (const hierarchy of readdirSync('/sys/fs/cgroup')) {
+    const dir = join('/sys/fs/cgroup', hierarchy, name);
+    if (!existsSync(dir)) continue;
+    // Deepest first; a cgroup that still holds a process stays.
+    const dirs = [dir];
+    for (let i = 0; i < dirs.length; i++)
+      for (const e of readdirSync(dirs[i], { withFileTypes: true }))
+        if (e.isDirectory()) dirs.push(join(dirs[i], e.name));
+    for (const d of dirs.reverse()) {
+      try {
+        rmdirSync(d);
+      } catch {
+        // Busy or already gone.
+      }
+    }
+  }
 }
 
 // ---------------------------------------------------------------- flyCes
@@ -887,9 +1021,17 @@ async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('run as root: flyces up, runc and podman need it');
   for (const tool of ['runc', 'umoci', 'skopeo', 'conmon', 'ip'])
     if (!(await onPath(tool))) throw new Error(`${tool} is not installed`);
-  const engines = ENGINES;
+  let engines = ENGINES;
   if (engines.includes('podman') && !(await onPath('podman')))
     throw new Error('podman is not installed: apt-get install -y podman (bench only)');
+  let dockerVersion = 'not run';
+  if (engines.includes('docker') && !(await onPath('dockerd'))) {
+    const install = 'apt-get install -y --no-install-recommends docker.io (bench only)';
+    if (process.env.BENCH_ENGINES) throw new Error(`docker is not installed: ${install}`);
+    process.stderr.write(`docker is not installed, so not measured (${install})\n`);
+    dockerVersion = 'not installed';
+    engines = engines.filter((e) => e !== 'docker');
+  }
   if (!existsSync(join(REPO, 'dist/src/cli/main.js'))) throw new Error('build first: npx tsc -p .');
 
   const netnsBefore = await netnsNames();
@@ -918,6 +1060,11 @@ async function main(): Promise<void> {
     progress('setting up podman');
     podmanVersion = (await must('podman', ['--version'])).trim().split(' ').at(-1)!;
     set.push(await podmanEngine(tmp, image));
+  }
+  if (engines.includes('docker')) {
+    progress('setting up docker');
+    dockerVersion = /version ([^,\s]+)/.exec(await must('dockerd', ['--version']))?.[1] ?? '?';
+    set.push(await dockerEngine(tmp, image));
   }
   if (engines.includes('flyces')) {
     progress('setting up flyCes');
@@ -996,6 +1143,11 @@ async function main(): Promise<void> {
       burst: ratio(f.burst, table.podman?.burst),
       'burst:all': ratio(f['burst:all'], table.podman?.['burst:all']),
     },
+    'flyces/docker': {
+      seq: ratio(f.seq, table.docker?.seq),
+      burst: ratio(f.burst, table.docker?.burst),
+      'burst:all': ratio(f['burst:all'], table.docker?.['burst:all']),
+    },
   };
   const stages = flyces
     ? {
@@ -1006,7 +1158,8 @@ async function main(): Promise<void> {
 
   console.log(
     `\npod start-up, ${new Date().toISOString().slice(0, 10)}, ` +
-      `${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, podman ${podmanVersion}`,
+      `${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, podman ${podmanVersion}, ` +
+      `docker ${dockerVersion}`,
   );
   console.log(rows.join('\n'));
   console.log('\nratios of medians (flyCes / other):');
@@ -1046,6 +1199,7 @@ async function main(): Promise<void> {
       cores: cpus().length,
       memGiB: Math.round(totalmem() / 2 ** 30),
       podman: podmanVersion,
+      docker: dockerVersion,
       seq: SEQ,
       burst: BURST,
       bursts: BURSTS,
