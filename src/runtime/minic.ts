@@ -24,7 +24,7 @@ import {
 } from './records.js';
 
 export { sandboxId };
-import { ensureMountPointLayer, rootfsMount, unmountRootfs } from './rootfs.js';
+import { MountPointLayer, rootfsMount, unmountRootfs } from './rootfs.js';
 import { startExecStream } from './exec-stream.js';
 import { SandboxSetups, type SandboxSetup } from './sandbox-setup.js';
 import { SpareNetworks, spareFile } from './spare-network.js';
@@ -141,7 +141,7 @@ export class MiniC implements RuntimeService {
   private readonly cgroupParent: string;
   private readonly logSizeMax: number;
   private readonly bootIdFile: string;
-  private mountPoints?: string;
+  private readonly mountPoints: MountPointLayer;
   private readonly binaries: Promise<{ runc: Runc; runtime: string; conmon: string }>;
   /** The host's hard limit of open files; this process's limits do not change. */
   private readonly nofileLimit = hostNofileLimit();
@@ -154,6 +154,7 @@ export class MiniC implements RuntimeService {
     this.cgroupParent = options.cgroupParent ?? 'flyces';
     this.logSizeMax = options.logSizeMax ?? 10 * 1024 * 1024;
     this.bootIdFile = options.bootIdFile ?? BOOT_ID_FILE;
+    this.mountPoints = new MountPointLayer(this.root);
     this.log = options.logger ?? componentLogger('minic', { root: this.root });
     this.network = new PodNetwork({
       cniBinDir: options.cniBinDir ?? '/usr/lib/cni',
@@ -526,7 +527,7 @@ export class MiniC implements RuntimeService {
         },
         cgroupsPath: path.join(this.cgroupParent, sandboxId, id),
         nofileLimit: await this.nofileLimit,
-        rootfs: rootfsMount(dir, image.layerDirs, this.mountPointLayer()),
+        rootfs: rootfsMount(dir, image.layerDirs, this.mountPoints.path()),
       });
       // The bundle is new and runc reads it only at start, so it needs no atomic write.
       writeFileSync(path.join(stateDir, 'bundle', 'config.json'), JSON.stringify(spec), {
@@ -556,12 +557,6 @@ export class MiniC implements RuntimeService {
     }
     log.info({ image: config.image }, 'container created');
     return id;
-  }
-
-  /** The mount-point layer every container's root file system has at its bottom. */
-  private mountPointLayer(): string {
-    this.mountPoints ??= ensureMountPointLayer(this.root);
-    return this.mountPoints;
   }
 
   /** Starts a created container under conmon; resolves once the process runs. */

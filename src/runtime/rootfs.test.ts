@@ -1,9 +1,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ensureMountPointLayer, rootfsMount } from './rootfs.js';
+import { ensureMountPointLayer, MountPointLayer, rootfsMount } from './rootfs.js';
 
 const layer = (root: string, i: number) =>
   path.join(root, 'layers', 'sha256', i.toString(16).padStart(64, '0'));
@@ -68,4 +78,59 @@ test('rootfs: a directory overlay options cannot name is refused clearly', () =>
     );
   }
   assert.throws(() => rootfsMount('/run/a,upperdir=/etc', ['/l/0'], '/m'), /cannot name/);
+});
+
+test('rootfs: a mount-point layer that is not exactly one is refused, naming what is wrong', () => {
+  const root = mkdtempSync(path.join(tmpdir(), 'flyces-rootfs-'));
+  try {
+    const layer = ensureMountPointLayer(root);
+    const refused = (what: RegExp) =>
+      assert.throws(
+        () => ensureMountPointLayer(root),
+        (err: Error) =>
+          err.message.startsWith(`${layer} is not the mount-point layer`) && what.test(err.message),
+      );
+    writeFileSync(path.join(layer, 'etc', 'passwd'), 'root:x:0:0::/:/bin/sh\n');
+    refused(/etc also holds passwd/);
+    rmSync(path.join(layer, 'etc', 'passwd'));
+    writeFileSync(path.join(layer, 'etc', 'hosts'), '10.0.0.1 elsewhere\n');
+    refused(/etc\/hosts is not an empty file/);
+    writeFileSync(path.join(layer, 'etc', 'hosts'), '');
+    chmodSync(path.join(layer, 'etc'), 0o700);
+    refused(/etc has mode 700, not 755/);
+    rmSync(layer, { recursive: true });
+    writeFileSync(layer, '');
+    refused(/\. is not an empty directory/);
+    rmSync(layer);
+    symlinkSync(path.join(root, 'elsewhere'), layer);
+    refused(/\. is missing|not an empty directory/);
+    rmSync(layer);
+    // A half-made layer left under its temporary name does not count, nor stay in the way.
+    mkdirSync(path.join(root, '.mountpoints-left'));
+    assert.equal(ensureMountPointLayer(root), layer);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('rootfs: the layer is checked whole once, and made again once it is removed', () => {
+  const root = mkdtempSync(path.join(tmpdir(), 'flyces-rootfs-'));
+  try {
+    const layers = new MountPointLayer(root);
+    const layer = layers.path();
+    assert.equal(layer, path.join(root, 'mountpoints'));
+    rmSync(layer, { recursive: true });
+    assert.equal(layers.path(), layer);
+    assert.ok(statSync(path.join(layer, 'etc', 'hosts')).isFile());
+    // Replaced by another directory: checked again, and refused as it is not the layer.
+    const other = path.join(root, 'other');
+    mkdirSync(other);
+    chmodSync(other, 0o755);
+    renameSync(other, layer + '-new');
+    rmSync(layer, { recursive: true });
+    renameSync(layer + '-new', layer);
+    assert.throws(() => layers.path(), /proc is missing/);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 });

@@ -1,9 +1,11 @@
 import {
   chmodSync,
   existsSync,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
   promises as fs,
+  readdirSync,
   renameSync,
   rmSync,
   writeFileSync,
@@ -40,13 +42,20 @@ const MOUNT_POINT_DIRS = ['proc', 'dev', 'sys', 'etc'];
 const MOUNT_POINT_FILES = ['etc/hosts', 'etc/hostname', 'etc/resolv.conf'];
 
 /**
- * The mount-point layer under `root` (ROOT/mountpoints), made on first use. It is made
- * whole under a temporary name and then renamed, so it is either complete or absent; its
- * modes are set outright, whatever the process's umask.
+ * The mount-point layer under `root` (ROOT/mountpoints), made on first use and checked
+ * whole. It is made under a temporary name and then renamed, so it is either complete or
+ * absent; its modes are set outright, whatever the process's umask. Whatever is found at
+ * its path and is not exactly such a layer (a file, a symlink, a directory with other
+ * content or modes) is refused rather than shown to every container.
  */
 export function ensureMountPointLayer(root: string): string {
   const dir = path.join(root, 'mountpoints');
-  if (existsSync(dir)) return dir;
+  if (!lstatSync(dir, { throwIfNoEntry: false })) makeMountPointLayer(root, dir);
+  checkMountPointLayer(dir);
+  return dir;
+}
+
+function makeMountPointLayer(root: string, dir: string): void {
   mkdirSync(root, { recursive: true });
   const making = mkdtempSync(path.join(root, '.mountpoints-'));
   try {
@@ -57,10 +66,77 @@ export function ensureMountPointLayer(root: string): string {
     renameSync(making, dir);
   } catch (err) {
     rmSync(making, { recursive: true, force: true });
-    // Made meanwhile by another caller: theirs is as good.
+    // Made meanwhile by another caller: theirs is as good (and is checked as ours is).
     if (!isErrno(err, 'EEXIST', 'ENOTEMPTY') || !existsSync(dir)) throw err;
   }
-  return dir;
+}
+
+/** Throws unless `dir` holds exactly the mount-point layer's entries, with their modes. */
+function checkMountPointLayer(dir: string): void {
+  const refuse = (what: string) =>
+    new Error(
+      `${dir} is not the mount-point layer every container has at the bottom of its root ` +
+        `file system (${what}); remove it, and it is made again`,
+    );
+  const expected: [string, 'directory' | 'file'][] = [
+    ['', 'directory'],
+    ...MOUNT_POINT_DIRS.map((d): [string, 'directory'] => [d, 'directory']),
+    ...MOUNT_POINT_FILES.map((f): [string, 'file'] => [f, 'file']),
+  ];
+  for (const [rel, kind] of expected) {
+    const name = rel || '.';
+    const st = lstatSync(path.join(dir, rel), { throwIfNoEntry: false });
+    if (!st) throw refuse(`${name} is missing`);
+    const fits = kind === 'directory' ? st.isDirectory() : st.isFile() && st.size === 0;
+    if (!fits) throw refuse(`${name} is not an empty ${kind}`);
+    const mode = kind === 'directory' ? 0o755 : 0o644;
+    if ((st.mode & 0o7777) !== mode) {
+      throw refuse(`${name} has mode ${(st.mode & 0o7777).toString(8)}, not ${mode.toString(8)}`);
+    }
+    if (kind === 'directory') {
+      const want = expected.filter(([r]) => r !== rel && path.dirname(r) === (rel || '.'));
+      const extra = readdirSync(path.join(dir, rel)).filter(
+        (e) => !want.some(([r]) => path.basename(r) === e),
+      );
+      if (extra.length > 0) throw refuse(`${name} also holds ${extra.join(', ')}`);
+    }
+  }
+}
+
+/**
+ * The mount-point layer of a runtime root as container creates use it: made or checked
+ * whole once, then, for each create, only that the same directory is still there, unchanged
+ * at its top (one lstat: its device, inode and change time). A layer removed meanwhile is
+ * made again; one replaced by anything else is checked again, and refused if it is not
+ * the layer. (A change deeper inside it, such as a file added to its etc/, is not seen
+ * until the runtime restarts: checking it whole costs some 60 µs a create.)
+ */
+export class MountPointLayer {
+  private readonly dir: string;
+  private checked?: { dev: number; ino: number; ctimeMs: number };
+
+  constructor(private readonly root: string) {
+    this.dir = path.join(root, 'mountpoints');
+  }
+
+  path(): string {
+    const st = lstatSync(this.dir, { throwIfNoEntry: false });
+    const known = this.checked;
+    if (
+      st &&
+      known &&
+      st.dev === known.dev &&
+      st.ino === known.ino &&
+      st.ctimeMs === known.ctimeMs
+    ) {
+      return this.dir;
+    }
+    this.checked = undefined;
+    ensureMountPointLayer(this.root);
+    const made = lstatSync(this.dir);
+    this.checked = { dev: made.dev, ino: made.ino, ctimeMs: made.ctimeMs };
+    return this.dir;
+  }
 }
 
 /** The spec mount of the container's root file system (see above). */

@@ -1,0 +1,254 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { promises as fs, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { promisify } from 'node:util';
+
+import tar from 'tar-stream';
+
+import { ImageStore } from '../src/runtime/images.js';
+import { MiniC, type MiniCOptions } from '../src/runtime/minic.js';
+import type { ContainerConfig } from '../src/runtime/runtime.js';
+import { removeCgroupsUnder, unmountUnder } from './helpers/cleanup.js';
+
+/**
+ * The mount-point layer under hostile images and faults, against runc, conmon and
+ * overlayfs (needs root). Images are built here from the host's static busybox, with their
+ * own /etc; the runtime has its own temp root, bridge and pod range.
+ */
+
+const exec = promisify(execFile);
+const BRIDGE = 'flycesat8';
+const POD_CIDR = '10.42.238.0/24';
+const BUSYBOX = readFileSync('/bin/busybox');
+const APPLETS = ['sh', 'cat', 'ls', 'sleep', 'touch', 'chmod', 'stat', 'mkdir', 'rm'];
+
+type Entry = { header: Partial<tar.Header> & { name: string }; body?: string | Buffer };
+
+const sha256 = (b: Buffer): string => 'sha256:' + createHash('sha256').update(b).digest('hex');
+
+async function makeTar(entries: Entry[]): Promise<Buffer> {
+  const pack = tar.pack();
+  const chunks: Buffer[] = [];
+  const done = new Promise<void>((resolve, reject) => {
+    pack.on('data', (c: unknown) => void chunks.push(c as Buffer));
+    pack.on('end', () => resolve());
+    pack.on('error', reject);
+  });
+  for (const e of entries) pack.entry(e.header, e.body ?? '');
+  pack.finalize();
+  await done;
+  return Buffer.concat(chunks);
+}
+
+/** A layer with busybox in /bin, and the given entries after it. */
+function busyboxLayer(extra: Entry[]): Promise<Buffer> {
+  return makeTar([
+    { header: { name: 'bin', type: 'directory', mode: 0o755 } },
+    { header: { name: 'bin/busybox', mode: 0o755, size: BUSYBOX.length }, body: BUSYBOX },
+    ...APPLETS.map((a) => ({
+      header: { name: `bin/${a}`, type: 'symlink' as const, linkname: 'busybox' },
+    })),
+    ...extra,
+  ]);
+}
+
+const dir = (name: string, mode = 0o755): Entry => ({
+  header: { name, type: 'directory', mode },
+});
+const file = (name: string, body: string, mode = 0o644): Entry => ({
+  header: { name, mode, size: Buffer.byteLength(body) },
+  body,
+});
+const link = (name: string, target: string): Entry => ({
+  header: { name, type: 'symlink', linkname: target },
+});
+
+/** An OCI archive of an image with these layers (base first), named `name`. */
+async function makeArchive(file: string, layers: Buffer[], name: string): Promise<void> {
+  const config = Buffer.from(
+    JSON.stringify({
+      architecture: 'amd64',
+      os: 'linux',
+      config: { Cmd: ['/bin/sleep', '3600'] },
+      rootfs: { type: 'layers', diff_ids: layers.map(sha256) },
+    }),
+  );
+  const descriptor = (mediaType: string, b: Buffer) => ({
+    mediaType,
+    digest: sha256(b),
+    size: b.length,
+  });
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: descriptor('application/vnd.oci.image.config.v1+json', config),
+      layers: layers.map((l) => descriptor('application/vnd.oci.image.layer.v1.tar', l)),
+    }),
+  );
+  const index = {
+    schemaVersion: 2,
+    manifests: [
+      {
+        ...descriptor('application/vnd.oci.image.manifest.v1+json', manifest),
+        annotations: { 'org.opencontainers.image.ref.name': name },
+      },
+    ],
+  };
+  const blobs = new Map([config, manifest, ...layers].map((b) => [sha256(b), b]));
+  await fs.writeFile(
+    file,
+    await makeTar([
+      { header: { name: 'oci-layout' }, body: '{"imageLayoutVersion":"1.0.0"}' },
+      { header: { name: 'index.json' }, body: JSON.stringify(index) },
+      ...[...blobs].map(([digest, b]) => ({
+        header: { name: `blobs/sha256/${digest.slice(7)}`, size: b.length },
+        body: b,
+      })),
+    ]),
+  );
+}
+
+/** Every entry under `root` with its type, mode, owner, size and mtime. */
+async function snapshot(root: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const rel of ['', ...(await fs.readdir(root, { recursive: true }))].map(String).sort()) {
+    const st = await fs.lstat(path.join(root, rel));
+    out.push(`${rel} ${st.mode.toString(8)} ${st.uid}:${st.gid} ${st.size} ${st.mtimeMs}`);
+  }
+  return out;
+}
+
+test('the mount-point layer under hostile images and faults', async (t) => {
+  const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'flyces-mountpoints-test-'));
+  const images = new ImageStore({ root: path.join(tmp, 'images') });
+  const options: MiniCOptions = {
+    root: path.join(tmp, 'runtime'),
+    images,
+    podCidr: POD_CIDR,
+    bridge: BRIDGE,
+    cgroupParent: `flyces-test-${path.basename(tmp)}`,
+  };
+  const minic = new MiniC(options);
+  const layerDir = path.join(options.root, 'mountpoints');
+
+  t.after(async () => {
+    for (const sb of await minic.listSandboxes().catch(() => [])) {
+      await minic.removeSandbox(sb.id).catch((err) => console.error('cleanup', err));
+    }
+    await unmountUnder(tmp);
+    await exec('ip', ['link', 'del', BRIDGE]).catch(() => undefined);
+    await removeCgroupsUnder(options.cgroupParent!);
+    await fs.rm(tmp, { recursive: true, force: true });
+  });
+
+  const image = async (name: string, layers: Entry[][]): Promise<string> => {
+    const archive = path.join(tmp, `${name}.tar`);
+    const built = await Promise.all(layers.map((l, i) => (i === 0 ? busyboxLayer(l) : makeTar(l))));
+    const ref = `localhost/mp-${name}:1`;
+    await makeArchive(archive, built, ref);
+    await images.importArchive(archive);
+    return ref;
+  };
+
+  const sandbox = await minic.runSandbox({
+    podUid: 'uid-' + path.basename(tmp),
+    podName: 'mp',
+    podNamespace: 'default',
+    hostname: 'mp',
+    labels: {},
+  });
+  let n = 0;
+  const run = async (ref: string, extra: Partial<ContainerConfig> = {}): Promise<string> => {
+    const id = await minic.createContainer(sandbox.id, {
+      name: `c${n++}`,
+      image: ref,
+      attempt: 0,
+      labels: {},
+      ...extra,
+    });
+    await minic.startContainer(id);
+    return id;
+  };
+  const sh = async (id: string, script: string) => {
+    const res = await minic.execSync(id, ['/bin/sh', '-c', script], 5000);
+    return { code: res.exitCode, out: res.output.trim() };
+  };
+  const podHosts = (out: string) => assert.match(out, /\bmp\b/, "the pod's /etc/hosts");
+
+  let before: string[] = [];
+  await t.test('an image without /etc: the pod files, writes stay in the container', async () => {
+    const ref = await image('noetc', [[]]);
+    const id = await run(ref);
+    before = await snapshot(layerDir);
+    podHosts((await sh(id, 'cat /etc/hosts')).out);
+    const wrote = await sh(
+      id,
+      'touch /etc/new /proc-no 2>&1; chmod 700 /etc; mkdir /etc/d; ls /etc',
+    );
+    assert.equal(wrote.out, ['d', 'hostname', 'hosts', 'new', 'resolv.conf'].join('\n'));
+    // Another container does not see the first one's writes, and the layer is as made.
+    const other = await run(ref, { security: { runAsUser: 1000, runAsGroup: 1000 } });
+    podHosts((await sh(other, 'cat /etc/hosts')).out);
+    assert.equal((await sh(other, 'ls /etc')).out, 'hostname\nhosts\nresolv.conf');
+    assert.equal((await sh(other, 'stat -c %a /etc')).out, '755');
+    assert.deepEqual(await snapshot(layerDir), before);
+  });
+
+  await t.test("the image's own /etc takes precedence, as between image layers", async () => {
+    // /etc a symlink to a directory of the image: the pod's files land there.
+    const linked = await run(await image('etclink', [[dir('data'), link('etc', 'data')]]));
+    assert.equal((await sh(linked, 'ls /data')).out, 'hostname\nhosts\nresolv.conf');
+    // An opaque /etc in a later layer hides the lower /etc and the mount-point layer.
+    const opaque = await image('opaque', [
+      [dir('etc'), file('etc/issue', 'lower\n'), file('etc/motd', 'hi\n')],
+      [dir('etc'), file('etc/.wh..wh..opq', ''), file('etc/issue', 'upper\n')],
+    ]);
+    const o = await run(opaque, { security: { readOnlyRootFilesystem: true } });
+    assert.equal(
+      (await sh(o, 'ls /etc; cat /etc/issue')).out,
+      'hostname\nhosts\nissue\nresolv.conf\nupper',
+    );
+    // A whiteout of the image's /etc/hosts: the pod's file still mounts there.
+    const wh = await image('whiteout', [
+      [dir('etc', 0o700), file('etc/hosts', 'image\n')],
+      [dir('etc', 0o700), file('etc/.wh.hosts', '')],
+    ]);
+    const w = await run(wh);
+    podHosts((await sh(w, 'cat /etc/hosts')).out);
+    assert.equal((await sh(w, 'stat -c %a /etc')).out, '700', "the image's /etc mode");
+    // /etc/hosts a directory in the image: runc cannot mount the pod's file on it.
+    const bad = await image('hostsdir', [[dir('etc'), dir('etc/hosts')]]);
+    await assert.rejects(run(bad));
+    assert.deepEqual(await snapshot(layerDir), before);
+  });
+
+  await t.test('a layer deleted while containers run is made again for the next', async () => {
+    const ref = 'localhost/mp-noetc:1';
+    const running = await run(ref);
+    await fs.rm(layerDir, { recursive: true });
+    podHosts((await sh(running, 'cat /etc/hosts')).out);
+    const next = await run(ref);
+    podHosts((await sh(next, 'cat /etc/hosts')).out);
+    assert.deepEqual(
+      (await snapshot(layerDir)).map((l) => l.split(' ').slice(0, 4).join(' ')),
+      before.map((l) => l.split(' ').slice(0, 4).join(' ')),
+    );
+  });
+
+  await t.test('a layer that is not what it should be is refused, naming it', async () => {
+    const ref = 'localhost/mp-noetc:1';
+    await fs.rm(layerDir, { recursive: true, force: true });
+    await fs.writeFile(layerDir, '');
+    await assert.rejects(run(ref), /mountpoints is not the mount-point layer/);
+    await fs.rm(layerDir);
+    await fs.symlink(path.join(tmp, 'elsewhere'), layerDir);
+    await assert.rejects(run(ref), /mountpoints is not the mount-point layer/);
+    await fs.rm(layerDir);
+    podHosts((await sh(await run(ref), 'cat /etc/hosts')).out);
+  });
+});
