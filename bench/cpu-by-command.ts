@@ -2,14 +2,20 @@
  * Where the machine's CPU went during the pod-startup bench's bursts: milliseconds of CPU
  * per container, by command, for each engine, from a system-wide perf recording.
  *
- *   BENCH_WINDOWS=/tmp/windows perf record -k mono -a -F 999 -o /tmp/perf.data -- \
- *     node dist/bench/pod-startup.js
+ *   BENCH_WINDOWS=/tmp/windows perf record -k mono -a -e cpu-clock -F 999 -o /tmp/perf.data \
+ *     -- node dist/bench/pod-startup.js
  *   node dist/bench/cpu-by-command.js /tmp/perf.data /tmp/windows
  *
  * The bench notes each burst's window on CLOCK_MONOTONIC (`-k mono` makes perf stamp its
  * samples on the same clock). Every sample in a window counts 1/F s of CPU for the command
  * it caught; runc's init stages (runc:[0:PARENT] and so on) count as "runc init", kernel
  * threads as one line, and idle CPUs as "(idle)". perf's own cost is in every figure.
+ *
+ * That arithmetic holds only for such a recording, so anything else is refused before a
+ * figure is printed: another event than cpu-clock (a hardware event does not sample idle
+ * CPUs), more than one, a period (-c) instead of a frequency, another clock than
+ * CLOCK_MONOTONIC, a window that is malformed or not inside the recording, or one in which
+ * it has no sample.
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -35,21 +41,73 @@ function commandOf(comm: string): string {
   return comm;
 }
 
-function main(): void {
-  const [data, windowsFile] = process.argv.slice(2);
-  if (!data || !windowsFile) {
-    throw new Error('usage: node dist/bench/cpu-by-command.js PERF_DATA WINDOWS_FILE');
+interface Recording {
+  frequency: number;
+  first: number;
+  last: number;
+}
+
+/** What the recording's header says, refused unless it is the kind described above. */
+function recording(data: string): Recording {
+  const header = perf(['report', '--header-only', '-i', data]);
+  const events = [...header.matchAll(/^# event : name = ([^,]*),(.*)$/gm)]
+    .map(([, name, rest]) => ({ name: name.trim(), rest }))
+    .filter((e) => !e.name.startsWith('dummy'));
+  if (events.length !== 1 || !/^cpu-clock\b/.test(events[0].name)) {
+    const names = events.map((e) => e.name).join(', ') || 'none';
+    throw new Error(
+      `${data} must sample one event, cpu-clock (perf record -e cpu-clock), not ${names}`,
+    );
   }
-  const frequency = Number(/sample_freq=(\d+)/.exec(perf(['evlist', '-i', data, '-F']))?.[1]);
-  if (!frequency) throw new Error(`${data} does not say its sampling frequency (perf record -F)`);
-  const windows: Window[] = readFileSync(windowsFile, 'utf8')
+  const { rest } = events[0];
+  const frequency = /\bfreq = 1\b/.test(rest)
+    ? Number(/sample_freq \} = (\d+)/.exec(rest)?.[1])
+    : NaN;
+  if (!(frequency > 0))
+    throw new Error(`${data} does not say its sampling frequency (perf record -F)`);
+  if (!/\buse_clockid = 1\b/.test(rest) || !/\bclockid = 1\b/.test(rest)) {
+    throw new Error(`${data} is not stamped on CLOCK_MONOTONIC (perf record -k mono)`);
+  }
+  const time = (what: string) =>
+    Number(new RegExp(`^# time of ${what} sample : ([\\d.]+)$`, 'm').exec(header)?.[1]);
+  const [first, last] = [time('first'), time('last')];
+  if (!(first > 0 && last >= first)) throw new Error(`${data} holds no samples`);
+  return { frequency, first, last };
+}
+
+const DECIMAL = /^\d+(\.\d+)?$/;
+
+/** The windows file's lines, "ENGINE COUNT START END", each checked. */
+function readWindows(file: string, rec: Recording): Window[] {
+  return readFileSync(file, 'utf8')
     .split('\n')
     .filter((line) => line.trim() !== '')
     .map((line) => {
-      const [engine, count, start, end] = line.trim().split(/\s+/);
-      if (!end || !(Number(count) > 0)) throw new Error(`${windowsFile}: bad line "${line}"`);
+      const fields = line.trim().split(/\s+/);
+      const [engine, count, start, end] = fields;
+      const bad = (why: string) => new Error(`${file}: ${why} in "${line}"`);
+      if (fields.length !== 4) throw bad('not ENGINE COUNT START END');
+      if (!/^[1-9]\d*$/.test(count)) throw bad(`count "${count}" is not a positive whole number`);
+      if (!DECIMAL.test(start) || !DECIMAL.test(end)) throw bad('start or end is not seconds');
+      if (!(Number(start) < Number(end))) throw bad('the window ends before it starts');
+      // A sample period of slack at either end: the first and last samples fall in them.
+      const slack = 1 / rec.frequency;
+      if (Number(start) < rec.first - slack || Number(end) > rec.last + slack) {
+        throw bad(`the window is not inside the recording (${rec.first} to ${rec.last})`);
+      }
       return { engine, count: Number(count), start, end };
     });
+}
+
+function main(): void {
+  const [data, windowsFile, ...more] = process.argv.slice(2);
+  if (!data || !windowsFile || more.length > 0) {
+    throw new Error('usage: node dist/bench/cpu-by-command.js PERF_DATA WINDOWS_FILE');
+  }
+  const rec = recording(data);
+  const windows = readWindows(windowsFile, rec);
+  if (windows.length === 0) throw new Error(`${windowsFile} names no window`);
+  const report: string[] = [];
   const engines = [...new Set(windows.map((w) => w.engine))];
   for (const engine of engines) {
     const mine = windows.filter((w) => w.engine === engine);
@@ -57,23 +115,35 @@ function main(): void {
     const samples = new Map<string, number>();
     for (const w of mine) {
       const script = perf(['script', '-i', data, '-F', 'comm', '--time', `${w.start},${w.end}`]);
-      for (const line of script.split('\n')) {
-        const comm = line.trim();
-        if (comm === '') continue;
+      const comms = script
+        .split('\n')
+        .map((line) => line.trim())
+        .filter((comm) => comm !== '');
+      if (comms.length === 0) {
+        throw new Error(`${data} has no sample from ${w.start} to ${w.end} (${engine})`);
+      }
+      for (const comm of comms) {
         const command = commandOf(comm);
         samples.set(command, (samples.get(command) ?? 0) + 1);
       }
     }
-    const ms = (n: number) => (n * 1000) / frequency / containers;
+    const ms = (n: number) => (n * 1000) / rec.frequency / containers;
     const total = [...samples.values()].reduce((a, b) => a + b, 0);
-    console.log(
+    report.push(
       `${engine}: ${mine.length} bursts, ${containers} containers; CPU ms per container ` +
         `(all CPUs, idle included: ${ms(total).toFixed(1)})`,
     );
     for (const [command, n] of [...samples].sort((a, b) => b[1] - a[1]).slice(0, 15)) {
-      console.log(`  ${ms(n).toFixed(2).padStart(7)}  ${command}`);
+      report.push(`  ${ms(n).toFixed(2).padStart(7)}  ${command}`);
     }
   }
+  // Printed once every window has counted: a failure prints no figure at all.
+  console.log(report.join('\n'));
 }
 
-main();
+try {
+  main();
+} catch (err) {
+  console.error(`cpu-by-command: ${(err as Error).message}`);
+  process.exit(1);
+}
