@@ -575,9 +575,10 @@ export class MiniC implements RuntimeService {
       const dir = this.containerStateDir(id);
       const setup = this.setups.get(rec.sandboxId);
       mkdirSync(path.join(this.stateRoot, 'sock'), { recursive: true });
+      let pid: number | undefined;
       try {
         await setup?.netns.done;
-        const pid = await createUnderConmon(id, rec.name, {
+        const initPid = await createUnderConmon(id, rec.name, {
           conmon,
           runtime,
           runtimeRoot: runc.root,
@@ -592,7 +593,8 @@ export class MiniC implements RuntimeService {
           logSizeMax: this.logSizeMax,
         });
         // The process starts only on a ready network; `runc create` above did not need it.
-        const alive = () => processRuns(pid) && !existsSync(path.join(dir, 'exit', id));
+        pid = initPid;
+        const alive = () => processRuns(initPid) && !existsSync(path.join(dir, 'exit', id));
         const started = Promise.resolve(setup?.ready.done).then(() => runc.start(id, alive));
         started.catch(() => undefined); // awaited below, once the cgroups are known
         // Known before anything else can fail, so that removal finds the cgroups; read
@@ -601,7 +603,11 @@ export class MiniC implements RuntimeService {
         rec.conmonPid = this.conmonPid(id);
         await started;
       } catch (err) {
-        await runc.forceDelete(id).catch(() => undefined);
+        const deleted = await runc.forceDelete(id).then(
+          () => true,
+          () => false,
+        );
+        if (pid !== undefined) await endUnmanaged(runc, id, pid, deleted);
         this.log.error({ container: id, err }, 'start failed');
         // Reported as exited with 128, as containerd does for a container that never ran.
         await this.recordExit(rec, START_FAILED_EXIT_CODE, new Date(), false);
@@ -901,5 +907,31 @@ export class MiniC implements RuntimeService {
       this.log.warn({ container: rec.id }, 'container ended without an exit code (conmon gone)');
     }
     await this.records.writeContainer(rec);
+  }
+}
+
+/**
+ * After a failed start, where runc's state of the container is gone or unreadable: runc can
+ * then neither end its process (which may have started meanwhile) nor delete it. The
+ * process is ended by its pid and, where runc could not delete the container, runc's state
+ * directory of it removed once the process is gone.
+ */
+async function endUnmanaged(runc: Runc, id: string, pid: number, deleted: boolean) {
+  // Still the container's process only while it is in the container's cgroup.
+  const runs = () => processRuns(pid) && readProcFile(`/proc/${pid}/cgroup`).includes(id);
+  if (runs()) process.kill(pid, 'SIGKILL');
+  if (deleted) return;
+  const deadline = Date.now() + CONMON_EXIT_WAIT_MS;
+  while (runs() && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, EXIT_POLL_MS));
+  }
+  if (!runs()) runc.removeUnloadable(id);
+}
+
+function readProcFile(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
   }
 }

@@ -82,6 +82,15 @@ export class Runc {
     }
   }
 
+  /**
+   * Removes runc's state directory of a container runc cannot load (its state file is
+   * unreadable), once its process has ended: `runc delete` fails on such a container for
+   * ever, so it could not be removed. Like start, this knows runc's state directory.
+   */
+  removeUnloadable(id: string): void {
+    rmSync(path.join(this.rootFor(id), id), { recursive: true, force: true });
+  }
+
   /** runc's status (created, running, paused, stopped), or undefined if it has no such id. */
   async state(id: string): Promise<string | undefined> {
     try {
@@ -128,12 +137,19 @@ export class Runc {
    * The container's cgroup directories, from runc's state file. This reads runc's
    * internal state.json (stable through runc 1.1), because `runc state` omits them. Read
    * synchronously: a start waits for it, and the file is small and on the state root's tmpfs.
+   * Throws where the file is missing or unreadable: runc then knows no such container, and
+   * could neither stop nor delete it.
    */
   cgroupPaths(id: string): string[] {
-    const state = readJsonSync<{ cgroup_paths?: Record<string, string> }>(
-      path.join(this.rootFor(id), id, 'state.json'),
-    );
-    return [...new Set(Object.values(state?.cgroup_paths ?? {}))];
+    const file = path.join(this.rootFor(id), id, 'state.json');
+    let state: { cgroup_paths?: Record<string, string> } | undefined;
+    try {
+      state = readJsonSync(file);
+    } catch (err) {
+      throw new Error(`runc's state file ${file} is unreadable: ${(err as Error).message}`);
+    }
+    if (!state) throw new Error(`runc has no state file for container ${id} (${file})`);
+    return [...new Set(Object.values(state.cgroup_paths ?? {}))];
   }
 }
 
