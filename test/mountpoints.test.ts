@@ -143,6 +143,44 @@ test('the mount-point layer under hostile images and faults', async (t) => {
     assert.deepEqual(await snapshot(layerDir), before);
   });
 
+  await t.test(
+    'odd /etc, /proc and /dev in images start or fail as without the layer',
+    async () => {
+      // What each image gave before the layer existed (runc 1.1.5, checked on its parent
+      // commit): the layer changes no outcome, and where a container runs it sees the pod's
+      // /etc/hosts.
+      const cases: [string, Entry[], string][] = [
+        ['etc-to-root', [link('etc', '/')], 'runs'],
+        ['etc-up', [link('etc', '../..')], 'runs'],
+        ['etc-dangling', [link('etc', '/nowhere')], 'runs'],
+        ['hosts-out', [dir('etc'), link('etc/hosts', '../../../../tmp/flyces-mp-out')], 'runs'],
+        ['etc-file', [file('etc', 'not a directory\n')], 'fails'],
+        ['proc-file', [file('proc', '')], 'fails'],
+        ['proc-link', [dir('data'), link('proc', 'data')], 'fails'],
+        ['dev-link', [dir('data'), link('dev', 'data')], 'runs'],
+        ['sys-file', [file('sys', '')], 'fails'],
+      ];
+      const outcomes: string[] = [];
+      for (const [name, entries] of cases) {
+        const ref = await image(name, [entries]);
+        const outcome = await run(ref).then(
+          async (id) => {
+            podHosts((await sh(id, 'cat /etc/hosts')).out);
+            return 'runs';
+          },
+          () => 'fails',
+        );
+        outcomes.push(`${name} ${outcome}`);
+      }
+      assert.deepEqual(
+        outcomes,
+        cases.map(([name, , outcome]) => `${name} ${outcome}`),
+      );
+      assert.ok(!(await fs.stat('/tmp/flyces-mp-out').catch(() => undefined)), 'nothing outside');
+      assert.deepEqual(await snapshot(layerDir), before);
+    },
+  );
+
   await t.test('a layer deleted while containers run is made again for the next', async () => {
     const ref = 'localhost/mp-noetc:1';
     const running = await run(ref);
