@@ -13,7 +13,7 @@
  *
  * That arithmetic holds only for such a recording, so anything else is refused before a
  * figure is printed: another event than cpu-clock (a hardware event does not sample idle
- * CPUs), more than one, a period (-c) instead of a frequency, another clock than
+ * CPUs), more than one, a period (-c) instead of a frequency, not every CPU, another clock than
  * CLOCK_MONOTONIC, a window that is malformed or not inside the recording, or one in which
  * it has no sample.
  */
@@ -65,6 +65,10 @@ function recording(data: string): Recording {
     : NaN;
   if (!(frequency > 0))
     throw new Error(`${data} does not say its sampling frequency (perf record -F)`);
+  // perf counts only the command it runs (enabled on its exec) unless recording every CPU.
+  if (/\benable_on_exec = 1\b/.test(rest) || !/\bsample_type = [^,]*\bCPU\b/.test(rest)) {
+    throw new Error(`${data} is not a recording of every CPU (perf record -a)`);
+  }
   if (!/\buse_clockid = 1\b/.test(rest) || !/\bclockid = 1\b/.test(rest)) {
     throw new Error(`${data} is not stamped on CLOCK_MONOTONIC (perf record -k mono)`);
   }

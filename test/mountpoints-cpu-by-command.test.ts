@@ -18,7 +18,7 @@ const TOOL = path.resolve(here, '..', 'bench', 'cpu-by-command.js');
 const hasPerf = spawnSync('perf', ['--version']).status === 0;
 
 function perfRecord(file: string, args: string[]): void {
-  const out = spawnSync('perf', ['record', '-a', ...args, '-o', file, '--', 'sleep', '0.3'], {
+  const out = spawnSync('perf', ['record', ...args, '-o', file, '--', 'sleep', '0.3'], {
     encoding: 'utf8',
   });
   assert.equal(out.status, 0, out.stderr);
@@ -44,7 +44,7 @@ test(
     const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'flyces-cpu-by-command-'));
     try {
       const good = path.join(tmp, 'good.data');
-      perfRecord(good, ['-k', 'mono', '-e', 'cpu-clock', '-F', '99']);
+      perfRecord(good, ['-a', '-k', 'mono', '-e', 'cpu-clock', '-F', '99']);
       const [first, last] = span(good);
       const windows = path.join(tmp, 'windows');
       const withWindows = async (text: string) => {
@@ -91,18 +91,23 @@ test(
         assert.match(out.stderr, why, name);
       };
       await other(
+        'one-command.data',
+        ['-k', 'mono', '-e', 'cpu-clock', '-F', '99'],
+        /not a recording of every CPU \(perf record -a\)/,
+      );
+      await other(
         'nomono.data',
-        ['-e', 'cpu-clock', '-F', '99'],
+        ['-a', '-e', 'cpu-clock', '-F', '99'],
         /CLOCK_MONOTONIC \(perf record -k mono\)/,
       );
       await other(
         'period.data',
-        ['-k', 'mono', '-e', 'cpu-clock', '-c', '1000000'],
+        ['-a', '-k', 'mono', '-e', 'cpu-clock', '-c', '1000000'],
         /frequency \(perf record -F\)/,
       );
       await other(
         'two.data',
-        ['-k', 'mono', '-e', 'cpu-clock', '-e', 'task-clock', '-F', '99'],
+        ['-a', '-k', 'mono', '-e', 'cpu-clock', '-e', 'task-clock', '-F', '99'],
         /one event, cpu-clock.*not cpu-clock, task-clock/,
       );
 
