@@ -52,9 +52,12 @@ case "$(cat ${faultFile})" in
   state-missing) rm "$state/state.json";;
   conmon-pid-junk) printf 'junk' > "$dir/conmon.pid";;
   conmon-pid-missing) rm "$dir/conmon.pid";;
+  conmon-pid-dir) rm "$dir/conmon.pid"; mkdir "$dir/conmon.pid";;
   fifo-file) rm "$state/exec.fifo"; : > "$state/exec.fifo";;
   fifo-missing) rm "$state/exec.fifo";;
   conmon-dies) (sleep 0.3; kill -9 $PPID) >/dev/null 2>&1 &;;
+  conmon-dies-at-once) kill -9 $PPID;;
+  conmon-dies-soon) (sleep 0.02; kill -9 $PPID) >/dev/null 2>&1 &;;
 esac
 exit 0
 `;
@@ -117,9 +120,12 @@ test('faults between runc create and the process running', async (t) => {
     'state-missing',
     'conmon-pid-junk',
     'conmon-pid-missing',
+    'conmon-pid-dir',
     'fifo-file',
     'fifo-missing',
     'conmon-dies',
+    'conmon-dies-at-once',
+    'conmon-dies-soon',
   ]) {
     await t.test(fault, async () => {
       await fs.writeFile(faultFile, fault);

@@ -686,15 +686,20 @@ export class MiniC implements RuntimeService {
     }
   }
 
-  /** conmon's pid file; read synchronously, as it is small and on the state root's tmpfs. */
+  /**
+   * conmon's pid from its pid file, read synchronously (it is small and on the state root's
+   * tmpfs); undefined where the file is missing, unreadable or holds no pid: conmon is then
+   * taken for gone, and runc tells the container's state.
+   */
   private conmonPid(id: string): number | undefined {
+    let text: string;
     try {
-      const text = readFileSync(path.join(this.containerStateDir(id), 'conmon.pid'), 'utf8');
-      return Number(text.trim()) || undefined;
-    } catch (err) {
-      if (isErrno(err, 'ENOENT')) return undefined;
-      throw err;
+      text = readFileSync(path.join(this.containerStateDir(id), 'conmon.pid'), 'utf8');
+    } catch {
+      return undefined;
     }
+    const pid = Number(text.trim());
+    return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
   }
 
   /**
