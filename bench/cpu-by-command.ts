@@ -13,9 +13,9 @@
  *
  * That arithmetic holds only for such a recording, so anything else is refused before a
  * figure is printed: another event than cpu-clock (a hardware event does not sample idle
- * CPUs), more than one, a period (-c) instead of a frequency, not every CPU, another clock than
- * CLOCK_MONOTONIC, a window that is malformed or not inside the recording, or one in which
- * it has no sample.
+ * CPUs), more than one, a period (-c) instead of a frequency, not every CPU, another clock
+ * than CLOCK_MONOTONIC, a window that is malformed or not inside the recording, or one in
+ * which it has no sample.
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -103,6 +103,36 @@ function readWindows(file: string, rec: Recording): Window[] {
     });
 }
 
+/** One engine's lines: its CPU per container by command, summed over its windows. */
+function engineReport(data: string, rec: Recording, engine: string, mine: Window[]): string[] {
+  const containers = mine.reduce((sum, w) => sum + w.count, 0);
+  const samples = new Map<string, number>();
+  for (const w of mine) {
+    const script = perf(['script', '-i', data, '-F', 'comm', '--time', `${w.start},${w.end}`]);
+    const comms = script
+      .split('\n')
+      .map((line) => line.trim())
+      .filter((comm) => comm !== '');
+    if (comms.length === 0) {
+      throw new Error(`${data} has no sample from ${w.start} to ${w.end} (${engine})`);
+    }
+    for (const comm of comms) {
+      const command = commandOf(comm);
+      samples.set(command, (samples.get(command) ?? 0) + 1);
+    }
+  }
+  const ms = (n: number) => (n * 1000) / rec.frequency / containers;
+  const total = [...samples.values()].reduce((a, b) => a + b, 0);
+  const lines = [
+    `${engine}: ${mine.length} bursts, ${containers} containers; CPU ms per container ` +
+      `(all CPUs, idle included: ${ms(total).toFixed(1)})`,
+  ];
+  for (const [command, n] of [...samples].sort((a, b) => b[1] - a[1]).slice(0, 15)) {
+    lines.push(`  ${ms(n).toFixed(2).padStart(7)}  ${command}`);
+  }
+  return lines;
+}
+
 function main(): void {
   const [data, windowsFile, ...more] = process.argv.slice(2);
   if (!data || !windowsFile || more.length > 0) {
@@ -111,36 +141,15 @@ function main(): void {
   const rec = recording(data);
   const windows = readWindows(windowsFile, rec);
   if (windows.length === 0) throw new Error(`${windowsFile} names no window`);
-  const report: string[] = [];
   const engines = [...new Set(windows.map((w) => w.engine))];
-  for (const engine of engines) {
-    const mine = windows.filter((w) => w.engine === engine);
-    const containers = mine.reduce((sum, w) => sum + w.count, 0);
-    const samples = new Map<string, number>();
-    for (const w of mine) {
-      const script = perf(['script', '-i', data, '-F', 'comm', '--time', `${w.start},${w.end}`]);
-      const comms = script
-        .split('\n')
-        .map((line) => line.trim())
-        .filter((comm) => comm !== '');
-      if (comms.length === 0) {
-        throw new Error(`${data} has no sample from ${w.start} to ${w.end} (${engine})`);
-      }
-      for (const comm of comms) {
-        const command = commandOf(comm);
-        samples.set(command, (samples.get(command) ?? 0) + 1);
-      }
-    }
-    const ms = (n: number) => (n * 1000) / rec.frequency / containers;
-    const total = [...samples.values()].reduce((a, b) => a + b, 0);
-    report.push(
-      `${engine}: ${mine.length} bursts, ${containers} containers; CPU ms per container ` +
-        `(all CPUs, idle included: ${ms(total).toFixed(1)})`,
-    );
-    for (const [command, n] of [...samples].sort((a, b) => b[1] - a[1]).slice(0, 15)) {
-      report.push(`  ${ms(n).toFixed(2).padStart(7)}  ${command}`);
-    }
-  }
+  const report = engines.flatMap((e) =>
+    engineReport(
+      data,
+      rec,
+      e,
+      windows.filter((w) => w.engine === e),
+    ),
+  );
   // Printed once every window has counted: a failure prints no figure at all.
   console.log(report.join('\n'));
 }
