@@ -94,6 +94,10 @@ test('the mount-point layer under hostile images and faults', async (t) => {
     const res = await minic.execSync(id, ['/bin/sh', '-c', script], 5000);
     return { code: res.exitCode, out: res.output.trim() };
   };
+  const sh2 = async (id: string, script: string) => {
+    const res = await minic.execSync(id, ['/bin/busybox', 'sh', '-c', script], 5000);
+    return { code: res.exitCode, out: res.output.trim() };
+  };
   const podHosts = (out: string) => assert.match(out, /\bmp\b/, "the pod's /etc/hosts");
 
   let before: string[] = [];
@@ -140,6 +144,20 @@ test('the mount-point layer under hostile images and faults', async (t) => {
     // /etc/hosts a directory in the image: runc cannot mount the pod's file on it.
     const bad = await image('hostsdir', [[dir('etc'), dir('etc/hosts')]]);
     await assert.rejects(run(bad));
+    assert.deepEqual(await snapshot(layerDir), before);
+  });
+
+  await t.test('an image without layers runs on the mount-point layer alone', async () => {
+    const archive = path.join(tmp, 'nolayers.tar');
+    await makeArchive(archive, [], 'localhost/mp-nolayers:1');
+    await images.importArchive(archive);
+    // Its only program comes from a volume.
+    const id = await run('localhost/mp-nolayers:1', {
+      command: ['/bin/busybox', 'sleep', '3600'],
+      mounts: [{ hostPath: '/bin/busybox', containerPath: '/bin/busybox', readOnly: true }],
+    });
+    podHosts((await sh2(id, 'cat /etc/hosts')).out);
+    assert.equal((await sh2(id, 'ls / | tr "\\n" " "')).out, 'bin dev etc proc sys');
     assert.deepEqual(await snapshot(layerDir), before);
   });
 
