@@ -30,7 +30,8 @@
  *   (above the host's limit) makes runc fail here. Burst: all BURST runs spawned at once.
  * - docker: Debian's dockerd (with its own containerd and a runc shim per container),
  *   started by the bench on private paths (data root in the temp dir, exec root and
- *   socket on the bench's tmpfs, no bridge, no iptables rules, cgroup parent
+ *   socket on the bench's tmpfs, no bridge, no iptables rules, IP forwarding left as it is,
+ *   cgroup parent
  *   flyces-bench-docker), image loaded with `docker load` (converted by skopeo), and
  *   `docker run -d --pull never --network none --ulimit nofile=N:N`, timed until it returns.
  *   Measured when dockerd is installed (bench only: apt-get install -y
@@ -504,6 +505,8 @@ async function dockerEngine(tmp: string, image: Image): Promise<Engine> {
       '--iptables=false',
       '--ip6tables=false',
       '--ip-masq=false',
+      // dockerd turns the host's IP forwarding on unless told not to.
+      '--ip-forward=false',
       '--cgroup-parent',
       DOCKER_CGROUP,
     ],
@@ -1035,6 +1038,15 @@ async function main(): Promise<void> {
   if (!existsSync(join(REPO, 'dist/src/cli/main.js'))) throw new Error('build first: npx tsc -p .');
 
   const netnsBefore = await netnsNames();
+  // Nothing here should change the host's IP forwarding; if something did, it is put back.
+  const forwarding = '/proc/sys/net/ipv4/ip_forward';
+  const forwardingBefore = readFileSync(forwarding, 'utf8').trim();
+  onCleanup('IP forwarding', async () => {
+    const now = readFileSync(forwarding, 'utf8').trim();
+    if (now === forwardingBefore) return;
+    writeFileSync(forwarding, forwardingBefore);
+    problems.push(`IP forwarding was turned from ${forwardingBefore} to ${now}; put back`);
+  });
   const tmp = mkdtempSync('/tmp/flyces-bench-');
   onCleanup('temp dir', async () => {
     await unmountUnder(tmp);
