@@ -436,30 +436,44 @@ async function podmanEngine(tmp: string, image: Image): Promise<Engine> {
     removeEmptyCgroups('libpod_parent');
   });
   await must('podman', podman('load', '-q', '-i', image.archive), 120_000);
-  const nofile = hardLimit('Max open files');
-  const runArgs = (name: string) =>
-    podman(
-      'run',
-      '-d',
-      '--pull',
-      'never',
-      '--network',
-      'none',
-      '--log-driver',
-      'k8s-file',
-      '--ulimit',
-      `nofile=${nofile}:${nofile}`,
-      '--ulimit',
-      'nproc=4096:4096',
-      '--name',
-      name,
-      IMAGE,
-    );
-  const start = (name: string) => timedStart('podman', runArgs(name), join(tmp, `${name}.out`));
-  const remove = (...names: string[]) => must('podman', podman('rm', '-f', '-t', '0', ...names));
+  return cliEngine(tmp, 'podman', {
+    run: (name) =>
+      podman(
+        ...RUN_FLAGS,
+        '--log-driver',
+        'k8s-file',
+        ...nofileFlag(),
+        ...nproc,
+        '--name',
+        name,
+        IMAGE,
+      ),
+    remove: (names) => podman('rm', '-f', '-t', '0', ...names),
+  });
+}
 
+/** `run` flags podman and docker share: detached, no pull, no network, nofile as the host's. */
+const RUN_FLAGS = ['run', '-d', '--pull', 'never', '--network', 'none'];
+function nofileFlag(): string[] {
+  const nofile = hardLimit('Max open files');
+  return ['--ulimit', `nofile=${nofile}:${nofile}`];
+}
+/** podman's default nproc limit is above the host's, which makes runc fail here. */
+const nproc = ['--ulimit', 'nproc=4096:4096'];
+
+/**
+ * An engine driven by a CLI whose `run -d` returns once the container runs (podman,
+ * docker): each start is timed over that command; removal is untimed.
+ */
+function cliEngine(
+  tmp: string,
+  cmd: string,
+  args: { run: (name: string) => string[]; remove: (names: string[]) => string[] },
+): Engine {
+  const start = (name: string) => timedStart(cmd, args.run(name), join(tmp, `${name}.out`));
+  const remove = (...names: string[]) => must(cmd, args.remove(names));
   return {
-    name: 'podman',
+    name: cmd,
     async one(name) {
       const ms = await start(name);
       await remove(name);
@@ -468,7 +482,7 @@ async function podmanEngine(tmp: string, image: Image): Promise<Engine> {
     async burst(names) {
       const [t0, m0] = [now(), monotonic()];
       const ends = await Promise.all(names.map((n) => start(n).then(() => now() - t0)));
-      noteWindow('podman', names.length, m0);
+      noteWindow(cmd, names.length, m0);
       await remove(...names);
       return ends;
     },
@@ -546,39 +560,10 @@ async function dockerEngine(tmp: string, image: Image): Promise<Engine> {
     `docker-archive:${archive}:${IMAGE}`,
   ]);
   await must('docker', docker('load', '-q', '-i', archive), 120_000);
-  const nofile = hardLimit('Max open files');
-  const runArgs = (name: string) =>
-    docker(
-      'run',
-      '-d',
-      '--pull',
-      'never',
-      '--network',
-      'none',
-      '--ulimit',
-      `nofile=${nofile}:${nofile}`,
-      '--name',
-      name,
-      IMAGE,
-    );
-  const start = (name: string) => timedStart('docker', runArgs(name), join(tmp, `${name}.out`));
-  const remove = (...names: string[]) => must('docker', docker('rm', '-f', ...names));
-
-  return {
-    name: 'docker',
-    async one(name) {
-      const ms = await start(name);
-      await remove(name);
-      return ms;
-    },
-    async burst(names) {
-      const [t0, m0] = [now(), monotonic()];
-      const ends = await Promise.all(names.map((n) => start(n).then(() => now() - t0)));
-      noteWindow('docker', names.length, m0);
-      await remove(...names);
-      return ends;
-    },
-  };
+  return cliEngine(tmp, 'docker', {
+    run: (name) => docker(...RUN_FLAGS, ...nofileFlag(), '--name', name, IMAGE),
+    remove: (names) => docker('rm', '-f', ...names),
+  });
 }
 
 /** Removes the cgroup `name` (a parent an engine made at the hierarchies' roots) where empty. */
