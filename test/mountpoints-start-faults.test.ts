@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { ImageStore } from '../src/runtime/images.js';
 import { MiniC, type MiniCOptions } from '../src/runtime/minic.js';
 import { removeCgroupsUnder, unmountUnder } from './helpers/cleanup.js';
-import { busyboxLayer, makeArchive } from './mountpoints-images.js';
+import { busyboxLayer, makeArchive } from './helpers/oci-images.js';
 
 /**
  * Faults on miniC's start path, between `runc create` and the process running: runc's

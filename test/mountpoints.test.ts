@@ -18,7 +18,7 @@ import {
   makeArchive,
   makeTar,
   type Entry,
-} from './mountpoints-images.js';
+} from './helpers/oci-images.js';
 
 /**
  * The mount-point layer under hostile images and faults, against runc, conmon and

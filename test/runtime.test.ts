@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -9,12 +8,11 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
-import tar from 'tar-stream';
-
 import { ImageStore } from '../src/runtime/images.js';
 import { MiniC, type MiniCOptions } from '../src/runtime/minic.js';
 import { RuntimeError, type ContainerConfig } from '../src/runtime/runtime.js';
 import { removeCgroupsUnder, unmountUnder } from './helpers/cleanup.js';
+import { makeArchive, makeTar, type Entry } from './helpers/oci-images.js';
 
 /**
  * miniC against the real thing: runc, conmon, CNI plugins, overlayfs. Needs root. Uses
@@ -58,82 +56,6 @@ async function eventually<T>(fn: () => Promise<T | undefined>, ms = 5000): Promi
     if (Date.now() > deadline) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, 25));
   }
-}
-
-const sha256 = (b: Buffer): string => 'sha256:' + createHash('sha256').update(b).digest('hex');
-
-/** A tar of the given entries, built in memory. */
-async function makeTar(entries: { header: object; body?: string | Buffer }[]): Promise<Buffer> {
-  const pack = tar.pack();
-  const chunks: Buffer[] = [];
-  const done = new Promise<void>((resolve, reject) => {
-    pack.on('data', (c: unknown) => void chunks.push(c as Buffer));
-    pack.on('end', () => resolve());
-    pack.on('error', reject);
-  });
-  for (const e of entries) pack.entry(e.header as tar.Header, e.body ?? '');
-  pack.finalize();
-  await done;
-  return Buffer.concat(chunks);
-}
-
-/** A one-layer OCI archive; `corrupt` flips a byte of the layer after digesting it. */
-async function makeArchive(file: string, layer: Buffer, name: string, corrupt = false) {
-  const config = Buffer.from(
-    JSON.stringify({
-      architecture: 'amd64',
-      os: 'linux',
-      config: { Cmd: ['/bin/sh'] },
-      rootfs: { type: 'layers', diff_ids: [sha256(layer)] },
-    }),
-  );
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: {
-        mediaType: 'application/vnd.oci.image.config.v1+json',
-        digest: sha256(config),
-        size: config.length,
-      },
-      layers: [
-        {
-          mediaType: 'application/vnd.oci.image.layer.v1.tar',
-          digest: sha256(layer),
-          size: layer.length,
-        },
-      ],
-    }),
-  );
-  const index = {
-    schemaVersion: 2,
-    manifests: [
-      {
-        mediaType: 'application/vnd.oci.image.manifest.v1+json',
-        digest: sha256(manifest),
-        size: manifest.length,
-        annotations: { 'org.opencontainers.image.ref.name': name },
-      },
-    ],
-  };
-  const layerBody = Buffer.from(layer);
-  if (corrupt) layerBody[600] ^= 0xff;
-  const blob = (b: Buffer, digest = sha256(b)) => ({
-    header: { name: `blobs/sha256/${digest.slice(7)}`, size: b.length },
-    body: b,
-  });
-  const outer = await makeTar([
-    { header: { name: 'oci-layout' }, body: '{"imageLayoutVersion":"1.0.0"}' },
-    { header: { name: 'index.json' }, body: JSON.stringify(index) },
-    blob(config),
-    blob(manifest),
-    blob(layerBody, sha256(layer)),
-  ]);
-  await fs.writeFile(file, outer);
-}
-
-async function layerOf(entries: { header: object; body?: string }[]): Promise<Buffer> {
-  return makeTar(entries);
 }
 
 async function treeOf(dir: string): Promise<string[]> {
@@ -491,9 +413,9 @@ test('miniC runs pods with runc, conmon and CNI', async (t) => {
   });
 
   await t.test('a corrupt blob is refused and leaves the store unchanged', async () => {
-    const layer = await layerOf([{ header: { name: 'hello.txt' }, body: 'x'.repeat(2000) }]);
+    const layer = await makeTar([{ header: { name: 'hello.txt' }, body: 'x'.repeat(2000) }]);
     const file = path.join(tmp, 'corrupt.tar');
-    await makeArchive(file, layer, 'localhost/corrupt:1', true);
+    await makeArchive(file, [layer], 'localhost/corrupt:1', { cmd: ['/bin/sh'], corrupt: true });
     const before = await treeOf(images.root);
     await assert.rejects(images.importArchive(file), /blob sha256:[a-f0-9]+ is corrupt/);
     assert.deepEqual(await treeOf(images.root), before);
@@ -503,7 +425,7 @@ test('miniC runs pods with runc, conmon and CNI', async (t) => {
   await t.test('hostile layers cannot write outside the layer root', async () => {
     const outside = path.join(tmp, 'outside');
     await fs.mkdir(outside);
-    const cases = [
+    const cases: Entry[][] = [
       [{ header: { name: '../escape' }, body: 'pwned' }],
       [{ header: { name: 'a/../../escape' }, body: 'pwned' }],
       [
@@ -518,7 +440,9 @@ test('miniC runs pods with runc, conmon and CNI', async (t) => {
     ];
     for (const [i, entries] of cases.entries()) {
       const file = path.join(tmp, `hostile-${i}.tar`);
-      await makeArchive(file, await layerOf(entries), `localhost/hostile:${i}`);
+      await makeArchive(file, [await makeTar(entries)], `localhost/hostile:${i}`, {
+        cmd: ['/bin/sh'],
+      });
       await assert.rejects(images.importArchive(file), /\.\.|symlink/, `case ${i}`);
     }
     assert.deepEqual(await fs.readdir(outside), []);
@@ -527,7 +451,7 @@ test('miniC runs pods with runc, conmon and CNI', async (t) => {
   });
 
   await t.test('whiteouts and device nodes', async () => {
-    const layer = await layerOf([
+    const layer = await makeTar([
       { header: { name: 'dir', type: 'directory' } },
       { header: { name: 'dir/.wh..wh..opq' } },
       { header: { name: '.wh.gone' } },
@@ -535,7 +459,7 @@ test('miniC runs pods with runc, conmon and CNI', async (t) => {
       { header: { name: 'ok.txt' }, body: 'fine' },
     ]);
     const file = path.join(tmp, 'whiteouts.tar');
-    await makeArchive(file, layer, 'localhost/whiteouts:1');
+    await makeArchive(file, [layer], 'localhost/whiteouts:1', { cmd: ['/bin/sh'] });
     const [info] = await images.importArchive(file);
     const stored = await images.resolveImage(info.id);
     const dir = stored!.layerDirs[0];

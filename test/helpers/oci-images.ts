@@ -3,7 +3,7 @@ import { promises as fs, readFileSync } from 'node:fs';
 
 import tar from 'tar-stream';
 
-/** Images for the mount-point tests, built in memory from the host's static busybox. */
+/** OCI images for tests, built in memory (layers with the host's static busybox). */
 
 const BUSYBOX = readFileSync('/bin/busybox');
 const APPLETS = ['sh', 'cat', 'ls', 'sleep', 'touch', 'chmod', 'stat', 'mkdir', 'rm'];
@@ -49,13 +49,21 @@ export const link = (name: string, target: string): Entry => ({
   header: { name, type: 'symlink', linkname: target },
 });
 
-/** An OCI archive of an image with these layers (base first), named `name`. */
-export async function makeArchive(file: string, layers: Buffer[], name: string): Promise<void> {
+/**
+ * An OCI archive of an image with these layers (base first), named `name`, whose command is
+ * `cmd`; with `corrupt`, a byte of the last layer is flipped after it was digested.
+ */
+export async function makeArchive(
+  file: string,
+  layers: Buffer[],
+  name: string,
+  { cmd = ['/bin/sleep', '3600'], corrupt = false }: { cmd?: string[]; corrupt?: boolean } = {},
+): Promise<void> {
   const config = Buffer.from(
     JSON.stringify({
       architecture: 'amd64',
       os: 'linux',
-      config: { Cmd: ['/bin/sleep', '3600'] },
+      config: { Cmd: cmd },
       rootfs: { type: 'layers', diff_ids: layers.map(sha256) },
     }),
   );
@@ -82,6 +90,11 @@ export async function makeArchive(file: string, layers: Buffer[], name: string):
     ],
   };
   const blobs = new Map([config, manifest, ...layers].map((b) => [sha256(b), b]));
+  if (corrupt) {
+    const last = Buffer.from(layers[layers.length - 1]);
+    last[600] ^= 0xff;
+    blobs.set(sha256(layers[layers.length - 1]), last);
+  }
   await fs.writeFile(
     file,
     await makeTar([
