@@ -1,15 +1,12 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync, promises as fs, readFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
 
-import { ImageStore } from '../src/runtime/images.js';
-import { MiniC, type MiniCOptions } from '../src/runtime/minic.js';
-import { removeCgroupsUnder, unmountUnder } from './helpers/cleanup.js';
 import { busyboxLayer, makeArchive } from './helpers/oci-images.js';
+import { runtimeRig } from './helpers/runtime-rig.js';
 
 /**
  * Faults on miniC's start path, between `runc create` and the process running: runc's
@@ -64,37 +61,28 @@ exit 0
 }
 
 test('faults between runc create and the process running', async (t) => {
-  const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'flyces-start-faults-test-'));
-  const faultFile = path.join(tmp, 'fault');
-  const pidDir = path.join(tmp, 'pids');
-  await fs.mkdir(pidDir);
-  const realRunc = (await exec('sh', ['-c', 'command -v runc'])).stdout.trim();
-  const runtimePath = path.join(tmp, 'runc-faulty');
-  await fs.writeFile(runtimePath, wrapper(realRunc, faultFile, pidDir), { mode: 0o755 });
-  const images = new ImageStore({ root: path.join(tmp, 'images') });
-  const options: MiniCOptions = {
-    root: path.join(tmp, 'runtime'),
-    images,
-    podCidr: POD_CIDR,
-    bridge: BRIDGE,
-    cgroupParent: `flyces-test-${path.basename(tmp)}`,
-    runtimePath,
-  };
-  const minic = new MiniC(options);
-  const runcRoot = path.join(options.root, 'state', 'runc');
   const pids: number[] = [];
-
-  t.after(async () => {
-    for (const sb of await minic.listSandboxes().catch(() => [])) {
-      await minic.removeSandbox(sb.id).catch((err) => console.error('cleanup', err));
-    }
+  let faultFile = '';
+  let pidDir = '';
+  const realRunc = (await exec('sh', ['-c', 'command -v runc'])).stdout.trim();
+  const { tmp, images, options, minic } = await runtimeRig(
+    t,
+    'flyces-start-faults-test-',
+    { bridge: BRIDGE, podCidr: POD_CIDR },
+    async (dir) => {
+      faultFile = path.join(dir, 'fault');
+      pidDir = path.join(dir, 'pids');
+      await fs.mkdir(pidDir);
+      const runtimePath = path.join(dir, 'runc-faulty');
+      await fs.writeFile(runtimePath, wrapper(realRunc, faultFile, pidDir), { mode: 0o755 });
+      return { runtimePath };
+    },
     // Processes a failed case left: only the containers this test created, by pid.
-    for (const pid of pids) if (alive(pid)) process.kill(pid, 'SIGKILL');
-    await unmountUnder(tmp);
-    await exec('ip', ['link', 'del', BRIDGE]).catch(() => undefined);
-    await removeCgroupsUnder(options.cgroupParent!);
-    await fs.rm(tmp, { recursive: true, force: true });
-  });
+    () => {
+      for (const pid of pids) if (alive(pid)) process.kill(pid, 'SIGKILL');
+    },
+  );
+  const runcRoot = path.join(options.root, 'state', 'runc');
 
   const archive = path.join(tmp, 'image.tar');
   await makeArchive(archive, [await busyboxLayer([])], 'localhost/mp-faults:1');

@@ -1,15 +1,9 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { promisify } from 'node:util';
 
-import { ImageStore } from '../src/runtime/images.js';
-import { MiniC, type MiniCOptions } from '../src/runtime/minic.js';
 import type { ContainerConfig } from '../src/runtime/runtime.js';
-import { removeCgroupsUnder, unmountUnder } from './helpers/cleanup.js';
 import {
   busyboxLayer,
   dir,
@@ -19,6 +13,7 @@ import {
   makeTar,
   type Entry,
 } from './helpers/oci-images.js';
+import { runtimeRig } from './helpers/runtime-rig.js';
 
 /**
  * The mount-point layer under hostile images and faults, against runc, conmon and
@@ -26,7 +21,6 @@ import {
  * own /etc; the runtime has its own temp root, bridge and pod range.
  */
 
-const exec = promisify(execFile);
 const BRIDGE = 'flycesat8';
 const POD_CIDR = '10.42.238.0/24';
 /** Every entry under `root` with its type, mode, owner, size and mtime. */
@@ -40,27 +34,11 @@ async function snapshot(root: string): Promise<string[]> {
 }
 
 test('the mount-point layer under hostile images and faults', async (t) => {
-  const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'flyces-mountpoints-test-'));
-  const images = new ImageStore({ root: path.join(tmp, 'images') });
-  const options: MiniCOptions = {
-    root: path.join(tmp, 'runtime'),
-    images,
-    podCidr: POD_CIDR,
+  const { tmp, images, options, minic } = await runtimeRig(t, 'flyces-mountpoints-test-', {
     bridge: BRIDGE,
-    cgroupParent: `flyces-test-${path.basename(tmp)}`,
-  };
-  const minic = new MiniC(options);
-  const layerDir = path.join(options.root, 'mountpoints');
-
-  t.after(async () => {
-    for (const sb of await minic.listSandboxes().catch(() => [])) {
-      await minic.removeSandbox(sb.id).catch((err) => console.error('cleanup', err));
-    }
-    await unmountUnder(tmp);
-    await exec('ip', ['link', 'del', BRIDGE]).catch(() => undefined);
-    await removeCgroupsUnder(options.cgroupParent!);
-    await fs.rm(tmp, { recursive: true, force: true });
+    podCidr: POD_CIDR,
   });
+  const layerDir = path.join(options.root, 'mountpoints');
 
   const image = async (name: string, layers: Entry[][]): Promise<string> => {
     const archive = path.join(tmp, `${name}.tar`);

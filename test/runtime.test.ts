@@ -9,10 +9,10 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 import { ImageStore } from '../src/runtime/images.js';
-import { MiniC, type MiniCOptions } from '../src/runtime/minic.js';
+import { MiniC } from '../src/runtime/minic.js';
 import { RuntimeError, type ContainerConfig } from '../src/runtime/runtime.js';
-import { removeCgroupsUnder, unmountUnder } from './helpers/cleanup.js';
 import { makeArchive, makeTar, type Entry } from './helpers/oci-images.js';
+import { runtimeRig } from './helpers/runtime-rig.js';
 
 /**
  * miniC against the real thing: runc, conmon, CNI plugins, overlayfs. Needs root. Uses
@@ -67,34 +67,19 @@ async function treeOf(dir: string): Promise<string[]> {
 }
 
 test('miniC runs pods with runc, conmon and CNI', async (t) => {
-  const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'flyces-runtime-test-'));
-  const images = new ImageStore({ root: path.join(tmp, 'images') });
-  const options: MiniCOptions = {
-    root: path.join(tmp, 'runtime'),
-    images,
-    podCidr: POD_CIDR,
-    bridge: BRIDGE,
-    cgroupParent: `flyces-test-${path.basename(tmp)}`,
-    logSizeMax: LOG_SIZE_MAX,
-  };
-  const minic = new MiniC(options);
-  // The state root is ROOT/state unless the caller names one (the agent's is a tmpfs).
-  const runcRoot = path.join(options.root, 'state', 'runc');
   // The per-test cgroup parent that runc made; the runtime leaves parents in place.
   const cgroupParents = new Set<string>();
-
-  t.after(async () => {
-    for (const sb of await minic.listSandboxes().catch(() => [])) {
-      await minic.removeSandbox(sb.id).catch((err) => console.error('cleanup', err));
-    }
-    // Anything the runtime left behind: only our own root's mounts and runc state.
-    await unmountUnder(tmp);
-    await sh('ip', ['link', 'del', BRIDGE]).catch(() => undefined);
-    for (const dir of cgroupParents) await fs.rmdir(dir).catch(() => undefined);
-    // The parent exists in every hierarchy runc used, not only those in cgroup_paths.
-    await removeCgroupsUnder(options.cgroupParent!);
-    await fs.rm(tmp, { recursive: true, force: true });
-  });
+  const { tmp, images, options, minic } = await runtimeRig(
+    t,
+    'flyces-runtime-test-',
+    { bridge: BRIDGE, podCidr: POD_CIDR },
+    () => ({ logSizeMax: LOG_SIZE_MAX }),
+    async () => {
+      for (const dir of cgroupParents) await fs.rmdir(dir).catch(() => undefined);
+    },
+  );
+  // The state root is ROOT/state unless the caller names one (the agent's is a tmpfs).
+  const runcRoot = path.join(options.root, 'state', 'runc');
 
   const archive = path.join(tmp, 'web.tar');
   await sh(path.join(repo, 'examples', 'build-image.sh'), [archive]);
