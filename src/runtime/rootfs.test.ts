@@ -9,6 +9,7 @@ import {
   rmSync,
   statSync,
   symlinkSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -130,6 +131,23 @@ test('rootfs: the layer is checked whole once, and made again once it is removed
     rmSync(layer, { recursive: true });
     renameSync(layer + '-new', layer);
     assert.throws(() => layers.path(), /proc is missing/);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('rootfs: what a making of the layer cut short left is removed; one under way is not', () => {
+  const root = mkdtempSync(path.join(tmpdir(), 'flyces-rootfs-'));
+  try {
+    const runtime = path.join(root, 'runtime');
+    const abandoned = path.join(runtime, '.mountpoints-abandon');
+    const underWay = path.join(runtime, '.mountpoints-underway');
+    mkdirSync(path.join(abandoned, 'proc'), { recursive: true });
+    mkdirSync(underWay, { recursive: true });
+    const longAgo = new Date(Date.now() - 10 * 60_000);
+    utimesSync(abandoned, longAgo, longAgo);
+    ensureMountPointLayer(runtime);
+    assert.deepEqual(readdirSync(runtime).sort(), ['.mountpoints-underway', 'mountpoints']);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

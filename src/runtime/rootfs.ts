@@ -55,8 +55,12 @@ export function ensureMountPointLayer(root: string): string {
   return dir;
 }
 
+/** A half-made layer this much older than now was left by a process that died making it. */
+const ABANDONED_AFTER_MS = 60_000;
+
 function makeMountPointLayer(root: string, dir: string): void {
   mkdirSync(root, { recursive: true });
+  removeAbandoned(root);
   const making = mkdtempSync(path.join(root, '.mountpoints-'));
   try {
     for (const sub of MOUNT_POINT_DIRS) mkdirSync(path.join(making, sub));
@@ -68,6 +72,19 @@ function makeMountPointLayer(root: string, dir: string): void {
     rmSync(making, { recursive: true, force: true });
     // Made meanwhile by another caller: theirs is as good (and is checked as ours is).
     if (!isErrno(err, 'EEXIST', 'ENOTEMPTY') || !existsSync(dir)) throw err;
+  }
+}
+
+/**
+ * Removes the temporary directories of layers whose making was cut short (the process
+ * died before the rename). One being made now by another caller is younger, and stays.
+ */
+function removeAbandoned(root: string): void {
+  for (const name of readdirSync(root)) {
+    if (!name.startsWith('.mountpoints-')) continue;
+    const st = lstatSync(path.join(root, name), { throwIfNoEntry: false });
+    if (st?.isDirectory() && Date.now() - st.mtimeMs > ABANDONED_AFTER_MS)
+      rmSync(path.join(root, name), { recursive: true, force: true });
   }
 }
 
