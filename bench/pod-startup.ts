@@ -566,10 +566,19 @@ async function dockerEngine(tmp: string, image: Image): Promise<Engine> {
   });
 }
 
-/** Removes the cgroup `name` (a parent an engine made at the hierarchies' roots) where empty. */
+/**
+ * Removes the cgroup `name`, a parent an engine made, where empty: at each hierarchy's root,
+ * and below this process's own cgroup, where an engine that takes the name as relative puts it.
+ */
 function removeEmptyCgroups(name: string): void {
-  for (const hierarchy of readdirSync('/sys/fs/cgroup')) {
-    const dir = join('/sys/fs/cgroup', hierarchy, name);
+  const places = readdirSync('/sys/fs/cgroup').map((h) => join('/sys/fs/cgroup', h, name));
+  for (const line of readFileSync('/proc/self/cgroup', 'utf8').split('\n')) {
+    const [, controllers, own] = line.split(':');
+    if (own === undefined || own === '/') continue;
+    for (const c of controllers === '' ? ['unified'] : controllers.split(','))
+      places.push(join('/sys/fs/cgroup', c.replace(/^name=/, ''), own, name));
+  }
+  for (const dir of places) {
     if (!existsSync(dir)) continue;
     // Deepest first; a cgroup that still holds a process stays.
     const dirs = [dir];
