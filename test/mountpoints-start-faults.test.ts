@@ -65,7 +65,7 @@ test('faults between runc create and the process running', async (t) => {
   let faultFile = '';
   let pidDir = '';
   const realRunc = (await exec('sh', ['-c', 'command -v runc'])).stdout.trim();
-  const { tmp, images, options, minic } = await runtimeRig(
+  const { tmp, images, options, minic, pod } = await runtimeRig(
     t,
     'flyces-start-faults-test-',
     { bridge: BRIDGE, podCidr: POD_CIDR },
@@ -87,13 +87,7 @@ test('faults between runc create and the process running', async (t) => {
   const archive = path.join(tmp, 'image.tar');
   await makeArchive(archive, [await busyboxLayer([])], 'localhost/mp-faults:1');
   await images.importArchive(archive);
-  const sandbox = await minic.runSandbox({
-    podUid: 'uid-' + path.basename(tmp),
-    podName: 'faults',
-    podNamespace: 'default',
-    hostname: 'faults',
-    labels: {},
-  });
+  const sandbox = await minic.runSandbox(pod('faults'));
 
   const runcIds = async () =>
     (

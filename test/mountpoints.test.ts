@@ -34,7 +34,7 @@ async function snapshot(root: string): Promise<string[]> {
 }
 
 test('the mount-point layer under hostile images and faults', async (t) => {
-  const { tmp, images, options, minic } = await runtimeRig(t, 'flyces-mountpoints-test-', {
+  const { tmp, images, options, minic, pod } = await runtimeRig(t, 'flyces-mountpoints-test-', {
     bridge: BRIDGE,
     podCidr: POD_CIDR,
   });
@@ -49,13 +49,7 @@ test('the mount-point layer under hostile images and faults', async (t) => {
     return ref;
   };
 
-  const sandbox = await minic.runSandbox({
-    podUid: 'uid-' + path.basename(tmp),
-    podName: 'mp',
-    podNamespace: 'default',
-    hostname: 'mp',
-    labels: {},
-  });
+  const sandbox = await minic.runSandbox(pod('mp'));
   let n = 0;
   const run = async (ref: string, extra: Partial<ContainerConfig> = {}): Promise<string> => {
     const id = await minic.createContainer(sandbox.id, {

@@ -69,7 +69,7 @@ async function treeOf(dir: string): Promise<string[]> {
 test('miniC runs pods with runc, conmon and CNI', async (t) => {
   // The per-test cgroup parent that runc made; the runtime leaves parents in place.
   const cgroupParents = new Set<string>();
-  const { tmp, images, options, minic } = await runtimeRig(
+  const { tmp, images, options, minic, pod } = await runtimeRig(
     t,
     'flyces-runtime-test-',
     { bridge: BRIDGE, podCidr: POD_CIDR },
@@ -97,13 +97,7 @@ test('miniC runs pods with runc, conmon and CNI', async (t) => {
     assert.deepEqual((await images.getImage(IMAGE))?.names, [IMAGE]);
   });
 
-  const sandbox = await minic.runSandbox({
-    podUid: 'uid-' + path.basename(tmp),
-    podName: 'web',
-    podNamespace: 'default',
-    hostname: 'web',
-    labels: { app: 'web' },
-  });
+  const sandbox = await minic.runSandbox(pod('web', { app: 'web' }));
   const netns = `flyces-${sandbox.id.slice(0, 12)}`;
   const base: Omit<ContainerConfig, 'name'> = { image: IMAGE, attempt: 0, labels: {} };
 
@@ -111,16 +105,7 @@ test('miniC runs pods with runc, conmon and CNI', async (t) => {
     assert.equal(sandbox.state, 'ready');
     assert.match(sandbox.ip ?? '', /^10\.42\.250\.\d+$/);
     assert.match(await sh('ip', ['netns', 'list']), new RegExp(netns));
-    assert.deepEqual(
-      await minic.runSandbox({
-        podUid: 'uid-' + path.basename(tmp),
-        podName: 'web',
-        podNamespace: 'default',
-        hostname: 'web',
-        labels: {},
-      }),
-      sandbox,
-    );
+    assert.deepEqual(await minic.runSandbox(pod('web')), sandbox);
   });
 
   let webId = '';

@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 
 import { ImageStore } from '../../src/runtime/images.js';
 import { MiniC, type MiniCOptions } from '../../src/runtime/minic.js';
+import type { SandboxConfig } from '../../src/runtime/runtime.js';
 import { removeCgroupsUnder, unmountUnder } from './cleanup.js';
 
 const exec = promisify(execFile);
@@ -16,6 +17,8 @@ export interface RuntimeRig {
   images: ImageStore;
   options: MiniCOptions;
   minic: MiniC;
+  /** A sandbox config for pod `name` (its hostname too), with a uid of this rig's own. */
+  pod(name: string, labels?: Record<string, string>): SandboxConfig;
 }
 
 /**
@@ -53,5 +56,12 @@ export async function runtimeRig(
     await removeCgroupsUnder(options.cgroupParent!);
     await fs.rm(tmp, { recursive: true, force: true });
   });
-  return { tmp, images, options, minic };
+  const pod = (name: string, labels: Record<string, string> = {}): SandboxConfig => ({
+    podUid: 'uid-' + path.basename(tmp),
+    podName: name,
+    podNamespace: 'default',
+    hostname: name,
+    labels,
+  });
+  return { tmp, images, options, minic, pod };
 }
