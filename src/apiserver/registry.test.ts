@@ -48,3 +48,34 @@ test('a generated name that is taken gets another suffix, a few times at most', 
     await store.close();
   }
 });
+
+test("a write's hint is given before the store's event for it can arrive", async () => {
+  const store = SqliteStore.open(':memory:');
+  const hinted: string[] = [];
+  const registry = new Registry(store, undefined, defaultAdmission(), {
+    written: (key, value) => void hinted.push(`${key} ${value}`),
+    // Reads go to the store (a plain object's own valueOf would not do).
+    valueOf: () => undefined,
+  });
+  try {
+    await registry.create(NAMESPACES, undefined, { metadata: { name: 'default' } });
+    const seen: { key: string; hintedFirst: boolean }[] = [];
+    const watch = store.watch('/registry/core/configmaps/', await store.currentRevision(), {
+      onEvent: (e) =>
+        seen.push({ key: e.kv.key, hintedFirst: hinted.includes(`${e.kv.key} ${e.kv.value}`) }),
+    });
+    const cm = await registry.create(CONFIGMAPS, 'default', {
+      metadata: { name: 'cm' },
+      data: { a: '1' },
+    });
+    await registry.update(CONFIGMAPS, 'default', 'cm', { ...cm, data: { a: '2' } }, undefined);
+    while (seen.length < 2) await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(seen, [
+      { key: '/registry/core/configmaps/default/cm', hintedFirst: true },
+      { key: '/registry/core/configmaps/default/cm', hintedFirst: true },
+    ]);
+    watch.cancel();
+  } finally {
+    await store.close();
+  }
+});

@@ -110,7 +110,7 @@ type Mutator = (current: KObject) => KObject | Promise<KObject>;
  * lookups of admission, where a miss falls back to the store.
  */
 export interface WriteHints {
-  /** `value` was written at `key` and is the encoding of `obj`. */
+  /** `value`, the encoding of `obj`, is about to be written at `key` (it may fail). */
   written(key: string, value: string, obj: KObject): void;
   /** The JSON of the object at `key` as the cache has it, if it has it. */
   valueOf?(key: string): string | undefined;
@@ -172,8 +172,11 @@ export class Registry {
     for (let attempt = 0; ; attempt++) {
       const name = obj.metadata.name!;
       try {
-        const kv = await this.store.create(storeKey(rt, obj.metadata.namespace, name), encode(obj));
-        this.hints?.written(kv.key, kv.value, obj);
+        const key = storeKey(rt, obj.metadata.namespace, name);
+        const value = encode(obj);
+        // Before the write: the store's event for it may come before its answer.
+        this.hints?.written(key, value, obj);
+        const kv = await this.store.create(key, value);
         // `obj` is what was encoded and nobody else holds it: no need to decode it again.
         obj.metadata.resourceVersion = String(kv.modRevision);
         return obj;
@@ -358,8 +361,9 @@ export class Registry {
       await this.allocations?.afterDelete(next);
       return decode(JSON.stringify(next), deleted.modRevision);
     }
-    const written = await this.store.update(key, encode(next), kv.modRevision);
-    this.hints?.written(key, written.value, next);
+    const value = encode(next);
+    this.hints?.written(key, value, next);
+    const written = await this.store.update(key, value, kv.modRevision);
     // `next` was built for this write alone, so it can be handed out as the result.
     next.metadata.resourceVersion = String(written.modRevision);
     return next;

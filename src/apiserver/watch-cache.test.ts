@@ -141,12 +141,13 @@ test('a write hint spares the decode only when its text is what the store delive
   for (const c of cases) {
     const key = `${PODS}default/${c.name.replace(' ', '-')}`;
     const text = encode(key, 'stored', 'n1');
-    const kv = await store.create(key, text);
     // The hinted object differs from the text only so that the test sees which was used.
     const hinted = JSON.parse(text);
     hinted.metadata.labels.app = 'hinted';
-    cache.written(key, c.hinted(kv.value), hinted);
+    // As the registry does: the hint comes before the write.
+    cache.written(key, c.hinted(text), hinted);
     hinted.metadata.labels.app = 'changed after the hint';
+    const kv = await store.create(key, text);
     await settle(cache, kv.modRevision);
     const cached = cache.get(key)!;
     assert.equal(cached.view.metadata.labels?.app, c.viewApp, c.name);
@@ -169,8 +170,9 @@ test('an Event the registry wrote is served without decoding, its object referen
     reason: 'Scheduled',
   };
   const key = '/registry/core/events/default/e';
-  const kv = await store.create(key, JSON.stringify(event));
-  cache.written(key, kv.value, event);
+  const text = JSON.stringify(event);
+  cache.written(key, text, event);
+  const kv = await store.create(key, text);
   await settle(cache, kv.modRevision);
   const served = JSON.parse(cache.get(key)!.json());
   assert.equal(served.metadata.resourceVersion, String(kv.modRevision));

@@ -257,12 +257,12 @@ export class WatchCache {
   }
 
   /**
-   * Told by the registry that it has just written `value` at `key`, the encoding of `obj`:
-   * when the store's event for that write arrives with the very same text, the cache takes
-   * its selector view from `obj` instead of decoding the text again. The view is taken
-   * now, so `obj` may change afterwards. A hint that finds no matching event is dropped at
-   * the key's next event; HINTS_MAX bounds the rest (a backend whose events may come
-   * before the write's answer, like etcd, can leave some behind).
+   * Told by the registry that it is about to write `value` at `key`, the encoding of `obj`
+   * (before the write, as the store's event for it may come before its answer): when that
+   * event arrives with the very same text, the cache takes its selector view from `obj`
+   * instead of decoding the text again. The view is taken now, so `obj` may change
+   * afterwards. A hint that finds no matching event (its write failed) is dropped at the
+   * key's next event; HINTS_MAX bounds the rest.
    */
   written(key: string, value: string, obj: KObject): void {
     if (this.hints.size >= HINTS_MAX) this.hints.clear();

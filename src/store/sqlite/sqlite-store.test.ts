@@ -103,6 +103,37 @@ describe('SqliteStore', () => {
     }
   });
 
+  test('a live watcher has the events of a commit before the writer goes on', async () => {
+    const store = SqliteStore.open(':memory:');
+    try {
+      const rec = record(store, '/k/', await store.currentRevision());
+      // The first write after the watch starts is read from history (a turn of its own).
+      await store.create('/k/first', 'v');
+      await rec.until(1);
+      const written = await store.create('/k/a', 'a');
+      assert.deepEqual(
+        rec.events.map((e) => e.revision),
+        [written.modRevision - 1, written.modRevision],
+      );
+      // A handler that writes: its write is committed in a later turn, and its watcher
+      // hears of it then.
+      const second = store.watch('/k/', written.modRevision, {
+        onEvent: (e) => {
+          if (e.kv.key === '/k/b') void store.create('/k/c', 'c');
+        },
+      });
+      await sleep(20);
+      await store.create('/k/b', 'b');
+      assert.equal(rec.events.at(-1)?.kv.key, '/k/b');
+      await rec.until(4);
+      assert.equal(rec.events.at(-1)?.kv.key, '/k/c');
+      second.cancel();
+      rec.watch.cancel();
+    } finally {
+      await store.close();
+    }
+  });
+
   test('close commits the writes still queued', async () => {
     const path = tempFile();
     const store = SqliteStore.open(path);

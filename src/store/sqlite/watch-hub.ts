@@ -26,7 +26,11 @@ type WatcherState = 'replaying' | 'live' | 'ended';
  * synchronous turn, no write can fall between them, and from then on it takes live events
  * with revision > cursor. That gives every event exactly once, in revision order.
  *
- * Handlers run in their own turn (setImmediate), never inside the writer's call.
+ * Handlers never run inside the writer's call. A live watcher has a commit's events in a
+ * microtask queued by the commit, so they reach it (and, through the API server's cache,
+ * every watch client) before the writers' own continuations run, not one turn of the event
+ * loop later, when whatever I/O arrived meanwhile would be served first. Replay pages and
+ * the end of a watch each take a turn of their own (setImmediate).
  */
 export class WatchHub {
   private readonly watchers = new Set<Watcher>();
@@ -103,7 +107,7 @@ class Watcher {
     if (!event.kv.key.startsWith(this.prefix)) return;
     this.queue.push(event);
     this.cursor = event.revision;
-    this.schedule();
+    this.schedule(true);
   }
 
   replayingBefore(compactRevision: number): boolean {
@@ -125,10 +129,12 @@ class Watcher {
     this.hub.remove(this);
   }
 
-  schedule(): void {
+  /** `live`: events just committed, delivered in a microtask rather than the next turn. */
+  schedule(live = false): void {
     if (this.scheduled || this.cancelled) return;
     this.scheduled = true;
-    setImmediate(() => this.flush());
+    if (live) queueMicrotask(() => this.flush());
+    else setImmediate(() => this.flush());
   }
 
   private flush(): void {
@@ -159,7 +165,7 @@ class Watcher {
   }
 
   private deliverQueue(): void {
-    // Handlers may write, which queues more events; those go out in the next turn.
+    // Handlers may write; those writes commit in a later turn, and their events follow it.
     const batch = this.queue;
     this.queue = [];
     for (const event of batch) {
