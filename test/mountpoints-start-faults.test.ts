@@ -13,7 +13,8 @@ import { runtimeRig } from './helpers/runtime-rig.js';
  * state file, conmon's pid file and the exec fifo damaged or gone, conmon killed. A runc
  * wrapper applies the fault named in a file once `runc create` has succeeded, and notes the
  * container's pid. Whatever the fault, a start either runs the process, which a stop then
- * ends, or fails and leaves no process behind. Needs root.
+ * ends, or fails and leaves no process behind; removal then leaves none of its runc state
+ * and cgroups. Needs root.
  */
 
 const exec = promisify(execFile);
@@ -141,6 +142,10 @@ test('faults between runc create and the process running', async (t) => {
       await minic.removeContainer(id);
       assert.ok(!(await runcIds()).includes(id), `${fault}: runc has no such container`);
       assert.ok(!existsSync(path.join(runcRoot, id)), `${fault}: runc's state is gone`);
+      const cgroups = (
+        await exec('find', ['/sys/fs/cgroup', '-maxdepth', '8', '-type', 'd', '-name', id])
+      ).stdout.trim();
+      assert.equal(cgroups, '', `${fault}: the container's cgroups are gone`);
     });
   }
 });

@@ -141,7 +141,10 @@ export function mountPoints(): string[] {
   return readFileSync('/proc/self/mountinfo', 'utf8')
     .split('\n')
     .filter((l) => l)
-    .map((l) =>
-      l.split(' ')[4].replace(/\\([0-7]{3})/g, (_m, o) => String.fromCharCode(parseInt(o, 8))),
-    );
+    .map((l) => unescapeMountField(l.split(' ')[4]));
+}
+
+/** A field of /proc/PID/mountinfo: spaces, tabs, newlines and backslashes come octal-escaped. */
+export function unescapeMountField(field: string): string {
+  return field.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
 }

@@ -28,7 +28,7 @@ import { MountPointLayer, rootfsMount, unmountRootfs } from './rootfs.js';
 import { startExecStream } from './exec-stream.js';
 import { SandboxSetups, type SandboxSetup } from './sandbox-setup.js';
 import { SpareNetworks, spareFile } from './spare-network.js';
-import { Runc } from './runc.js';
+import { processCgroupDirs, Runc } from './runc.js';
 import {
   RuntimeError,
   type ContainerConfig,
@@ -599,7 +599,13 @@ export class MiniC implements RuntimeService {
         started.catch(() => undefined); // awaited below, once the cgroups are known
         // Known before anything else can fail, so that removal finds the cgroups; read
         // while the process starts.
-        rec.cgroupPaths = runc.cgroupPaths(id);
+        try {
+          rec.cgroupPaths = runc.cgroupPaths(id);
+        } catch (err) {
+          // runc's record of them is lost; the process's own membership still names them.
+          rec.cgroupPaths = processCgroupDirs(initPid, id);
+          throw err;
+        }
         rec.conmonPid = this.conmonPid(id);
         await started;
       } catch (err) {

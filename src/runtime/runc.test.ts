@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Runc } from './runc.js';
+import { cgroupDirsOf, Runc } from './runc.js';
 
 test('listing is tried again when a container vanishes while runc reads the root', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'flyces-runc-'));
@@ -113,4 +113,36 @@ test('a container an earlier miniC made under its old root is driven there', asy
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("a container's cgroup directories are found from its process's membership", () => {
+  const id = 'c0ffee';
+  // A hybrid host (v1 hierarchies, one co-mounted, plus the unified one), the memory
+  // hierarchy mounted from below its root, and a mount point with a space in it.
+  const mountinfo = [
+    '30 25 0:26 / /sys/fs/cgroup/cpu,cpuacct rw,relatime shared:9 - cgroup cgroup rw,cpu,cpuacct',
+    '31 25 0:27 /outer /sys/fs/cgroup/memory rw,relatime shared:10 - cgroup cgroup rw,memory',
+    '32 25 0:28 / /sys/fs/cgroup/sys\\040temd rw - cgroup cgroup rw,xattr,name=systemd',
+    '33 25 0:29 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw,nsdelegate',
+    '34 25 0:30 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids',
+    '40 21 8:1 / / rw,relatime - ext4 /dev/vda rw',
+  ].join('\n');
+  const procCgroup = [
+    `9:name=systemd:/flyces/pod/${id}`,
+    `4:memory:/outer/agent/flyces/pod/${id}`,
+    `3:cpu,cpuacct:/flyces/pod/${id}`,
+    '2:pids:/flyces/pod/other',
+    `1:blkio:/flyces/pod/${id}`,
+    `0::/flyces/pod/${id}`,
+    '',
+  ].join('\n');
+  assert.deepEqual(cgroupDirsOf(procCgroup, mountinfo, id).sort(), [
+    `/sys/fs/cgroup/cpu,cpuacct/flyces/pod/${id}`,
+    `/sys/fs/cgroup/memory/agent/flyces/pod/${id}`,
+    `/sys/fs/cgroup/sys temd/flyces/pod/${id}`,
+    `/sys/fs/cgroup/unified/flyces/pod/${id}`,
+  ]);
+  // Outside a mount's root, or a process in no cgroup of that name: nothing.
+  assert.deepEqual(cgroupDirsOf(`4:memory:/elsewhere/${id}`, mountinfo, id), []);
+  assert.deepEqual(cgroupDirsOf(procCgroup, mountinfo, 'another'), []);
 });

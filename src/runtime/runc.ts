@@ -5,13 +5,14 @@ import {
   fstatSync,
   openSync,
   readdirSync,
+  readFileSync,
   rmSync,
 } from 'node:fs';
 import { Socket } from 'node:net';
 import path from 'node:path';
 
 import { ExecError, run, runCapture, type Completed } from './exec.js';
-import { isErrno, readJsonSync } from './fsutil.js';
+import { isErrno, readJsonSync, unescapeMountField } from './fsutil.js';
 
 /**
  * The few runc commands miniC needs, always against miniC's own `--root`. Containers are
@@ -151,6 +152,56 @@ export class Runc {
     if (!state) throw new Error(`runc has no state file for container ${id} (${file})`);
     return [...new Set(Object.values(state.cgroup_paths ?? {}))];
   }
+}
+
+/**
+ * The cgroup directories of container `id` that process `pid` is in, from the process's own
+ * membership (/proc/PID/cgroup) and this process's cgroup mounts: what removal needs where
+ * runc's record of them is lost. Only directories named after the container are taken.
+ */
+export function processCgroupDirs(pid: number, id: string): string[] {
+  try {
+    return cgroupDirsOf(
+      readFileSync(`/proc/${pid}/cgroup`, 'utf8'),
+      readFileSync('/proc/self/mountinfo', 'utf8'),
+      id,
+    );
+  } catch {
+    return [];
+  }
+}
+
+/** processCgroupDirs on the texts of /proc/PID/cgroup and /proc/self/mountinfo. */
+export function cgroupDirsOf(procCgroup: string, mountinfo: string, id: string): string[] {
+  const mounts: { root: string; point: string; v2: boolean; options: Set<string> }[] = [];
+  for (const line of mountinfo.split('\n')) {
+    const [before, after] = line.split(' - ');
+    if (!after) continue;
+    const fields = before.split(' ');
+    const [type, , superOptions = ''] = after.split(' ');
+    if (type !== 'cgroup' && type !== 'cgroup2') continue;
+    mounts.push({
+      root: unescapeMountField(fields[3]),
+      point: unescapeMountField(fields[4]),
+      v2: type === 'cgroup2',
+      options: new Set(superOptions.split(',')),
+    });
+  }
+  const dirs = new Set<string>();
+  for (const line of procCgroup.split('\n')) {
+    const match = /^\d+:([^:]*):(\/.*)$/.exec(line);
+    if (!match || path.posix.basename(match[2]) !== id) continue;
+    const controllers = match[1] === '' ? [] : match[1].split(',');
+    for (const m of mounts) {
+      const fits =
+        controllers.length === 0 ? m.v2 : !m.v2 && controllers.every((c) => m.options.has(c));
+      if (!fits) continue;
+      const rel = path.posix.relative(m.root, match[2]);
+      if (rel.startsWith('..') || path.posix.isAbsolute(rel)) continue;
+      dirs.add(path.posix.join(m.point, rel));
+    }
+  }
+  return [...dirs];
 }
 
 function listDirSync(dir: string): string[] {
