@@ -10,11 +10,11 @@ import { runtimeRig } from './helpers/runtime-rig.js';
 
 /**
  * Faults on miniC's start path, between `runc create` and the process running: runc's
- * state file, conmon's pid file and the exec fifo damaged or gone, conmon killed. A runc
- * wrapper applies the fault named in a file once `runc create` has succeeded, and notes the
- * container's pid. Whatever the fault, a start either runs the process, which a stop then
- * ends, or fails and leaves no process behind; removal then leaves none of its runc state
- * and cgroups. Needs root.
+ * state file, conmon's pid file and the exec fifo damaged, gone or replaced, conmon killed.
+ * A runc wrapper applies the fault named in a file once `runc create` has succeeded, and
+ * notes the container's pid. Whatever the fault, a start settles well within its time
+ * limit and either runs the process, which a stop then ends, or fails and leaves no
+ * process behind; removal then leaves none of its runc state and cgroups. Needs root.
  */
 
 const exec = promisify(execFile);
@@ -53,6 +53,7 @@ case "$(cat ${faultFile})" in
   conmon-pid-dir) rm "$dir/conmon.pid"; mkdir "$dir/conmon.pid";;
   fifo-file) rm "$state/exec.fifo"; : > "$state/exec.fifo";;
   fifo-missing) rm "$state/exec.fifo";;
+  fifo-other) rm "$state/exec.fifo"; mkfifo "$state/exec.fifo";;
   conmon-dies) (sleep 0.3; kill -9 $PPID) >/dev/null 2>&1 &;;
   conmon-dies-at-once) kill -9 $PPID;;
   conmon-dies-soon) (sleep 0.02; kill -9 $PPID) >/dev/null 2>&1 &;;
@@ -106,6 +107,7 @@ test('faults between runc create and the process running', async (t) => {
     'conmon-pid-dir',
     'fifo-file',
     'fifo-missing',
+    'fifo-other',
     'conmon-dies',
     'conmon-dies-at-once',
     'conmon-dies-soon',
@@ -118,10 +120,13 @@ test('faults between runc create and the process running', async (t) => {
         attempt: 0,
         labels: {},
       });
+      const t0start = Date.now();
       const started = await minic.startContainer(id).then(
         () => true,
         (err: Error) => err,
       );
+      // Well within the start's own time limit (30 s): no fault is left to run it out.
+      assert.ok(Date.now() - t0start < 10_000, `${fault}: the start settled within 10 s`);
       const pid = Number(await fs.readFile(path.join(pidDir, id), 'utf8'));
       assert.ok(pid > 0, 'the wrapper noted the pid');
       pids.push(pid);

@@ -595,7 +595,9 @@ export class MiniC implements RuntimeService {
         // The process starts only on a ready network; `runc create` above did not need it.
         pid = initPid;
         const alive = () => processRuns(initPid) && !existsSync(path.join(dir, 'exit', id));
-        const started = Promise.resolve(setup?.ready.done).then(() => runc.start(id, alive));
+        const started = Promise.resolve(setup?.ready.done).then(() =>
+          runc.start(id, alive, initPid),
+        );
         started.catch(() => undefined); // awaited below, once the cgroups are known
         // Known before anything else can fail, so that removal finds the cgroups; read
         // while the process starts.

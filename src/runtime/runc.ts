@@ -7,6 +7,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
 } from 'node:fs';
 import { Socket } from 'node:net';
 import path from 'node:path';
@@ -50,16 +51,19 @@ export class Runc {
    * which closes it. runc then deletes the fifo (while it exists, runc reports the container
    * as created). This knows runc's state directory (as cgroupPaths does, unchanged from runc
    * 1.0 through 1.1); where there is no fifo, `runc start` runs instead. `alive` tells
-   * whether init still runs, for an init that died before it could write.
+   * whether init still runs, for an init that died before it could write. With init's pid,
+   * a fifo that init does not hold (the file was replaced) fails the start at once rather
+   * than when the start's time is up.
    */
-  async start(id: string, alive: () => boolean = () => true): Promise<void> {
+  async start(id: string, alive: () => boolean = () => true, initPid?: number): Promise<void> {
     const fifo = path.join(this.rootFor(id), id, 'exec.fifo');
     const fd = openFifo(fifo);
     if (fd === undefined) {
       await this.run(id, ['start', id]);
       return;
     }
-    await awaitStartByte(fd, alive);
+    const held = initPid === undefined ? () => true : () => holdsFile(initPid, fd);
+    await awaitStartByte(fd, alive, held);
     rmSync(fifo, { force: true });
   }
 
@@ -238,10 +242,33 @@ function openFifo(file: string): number | undefined {
 }
 
 /**
+ * Whether process `pid` has the file open that `fd` is (same device and inode), or its
+ * fds cannot be read (then nothing is known against it).
+ */
+function holdsFile(pid: number, fd: number): boolean {
+  const { dev, ino } = fstatSync(fd);
+  const dir = `/proc/${pid}/fd`;
+  let fds: string[];
+  try {
+    fds = readdirSync(dir);
+  } catch {
+    return true;
+  }
+  return fds.some((n) => {
+    try {
+      const st = statSync(path.join(dir, n));
+      return st.ino === ino && st.dev === dev;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/**
  * Reads the exec fifo to its end (init closes it when it executes the process) and
  * resolves if init wrote to it. Takes ownership of `fd`.
  */
-function awaitStartByte(fd: number, alive: () => boolean): Promise<void> {
+function awaitStartByte(fd: number, alive: () => boolean, held: () => boolean): Promise<void> {
   return new Promise((resolve, reject) => {
     // The fifo is read through the event loop; its end comes when the last writer closes.
     const pipe = new Socket({ fd, readable: true, writable: false });
@@ -255,9 +282,15 @@ function awaitStartByte(fd: number, alive: () => boolean): Promise<void> {
       else resolve();
     };
     // Init gone twice in a row: by then a byte it wrote before dying would have been read.
+    // Init writes as soon as the fifo has a reader, so one look at what it holds, if
+    // nothing came by the first check, tells a fifo it will never write to.
+    let looked = false;
     const check = setInterval(() => {
       deadChecks = alive() ? 0 : deadChecks + 1;
-      if (deadChecks >= 2) finish(new Error('container process is already dead'));
+      if (deadChecks >= 2) return finish(new Error('container process is already dead'));
+      if (bytes > 0 || looked) return;
+      looked = true;
+      if (!held()) finish(new Error("the exec fifo is not the one the container's init holds"));
     }, LIVENESS_EVERY_MS);
     const deadline = setTimeout(
       () => finish(new Error(`container process did not start in ${START_TIMEOUT_MS} ms`)),
