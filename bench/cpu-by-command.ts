@@ -14,8 +14,8 @@
  * That arithmetic holds only for such a recording, so anything else is refused before a
  * figure is printed: another event than cpu-clock (a hardware event does not sample idle
  * CPUs), more than one, a period (-c) instead of a frequency, not every CPU, another clock
- * than CLOCK_MONOTONIC, a window that is malformed or not inside the recording, or one in
- * which it has no sample.
+ * than CLOCK_MONOTONIC, samples lost (perf's buffer overran), a window that is malformed or
+ * not inside the recording, or one in which it has no sample.
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -71,6 +71,17 @@ function recording(data: string): Recording {
   }
   if (!/\buse_clockid = 1\b/.test(rest) || !/\bclockid = 1\b/.test(rest)) {
     throw new Error(`${data} is not stamped on CLOCK_MONOTONIC (perf record -k mono)`);
+  }
+  // Samples perf could not keep up with are not in the recording: its counts fall short.
+  const stats = perf(['report', '--stats', '-i', data]);
+  const lost = [...stats.matchAll(/^\s*(LOST|LOST_SAMPLES) events:\s*(\d+)/gm)].filter(
+    ([, , n]) => Number(n) > 0,
+  );
+  if (lost.length > 0) {
+    const what = lost.map(([, kind, n]) => `${n} ${kind}`).join(', ');
+    throw new Error(
+      `${data} lost samples (${what} records): record again with a larger buffer (-m) or a lower -F`,
+    );
   }
   const time = (what: string) =>
     Number(new RegExp(`^# time of ${what} sample : ([\\d.]+)$`, 'm').exec(header)?.[1]);

@@ -8,8 +8,9 @@ import { fileURLToPath } from 'node:url';
 
 /**
  * bench/cpu-by-command against real perf recordings (system-wide, so it needs root) and
- * windows files that are wrong in every way a hand or a bench could make them: it either
- * prints figures from a recording that can give them, or fails saying why and prints none.
+ * windows files that are wrong in every way a hand or a bench could make them, and a
+ * recording that lost samples: it either prints figures from a recording that can give
+ * them, or fails saying why and prints none.
  * (Named with the mount-point tests whose start-path work it measures.)
  */
 
@@ -110,6 +111,22 @@ test(
         ['-a', '-k', 'mono', '-e', 'cpu-clock', '-e', 'task-clock', '-F', '99'],
         /one event, cpu-clock.*not cpu-clock, task-clock/,
       );
+
+      // A buffer of one page at 20 kHz while every CPU is busy: perf loses samples.
+      const lossy = path.join(tmp, 'lossy.data');
+      const spin = `for i in $(seq ${os.cpus().length + 1}); do timeout 0.5 sh -c 'while :; do :; done' & done; wait`;
+      const record = ['record', '-q', '-a', '-k', 'mono', '-e', 'cpu-clock', '-F', '20000'];
+      const busy = spawnSync('perf', [...record, '-m', '1', '-o', lossy, '--', 'sh', '-c', spin], {
+        encoding: 'utf8',
+      });
+      assert.equal(busy.status, 0, busy.stderr);
+      const [lossyFirst, lossyLast] = span(lossy);
+      await fs.writeFile(windows, `minic 2 ${lossyFirst} ${lossyLast}\n`);
+      const lost = tool(lossy, windows);
+      assert.equal(lost.code, 1, lost.stdout);
+      assert.equal(lost.stdout, '');
+      assert.match(lost.stderr, /lost samples \(\d+ LOST/);
+      await fs.writeFile(windows, `minic 2 ${first} ${last}\n`);
 
       assert.match(tool(good).stderr, /^cpu-by-command: usage: /);
       assert.match(
