@@ -146,3 +146,70 @@ test("a container's cgroup directories are found from its process's membership",
   assert.deepEqual(cgroupDirsOf(`4:memory:/elsewhere/${id}`, mountinfo, id), []);
   assert.deepEqual(cgroupDirsOf(procCgroup, mountinfo, 'another'), []);
 });
+
+test('cgroup directories are never taken through a hidden mount or from outside a root', () => {
+  const id = 'c0ffee';
+  const tmpfs = '25 24 0:22 / /sys/fs/cgroup ro - tmpfs tmpfs ro';
+  const pids = '31 25 0:27 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids';
+  const unified = '33 25 0:29 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw';
+  type Case = { name: string; id?: string; mounts: string[]; cgroup: string; want: string[] };
+  const cases: Case[] = [
+    {
+      name: 'a tmpfs mounted over the cgroup mounts',
+      mounts: [tmpfs, pids, '50 25 0:40 / /sys/fs/cgroup rw - tmpfs tmpfs rw'],
+      cgroup: `2:pids:/flyces/pod/${id}`,
+      want: [],
+    },
+    {
+      name: 'a hierarchy mounted again, from below its root, over its first mount',
+      mounts: [tmpfs, pids, '51 31 0:27 /sub /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids'],
+      cgroup: `2:pids:/sub/flyces/pod/${id}`,
+      want: [`/sys/fs/cgroup/pids/flyces/pod/${id}`],
+    },
+    {
+      name: "a cgroup outside this process's cgroup namespace",
+      mounts: [tmpfs, unified],
+      cgroup: `0::/../elsewhere/flyces/pod/${id}`,
+      want: [],
+    },
+    {
+      name: 'a mount of a hierarchy from outside the namespace, and a cgroup below it',
+      mounts: [tmpfs, '34 25 0:29 /.. /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw'],
+      cgroup: `0::/../agent/flyces/pod/${id}`,
+      want: [`/sys/fs/cgroup/unified/agent/flyces/pod/${id}`],
+    },
+    {
+      name: 'a mount two levels outside the namespace, where the level between is unknown',
+      mounts: [tmpfs, '34 25 0:29 /../.. /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw'],
+      cgroup: `0::/../agent/flyces/pod/${id}`,
+      want: [],
+    },
+    {
+      name: "a mount of the container's cgroup itself: its mount point is not taken",
+      mounts: [
+        tmpfs,
+        pids,
+        `52 25 0:27 /flyces/pod/${id} /run/seen/${id} rw - cgroup cgroup rw,pids`,
+      ],
+      cgroup: `2:pids:/flyces/pod/${id}`,
+      want: [`/sys/fs/cgroup/pids/flyces/pod/${id}`],
+    },
+    {
+      name: 'an empty id, and a process in the root cgroups (the mount points themselves)',
+      id: '',
+      mounts: [tmpfs, pids, unified],
+      cgroup: '2:pids:/\n0::/',
+      want: [],
+    },
+    {
+      name: 'an id that is the end of another',
+      mounts: [tmpfs, pids],
+      cgroup: `2:pids:/flyces/pod/de${id}`,
+      want: [],
+    },
+  ];
+  for (const c of cases) {
+    const dirs = cgroupDirsOf(c.cgroup, c.mounts.join('\n'), c.id ?? id);
+    assert.deepEqual(dirs.sort(), c.want, c.name);
+  }
+});
