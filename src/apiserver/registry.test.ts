@@ -79,3 +79,101 @@ test("a write's hint is given before the store's event for it can arrive", async
     await store.close();
   }
 });
+
+test('a failed write withdraws its hint, so no hint outlives its write', async () => {
+  const store = SqliteStore.open(':memory:');
+  // Hints still waiting for their write's event, by key, as the watch cache keeps them.
+  const outstanding = new Map<string, string>();
+  const suffixes: string[] = [];
+  const registry = new Registry(
+    store,
+    undefined,
+    defaultAdmission(),
+    {
+      written: (key, value) => void outstanding.set(key, value),
+      withdrawn: (key, value) => {
+        if (outstanding.get(key) === value) outstanding.delete(key);
+      },
+      // Reads go to the store (a plain object's own valueOf would not do).
+      valueOf: () => undefined,
+    },
+    () => suffixes.shift()!,
+  );
+  const watch = store.watch('/registry/', 0, {
+    onEvent: (e) => {
+      if (outstanding.get(e.kv.key) === e.kv.value) outstanding.delete(e.kv.key);
+    },
+  });
+  const create = (metadata: Record<string, string>) =>
+    registry.create(CONFIGMAPS, 'default', { metadata, data: { a: '1' } });
+  /** An update of cm that reads it, lets `meanwhile` write, then writes its own change. */
+  const raced = async (pinned: boolean, meanwhile: () => Promise<unknown>) => {
+    const rv = (await registry.get(CONFIGMAPS, 'default', 'cm')).metadata.resourceVersion;
+    let first = true;
+    return registry.mutate(
+      CONFIGMAPS,
+      'default',
+      'cm',
+      pinned ? rv : undefined,
+      undefined,
+      async (cm) => {
+        if (first) await meanwhile();
+        first = false;
+        return { ...cm, data: { a: String(Math.random()) } };
+      },
+    );
+  };
+  const touch = () =>
+    registry.update(
+      CONFIGMAPS,
+      'default',
+      'cm',
+      { metadata: { name: 'cm' }, data: { a: 'touched' } },
+      undefined,
+    );
+  try {
+    await registry.create(NAMESPACES, undefined, { metadata: { name: 'default' } });
+    await create({ name: 'cm' });
+    await create({ name: 'g-xxxxx' });
+    const cases: { name: string; write: () => Promise<unknown>; fails?: string }[] = [
+      {
+        name: 'a create of a taken name',
+        write: () => create({ name: 'cm' }),
+        fails: 'AlreadyExists',
+      },
+      {
+        name: 'a generated name that is taken, then a free one',
+        write: () => {
+          suffixes.push('xxxxx', 'yyyyy');
+          return create({ generateName: 'g-' });
+        },
+      },
+      {
+        name: 'a pinned update that loses a race',
+        write: () => raced(true, touch),
+        fails: 'Conflict',
+      },
+      {
+        name: 'an unpinned update that loses a race, then tries again',
+        write: () => raced(false, touch),
+      },
+      {
+        name: 'an update of an object deleted meanwhile',
+        write: () => raced(false, () => registry.delete(CONFIGMAPS, 'default', 'cm')),
+        fails: 'NotFound',
+      },
+    ];
+    for (const c of cases) {
+      const outcome = await c.write().then(
+        () => undefined,
+        (err: unknown) => (err instanceof ApiError ? err.reason : String(err)),
+      );
+      assert.equal(outcome, c.fails, c.name);
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.deepEqual([...outstanding.keys()], [], c.name);
+    }
+  } finally {
+    watch.cancel();
+    await store.close();
+  }
+});

@@ -112,6 +112,8 @@ type Mutator = (current: KObject) => KObject | Promise<KObject>;
 export interface WriteHints {
   /** `value`, the encoding of `obj`, is about to be written at `key` (it may fail). */
   written(key: string, value: string, obj: KObject): void;
+  /** The write of `value` at `key` announced by written() failed: no event will carry it. */
+  withdrawn?(key: string, value: string): void;
   /** The JSON of the object at `key` as the cache has it, if it has it. */
   valueOf?(key: string): string | undefined;
   /** The JSON of every object under a resource prefix, as the cache has them. */
@@ -174,9 +176,7 @@ export class Registry {
       try {
         const key = storeKey(rt, obj.metadata.namespace, name);
         const value = encode(obj);
-        // Before the write: the store's event for it may come before its answer.
-        this.hints?.written(key, value, obj);
-        const kv = await this.store.create(key, value);
+        const kv = await this.hinted(key, value, obj, () => this.store.create(key, value));
         // `obj` is what was encoded and nobody else holds it: no need to decode it again.
         obj.metadata.resourceVersion = String(kv.modRevision);
         return obj;
@@ -362,11 +362,31 @@ export class Registry {
       return decode(JSON.stringify(next), deleted.modRevision);
     }
     const value = encode(next);
-    this.hints?.written(key, value, next);
-    const written = await this.store.update(key, value, kv.modRevision);
+    const update = () => this.store.update(key, value, kv.modRevision);
+    const written = await this.hinted(key, value, next, update);
     // `next` was built for this write alone, so it can be handed out as the result.
     next.metadata.resourceVersion = String(written.modRevision);
     return next;
+  }
+
+  /**
+   * Runs the store write of `value` at `key`, the encoding of `obj`, telling the watch cache
+   * before it (the store's event may come before the write's answer) and, if it fails, after
+   * it: a failed write's hint would otherwise hold its text until the key changes again.
+   */
+  private async hinted(
+    key: string,
+    value: string,
+    obj: KObject,
+    write: () => Promise<KeyValue>,
+  ): Promise<KeyValue> {
+    this.hints?.written(key, value, obj);
+    try {
+      return await write();
+    } catch (err) {
+      this.hints?.withdrawn?.(key, value);
+      throw err;
+    }
   }
 
   private prepareUpdate(

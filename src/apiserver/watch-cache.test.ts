@@ -134,12 +134,22 @@ test('a write hint spares the decode only when its text is what the store delive
       metadata: { name, namespace: 'default', labels: { app } },
       spec: { nodeName: node },
     });
-  const cases = [
-    { name: 'matching hint', hinted: (text: string) => text, viewApp: 'hinted' },
-    { name: 'stale hint', hinted: (text: string) => text + ' ', viewApp: 'stored' },
+  const same = (text: string) => text;
+  const other = (text: string) => text + ' ';
+  const cases: {
+    name: string;
+    hinted: (text: string) => string;
+    withdrawn?: (text: string) => string;
+    viewApp: string;
+  }[] = [
+    { name: 'matching hint', hinted: same, viewApp: 'hinted' },
+    { name: 'stale hint', hinted: other, viewApp: 'stored' },
+    // As after a failed write of the same text (another writer's may then succeed).
+    { name: 'withdrawn hint', hinted: same, withdrawn: same, viewApp: 'stored' },
+    { name: 'other text withdrawn', hinted: same, withdrawn: other, viewApp: 'hinted' },
   ];
   for (const c of cases) {
-    const key = `${PODS}default/${c.name.replace(' ', '-')}`;
+    const key = `${PODS}default/${c.name.replaceAll(' ', '-')}`;
     const text = encode(key, 'stored', 'n1');
     // The hinted object differs from the text only so that the test sees which was used.
     const hinted = JSON.parse(text);
@@ -147,6 +157,7 @@ test('a write hint spares the decode only when its text is what the store delive
     // As the registry does: the hint comes before the write.
     cache.written(key, c.hinted(text), hinted);
     hinted.metadata.labels.app = 'changed after the hint';
+    if (c.withdrawn) cache.withdrawn(key, c.withdrawn(text));
     const kv = await store.create(key, text);
     await settle(cache, kv.modRevision);
     const cached = cache.get(key)!;

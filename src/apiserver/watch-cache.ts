@@ -261,12 +261,22 @@ export class WatchCache {
    * (before the write, as the store's event for it may come before its answer): when that
    * event arrives with the very same text, the cache takes its selector view from `obj`
    * instead of decoding the text again. The view is taken now, so `obj` may change
-   * afterwards. A hint that finds no matching event (its write failed) is dropped at the
-   * key's next event; HINTS_MAX bounds the rest.
+   * afterwards. A hint whose write failed is withdrawn (withdrawn); one that still finds no
+   * matching event is dropped at the key's next event, and HINTS_MAX bounds the rest.
    */
   written(key: string, value: string, obj: KObject): void {
     if (this.hints.size >= HINTS_MAX) this.hints.clear();
     this.hints.set(key, { value, view: viewOf(key, obj) });
+  }
+
+  /**
+   * Told by the registry that its write of `value` at `key` failed: the hint goes now rather
+   * than at the key's next event, which may never come (a refused create of a taken name, an
+   * update that lost a race), so that it does not hold the text meanwhile. A later hint for
+   * the key with other text is left alone.
+   */
+  withdrawn(key: string, value: string): void {
+    if (this.hints.get(key)?.value === value) this.hints.delete(key);
   }
 
   /** The JSON of the object at `key` as the cache has it now (it may lag the store a little). */
