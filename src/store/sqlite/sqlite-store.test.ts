@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
-import { record, settle, sleep } from '../contract-helpers.js';
+import { record, settle, sleep, waitFor } from '../contract-helpers.js';
 import { storeContractSuite } from '../contract.js';
 import { compactOnce, startCompactor } from '../compactor.js';
-import type { StoreError } from '../store.js';
+import type { StoreError, Watch } from '../store.js';
 import { SqliteStore } from './sqlite-store.js';
 import { prefixEnd } from './keys.js';
 
@@ -130,6 +130,67 @@ describe('SqliteStore', () => {
       second.cancel();
       rec.watch.cancel();
     } finally {
+      await store.close();
+    }
+  });
+
+  test('writes, watches and cancels from handlers: every revision once, in order', async () => {
+    const store = SqliteStore.open(':memory:', { watchPageSize: 4 });
+    let seed = 7;
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const WRITES = 600;
+    let writes = 0;
+    let delivered = 0;
+    const watches: { after: number; seen: number[]; watch: Watch; heardAtCancel?: number }[] = [];
+    const start = (after: number) => {
+      const seen: number[] = [];
+      const watch = store.watch('/k/', after, {
+        onEvent: (e) => {
+          seen.push(e.revision);
+          // Writes, watches from a revision that may be in the batch being delivered,
+          // cancellations of a watch (this one too, at times) and faults, all from handlers.
+          if (writes < WRITES && random() < 0.6) void store.create(`/k/h${++writes}`, 'v');
+          if (watches.length < 20 && random() < 0.05) {
+            start(Math.max(0, e.revision - Math.floor(random() * 4)));
+          }
+          // The first watch stays, to keep the moves coming.
+          if (watches.length > 1 && random() < 0.02) {
+            const other = watches[1 + Math.floor(random() * (watches.length - 1))]!;
+            other.watch.cancel();
+            other.heardAtCancel ??= other.seen.length;
+          }
+          if (++delivered % 997 === 0) throw new Error('a handler fault');
+        },
+      });
+      watches.push({ after, seen, watch });
+    };
+    try {
+      start(0);
+      while (writes < WRITES) await store.create(`/k/m${++writes}`, 'v');
+      // No handler writes any more; those queued commit in the next turn.
+      await sleep(20);
+      const last = await store.currentRevision();
+      await waitFor(
+        () =>
+          watches.every(
+            (w) => w.heardAtCancel !== undefined || (w.seen.at(-1) ?? w.after) === last,
+          ),
+        5000,
+        () => `every watch at revision ${last}`,
+      );
+      for (const [i, w] of watches.entries()) {
+        const want = Array.from({ length: w.seen.length }, (_, n) => w.after + 1 + n);
+        assert.deepEqual(w.seen, want, `watch ${i} from ${w.after}`);
+        if (w.heardAtCancel === undefined) {
+          assert.equal(w.seen.at(-1) ?? w.after, last, `watch ${i} is complete`);
+        } else {
+          assert.equal(w.seen.length, w.heardAtCancel, `watch ${i} hears nothing once cancelled`);
+        }
+      }
+      const cancelled = watches.filter((w) => w.heardAtCancel !== undefined).length;
+      assert.ok(watches.length > 5 && cancelled > 0, 'the test did its moves');
+    } finally {
+      for (const w of watches) w.watch.cancel();
       await store.close();
     }
   });
