@@ -103,7 +103,7 @@ describe('SqliteStore', () => {
     }
   });
 
-  test('a live watcher has the events of a commit before the writer goes on', async () => {
+  test('a live watcher has the event of a lone write before the writer goes on', async () => {
     const store = SqliteStore.open(':memory:');
     try {
       const rec = record(store, '/k/', await store.currentRevision());
@@ -127,6 +127,14 @@ describe('SqliteStore', () => {
       assert.equal(rec.events.at(-1)?.kv.key, '/k/b');
       await rec.until(4);
       assert.equal(rec.events.at(-1)?.kv.key, '/k/c');
+      // Writes of one turn share a commit, whose events wait for the next turn.
+      const batch = await Promise.all([store.create('/k/d', 'd'), store.create('/k/e', 'e')]);
+      assert.equal(rec.events.length, 4, 'not yet');
+      await rec.until(6);
+      assert.deepEqual(
+        rec.events.slice(4).map((e) => e.revision),
+        batch.map((kv) => kv.modRevision),
+      );
       second.cancel();
       rec.watch.cancel();
     } finally {

@@ -202,7 +202,7 @@ export class SqliteStore implements Store {
       const { kv, prev } = result;
       const event: WatchEvent = { type: write.type, revision: kv.modRevision, kv };
       if (prev) event.prev = prev;
-      this.committed(event);
+      this.committed(event, batch.length === 1);
       write.resolve(result);
     });
   }
@@ -300,9 +300,9 @@ export class SqliteStore implements Store {
   }
 
   /** Runs after the transaction has committed, so watchers never see a rolled-back write. */
-  private committed(event: WatchEvent): void {
+  private committed(event: WatchEvent, lone = false): void {
     this.revision = event.revision;
-    this.hub.publish(event);
+    this.hub.publish(event, lone);
   }
 
   private readRevision(requested: number | undefined): number {
