@@ -28,7 +28,8 @@ import { MountPointLayer, rootfsMount, unmountRootfs } from './rootfs.js';
 import { startExecStream } from './exec-stream.js';
 import { SandboxSetups, type SandboxSetup } from './sandbox-setup.js';
 import { SpareNetworks, spareFile } from './spare-network.js';
-import { processCgroupDirs, Runc } from './runc.js';
+import { processCgroupDirs } from './cgroup-dirs.js';
+import { Runc } from './runc.js';
 import {
   RuntimeError,
   type ContainerConfig,

@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cgroupDirsOf, Runc } from './runc.js';
+import { Runc } from './runc.js';
 
 test('listing is tried again when a container vanishes while runc reads the root', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'flyces-runc-'));
@@ -112,104 +112,5 @@ test('a container an earlier miniC made under its old root is driven there', asy
     assert.deepEqual([...(await runc.list()).keys()], ['new1']);
   } finally {
     rmSync(dir, { recursive: true, force: true });
-  }
-});
-
-test("a container's cgroup directories are found from its process's membership", () => {
-  const id = 'c0ffee';
-  // A hybrid host (v1 hierarchies, one co-mounted, plus the unified one), the memory
-  // hierarchy mounted from below its root, and a mount point with a space in it.
-  const mountinfo = [
-    '30 25 0:26 / /sys/fs/cgroup/cpu,cpuacct rw,relatime shared:9 - cgroup cgroup rw,cpu,cpuacct',
-    '31 25 0:27 /outer /sys/fs/cgroup/memory rw,relatime shared:10 - cgroup cgroup rw,memory',
-    '32 25 0:28 / /sys/fs/cgroup/sys\\040temd rw - cgroup cgroup rw,xattr,name=systemd',
-    '33 25 0:29 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw,nsdelegate',
-    '34 25 0:30 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids',
-    '40 21 8:1 / / rw,relatime - ext4 /dev/vda rw',
-  ].join('\n');
-  const procCgroup = [
-    `9:name=systemd:/flyces/pod/${id}`,
-    `4:memory:/outer/agent/flyces/pod/${id}`,
-    `3:cpu,cpuacct:/flyces/pod/${id}`,
-    '2:pids:/flyces/pod/other',
-    `1:blkio:/flyces/pod/${id}`,
-    `0::/flyces/pod/${id}`,
-    '',
-  ].join('\n');
-  assert.deepEqual(cgroupDirsOf(procCgroup, mountinfo, id).sort(), [
-    `/sys/fs/cgroup/cpu,cpuacct/flyces/pod/${id}`,
-    `/sys/fs/cgroup/memory/agent/flyces/pod/${id}`,
-    `/sys/fs/cgroup/sys temd/flyces/pod/${id}`,
-    `/sys/fs/cgroup/unified/flyces/pod/${id}`,
-  ]);
-  // Outside a mount's root, or a process in no cgroup of that name: nothing.
-  assert.deepEqual(cgroupDirsOf(`4:memory:/elsewhere/${id}`, mountinfo, id), []);
-  assert.deepEqual(cgroupDirsOf(procCgroup, mountinfo, 'another'), []);
-});
-
-test('cgroup directories are never taken through a hidden mount or from outside a root', () => {
-  const id = 'c0ffee';
-  const tmpfs = '25 24 0:22 / /sys/fs/cgroup ro - tmpfs tmpfs ro';
-  const pids = '31 25 0:27 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids';
-  const unified = '33 25 0:29 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw';
-  type Case = { name: string; id?: string; mounts: string[]; cgroup: string; want: string[] };
-  const cases: Case[] = [
-    {
-      name: 'a tmpfs mounted over the cgroup mounts',
-      mounts: [tmpfs, pids, '50 25 0:40 / /sys/fs/cgroup rw - tmpfs tmpfs rw'],
-      cgroup: `2:pids:/flyces/pod/${id}`,
-      want: [],
-    },
-    {
-      name: 'a hierarchy mounted again, from below its root, over its first mount',
-      mounts: [tmpfs, pids, '51 31 0:27 /sub /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids'],
-      cgroup: `2:pids:/sub/flyces/pod/${id}`,
-      want: [`/sys/fs/cgroup/pids/flyces/pod/${id}`],
-    },
-    {
-      name: "a cgroup outside this process's cgroup namespace",
-      mounts: [tmpfs, unified],
-      cgroup: `0::/../elsewhere/flyces/pod/${id}`,
-      want: [],
-    },
-    {
-      name: 'a mount of a hierarchy from outside the namespace, and a cgroup below it',
-      mounts: [tmpfs, '34 25 0:29 /.. /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw'],
-      cgroup: `0::/../agent/flyces/pod/${id}`,
-      want: [`/sys/fs/cgroup/unified/agent/flyces/pod/${id}`],
-    },
-    {
-      name: 'a mount two levels outside the namespace, where the level between is unknown',
-      mounts: [tmpfs, '34 25 0:29 /../.. /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw'],
-      cgroup: `0::/../agent/flyces/pod/${id}`,
-      want: [],
-    },
-    {
-      name: "a mount of the container's cgroup itself: its mount point is not taken",
-      mounts: [
-        tmpfs,
-        pids,
-        `52 25 0:27 /flyces/pod/${id} /run/seen/${id} rw - cgroup cgroup rw,pids`,
-      ],
-      cgroup: `2:pids:/flyces/pod/${id}`,
-      want: [`/sys/fs/cgroup/pids/flyces/pod/${id}`],
-    },
-    {
-      name: 'an empty id, and a process in the root cgroups (the mount points themselves)',
-      id: '',
-      mounts: [tmpfs, pids, unified],
-      cgroup: '2:pids:/\n0::/',
-      want: [],
-    },
-    {
-      name: 'an id that is the end of another',
-      mounts: [tmpfs, pids],
-      cgroup: `2:pids:/flyces/pod/de${id}`,
-      want: [],
-    },
-  ];
-  for (const c of cases) {
-    const dirs = cgroupDirsOf(c.cgroup, c.mounts.join('\n'), c.id ?? id);
-    assert.deepEqual(dirs.sort(), c.want, c.name);
   }
 });
