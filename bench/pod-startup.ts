@@ -266,6 +266,16 @@ function guard(): void {
   if (stopping) throw new Error('stopped by a signal');
 }
 
+/** SIGTERM, then SIGKILL (noted as a problem) if `exited` has not come within 30 s. */
+async function stopChild(child: ChildProcess, exited: Promise<void>, name: string): Promise<void> {
+  child.kill('SIGTERM');
+  const ended = await Promise.race([exited.then(() => true), sleep(30_000).then(() => false)]);
+  if (ended) return;
+  problems.push(`${name} did not stop within 30 s of SIGTERM; killed it`);
+  child.kill('SIGKILL');
+  await exited;
+}
+
 function onCleanup(name: string, fn: () => Promise<void>): void {
   cleanups.push({ name, fn });
 }
@@ -534,13 +544,7 @@ async function dockerEngine(tmp: string, image: Image): Promise<Engine> {
         const ids = r.stdout.split('\n').filter((l) => l);
         if (ids.length) await must('docker', docker('rm', '-f', ...ids));
       });
-      daemon.kill('SIGTERM');
-      const ended = await Promise.race([exited.then(() => true), sleep(30_000).then(() => false)]);
-      if (!ended) {
-        problems.push('dockerd did not stop within 30 s of SIGTERM; killed it');
-        daemon.kill('SIGKILL');
-        await exited;
-      }
+      await stopChild(daemon, exited, 'dockerd');
     }
     removeEmptyCgroups(DOCKER_CGROUP);
   });
@@ -845,15 +849,7 @@ async function startCluster(
     }),
   );
   onCleanup('flyces up and down', async () => {
-    if (!exited) {
-      child.kill('SIGTERM');
-      const ended = await Promise.race([exit.then(() => true), sleep(30_000).then(() => false)]);
-      if (!ended) {
-        problems.push('flyces up did not stop within 30 s of SIGTERM; killed it');
-        child.kill('SIGKILL');
-        await exit;
-      }
-    }
+    if (!exited) await stopChild(child, exit, 'flyces up');
     if (existsSync(dataDir))
       await must(
         process.execPath,
