@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
-import { unescapeMountField } from './fsutil.js';
+import { parseMountinfo, type MountEntry } from './fsutil.js';
 
 /**
  * The cgroup directories of container `id` that process `pid` is in, from the process's own
@@ -48,55 +48,39 @@ interface CgroupMount {
   options: Set<string>;
 }
 
-/** A line of mountinfo: its parent mount's id, its fields before " - " and after. */
-interface MountLine {
-  parent: string;
-  fields: string[];
-  fs: string[];
-}
-
 /**
  * The cgroup mounts of a mountinfo text that its paths reach. A mount with another mounted
  * on top of it (at the same point, the other's parent being this one) is covered, and a
  * path into it, or into a mount below it, names whatever covers it.
  */
 function visibleCgroupMounts(mountinfo: string): CgroupMount[] {
-  const mounts = new Map<string, MountLine>();
-  for (const line of mountinfo.split('\n')) {
-    const [before, after] = line.split(' - ');
-    if (!after) continue;
-    const fields = before.split(' ');
-    mounts.set(fields[0], { parent: fields[1], fields, fs: after.split(' ') });
-  }
+  const mounts = new Map(parseMountinfo(mountinfo).map((m) => [m.id, m]));
   const covered = new Set<string>();
   for (const [id, m] of mounts) {
-    if (m.parent !== id && mounts.get(m.parent)?.fields[4] === m.fields[4]) covered.add(m.parent);
+    if (m.parent !== id && mounts.get(m.parent)?.point === m.point) covered.add(m.parent);
   }
   const visible: CgroupMount[] = [];
-  for (const [id, { fields, fs }] of mounts) {
-    const [type, , superOptions = ''] = fs;
-    if ((type !== 'cgroup' && type !== 'cgroup2') || isHidden(mounts, covered, id)) continue;
+  for (const [id, m] of mounts) {
+    if ((m.type !== 'cgroup' && m.type !== 'cgroup2') || isHidden(mounts, covered, id)) continue;
     visible.push({
-      root: unescapeMountField(fields[3])
-        .split('/')
-        .filter((s) => s !== ''),
-      point: unescapeMountField(fields[4]),
-      v2: type === 'cgroup2',
-      options: new Set(superOptions.split(',')),
+      root: m.root.split('/').filter((s) => s !== ''),
+      point: m.point,
+      v2: m.type === 'cgroup2',
+      options: new Set(m.superOptions),
     });
   }
   return visible;
 }
 
 /** Whether mount `id` or one it hangs below is covered; see visibleCgroupMounts. */
-function isHidden(mounts: Map<string, MountLine>, covered: Set<string>, id: string): boolean {
+function isHidden(mounts: Map<string, MountEntry>, covered: Set<string>, id: string): boolean {
   if (covered.has(id)) return true;
   const seen = new Set([id]);
   let at = mounts.get(id)!;
   let parent = mounts.get(at.parent);
   while (parent && !seen.has(at.parent)) {
     // A parent at the same point is the one this mount covers: it hides nothing from it.
-    if (parent.fields[4] !== at.fields[4] && covered.has(at.parent)) return true;
+    if (parent.point !== at.point && covered.has(at.parent)) return true;
     seen.add(at.parent);
     at = parent;
     parent = mounts.get(at.parent);

@@ -136,15 +136,43 @@ export async function findExecutable(name: string): Promise<string> {
   throw new Error(`${name} not found on PATH`);
 }
 
+/** One line of a mountinfo file (proc(5)), its paths unescaped. */
+export interface MountEntry {
+  id: string;
+  parent: string;
+  /** The directory of the mounted file system that is mounted here. */
+  root: string;
+  point: string;
+  type: string;
+  superOptions: string[];
+}
+
+/** The mounts of a mountinfo text, in its order; lines without the " - " separator are skipped. */
+export function parseMountinfo(text: string): MountEntry[] {
+  const mounts: MountEntry[] = [];
+  for (const line of text.split('\n')) {
+    const [before, after] = line.split(' - ');
+    if (!after) continue;
+    const [id, parent, , root, point] = before.split(' ');
+    const [type, , superOptions = ''] = after.split(' ');
+    mounts.push({
+      id,
+      parent,
+      root: unescapeMountField(root),
+      point: unescapeMountField(point),
+      type,
+      superOptions: superOptions.split(','),
+    });
+  }
+  return mounts;
+}
+
 /** Mount points of this process's mount namespace, unescaped. */
 export function mountPoints(): string[] {
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .filter((l) => l)
-    .map((l) => unescapeMountField(l.split(' ')[4]));
+  return parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8')).map((m) => m.point);
 }
 
 /** A field of /proc/PID/mountinfo: spaces, tabs, newlines and backslashes come octal-escaped. */
-export function unescapeMountField(field: string): string {
+function unescapeMountField(field: string): string {
   return field.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
 }

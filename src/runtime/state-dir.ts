@@ -13,7 +13,7 @@ import path from 'node:path';
 
 import type { Logger } from '../log.js';
 import { run } from './exec.js';
-import { mountPoints } from './fsutil.js';
+import { mountPoints, parseMountinfo } from './fsutil.js';
 
 /**
  * Where an agent keeps its runtime's state root (see MiniCOptions.stateRoot): a directory
@@ -104,13 +104,11 @@ function inInitMountNamespace(): boolean {
 
 /** The id of the mount at "/" (the last one, if several are stacked) in a mountinfo file. */
 function rootMountId(file: string): string {
-  const ids = readFileSync(file, 'utf8')
-    .split('\n')
-    .map((line) => line.split(' '))
-    .filter((fields) => fields[4] === '/')
-    .map((fields) => fields[0]);
-  if (ids.length === 0) throw new Error(`${file} lists no mount at /`);
-  return ids[ids.length - 1];
+  const root = parseMountinfo(readFileSync(file, 'utf8'))
+    .filter((m) => m.point === '/')
+    .at(-1);
+  if (!root) throw new Error(`${file} lists no mount at /`);
+  return root.id;
 }
 
 /** Unmounts the tmpfs at `dir`, if one is mounted there, and deletes the directory. */
