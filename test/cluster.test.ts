@@ -54,7 +54,7 @@ function missingBinary(): string | undefined {
   const missing = NEEDED.find((b) => !found(b));
   if (missing) return missing;
   if (process.getuid?.() !== 0) return 'root';
-  return ['/usr/lib/cni/bridge', '/bin/busybox'].find((p) => {
+  return ['/bin/busybox'].find((p) => {
     try {
       accessSync(p, constants.X_OK);
       return false;

@@ -129,7 +129,7 @@ describe('the life of a pod', { timeout: 300_000 }, () => {
 
   test('the pod IP reaches env and /etc/hosts, whether or not containers start before the network', async () => {
     const show = ['sh', '-c', 'echo "env=$POD_IP"; cat /etc/hosts; sleep 1000'];
-    // No env naming the IP: created while CNI attaches the network, /etc/hosts filled in after.
+    // No env naming the IP: created while the network is attached, /etc/hosts filled in after.
     await apply('ip-hosts', { command: show });
     // An env naming the IP: created only once the network is attached.
     await apply('ip-env', {

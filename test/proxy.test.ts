@@ -163,7 +163,7 @@ async function setUpNamespaces(): Promise<void> {
       ns,
     );
     await ip('-n', NODE_NS, 'link', 'set', `veth-${pod}`, 'master', 'br0', 'up');
-    // As the CNI bridge plugin does for flyCes pods (hairpinMode): with br_netfilter
+    // As miniC's pod network does for flyCes pods (hairpin): with br_netfilter
     // loaded, a pod's connection to its own Service is DNATed at the bridge and must be
     // allowed back out of the port it came in on.
     await ip('-n', NODE_NS, 'link', 'set', `veth-${pod}`, 'type', 'bridge_slave', 'hairpin', 'on');

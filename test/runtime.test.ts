@@ -10,12 +10,13 @@ import { promisify } from 'node:util';
 
 import { ImageStore } from '../src/runtime/images.js';
 import { MiniC } from '../src/runtime/minic.js';
+import { vethName } from '../src/runtime/pod-network.js';
 import { RuntimeError, type ContainerConfig } from '../src/runtime/runtime.js';
 import { makeArchive, makeTar, type Entry } from './helpers/oci-images.js';
 import { runtimeRig } from './helpers/runtime-rig.js';
 
 /**
- * miniC against the real thing: runc, conmon, CNI plugins, overlayfs. Needs root. Uses
+ * miniC against the real thing: runc, conmon, network namespaces, overlayfs. Needs root. Uses
  * its own temp root, pod CIDR and bridge, and removes them by name at the end.
  */
 
@@ -66,7 +67,7 @@ async function treeOf(dir: string): Promise<string[]> {
   return out.sort();
 }
 
-test('miniC runs pods with runc, conmon and CNI', async (t) => {
+test('miniC runs pods with runc, conmon and a pod network', async (t) => {
   // The per-test cgroup parent that runc made; the runtime leaves parents in place.
   const cgroupParents = new Set<string>();
   const { tmp, images, options, minic, pod } = await runtimeRig(
@@ -345,8 +346,12 @@ test('miniC runs pods with runc, conmon and CNI', async (t) => {
   });
 
   await t.test('a failed sandbox set-up fails and removes the containers made for it', async () => {
-    // No CNI plugins: the namespace is made, attaching it fails.
-    const broken = new MiniC({ ...options, cniBinDir: path.join(tmp, 'no-cni') });
+    // Its "bridge" is one end of a veth pair, which takes no ports: the namespace and the
+    // pod's veth pair are made, and putting that on the bridge fails.
+    const notBridge = 'flycestv0';
+    await exec('ip', ['link', 'add', notBridge, 'type', 'veth', 'peer', 'name', 'flycestv1']);
+    t.after(() => exec('ip', ['link', 'del', notBridge]).catch(() => undefined));
+    const broken = new MiniC({ ...options, bridge: notBridge });
     const config = {
       podUid: 'broken-' + path.basename(tmp),
       podName: 'broken',
@@ -378,6 +383,17 @@ test('miniC runs pods with runc, conmon and CNI', async (t) => {
     assert.equal(cgroups.trim(), '');
     const netnsOf = `flyces-${broken.sandboxIdFor(config).slice(0, 12)}`;
     assert.doesNotMatch(await sh('ip', ['netns', 'list']), new RegExp(netnsOf));
+    // Nor its veth, nor its address lease.
+    assert.doesNotMatch(
+      await sh('ip', ['-o', 'link']),
+      new RegExp(vethName(broken.sandboxIdFor(config))),
+    );
+    const leases = path.join(options.root, 'cni', 'networks', 'flyces');
+    for (const name of await fs.readdir(leases).catch(() => [] as string[])) {
+      const holder = await fs.readFile(path.join(leases, name), 'utf8').catch(() => '');
+      assert.ok(!holder.startsWith(broken.sandboxIdFor(config)), `lease ${name} remains`);
+    }
+    assert.match(sandboxErr.message, /flycestv0.*Operation not supported/s);
     assert.ok(!(await fs.readFile('/proc/self/mounts', 'utf8')).includes(tmp), 'mounts remain');
     assert.equal((await sh('runc', [`--root=${runcRoot}`, 'list', '-q'])).trim(), '');
   });

@@ -11,7 +11,7 @@ import { MiniC, type MiniCOptions } from '../src/runtime/minic.js';
 import type { SpareNetwork } from '../src/runtime/spare-network.js';
 
 /**
- * The spare pod network of miniC against real network namespaces and CNI plugins: made
+ * The spare pod network of miniC against real network namespaces: made
  * when the network is prepared, taken by the next sandbox and replaced, taken over or
  * cleaned up by the next process on the same root, deleted by `removeSpareNetwork`. Needs
  * root; uses its own temp root, pod CIDR and bridge, removed by name at the end.

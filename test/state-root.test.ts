@@ -13,7 +13,7 @@ import { MiniC, type MiniCOptions } from '../src/runtime/minic.js';
 import { removeCgroupsUnder, unmountUnder } from './helpers/cleanup.js';
 
 /**
- * miniC's state root against the real thing (runc, conmon, CNI): containers an earlier
+ * miniC's state root against the real thing (runc, conmon, network namespaces): containers an earlier
  * miniC left under its root on disk are driven by one with a state root of its own, and
  * what the next runtime removes at its start is only what no record names. Needs root;
  * uses its own temp root, bridge and pod CIDR, removed by name at the end.

@@ -13,7 +13,7 @@ import { until } from './helpers/sched.js';
 
 /**
  * `flyces up --no-agent`: the control plane alone, as the control-plane benchmark runs it.
- * It needs no root, runc or CNI, registers no node of its own, and schedules onto nodes that
+ * It needs no root or runc, registers no node of its own, and schedules onto nodes that
  * join (hollow ones here), its scheduler and controllers talking over the private socket.
  */
 

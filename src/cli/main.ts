@@ -42,7 +42,7 @@ program
   .option('--allow-privileged', 'let pods run privileged containers', false)
   .option(
     '--no-agent',
-    'run only the control plane, with no node on this machine (no root, runc or CNI ' +
+    'run only the control plane, with no node on this machine (no root or runc ' +
       'needed); pods wait for nodes that join, e.g. `flyces agent --hollow N`',
   )
   .action(async (o) =>

@@ -26,7 +26,7 @@ import { kubeconfigText, privateSocketPath, writeKubeconfig } from './kubeconfig
  * Runs in the foreground until SIGINT or SIGTERM. Stopping leaves the pods' containers
  * running; the next `flyces up` on the same data dir adopts them.
  *
- * With `noAgent` only the control plane runs: no local node, no root, runc or CNI needed.
+ * With `noAgent` only the control plane runs: no local node, no root or runc needed.
  * Pods then wait for nodes that join from elsewhere (e.g. `flyces agent --hollow N`).
  */
 
@@ -68,8 +68,7 @@ export function checkHost(): void {
   const tools: [string, string][] = [
     ['runc', 'runc'],
     ['conmon', 'conmon'],
-    ['/usr/lib/cni/bridge', 'containernetworking-plugins'],
-    ['/usr/lib/cni/host-local', 'containernetworking-plugins'],
+    ['ip', 'iproute2'],
   ];
   for (const [tool, pkg] of tools) {
     const found = tool.startsWith('/') ? canExecute(tool) : onPath(tool);

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 
 import { inHelper } from './spawner.js';
 
-/** Runs helper programs (runc, ip, mount, CNI plugins) and reports their failures. */
+/** Runs helper programs (runc, ip, mount) and reports their failures. */
 
 export interface RunOptions {
   /** Environment of the child; defaults to a minimal one with PATH. */

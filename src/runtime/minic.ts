@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, promises as fs, readFileSync, watch, writeFileSy
 import path from 'node:path';
 
 import { componentLogger, type Logger } from '../log.js';
-import { PodNetwork, netnsPath } from './cni.js';
+import { PodNetwork, netnsPath } from './pod-network.js';
 import { conmonAlive, createUnderConmon, processRuns } from './conmon.js';
 import { writeEtcFiles, writeHosts } from './etc-files.js';
 import {
@@ -63,8 +63,6 @@ export interface MiniCOptions {
   stateRoot?: string;
   /** Where container images come from. */
   images: ImageStore;
-  /** CNI plugin binaries; default /usr/lib/cni. */
-  cniBinDir?: string;
   /** This node's pod subnet; default 10.42.0.0/24. */
   podCidr?: string;
   /** The node's pod bridge; default flyces0. */
@@ -108,7 +106,10 @@ const CONTAINER_STATE_SUBDIRS = ['bundle/rootfs', 'exit', 'persist'];
 /** The kernel's id of the running boot: a reboot changes it. */
 const BOOT_ID_FILE = '/proc/sys/kernel/random/boot_id';
 
-/** The CNI container id a sandbox's network was attached under: its own, or its spare's. */
+/**
+ * The id a sandbox's network was attached under (its lease and veth name): its own, or its
+ * spare's. Records keep it as `cniId`, the name from when CNI plugins attached pods.
+ */
 function cniIdOf(rec: SandboxRecord): string {
   return rec.cniId ?? rec.id;
 }
@@ -119,7 +120,7 @@ function reasonFor(exitCode: number | undefined, oom: boolean): string {
 }
 
 /**
- * miniC's RuntimeService: sandboxes are network namespaces attached by CNI, containers
+ * miniC's RuntimeService: sandboxes are network namespaces on the pod bridge, containers
  * are runc bundles on overlayfs run under conmon. Every fact lives on disk under `root`,
  * so a new MiniC on the same root (the agent restarted) sees the same sandboxes and
  * containers, running ones included. Calls for one sandbox or container are serialised
@@ -158,10 +159,11 @@ export class MiniC implements RuntimeService {
     this.mountPoints = new MountPointLayer(this.root);
     this.log = options.logger ?? componentLogger('minic', { root: this.root });
     this.network = new PodNetwork({
-      cniBinDir: options.cniBinDir ?? '/usr/lib/cni',
       podCidr: options.podCidr ?? '10.42.0.0/24',
       bridge: options.bridge ?? 'flyces0',
+      // Where host-local kept them, so that a node that ran the CNI plugins keeps its leases.
       ipamDir: path.join(this.root, 'cni', 'networks'),
+      scratchDir: path.join(this.stateRoot, 'network'),
       log: this.log,
     });
     // Container root file systems are mounted inside the containers (see rootfs.ts), so
@@ -283,7 +285,7 @@ export class MiniC implements RuntimeService {
       const etcDir = this.sandboxStateDir(id);
       mkdirSync(this.records.sandboxDir(id), { recursive: true });
       if (rec.hostNetwork) rec.ip = config.hostIP ?? '127.0.0.1';
-      // /etc/hosts names the pod's address once CNI has given it; containers bind-mount
+      // /etc/hosts names the pod's address once the attachment has given it; containers bind-mount
       // the file, so it is rewritten in place before any of their processes starts.
       writeEtcFiles(etcDir, rec.hostname, rec.ip, resolvConf);
       // The record comes first, so that no namespace exists that no record names.
@@ -293,9 +295,8 @@ export class MiniC implements RuntimeService {
       if (spare) {
         setup.netns.resolve();
       } else if (!rec.hostNetwork) {
-        await this.network.createNetns(rec.netns);
-        setup.netns.resolve();
         rec.ip = (await this.network.attach(cniIdOf(rec), rec.netns, rec.cniConfig)).ip;
+        setup.netns.resolve();
       }
       rec.state = 'ready';
       await this.records.writeSandbox(rec);
@@ -336,7 +337,8 @@ export class MiniC implements RuntimeService {
     // A namespace deleted behind the runtime's back (or lost in a reboot) still gets DEL,
     // which releases its address; that it cannot undo more is only worth a warning.
     const present = await exists(netnsPath(rec.netns));
-    await this.network.detach(cniIdOf(rec), rec.netns, rec.cniConfig).catch((err: unknown) => {
+    const detached = this.network.detach(cniIdOf(rec), rec.netns, rec.cniConfig, rec.ip);
+    await detached.catch((err: unknown) => {
       if (present) throw err;
       this.log.warn({ err, sandbox: rec.id }, 'could not release the address of a lost netns');
     });
@@ -401,7 +403,7 @@ export class MiniC implements RuntimeService {
   /**
    * Removes what no record names any more: containers' directories on disk and pod
    * addresses. The records live on the state root, which a reboot empties (every
-   * container ended with it); their writable layers, logs and CNI address leases are on
+   * container ended with it); their writable layers, logs and address leases are on
    * disk. Runs before this runtime makes or takes anything (agent start, `flyces down`).
    *
    * Only after a reboot: the kernel's boot id must differ from the one noted under the

@@ -21,11 +21,14 @@ export interface SandboxRecord {
   labels: Record<string, string>;
   attempt: number;
   netns: string;
-  /** The pod uses the node's network namespace: no netns and no CNI of its own. */
+  /** The pod uses the node's network namespace: no netns and no attachment of its own. */
   hostNetwork?: boolean;
-  /** The CNI container id ADD ran with, when not the sandbox's id (a spare network's). */
+  /**
+   * The id the network was attached under, when not the sandbox's id (a spare network's).
+   * The names of this field and the next are from when CNI plugins attached pods.
+   */
   cniId?: string;
-  /** The CNI config ADD ran with, so DEL undoes exactly that. */
+  /** The network it was attached to (pod-network.ts' NetworkConfig), so detaching undoes that. */
   cniConfig: Record<string, unknown>;
   ip?: string;
   state: 'ready' | 'notready';

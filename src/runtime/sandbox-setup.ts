@@ -2,9 +2,10 @@
  * The steps of a sandbox that `runSandbox` is still setting up, so that containers can be
  * made for it meanwhile: a container's bundle and root file system need only what the
  * sandbox will be (its hostname and namespace name), the container's record must follow
- * the sandbox's on disk, `runc create` needs the network namespace, and only the start of
- * the container's process needs the network attached. Waiting for each step instead of
- * for the whole set-up takes the CNI plugins and the records' writes off a pod's critical
+ * the sandbox's on disk, `runc create` needs the network namespace (the spare's at once,
+ * or a new one, which comes with its attachment), and the start of the container's
+ * process needs the network attached. Waiting for each step instead of for the whole
+ * set-up takes the records' writes, and with the spare the network, off a pod's critical
  * path.
  */
 import type { SandboxRecord } from './records.js';

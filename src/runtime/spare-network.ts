@@ -2,15 +2,14 @@ import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 
 import type { Logger } from '../log.js';
-import { netnsPath, type PodNetwork } from './cni.js';
+import { netnsPath, type PodNetwork } from './pod-network.js';
 import { randomHex, readJson, replaceJsonSync } from './fsutil.js';
 
 /**
  * One network namespace kept ready for the next sandbox, already attached to the pod
- * network: creating a namespace and running the CNI plugins take the better part of a
- * pod's start-up, and the plugins' processes slow `runc create` when they run beside it.
- * A sandbox that finds the spare takes it as it is (namespace, address, CNI id); a new one
- * is made a moment later, when the start-up is over. When there is none (a burst of pods
+ * network: making and attaching a namespace takes a good part of a pod's start-up, and its
+ * processes slow `runc create` when they run beside it. A sandbox that finds the spare
+ * takes it as it is (namespace, address, attachment id); a new one is made a moment later, when the start-up is over. When there is none (a burst of pods
  * took it), sandboxes make their own as before.
  *
  * The spare is described in a file under the runtime's root until a sandbox's record
@@ -20,7 +19,7 @@ import { randomHex, readJson, replaceJsonSync } from './fsutil.js';
 
 export interface SpareNetwork {
   netns: string;
-  /** The CNI container id its attachment was made under (DEL needs the same). */
+  /** The id its attachment was made under (detaching needs the same). */
   cniId: string;
   cniConfig: Record<string, unknown>;
   /** Set once attached. */
@@ -173,7 +172,6 @@ export class SpareNetworks {
       mkdirSync(path.dirname(this.file), { recursive: true });
       replaceJsonSync(this.file, spare);
       this.taken = undefined;
-      await this.network.createNetns(spare.netns);
       spare.ip = (await this.network.attach(spare.cniId, spare.netns, spare.cniConfig)).ip;
       replaceJsonSync(this.file, spare);
     } catch (err) {
@@ -191,7 +189,8 @@ export class SpareNetworks {
   /** Detaches and deletes a spare's namespace, then its file. */
   private async discard(spare: SpareNetwork): Promise<void> {
     // DEL releases the address even when the namespace is gone (after a reboot).
-    await this.network.detach(spare.cniId, spare.netns, spare.cniConfig).catch((err: unknown) => {
+    const detached = this.network.detach(spare.cniId, spare.netns, spare.cniConfig, spare.ip);
+    await detached.catch((err: unknown) => {
       this.log.warn({ err, netns: spare.netns }, 'could not detach a spare pod network');
     });
     if (existsSync(netnsPath(spare.netns))) await this.network.deleteNetns(spare.netns);

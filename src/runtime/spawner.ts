@@ -2,7 +2,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 /**
- * Spawns miniC's helper programs (runc, conmon, CNI plugins, ip, mount) from a small
+ * Spawns miniC's helper programs (runc, conmon, ip, mount) from a small
  * helper process (spawn-helper.ts) instead of from this one. Node's spawn forks the whole
  * process and returns only once the child has executed its program: in the agent's
  * process, which under `flyces up` also holds the API server and the controllers, each
