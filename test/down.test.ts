@@ -80,7 +80,9 @@ test('flyces down given another spelling of the data dir stops what flyces up st
   const conmonPid = Number(await fs.readFile(record, 'utf8'));
   await up.removeSpareNetwork();
 
-  await downCommand(real, BRIDGE);
+  // No bridge named: the one the runtime noted in the data dir goes.
+  await downCommand(real);
+  await assert.rejects(exec('ip', ['link', 'show', 'dev', BRIDGE]), /does not exist/);
   const cmdline = await fs.readFile(`/proc/${conmonPid}/cmdline`, 'utf8').catch(() => '');
   assert.equal(cmdline, '', "the container's conmon still runs");
   assert.deepEqual(await fs.readdir(path.join(real, 'runtime', 'containers')), []);

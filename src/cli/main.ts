@@ -96,7 +96,10 @@ program
   .command('down')
   .description("stop and remove every pod container and network namespace of this node's data dir")
   .option('--data-dir <dir>', 'the data dir of the cluster', DEFAULT_DATA_DIR)
-  .option('--bridge <name>', 'Linux bridge the pods attach to', 'flyces0')
+  .option(
+    '--bridge <name>',
+    'Linux bridge the pods attach to (default: the one flyces up noted in the data dir, else flyces0)',
+  )
   .action(async (o) => (await nodeCommands()).downCommand(o.dataDir, o.bridge));
 
 const image = program.command('image').description("manage the node's image store");

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { removeAllPodVolumes } from '../agent/volumes.js';
 import { ImageStore } from '../runtime/images.js';
-import { MiniC } from '../runtime/minic.js';
+import { MiniC, recordedBridge } from '../runtime/minic.js';
 import { releaseStateDir, runtimeStateDir } from '../runtime/state-dir.js';
 
 /** flyces commands that work on this node's data dir directly, without the API server. */
@@ -55,7 +55,9 @@ export async function imageListCommand(dataDir: string): Promise<void> {
  * bridge: what a user runs to clear the machine after `flyces up` has been stopped. The
  * store is left alone, so the next `flyces up` recreates the pods it still holds.
  */
-export async function downCommand(dataDir: string, bridge: string): Promise<void> {
+export async function downCommand(dataDir: string, bridgeOption?: string): Promise<void> {
+  // The bridge `flyces up` noted in the data dir, unless the user names one.
+  const bridge = bridgeOption ?? recordedBridge(join(dataDir, 'runtime')) ?? 'flyces0';
   const images = imageStore(dataDir);
   const stateRoot = runtimeStateDir(dataDir);
   const runtime = new MiniC({ root: join(dataDir, 'runtime'), stateRoot, images, bridge });

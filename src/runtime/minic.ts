@@ -107,6 +107,24 @@ const CONTAINER_STATE_SUBDIRS = ['bundle/rootfs', 'exit', 'persist'];
 const BOOT_ID_FILE = '/proc/sys/kernel/random/boot_id';
 
 /**
+ * Where a runtime root notes the pod network its last `prepareNetwork` attached pods to,
+ * so that `flyces down` finds the bridge without being told.
+ */
+export function networkFile(root: string): string {
+  return path.join(root, 'network.json');
+}
+
+/** The bridge the runtime at `root` last attached pods to, if it noted one. */
+export function recordedBridge(root: string): string | undefined {
+  try {
+    const { bridge } = JSON.parse(readFileSync(networkFile(root), 'utf8')) as { bridge?: unknown };
+    return typeof bridge === 'string' ? bridge : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * The id a sandbox's network was attached under (its lease and veth name): its own, or its
  * spare's. Records keep it as `cniId`, the name from when CNI plugins attached pods.
  */
@@ -390,6 +408,7 @@ export class MiniC implements RuntimeService {
   async prepareNetwork(): Promise<string> {
     const gateway = await this.network.ensureBridge();
     mkdirSync(this.root, { recursive: true });
+    replaceJsonSync(networkFile(this.root), this.network.bridgeConfig());
     await this.removeLeftovers().catch((err: unknown) => {
       this.log.warn({ err }, 'could not remove what containers of a previous boot left');
     });
