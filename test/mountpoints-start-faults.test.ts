@@ -48,6 +48,7 @@ sed -n 's/.*"init_process_pid":\\([0-9]*\\).*/\\1/p' "$state/state.json" > ${pid
 case "$(cat ${faultFile})" in
   state-junk) printf '{"cgroup_paths":' > "$state/state.json";;
   state-missing) rm "$state/state.json";;
+  state-no-cgroups) sed 's/"cgroup_paths":{[^}]*}/"cgroup_paths":{}/' "$state/state.json" > "$state/s" && mv "$state/s" "$state/state.json";;
   conmon-pid-junk) printf 'junk' > "$dir/conmon.pid";;
   conmon-pid-missing) rm "$dir/conmon.pid";;
   conmon-pid-dir) rm "$dir/conmon.pid"; mkdir "$dir/conmon.pid";;
@@ -102,6 +103,7 @@ test('faults between runc create and the process running', async (t) => {
     'none',
     'state-junk',
     'state-missing',
+    'state-no-cgroups',
     'conmon-pid-junk',
     'conmon-pid-missing',
     'conmon-pid-dir',

@@ -141,8 +141,8 @@ export class Runc {
    * The container's cgroup directories, from runc's state file. This reads runc's
    * internal state.json (stable through runc 1.1), because `runc state` omits them. Read
    * synchronously: a start waits for it, and the file is small and on the state root's tmpfs.
-   * Throws where the file is missing or unreadable: runc then knows no such container, and
-   * could neither stop nor delete it.
+   * Throws where the file is missing, unreadable or names no cgroup: runc then knows no
+   * such container, or could neither stop nor delete it.
    */
   cgroupPaths(id: string): string[] {
     const file = path.join(this.rootFor(id), id, 'state.json');
@@ -153,7 +153,10 @@ export class Runc {
       throw new Error(`runc's state file ${file} is unreadable: ${(err as Error).message}`);
     }
     if (!state) throw new Error(`runc has no state file for container ${id} (${file})`);
-    return [...new Set(Object.values(state.cgroup_paths ?? {}))];
+    const paths = Object.values(state.cgroup_paths ?? {}).filter((p) => typeof p === 'string');
+    // A container always has cgroups: a state that names none is as broken as junk.
+    if (paths.length === 0) throw new Error(`runc's state file ${file} names no cgroups`);
+    return [...new Set(paths)];
   }
 }
 
