@@ -6,7 +6,6 @@ import { PodNetwork, netnsPath } from './pod-network.js';
 import { conmonAlive, createUnderConmon, processRuns } from './conmon.js';
 import { writeEtcFiles, writeHosts } from './etc-files.js';
 import {
-  exists,
   findExecutable,
   isErrno,
   KeyedMutex,
@@ -354,7 +353,7 @@ export class MiniC implements RuntimeService {
     if (rec.hostNetwork) return;
     // A namespace deleted behind the runtime's back (or lost in a reboot) still gets DEL,
     // which releases its address; that it cannot undo more is only worth a warning.
-    const present = await exists(netnsPath(rec.netns));
+    const present = existsSync(netnsPath(rec.netns));
     const detached = this.network.detach(cniIdOf(rec), rec.netns, rec.cniConfig, rec.ip);
     await detached.catch((err: unknown) => {
       if (present) throw err;
@@ -479,9 +478,10 @@ export class MiniC implements RuntimeService {
   }
 
   private async sandboxStatus(rec: SandboxRecord): Promise<SandboxStatus> {
-    // A namespace that vanished (host reboot, someone else's cleanup) is not ready.
-    const ready =
-      rec.state === 'ready' && (rec.hostNetwork || (await exists(netnsPath(rec.netns))));
+    // A namespace that vanished (host reboot, someone else's cleanup) is not ready. A stat
+    // answered from memory: the relist asks it of every sandbox each second, and a trip
+    // through the thread pool costs far more than the call.
+    const ready = rec.state === 'ready' && (rec.hostNetwork || existsSync(netnsPath(rec.netns)));
     return {
       id: rec.id,
       podUid: rec.podUid,
@@ -702,10 +702,10 @@ export class MiniC implements RuntimeService {
     watcher.on('error', () => undefined);
     try {
       for (;;) {
-        if (await exists(file)) return true;
+        if (existsSync(file)) return true;
         const left = deadline - Date.now();
         if (left <= 0) return false;
-        if (!conmonAlive(this.conmonPid(id), id)) return exists(file);
+        if (!conmonAlive(this.conmonPid(id), id)) return existsSync(file);
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, Math.min(left, EXIT_POLL_MS));
           wake = () => (clearTimeout(timer), resolve());
@@ -924,7 +924,7 @@ export class MiniC implements RuntimeService {
       throw err;
     }
     const code = Number.parseInt(text.trim(), 10);
-    const oom = await exists(path.join(dir, 'persist', 'oom'));
+    const oom = existsSync(path.join(dir, 'persist', 'oom'));
     await this.recordExit(rec, Number.isNaN(code) ? undefined : code, mtime, oom);
     return true;
   }
