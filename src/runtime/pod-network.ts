@@ -201,14 +201,18 @@ export class PodNetwork {
   async attach(id: string, netns: string, config: object): Promise<Attachment> {
     if (!isNetworkConfig(config)) throw new Error('the sandbox names no pod network to attach');
     if (!NETNS_NAME.test(netns)) throw new Error(`network namespace name "${netns}" is invalid`);
-    await this.bridgeOnce(config.bridge);
+    const made = this.bridgeOnce(config.bridge);
+    await made;
     try {
       return await this.attachOnce(id, netns, config);
     } catch (err) {
       // A bridge deleted since it was made (by hand, or a `flyces down` of another run) is
-      // made again, once.
-      if (existsSync(path.join('/sys/class/net', config.bridge))) throw err;
-      this.bridgeReady.delete(config.bridge);
+      // made again, once, by the first attachment that finds it gone. Attachments that
+      // failed beside that one find it back by the time they look, and try again too.
+      if (this.bridgeReady.get(config.bridge) === made) {
+        if (existsSync(path.join('/sys/class/net', config.bridge))) throw err;
+        this.bridgeReady.delete(config.bridge);
+      }
       await this.bridgeOnce(config.bridge);
       return await this.attachOnce(id, netns, config);
     }

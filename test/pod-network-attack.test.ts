@@ -1,0 +1,122 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import { promisify } from 'node:util';
+
+import { componentLogger } from '../src/log.js';
+import { PodNetwork, vethName } from '../src/runtime/pod-network.js';
+
+/**
+ * The pod network under the conditions that broke it or might: many attachments at once,
+ * a bridge deleted while they run, a subnet running out, a device of the bridge's name
+ * that takes no ports, the namespace file a reboot leaves where /run is on disk, and
+ * detaching twice. Needs root; its bridges (flycesna*), namespaces (flycesna-*), address
+ * ranges (10.42.241.0/24 to 10.42.243.0/24) and temp dir are its own, removed by name at
+ * the end.
+ */
+
+const exec = promisify(execFile);
+const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'flyces-netattack-'));
+const bridges = new Set<string>();
+const namespaces = new Set<string>();
+
+after(async () => {
+  for (const netns of namespaces) {
+    await exec('ip', ['netns', 'delete', netns]).catch(() => undefined);
+    await fs.rm(`/var/run/netns/${netns}`, { force: true });
+  }
+  for (const bridge of bridges) await exec('ip', ['link', 'del', bridge]).catch(() => undefined);
+  await fs.rm(tmp, { recursive: true, force: true });
+});
+
+function podNetwork(bridge: string, podCidr: string): { network: PodNetwork; leaseDir: string } {
+  bridges.add(bridge);
+  const dir = path.join(tmp, bridge);
+  const network = new PodNetwork({
+    bridge,
+    podCidr,
+    ipamDir: path.join(dir, 'leases'),
+    scratchDir: path.join(dir, 'scratch'),
+    log: componentLogger('pod-network-attack-test'),
+  });
+  return { network, leaseDir: path.join(dir, 'leases', 'flyces') };
+}
+
+function netnsNames(tag: string, count: number): string[] {
+  const names = Array.from({ length: count }, (_, i) => `flycesna-${tag}${i}-${process.pid}`);
+  for (const name of names) namespaces.add(name);
+  return names;
+}
+
+async function ip(args: string[]): Promise<string> {
+  return (await exec('ip', args)).stdout;
+}
+
+async function ports(bridge: string): Promise<string[]> {
+  const out = await ip(['-o', 'link', 'show', 'master', bridge]).catch(() => '');
+  return out
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => line.split(':')[1].trim().split('@')[0]);
+}
+
+async function leaseNames(dir: string): Promise<string[]> {
+  const names = await fs.readdir(dir).catch(() => [] as string[]);
+  return names.filter((name) => name.startsWith('10.')).sort();
+}
+
+test('fifty attachments at once: each its own address, veth and eth0, all detached after', async () => {
+  const { network, leaseDir } = podNetwork('flycesna0', '10.42.241.0/24');
+  const config = network.bridgeConfig();
+  const names = netnsNames('many', 50);
+  const got = await Promise.all(
+    names.map((netns, i) => network.attach(`many-${i}`, netns, config)),
+  );
+
+  const ips = got.map((a) => a.ip);
+  assert.equal(new Set(ips).size, 50, 'no address given twice');
+  assert.deepEqual(await leaseNames(leaseDir), [...ips].sort());
+  assert.deepEqual(
+    (await ports('flycesna0')).sort(),
+    names.map((_, i) => vethName(`many-${i}`)).sort(),
+  );
+  for (const i of [0, 17, 49]) {
+    const inside = await ip(['-n', names[i], '-o', '-4', 'addr', 'show', 'dev', 'eth0']);
+    assert.match(inside, new RegExp(`inet ${ips[i].replace(/\./g, '\\.')}/24`));
+  }
+
+  await Promise.all(names.map((netns, i) => network.detach(`many-${i}`, netns, config, ips[i])));
+  await Promise.all(names.map((netns) => network.deleteNetns(netns)));
+  assert.deepEqual(await leaseNames(leaseDir), []);
+  assert.deepEqual(await ports('flycesna0'), []);
+  for (const netns of names) assert.ok(!existsSync(`/var/run/netns/${netns}`), netns);
+});
+
+test('a bridge deleted between attachments is made again for all that run at once', async () => {
+  const { network, leaseDir } = podNetwork('flycesna1', '10.42.242.0/24');
+  const config = network.bridgeConfig();
+  const [first, ...rest] = netnsNames('gone', 11);
+  await network.attach('gone-first', first, config);
+  await exec('ip', ['link', 'del', 'flycesna1']);
+
+  // Every one of them fails its first try; the first to look makes the bridge again.
+  const settled = await Promise.allSettled(
+    rest.map((netns, i) => network.attach(`gone-${i}`, netns, config)),
+  );
+  const failed = settled.filter((s) => s.status === 'rejected');
+  assert.deepEqual(
+    failed.map((s) => String((s as PromiseRejectedResult).reason)),
+    [],
+    'no attachment fails',
+  );
+  assert.match(await ip(['-o', '-4', 'addr', 'show', 'dev', 'flycesna1']), /10\.42\.242\.1\/24/);
+  assert.equal((await ports('flycesna1')).length, 10);
+
+  // The first one's port went with the bridge; detaching it still releases its address.
+  await network.detach('gone-first', first, config);
+  for (const [i, netns] of rest.entries()) await network.detach(`gone-${i}`, netns, config);
+  assert.deepEqual(await leaseNames(leaseDir), []);
+});
