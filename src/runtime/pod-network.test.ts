@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import {
   existsSync,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -129,4 +130,46 @@ test('names that would not be single words of an ip command line are refused', (
     () => new PodNetwork({ ...base, bridge: 'br0', podCidr: '10.42.0.0/31' }),
     /out of range/,
   );
+});
+
+test('the last address given is never noted through a link, nor into a FIFO', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'flyces-lease-'));
+  try {
+    const network = new PodNetwork({
+      bridge: 'flycesat9',
+      podCidr: '10.42.236.0/29',
+      ipamDir: dir,
+      scratchDir: dir,
+      log: componentLogger('lease-test'),
+    });
+    const config = network.bridgeConfig();
+    const leases = path.join(dir, 'flyces');
+    const last = path.join(leases, 'last_reserved_ip.0');
+    mkdirSync(leases);
+    writeFileSync(path.join(dir, 'elsewhere'), 'not a lease');
+    symlinkSync(path.join(dir, 'elsewhere'), last);
+    assert.equal(network.lease(config, 'a'), '10.42.236.2');
+    assert.equal(readFileSync(path.join(dir, 'elsewhere'), 'utf8'), 'not a lease');
+
+    // Opening a FIFO to write waits for a reader, which would stop this whole process: the
+    // lease is taken by another one, given a few seconds.
+    rmSync(last);
+    execFileSync('mkfifo', [last]);
+    const script = [
+      `import { PodNetwork } from ${JSON.stringify(import.meta.resolve('./pod-network.js'))};`,
+      `import { componentLogger } from ${JSON.stringify(import.meta.resolve('../log.js'))};`,
+      `const options = ${JSON.stringify({ bridge: 'flycesat9', podCidr: '10.42.236.0/29', ipamDir: dir, scratchDir: dir })};`,
+      `const network = new PodNetwork({ ...options, log: componentLogger('lease-test') });`,
+      `process.stdout.write(network.lease(network.bridgeConfig(), 'b'));`,
+    ].join('\n');
+    const ip = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+      timeout: 5000,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    assert.equal(ip, '10.42.236.3');
+    assert.ok(lstatSync(last).isFIFO(), 'what is not the file is left as it is');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -1,9 +1,12 @@
 import { createHash } from 'node:crypto';
 import {
+  closeSync,
+  constants,
   existsSync,
   promises as fs,
   lstatSync,
   mkdirSync,
+  openSync,
   readdirSync,
   readFileSync,
   rmSync,
@@ -302,7 +305,7 @@ export class PodNetwork {
       }
       this.nextAddress.set(dir, n + 1);
       try {
-        writeFileSync(path.join(dir, LAST_RESERVED), ip);
+        noteLastReserved(path.join(dir, LAST_RESERVED), ip);
       } catch (err) {
         this.options.log.warn({ err, dir }, 'could not note the last leased address');
       }
@@ -418,6 +421,20 @@ async function ipUnlessGone(args: string[]): Promise<void> {
 function detail(err: unknown): string {
   if (err instanceof ExecError) return (err.stderr.trim() || err.stdout.trim()).slice(0, 1000);
   return (err as Error).message;
+}
+
+/**
+ * Writes `ip` to host-local's file of the last address given. Not through a link, nor into
+ * a FIFO, whose opening would wait for a reader with this whole process: either is refused.
+ */
+function noteLastReserved(file: string, ip: string): void {
+  const { O_WRONLY, O_CREAT, O_TRUNC, O_NOFOLLOW, O_NONBLOCK } = constants;
+  const fd = openSync(file, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK);
+  try {
+    writeFileSync(fd, ip);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** A small regular file's text; '' when it is not one or cannot be read. */
