@@ -68,7 +68,7 @@ async function leaseNames(dir: string): Promise<string[]> {
   return names.filter((name) => name.startsWith('10.')).sort();
 }
 
-test('fifty attachments at once: each its own address, veth and eth0, all detached after', async () => {
+test('fifty attachments at once: each its own address, veth and eth0; all detached', async () => {
   const { network, leaseDir } = podNetwork('flycesna0', '10.42.241.0/24');
   const config = network.bridgeConfig();
   const names = netnsNames('many', 50);

@@ -135,13 +135,13 @@ test('names that would not be single words of an ip command line are refused', (
 test('the last address given is never noted through a link, nor into a FIFO', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'flyces-lease-'));
   try {
-    const network = new PodNetwork({
+    const options = {
       bridge: 'flycesat9',
       podCidr: '10.42.236.0/29',
       ipamDir: dir,
       scratchDir: dir,
-      log: componentLogger('lease-test'),
-    });
+    };
+    const network = new PodNetwork({ ...options, log: componentLogger('lease-test') });
     const config = network.bridgeConfig();
     const leases = path.join(dir, 'flyces');
     const last = path.join(leases, 'last_reserved_ip.0');
@@ -158,7 +158,7 @@ test('the last address given is never noted through a link, nor into a FIFO', ()
     const script = [
       `import { PodNetwork } from ${JSON.stringify(import.meta.resolve('./pod-network.js'))};`,
       `import { componentLogger } from ${JSON.stringify(import.meta.resolve('../log.js'))};`,
-      `const options = ${JSON.stringify({ bridge: 'flycesat9', podCidr: '10.42.236.0/29', ipamDir: dir, scratchDir: dir })};`,
+      `const options = ${JSON.stringify(options)};`,
       `const network = new PodNetwork({ ...options, log: componentLogger('lease-test') });`,
       `process.stdout.write(network.lease(network.bridgeConfig(), 'b'));`,
     ].join('\n');
