@@ -120,3 +120,38 @@ test('a bridge deleted between attachments is made again for all that run at onc
   for (const [i, netns] of rest.entries()) await network.detach(`gone-${i}`, netns, config);
   assert.deepEqual(await leaseNames(leaseDir), []);
 });
+
+test('the file a reboot leaves of a namespace is replaced by a new namespace', async () => {
+  const { network, leaseDir } = podNetwork('flycesna0', '10.42.241.0/24');
+  const config = network.bridgeConfig();
+  const [netns] = netnsNames('stale', 1);
+  // Where /var/run is on disk, a namespace's file outlives the kernel that mounted it there.
+  await fs.writeFile(`/var/run/netns/${netns}`, '');
+  const got = await network.attach('stale', netns, config);
+  const inside = await ip(['-n', netns, '-o', '-4', 'addr', 'show', 'dev', 'eth0']);
+  assert.match(inside, new RegExp(`inet ${got.ip.replace(/\./g, '\\.')}/24`));
+  await network.detach('stale', netns, config, got.ip);
+  await network.deleteNetns(netns);
+  assert.ok(!existsSync(`/var/run/netns/${netns}`));
+  assert.deepEqual(await leaseNames(leaseDir), []);
+});
+
+test('a sandbox the CNI plugins attached before a reboot is detached: its lease released', async () => {
+  const { network } = podNetwork('flycesna0', '10.42.241.0/24');
+  const [netns] = netnsNames('cni', 1);
+  await fs.writeFile(`/var/run/netns/${netns}`, '');
+  const dataDir = path.join(tmp, 'cni-leases');
+  await fs.mkdir(path.join(dataDir, 'flyces'), { recursive: true });
+  await fs.writeFile(path.join(dataDir, 'flyces', '10.42.241.200'), 'cni-era\r\neth0');
+  const cniConfig = {
+    cniVersion: '1.0.0',
+    name: 'flyces',
+    type: 'bridge',
+    bridge: 'flycesna0',
+    ipam: { type: 'host-local', ranges: [[{ subnet: '10.42.241.0/24' }]], dataDir },
+  };
+  await network.detach('cni-era', netns, cniConfig, '10.42.241.200');
+  assert.deepEqual(await fs.readdir(path.join(dataDir, 'flyces')), []);
+  await network.deleteNetns(netns);
+  assert.ok(!existsSync(`/var/run/netns/${netns}`));
+});

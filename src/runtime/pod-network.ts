@@ -10,6 +10,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statfsSync,
   unlinkSync,
   writeFileSync,
 } from 'node:fs';
@@ -83,6 +84,21 @@ const NETNS_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 /** Path of a named network namespace. */
 export function netnsPath(name: string): string {
   return path.join(NETNS_DIR, name);
+}
+
+/** statfs's type of the namespace file system. */
+const NSFS_MAGIC = 0x6e736673;
+
+/**
+ * Whether the named network namespace exists: a namespace is mounted on its file. A file
+ * with nothing on it is what a reboot leaves where /var/run is on disk, not a namespace.
+ */
+export function netnsExists(name: string): boolean {
+  try {
+    return statfsSync(netnsPath(name)).type === NSFS_MAGIC;
+  } catch {
+    return false;
+  }
 }
 
 /** The first host address of an IPv4 CIDR and its prefix length. */
@@ -223,14 +239,17 @@ export class PodNetwork {
 
   private async attachOnce(id: string, netns: string, config: NetworkConfig): Promise<Attachment> {
     const { gateway, prefixLength } = gatewayOf(config.subnet);
-    const existed = existsSync(netnsPath(netns));
+    const existed = netnsExists(netns);
     const veth = vethName(id);
     // A second try (after a crash or a failure midway): what the first left goes first. So
     // does a veth pair of an earlier attachment under this id whose namespace was deleted
-    // while a process still held it (the pair lasts until that process is gone).
+    // while a process still held it (the pair lasts until that process is gone), and the
+    // file of a namespace that a reboot ended.
     if (existed) await this.detach(id, netns, config);
-    else if (existsSync(path.join('/sys/class/net', veth)))
-      await ipUnlessGone(['link', 'del', veth]);
+    else {
+      rmSync(netnsPath(netns), { force: true });
+      if (existsSync(path.join('/sys/class/net', veth))) await ipUnlessGone(['link', 'del', veth]);
+    }
     const ip = this.lease(config, id);
     this.makeDir(this.options.scratchDir);
     const inside = path.join(this.options.scratchDir, `${netns}.${randomHex(4)}.ip`);
@@ -268,7 +287,7 @@ export class PodNetwork {
    */
   async detach(id: string, netns: string, config: object, ip?: string): Promise<void> {
     if (isCniBridgeConfig(config)) {
-      if (await exists(netnsPath(netns))) await ipUnlessGone(['-n', netns, 'link', 'del', 'eth0']);
+      if (netnsExists(netns)) await ipUnlessGone(['-n', netns, 'link', 'del', 'eth0']);
       this.release(path.join(config.ipam.dataDir, config.name), id, ip);
       return;
     }

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 
 import type { Logger } from '../log.js';
-import { netnsPath, type PodNetwork } from './pod-network.js';
+import { netnsExists, netnsPath, type PodNetwork } from './pod-network.js';
 import { randomHex, readJson, replaceJsonSync } from './fsutil.js';
 
 /**
@@ -71,7 +71,8 @@ export class SpareNetworks {
       const current =
         JSON.stringify(left.cniConfig) === JSON.stringify(this.network.bridgeConfig());
       if (await this.claimed(left.netns)) rmSync(this.file, { force: true });
-      else if (current && left.ip && existsSync(netnsPath(left.netns))) this.ready = left;
+      // A namespace's file after a reboot (where /var/run is on disk) is no namespace.
+      else if (current && left.ip && netnsExists(left.netns)) this.ready = left;
       else await this.discard(left);
     } else rmSync(this.file, { force: true });
     if (!this.ready) this.want();
