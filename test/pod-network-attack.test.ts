@@ -155,3 +155,19 @@ test('a sandbox the CNI plugins attached before a reboot is detached: its lease 
   await network.deleteNetns(netns);
   assert.ok(!existsSync(`/var/run/netns/${netns}`));
 });
+
+test('a sandbox recorded under earlier settings is attached to its own bridge and gateway', async () => {
+  const { network } = podNetwork('flycesna1', '10.42.242.0/24');
+  bridges.add('flycesna2');
+  // The node's bridge and pod range changed since the sandbox's record was written.
+  const earlier = { ...network.bridgeConfig(), bridge: 'flycesna2', subnet: '10.42.243.0/24' };
+  const [netns] = netnsNames('earlier', 1);
+  const got = await network.attach('earlier', netns, earlier);
+  assert.deepEqual(got, { ip: got.ip, prefixLength: 24, gateway: '10.42.243.1' });
+  const addresses = await ip(['-o', '-4', 'addr', 'show', 'dev', 'flycesna2']);
+  assert.match(addresses, /inet 10\.42\.243\.1\/24/);
+  assert.doesNotMatch(addresses, /10\.42\.242\./, "the node's gateway is on its own bridge only");
+  await exec('ip', ['netns', 'exec', netns, 'busybox', 'ping', '-c', '1', '-W', '2', got.gateway]);
+  await network.detach('earlier', netns, earlier, got.ip);
+  await network.deleteNetns(netns);
+});

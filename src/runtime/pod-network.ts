@@ -220,7 +220,7 @@ export class PodNetwork {
   async attach(id: string, netns: string, config: object): Promise<Attachment> {
     if (!isNetworkConfig(config)) throw new Error('the sandbox names no pod network to attach');
     if (!NETNS_NAME.test(netns)) throw new Error(`network namespace name "${netns}" is invalid`);
-    const made = this.bridgeOnce(config.bridge);
+    const made = this.bridgeOnce(config.bridge, config.subnet);
     await made;
     try {
       return await this.attachOnce(id, netns, config);
@@ -232,7 +232,7 @@ export class PodNetwork {
         if (existsSync(path.join('/sys/class/net', config.bridge))) throw err;
         this.bridgeReady.delete(config.bridge);
       }
-      await this.bridgeOnce(config.bridge);
+      await this.bridgeOnce(config.bridge, config.subnet);
       return await this.attachOnce(id, netns, config);
     }
   }
@@ -362,18 +362,19 @@ export class PodNetwork {
    */
   async ensureBridge(): Promise<string> {
     this.bridgeReady.delete(this.options.bridge);
-    await this.bridgeOnce(this.options.bridge);
+    await this.bridgeOnce(this.options.bridge, this.options.podCidr);
     return gatewayOf(this.options.podCidr).gateway;
   }
 
   /**
    * Makes the bridge `bridge` unless this process did already, up and with the gateway
-   * address of the node's pod subnet. Sandboxes set up at the same time share one attempt.
+   * address of `subnet`: the node's pod subnet, or the one a sandbox's record names when it
+   * was attached under earlier settings. Sandboxes set up at the same time share one attempt.
    */
-  private bridgeOnce(bridge: string): Promise<void> {
+  private bridgeOnce(bridge: string, subnet: string): Promise<void> {
     let ready = this.bridgeReady.get(bridge);
     if (!ready) {
-      ready = this.makeBridge(bridge).catch((err: unknown) => {
+      ready = this.makeBridge(bridge, subnet).catch((err: unknown) => {
         this.bridgeReady.delete(bridge);
         throw err;
       });
@@ -382,7 +383,7 @@ export class PodNetwork {
     return ready;
   }
 
-  private async makeBridge(bridge: string): Promise<void> {
+  private async makeBridge(bridge: string, subnet: string): Promise<void> {
     if (!existsSync(path.join('/sys/class/net', bridge))) {
       try {
         await run('ip', ['link', 'add', 'name', bridge, 'type', 'bridge']);
@@ -391,7 +392,7 @@ export class PodNetwork {
       }
     }
     await run('ip', ['link', 'set', 'dev', bridge, 'up']);
-    const { gateway, prefixLength } = gatewayOf(this.options.podCidr);
+    const { gateway, prefixLength } = gatewayOf(subnet);
     const { stdout } = await run('ip', ['-o', '-4', 'addr', 'show', 'dev', bridge]);
     if (stdout.includes(` ${gateway}/${prefixLength} `)) return;
     try {
