@@ -136,7 +136,7 @@ test('the file a reboot leaves of a namespace is replaced by a new namespace', a
   assert.deepEqual(await leaseNames(leaseDir), []);
 });
 
-test('a sandbox the CNI plugins attached before a reboot is detached: its lease released', async () => {
+test('a sandbox the CNI plugins attached before a reboot is detached, lease and all', async () => {
   const { network } = podNetwork('flycesna0', '10.42.241.0/24');
   const [netns] = netnsNames('cni', 1);
   await fs.writeFile(`/var/run/netns/${netns}`, '');
@@ -156,7 +156,7 @@ test('a sandbox the CNI plugins attached before a reboot is detached: its lease 
   assert.ok(!existsSync(`/var/run/netns/${netns}`));
 });
 
-test('a sandbox recorded under earlier settings is attached to its own bridge and gateway', async () => {
+test('a sandbox recorded under earlier settings gets its own bridge and gateway', async () => {
   const { network } = podNetwork('flycesna1', '10.42.242.0/24');
   bridges.add('flycesna2');
   // The node's bridge and pod range changed since the sandbox's record was written.
