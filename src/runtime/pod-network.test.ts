@@ -10,6 +10,7 @@ import {
   readFileSync,
   rmSync,
   symlinkSync,
+  truncateSync,
 } from 'node:fs';
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -169,6 +170,37 @@ test('the last address given is never noted through a link, nor into a FIFO', ()
     });
     assert.equal(ip, '10.42.236.3');
     assert.ok(lstatSync(last).isFIFO(), 'what is not the file is left as it is');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a lease file of any size is read only as far as its holder', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'flyces-lease-'));
+  try {
+    const network = new PodNetwork({
+      bridge: 'flycesat9',
+      podCidr: '10.42.236.0/24',
+      ipamDir: dir,
+      scratchDir: dir,
+      log: componentLogger('lease-test'),
+    });
+    const leases = path.join(dir, 'flyces');
+    mkdirSync(leases);
+    // Sparse, so they take no room: larger than any string Node can make of a whole file.
+    const huge = 600 * 1024 * 1024;
+    for (const [ip, holder] of [
+      ['10.42.236.7', 'mine'],
+      ['10.42.236.8', 'gone'],
+      ['10.42.236.9', 'held'],
+    ]) {
+      writeFileSync(path.join(leases, ip), `${holder}\r\neth0`);
+      truncateSync(path.join(leases, ip), huge);
+    }
+    network.release(leases, 'mine');
+    assert.ok(!existsSync(path.join(leases, '10.42.236.7')), 'released by its holder');
+    assert.deepEqual(await network.releaseLeasesExcept(new Set(['held'])), ['10.42.236.8']);
+    assert.deepEqual(readdirSync(leases), ['10.42.236.9']);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

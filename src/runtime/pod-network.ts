@@ -3,12 +3,12 @@ import {
   closeSync,
   constants,
   existsSync,
+  fstatSync,
   promises as fs,
-  lstatSync,
   mkdirSync,
   openSync,
   readdirSync,
-  readFileSync,
+  readSync,
   rmSync,
   statfsSync,
   unlinkSync,
@@ -310,7 +310,7 @@ export class PodNetwork {
     const count = size - 3;
     let start = this.nextAddress.get(dir);
     if (start === undefined) {
-      const last = numberOf(readText(path.join(dir, LAST_RESERVED)).trim());
+      const last = numberOf(firstLine(path.join(dir, LAST_RESERVED)) ?? '');
       start = last === undefined ? first : last + 1;
     }
     for (let i = 0; i < count; i++) {
@@ -335,7 +335,7 @@ export class PodNetwork {
 
   /** Deletes the leases of `id` in `dir`, looking first at the address it is said to hold. */
   release(dir: string, id: string, hint?: string): void {
-    const holder = (name: string) => readText(path.join(dir, name)).split(/\r?\n/)[0].trim();
+    const holder = (name: string) => firstLine(path.join(dir, name));
     if (hint !== undefined && isIP(hint) === 4 && holder(hint) === id) {
       unlinkSync(path.join(dir, hint));
       return;
@@ -416,8 +416,8 @@ export class PodNetwork {
       const name = entry.name;
       if (!entry.isFile() || isIP(name) === 0) continue;
       // A lease that cannot be read is kept: freeing an address in use is the worse mistake.
-      const text = await fs.readFile(path.join(dir, name), 'utf8').catch(() => undefined);
-      if (text === undefined || held.has(text.split(/\r?\n/)[0].trim())) continue;
+      const holder = firstLine(path.join(dir, name));
+      if (holder === undefined || held.has(holder)) continue;
       await fs.rm(path.join(dir, name), { force: true });
       freed.push(name);
     }
@@ -457,13 +457,30 @@ function noteLastReserved(file: string, ip: string): void {
   }
 }
 
-/** A small regular file's text; '' when it is not one or cannot be read. */
-function readText(file: string): string {
+/** How much of a lease file is read: its holder's id is on the first line. */
+const HEAD_BYTES = 4096;
+
+/**
+ * The first line of a regular file, trimmed, from at most its first HEAD_BYTES; undefined
+ * when it is not a regular file or cannot be read. Whatever else sits in the lease
+ * directory costs no more than that: a huge file is not read whole, a link is not
+ * followed, and a FIFO is opened without waiting for a writer.
+ */
+function firstLine(file: string): string | undefined {
+  let fd: number;
   try {
-    // Not through a link, and never a FIFO, whose read would wait for a writer.
-    if (!lstatSync(file).isFile()) return '';
-    return readFileSync(file, 'utf8');
+    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch {
-    return '';
+    return undefined;
+  }
+  try {
+    if (!fstatSync(fd).isFile()) return undefined;
+    const head = Buffer.alloc(HEAD_BYTES);
+    const length = readSync(fd, head, 0, HEAD_BYTES, 0);
+    return head.toString('utf8', 0, length).split(/\r?\n/)[0].trim();
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
   }
 }
