@@ -171,3 +171,50 @@ test('a sandbox recorded under earlier settings gets its own bridge and gateway'
   await network.detach('earlier', netns, earlier, got.ip);
   await network.deleteNetns(netns);
 });
+
+test('a subnet runs out under attachments at once; the failed leave nothing behind', async () => {
+  // 10.42.244.0/28: .2 to .14, thirteen addresses.
+  const { network, leaseDir } = podNetwork('flycesna3', '10.42.244.0/28');
+  const config = network.bridgeConfig();
+  const names = netnsNames('full', 16);
+  const settled = await Promise.allSettled(
+    names.map((netns, i) => network.attach(`full-${i}`, netns, config)),
+  );
+  const attached = settled.flatMap((s, i) => (s.status === 'fulfilled' ? [i] : []));
+  assert.equal(attached.length, 13);
+  for (const [i, s] of settled.entries()) {
+    if (s.status === 'fulfilled') continue;
+    assert.match(String(s.reason), /no free address in 10\.42\.244\.0\/28/);
+    assert.ok(!existsSync(`/var/run/netns/${names[i]}`), 'no namespace for a failure');
+  }
+  assert.equal((await leaseNames(leaseDir)).length, 13);
+  assert.equal((await ports('flycesna3')).length, 13);
+
+  const [freed, ...kept] = attached;
+  await network.detach(`full-${freed}`, names[freed], config);
+  await network.deleteNetns(names[freed]);
+  const last = names.length - 1;
+  assert.ok(!attached.includes(last));
+  await network.attach(`full-${last}`, names[last], config);
+  for (const i of [...kept, last]) await network.detach(`full-${i}`, names[i], config);
+  assert.deepEqual(await leaseNames(leaseDir), []);
+});
+
+test('attaching to a device that takes no ports fails; detaching then clears it all', async () => {
+  // A device of the bridge's name that is no bridge: the port cannot join it.
+  bridges.add('flycesna4');
+  await exec('ip', ['link', 'add', 'flycesna4', 'type', 'veth', 'peer', 'name', 'flycesna4p']);
+  const { network, leaseDir } = podNetwork('flycesna4', '10.42.245.0/24');
+  const config = network.bridgeConfig();
+  const [netns] = netnsNames('noport', 1);
+  await assert.rejects(network.attach('noport', netns, config), /attaching .* failed/);
+
+  // What the runtime does after a failed set-up, twice over, as a retried cleanup would.
+  for (let i = 0; i < 2; i++) {
+    await network.detach('noport', netns, config);
+    await network.deleteNetns(netns);
+  }
+  assert.deepEqual(await leaseNames(leaseDir), []);
+  assert.doesNotMatch(await ip(['-o', 'link']), new RegExp(vethName('noport')));
+  assert.ok(!existsSync(`/var/run/netns/${netns}`));
+});
