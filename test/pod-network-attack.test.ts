@@ -11,10 +11,11 @@ import { PodNetwork, vethName } from '../src/runtime/pod-network.js';
 
 /**
  * The pod network under the conditions that broke it or might: many attachments at once,
- * a bridge deleted while they run, a subnet running out, a device of the bridge's name
- * that takes no ports, the namespace file a reboot leaves where /run is on disk, and
- * detaching twice. Needs root; its bridges (flycesna*), namespaces (flycesna-*), address
- * ranges (10.42.241.0/24 to 10.42.243.0/24) and temp dir are its own, removed by name at
+ * a bridge deleted under running pods and while attachments run, a subnet running out, a
+ * device of the bridge's name that takes no ports, the namespace file a reboot leaves
+ * where /run is on disk, records of earlier settings and of the CNI era, and detaching
+ * twice. Needs root; its bridges (flycesna*), namespaces (flycesna-*), address
+ * ranges (10.42.241.0/24 to 10.42.245.0/24) and temp dir are its own, removed by name at
  * the end.
  */
 
@@ -113,9 +114,8 @@ test('a bridge deleted between attachments is made again for all that run at onc
     'no attachment fails',
   );
   assert.match(await ip(['-o', '-4', 'addr', 'show', 'dev', 'flycesna1']), /10\.42\.242\.1\/24/);
-  assert.equal((await ports('flycesna1')).length, 10);
-
-  // The first one's port went with the bridge; detaching it still releases its address.
+  // The ten, and the first one's port, which the deleted bridge let go of.
+  assert.equal((await ports('flycesna1')).length, 11);
   await network.detach('gone-first', first, config);
   for (const [i, netns] of rest.entries()) await network.detach(`gone-${i}`, netns, config);
   assert.deepEqual(await leaseNames(leaseDir), []);
@@ -217,4 +217,37 @@ test('attaching to a device that takes no ports fails; detaching then clears it 
   assert.deepEqual(await leaseNames(leaseDir), []);
   assert.doesNotMatch(await ip(['-o', 'link']), new RegExp(vethName('noport')));
   assert.ok(!existsSync(`/var/run/netns/${netns}`));
+});
+
+test('pods attached before their bridge was deleted are on the one made again', async () => {
+  const { network } = podNetwork('flycesna5', '10.42.244.64/26');
+  const config = network.bridgeConfig();
+  const names = netnsNames('rejoin', 2);
+  const got = await Promise.all(
+    names.map((netns, i) => network.attach(`rejoin-${i}`, netns, config)),
+  );
+  await exec('ip', ['link', 'del', 'flycesna5']);
+  assert.match(await ip(['-o', 'link', 'show', 'dev', vethName('rejoin-0')]), /UP/, 'port left');
+
+  // A new process (the agent restarted) makes the bridge before any pod is set up.
+  const again = podNetwork('flycesna5', '10.42.244.64/26').network;
+  await again.ensureBridge();
+  for (const [i, netns] of names.entries()) {
+    const port = await ip(['-d', 'link', 'show', 'dev', vethName(`rejoin-${i}`)]);
+    assert.match(port, /master flycesna5 /);
+    assert.match(port, /hairpin on/);
+    await exec('ip', [
+      'netns',
+      'exec',
+      netns,
+      'busybox',
+      'ping',
+      '-c',
+      '1',
+      '-W',
+      '2',
+      got[i].gateway,
+    ]);
+  }
+  for (const [i, netns] of names.entries()) await again.detach(`rejoin-${i}`, netns, config);
 });

@@ -220,7 +220,7 @@ export class PodNetwork {
   async attach(id: string, netns: string, config: object): Promise<Attachment> {
     if (!isNetworkConfig(config)) throw new Error('the sandbox names no pod network to attach');
     if (!NETNS_NAME.test(netns)) throw new Error(`network namespace name "${netns}" is invalid`);
-    const made = this.bridgeOnce(config.bridge, config.subnet);
+    const made = this.bridgeOnce(config);
     await made;
     try {
       return await this.attachOnce(id, netns, config);
@@ -232,7 +232,7 @@ export class PodNetwork {
         if (existsSync(path.join('/sys/class/net', config.bridge))) throw err;
         this.bridgeReady.delete(config.bridge);
       }
-      await this.bridgeOnce(config.bridge, config.subnet);
+      await this.bridgeOnce(config);
       return await this.attachOnce(id, netns, config);
     }
   }
@@ -362,19 +362,21 @@ export class PodNetwork {
    */
   async ensureBridge(): Promise<string> {
     this.bridgeReady.delete(this.options.bridge);
-    await this.bridgeOnce(this.options.bridge, this.options.podCidr);
+    await this.bridgeOnce(this.bridgeConfig());
     return gatewayOf(this.options.podCidr).gateway;
   }
 
   /**
-   * Makes the bridge `bridge` unless this process did already, up and with the gateway
-   * address of `subnet`: the node's pod subnet, or the one a sandbox's record names when it
-   * was attached under earlier settings. Sandboxes set up at the same time share one attempt.
+   * Makes the bridge of `config` unless this process did already, up and with the gateway
+   * address of its subnet: the node's pod subnet, or the one a sandbox's record names when
+   * it was attached under earlier settings. Sandboxes set up at the same time share one
+   * attempt.
    */
-  private bridgeOnce(bridge: string, subnet: string): Promise<void> {
+  private bridgeOnce(config: NetworkConfig): Promise<void> {
+    const { bridge } = config;
     let ready = this.bridgeReady.get(bridge);
     if (!ready) {
-      ready = this.makeBridge(bridge, subnet).catch((err: unknown) => {
+      ready = this.makeBridge(config).catch((err: unknown) => {
         this.bridgeReady.delete(bridge);
         throw err;
       });
@@ -383,16 +385,18 @@ export class PodNetwork {
     return ready;
   }
 
-  private async makeBridge(bridge: string, subnet: string): Promise<void> {
+  private async makeBridge(config: NetworkConfig): Promise<void> {
+    const { bridge } = config;
     if (!existsSync(path.join('/sys/class/net', bridge))) {
       try {
         await run('ip', ['link', 'add', 'name', bridge, 'type', 'bridge']);
       } catch (err) {
         if (!/File exists/.test((err as Error).message)) throw err;
       }
+      await this.rejoinPorts(config);
     }
     await run('ip', ['link', 'set', 'dev', bridge, 'up']);
-    const { gateway, prefixLength } = gatewayOf(subnet);
+    const { gateway, prefixLength } = gatewayOf(config.subnet);
     const { stdout } = await run('ip', ['-o', '-4', 'addr', 'show', 'dev', bridge]);
     if (stdout.includes(` ${gateway}/${prefixLength} `)) return;
     try {
@@ -400,6 +404,35 @@ export class PodNetwork {
     } catch (err) {
       if (!/already assigned|File exists/.test((err as Error).message)) throw err;
     }
+  }
+
+  /**
+   * Puts the host ends of the network's attachments (those its leases name) back on its
+   * bridge, made anew: deleting a bridge frees its ports but leaves them, and their pods
+   * cut off. Ports of sandboxes the CNI plugins attached have names of their own and are
+   * not found; they stay off the bridge. What cannot rejoin is only worth a warning.
+   */
+  private async rejoinPorts(config: NetworkConfig): Promise<void> {
+    const dir = path.join(config.leaseDir, config.name);
+    const lines: string[] = [];
+    for (const name of await fs.readdir(dir).catch(() => [] as string[])) {
+      const holder = isIP(name) === 4 ? firstLine(path.join(dir, name)) : undefined;
+      if (!holder) continue;
+      const port = path.join('/sys/class/net', vethName(holder));
+      if (!existsSync(port) || existsSync(path.join(port, 'master'))) continue;
+      lines.push(`link set dev ${vethName(holder)} master ${config.bridge}`);
+      lines.push(`link set dev ${vethName(holder)} type bridge_slave hairpin on`);
+    }
+    if (lines.length === 0) return;
+    try {
+      await run('ip', ['-force', '-b', '-'], { input: lines.join('\n') + '\n' });
+    } catch (err) {
+      this.options.log.warn(
+        { bridge: config.bridge, err: detail(err) },
+        'pods left off the bridge',
+      );
+    }
+    this.options.log.info({ bridge: config.bridge, ports: lines.length / 2 }, 'bridge made again');
   }
 
   /**
