@@ -13,18 +13,20 @@ import { PodNetwork, vethName } from '../src/runtime/pod-network.js';
  * The pod network under the conditions that broke it or might: many attachments at once,
  * a bridge deleted under running pods and while attachments run, a subnet running out, a
  * device of the bridge's name that takes no ports, the namespace file a reboot leaves
- * where /run is on disk, records of earlier settings and of the CNI era, and detaching
- * twice. Needs root; its bridges (flycesna*), namespaces (flycesna-*), address
- * ranges (10.42.241.0/24 to 10.42.245.0/24) and temp dir are its own, removed by name at
- * the end.
+ * where /run is on disk, records of earlier settings and of the CNI era, a full disk,
+ * and detaching twice. Needs root; its bridges (flycesna*), namespaces (flycesna-*),
+ * address ranges (10.42.241.0/24 to 10.42.245.0/24), tmpfs and temp dir are its own,
+ * removed by name at the end.
  */
 
 const exec = promisify(execFile);
 const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'flyces-netattack-'));
 const bridges = new Set<string>();
 const namespaces = new Set<string>();
+const mounts = new Set<string>();
 
 after(async () => {
+  for (const dir of mounts) await exec('umount', [dir]).catch(() => undefined);
   for (const netns of namespaces) {
     await exec('ip', ['netns', 'delete', netns]).catch(() => undefined);
     await fs.rm(`/var/run/netns/${netns}`, { force: true });
@@ -250,4 +252,29 @@ test('pods attached before their bridge was deleted are on the one made again', 
     ]);
   }
   for (const [i, netns] of names.entries()) await again.detach(`rejoin-${i}`, netns, config);
+});
+
+test('a lease a full disk kept from being written is not left to hold its address', async () => {
+  const dir = path.join(tmp, 'full');
+  await fs.mkdir(dir);
+  await exec('mount', ['-t', 'tmpfs', '-o', 'size=4k', 'flycesna-full', dir]);
+  mounts.add(dir);
+  // The bridge is never made: leasing needs none.
+  const network = new PodNetwork({
+    bridge: 'flycesna9',
+    podCidr: '10.42.244.0/28',
+    ipamDir: dir,
+    scratchDir: dir,
+    log: componentLogger('pod-network-attack-test'),
+  });
+  const config = network.bridgeConfig();
+  await fs.mkdir(path.join(dir, 'flyces'));
+  await fs.writeFile(path.join(dir, 'filler'), Buffer.alloc(8192)).catch(() => undefined);
+  for (const id of ['full-a', 'full-b']) {
+    assert.throws(() => network.lease(config, id), /ENOSPC/);
+    network.release(path.join(dir, 'flyces'), id);
+  }
+  assert.deepEqual(await fs.readdir(path.join(dir, 'flyces')), []);
+  await fs.rm(path.join(dir, 'filler'));
+  assert.equal(network.lease(config, 'full-c'), '10.42.244.2');
 });

@@ -316,12 +316,7 @@ export class PodNetwork {
     for (let i = 0; i < count; i++) {
       const n = first + ((((start - first + i) % count) + count) % count);
       const ip = ipOf(n);
-      try {
-        writeFileSync(path.join(dir, ip), `${id}\r\neth0`, { flag: 'wx' });
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue;
-        throw err;
-      }
+      if (!createLease(path.join(dir, ip), `${id}\r\neth0`)) continue;
       this.nextAddress.set(dir, n + 1);
       try {
         noteLastReserved(path.join(dir, LAST_RESERVED), ip);
@@ -474,6 +469,29 @@ async function ipUnlessGone(args: string[]): Promise<void> {
 function detail(err: unknown): string {
   if (err instanceof ExecError) return (err.stderr.trim() || err.stdout.trim()).slice(0, 1000);
   return (err as Error).message;
+}
+
+/**
+ * Creates the lease file `file` holding `text`; false if it exists. A file made but not
+ * written (a full disk) is removed: it would name no holder to release it by.
+ */
+function createLease(file: string, text: string): boolean {
+  let fd: number;
+  try {
+    fd = openSync(file, 'wx');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  }
+  try {
+    writeFileSync(fd, text);
+  } catch (err) {
+    rmSync(file, { force: true });
+    throw err;
+  } finally {
+    closeSync(fd);
+  }
+  return true;
 }
 
 /**
