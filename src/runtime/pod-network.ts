@@ -419,15 +419,13 @@ export class PodNetwork {
       lines.push(`link set dev ${vethName(holder)} type bridge_slave hairpin on`);
     }
     if (lines.length === 0) return;
+    const log = this.options.log.child({ bridge: config.bridge, ports: lines.length / 2 });
     try {
       await run('ip', ['-force', '-b', '-'], { input: lines.join('\n') + '\n' });
+      log.info('pods put back on their bridge, made again');
     } catch (err) {
-      this.options.log.warn(
-        { bridge: config.bridge, err: detail(err) },
-        'pods left off the bridge',
-      );
+      log.warn({ err: detail(err) }, 'pods left off their bridge, made again');
     }
-    this.options.log.info({ bridge: config.bridge, ports: lines.length / 2 }, 'bridge made again');
   }
 
   /**
