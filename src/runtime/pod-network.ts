@@ -247,7 +247,7 @@ export class PodNetwork {
     // file of a namespace that a reboot ended.
     if (existed) await this.detach(id, netns, config);
     else {
-      rmSync(netnsPath(netns), { force: true });
+      if (existsSync(netnsPath(netns))) rmSync(netnsPath(netns), { force: true });
       if (existsSync(path.join('/sys/class/net', veth))) await ipUnlessGone(['link', 'del', veth]);
     }
     const ip = this.lease(config, id);
