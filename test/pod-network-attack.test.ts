@@ -29,7 +29,7 @@ after(async () => {
   for (const dir of mounts) await exec('umount', [dir]).catch(() => undefined);
   for (const netns of namespaces) {
     await exec('ip', ['netns', 'delete', netns]).catch(() => undefined);
-    await fs.rm(`/var/run/netns/${netns}`, { force: true });
+    await fs.rm(`/var/run/netns/${netns}`, { force: true }).catch(() => undefined);
   }
   for (const bridge of bridges) await exec('ip', ['link', 'del', bridge]).catch(() => undefined);
   await fs.rm(tmp, { recursive: true, force: true });
@@ -56,6 +56,11 @@ function netnsNames(tag: string, count: number): string[] {
 
 async function ip(args: string[]): Promise<string> {
   return (await exec('ip', args)).stdout;
+}
+
+/** One ping from inside `netns` to `address`, answered within 2 s, or a rejection. */
+async function ping(netns: string, address: string): Promise<void> {
+  await exec('ip', ['netns', 'exec', netns, 'busybox', 'ping', '-c', '1', '-W', '2', address]);
 }
 
 async function ports(bridge: string): Promise<string[]> {
@@ -169,7 +174,7 @@ test('a sandbox recorded under earlier settings gets its own bridge and gateway'
   const addresses = await ip(['-o', '-4', 'addr', 'show', 'dev', 'flycesna2']);
   assert.match(addresses, /inet 10\.42\.243\.1\/24/);
   assert.doesNotMatch(addresses, /10\.42\.242\./, "the node's gateway is on its own bridge only");
-  await exec('ip', ['netns', 'exec', netns, 'busybox', 'ping', '-c', '1', '-W', '2', got.gateway]);
+  await ping(netns, got.gateway);
   await network.detach('earlier', netns, earlier, got.ip);
   await network.deleteNetns(netns);
 });
@@ -238,18 +243,7 @@ test('pods attached before their bridge was deleted are on the one made again', 
     const port = await ip(['-d', 'link', 'show', 'dev', vethName(`rejoin-${i}`)]);
     assert.match(port, /master flycesna5 /);
     assert.match(port, /hairpin on/);
-    await exec('ip', [
-      'netns',
-      'exec',
-      netns,
-      'busybox',
-      'ping',
-      '-c',
-      '1',
-      '-W',
-      '2',
-      got[i].gateway,
-    ]);
+    await ping(netns, got[i].gateway);
   }
   for (const [i, netns] of names.entries()) await again.detach(`rejoin-${i}`, netns, config);
 });
