@@ -205,3 +205,43 @@ test('a lease file of any size is read only as far as its holder', async () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('whatever host-local noted as its last address, the next lease is one of the subnet', () => {
+  // 10.42.236.0/29 leases .2 to .6; the search starts after the noted address. One outside
+  // the range (below or above the subnet, its broadcast) starts it somewhere in the range.
+  const anywhere = ['10.42.236.2', '10.42.236.3', '10.42.236.4', '10.42.236.5', '10.42.236.6'];
+  const cases: [noted: string, next: string[]][] = [
+    ['10.42.236.3', ['10.42.236.4']],
+    ['10.42.236.6\n', ['10.42.236.2']], // the last of the range: around to the first
+    ['10.42.236.7', anywhere],
+    ['10.0.0.1', anywhere],
+    ['10.99.0.1', anywhere],
+    ['255.255.255.255', anywhere],
+    ['not an address', ['10.42.236.2']],
+    ['::1', ['10.42.236.2']],
+    ['', ['10.42.236.2']],
+  ];
+  for (const [noted, next] of cases) {
+    const dir = mkdtempSync(path.join(tmpdir(), 'flyces-lease-'));
+    try {
+      const network = new PodNetwork({
+        bridge: 'flycesat9',
+        podCidr: '10.42.236.0/29',
+        ipamDir: dir,
+        scratchDir: dir,
+        log: componentLogger('lease-test'),
+      });
+      mkdirSync(path.join(dir, 'flyces'));
+      writeFileSync(path.join(dir, 'flyces', 'last_reserved_ip.0'), noted);
+      const config = network.bridgeConfig();
+      const first = network.lease(config, 'a');
+      assert.ok(next.includes(first), `${JSON.stringify(noted)}: ${first}`);
+      // And from there every address of the range once, then no more.
+      const all = [first, ...[1, 2, 3, 4].map((i) => network.lease(config, `a${i}`))];
+      assert.deepEqual([...all].sort(), anywhere, JSON.stringify(noted));
+      assert.throws(() => network.lease(config, 'b'), /no free address/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+});
