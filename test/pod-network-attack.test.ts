@@ -226,17 +226,23 @@ test('attaching to a device that takes no ports fails; detaching then clears it 
   assert.ok(!existsSync(`/var/run/netns/${netns}`));
 });
 
-test('pods attached before their bridge was deleted are on the one made again', async () => {
+/**
+ * Pods attached, their bridge deleted, then made again by a new PodNetwork (the agent
+ * restarted) or, when `byHand`, by someone else before it looked: the pods are on it again.
+ */
+async function bridgeMadeAgain(byHand: boolean): Promise<void> {
   const { network } = podNetwork('flycesna5', '10.42.244.64/26');
   const config = network.bridgeConfig();
-  const names = netnsNames('rejoin', 2);
+  const names = netnsNames(byHand ? 'rejoinh' : 'rejoin', 2);
   const got = await Promise.all(
     names.map((netns, i) => network.attach(`rejoin-${i}`, netns, config)),
   );
   await exec('ip', ['link', 'del', 'flycesna5']);
   assert.match(await ip(['-o', 'link', 'show', 'dev', vethName('rejoin-0')]), /UP/, 'port left');
 
-  // A new process (the agent restarted) makes the bridge before any pod is set up.
+  // A new process (the agent restarted) makes the bridge before any pod is set up, or
+  // finds one that someone else made again.
+  if (byHand) await exec('ip', ['link', 'add', 'flycesna5', 'type', 'bridge']);
   const again = podNetwork('flycesna5', '10.42.244.64/26').network;
   await again.ensureBridge();
   for (const [i, netns] of names.entries()) {
@@ -246,7 +252,14 @@ test('pods attached before their bridge was deleted are on the one made again', 
     await ping(netns, got[i].gateway);
   }
   for (const [i, netns] of names.entries()) await again.detach(`rejoin-${i}`, netns, config);
-});
+  for (const netns of names) await again.deleteNetns(netns);
+}
+
+test('ports a deleted bridge let go of rejoin it when the next runtime makes it', () =>
+  bridgeMadeAgain(false));
+
+test('ports a deleted bridge let go of rejoin it when someone else made it again', () =>
+  bridgeMadeAgain(true));
 
 test('a lease a full disk kept from being written is not left to hold its address', async () => {
   const dir = path.join(tmp, 'full');

@@ -388,8 +388,9 @@ export class PodNetwork {
       } catch (err) {
         if (!/File exists/.test((err as Error).message)) throw err;
       }
-      await this.rejoinPorts(config);
     }
+    // Also when someone else made it again while no runtime ran (or before this one looked).
+    await this.rejoinPorts(config);
     await run('ip', ['link', 'set', 'dev', bridge, 'up']);
     const { gateway, prefixLength } = gatewayOf(config.subnet);
     const { stdout } = await run('ip', ['-o', '-4', 'addr', 'show', 'dev', bridge]);
@@ -402,9 +403,9 @@ export class PodNetwork {
   }
 
   /**
-   * Puts the host ends of the network's attachments (those its leases name) back on its
-   * bridge, made anew: deleting a bridge frees its ports but leaves them, and their pods
-   * cut off. Ports of sandboxes the CNI plugins attached have names of their own and are
+   * Puts the host ends of the network's attachments (those its leases name) that are on no
+   * bridge back on its own: deleting a bridge frees its ports but leaves them, and their
+   * pods cut off. Ports of sandboxes the CNI plugins attached have names of their own and are
    * not found; they stay off the bridge. What cannot rejoin is only worth a warning.
    */
   private async rejoinPorts(config: NetworkConfig): Promise<void> {
