@@ -7,14 +7,17 @@ import { after, test } from 'node:test';
 import { promisify } from 'node:util';
 
 import { componentLogger } from '../src/log.js';
+import { ImageStore } from '../src/runtime/images.js';
+import { MiniC } from '../src/runtime/minic.js';
 import { PodNetwork, vethName } from '../src/runtime/pod-network.js';
+import { sandboxId } from '../src/runtime/records.js';
 
 /**
  * The pod network under the conditions that broke it or might: many attachments at once,
  * a bridge deleted under running pods and while attachments run, a subnet running out, a
  * device of the bridge's name that takes no ports, the namespace file a reboot leaves
- * where /run is on disk, records of earlier settings and of the CNI era, a full disk,
- * and detaching twice. Needs root; its bridges (flycesna*), namespaces (flycesna-*),
+ * where /run is on disk, records of earlier settings and of the CNI era (by the network
+ * and by a new miniC), a full disk, and detaching twice. Needs root; its bridges (flycesna*), namespaces (flycesna-*),
  * address ranges (10.42.241.0/24 to 10.42.245.0/24), tmpfs and temp dir are its own,
  * removed by name at the end.
  */
@@ -264,7 +267,7 @@ test('ports a deleted bridge let go of rejoin it when someone else made it again
 test('a lease a full disk kept from being written is not left to hold its address', async () => {
   const dir = path.join(tmp, 'full');
   await fs.mkdir(dir);
-  await exec('mount', ['-t', 'tmpfs', '-o', 'size=4k', 'flycesna-full', dir]);
+  await exec('mount', ['-t', 'tmpfs', '-o', 'size=8k', 'flycesna-full', dir]);
   mounts.add(dir);
   // The bridge is never made: leasing needs none.
   const network = new PodNetwork({
@@ -276,7 +279,7 @@ test('a lease a full disk kept from being written is not left to hold its addres
   });
   const config = network.bridgeConfig();
   await fs.mkdir(path.join(dir, 'flyces'));
-  await fs.writeFile(path.join(dir, 'filler'), Buffer.alloc(8192)).catch(() => undefined);
+  await fs.writeFile(path.join(dir, 'filler'), Buffer.alloc(16384)).catch(() => undefined);
   for (const id of ['full-a', 'full-b']) {
     assert.throws(() => network.lease(config, id), /ENOSPC/);
     network.release(path.join(dir, 'flyces'), id);
@@ -284,4 +287,64 @@ test('a lease a full disk kept from being written is not left to hold its addres
   assert.deepEqual(await fs.readdir(path.join(dir, 'flyces')), []);
   await fs.rm(path.join(dir, 'filler'));
   assert.equal(network.lease(config, 'full-c'), '10.42.244.2');
+});
+
+test('a new miniC stops and removes a sandbox the CNI plugins attached', async () => {
+  // As the bridge plugin left it: a veth of its own name on the bridge, eth0 inside, and
+  // host-local's lease under the runtime's root; the record names the namespace.
+  const root = path.join(tmp, 'minic');
+  const stateRoot = path.join(tmp, 'minic-state');
+  bridges.add('flycesna6');
+  await exec('ip', ['link', 'add', 'flycesna6', 'type', 'bridge']);
+  const [netns] = netnsNames('cnirec', 1);
+  await exec('ip', ['netns', 'add', netns]);
+  const peer = ['peer', 'name', 'eth0', 'netns', netns];
+  await exec('ip', ['link', 'add', 'flycesna6old', 'type', 'veth', ...peer]);
+  await exec('ip', ['link', 'set', 'dev', 'flycesna6old', 'master', 'flycesna6', 'up']);
+  const dataDir = path.join(root, 'cni', 'networks');
+  const id = sandboxId(`uid-${path.basename(tmp)}`, 0);
+  await fs.mkdir(path.join(dataDir, 'flyces'), { recursive: true });
+  await fs.writeFile(path.join(dataDir, 'flyces', '10.42.243.9'), `${id}\r\neth0`);
+  const record = {
+    id,
+    podUid: `uid-${path.basename(tmp)}`,
+    podName: 'cni-era',
+    podNamespace: 'default',
+    hostname: 'cni-era',
+    labels: {},
+    attempt: 0,
+    netns,
+    cniConfig: {
+      cniVersion: '1.0.0',
+      name: 'flyces',
+      type: 'bridge',
+      bridge: 'flycesna6',
+      isGateway: false,
+      ipMasq: false,
+      hairpinMode: true,
+      ipam: { type: 'host-local', ranges: [[{ subnet: '10.42.243.0/24' }]], dataDir },
+    },
+    ip: '10.42.243.9',
+    state: 'ready',
+    createdAt: new Date().toISOString(),
+  };
+  await fs.mkdir(path.join(stateRoot, 'sandboxes', id), { recursive: true });
+  await fs.writeFile(path.join(stateRoot, 'sandboxes', id, 'sandbox.json'), JSON.stringify(record));
+
+  const minic = new MiniC({
+    root,
+    stateRoot,
+    images: new ImageStore({ root: path.join(tmp, 'minic-images') }),
+    bridge: 'flycesna6',
+    podCidr: '10.42.243.0/24',
+  });
+  const [status] = await minic.listSandboxes();
+  assert.deepEqual([status.id, status.state, status.ip], [id, 'ready', '10.42.243.9']);
+  await minic.stopSandbox(id);
+  assert.doesNotMatch(await ip(['-n', netns, '-o', 'link']), /eth0/);
+  assert.doesNotMatch(await ip(['-o', 'link']), /flycesna6old/);
+  assert.deepEqual(await fs.readdir(path.join(dataDir, 'flyces')), []);
+  await minic.removeSandbox(id);
+  assert.ok(!existsSync(`/var/run/netns/${netns}`));
+  assert.deepEqual(await minic.listSandboxes(), []);
 });
