@@ -173,7 +173,8 @@ test('a sandbox recorded under earlier settings gets its own bridge and gateway'
   const earlier = { ...network.bridgeConfig(), bridge: 'flycesna2', subnet: '10.42.243.0/24' };
   const [netns] = netnsNames('earlier', 1);
   const got = await network.attach('earlier', netns, earlier);
-  assert.deepEqual(got, { ip: got.ip, prefixLength: 24, gateway: '10.42.243.1' });
+  assert.match(got.ip, /^10\.42\.243\.\d+$/);
+  assert.equal(got.gateway, '10.42.243.1');
   const addresses = await ip(['-o', '-4', 'addr', 'show', 'dev', 'flycesna2']);
   assert.match(addresses, /inet 10\.42\.243\.1\/24/);
   assert.doesNotMatch(addresses, /10\.42\.242\./, "the node's gateway is on its own bridge only");
