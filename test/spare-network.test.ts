@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import { ImageStore } from '../src/runtime/images.js';
 import { MiniC, type MiniCOptions } from '../src/runtime/minic.js';
 import type { SpareNetwork } from '../src/runtime/spare-network.js';
+import { heldLeases } from './helpers/leases.js';
 
 /**
  * The spare pod network of miniC against real network namespaces: made
@@ -117,12 +118,7 @@ test('a spare network is made, taken by the next sandbox, replaced, and cleaned 
   await new MiniC(options).removeSpareNetwork();
   assert.ok(!existsSync(`/var/run/netns/${third.netns}`), 'the spare namespace is gone');
   assert.ok(!existsSync(spareFile), 'its description is gone');
-  const leases = await fs.readdir(path.join(options.root, 'cni', 'networks', 'flyces'));
-  assert.deepEqual(
-    leases.filter((f) => f.startsWith('10.')),
-    [],
-    'every address was released',
-  );
+  assert.deepEqual(await leases(), [], 'every address was released');
 });
 
 test('a spare a sandbox had claimed before a crash is left to that sandbox', async () => {
@@ -173,8 +169,7 @@ async function recordedNetns(sandboxId: string): Promise<string> {
 }
 
 async function leases(): Promise<string[]> {
-  const dir = path.join(options.root, 'cni', 'networks', 'flyces');
-  return (await fs.readdir(dir).catch(() => [] as string[])).filter((f) => f.startsWith('10.'));
+  return heldLeases(path.join(options.root, 'cni', 'networks', 'flyces'));
 }
 
 test("a spare whose namespace was deleted behind the runtime's back is not handed out", async (t) => {

@@ -11,6 +11,7 @@ import { ImageStore } from '../src/runtime/images.js';
 import { readJson } from '../src/runtime/fsutil.js';
 import { MiniC, type MiniCOptions } from '../src/runtime/minic.js';
 import { removeCgroupsUnder, unmountUnder } from './helpers/cleanup.js';
+import { heldLeases } from './helpers/leases.js';
 
 /**
  * miniC's state root against the real thing (runc, conmon, network namespaces): containers an earlier
@@ -47,8 +48,7 @@ async function namespaces(): Promise<Set<string>> {
 }
 
 async function leases(): Promise<string[]> {
-  const dir = path.join(disk, 'cni', 'networks', 'flyces');
-  return (await fs.readdir(dir).catch(() => [] as string[])).filter((n) => /^\d/.test(n));
+  return heldLeases(path.join(disk, 'cni', 'networks', 'flyces'));
 }
 
 async function until(what: string, check: () => Promise<boolean>): Promise<void> {
