@@ -9,7 +9,6 @@ import { promisify } from 'node:util';
 import { ImageStore } from '../src/runtime/images.js';
 import { MiniC, type MiniCOptions } from '../src/runtime/minic.js';
 import type { SpareNetwork } from '../src/runtime/spare-network.js';
-import { heldLeases } from './helpers/leases.js';
 
 /**
  * The spare pod network of miniC against real network namespaces: made
@@ -118,7 +117,12 @@ test('a spare network is made, taken by the next sandbox, replaced, and cleaned 
   await new MiniC(options).removeSpareNetwork();
   assert.ok(!existsSync(`/var/run/netns/${third.netns}`), 'the spare namespace is gone');
   assert.ok(!existsSync(spareFile), 'its description is gone');
-  assert.deepEqual(await leases(), [], 'every address was released');
+  const leases = await fs.readdir(path.join(options.root, 'cni', 'networks', 'flyces'));
+  assert.deepEqual(
+    leases.filter((f) => f.startsWith('10.')),
+    [],
+    'every address was released',
+  );
 });
 
 test('a spare a sandbox had claimed before a crash is left to that sandbox', async () => {
@@ -169,7 +173,8 @@ async function recordedNetns(sandboxId: string): Promise<string> {
 }
 
 async function leases(): Promise<string[]> {
-  return heldLeases(path.join(options.root, 'cni', 'networks', 'flyces'));
+  const dir = path.join(options.root, 'cni', 'networks', 'flyces');
+  return (await fs.readdir(dir).catch(() => [] as string[])).filter((f) => f.startsWith('10.'));
 }
 
 test("a spare whose namespace was deleted behind the runtime's back is not handed out", async (t) => {
