@@ -67,3 +67,24 @@ test('recording stays fast with many objects (no scan of all remembered events)'
   assert.equal(creates.length, 20_000);
   assert.ok(performance.now() - started < 5_000, 'well under a quadratic scan');
 });
+
+test("normal() sends after the caller's turn, or after delayMs when one is given", async () => {
+  const { client, creates } = fakeClient();
+  const soon = new EventRecorder(client, 'test');
+  soon.normal(rs('a'), 'Started', 'now');
+  assert.equal(creates.length, 0, "not within the caller's turn");
+  await new Promise((r) => setImmediate(r));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(creates.length, 1);
+
+  const later = new EventRecorder(client, 'test', undefined, 40);
+  later.normal(rs('b'), 'Started', 'one');
+  later.normal(rs('b'), 'Created', 'two');
+  await new Promise((r) => setTimeout(r, 10));
+  assert.equal(creates.length, 1, 'still waiting');
+  await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(
+    creates.slice(1).map((e) => (e as unknown as { message: string }).message),
+    ['one', 'two'],
+  );
+});

@@ -50,10 +50,15 @@ export class EventRecorder {
   /** Makes the names of Events written in the same millisecond differ. */
   private sequence = Math.floor(Math.random() * 1000);
 
+  /**
+   * `delayMs`: how long an Event waits before it is sent, beyond the caller's turn of the
+   * event loop; see `later`.
+   */
   constructor(
     private readonly client: KubeClient,
     private readonly component: string,
     private readonly host?: string,
+    private readonly delayMs = 0,
   ) {}
 
   normal(obj: KObject, reason: string, message: string): void {
@@ -67,16 +72,21 @@ export class EventRecorder {
   /**
    * Records the Event once the caller's turn of the event loop is over, as Kubernetes'
    * recorder hands Events to a goroutine of their own: what was being done when it
-   * happened (a container's start) is not kept waiting for the request.
+   * happened (a container's start) is not kept waiting for the request. With `delayMs`,
+   * Events wait a little longer, so that what their caller reports next (the agent: a
+   * pod's status, right after its container started) reaches the API server first rather
+   * than queued behind them.
    */
   private later(obj: KObject, type: 'Normal' | 'Warning', reason: string, message: string) {
     this.queued.push([obj, type, reason, message]);
     if (this.queued.length > 1) return;
-    setImmediate(() => {
+    const send = () => {
       const batch = this.queued;
       this.queued = [];
       for (const args of batch) void this.record(...args);
-    });
+    };
+    if (this.delayMs > 0) setTimeout(send, this.delayMs);
+    else setImmediate(send);
   }
 
   async record(
