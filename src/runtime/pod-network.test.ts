@@ -18,16 +18,16 @@ import path from 'node:path';
 import { componentLogger } from '../log.js';
 import { PodNetwork } from './pod-network.js';
 
+/** A PodNetwork on bridge flycesat9 whose leases and scratch files are under `dir`. */
+function networkIn(dir: string, podCidr: string): PodNetwork {
+  const log = componentLogger('pod-network-test');
+  return new PodNetwork({ bridge: 'flycesat9', podCidr, ipamDir: dir, scratchDir: dir, log });
+}
+
 test('stale address leases are released, and nothing but host-local lease files is touched', async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'flyces-cni-'));
   try {
-    const network = new PodNetwork({
-      bridge: 'flycesat9',
-      podCidr: '10.42.237.0/24',
-      ipamDir: dir,
-      scratchDir: dir,
-      log: componentLogger('cni-test'),
-    });
+    const network = networkIn(dir, '10.42.237.0/24');
     const leases = path.join(dir, 'flyces');
     mkdirSync(leases);
     const files: [name: string, content: string, freed: boolean][] = [
@@ -62,13 +62,8 @@ test('stale address leases are released, and nothing but host-local lease files 
 test('addresses are leased in turn after the last one given, each once, and released by holder', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'flyces-lease-'));
   try {
-    const network = new PodNetwork({
-      bridge: 'flycesat9',
-      podCidr: '10.42.236.0/29', // .2 to .6: the network, the gateway and broadcast are not leased
-      ipamDir: dir,
-      scratchDir: dir,
-      log: componentLogger('lease-test'),
-    });
+    // .2 to .6: the network, the gateway and broadcast are not leased.
+    const network = networkIn(dir, '10.42.236.0/29');
     const config = network.bridgeConfig();
     const leases = path.join(dir, 'flyces');
     mkdirSync(leases);
@@ -101,13 +96,7 @@ test('addresses are leased in turn after the last one given, each once, and rele
     ]);
 
     // A new process (the agent restarted) goes on after host-local's last address.
-    const again = new PodNetwork({
-      bridge: 'flycesat9',
-      podCidr: '10.42.236.0/29',
-      ipamDir: dir,
-      scratchDir: dir,
-      log: componentLogger('lease-test'),
-    });
+    const again = networkIn(dir, '10.42.236.0/29');
     assert.equal(again.lease(config, 'g'), '10.42.236.5');
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -178,13 +167,7 @@ test('the last address given is never noted through a link, nor into a FIFO', ()
 test('a lease file of any size is read only as far as its holder', async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'flyces-lease-'));
   try {
-    const network = new PodNetwork({
-      bridge: 'flycesat9',
-      podCidr: '10.42.236.0/24',
-      ipamDir: dir,
-      scratchDir: dir,
-      log: componentLogger('lease-test'),
-    });
+    const network = networkIn(dir, '10.42.236.0/24');
     const leases = path.join(dir, 'flyces');
     mkdirSync(leases);
     // Sparse, so they take no room: larger than any string Node can make of a whole file.
@@ -224,13 +207,7 @@ test('whatever host-local noted as its last address, the next lease is one of th
   for (const [noted, next] of cases) {
     const dir = mkdtempSync(path.join(tmpdir(), 'flyces-lease-'));
     try {
-      const network = new PodNetwork({
-        bridge: 'flycesat9',
-        podCidr: '10.42.236.0/29',
-        ipamDir: dir,
-        scratchDir: dir,
-        log: componentLogger('lease-test'),
-      });
+      const network = networkIn(dir, '10.42.236.0/29');
       mkdirSync(path.join(dir, 'flyces'));
       writeFileSync(path.join(dir, 'flyces', 'last_reserved_ip.0'), noted);
       const config = network.bridgeConfig();
