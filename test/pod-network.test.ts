@@ -168,3 +168,31 @@ test('a veth pair left by an earlier attachment under the same id gives way', as
   await network.deleteNetns(netns);
   assert.deepEqual(await leases(), {});
 });
+
+test('repair puts back a bridge deleted, set down or stripped of its address, and ports taken off', async () => {
+  const netns = netnsName('r');
+  const config = network.bridgeConfig();
+  const got = await network.attach('attach-r', netns, config);
+  const veth = vethName('attach-r');
+  const ping = () =>
+    exec('ip', ['netns', 'exec', netns, 'busybox', 'ping', '-c', '1', '-W', '1', '10.42.232.1']);
+  await ping();
+  assert.deepEqual(await network.repair(), [], 'nothing to repair');
+  const faults: [string[], RegExp][] = [
+    [['link', 'del', BRIDGE], /bridge missing/],
+    [['link', 'set', 'dev', BRIDGE, 'down'], /bridge down/],
+    [['addr', 'del', '10.42.232.1/24', 'dev', BRIDGE], /gateway address missing/],
+    [['link', 'set', 'dev', veth, 'nomaster'], /1 pod ports off the bridge/],
+  ];
+  for (const [args, expected] of faults) {
+    await exec('ip', args);
+    await assert.rejects(ping(), `ip ${args.join(' ')} cuts the pod off`);
+    assert.match((await network.repair()).join(', '), expected);
+    await ping();
+    const port = await ip(['-d', 'link', 'show', 'dev', veth]);
+    assert.match(port, new RegExp(`master ${BRIDGE}`));
+    assert.match(port, /hairpin on/);
+  }
+  await network.detach('attach-r', netns, config, got.ip);
+  await network.deleteNetns(netns);
+});

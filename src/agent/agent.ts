@@ -75,6 +75,8 @@ const STATUS_EVERY_MS = 30_000;
 const DEFAULT_PIDS_LIMIT = 4096;
 /** kubelet looks at image disk usage every 5 minutes too. */
 const IMAGE_GC_EVERY_MS = 300_000;
+/** How often the pod network is checked (and repaired) behind everyone's back. */
+const NETWORK_CHECK_EVERY_MS = 10_000;
 const RELIST_MS = 1_000;
 /**
  * How long the agent's Events wait: a pod's status, reported right after its container
@@ -100,6 +102,8 @@ export class Agent {
   private readonly worker: PodWorker;
   private readonly events: EventRecorder;
   private readonly timers: NodeJS.Timeout[] = [];
+  /** The pod network check in progress, if any (see NETWORK_CHECK_EVERY_MS). */
+  private networkCheck?: Promise<void>;
   private lastStates = new Map<string, string>();
   private server?: Server | HttpsServer;
   private stopped = false;
@@ -161,6 +165,14 @@ export class Agent {
       this.opts.imageGc,
     );
     this.every(IMAGE_GC_EVERY_MS, async () => void (await gc.collect()));
+    const repairNetwork = this.opts.runtime.repairNetwork?.bind(this.opts.runtime);
+    if (repairNetwork) {
+      this.every(NETWORK_CHECK_EVERY_MS, async () => {
+        // Awaited by stop(), so that no bridge is made again after the agent stopped.
+        this.networkCheck = repairNetwork().then(() => undefined);
+        await this.networkCheck;
+      });
+    }
     this.pods.addHandlers({
       onAdd: (p) => this.queue.add(objectKey(p)),
       onUpdate: (_o, p) => this.queue.add(objectKey(p)),
@@ -184,6 +196,7 @@ export class Agent {
   async stop(): Promise<void> {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
+    await this.networkCheck?.catch(() => undefined);
     this.pods.stop();
     this.queue.shutDown();
     await this.workers;

@@ -362,6 +362,10 @@ export class MiniC implements RuntimeService {
     if (deleteNetns) await this.network.deleteNetns(rec.netns);
   }
 
+  async repairNetwork(): Promise<string[]> {
+    return this.network.repair();
+  }
+
   /** Stops every container of the sandbox (without grace) and detaches its network. */
   async stopSandbox(id: string): Promise<void> {
     await this.locks.run(id, () => this.stopSandboxLocked(id));

@@ -409,15 +409,10 @@ export class PodNetwork {
    * not found; they stay off the bridge. What cannot rejoin is only worth a warning.
    */
   private async rejoinPorts(config: NetworkConfig): Promise<void> {
-    const dir = path.join(config.leaseDir, config.name);
     const lines: string[] = [];
-    for (const name of await fs.readdir(dir).catch(() => [] as string[])) {
-      const holder = isIP(name) === 4 ? firstLine(path.join(dir, name)) : undefined;
-      if (!holder) continue;
-      const port = path.join('/sys/class/net', vethName(holder));
-      if (!existsSync(port) || existsSync(path.join(port, 'master'))) continue;
-      lines.push(`link set dev ${vethName(holder)} master ${config.bridge}`);
-      lines.push(`link set dev ${vethName(holder)} type bridge_slave hairpin on`);
+    for (const port of await this.portsOffBridge(config)) {
+      lines.push(`link set dev ${port} master ${config.bridge}`);
+      lines.push(`link set dev ${port} type bridge_slave hairpin on`);
     }
     if (lines.length === 0) return;
     const log = this.options.log.child({ bridge: config.bridge, ports: lines.length / 2 });
@@ -427,6 +422,47 @@ export class PodNetwork {
     } catch (err) {
       log.warn({ err: detail(err) }, 'pods left off their bridge, made again');
     }
+  }
+
+  /** The host ends of the network's attachments (those its leases name) on no bridge. */
+  private async portsOffBridge(config: NetworkConfig): Promise<string[]> {
+    const dir = path.join(config.leaseDir, config.name);
+    const ports: string[] = [];
+    for (const name of await fs.readdir(dir).catch(() => [] as string[])) {
+      const holder = isIP(name) === 4 ? firstLine(path.join(dir, name)) : undefined;
+      if (!holder) continue;
+      const port = path.join('/sys/class/net', vethName(holder));
+      if (existsSync(port) && !existsSync(path.join(port, 'master'))) ports.push(vethName(holder));
+    }
+    return ports;
+  }
+
+  /**
+   * Puts the node's pod network back the way attachments leave it, where something else
+   * changed it while pods run: the bridge deleted, set down or stripped of its gateway
+   * address, or pods' ports taken off it. Returns what was wrong (nothing: no change). For
+   * a periodic check; costs one `ip` run when all is well.
+   */
+  async repair(): Promise<string[]> {
+    const config = this.bridgeConfig();
+    const sys = path.join('/sys/class/net', config.bridge);
+    const wrong: string[] = [];
+    if (!existsSync(sys)) wrong.push('bridge missing');
+    else {
+      // IFF_UP: set up by an administrator, whatever its carrier.
+      const flags = Number.parseInt(firstLine(path.join(sys, 'flags')) ?? '0', 16);
+      if ((flags & 1) === 0) wrong.push('bridge down');
+      const { gateway, prefixLength } = gatewayOf(config.subnet);
+      const { stdout } = await run('ip', ['-o', '-4', 'addr', 'show', 'dev', config.bridge]);
+      if (!stdout.includes(` ${gateway}/${prefixLength} `)) wrong.push('gateway address missing');
+      const off = await this.portsOffBridge(config);
+      if (off.length > 0) wrong.push(`${off.length} pod ports off the bridge`);
+    }
+    if (wrong.length === 0) return wrong;
+    this.options.log.warn({ bridge: config.bridge, wrong }, 'repairing the pod network');
+    this.bridgeReady.delete(config.bridge);
+    await this.bridgeOnce(config);
+    return wrong;
   }
 
   /**

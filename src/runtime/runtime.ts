@@ -196,6 +196,12 @@ export interface RuntimeService {
    * sandbox does. Runtimes without it need runSandbox to have resolved first.
    */
   sandboxIdFor?(config: SandboxConfig): string;
+  /**
+   * Puts the node's pod network back where something else changed it (its bridge
+   * deleted, set down, stripped of its address, pods' ports taken off); returns what was
+   * wrong. For a periodic check by the agent. Runtimes without a pod network lack it.
+   */
+  repairNetwork?(): Promise<string[]>;
   /** Stops every container of the sandbox and detaches its network; idempotent. */
   stopSandbox(id: string): Promise<void>;
   /** Removes the sandbox, its containers and everything kept for them; idempotent. */
