@@ -81,6 +81,11 @@ const LAST_RESERVED = 'last_reserved_ip.0';
 const NAME = /^[A-Za-z0-9_.-]{1,15}$/;
 const NETNS_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
+/** Where the kernel shows a network device of this namespace (its flags, its master). */
+function sysNet(device: string): string {
+  return path.join('/sys/class/net', device);
+}
+
 /** Path of a named network namespace. */
 export function netnsPath(name: string): string {
   return path.join(NETNS_DIR, name);
@@ -229,7 +234,7 @@ export class PodNetwork {
       // made again, once, by the first attachment that finds it gone. Attachments that
       // failed beside that one find it back by the time they look, and try again too.
       if (this.bridgeReady.get(config.bridge) === made) {
-        if (existsSync(path.join('/sys/class/net', config.bridge))) throw err;
+        if (existsSync(sysNet(config.bridge))) throw err;
         this.bridgeReady.delete(config.bridge);
       }
       await this.bridgeOnce(config);
@@ -248,7 +253,7 @@ export class PodNetwork {
     if (existed) await this.detach(id, netns, config);
     else {
       if (existsSync(netnsPath(netns))) rmSync(netnsPath(netns), { force: true });
-      if (existsSync(path.join('/sys/class/net', veth))) await ipUnlessGone(['link', 'del', veth]);
+      if (existsSync(sysNet(veth))) await ipUnlessGone(['link', 'del', veth]);
     }
     const ip = this.lease(config, id);
     this.makeDir(this.options.scratchDir);
@@ -356,8 +361,7 @@ export class PodNetwork {
    * listen on that address (the cluster DNS); returns the address.
    */
   async ensureBridge(): Promise<string> {
-    this.bridgeReady.delete(this.options.bridge);
-    await this.bridgeOnce(this.bridgeConfig());
+    await this.remakeBridge(this.bridgeConfig());
     return gatewayOf(this.options.podCidr).gateway;
   }
 
@@ -380,9 +384,15 @@ export class PodNetwork {
     return ready;
   }
 
+  /** Makes the bridge of `config` again, whatever this process made of it before. */
+  private remakeBridge(config: NetworkConfig): Promise<void> {
+    this.bridgeReady.delete(config.bridge);
+    return this.bridgeOnce(config);
+  }
+
   private async makeBridge(config: NetworkConfig): Promise<void> {
     const { bridge } = config;
-    if (!existsSync(path.join('/sys/class/net', bridge))) {
+    if (!existsSync(sysNet(bridge))) {
       try {
         await run('ip', ['link', 'add', 'name', bridge, 'type', 'bridge']);
       } catch (err) {
@@ -392,9 +402,8 @@ export class PodNetwork {
     // Also when someone else made it again while no runtime ran (or before this one looked).
     await this.rejoinPorts(config);
     await run('ip', ['link', 'set', 'dev', bridge, 'up']);
+    if (await hasGateway(config)) return;
     const { gateway, prefixLength } = gatewayOf(config.subnet);
-    const { stdout } = await run('ip', ['-o', '-4', 'addr', 'show', 'dev', bridge]);
-    if (stdout.includes(` ${gateway}/${prefixLength} `)) return;
     try {
       await run('ip', ['addr', 'add', `${gateway}/${prefixLength}`, 'dev', bridge]);
     } catch (err) {
@@ -418,9 +427,9 @@ export class PodNetwork {
     const log = this.options.log.child({ bridge: config.bridge, ports: lines.length / 2 });
     try {
       await run('ip', ['-force', '-b', '-'], { input: lines.join('\n') + '\n' });
-      log.info('pods put back on their bridge, made again');
+      log.info('pods put back on their bridge');
     } catch (err) {
-      log.warn({ err: detail(err) }, 'pods left off their bridge, made again');
+      log.warn({ err: detail(err) }, 'pods left off their bridge');
     }
   }
 
@@ -431,8 +440,9 @@ export class PodNetwork {
     for (const name of await fs.readdir(dir).catch(() => [] as string[])) {
       const holder = isIP(name) === 4 ? firstLine(path.join(dir, name)) : undefined;
       if (!holder) continue;
-      const port = path.join('/sys/class/net', vethName(holder));
-      if (existsSync(port) && !existsSync(path.join(port, 'master'))) ports.push(vethName(holder));
+      const port = vethName(holder);
+      if (existsSync(sysNet(port)) && !existsSync(path.join(sysNet(port), 'master')))
+        ports.push(port);
     }
     return ports;
   }
@@ -445,23 +455,20 @@ export class PodNetwork {
    */
   async repair(): Promise<string[]> {
     const config = this.bridgeConfig();
-    const sys = path.join('/sys/class/net', config.bridge);
+    const sys = sysNet(config.bridge);
     const wrong: string[] = [];
     if (!existsSync(sys)) wrong.push('bridge missing');
     else {
       // IFF_UP: set up by an administrator, whatever its carrier.
       const flags = Number.parseInt(firstLine(path.join(sys, 'flags')) ?? '0', 16);
       if ((flags & 1) === 0) wrong.push('bridge down');
-      const { gateway, prefixLength } = gatewayOf(config.subnet);
-      const { stdout } = await run('ip', ['-o', '-4', 'addr', 'show', 'dev', config.bridge]);
-      if (!stdout.includes(` ${gateway}/${prefixLength} `)) wrong.push('gateway address missing');
+      if (!(await hasGateway(config))) wrong.push('gateway address missing');
       const off = await this.portsOffBridge(config);
       if (off.length > 0) wrong.push(`${off.length} pod ports off the bridge`);
     }
     if (wrong.length === 0) return wrong;
     this.options.log.warn({ bridge: config.bridge, wrong }, 'repairing the pod network');
-    this.bridgeReady.delete(config.bridge);
-    await this.bridgeOnce(config);
+    await this.remakeBridge(config);
     return wrong;
   }
 
@@ -486,6 +493,13 @@ export class PodNetwork {
     }
     return freed;
   }
+}
+
+/** Whether the bridge of `config` has the gateway address of its subnet. */
+async function hasGateway(config: NetworkConfig): Promise<boolean> {
+  const { gateway, prefixLength } = gatewayOf(config.subnet);
+  const { stdout } = await run('ip', ['-o', '-4', 'addr', 'show', 'dev', config.bridge]);
+  return stdout.includes(` ${gateway}/${prefixLength} `);
 }
 
 /** Runs `ip ARGS`; a device or namespace that is not there is not an error. */
