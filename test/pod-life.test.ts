@@ -360,6 +360,39 @@ describe('the life of a pod', { timeout: 300_000 }, () => {
     );
   });
 
+  test('pods that take their whole grace period to stop hold up no other pod', async () => {
+    // sleep as a container's process 1 has no handler for SIGTERM, so it ignores it: each
+    // of these takes the full grace period. They outnumber the agent's four sync workers
+    // of before, which they all held, so that a new pod waited for the grace period.
+    const grace = 12;
+    const slow = ['slow-stop-1', 'slow-stop-2', 'slow-stop-3', 'slow-stop-4', 'slow-stop-5'];
+    for (const name of slow)
+      await apply(name, { command: ['sleep', '3600'] }, { terminationGracePeriodSeconds: grace });
+    await waitFor('the slow stoppers Running', 30_000, async () => {
+      const states = await Promise.all(slow.map(status));
+      return states.every((s) => s?.phase === 'Running');
+    });
+    await cluster.kubectl('delete', 'pod', '--wait=false', ...slow);
+    await new Promise((r) => setTimeout(r, 1000));
+    const asked = Date.now();
+    await apply('meanwhile', {});
+    await waitFor(
+      'a new pod Running',
+      grace * 1000,
+      async () => (await status('meanwhile'))?.phase === 'Running',
+    );
+    const took = Date.now() - asked;
+    assert.ok(took < 6000, `the new pod took ${took} ms`);
+    const left = await cluster.kubectl('get', 'pods', '-o', 'name', ...slow);
+    assert.equal(left.trim().split('\n').length, slow.length, 'the slow ones were still stopping');
+    await waitFor('the slow stoppers gone', (grace + 20) * 1000, async () =>
+      (await cluster.kubectl('get', 'pods', '-o', 'name'))
+        .split('\n')
+        .every((line) => !line.includes('slow-stop')),
+    );
+    await cluster.kubectl('delete', 'pod', 'meanwhile');
+  });
+
   test('with --allow-privileged: privileged containers and host namespaces', async () => {
     assert.equal(await cluster.stop(), 0);
     await cluster.start(['--allow-privileged']);

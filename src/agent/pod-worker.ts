@@ -21,6 +21,7 @@ import { expand, resolveEnv } from './env.js';
 import { NO_INPUTS, type ContainerInputs } from './volumes.js';
 import { Prober, type ProberHooks } from './probes.js';
 import { computePodStatus, instancesByName, type Waiting } from './pod-status.js';
+import { StartGate } from './start-gate.js';
 
 /**
  * Drives one pod toward its spec on this node: a sandbox, then each container started,
@@ -56,6 +57,8 @@ export class PodWorker {
     private readonly log: Logger,
     hooks: ProberHooks,
     private readonly inputs: ContainerInputs = NO_INPUTS,
+    /** Where start-ups wait their turn; without one, every start-up goes at once. */
+    private readonly gate = new StartGate(Number.MAX_SAFE_INTEGER),
   ) {
     this.prober = new Prober(runtime, events, log, hooks);
   }
@@ -65,8 +68,23 @@ export class PodWorker {
     this.prober.stopAll();
   }
 
-  /** Brings a pod that should run toward its spec and returns its status. */
+  /**
+   * Brings a pod that should run toward its spec and returns its status. A pod with no
+   * ready sandbox is starting up, and its whole sync waits its turn at the gate; a running
+   * pod's sync waits there only to start a container again.
+   */
   async sync(
+    pod: Pod,
+    sandboxes: SandboxStatus[],
+    containers: ContainerStatus[],
+  ): Promise<SyncResult> {
+    const uid = pod.metadata.uid!;
+    if (sandboxes.some((s) => s.podUid === uid && s.state === 'ready'))
+      return this.reconcile(pod, sandboxes, containers);
+    return this.gate.run(uid, () => this.reconcile(pod, sandboxes, containers));
+  }
+
+  private async reconcile(
     pod: Pod,
     sandboxes: SandboxStatus[],
     containers: ContainerStatus[],
@@ -299,11 +317,14 @@ export class PodWorker {
     }
     let id: string | undefined;
     try {
-      id = await this.runtime.createContainer(sandbox.id, config);
-      this.events.normal(pod, 'Created', `Created container ${container.name}`);
-      await this.runtime.startContainer(id);
+      const started = await this.gate.run(pod.metadata.uid!, async () => {
+        id = await this.runtime.createContainer(sandbox.id, config);
+        this.events.normal(pod, 'Created', `Created container ${container.name}`);
+        await this.runtime.startContainer(id);
+        return id;
+      });
       this.events.normal(pod, 'Started', `Started container ${container.name}`);
-      await this.postStart(pod, sandbox, container, id);
+      await this.postStart(pod, sandbox, container, started);
       this.log.info({ pod: podKey(pod), container: container.name, attempt }, 'container started');
       return undefined;
     } catch (err) {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { WorkQueue } from './workqueue.js';
+import { runEachKey, WorkQueue } from './workqueue.js';
 
 test('a waiting key is not queued twice', async () => {
   const q = new WorkQueue();
@@ -67,4 +67,47 @@ test('a consumer of a full queue lets the event loop run between its keys', asyn
     assert.ok(ioAt !== undefined, `${c.name}: the event loop ran before the queue drained`);
     assert.ok(ioAt < c.maxWaitMs, `${c.name}: it waited ${ioAt} ms`);
   }
+});
+
+test('runEachKey: slow keys do not hold up others, and one key never runs twice at once', async () => {
+  const q = new WorkQueue(1, 10);
+  const release: (() => void)[] = [];
+  const running = new Map<string, number>();
+  const seen: string[] = [];
+  let failedOnce = false;
+  let overlapped = false;
+  const done = runEachKey(
+    q,
+    async (key) => {
+      running.set(key, (running.get(key) ?? 0) + 1);
+      if (running.get(key)! > 1) overlapped = true;
+      seen.push(key);
+      try {
+        if (key.startsWith('slow')) await new Promise<void>((r) => release.push(r));
+        if (key === 'flaky' && !failedOnce) {
+          failedOnce = true;
+          throw new Error('first try fails');
+        }
+      } finally {
+        running.set(key, running.get(key)! - 1);
+      }
+    },
+    () => undefined,
+  );
+  for (let i = 0; i < 10; i++) q.add(`slow${i}`);
+  q.add('fast');
+  q.add('flaky');
+  q.add('slow0');
+  const until = async (what: () => boolean) => {
+    while (!what()) await new Promise((r) => setTimeout(r, 1));
+  };
+  await until(() => seen.filter((k) => k === 'flaky').length === 2);
+  assert.ok(seen.includes('fast'), 'a quick key ran while ten slow ones waited');
+  assert.equal(seen.filter((k) => k === 'slow0').length, 1, 'slow0 waits for its first run');
+  for (const r of release.splice(0)) r();
+  await until(() => seen.filter((k) => k === 'slow0').length === 2);
+  for (const r of release.splice(0)) r();
+  q.shutDown();
+  await done;
+  assert.equal(overlapped, false, 'a key was reconciled twice at once');
 });

@@ -127,6 +127,25 @@ export class WorkQueue {
   }
 }
 
+/** Reconciles one key handed out by the queue, then requeues it as the outcome asks. */
+async function reconcileKey(
+  queue: WorkQueue,
+  key: string,
+  reconcile: (key: string) => Promise<number | void>,
+  onError: (key: string, err: unknown) => void,
+): Promise<void> {
+  try {
+    const requeueAfter = await reconcile(key);
+    queue.forget(key);
+    if (typeof requeueAfter === 'number') queue.addAfter(key, requeueAfter);
+  } catch (err) {
+    onError(key, err);
+    queue.addRateLimited(key);
+  } finally {
+    queue.done(key);
+  }
+}
+
 /**
  * Runs `workers` loops that take keys from the queue and reconcile them. A reconcile that
  * throws is retried with backoff; one that returns a number asks to run again after that
@@ -142,17 +161,30 @@ export async function runWorkers(
     for (;;) {
       const key = await queue.get();
       if (key === undefined) return;
-      try {
-        const requeueAfter = await reconcile(key);
-        queue.forget(key);
-        if (typeof requeueAfter === 'number') queue.addAfter(key, requeueAfter);
-      } catch (err) {
-        onError(key, err);
-        queue.addRateLimited(key);
-      } finally {
-        queue.done(key);
-      }
+      await reconcileKey(queue, key, reconcile, onError);
     }
   };
   await Promise.all(Array.from({ length: workers }, loop));
+}
+
+/**
+ * Reconciles each key as soon as it is handed out, however many others are in progress:
+ * for reconciles that can wait a long time (a pod's grace period, an image pull), where a
+ * fixed number of workers would let a few slow keys hold up every other. A key is still
+ * never reconciled twice at once, and retries and requeues work as in runWorkers. Resolves
+ * when the queue shuts down and the reconciles in progress have ended.
+ */
+export async function runEachKey(
+  queue: WorkQueue,
+  reconcile: (key: string) => Promise<number | void>,
+  onError: (key: string, err: unknown) => void,
+): Promise<void> {
+  const inProgress = new Set<Promise<void>>();
+  for (;;) {
+    const key = await queue.get();
+    if (key === undefined) break;
+    const run = reconcileKey(queue, key, reconcile, onError).finally(() => inProgress.delete(run));
+    inProgress.add(run);
+  }
+  await Promise.all(inProgress);
 }
