@@ -179,6 +179,15 @@ describe('flyces up runs the web Deployment end to end', { timeout: 600_000 }, (
     );
 
     // -f keeps streaming: a request made after it started shows up in its output.
+    const agentStreams = async () =>
+      (
+        await run('ss', ['-Htn', 'state', 'established', `sport = :${cluster.opts.agentPort}`])
+      ).stdout
+        .split('\n')
+        .filter((l) => l.trim()).length;
+    // Idle keep-alive connections of the plain requests above close within the agent's
+    // keep-alive timeout (5 s).
+    await waitFor('no connection to the agent', 15_000, async () => (await agentStreams()) === 0);
     const follow = spawn('kubectl', ['--kubeconfig', cluster.kubeconfig, 'logs', '-f', pod.name]);
     let streamed = '';
     follow.stdout.on('data', (chunk) => (streamed += chunk));
@@ -194,6 +203,22 @@ describe('flyces up runs the web Deployment end to end', { timeout: 600_000 }, (
     } finally {
       follow.kill('SIGTERM');
     }
+    // Stopping -f ends the stream on the agent too, also one that has shown nothing yet
+    // (--tail=0 on a quiet container): it was left open, and kept the agent's stop waiting.
+    await waitFor('the agent to end the stream', 10_000, async () => (await agentStreams()) === 0);
+    const quiet = spawn('kubectl', [
+      '--kubeconfig',
+      cluster.kubeconfig,
+      'logs',
+      '-f',
+      '--tail=0',
+      pod.name,
+    ]);
+    await waitFor('the quiet stream open', 10_000, async () => (await agentStreams()) === 1);
+    quiet.kill('SIGTERM');
+    await waitFor('the agent to end the quiet stream', 10_000, async () => {
+      return (await agentStreams()) === 0;
+    });
   });
 
   test('a Service reaches the pods by name through the cluster DNS, and on a node port', async () => {

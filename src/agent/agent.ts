@@ -94,6 +94,12 @@ const EVENT_DELAY_MS = 5;
 const CONFIG_REFRESH_MS = 5_000;
 const ORPHAN_GRACE_SECONDS = 10;
 /**
+ * How long stop() waits for pod syncs in progress. A pod stopping within its grace period
+ * (30 s by default, up to hours) would otherwise hold the agent's stop as long; the next
+ * agent takes such a pod up again from the API (it is still being deleted).
+ */
+const STOP_WAIT_MS = 3_000;
+/**
  * Pods that start up at once (see StartGate); each pod's sync runs as soon as it is queued.
  * Bursts of 50 on two cores, median and last Running: bare `runc run` 571/672 ms all at once,
  * 381/677 four at a time, 346/638 eight at a time; flyCes (bench/pod-startup.ts) 924/1726
@@ -120,6 +126,8 @@ export class Agent {
   private server?: Server | HttpsServer;
   private stopped = false;
   private workers?: Promise<void>;
+  /** Exec sessions in progress (their sockets left the HTTP server at the upgrade). */
+  private readonly upgraded = new Set<Duplex>();
 
   constructor(private readonly opts: AgentOptions) {
     this.log = componentLogger('agent', { node: opts.name });
@@ -204,19 +212,36 @@ export class Agent {
     this.log.info({ port: this.opts.agentPort }, 'agent started');
   }
 
-  /** Stops the agent; containers keep running and are adopted by the next agent. */
-  async stop(): Promise<void> {
+  /**
+   * Stops the agent; containers keep running and are adopted by the next agent. Waits up to
+   * STOP_WAIT_MS for the pod syncs in progress, and returns how many it left running: those
+   * may hold the event loop (a grace period's timer), so the caller exits the process once
+   * it has shut down the rest, as a crash would leave them, which the runtime survives.
+   */
+  async stop(): Promise<number> {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
     await this.networkCheck?.catch(() => undefined);
     this.pods.stop();
     this.queue.shutDown();
-    await this.workers;
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), STOP_WAIT_MS);
+    });
+    const ended = await Promise.race([this.workers?.then(() => true), waited]);
+    clearTimeout(timer);
+    const left = ended ? [] : this.queue.inProgress();
+    if (left.length > 0)
+      this.log.warn({ pods: left }, 'pod syncs still in progress are left to the next start');
     this.worker.stop();
-    await new Promise<void>((resolve) =>
+    // Streams in progress (logs -f, exec) end too: the server's close waits for every one.
+    const closed = new Promise<void>((resolve) =>
       this.server ? this.server.close(() => resolve()) : resolve(),
     );
     this.server?.closeAllConnections();
+    for (const socket of this.upgraded) socket.destroy();
+    await closed;
+    return left.length;
   }
 
   /** Queues the pods that name a ConfigMap or Secret, and rewrites their volumes of it. */
@@ -471,6 +496,8 @@ export class Agent {
   /** `kubectl exec`: `/exec/NS/POD/CONTAINER?command=...`, upgraded to a WebSocket. */
   private async serveUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     socket.on('error', () => undefined);
+    this.upgraded.add(socket);
+    socket.on('close', () => this.upgraded.delete(socket));
     try {
       if (!this.allowed(req)) throw new ApiError('Unauthorized', 'Unauthorized');
       const url = new URL(req.url ?? '/', 'http://agent');
@@ -542,6 +569,8 @@ export class Agent {
     const sinceSeconds = num('sinceSeconds');
     const sinceTime = q.get('sinceTime');
     res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' });
+    // Sent now, not with the first line: a quiet container's `logs -f` is answered at once.
+    res.flushHeaders();
     await streamLog(target.logPath, res, {
       tailLines: num('tailLines'),
       limitBytes: num('limitBytes'),

@@ -25,7 +25,7 @@ export interface HandlerContext {
   cache: WatchCache;
   store: Store;
   /** Opens a pod's log stream on the node that runs it. */
-  podLogs(pod: KObject, query: URLSearchParams): Promise<IncomingMessage>;
+  podLogs(pod: KObject, query: URLSearchParams, signal?: AbortSignal): Promise<IncomingMessage>;
 }
 
 export function sendJson(res: ServerResponse, code: number, body: unknown): void {
@@ -393,13 +393,22 @@ export async function handleLog(
 ): Promise<void> {
   const pod = await ctx.registry.get(rr.rt, rr.namespace, rr.name!);
   if (!pod.spec?.nodeName) throw badRequest(`pod ${rr.name} does not have a host assigned`);
-  const upstream = await ctx.podLogs(pod, rr.query);
+  // The client gone (a `logs -f` stopped), before the agent answered or after: the request
+  // to the agent ends too. Without it each stopped `-f` left one open on the agent.
+  const gone = new AbortController();
+  res.on('close', () => gone.abort());
+  const upstream = await ctx.podLogs(pod, rr.query, gone.signal);
+  res.on('close', () => upstream.destroy());
   res.writeHead(upstream.statusCode ?? 502, {
     'Content-Type': upstream.headers['content-type'] ?? 'text/plain',
     'Transfer-Encoding': 'chunked',
   });
   upstream.pipe(res);
-  req.on('close', () => upstream.destroy());
+  // The agent gone mid-stream: the client sees its stream end at once, not hang.
+  upstream.on('error', () => res.destroy());
+  upstream.on('close', () => {
+    if (!upstream.complete) res.destroy();
+  });
 }
 
 export async function handleWatch(

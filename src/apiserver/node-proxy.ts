@@ -98,12 +98,16 @@ export async function nodeEndpoint(
   return { ...agentEndpoint(node), node: node.metadata.name! };
 }
 
-/** Opens the log stream of a pod's container on its node; the caller pipes the response. */
+/**
+ * Opens the log stream of a pod's container on its node; the caller pipes the response.
+ * `signal` gives up the request (the client went away before the agent answered).
+ */
 export async function openPodLogs(
   registry: Registry,
   pod: KObject,
   query: URLSearchParams,
   dialer: NodeDialer,
+  signal?: AbortSignal,
 ): Promise<IncomingMessage> {
   const container = pickContainer(pod, query, true);
   const { host, port, node } = await nodeEndpoint(registry, pod);
@@ -118,10 +122,19 @@ export async function openPodLogs(
     const headers: Record<string, string> = token ? { Authorization: `Bearer ${token}` } : {};
     const req = tls
       ? httpsRequest(
-          { host, port, path, headers, ca: tls.caPem, cert: tls.certPem, key: tls.keyPem },
+          {
+            host,
+            port,
+            path,
+            headers,
+            signal,
+            ca: tls.caPem,
+            cert: tls.certPem,
+            key: tls.keyPem,
+          },
           onResponse,
         )
-      : request({ host, port, path, headers }, onResponse);
+      : request({ host, port, path, headers, signal }, onResponse);
     req.on('error', (err) =>
       reject(
         new ApiError('InternalError', `cannot reach the agent of node ${node}: ${err.message}`),

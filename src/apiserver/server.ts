@@ -143,7 +143,7 @@ export class ApiServer {
       registry,
       cache: this.cache,
       store: opts.store,
-      podLogs: (pod, query) => openPodLogs(registry, pod, query, this.nodeDialer()),
+      podLogs: (pod, query, signal) => openPodLogs(registry, pod, query, this.nodeDialer(), signal),
     };
   }
 

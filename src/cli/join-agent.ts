@@ -138,9 +138,11 @@ export async function joinAgentCommand(o: JoinAgentOptions): Promise<void> {
   log.info('stopping');
   creds.stop();
   routes?.stop();
-  await agent.stop();
+  const syncsLeft = await agent.stop();
   await proxy?.stop();
   client.close();
+  // Pod syncs the agent left (see Agent.stop) would keep the process alive until they end.
+  if (syncsLeft > 0) process.exit();
 }
 
 /** Registers the node (without status) if needed and waits until it has a pod range. */

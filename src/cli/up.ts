@@ -166,7 +166,7 @@ export async function up(opts: UpOptions): Promise<void> {
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
-  await node?.agent.stop();
+  const syncsLeft = (await node?.agent.stop()) ?? 0;
   await node?.proxy.stop();
   await loops.stop();
   informers.stop();
@@ -176,6 +176,8 @@ export async function up(opts: UpOptions): Promise<void> {
   stopHeapLog();
   await store.close();
   log.info('stopped');
+  // Pod syncs the agent left (see Agent.stop) would keep the process alive until they end.
+  if (syncsLeft > 0) process.exit();
 }
 
 const RESTART_NOTE =

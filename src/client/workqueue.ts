@@ -119,6 +119,11 @@ export class WorkQueue {
     return this.queue.length;
   }
 
+  /** The keys handed out and not yet done. */
+  inProgress(): string[] {
+    return [...this.processing];
+  }
+
   shutDown(): void {
     this.shuttingDown = true;
     for (const { timer } of this.delayed.values()) clearTimeout(timer);
