@@ -36,10 +36,34 @@ export interface ConmonPaths {
   logSizeMax?: number;
 }
 
-const SYNC_TIMEOUT_MS = 60_000;
+export const SYNC_TIMEOUT_MS = 60_000;
 
 /** Runs `runc create` under a new conmon; resolves with the container's pid. */
 export async function createUnderConmon(id: string, name: string, p: ConmonPaths): Promise<number> {
+  return pidOf(await startConmon(id, name, p), p);
+}
+
+/**
+ * The container's pid from conmon's sync message, or the runtime's error (from the
+ * message, or else from conmon's log).
+ */
+export async function pidOf(message: SyncMessage, p: ConmonPaths): Promise<number> {
+  if (message.data > 0) return message.data;
+  const detail = message.message ?? (await readTail(p.conmonLog));
+  throw new Error(`runtime failed to create the container: ${detail}`);
+}
+
+/**
+ * Starts conmon for container `id` and resolves with its sync message. A `warm` one's
+ * `runc create` waits for the bundle's config.json to be written (a FIFO, see
+ * warm-monitor.ts): it has no time limit and does not keep this process alive.
+ */
+export async function startConmon(
+  id: string,
+  name: string,
+  p: ConmonPaths,
+  warm = false,
+): Promise<SyncMessage> {
   const args = [
     '--api-version',
     '1',
@@ -78,11 +102,9 @@ export async function createUnderConmon(id: string, name: string, p: ConmonPaths
     conmonLog: p.conmonLog,
     // conmon drops an "oom" marker in its working directory too; keep it in the container's.
     cwd: path.dirname(p.bundle),
+    syncTimeoutMs: warm ? 0 : SYNC_TIMEOUT_MS,
   };
-  const message = await inHelper<ConmonJob, SyncMessage>('conmon', job);
-  if (message.data > 0) return message.data;
-  const detail = message.message ?? (await readTail(p.conmonLog));
-  throw new Error(`runtime failed to create the container: ${detail}`);
+  return inHelper<ConmonJob, SyncMessage>('conmon', job, warm);
 }
 
 /** What startConmonHere needs, as it crosses to the spawn helper. */
@@ -91,6 +113,8 @@ export interface ConmonJob {
   args: string[];
   conmonLog: string;
   cwd: string;
+  /** How long to wait for the sync message; 0: as long as it takes. */
+  syncTimeoutMs: number;
 }
 
 /**
@@ -109,7 +133,8 @@ export async function startConmonHere(job: ConmonJob): Promise<SyncMessage> {
     });
     child.unref();
     const spawned = new Promise<never>((_, reject) => child.on('error', reject));
-    return await Promise.race([readSyncMessage(child.stdio[3] as Readable), spawned]);
+    const message = readSyncMessage(child.stdio[3] as Readable, job.syncTimeoutMs);
+    return await Promise.race([message, spawned]);
   } finally {
     closeSync(log);
   }
@@ -122,20 +147,23 @@ export interface SyncMessage {
 }
 
 /** Reads the first JSON line conmon writes, then lets go of the pipe. */
-function readSyncMessage(pipe: Readable): Promise<SyncMessage> {
+function readSyncMessage(pipe: Readable, timeoutMs: number): Promise<SyncMessage> {
   return new Promise((resolve, reject) => {
     let buffered = '';
     const finish = (err: Error | undefined, msg?: SyncMessage): void => {
-      clearTimeout(timer);
+      if (timer) clearTimeout(timer);
       pipe.removeAllListeners('data');
       pipe.destroy();
       if (err) reject(err);
       else resolve(msg as SyncMessage);
     };
-    const timer = setTimeout(
-      () => finish(new Error('conmon did not report within 60 s')),
-      SYNC_TIMEOUT_MS,
-    );
+    const timer =
+      timeoutMs > 0
+        ? setTimeout(
+            () => finish(new Error(`conmon did not report within ${timeoutMs / 1000} s`)),
+            timeoutMs,
+          )
+        : undefined;
     pipe.setEncoding('utf8');
     pipe.on('data', (chunk: string) => {
       buffered += chunk;

@@ -1,9 +1,27 @@
-import { existsSync, mkdirSync, promises as fs, readFileSync, watch, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  promises as fs,
+  readFileSync,
+  renameSync,
+  rmSync,
+  watch,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 
 import { componentLogger, type Logger } from '../log.js';
 import { PodNetwork, netnsPath } from './pod-network.js';
-import { conmonAlive, createUnderConmon, processRuns } from './conmon.js';
+import {
+  conmonAlive,
+  createUnderConmon,
+  pidOf,
+  processRuns,
+  startConmon,
+  SYNC_TIMEOUT_MS,
+  type ConmonPaths,
+  type SyncMessage,
+} from './conmon.js';
 import { writeEtcFiles, writeHosts } from './etc-files.js';
 import {
   findExecutable,
@@ -27,6 +45,8 @@ import { MountPointLayer, rootfsMount, unmountRootfs } from './rootfs.js';
 import { startExecStream } from './exec-stream.js';
 import { SandboxSetups, type SandboxSetup } from './sandbox-setup.js';
 import { SpareNetworks, spareFile } from './spare-network.js';
+import { hasWarmSpec, release, WARM_SPEC, WarmMonitors, writeSpec } from './warm-monitor.js';
+import { run } from './exec.js';
 import { processCgroupDirs } from './cgroup-dirs.js';
 import { Runc } from './runc.js';
 import {
@@ -91,6 +111,13 @@ const EXIT_POLL_MS = 20;
 const KILL_WAIT_MS = 10_000;
 const CONMON_EXIT_WAIT_MS = 2_000;
 const START_FAILED_EXIT_CODE = 128;
+/**
+ * Largest spec written into a warm monitor's FIFO (see warm-monitor.ts): it must fit the
+ * pipe's 64 KiB at once. A larger one starts the container afresh.
+ */
+const MAX_WARM_SPEC = 60_000;
+/** What conmon leaves in a bundle besides the spec: a fresh conmon makes them anew. */
+const CONMON_BUNDLE_FILES = ['attach', 'ctl', 'winsz'];
 
 function wrap(code: RuntimeError['code'], what: string, err: unknown): RuntimeError {
   if (err instanceof RuntimeError) return err;
@@ -153,9 +180,11 @@ export class MiniC implements RuntimeService {
   private readonly locks = new KeyedMutex();
   private readonly setups = new SandboxSetups();
   private readonly spares: SpareNetworks;
+  private readonly monitors: WarmMonitors;
   /** Layer directories of containers being created, by container id (see layersInUse). */
   private readonly creating = new Map<string, string[]>();
   private sparesStarted?: Promise<void>;
+  private monitorsStarted?: Promise<void>;
   private readonly records: RuntimeRecords;
   private readonly cgroupParent: string;
   private readonly logSizeMax: number;
@@ -189,6 +218,16 @@ export class MiniC implements RuntimeService {
     this.spares = new SpareNetworks(this.network, spareFile(this.root), this.log, async (netns) =>
       (await this.records.sandboxes()).some((r) => r.netns === netns),
     );
+    this.monitors = new WarmMonitors({
+      file: path.join(this.root, 'warm-monitor.json'),
+      bundle: (id) => path.join(this.records.containerStateDir(id), 'bundle'),
+      prepare: (id) => this.prepareWarm(id),
+      start: (id) => this.startWarmConmon(id),
+      reap: (id) => this.reapConmon(id),
+      remove: (id) => this.records.removeContainer(id),
+      claimed: async (id) => (await this.records.readContainer(id)) !== undefined,
+      log: this.log,
+    });
     this.binaries = this.findBinaries(options);
     // Reported when first used; this only avoids an unhandled rejection meanwhile.
     this.binaries.catch(() => undefined);
@@ -242,7 +281,7 @@ export class MiniC implements RuntimeService {
     const { setup, owner } = this.setups.begin(id);
     try {
       return await this.spares.busy(() =>
-        this.locks.run(id, () => this.setUpSandbox(id, config, setup)),
+        this.monitors.busy(() => this.locks.run(id, () => this.setUpSandbox(id, config, setup))),
       );
     } finally {
       if (owner) {
@@ -419,6 +458,10 @@ export class MiniC implements RuntimeService {
       this.log.warn({ err }, 'could not take over the spare pod network');
     });
     await this.sparesStarted;
+    this.monitorsStarted ??= this.monitors.start().catch((err: unknown) => {
+      this.log.warn({ err }, 'could not release the warm container monitor left before');
+    });
+    await this.monitorsStarted;
     return gateway;
   }
 
@@ -469,6 +512,7 @@ export class MiniC implements RuntimeService {
     this.sparesStarted ??= this.spares.start().catch(() => undefined);
     await this.sparesStarted;
     await this.spares.remove();
+    await this.monitors.remove();
   }
 
   async listSandboxes(filter?: SandboxFilter): Promise<SandboxStatus[]> {
@@ -526,10 +570,18 @@ export class MiniC implements RuntimeService {
     if (sandbox.state !== 'ready' && !setup) {
       throw new RuntimeError('CreateContainerError', `sandbox ${sandboxId} is not ready`);
     }
-    const id = randomHex(32);
+    // A warm monitor (warm-monitor.ts) gives the container its id, conmon already running.
+    const warm = this.monitors.take();
+    const id = warm?.id ?? randomHex(32);
     const claim = (found: { layerDirs: string[] }) => this.creating.set(id, found.layerDirs);
-    const image = await this.images.resolveImage(config.image, claim);
-    if (!image) throw new RuntimeError('ImageNotFound', `image ${config.image} not found`);
+    const image = await this.images.resolveImage(config.image, claim).catch(async (err) => {
+      if (warm) await this.dropWarm(id);
+      throw err;
+    });
+    if (!image) {
+      if (warm) await this.dropWarm(id);
+      throw new RuntimeError('ImageNotFound', `image ${config.image} not found`);
+    }
 
     const dir = this.records.containerDir(id);
     const stateDir = this.records.containerStateDir(id);
@@ -555,8 +607,10 @@ export class MiniC implements RuntimeService {
         nofileLimit: await this.nofileLimit,
         rootfs: rootfsMount(dir, image.layerDirs, this.mountPoints.path()),
       });
-      // The bundle is new and runc reads it only at start, so it needs no atomic write.
-      writeFileSync(path.join(stateDir, 'bundle', 'config.json'), JSON.stringify(spec), {
+      // The bundle is new and runc reads it only at start, so it needs no atomic write. A
+      // warm monitor's runc waits on config.json: the spec goes beside it until the start.
+      const specFile = warm ? WARM_SPEC : 'config.json';
+      writeFileSync(path.join(stateDir, 'bundle', specFile), JSON.stringify(spec), {
         mode: 0o600,
       });
       // Recorded after its sandbox, so a record never names a sandbox that has none.
@@ -578,6 +632,7 @@ export class MiniC implements RuntimeService {
     } catch (err) {
       log.error({ err }, 'create failed');
       this.creating.delete(id);
+      if (warm) await this.dropWarm(id).catch(() => undefined);
       await this.records.removeContainer(id).catch(() => undefined);
       throw wrap('CreateContainerError', `container ${config.name}`, err);
     }
@@ -587,7 +642,7 @@ export class MiniC implements RuntimeService {
 
   /** Starts a created container under conmon; resolves once the process runs. */
   async startContainer(id: string): Promise<void> {
-    await this.spares.busy(() => this.startLocked(id));
+    await this.spares.busy(() => this.monitors.busy(() => this.startLocked(id)));
   }
 
   private async startLocked(id: string): Promise<void> {
@@ -604,20 +659,10 @@ export class MiniC implements RuntimeService {
       let pid: number | undefined;
       try {
         await setup?.netns.done;
-        const initPid = await createUnderConmon(id, rec.name, {
-          conmon,
-          runtime,
-          runtimeRoot: runc.root,
-          bundle: path.join(dir, 'bundle'),
-          pidFile: path.join(dir, 'container.pid'),
-          conmonPidFile: path.join(dir, 'conmon.pid'),
-          logPath: this.logPath(id),
-          exitDir: path.join(dir, 'exit'),
-          persistDir: path.join(dir, 'persist'),
-          socketDir: path.join(this.stateRoot, 'sock'),
-          conmonLog: path.join(dir, 'conmon.log'),
-          logSizeMax: this.logSizeMax,
-        });
+        const paths = this.conmonPaths(id, dir, { runc, runtime, conmon });
+        const initPid = hasWarmSpec(paths.bundle)
+          ? await this.startWarm(id, rec.name, paths)
+          : await createUnderConmon(id, rec.name, paths);
         // The process starts only on a ready network; `runc create` above did not need it.
         pid = initPid;
         const alive = () => processRuns(initPid) && !existsSync(path.join(dir, 'exit', id));
@@ -651,6 +696,83 @@ export class MiniC implements RuntimeService {
       await this.records.writeContainer(rec);
       this.log.info({ container: id, sandbox: rec.sandboxId, name: rec.name }, 'container started');
     });
+  }
+
+  private conmonPaths(
+    id: string,
+    dir: string,
+    bin: { runc: Runc; runtime: string; conmon: string },
+  ): ConmonPaths {
+    return {
+      conmon: bin.conmon,
+      runtime: bin.runtime,
+      runtimeRoot: bin.runc.root,
+      bundle: path.join(dir, 'bundle'),
+      pidFile: path.join(dir, 'container.pid'),
+      conmonPidFile: path.join(dir, 'conmon.pid'),
+      logPath: this.logPath(id),
+      exitDir: path.join(dir, 'exit'),
+      persistDir: path.join(dir, 'persist'),
+      socketDir: path.join(this.stateRoot, 'sock'),
+      conmonLog: path.join(dir, 'conmon.log'),
+      logSizeMax: this.logSizeMax,
+    };
+  }
+
+  /** A warm monitor's directories: the container's, with config.json a FIFO. */
+  private async prepareWarm(id: string): Promise<void> {
+    const stateDir = this.records.containerStateDir(id);
+    for (const sub of CONTAINER_DISK_SUBDIRS)
+      mkdirSync(path.join(this.records.containerDir(id), sub), { recursive: true });
+    for (const sub of CONTAINER_STATE_SUBDIRS)
+      mkdirSync(path.join(stateDir, sub), { recursive: true });
+    mkdirSync(path.join(this.stateRoot, 'sock'), { recursive: true });
+    await run('mkfifo', ['-m', '0600', path.join(stateDir, 'bundle', 'config.json')]);
+  }
+
+  private async startWarmConmon(id: string): Promise<SyncMessage> {
+    const bin = await this.binaries;
+    const paths = this.conmonPaths(id, this.records.containerStateDir(id), bin);
+    // conmon's name for the container is only its journald field; none is known yet.
+    return startConmon(id, id, paths, true);
+  }
+
+  /**
+   * Starts a container whose create took a warm monitor: its spec into the FIFO, then
+   * conmon's report. A monitor this process did not take (a restart came between create
+   * and start), or a spec too large for the pipe, is released and the container started
+   * afresh under a new conmon.
+   */
+  private async startWarm(id: string, name: string, paths: ConmonPaths): Promise<number> {
+    const spec = readFileSync(path.join(paths.bundle, WARM_SPEC));
+    const synced = this.monitors.synced(id);
+    if (synced && spec.length <= MAX_WARM_SPEC) {
+      let written = false;
+      try {
+        writeSpec(paths.bundle, spec);
+        written = true;
+      } catch (err) {
+        // Nobody reads (its runc is gone) or no FIFO: started afresh below.
+        this.log.warn({ container: id, err }, 'could not hand the spec to the warm monitor');
+      }
+      // Once runc has the spec, its error is the container's, as a fresh start reports it.
+      if (written) return pidOf(await withTimeout(synced, SYNC_TIMEOUT_MS), paths);
+    }
+    this.log.info({ container: id }, 'warm monitor not usable; starting the container afresh');
+    release(paths.bundle);
+    await this.reapConmon(id);
+    for (const file of CONMON_BUNDLE_FILES) rmSync(path.join(paths.bundle, file), { force: true });
+    rmSync(path.join(paths.exitDir, id), { force: true });
+    renameSync(path.join(paths.bundle, WARM_SPEC), path.join(paths.bundle, 'config.json'));
+    return createUnderConmon(id, name, paths);
+  }
+
+  /** Lets go of the warm monitor a create took and then failed, and of its directories. */
+  private async dropWarm(id: string): Promise<void> {
+    this.monitors.forget(id);
+    release(path.join(this.records.containerStateDir(id), 'bundle'));
+    await this.reapConmon(id);
+    await this.records.removeContainer(id);
   }
 
   /** Where conmon writes the container's exit code when it ends. */
@@ -748,6 +870,9 @@ export class MiniC implements RuntimeService {
       // A start that was still running when this was called may have added cgroups since.
       const cgroups = (await this.records.readContainer(id))?.cgroupPaths ?? rec.cgroupPaths;
       const { runc } = await this.binaries;
+      // A warm monitor's runc still waiting for the spec (never started) ends first.
+      this.monitors.forget(id);
+      release(path.join(this.containerStateDir(id), 'bundle'));
       await runc.forceDelete(id);
       await this.reapConmon(id);
       // Only a container an earlier miniC made has its root file system mounted here.
@@ -973,4 +1098,13 @@ function readProcFile(file: string): string {
   } catch {
     return '';
   }
+}
+
+/** Rejects when `promise` has not settled within `ms`. */
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`conmon did not report within ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }

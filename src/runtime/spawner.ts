@@ -21,6 +21,8 @@ export type JobKind = 'capture' | 'conmon';
 interface Pending {
   resolve: (value: unknown) => void;
   reject: (err: Error) => void;
+  /** A job that may wait indefinitely and must not keep this process alive meanwhile. */
+  background: boolean;
 }
 
 /** A job's answer: its result, or the message of the error it failed with. */
@@ -34,13 +36,15 @@ class Spawner {
   private helper?: ChildProcess;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
+  /** Pending jobs that are not background ones: while there are any, the helper holds. */
+  private held = 0;
 
-  run<I, O>(kind: JobKind, input: I): Promise<O> {
+  run<I, O>(kind: JobKind, input: I, background = false): Promise<O> {
     const helper = this.helper ?? this.start();
     const id = this.nextId++;
     return new Promise<O>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
-      if (this.pending.size === 1) hold(helper, true);
+      this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject, background });
+      if (!background && ++this.held === 1) hold(helper, true);
       helper.send({ id, kind, input }, (err) => {
         if (err) this.failAll(helper, err);
       });
@@ -67,6 +71,7 @@ class Spawner {
     helper.kill();
     const jobs = [...this.pending.values()];
     this.pending.clear();
+    this.held = 0;
     for (const job of jobs) job.reject(new Error(`spawn helper failed: ${err.message}`));
   }
 
@@ -74,7 +79,7 @@ class Spawner {
     const job = this.pending.get(reply.id);
     if (!job) return;
     this.pending.delete(reply.id);
-    if (this.pending.size === 0 && this.helper) hold(this.helper, false);
+    if (!job.background && --this.held === 0 && this.helper) hold(this.helper, false);
     if (reply.error !== undefined) job.reject(new Error(reply.error));
     else job.resolve(reply.result);
   }
@@ -93,7 +98,11 @@ function hold(helper: ChildProcess, on: boolean): void {
 
 const spawner = new Spawner();
 
-/** Runs one job in the spawn helper; rejects with the job's error message. */
-export function inHelper<I, O>(kind: JobKind, input: I): Promise<O> {
-  return spawner.run<I, O>(kind, input);
+/**
+ * Runs one job in the spawn helper; rejects with the job's error message. A `background`
+ * job does not keep this process alive while it waits (a warm monitor's, see
+ * warm-monitor.ts).
+ */
+export function inHelper<I, O>(kind: JobKind, input: I, background = false): Promise<O> {
+  return spawner.run<I, O>(kind, input, background);
 }

@@ -1,0 +1,182 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, promises as fs } from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+import { MiniC } from '../src/runtime/minic.js';
+import type { ContainerConfig } from '../src/runtime/runtime.js';
+import { runtimeRig } from './helpers/runtime-rig.js';
+
+/**
+ * miniC's warm container monitor (src/runtime/warm-monitor.ts) with real conmon and runc:
+ * made once the network is prepared, taken by the next container, replaced; let go when
+ * its container goes without starting or its create fails; released by the next runtime
+ * on the same root (and a container that had taken it then starts afresh); released by
+ * `removeSpareNetwork` (flyces down). No runc or conmon of a monitor may be left behind.
+ */
+
+const exec = promisify(execFile);
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.resolve(here, '..', '..');
+const IMAGE = 'localhost/flyces-web:1';
+const base: Omit<ContainerConfig, 'name'> = { image: IMAGE, attempt: 0, labels: {} };
+
+/** Pids of processes whose command line names container `id` (its conmon, its runc). */
+async function processesOf(id: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await fs.readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const cmdline = await fs.readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.includes(id)) pids.push(Number(entry));
+  }
+  return pids;
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await fn().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+function httpGet(url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { timeout: 5000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve(body));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+}
+
+test('warm container monitors', async (t) => {
+  const { tmp, images, options, minic, pod } = await runtimeRig(
+    t,
+    'flyces-warm-test-',
+    { bridge: 'flycesw0', podCidr: '10.42.254.0/24' },
+    () => ({}),
+    async () => {
+      await minic.removeSpareNetwork();
+      if (later) await later.removeSpareNetwork();
+    },
+  );
+  let later: MiniC | undefined;
+  const file = path.join(options.root, 'warm-monitor.json');
+  const archive = path.join(tmp, 'web.tar');
+  await exec(path.join(repo, 'examples', 'build-image.sh'), [archive]);
+  await images.importArchive(archive);
+
+  /** The id of the ready monitor once its runc waits for a spec, other than `not`. */
+  const warmId = (not?: string) =>
+    until('a warm monitor', async () => {
+      const id = (JSON.parse(await fs.readFile(file, 'utf8')) as { id: string }).id;
+      if (id === not) return undefined;
+      const waiting = (await processesOf(id)).length >= 2; // conmon and its runc create
+      return waiting ? id : undefined;
+    });
+  const gone = (id: string) =>
+    until(`the processes of ${id} to end`, async () =>
+      (await processesOf(id)).length === 0 ? true : undefined,
+    );
+
+  await minic.prepareNetwork();
+  const sandbox = await minic.runSandbox(pod('warm'));
+
+  await t.test('taken by the next container, which runs; a new one is made', async () => {
+    const w1 = await warmId();
+    const id = await minic.createContainer(sandbox.id, { ...base, name: 'web' });
+    assert.equal(id, w1, 'the container has the warm monitor id');
+    await minic.startContainer(id);
+    assert.equal((await minic.containerStatus(id))?.state, 'running');
+    assert.match(await until('the page', () => httpGet(`http://${sandbox.ip}:8080/`)), /Hello/);
+    const w2 = await warmId(w1);
+    assert.notEqual(w2, w1);
+    await minic.stopContainer(id, 1);
+    await minic.removeContainer(id);
+    await gone(id);
+  });
+
+  await t.test('a container removed before it starts lets its monitor go', async () => {
+    const w = await warmId();
+    const id = await minic.createContainer(sandbox.id, { ...base, name: 'never' });
+    assert.equal(id, w);
+    await minic.removeContainer(id);
+    await gone(id);
+    assert.equal(existsSync(path.join(options.root, 'containers', id)), false);
+  });
+
+  await t.test('a create that fails lets its monitor go', async () => {
+    const w = await warmId();
+    await assert.rejects(
+      minic.createContainer(sandbox.id, { ...base, name: 'x', image: 'localhost/none:1' }),
+      /not found/,
+    );
+    await gone(w);
+    assert.equal(existsSync(path.join(options.root, 'containers', w)), false);
+    assert.equal(existsSync(path.join(options.root, 'state', 'containers', w)), false);
+    await warmId(w);
+  });
+
+  await t.test('a new runtime on the root releases the last one and starts one taken', async () => {
+    await warmId();
+    // An agent that stops between a container's create and its start: the container took
+    // a monitor, whose report now goes nowhere.
+    const taken = await minic.createContainer(sandbox.id, { ...base, name: 'taken' });
+    await warmId(taken);
+    await minic.removeSpareNetwork(); // this runtime makes no more
+    // Another process leaves a ready monitor behind when it exits.
+    const script = path.join(tmp, 'leave-one.mjs');
+    await fs.writeFile(
+      script,
+      [
+        `import { ImageStore } from ${JSON.stringify(path.join(repo, 'dist/src/runtime/images.js'))};`,
+        `import { MiniC } from ${JSON.stringify(path.join(repo, 'dist/src/runtime/minic.js'))};`,
+        'const o = JSON.parse(process.argv[2]);',
+        'const m = new MiniC({ ...o, images: new ImageStore({ root: o.imagesRoot }) });',
+        'await m.prepareNetwork();',
+        // Alive until killed: the monitor is made once the runtime has been idle a moment.
+        'setInterval(() => undefined, 1000);',
+      ].join('\n'),
+    );
+    const { root, bridge, podCidr, cgroupParent } = options;
+    const args = JSON.stringify({
+      root,
+      bridge,
+      podCidr,
+      cgroupParent,
+      imagesRoot: path.join(tmp, 'images'),
+    });
+    const child = execFile(process.execPath, [script, args]);
+    let output = '';
+    child.stderr?.on('data', (chunk: string) => (output += chunk));
+    const left = await warmId().catch((err: Error) => {
+      throw new Error(`${err.message}; the other process said: ${output.slice(-2000)}`);
+    });
+    child.kill('SIGKILL');
+    assert.equal((await processesOf(left)).length >= 2, true, 'conmon and runc outlive it');
+
+    later = new MiniC(options);
+    await later.prepareNetwork();
+    await gone(left);
+    const next = await warmId(left);
+    // Its monitor's report went to the earlier runtime: it starts afresh, under a new conmon.
+    await later.startContainer(taken);
+    assert.equal((await later.containerStatus(taken))?.state, 'running');
+    await later.stopContainer(taken, 1);
+    await later.removeContainer(taken);
+    await gone(taken);
+    await later.removeSpareNetwork();
+    await gone(next);
+    assert.equal(existsSync(file), false, 'flyces down removes the warm monitor file');
+  });
+});
