@@ -99,6 +99,12 @@ test('warm container monitors', async (t) => {
     await minic.startContainer(id);
     assert.equal((await minic.containerStatus(id))?.state, 'running');
     assert.match(await until('the page', () => httpGet(`http://${sandbox.ip}:8080/`)), /Hello/);
+    // The bundle's spec is a file again: runc exec reads its process defaults from it.
+    const bundle = path.join(options.root, 'state', 'containers', id, 'bundle');
+    assert.ok((await fs.lstat(path.join(bundle, 'config.json'))).isFile());
+    const echoed = await minic.execSync(id, ['echo', 'exec works'], 5000);
+    assert.equal(echoed.exitCode, 0);
+    assert.match(echoed.output, /exec works/);
     const w2 = await warmId(w1);
     assert.notEqual(w2, w1);
     await minic.stopContainer(id, 1);

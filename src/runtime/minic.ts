@@ -751,6 +751,9 @@ export class MiniC implements RuntimeService {
       try {
         writeSpec(paths.bundle, spec);
         written = true;
+        // runc has the FIFO open; the spec file takes its place for those that read the
+        // bundle later (`runc exec` takes its process defaults from it, and so do ours).
+        renameSync(path.join(paths.bundle, WARM_SPEC), path.join(paths.bundle, 'config.json'));
       } catch (err) {
         // Nobody reads (its runc is gone) or no FIFO: started afresh below.
         this.log.warn({ container: id, err }, 'could not hand the spec to the warm monitor');
