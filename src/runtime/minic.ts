@@ -808,13 +808,27 @@ export class MiniC implements RuntimeService {
         log.info({ signal: rec.stopSignal }, 'container stopped');
       } else {
         await runc.kill(id, 'SIGKILL');
-        if (!(await this.waitForExit(id, KILL_WAIT_MS)) && (await runc.state(id)) === 'running') {
+        if (!(await this.waitForExit(id, KILL_WAIT_MS)) && !(await this.dies(runc, id))) {
           throw new RuntimeError('RunContainerError', `container ${id} did not die on SIGKILL`);
         }
         log.info({ graceSeconds }, 'container killed after grace period');
       }
       await this.observe(rec, await this.liveState(rec));
     });
+  }
+
+  /**
+   * Whether runc stops reporting the container running within KILL_WAIT_MS: asked when no
+   * conmon is there to write its exit (a killed process takes a moment to end, more on a
+   * busy machine, and runc says running until it has).
+   */
+  private async dies(runc: Runc, id: string): Promise<boolean> {
+    const deadline = Date.now() + KILL_WAIT_MS;
+    for (;;) {
+      if ((await runc.state(id)) !== 'running') return true;
+      if (Date.now() > deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, EXIT_POLL_MS));
+    }
   }
 
   /**
