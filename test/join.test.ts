@@ -48,9 +48,17 @@ function start(name: string, args: string[]): Proc {
   const log = join(root, `${name}.log`);
   const out = createWriteStream(log, { flags: 'a' });
   const proc = spawn(process.execPath, [FLYCES, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  proc.stdout!.pipe(out);
-  proc.stderr!.pipe(out);
-  return { proc, log, exited: track(proc) };
+  // Both into one file, which ends once both have: the first to end must not close it.
+  proc.stdout!.pipe(out, { end: false });
+  proc.stderr!.pipe(out, { end: false });
+  const written = new Promise<void>((resolve) => proc.once('close', () => out.end(resolve)));
+  // Exited and its output in the file: a test reads the log as soon as this resolves (it
+  // found it empty now and then when this came at the exit, before the pipes' last data).
+  const exited = track(proc).then(async (code) => {
+    await written;
+    return code;
+  });
+  return { proc, log, exited };
 }
 
 /** Remembers a process until it exits, so `after` stops whatever still runs. */
