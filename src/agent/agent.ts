@@ -241,6 +241,9 @@ export class Agent {
     this.server?.closeAllConnections();
     for (const socket of this.upgraded) socket.destroy();
     await closed;
+    await this.opts.runtime.close?.().catch((err: unknown) => {
+      this.log.warn({ err: (err as Error).message }, 'the runtime did not close cleanly');
+    });
     return left.length;
   }
 

@@ -506,6 +506,14 @@ export class MiniC implements RuntimeService {
     if (released.length > 0) this.log.info({ addresses: released }, 'released stale pod addresses');
   }
 
+  /**
+   * Releases the warm container monitor (its report would go to this process only) and
+   * makes no more; the spare pod network stays for the next runtime to take over.
+   */
+  async close(): Promise<void> {
+    await this.monitors.remove();
+  }
+
   /** Deletes the spare pod network, if there is one, and makes no more (`flyces down`). */
   async removeSpareNetwork(): Promise<void> {
     // Taken over once per runtime: a second start would discard a spare being made.

@@ -202,6 +202,11 @@ export interface RuntimeService {
    * wrong. For a periodic check by the agent. Runtimes without a pod network lack it.
    */
   repairNetwork?(): Promise<string[]>;
+  /**
+   * Lets go of what the runtime keeps ready for the next start and cannot hand to another
+   * process (miniC's warm container monitor), when the agent stops. Containers keep running.
+   */
+  close?(): Promise<void>;
   /** Stops every container of the sandbox and detaches its network; idempotent. */
   stopSandbox(id: string): Promise<void>;
   /** Removes the sandbox, its containers and everything kept for them; idempotent. */

@@ -25,9 +25,9 @@ import { randomHex, readJson, readJsonSync, replaceJsonSync } from './fsutil.js'
  * Only the start that takes it gains; a burst of pods takes the one and starts the rest
  * as before. A new one is made once the runtime has been idle a moment (see busy).
  *
- * Its id is written to a file before conmon starts, so that a restart finds it: the
- * report would go to a process that is gone, so it is released (`release`: runc reads an
- * empty spec, fails, and conmon exits) and its directory removed.
+ * The agent's stop releases it (`remove`; `release`: runc reads an empty spec, fails, and
+ * conmon exits), since its report can reach only this process. Its id is written to a
+ * file before conmon starts, so that after a crash the next runtime finds and releases it.
  */
 
 export interface WarmMonitor {
