@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LineAssembler, parseCriLine, readLog } from './logs.js';
+import { PassThrough } from 'node:stream';
+import { LineAssembler, parseCriLine, readLog, streamLog } from './logs.js';
 
 test('parse CRI log lines', () => {
   const cases: [string, unknown][] = [
@@ -58,6 +59,32 @@ test('readLog tail and since', async () => {
       ['two', 'three'],
     );
     assert.deepEqual((await readLog(join(dir, 'missing'), {})).lines, []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('limitBytes counts bytes, not characters', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'flyces-logs-'));
+  try {
+    const path = join(dir, 'c.log');
+    writeFileSync(path, '2026-01-01T00:00:01Z stdout F h\u00e9llo w\u00f6rld\n');
+    const cases: [number, string][] = [
+      [1, 'h'],
+      [3, 'h\u00e9'],
+      [6, 'h\u00e9llo'],
+      [14, 'h\u00e9llo w\u00f6rld\n'],
+      [100, 'h\u00e9llo w\u00f6rld\n'],
+    ];
+    for (const [limitBytes, want] of cases) {
+      const out = new PassThrough();
+      const chunks: Buffer[] = [];
+      out.on('data', (chunk: Buffer) => chunks.push(chunk));
+      await streamLog(path, out, { limitBytes });
+      const got = Buffer.concat(chunks);
+      assert.ok(got.length <= limitBytes, `${got.length} bytes for limitBytes ${limitBytes}`);
+      assert.equal(got.toString('utf8'), want, `limitBytes ${limitBytes}`);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

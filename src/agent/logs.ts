@@ -108,15 +108,16 @@ export async function streamLog(
 ): Promise<void> {
   const { lines, offset } = await readLog(path, opts);
   let written = 0;
+  // Counted in bytes, as limitBytes is: a line of non-ASCII text is longer than its length.
   const write = (line: LogLine): boolean => {
-    const text = formatLine(line, opts.timestamps);
-    if (opts.limitBytes !== undefined && written + text.length > opts.limitBytes) {
-      out.write(text.slice(0, opts.limitBytes - written));
+    const bytes = Buffer.from(formatLine(line, opts.timestamps), 'utf8');
+    if (opts.limitBytes !== undefined && written + bytes.length > opts.limitBytes) {
+      out.write(bytes.subarray(0, opts.limitBytes - written));
       written = opts.limitBytes;
       return false;
     }
-    written += text.length;
-    out.write(text);
+    written += bytes.length;
+    out.write(bytes);
     return true;
   };
   for (const line of lines) if (!write(line)) return void out.end();
