@@ -1,4 +1,5 @@
 import { decodeBase64 } from '../api/config.js';
+import { referencedObjects } from '../api/pod-references.js';
 import { parseQuantity } from '../api/quantity.js';
 import type { ConfigMap, Container, Pod, Secret } from '../api/types.js';
 
@@ -163,6 +164,21 @@ function secretValues(
     out.set(key, decodeBase64(b64)?.toString('utf8') ?? '');
   }
   return out;
+}
+
+/**
+ * The values of every Secret the pod refers to that the source has: what messages about the
+ * pod's containers must not show (see hideValues), wherever the pod put them.
+ */
+export function referencedSecretValues(pod: Pod, source: ConfigSource): string[] {
+  const values: string[] = [];
+  for (const ref of referencedObjects(pod)) {
+    const [kind, ns, name] = ref.split('/');
+    if (kind !== 'Secret') continue;
+    for (const b64 of Object.values(source.secret(ns, name)?.data ?? {}))
+      values.push(decodeBase64(b64)?.toString('utf8') ?? '');
+  }
+  return values;
 }
 
 /** One env entry's value; undefined when an optional source is missing (the var is unset). */

@@ -4,6 +4,7 @@ import { nowTimestamp, type Container, type Pod, type PodStatus } from '../api/t
 import type { EventRecorder } from '../client/events.js';
 import type { Logger } from '../log.js';
 import {
+  hideValues,
   RuntimeError,
   type ContainerConfig,
   type ContainerStatus,
@@ -17,7 +18,7 @@ import { parseDockerConfigJson } from '../runtime/registry/auth.js';
 import { RestartBackoff } from './backoff.js';
 import { hookFailure, hookOf, runHook } from './hooks.js';
 import { securityOptions } from './security-context.js';
-import { expand, resolveEnv } from './env.js';
+import { expand, referencedSecretValues, resolveEnv } from './env.js';
 import { NO_INPUTS, type ContainerInputs } from './volumes.js';
 import { Prober, type ProberHooks } from './probes.js';
 import { computePodStatus, instancesByName, type Waiting } from './pod-status.js';
@@ -329,7 +330,8 @@ export class PodWorker {
       return undefined;
     } catch (err) {
       const reason = id === undefined ? 'CreateContainerError' : 'RunContainerError';
-      const message = (err as Error).message;
+      // The runtime's error can quote the command, which may carry a Secret's value.
+      const message = hideValues((err as Error).message, config.hiddenValues);
       waiting.set(container.name, { reason, message });
       this.events.warning(pod, 'Failed', `Error: ${message}`);
       this.log.warn(
@@ -585,6 +587,7 @@ export async function containerConfig(
     mounts,
     attempt,
     labels: { [LABEL_POD_UID]: pod.metadata.uid!, [LABEL_CONTAINER]: c.name },
+    hiddenValues: referencedSecretValues(pod, inputs.source),
     resources: {
       cpuRequestMillis: requests.cpu !== undefined ? cpuMillis(requests.cpu) : undefined,
       cpuLimitMillis: limits.cpu !== undefined ? cpuMillis(limits.cpu) : undefined,

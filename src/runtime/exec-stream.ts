@@ -4,6 +4,7 @@ import path from 'node:path';
 
 import { DEFAULT_PATH } from './exec.js';
 import { randomHex } from './fsutil.js';
+import { killProcessTree } from './process-tree.js';
 import type { ExecExit, ExecSession, ExecStreamOptions } from './runtime.js';
 
 /**
@@ -186,21 +187,15 @@ async function runcError(logFile: string): Promise<string | undefined> {
 }
 
 /**
- * Kills the command itself, not runc: SIGKILL on runc would leave the command running in
- * the container. Before runc has written the pid file, runc gets SIGTERM, which it
+ * Kills the command and what it started, not runc: SIGKILL on runc would leave the command
+ * running in the container, and runc waits for the command's children that hold its output
+ * (see killProcessTree). Before runc has written the pid file, runc gets SIGTERM, which it
  * forwards to the command once it runs.
  */
 async function killExec(child: ChildProcess, dir: string): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const pid = Number(await fs.readFile(path.join(dir, 'pid'), 'utf8').catch(() => ''));
-  if (pid > 0) {
-    try {
-      process.kill(pid, 'SIGKILL');
-      return;
-    } catch {
-      // Already gone: runc is about to exit by itself.
-    }
-  }
+  if (pid > 0) return killProcessTree(pid);
   child.kill('SIGTERM');
 }
 

@@ -50,6 +50,7 @@ import { run } from './exec.js';
 import { processCgroupDirs } from './cgroup-dirs.js';
 import { Runc } from './runc.js';
 import {
+  hideValues,
   RuntimeError,
   type ContainerConfig,
   type ContainerFilter,
@@ -124,6 +125,13 @@ function wrap(code: RuntimeError['code'], what: string, err: unknown): RuntimeEr
   return new RuntimeError(code, `${what}: ${(err as Error).message}`);
 }
 
+/** Hides `values` in an error's message and stack (see hideValues), before it is logged. */
+function hideIn(err: unknown, values: string[] | undefined): void {
+  if (!(err instanceof Error) || !values?.length) return;
+  err.message = hideValues(err.message, values);
+  if (err.stack) err.stack = hideValues(err.stack, values);
+}
+
 /** A container's directories on disk (its log is there too): the overlay's. */
 const CONTAINER_DISK_SUBDIRS = ['upper', 'work'];
 /** A container's directories under the state root: its bundle and conmon's. */
@@ -183,6 +191,12 @@ export class MiniC implements RuntimeService {
   private readonly monitors: WarmMonitors;
   /** Layer directories of containers being created, by container id (see layersInUse). */
   private readonly creating = new Map<string, string[]>();
+  /**
+   * Each created container's hiddenValues, until its start: its start's error can quote its
+   * command. Kept in memory only (a Secret's value goes into no record on disk); a container
+   * created by an earlier run of the agent is not started, but removed and created again.
+   */
+  private readonly hidden = new Map<string, string[]>();
   private sparesStarted?: Promise<void>;
   private monitorsStarted?: Promise<void>;
   private readonly records: RuntimeRecords;
@@ -638,12 +652,14 @@ export class MiniC implements RuntimeService {
       this.creating.delete(id);
       setup?.containers.add(id);
     } catch (err) {
+      hideIn(err, config.hiddenValues);
       log.error({ err }, 'create failed');
       this.creating.delete(id);
       if (warm) await this.dropWarm(id).catch(() => undefined);
       await this.records.removeContainer(id).catch(() => undefined);
       throw wrap('CreateContainerError', `container ${config.name}`, err);
     }
+    if (config.hiddenValues?.length) this.hidden.set(id, config.hiddenValues);
     log.info({ image: config.image }, 'container created');
     return id;
   }
@@ -695,11 +711,14 @@ export class MiniC implements RuntimeService {
           () => false,
         );
         if (pid !== undefined) await endUnmanaged(runc, id, pid, deleted);
+        hideIn(err, this.hidden.get(id));
+        this.hidden.delete(id);
         this.log.error({ container: id, err }, 'start failed');
         // Reported as exited with 128, as containerd does for a container that never ran.
         await this.recordExit(rec, START_FAILED_EXIT_CODE, new Date(), false);
         throw wrap('RunContainerError', `container ${rec.name}`, err);
       }
+      this.hidden.delete(id);
       rec.startedAt = new Date().toISOString();
       await this.records.writeContainer(rec);
       this.log.info({ container: id, sandbox: rec.sandboxId, name: rec.name }, 'container started');
@@ -888,6 +907,7 @@ export class MiniC implements RuntimeService {
    * its conmon, unmounts its root file system and deletes its cgroups and files.
    */
   async removeContainer(id: string): Promise<void> {
+    this.hidden.delete(id);
     const rec = await this.records.readContainer(id);
     if (!rec) return;
     await this.stopContainer(id, 0);
@@ -1010,7 +1030,10 @@ export class MiniC implements RuntimeService {
     if (!(await this.isRunning(id))) {
       throw new RuntimeError('NotFound', `container ${id} is not running`);
     }
-    const done = await runc.exec(id, command, timeoutMs);
+    const workDir = path.join(this.stateRoot, 'exec');
+    await fs.mkdir(workDir, { recursive: true, mode: 0o700 });
+    const pidFile = path.join(workDir, `${randomHex(8)}.pid`);
+    const done = await runc.exec(id, command, timeoutMs, pidFile);
     const output = (done.stdout + done.stderr).slice(0, 10 * 1024);
     return {
       exitCode: done.timedOut ? undefined : (done.code ?? undefined),

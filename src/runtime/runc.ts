@@ -4,6 +4,7 @@ import {
   existsSync,
   fstatSync,
   openSync,
+  readFileSync,
   readdirSync,
   rmSync,
   statSync,
@@ -13,6 +14,7 @@ import path from 'node:path';
 
 import { ExecError, run, runCapture, type Completed } from './exec.js';
 import { isErrno, readJsonSync } from './fsutil.js';
+import { killProcessTree } from './process-tree.js';
 
 /**
  * The few runc commands miniC needs, always against miniC's own `--root`. Containers are
@@ -36,11 +38,33 @@ export class Runc {
     return run(this.binary, [`--root=${this.rootFor(id)}`, ...args]);
   }
 
-  /** Runs a command inside a running container; its exit code is a result, not an error. */
-  exec(id: string, command: string[], timeoutMs: number): Promise<Completed> {
-    return runCapture(this.binary, [`--root=${this.rootFor(id)}`, 'exec', id, ...command], {
-      timeoutMs,
-    });
+  /**
+   * Runs a command inside a running container; its exit code is a result, not an error.
+   * runc writes the command's pid to `pidFile`; when `timeoutMs` is up, the command and
+   * what it started are killed (not runc, whose SIGKILL would leave them running in the
+   * container), and runc itself only if it has not ended EXEC_KILL_GRACE_MS later.
+   */
+  async exec(
+    id: string,
+    command: string[],
+    timeoutMs: number,
+    pidFile: string,
+  ): Promise<Completed> {
+    const args = [`--root=${this.rootFor(id)}`, 'exec', `--pid-file=${pidFile}`, id, ...command];
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      void killByPidFile(pidFile);
+    }, timeoutMs);
+    try {
+      const done = await runCapture(this.binary, args, {
+        timeoutMs: timeoutMs + EXEC_KILL_GRACE_MS,
+      });
+      return { ...done, timedOut: timedOut || done.timedOut };
+    } finally {
+      clearTimeout(timer);
+      rmSync(pidFile, { force: true });
+    }
   }
 
   /**
@@ -158,6 +182,20 @@ export class Runc {
     if (paths.length === 0) throw new Error(`runc's state file ${file} names no cgroups`);
     return [...new Set(paths)];
   }
+}
+
+/** How long runc may take to end after an exec's command was killed at its timeout. */
+const EXEC_KILL_GRACE_MS = 2_000;
+
+/** Kills the command an exec runs (see killProcessTree), once runc has named it. */
+async function killByPidFile(pidFile: string): Promise<void> {
+  let pid = 0;
+  try {
+    pid = Number(readFileSync(pidFile, 'utf8').trim());
+  } catch {
+    // runc has not started the command yet; runCapture's own timeout kills runc then.
+  }
+  if (pid > 0) await killProcessTree(pid);
 }
 
 function listDirSync(dir: string): string[] {

@@ -130,6 +130,28 @@ export interface ContainerConfig {
     /** Most processes the container may have at once (the pids cgroup). */
     pidsLimit?: number;
   };
+  /**
+   * Values errors and logs about this container must not show: a Secret's, which the
+   * container's command, working dir or environment may carry (see hideValues).
+   */
+  hiddenValues?: string[];
+}
+
+/** Shortest value hideValues hides: shorter ones would blank out common words instead. */
+const MIN_HIDDEN_LENGTH = 4;
+
+/**
+ * `text` with each of `values`, and each as JSON quotes it (runc quotes the command it could
+ * not run that way), replaced by `[hidden]`, longest first. Values shorter than
+ * MIN_HIDDEN_LENGTH characters stay as they are.
+ */
+export function hideValues(text: string, values: readonly string[] = []): string {
+  const forms = values
+    .filter((v) => v.length >= MIN_HIDDEN_LENGTH)
+    .flatMap((v) => [v, JSON.stringify(v).slice(1, -1)])
+    .sort((a, b) => b.length - a.length);
+  for (const form of forms) text = text.split(form).join('[hidden]');
+  return text;
 }
 
 export type ContainerState = 'created' | 'running' | 'exited' | 'unknown';

@@ -1,0 +1,154 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildWebImage, TestCluster, waitFor } from './helpers/cluster.js';
+
+/**
+ * Attacks on the agent's side of a pod's life under `flyces up` with real containers: what
+ * is left behind when an exec's client vanishes or an exec probe hangs, and what a failing
+ * container's messages give away.
+ */
+
+/** The command lines of this machine's processes that contain `marker`, with their pids. */
+function processesWith(marker: string): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    let cmdline: string;
+    try {
+      cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+    } catch {
+      continue;
+    }
+    if (cmdline.includes(marker)) found.push(`${pid}: ${cmdline}`);
+  }
+  return found;
+}
+
+describe('attacks on the agent', { timeout: 240_000 }, () => {
+  const cluster = new TestCluster({
+    podCidr: '10.42.247.0/24',
+    bridge: 'flycesaa1',
+    port: 17110,
+    agentPort: 17111,
+  });
+
+  async function apply(name: string, containers: object[], extra: object = {}): Promise<void> {
+    const pod = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name },
+      spec: {
+        terminationGracePeriodSeconds: 1,
+        containers: containers.map((c) => ({
+          image: 'localhost/flyces-web:1',
+          imagePullPolicy: 'Never',
+          ...c,
+        })),
+        ...extra,
+      },
+    };
+    const file = join(cluster.dataDir, `${name}.json`);
+    writeFileSync(file, JSON.stringify(pod));
+    await cluster.kubectl('apply', '-f', file);
+  }
+
+  async function running(name: string): Promise<void> {
+    await waitFor(`pod ${name} to run`, 30_000, async () => {
+      const phase = await cluster.kubectl('get', 'pod', name, '-o', 'jsonpath={.status.phase}');
+      return phase === 'Running';
+    });
+  }
+
+  before(async () => {
+    await cluster.start();
+    const archive = join(cluster.dataDir, 'web.tar');
+    await buildWebImage(archive);
+    await cluster.flyces('image', 'import', '--data-dir', cluster.dataDir, archive);
+  });
+  after(async () => {
+    await cluster.destroy();
+  });
+
+  test('an exec whose client vanishes leaves nothing running', async () => {
+    await apply('holder', [{ name: 'c', command: ['sleep', '3600'] }]);
+    await running('holder');
+    // sh forks the sleep (it is not the last command), as a script's commands are.
+    const script = 'sleep 70131; echo gone';
+    const child = spawn(
+      'kubectl',
+      ['--kubeconfig', cluster.kubeconfig, 'exec', 'holder', '--', 'sh', '-c', script],
+      { stdio: 'ignore' },
+    );
+    try {
+      await waitFor('the exec to run its sleep', 20_000, async () => {
+        return processesWith('sleep 70131').some((p) => p.endsWith(': sleep 70131 '));
+      });
+    } finally {
+      child.kill('SIGKILL');
+    }
+    // Neither the command's children in the container nor runc exec on the agent remain.
+    await waitFor('the exec to be cleaned up', 10_000, async () => {
+      return processesWith('70131').length === 0;
+    }).catch((err: Error) => {
+      throw new Error(`${err.message}; left: ${processesWith('70131').join('; ')}`);
+    });
+  });
+
+  test('an exec probe that hangs is killed at its timeout, not left running', async () => {
+    const probe = {
+      exec: { command: ['sleep', '70141'] },
+      timeoutSeconds: 1,
+      periodSeconds: 1,
+    };
+    await apply('hang-probe', [{ name: 'c', command: ['sleep', '3600'], readinessProbe: probe }]);
+    await running('hang-probe');
+    await waitFor('three probes to time out', 20_000, async () => {
+      const events = await cluster.kubectl(
+        'get',
+        'events',
+        '--field-selector',
+        'involvedObject.name=hang-probe,reason=Unhealthy',
+        '-o',
+        'jsonpath={.items[*].count}',
+      );
+      const count = events.split(' ').reduce((sum, n) => sum + (Number(n) || 0), 0);
+      return count >= 3;
+    });
+    // At most the probe in progress runs; each one before it was killed.
+    const left = processesWith('sleep 70141').filter((p) => p.endsWith(': sleep 70141 '));
+    assert.ok(left.length <= 1, `probe commands left running: ${left.join('; ')}`);
+    await cluster.kubectl('delete', 'pod', 'hang-probe', '--wait=false');
+  });
+
+  test("a Secret's value shows in no status, Event or agent log of a failed start", async () => {
+    const value = 'Attack-S3cret-Value';
+    await cluster.kubectl('create', 'secret', 'generic', 'attack', `--from-literal=pass=${value}`);
+    const env = [{ name: 'PASS', valueFrom: { secretKeyRef: { name: 'attack', key: 'pass' } } }];
+    await apply('secret-cmd', [{ name: 'c', command: ['$(PASS)'], env }]);
+    let events = '';
+    await waitFor('the failed start to be reported', 30_000, async () => {
+      events = await cluster.kubectl(
+        'get',
+        'events',
+        '--field-selector',
+        'involvedObject.name=secret-cmd,reason=Failed',
+        '-o',
+        'json',
+      );
+      return events.includes('executable file not found');
+    });
+    const pod = await cluster.kubectl('get', 'pod', 'secret-cmd', '-o', 'json');
+    const state = JSON.parse(pod).status.containerStatuses?.[0];
+    assert.ok(state?.state?.waiting?.reason || state?.lastState?.terminated, pod);
+    assert.ok(events.includes('[hidden]'), events);
+    assert.ok(!events.includes(value), `the Event shows the Secret: ${events}`);
+    assert.ok(!pod.includes(value), `the pod's status shows the Secret: ${pod}`);
+    const log = readFileSync(cluster.logFile, 'utf8');
+    const lines = log.split('\n').filter((l) => l.includes(value));
+    assert.deepEqual(lines, [], 'the agent log shows the Secret');
+    await cluster.kubectl('delete', 'pod', 'secret-cmd', '--wait=false');
+  });
+});
