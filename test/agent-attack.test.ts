@@ -123,6 +123,34 @@ describe('attacks on the agent', { timeout: 240_000 }, () => {
     await cluster.kubectl('delete', 'pod', 'hang-probe', '--wait=false');
   });
 
+  test('logs -f goes on after conmon rotates the log at its size limit (10 MiB)', async () => {
+    // 11 MB of output makes conmon start a new file; the marker is written to that one.
+    const dump = "head -c 11000000 /dev/zero | tr '\\0' x | fold -w 1000";
+    const script = `echo begin; sleep 3; ${dump}; echo rotated-marker; sleep 3600`;
+    await apply('chatty', [{ name: 'c', command: ['sh', '-c', script] }]);
+    await running('chatty');
+    const child = spawn('kubectl', ['--kubeconfig', cluster.kubeconfig, 'logs', '-f', 'chatty'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    let tail = '';
+    let bytes = 0;
+    const found = new Promise<boolean>((resolve) => {
+      child.stdout.on('data', (chunk: Buffer) => {
+        bytes += chunk.length;
+        tail = (tail + chunk.toString('utf8')).slice(-2000);
+        if (tail.includes('rotated-marker')) resolve(true);
+      });
+      child.on('close', () => resolve(false));
+      setTimeout(() => resolve(false), 30_000);
+    });
+    try {
+      assert.ok(await found, `logs -f stopped after ${bytes} bytes: ...${tail.slice(-80)}`);
+    } finally {
+      child.kill('SIGKILL');
+      await cluster.kubectl('delete', 'pod', 'chatty', '--wait=false');
+    }
+  });
+
   test("a Secret's value shows in no status, Event or agent log of a failed start", async () => {
     const value = 'Attack-S3cret-Value';
     await cluster.kubectl('create', 'secret', 'generic', 'attack', `--from-literal=pass=${value}`);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -84,6 +84,50 @@ test('limitBytes counts bytes, not characters', async () => {
       const got = Buffer.concat(chunks);
       assert.ok(got.length <= limitBytes, `${got.length} bytes for limitBytes ${limitBytes}`);
       assert.equal(got.toString('utf8'), want, `limitBytes ${limitBytes}`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('follow goes on across a rotated or truncated log', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'flyces-logs-'));
+  const entry = (text: string) => `2026-01-01T00:00:01Z stdout F ${text}\n`;
+  const cases: [string, (path: string) => void][] = [
+    [
+      'renamed over (conmon)',
+      (path) => {
+        writeFileSync(join(dir, 'new.log'), entry('three'));
+        renameSync(join(dir, 'new.log'), path);
+      },
+    ],
+    ['truncated in place', (path) => writeFileSync(path, entry('three'))],
+  ];
+  try {
+    for (const [name, rotate] of cases) {
+      const path = join(dir, 'c.log');
+      writeFileSync(path, entry('one') + entry('two, longer than what follows'));
+      const out = new PassThrough();
+      let text = '';
+      out.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
+      let finished = false;
+      const streamed = streamLog(path, out, { follow: true, done: async () => finished });
+      const seen = async (want: string) => {
+        for (let i = 0; i < 100 && !text.includes(want); i++)
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        assert.ok(text.includes(want), `${name}: ${JSON.stringify(text)} lacks ${want}`);
+      };
+      try {
+        await seen('two');
+        rotate(path);
+        await seen('three');
+        appendFileSync(path, entry('four'));
+        await seen('four');
+      } finally {
+        finished = true;
+        await streamed;
+      }
+      assert.equal(text, 'one\ntwo, longer than what follows\nthree\nfour\n', name);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

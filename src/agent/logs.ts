@@ -1,4 +1,5 @@
 import { createReadStream, watch as watchFile, statSync, type FSWatcher } from 'node:fs';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import type { Writable } from 'node:stream';
 
@@ -125,6 +126,15 @@ export async function streamLog(
   await follow(path, offset, write, out, opts.done ?? (async () => false));
 }
 
+/** Most bytes one read of a followed log takes in; the rest waits for the next turn. */
+const FOLLOW_CHUNK = 1 << 20;
+
+/**
+ * Follows the log from `start`. conmon rotates a log that reaches its size limit by renaming
+ * a new file over it, so the open file is read to its end, and then the file now at `path`,
+ * if it is another one, is followed from its start; a file truncated in place is read from
+ * its start again too.
+ */
 async function follow(
   path: string,
   start: number,
@@ -133,29 +143,46 @@ async function follow(
   done: () => Promise<boolean>,
 ): Promise<void> {
   let offset = start;
-  let carry = '';
+  let carry = Buffer.alloc(0);
   const assembler = new LineAssembler();
   let closed = false;
   out.on('close', () => (closed = true));
+  let file = await openLog(path);
   let watcher: FSWatcher | undefined;
   let wake: () => void = () => {};
-  try {
-    watcher = watchFile(path, () => wake());
-  } catch {
-    // The file may not exist yet; polling below still finds it.
-  }
+  const watchPath = () => {
+    watcher?.close();
+    try {
+      watcher = watchFile(path, () => wake());
+    } catch {
+      // The file may not exist yet; polling below still finds it.
+    }
+  };
+  watchPath();
   try {
     while (!closed) {
-      const chunk = await readFrom(path, offset);
-      if (chunk.length > 0) {
+      const size = file ? (await file.handle.stat()).size : 0;
+      if (size < offset) offset = 0;
+      if (file && size > offset) {
+        const chunk = await readAt(file.handle, offset, Math.min(FOLLOW_CHUNK, size - offset));
         offset += chunk.length;
-        const text = carry + chunk.toString('utf8');
-        const parts = text.split('\n');
-        carry = parts.pop() ?? '';
-        for (const part of parts) {
+        // Whole lines only: a chunk may end inside a line, or inside a character.
+        const text = Buffer.concat([carry, chunk]);
+        const end = text.lastIndexOf(0x0a) + 1;
+        carry = text.subarray(end);
+        for (const part of text.subarray(0, end).toString('utf8').split('\n').slice(0, -1)) {
           const line = assembler.push(part);
           if (line && !write(line)) return;
         }
+        continue;
+      }
+      const rotated = await openLog(path, file?.ino);
+      if (rotated) {
+        await file?.handle.close();
+        file = rotated;
+        offset = 0;
+        carry = Buffer.alloc(0);
+        watchPath();
         continue;
       }
       if (await done()) return;
@@ -166,17 +193,27 @@ async function follow(
     }
   } finally {
     watcher?.close();
+    await file?.handle.close();
     out.end();
   }
 }
 
-async function readFrom(path: string, offset: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
+/** The log file now at `path`, opened, unless it is missing or is the file `ino` already. */
+async function openLog(
+  path: string,
+  ino?: number,
+): Promise<{ handle: FileHandle; ino: number } | undefined> {
   try {
-    for await (const chunk of createReadStream(path, { start: offset }))
-      chunks.push(chunk as Buffer);
+    if ((await stat(path)).ino === ino) return undefined;
+    const handle = await open(path, 'r');
+    return { handle, ino: (await handle.stat()).ino };
   } catch {
-    return Buffer.alloc(0);
+    return undefined;
   }
-  return Buffer.concat(chunks);
+}
+
+async function readAt(handle: FileHandle, offset: number, length: number): Promise<Buffer> {
+  const buffer = Buffer.alloc(length);
+  const { bytesRead } = await handle.read(buffer, 0, length, offset);
+  return buffer.subarray(0, bytesRead);
 }
