@@ -2,6 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { buildWebImage, TestCluster, waitFor } from './helpers/cluster.js';
 
@@ -148,6 +149,46 @@ describe('attacks on the agent', { timeout: 240_000 }, () => {
     } finally {
       child.kill('SIGKILL');
       await cluster.kubectl('delete', 'pod', 'chatty', '--wait=false');
+    }
+  });
+
+  test('a pod whose postStart hangs is deleted within its grace period', async () => {
+    const postStart = { exec: { command: ['sleep', '70161'] } };
+    const c = { name: 'c', command: ['sleep', '3600'], lifecycle: { postStart } };
+    await apply('hang-poststart', [c]);
+    await waitFor('the postStart hook to run', 20_000, async () => {
+      return processesWith('sleep 70161').some((p) => p.endsWith(': sleep 70161 '));
+    });
+    const started = Date.now();
+    await cluster.kubectl('delete', 'pod', 'hang-poststart', '--timeout=60s');
+    const seconds = (Date.now() - started) / 1000;
+    // Grace period 1 s; the hook's own timeout (30 s) used to hold the deletion.
+    assert.ok(seconds < 10, `deleted after ${seconds} s`);
+    await waitFor('the hook to end', 10_000, async () => processesWith('70161').length === 0);
+  });
+
+  test('a registry that never answers holds up neither other pods nor a deletion', async () => {
+    const sockets = new Set<Socket>();
+    const registry = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => registry.listen(17195, '127.0.0.1', resolve));
+    try {
+      const image = '127.0.0.1:17195/attack/hang:1';
+      await apply('hang-pull', [{ name: 'c', image, imagePullPolicy: 'IfNotPresent' }]);
+      await waitFor('the pull to reach the registry', 20_000, async () => sockets.size > 0);
+      await apply('during-pull', [{ name: 'c', command: ['sleep', '3600'] }]);
+      await running('during-pull');
+      const started = Date.now();
+      await cluster.kubectl('delete', 'pod', 'hang-pull', '--timeout=60s');
+      const seconds = (Date.now() - started) / 1000;
+      // The pull's own timeout (30 s without an answer) used to hold the deletion.
+      assert.ok(seconds < 10, `deleted after ${seconds} s`);
+      await cluster.kubectl('delete', 'pod', 'during-pull', '--wait=false');
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      registry.close();
     }
   });
 

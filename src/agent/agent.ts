@@ -194,10 +194,15 @@ export class Agent {
         await this.networkCheck;
       });
     }
+    const changed = (p: Pod, gone = false) => {
+      // A pod being deleted needs no more waiting for its start (see PodWorker.abandon).
+      if (gone || p.metadata.deletionTimestamp) this.worker.abandon(p.metadata.uid!);
+      this.queue.add(objectKey(p));
+    };
     this.pods.addHandlers({
-      onAdd: (p) => this.queue.add(objectKey(p)),
-      onUpdate: (_o, p) => this.queue.add(objectKey(p)),
-      onDelete: (p) => this.queue.add(objectKey(p)),
+      onAdd: (p) => changed(p),
+      onUpdate: (_o, p) => changed(p),
+      onDelete: (p) => changed(p, true),
     });
     this.pods.start();
     await this.pods.hasSynced();

@@ -49,6 +49,8 @@ export class PodWorker {
   private readonly backoff = new RestartBackoff();
   private readonly prober: Prober;
   private readonly imageBackoff = new RestartBackoff(5_000, 300_000);
+  /** Syncs in progress by pod uid, each with the signal that its pod is being deleted. */
+  private readonly syncing = new Map<string, AbortController>();
 
   constructor(
     private readonly runtime: RuntimeService,
@@ -80,9 +82,29 @@ export class PodWorker {
     containers: ContainerStatus[],
   ): Promise<SyncResult> {
     const uid = pod.metadata.uid!;
-    if (sandboxes.some((s) => s.podUid === uid && s.state === 'ready'))
-      return this.reconcile(pod, sandboxes, containers);
-    return this.gate.run(uid, () => this.reconcile(pod, sandboxes, containers));
+    const controller = new AbortController();
+    this.syncing.set(uid, controller);
+    try {
+      if (sandboxes.some((s) => s.podUid === uid && s.state === 'ready'))
+        return await this.reconcile(pod, sandboxes, containers);
+      return await this.gate.run(uid, () => this.reconcile(pod, sandboxes, containers));
+    } finally {
+      if (this.syncing.get(uid) === controller) this.syncing.delete(uid);
+    }
+  }
+
+  /**
+   * Called when a pod is being deleted or is gone: its sync in progress stops waiting for
+   * an image pull or a postStart hook (each may take its timeout, 30 s), and starts no
+   * further container, so that the deletion, which waits for that sync, begins at once.
+   * The pull goes on for other pods that wait for it; the hook ends with the container.
+   */
+  abandon(uid: string): void {
+    this.syncing.get(uid)?.abort();
+  }
+
+  private abandoned(pod: Pod): AbortSignal | undefined {
+    return this.syncing.get(pod.metadata.uid!)?.signal;
   }
 
   private async reconcile(
@@ -181,6 +203,7 @@ export class PodWorker {
   ): Promise<number | undefined> {
     let soonest: number | undefined;
     for (const container of pod.spec.containers) {
+      if (this.abandoned(pod)?.aborted) break;
       const instances = byName.get(container.name) ?? [];
       const wait = await this.syncContainer(pod, sandbox, container, instances, waiting);
       if (wait !== undefined) soonest = Math.min(soonest ?? wait, wait);
@@ -397,7 +420,8 @@ export class PodWorker {
     this.events.normal(pod, 'Pulling', `Pulling image "${image}"`);
     const started = Date.now();
     try {
-      await this.images.pullImage(image, { auth: pullSecrets(pod, this.inputs) });
+      const pull = this.images.pullImage(image, { auth: pullSecrets(pod, this.inputs) });
+      if ((await unlessAbandoned(pull, this.abandoned(pod))) === ABANDONED) return 5_000;
     } catch (err) {
       if (!(err instanceof RuntimeError)) throw err;
       this.imageBackoff.restarted(key);
@@ -460,8 +484,10 @@ export class PodWorker {
     if (!hookOf(c, 'postStart')) return;
     const target = { containerId: id, podIP: sandbox.ip ?? '' };
     const grace = pod.spec.terminationGracePeriodSeconds ?? 30;
-    const outcome = await runHook(c, 'postStart', target, this.runtime, POST_START_TIMEOUT_SECONDS);
-    if (outcome.ok) return;
+    const hook = runHook(c, 'postStart', target, this.runtime, POST_START_TIMEOUT_SECONDS);
+    const outcome = await unlessAbandoned(hook, this.abandoned(pod));
+    // An abandoned hook's container is stopped by the deletion, within its grace period.
+    if (outcome === ABANDONED || outcome.ok) return;
     this.events.warning(
       pod,
       'FailedPostStartHook',
@@ -502,6 +528,29 @@ export class PodWorker {
     } catch (err) {
       this.log.warn({ container: id, err: (err as Error).message }, 'could not remove container');
     }
+  }
+}
+
+const ABANDONED = Symbol('abandoned');
+
+/** What `work` resolves to, or ABANDONED once `signal` aborts, whichever comes first. */
+async function unlessAbandoned<T>(
+  work: Promise<T>,
+  signal: AbortSignal | undefined,
+): Promise<T | typeof ABANDONED> {
+  if (!signal) return work;
+  // Once abandoned, how the work ends is nobody's concern.
+  work.catch(() => undefined);
+  if (signal.aborted) return ABANDONED;
+  let onAbort = () => {};
+  const abandoned = new Promise<typeof ABANDONED>((resolve) => {
+    onAbort = () => resolve(ABANDONED);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([work, abandoned]);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
   }
 }
 
