@@ -209,9 +209,16 @@ describe('attacks on the agent', { timeout: 240_000 }, () => {
       );
       return events.includes('executable file not found');
     });
-    const pod = await cluster.kubectl('get', 'pod', 'secret-cmd', '-o', 'json');
-    const state = JSON.parse(pod).status.containerStatuses?.[0];
-    assert.ok(state?.state?.waiting?.reason || state?.lastState?.terminated, pod);
+    // The failed start shows in the status too, with why: StartError, as containerd has it.
+    let pod = '';
+    await waitFor('the failed start in the status', 20_000, async () => {
+      pod = await cluster.kubectl('get', 'pod', 'secret-cmd', '-o', 'json');
+      const state = JSON.parse(pod).status.containerStatuses?.[0];
+      const ended = state?.state?.terminated ?? state?.lastState?.terminated;
+      return ended?.reason === 'StartError';
+    }).catch((err: Error) => assert.fail(`${err.message}: ${pod}`));
+    const ended = JSON.parse(pod).status.containerStatuses[0].lastState.terminated;
+    assert.match(ended.message, /exec: .*\[hidden\].*executable file not found/, pod);
     assert.ok(events.includes('[hidden]'), events);
     assert.ok(!events.includes(value), `the Event shows the Secret: ${events}`);
     assert.ok(!pod.includes(value), `the pod's status shows the Secret: ${pod}`);

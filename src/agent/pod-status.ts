@@ -59,6 +59,7 @@ function stateOf(c: ContainerStatus | undefined): ContainerStateValue {
       terminated: {
         exitCode: c.exitCode ?? 137,
         reason: c.reason ?? (c.exitCode === 0 ? 'Completed' : 'Error'),
+        ...(c.message ? { message: c.message } : {}),
         startedAt: c.startedAt,
         finishedAt: c.finishedAt,
         containerID: RUNTIME_PREFIX + c.id,

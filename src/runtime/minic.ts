@@ -714,8 +714,9 @@ export class MiniC implements RuntimeService {
         hideIn(err, this.hidden.get(id));
         this.hidden.delete(id);
         this.log.error({ container: id, err }, 'start failed');
-        // Reported as exited with 128, as containerd does for a container that never ran.
-        await this.recordExit(rec, START_FAILED_EXIT_CODE, new Date(), false);
+        // Reported as exited with 128 (StartError), as containerd does for one that never ran.
+        const message = (err as Error).message;
+        await this.recordExit(rec, START_FAILED_EXIT_CODE, new Date(), false, message);
         throw wrap('RunContainerError', `container ${rec.name}`, err);
       }
       this.hidden.delete(id);
@@ -1077,6 +1078,7 @@ export class MiniC implements RuntimeService {
       finishedAt: rec.finishedAt,
       exitCode: rec.exitCode,
       reason: rec.reason,
+      message: rec.message,
       logPath: this.logPath(rec.id),
     };
   }
@@ -1111,10 +1113,12 @@ export class MiniC implements RuntimeService {
     exitCode: number | undefined,
     at: Date,
     oom: boolean,
+    startError?: string,
   ): Promise<void> {
     rec.exitCode = exitCode;
     rec.finishedAt = at.toISOString();
-    rec.reason = reasonFor(exitCode, oom);
+    rec.reason = startError === undefined ? reasonFor(exitCode, oom) : 'StartError';
+    rec.message = startError;
     if (exitCode === undefined) {
       this.log.warn({ container: rec.id }, 'container ended without an exit code (conmon gone)');
     }

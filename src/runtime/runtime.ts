@@ -170,8 +170,10 @@ export interface ContainerStatus {
   startedAt?: string;
   finishedAt?: string;
   exitCode?: number;
-  /** Why it ended, as Kubernetes names it: Completed, Error, OOMKilled. */
+  /** Why it ended, as Kubernetes names it: Completed, Error, OOMKilled, StartError. */
   reason?: string;
+  /** Why it ended in words, where the runtime knows: a failed start's error. */
+  message?: string;
   /** Path of the container's log file (CRI log format: time stream tag message). */
   logPath: string;
 }
