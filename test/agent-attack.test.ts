@@ -178,6 +178,17 @@ describe('attacks on the agent', { timeout: 240_000 }, () => {
       const image = '127.0.0.1:17195/attack/hang:1';
       await apply('hang-pull', [{ name: 'c', image, imagePullPolicy: 'IfNotPresent' }]);
       await waitFor('the pull to reach the registry', 20_000, async () => sockets.size > 0);
+      // Meanwhile the pod shows what it waits for, as kubelet has it: not Pending without a word.
+      await waitFor('the pod to show ContainerCreating', 5_000, async () => {
+        const reason = await cluster.kubectl(
+          'get',
+          'pod',
+          'hang-pull',
+          '-o',
+          'jsonpath={.status.containerStatuses[0].state.waiting.reason}',
+        );
+        return reason === 'ContainerCreating';
+      });
       await apply('during-pull', [{ name: 'c', command: ['sleep', '3600'] }]);
       await running('during-pull');
       const started = Date.now();

@@ -159,7 +159,10 @@ export class Agent {
       this.events,
       opts.internalIP,
       this.log,
-      { changed: (pod) => this.queue.add(objectKey(pod)) },
+      {
+        changed: (pod) => this.queue.add(objectKey(pod)),
+        waiting: (pod, status) => this.reportStatus(pod, status),
+      },
       {
         source,
         volumes: this.volumes,

@@ -45,6 +45,15 @@ export interface SyncResult {
   terminated?: boolean;
 }
 
+/** What the pod worker tells its owner besides its sync's result. */
+export interface PodWorkerHooks extends ProberHooks {
+  /**
+   * The pod's sync is about to wait for something slow (an image pull, a postStart hook)
+   * before it returns its status; `status` is the pod's status meanwhile, to report now.
+   */
+  waiting?(pod: Pod, status: PodStatus): Promise<void>;
+}
+
 export class PodWorker {
   private readonly backoff = new RestartBackoff();
   private readonly prober: Prober;
@@ -58,7 +67,7 @@ export class PodWorker {
     private readonly events: EventRecorder,
     private readonly hostIP: string,
     private readonly log: Logger,
-    hooks: ProberHooks,
+    private readonly hooks: PodWorkerHooks,
     private readonly inputs: ContainerInputs = NO_INPUTS,
     /** Where start-ups wait their turn; without one, every start-up goes at once. */
     private readonly gate = new StartGate(Number.MAX_SAFE_INTEGER),
@@ -418,6 +427,7 @@ export class PodWorker {
       return wait;
     }
     this.events.normal(pod, 'Pulling', `Pulling image "${image}"`);
+    await this.reportWaiting(pod);
     const started = Date.now();
     try {
       const pull = this.images.pullImage(image, { auth: pullSecrets(pod, this.inputs) });
@@ -482,6 +492,7 @@ export class PodWorker {
     id: string,
   ): Promise<void> {
     if (!hookOf(c, 'postStart')) return;
+    await this.reportWaiting(pod);
     const target = { containerId: id, podIP: sandbox.ip ?? '' };
     const grace = pod.spec.terminationGracePeriodSeconds ?? 30;
     const hook = runHook(c, 'postStart', target, this.runtime, POST_START_TIMEOUT_SECONDS);
@@ -494,6 +505,20 @@ export class PodWorker {
       hookFailure(pod, c, 'postStart', outcome.message),
     );
     await this.runtime.stopContainer(id, grace);
+  }
+
+  /**
+   * Reports the status of a pod that has none yet, before a wait of its sync: every
+   * container ContainerCreating (kubectl shows that, not Pending) rather than no status
+   * until an image pull or a postStart hook ends. A pod with a status keeps it meanwhile.
+   */
+  private async reportWaiting(pod: Pod): Promise<void> {
+    if (pod.status?.containerStatuses || !this.hooks.waiting) return;
+    try {
+      await this.hooks.waiting(pod, this.status(pod, undefined, [], new Map()));
+    } catch (err) {
+      this.log.warn({ pod: podKey(pod), err: (err as Error).message }, 'status not reported');
+    }
   }
 
   /** Runs preStop inside the grace period; its failure is reported, the stop goes on. */
