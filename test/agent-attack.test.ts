@@ -152,6 +152,26 @@ describe('attacks on the agent', { timeout: 240_000 }, () => {
     }
   });
 
+  test('logs --previous of a container that ended for good is refused', async () => {
+    const image = { image: 'localhost/flyces-web:1', imagePullPolicy: 'Never' };
+    const init = [{ name: 'init', ...image, command: ['echo', 'from-init'] }];
+    await apply('ended', [{ name: 'c', command: ['echo', 'from-app'] }], {
+      restartPolicy: 'Never',
+      initContainers: init,
+    });
+    await waitFor('the pod to succeed', 30_000, async () => {
+      const phase = await cluster.kubectl('get', 'pod', 'ended', '-o', 'jsonpath={.status.phase}');
+      return phase === 'Succeeded';
+    });
+    for (const c of ['init', 'c']) {
+      assert.match(await cluster.kubectl('logs', 'ended', '-c', c), /^from-/);
+      // kubelet answers from lastState, which neither has: each ran once.
+      const got = await cluster.kubectlResult('logs', 'ended', '-c', c, '--previous');
+      assert.notEqual(got.code, 0, `${c}: ${got.stdout}`);
+      assert.match(got.stderr, new RegExp(`previous terminated container "${c}"`), got.stderr);
+    }
+  });
+
   test('a pod whose postStart hangs is deleted within its grace period', async () => {
     const postStart = { exec: { command: ['sleep', '70161'] } };
     const c = { name: 'c', command: ['sleep', '3600'], lifecycle: { postStart } };

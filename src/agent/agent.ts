@@ -29,7 +29,7 @@ import { ImageGc, type ImageGcOptions } from './image-gc.js';
 import { streamLog } from './logs.js';
 import { microTime, nodeObject, nodeStatus, type NodeIdentity } from './node-status.js';
 import { instancesByName } from './pod-status.js';
-import { PodWorker } from './pod-worker.js';
+import { PodWorker, shouldRestart } from './pod-worker.js';
 import { StartGate } from './start-gate.js';
 import { VolumeManager } from './volumes.js';
 
@@ -556,12 +556,11 @@ export class Agent {
     const instances =
       instancesByName(containers.filter((c) => ids.has(c.sandboxId))).get(container) ?? [];
     const previous = q.get('previous') === 'true';
-    // While a crashed container waits to restart, the crashed instance is the previous one.
-    const target = previous
-      ? instances[0]?.state === 'exited'
-        ? instances[0]
-        : instances[1]
-      : instances[0];
+    // While a crashed container waits to restart, the crashed instance is the previous one;
+    // one that stays ended (it completed, or the policy is Never) is the current one still.
+    const latest = instances[0];
+    const restarts = latest?.state === 'exited' && willRestart(pod, container, latest);
+    const target = previous ? (restarts ? latest : instances[1]) : latest;
     if (!target) {
       if (previous)
         throw new ApiError(
@@ -596,4 +595,11 @@ export class Agent {
       done: async () => (await this.opts.runtime.containerStatus(target.id))?.state !== 'running',
     });
   }
+}
+
+/** Whether an ended instance of a pod's container is started again (init: only on failure). */
+function willRestart(pod: Pod, name: string, ended: ContainerStatus): boolean {
+  if (!(pod.spec.initContainers ?? []).some((c) => c.name === name))
+    return shouldRestart(pod, ended);
+  return ended.exitCode !== 0 && pod.spec.restartPolicy !== 'Never';
 }
