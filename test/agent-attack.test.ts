@@ -253,9 +253,26 @@ describe('attacks on the agent', { timeout: 240_000 }, () => {
     assert.ok(events.includes('[hidden]'), events);
     assert.ok(!events.includes(value), `the Event shows the Secret: ${events}`);
     assert.ok(!pod.includes(value), `the pod's status shows the Secret: ${pod}`);
+    // A probe that prints it: its output goes into the Unhealthy Event.
+    const probe = { exec: { command: ['sh', '-c', 'echo token=$PASS; exit 1'] }, periodSeconds: 1 };
+    const c = { name: 'c', command: ['sleep', '3600'], env, readinessProbe: probe };
+    await apply('secret-probe', [c]);
+    await waitFor('the probe to fail', 30_000, async () => {
+      events = await cluster.kubectl(
+        'get',
+        'events',
+        '--field-selector',
+        'involvedObject.name=secret-probe,reason=Unhealthy',
+        '-o',
+        'json',
+      );
+      return events.includes('Readiness probe failed');
+    });
+    assert.ok(events.includes('token=[hidden]'), events);
+    assert.ok(!events.includes(value), `the probe's Event shows the Secret: ${events}`);
     const log = readFileSync(cluster.logFile, 'utf8');
     const lines = log.split('\n').filter((l) => l.includes(value));
     assert.deepEqual(lines, [], 'the agent log shows the Secret');
-    await cluster.kubectl('delete', 'pod', 'secret-cmd', '--wait=false');
+    await cluster.kubectl('delete', 'pod', 'secret-cmd', 'secret-probe', '--wait=false');
   });
 });

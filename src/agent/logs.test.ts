@@ -133,3 +133,26 @@ test('follow goes on across a rotated or truncated log', async () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a followed log keeps to since, even when it lies ahead', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'flyces-logs-'));
+  const path = join(dir, 'c.log');
+  try {
+    writeFileSync(path, '2026-01-01T00:00:01Z stdout F before\n');
+    const out = new PassThrough();
+    let text = '';
+    out.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
+    let finished = false;
+    const since = Date.parse('2026-01-01T00:00:05Z');
+    const streamed = streamLog(path, out, { follow: true, since, done: async () => finished });
+    appendFileSync(path, '2026-01-01T00:00:03Z stdout F still before\n');
+    appendFileSync(path, '2026-01-01T00:00:06Z stdout F after\n');
+    for (let i = 0; i < 100 && !text.includes('after'); i++)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    finished = true;
+    await streamed;
+    assert.equal(text, 'after\n');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

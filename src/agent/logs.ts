@@ -111,6 +111,8 @@ export async function streamLog(
   let written = 0;
   // Counted in bytes, as limitBytes is: a line of non-ASCII text is longer than its length.
   const write = (line: LogLine): boolean => {
+    // Followed lines pass the since filter too (it may lie ahead: --since-time in the future).
+    if (opts.since !== undefined && Date.parse(line.time) < opts.since) return true;
     const bytes = Buffer.from(formatLine(line, opts.timestamps), 'utf8');
     if (opts.limitBytes !== undefined && written + bytes.length > opts.limitBytes) {
       out.write(bytes.subarray(0, opts.limitBytes - written));

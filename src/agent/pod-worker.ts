@@ -72,7 +72,12 @@ export class PodWorker {
     /** Where start-ups wait their turn; without one, every start-up goes at once. */
     private readonly gate = new StartGate(Number.MAX_SAFE_INTEGER),
   ) {
-    this.prober = new Prober(runtime, events, log, hooks);
+    this.prober = new Prober(runtime, events, log, hooks, (pod, text) => this.hide(pod, text));
+  }
+
+  /** `text` without the values of the Secrets the pod refers to (see hideValues). */
+  private hide(pod: Pod, text: string): string {
+    return hideValues(text, referencedSecretValues(pod, this.inputs.source));
   }
 
   /** Stops the probe workers; the containers keep running for the next agent to adopt. */
@@ -502,7 +507,7 @@ export class PodWorker {
     this.events.warning(
       pod,
       'FailedPostStartHook',
-      hookFailure(pod, c, 'postStart', outcome.message),
+      hookFailure(pod, c, 'postStart', this.hide(pod, outcome.message)),
     );
     await this.runtime.stopContainer(id, grace);
   }
@@ -542,7 +547,7 @@ export class PodWorker {
       this.events.warning(
         pod,
         'FailedPreStopHook',
-        hookFailure(pod, c, 'preStop', outcome.message),
+        hookFailure(pod, c, 'preStop', this.hide(pod, outcome.message)),
       );
     }
   }

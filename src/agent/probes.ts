@@ -202,6 +202,8 @@ export class Prober {
     private readonly events: EventRecorder,
     private readonly log: Logger,
     private readonly hooks: ProberHooks,
+    /** Hides what a message about the pod must not show (its Secrets' values). */
+    private readonly hide: (pod: Pod, text: string) => string = (_pod, text) => text,
   ) {}
 
   /** Whether a readiness probe has passed; undefined when the container has none. */
@@ -291,7 +293,8 @@ export class Prober {
       this.events.warning(
         pod,
         'Unhealthy',
-        `${what} probe failed: ${outcome.message}`.slice(0, 1024),
+        // An exec probe's output may carry a Secret the container has in its environment.
+        `${what} probe failed: ${this.hide(pod, outcome.message)}`.slice(0, 1024),
       );
     }
     if (worker.state.record(outcome.ok)) {
