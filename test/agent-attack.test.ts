@@ -172,6 +172,36 @@ describe('attacks on the agent', { timeout: 240_000 }, () => {
     }
   });
 
+  test('a pod deleted with --force and created again starts without waiting for the old', async () => {
+    // sleep as process 1 ignores SIGTERM: the old pod's containers take their whole grace.
+    await apply('reborn', [{ name: 'c', command: ['sleep', '70171'] }], {
+      terminationGracePeriodSeconds: 30,
+    });
+    await running('reborn');
+    const oldUid = await cluster.kubectl('get', 'pod', 'reborn', '-o', 'jsonpath={.metadata.uid}');
+    await cluster.kubectl('delete', 'pod', 'reborn', '--force', '--grace-period=0');
+    const started = Date.now();
+    await apply('reborn', [{ name: 'c', command: ['sleep', '70171'] }]);
+    await waitFor('the new pod to run', 30_000, async () => {
+      const got = await cluster.kubectl(
+        'get',
+        'pod',
+        'reborn',
+        '-o',
+        'jsonpath={.metadata.uid} {.status.phase}',
+      );
+      return got.startsWith(oldUid) ? false : got.endsWith(' Running');
+    });
+    const seconds = (Date.now() - started) / 1000;
+    // The agent stops a gone pod's containers within 10 s; the new pod used to wait for that.
+    assert.ok(seconds < 6, `the new pod ran after ${seconds} s`);
+    // The old pod's container is still removed, after its grace.
+    await waitFor('the old container to go', 20_000, async () => {
+      return processesWith('sleep 70171').filter((p) => p.endsWith(': sleep 70171 ')).length === 1;
+    });
+    await cluster.kubectl('delete', 'pod', 'reborn', '--wait=false');
+  });
+
   test('a pod whose postStart hangs is deleted within its grace period', async () => {
     const postStart = { exec: { command: ['sleep', '70161'] } };
     const c = { name: 'c', command: ['sleep', '3600'], lifecycle: { postStart } };

@@ -126,6 +126,8 @@ export class Agent {
   private server?: Server | HttpsServer;
   private stopped = false;
   private workers?: Promise<void>;
+  /** Sandboxes of pods that are gone, being stopped beside the syncs (see syncPod). */
+  private readonly removing = new Set<string>();
   /** Exec sessions in progress (their sockets left the HTTP server at the upgrade). */
   private readonly upgraded = new Set<Duplex>();
 
@@ -387,14 +389,8 @@ export class Agent {
     const pod = this.pods.get(key);
     const [namespace, name] = key.split('/');
     const { sandboxes: mine, containers } = await this.podRuntimeState(namespace, name);
-    const stale = mine.filter((s) => s.podUid !== pod?.metadata.uid);
-    if (stale.length > 0) {
-      this.log.info(
-        { pod: key, sandboxes: stale.map((s) => s.id) },
-        'removing containers of a pod that is gone',
-      );
-      await this.worker.terminate(undefined, stale, containers, ORPHAN_GRACE_SECONDS);
-    }
+    const stale = mine.filter((s) => s.podUid !== pod?.metadata.uid && !this.removing.has(s.id));
+    if (stale.length > 0) this.removeGone(key, stale, containers);
     if (!pod) return;
     const current = mine.filter((s) => s.podUid === pod.metadata.uid);
     if (pod.metadata.deletionTimestamp) return this.finishDeletion(pod, current, containers);
@@ -403,6 +399,23 @@ export class Agent {
     const result = await this.worker.sync(pod, current, containers);
     if (result.status) await this.reportStatus(pod, result.status);
     return result.requeueAfterMs;
+  }
+
+  /**
+   * Stops and removes the sandboxes of a pod that is gone, beside the syncs rather than in
+   * one: a pod deleted with --force and created again under its name (a new uid) starts at
+   * once, as with kubelet, instead of after the old one's ORPHAN_GRACE_SECONDS.
+   */
+  private removeGone(key: string, stale: SandboxStatus[], containers: ContainerStatus[]): void {
+    const ids = stale.map((s) => s.id);
+    this.log.info({ pod: key, sandboxes: ids }, 'removing containers of a pod that is gone');
+    for (const id of ids) this.removing.add(id);
+    this.worker
+      .terminate(undefined, stale, containers, ORPHAN_GRACE_SECONDS)
+      .catch((err) => this.log.error({ pod: key, err }, 'could not remove a gone pod'))
+      .finally(() => {
+        for (const id of ids) this.removing.delete(id);
+      });
   }
 
   private async finishDeletion(
