@@ -346,11 +346,13 @@ export class PodWorker {
         warn: (message) => this.events.warning(pod, 'InvalidEnvironmentVariableNames', message),
       });
     } catch (err) {
-      waiting.set(container.name, {
-        reason: 'CreateContainerConfigError',
-        message: (err as Error).message,
-      });
-      this.events.warning(pod, 'Failed', `Error: ${(err as Error).message}`);
+      const message = (err as Error).message;
+      waiting.set(container.name, { reason: 'CreateContainerConfigError', message });
+      this.events.warning(pod, 'Failed', `Error: ${message}`);
+      this.log.warn(
+        { pod: podKey(pod), container: container.name, err: message },
+        'container config failed',
+      );
       return 10_000;
     }
     let id: string | undefined;
@@ -652,7 +654,7 @@ export async function containerConfig(
   const expandAll = (list?: string[]) => list?.map((s) => expand(s, (name) => vars.get(name)));
   const wantsMounts = Array.isArray(c.volumeMounts) && c.volumeMounts.length > 0;
   if (wantsMounts && !inputs.volumes) throw new Error('this agent cannot mount volumes');
-  const mounts = inputs.volumes ? await inputs.volumes.mountsFor(pod, c) : [];
+  const mounts = inputs.volumes ? await inputs.volumes.mountsFor(pod, c, vars) : [];
   const requests = c.resources?.requests ?? {};
   const limits = c.resources?.limits ?? {};
   return {

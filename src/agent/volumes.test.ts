@@ -1,12 +1,13 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
-import { symlinkSync, writeFileSync, existsSync } from 'node:fs';
+import { readdirSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ConfigMap, Pod, Secret } from '../api/types.js';
 import { ConfigError } from './env.js';
-import { resolveSubPath, VolumeManager, writeAtomic, type Mounter } from './volumes.js';
+import { expandSubPathExpr, resolveSubPath, VolumeManager, writeAtomic } from './volumes.js';
+import type { Mounter } from './volumes.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'flyces-volumes-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -105,6 +106,102 @@ describe('writeAtomic', () => {
     await assert.rejects(writeAtomic(dir, payload([['../x', 'v']])), ConfigError);
     await assert.rejects(writeAtomic(dir, payload([['..data', 'v']])), ConfigError);
   });
+
+  test('paths are cleaned: ./x, a//b and c/ are x, a/b and c, and stay unchanged', async () => {
+    const d = join(tmp, 'clean');
+    mkdirSync(d);
+    const files = () =>
+      payload([
+        ['./x', 'x'],
+        ['a//b', 'b'],
+        ['c/', 'c'],
+        ['d/..e', 'e'],
+      ]);
+    await writeAtomic(d, files());
+    assert.equal(readFileSync(join(d, 'x'), 'utf8'), 'x');
+    assert.equal(readFileSync(join(d, 'a/b'), 'utf8'), 'b');
+    assert.equal(readFileSync(join(d, 'c'), 'utf8'), 'c');
+    assert.equal(readFileSync(join(d, 'd/..e'), 'utf8'), 'e');
+    assert.deepEqual(
+      readdirSync(d)
+        .filter((n) => !n.startsWith('..'))
+        .sort(),
+      ['a', 'c', 'd', 'x'],
+    );
+    assert.equal(await writeAtomic(d, files()), false, 'the same files are not written again');
+  });
+
+  const refused: [string, [string, string][], RegExp][] = [
+    ['empty', [['', 'v']], /must name a file/],
+    ['only dots', [['./', 'v']], /must name a file/],
+    ['absolute', [['/etc/x', 'v']], /must be a relative path/],
+    ['reserved', [['..data_tmp/x', 'v']], /must not start with '\.\.'/],
+    ['a long name', [['n'.repeat(256), 'v']], /at most 255 bytes/],
+    ['a long path', [[Array(20).fill('d'.repeat(250)).join('/'), 'v']], /at most 4096 bytes/],
+    [
+      'a file that is also a directory',
+      [
+        ['k', 'v'],
+        ['k/sub', 'w'],
+      ],
+      /file path k is also the directory of k\/sub/,
+    ],
+  ];
+  for (const [name, entries, want] of refused) {
+    test(`refuses ${name}, leaving the old files whole`, async () => {
+      const before = readdirSync(dir).sort();
+      await assert.rejects(
+        writeAtomic(dir, payload(entries)),
+        (err: Error) => err instanceof ConfigError && want.test(err.message),
+      );
+      assert.deepEqual(readdirSync(dir).sort(), before);
+      assert.equal(readFileSync(join(dir, 'k'), 'utf8'), 'v2');
+    });
+  }
+
+  test('a write that fails on the way leaves no half-written generation', async () => {
+    const before = readdirSync(dir).sort();
+    // k is written, then the file system refuses a name with a NUL byte.
+    await assert.rejects(
+      writeAtomic(
+        dir,
+        payload([
+          ['k', 'v3'],
+          ['z\0', 'x'],
+        ]),
+      ),
+    );
+    assert.deepEqual(readdirSync(dir).sort(), before);
+    assert.equal(readFileSync(join(dir, 'k'), 'utf8'), 'v2');
+  });
+});
+
+describe('expandSubPathExpr', () => {
+  const env = new Map([
+    ['POD', 'web-1'],
+    ['EMPTY', ''],
+    ['UP', '..'],
+    ['ROOT', '/etc'],
+    ['SECRET', 's3cr3t/../..'],
+  ]);
+  test('expands $(VAR) and $$', () => {
+    assert.equal(expandSubPathExpr('logs/$(POD)/$$x', env), 'logs/web-1/$x');
+  });
+  const refused: [string, RegExp][] = [
+    ['$(NOPE)/$(EMPTY)', /^subPathExpr \$\(NOPE\)\/\$\(EMPTY\): missing value for NOPE, EMPTY$/],
+    ['$(UP)/x', /must expand to a relative path without '\.\.'/],
+    ['$(ROOT)', /must expand to a relative path/],
+    ['a/$(SECRET)', /^subPathExpr a\/\$\(SECRET\) must expand/],
+  ];
+  for (const [expr, want] of refused) {
+    test(`refuses ${expr}`, () => {
+      assert.throws(
+        () => expandSubPathExpr(expr, env),
+        (err: Error) =>
+          err instanceof ConfigError && want.test(err.message) && !/s3cr3t/.test(err.message),
+      );
+    });
+  }
 });
 
 describe('VolumeManager', () => {
@@ -170,7 +267,7 @@ describe('VolumeManager', () => {
         { name: 'sec', mountPath: '/secret' },
       ],
     );
-    const got = await manager.mountsFor(p, p.spec.containers[0]);
+    const got = await manager.mountsFor(p, p.spec.containers[0], new Map());
     assert.deepEqual(got, [
       { containerPath: '/cache', hostPath: volDir('cache'), readOnly: false },
       { containerPath: '/mem', hostPath: volDir('mem'), readOnly: true },
@@ -222,6 +319,29 @@ describe('VolumeManager', () => {
       /non-existent key: zz/,
     ],
     [
+      'items that make a file a directory',
+      [
+        {
+          name: 'v',
+          configMap: {
+            name: 'cfg',
+            items: [
+              { key: 'app.conf', path: 'k' },
+              { key: 'other', path: 'k/x' },
+            ],
+          },
+        },
+      ],
+      [],
+      /^volume "v": file path k is also the directory of k\/x$/,
+    ],
+    [
+      'subPathExpr with an unset variable',
+      [{ name: 'v', emptyDir: {} }],
+      [{ name: 'v', mountPath: '/v', subPathExpr: 'x/$(NOPE)' }],
+      /^subPathExpr x\/\$\(NOPE\): missing value for NOPE$/,
+    ],
+    [
       'hostPath not allowed',
       [{ name: 'h', hostPath: { path: '/etc' } }],
       [],
@@ -245,18 +365,44 @@ describe('VolumeManager', () => {
     test(`fails: ${name}`, async () => {
       const p = pod(volumes, vm);
       await assert.rejects(
-        (which ?? manager).mountsFor(p, p.spec.containers[0]),
+        (which ?? manager).mountsFor(p, p.spec.containers[0], new Map()),
         (err: Error) => err instanceof ConfigError && want.test(err.message),
       );
     });
   }
+
+  test('subPathExpr mounts the expanded path; a subPath and an expr that climbs do not', async () => {
+    const p = pod(
+      [{ name: 'v', emptyDir: {} }],
+      [
+        { name: 'v', mountPath: '/a', subPathExpr: 'logs/$(POD)' },
+        { name: 'v', mountPath: '/b', subPath: 'plain/$(POD)' },
+      ],
+    );
+    const env = new Map([['POD', 'web-1']]);
+    const got = await manager.mountsFor(p, p.spec.containers[0], env);
+    assert.deepEqual(
+      got.map((m) => m.hostPath),
+      [join(volDir('v'), 'logs/web-1'), join(volDir('v'), 'plain/$(POD)')],
+    );
+    symlinkSync('/etc', join(volDir('v'), 'planted'));
+    const climbing = pod(
+      [{ name: 'v', emptyDir: {} }],
+      [{ name: 'v', mountPath: '/c', subPathExpr: '$(POD)' }],
+    );
+    await assert.rejects(
+      manager.mountsFor(climbing, climbing.spec.containers[0], new Map([['POD', 'planted']])),
+      { message: /^subPathExpr \$\(POD\) leads outside the volume$/ },
+    );
+    await manager.removePodVolumes('uid-1');
+  });
 
   test('optional sources make empty volumes', async () => {
     const p = pod(
       [{ name: 'v', configMap: { name: 'nope', optional: true } }],
       [{ name: 'v', mountPath: '/v' }],
     );
-    const [m] = await manager.mountsFor(p, p.spec.containers[0]);
+    const [m] = await manager.mountsFor(p, p.spec.containers[0], new Map());
     assert.equal(m.hostPath, volDir('v'));
     await manager.removePodVolumes('uid-1');
   });
@@ -267,7 +413,7 @@ describe('VolumeManager', () => {
       [{ name: 'h', hostPath: { path: host, type: 'DirectoryOrCreate' } }],
       [{ name: 'h', mountPath: '/h' }],
     );
-    const [m] = await allowed.mountsFor(p, p.spec.containers[0]);
+    const [m] = await allowed.mountsFor(p, p.spec.containers[0], new Map());
     assert.deepEqual(m, { containerPath: '/h', hostPath: host, readOnly: false });
     assert.ok(statSync(host).isDirectory());
   });

@@ -1,6 +1,6 @@
 import type { DnsSettings } from './dns-config.js';
 import { promises as fs } from 'node:fs';
-import { dirname, isAbsolute, join, sep } from 'node:path';
+import { dirname, isAbsolute, join, posix, sep } from 'node:path';
 import { decodeBase64 } from '../api/config.js';
 import { parseQuantity } from '../api/quantity.js';
 import type { Container, Pod } from '../api/types.js';
@@ -8,7 +8,7 @@ import type { Logger } from '../log.js';
 import { run } from '../runtime/exec.js';
 import { KeyedMutex, mountPoints } from '../runtime/fsutil.js';
 import type { Mount } from '../runtime/runtime.js';
-import { ConfigError, type ConfigSource, type EnvContext } from './env.js';
+import { ConfigError, expand, type ConfigSource, type EnvContext } from './env.js';
 
 /**
  * A pod's volumes on this node, under `<dataDir>/pods/<uid>/volumes/<name>`: emptyDir (a
@@ -19,8 +19,9 @@ import { ConfigError, type ConfigSource, type EnvContext } from './env.js';
  *
  * Not supported yet: persistentVolumeClaim, projected, downwardAPI and the other sources
  * (the container waits with CreateContainerConfigError naming the type), fsGroup and
- * ownership changes, and size enforcement for disk-backed emptyDir. A subPath mount of a
- * configMap or secret sees the content of the moment it was mounted, as in Kubernetes.
+ * ownership changes, and size enforcement for disk-backed emptyDir. A subPath (or a
+ * subPathExpr, expanded with the container's environment) of a configMap or secret sees the
+ * content of the moment it was mounted, as in Kubernetes.
  */
 
 /** Mounts and unmounts file systems; tests replace it to run without privileges. */
@@ -47,6 +48,9 @@ const DATA_LINK = '..data';
 const DATA_TMP = '..data_tmp';
 const DEFAULT_MODE = 0o644;
 const MAX_SYMLINKS = 40;
+/** Longest file path and path element in a configMap or secret volume, as in Kubernetes. */
+const MAX_PATH = 4096;
+const MAX_NAME = 255;
 const ATOMIC_KINDS = ['configMap', 'secret'];
 const SUPPORTED = ['emptyDir', 'configMap', 'secret', 'hostPath'];
 
@@ -84,16 +88,17 @@ export class VolumeManager {
   }
 
   /**
-   * Sets up every volume of the pod (idempotent) and returns the container's mounts.
-   * Throws ConfigError when a volume cannot be made or a mount would leave its volume.
+   * Sets up every volume of the pod (idempotent) and returns the container's mounts; `env`
+   * is the container's environment, which a mount's subPathExpr is expanded with. Throws
+   * ConfigError when a volume cannot be made or a mount would leave its volume.
    */
-  async mountsFor(pod: Pod, c: Container): Promise<Mount[]> {
+  async mountsFor(pod: Pod, c: Container, env: ReadonlyMap<string, string>): Promise<Mount[]> {
     const uid = pod.metadata.uid!;
     return this.lock.run(uid, async () => {
       for (const v of podVolumes(pod)) await this.setUpVolume(pod, v);
       const out: Mount[] = [];
       for (const m of Array.isArray(c.volumeMounts) ? (c.volumeMounts as Obj[]) : []) {
-        out.push(await this.mountOf(pod, m));
+        out.push(await this.mountOf(pod, m, env));
       }
       return out;
     });
@@ -144,7 +149,12 @@ export class VolumeManager {
       await this.mounter.mountTmpfs(dir, ['mode=0755']);
     }
     const payload = kind === 'secret' ? this.secretPayload(pod, v) : this.configMapPayload(pod, v);
-    if (payload) await writeAtomic(dir, payload);
+    if (!payload) return;
+    await writeAtomic(dir, payload).catch((err: Error) => {
+      throw err instanceof ConfigError
+        ? new ConfigError(`volume "${v.name}": ${err.message}`)
+        : err;
+    });
   }
 
   private async emptyDir(dir: string, src: Obj): Promise<void> {
@@ -203,13 +213,18 @@ export class VolumeManager {
     return payloadOf(v.name, 'secret', values, src);
   }
 
-  private async mountOf(pod: Pod, m: Obj): Promise<Mount> {
+  private async mountOf(pod: Pod, m: Obj, env: ReadonlyMap<string, string>): Promise<Mount> {
     const v = podVolumes(pod).find((x) => x.name === m.name);
     if (!v) throw new ConfigError(`volumeMount ${m.name}: no such volume`);
     const kind = volumeKind(v);
     const root =
       kind === 'hostPath' ? await this.hostPath(v) : this.volumeDir(pod.metadata.uid!, v.name);
-    const hostPath = m.subPath ? await resolveSubPath(root, String(m.subPath)) : root;
+    let hostPath = root;
+    if (m.subPathExpr) {
+      // The expansion may hold a Secret's value: messages show the expression instead.
+      const expr = `subPathExpr ${m.subPathExpr}`;
+      hostPath = await resolveSubPath(root, expandSubPathExpr(String(m.subPathExpr), env), expr);
+    } else if (m.subPath) hostPath = await resolveSubPath(root, String(m.subPath));
     const readOnly = m.readOnly === true || ATOMIC_KINDS.includes(kind);
     return { containerPath: String(m.mountPath), hostPath, readOnly };
   }
@@ -254,17 +269,69 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /**
+ * `expr` with each `$(VAR)` replaced by the container's variable, as kubelet expands a
+ * subPathExpr: a variable that is unset or empty is an error, and so is a result that is
+ * absolute or climbs with `..`. Messages name the expression and variables, not values.
+ */
+export function expandSubPathExpr(expr: string, env: ReadonlyMap<string, string>): string {
+  const missing = new Set<string>();
+  const out = expand(expr, (name) => {
+    const value = env.get(name);
+    if (!value) missing.add(name);
+    return value ?? '';
+  });
+  if (missing.size > 0) {
+    throw new ConfigError(`subPathExpr ${expr}: missing value for ${[...missing].join(', ')}`);
+  }
+  if (isAbsolute(out) || out.split('/').includes('..')) {
+    throw new ConfigError(`subPathExpr ${expr} must expand to a relative path without '..'`);
+  }
+  return out;
+}
+
+/**
+ * `payload` with every path in its clean form (no `.` or empty elements, no trailing `/`),
+ * the form a container sees. Throws ConfigError for a path that is empty, absolute, climbs
+ * with `..`, starts with `..` (the names the writer keeps for itself), is longer than the
+ * file system takes, or is a file that another path needs as its directory.
+ */
+function cleanPayload(payload: Payload): Payload {
+  const out: Payload = new Map();
+  for (const [p, file] of payload) {
+    const why = pathProblem(p);
+    if (why) throw new ConfigError(`invalid file path ${JSON.stringify(p)}: ${why}`);
+    out.set(posix.normalize(p).replace(/\/+$/, ''), file);
+  }
+  for (const p of out.keys()) {
+    for (let i = p.indexOf('/'); i > 0; i = p.indexOf('/', i + 1)) {
+      if (!out.has(p.slice(0, i))) continue;
+      throw new ConfigError(`file path ${p.slice(0, i)} is also the directory of ${p}`);
+    }
+  }
+  return out;
+}
+
+function pathProblem(p: string): string | undefined {
+  const parts = p.split('/').filter((e) => e !== '' && e !== '.');
+  if (p.startsWith('/')) return 'must be a relative path';
+  if (parts.length === 0) return 'must name a file';
+  if (parts.includes('..')) return "must not contain '..'";
+  if (parts[0].startsWith('..')) return "must not start with '..'";
+  if (Buffer.byteLength(p) > MAX_PATH) return `must have at most ${MAX_PATH} bytes`;
+  if (parts.some((e) => Buffer.byteLength(e) > MAX_NAME)) {
+    return `each element must have at most ${MAX_NAME} bytes`;
+  }
+  return undefined;
+}
+
+/**
  * Writes `payload` into `dir` so that readers see the old files or the new, never a mix:
  * the files go into a fresh `..<time>` directory, `..data` is switched to it with one
  * rename, and each top-level name is a symlink through `..data`. Nothing is written when
- * the content is unchanged.
+ * the content is unchanged; a write that fails leaves the old files as they were.
  */
-export async function writeAtomic(dir: string, payload: Payload): Promise<boolean> {
-  for (const p of payload.keys()) {
-    if (!p || isAbsolute(p) || p.split('/').some((e) => e === '..' || e.startsWith('..'))) {
-      throw new ConfigError(`invalid file path in volume: ${p}`);
-    }
-  }
+export async function writeAtomic(dir: string, files: Payload): Promise<boolean> {
+  const payload = cleanPayload(files);
   const current = await fs.readlink(join(dir, DATA_LINK)).catch(() => undefined);
   if (current && (await sameContent(join(dir, current), payload))) {
     await syncUserLinks(dir, payload);
@@ -272,19 +339,28 @@ export async function writeAtomic(dir: string, payload: Payload): Promise<boolea
   }
   const stamp = new Date().toISOString().replace(/[-:]/g, '_').replace('T', '_').replace('Z', '');
   const fresh = await fs.mkdtemp(join(dir, `..${stamp}.`));
-  for (const [p, { data, mode }] of payload) {
-    const file = join(fresh, p);
-    await fs.mkdir(dirname(file), { recursive: true, mode: 0o755 });
-    await fs.writeFile(file, data, { mode });
-    await fs.chmod(file, mode);
+  try {
+    await writeFiles(fresh, payload);
+  } catch (err) {
+    await fs.rm(fresh, { recursive: true, force: true });
+    throw err;
   }
-  await fs.chmod(fresh, 0o755);
   await fs.rm(join(dir, DATA_TMP), { force: true });
   await fs.symlink(fresh.slice(dir.length + 1), join(dir, DATA_TMP));
   await fs.rename(join(dir, DATA_TMP), join(dir, DATA_LINK));
   await syncUserLinks(dir, payload);
   if (current) await fs.rm(join(dir, current), { recursive: true, force: true });
   return true;
+}
+
+async function writeFiles(dir: string, payload: Payload): Promise<void> {
+  for (const [p, { data, mode }] of payload) {
+    const file = join(dir, p);
+    await fs.mkdir(dirname(file), { recursive: true, mode: 0o755 });
+    await fs.writeFile(file, data, { mode });
+    await fs.chmod(file, mode);
+  }
+  await fs.chmod(dir, 0o755);
 }
 
 /** Makes a `name -> ..data/name` link for each top-level name and drops links no longer used. */
@@ -328,14 +404,19 @@ async function listFiles(dir: string, prefix: string): Promise<string[]> {
  * with lstat so that no symlink can lead out: `..` and absolute paths are refused, a
  * symlink's target is followed only if relative and inside the volume, and missing
  * components are created as directories (as kubelet does). The result has no symlinks.
+ * Messages name the path as `shown`, never by its parts.
  *
  * A container that shares the volume can still swap a checked directory for a symlink
  * between this check and runc's bind mount; kubelet closes that window by mounting through
  * an open file descriptor, which miniC does not do yet.
  */
-export async function resolveSubPath(root: string, subPath: string): Promise<string> {
+export async function resolveSubPath(
+  root: string,
+  subPath: string,
+  shown = `subPath ${subPath}`,
+): Promise<string> {
   if (isAbsolute(subPath) || subPath.split('/').includes('..')) {
-    throw new ConfigError(`subPath ${subPath} must be a relative path without '..'`);
+    throw new ConfigError(`${shown} must be a relative path without '..'`);
   }
   const base = await fs.realpath(root);
   const pending = subPath.split('/').filter((p) => p && p !== '.');
@@ -345,7 +426,7 @@ export async function resolveSubPath(root: string, subPath: string): Promise<str
     const part = pending.shift()!;
     if (part === '..') {
       cur = dirname(cur);
-      if (!within(base, cur)) throw escapeError(subPath);
+      if (!within(base, cur)) throw escapeError(shown);
       continue;
     }
     const next = join(cur, part);
@@ -356,13 +437,13 @@ export async function resolveSubPath(root: string, subPath: string): Promise<str
     if (!st) {
       await fs.mkdir(next, { mode: 0o755 });
     } else if (st.isSymbolicLink()) {
-      if (++links > MAX_SYMLINKS) throw new ConfigError(`subPath ${subPath}: too many symlinks`);
+      if (++links > MAX_SYMLINKS) throw new ConfigError(`${shown}: too many symlinks`);
       const target = await fs.readlink(next);
-      if (isAbsolute(target)) throw escapeError(subPath);
+      if (isAbsolute(target)) throw escapeError(shown);
       pending.unshift(...target.split('/').filter((p) => p && p !== '.'));
       continue;
     } else if (!st.isDirectory() && pending.length > 0) {
-      throw new ConfigError(`subPath ${subPath}: ${part} is not a directory`);
+      throw new ConfigError(`${shown} runs through a file, not a directory`);
     }
     cur = next;
   }
@@ -373,8 +454,8 @@ function within(base: string, path: string): boolean {
   return path === base || path.startsWith(base + sep);
 }
 
-function escapeError(subPath: string): ConfigError {
-  return new ConfigError(`subPath ${subPath} leads outside the volume`);
+function escapeError(shown: string): ConfigError {
+  return new ConfigError(`${shown} leads outside the volume`);
 }
 
 /** What the agent hands `containerConfig` beyond the pod and the container. */

@@ -9,6 +9,17 @@ import { isDns1123Label, isDns1123Subdomain } from './validation.js';
  * an existing volume at an absolute path, and relative subPaths that never climb with `..`.
  */
 
+const HOST_PATH_TYPES = [
+  '',
+  'DirectoryOrCreate',
+  'Directory',
+  'FileOrCreate',
+  'File',
+  'Socket',
+  'CharDevice',
+  'BlockDevice',
+];
+
 /** Volume sources the API accepts; the agent runs emptyDir, configMap, secret, hostPath. */
 const SOURCES = [
   'emptyDir',
@@ -71,6 +82,15 @@ function itemsErrors(path: string, items: unknown): FieldError[] {
     if (typeof item.key !== 'string' || item.key === '')
       errs.push({ field: `${at}.key`, type: 'Required' });
     errs.push(...relativePathErrors(`${at}.path`, item.path, true));
+    // Names starting with `..` are the volume writer's own (`..data`).
+    if (typeof item.path === 'string' && item.path.startsWith('..') && item.path !== '..') {
+      errs.push({
+        field: `${at}.path`,
+        type: 'Invalid',
+        value: item.path,
+        detail: "must not start with '..'",
+      });
+    }
     errs.push(...modeErrors(`${at}.mode`, item.mode));
   });
   return errs;
@@ -100,6 +120,9 @@ function sourceErrors(path: string, kind: string, src: unknown): FieldError[] {
     if (p.split('/').includes('..')) {
       return [{ field: `${at}.path`, type: 'Invalid', value: p, detail: "must not contain '..'" }];
     }
+    if (src.type !== undefined && !HOST_PATH_TYPES.includes(src.type as string)) {
+      return [{ field: `${at}.type`, type: 'Unsupported', value: src.type }];
+    }
     return [];
   }
   if (kind === 'emptyDir') {
@@ -107,8 +130,16 @@ function sourceErrors(path: string, kind: string, src: unknown): FieldError[] {
     if (src.medium !== undefined && !['', 'Memory'].includes(src.medium as string)) {
       errs.push({ field: `${at}.medium`, type: 'Unsupported', value: src.medium });
     }
-    if (src.sizeLimit !== undefined && parseQuantity(src.sizeLimit as string) === undefined) {
+    const size = src.sizeLimit === undefined ? 0 : parseQuantity(src.sizeLimit as string);
+    if (size === undefined) {
       errs.push({ field: `${at}.sizeLimit`, type: 'Invalid', value: src.sizeLimit });
+    } else if (size < 0) {
+      errs.push({
+        field: `${at}.sizeLimit`,
+        type: 'Invalid',
+        value: src.sizeLimit,
+        detail: 'must be greater than or equal to 0',
+      });
     }
     return errs;
   }
@@ -191,6 +222,15 @@ export function validateVolumeMounts(
       errs.push({ field: `${at}.mountPath`, type: 'Invalid', value: mp, detail: 'must be unique' });
     } else seen.add(mp);
     errs.push(...relativePathErrors(`${at}.subPath`, m.subPath, false));
+    errs.push(...relativePathErrors(`${at}.subPathExpr`, m.subPathExpr, false));
+    if (m.subPath && m.subPathExpr) {
+      errs.push({
+        field: `${at}.subPathExpr`,
+        type: 'Invalid',
+        value: m.subPathExpr,
+        detail: 'subPathExpr and subPath are mutually exclusive',
+      });
+    }
     if (m.readOnly !== undefined && typeof m.readOnly !== 'boolean') {
       errs.push({
         field: `${at}.readOnly`,
