@@ -27,7 +27,7 @@ import { ConfigObjects } from './config-objects.js';
 import { parseExecQuery, refuseExec, serveExec, type ExecRequest } from './exec.js';
 import { ImageGc, type ImageGcOptions } from './image-gc.js';
 import { streamLog } from './logs.js';
-import { microTime, nodeObject, nodeStatus, type NodeIdentity } from './node-status.js';
+import { capacity, microTime, nodeObject, nodeStatus, type NodeIdentity } from './node-status.js';
 import { instancesByName } from './pod-status.js';
 import { PodWorker, shouldRestart } from './pod-worker.js';
 import { StartGate } from './start-gate.js';
@@ -167,6 +167,8 @@ export class Agent {
       },
       {
         source,
+        // What resourceFieldRef shows for a limit a container lacks.
+        allocatable: capacity(opts),
         volumes: this.volumes,
         allowPrivileged: opts.allowPrivileged,
         pidsLimit: opts.pidsLimit ?? DEFAULT_PIDS_LIMIT,

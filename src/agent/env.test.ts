@@ -59,7 +59,7 @@ const ctx: EnvContext = {
   source,
   podIP: '10.1.1.1',
   hostIP: '192.0.2.1',
-  allocatable: { cpu: '4', memory: '8Gi' },
+  allocatable: { cpu: '4', memory: '8Gi', 'ephemeral-storage': '100Gi' },
 };
 
 function envOf(container: Partial<Container>): Record<string, string> {
@@ -120,7 +120,9 @@ describe('resolveEnv', () => {
           ['NODE', 'spec.nodeName'],
           ['SA', 'spec.serviceAccountName'],
           ['IP', 'status.podIP'],
+          ['IPS', 'status.podIPs'],
           ['HOST', 'status.hostIP'],
+          ['HOSTS', 'status.hostIPs'],
         ].map(([name, fieldPath]) => ({ name, valueFrom: { fieldRef: { fieldPath } } })),
       },
       {
@@ -132,7 +134,9 @@ describe('resolveEnv', () => {
         NODE: 'n1',
         SA: 'sa',
         IP: '10.1.1.1',
+        IPS: '10.1.1.1',
         HOST: '192.0.2.1',
+        HOSTS: '192.0.2.1',
       },
     ],
     [
@@ -150,6 +154,23 @@ describe('resolveEnv', () => {
         })),
       },
       { CPU_LIMIT: '2', CPU_REQ_M: '250', MEM_REQ_MI: '64', MEM_LIMIT: '8', SIDE_MEM: '1024' },
+    ],
+    [
+      'resourceFieldRef: no request is 0, not the node; storage falls back to the node',
+      {
+        resources: {},
+        env: [
+          ['CPU_REQ', 'requests.cpu', '1m'],
+          ['MEM_REQ', 'requests.memory', '1'],
+          ['MEM_LIMIT', 'limits.memory', '1Gi'],
+          ['DISK_LIMIT', 'limits.ephemeral-storage', '1Gi'],
+          ['DISK_REQ', 'requests.ephemeral-storage', '1'],
+        ].map(([name, resource, divisor]) => ({
+          name,
+          valueFrom: { resourceFieldRef: { resource, divisor } },
+        })),
+      },
+      { CPU_REQ: '0', MEM_REQ: '0', MEM_LIMIT: '8', DISK_LIMIT: '100', DISK_REQ: '0' },
     ],
     [
       'configMapKeyRef and secretKeyRef',
@@ -217,6 +238,15 @@ describe('resolveEnv', () => {
       /^couldn't find key k in ConfigMap default\/cfg$/,
     ],
     ['missing envFrom secret', { envFrom: [{ secretRef: { name: 's' } }] }, /secret "s" not found/],
+    [
+      'a cpu divisor under 1m',
+      {
+        env: [
+          { name: 'X', valueFrom: { resourceFieldRef: { resource: 'limits.cpu', divisor: '1u' } } },
+        ],
+      },
+      /^resourceFieldRef limits.cpu: invalid quantity or divisor$/,
+    ],
     [
       'unsupported field path',
       { env: [{ name: 'X', valueFrom: { fieldRef: { fieldPath: 'spec.hostname' } } }] },

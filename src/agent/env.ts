@@ -22,8 +22,8 @@ export interface EnvContext {
   /** The sandbox's address; the API object may not carry it yet when containers start. */
   podIP?: string;
   hostIP?: string;
-  /** The node's allocatable cpu and memory, the value of a limit the container lacks. */
-  allocatable?: { cpu?: string; memory?: string };
+  /** The node's allocatable resources, the value of a limit the container lacks. */
+  allocatable?: { cpu?: string; memory?: string; 'ephemeral-storage'?: string };
 }
 
 /** A reference that cannot be resolved: the container waits with CreateContainerConfigError. */
@@ -241,19 +241,26 @@ export function fieldRefValue(pod: Pod, fieldPath: unknown, ctx: EnvContext): st
       return pod.spec.nodeName ?? '';
     case 'spec.serviceAccountName':
       return (pod.spec.serviceAccountName as string | undefined) ?? '';
+    // Pods and nodes here have one address each, so the lists hold just that one.
     case 'status.podIP':
+    case 'status.podIPs':
       return ctx.podIP ?? status.podIP ?? '';
     case 'status.hostIP':
+    case 'status.hostIPs':
       return ctx.hostIP ?? status.hostIP ?? '';
     default:
       throw new ConfigError(`unsupported fieldRef fieldPath: ${String(fieldPath)}`);
   }
 }
 
+const FIELD_RESOURCES = ['cpu', 'memory', 'ephemeral-storage'];
+
 /**
- * The value of a resourceFieldRef: a limit falls back to the node's allocatable and a
- * request to the limit (as API defaulting would have set it), then to 0. CPU is rounded up
- * to whole divisors in millicores, memory and storage to whole divisors of bytes.
+ * The value of a resourceFieldRef: a limit falls back to the node's allocatable, as in
+ * Kubernetes, and a request to the limit the container declares (as API defaulting would
+ * have set it), then to 0: a container without requests asked for nothing, whatever the
+ * node holds. CPU is rounded up to whole divisors in millicores (so a divisor is at least
+ * 1m), memory and storage to whole divisors of bytes.
  */
 export function resourceFieldValue(
   pod: Pod,
@@ -268,14 +275,19 @@ export function resourceFieldValue(
     : c;
   if (!target) throw new ConfigError(`resourceFieldRef: no container "${ref.containerName}"`);
   const [kind, name] = (ref.resource ?? '').split('.');
-  if ((kind !== 'limits' && kind !== 'requests') || (name !== 'cpu' && name !== 'memory')) {
+  if ((kind !== 'limits' && kind !== 'requests') || !FIELD_RESOURCES.includes(name)) {
     throw new ConfigError(`unsupported resourceFieldRef resource: ${ref.resource}`);
   }
-  const limit = target.resources?.limits?.[name] ?? ctx.allocatable?.[name];
-  const text = kind === 'limits' ? limit : (target.resources?.requests?.[name] ?? limit);
+  const declared = target.resources?.limits?.[name];
+  const allocatable = ctx.allocatable?.[name as keyof typeof ctx.allocatable];
+  const text =
+    kind === 'limits'
+      ? (declared ?? allocatable)
+      : (target.resources?.requests?.[name] ?? declared);
   const value = text === undefined ? 0 : parseQuantity(text);
   const divisor = parseQuantity(ref.divisor ?? '1');
-  if (value === undefined || divisor === undefined || divisor <= 0) {
+  const tooSmall = name === 'cpu' && divisor !== undefined && Math.round(divisor * 1000) <= 0;
+  if (value === undefined || divisor === undefined || divisor <= 0 || tooSmall) {
     throw new ConfigError(`resourceFieldRef ${ref.resource}: invalid quantity or divisor`);
   }
   if (name === 'cpu') {
