@@ -1,0 +1,244 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { buildWebImage, TestCluster, waitFor } from './helpers/cluster.js';
+
+/**
+ * Pod volumes and env as a user who means harm (or just makes mistakes) would use them:
+ * configMap items with paths Kubernetes cleans or refuses, items that make one file the
+ * directory of another, subPathExpr (one pod's part of a shared volume, and an expansion
+ * from a Secret that climbs out), and resourceFieldRef without limits or requests. Each
+ * failure must show in the pod's status, an Event and the agent's log, leave nothing
+ * half-written, and never show the Secret's value.
+ */
+
+const run = promisify(execFile);
+const IMAGE = 'localhost/flyces-web:1';
+const SECRET_VALUE = `sv-${randomBytes(8).toString('hex')}`;
+/**
+ * Writes into its own part of a shared volume (subPathExpr with its name), and checks that
+ * a memory limit it lacks reads as the node's (in Mi, so above 0) and a request as 0.
+ */
+const SPE_SCRIPT =
+  'echo hi > /mine/f; echo "pods=$(ls /all/pods) mem=$MEM req=$REQ";' +
+  ' test "$(ls /all/pods)" = spe && test "$(cat /all/pods/spe/f)" = hi &&' +
+  ' test "$MEM" -gt 0 && test "$REQ" = 0';
+
+describe('volume and env attacks', { timeout: 180_000 }, () => {
+  const cluster = new TestCluster({
+    podCidr: '10.42.225.0/24',
+    bridge: 'flycesvv0',
+    port: 17200,
+    agentPort: 17201,
+  });
+
+  function apply(name: string, obj: unknown): Promise<{ code: number; stderr: string }> {
+    const file = join(cluster.dataDir, `${name}.json`);
+    writeFileSync(file, JSON.stringify(obj));
+    return cluster.kubectlResult('apply', '-f', file);
+  }
+
+  function pod(name: string, container: object, volumes: object[] = []): object {
+    return {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, labels: { test: 'volattack' } },
+      spec: {
+        terminationGracePeriodSeconds: 1,
+        restartPolicy: 'Never',
+        volumes,
+        containers: [{ name: 'c', image: IMAGE, imagePullPolicy: 'Never', ...container }],
+      },
+    };
+  }
+
+  async function podJson(name: string): Promise<any> {
+    return JSON.parse(await cluster.kubectl('get', 'pod', name, '-o', 'json'));
+  }
+
+  /**
+   * Waits for the pod to succeed: its script checks what it sees and exits non-zero when
+   * wrong. (Its log is only for the failure message: a last line written in parts may be
+   * cut there, see the report of this test.)
+   */
+  async function succeeds(name: string): Promise<void> {
+    await waitFor(`${name} Succeeded`, 40_000, async () => {
+      const phase = (await podJson(name)).status?.phase;
+      if (phase === 'Failed') throw new Error(`${name} failed: ${await logsOf(name)}`);
+      return phase === 'Succeeded';
+    });
+  }
+
+  function logsOf(name: string): Promise<string> {
+    return cluster.kubectl('logs', name).catch((err: Error) => err.message);
+  }
+
+  /** The `err` fields of the flyces up log's JSON lines. */
+  function loggedErrors(): string[] {
+    const lines = readFileSync(cluster.logFile, 'utf8').split('\n');
+    return lines.filter((l) => l.startsWith('{')).map((l) => String(JSON.parse(l).err ?? ''));
+  }
+
+  /** Waits for the container's CreateContainerConfigError and returns its message. */
+  async function configError(name: string): Promise<string> {
+    let message = '';
+    await waitFor(`${name} CreateContainerConfigError`, 30_000, async () => {
+      const waiting = (await podJson(name)).status?.containerStatuses?.[0]?.state?.waiting;
+      message = waiting?.message ?? '';
+      return waiting?.reason === 'CreateContainerConfigError';
+    });
+    return message;
+  }
+
+  async function eventMessages(name: string): Promise<string[]> {
+    const out = await cluster.kubectl(
+      'get',
+      'events',
+      '--field-selector',
+      `involvedObject.name=${name}`,
+      '-o',
+      'json',
+    );
+    return JSON.parse(out).items.map((e: { message: string }) => e.message);
+  }
+
+  before(async () => {
+    await cluster.start();
+    const archive = join(cluster.dataDir, 'web.tar');
+    await buildWebImage(archive);
+    await cluster.flyces('image', 'import', '--data-dir', cluster.dataDir, archive);
+    await apply('files', {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'files' },
+      data: { one: '1', two: '2' },
+    });
+    await apply('climb', {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'climb' },
+      stringData: { dir: `${SECRET_VALUE}/../..` },
+    });
+  });
+
+  after(async () => {
+    await cluster.kubectlResult('delete', 'pods', '-l', 'test=volattack', '--wait=false');
+    await cluster.destroy();
+    await run('ip', ['link', 'del', 'flycesvv0']).catch(() => undefined);
+  });
+
+  test('the API refuses reserved item paths and subPath beside subPathExpr', async () => {
+    const res = await apply(
+      'refused',
+      pod(
+        'refused',
+        { volumeMounts: [{ name: 'cfg', mountPath: '/c', subPath: 'a', subPathExpr: '$(X)' }] },
+        [{ name: 'cfg', configMap: { name: 'files', items: [{ key: 'one', path: '..data' }] } }],
+      ),
+    );
+    assert.notEqual(res.code, 0);
+    assert.match(res.stderr, /configMap\.items\[0\]\.path: Invalid value: "\.\.data": must not/);
+    assert.match(res.stderr, /subPathExpr: Invalid value: "\$\(X\)": subPathExpr and subPath/);
+  });
+
+  test('pods run: cleaned item paths, subPathExpr, resourceFieldRef', async () => {
+    const cleaned = pod(
+      'paths',
+      {
+        command: ['cat', '/cfg/x', '/cfg/a/b'],
+        volumeMounts: [{ name: 'cfg', mountPath: '/cfg' }],
+      },
+      [
+        {
+          name: 'cfg',
+          configMap: {
+            name: 'files',
+            items: [
+              { key: 'one', path: './x' },
+              { key: 'two', path: 'a//b' },
+            ],
+          },
+        },
+      ],
+    );
+    const resource = (resource: string) => ({ resourceFieldRef: { resource, divisor: '1Mi' } });
+    const own = pod(
+      'spe',
+      {
+        command: ['sh', '-c', SPE_SCRIPT],
+        env: [
+          { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+          { name: 'MEM', valueFrom: resource('limits.memory') },
+          { name: 'REQ', valueFrom: resource('requests.memory') },
+        ],
+        volumeMounts: [
+          { name: 'work', mountPath: '/all' },
+          { name: 'work', mountPath: '/mine', subPathExpr: 'pods/$(POD_NAME)' },
+        ],
+      },
+      [{ name: 'work', emptyDir: {} }],
+    );
+    assert.equal((await apply('paths', cleaned)).code, 0);
+    assert.equal((await apply('spe', own)).code, 0);
+
+    await succeeds('paths');
+    await succeeds('spe');
+  });
+
+  test('items that make a file a directory: status, Event, log, nothing on disk', async () => {
+    const clash = pod(
+      'clash',
+      { command: ['sleep', '3600'], volumeMounts: [{ name: 'cfg', mountPath: '/cfg' }] },
+      [
+        {
+          name: 'cfg',
+          configMap: {
+            name: 'files',
+            items: [
+              { key: 'one', path: 'k' },
+              { key: 'two', path: 'k/x' },
+            ],
+          },
+        },
+      ],
+    );
+    assert.equal((await apply('clash', clash)).code, 0);
+    const want = 'volume "cfg": file path k is also the directory of k/x';
+    assert.equal(await configError('clash'), want);
+    await waitFor('the Event', 10_000, async () =>
+      (await eventMessages('clash')).includes(`Error: ${want}`),
+    );
+    assert.ok(loggedErrors().includes(want), 'the agent logs it');
+    const uid = (await podJson('clash')).metadata.uid;
+    const dir = join(cluster.dataDir, 'pods', uid, 'volumes', 'cfg');
+    assert.deepEqual(readdirSync(dir), [], 'no half-written generation is left');
+  });
+
+  test('a subPathExpr from a Secret that climbs is refused without its value', async () => {
+    const climb = pod(
+      'climb',
+      {
+        command: ['sleep', '3600'],
+        env: [{ name: 'D', valueFrom: { secretKeyRef: { name: 'climb', key: 'dir' } } }],
+        volumeMounts: [{ name: 'w', mountPath: '/w', subPathExpr: 'x/$(D)' }],
+      },
+      [{ name: 'w', emptyDir: {} }],
+    );
+    assert.equal((await apply('climb', climb)).code, 0);
+    const message = await configError('climb');
+    assert.equal(message, "subPathExpr x/$(D) must expand to a relative path without '..'");
+    await waitFor('the Event', 10_000, async () =>
+      (await eventMessages('climb')).includes(`Error: ${message}`),
+    );
+    const seen = [
+      JSON.stringify(await podJson('climb')),
+      JSON.stringify(await eventMessages('climb')),
+      readFileSync(cluster.logFile, 'utf8'),
+    ];
+    for (const text of seen) assert.ok(!text.includes(SECRET_VALUE));
+  });
+});
