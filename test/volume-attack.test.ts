@@ -11,7 +11,8 @@ import { buildWebImage, TestCluster, waitFor } from './helpers/cluster.js';
  * Pod volumes and env as a user who means harm (or just makes mistakes) would use them:
  * configMap items with paths Kubernetes cleans or refuses, items that make one file the
  * directory of another, subPathExpr (one pod's part of a shared volume, and an expansion
- * from a Secret that climbs out), and resourceFieldRef without limits or requests. Each
+ * from a Secret that climbs out), a configMap read by a user other than root, a Secret value
+ * that no environment can hold, and resourceFieldRef without limits or requests. Each
  * failure must show in the pod's status, an Event and the agent's log, leave nothing
  * half-written, and never show the Secret's value.
  */
@@ -121,7 +122,7 @@ describe('volume and env attacks', { timeout: 180_000 }, () => {
       apiVersion: 'v1',
       kind: 'Secret',
       metadata: { name: 'climb' },
-      stringData: { dir: `${SECRET_VALUE}/../..` },
+      stringData: { dir: `${SECRET_VALUE}/../..`, nul: `${SECRET_VALUE}\0tail` },
     });
   });
 
@@ -145,7 +146,7 @@ describe('volume and env attacks', { timeout: 180_000 }, () => {
     assert.match(res.stderr, /subPathExpr: Invalid value: "\$\(X\)": subPathExpr and subPath/);
   });
 
-  test('pods run: cleaned item paths, subPathExpr, resourceFieldRef', async () => {
+  test('pods run: cleaned item paths, subPathExpr, resourceFieldRef, a user not root', async () => {
     const cleaned = pod(
       'paths',
       {
@@ -182,11 +183,21 @@ describe('volume and env attacks', { timeout: 180_000 }, () => {
       },
       [{ name: 'work', emptyDir: {} }],
     );
-    assert.equal((await apply('paths', cleaned)).code, 0);
-    assert.equal((await apply('spe', own)).code, 0);
-
+    const nonRoot = pod(
+      'nonroot',
+      {
+        securityContext: { runAsUser: 1000, runAsGroup: 1000 },
+        command: ['cat', '/cfg/one'],
+        volumeMounts: [{ name: 'cfg', mountPath: '/cfg' }],
+      },
+      [{ name: 'cfg', configMap: { name: 'files' } }],
+    );
+    for (const p of [cleaned, own, nonRoot]) {
+      assert.equal((await apply((p as { metadata: { name: string } }).metadata.name, p)).code, 0);
+    }
     await succeeds('paths');
     await succeeds('spe');
+    await succeeds('nonroot');
   });
 
   test('items that make a file a directory: status, Event, log, nothing on disk', async () => {
@@ -237,6 +248,25 @@ describe('volume and env attacks', { timeout: 180_000 }, () => {
     const seen = [
       JSON.stringify(await podJson('climb')),
       JSON.stringify(await eventMessages('climb')),
+      readFileSync(cluster.logFile, 'utf8'),
+    ];
+    for (const text of seen) assert.ok(!text.includes(SECRET_VALUE));
+  });
+
+  test('a Secret value with a NUL byte in env is refused without its value', async () => {
+    const nul = pod('nul', {
+      command: ['sleep', '3600'],
+      env: [{ name: 'N', valueFrom: { secretKeyRef: { name: 'climb', key: 'nul' } } }],
+    });
+    assert.equal((await apply('nul', nul)).code, 0);
+    const message = await configError('nul');
+    assert.equal(message, 'env N: its value holds a NUL byte, which no environment can');
+    await waitFor('the Event', 10_000, async () =>
+      (await eventMessages('nul')).includes(`Error: ${message}`),
+    );
+    const seen = [
+      JSON.stringify(await podJson('nul')),
+      JSON.stringify(await eventMessages('nul')),
       readFileSync(cluster.logFile, 'utf8'),
     ];
     for (const text of seen) assert.ok(!text.includes(SECRET_VALUE));

@@ -21,6 +21,12 @@ const secrets: Record<string, Secret> = {
     type: 'Opaque',
     data: { PASSWORD: b64('s3cr3t-value'), token: b64('tok') },
   },
+  'default/nul': {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: 'nul', namespace: 'default' },
+    data: { V: b64('s3cr3t\0part') },
+  },
 };
 const source: ConfigSource = {
   configMap: (ns, name) => configMaps[`${ns}/${name}`],
@@ -246,6 +252,16 @@ describe('resolveEnv', () => {
         ],
       },
       /^resourceFieldRef limits.cpu: invalid quantity or divisor$/,
+    ],
+    [
+      'a Secret value with a NUL byte, named without its value',
+      { env: [{ name: 'X', valueFrom: { secretKeyRef: { name: 'nul', key: 'V' } } }] },
+      /^env X: its value holds a NUL byte, which no environment can$/,
+    ],
+    [
+      'a NUL byte through envFrom',
+      { envFrom: [{ secretRef: { name: 'nul' } }] },
+      /^env V: its value holds a NUL byte/,
     ],
     [
       'unsupported field path',

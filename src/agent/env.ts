@@ -92,6 +92,12 @@ export function resolveEnv(pod: Pod, c: Container, ctx: EnvContext): EnvResult {
     const value = envValue(pod, c, e, ctx, vars);
     if (value !== undefined) vars.set(e.name, value);
   }
+  // The runtime would refuse it with an error that quotes the value, a Secret's perhaps.
+  for (const [name, value] of vars) {
+    if (value.includes('\0')) {
+      throw new ConfigError(`env ${name}: its value holds a NUL byte, which no environment can`);
+    }
+  }
   return { env: [...vars].map(([name, value]) => ({ name, value })), warnings };
 }
 

@@ -288,6 +288,7 @@ describe('VolumeManager', () => {
     assert.equal(statSync(join(volDir('all'), 'other')).mode & 0o777, 0o600);
     assert.equal(readFileSync(join(volDir('sec'), 'password'), 'utf8'), 'pw');
     assert.equal(statSync(volDir('cache')).mode & 0o777, 0o777);
+    assert.equal(statSync(volDir('cfg')).mode & 0o777, 0o755, 'any user reads a configMap');
 
     cm.data!['app.conf'] = 'two';
     await manager.refresh(p);

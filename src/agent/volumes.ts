@@ -145,6 +145,9 @@ export class VolumeManager {
     }
     await fs.mkdir(dir, { recursive: true, mode: 0o750 });
     if (kind === 'emptyDir') return this.emptyDir(dir, v.emptyDir);
+    // The volume's root is the container's: any user it runs as reads it (a secret's tmpfs
+    // gets the same mode).
+    if (kind === 'configMap') await fs.chmod(dir, 0o755);
     if (kind === 'secret' && !(await this.mounter.isMountPoint(dir))) {
       await this.mounter.mountTmpfs(dir, ['mode=0755']);
     }
