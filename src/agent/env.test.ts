@@ -259,6 +259,12 @@ describe('resolveEnv', () => {
       /^env X: its value holds a NUL byte, which no environment can$/,
     ],
     [
+      'a name with a NUL byte',
+      { env: [{ name: 'X\0', valueFrom: { secretKeyRef: { name: 'sec', key: 'PASSWORD' } } }] },
+      /^env "X\\u0000": not a valid environment variable name$/,
+    ],
+    ['a name with =', { env: [{ name: 'A=B', value: 'x' }] }, /^env "A=B": not a valid/],
+    [
       'a NUL byte through envFrom',
       { envFrom: [{ secretRef: { name: 'nul' } }] },
       /^env V: its value holds a NUL byte/,

@@ -48,6 +48,13 @@ export function isEnvVarName(name: string): boolean {
 }
 
 /**
+ * Names an `env` entry may have: printable ASCII without `=`, Kubernetes' relaxed rule. The
+ * API server does not check them yet; a NUL byte in one would make the runtime fail with
+ * an error that quotes the variable, value and all.
+ */
+const ENTRY_NAME = /^[\x20-\x3c\x3e-\x7e]+$/;
+
+/**
  * Expands `$(NAME)` in `input` with `lookup`, as Kubernetes does: `$$` is a literal `$`,
  * an unknown or unterminated reference is left as written, any other `$` stays.
  */
@@ -89,6 +96,9 @@ export function resolveEnv(pod: Pod, c: Container, ctx: EnvContext): EnvResult {
   const warnings: string[] = [];
   for (const from of asList(c.envFrom)) addEnvFrom(pod, from, ctx.source, vars, warnings);
   for (const e of c.env ?? []) {
+    if (!ENTRY_NAME.test(e.name)) {
+      throw new ConfigError(`env ${JSON.stringify(e.name)}: not a valid environment variable name`);
+    }
     const value = envValue(pod, c, e, ctx, vars);
     if (value !== undefined) vars.set(e.name, value);
   }
