@@ -2,17 +2,19 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { buildWebImage, TestCluster, waitFor } from './helpers/cluster.js';
+import { buildWebImage, mountsUnder, TestCluster, waitFor } from './helpers/cluster.js';
 
 /**
  * Pod volumes and env as a user who means harm (or just makes mistakes) would use them:
  * configMap items with paths Kubernetes cleans or refuses, items that make one file the
  * directory of another, subPathExpr (one pod's part of a shared volume, and an expansion
  * from a Secret that climbs out), a configMap read by a user other than root, a Secret value
- * that no environment can hold, and resourceFieldRef without limits or requests. Each
+ * that no environment can hold, a symlink swapped in after a subPath was checked, and
+ * resourceFieldRef without limits or requests. Each
  * failure must show in the pod's status, an Event and the agent's log, leave nothing
  * half-written, and never show the Secret's value.
  */
@@ -20,6 +22,7 @@ import { buildWebImage, TestCluster, waitFor } from './helpers/cluster.js';
 const run = promisify(execFile);
 const IMAGE = 'localhost/flyces-web:1';
 const SECRET_VALUE = `sv-${randomBytes(8).toString('hex')}`;
+const HOST_MARK = `host-${randomBytes(8).toString('hex')}`;
 /**
  * Writes into its own part of a shared volume (subPathExpr with its name), and checks that
  * a memory limit it lacks reads as the node's (in Mi, so above 0) and a request as 0.
@@ -253,6 +256,54 @@ describe('volume and env attacks', { timeout: 180_000 }, () => {
     for (const text of seen) assert.ok(!text.includes(SECRET_VALUE));
   });
 
+  test('a symlink swapped in after the subPath check does not reach the host', async () => {
+    // A host directory the attacker's symlink names; runc resolves links on the host.
+    const host = mkdtempSync(join(tmpdir(), 'flyces-volattack-host-'));
+    mkdirSync(join(host, 'new'));
+    writeFileSync(join(host, 'new', 'marker'), `${HOST_MARK}\n`);
+    try {
+      // The first container waits for the agent to make dir/new (the subPath's missing
+      // part, made while it is checked), then puts a symlink to the host in dir's place.
+      const swap =
+        'mkdir -p /w/dir; touch /w/ready; while [ ! -d /w/dir/new ]; do :; done;' +
+        ` mv /w/dir /w/old; ln -s ${host} /w/dir; sleep 3600`;
+      const ready = ['sh', '-c', 'while [ ! -f /w/ready ]; do sleep 0.05; done'];
+      const spec = pod('swap', {}, [{ name: 'w', emptyDir: {} }]) as any;
+      spec.spec.restartPolicy = 'Always';
+      spec.spec.containers = [
+        {
+          name: 'swapper',
+          image: IMAGE,
+          imagePullPolicy: 'Never',
+          command: ['sh', '-c', swap],
+          lifecycle: { postStart: { exec: { command: ready } } },
+          volumeMounts: [{ name: 'w', mountPath: '/w' }],
+        },
+        {
+          name: 'victim',
+          image: IMAGE,
+          imagePullPolicy: 'Never',
+          command: ['sh', '-c', 'cat /x/marker; sleep 3600'],
+          volumeMounts: [{ name: 'w', mountPath: '/x', subPath: 'dir/new' }],
+        },
+      ];
+      assert.equal((await apply('swap', spec)).code, 0);
+      let state: any;
+      await waitFor('the victim started or refused', 30_000, async () => {
+        const statuses = (await podJson('swap')).status?.containerStatuses ?? [];
+        state = statuses.find((c: { name: string }) => c.name === 'victim')?.state;
+        return !!state?.running || state?.waiting?.reason === 'CreateContainerConfigError';
+      });
+      await new Promise((r) => setTimeout(r, 500));
+      const logs = await cluster.kubectlResult('logs', 'swap', '-c', 'victim');
+      assert.ok(!logs.stdout.includes(HOST_MARK), `the host's file was read: ${logs.stdout}`);
+      if (state.waiting) assert.match(state.waiting.message, /^subPath dir\/new /);
+    } finally {
+      await cluster.kubectlResult('delete', 'pod', 'swap', '--grace-period=0', '--force');
+      rmSync(host, { recursive: true, force: true });
+    }
+  });
+
   test('a Secret value with a NUL byte in env is refused without its value', async () => {
     const nul = pod('nul', {
       command: ['sleep', '3600'],
@@ -270,5 +321,17 @@ describe('volume and env attacks', { timeout: 180_000 }, () => {
       readFileSync(cluster.logFile, 'utf8'),
     ];
     for (const text of seen) assert.ok(!text.includes(SECRET_VALUE));
+  });
+
+  test('deleting the pods unmounts every volume and subPath and removes their files', async () => {
+    await cluster.kubectl('delete', 'pods', '-l', 'test=volattack', '--wait=false');
+    await waitFor(
+      'pods gone',
+      30_000,
+      async () => (await cluster.kubectl('get', 'pods', '-o', 'name')).trim() === '',
+    );
+    const pods = join(cluster.dataDir, 'pods');
+    await waitFor('nothing left', 10_000, async () => (await mountsUnder(pods)).length === 0);
+    assert.deepEqual(readdirSync(pods), []);
   });
 });

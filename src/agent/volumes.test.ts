@@ -1,12 +1,13 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
-import { readdirSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
+import { readdirSync, renameSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ConfigMap, Pod, Secret } from '../api/types.js';
 import { ConfigError } from './env.js';
-import { expandSubPathExpr, resolveSubPath, VolumeManager, writeAtomic } from './volumes.js';
+import { expandSubPathExpr, pinSubPath, resolveSubPath } from './volumes.js';
+import { VolumeManager, writeAtomic } from './volumes.js';
 import type { Mounter } from './volumes.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'flyces-volumes-'));
@@ -50,6 +51,41 @@ describe('resolveSubPath', () => {
   }
   test('nothing was created outside', () =>
     assert.deepEqual(existsSync(join(outside, 'x')), false));
+});
+
+describe('pinSubPath', () => {
+  const root = join(tmp, 'pin');
+  const outside = join(tmp, 'pin-outside');
+  mkdirSync(join(root, 'dir'), { recursive: true });
+  mkdirSync(outside);
+  const got: string[] = [];
+  /** Swaps the directory for a symlink out of the volume while "mounting", as a container may. */
+  const swapping: Mounter = {
+    mountTmpfs: async () => undefined,
+    unmount: async () => undefined,
+    isMountPoint: async () => false,
+    async bindMount(source) {
+      renameSync(join(root, 'dir'), join(root, 'moved'));
+      symlinkSync(outside, join(root, 'dir'));
+      got.push(readlinkSync(source));
+    },
+  };
+
+  test('what is mounted is the file checked, whatever its path names by then', async () => {
+    const target = join(tmp, 'pin-target');
+    assert.equal(
+      await pinSubPath(swapping, root, join(root, 'dir'), target, 'subPath dir'),
+      target,
+    );
+    assert.deepEqual(got, [join(root, 'moved')]);
+  });
+  test('a path that leads out by the time it is opened is refused', async () => {
+    await assert.rejects(
+      pinSubPath(swapping, root, join(root, 'dir'), join(tmp, 'pin-t2'), 'subPath dir'),
+      { message: 'subPath dir leads outside the volume' },
+    );
+    assert.equal(got.length, 1, 'nothing mounted');
+  });
 });
 
 describe('writeAtomic', () => {
@@ -207,10 +243,16 @@ describe('expandSubPathExpr', () => {
 describe('VolumeManager', () => {
   const mounts: string[][] = [];
   const mounted = new Set<string>();
+  /** Bind mount targets and the file each got, read through the source as mount would. */
+  const binds = new Map<string, string>();
   const mounter: Mounter = {
     async mountTmpfs(dir, options) {
       mounts.push([dir, ...options]);
       mounted.add(dir);
+    },
+    async bindMount(source, target) {
+      binds.set(target, readlinkSync(source));
+      mounted.add(target);
     },
     async unmount(dir) {
       mounted.delete(dir);
@@ -249,6 +291,8 @@ describe('VolumeManager', () => {
     };
   }
   const volDir = (name: string) => join(dataDir, 'pods', 'uid-1', 'volumes', name);
+  const subDir = (name: string, i: number) =>
+    join(dataDir, 'pods', 'uid-1', 'volume-subpaths', name, 'c', String(i));
 
   test('sets up every kind and returns the mounts', async () => {
     const p = pod(
@@ -272,17 +316,15 @@ describe('VolumeManager', () => {
       { containerPath: '/cache', hostPath: volDir('cache'), readOnly: false },
       { containerPath: '/mem', hostPath: volDir('mem'), readOnly: true },
       { containerPath: '/etc/app', hostPath: volDir('cfg'), readOnly: true },
-      {
-        containerPath: '/etc/one',
-        hostPath: join(volDir('all'), readlinkSync(join(volDir('all'), '..data')), 'app.conf'),
-        readOnly: true,
-      },
+      { containerPath: '/etc/one', hostPath: subDir('all', 3), readOnly: true },
       { containerPath: '/secret', hostPath: volDir('sec'), readOnly: true },
     ]);
     assert.deepEqual(mounts, [
       [volDir('mem'), 'mode=0777', 'size=1048576'],
       [volDir('sec'), 'mode=0755'],
     ]);
+    const generation = readlinkSync(join(volDir('all'), '..data'));
+    assert.equal(binds.get(subDir('all', 3)), join(volDir('all'), generation, 'app.conf'));
     assert.equal(readFileSync(join(volDir('cfg'), 'conf/app'), 'utf8'), 'one');
     assert.deepEqual([...readFileSync(join(volDir('all'), 'bin.dat'))], [1, 2, 3]);
     assert.equal(statSync(join(volDir('all'), 'other')).mode & 0o777, 0o600);
@@ -384,8 +426,10 @@ describe('VolumeManager', () => {
     const got = await manager.mountsFor(p, p.spec.containers[0], env);
     assert.deepEqual(
       got.map((m) => m.hostPath),
-      [join(volDir('v'), 'logs/web-1'), join(volDir('v'), 'plain/$(POD)')],
+      [subDir('v', 0), subDir('v', 1)],
     );
+    assert.equal(binds.get(subDir('v', 0)), join(volDir('v'), 'logs/web-1'));
+    assert.equal(binds.get(subDir('v', 1)), join(volDir('v'), 'plain/$(POD)'));
     symlinkSync('/etc', join(volDir('v'), 'planted'));
     const climbing = pod(
       [{ name: 'v', emptyDir: {} }],

@@ -27,6 +27,8 @@ import { ConfigError, expand, type ConfigSource, type EnvContext } from './env.j
 /** Mounts and unmounts file systems; tests replace it to run without privileges. */
 export interface Mounter {
   mountTmpfs(dir: string, options: string[]): Promise<void>;
+  /** Bind-mounts `source`, taken as it is (a /proc/PID/fd/N link stays that file). */
+  bindMount(source: string, target: string): Promise<void>;
   unmount(dir: string): Promise<void>;
   isMountPoint(dir: string): Promise<boolean>;
 }
@@ -44,6 +46,9 @@ export interface VolumeOptions {
 type Payload = Map<string, { data: Buffer; mode: number }>;
 type Obj = Record<string, any>;
 
+/** O_PATH: an open file that pins an inode without reading it (a FIFO does not block). */
+const O_PATH = 0o10000000;
+const SUBPATHS = 'volume-subpaths';
 const DATA_LINK = '..data';
 const DATA_TMP = '..data_tmp';
 const DEFAULT_MODE = 0o644;
@@ -58,6 +63,9 @@ const SUPPORTED = ['emptyDir', 'configMap', 'secret', 'hostPath'];
 export const systemMounter: Mounter = {
   async mountTmpfs(dir, options) {
     await run('mount', ['-t', 'tmpfs', '-o', options.join(','), 'tmpfs', dir]);
+  },
+  async bindMount(source, target) {
+    await run('mount', ['--no-canonicalize', '--bind', source, target]);
   },
   async unmount(dir) {
     await run('umount', [dir]).catch(() => run('umount', ['-l', dir]));
@@ -97,9 +105,8 @@ export class VolumeManager {
     return this.lock.run(uid, async () => {
       for (const v of podVolumes(pod)) await this.setUpVolume(pod, v);
       const out: Mount[] = [];
-      for (const m of Array.isArray(c.volumeMounts) ? (c.volumeMounts as Obj[]) : []) {
-        out.push(await this.mountOf(pod, m, env));
-      }
+      const mounts = Array.isArray(c.volumeMounts) ? (c.volumeMounts as Obj[]) : [];
+      for (const [i, m] of mounts.entries()) out.push(await this.mountOf(pod, c, i, m, env));
       return out;
     });
   }
@@ -121,6 +128,9 @@ export class VolumeManager {
   async removePodVolumes(uid: string): Promise<void> {
     await this.lock.run(uid, async () => {
       const root = this.podDir(uid);
+      for (const dir of await subPathTargets(join(root, SUBPATHS))) {
+        if (await this.mounter.isMountPoint(dir)) await this.mounter.unmount(dir);
+      }
       const volumes = join(root, 'volumes');
       for (const name of await fs.readdir(volumes).catch(() => [] as string[])) {
         const dir = join(volumes, name);
@@ -216,21 +226,80 @@ export class VolumeManager {
     return payloadOf(v.name, 'secret', values, src);
   }
 
-  private async mountOf(pod: Pod, m: Obj, env: ReadonlyMap<string, string>): Promise<Mount> {
+  private async mountOf(
+    pod: Pod,
+    c: Container,
+    index: number,
+    m: Obj,
+    env: ReadonlyMap<string, string>,
+  ): Promise<Mount> {
     const v = podVolumes(pod).find((x) => x.name === m.name);
     if (!v) throw new ConfigError(`volumeMount ${m.name}: no such volume`);
     const kind = volumeKind(v);
     const root =
       kind === 'hostPath' ? await this.hostPath(v) : this.volumeDir(pod.metadata.uid!, v.name);
-    let hostPath = root;
-    if (m.subPathExpr) {
-      // The expansion may hold a Secret's value: messages show the expression instead.
-      const expr = `subPathExpr ${m.subPathExpr}`;
-      hostPath = await resolveSubPath(root, expandSubPathExpr(String(m.subPathExpr), env), expr);
-    } else if (m.subPath) hostPath = await resolveSubPath(root, String(m.subPath));
     const readOnly = m.readOnly === true || ATOMIC_KINDS.includes(kind);
-    return { containerPath: String(m.mountPath), hostPath, readOnly };
+    const mount = { containerPath: String(m.mountPath), hostPath: root, readOnly };
+    if (!m.subPath && !m.subPathExpr) return mount;
+    // The expansion may hold a Secret's value: messages show the expression instead.
+    const shown = m.subPathExpr ? `subPathExpr ${m.subPathExpr}` : `subPath ${m.subPath}`;
+    const sub = m.subPathExpr ? expandSubPathExpr(String(m.subPathExpr), env) : String(m.subPath);
+    const resolved = await resolveSubPath(root, sub, shown);
+    const target = join(this.podDir(pod.metadata.uid!), SUBPATHS, v.name, c.name, String(index));
+    mount.hostPath = await pinSubPath(this.mounter, root, resolved, target, shown);
+    return mount;
   }
+}
+
+/**
+ * Bind-mounts the subPath at `path` onto `target`, a place of the agent's that no
+ * container reaches, and returns `target` for runc to mount. A container sharing the
+ * volume may swap a directory of the path for a symlink at any time, so the path is
+ * opened first and the file opened is checked to lie in the volume: what is mounted is
+ * that file, not what the path names by the time runc mounts it (kubelet does the same).
+ */
+export async function pinSubPath(
+  mounter: Mounter,
+  root: string,
+  path: string,
+  target: string,
+  shown: string,
+): Promise<string> {
+  const file = await fs.open(path, O_PATH).catch((err: NodeJS.ErrnoException) => {
+    throw err.code === 'ENOENT' || err.code === 'ENOTDIR' || err.code === 'ELOOP'
+      ? new ConfigError(`${shown} changed while it was being mounted`)
+      : err;
+  });
+  try {
+    const opened = await fs.readlink(`/proc/self/fd/${file.fd}`);
+    if (!within(await fs.realpath(root), opened)) throw escapeError(shown);
+    const isDir = (await file.stat()).isDirectory();
+    if (await mounter.isMountPoint(target)) await mounter.unmount(target);
+    // What an earlier start left (an empty directory or file) goes; never a mounted one.
+    await fs
+      .rmdir(target)
+      .catch(() => fs.rm(target, { force: true }))
+      .catch(() => undefined);
+    await fs.mkdir(isDir ? target : dirname(target), { recursive: true, mode: 0o750 });
+    if (!isDir) await (await fs.open(target, 'a', 0o600)).close();
+    await mounter.bindMount(`/proc/${process.pid}/fd/${file.fd}`, target);
+  } finally {
+    await file.close();
+  }
+  return target;
+}
+
+/** The subPath mount points under `dir`: `<volume>/<container>/<index>`. */
+async function subPathTargets(dir: string): Promise<string[]> {
+  let out = [dir];
+  for (let depth = 0; depth < 3; depth++) {
+    const next: string[] = [];
+    for (const d of out) {
+      for (const name of await fs.readdir(d).catch(() => [] as string[])) next.push(join(d, name));
+    }
+    out = next;
+  }
+  return out;
 }
 
 /** Unmounts and removes the volumes of every pod under `dataDir`, for `flyces down`. */
@@ -410,8 +479,7 @@ async function listFiles(dir: string, prefix: string): Promise<string[]> {
  * Messages name the path as `shown`, never by its parts.
  *
  * A container that shares the volume can still swap a checked directory for a symlink
- * between this check and runc's bind mount; kubelet closes that window by mounting through
- * an open file descriptor, which miniC does not do yet.
+ * after this check: pinSubPath closes that window.
  */
 export async function resolveSubPath(
   root: string,
