@@ -24,13 +24,14 @@ const IMAGE = 'localhost/flyces-web:1';
 const SECRET_VALUE = `sv-${randomBytes(8).toString('hex')}`;
 const HOST_MARK = `host-${randomBytes(8).toString('hex')}`;
 /**
- * Writes into its own part of a shared volume (subPathExpr with its name), and checks that
- * a memory limit it lacks reads as the node's (in Mi, so above 0) and a request as 0.
+ * Writes into its own part of a shared volume (subPathExpr with its name), reads it through a
+ * read-only subPath that it cannot write, and checks that a memory limit it lacks reads as
+ * the node's (in Mi, so above 0) and a request as 0.
  */
 const SPE_SCRIPT =
   'echo hi > /mine/f; echo "pods=$(ls /all/pods) mem=$MEM req=$REQ";' +
   ' test "$(ls /all/pods)" = spe && test "$(cat /all/pods/spe/f)" = hi &&' +
-  ' test "$MEM" -gt 0 && test "$REQ" = 0';
+  ' test "$MEM" -gt 0 && test "$REQ" = 0 && test "$(cat /ro/spe/f)" = hi && ! touch /ro/spe/g';
 
 describe('volume and env attacks', { timeout: 180_000 }, () => {
   const cluster = new TestCluster({
@@ -153,8 +154,11 @@ describe('volume and env attacks', { timeout: 180_000 }, () => {
     const cleaned = pod(
       'paths',
       {
-        command: ['cat', '/cfg/x', '/cfg/a/b'],
-        volumeMounts: [{ name: 'cfg', mountPath: '/cfg' }],
+        command: ['cat', '/cfg/x', '/cfg/a/b', '/one'],
+        volumeMounts: [
+          { name: 'cfg', mountPath: '/cfg' },
+          { name: 'cfg', mountPath: '/one', subPath: 'x' },
+        ],
       },
       [
         {
@@ -182,6 +186,7 @@ describe('volume and env attacks', { timeout: 180_000 }, () => {
         volumeMounts: [
           { name: 'work', mountPath: '/all' },
           { name: 'work', mountPath: '/mine', subPathExpr: 'pods/$(POD_NAME)' },
+          { name: 'work', mountPath: '/ro', subPath: 'pods', readOnly: true },
         ],
       },
       [{ name: 'work', emptyDir: {} }],
