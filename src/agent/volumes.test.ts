@@ -442,6 +442,25 @@ describe('VolumeManager', () => {
     await manager.removePodVolumes('uid-1');
   });
 
+  test('items naming one key many times cannot make the agent write without bound', async () => {
+    const big: ConfigMap = {
+      ...cm,
+      metadata: { name: 'big', namespace: 'ns' },
+      data: { k: 'x'.repeat(1 << 20) },
+    };
+    const bigSource = { ...source, configMap: () => big };
+    const m = new VolumeManager({ dataDir, source: bigSource, mounter });
+    const items = Array.from({ length: 40 }, (_, i) => ({ key: 'k', path: `copy${i}` }));
+    const p = pod([{ name: 'v', configMap: { name: 'big', items } }], []);
+    await assert.rejects(m.mountsFor(p, p.spec.containers[0], new Map()), {
+      message: `volume "v": the pod's configMap and secret volumes would hold more than ${32 << 20} bytes`,
+    });
+    assert.deepEqual(readdirSync(volDir('v')), [], 'nothing written');
+    const fits = pod([{ name: 'v', configMap: { name: 'big', items: items.slice(0, 30) } }], []);
+    await m.mountsFor(fits, fits.spec.containers[0], new Map());
+    await manager.removePodVolumes('uid-1');
+  });
+
   test('optional sources make empty volumes', async () => {
     const p = pod(
       [{ name: 'v', configMap: { name: 'nope', optional: true } }],

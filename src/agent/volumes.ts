@@ -56,6 +56,13 @@ const MAX_SYMLINKS = 40;
 /** Longest file path and path element in a configMap or secret volume, as in Kubernetes. */
 const MAX_PATH = 4096;
 const MAX_NAME = 255;
+/**
+ * Most bytes the configMap and secret volumes of one pod may hold together: 32 objects at
+ * their 1 MiB limit. Kubernetes sets none, but `items` may name one key many times and a
+ * pod may mount one Secret many times, so a pod spec of a few KiB could otherwise have the
+ * agent write gigabytes, to its own memory where secrets go on tmpfs.
+ */
+export const MAX_POD_VOLUME_BYTES = 32 * 1024 * 1024;
 const ATOMIC_KINDS = ['configMap', 'secret'];
 const SUPPORTED = ['emptyDir', 'configMap', 'secret', 'hostPath'];
 
@@ -103,7 +110,8 @@ export class VolumeManager {
   async mountsFor(pod: Pod, c: Container, env: ReadonlyMap<string, string>): Promise<Mount[]> {
     const uid = pod.metadata.uid!;
     return this.lock.run(uid, async () => {
-      for (const v of podVolumes(pod)) await this.setUpVolume(pod, v);
+      const budget = { bytes: MAX_POD_VOLUME_BYTES };
+      for (const v of podVolumes(pod)) await this.setUpVolume(pod, v, budget);
       const out: Mount[] = [];
       const mounts = Array.isArray(c.volumeMounts) ? (c.volumeMounts as Obj[]) : [];
       for (const [i, m] of mounts.entries()) out.push(await this.mountOf(pod, c, i, m, env));
@@ -115,11 +123,12 @@ export class VolumeManager {
   async refresh(pod: Pod): Promise<void> {
     const uid = pod.metadata.uid!;
     await this.lock.run(uid, async () => {
+      const budget = { bytes: MAX_POD_VOLUME_BYTES };
       for (const v of podVolumes(pod)) {
         if (!ATOMIC_KINDS.includes(volumeKind(v))) continue;
         const dir = this.volumeDir(uid, v.name);
         if (!(await exists(join(dir, DATA_LINK)))) continue;
-        await this.setUpVolume(pod, v);
+        await this.setUpVolume(pod, v, budget);
       }
     });
   }
@@ -146,7 +155,8 @@ export class VolumeManager {
     return join(this.podDir(uid), 'volumes', name);
   }
 
-  private async setUpVolume(pod: Pod, v: Obj): Promise<void> {
+  /** Sets up the volume `v`; `budget` is what the pod's configMaps and secrets may still use. */
+  private async setUpVolume(pod: Pod, v: Obj, budget: { bytes: number }): Promise<void> {
     const kind = volumeKind(v);
     const dir = this.volumeDir(pod.metadata.uid!, v.name);
     if (kind === 'hostPath') return void (await this.hostPath(v));
@@ -163,6 +173,13 @@ export class VolumeManager {
     }
     const payload = kind === 'secret' ? this.secretPayload(pod, v) : this.configMapPayload(pod, v);
     if (!payload) return;
+    for (const { data } of payload.values()) budget.bytes -= data.length;
+    if (budget.bytes < 0) {
+      throw new ConfigError(
+        `volume "${v.name}": the pod's configMap and secret volumes would hold more than ` +
+          `${MAX_POD_VOLUME_BYTES} bytes`,
+      );
+    }
     await writeAtomic(dir, payload).catch((err: Error) => {
       throw err instanceof ConfigError
         ? new ConfigError(`volume "${v.name}": ${err.message}`)
