@@ -328,6 +328,32 @@ describe('volume and env attacks', { timeout: 180_000 }, () => {
     for (const text of seen) assert.ok(!text.includes(SECRET_VALUE));
   });
 
+  test('a Secret deleted while mounted: the files stay, an Event and the log say so', async () => {
+    await apply('gone', {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'gone' },
+      stringData: { token: 'kept' },
+    });
+    const holder = pod(
+      'holder',
+      { command: ['sleep', '3600'], volumeMounts: [{ name: 's', mountPath: '/s' }] },
+      [{ name: 's', secret: { secretName: 'gone' } }],
+    );
+    assert.equal((await apply('holder', holder)).code, 0);
+    await waitFor('holder Running', 30_000, async () =>
+      /holder\s+1\/1\s+Running/.test(await cluster.kubectl('get', 'pod', 'holder')),
+    );
+    await cluster.kubectl('delete', 'secret', 'gone');
+    const want = 'MountVolume.SetUp failed: volume "s": secret "gone" not found';
+    await waitFor('the FailedMount Event', 20_000, async () =>
+      (await eventMessages('holder')).includes(want),
+    );
+    assert.ok(loggedErrors().includes('volume "s": secret "gone" not found'), 'logged');
+    const file = await cluster.kubectl('exec', 'holder', '--', 'cat', '/s/token');
+    assert.equal(file, 'kept');
+  });
+
   test('deleting the pods unmounts every volume and subPath and removes their files', async () => {
     await cluster.kubectl('delete', 'pods', '-l', 'test=volattack', '--wait=false');
     await waitFor(

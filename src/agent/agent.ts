@@ -267,10 +267,9 @@ export class Agent {
       if (!referencedObjects(pod).has(ref)) continue;
       this.queue.add(objectKey(pod));
       this.volumes.refresh(pod).catch((err) => {
-        this.log.warn(
-          { pod: objectKey(pod), err: (err as Error).message },
-          'volume refresh failed',
-        );
+        const message = (err as Error).message;
+        this.log.warn({ pod: objectKey(pod), err: message }, 'volume refresh failed');
+        this.events.warning(pod, 'FailedMount', `MountVolume.SetUp failed: ${message}`);
       });
     }
   }
