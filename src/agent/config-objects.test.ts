@@ -10,18 +10,21 @@ import { ConfigObjects } from './config-objects.js';
 /** A client that answers GETs from a map and counts them. */
 function fakeClient(objects: Map<string, KObject>, failing = new Set<string>()) {
   const gets: string[] = [];
+  const flight = { now: 0, most: 0 };
   const client = {
     async get(rt: ResourceType, namespace: string, name: string) {
       const key = `${rt.kind}/${namespace}/${name}`;
       gets.push(key);
+      flight.most = Math.max(flight.most, ++flight.now);
       await new Promise((r) => setTimeout(r, 1));
+      flight.now--;
       if (failing.has(key)) throw new Error('connection reset');
       const obj = objects.get(key);
       if (!obj) throw new ApiError('NotFound', `${key} not found`);
       return structuredClone(obj);
     },
   } as unknown as KubeClient;
-  return { client, gets };
+  return { client, gets, flight };
 }
 
 function secret(name: string, rv: string): KObject {
@@ -90,4 +93,13 @@ test('a failed fetch fails the pod sync, and a refresh keeps what was known', as
   failing.add('Secret/ns/a');
   await objects.refresh([pod('p', 'a')]);
   assert.equal(objects.get('Secret', 'ns', 'a')?.metadata.resourceVersion, '1', 'kept');
+});
+
+test('a pod naming many objects has them fetched a few at a time', async () => {
+  const { client, gets, flight } = fakeClient(new Map());
+  const objects = new ConfigObjects({ client, onChange: () => undefined, log: rootLogger });
+  const names = Array.from({ length: 200 }, (_, i) => `s${i}`);
+  await objects.ensure(pod('p', ...names));
+  assert.equal(gets.length, 200);
+  assert.ok(flight.most <= 8, `${flight.most} fetches in flight at once`);
 });

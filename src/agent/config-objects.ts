@@ -21,8 +21,8 @@ const TYPES: Record<string, ResourceType> = {
   ConfigMap: byGroupResource.get('/configmaps')!,
   Secret: byGroupResource.get('/secrets')!,
 };
-/** Fetches in flight at once during a refresh. */
-const REFRESH_CONCURRENCY = 8;
+/** Fetches in flight at once. */
+const FETCH_CONCURRENCY = 8;
 
 interface Entry {
   obj?: KObject;
@@ -52,7 +52,8 @@ export class ConfigObjects {
    */
   async ensure(pod: Pod): Promise<void> {
     const missing = [...referencedObjects(pod)].filter((key) => !this.entries.has(key));
-    await Promise.all(missing.map((key) => this.fetch(key, true)));
+    // A pod may name thousands of objects; they are fetched a few at a time.
+    await inLanes(missing, (key) => this.fetch(key, true));
   }
 
   /** Drops the objects none of `pods` refers to, then fetches the others again. */
@@ -60,15 +61,11 @@ export class ConfigObjects {
     const wanted = new Set<string>();
     for (const pod of pods) for (const key of referencedObjects(pod)) wanted.add(key);
     for (const key of this.entries.keys()) if (!wanted.has(key)) this.entries.delete(key);
-    const keys = [...this.entries.keys()];
-    const lane = async () => {
-      for (let key = keys.pop(); key !== undefined; key = keys.pop()) {
-        await this.fetch(key, false).catch((err: Error) =>
-          this.opts.log.warn({ object: key, err: err.message }, 'could not refresh'),
-        );
-      }
-    };
-    await Promise.all(Array.from({ length: REFRESH_CONCURRENCY }, lane));
+    await inLanes([...this.entries.keys()], (key) =>
+      this.fetch(key, false).catch((err: Error) =>
+        this.opts.log.warn({ object: key, err: err.message }, 'could not refresh'),
+      ),
+    );
   }
 
   /** One fetch per key at a time; later callers share the one in flight. */
@@ -94,4 +91,20 @@ export class ConfigObjects {
     const before = known?.obj?.metadata.resourceVersion;
     if (!first && known && before !== obj?.metadata.resourceVersion) this.opts.onChange(key);
   }
+}
+
+/**
+ * Runs `fn` on every key, FETCH_CONCURRENCY at a time; once all have run, rejects with the
+ * first failure, if any.
+ */
+async function inLanes(keys: string[], fn: (key: string) => Promise<void>): Promise<void> {
+  const queue = [...keys];
+  const failures: unknown[] = [];
+  const lane = async () => {
+    for (let key = queue.pop(); key !== undefined; key = queue.pop()) {
+      await fn(key).catch((err: unknown) => void failures.push(err));
+    }
+  };
+  await Promise.all(Array.from({ length: FETCH_CONCURRENCY }, lane));
+  if (failures.length > 0) throw failures[0];
 }
