@@ -43,7 +43,18 @@ describe('resolveSubPath', () => {
   test('creates missing directories', () =>
     assert.ok(statSync(join(root, 'new/dir')).isDirectory()));
 
-  const refused = ['..', 'a/../..', '/etc', 'up', 'up/x', 'abs', 'a/climb', 'loop', 'a/file/x'];
+  const refused = [
+    '..',
+    'a/../..',
+    '/etc',
+    'up',
+    'up/x',
+    'abs',
+    'a/climb',
+    'loop',
+    'a/file/x',
+    'a\0',
+  ];
   for (const sub of refused) {
     test(`refuses ${sub}`, async () => {
       await assert.rejects(resolveSubPath(root, sub), ConfigError);
@@ -171,6 +182,7 @@ describe('writeAtomic', () => {
     ['empty', [['', 'v']], /must name a file/],
     ['only dots', [['./', 'v']], /must name a file/],
     ['absolute', [['/etc/x', 'v']], /must be a relative path/],
+    ['a NUL byte', [['a\0b', 'v']], /must not contain a NUL byte/],
     ['reserved', [['..data_tmp/x', 'v']], /must not start with '\.\.'/],
     ['a long name', [['n'.repeat(256), 'v']], /at most 255 bytes/],
     ['a long path', [[Array(20).fill('d'.repeat(250)).join('/'), 'v']], /at most 4096 bytes/],
@@ -197,15 +209,18 @@ describe('writeAtomic', () => {
 
   test('a write that fails on the way leaves no half-written generation', async () => {
     const before = readdirSync(dir).sort();
-    // k is written, then the file system refuses a name with a NUL byte.
+    // k is written, then the file system refuses a path that fits Kubernetes' 4096 bytes
+    // but not once the volume's own directory is put in front of it.
+    const deep = Array(16).fill('d'.repeat(255)).join('/');
     await assert.rejects(
       writeAtomic(
         dir,
         payload([
           ['k', 'v3'],
-          ['z\0', 'x'],
+          [deep, 'x'],
         ]),
       ),
+      { code: 'ENAMETOOLONG' },
     );
     assert.deepEqual(readdirSync(dir).sort(), before);
     assert.equal(readFileSync(join(dir, 'k'), 'utf8'), 'v2');

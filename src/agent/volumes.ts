@@ -403,6 +403,7 @@ function cleanPayload(payload: Payload): Payload {
 function pathProblem(p: string): string | undefined {
   const parts = p.split('/').filter((e) => e !== '' && e !== '.');
   if (p.startsWith('/')) return 'must be a relative path';
+  if (p.includes('\0')) return 'must not contain a NUL byte';
   if (parts.length === 0) return 'must name a file';
   if (parts.includes('..')) return "must not contain '..'";
   if (parts[0].startsWith('..')) return "must not start with '..'";
@@ -503,8 +504,8 @@ export async function resolveSubPath(
   subPath: string,
   shown = `subPath ${subPath}`,
 ): Promise<string> {
-  if (isAbsolute(subPath) || subPath.split('/').includes('..')) {
-    throw new ConfigError(`${shown} must be a relative path without '..'`);
+  if (isAbsolute(subPath) || subPath.split('/').includes('..') || subPath.includes('\0')) {
+    throw new ConfigError(`${shown} must be a relative path without '..' or NUL bytes`);
   }
   const base = await fs.realpath(root);
   const pending = subPath.split('/').filter((p) => p && p !== '.');
