@@ -137,6 +137,9 @@ describe('writeAtomic', () => {
   });
   test('a change swaps ..data, drops removed keys and the old generation', async () => {
     const before = readlinkSync(join(dir, '..data'));
+    // What an agent that stopped between writing and swapping leaves.
+    mkdirSync(join(dir, '..2020_01_01_00_00_00.000.orphan'));
+    symlinkSync('..2020_01_01_00_00_00.000.orphan', join(dir, '..data_tmp'));
     await writeAtomic(
       dir,
       payload([
@@ -148,6 +151,8 @@ describe('writeAtomic', () => {
     assert.equal(existsSync(join(dir, 'sub')), false);
     assert.equal(existsSync(join(dir, before)), false);
     assert.equal(readFileSync(join(dir, 'new'), 'utf8'), 'n');
+    const generations = readdirSync(dir).filter((n) => n.startsWith('..') && n !== '..data');
+    assert.deepEqual(generations, [readlinkSync(join(dir, '..data'))], 'only the current one');
   });
   test('refuses paths that climb', async () => {
     await assert.rejects(writeAtomic(dir, payload([['../x', 'v']])), ConfigError);

@@ -439,7 +439,11 @@ export async function writeAtomic(dir: string, files: Payload): Promise<boolean>
   await fs.symlink(fresh.slice(dir.length + 1), join(dir, DATA_TMP));
   await fs.rename(join(dir, DATA_TMP), join(dir, DATA_LINK));
   await syncUserLinks(dir, payload);
-  if (current) await fs.rm(join(dir, current), { recursive: true, force: true });
+  // The generation replaced goes, and any an agent that stopped half-way left behind.
+  for (const name of await fs.readdir(dir)) {
+    if (!name.startsWith('..') || name === DATA_LINK || join(dir, name) === fresh) continue;
+    await fs.rm(join(dir, name), { recursive: true, force: true });
+  }
   return true;
 }
 
