@@ -1,4 +1,5 @@
 import type { DnsSettings } from './dns-config.js';
+import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { dirname, isAbsolute, join, posix, sep } from 'node:path';
 import { decodeBase64 } from '../api/config.js';
@@ -92,6 +93,11 @@ export function volumeKind(v: Obj): string {
 export class VolumeManager {
   private readonly lock = new KeyedMutex();
   private readonly mounter: Mounter;
+  /**
+   * The digest of what each configMap or secret volume holds, by directory, once written
+   * here: a container start then checks an unchanged volume without reading its files.
+   */
+  private readonly written = new Map<string, string>();
 
   constructor(private readonly opts: VolumeOptions) {
     this.mounter = opts.mounter ?? systemMounter;
@@ -147,6 +153,8 @@ export class VolumeManager {
       }
       const left = mountPoints().filter((m) => m === root || m.startsWith(root + sep));
       if (left.length > 0) throw new Error(`pod ${uid}: still mounted: ${left.join(', ')}`);
+      for (const dir of this.written.keys())
+        if (dir.startsWith(root + sep)) this.written.delete(dir);
       await fs.rm(root, { recursive: true, force: true });
     });
   }
@@ -170,6 +178,7 @@ export class VolumeManager {
     if (kind === 'configMap') await fs.chmod(dir, 0o755);
     if (kind === 'secret' && !(await this.mounter.isMountPoint(dir))) {
       await this.mounter.mountTmpfs(dir, ['mode=0755']);
+      this.written.delete(dir);
     }
     const payload = kind === 'secret' ? this.secretPayload(pod, v) : this.configMapPayload(pod, v);
     if (!payload) return;
@@ -180,11 +189,14 @@ export class VolumeManager {
           `${MAX_POD_VOLUME_BYTES} bytes`,
       );
     }
+    const digest = payloadDigest(payload);
+    if (this.written.get(dir) === digest) return;
     await writeAtomic(dir, payload).catch((err: Error) => {
       throw err instanceof ConfigError
         ? new ConfigError(`volume "${v.name}": ${err.message}`)
         : err;
     });
+    this.written.set(dir, digest);
   }
 
   private async emptyDir(dir: string, src: Obj): Promise<void> {
@@ -350,6 +362,14 @@ function payloadOf(volume: string, what: string, values: Map<string, Buffer>, sr
   return out;
 }
 
+function payloadDigest(payload: Payload): string {
+  const hash = createHash('sha256');
+  for (const [p, { data, mode }] of [...payload].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    hash.update(`${p}\0${mode}\0${data.length}\0`).update(data);
+  }
+  return hash.digest('hex');
+}
+
 async function exists(path: string): Promise<boolean> {
   return fs.lstat(path).then(
     () => true,
@@ -448,9 +468,13 @@ export async function writeAtomic(dir: string, files: Payload): Promise<boolean>
 }
 
 async function writeFiles(dir: string, payload: Payload): Promise<void> {
+  const made = new Set([dir]);
   for (const [p, { data, mode }] of payload) {
     const file = join(dir, p);
-    await fs.mkdir(dirname(file), { recursive: true, mode: 0o755 });
+    if (!made.has(dirname(file))) {
+      await fs.mkdir(dirname(file), { recursive: true, mode: 0o755 });
+      made.add(dirname(file));
+    }
     await fs.writeFile(file, data, { mode });
     await fs.chmod(file, mode);
   }
@@ -460,13 +484,15 @@ async function writeFiles(dir: string, payload: Payload): Promise<void> {
 /** Makes a `name -> ..data/name` link for each top-level name and drops links no longer used. */
 async function syncUserLinks(dir: string, payload: Payload): Promise<void> {
   const wanted = new Set([...payload.keys()].map((p) => p.split('/')[0]));
-  for (const name of await fs.readdir(dir)) {
+  const present = await fs.readdir(dir);
+  for (const name of present) {
     if (name.startsWith('..') || wanted.has(name)) continue;
     const st = await fs.lstat(join(dir, name));
     if (st.isSymbolicLink()) await fs.unlink(join(dir, name));
   }
+  const have = new Set(present);
   for (const name of wanted) {
-    if (!(await exists(join(dir, name)))) await fs.symlink(`${DATA_LINK}/${name}`, join(dir, name));
+    if (!have.has(name)) await fs.symlink(`${DATA_LINK}/${name}`, join(dir, name));
   }
 }
 
