@@ -15,14 +15,17 @@ import { ConfigError, expand, type ConfigSource, type EnvContext } from './env.j
  * A pod's volumes on this node, under `<dataDir>/pods/<uid>/volumes/<name>`: emptyDir (a
  * directory, or tmpfs for `medium: Memory`), configMap and secret (files written with
  * Kubernetes' `..data` symlink swap so a running container sees a change whole; secrets on
- * tmpfs so they never reach the disk), and hostPath when the node allows it. Work on one
- * pod's volumes is serialised; different pods proceed concurrently.
+ * tmpfs so they never reach the disk), and hostPath when the node allows it. A subPath (or
+ * a subPathExpr, expanded with the container's environment) is bind-mounted through an open
+ * file under `<dataDir>/pods/<uid>/volume-subpaths/`, so that what runc mounts is what was
+ * checked to lie in the volume. Work on one pod's volumes is serialised; different pods
+ * proceed concurrently.
  *
  * Not supported yet: persistentVolumeClaim, projected, downwardAPI and the other sources
  * (the container waits with CreateContainerConfigError naming the type), fsGroup and
- * ownership changes, and size enforcement for disk-backed emptyDir. A subPath (or a
- * subPathExpr, expanded with the container's environment) of a configMap or secret sees the
- * content of the moment it was mounted, as in Kubernetes.
+ * ownership changes, and size enforcement for disk-backed emptyDir. A subPath of a configMap
+ * or secret sees the content of the moment it was mounted, as in Kubernetes; where it is a
+ * directory, an update empties it (the old generation's files are removed).
  */
 
 /** Mounts and unmounts file systems; tests replace it to run without privileges. */
