@@ -356,6 +356,11 @@ describe('VolumeManager', () => {
     await manager.refresh(p);
     assert.equal(readFileSync(join(volDir('cfg'), 'conf/app'), 'utf8'), 'two');
     assert.equal(mounts.length, 2, 'set-up mounts are not repeated');
+    // A restart after the change mounts the new generation's file (Kubernetes #68211 failed).
+    await manager.mountsFor(p, p.spec.containers[0], new Map());
+    const now = readlinkSync(join(volDir('all'), '..data'));
+    assert.notEqual(now, generation);
+    assert.equal(binds.get(subDir('all', 3)), join(volDir('all'), now, 'app.conf'));
 
     await manager.removePodVolumes('uid-1');
     assert.equal(existsSync(join(dataDir, 'pods', 'uid-1')), false);
