@@ -362,7 +362,12 @@ describe('volume and env attacks', { timeout: 180_000 }, () => {
       async () => (await cluster.kubectl('get', 'pods', '-o', 'name')).trim() === '',
     );
     const pods = join(cluster.dataDir, 'pods');
-    await waitFor('nothing left', 10_000, async () => (await mountsUnder(pods)).length === 0);
+    // Volumes go before the pod's object, but pods of earlier tests may still be on their way.
+    await waitFor(
+      'nothing left',
+      10_000,
+      async () => (await mountsUnder(pods)).length === 0 && readdirSync(pods).length === 0,
+    );
     assert.deepEqual(readdirSync(pods), []);
   });
 });
