@@ -156,3 +156,46 @@ test('a followed log keeps to since, even when it lies ahead', async () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a last line the container left without a newline is shown, without one', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'flyces-logs-'));
+  const path = join(dir, 'c.log');
+  const collect = (out: PassThrough) => {
+    let text = '';
+    out.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
+    return () => text;
+  };
+  try {
+    writeFileSync(
+      path,
+      '2026-01-01T00:00:01Z stdout F one\n2026-01-01T00:00:02Z stdout P 1\n' +
+        '2026-01-01T00:00:02Z stdout P 2\n',
+    );
+    const { lines } = await readLog(path, {});
+    assert.deepEqual(
+      lines.map((l) => [l.text, l.partial === true]),
+      [
+        ['one', false],
+        ['12', true],
+      ],
+    );
+    const plain = new PassThrough();
+    const text = collect(plain);
+    await streamLog(path, plain, { timestamps: true });
+    assert.equal(text(), '2026-01-01T00:00:01Z one\n2026-01-01T00:00:02Z 12');
+
+    // Followed: the rest of the line still comes; and at the container's end, what is left.
+    const followed = new PassThrough();
+    const seen = collect(followed);
+    let finished = false;
+    const streamed = streamLog(path, followed, { follow: true, done: async () => finished });
+    appendFileSync(path, '2026-01-01T00:00:03Z stdout F 3\n2026-01-01T00:00:04Z stdout P 4\n');
+    for (let i = 0; i < 100 && !seen().includes('123'); i++)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    finished = true;
+    await streamed;
+    assert.equal(seen(), 'one\n123\n4');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -25,6 +25,8 @@ export interface LogLine {
   time: string;
   stream: string;
   text: string;
+  /** A last line the container ended without a newline: shown without one, as kubelet does. */
+  partial?: boolean;
 }
 
 /** Parses one CRI log entry; undefined for a malformed line. */
@@ -63,18 +65,31 @@ export class LineAssembler {
     }
     return { time: entry.time, stream: entry.stream, text: entry.text };
   }
+
+  /** The line still waiting for its end, as a partial one; there is none after this. */
+  flush(): LogLine | undefined {
+    const rest = this.pending;
+    this.pending = undefined;
+    return rest && { ...rest, partial: true };
+  }
 }
 
 /** Formats a line for `kubectl logs`; times are shown in UTC with a Z, as kubelet does. */
 export function formatLine(line: LogLine, timestamps: boolean | undefined): string {
-  if (!timestamps) return `${line.text}\n`;
-  return `${line.time.replace(/\+00:00$/, 'Z')} ${line.text}\n`;
+  const end = line.partial ? '' : '\n';
+  if (!timestamps) return `${line.text}${end}`;
+  return `${line.time.replace(/\+00:00$/, 'Z')} ${line.text}${end}`;
 }
 
-/** Reads the whole log file and returns the lines that pass the options' filters. */
+/**
+ * Reads the whole log file and returns the lines that pass the options' filters. A last
+ * line still partial is among them, unless `assembler` is given: it then stays there for a
+ * follower to finish.
+ */
 export async function readLog(
   path: string,
   opts: LogOptions,
+  assembler?: LineAssembler,
 ): Promise<{ lines: LogLine[]; offset: number }> {
   const lines: LogLine[] = [];
   let size = 0;
@@ -83,18 +98,23 @@ export async function readLog(
   } catch {
     return { lines, offset: 0 };
   }
-  const assembler = new LineAssembler();
+  const keep = (line: LogLine) => {
+    if (opts.since !== undefined && Date.parse(line.time) < opts.since) return;
+    lines.push(line);
+    if (opts.tailLines !== undefined && lines.length > opts.tailLines) lines.shift();
+  };
+  const assembling = assembler ?? new LineAssembler();
   const rl = createInterface({
     input: createReadStream(path, { end: Math.max(0, size - 1) }),
     crlfDelay: Infinity,
   });
   for await (const raw of rl) {
-    const line = assembler.push(raw);
-    if (!line) continue;
-    if (opts.since !== undefined && Date.parse(line.time) < opts.since) continue;
-    lines.push(line);
-    if (opts.tailLines !== undefined && lines.length > opts.tailLines) lines.shift();
+    const line = assembling.push(raw);
+    if (line) keep(line);
   }
+  // A container that ended in the middle of a line leaves it partial: it is shown all the same.
+  const rest = assembler ? undefined : assembling.flush();
+  if (rest) keep(rest);
   return { lines: opts.tailLines === 0 ? [] : lines, offset: size };
 }
 
@@ -107,7 +127,9 @@ export async function streamLog(
   out: Writable,
   opts: LogOptions & { follow?: boolean; done?: () => Promise<boolean> },
 ): Promise<void> {
-  const { lines, offset } = await readLog(path, opts);
+  // A follower finishes the partial line the file ends with, or shows it when the container ends.
+  const assembler = opts.follow ? new LineAssembler() : undefined;
+  const { lines, offset } = await readLog(path, opts, assembler);
   let written = 0;
   // Counted in bytes, as limitBytes is: a line of non-ASCII text is longer than its length.
   const write = (line: LogLine): boolean => {
@@ -125,7 +147,7 @@ export async function streamLog(
   };
   for (const line of lines) if (!write(line)) return void out.end();
   if (!opts.follow) return void out.end();
-  await follow(path, offset, write, out, opts.done ?? (async () => false));
+  await follow(path, offset, write, out, opts.done ?? (async () => false), assembler);
 }
 
 /** Most bytes one read of a followed log takes in; the rest waits for the next turn. */
@@ -143,10 +165,10 @@ async function follow(
   write: (line: LogLine) => boolean,
   out: Writable,
   done: () => Promise<boolean>,
+  assembler = new LineAssembler(),
 ): Promise<void> {
   let offset = start;
   let carry = Buffer.alloc(0);
-  const assembler = new LineAssembler();
   let closed = false;
   out.on('close', () => (closed = true));
   let file = await openLog(path);
@@ -187,7 +209,11 @@ async function follow(
         watchPath();
         continue;
       }
-      if (await done()) return;
+      if (await done()) {
+        const rest = assembler.flush();
+        if (rest) write(rest);
+        return;
+      }
       await new Promise<void>((resolve) => {
         wake = resolve;
         setTimeout(resolve, 500);
