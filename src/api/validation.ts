@@ -208,12 +208,32 @@ function validateContainer(c: Container, path: string, names: Set<string>): Fiel
   (c.env ?? []).forEach((e, i) => {
     if (!e || typeof e.name !== 'string' || e.name === '') {
       errs.push({ field: `${path}.env[${i}].name`, type: 'Required' });
+    } else if (!isEnvVarName(e.name)) {
+      errs.push({
+        field: `${path}.env[${i}].name`,
+        type: 'Invalid',
+        value: e.name,
+        detail: ENV_NAME_DETAIL,
+      });
     } else if (e.value !== undefined && typeof e.value !== 'string') {
       errs.push({
         field: `${path}.env[${i}].value`,
         type: 'Invalid',
         value: e.value,
         detail: 'must be a string',
+      });
+    }
+  });
+  // envFrom is not in the Container type the API reads (the agent resolves it).
+  const envFrom = (c as { envFrom?: { prefix?: unknown }[] }).envFrom;
+  (Array.isArray(envFrom) ? envFrom : []).forEach((from, i) => {
+    const prefix = from?.prefix;
+    if (typeof prefix === 'string' && prefix !== '' && !isEnvVarName(prefix)) {
+      errs.push({
+        field: `${path}.envFrom[${i}].prefix`,
+        type: 'Invalid',
+        value: prefix,
+        detail: ENV_NAME_DETAIL,
       });
     }
   });
@@ -235,6 +255,14 @@ function validateContainer(c: Container, path: string, names: Set<string>): Fiel
     errs.push({ field: `${path}.imagePullPolicy`, type: 'Unsupported', value: policy });
   }
   return errs;
+}
+
+const ENV_NAME_DETAIL =
+  "a valid environment variable name must consist only of printable ASCII characters other than '='";
+
+/** Kubernetes' relaxed rule for environment variable names (and envFrom prefixes). */
+function isEnvVarName(name: string): boolean {
+  return /^[\x20-\x7e]+$/.test(name) && !name.includes('=');
 }
 
 export function validatePodSpec(spec: PodSpec | undefined, path: string): FieldError[] {

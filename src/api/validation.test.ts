@@ -1,0 +1,41 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { formatFieldError } from './errors.js';
+import type { PodSpec } from './types.js';
+import { validatePodSpec } from './validation.js';
+
+test('env names and envFrom prefixes: printable ASCII without "="', () => {
+  const detail =
+    "a valid environment variable name must consist only of printable ASCII characters other than '='";
+  const cases: { env?: unknown[]; envFrom?: unknown[]; errors: string[] }[] = [
+    {
+      env: [
+        { name: 'PATH', value: '/bin' },
+        { name: 'my.var-1 x', value: '' },
+      ],
+      errors: [],
+    },
+    { envFrom: [{ prefix: 'APP_', configMapRef: { name: 'c' } }, { prefix: '' }], errors: [] },
+    {
+      env: [{ name: 'A=B', value: 'x' }],
+      errors: [`spec.containers[0].env[0].name: Invalid value: "A=B": ${detail}`],
+    },
+    {
+      env: [{ name: 'TAB\there', value: 'x' }],
+      errors: [`spec.containers[0].env[0].name: Invalid value: "TAB\\there": ${detail}`],
+    },
+    {
+      env: [{ name: 'NUL\u0000', value: 'x' }],
+      errors: [`spec.containers[0].env[0].name: Invalid value: "NUL\\u0000": ${detail}`],
+    },
+    {
+      envFrom: [{ prefix: 'é_', secretRef: { name: 's' } }],
+      errors: [`spec.containers[0].envFrom[0].prefix: Invalid value: "é_": ${detail}`],
+    },
+  ];
+  for (const c of cases) {
+    const spec = { containers: [{ name: 'c', image: 'i', env: c.env, envFrom: c.envFrom }] };
+    const got = validatePodSpec(spec as PodSpec, 'spec').map(formatFieldError);
+    assert.deepEqual(got, c.errors, JSON.stringify(c));
+  }
+});
