@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { buildWebImage, TestCluster, waitFor } from './helpers/cluster.js';
+import { TestCluster, waitFor } from './helpers/cluster.js';
 
 /**
  * Attacks on the agent's side of a pod's life under `flyces up` with real containers: what
@@ -65,9 +65,7 @@ describe('attacks on the agent', { timeout: 240_000 }, () => {
 
   before(async () => {
     await cluster.start();
-    const archive = join(cluster.dataDir, 'web.tar');
-    await buildWebImage(archive);
-    await cluster.flyces('image', 'import', '--data-dir', cluster.dataDir, archive);
+    await cluster.importWebImage();
   });
   after(async () => {
     await cluster.destroy();

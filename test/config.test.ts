@@ -5,7 +5,7 @@ import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { buildWebImage, mountsUnder, TestCluster, waitFor } from './helpers/cluster.js';
+import { mountsUnder, TestCluster, waitFor } from './helpers/cluster.js';
 
 /**
  * ConfigMaps and Secrets end to end: made and read with the real kubectl, turned into a
@@ -58,9 +58,7 @@ describe('ConfigMaps and Secrets in env and volumes', { timeout: 300_000 }, () =
 
   before(async () => {
     await cluster.start();
-    const archive = join(cluster.dataDir, 'web.tar');
-    await buildWebImage(archive);
-    await cluster.flyces('image', 'import', '--data-dir', cluster.dataDir, archive);
+    await cluster.importWebImage();
   });
 
   after(async () => {

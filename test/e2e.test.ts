@@ -4,15 +4,7 @@ import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  buildWebImage,
-  httpGet,
-  mountsUnder,
-  netnsList,
-  REPO,
-  TestCluster,
-  waitFor,
-} from './helpers/cluster.js';
+import { httpGet, mountsUnder, netnsList, REPO, TestCluster, waitFor } from './helpers/cluster.js';
 import { runtimeStateDir } from '../src/runtime/state-dir.js';
 
 /**
@@ -75,9 +67,7 @@ describe('flyces up runs the web Deployment end to end', { timeout: 600_000 }, (
 
   before(async () => {
     await cluster.start();
-    const archive = join(cluster.dataDir, 'web.tar');
-    await buildWebImage(archive);
-    const out = await cluster.flyces('image', 'import', '--data-dir', cluster.dataDir, archive);
+    const { output: out } = await cluster.importWebImage();
     assert.match(out, /localhost\/flyces-web:1/);
   });
 

@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import WebSocket from 'ws';
 
 import { loadKubeconfig } from '../src/cli/kubeconfig.js';
-import { buildWebImage, TestCluster, waitFor } from './helpers/cluster.js';
+import { TestCluster, waitFor } from './helpers/cluster.js';
 
 /**
  * `kubectl exec` end to end: the real kubectl speaks the WebSocket exec protocol to the API
@@ -76,9 +76,7 @@ describe('kubectl exec runs commands in containers', { timeout: 600_000 }, () =>
 
   before(async () => {
     await cluster.start();
-    const archive = join(cluster.dataDir, 'web.tar');
-    await buildWebImage(archive);
-    await cluster.flyces('image', 'import', '--data-dir', cluster.dataDir, archive);
+    await cluster.importWebImage();
     await cluster.kubectl('apply', '-f', podManifest('box', ['c']));
     await cluster.kubectl('apply', '-f', podManifest('pair', ['a', 'b']));
     await waitFor('pods Running', 60_000, async () => {

@@ -4,7 +4,7 @@ import { execFile, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
-import { buildWebImage, TestCluster, waitFor } from './helpers/cluster.js';
+import { TestCluster, waitFor } from './helpers/cluster.js';
 import { startRegistry } from './helpers/registry.js';
 
 /**
@@ -29,9 +29,7 @@ describe('the life of a pod', { timeout: 300_000 }, () => {
 
   before(async () => {
     await cluster.start();
-    const archive = join(cluster.dataDir, 'web.tar');
-    await buildWebImage(archive);
-    await cluster.flyces('image', 'import', '--data-dir', cluster.dataDir, archive);
+    const { archive } = await cluster.importWebImage();
     const htpasswd = join(cluster.dataDir, 'htpasswd');
     writeFileSync(htpasswd, (await run('htpasswd', ['-Bbn', USER, PASSWORD])).stdout);
     const storage = join(cluster.dataDir, 'registry');

@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { buildWebImage, mountsUnder, TestCluster, waitFor } from './helpers/cluster.js';
+import { mountsUnder, TestCluster, waitFor } from './helpers/cluster.js';
 
 /**
  * Pod volumes and env as a user who means harm (or just makes mistakes) would use them:
@@ -113,9 +113,7 @@ describe('volume and env attacks', { timeout: 180_000 }, () => {
 
   before(async () => {
     await cluster.start();
-    const archive = join(cluster.dataDir, 'web.tar');
-    await buildWebImage(archive);
-    await cluster.flyces('image', 'import', '--data-dir', cluster.dataDir, archive);
+    await cluster.importWebImage();
     await apply('files', {
       apiVersion: 'v1',
       kind: 'ConfigMap',

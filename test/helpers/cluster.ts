@@ -116,6 +116,17 @@ export class TestCluster {
     return stdout;
   }
 
+  /**
+   * Builds the demo image (examples/build-image.sh) into the data dir and imports it into
+   * the node's store; returns the archive's path and what `flyces image import` printed.
+   */
+  async importWebImage(): Promise<{ archive: string; output: string }> {
+    const archive = join(this.dataDir, 'web.tar');
+    await buildWebImage(archive);
+    const output = await this.flyces('image', 'import', '--data-dir', this.dataDir, archive);
+    return { archive, output };
+  }
+
   tail(lines = 40): string {
     try {
       return readFileSync(this.logFile, 'utf8').split('\n').slice(-lines).join('\n');
