@@ -45,7 +45,7 @@ import { MountPointLayer, rootfsMount, unmountRootfs } from './rootfs.js';
 import { startExecStream } from './exec-stream.js';
 import { SandboxSetups, type SandboxSetup } from './sandbox-setup.js';
 import { SpareNetworks, spareFile } from './spare-network.js';
-import { hasWarmSpec, release, WARM_SPEC, WarmMonitors, writeSpec } from './warm-monitor.js';
+import { hasWarmSpec, letGo, release, WARM_SPEC, WarmMonitors, writeSpec } from './warm-monitor.js';
 import { run } from './exec.js';
 import { processCgroupDirs } from './cgroup-dirs.js';
 import { Runc } from './runc.js';
@@ -571,6 +571,11 @@ export class MiniC implements RuntimeService {
    * of the image's layers). Returns the new container's id; it is in state `created`.
    */
   async createContainer(sandboxId: string, config: ContainerConfig): Promise<string> {
+    // Within `busy`: the warm monitor it takes stays named for a restart until its record is.
+    return this.monitors.busy(() => this.createTracked(sandboxId, config));
+  }
+
+  private async createTracked(sandboxId: string, config: ContainerConfig): Promise<string> {
     const setup = this.setups.get(sandboxId);
     if (!setup) return this.createInSandbox(sandboxId, config);
     if (setup.failure) throw wrap('CreateContainerError', `sandbox ${sandboxId}`, setup.failure);
@@ -773,11 +778,11 @@ export class MiniC implements RuntimeService {
    */
   private async startWarm(id: string, name: string, paths: ConmonPaths): Promise<number> {
     const spec = readFileSync(path.join(paths.bundle, WARM_SPEC));
-    const synced = this.monitors.synced(id);
-    if (synced && spec.length <= MAX_WARM_SPEC) {
+    const warm = this.monitors.handOver(id);
+    if (warm && spec.length <= MAX_WARM_SPEC) {
       let written = false;
       try {
-        writeSpec(paths.bundle, spec);
+        writeSpec(warm, spec);
         written = true;
         // runc has the FIFO open; the spec file takes its place for those that read the
         // bundle later (`runc exec` takes its process defaults from it, and so do ours).
@@ -787,9 +792,10 @@ export class MiniC implements RuntimeService {
         this.log.warn({ container: id, err }, 'could not hand the spec to the warm monitor');
       }
       // Once runc has the spec, its error is the container's, as a fresh start reports it.
-      if (written) return pidOf(await withTimeout(synced, SYNC_TIMEOUT_MS), paths);
+      if (written) return pidOf(await withTimeout(warm.synced, SYNC_TIMEOUT_MS), paths);
     }
     this.log.info({ container: id }, 'warm monitor not usable; starting the container afresh');
+    if (warm) letGo(warm);
     release(paths.bundle);
     await this.reapConmon(id);
     for (const file of CONMON_BUNDLE_FILES) rmSync(path.join(paths.bundle, file), { force: true });

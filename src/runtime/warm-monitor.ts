@@ -12,7 +12,7 @@ import path from 'node:path';
 
 import type { Logger } from '../log.js';
 import type { SyncMessage } from './conmon.js';
-import { randomHex, readJson, readJsonSync, replaceJsonSync } from './fsutil.js';
+import { isErrno, randomHex, readJson, readJsonSync, replaceJsonSync } from './fsutil.js';
 
 /**
  * One container monitor kept ready for the next container start: conmon already running
@@ -25,15 +25,26 @@ import { randomHex, readJson, readJsonSync, replaceJsonSync } from './fsutil.js'
  * Only the start that takes it gains; a burst of pods takes the one and starts the rest
  * as before. A new one is made once the runtime has been idle a moment (see busy).
  *
- * The agent's stop releases it (`remove`; `release`: runc reads an empty spec, fails, and
- * conmon exits), since its report can reach only this process. Its id is written to a
- * file before conmon starts, so that after a crash the next runtime finds and releases it.
+ * It is ready only once its runc has the FIFO open: this process then opens the FIFO's
+ * write end and holds it until the spec goes in. A spec written earlier would find no
+ * reader, and a release earlier would leave runc to wait on the FIFO for ever.
+ *
+ * The agent's stop releases it (`remove`: the write end is closed unwritten, so runc reads
+ * an empty spec, fails, and conmon exits), since its report can reach only this process.
+ * A crash closes the write end too. Its id is written to a file before conmon starts, so
+ * that the next runtime finds and releases one left before its runc had the FIFO open,
+ * and removes its directories.
  */
 
 export interface WarmMonitor {
   id: string;
   /** conmon's sync message, once the spec is written (or the monitor is released). */
   synced: Promise<SyncMessage>;
+  /**
+   * The FIFO's write end (non-blocking), until the spec is written or the monitor let go
+   * (see writeSpec, letGo); closed unwritten, runc reads an empty spec.
+   */
+  fd?: number;
 }
 
 export interface WarmMonitorOptions {
@@ -57,6 +68,9 @@ export interface WarmMonitorOptions {
 /** How long the runtime must have been idle before a new monitor is made (as spares). */
 const IDLE_DELAY_MS = 25;
 const RETRY_DELAY_MS = 30_000;
+/** How long a new monitor's runc may take to open the FIFO, and how often it is looked at. */
+const OPEN_WAIT_MS = 10_000;
+const OPEN_POLL_MS = 5;
 /** The bundle's spec for a warm monitor is written here at create, into the FIFO at start. */
 export const WARM_SPEC = 'config.warm.json';
 
@@ -68,7 +82,7 @@ export class WarmMonitors {
   private wanted = false;
   private stopped = false;
   /** Taken monitors whose spec is not written yet, by container id. */
-  private readonly taken = new Map<string, Promise<SyncMessage>>();
+  private readonly taken = new Map<string, WarmMonitor>();
 
   constructor(private readonly opts: WarmMonitorOptions) {}
 
@@ -87,7 +101,11 @@ export class WarmMonitors {
     else rmSync(this.opts.file, { force: true });
   }
 
-  /** Runs a sandbox set-up or container start; a monitor is made only when none runs. */
+  /**
+   * Runs a sandbox set-up, container create or start; a monitor is made only when none
+   * runs. So the file keeps naming a monitor a create took until the container's record
+   * names it (or the create has let it go): a crash in between leaves it to be released.
+   */
   async busy<T>(work: () => Promise<T>): Promise<T> {
     this.starts++;
     clearTimeout(this.timer);
@@ -99,46 +117,51 @@ export class WarmMonitors {
   }
 
   /**
-   * The ready monitor, now the caller's, or undefined. The caller writes its spec to
-   * WARM_SPEC in the bundle and, at start, takes the report with `synced(id)`.
+   * The ready monitor, or undefined; call it within `busy`. The caller writes its spec to
+   * WARM_SPEC in the bundle and, at start, takes the monitor over with `handOver(id)`.
    */
   take(): WarmMonitor | undefined {
     const warm = this.ready;
     this.ready = undefined;
     if (!warm) return undefined;
     this.want();
-    this.taken.set(warm.id, warm.synced);
+    this.taken.set(warm.id, warm);
     // The file keeps naming it until the next one replaces it: a restart before the
     // container's record is written then finds it unclaimed and releases it.
     return warm;
   }
 
   /**
-   * The report of the monitor taken for container `id`, once; undefined when this process
-   * did not take it (a restart came between the container's create and its start).
+   * The monitor taken for container `id`, once, now the caller's: it writes the spec
+   * (writeSpec) or lets it go (letGo). Undefined when this process did not take it (a
+   * restart came between the container's create and its start) or has let it go.
    */
-  synced(id: string): Promise<SyncMessage> | undefined {
-    const synced = this.taken.get(id);
+  handOver(id: string): WarmMonitor | undefined {
+    const warm = this.taken.get(id);
     this.taken.delete(id);
-    return synced;
+    return warm;
   }
 
-  /** Forgets a taken monitor whose container goes without starting (see release). */
+  /** Lets go of a taken monitor whose container goes without starting (see letGo). */
   forget(id: string): void {
+    const warm = this.taken.get(id);
     this.taken.delete(id);
+    if (warm) letGo(warm);
   }
 
   /**
-   * Releases the ready monitor, or the one a previous process left, and makes no more
-   * (`flyces down`).
+   * Releases the ready monitor, or the one a previous process left, lets go of the taken
+   * ones (their containers start afresh), and makes no more (the agent's stop, `flyces
+   * down`).
    */
   async remove(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
     await this.filling;
+    for (const id of [...this.taken.keys()]) this.forget(id);
     const warm = this.ready;
     this.ready = undefined;
-    if (warm) await this.discard(warm.id);
+    if (warm) await this.discard(warm.id, warm);
     else await this.discardLeft();
   }
 
@@ -173,7 +196,15 @@ export class WarmMonitors {
       return;
     }
     const synced = this.opts.start(id);
-    const warm: WarmMonitor = { id, synced };
+    const fd = await openWhenRead(this.opts.bundle(id), synced);
+    if (fd === undefined) {
+      this.opts.log.warn({ container: id }, 'a warm container monitor did not open its spec');
+      await this.discard(id).catch(() => undefined);
+      this.wanted = true;
+      this.refillSoon(RETRY_DELAY_MS);
+      return;
+    }
+    const warm: WarmMonitor = { id, synced, fd };
     // A report while it is still ready means it failed (its helper or runc died): the
     // next start must not take it.
     synced.then(
@@ -183,7 +214,7 @@ export class WarmMonitors {
         this.dropIfReady(warm);
       },
     );
-    if (this.stopped) return void (await this.discard(id));
+    if (this.stopped) return void (await this.discard(id, warm));
     this.ready = warm;
     this.opts.log.debug({ container: id }, 'warm container monitor ready');
   }
@@ -191,14 +222,18 @@ export class WarmMonitors {
   private dropIfReady(warm: WarmMonitor): void {
     if (this.ready !== warm) return;
     this.ready = undefined;
-    this.discard(warm.id)
+    this.discard(warm.id, warm)
       .catch((err: unknown) => this.opts.log.warn({ err }, 'warm monitor cleanup'))
       .finally(() => this.want());
   }
 
-  /** Releases monitor `id`, waits for its conmon to end, and removes its directories. */
-  private async discard(id: string): Promise<void> {
+  /**
+   * Releases monitor `id` (`warm` when this process holds it), waits for its conmon to
+   * end, and removes its directories.
+   */
+  private async discard(id: string, warm?: WarmMonitor): Promise<void> {
     this.taken.delete(id);
+    if (warm) letGo(warm);
     release(this.opts.bundle(id));
     await this.opts.reap(id);
     await this.opts.remove(id);
@@ -233,18 +268,49 @@ export function release(bundle: string): void {
 }
 
 /**
- * Writes `spec` into the FIFO a warm monitor's `runc create` waits on. Throws when nobody
- * waits (ENXIO) or the spec does not fit the pipe at once (EAGAIN: this process must not
- * wait for runc to read).
+ * Opens the write end of the FIFO in `bundle` once a reader (its runc) has it open;
+ * undefined when conmon reports first (runc failed), after OPEN_WAIT_MS, or when there is
+ * no FIFO.
  */
-export function writeSpec(bundle: string, spec: Buffer): void {
-  const flags = constants.O_WRONLY | constants.O_NONBLOCK;
-  const fd = openSync(path.join(bundle, 'config.json'), flags);
+async function openWhenRead(bundle: string, synced: Promise<unknown>): Promise<number | undefined> {
+  let reported = false;
+  const over = () => void (reported = true);
+  synced.then(over, over);
+  const deadline = Date.now() + OPEN_WAIT_MS;
+  for (;;) {
+    try {
+      // Without a reader this fails (ENXIO) rather than wait, and leaves no end of file.
+      return openSync(path.join(bundle, 'config.json'), constants.O_WRONLY | constants.O_NONBLOCK);
+    } catch (err) {
+      if (!isErrno(err, 'ENXIO')) return undefined;
+    }
+    if (reported || Date.now() > deadline) return undefined;
+    // Not unref'd: a close that waits for this must not see the process end first.
+    await new Promise((resolve) => setTimeout(resolve, OPEN_POLL_MS));
+  }
+}
+
+/** Closes the FIFO's write end of `warm`, once: its runc reads an empty spec and fails. */
+export function letGo(warm: WarmMonitor): void {
+  if (warm.fd === undefined) return;
+  const fd = warm.fd;
+  warm.fd = undefined;
+  closeSync(fd);
+}
+
+/**
+ * Writes `spec` into the FIFO a warm monitor's `runc create` reads, and closes it. Throws
+ * when runc is gone (EPIPE), the monitor was let go, or the spec does not fit the pipe at
+ * once (EAGAIN: this process must not wait for runc to read); runc then reads part of a
+ * spec at most, and fails.
+ */
+export function writeSpec(warm: WarmMonitor, spec: Buffer): void {
+  if (warm.fd === undefined) throw new Error(`the warm monitor of ${warm.id} was let go`);
   try {
     let written = 0;
-    while (written < spec.length) written += writeSync(fd, spec, written);
+    while (written < spec.length) written += writeSync(warm.fd, spec, written);
   } finally {
-    closeSync(fd);
+    letGo(warm);
   }
 }
 
