@@ -196,6 +196,34 @@ test('warm monitor attacks in one runtime', async (t) => {
     for (const id of ids) await gone(id);
   });
 
+  await t.test('a monitor whose runc is killed, ready or taken, leaves nothing', async () => {
+    /** Kills the `runc create` of monitor `id` (found by this test's root in its command). */
+    const killRunc = async (id: string) => {
+      for (const pid of await processesOf(id)) {
+        const argv = (await fs.readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
+        if (argv[0].endsWith('runc') && argv.some((a) => a.includes(root))) {
+          process.kill(pid, 'SIGKILL');
+        }
+      }
+    };
+    // Ready: it is dropped and another made.
+    const ready = await monitor.waiting();
+    await killRunc(ready);
+    await gone(ready, 5000);
+    const next = await monitor.waiting(ready);
+    assert.equal(existsSync(path.join(root, 'state', 'containers', ready)), false);
+    // Taken: its container starts afresh.
+    const id = await minic.createContainer(sandbox.id, { ...sleeper, name: 'orphaned' });
+    assert.equal(id, next);
+    await killRunc(id);
+    await gone(id, 5000);
+    await minic.startContainer(id);
+    assert.equal((await minic.containerStatus(id))?.state, 'running');
+    await oneConmon(root, id);
+    await minic.removeContainer(id);
+    await gone(id);
+  });
+
   await t.test(
     'a warm-started container: its log, exec, and a later runtime adopts it',
     async () => {
