@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 
 import { MiniC } from '../src/runtime/minic.js';
 import type { ContainerConfig } from '../src/runtime/runtime.js';
+import { processesOf, until as untilEvery } from './helpers/processes.js';
 import { runtimeRig } from './helpers/runtime-rig.js';
 
 /**
@@ -31,26 +32,9 @@ const sleeper: Omit<ContainerConfig, 'name'> = {
   env: [{ name: 'GREETING', value: 'hello from a warm start' }],
 };
 
-/** Pids of processes whose command line names container `id` (its conmon, its runc). */
-async function processesOf(id: string): Promise<number[]> {
-  const pids: number[] = [];
-  for (const entry of await fs.readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const cmdline = await fs.readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
-    if (cmdline.includes(id)) pids.push(Number(entry));
-  }
-  return pids;
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await fn().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
+/** `until` asked every 2 ms: these tests time the windows between a monitor's steps. */
+const until = <T>(what: string, fn: () => Promise<T | undefined>, ms = 10_000) =>
+  untilEvery(what, fn, ms, 2);
 
 const gone = (id: string, ms = 10_000) =>
   until(

@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 
 import { MiniC } from '../src/runtime/minic.js';
 import type { ContainerConfig } from '../src/runtime/runtime.js';
+import { processesOf, until } from './helpers/processes.js';
 import { runtimeRig } from './helpers/runtime-rig.js';
 
 /**
@@ -26,27 +27,6 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..', '..');
 const IMAGE = 'localhost/flyces-web:1';
 const base: Omit<ContainerConfig, 'name'> = { image: IMAGE, attempt: 0, labels: {} };
-
-/** Pids of processes whose command line names container `id` (its conmon, its runc). */
-async function processesOf(id: string): Promise<number[]> {
-  const pids: number[] = [];
-  for (const entry of await fs.readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const cmdline = await fs.readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
-    if (cmdline.includes(id)) pids.push(Number(entry));
-  }
-  return pids;
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await fn().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 function httpGet(url: string): Promise<string> {
   return new Promise((resolve, reject) => {
