@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +8,7 @@ import { promisify } from 'node:util';
 
 import { MiniC } from '../src/runtime/minic.js';
 import type { ContainerConfig } from '../src/runtime/runtime.js';
+import { httpGet } from './helpers/cluster.js';
 import { processesOf, until } from './helpers/processes.js';
 import { runtimeRig } from './helpers/runtime-rig.js';
 
@@ -27,19 +27,6 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..', '..');
 const IMAGE = 'localhost/flyces-web:1';
 const base: Omit<ContainerConfig, 'name'> = { image: IMAGE, attempt: 0, labels: {} };
-
-function httpGet(url: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = http.get(url, { timeout: 5000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve(body));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-  });
-}
 
 test('warm container monitors', async (t) => {
   const { tmp, images, options, minic, pod } = await runtimeRig(
@@ -80,7 +67,8 @@ test('warm container monitors', async (t) => {
     assert.equal(id, w1, 'the container has the warm monitor id');
     await minic.startContainer(id);
     assert.equal((await minic.containerStatus(id))?.state, 'running');
-    assert.match(await until('the page', () => httpGet(`http://${sandbox.ip}:8080/`)), /Hello/);
+    const page = () => httpGet(`http://${sandbox.ip}:8080/`).then((r) => r.body);
+    assert.match(await until('the page', page), /Hello/);
     // The bundle's spec is a file again: runc exec reads its process defaults from it.
     const bundle = path.join(options.root, 'state', 'containers', id, 'bundle');
     assert.ok((await fs.lstat(path.join(bundle, 'config.json'))).isFile());
