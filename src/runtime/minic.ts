@@ -44,6 +44,7 @@ export { sandboxId };
 import { MountPointLayer, rootfsMount, unmountRootfs } from './rootfs.js';
 import { startExecStream } from './exec-stream.js';
 import { SandboxSetups, type SandboxSetup } from './sandbox-setup.js';
+import { Starts } from './idle-refill.js';
 import { SpareNetworks, spareFile } from './spare-network.js';
 import { hasWarmSpec, letGo, release, WARM_SPEC, WarmMonitors, writeSpec } from './warm-monitor.js';
 import { run } from './exec.js';
@@ -187,6 +188,8 @@ export class MiniC implements RuntimeService {
   private readonly log: Logger;
   private readonly locks = new KeyedMutex();
   private readonly setups = new SandboxSetups();
+  /** Sandbox set-ups, container creates and starts in flight (see idle-refill.ts). */
+  private readonly starts = new Starts();
   private readonly spares: SpareNetworks;
   private readonly monitors: WarmMonitors;
   /** Layer directories of containers being created, by container id (see layersInUse). */
@@ -229,8 +232,12 @@ export class MiniC implements RuntimeService {
     // Container root file systems are mounted inside the containers (see rootfs.ts), so
     // the image store asks here which layers they stack before it deletes any.
     this.images.setLayerUsers(() => this.layersInUse());
-    this.spares = new SpareNetworks(this.network, spareFile(this.root), this.log, async (netns) =>
-      (await this.records.sandboxes()).some((r) => r.netns === netns),
+    this.spares = new SpareNetworks(
+      this.network,
+      spareFile(this.root),
+      this.log,
+      async (netns) => (await this.records.sandboxes()).some((r) => r.netns === netns),
+      this.starts,
     );
     this.monitors = new WarmMonitors({
       file: path.join(this.root, 'warm-monitor.json'),
@@ -240,6 +247,7 @@ export class MiniC implements RuntimeService {
       reap: (id) => this.reapConmon(id),
       remove: (id) => this.records.removeContainer(id),
       claimed: async (id) => (await this.records.readContainer(id)) !== undefined,
+      starts: this.starts,
       log: this.log,
     });
     this.binaries = this.findBinaries(options);
@@ -294,8 +302,8 @@ export class MiniC implements RuntimeService {
     // Registered before the first await, so calls that follow this one see the set-up.
     const { setup, owner } = this.setups.begin(id);
     try {
-      return await this.spares.busy(() =>
-        this.monitors.busy(() => this.locks.run(id, () => this.setUpSandbox(id, config, setup))),
+      return await this.starts.busy(() =>
+        this.locks.run(id, () => this.setUpSandbox(id, config, setup)),
       );
     } finally {
       if (owner) {
@@ -572,7 +580,7 @@ export class MiniC implements RuntimeService {
    */
   async createContainer(sandboxId: string, config: ContainerConfig): Promise<string> {
     // Within `busy`: the warm monitor it takes stays named for a restart until its record is.
-    return this.monitors.busy(() => this.createTracked(sandboxId, config));
+    return this.starts.busy(() => this.createTracked(sandboxId, config));
   }
 
   private async createTracked(sandboxId: string, config: ContainerConfig): Promise<string> {
@@ -671,7 +679,7 @@ export class MiniC implements RuntimeService {
 
   /** Starts a created container under conmon; resolves once the process runs. */
   async startContainer(id: string): Promise<void> {
-    await this.spares.busy(() => this.monitors.busy(() => this.startLocked(id)));
+    await this.starts.busy(() => this.startLocked(id));
   }
 
   private async startLocked(id: string): Promise<void> {

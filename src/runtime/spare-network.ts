@@ -4,13 +4,15 @@ import path from 'node:path';
 import type { Logger } from '../log.js';
 import { netnsExists, netnsPath, type PodNetwork } from './pod-network.js';
 import { randomHex, readJson, replaceJsonSync } from './fsutil.js';
+import type { Refill, Starts } from './idle-refill.js';
 
 /**
  * One network namespace kept ready for the next sandbox, already attached to the pod
  * network: making and attaching a namespace takes a good part of a pod's start-up, and its
  * processes slow `runc create` when they run beside it. A sandbox that finds the spare
- * takes it as it is (namespace, address, attachment id); a new one is made a moment later, when the start-up is over. When there is none (a burst of pods
- * took it), sandboxes make their own as before.
+ * takes it as it is (namespace, address, attachment id); a new one is made a moment
+ * later, when the start-up is over (see idle-refill.ts). When there is none (a burst of
+ * pods took it), sandboxes make their own as before.
  *
  * The spare is described in a file under the runtime's root until a sandbox's record
  * names it, so that after a crash it is either taken over, left to the sandbox that
@@ -26,35 +28,29 @@ export interface SpareNetwork {
   ip?: string;
 }
 
-/**
- * How long the runtime must have been idle (no sandbox set up, no container started)
- * before a new spare is made: the start that took the last one has the machine first.
- */
-const IDLE_DELAY_MS = 25;
-/** After a failed attempt, the next one waits this long. */
-const RETRY_DELAY_MS = 30_000;
-
 export class SpareNetworks {
   private ready?: SpareNetwork;
-  private filling?: Promise<void>;
-  private timer?: NodeJS.Timeout;
-  private stopped = false;
-  /** Starts in flight (see busy); a spare is made only when there are none. */
-  private starts = 0;
-  private wanted = false;
+  /** Makes a new spare once no start runs (see idle-refill.ts). */
+  private readonly refill: Refill;
   /** The namespace of a spare that was taken while the file still describes it. */
   private taken?: string;
 
   /**
    * `claimed` tells whether a sandbox record names a namespace (the spare was taken just
-   * before a crash).
+   * before a crash); `starts` are the runtime's, which a new spare waits for.
    */
   constructor(
     private readonly network: PodNetwork,
     private readonly file: string,
     private readonly log: Logger,
     private readonly claimed: (netns: string) => Promise<boolean>,
-  ) {}
+    starts: Starts,
+  ) {
+    this.refill = starts.refill(
+      () => this.fill(),
+      () => this.ready !== undefined,
+    );
+  }
 
   /**
    * Takes over the spare a previous process left, if it is whole, unclaimed and on the
@@ -75,21 +71,7 @@ export class SpareNetworks {
       else if (current && left.ip && netnsExists(left.netns)) this.ready = left;
       else await this.discard(left);
     } else rmSync(this.file, { force: true });
-    if (!this.ready) this.want();
-  }
-
-  /**
-   * Runs a sandbox set-up or container start: the spare waits until none is in flight, so
-   * making it never slows one.
-   */
-  async busy<T>(work: () => Promise<T>): Promise<T> {
-    this.starts++;
-    clearTimeout(this.timer);
-    try {
-      return await work();
-    } finally {
-      if (--this.starts === 0 && this.wanted) this.refillSoon(IDLE_DELAY_MS);
-    }
+    if (!this.ready) this.refill.want();
   }
 
   /**
@@ -100,17 +82,16 @@ export class SpareNetworks {
     const spare = this.ready;
     this.ready = undefined;
     if (!spare) return undefined;
-    this.want();
+    this.refill.want();
     if (existsSync(netnsPath(spare.netns))) return spare;
     // Its namespace was deleted behind the runtime's back: the caller makes its own, and
     // the spare's address is released before the next spare is made.
     this.log.warn({ netns: spare.netns }, 'the spare pod network namespace is gone');
-    this.filling = this.discard(spare)
-      .catch((err: unknown) => this.log.warn({ err, netns: spare.netns }, 'spare cleanup'))
-      .finally(() => {
-        this.filling = undefined;
-        if (this.wanted) this.refillSoon(IDLE_DELAY_MS);
-      });
+    this.refill.track(
+      this.discard(spare).catch((err: unknown) =>
+        this.log.warn({ err, netns: spare.netns }, 'spare cleanup'),
+      ),
+    );
     return undefined;
   }
 
@@ -126,9 +107,7 @@ export class SpareNetworks {
 
   /** Deletes the spare (namespace, address, file) and makes no more. */
   async remove(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    await this.filling;
+    await this.refill.stop();
     const spare = this.ready;
     this.ready = undefined;
     if (spare) await this.discard(spare);
@@ -144,22 +123,6 @@ export class SpareNetworks {
       return;
     }
     if (named === netns) rmSync(this.file, { force: true });
-  }
-
-  private want(): void {
-    this.wanted = true;
-    if (this.starts === 0) this.refillSoon(IDLE_DELAY_MS);
-  }
-
-  private refillSoon(delayMs: number): void {
-    if (this.stopped) return;
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      if (this.ready || this.filling || this.stopped || this.starts > 0) return;
-      this.wanted = false;
-      this.filling = this.fill().finally(() => (this.filling = undefined));
-    }, delayMs);
-    this.timer.unref();
   }
 
   private async fill(): Promise<void> {
@@ -178,11 +141,10 @@ export class SpareNetworks {
     } catch (err) {
       this.log.warn({ err, netns: spare.netns }, 'could not make a spare pod network');
       await this.discard(spare).catch(() => undefined);
-      this.wanted = true;
-      this.refillSoon(RETRY_DELAY_MS);
+      this.refill.retry();
       return;
     }
-    if (this.stopped) return void (await this.discard(spare));
+    if (this.refill.stopped) return void (await this.discard(spare));
     this.ready = spare;
     this.log.debug({ netns: spare.netns, ip: spare.ip }, 'spare pod network ready');
   }

@@ -16,6 +16,7 @@ import path from 'node:path';
 
 import { componentLogger } from '../log.js';
 import type { SyncMessage } from './conmon.js';
+import { Starts } from './idle-refill.js';
 import { WarmMonitors, writeSpec } from './warm-monitor.js';
 
 /**
@@ -35,6 +36,7 @@ function rig(opts: { claimedIds?: string[]; opensLater?: boolean; fails?: boolea
       id,
       openSync(path.join(bundle(id), 'config.json'), constants.O_RDONLY | constants.O_NONBLOCK),
     );
+  const starts = new Starts();
   const monitors = new WarmMonitors({
     file: path.join(dir, 'warm-monitor.json'),
     bundle,
@@ -55,6 +57,7 @@ function rig(opts: { claimedIds?: string[]; opensLater?: boolean; fails?: boolea
       rmSync(path.join(dir, id), { recursive: true, force: true });
     },
     claimed: async (id) => (opts.claimedIds ?? []).includes(id),
+    starts,
     log: componentLogger('warm-unit', {}),
   });
   /** What monitor `id`'s runc reads now: the bytes, 'eof', or 'waiting' (nothing yet). */
@@ -72,7 +75,7 @@ function rig(opts: { claimedIds?: string[]; opensLater?: boolean; fails?: boolea
     for (const fd of readers.values()) closeSync(fd);
     rmSync(dir, { recursive: true });
   };
-  return { dir, events, reports, readers, open, reads, monitors, done };
+  return { dir, events, reports, readers, open, reads, monitors, starts, done };
 }
 
 const settle = (ms = 60) => new Promise((r) => setTimeout(r, ms));
@@ -89,7 +92,7 @@ test('one is made when idle, taken once, and replaced once the runtime is idle a
   assert.equal(r.monitors.handOver(first.id), undefined, 'handed over once');
   // Busy: nothing is made until the work is over and a moment has passed.
   let release!: () => void;
-  const work = r.monitors.busy(() => new Promise<void>((res) => (release = res)));
+  const work = r.starts.busy(() => new Promise<void>((res) => (release = res)));
   await settle();
   assert.equal(r.monitors.take(), undefined, 'none made while busy');
   release();

@@ -13,6 +13,7 @@ import path from 'node:path';
 import type { Logger } from '../log.js';
 import type { SyncMessage } from './conmon.js';
 import { isErrno, randomHex, readJson, readJsonSync, replaceJsonSync } from './fsutil.js';
+import type { Refill, Starts } from './idle-refill.js';
 
 /**
  * One container monitor kept ready for the next container start: conmon already running
@@ -23,7 +24,7 @@ import { isErrno, randomHex, readJson, readJsonSync, replaceJsonSync } from './f
  * this machine (15 runs each, a busy machine: median 38.5 ms started afresh, 29.3 warm).
  *
  * Only the start that takes it gains; a burst of pods takes the one and starts the rest
- * as before. A new one is made once the runtime has been idle a moment (see busy).
+ * as before. A new one is made once the runtime has been idle a moment (idle-refill.ts).
  *
  * It is ready only once its runc has the FIFO open: this process then opens the FIFO's
  * write end and holds it until the spec goes in. A spec written earlier would find no
@@ -62,12 +63,11 @@ export interface WarmMonitorOptions {
   remove: (id: string) => Promise<void>;
   /** Whether a container record names `id` (it was taken just before a crash). */
   claimed: (id: string) => Promise<boolean>;
+  /** The runtime's starts: a new monitor waits until none runs (see idle-refill.ts). */
+  starts: Starts;
   log: Logger;
 }
 
-/** How long the runtime must have been idle before a new monitor is made (as spares). */
-const IDLE_DELAY_MS = 25;
-const RETRY_DELAY_MS = 30_000;
 /** How long a new monitor's runc may take to open the FIFO, and how often it is looked at. */
 const OPEN_WAIT_MS = 10_000;
 const OPEN_POLL_MS = 5;
@@ -76,20 +76,27 @@ export const WARM_SPEC = 'config.warm.json';
 
 export class WarmMonitors {
   private ready?: WarmMonitor;
-  private filling?: Promise<void>;
-  private timer?: NodeJS.Timeout;
-  private starts = 0;
-  private wanted = false;
-  private stopped = false;
+  private readonly refill: Refill;
   /** Taken monitors whose spec is not written yet, by container id. */
   private readonly taken = new Map<string, WarmMonitor>();
 
-  constructor(private readonly opts: WarmMonitorOptions) {}
+  /**
+   * A sandbox set-up, container create or start runs within `opts.starts.busy`, so no
+   * monitor is made meanwhile, and the file keeps naming a monitor a create took until the
+   * container's record names it (or the create has let it go): a crash in between leaves
+   * it to be released.
+   */
+  constructor(private readonly opts: WarmMonitorOptions) {
+    this.refill = opts.starts.refill(
+      () => this.fill(),
+      () => this.ready !== undefined,
+    );
+  }
 
   /** Releases a monitor a previous process left (its report cannot reach this one). */
   async start(): Promise<void> {
     await this.discardLeft();
-    this.want();
+    this.refill.want();
   }
 
   private async discardLeft(): Promise<void> {
@@ -102,29 +109,14 @@ export class WarmMonitors {
   }
 
   /**
-   * Runs a sandbox set-up, container create or start; a monitor is made only when none
-   * runs. So the file keeps naming a monitor a create took until the container's record
-   * names it (or the create has let it go): a crash in between leaves it to be released.
-   */
-  async busy<T>(work: () => Promise<T>): Promise<T> {
-    this.starts++;
-    clearTimeout(this.timer);
-    try {
-      return await work();
-    } finally {
-      if (--this.starts === 0 && this.wanted) this.refillSoon(IDLE_DELAY_MS);
-    }
-  }
-
-  /**
-   * The ready monitor, or undefined; call it within `busy`. The caller writes its spec to
+   * The ready monitor, or undefined; call it within the starts' `busy`. The caller writes its spec to
    * WARM_SPEC in the bundle and, at start, takes the monitor over with `handOver(id)`.
    */
   take(): WarmMonitor | undefined {
     const warm = this.ready;
     this.ready = undefined;
     if (!warm) return undefined;
-    this.want();
+    this.refill.want();
     this.taken.set(warm.id, warm);
     // The file keeps naming it until the next one replaces it: a restart before the
     // container's record is written then finds it unclaimed and releases it.
@@ -155,30 +147,12 @@ export class WarmMonitors {
    * down`).
    */
   async remove(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    await this.filling;
+    await this.refill.stop();
     for (const id of [...this.taken.keys()]) this.forget(id);
     const warm = this.ready;
     this.ready = undefined;
     if (warm) await this.discard(warm.id, warm);
     else await this.discardLeft();
-  }
-
-  private want(): void {
-    this.wanted = true;
-    if (this.starts === 0) this.refillSoon(IDLE_DELAY_MS);
-  }
-
-  private refillSoon(delayMs: number): void {
-    if (this.stopped) return;
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      if (this.ready || this.filling || this.stopped || this.starts > 0) return;
-      this.wanted = false;
-      this.filling = this.fill().finally(() => (this.filling = undefined));
-    }, delayMs);
-    this.timer.unref();
   }
 
   private async fill(): Promise<void> {
@@ -191,8 +165,7 @@ export class WarmMonitors {
     } catch (err) {
       this.opts.log.warn({ err }, 'could not prepare a warm container monitor');
       await this.discard(id).catch(() => undefined);
-      this.wanted = true;
-      this.refillSoon(RETRY_DELAY_MS);
+      this.refill.retry();
       return;
     }
     const synced = this.opts.start(id);
@@ -200,8 +173,7 @@ export class WarmMonitors {
     if (fd === undefined) {
       this.opts.log.warn({ container: id }, 'a warm container monitor did not open its spec');
       await this.discard(id).catch(() => undefined);
-      this.wanted = true;
-      this.refillSoon(RETRY_DELAY_MS);
+      this.refill.retry();
       return;
     }
     const warm: WarmMonitor = { id, synced, fd };
@@ -214,7 +186,7 @@ export class WarmMonitors {
         this.dropIfReady(warm);
       },
     );
-    if (this.stopped) return void (await this.discard(id, warm));
+    if (this.refill.stopped) return void (await this.discard(id, warm));
     this.ready = warm;
     this.opts.log.debug({ container: id }, 'warm container monitor ready');
   }
@@ -224,7 +196,7 @@ export class WarmMonitors {
     this.ready = undefined;
     this.discard(warm.id, warm)
       .catch((err: unknown) => this.opts.log.warn({ err }, 'warm monitor cleanup'))
-      .finally(() => this.want());
+      .finally(() => this.refill.want());
   }
 
   /**
