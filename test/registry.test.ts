@@ -13,6 +13,7 @@ import { gzipSync } from 'node:zlib';
 
 import tar from 'tar-stream';
 
+import { issueCert, newClusterCa } from '../src/apiserver/pki.js';
 import { ImageStore, type ImageStoreOptions } from '../src/runtime/images.js';
 import { parseDockerConfigJson } from '../src/runtime/registry/auth.js';
 import { RuntimeError } from '../src/runtime/runtime.js';
@@ -451,6 +452,81 @@ test('pulls images from OCI registries on loopback', async (t) => {
     assert.deepEqual(info.names, ['docker.io/library/flyces-web:1']);
     assert.equal(front.seen[0], 'GET /v2/library/flyces-web/manifests/1');
     await rejectsPull(store.pullImage('flyces-web:2'), /^manifest unknown: .*\(mirror 127/);
+  });
+
+  await t.test('registries.yaml TLS: a private CA, a client certificate, skip-verify', async () => {
+    const day = 24 * 3600_000;
+    const ca = await newClusterCa('flyces-test-registry-ca');
+    const serving = await issueCert(ca, {
+      commonName: 'registry',
+      hosts: ['127.0.0.1'],
+      usage: 'server',
+      lifetimeMs: day,
+    });
+    const clientCa = await newClusterCa('flyces-test-client-ca');
+    const client = await issueCert(clientCa, {
+      commonName: 'puller',
+      usage: 'client',
+      lifetimeMs: day,
+    });
+    const file = async (name: string, text: string) => {
+      const f = path.join(tmp, name);
+      await fs.writeFile(f, text, { mode: 0o600 });
+      return f;
+    };
+    const caFile = await file('registry-ca.crt', ca.certPem);
+    const clientCert = await file('client.crt', client.certPem);
+    const clientKey = await file('client.key', client.keyPem!);
+    const port = await startRegistry(tmp, 'tls', storage, undefined, children, {
+      certificate: await file('registry.crt', serving.certPem),
+      key: await file('registry.key', serving.keyPem!),
+      clientCa: await file('client-ca.crt', clientCa.certPem),
+    });
+    // A name that is not loopback, served only by the https mirror: the registry itself is
+    // left out (defaultRegistryEndpoint false), so nothing is looked up or sent elsewhere.
+    const ref = 'registry.flyces.test/web:oci';
+    let configs = 0;
+    const storeWith = async (tls: string) => {
+      const registriesConfig = await file(
+        `registries-tls-${++configs}.yaml`,
+        'mirrors:\n  registry.flyces.test:\n' +
+          `    endpoint: ["https://127.0.0.1:${port}"]\n` +
+          (tls ? `configs:\n  "127.0.0.1:${port}":\n    tls:\n${tls}` : ''),
+      );
+      return newStore({ registriesConfig, defaultRegistryEndpoint: false });
+    };
+    const withClient = `      cert_file: ${clientCert}\n      key_file: ${clientKey}\n`;
+
+    const info = await (await storeWith(`      ca_file: ${caFile}\n` + withClient)).pullImage(ref);
+    assert.deepEqual(info.names, [ref]);
+    assert.equal(info.digest, ociDigest);
+
+    const tlsSetting = `registries\\.yaml's configs\\."127\\.0\\.0\\.1:${port}"\\.tls`;
+    await rejectsPull(
+      (await storeWith('')).pullImage(ref),
+      new RegExp(
+        "^cannot reach 127\\.0\\.0\\.1:\\d+: SELF_SIGNED_CERT_IN_CHAIN: the registry's " +
+          `certificate is not signed by a CA this node trusts .*; name its CA in ${tlsSetting}\\.ca_file`,
+      ),
+    );
+    await rejectsPull(
+      (await storeWith(`      ca_file: ${caFile}\n`)).pullImage(ref),
+      new RegExp(
+        '^cannot reach 127\\.0\\.0\\.1:\\d+: ERR_SSL_\\w+: the registry refused the TLS ' +
+          `handshake: it wants a client certificate it accepts; give one in ${tlsSetting}\\.cert_file`,
+      ),
+    );
+    const skip = await storeWith('      insecure_skip_verify: true\n' + withClient);
+    assert.equal((await skip.pullImage(ref)).digest, ociDigest);
+
+    const missing = path.join(tmp, 'no-such-ca.crt');
+    await assert.rejects((await storeWith(`      ca_file: ${missing}\n`)).pullImage(ref), (err) => {
+      assert.match(
+        (err as Error).message,
+        new RegExp(`configs\\."127\\.0\\.0\\.1:${port}"\\.tls\\.ca_file: cannot read`),
+      );
+      return true;
+    });
   });
 
   await t.test('a tampered layer fails the pull and leaves the store unchanged', async (st) => {

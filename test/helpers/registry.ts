@@ -28,6 +28,28 @@ async function waitForHttp(url: string, child: ChildProcess): Promise<void> {
   throw new Error(`${url} did not come up`);
 }
 
+async function waitForPort(port: number, child: ChildProcess): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`port ${port}: server exited (${child.exitCode})`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = net.connect(port, '127.0.0.1', () => (socket.destroy(), resolve(true)));
+      socket.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`port ${port} did not open`);
+}
+
+/** A registry's TLS files: its serving certificate and key, and the CA its clients need. */
+export interface RegistryTls {
+  certificate: string;
+  key: string;
+  /** When set, a client must present a certificate this CA signed. */
+  clientCa?: string;
+}
+
 /** Starts docker-registry on a free loopback port; returns its port. */
 export async function startRegistry(
   tmp: string,
@@ -35,10 +57,15 @@ export async function startRegistry(
   storage: string,
   htpasswd: string | undefined,
   children: ChildProcess[],
+  tls?: RegistryTls,
 ): Promise<number> {
   const port = await freePort();
   const auth = htpasswd
     ? `auth:\n  htpasswd:\n    realm: flyces-test\n    path: ${htpasswd}\n`
+    : '';
+  const tlsConfig = tls
+    ? `  tls:\n    certificate: ${tls.certificate}\n    key: ${tls.key}\n` +
+      (tls.clientCa ? `    clientcas:\n      - ${tls.clientCa}\n` : '')
     : '';
   const config = path.join(tmp, `${name}.yaml`);
   await fs.writeFile(
@@ -46,10 +73,13 @@ export async function startRegistry(
     'version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n' +
       `storage:\n  filesystem:\n    rootdirectory: ${storage}\n` +
       `http:\n  addr: 127.0.0.1:${port}\n` +
+      tlsConfig +
       auth,
   );
   const child = spawn('/usr/bin/docker-registry', ['serve', config], { stdio: 'ignore' });
   children.push(child);
-  await waitForHttp(`http://127.0.0.1:${port}/v2/`, child);
+  // A TLS registry's certificate is one the test made: its port opening is enough.
+  if (tls) await waitForPort(port, child);
+  else await waitForHttp(`http://127.0.0.1:${port}/v2/`, child);
   return port;
 }

@@ -40,8 +40,48 @@ export interface HttpResponse {
 const MAX_REDIRECTS = 5;
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
-function describe(err: Error): string {
+/** Node's codes for a server certificate signed by no CA this process trusts. */
+const UNTRUSTED_CERT = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_UNTRUSTED',
+]);
+
+/**
+ * The TLS alerts a server sends when it wants a client certificate it was not given (TLS
+ * 1.2 says "bad certificate", 1.3 "certificate required") or does not accept the one given.
+ */
+const CLIENT_CERT_REFUSED = new Set([
+  'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE',
+  'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED',
+  'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA',
+  'ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN',
+  'ERR_SSL_TLSV1_ALERT_ACCESS_DENIED',
+]);
+
+/**
+ * An error as the user reads it: its code and message, and for the TLS failures that
+ * registries.yaml settles, which setting of the endpoint `host` does.
+ */
+export function describe(err: Error, host?: string): string {
   const code = (err as NodeJS.ErrnoException).code;
+  const setting = `registries.yaml's configs."${host}".tls`;
+  if (host && code && UNTRUSTED_CERT.has(code)) {
+    return (
+      `${code}: the registry's certificate is not signed by a CA this node trusts ` +
+      `(${err.message}); name its CA in ${setting}.ca_file, or set insecure_skip_verify there`
+    );
+  }
+  if (host && code && CLIENT_CERT_REFUSED.has(code)) {
+    // OpenSSL's own text here is its source file and line: the alert's name says it all.
+    return (
+      `${code}: the registry refused the TLS handshake: it wants a client certificate it ` +
+      `accepts; give one in ${setting}.cert_file and key_file`
+    );
+  }
   return code && !err.message.includes(code) ? `${code} ${err.message}` : err.message;
 }
 
@@ -62,7 +102,8 @@ export function sendOnce(req: HttpRequest): Promise<HttpResponse> {
     options.rejectUnauthorized = !req.tls.insecureSkipVerify;
   }
   return new Promise((resolve, reject) => {
-    const onError = (err: Error) => reject(pullError(`cannot reach ${url.host}: ${describe(err)}`));
+    const onError = (err: Error) =>
+      reject(pullError(`cannot reach ${url.host}: ${describe(err, url.host)}`));
     const request = (secure ? https : http).request(url, options, (res) => {
       res.setTimeout(timeoutMs, () => {
         res.destroy(new Error(`no data from ${url.host} for ${timeoutMs} ms`));
