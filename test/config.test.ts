@@ -5,6 +5,7 @@ import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import YAML from 'yaml';
 import { mountsUnder, TestCluster, waitFor } from './helpers/cluster.js';
 
 /**
@@ -115,6 +116,71 @@ describe('ConfigMaps and Secrets in env and volumes', { timeout: 300_000 }, () =
     assert.notEqual(res.code, 0);
     assert.match(res.stderr, /field is immutable when `immutable` is set/);
     assert.doesNotMatch(res.stderr, /eHl6|xyz/);
+  });
+
+  test('files of kind List and of several documents: apply, get, create, delete', async () => {
+    // What `kubectl get -o yaml` prints for several objects; kubectl expands it itself, but
+    // checks it first against /openapi/v2, which it asks for in protobuf.
+    const cm = (name: string, data: Record<string, string>) => ({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name, labels: { test: 'list' } },
+      data,
+    });
+    const secret = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'list-secret', labels: { test: 'list' } },
+      data: { user: Buffer.from('list').toString('base64') },
+    };
+    const listFile = join(cluster.dataDir, 'list.yaml');
+    const list = (v: string) => ({
+      apiVersion: 'v1',
+      kind: 'List',
+      items: [cm('list-a', { v }), secret],
+    });
+    const names = async () =>
+      (await cluster.kubectl('get', 'cm,secrets', '-l', 'test=list', '-o', 'name')).trim();
+
+    writeFileSync(listFile, YAML.stringify(list('1')));
+    const applied = await cluster.kubectl('apply', '-f', listFile);
+    assert.match(applied, /^configmap\/list-a created$/m);
+    assert.match(applied, /^secret\/list-secret created$/m);
+    assert.equal(await names(), 'configmap/list-a\nsecret/list-secret');
+    writeFileSync(listFile, YAML.stringify(list('2')));
+    const again = await cluster.kubectl('apply', '-f', listFile);
+    assert.match(again, /^configmap\/list-a configured$/m);
+    assert.match(again, /^secret\/list-secret unchanged$/m);
+    const a = JSON.parse(await cluster.kubectl('get', 'cm', 'list-a', '-o', 'json'));
+    assert.deepEqual(a.data, { v: '2' });
+    assert.match(await cluster.kubectl('get', '-f', listFile), /list-a[\s\S]*list-secret/);
+    assert.match(await cluster.kubectl('delete', '-f', listFile), /"list-secret" deleted/);
+    assert.equal(await names(), '');
+    await cluster.kubectl('create', '-f', listFile);
+    assert.equal(await names(), 'configmap/list-a\nsecret/list-secret');
+    await cluster.kubectl('delete', '-f', listFile);
+
+    // Several documents, one of them a List.
+    const multiFile = join(cluster.dataDir, 'multi.yaml');
+    const docs = [
+      cm('multi-a', {}),
+      { apiVersion: 'v1', kind: 'List', items: [cm('multi-b', {})] },
+    ];
+    writeFileSync(multiFile, docs.map((d) => YAML.stringify(d)).join('---\n'));
+    await cluster.kubectl('apply', '-f', multiFile);
+    assert.equal(await names(), 'configmap/multi-a\nconfigmap/multi-b');
+    await cluster.kubectl('delete', '-f', multiFile);
+    assert.equal(await names(), '');
+
+    // A misspelt field in an item is refused with its name.
+    writeFileSync(
+      listFile,
+      YAML.stringify({ apiVersion: 'v1', kind: 'List', items: [{ ...cm('list-b', {}), dta: {} }] }),
+    );
+    const bad = await cluster.kubectlResult('apply', '-f', listFile);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /unknown field "dta"/);
+    assert.equal(await names(), '');
   });
 
   test('a pod gets env from both and mounts both; a ConfigMap change reaches it', async () => {

@@ -33,6 +33,7 @@ import { NodeReferences } from './node-references.js';
 import { FairDispatcher } from './fairness.js';
 import { authorize, forbiddenMessage, type NodeFacts, type ResourceAttributes } from './authz.js';
 import { openApiV3Document, openApiV3Index } from './openapi.js';
+import { OPENAPI_V2_PATH, serveOpenApiV2 } from './openapi-v2.js';
 import { advertiseAddress, ensureKubernetesService } from './kubernetes-service.js';
 import { Registry } from './registry.js';
 import { ServiceAllocations } from './service-allocation.js';
@@ -256,6 +257,10 @@ export class ApiServer {
       const user = this.authn.authenticate(req);
       if (this.join?.handles(url)) return await this.join.serve(req, url, res, user);
       if (!user) throw new ApiError('Unauthorized', 'Unauthorized');
+      // Before the Accept check: this document is also served in protocol buffers.
+      if (url.pathname === OPENAPI_V2_PATH && req.method === 'GET') {
+        return serveOpenApiV2(req, res);
+      }
       checkAcceptable(req.headers.accept);
       if (url.pathname === BULK_BINDINGS_PATH) {
         if (req.method !== 'POST') {
