@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent } from '../agent/agent.js';
 import { NodeCredentialManager } from '../agent/credentials.js';
@@ -11,6 +11,7 @@ import { Informer } from '../client/informer.js';
 import { isReason, KubeClient } from '../client/rest.js';
 import { DEFAULT_CLUSTER_CIDR } from '../controllers/nodeipam/controller.js';
 import { componentLogger, type Logger } from '../log.js';
+import { claimForwarding, forwardingFiles, releaseForwarding } from '../proxy/ip-forward.js';
 import { ServiceProxy } from '../proxy/service-proxy.js';
 import type { ImageService, RuntimeService } from '../runtime/runtime.js';
 import { readClusterSettings } from './cluster-settings.js';
@@ -170,6 +171,10 @@ async function makeRuntime(
   podCidr: string,
 ): Promise<{ runtime: RuntimeService; images: ImageService; gateway?: string }> {
   if (!o.runtime) {
+    // No pods here: forwarding an earlier run on this data dir turned on goes back off.
+    await releaseForwarding(forwardingFiles(o.dataDir)).catch((err: unknown) =>
+      componentLogger('agent').warn({ err }, 'could not turn IP forwarding back off'),
+    );
     const none = new NoRuntime();
     return { runtime: none, images: none };
   }
@@ -189,8 +194,9 @@ async function makeRuntime(
     podCidr,
     bridge: o.bridge,
   });
-  // Pods of other nodes are reached through this machine's routes: it must forward.
-  writeFileSync('/proc/sys/net/ipv4/ip_forward', '1\n');
+  // Pods of other nodes are reached through this machine's routes: it must forward. The
+  // Service proxy turns it off again when it stops, if this claim turned it on.
+  await claimForwarding(forwardingFiles(o.dataDir));
   // The pod bridge exists before any pod so that the cluster DNS can listen on it.
   const gateway = await runtime.prepareNetwork();
   return { runtime, images, gateway };
@@ -220,6 +226,7 @@ async function startServiceProxy(
     nodeAddresses: [nodeIP],
     dns: { host: gateway },
     table: proxyTable(node),
+    forwarding: forwardingFiles(o.dataDir),
     log: componentLogger('proxy', { node }),
   });
   proxy.register();

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { removeAllPodVolumes } from '../agent/volumes.js';
+import { forwardingFiles, releaseForwarding } from '../proxy/ip-forward.js';
 import { ImageStore } from '../runtime/images.js';
 import { MiniC, recordedBridge } from '../runtime/minic.js';
 import { releaseStateDir, runtimeStateDir } from '../runtime/state-dir.js';
@@ -52,8 +53,9 @@ export async function imageListCommand(dataDir: string): Promise<void> {
 
 /**
  * Stops and removes every sandbox and container miniC keeps under the data dir, and the pod
- * bridge: what a user runs to clear the machine after `flyces up` has been stopped. The
- * store is left alone, so the next `flyces up` recreates the pods it still holds.
+ * bridge: what a user runs to clear the machine after `flyces up` has been stopped. IP
+ * forwarding goes back off if flyCes turned it on (see proxy/ip-forward.ts). The store is
+ * left alone, so the next `flyces up` recreates the pods it still holds.
  */
 export async function downCommand(dataDir: string, bridgeOption?: string): Promise<void> {
   // The bridge `flyces up` noted in the data dir, unless the user names one.
@@ -80,7 +82,10 @@ export async function downCommand(dataDir: string, bridgeOption?: string): Promi
   } catch (err) {
     if (!/Cannot find device/.test((err as { stderr?: string }).stderr ?? '')) throw err;
   }
+  // A run killed before it could turn IP forwarding back off left a record saying so.
+  const forwardingOff = await releaseForwarding(forwardingFiles(dataDir));
   // Last: if its tmpfs is still busy, everything else is already gone.
   await releaseStateDir(stateRoot);
   console.log(`removed ${containers.length} containers and the ${bridge} bridge`);
+  if (forwardingOff) console.log('turned IP forwarding back off, as flyCes had turned it on');
 }

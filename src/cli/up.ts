@@ -12,6 +12,7 @@ import { ImageStore } from '../runtime/images.js';
 import { MiniC } from '../runtime/minic.js';
 import { ensureStateDir, runtimeStateDir } from '../runtime/state-dir.js';
 import { loadRegistriesConfig } from '../runtime/registry/config.js';
+import { forwardingFiles, releaseForwarding } from '../proxy/ip-forward.js';
 import { ServiceProxy } from '../proxy/service-proxy.js';
 import { DEFAULT_CLUSTER_CIDR } from '../controllers/nodeipam/controller.js';
 import { startCompactor } from '../store/compactor.js';
@@ -144,6 +145,7 @@ export async function up(opts: UpOptions): Promise<void> {
   );
   const informers = new InformerFactory(client);
   const node = opts.noAgent ? undefined : await localNode(opts, client, token, informers);
+  if (!node) await releaseStaleForwarding(opts.dataDir);
   await informers.start();
   await node?.proxy.start();
   await node?.agent.start();
@@ -178,6 +180,19 @@ export async function up(opts: UpOptions): Promise<void> {
   log.info('stopped');
   // Pod syncs the agent left (see Agent.stop) would keep the process alive until they end.
   if (syncsLeft > 0) process.exit();
+}
+
+/**
+ * With no node here, forwarding that an earlier run on this data dir turned on (and was
+ * killed before turning off) goes back off. A failure (no root) is only logged.
+ */
+async function releaseStaleForwarding(dataDir: string): Promise<void> {
+  try {
+    if (await releaseForwarding(forwardingFiles(dataDir)))
+      log.info('turned IP forwarding back off, as an earlier run on this data dir left it');
+  } catch (err) {
+    log.warn({ err }, 'could not turn back off the IP forwarding an earlier run turned on');
+  }
 }
 
 const RESTART_NOTE =
@@ -217,6 +232,7 @@ async function localNode(
     nodeAddresses: [],
     dns: { host: gateway },
     table: `flyces_${opts.bridge.replace(/[^a-zA-Z0-9_]/g, '_')}`,
+    forwarding: forwardingFiles(opts.dataDir),
     log: componentLogger('proxy'),
   });
   proxy.register();

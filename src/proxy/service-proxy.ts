@@ -1,4 +1,3 @@
-import { promises as fs } from 'node:fs';
 import { byGroupResource } from '../api/resources.js';
 import type { KObject } from '../api/types.js';
 import type { InformerFactory } from '../client/factory.js';
@@ -6,12 +5,12 @@ import type { Informer } from '../client/informer.js';
 import type { Logger } from '../log.js';
 import { DnsIndex } from './dns-index.js';
 import { DnsServer } from './dns.js';
+import { claimForwarding, releaseForwarding, type ForwardingFiles } from './ip-forward.js';
 import { Proxier, type NftRunner, type SyncRecord } from './proxier.js';
 import type { EndpointSlice, Service } from './types.js';
 
 const SERVICES = byGroupResource.get('/services')!;
 const SLICES = byGroupResource.get('discovery.k8s.io/endpointslices')!;
-const IP_FORWARD = '/proc/sys/net/ipv4/ip_forward';
 
 export interface ServiceProxyOptions {
   informers: InformerFactory;
@@ -26,9 +25,10 @@ export interface ServiceProxyOptions {
   /** The nftables table; several clusters on one machine need different ones. */
   table?: string;
   log: Logger;
-  /** For tests: how nft is run, and the file standing in for ip_forward. */
+  /** Where the data dir records that flyCes turned IP forwarding on (see ip-forward.ts). */
+  forwarding: ForwardingFiles;
+  /** For tests: how nft is run. */
   nft?: NftRunner;
-  ipForwardFile?: string;
   onSync?: (record: SyncRecord) => void;
 }
 
@@ -37,7 +37,9 @@ export interface ServiceProxyOptions {
  * ports) to its ready endpoints, and the cluster DNS, both fed from the Service and
  * EndpointSlice informers. Forwarding must be on for the rules to reach pods; when this
  * machine did not forward before, the proxy turns it on, forwards only pod traffic (see
- * the forward guard of rules.ts), and turns it off again when it stops.
+ * the forward guard of rules.ts), and turns it off again when it stops. It records in the
+ * data dir that it did, so that `flyces down` or the next start turns it off (or keeps
+ * it, as its own) after a crash.
  */
 export class ServiceProxy {
   private readonly services: Informer<KObject>;
@@ -45,7 +47,7 @@ export class ServiceProxy {
   private readonly index: DnsIndex;
   private proxier?: Proxier;
   private dnsServer?: DnsServer;
-  private forwardingWasOff = false;
+  private ownsForwarding = false;
 
   constructor(private readonly opts: ServiceProxyOptions) {
     this.services = opts.informers.informer(SERVICES);
@@ -72,14 +74,12 @@ export class ServiceProxy {
 
   /** Turns forwarding on if needed, applies the rules and starts the DNS server. */
   async start(): Promise<void> {
-    const forwardFile = this.opts.ipForwardFile ?? IP_FORWARD;
-    this.forwardingWasOff = (await fs.readFile(forwardFile, 'utf8')).trim() === '0';
-    if (this.forwardingWasOff) await fs.writeFile(forwardFile, '1\n');
+    this.ownsForwarding = await claimForwarding(this.opts.forwarding);
     this.proxier = new Proxier({
       podCidr: this.opts.podCidr,
       nodeAddresses: this.opts.nodeAddresses,
       table: this.opts.table,
-      forwardGuard: { podNetwork: this.opts.clusterCidr, exclusive: this.forwardingWasOff },
+      forwardGuard: { podNetwork: this.opts.clusterCidr, exclusive: this.ownsForwarding },
       source: {
         services: () => this.services.list() as unknown as Service[],
         endpointSlices: () => this.slices.list() as unknown as EndpointSlice[],
@@ -107,12 +107,18 @@ export class ServiceProxy {
     return this.proxier?.synced() ?? Promise.resolve();
   }
 
-  /** Stops the DNS server, removes the rules, and turns forwarding off if it was off. */
+  /**
+   * Stops the DNS server, removes the rules, and turns forwarding off if flyCes turned it
+   * on (the record says so; the record goes too).
+   */
   async stop(): Promise<void> {
-    await this.dnsServer?.stop();
-    await this.proxier?.stop();
-    if (this.forwardingWasOff) {
-      await fs.writeFile(this.opts.ipForwardFile ?? IP_FORWARD, '0\n').catch(() => undefined);
+    try {
+      await this.dnsServer?.stop();
+      await this.proxier?.stop();
+    } finally {
+      await releaseForwarding(this.opts.forwarding).catch((err: unknown) =>
+        this.opts.log.error({ err }, 'could not turn IP forwarding back off'),
+      );
     }
   }
 }
