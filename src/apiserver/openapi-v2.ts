@@ -16,6 +16,7 @@ import { WireWriter } from './protobuf/writer.js';
  * unit test instead of being served short.
  */
 
+/** Served ahead of the Accept check, which would refuse the protobuf form. */
 export const OPENAPI_V2_PATH = '/openapi/v2';
 
 /** The media type Kubernetes answers with; client-go asks for its older `@v1.0` spelling. */

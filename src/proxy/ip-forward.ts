@@ -22,6 +22,7 @@ import { readJson, replaceJsonSync } from '../runtime/fsutil.js';
 /** The record's name in the data dir. */
 export const FORWARDING_RECORD = 'ip-forward.json';
 
+/** The files claimForwarding and releaseForwarding read and write. */
 export interface ForwardingFiles {
   /** The data dir's record, `DATA_DIR/ip-forward.json`. */
   record: string;
