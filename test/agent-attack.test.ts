@@ -1,9 +1,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { sandboxId } from '../src/runtime/records.js';
 import { TestCluster, waitFor } from './helpers/cluster.js';
 
 /**
@@ -26,6 +28,13 @@ function processesWith(marker: string): string[] {
     if (cmdline.includes(marker)) found.push(`${pid}: ${cmdline}`);
   }
   return found;
+}
+
+/** The cgroup directories named `name`, in any hierarchy. */
+async function cgroupDirsNamed(name: string): Promise<string[]> {
+  const find = ['/sys/fs/cgroup', '-maxdepth', '8', '-type', 'd', '-name', name];
+  const { stdout } = await promisify(execFile)('find', find);
+  return stdout.split('\n').filter((d) => d !== '');
 }
 
 describe('attacks on the agent', { timeout: 240_000 }, () => {
@@ -276,6 +285,7 @@ describe('attacks on the agent', { timeout: 240_000 }, () => {
       const ended = state?.state?.terminated ?? state?.lastState?.terminated;
       return ended?.reason === 'StartError';
     }).catch((err: Error) => assert.fail(`${err.message}: ${pod}`));
+    const failedPod = JSON.parse(pod) as { metadata: { uid: string } };
     const ended = JSON.parse(pod).status.containerStatuses[0].lastState.terminated;
     assert.match(ended.message, /exec: .*\[hidden\].*executable file not found/, pod);
     assert.ok(events.includes('[hidden]'), events);
@@ -302,5 +312,12 @@ describe('attacks on the agent', { timeout: 240_000 }, () => {
     const lines = log.split('\n').filter((l) => l.includes(value));
     assert.deepEqual(lines, [], 'the agent log shows the Secret');
     await cluster.kubectl('delete', 'pod', 'secret-cmd', 'secret-probe', '--wait=false');
+    // runc made the pod's cgroup on the way to the failed start: it goes with the pod.
+    const sandbox = sandboxId(failedPod.metadata.uid, 0);
+    let left: string[] = [];
+    await waitFor("the failed pod's cgroups to go", 20_000, async () => {
+      left = await cgroupDirsNamed(sandbox);
+      return left.length === 0;
+    }).catch((err: Error) => assert.fail(`${err.message}: ${left.join(', ')}`));
   });
 });

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cgroupDirsOf } from './cgroup-dirs.js';
+import { cgroupDirsOf, runcCgroupDirsOf } from './cgroup-dirs.js';
 
 test("a container's cgroup directories are found from its process's membership", () => {
   const id = 'c0ffee';
@@ -97,6 +97,64 @@ test('cgroup directories are never taken through a hidden mount or from outside 
   ];
   for (const c of cases) {
     const dirs = cgroupDirsOf(c.cgroup, c.mounts.join('\n'), c.id ?? id);
+    assert.deepEqual(dirs.sort(), c.want, c.name);
+  }
+});
+
+test("runc's cgroup directories for a cgroups path are known before runc makes them", () => {
+  // A hybrid host as this machine's: the runner's memory cgroup is a nested one of its own.
+  const mountinfo = [
+    '31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755',
+    '32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct',
+    '35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory',
+    '39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids',
+    '40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd',
+    '41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw',
+  ].join('\n');
+  const runner = [
+    '9:name=systemd:/',
+    '8:pids:/',
+    '7:net_cls:/', // a hierarchy this process has not mounted: no directory
+    '4:memory:/session/abc',
+    '2:cpu,cpuacct:/',
+    '0::/',
+    '',
+  ].join('\n');
+  type Case = { name: string; path: string; cgroup?: string; want: string[] };
+  const cases: Case[] = [
+    {
+      name: "a relative path goes below the runner's own cgroup in each hierarchy",
+      path: 'flyces/pod/c0ffee',
+      want: [
+        '/sys/fs/cgroup/cpu,cpuacct/flyces/pod/c0ffee',
+        '/sys/fs/cgroup/memory/session/abc/flyces/pod/c0ffee',
+        '/sys/fs/cgroup/pids/flyces/pod/c0ffee',
+        '/sys/fs/cgroup/systemd/flyces/pod/c0ffee',
+        '/sys/fs/cgroup/unified/flyces/pod/c0ffee',
+      ],
+    },
+    {
+      name: "an absolute path starts at each hierarchy's root",
+      path: '/flyces/pod/c0ffee',
+      want: [
+        '/sys/fs/cgroup/cpu,cpuacct/flyces/pod/c0ffee',
+        '/sys/fs/cgroup/memory/flyces/pod/c0ffee',
+        '/sys/fs/cgroup/pids/flyces/pod/c0ffee',
+        '/sys/fs/cgroup/systemd/flyces/pod/c0ffee',
+        '/sys/fs/cgroup/unified/flyces/pod/c0ffee',
+      ],
+    },
+    { name: 'a path that climbs out of its parent', path: 'flyces/../../c0ffee', want: [] },
+    { name: 'a path of nothing but itself', path: './', want: [] },
+    {
+      name: "a runner outside this process's cgroup namespace is reached by no mount",
+      path: 'flyces/pod/c0ffee',
+      cgroup: '0::/../elsewhere',
+      want: [],
+    },
+  ];
+  for (const c of cases) {
+    const dirs = runcCgroupDirsOf(c.cgroup ?? runner, mountinfo, c.path);
     assert.deepEqual(dirs.sort(), c.want, c.name);
   }
 });

@@ -22,13 +22,72 @@ export function processCgroupDirs(pid: number, id: string): string[] {
 
 /** processCgroupDirs on the texts of /proc/PID/cgroup and /proc/self/mountinfo. */
 export function cgroupDirsOf(procCgroup: string, mountinfo: string, id: string): string[] {
-  const mounts = visibleCgroupMounts(mountinfo);
+  return dirsOfMembership(procCgroup, visibleCgroupMounts(mountinfo), (cgroup) =>
+    cgroup.at(-1) === id ? cgroup : undefined,
+  );
+}
+
+/** This process's cgroup membership and cgroup mounts, read once (see runcCgroupDirs). */
+let self: { procCgroup: string; mounts: CgroupMount[] } | undefined;
+
+/**
+ * The directories, one per cgroup hierarchy, where runc puts a container whose spec names
+ * `cgroupsPath` when this process or a child of it runs runc (conmon and runc stay in the
+ * cgroups of the agent that starts them): a relative path goes below the runner's own
+ * cgroup in each hierarchy, an absolute one below the hierarchy's root. Known before runc
+ * runs, so that a container whose `runc create` failed, or whose runc was killed before
+ * miniC read runc's state, still has its directories removed.
+ *
+ * This process's membership and mounts are read at the first call only (parsing the mounts
+ * costs about a tenth of a millisecond, too much for every container's creation): a process
+ * moved to other cgroups while it runs, or a hierarchy mounted later, is not followed, and
+ * the directories named are then those its first cgroups would have held.
+ */
+export function runcCgroupDirs(cgroupsPath: string): string[] {
+  try {
+    self ??= {
+      procCgroup: readFileSync('/proc/self/cgroup', 'utf8'),
+      mounts: visibleCgroupMounts(readFileSync('/proc/self/mountinfo', 'utf8')),
+    };
+  } catch {
+    return [];
+  }
+  return runcDirs(self.procCgroup, self.mounts, cgroupsPath);
+}
+
+/** runcCgroupDirs for a runner whose /proc/PID/cgroup and mountinfo are given. */
+export function runcCgroupDirsOf(
+  procCgroup: string,
+  mountinfo: string,
+  cgroupsPath: string,
+): string[] {
+  return runcDirs(procCgroup, visibleCgroupMounts(mountinfo), cgroupsPath);
+}
+
+function runcDirs(procCgroup: string, mounts: CgroupMount[], cgroupsPath: string): string[] {
+  const rel = cgroupsPath.split('/').filter((s) => s !== '');
+  // runc would resolve these; a path that leaves its parent is none of the runtime's.
+  if (rel.length === 0 || rel.some((s) => s === '..' || s === '.')) return [];
+  const absolute = cgroupsPath.startsWith('/');
+  return dirsOfMembership(procCgroup, mounts, (own) => (absolute ? rel : [...own, ...rel]));
+}
+
+/**
+ * For each hierarchy a process is in (a line of its /proc/PID/cgroup), the directories
+ * through which `mounts` reach the cgroup that `cgroupOf` makes of the process's own one
+ * (its path split into segments), where it makes one.
+ */
+function dirsOfMembership(
+  procCgroup: string,
+  mounts: CgroupMount[],
+  cgroupOf: (own: string[]) => string[] | undefined,
+): string[] {
   const dirs = new Set<string>();
   for (const line of procCgroup.split('\n')) {
     const match = /^\d+:([^:]*):(\/.*)$/.exec(line);
     if (!match) continue;
-    const segments = match[2].split('/').filter((s) => s !== '');
-    if (segments.at(-1) !== id) continue;
+    const segments = cgroupOf(match[2].split('/').filter((s) => s !== ''));
+    if (!segments) continue;
     const controllers = match[1] === '' ? [] : match[1].split(',');
     for (const m of mounts) {
       const fits =

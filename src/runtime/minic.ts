@@ -48,7 +48,7 @@ import { Starts } from './idle-refill.js';
 import { SpareNetworks, spareFile } from './spare-network.js';
 import { hasWarmSpec, letGo, release, WARM_SPEC, WarmMonitors, writeSpec } from './warm-monitor.js';
 import { run } from './exec.js';
-import { processCgroupDirs } from './cgroup-dirs.js';
+import { processCgroupDirs, runcCgroupDirs } from './cgroup-dirs.js';
 import { Runc } from './runc.js';
 import {
   hideValues,
@@ -628,6 +628,7 @@ export class MiniC implements RuntimeService {
       for (const sub of CONTAINER_STATE_SUBDIRS)
         mkdirSync(path.join(stateDir, sub), { recursive: true });
       const sbDir = this.sandboxStateDir(sandboxId);
+      const cgroupsPath = this.cgroupsPath(sandboxId, id);
       const spec = buildSpec({
         config,
         image: image.config,
@@ -638,7 +639,7 @@ export class MiniC implements RuntimeService {
           hostname: path.join(sbDir, 'hostname'),
           resolvConf: path.join(sbDir, 'resolv.conf'),
         },
-        cgroupsPath: path.join(this.cgroupParent, sandboxId, id),
+        cgroupsPath,
         nofileLimit: await this.nofileLimit,
         rootfs: rootfsMount(dir, image.layerDirs, this.mountPoints.path()),
       });
@@ -661,6 +662,9 @@ export class MiniC implements RuntimeService {
         createdAt: new Date().toISOString(),
         stopSignal: image.config.StopSignal || 'SIGTERM',
         layerDirs: image.layerDirs,
+        // Where runc will make them: a start that fails before runc's state names them
+        // (runc create failed, runc or conmon killed) leaves them to removal all the same.
+        cgroupPaths: runcCgroupDirs(cgroupsPath),
       });
       this.creating.delete(id);
       setup?.containers.add(id);
@@ -713,7 +717,8 @@ export class MiniC implements RuntimeService {
           rec.cgroupPaths = runc.cgroupPaths(id);
         } catch (err) {
           // runc's record of them is lost; the process's own membership still names them.
-          rec.cgroupPaths = processCgroupDirs(initPid, id);
+          const named = processCgroupDirs(initPid, id);
+          rec.cgroupPaths = [...new Set([...(rec.cgroupPaths ?? []), ...named])];
           throw err;
         }
         rec.conmonPid = this.conmonPid(id);
@@ -825,6 +830,11 @@ export class MiniC implements RuntimeService {
     return path.join(this.containerStateDir(id), 'exit', id);
   }
 
+  /** The cgroups path runc is given for a container: PARENT/SANDBOX/CONTAINER. */
+  private cgroupsPath(sandboxId: string, id: string): string {
+    return path.join(this.cgroupParent, sandboxId, id);
+  }
+
   private logPath(id: string): string {
     return path.join(this.records.containerDir(id), 'container.log');
   }
@@ -928,7 +938,12 @@ export class MiniC implements RuntimeService {
     await this.stopContainer(id, 0);
     await this.locks.run(id, async () => {
       // A start that was still running when this was called may have added cgroups since.
-      const cgroups = (await this.records.readContainer(id))?.cgroupPaths ?? rec.cgroupPaths;
+      // A record from before miniC noted them at creation may name none: then they are
+      // sought where a runc started from here would have made them.
+      const cgroups =
+        (await this.records.readContainer(id))?.cgroupPaths ??
+        rec.cgroupPaths ??
+        runcCgroupDirs(this.cgroupsPath(rec.sandboxId, id));
       const { runc } = await this.binaries;
       // A warm monitor's runc still waiting for the spec (never started) ends first.
       this.monitors.forget(id);
@@ -937,7 +952,7 @@ export class MiniC implements RuntimeService {
       await this.reapConmon(id);
       // Only a container an earlier miniC made has its root file system mounted here.
       await unmountRootfs(this.records.containerDir(id));
-      await this.removeCgroups(cgroups ?? []);
+      await this.removeCgroups(rec, cgroups);
       await this.records.removeContainer(id);
       this.log.info({ container: id, sandbox: rec.sandboxId, name: rec.name }, 'container removed');
     });
@@ -957,17 +972,25 @@ export class MiniC implements RuntimeService {
     }
   }
 
-  /** runc deletes the container's own cgroups; this removes them and the pod's if empty. */
-  private async removeCgroups(paths: string[]): Promise<void> {
+  /**
+   * Removes the container's cgroup directories, which runc deletes only where its state
+   * names them, then the pod's directory above each where no other container of the pod
+   * uses it. Only directories named PARENT/SANDBOX/CONTAINER after this container are
+   * touched, and only rmdir is used: a cgroup that still holds a process stays, and is
+   * logged, since nothing here can empty it.
+   */
+  private async removeCgroups(rec: ContainerRecord, paths: string[]): Promise<void> {
+    const log = this.log.child({ container: rec.id, sandbox: rec.sandboxId });
+    const own = `/${rec.sandboxId}/${rec.id}`;
     for (const dir of paths) {
-      for (const target of [dir, path.dirname(dir)]) {
-        try {
-          await fs.rmdir(target);
-        } catch (err) {
-          // Another container of the pod may still use the pod's cgroup.
-          if (!isErrno(err, 'ENOENT', 'ENOTEMPTY', 'EBUSY')) throw err;
-        }
+      if (!dir.endsWith(own)) {
+        log.warn({ dir }, "not removing a cgroup that is not named after the container's");
+        continue;
       }
+      const left = await removeCgroupDir(dir);
+      if (left) log.warn({ dir, err: left }, 'cgroup still in use; left in place');
+      // Another container of the pod may still use the pod's cgroup: then it stays.
+      else await removeCgroupDir(path.dirname(dir));
     }
   }
 
@@ -1156,6 +1179,21 @@ async function endUnmanaged(runc: Runc, id: string, pid: number, deleted: boolea
     await new Promise((resolve) => setTimeout(resolve, EXIT_POLL_MS));
   }
   if (!runs()) runc.removeUnloadable(id);
+}
+
+/**
+ * Removes a cgroup directory (which rmdir does only when it holds no process and no child
+ * cgroup); resolves with the error where it is still in use, undefined where it is gone.
+ */
+async function removeCgroupDir(dir: string): Promise<NodeJS.ErrnoException | undefined> {
+  try {
+    await fs.rmdir(dir);
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return undefined;
+    if (isErrno(err, 'EBUSY', 'ENOTEMPTY')) return err as NodeJS.ErrnoException;
+    throw err;
+  }
+  return undefined;
 }
 
 function readProcFile(file: string): string {

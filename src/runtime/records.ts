@@ -38,7 +38,10 @@ export interface SandboxRecord {
 /** What miniC keeps on disk for a container: its status less what is read live. */
 export type ContainerRecord = Omit<ContainerStatus, 'state' | 'logPath'> & {
   stopSignal: string;
-  /** cgroup directories runc made; removed with the container. */
+  /**
+   * The container's cgroup directories, removed with it: where runc will make them from its
+   * creation on, then runc's own account of them once its start has read runc's state.
+   */
   cgroupPaths?: string[];
   /** The pid of the container's conmon, from its pid file once started. */
   conmonPid?: number;
