@@ -28,7 +28,7 @@ export function cgroupDirsOf(procCgroup: string, mountinfo: string, id: string):
 }
 
 /** This process's cgroup membership and cgroup mounts, read once (see runcCgroupDirs). */
-let self: { procCgroup: string; mounts: CgroupMount[] } | undefined;
+let thisProcess: { procCgroup: string; mounts: CgroupMount[] } | undefined;
 
 /**
  * The directories, one per cgroup hierarchy, where runc puts a container whose spec names
@@ -45,14 +45,14 @@ let self: { procCgroup: string; mounts: CgroupMount[] } | undefined;
  */
 export function runcCgroupDirs(cgroupsPath: string): string[] {
   try {
-    self ??= {
+    thisProcess ??= {
       procCgroup: readFileSync('/proc/self/cgroup', 'utf8'),
       mounts: visibleCgroupMounts(readFileSync('/proc/self/mountinfo', 'utf8')),
     };
   } catch {
     return [];
   }
-  return runcDirs(self.procCgroup, self.mounts, cgroupsPath);
+  return runcDirs(thisProcess.procCgroup, thisProcess.mounts, cgroupsPath);
 }
 
 /** runcCgroupDirs for a runner whose /proc/PID/cgroup and mountinfo are given. */
