@@ -162,6 +162,19 @@ describe('resolveEnv', () => {
       { CPU_LIMIT: '2', CPU_REQ_M: '250', MEM_REQ_MI: '64', MEM_LIMIT: '8', SIDE_MEM: '1024' },
     ],
     [
+      'resourceFieldRef: a divisor of 0 (how typed clients send none) counts as 1',
+      {
+        env: [
+          ['CPU_LIMIT', 'limits.cpu', '0'],
+          ['MEM_REQ', 'requests.memory', '0'],
+        ].map(([name, resource, divisor]) => ({
+          name,
+          valueFrom: { resourceFieldRef: { resource, divisor } },
+        })),
+      },
+      { CPU_LIMIT: '2', MEM_REQ: String(64 * 1024 * 1024) },
+    ],
+    [
       'resourceFieldRef: no request is 0, not the node; storage falls back to the node',
       {
         resources: {},

@@ -276,7 +276,7 @@ const FIELD_RESOURCES = ['cpu', 'memory', 'ephemeral-storage'];
  * Kubernetes, and a request to the limit the container declares (as API defaulting would
  * have set it), then to 0: a container without requests asked for nothing, whatever the
  * node holds. CPU is rounded up to whole divisors in millicores (so a divisor is at least
- * 1m), memory and storage to whole divisors of bytes.
+ * 1m), memory and storage to whole divisors of bytes. A divisor of 0 counts as 1.
  */
 export function resourceFieldValue(
   pod: Pod,
@@ -301,7 +301,10 @@ export function resourceFieldValue(
       ? (declared ?? allocatable)
       : (target.resources?.requests?.[name] ?? declared);
   const value = text === undefined ? 0 : parseQuantity(text);
-  const divisor = parseQuantity(ref.divisor ?? '1');
+  // A zero divisor means "unset", as in Kubernetes: typed clients serialize the empty
+  // Quantity as "0" (kubectl rollout undo sends the template back that way).
+  const given = parseQuantity(ref.divisor ?? '1');
+  const divisor = given === 0 ? 1 : given;
   const tooSmall = name === 'cpu' && divisor !== undefined && Math.round(divisor * 1000) <= 0;
   if (value === undefined || divisor === undefined || divisor <= 0 || tooSmall) {
     throw new ConfigError(`resourceFieldRef ${ref.resource}: invalid quantity or divisor`);
