@@ -28,6 +28,15 @@ test('template hashes are stable, short and safe', () => {
   changed.spec.containers[0].image = 'nginx:1.26';
   const emptyResources = structuredClone(template);
   emptyResources.spec.containers[0].resources = {};
+  const memEnv = (divisor?: string) => [
+    { name: 'MEM', valueFrom: { resourceFieldRef: { resource: 'limits.memory', divisor } } },
+  ];
+  const noDivisor = structuredClone(template);
+  noDivisor.spec.containers[0].env = memEnv();
+  const zeroDivisor = structuredClone(template);
+  zeroDivisor.spec.containers[0].env = memEnv('0');
+  const miDivisor = structuredClone(template);
+  miDivisor.spec.containers[0].env = memEnv('1Mi');
   const limited = structuredClone(template);
   limited.spec.containers[0].resources = { limits: { cpu: '1' } };
   const table: { name: string; a: string; b: string; equal: boolean }[] = [
@@ -41,6 +50,13 @@ test('template hashes are stable, short and safe', () => {
       equal: true,
     },
     { name: 'resources', a: templateHash(template), b: templateHash(limited), equal: false },
+    {
+      name: 'divisor "0" is no divisor',
+      a: templateHash(noDivisor),
+      b: templateHash(zeroDivisor),
+      equal: true,
+    },
+    { name: 'divisor', a: templateHash(noDivisor), b: templateHash(miDivisor), equal: false },
     {
       name: 'collision count',
       a: templateHash(template),

@@ -46,8 +46,9 @@ export function templateHash(template: PodTemplateSpec, collisionCount?: number)
 
 /**
  * A copy of a template without the pod-template-hash label, and without what a client may
- * write or leave out for the same meaning: a container's `resources: {}`, which kubectl
- * sends when it copies a ReplicaSet's template back (`rollout undo`).
+ * write or leave out for the same meaning, as kubectl does when it copies a ReplicaSet's
+ * template back (`rollout undo`): a container's `resources: {}`, and a resourceFieldRef's
+ * `divisor: "0"` (Go's empty Quantity, which means no divisor).
  */
 export function withoutHash(template: PodTemplateSpec): PodTemplateSpec {
   const copy = structuredClone(template);
@@ -58,11 +59,22 @@ export function withoutHash(template: PodTemplateSpec): PodTemplateSpec {
   const spec = copy.spec as { containers?: unknown; initContainers?: unknown } | undefined;
   for (const list of [spec?.containers, spec?.initContainers]) {
     if (!Array.isArray(list)) continue;
-    for (const c of list as { resources?: object }[]) {
+    for (const c of list as ContainerShape[]) {
       if (isEmptyObject(c?.resources)) delete c.resources;
+      if (Array.isArray(c?.env))
+        c.env.forEach((e) => dropZeroDivisor(e?.valueFrom?.resourceFieldRef));
     }
   }
   return copy;
+}
+
+interface ContainerShape {
+  resources?: object;
+  env?: { valueFrom?: { resourceFieldRef?: { divisor?: unknown } } }[];
+}
+
+function dropZeroDivisor(ref: { divisor?: unknown } | undefined): void {
+  if (ref && (ref.divisor === '0' || ref.divisor === 0)) delete ref.divisor;
 }
 
 function isEmptyObject(value: unknown): boolean {
