@@ -3,8 +3,11 @@ import assert from 'node:assert/strict';
 import { createServer as createHttp } from 'node:http';
 import { createServer as createTcp } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import type { RuntimeService } from '../runtime/runtime.js';
-import { ProbeState, runProbe, type ProbeSpec, type ProbeTarget } from './probes.js';
+import type { Pod } from '../api/types.js';
+import type { EventRecorder } from '../client/events.js';
+import type { Logger } from '../log.js';
+import type { ContainerStatus, RuntimeService } from '../runtime/runtime.js';
+import { Prober, ProbeState, runProbe, type ProbeSpec, type ProbeTarget } from './probes.js';
 
 test('thresholds flip the result only after enough outcomes in a row', () => {
   const cases: { spec: ProbeSpec; outcomes: boolean[]; results: (boolean | undefined)[] }[] = [
@@ -72,5 +75,67 @@ test('probe handlers: exec, httpGet, tcpSocket', async () => {
   } finally {
     http.close();
     tcp.close();
+  }
+});
+
+test('a container killed for its liveness probe is not probed or killed again while it stops', async () => {
+  const stops: string[] = [];
+  let release = () => {};
+  const stopped = new Promise<void>((r) => (release = r));
+  const runtime = {
+    execSync: async () => ({ exitCode: 1, timedOut: false, output: 'unhealthy' }),
+    stopContainer: async (id: string) => {
+      stops.push(id);
+      await stopped;
+    },
+  } as unknown as RuntimeService;
+  const reasons: string[] = [];
+  const events = {
+    normal: (_o: unknown, reason: string) => reasons.push(reason),
+    warning: (_o: unknown, reason: string) => reasons.push(reason),
+  } as unknown as EventRecorder;
+  const log = { info() {}, warn() {}, debug() {} } as unknown as Logger;
+  const prober = new Prober(runtime, events, log, { changed() {} });
+  const pod: Pod = {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'p', namespace: 'default', uid: 'u1' },
+    spec: {
+      terminationGracePeriodSeconds: 30,
+      containers: [
+        {
+          name: 'c',
+          image: 'i',
+          livenessProbe: { exec: { command: ['false'] }, periodSeconds: 1, failureThreshold: 1 },
+        },
+      ],
+    },
+  };
+  const status = (id: string, state: 'running' | 'exited') =>
+    ({ id, name: 'c', state }) as unknown as ContainerStatus;
+  const until = async (what: () => boolean) => {
+    for (let i = 0; i < 200 && !what(); i++) await new Promise((r) => setTimeout(r, 10));
+  };
+  try {
+    prober.sync(pod, '10.0.0.9', [status('c1', 'running')]);
+    await until(() => stops.length > 0);
+    // The pod worker syncs again while c1 stops through its grace period.
+    for (let i = 0; i < 3; i++) {
+      prober.sync(pod, '10.0.0.9', [status('c1', 'running')]);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.deepEqual(stops, ['c1']);
+    assert.equal(prober.ready('c1'), false, 'a container being killed is not ready');
+    assert.deepEqual(
+      reasons.filter((r) => r === 'Killing'),
+      ['Killing'],
+    );
+    // Its replacement is probed (and here killed) as usual.
+    release();
+    prober.sync(pod, '10.0.0.9', [status('c1', 'exited'), status('c2', 'running')]);
+    await until(() => stops.length > 1);
+    assert.deepEqual(stops, ['c1', 'c2']);
+  } finally {
+    prober.stopAll();
   }
 });

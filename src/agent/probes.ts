@@ -196,6 +196,13 @@ export class Prober {
   /** Workers by container id. */
   private readonly workers = new Map<string, Worker[]>();
   private readonly owners = new Map<string, string>();
+  /**
+   * Containers being killed for a failed liveness or startup probe, with their pod's uid.
+   * They are probed no more while they stop (through their grace period), as kubelet holds
+   * a worker until it sees a new container: probing again would kill, and record the
+   * Killing and Unhealthy Events, over and over.
+   */
+  private readonly killed = new Map<string, string>();
 
   constructor(
     private readonly runtime: RuntimeService,
@@ -217,6 +224,9 @@ export class Prober {
   }
 
   private result(containerId: string, kind: ProbeKind): boolean | undefined {
+    // A container stopping for a failed probe is neither ready nor started, whatever it
+    // declares: its workers are gone, and "no probe" would read as ready.
+    if (this.killed.has(containerId)) return false;
     const worker = this.workers.get(containerId)?.find((w) => w.kind === kind);
     if (!worker) return undefined;
     return worker.state.result ?? false;
@@ -232,21 +242,26 @@ export class Prober {
       const spec = pod.spec.containers.find((s) => s.name === c.name);
       if (!spec || c.state !== 'running' || !podIP) continue;
       running.add(c.id);
-      if (!this.workers.has(c.id)) this.start(pod, spec, c.id, podIP);
+      if (!this.workers.has(c.id) && !this.killed.has(c.id)) this.start(pod, spec, c.id, podIP);
     }
     for (const [id, uid] of this.owners) {
       if (uid === pod.metadata.uid && !running.has(id)) this.stop(id);
+    }
+    for (const [id, uid] of this.killed) {
+      if (uid === pod.metadata.uid && !running.has(id)) this.killed.delete(id);
     }
   }
 
   /** Stops every worker; the agent calls it when it stops. */
   stopAll(): void {
     for (const id of [...this.workers.keys()]) this.stop(id);
+    this.killed.clear();
   }
 
   /** Stops every worker of a pod (it is being removed). */
   forget(podUid: string): void {
     for (const [id, uid] of this.owners) if (uid === podUid) this.stop(id);
+    for (const [id, uid] of this.killed) if (uid === podUid) this.killed.delete(id);
   }
 
   private stop(containerId: string): void {
@@ -337,6 +352,7 @@ export class Prober {
     const grace =
       spec.terminationGracePeriodSeconds ?? pod.spec.terminationGracePeriodSeconds ?? 30;
     this.stop(target.containerId);
+    this.killed.set(target.containerId, pod.metadata.uid!);
     try {
       await this.runtime.stopContainer(target.containerId, grace);
     } catch (err) {
