@@ -236,6 +236,36 @@ test('protobuf: unknown fields are dropped only when they hold their zero value'
   }
 });
 
+test('protobuf: DeleteOptions, as kubectl drain sends them, of any group version', () => {
+  // Captured with `kubectl drain -v=9` (1.32), without and with --grace-period=3.
+  const drain = 'azhzAAoTCgJ2MRINRGVsZXRlT3B0aW9ucxIAGgAiAA==';
+  const drainGrace = 'azhzAAoTCgJ2MRINRGVsZXRlT3B0aW9ucxICCAMaACIA';
+  const decode = (buf: Uint8Array) => decodeKubernetesProtobuf(buf, 100);
+  assert.deepEqual(decode(Buffer.from(drain, 'base64')), {
+    apiVersion: 'v1',
+    kind: 'DeleteOptions',
+  });
+  assert.deepEqual(decode(Buffer.from(drainGrace, 'base64')), {
+    apiVersion: 'v1',
+    kind: 'DeleteOptions',
+    gracePeriodSeconds: 3,
+  });
+  const full = [
+    ...vfield(1, 0), // a grace period of 0 (force) is kept
+    ...lfield(2, [...lfield(1, 'u-1'), ...lfield(2, '42')]),
+    ...lfield(4, 'Foreground'),
+    ...lfield(5, 'All'),
+  ];
+  assert.deepEqual(decode(body('apps/v1', 'DeleteOptions', full)), {
+    apiVersion: 'apps/v1',
+    kind: 'DeleteOptions',
+    gracePeriodSeconds: 0,
+    preconditions: { uid: 'u-1', resourceVersion: '42' },
+    propagationPolicy: 'Foreground',
+    dryRun: ['All'],
+  });
+});
+
 test('protobuf: kinds without a table and foreign encodings are 415', () => {
   const cases: { buf: Buffer; err: RegExp }[] = [
     { buf: body('v1', 'PersistentVolume', meta('x')), err: /kind "PersistentVolume"/ },

@@ -11,11 +11,11 @@ import { toInt32, toInt64, WireError, WireReader, WireType } from './wire.js';
  * body parser sees one format. The body is the magic `k8s\0`, then a runtime.Unknown
  * whose typeMeta names the kind and whose raw bytes are the object's message.
  *
- * Only the kinds in ROOT_MESSAGES are decoded, with the fields of their tables. A field
- * the tables do not know is dropped only when it holds its zero value (Go's encoder writes
- * empty strings, zeros and empty messages of every non-pointer field); any other unknown
- * field refuses the body with 415, naming it, rather than losing what it says. Responses
- * stay JSON, which kubectl accepts as its second choice.
+ * Only the kinds in ROOT_MESSAGES, and DeleteOptions, are decoded, with the fields of their
+ * tables. A field the tables do not know is dropped only when it holds its zero value (Go's
+ * encoder writes empty strings, zeros and empty messages of every non-pointer field); any
+ * other unknown field refuses the body with 415, naming it, rather than losing what it
+ * says. Responses stay JSON, which kubectl accepts as its second choice.
  */
 
 export const PROTOBUF_MEDIA_TYPE = 'application/vnd.kubernetes.protobuf';
@@ -82,7 +82,9 @@ function decodeEnvelope(body: Uint8Array, maxDepth: number): JsonObject {
       `protobuf bodies with content encoding "${encoding}" and type "${contentType}" are not decoded; send the object as JSON (application/json)`,
     );
   }
-  const root = ROOT_MESSAGES[`${apiVersion}/${kind}`];
+  // DeleteOptions belongs to every group version: a client names the resource's own.
+  const root =
+    ROOT_MESSAGES[`${apiVersion}/${kind}`] ?? (kind === 'DeleteOptions' ? kind : undefined);
   if (!root) {
     throw new ApiError(
       'UnsupportedMediaType',

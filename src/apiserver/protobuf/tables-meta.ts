@@ -41,6 +41,16 @@ export const META: MessageTable = {
     2: 'matchExpressions:[]LabelSelectorRequirement',
   },
   LabelSelectorRequirement: { 1: 'key!', 2: 'operator!', 3: 'values:[]string' },
+  // The body of a DELETE from typed clients (kubectl drain deletes pods with one).
+  DeleteOptions: {
+    1: 'gracePeriodSeconds!:int64',
+    2: 'preconditions:Preconditions',
+    3: 'orphanDependents!:bool',
+    4: 'propagationPolicy!',
+    5: 'dryRun:[]string',
+    6: 'ignoreStoreReadErrorWithClusterBreakingPotential!:bool',
+  },
+  Preconditions: { 1: 'uid!', 2: 'resourceVersion!' },
   Condition: {
     1: 'type!',
     2: 'status!',
