@@ -230,6 +230,19 @@ describe('kubectl create (protobuf bodies)', () => {
     assert.deepEqual(pod.spec.containers[0].securityContext, { privileged: true });
   });
 
+  test('kubectl debug with an ephemeral container is told they are not served', async () => {
+    // kubectl reads the 404's (empty) details to tell a missing subresource from a missing
+    // pod; without them it crashed with a nil pointer.
+    await ok('run', 'p-eph', '--image=busybox', '--', 'sleep', '1000');
+    const r = await kubectl(
+      ...['debug', 'p-eph', '--image=busybox', '--attach=false', '--profile=general'],
+      ...['--', 'true'],
+    );
+    assert.notEqual(r.code, 0);
+    assert.doesNotMatch(r.stderr, /panic/);
+    assert.match(r.stderr, /ephemeral containers are disabled for this cluster/);
+  });
+
   test('hostile protobuf bodies are refused with a Status; the server keeps serving', async () => {
     const magic = [0x6b, 0x38, 0x73, 0x00];
     const typeMeta = [0x0a, 0x0f, 0x0a, 0x02, ...Buffer.from('v1'), 0x12, 0x09];

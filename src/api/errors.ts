@@ -96,6 +96,15 @@ export class ApiError extends Error {
   }
 }
 
+/**
+ * The 404 for a path that names no resource (or no subresource), as Kubernetes answers it:
+ * with empty details. Clients tell it from an object's 404 by those details; kubectl debug
+ * reads them to say ephemeral containers are not served, and crashes if they are missing.
+ */
+export function pathNotFound(): ApiError {
+  return new ApiError('NotFound', 'the server could not find the requested resource', {});
+}
+
 /** Names a resource the way Kubernetes messages do: `pods` or `deployments.apps`. */
 function qualified(resource: string, group: string): string {
   return group ? `${resource}.${group}` : resource;

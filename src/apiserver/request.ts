@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import YAML, { Lexer } from 'yaml';
-import { ApiError, badRequest } from '../api/errors.js';
+import { ApiError, badRequest, pathNotFound } from '../api/errors.js';
 import { byGroupResource, type ResourceType } from '../api/resources.js';
 import { decodeKubernetesProtobuf, PROTOBUF_MEDIA_TYPE } from './protobuf/decode.js';
 
@@ -64,7 +64,7 @@ export function parseResourcePath(method: string, url: URL): ResourceRequest | u
     );
   }
   if (rt.namespaced && !namespace && name !== undefined) {
-    throw new ApiError('NotFound', `the server could not find the requested resource`);
+    throw pathNotFound();
   }
   let decoded = name;
   try {

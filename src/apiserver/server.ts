@@ -4,7 +4,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { ApiError, badRequest } from '../api/errors.js';
+import { ApiError, badRequest, pathNotFound } from '../api/errors.js';
 import { byGroupResource } from '../api/resources.js';
 import { systemPriorityClasses } from '../api/priority-class.js';
 import { componentLogger } from '../log.js';
@@ -274,7 +274,7 @@ export class ApiServer {
         );
       } else if (!this.serveNonResource(req, url, res)) {
         const rr = parseResourcePath(req.method ?? 'GET', url);
-        if (!rr) throw new ApiError('NotFound', 'the server could not find the requested resource');
+        if (!rr) throw pathNotFound();
         if (rr.subresource === 'exec') throw badRequest('Upgrade request required');
         const authorized = await this.authorizeRequest(user, rr, req);
         const handler = rr.subresource === 'log' ? handleLog : HANDLERS[rr.verb];
@@ -333,7 +333,7 @@ export class ApiServer {
       if (!user) throw new ApiError('Unauthorized', 'Unauthorized');
       const rr = parseResourcePath(req.method ?? 'GET', url);
       if (rr?.subresource !== 'exec') {
-        throw new ApiError('NotFound', 'the server could not find the requested resource');
+        throw pathNotFound();
       }
       // kubectl exec opens the upgrade with GET; Kubernetes authorizes it as create.
       await this.authorizeRequest(user, { ...rr, verb: 'create' }, req);
@@ -404,12 +404,12 @@ export class ApiServer {
     } else if (path === '/api') body = apiVersions();
     else if (path === '/apis') body = apiGroupList();
     else if (path === '/api/v1') body = resourceList('', 'v1');
-    else if (parts[0] === 'apis' && parts.length === 2) body = apiGroup(parts[1]) ?? notFoundBody();
+    else if (parts[0] === 'apis' && parts.length === 2) body = apiGroup(parts[1]) ?? pathNotFound();
     else if (parts[0] === 'apis' && parts.length === 3)
-      body = resourceList(parts[1], parts[2]) ?? notFoundBody();
+      body = resourceList(parts[1], parts[2]) ?? pathNotFound();
     else if (path === '/openapi/v3') body = openApiV3Index();
     else if (parts[0] === 'openapi' && parts[1] === 'v3')
-      body = openApiV3Document(parts.slice(2).join('/')) ?? notFoundBody();
+      body = openApiV3Document(parts.slice(2).join('/')) ?? pathNotFound();
     else return false;
     if (body instanceof ApiError) throw body;
     sendJson(res, 200, body);
@@ -458,8 +458,4 @@ function replayRequest(req: IncomingMessage, body: Buffer): IncomingMessage {
     url: req.url,
     socket: req.socket,
   });
-}
-
-function notFoundBody(): ApiError {
-  return new ApiError('NotFound', 'the server could not find the requested resource');
 }
