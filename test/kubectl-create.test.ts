@@ -243,6 +243,30 @@ describe('kubectl create (protobuf bodies)', () => {
     assert.match(r.stderr, /ephemeral containers are disabled for this cluster/);
   });
 
+  test("kubectl drain deletes the node's pods (DeleteOptions sent as protobuf)", async () => {
+    const nodes = byGroupResource.get('/nodes')!;
+    const pods = byGroupResource.get('/pods')!;
+    await api.client.create(nodes, {
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: { name: 'drained' },
+    });
+    for (const name of ['d1', 'd2']) {
+      await api.client.create(pods, {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name, namespace: 'default' },
+        spec: { nodeName: 'drained', containers: [{ name: 'c', image: 'busybox' }] },
+      });
+    }
+    const r = await kubectl('drain', 'drained', '--force', '--grace-period=0', '--timeout=30s');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /node\/drained drained/);
+    const left = await get('pods', '--field-selector=spec.nodeName=drained');
+    assert.deepEqual(left.items, []);
+    assert.equal((await get('node', 'drained')).spec.unschedulable, true);
+  });
+
   test('hostile protobuf bodies are refused with a Status; the server keeps serving', async () => {
     const magic = [0x6b, 0x38, 0x73, 0x00];
     const typeMeta = [0x0a, 0x0f, 0x0a, 0x02, ...Buffer.from('v1'), 0x12, 0x09];
