@@ -418,6 +418,8 @@ describe('API server', () => {
       },
     });
     assert.deepEqual(pod.spec.containers[0].resources.requests, { cpu: '500m', memory: '64Mi' });
+    // Requests equal to limits (defaulted so) make the pod Guaranteed, set at its creation.
+    assert.equal(pod.status.qosClass, 'Guaranteed');
     await client.delete(pods, 'default', 'limited');
   });
 

@@ -1,4 +1,5 @@
 import type { Container, Deployment, Pod, PodSpec, ReplicaSet } from './types.js';
+import { qosClassOf } from './qos.js';
 import { addDefaultTolerations } from './taints.js';
 
 /**
@@ -41,6 +42,7 @@ export function defaultPod(pod: Pod): void {
   if (pod.spec && typeof pod.spec === 'object') addDefaultTolerations(pod);
   pod.status ??= {};
   pod.status.phase ??= 'Pending';
+  if (pod.spec && typeof pod.spec === 'object') pod.status.qosClass ??= qosClassOf(pod.spec);
 }
 
 /**

@@ -213,6 +213,7 @@ export interface PodStatus {
   containerStatuses?: ContainerStatus[];
   initContainerStatuses?: ContainerStatus[];
   nominatedNodeName?: string;
+  qosClass?: 'Guaranteed' | 'Burstable' | 'BestEffort';
 }
 
 export interface Pod extends KObject {
