@@ -43,3 +43,21 @@ test('privilege and host namespaces follow the node policy', () => {
   );
   assert.equal(securityOptions(host, host.spec.containers[0], true).hostPID, true);
 });
+
+test("the pod's fsGroup is one of the container's supplemental groups", () => {
+  const cases: [Record<string, unknown>, number[] | undefined][] = [
+    [{ fsGroup: 2000 }, [2000]],
+    [{ fsGroup: 2000, supplementalGroups: [5] }, [5, 2000]],
+    [{ fsGroup: 5, supplementalGroups: [5] }, [5]],
+    [{ supplementalGroups: [5] }, [5]],
+    [{}, undefined],
+  ];
+  for (const [podSec, want] of cases) {
+    const p = pod(podSec, {});
+    assert.deepEqual(
+      securityOptions(p, p.spec.containers[0], false).supplementalGroups,
+      want,
+      JSON.stringify(podSec),
+    );
+  }
+});

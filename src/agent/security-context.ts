@@ -2,10 +2,10 @@ import type { Container, Pod } from '../api/types.js';
 import type { SecurityOptions } from '../runtime/security.js';
 
 /**
- * The securityContext a container runs with: the pod's (user, group, non-root, groups,
- * seccomp) overlaid by the container's own, and the node's policy on privilege, which
- * also covers the host namespaces (hostNetwork, hostPID, hostIPC). Throws with
- * the reason when the pod asks for something this node does not allow.
+ * The securityContext a container runs with: the pod's (user, group, non-root, groups
+ * with its fsGroup, seccomp) overlaid by the container's own, and the node's policy on
+ * privilege, which also covers the host namespaces (hostNetwork, hostPID, hostIPC). Throws
+ * with the reason when the pod asks for something this node does not allow.
  */
 export function securityOptions(pod: Pod, c: Container, allowPrivileged: boolean): SecurityOptions {
   const podSec = (pod.spec.securityContext ?? {}) as Record<string, any>;
@@ -23,7 +23,7 @@ export function securityOptions(pod: Pod, c: Container, allowPrivileged: boolean
     runAsUser: pick<number>('runAsUser'),
     runAsGroup: pick<number>('runAsGroup'),
     runAsNonRoot: pick<boolean>('runAsNonRoot'),
-    supplementalGroups: podSec.supplementalGroups,
+    supplementalGroups: supplementalGroups(podSec),
     readOnlyRootFilesystem: sec.readOnlyRootFilesystem,
     privileged: sec.privileged,
     allowPrivilegeEscalation: sec.allowPrivilegeEscalation,
@@ -36,4 +36,12 @@ export function securityOptions(pod: Pod, c: Container, allowPrivileged: boolean
     if (options[key] === undefined) delete options[key];
   }
   return options;
+}
+
+/** The pod's supplemental groups, and its fsGroup, which owns its volumes (see volumes.ts). */
+function supplementalGroups(podSec: Record<string, any>): number[] | undefined {
+  const groups = Array.isArray(podSec.supplementalGroups) ? [...podSec.supplementalGroups] : [];
+  const fsGroup = podSec.fsGroup;
+  if (Number.isInteger(fsGroup) && fsGroup >= 0 && !groups.includes(fsGroup)) groups.push(fsGroup);
+  return groups.length > 0 ? groups : podSec.supplementalGroups;
 }

@@ -367,6 +367,33 @@ describe('VolumeManager', () => {
     assert.equal(mounted.size, 0);
   });
 
+  test("a pod's fsGroup owns its emptyDir, configMap and secret volumes, group-readable", async () => {
+    const p = pod(
+      [
+        { name: 'cache', emptyDir: {} },
+        { name: 'cfg', configMap: { name: 'cfg' } },
+        { name: 'sec', secret: { secretName: 'sec', defaultMode: 0o400 } },
+      ],
+      [
+        { name: 'cache', mountPath: '/cache' },
+        { name: 'cfg', mountPath: '/etc/app' },
+        { name: 'sec', mountPath: '/secret' },
+      ],
+    );
+    p.spec.securityContext = { runAsUser: 1000, fsGroup: 2000 };
+    await manager.mountsFor(p, p.spec.containers[0], new Map());
+    const cache = statSync(volDir('cache'));
+    assert.equal(cache.gid, 2000);
+    assert.equal(cache.mode & 0o7777, 0o2777, 'setgid, so new files get the group');
+    const password = statSync(join(volDir('sec'), 'password'));
+    assert.equal(password.gid, 2000);
+    assert.equal(password.mode & 0o777, 0o440, 'the group reads a secret of mode 0400');
+    const conf = statSync(join(volDir('cfg'), 'app.conf'));
+    assert.equal(conf.gid, 2000);
+    assert.equal(conf.mode & 0o777, 0o644);
+    await manager.removePodVolumes('uid-1');
+  });
+
   const failures: [string, unknown[], unknown[], RegExp, VolumeManager?][] = [
     [
       'missing configmap',

@@ -21,9 +21,13 @@ import { ConfigError, expand, type ConfigSource, type EnvContext } from './env.j
  * checked to lie in the volume. Work on one pod's volumes is serialised; different pods
  * proceed concurrently.
  *
+ * With a pod fsGroup, as kubelet does: an emptyDir belongs to that group with the setgid
+ * bit, and configMap and secret files belong to it and are group-readable (a secret's 0400
+ * becomes 0440); the container's processes get the group as a supplemental one.
+ *
  * Not supported yet: persistentVolumeClaim, projected, downwardAPI and the other sources
- * (the container waits with CreateContainerConfigError naming the type), fsGroup and
- * ownership changes, and size enforcement for disk-backed emptyDir. A subPath of a configMap
+ * (the container waits with CreateContainerConfigError naming the type),
+ * fsGroupChangePolicy, and size enforcement for disk-backed emptyDir. A subPath of a configMap
  * or secret sees the content of the moment it was mounted, as in Kubernetes; where it is a
  * directory, an update empties it (the old generation's files are removed).
  */
@@ -87,6 +91,12 @@ export const systemMounter: Mounter = {
     return mountPoints().includes(real);
   },
 };
+
+/** The pod's fsGroup, if it names one (a non-negative integer). */
+function fsGroupOf(pod: Pod): number | undefined {
+  const group = (pod.spec.securityContext as Obj | undefined)?.fsGroup;
+  return Number.isInteger(group) && group >= 0 ? group : undefined;
+}
 
 /** The kind of a volume: the one source key beside `name`. */
 export function volumeKind(v: Obj): string {
@@ -175,7 +185,8 @@ export class VolumeManager {
       throw new ConfigError(`volume "${v.name}": ${kind} volumes are not supported yet`);
     }
     await fs.mkdir(dir, { recursive: true, mode: 0o750 });
-    if (kind === 'emptyDir') return this.emptyDir(dir, v.emptyDir);
+    const group = fsGroupOf(pod);
+    if (kind === 'emptyDir') return this.emptyDir(dir, v.emptyDir, group);
     // The volume's root is the container's: any user it runs as reads it (a secret's tmpfs
     // gets the same mode).
     if (kind === 'configMap') await fs.chmod(dir, 0o755);
@@ -185,6 +196,7 @@ export class VolumeManager {
     }
     const payload = kind === 'secret' ? this.secretPayload(pod, v) : this.configMapPayload(pod, v);
     if (!payload) return;
+    if (group !== undefined) for (const file of payload.values()) file.mode |= 0o440;
     for (const { data } of payload.values()) budget.bytes -= data.length;
     if (budget.bytes < 0) {
       throw new ConfigError(
@@ -194,7 +206,7 @@ export class VolumeManager {
     }
     const digest = payloadDigest(payload);
     if (this.written.get(dir) === digest) return;
-    await writeAtomic(dir, payload).catch((err: Error) => {
+    await writeAtomic(dir, payload, group).catch((err: Error) => {
       throw err instanceof ConfigError
         ? new ConfigError(`volume "${v.name}": ${err.message}`)
         : err;
@@ -202,13 +214,18 @@ export class VolumeManager {
     this.written.set(dir, digest);
   }
 
-  private async emptyDir(dir: string, src: Obj): Promise<void> {
+  private async emptyDir(dir: string, src: Obj, group: number | undefined): Promise<void> {
     await fs.chmod(dir, 0o777);
-    if (src?.medium !== 'Memory' || (await this.mounter.isMountPoint(dir))) return;
-    const options = ['mode=0777'];
-    const size = src.sizeLimit !== undefined ? parseQuantity(src.sizeLimit) : undefined;
-    if (size !== undefined && size > 0) options.push(`size=${Math.ceil(size)}`);
-    await this.mounter.mountTmpfs(dir, options);
+    if (src?.medium === 'Memory' && !(await this.mounter.isMountPoint(dir))) {
+      const options = ['mode=0777'];
+      const size = src.sizeLimit !== undefined ? parseQuantity(src.sizeLimit) : undefined;
+      if (size !== undefined && size > 0) options.push(`size=${Math.ceil(size)}`);
+      await this.mounter.mountTmpfs(dir, options);
+    }
+    if (group === undefined) return;
+    // What the containers make in it belongs to the group too (setgid directory).
+    await fs.chown(dir, -1, group);
+    await fs.chmod(dir, 0o2777);
   }
 
   private async hostPath(v: Obj): Promise<string> {
@@ -441,9 +458,10 @@ function pathProblem(p: string): string | undefined {
  * Writes `payload` into `dir` so that readers see the old files or the new, never a mix:
  * the files go into a fresh `..<time>` directory, `..data` is switched to it with one
  * rename, and each top-level name is a symlink through `..data`. Nothing is written when
- * the content is unchanged; a write that fails leaves the old files as they were.
+ * the content is unchanged; a write that fails leaves the old files as they were. The
+ * files belong to `group` when one is given (a pod's fsGroup).
  */
-export async function writeAtomic(dir: string, files: Payload): Promise<boolean> {
+export async function writeAtomic(dir: string, files: Payload, group?: number): Promise<boolean> {
   const payload = cleanPayload(files);
   const current = await fs.readlink(join(dir, DATA_LINK)).catch(() => undefined);
   if (current && (await sameContent(join(dir, current), payload))) {
@@ -453,7 +471,7 @@ export async function writeAtomic(dir: string, files: Payload): Promise<boolean>
   const stamp = new Date().toISOString().replace(/[-:]/g, '_').replace('T', '_').replace('Z', '');
   const fresh = await fs.mkdtemp(join(dir, `..${stamp}.`));
   try {
-    await writeFiles(fresh, payload);
+    await writeFiles(fresh, payload, group);
   } catch (err) {
     await fs.rm(fresh, { recursive: true, force: true });
     throw err;
@@ -470,7 +488,7 @@ export async function writeAtomic(dir: string, files: Payload): Promise<boolean>
   return true;
 }
 
-async function writeFiles(dir: string, payload: Payload): Promise<void> {
+async function writeFiles(dir: string, payload: Payload, group?: number): Promise<void> {
   const made = new Set([dir]);
   for (const [p, { data, mode }] of payload) {
     const file = join(dir, p);
@@ -479,6 +497,7 @@ async function writeFiles(dir: string, payload: Payload): Promise<void> {
       made.add(dirname(file));
     }
     await fs.writeFile(file, data, { mode });
+    if (group !== undefined) await fs.chown(file, -1, group);
     await fs.chmod(file, mode);
   }
   await fs.chmod(dir, 0o755);
