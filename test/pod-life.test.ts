@@ -168,6 +168,29 @@ describe('the life of a pod', { timeout: 300_000 }, () => {
     assert.match(events, /Container c failed liveness probe, will be restarted/);
   });
 
+  test('a changed image restarts the container with it, whatever the restart policy', async () => {
+    const archive = join(cluster.dataDir, 'web.tar');
+    const name = 'localhost/flyces-web:2';
+    await cluster.flyces('image', 'import', '--data-dir', cluster.dataDir, '--name', name, archive);
+    const command = ['sh', '-c', 'trap "exit 0" TERM; sleep 3600 & wait'];
+    await apply('swap', { command }, { restartPolicy: 'Never' });
+    const running = async () => (await status('swap'))?.containerStatuses?.[0]?.state?.running;
+    await waitFor('swap to run', 30_000, async () => !!(await running()));
+    const first = (await status('swap')).containerStatuses[0].containerID;
+    await cluster.kubectl('set', 'image', 'pod/swap', `c=${name}`);
+    await waitFor('swap to run its new image', 30_000, async () => {
+      const c = (await status('swap'))?.containerStatuses?.[0];
+      return !!c?.state?.running && c.containerID !== first;
+    });
+    const c = (await status('swap')).containerStatuses[0];
+    assert.equal(c.image, name);
+    assert.equal(c.restartCount, 1);
+    const events = await cluster.kubectl(
+      ...['get', 'events', '--field-selector', 'involvedObject.name=swap'],
+    );
+    assert.match(events, /Container c definition changed, will be restarted/);
+  });
+
   test('readiness waits for the startup probe', async () => {
     await apply('slow', {
       command: ['sh', '-c', 'sleep 3; touch /tmp/started; sleep 3600'],

@@ -295,7 +295,14 @@ export class PodWorker {
     waiting: Map<string, Waiting>,
   ): Promise<number | undefined> {
     const latest = instances[0];
-    if (latest?.state === 'running') return undefined;
+    if (latest?.state === 'running') {
+      // The image is the one field of a pod's containers an update may change. As kubelet
+      // does, the container is stopped and started again with it, whatever the pod's
+      // restart policy, and without back-off.
+      if (latest.image === container.image) return undefined;
+      await this.stopChanged(pod, sandbox, latest);
+      return this.startContainer(pod, sandbox, container, latest.attempt + 1, waiting);
+    }
     if (latest?.state === 'exited') {
       if (!shouldRestart(pod, latest)) return undefined;
       const key = `${pod.metadata.uid}/${container.name}`;
@@ -489,6 +496,16 @@ export class PodWorker {
       this.prober.forget(sandbox.podUid);
       this.imageBackoff.forget(`${sandbox.podUid}/`);
     }
+  }
+
+  /** Stops a running container whose spec changed, through preStop and the grace period. */
+  private async stopChanged(pod: Pod, sandbox: SandboxStatus, c: ContainerStatus): Promise<void> {
+    const grace = pod.spec.terminationGracePeriodSeconds ?? 30;
+    this.events.normal(pod, 'Killing', `Container ${c.name} definition changed, will be restarted`);
+    const started = Date.now();
+    await this.preStop(pod, [sandbox], c, grace);
+    const left = Math.max(0, grace - Math.floor((Date.now() - started) / 1000));
+    await this.runtime.stopContainer(c.id, left);
   }
 
   /** Runs postStart; a failing hook kills the container, which then restarts per policy. */
