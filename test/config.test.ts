@@ -183,6 +183,35 @@ describe('ConfigMaps and Secrets in env and volumes', { timeout: 300_000 }, () =
     assert.equal(await names(), '');
   });
 
+  test('a file with kinds this cluster does not serve: the rest is applied', async () => {
+    // An Ingress (a group not served) and a ServiceAccount (a core kind not served): as
+    // against Kubernetes without those CRDs, each is named as not found, the rest applied.
+    const file = join(cluster.dataDir, 'mixed.yaml');
+    const cm = (name: string) => ({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name, labels: { test: 'mixed' } },
+      data: { a: '1' },
+    });
+    const ingress = {
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'Ingress',
+      metadata: { name: 'mixed-ing' },
+      spec: { defaultBackend: { service: { name: 'web', port: { number: 80 } } } },
+    };
+    const account = { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'mixed-sa' } };
+    const docs = [cm('mixed-a'), account, ingress, cm('mixed-b')];
+    writeFileSync(file, docs.map((d) => YAML.stringify(d)).join('---\n'));
+    const res = await cluster.kubectlResult('apply', '-f', file);
+    assert.notEqual(res.code, 0);
+    assert.match(res.stderr, /no matches for kind "ServiceAccount" in version "v1"/);
+    assert.match(res.stderr, /no matches for kind "Ingress" in version "networking\.k8s\.io\/v1"/);
+    assert.doesNotMatch(res.stderr, /failed to list CRDs/);
+    const names = await cluster.kubectl('get', 'cm', '-l', 'test=mixed', '-o', 'name');
+    assert.equal(names.trim(), 'configmap/mixed-a\nconfigmap/mixed-b');
+    await cluster.kubectl('delete', 'cm', '-l', 'test=mixed');
+  });
+
   test('a pod gets env from both and mounts both; a ConfigMap change reaches it', async () => {
     const script =
       'echo "GREETING=$GREETING MSG=$MSG POD=$POD_NAME"; echo "PASSWORD=$PASSWORD";' +

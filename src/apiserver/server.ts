@@ -407,6 +407,7 @@ export class ApiServer {
     else if (parts[0] === 'apis' && parts.length === 2) body = apiGroup(parts[1]) ?? pathNotFound();
     else if (parts[0] === 'apis' && parts.length === 3)
       body = resourceList(parts[1], parts[2]) ?? pathNotFound();
+    else if (path === CRD_PATH && !isWatch(url)) body = noCustomResourceDefinitions(this.ctx);
     else if (path === '/openapi/v3') body = openApiV3Index();
     else if (parts[0] === 'openapi' && parts[1] === 'v3')
       body = openApiV3Document(parts.slice(2).join('/')) ?? pathNotFound();
@@ -434,6 +435,30 @@ export class ApiServer {
     if (retryAfter !== undefined) res.setHeader('Retry-After', String(retryAfter));
     sendJson(res, apiErr.code, apiErr.toStatus());
   }
+}
+
+/** The CustomResourceDefinitions collection: listed, never in discovery (see below). */
+const CRD_PATH = '/apis/apiextensions.k8s.io/v1/customresourcedefinitions';
+
+function isWatch(url: URL): boolean {
+  const watch = url.searchParams.get('watch');
+  return watch !== null && watch !== 'false' && watch !== '0';
+}
+
+/**
+ * The list of CustomResourceDefinitions: always empty, as this cluster serves no custom
+ * resources. kubectl lists them to tell a kind missing from the OpenAPI documents (a
+ * ServiceAccount, say) from a custom one before it checks a file; with no answer it stops
+ * the whole file, with one it names that kind as not found and applies the rest, as
+ * against Kubernetes. The group is not in discovery, and nothing else under it is served.
+ */
+function noCustomResourceDefinitions(ctx: HandlerContext): object {
+  return {
+    kind: 'CustomResourceDefinitionList',
+    apiVersion: 'apiextensions.k8s.io/v1',
+    metadata: { resourceVersion: String(ctx.cache.revision) },
+    items: [],
+  };
 }
 
 interface KObjectLike {
