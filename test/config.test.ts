@@ -281,6 +281,38 @@ describe('ConfigMaps and Secrets in env and volumes', { timeout: 300_000 }, () =
     );
   });
 
+  test("a container gets the Service variables of its namespace's Services", async () => {
+    await apply('env-svc', {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'env-svc' },
+      spec: { selector: { app: 'none' }, ports: [{ name: 'http', port: 8080 }] },
+    });
+    const svc = JSON.parse(await cluster.kubectl('get', 'svc', 'env-svc', '-o', 'json'));
+    const api = JSON.parse(await cluster.kubectl('get', 'svc', 'kubernetes', '-o', 'json'));
+    await apply(
+      'svc-env',
+      pod('svc-env', {
+        command: ['sh', '-c', 'env | sort; sleep 3600'],
+        env: [{ name: 'URL', value: 'http://$(ENV_SVC_SERVICE_HOST):$(ENV_SVC_SERVICE_PORT)/' }],
+      }),
+    );
+    let logs = '';
+    await waitFor('the environment in the log', 60_000, async () => {
+      logs = await cluster.kubectl('logs', 'svc-env').catch(() => '');
+      return /^URL=/m.test(logs);
+    });
+    const ip = svc.spec.clusterIP as string;
+    assert.match(logs, new RegExp(`^ENV_SVC_SERVICE_HOST=${ip}$`, 'm'));
+    assert.match(logs, /^ENV_SVC_SERVICE_PORT=8080$/m);
+    assert.match(logs, /^ENV_SVC_SERVICE_PORT_HTTP=8080$/m);
+    assert.match(logs, new RegExp(`^ENV_SVC_PORT_8080_TCP=tcp://${ip}:8080$`, 'm'));
+    assert.match(logs, new RegExp(`^URL=http://${ip}:8080/$`, 'm'));
+    assert.match(logs, new RegExp(`^KUBERNETES_SERVICE_HOST=${api.spec.clusterIP}$`, 'm'));
+    assert.match(logs, /^KUBERNETES_SERVICE_PORT=443$/m);
+    await cluster.kubectl('delete', 'pod/svc-env', 'svc/env-svc', '--wait=false');
+  });
+
   test('a pod naming a missing ConfigMap waits with CreateContainerConfigError', async () => {
     await apply(
       'missing-cm',

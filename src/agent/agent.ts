@@ -32,6 +32,7 @@ import { instancesByName } from './pod-status.js';
 import { PodWorker, shouldRestart } from './pod-worker.js';
 import { StartGate } from './start-gate.js';
 import { VolumeManager } from './volumes.js';
+import type { Service } from '../proxy/types.js';
 
 /**
  * The node agent: registers its Node, keeps its Lease fresh, and runs the pods bound to it
@@ -67,6 +68,11 @@ export interface AgentOptions extends NodeIdentity {
   imageGc?: ImageGcOptions;
   /** The cluster DNS pods are pointed at; without it pods get an empty resolv.conf. */
   dns?: DnsSettings;
+  /**
+   * The Services this node knows (its proxy's), for containers' Service variables; none
+   * without it.
+   */
+  services?: () => readonly Service[];
 }
 
 /**
@@ -173,6 +179,7 @@ export class Agent {
         allowPrivileged: opts.allowPrivileged,
         pidsLimit: opts.pidsLimit ?? DEFAULT_PIDS_LIMIT,
         dns: opts.dns,
+        services: opts.services,
       },
       new StartGate(START_SLOTS),
     );

@@ -1,6 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ConfigMap, Container, Pod, Secret } from '../api/types.js';
+import type { Service } from '../proxy/types.js';
 import { ConfigError, expand, resolveEnv, type ConfigSource, type EnvContext } from './env.js';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
@@ -297,4 +298,90 @@ describe('resolveEnv', () => {
       );
     });
   }
+});
+
+describe('Service variables', () => {
+  const svc = (ns: string, name: string, spec: Service['spec']): Service => ({
+    metadata: { namespace: ns, name },
+    spec,
+  });
+  const services: Service[] = [
+    svc('default', 'kubernetes', {
+      clusterIP: '10.43.0.1',
+      ports: [{ name: 'https', port: 443, protocol: 'TCP' }],
+    }),
+    svc('default', 'my-db', {
+      clusterIP: '10.43.7.9',
+      ports: [
+        { port: 5432, name: 'pg' },
+        { port: 53, name: 'dns-udp', protocol: 'UDP' },
+      ],
+    }),
+    svc('default', 'headless', { clusterIP: 'None', ports: [{ port: 80 }] }),
+    svc('default', 'outside', { type: 'ExternalName', externalName: 'example.test' }),
+    svc('other', 'elsewhere', { clusterIP: '10.43.1.1', ports: [{ port: 80 }] }),
+  ];
+  const ctx: EnvContext = { source, services: () => services };
+  const env = (p: Pod) =>
+    new Map(resolveEnv(p, p.spec.containers[0], ctx).env.map((e) => [e.name, e.value]));
+
+  test("the kubernetes Service and the namespace's Services, with Docker link names", () => {
+    const vars = env(pod({}));
+    assert.equal(vars.get('KUBERNETES_SERVICE_HOST'), '10.43.0.1');
+    assert.equal(vars.get('KUBERNETES_SERVICE_PORT'), '443');
+    assert.equal(vars.get('KUBERNETES_SERVICE_PORT_HTTPS'), '443');
+    assert.equal(vars.get('KUBERNETES_PORT'), 'tcp://10.43.0.1:443');
+    assert.equal(vars.get('KUBERNETES_PORT_443_TCP_ADDR'), '10.43.0.1');
+    assert.equal(vars.get('MY_DB_SERVICE_HOST'), '10.43.7.9');
+    assert.equal(vars.get('MY_DB_SERVICE_PORT'), '5432');
+    assert.equal(vars.get('MY_DB_SERVICE_PORT_PG'), '5432');
+    assert.equal(vars.get('MY_DB_SERVICE_PORT_DNS_UDP'), '53');
+    assert.equal(vars.get('MY_DB_PORT'), 'tcp://10.43.7.9:5432');
+    assert.equal(vars.get('MY_DB_PORT_5432_TCP'), 'tcp://10.43.7.9:5432');
+    assert.equal(vars.get('MY_DB_PORT_5432_TCP_PROTO'), 'tcp');
+    assert.equal(vars.get('MY_DB_PORT_5432_TCP_PORT'), '5432');
+    assert.equal(vars.get('MY_DB_PORT_53_UDP'), 'udp://10.43.7.9:53');
+    assert.equal(vars.get('MY_DB_PORT_53_UDP_ADDR'), '10.43.7.9');
+    const names = [...vars.keys()].join(' ');
+    assert.doesNotMatch(names, /HEADLESS|OUTSIDE|ELSEWHERE/);
+  });
+
+  test("a pod elsewhere gets its own namespace's and the kubernetes Service only", () => {
+    const p = pod({});
+    p.metadata.namespace = 'other';
+    const vars = env(p);
+    assert.equal(vars.get('ELSEWHERE_SERVICE_HOST'), '10.43.1.1');
+    assert.equal(vars.get('KUBERNETES_SERVICE_HOST'), '10.43.0.1');
+    assert.equal(vars.get('MY_DB_SERVICE_HOST'), undefined);
+  });
+
+  test('enableServiceLinks false keeps only the kubernetes Service', () => {
+    const p = pod({});
+    p.spec.enableServiceLinks = false;
+    const vars = env(p);
+    assert.equal(vars.get('KUBERNETES_SERVICE_HOST'), '10.43.0.1');
+    assert.equal(vars.get('MY_DB_SERVICE_HOST'), undefined);
+  });
+
+  test("the container's own variables win; its values may name Service variables", () => {
+    const vars = env(
+      pod({
+        env: [
+          { name: 'MY_DB_SERVICE_PORT', value: '1' },
+          { name: 'DSN', value: 'postgres://$(MY_DB_SERVICE_HOST):$(MY_DB_SERVICE_PORT_PG)/x' },
+        ],
+      }),
+    );
+    assert.equal(vars.get('MY_DB_SERVICE_PORT'), '1');
+    assert.equal(vars.get('DSN'), 'postgres://10.43.7.9:5432/x');
+  });
+
+  test('without a Service source there are none', () => {
+    const p = pod({});
+    const vars = resolveEnv(p, p.spec.containers[0], { source }).env;
+    assert.equal(
+      vars.some((e) => e.name.startsWith('KUBERNETES_')),
+      false,
+    );
+  });
 });

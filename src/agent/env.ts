@@ -2,6 +2,7 @@ import { decodeBase64 } from '../api/config.js';
 import { referencedObjects } from '../api/pod-references.js';
 import { parseQuantity } from '../api/quantity.js';
 import type { ConfigMap, Container, Pod, Secret } from '../api/types.js';
+import type { Service } from '../proxy/types.js';
 
 /**
  * A container's environment, computed the way kubelet computes it: `envFrom` sources in
@@ -24,6 +25,8 @@ export interface EnvContext {
   hostIP?: string;
   /** The node's allocatable resources, the value of a limit the container lacks. */
   allocatable?: { cpu?: string; memory?: string; 'ephemeral-storage'?: string };
+  /** Every Service the node knows, for the Service variables (see serviceEnv). */
+  services?: () => readonly Service[];
 }
 
 /** A reference that cannot be resolved: the container waits with CreateContainerConfigError. */
@@ -94,14 +97,17 @@ export function expand(input: string, lookup: (name: string) => string | undefin
 export function resolveEnv(pod: Pod, c: Container, ctx: EnvContext): EnvResult {
   const vars = new Map<string, string>();
   const warnings: string[] = [];
+  const services = serviceEnv(pod, ctx.services?.() ?? []);
   for (const from of asList(c.envFrom)) addEnvFrom(pod, from, ctx.source, vars, warnings);
   for (const e of c.env ?? []) {
     if (!ENTRY_NAME.test(e.name)) {
       throw new ConfigError(`env ${JSON.stringify(e.name)}: not a valid environment variable name`);
     }
-    const value = envValue(pod, c, e, ctx, vars);
+    const value = envValue(pod, c, e, ctx, vars, services);
     if (value !== undefined) vars.set(e.name, value);
   }
+  // The container's own variables win over the Service ones, which come last.
+  for (const [name, value] of services) if (!vars.has(name)) vars.set(name, value);
   // The runtime would refuse it with an error that quotes the value, a Secret's perhaps.
   for (const [name, value] of vars) {
     if (value.includes('\0')) {
@@ -204,10 +210,11 @@ function envValue(
   e: { name: string; value?: string; valueFrom?: any },
   ctx: EnvContext,
   vars: Map<string, string>,
+  services: Map<string, string>,
 ): string | undefined {
   const from = e.valueFrom;
   if (from === undefined || from === null) {
-    return expand(e.value ?? '', (name) => vars.get(name));
+    return expand(e.value ?? '', (name) => vars.get(name) ?? services.get(name));
   }
   if (from.fieldRef) return fieldRefValue(pod, from.fieldRef.fieldPath, ctx);
   if (from.resourceFieldRef) return resourceFieldValue(pod, c, from.resourceFieldRef, ctx);
@@ -234,6 +241,58 @@ function keyValue(
   const value = values.get(ref.key);
   if (value !== undefined || ref.optional === true) return value;
   throw new ConfigError(`couldn't find key ${ref.key} in ${what}`);
+}
+
+/**
+ * The Service variables kubelet gives a container, Docker links' names included: for the
+ * `kubernetes` Service of the default namespace always, and, unless the pod turns
+ * `enableServiceLinks` off, for every Service of the pod's namespace. Only Services with a
+ * cluster IP count (not headless, not ExternalName). A Service `my-db` with port 5432
+ * named `pg` gives MY_DB_SERVICE_HOST, MY_DB_SERVICE_PORT, MY_DB_SERVICE_PORT_PG,
+ * MY_DB_PORT (tcp://IP:5432, its first port) and, per port, MY_DB_PORT_5432_TCP with its
+ * _PROTO, _PORT and _ADDR.
+ */
+export function serviceEnv(pod: Pod, services: readonly Service[]): Map<string, string> {
+  const ns = pod.metadata.namespace ?? 'default';
+  const links = pod.spec?.enableServiceLinks !== false;
+  const chosen = new Map<string, Service>();
+  for (const svc of services) {
+    const name = svc.metadata?.name;
+    const ip = svc.spec?.clusterIP;
+    if (!name || !ip || ip === 'None' || !(svc.spec?.ports?.length ?? 0)) continue;
+    const master = svc.metadata?.namespace === 'default' && name === 'kubernetes';
+    if ((master && !chosen.has(name)) || (links && svc.metadata?.namespace === ns)) {
+      chosen.set(name, svc);
+    }
+  }
+  const out = new Map<string, string>();
+  for (const [name, svc] of [...chosen].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    const prefix = linkName(name);
+    const ip = svc.spec!.clusterIP!;
+    const ports = svc.spec!.ports!;
+    out.set(`${prefix}_SERVICE_HOST`, ip);
+    out.set(`${prefix}_SERVICE_PORT`, String(ports[0].port));
+    for (const p of ports) {
+      if (p.name) out.set(`${prefix}_SERVICE_PORT_${linkName(p.name)}`, String(p.port));
+    }
+    const host = ip.includes(':') ? `[${ip}]` : ip;
+    ports.forEach((p, i) => {
+      const proto = (p.protocol ?? 'TCP').toLowerCase();
+      const url = `${proto}://${host}:${p.port}`;
+      if (i === 0) out.set(`${prefix}_PORT`, url);
+      const each = `${prefix}_PORT_${p.port}_${proto.toUpperCase()}`;
+      out.set(each, url);
+      out.set(`${each}_PROTO`, proto);
+      out.set(`${each}_PORT`, String(p.port));
+      out.set(`${each}_ADDR`, ip);
+    });
+  }
+  return out;
+}
+
+/** A Service or port name as a variable name's part: upper case, dashes as underscores. */
+function linkName(name: string): string {
+  return name.toUpperCase().replace(/-/g, '_');
 }
 
 const MAP_FIELD = /^metadata\.(labels|annotations)\['(.*)'\]$/;

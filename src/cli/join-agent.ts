@@ -13,6 +13,7 @@ import { DEFAULT_CLUSTER_CIDR } from '../controllers/nodeipam/controller.js';
 import { componentLogger, type Logger } from '../log.js';
 import { claimForwarding, forwardingFiles, releaseForwarding } from '../proxy/ip-forward.js';
 import { ServiceProxy } from '../proxy/service-proxy.js';
+import type { Service } from '../proxy/types.js';
 import type { ImageService, RuntimeService } from '../runtime/runtime.js';
 import { readClusterSettings } from './cluster-settings.js';
 import { NoRuntime } from './no-runtime.js';
@@ -123,6 +124,7 @@ export async function joinAgentCommand(o: JoinAgentOptions): Promise<void> {
     tls: { ...set.serving, caPem: set.caPem },
     allowHostPath: o.allowHostPath,
     allowPrivileged: o.allowPrivileged,
+    services: proxy?.services,
   });
   await agent.start();
   creds.startRenewal((renewed) => {
@@ -217,7 +219,7 @@ async function startServiceProxy(
   node: string,
   nodeIP: string,
   gateway: string,
-): Promise<{ stop(): Promise<void> }> {
+): Promise<{ stop(): Promise<void>; services: () => Service[] }> {
   const informers = new InformerFactory(client);
   const proxy = new ServiceProxy({
     informers,
@@ -237,6 +239,7 @@ async function startServiceProxy(
       await proxy.stop();
       informers.stop();
     },
+    services: () => proxy.knownServices(),
   };
 }
 

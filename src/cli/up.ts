@@ -254,6 +254,7 @@ async function localNode(
     labels: { 'node-role.kubernetes.io/control-plane': 'true' },
     allowHostPath: opts.allowHostPath,
     allowPrivileged: opts.allowPrivileged,
+    services: () => proxy.knownServices(),
   });
   return { agent, proxy };
 }

@@ -55,6 +55,11 @@ export class ServiceProxy {
     this.index = new DnsIndex(opts.dns?.clusterDomain);
   }
 
+  /** The Services the proxy knows (its informer's), for the agent's Service variables. */
+  knownServices(): Service[] {
+    return this.services.list() as unknown as Service[];
+  }
+
   /** Registers the informer handlers; call before the informers start. */
   register(): void {
     const changed = () => this.proxier?.changed();
