@@ -191,6 +191,64 @@ describe('the life of a pod', { timeout: 300_000 }, () => {
     assert.match(events, /Container c definition changed, will be restarted/);
   });
 
+  test("a container's termination message, or its log's end, shows in its status", async () => {
+    const terminated = async (name: string) => {
+      let state: any;
+      await waitFor(`${name} to end`, 30_000, async () => {
+        state = (await status(name))?.containerStatuses?.[0]?.state?.terminated;
+        return state !== undefined;
+      });
+      return state;
+    };
+    const never = { restartPolicy: 'Never' };
+    await apply(
+      'term-file',
+      {
+        command: [
+          'sh',
+          '-c',
+          'echo -n "config missing: /etc/app.yaml" > /dev/termination-log; exit 3',
+        ],
+      },
+      never,
+    );
+    await apply(
+      'term-path',
+      {
+        command: ['sh', '-c', 'echo done > /tmp/last-word'],
+        terminationMessagePath: '/tmp/last-word',
+      },
+      never,
+    );
+    await apply(
+      'term-logs',
+      {
+        command: ['sh', '-c', 'echo starting; echo "fatal: no database" >&2; exit 1'],
+        terminationMessagePolicy: 'FallbackToLogsOnError',
+      },
+      never,
+    );
+    await apply(
+      'term-logs-ok',
+      {
+        command: ['sh', '-c', 'echo all fine'],
+        terminationMessagePolicy: 'FallbackToLogsOnError',
+      },
+      never,
+    );
+    const file = await terminated('term-file');
+    assert.equal(file.exitCode, 3);
+    assert.equal(file.message, 'config missing: /etc/app.yaml');
+    assert.equal((await terminated('term-path')).message, 'done\n');
+    assert.equal((await terminated('term-logs')).message, 'starting\nfatal: no database\n');
+    assert.equal((await terminated('term-logs-ok')).message, undefined, 'success: no fallback');
+    assert.match(
+      await cluster.kubectl('describe', 'pod', 'term-file'),
+      /Message:\s+config missing: \/etc\/app\.yaml/,
+    );
+    await cluster.kubectl('delete', 'pod', 'term-file', 'term-path', 'term-logs', 'term-logs-ok');
+  });
+
   test('readiness waits for the startup probe', async () => {
     await apply('slow', {
       command: ['sh', '-c', 'sleep 3; touch /tmp/started; sleep 3600'],

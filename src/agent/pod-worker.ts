@@ -659,6 +659,13 @@ export function pullSecrets(pod: Pod, inputs: ContainerInputs): RegistryAuth[] {
   return auth;
 }
 
+/** Where the container may leave its last message, and whether its log stands in. */
+function terminationMessage(c: Container): ContainerConfig['terminationMessage'] {
+  const path = c.terminationMessagePath;
+  if (typeof path !== 'string' || path === '') return undefined;
+  return { path, fallbackToLogs: c.terminationMessagePolicy === 'FallbackToLogsOnError' };
+}
+
 export async function containerConfig(
   pod: Pod,
   c: Container,
@@ -686,6 +693,7 @@ export async function containerConfig(
     attempt,
     labels: { [LABEL_POD_UID]: pod.metadata.uid!, [LABEL_CONTAINER]: c.name },
     hiddenValues: referencedSecretValues(pod, inputs.source),
+    terminationMessage: terminationMessage(c),
     resources: {
       cpuRequestMillis: requests.cpu !== undefined ? cpuMillis(requests.cpu) : undefined,
       cpuLimitMillis: limits.cpu !== undefined ? cpuMillis(limits.cpu) : undefined,

@@ -1,4 +1,5 @@
 import {
+  chmodSync,
   existsSync,
   mkdirSync,
   promises as fs,
@@ -45,6 +46,7 @@ import { MountPointLayer, rootfsMount, unmountRootfs } from './rootfs.js';
 import { startExecStream } from './exec-stream.js';
 import { SandboxSetups, type SandboxSetup } from './sandbox-setup.js';
 import { Starts } from './idle-refill.js';
+import { terminationMessage } from './termination.js';
 import { SpareNetworks, spareFile } from './spare-network.js';
 import { hasWarmSpec, letGo, release, WARM_SPEC, WarmMonitors, writeSpec } from './warm-monitor.js';
 import { run } from './exec.js';
@@ -629,8 +631,17 @@ export class MiniC implements RuntimeService {
         mkdirSync(path.join(stateDir, sub), { recursive: true });
       const sbDir = this.sandboxStateDir(sandboxId);
       const cgroupsPath = this.cgroupsPath(sandboxId, id);
+      const termination = this.terminationFile(dir, config);
       const spec = buildSpec({
-        config,
+        config: termination
+          ? {
+              ...config,
+              mounts: [
+                ...(config.mounts ?? []),
+                { hostPath: termination.file, containerPath: config.terminationMessage!.path },
+              ],
+            }
+          : config,
         image: image.config,
         hostname: sandbox.hostname,
         netnsPath: sandbox.hostNetwork ? undefined : netnsPath(sandbox.netns),
@@ -665,6 +676,7 @@ export class MiniC implements RuntimeService {
         // Where runc will make them: a start that fails before runc's state names them
         // (runc create failed, runc or conmon killed) leaves them to removal all the same.
         cgroupPaths: runcCgroupDirs(cgroupsPath),
+        termination,
       });
       this.creating.delete(id);
       setup?.containers.add(id);
@@ -679,6 +691,24 @@ export class MiniC implements RuntimeService {
     if (config.hiddenValues?.length) this.hidden.set(id, config.hiddenValues);
     log.info({ image: config.image }, 'container created');
     return id;
+  }
+
+  /**
+   * The file a container may leave its termination message in, made empty and writable by
+   * any user the container runs as; on disk beside its writable layer, which bounds it as
+   * kubelet's is (the state root is a small tmpfs the container must not fill). None
+   * without a terminationMessagePath, or with one that is not absolute.
+   */
+  private terminationFile(
+    dir: string,
+    config: ContainerConfig,
+  ): { file: string; fallbackToLogs: boolean } | undefined {
+    const wanted = config.terminationMessage;
+    if (!wanted || !path.isAbsolute(wanted.path)) return undefined;
+    const file = path.join(dir, 'termination-log');
+    writeFileSync(file, '', { flag: 'w' });
+    chmodSync(file, 0o666);
+    return { file, fallbackToLogs: wanted.fallbackToLogs };
   }
 
   /** Starts a created container under conmon; resolves once the process runs. */
@@ -1155,7 +1185,15 @@ export class MiniC implements RuntimeService {
     rec.exitCode = exitCode;
     rec.finishedAt = at.toISOString();
     rec.reason = startError === undefined ? reasonFor(exitCode, oom) : 'StartError';
-    rec.message = startError;
+    rec.message =
+      startError ??
+      (rec.termination &&
+        (await terminationMessage({
+          messageFile: rec.termination.file,
+          logFile: this.logPath(rec.id),
+          fallbackToLogs: rec.termination.fallbackToLogs,
+          exitCode,
+        })));
     if (exitCode === undefined) {
       this.log.warn({ container: rec.id }, 'container ended without an exit code (conmon gone)');
     }

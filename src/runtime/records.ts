@@ -47,6 +47,8 @@ export type ContainerRecord = Omit<ContainerStatus, 'state' | 'logPath'> & {
   conmonPid?: number;
   /** The image layer directories its root file system stacks (see rootfs.ts). */
   layerDirs?: string[];
+  /** The file mounted at its terminationMessagePath, read when it ends (termination.ts). */
+  termination?: { file: string; fallbackToLogs: boolean };
 };
 
 /** One sandbox per pod uid and attempt, as `runSandbox` derives it. */
@@ -230,5 +232,6 @@ function copyContainer(rec: ContainerRecord | undefined): ContainerRecord | unde
   const out = { ...rec, labels: { ...rec.labels } };
   if (rec.cgroupPaths) out.cgroupPaths = [...rec.cgroupPaths];
   if (rec.layerDirs) out.layerDirs = [...rec.layerDirs];
+  if (rec.termination) out.termination = { ...rec.termination };
   return out;
 }

@@ -135,6 +135,12 @@ export interface ContainerConfig {
    * container's command, working dir or environment may carry (see hideValues).
    */
   hiddenValues?: string[];
+  /**
+   * Where the container may leave a last message (Kubernetes' terminationMessagePath; a file
+   * of the runtime's is mounted there), and whether its log's end stands in when it leaves
+   * none and fails (FallbackToLogsOnError). The message is the exited status's `message`.
+   */
+  terminationMessage?: { path: string; fallbackToLogs: boolean };
 }
 
 /** Shortest value hideValues hides: shorter ones would blank out common words instead. */
