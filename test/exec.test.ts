@@ -159,11 +159,11 @@ describe('kubectl exec runs commands in containers', { timeout: 600_000 }, () =>
     assert.match(r.stderr, /executable file not found in \$PATH/);
   });
 
-  test('a terminal of the client’s size is given with -t', async () => {
+  test('a terminal of the client’s size, and TERM=xterm, are given with -t', async () => {
     // kubectl only asks for a terminal when its own stdin is one; script gives it one.
     const line =
       'stty cols 100 rows 30; ' +
-      `kubectl --kubeconfig ${cluster.kubeconfig} exec -it box -- sh -c 'stty size; tty; exit 4'`;
+      `kubectl --kubeconfig ${cluster.kubeconfig} exec -it box -- sh -c 'stty size; tty; echo "TERM=$TERM"; exit 4'`;
     const r = await new Promise<Outcome>((resolve) => {
       execFile('script', ['-q', '-e', '-c', line, '/dev/null'], (err, stdout, stderr) => {
         const code = (err as { code?: number } | null)?.code ?? 0;
@@ -173,7 +173,7 @@ describe('kubectl exec runs commands in containers', { timeout: 600_000 }, () =>
     // script turns the end of its input into bytes kubectl passes on; the container's
     // terminal echoes them as ^@ wherever they land among the output.
     const shown = r.stdout.replace(/\^@/g, '');
-    assert.match(shown, /30 100\r\n\/dev\/pts\/\d+\r\n/, r.stdout + r.stderr);
+    assert.match(shown, /30 100\r\n\/dev\/pts\/\d+\r\nTERM=xterm\r\n/, r.stdout + r.stderr);
     assert.equal(r.code, 4);
   });
 

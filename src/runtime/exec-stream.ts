@@ -37,6 +37,9 @@ const RUNC_EXEC_FAILED = 255;
 const RESIZE_ATTEMPTS = 40;
 const RESIZE_RETRY_MS = 50;
 
+/** The terminal type an exec with a terminal gets when the container names none. */
+const DEFAULT_TERM = 'xterm';
+
 /** Starts `command` in container `target.id`; see ExecSession for the contract. */
 export async function startExecStream(
   target: ExecTarget,
@@ -55,7 +58,8 @@ export async function startExecStream(
     `--pid-file=${path.join(dir, 'pid')}`,
     ...(processFile
       ? [`--process=${processFile}`, target.id]
-      : [...(opts.tty ? ['--tty'] : []), target.id, ...command]),
+      : // Without the container's process at hand, TERM is set whatever the container's is.
+        [...(opts.tty ? ['--tty', `--env=TERM=${DEFAULT_TERM}`] : []), target.id, ...command]),
   ];
   const child = opts.tty
     ? spawnUnderScript(target.runc, args, opts.size)
@@ -99,9 +103,12 @@ async function writeTtyProcess(
   } catch {
     return undefined;
   }
+  const env = Array.isArray(base.env) ? (base.env as string[]) : [];
   const processSpec = {
     ...base,
     args: command,
+    // As Docker's and containerd's exec: a terminal's type, unless the container names one.
+    env: env.some((e) => e.startsWith('TERM=')) ? env : [...env, `TERM=${DEFAULT_TERM}`],
     terminal: true,
     consoleSize: { height: size.rows, width: size.cols },
   };
