@@ -102,8 +102,8 @@ export class ServiceProxy {
         port: this.opts.dns.port ?? 53,
         log: this.opts.log,
       });
-      const at = await this.dnsServer.start();
-      this.opts.log.info(at, 'cluster DNS listening');
+      // The server logs where it listens.
+      await this.dnsServer.start();
     }
   }
 
