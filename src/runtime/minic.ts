@@ -238,7 +238,7 @@ export class MiniC implements RuntimeService {
       this.network,
       spareFile(this.root),
       this.log,
-      async (netns) => (await this.records.sandboxes()).some((r) => r.netns === netns),
+      async (netns) => (await this.records.sandboxes((r) => r.netns === netns)).length > 0,
       this.starts,
     );
     this.monitors = new WarmMonitors({
@@ -437,8 +437,8 @@ export class MiniC implements RuntimeService {
   private async stopSandboxLocked(id: string): Promise<void> {
     const rec = await this.records.readSandbox(id);
     if (!rec) return;
-    for (const c of await this.records.containers()) {
-      if (c.sandboxId === id) await this.stopContainer(c.id, 0);
+    for (const c of await this.records.containers((r) => r.sandboxId === id)) {
+      await this.stopContainer(c.id, 0);
     }
     try {
       await this.teardownNetwork(rec, false);
@@ -458,8 +458,8 @@ export class MiniC implements RuntimeService {
       const rec = await this.records.readSandbox(id);
       if (!rec) return;
       await this.stopSandboxLocked(id);
-      for (const c of await this.records.containers()) {
-        if (c.sandboxId === id) await this.removeContainer(c.id);
+      for (const c of await this.records.containers((r) => r.sandboxId === id)) {
+        await this.removeContainer(c.id);
       }
       await this.network.deleteNetns(rec.netns);
       await this.records.removeSandbox(id);
@@ -548,12 +548,9 @@ export class MiniC implements RuntimeService {
   }
 
   async listSandboxes(filter?: SandboxFilter): Promise<SandboxStatus[]> {
-    let records = await this.records.sandboxes();
-    if (filter) {
-      records = records.filter(
-        (r) => r.podNamespace === filter.podNamespace && r.podName === filter.podName,
-      );
-    }
+    const records = await this.records.sandboxes(
+      filter && ((r) => r.podNamespace === filter.podNamespace && r.podName === filter.podName),
+    );
     return Promise.all(records.map((rec) => this.sandboxStatus(rec)));
   }
 
@@ -1029,11 +1026,8 @@ export class MiniC implements RuntimeService {
    * when some started container has no live conmon to vouch for it.
    */
   async listContainers(filter?: ContainerFilter): Promise<ContainerStatus[]> {
-    let records = await this.records.containers();
-    if (filter) {
-      const ids = new Set(filter.sandboxIds);
-      records = records.filter((r) => ids.has(r.sandboxId));
-    }
+    const ids = filter && new Set(filter.sandboxIds);
+    const records = await this.records.containers(ids && ((r) => ids.has(r.sandboxId)));
     if (records.length === 0) return [];
     const monitored = await Promise.all(records.map((rec) => this.monitored(rec)));
     const unsure = records.some((rec, i) => rec.startedAt && !rec.finishedAt && !monitored[i]);

@@ -162,8 +162,10 @@ export class RuntimeRecords {
   }
 
   /** Every sandbox record, in no order. */
-  async sandboxes(): Promise<SandboxRecord[]> {
-    return [...(await this.load()).sandboxes.values()].map((rec) => copySandbox(rec)!);
+  /** Every sandbox's record, or those `which` keeps (chosen before they are copied). */
+  async sandboxes(which?: (rec: SandboxRecord) => boolean): Promise<SandboxRecord[]> {
+    const all = [...(await this.load()).sandboxes.values()];
+    return (which ? all.filter(which) : all).map((rec) => copySandbox(rec)!);
   }
 
   async readContainer(id: string): Promise<ContainerRecord | undefined> {
@@ -198,8 +200,10 @@ export class RuntimeRecords {
   }
 
   /** Every container record under the root, in no order. */
-  async containers(): Promise<ContainerRecord[]> {
-    return [...(await this.load()).containers.values()].map((rec) => copyContainer(rec)!);
+  /** Every container's record, or those `which` keeps (chosen before they are copied). */
+  async containers(which?: (rec: ContainerRecord) => boolean): Promise<ContainerRecord[]> {
+    const all = [...(await this.load()).containers.values()];
+    return (which ? all.filter(which) : all).map((rec) => copyContainer(rec)!);
   }
 }
 
