@@ -37,8 +37,47 @@ export function defaultPodSpec(spec: PodSpec | undefined): void {
   if (Array.isArray(spec.initContainers)) spec.initContainers.forEach(defaultContainer);
 }
 
+/** Kubernetes' defaults of an HTTP GET action (probes and lifecycle hooks). */
+function defaultHttpGet(action: unknown): void {
+  if (!action || typeof action !== 'object') return;
+  const get = action as { path?: unknown; scheme?: unknown };
+  if (get.path === undefined || get.path === '') get.path = '/';
+  get.scheme ??= 'HTTP';
+}
+
+/** Kubernetes' defaults of a probe's timing, and of its HTTP GET. */
+function defaultProbe(probe: unknown): void {
+  if (!probe || typeof probe !== 'object') return;
+  const p = probe as Record<string, unknown>;
+  p.timeoutSeconds ??= 1;
+  p.periodSeconds ??= 10;
+  p.successThreshold ??= 1;
+  p.failureThreshold ??= 3;
+  defaultHttpGet(p.httpGet);
+}
+
+/**
+ * Probe and hook defaults, on pods only: on pod templates they would change the template
+ * of every Deployment stored before them at its next write, and with it its hash, so that
+ * a scale would roll it out. The agent applies the same values to a probe that lacks them.
+ */
+function defaultHandlers(c: Container): void {
+  if (!c || typeof c !== 'object') return;
+  for (const probe of [c.livenessProbe, c.readinessProbe, c.startupProbe]) defaultProbe(probe);
+  const lifecycle = c.lifecycle as
+    { postStart?: { httpGet?: unknown }; preStop?: { httpGet?: unknown } } | undefined;
+  if (lifecycle && typeof lifecycle === 'object') {
+    defaultHttpGet(lifecycle.postStart?.httpGet);
+    defaultHttpGet(lifecycle.preStop?.httpGet);
+  }
+}
+
 export function defaultPod(pod: Pod): void {
   defaultPodSpec(pod.spec);
+  if (pod.spec && typeof pod.spec === 'object') {
+    if (Array.isArray(pod.spec.containers)) pod.spec.containers.forEach(defaultHandlers);
+    if (Array.isArray(pod.spec.initContainers)) pod.spec.initContainers.forEach(defaultHandlers);
+  }
   if (pod.spec && typeof pod.spec === 'object') addDefaultTolerations(pod);
   pod.status ??= {};
   pod.status.phase ??= 'Pending';

@@ -99,3 +99,44 @@ test('create and update hand back what was stored, resourceVersion included', as
   );
   assert.deepEqual(await registry.get(PODS, 'default', 'p'), status);
 });
+
+test('probes get Kubernetes defaults on pods; a pod stored without them can still change', async () => {
+  const store = SqliteStore.open(':memory:');
+  const registry = new Registry(store);
+  await registry.create(NAMESPACES, undefined, { metadata: { name: 'default' } });
+  const probed = pod();
+  probed.spec.containers[0].livenessProbe = { httpGet: { port: 8080 } };
+  probed.spec.containers[1].lifecycle = { preStop: { httpGet: { port: 80, path: '' } } };
+  const created = await registry.create(PODS, 'default', probed);
+  assert.deepEqual(created.spec.containers[0].livenessProbe, {
+    httpGet: { port: 8080, path: '/', scheme: 'HTTP' },
+    timeoutSeconds: 1,
+    periodSeconds: 10,
+    successThreshold: 1,
+    failureThreshold: 3,
+  });
+  assert.deepEqual(created.spec.containers[1].lifecycle.preStop.httpGet, {
+    port: 80,
+    path: '/',
+    scheme: 'HTTP',
+  });
+
+  // As an older version stored it: without those defaults.
+  const key = '/registry/core/pods/default/p';
+  const stored = JSON.parse((await store.get(key))!.value);
+  stored.spec.containers[0].livenessProbe = { httpGet: { port: 8080 } };
+  await store.update(key, JSON.stringify(stored));
+  const old = await registry.get(PODS, 'default', 'p');
+  const next = structuredClone(old);
+  next.metadata.labels = { relabelled: 'yes' };
+  const updated = await registry.update(PODS, 'default', 'p', next, undefined);
+  assert.equal(updated.metadata.labels?.relabelled, 'yes');
+  assert.equal(updated.spec.containers[0].livenessProbe.periodSeconds, 10);
+  const changed = structuredClone(updated);
+  changed.spec.containers[0].livenessProbe.periodSeconds = 5;
+  assert.equal(
+    await outcome(registry.update(PODS, 'default', 'p', changed, undefined)),
+    'spec FieldForbidden',
+    'a probe still cannot change',
+  );
+});
