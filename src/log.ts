@@ -16,3 +16,11 @@ export const rootLogger: Logger = pino(
 export function componentLogger(component: string, bindings: Record<string, unknown> = {}): Logger {
   return rootLogger.child({ component, ...bindings });
 }
+
+/**
+ * For one-shot commands that print their own result (`flyces image import`): only
+ * warnings and errors are logged, unless FLYCES_LOG_LEVEL asks for more.
+ */
+export function quietLogs(): void {
+  if (process.env.FLYCES_LOG_LEVEL === undefined) rootLogger.level = 'warn';
+}

@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { quietLogs } from '../log.js';
 import { removeAllPodVolumes } from '../agent/volumes.js';
 import { forwardingFiles, releaseForwarding } from '../proxy/ip-forward.js';
 import { ImageStore } from '../runtime/images.js';
@@ -18,6 +19,7 @@ function imageStore(dataDir: string): ImageStore {
 }
 
 export async function imagePullCommand(ref: string, dataDir: string): Promise<void> {
+  quietLogs();
   const image = await imageStore(dataDir).pullImage(ref);
   console.log(`pulled ${image.names.join(', ')} (${image.digest})`);
 }
@@ -27,6 +29,7 @@ export async function imageImportCommand(
   dataDir: string,
   name?: string,
 ): Promise<void> {
+  quietLogs();
   const images = imageStore(dataDir);
   const imported = await images.importArchive(file, name);
   for (const image of imported) {
@@ -35,6 +38,7 @@ export async function imageImportCommand(
 }
 
 export async function imageListCommand(dataDir: string): Promise<void> {
+  quietLogs();
   const images = imageStore(dataDir);
   const list = await images.listImages();
   const rows = list.flatMap((i) =>

@@ -118,13 +118,18 @@ export class TestCluster {
 
   /**
    * Builds the demo image (examples/build-image.sh) into the data dir and imports it into
-   * the node's store; returns the archive's path and what `flyces image import` printed.
+   * the node's store; returns the archive's path and what `flyces image import` printed
+   * (on stdout, and on stderr).
    */
-  async importWebImage(): Promise<{ archive: string; output: string }> {
+  async importWebImage(): Promise<{ archive: string; output: string; stderr: string }> {
     const archive = join(this.dataDir, 'web.tar');
     await buildWebImage(archive);
-    const output = await this.flyces('image', 'import', '--data-dir', this.dataDir, archive);
-    return { archive, output };
+    const { stdout, stderr } = await run(
+      process.execPath,
+      [FLYCES, 'image', 'import', '--data-dir', this.dataDir, archive],
+      { maxBuffer: 16 << 20 },
+    );
+    return { archive, output: stdout, stderr };
   }
 
   tail(lines = 40): string {
