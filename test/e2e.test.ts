@@ -387,6 +387,20 @@ describe('flyces up runs the web Deployment end to end', { timeout: 600_000 }, (
       beforeRestart.map((p) => [p.name, p.containerID, p.restarts]).sort(),
       'the same containers, not restarted',
     );
+    // The node's own Events, as kubelet's: each start, and Ready at the first.
+    let nodeEvents = '';
+    await waitFor('the node Events', 10_000, async () => {
+      nodeEvents = await cluster.kubectl(
+        'get',
+        'events',
+        '--field-selector',
+        'involvedObject.kind=Node',
+        '-o',
+        'custom-columns=REASON:.reason,FROM:.source.component',
+      );
+      return (nodeEvents.match(/^Starting\s+flyces-agent$/gm) ?? []).length >= 2;
+    });
+    assert.match(nodeEvents, /^NodeReady\s+flyces-agent$/m);
   });
 
   test('delete -f removes the Deployment, its ReplicaSets, pods, containers and namespaces', async () => {

@@ -75,6 +75,10 @@ export interface AgentOptions extends NodeIdentity {
   services?: () => readonly Service[];
 }
 
+function isReady(status: NodeObject['status'] | undefined): boolean {
+  return status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+}
+
 /**
  * The node's heartbeat: a Lease renewed every 4 s and valid for 16 s. The node lifecycle
  * controller calls the node unreachable once its Lease is 16 s old (Kubernetes: 10 s and
@@ -292,8 +296,10 @@ export class Agent {
     const rt = byGroupResource.get('/nodes')!;
     const node = nodeObject(this.opts);
     try {
-      await this.opts.client.create(rt, node);
+      const created = await this.opts.client.create<NodeObject>(rt, node);
       this.log.info('node registered');
+      this.events.normal(created, 'Starting', 'Starting flyces agent.');
+      if (isReady(created.status)) this.nodeReadyEvent(created);
     } catch (err) {
       if (!isReason(err, 'AlreadyExists')) throw err;
       const existing = await this.opts.client.get<NodeObject>(rt, undefined, this.opts.name);
@@ -301,7 +307,8 @@ export class Agent {
       if (!existing.spec?.podCIDR && node.spec?.podCIDR) {
         existing.spec = { ...(existing.spec ?? {}), ...node.spec };
       }
-      await this.opts.client.update(rt, existing);
+      const updated = await this.opts.client.update<NodeObject>(rt, existing);
+      this.events.normal(updated, 'Starting', 'Starting flyces agent.');
       await this.updateNodeStatus();
       this.log.info('node re-registered');
     }
@@ -312,6 +319,13 @@ export class Agent {
     const node = await this.opts.client.get<NodeObject>(rt, undefined, this.opts.name);
     const status = nodeStatus(this.opts, node.status);
     await this.opts.client.patch(rt, undefined, this.opts.name, { status }, 'merge', 'status');
+    // As kubelet: an Event when the node turns Ready (at start, or once the node lifecycle
+    // controller had called it not ready).
+    if (isReady(status) && !isReady(node.status)) this.nodeReadyEvent(node);
+  }
+
+  private nodeReadyEvent(node: NodeObject): void {
+    this.events.normal(node, 'NodeReady', `Node ${this.opts.name} status is now: NodeReady`);
   }
 
   /**
