@@ -162,6 +162,7 @@ export class Agent {
     this.volumes = new VolumeManager({
       dataDir: opts.dataDir,
       source,
+      allocatable: capacity(opts),
       allowHostPath: opts.allowHostPath,
       log: this.log,
     });
@@ -277,12 +278,14 @@ export class Agent {
       if (pod.metadata.namespace !== namespace) continue;
       if (!referencedObjects(pod).has(ref)) continue;
       this.queue.add(objectKey(pod));
-      this.volumes.refresh(pod).catch((err) => {
-        const message = (err as Error).message;
-        this.log.warn({ pod: objectKey(pod), err: message }, 'volume refresh failed');
-        this.events.warning(pod, 'FailedMount', `MountVolume.SetUp failed: ${message}`);
-      });
+      this.volumes.refresh(pod).catch((err) => this.volumeRefreshFailed(pod, err));
     }
+  }
+
+  private volumeRefreshFailed(pod: Pod, err: unknown): void {
+    const message = (err as Error).message;
+    this.log.warn({ pod: objectKey(pod), err: message }, 'volume refresh failed');
+    this.events.warning(pod, 'FailedMount', `MountVolume.SetUp failed: ${message}`);
   }
 
   private every(ms: number, fn: () => Promise<void>): void {
@@ -418,6 +421,7 @@ export class Agent {
     if (pod.metadata.deletionTimestamp) return this.finishDeletion(pod, current, containers);
     if (pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') return;
     await this.objects.ensure(pod);
+    await this.volumes.refreshPodMetadata(pod).catch((err) => this.volumeRefreshFailed(pod, err));
     const result = await this.worker.sync(pod, current, containers);
     if (result.status) await this.reportStatus(pod, result.status);
     return result.requeueAfterMs;

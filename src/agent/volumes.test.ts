@@ -394,6 +394,125 @@ describe('VolumeManager', () => {
     await manager.removePodVolumes('uid-1');
   });
 
+  test('downwardAPI and projected volumes: files, read-only, projections on tmpfs, fsGroup', async () => {
+    const p = pod(
+      [
+        {
+          name: 'info',
+          downwardAPI: {
+            items: [
+              { path: 'labels', fieldRef: { fieldPath: 'metadata.labels' } },
+              { path: 'name', fieldRef: { fieldPath: 'metadata.name' }, mode: 0o600 },
+            ],
+          },
+        },
+        {
+          name: 'all',
+          projected: {
+            defaultMode: 0o400,
+            sources: [
+              { configMap: { name: 'cfg', items: [{ key: 'other', path: 'conf/other' }] } },
+              { secret: { name: 'sec' } },
+              {
+                downwardAPI: {
+                  items: [{ path: 'ns', fieldRef: { fieldPath: 'metadata.namespace' } }],
+                },
+              },
+            ],
+          },
+        },
+      ],
+      [
+        { name: 'info', mountPath: '/info' },
+        { name: 'all', mountPath: '/all' },
+      ],
+    );
+    p.metadata.labels = { b: '2', a: 'x y' };
+    p.spec.securityContext = { fsGroup: 2000 };
+    mounts.length = 0;
+    const got = await manager.mountsFor(p, p.spec.containers[0], new Map());
+    assert.deepEqual(got, [
+      { containerPath: '/info', hostPath: volDir('info'), readOnly: true },
+      { containerPath: '/all', hostPath: volDir('all'), readOnly: true },
+    ]);
+    assert.deepEqual(mounts, [[volDir('all'), 'mode=0755']], 'only the projection on tmpfs');
+    assert.equal(readFileSync(join(volDir('info'), 'labels'), 'utf8'), 'a="x y"\nb="2"');
+    assert.equal(readFileSync(join(volDir('info'), 'name'), 'utf8'), 'p');
+    assert.equal(readFileSync(join(volDir('all'), 'conf/other'), 'utf8'), 'o');
+    assert.equal(readFileSync(join(volDir('all'), 'password'), 'utf8'), 'pw');
+    assert.equal(readFileSync(join(volDir('all'), 'ns'), 'utf8'), 'ns');
+    assert.equal(readlinkSync(join(volDir('all'), 'ns')), '..data/ns');
+    const modes: [string, number][] = [
+      [join(volDir('info'), 'labels'), 0o644],
+      [join(volDir('info'), 'name'), 0o640],
+      [join(volDir('all'), 'password'), 0o440],
+    ];
+    for (const [file, mode] of modes) {
+      const st = statSync(file);
+      assert.equal(st.gid, 2000, file);
+      assert.equal(st.mode & 0o777, mode, file);
+    }
+    assert.equal(statSync(volDir('info')).mode & 0o777, 0o755);
+    await manager.removePodVolumes('uid-1');
+    assert.equal(mounted.size, 0);
+  });
+
+  test('a label change reaches the files whole at the next sync; no change writes nothing', async () => {
+    const p = pod(
+      [
+        {
+          name: 'info',
+          downwardAPI: { items: [{ path: 'labels', fieldRef: { fieldPath: 'metadata.labels' } }] },
+        },
+        {
+          name: 'all',
+          projected: {
+            sources: [
+              { configMap: { name: 'cfg', items: [{ key: 'other', path: 'other' }] } },
+              {
+                downwardAPI: {
+                  items: [{ path: 'tier', fieldRef: { fieldPath: "metadata.labels['tier']" } }],
+                },
+              },
+            ],
+          },
+        },
+        { name: 'cfg', configMap: { name: 'cfg' } },
+      ],
+      [{ name: 'info', mountPath: '/info' }],
+    );
+    p.metadata.labels = { tier: 'one' };
+    await manager.refreshPodMetadata(p);
+    assert.equal(
+      existsSync(volDir('info')),
+      false,
+      'nothing is set up before a container needs it',
+    );
+    await manager.mountsFor(p, p.spec.containers[0], new Map());
+    const generations = () =>
+      ['info', 'all', 'cfg'].map((v) => readlinkSync(join(volDir(v), '..data')));
+    const before = generations();
+
+    await manager.refreshPodMetadata(p);
+    assert.deepEqual(generations(), before, 'unchanged');
+    // Files another writer changed stay as they are too: unchanged labels are not looked at.
+    writeFileSync(join(volDir('info'), before[0], 'labels'), 'tampered');
+    await manager.refreshPodMetadata(p);
+    assert.equal(readFileSync(join(volDir('info'), 'labels'), 'utf8'), 'tampered');
+
+    const changed = { ...p, metadata: { ...p.metadata, labels: { tier: 'two', x: '1' } } };
+    await manager.refreshPodMetadata(changed);
+    const after = generations();
+    assert.notEqual(after[0], before[0]);
+    assert.notEqual(after[1], before[1]);
+    assert.equal(after[2], before[2], 'a configMap volume is not rewritten');
+    assert.equal(readFileSync(join(volDir('info'), 'labels'), 'utf8'), 'tier="two"\nx="1"');
+    assert.equal(readFileSync(join(volDir('all'), 'tier'), 'utf8'), 'two');
+    assert.equal(readFileSync(join(volDir('all'), 'other'), 'utf8'), 'o');
+    assert.equal(existsSync(join(volDir('info'), before[0])), false, 'old generation gone');
+    await manager.removePodVolumes('uid-1');
+  });
+
   const failures: [string, unknown[], unknown[], RegExp, VolumeManager?][] = [
     [
       'missing configmap',
@@ -447,6 +566,12 @@ describe('VolumeManager', () => {
       [{ name: 'pvc', persistentVolumeClaim: { claimName: 'x' } }],
       [],
       /persistentVolumeClaim volumes are not supported/,
+    ],
+    [
+      'serviceAccountToken projection',
+      [{ name: 'p', projected: { sources: [{ serviceAccountToken: { path: 'token' } }] } }],
+      [],
+      /^volume "p": sources\[0\]: serviceAccountToken is not supported: this cluster has no ServiceAccounts/,
     ],
     [
       'hostPath type check',
@@ -504,13 +629,29 @@ describe('VolumeManager', () => {
     const m = new VolumeManager({ dataDir, source: bigSource, mounter });
     const items = Array.from({ length: 40 }, (_, i) => ({ key: 'k', path: `copy${i}` }));
     const p = pod([{ name: 'v', configMap: { name: 'big', items } }], []);
+    const tooMuch = (v: string) =>
+      `volume "${v}": the pod's configMap, secret, downwardAPI and projected volumes would ` +
+      `hold more than ${32 << 20} bytes`;
     await assert.rejects(m.mountsFor(p, p.spec.containers[0], new Map()), {
-      message: `volume "v": the pod's configMap and secret volumes would hold more than ${32 << 20} bytes`,
+      message: tooMuch('v'),
     });
     assert.deepEqual(readdirSync(volDir('v')), [], 'nothing written');
     const fits = pod([{ name: 'v', configMap: { name: 'big', items: items.slice(0, 30) } }], []);
     await m.mountsFor(fits, fits.spec.containers[0], new Map());
-    await manager.removePodVolumes('uid-1');
+    await m.removePodVolumes('uid-1');
+
+    // Projections count too.
+    const projected = pod(
+      [
+        { name: 'v', configMap: { name: 'big', items: items.slice(0, 20) } },
+        { name: 'w', projected: { sources: [{ configMap: { name: 'big', items } }] } },
+      ],
+      [],
+    );
+    await assert.rejects(m.mountsFor(projected, projected.spec.containers[0], new Map()), {
+      message: tooMuch('w'),
+    });
+    await m.removePodVolumes('uid-1');
   });
 
   test('optional sources make empty volumes', async () => {

@@ -2,7 +2,6 @@ import type { DnsSettings } from './dns-config.js';
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { dirname, isAbsolute, join, posix, sep } from 'node:path';
-import { decodeBase64 } from '../api/config.js';
 import { parseQuantity } from '../api/quantity.js';
 import type { Container, Pod } from '../api/types.js';
 import type { Logger } from '../log.js';
@@ -10,25 +9,30 @@ import { run } from '../runtime/exec.js';
 import { KeyedMutex, mountPoints } from '../runtime/fsutil.js';
 import type { Mount } from '../runtime/runtime.js';
 import { ConfigError, expand, type ConfigSource, type EnvContext } from './env.js';
+import { showsPodMetadata, volumePayload, type Payload } from './volume-payloads.js';
 
 /**
  * A pod's volumes on this node, under `<dataDir>/pods/<uid>/volumes/<name>`: emptyDir (a
- * directory, or tmpfs for `medium: Memory`), configMap and secret (files written with
- * Kubernetes' `..data` symlink swap so a running container sees a change whole; secrets on
- * tmpfs so they never reach the disk), and hostPath when the node allows it. A subPath (or
- * a subPathExpr, expanded with the container's environment) is bind-mounted through an open
- * file under `<dataDir>/pods/<uid>/volume-subpaths/`, so that what runc mounts is what was
- * checked to lie in the volume. Work on one pod's volumes is serialised; different pods
+ * directory, or tmpfs for `medium: Memory`), the volumes of files (configMap, secret,
+ * downwardAPI and projected; their content in volume-payloads.ts), written with Kubernetes'
+ * `..data` symlink swap so a running container sees a change whole, secret and projected
+ * ones on tmpfs so that a Secret's values never reach the disk, and hostPath when the node
+ * allows it. The files follow their sources: refresh() after a ConfigMap or Secret changed,
+ * refreshPodMetadata() on every sync of the pod, for its labels and annotations. A subPath
+ * (or a subPathExpr, expanded with the container's environment) is bind-mounted through an
+ * open file under `<dataDir>/pods/<uid>/volume-subpaths/`, so that what runc mounts is what
+ * was checked to lie in the volume. Work on one pod's volumes is serialised; different pods
  * proceed concurrently.
  *
  * With a pod fsGroup, as kubelet does: an emptyDir belongs to that group with the setgid
- * bit, and configMap and secret files belong to it and are group-readable (a secret's 0400
- * becomes 0440); the container's processes get the group as a supplemental one.
+ * bit, and the files of the volumes of files belong to it and are group-readable (a
+ * secret's 0400 becomes 0440); the container's processes get the group as a supplemental one.
  *
- * Not supported yet: persistentVolumeClaim, projected, downwardAPI and the other sources
- * (the container waits with CreateContainerConfigError naming the type),
- * fsGroupChangePolicy, and size enforcement for disk-backed emptyDir. A subPath of a configMap
- * or secret sees the content of the moment it was mounted, as in Kubernetes; where it is a
+ * Not supported yet: persistentVolumeClaim and the other sources (the container waits with
+ * CreateContainerConfigError naming the type), the serviceAccountToken and
+ * clusterTrustBundle sources of projected volumes (the same, naming the source),
+ * fsGroupChangePolicy, and size enforcement for disk-backed emptyDir. A subPath of a volume
+ * of files sees the content of the moment it was mounted, as in Kubernetes; where it is a
  * directory, an update empties it (the old generation's files are removed).
  */
 
@@ -45,13 +49,14 @@ export interface VolumeOptions {
   /** The agent's data dir. */
   dataDir: string;
   source: ConfigSource;
+  /** The node's allocatable resources: what a downwardAPI file shows for a missing limit. */
+  allocatable?: EnvContext['allocatable'];
   /** Whether pods may mount paths of this machine; default false. */
   allowHostPath?: boolean;
   log?: Logger;
   mounter?: Mounter;
 }
 
-type Payload = Map<string, { data: Buffer; mode: number }>;
 type Obj = Record<string, any>;
 
 /** O_PATH: an open file that pins an inode without reading it (a FIFO does not block). */
@@ -59,20 +64,22 @@ const O_PATH = 0o10000000;
 const SUBPATHS = 'volume-subpaths';
 const DATA_LINK = '..data';
 const DATA_TMP = '..data_tmp';
-const DEFAULT_MODE = 0o644;
 const MAX_SYMLINKS = 40;
-/** Longest file path and path element in a configMap or secret volume, as in Kubernetes. */
+/** Longest file path and path element in a volume of files, as in Kubernetes. */
 const MAX_PATH = 4096;
 const MAX_NAME = 255;
 /**
- * Most bytes the configMap and secret volumes of one pod may hold together: 32 objects at
- * their 1 MiB limit. Kubernetes sets none, but `items` may name one key many times and a
- * pod may mount one Secret many times, so a pod spec of a few KiB could otherwise have the
- * agent write gigabytes, to its own memory where secrets go on tmpfs.
+ * Most bytes the configMap, secret, downwardAPI and projected volumes of one pod may hold
+ * together: 32 objects at their 1 MiB limit. Kubernetes sets none, but `items` may name one
+ * key many times and a pod may mount one Secret many times, so a pod spec of a few KiB could
+ * otherwise have the agent write gigabytes, to its own memory where secrets go on tmpfs.
  */
 export const MAX_POD_VOLUME_BYTES = 32 * 1024 * 1024;
-const ATOMIC_KINDS = ['configMap', 'secret'];
-const SUPPORTED = ['emptyDir', 'configMap', 'secret', 'hostPath'];
+/** The kinds of volume made of files that the agent writes (see writeAtomic). */
+const ATOMIC_KINDS = ['configMap', 'secret', 'downwardAPI', 'projected'];
+/** Kinds whose files may hold a Secret's values: on tmpfs (kubelet does the same). */
+const TMPFS_KINDS = ['secret', 'projected'];
+const SUPPORTED = ['emptyDir', 'hostPath', ...ATOMIC_KINDS];
 
 /** Mounts with mount(8) and reads mount points from /proc/self/mountinfo. */
 export const systemMounter: Mounter = {
@@ -107,13 +114,17 @@ export class VolumeManager {
   private readonly lock = new KeyedMutex();
   private readonly mounter: Mounter;
   /**
-   * The digest of what each configMap or secret volume holds, by directory, once written
-   * here: a container start then checks an unchanged volume without reading its files.
+   * The digest of what each volume of files holds, by directory, once written here: a
+   * container start then checks an unchanged volume without reading its files.
    */
   private readonly written = new Map<string, string>();
+  /** The labels and annotations each pod's volumes last showed, by pod uid. */
+  private readonly shownMetadata = new Map<string, string>();
+  private readonly context: EnvContext;
 
   constructor(private readonly opts: VolumeOptions) {
     this.mounter = opts.mounter ?? systemMounter;
+    this.context = { source: opts.source, allocatable: opts.allocatable };
   }
 
   /** The directory that holds every volume of the pod `uid`. */
@@ -138,13 +149,34 @@ export class VolumeManager {
     });
   }
 
-  /** Rewrites the pod's configMap and secret volumes from their sources, if set up. */
+  /**
+   * Rewrites the pod's volumes of files from their sources (a ConfigMap or Secret changed),
+   * those already set up; the others are written when a container first mounts them.
+   */
   async refresh(pod: Pod): Promise<void> {
+    await this.refreshWhere(pod, () => true);
+  }
+
+  /**
+   * Rewrites the pod's volumes that show its labels or annotations, if these changed since
+   * they were last shown here (or the agent started since): meant for every sync of the
+   * pod, where an unchanged pod costs a comparison and no file access.
+   */
+  async refreshPodMetadata(pod: Pod): Promise<void> {
+    if (!podVolumes(pod).some(showsPodMetadata)) return;
+    const uid = pod.metadata.uid!;
+    const shown = JSON.stringify([pod.metadata.labels ?? {}, pod.metadata.annotations ?? {}]);
+    if (this.shownMetadata.get(uid) === shown) return;
+    await this.refreshWhere(pod, showsPodMetadata);
+    this.shownMetadata.set(uid, shown);
+  }
+
+  private async refreshWhere(pod: Pod, chosen: (v: Obj) => boolean): Promise<void> {
     const uid = pod.metadata.uid!;
     await this.lock.run(uid, async () => {
       const budget = { bytes: MAX_POD_VOLUME_BYTES };
       for (const v of podVolumes(pod)) {
-        if (!ATOMIC_KINDS.includes(volumeKind(v))) continue;
+        if (!ATOMIC_KINDS.includes(volumeKind(v)) || !chosen(v)) continue;
         const dir = this.volumeDir(uid, v.name);
         if (!(await exists(join(dir, DATA_LINK)))) continue;
         await this.setUpVolume(pod, v, budget);
@@ -168,6 +200,7 @@ export class VolumeManager {
       if (left.length > 0) throw new Error(`pod ${uid}: still mounted: ${left.join(', ')}`);
       for (const dir of this.written.keys())
         if (dir.startsWith(root + sep)) this.written.delete(dir);
+      this.shownMetadata.delete(uid);
       await fs.rm(root, { recursive: true, force: true });
     });
   }
@@ -176,7 +209,7 @@ export class VolumeManager {
     return join(this.podDir(uid), 'volumes', name);
   }
 
-  /** Sets up the volume `v`; `budget` is what the pod's configMaps and secrets may still use. */
+  /** Sets up the volume `v`; `budget` is what the pod's volumes of files may still hold. */
   private async setUpVolume(pod: Pod, v: Obj, budget: { bytes: number }): Promise<void> {
     const kind = volumeKind(v);
     const dir = this.volumeDir(pod.metadata.uid!, v.name);
@@ -187,21 +220,20 @@ export class VolumeManager {
     await fs.mkdir(dir, { recursive: true, mode: 0o750 });
     const group = fsGroupOf(pod);
     if (kind === 'emptyDir') return this.emptyDir(dir, v.emptyDir, group);
-    // The volume's root is the container's: any user it runs as reads it (a secret's tmpfs
-    // gets the same mode).
-    if (kind === 'configMap') await fs.chmod(dir, 0o755);
-    if (kind === 'secret' && !(await this.mounter.isMountPoint(dir))) {
+    // The volume's root is the container's: any user it runs as reads it (a tmpfs gets
+    // the same mode).
+    if (!TMPFS_KINDS.includes(kind)) await fs.chmod(dir, 0o755);
+    else if (!(await this.mounter.isMountPoint(dir))) {
       await this.mounter.mountTmpfs(dir, ['mode=0755']);
       this.written.delete(dir);
     }
-    const payload = kind === 'secret' ? this.secretPayload(pod, v) : this.configMapPayload(pod, v);
-    if (!payload) return;
+    const payload = volumePayload(pod, v, kind, this.context);
     if (group !== undefined) for (const file of payload.values()) file.mode |= 0o440;
     for (const { data } of payload.values()) budget.bytes -= data.length;
     if (budget.bytes < 0) {
       throw new ConfigError(
-        `volume "${v.name}": the pod's configMap and secret volumes would hold more than ` +
-          `${MAX_POD_VOLUME_BYTES} bytes`,
+        `volume "${v.name}": the pod's configMap, secret, downwardAPI and projected volumes ` +
+          `would hold more than ${MAX_POD_VOLUME_BYTES} bytes`,
       );
     }
     const digest = payloadDigest(payload);
@@ -244,35 +276,6 @@ export class VolumeManager {
       );
     }
     return path;
-  }
-
-  private configMapPayload(pod: Pod, v: Obj): Payload | undefined {
-    const src = v.configMap;
-    const cm = this.opts.source.configMap(pod.metadata.namespace!, src.name);
-    if (!cm) {
-      if (src.optional === true) return new Map();
-      throw new ConfigError(`volume "${v.name}": configmap "${src.name}" not found`);
-    }
-    const values = new Map<string, Buffer>();
-    for (const [k, text] of Object.entries(cm.data ?? {})) values.set(k, Buffer.from(text, 'utf8'));
-    for (const [k, b64] of Object.entries(cm.binaryData ?? {})) {
-      values.set(k, decodeBase64(b64) ?? Buffer.alloc(0));
-    }
-    return payloadOf(v.name, 'configmap', values, src);
-  }
-
-  private secretPayload(pod: Pod, v: Obj): Payload | undefined {
-    const src = v.secret;
-    const secret = this.opts.source.secret(pod.metadata.namespace!, src.secretName);
-    if (!secret) {
-      if (src.optional === true) return new Map();
-      throw new ConfigError(`volume "${v.name}": secret "${src.secretName}" not found`);
-    }
-    const values = new Map<string, Buffer>();
-    for (const [k, b64] of Object.entries(secret.data ?? {})) {
-      values.set(k, decodeBase64(b64) ?? Buffer.alloc(0));
-    }
-    return payloadOf(v.name, 'secret', values, src);
   }
 
   private async mountOf(
@@ -361,25 +364,6 @@ export async function removeAllPodVolumes(dataDir: string): Promise<number> {
 
 function podVolumes(pod: Pod): Obj[] {
   return Array.isArray(pod.spec.volumes) ? (pod.spec.volumes as Obj[]) : [];
-}
-
-/** The files of a configMap or secret volume: every key, or the listed items. */
-function payloadOf(volume: string, what: string, values: Map<string, Buffer>, src: Obj): Payload {
-  const mode = Number.isInteger(src.defaultMode) ? src.defaultMode : DEFAULT_MODE;
-  const out: Payload = new Map();
-  if (!Array.isArray(src.items)) {
-    for (const [key, data] of values) out.set(key, { data, mode });
-    return out;
-  }
-  for (const item of src.items as Obj[]) {
-    const data = values.get(item.key);
-    if (data === undefined) {
-      if (src.optional === true) continue;
-      throw new ConfigError(`volume "${volume}": ${what} references non-existent key: ${item.key}`);
-    }
-    out.set(item.path, { data, mode: Number.isInteger(item.mode) ? item.mode : mode });
-  }
-  return out;
 }
 
 function payloadDigest(payload: Payload): string {

@@ -1,10 +1,11 @@
 import type { Pod } from './types.js';
 
 /**
- * The ConfigMaps and Secrets a pod refers to (env, envFrom, volumes of every container and
- * init container, and image pull secrets), as `ConfigMap/<namespace>/<name>` and
- * `Secret/<namespace>/<name>` keys: what the node running it must be able to read, and
- * nothing more (the node agent fetches them; the Node authorizer allows exactly them).
+ * The ConfigMaps and Secrets a pod refers to (env and envFrom of every container and init
+ * container, volumes and the sources of projected ones, and image pull secrets), as
+ * `ConfigMap/<namespace>/<name>` and `Secret/<namespace>/<name>` keys: what the node running
+ * it must be able to read, and nothing more (the node agent fetches them; the Node
+ * authorizer allows exactly them).
  */
 export function referencedObjects(pod: Pod): Set<string> {
   const ns = pod.metadata.namespace ?? 'default';
@@ -26,6 +27,10 @@ export function referencedObjects(pod: Pod): Set<string> {
   for (const v of asList(spec.volumes)) {
     add('ConfigMap', v?.configMap?.name);
     add('Secret', v?.secret?.secretName);
+    for (const source of asList(v?.projected?.sources)) {
+      add('ConfigMap', source?.configMap?.name);
+      add('Secret', source?.secret?.name);
+    }
   }
   for (const ref of asList(spec.imagePullSecrets)) add('Secret', ref?.name);
   return out;

@@ -52,6 +52,162 @@ describe('validateVolumes', () => {
   }
 });
 
+describe('validateVolumes: downwardAPI', () => {
+  const dapi = (...items: object[]) => ({ name: 'a', downwardAPI: { items } });
+  const field = (path: string, fieldPath: string) => ({ path, fieldRef: { fieldPath } });
+  const res = (path: string, ref: object) => ({ path, resourceFieldRef: ref });
+  const cases: [string, object, string[]][] = [
+    [
+      'every field a volume shows',
+      dapi(
+        field('n', 'metadata.name'),
+        field('ns', 'metadata.namespace'),
+        field('u', 'metadata.uid'),
+        field('l', 'metadata.labels'),
+        field('an', 'metadata.annotations'),
+        field('k', "metadata.labels['app']"),
+        field('k2', "metadata.annotations['example.com/x']"),
+        res('c', { containerName: 'c', resource: 'limits.cpu', divisor: '1m' }),
+        res('m', { containerName: 'c', resource: 'requests.memory', divisor: '1Mi' }),
+        res('e', { containerName: 'c', resource: 'limits.ephemeral-storage' }),
+      ),
+      [],
+    ],
+    [
+      'a field only env shows',
+      dapi(field('ip', 'status.podIP')),
+      [
+        'v[0].downwardAPI.items[0].fieldRef.fieldPath Unsupported supported values: ' +
+          '"metadata.annotations", "metadata.labels", "metadata.name", "metadata.namespace", ' +
+          '"metadata.uid"',
+      ],
+    ],
+    [
+      'paths that leave the volume or take its names',
+      dapi(
+        field('/abs', 'metadata.name'),
+        field('a/../..', 'metadata.name'),
+        field('..data', 'metadata.name'),
+      ),
+      [
+        'v[0].downwardAPI.items[0].path Invalid must be a relative path',
+        "v[0].downwardAPI.items[1].path Invalid must not contain '..'",
+        "v[0].downwardAPI.items[2].path Invalid must not start with '..'",
+      ],
+    ],
+    [
+      'no path, bad mode',
+      {
+        name: 'a',
+        downwardAPI: {
+          defaultMode: 0o1777,
+          items: [{ fieldRef: { fieldPath: 'metadata.name' }, mode: -1 }],
+        },
+      },
+      [
+        'v[0].downwardAPI.defaultMode Invalid must be a number between 0 and 0777 (octal), both inclusive',
+        'v[0].downwardAPI.items[0].path Required ',
+        'v[0].downwardAPI.items[0].mode Invalid must be a number between 0 and 0777 (octal), both inclusive',
+      ],
+    ],
+    [
+      'both references, or neither',
+      dapi(
+        {
+          path: 'x',
+          fieldRef: { fieldPath: 'metadata.name' },
+          resourceFieldRef: { containerName: 'c', resource: 'limits.cpu' },
+        },
+        { path: 'y' },
+      ),
+      [
+        'v[0].downwardAPI.items[0] Invalid fieldRef and resourceFieldRef can not be specified simultaneously',
+        'v[0].downwardAPI.items[1] Required one of fieldRef and resourceFieldRef is required',
+      ],
+    ],
+    [
+      'resources without a container, unknown, or with a divisor Kubernetes refuses',
+      dapi(
+        res('a', { resource: 'limits.cpu' }),
+        res('b', { containerName: 'c', resource: 'limits.gpu' }),
+        res('c', { containerName: 'c', resource: 'limits.cpu', divisor: '2' }),
+        res('d', { containerName: 'c', resource: 'limits.memory', divisor: '1m' }),
+      ),
+      [
+        'v[0].downwardAPI.items[0].resourceFieldRef.containerName Required ',
+        'v[0].downwardAPI.items[1].resourceFieldRef.resource Unsupported supported values: ' +
+          '"limits.cpu", "requests.cpu", "limits.memory", "requests.memory", ' +
+          '"limits.ephemeral-storage", "requests.ephemeral-storage"',
+        "v[0].downwardAPI.items[2].resourceFieldRef.divisor Invalid only divisor's values 1m and 1 are supported with the cpu resource",
+        "v[0].downwardAPI.items[3].resourceFieldRef.divisor Invalid only divisor's values 1, 1k, 1M, 1G, 1T, 1P, 1E, 1Ki, 1Mi, 1Gi, 1Ti, 1Pi, 1Ei are supported with the memory and ephemeral-storage resources",
+      ],
+    ],
+  ];
+  for (const [name, v, want] of cases) {
+    test(name, () => assert.deepEqual(volumeErrors(v), want));
+  }
+});
+
+describe('validateVolumes: projected', () => {
+  const projected = (...sources: object[]) => ({ name: 'a', projected: { sources } });
+  const cases: [string, object, string[]][] = [
+    [
+      'configMap, secret, downwardAPI and the sources the agent refuses',
+      projected(
+        { configMap: { name: 'c', items: [{ key: 'k', path: 'conf/k' }], optional: true } },
+        { secret: { name: 's', items: [{ key: 'k', path: 'creds/k', mode: 0o400 }] } },
+        {
+          downwardAPI: { items: [{ path: 'labels', fieldRef: { fieldPath: 'metadata.labels' } }] },
+        },
+        { serviceAccountToken: { path: 'token', expirationSeconds: 3600 } },
+        { clusterTrustBundle: { name: 'b', path: 'ca.pem' } },
+      ),
+      [],
+    ],
+    [
+      'item paths that leave the volume',
+      projected(
+        { configMap: { name: 'c', items: [{ key: 'k', path: '../k' }] } },
+        { secret: { name: 's', items: [{ key: 'k', path: '/k' }] } },
+        { downwardAPI: { items: [{ path: '..data', fieldRef: { fieldPath: 'metadata.name' } }] } },
+        { serviceAccountToken: { path: 'x/../../t' } },
+      ),
+      [
+        "v[0].projected.sources[0].configMap.items[0].path Invalid must not contain '..'",
+        'v[0].projected.sources[1].secret.items[0].path Invalid must be a relative path',
+        "v[0].projected.sources[2].downwardAPI.items[0].path Invalid must not start with '..'",
+        "v[0].projected.sources[3].serviceAccountToken.path Invalid must not contain '..'",
+      ],
+    ],
+    [
+      'one path given by two sources',
+      projected(
+        { configMap: { name: 'c', items: [{ key: 'k', path: 'same' }] } },
+        { downwardAPI: { items: [{ path: 'same', fieldRef: { fieldPath: 'metadata.name' } }] } },
+      ),
+      ['v[0].projected Invalid conflicting duplicate paths'],
+    ],
+    [
+      'two sources in one projection, names and token lifetime missing or short',
+      projected(
+        { configMap: { name: 'c' }, secret: { name: 's' } },
+        { secret: {} },
+        { serviceAccountToken: { path: 't', expirationSeconds: 60 } },
+        { clusterTrustBundle: { name: 'b' } },
+      ),
+      [
+        'v[0].projected.sources[0].secret Forbidden may not specify more than 1 volume type per source',
+        'v[0].projected.sources[1].secret.name Required ',
+        'v[0].projected.sources[2].serviceAccountToken.expirationSeconds Invalid may not specify a duration less than 10 minutes',
+        'v[0].projected.sources[3].clusterTrustBundle.path Required ',
+      ],
+    ],
+  ];
+  for (const [name, v, want] of cases) {
+    test(name, () => assert.deepEqual(volumeErrors(v), want));
+  }
+});
+
 describe('validateVolumeMounts', () => {
   const cases: [string, object, string[]][] = [
     ['subPathExpr', { subPathExpr: 'logs/$(POD_NAME)' }, []],

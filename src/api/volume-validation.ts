@@ -5,8 +5,11 @@ import { isDns1123Label, isDns1123Subdomain } from './validation.js';
 
 /**
  * Validation of a pod's volumes and of its containers' volumeMounts, in Kubernetes'
- * wording: volume names unique DNS labels, exactly one source per volume, mounts that name
- * an existing volume at an absolute path, and relative subPaths that never climb with `..`.
+ * wording: volume names unique DNS labels, exactly one source per volume, file paths of
+ * configMap, secret, downwardAPI and projected volumes that stay inside the volume, the
+ * fields a downwardAPI file may show, one source per projection and no path given twice,
+ * mounts that name an existing volume at an absolute path, and relative subPaths that
+ * never climb with `..`.
  */
 
 const HOST_PATH_TYPES = [
@@ -20,7 +23,10 @@ const HOST_PATH_TYPES = [
   'BlockDevice',
 ];
 
-/** Volume sources the API accepts; the agent runs emptyDir, configMap, secret, hostPath. */
+/**
+ * Volume sources the API accepts; the agent runs emptyDir, configMap, secret, hostPath,
+ * downwardAPI and projected.
+ */
 const SOURCES = [
   'emptyDir',
   'configMap',
@@ -34,6 +40,33 @@ const SOURCES = [
   'ephemeral',
   'image',
 ];
+
+/** Sources of a projected volume the API accepts; the agent refuses the last two. */
+const PROJECTIONS = [
+  'configMap',
+  'secret',
+  'downwardAPI',
+  'serviceAccountToken',
+  'clusterTrustBundle',
+];
+
+/** What a downwardAPI file may show besides `metadata.labels['k']` and the like. */
+const VOLUME_FIELD_PATHS = [
+  'metadata.annotations',
+  'metadata.labels',
+  'metadata.name',
+  'metadata.namespace',
+  'metadata.uid',
+];
+const KEYED_FIELD_PATH = /^metadata\.(labels|annotations)\['.+'\]$/;
+const FIELD_RESOURCES = ['cpu', 'memory', 'ephemeral-storage'];
+const RESOURCE_FIELDS = FIELD_RESOURCES.flatMap((r) => [`limits.${r}`, `requests.${r}`]);
+/** The divisors Kubernetes takes: 1m and 1 for cpu, 1 and the unit prefixes for bytes. */
+const CPU_DIVISORS = [0, 0.001, 1];
+const BYTE_DIVISORS = [0, 1, ...[1, 2, 3, 4, 5, 6].flatMap((e) => [1000 ** e, 1024 ** e])];
+/** Bounds of a serviceAccountToken's expirationSeconds, as in Kubernetes. */
+const MIN_TOKEN_SECONDS = 600;
+const MAX_TOKEN_SECONDS = 2 ** 32;
 
 type Obj = Record<string, unknown>;
 
@@ -59,6 +92,16 @@ function relativePathErrors(field: string, p: unknown, required: boolean): Field
   return [];
 }
 
+/** A file path in a volume: relative, never climbing, not one of the writer's `..` names. */
+function localPathErrors(field: string, p: unknown): FieldError[] {
+  const errs = relativePathErrors(field, p, true);
+  // Names starting with `..` are the volume writer's own (`..data`).
+  if (errs.length === 0 && typeof p === 'string' && p.startsWith('..')) {
+    errs.push({ field, type: 'Invalid', value: p, detail: "must not start with '..'" });
+  }
+  return errs;
+}
+
 function modeErrors(field: string, mode: unknown): FieldError[] {
   if (mode === undefined) return [];
   if (Number.isInteger(mode) && (mode as number) >= 0 && (mode as number) <= 0o777) return [];
@@ -81,16 +124,7 @@ function itemsErrors(path: string, items: unknown): FieldError[] {
     if (!isObj(item)) return errs.push({ field: at, type: 'Invalid', detail: 'must be an object' });
     if (typeof item.key !== 'string' || item.key === '')
       errs.push({ field: `${at}.key`, type: 'Required' });
-    errs.push(...relativePathErrors(`${at}.path`, item.path, true));
-    // Names starting with `..` are the volume writer's own (`..data`).
-    if (typeof item.path === 'string' && item.path.startsWith('..') && item.path !== '..') {
-      errs.push({
-        field: `${at}.path`,
-        type: 'Invalid',
-        value: item.path,
-        detail: "must not start with '..'",
-      });
-    }
+    errs.push(...localPathErrors(`${at}.path`, item.path));
     errs.push(...modeErrors(`${at}.mode`, item.mode));
   });
   return errs;
@@ -114,6 +148,13 @@ function sourceErrors(path: string, kind: string, src: unknown): FieldError[] {
   if (!isObj(src)) return [{ field: at, type: 'Invalid', detail: 'must be an object' }];
   if (kind === 'configMap') return objectSourceErrors(at, src, 'name');
   if (kind === 'secret') return objectSourceErrors(at, src, 'secretName');
+  if (kind === 'downwardAPI') {
+    return [
+      ...modeErrors(`${at}.defaultMode`, src.defaultMode),
+      ...downwardItemsErrors(`${at}.items`, src.items),
+    ];
+  }
+  if (kind === 'projected') return projectedErrors(at, src);
   if (kind === 'hostPath') {
     const p = src.path;
     if (typeof p !== 'string' || p === '') return [{ field: `${at}.path`, type: 'Required' }];
@@ -142,6 +183,150 @@ function sourceErrors(path: string, kind: string, src: unknown): FieldError[] {
       });
     }
     return errs;
+  }
+  return [];
+}
+
+function downwardItemsErrors(path: string, items: unknown): FieldError[] {
+  if (items === undefined || items === null) return [];
+  if (!Array.isArray(items)) return [{ field: path, type: 'Invalid', detail: 'must be a list' }];
+  return items.flatMap((item: unknown, i) => {
+    const at = `${path}[${i}]`;
+    if (!isObj(item)) return [{ field: at, type: 'Invalid', detail: 'must be an object' }];
+    const errs = [
+      ...localPathErrors(`${at}.path`, item.path),
+      ...modeErrors(`${at}.mode`, item.mode),
+    ];
+    const { fieldRef, resourceFieldRef } = item;
+    if (fieldRef != null && resourceFieldRef != null) {
+      const detail = 'fieldRef and resourceFieldRef can not be specified simultaneously';
+      errs.push({ field: at, type: 'Invalid', value: 'resource', detail });
+    } else if (fieldRef != null) errs.push(...fieldRefErrors(`${at}.fieldRef`, fieldRef));
+    else if (resourceFieldRef != null) {
+      errs.push(...resourceFieldRefErrors(`${at}.resourceFieldRef`, resourceFieldRef));
+    } else {
+      const detail = 'one of fieldRef and resourceFieldRef is required';
+      errs.push({ field: at, type: 'Required', detail });
+    }
+    return errs;
+  });
+}
+
+function fieldRefErrors(at: string, ref: unknown): FieldError[] {
+  if (!isObj(ref)) return [{ field: at, type: 'Invalid', detail: 'must be an object' }];
+  const path = ref.fieldPath;
+  if (typeof path !== 'string' || path === '')
+    return [{ field: `${at}.fieldPath`, type: 'Required' }];
+  if (VOLUME_FIELD_PATHS.includes(path) || KEYED_FIELD_PATH.test(path)) return [];
+  const detail = `supported values: ${VOLUME_FIELD_PATHS.map((p) => `"${p}"`).join(', ')}`;
+  return [{ field: `${at}.fieldPath`, type: 'Unsupported', value: path, detail }];
+}
+
+function resourceFieldRefErrors(at: string, ref: unknown): FieldError[] {
+  if (!isObj(ref)) return [{ field: at, type: 'Invalid', detail: 'must be an object' }];
+  const errs: FieldError[] = [];
+  // A volume is the pod's, so it must say which container's resources it shows.
+  if (typeof ref.containerName !== 'string' || ref.containerName === '') {
+    errs.push({ field: `${at}.containerName`, type: 'Required' });
+  }
+  const resource = ref.resource;
+  if (typeof resource !== 'string' || resource === '') {
+    return [...errs, { field: `${at}.resource`, type: 'Required' }];
+  }
+  if (!RESOURCE_FIELDS.includes(resource)) {
+    const detail = `supported values: ${RESOURCE_FIELDS.map((r) => `"${r}"`).join(', ')}`;
+    return [...errs, { field: `${at}.resource`, type: 'Unsupported', value: resource, detail }];
+  }
+  if (ref.divisor === undefined || ref.divisor === null) return errs;
+  const divisor = parseQuantity(ref.divisor as string);
+  const allowed = resource.endsWith('.cpu') ? CPU_DIVISORS : BYTE_DIVISORS;
+  if (divisor === undefined || !allowed.includes(divisor)) {
+    const detail = resource.endsWith('.cpu')
+      ? "only divisor's values 1m and 1 are supported with the cpu resource"
+      : "only divisor's values 1, 1k, 1M, 1G, 1T, 1P, 1E, 1Ki, 1Mi, 1Gi, 1Ti, 1Pi, 1Ei " +
+        'are supported with the memory and ephemeral-storage resources';
+    errs.push({ field: `${at}.divisor`, type: 'Invalid', value: ref.divisor, detail });
+  }
+  return errs;
+}
+
+/**
+ * A projected volume: its defaultMode, then each source, which must be exactly one of
+ * PROJECTIONS; every file path any source names must be unique across them all.
+ */
+function projectedErrors(at: string, src: Obj): FieldError[] {
+  const errs = modeErrors(`${at}.defaultMode`, src.defaultMode);
+  const sources = src.sources;
+  if (sources === undefined || sources === null) return errs;
+  if (!Array.isArray(sources)) {
+    return [...errs, { field: `${at}.sources`, type: 'Invalid', detail: 'must be a list' }];
+  }
+  const paths = new Set<string>();
+  sources.forEach((source: unknown, i) => {
+    const sp = `${at}.sources[${i}]`;
+    if (!isObj(source))
+      return errs.push({ field: sp, type: 'Invalid', detail: 'must be an object' });
+    const kinds = Object.keys(source).filter((k) => source[k] !== undefined && source[k] !== null);
+    if (kinds.length > 1) {
+      const detail = 'may not specify more than 1 volume type per source';
+      return errs.push({ field: `${sp}.${kinds[1]}`, type: 'Forbidden', detail });
+    }
+    if (kinds.length === 0) return;
+    const kind = kinds[0];
+    if (!PROJECTIONS.includes(kind)) {
+      const detail = 'unknown projection type';
+      return errs.push({ field: `${sp}.${kind}`, type: 'Unsupported', detail });
+    }
+    const found = projectionErrors(`${sp}.${kind}`, kind, source[kind]);
+    errs.push(...found.errs);
+    for (const p of found.paths) {
+      if (!paths.has(p)) paths.add(p);
+      else
+        errs.push({ field: at, type: 'Invalid', value: p, detail: 'conflicting duplicate paths' });
+    }
+  });
+  return errs;
+}
+
+/** The errors of one projection, and the file paths it names. */
+function projectionErrors(
+  at: string,
+  kind: string,
+  src: unknown,
+): { errs: FieldError[]; paths: string[] } {
+  if (!isObj(src))
+    return { errs: [{ field: at, type: 'Invalid', detail: 'must be an object' }], paths: [] };
+  const itemPaths = (items: unknown) =>
+    (Array.isArray(items) ? items : [])
+      .map((item) => (isObj(item) ? item.path : undefined))
+      .filter((p): p is string => typeof p === 'string' && p !== '');
+  if (kind === 'configMap' || kind === 'secret') {
+    const errs: FieldError[] = [];
+    if (typeof src.name !== 'string' || src.name === '') {
+      errs.push({ field: `${at}.name`, type: 'Required' });
+    }
+    errs.push(...itemsErrors(`${at}.items`, src.items));
+    return { errs, paths: itemPaths(src.items) };
+  }
+  if (kind === 'downwardAPI') {
+    return { errs: downwardItemsErrors(`${at}.items`, src.items), paths: itemPaths(src.items) };
+  }
+  const errs = localPathErrors(`${at}.path`, src.path);
+  if (kind === 'serviceAccountToken') errs.push(...tokenLifetimeErrors(at, src.expirationSeconds));
+  return { errs, paths: typeof src.path === 'string' && src.path ? [src.path] : [] };
+}
+
+function tokenLifetimeErrors(at: string, seconds: unknown): FieldError[] {
+  if (seconds === undefined || seconds === null) return [];
+  const field = `${at}.expirationSeconds`;
+  if (!Number.isInteger(seconds)) return [{ field, type: 'Invalid', value: seconds }];
+  if ((seconds as number) < MIN_TOKEN_SECONDS) {
+    const detail = 'may not specify a duration less than 10 minutes';
+    return [{ field, type: 'Invalid', value: seconds, detail }];
+  }
+  if ((seconds as number) > MAX_TOKEN_SECONDS) {
+    const detail = 'may not specify a duration larger than 2^32 seconds';
+    return [{ field, type: 'Invalid', value: seconds, detail }];
   }
   return [];
 }
