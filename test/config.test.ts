@@ -11,8 +11,9 @@ import { mountsUnder, TestCluster, waitFor } from './helpers/cluster.js';
 /**
  * ConfigMaps and Secrets end to end: made and read with the real kubectl, turned into a
  * container's environment and mounted as files, a ConfigMap change seen by the running
- * container, missing references and hostPath volumes shown as CreateContainerConfigError,
- * and the Secret's value kept out of the flyces up log.
+ * container, downwardAPI and projected volumes (a label change seen by the container, a
+ * serviceAccountToken source refused), missing references and hostPath volumes shown as
+ * CreateContainerConfigError, and the Secret's value kept out of the flyces up log.
  */
 
 const run = promisify(execFile);
@@ -311,6 +312,121 @@ describe('ConfigMaps and Secrets in env and volumes', { timeout: 300_000 }, () =
     assert.match(logs, new RegExp(`^KUBERNETES_SERVICE_HOST=${api.spec.clusterIP}$`, 'm'));
     assert.match(logs, /^KUBERNETES_SERVICE_PORT=443$/m);
     await cluster.kubectl('delete', 'pod/svc-env', 'svc/env-svc', '--wait=false');
+  });
+
+  test('downwardAPI and projected volumes show the pod; a label change reaches them', async () => {
+    const script =
+      'cd /etc; for f in info/name info/cpu info/mem info/annotations all/greeting' +
+      ' all/creds/password; do echo "$f=$(cat $f)"; done;' +
+      ' echo "mode=$(stat -L -c %a all/creds/password)";' +
+      ' while true; do echo "labels=$(cat info/labels | tr "\\n" " ") tier=$(cat all/tier)";' +
+      ' sleep 1; done';
+    const spec = pod(
+      'podinfo',
+      {
+        command: ['sh', '-c', script],
+        resources: { limits: { cpu: '250m', memory: '32Mi' } },
+        volumeMounts: [
+          { name: 'info', mountPath: '/etc/info' },
+          { name: 'all', mountPath: '/etc/all' },
+        ],
+      },
+      [
+        {
+          name: 'info',
+          downwardAPI: {
+            items: [
+              { path: 'name', fieldRef: { fieldPath: 'metadata.name' } },
+              { path: 'labels', fieldRef: { fieldPath: 'metadata.labels' } },
+              { path: 'annotations', fieldRef: { fieldPath: 'metadata.annotations' } },
+              {
+                path: 'cpu',
+                resourceFieldRef: { containerName: 'c', resource: 'limits.cpu', divisor: '1m' },
+              },
+              {
+                path: 'mem',
+                resourceFieldRef: { containerName: 'c', resource: 'limits.memory', divisor: '1Mi' },
+              },
+            ],
+          },
+        },
+        {
+          name: 'all',
+          projected: {
+            defaultMode: 0o440,
+            sources: [
+              { configMap: { name: 'app-config', items: [{ key: 'GREETING', path: 'greeting' }] } },
+              {
+                secret: {
+                  name: 'app-secret',
+                  items: [{ key: 'PASSWORD', path: 'creds/password' }],
+                },
+              },
+              {
+                downwardAPI: {
+                  items: [{ path: 'tier', fieldRef: { fieldPath: "metadata.labels['tier']" } }],
+                },
+              },
+            ],
+          },
+        },
+      ],
+    ) as { metadata: { labels: Record<string, string>; annotations?: object } };
+    spec.metadata.labels.tier = 'one';
+    spec.metadata.annotations = { note: 'say "hi"' };
+    await apply('podinfo', spec);
+    let logs = '';
+    await waitFor('the files in the log', 60_000, async () => {
+      logs = await cluster.kubectl('logs', 'podinfo').catch(() => '');
+      return /^labels=/m.test(logs);
+    });
+    assert.match(logs, /^info\/name=podinfo$/m);
+    assert.match(logs, /^info\/cpu=250$/m);
+    assert.match(logs, /^info\/mem=32$/m);
+    // kubectl apply adds its own annotation; ours is there in kubelet's format.
+    assert.match(logs, /^note="say \\"hi\\""$/m);
+    assert.match(logs, /^all\/greeting=hello$/m);
+    assert.match(logs, new RegExp(`^all/creds/password=${SECRET_VALUE}$`, 'm'));
+    assert.match(logs, /^mode=440$/m);
+    assert.match(logs, /^labels=test="config" tier="one" tier=one$/m);
+    const tmpfs = await mountsUnder(join(cluster.dataDir, 'pods'));
+    assert.ok(
+      tmpfs.some((m) => m.endsWith('/volumes/all')),
+      'the projection is on tmpfs',
+    );
+    assert.ok(!tmpfs.some((m) => m.endsWith('/volumes/info')));
+
+    await cluster.kubectl('label', 'pod', 'podinfo', 'tier=two', '--overwrite');
+    await waitFor('the new label in both volumes', 15_000, async () =>
+      /^labels=test="config" tier="two" tier=two$/m.test(
+        await cluster.kubectl('logs', 'podinfo', '--tail=2'),
+      ),
+    );
+  });
+
+  test('a projected serviceAccountToken is refused, naming the source', async () => {
+    await apply(
+      'sa-token',
+      pod(
+        'sa-token',
+        { command: ['sh', '-c', 'sleep 3600'], volumeMounts: [{ name: 't', mountPath: '/t' }] },
+        [{ name: 't', projected: { sources: [{ serviceAccountToken: { path: 'token' } }] } }],
+      ),
+    );
+    const message =
+      'volume "t": sources[0]: serviceAccountToken is not supported: this cluster has no ' +
+      'ServiceAccounts to issue tokens for';
+    await waitFor('CreateContainerConfigError', 30_000, async () => {
+      const w = await waiting('sa-token');
+      return w.reason === 'CreateContainerConfigError' && w.message === message;
+    });
+    const events = await cluster.kubectl(
+      'get',
+      'events',
+      '--field-selector',
+      'involvedObject.name=sa-token',
+    );
+    assert.ok(events.includes(`Error: ${message}`), events);
   });
 
   test('a pod naming a missing ConfigMap waits with CreateContainerConfigError', async () => {

@@ -1,7 +1,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ConfigMap, Pod, Secret } from '../api/types.js';
-import { ConfigError, type EnvContext } from './env.js';
+import { hideValues } from '../runtime/runtime.js';
+import { ConfigError, referencedSecretValues, type EnvContext } from './env.js';
 import { formatMap, goQuote, showsPodMetadata, volumePayload } from './volume-payloads.js';
 
 describe('goQuote', () => {
@@ -197,6 +198,18 @@ describe('volumePayload', () => {
       );
     });
   }
+
+  test("a projected Secret's values are hidden in messages about the pod", () => {
+    const p: Pod = {
+      ...pod,
+      spec: {
+        ...pod.spec,
+        volumes: [{ name: 'v', projected: { sources: [{ secret: { name: 'sec' } }] } }],
+      },
+    };
+    const values = referencedSecretValues(p, ctx.source);
+    assert.equal(hideValues('exec "from-sec" failed', values), 'exec "[hidden]" failed');
+  });
 
   test('showsPodMetadata: downwardAPI volumes and projections of it', () => {
     const cases: [object, boolean][] = [
