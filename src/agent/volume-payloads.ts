@@ -22,7 +22,7 @@ export type Payload = Map<string, { data: Buffer; mode: number }>;
 type Obj = Record<string, any>;
 
 /** The mode of a file whose volume names none. */
-export const DEFAULT_MODE = 0o644;
+const DEFAULT_MODE = 0o644;
 
 /** The field paths a downwardAPI file may show besides `metadata.labels['k']` forms. */
 const VOLUME_FIELDS = [

@@ -138,8 +138,9 @@ describe('validateVolumes: downwardAPI', () => {
         'v[0].downwardAPI.items[1].resourceFieldRef.resource Unsupported supported values: ' +
           '"limits.cpu", "requests.cpu", "limits.memory", "requests.memory", ' +
           '"limits.ephemeral-storage", "requests.ephemeral-storage"',
-        "v[0].downwardAPI.items[2].resourceFieldRef.divisor Invalid only divisor's values 1m and 1 are supported with the cpu resource",
-        "v[0].downwardAPI.items[3].resourceFieldRef.divisor Invalid only divisor's values 1, 1k, 1M, 1G, 1T, 1P, 1E, 1Ki, 1Mi, 1Gi, 1Ti, 1Pi, 1Ei are supported with the memory and ephemeral-storage resources",
+        'v[0].downwardAPI.items[2].resourceFieldRef.divisor Invalid must be 1m or 1 for cpu',
+        'v[0].downwardAPI.items[3].resourceFieldRef.divisor Invalid must be 1 or one unit of a ' +
+          'decimal or binary prefix (1k to 1E, 1Ki to 1Ei) for memory and ephemeral-storage',
       ],
     ],
   ];

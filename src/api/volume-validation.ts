@@ -215,8 +215,9 @@ function downwardItemsErrors(path: string, items: unknown): FieldError[] {
 function fieldRefErrors(at: string, ref: unknown): FieldError[] {
   if (!isObj(ref)) return [{ field: at, type: 'Invalid', detail: 'must be an object' }];
   const path = ref.fieldPath;
-  if (typeof path !== 'string' || path === '')
+  if (typeof path !== 'string' || path === '') {
     return [{ field: `${at}.fieldPath`, type: 'Required' }];
+  }
   if (VOLUME_FIELD_PATHS.includes(path) || KEYED_FIELD_PATH.test(path)) return [];
   const detail = `supported values: ${VOLUME_FIELD_PATHS.map((p) => `"${p}"`).join(', ')}`;
   return [{ field: `${at}.fieldPath`, type: 'Unsupported', value: path, detail }];
@@ -242,9 +243,9 @@ function resourceFieldRefErrors(at: string, ref: unknown): FieldError[] {
   const allowed = resource.endsWith('.cpu') ? CPU_DIVISORS : BYTE_DIVISORS;
   if (divisor === undefined || !allowed.includes(divisor)) {
     const detail = resource.endsWith('.cpu')
-      ? "only divisor's values 1m and 1 are supported with the cpu resource"
-      : "only divisor's values 1, 1k, 1M, 1G, 1T, 1P, 1E, 1Ki, 1Mi, 1Gi, 1Ti, 1Pi, 1Ei " +
-        'are supported with the memory and ephemeral-storage resources';
+      ? 'must be 1m or 1 for cpu'
+      : 'must be 1 or one unit of a decimal or binary prefix (1k to 1E, 1Ki to 1Ei) for ' +
+        'memory and ephemeral-storage';
     errs.push({ field: `${at}.divisor`, type: 'Invalid', value: ref.divisor, detail });
   }
   return errs;
@@ -264,8 +265,9 @@ function projectedErrors(at: string, src: Obj): FieldError[] {
   const paths = new Set<string>();
   sources.forEach((source: unknown, i) => {
     const sp = `${at}.sources[${i}]`;
-    if (!isObj(source))
+    if (!isObj(source)) {
       return errs.push({ field: sp, type: 'Invalid', detail: 'must be an object' });
+    }
     const kinds = Object.keys(source).filter((k) => source[k] !== undefined && source[k] !== null);
     if (kinds.length > 1) {
       const detail = 'may not specify more than 1 volume type per source';
@@ -294,8 +296,9 @@ function projectionErrors(
   kind: string,
   src: unknown,
 ): { errs: FieldError[]; paths: string[] } {
-  if (!isObj(src))
+  if (!isObj(src)) {
     return { errs: [{ field: at, type: 'Invalid', detail: 'must be an object' }], paths: [] };
+  }
   const itemPaths = (items: unknown) =>
     (Array.isArray(items) ? items : [])
       .map((item) => (isObj(item) ? item.path : undefined))
