@@ -86,16 +86,10 @@ function configMapPayload(
   ctx: EnvContext,
 ): Payload {
   const cm = ctx.source.configMap(pod.metadata.namespace!, ref.name);
-  if (!cm) {
-    if (ref.optional === true) return new Map();
-    throw new ConfigError(`volume "${volume}": configmap "${ref.name}" not found`);
-  }
-  const values = new Map<string, Buffer>();
-  for (const [k, text] of Object.entries(cm.data ?? {})) values.set(k, Buffer.from(text, 'utf8'));
-  for (const [k, b64] of Object.entries(cm.binaryData ?? {})) {
-    values.set(k, decodeBase64(b64) ?? Buffer.alloc(0));
-  }
-  return keysPayload(volume, 'configmap', values, ref, mode);
+  const values = cm && new Map<string, Buffer>();
+  for (const [k, text] of Object.entries(cm?.data ?? {})) values!.set(k, Buffer.from(text));
+  for (const [k, b64] of Object.entries(cm?.binaryData ?? {})) values!.set(k, bytesOf(b64));
+  return objectPayload(volume, 'configmap', values, ref, mode);
 }
 
 function secretPayload(
@@ -106,15 +100,28 @@ function secretPayload(
   ctx: EnvContext,
 ): Payload {
   const secret = ctx.source.secret(pod.metadata.namespace!, ref.name);
-  if (!secret) {
+  const values = secret && new Map<string, Buffer>();
+  for (const [k, b64] of Object.entries(secret?.data ?? {})) values!.set(k, bytesOf(b64));
+  return objectPayload(volume, 'secret', values, ref, mode);
+}
+
+function bytesOf(b64: string): Buffer {
+  return decodeBase64(b64) ?? Buffer.alloc(0);
+}
+
+/** The files of the object `ref` names, given its values; none if it is missing and optional. */
+function objectPayload(
+  volume: string,
+  kind: 'configmap' | 'secret',
+  values: Map<string, Buffer> | undefined,
+  ref: ObjectRef,
+  mode: number,
+): Payload {
+  if (!values) {
     if (ref.optional === true) return new Map();
-    throw new ConfigError(`volume "${volume}": secret "${ref.name}" not found`);
+    throw new ConfigError(`volume "${volume}": ${kind} "${ref.name}" not found`);
   }
-  const values = new Map<string, Buffer>();
-  for (const [k, b64] of Object.entries(secret.data ?? {})) {
-    values.set(k, decodeBase64(b64) ?? Buffer.alloc(0));
-  }
-  return keysPayload(volume, 'secret', values, ref, mode);
+  return keysPayload(volume, kind, values, ref, mode);
 }
 
 /** The files of a configMap or secret: every key, or the listed items. */
