@@ -260,6 +260,52 @@ describe('flyces up runs the web Deployment end to end', { timeout: 600_000 }, (
     await cluster.kubectl('delete', '-f', manifest);
   });
 
+  test("a pod's hostPort reaches it on the node's addresses, from here and from a pod", async () => {
+    const manifest = join(cluster.dataDir, 'hostport.json');
+    writeFileSync(
+      manifest,
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'hostport' },
+        spec: {
+          terminationGracePeriodSeconds: 1,
+          containers: [
+            {
+              name: 'web',
+              image: 'localhost/flyces-web:1',
+              imagePullPolicy: 'Never',
+              ports: [{ containerPort: 8080, hostPort: 18080 }],
+            },
+          ],
+        },
+      }),
+    );
+    await cluster.kubectl('apply', '-f', manifest);
+    await cluster.kubectl('wait', '--for=condition=Ready', 'pod/hostport', '--timeout=60s');
+    // The node's address on the pod bridge; the rules follow the pod within a second.
+    let status = 0;
+    await waitFor('the hostPort to answer', 10_000, async () => {
+      status = (await httpGet('http://10.42.240.1:18080/').catch(() => ({ status: 0 }))).status;
+      return status === 200;
+    });
+    const [pod] = await pods();
+    const fromPod = await cluster.kubectl(
+      'exec',
+      pod.name,
+      '--',
+      'sh',
+      '-c',
+      'wget -qO- http://10.42.240.1:18080/ | grep -c "Hello from flyCes"',
+    );
+    assert.equal(fromPod.trim(), '1');
+    await cluster.kubectl('delete', '-f', manifest);
+    await waitFor('the hostPort to close', 15_000, async () => {
+      const res = await httpGet('http://10.42.240.1:18080/').catch(() => ({ status: 0 }));
+      return res.status === 0;
+    });
+  });
+
   test('the flyces command applies, lists and deletes without kubectl', async () => {
     const kc = ['--kubeconfig', cluster.kubeconfig];
     const pod = {

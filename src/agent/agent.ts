@@ -32,6 +32,7 @@ import { instancesByName } from './pod-status.js';
 import { PodWorker, shouldRestart } from './pod-worker.js';
 import { StartGate } from './start-gate.js';
 import { VolumeManager } from './volumes.js';
+import type { HostPort } from '../proxy/rules.js';
 import type { Service } from '../proxy/types.js';
 
 /**
@@ -73,6 +74,35 @@ export interface AgentOptions extends NodeIdentity {
    * without it.
    */
   services?: () => readonly Service[];
+  /** Hears the ports this node's pods publish (hostPort), whenever a pod changes. */
+  publishHostPorts?: (ports: HostPort[]) => void;
+}
+
+/**
+ * The container ports the pods publish on this node (`hostPort`), once they have an
+ * address and until they end. Pods on the host's network have their ports there already.
+ */
+export function hostPortsOf(pods: Pod[]): HostPort[] {
+  const out: HostPort[] = [];
+  for (const pod of pods) {
+    const podIP = pod.status?.podIP;
+    const phase = pod.status?.phase;
+    if (!podIP || phase === 'Succeeded' || phase === 'Failed' || pod.spec?.hostNetwork) continue;
+    for (const c of pod.spec?.containers ?? []) {
+      for (const port of c.ports ?? []) {
+        if (!port?.hostPort) continue;
+        out.push({
+          pod: objectKey(pod),
+          protocol: port.protocol ?? 'TCP',
+          hostPort: port.hostPort,
+          hostIP: typeof port.hostIP === 'string' ? port.hostIP : undefined,
+          podIP,
+          containerPort: port.containerPort,
+        });
+      }
+    }
+  }
+  return out;
 }
 
 function isReady(status: NodeObject['status'] | undefined): boolean {
@@ -217,6 +247,7 @@ export class Agent {
       // A pod being deleted needs no more waiting for its start (see PodWorker.abandon).
       if (gone || p.metadata.deletionTimestamp) this.worker.abandon(p.metadata.uid!);
       this.queue.add(objectKey(p));
+      this.opts.publishHostPorts?.(hostPortsOf(this.pods.list()));
     };
     this.pods.addHandlers({
       onAdd: (p) => changed(p),

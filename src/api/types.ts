@@ -78,7 +78,13 @@ export interface Container {
   args?: string[];
   env?: EnvVar[];
   workingDir?: string;
-  ports?: { containerPort: number; name?: string; protocol?: string; hostPort?: number }[];
+  ports?: {
+    containerPort: number;
+    name?: string;
+    protocol?: string;
+    hostPort?: number;
+    hostIP?: string;
+  }[];
   resources?: ResourceRequirements;
   imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
   [field: string]: unknown;

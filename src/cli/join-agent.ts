@@ -13,6 +13,7 @@ import { DEFAULT_CLUSTER_CIDR } from '../controllers/nodeipam/controller.js';
 import { componentLogger, type Logger } from '../log.js';
 import { claimForwarding, forwardingFiles, releaseForwarding } from '../proxy/ip-forward.js';
 import { ServiceProxy } from '../proxy/service-proxy.js';
+import type { HostPort } from '../proxy/rules.js';
 import type { Service } from '../proxy/types.js';
 import type { ImageService, RuntimeService } from '../runtime/runtime.js';
 import { readClusterSettings } from './cluster-settings.js';
@@ -125,6 +126,7 @@ export async function joinAgentCommand(o: JoinAgentOptions): Promise<void> {
     allowHostPath: o.allowHostPath,
     allowPrivileged: o.allowPrivileged,
     services: proxy?.services,
+    publishHostPorts: proxy?.setHostPorts,
   });
   await agent.start();
   creds.startRenewal((renewed) => {
@@ -219,7 +221,11 @@ async function startServiceProxy(
   node: string,
   nodeIP: string,
   gateway: string,
-): Promise<{ stop(): Promise<void>; services: () => Service[] }> {
+): Promise<{
+  stop(): Promise<void>;
+  services: () => Service[];
+  setHostPorts: (ports: HostPort[]) => void;
+}> {
   const informers = new InformerFactory(client);
   const proxy = new ServiceProxy({
     informers,
@@ -240,6 +246,7 @@ async function startServiceProxy(
       informers.stop();
     },
     services: () => proxy.knownServices(),
+    setHostPorts: (ports) => proxy.setHostPorts(ports),
   };
 }
 

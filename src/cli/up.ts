@@ -255,6 +255,7 @@ async function localNode(
     allowHostPath: opts.allowHostPath,
     allowPrivileged: opts.allowPrivileged,
     services: () => proxy.knownServices(),
+    publishHostPorts: (ports) => proxy.setHostPorts(ports),
   });
   return { agent, proxy };
 }

@@ -5,6 +5,7 @@ import {
   deleteScript,
   replaceScript,
   tableName,
+  type HostPort,
   type RulesOptions,
 } from './rules.js';
 import type { EndpointSlice, Service } from './types.js';
@@ -28,6 +29,8 @@ import type { EndpointSlice, Service } from './types.js';
 export interface ProxySource {
   services(): Iterable<Service>;
   endpointSlices(): Iterable<EndpointSlice>;
+  /** The ports this node's pods publish (hostPort); none when absent. */
+  hostPorts?(): Iterable<HostPort>;
 }
 
 /** Runs one `nft -f` script; rejects when nft refuses it. */
@@ -202,7 +205,12 @@ export class Proxier {
     };
     try {
       const { source } = this.options;
-      const rules = buildRuleset(source.services(), source.endpointSlices(), this.options);
+      const rules = buildRuleset(
+        source.services(),
+        source.endpointSlices(),
+        this.options,
+        source.hostPorts?.() ?? [],
+      );
       record.routed = rules.routed;
       record.rejecting = rules.rejecting;
       for (const s of rules.skipped) this.options.log.warn(s, 'service not routed');

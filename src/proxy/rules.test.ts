@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { buildRuleset, deleteScript, replaceScript, type RulesOptions } from './rules.js';
+import {
+  buildRuleset,
+  type HostPort,
+  deleteScript,
+  replaceScript,
+  type RulesOptions,
+} from './rules.js';
 import type { EndpointSlice, Service, ServiceSpec, SliceEndpoint } from './types.js';
 
 const opts: RulesOptions = { podCidr: '10.42.230.0/24', nodeAddresses: ['10.42.230.1'] };
@@ -89,10 +95,12 @@ test('a ClusterIP Service with one endpoint: the whole table', () => {
   }
   chain nat-prerouting {
     type nat hook prerouting priority -100; policy accept;
+    jump hostports
     jump services
   }
   chain nat-output {
     type nat hook output priority -100; policy accept;
+    jump hostports
     jump services
   }
   chain nat-postrouting {
@@ -100,6 +108,8 @@ test('a ClusterIP Service with one endpoint: the whole table', () => {
     meta mark & 0x00004000 == 0 return
     meta mark set meta mark ^ 0x00004000
     masquerade fully-random
+  }
+  chain hostports {
   }
   chain svc-default/web/tcp/80 {
     ip saddr 10.42.230.0/24 meta mark set meta mark | 0x00004000
@@ -445,4 +455,65 @@ test('the forward guard lets pods answer connections but start none beyond the p
     assert.ok(at('ct state established,related accept') < at('ip saddr 10.44.0.0/16 drop'));
     assert.equal(at('ip daddr != 10.44.0.0/16 drop') > 0, exclusive);
   }
+});
+
+test("pods' hostPorts: DNAT to the pod, masquerade from here and the pods, clashes left out", () => {
+  const hp = (o: Partial<HostPort>): HostPort => ({
+    pod: 'default/p',
+    protocol: 'TCP',
+    hostPort: 18080,
+    podIP: '10.42.230.7',
+    containerPort: 8080,
+    ...o,
+  });
+  const r = buildRuleset([], [], { podCidr: '10.42.230.0/24' }, [
+    hp({
+      pod: 'default/q',
+      hostPort: 5353,
+      protocol: 'UDP',
+      podIP: '10.42.230.8',
+      containerPort: 53,
+    }),
+    hp({}),
+    hp({ pod: 'default/same-port', podIP: '10.42.230.9' }),
+    hp({ pod: 'default/pinned', hostPort: 9000, hostIP: '10.42.230.1' }),
+    hp({ pod: 'default/bad', hostPort: 70000 }),
+    hp({ pod: 'default/weird', hostPort: 9001, protocol: 'ICMP' }),
+    hp({ pod: 'default/inject', hostPort: 9002, podIP: '10.0.0.1; flush ruleset' }),
+  ]);
+  const block = (header: string) => {
+    const lines = r.text.split('\n');
+    const start = lines.indexOf(header);
+    return lines.slice(start, lines.indexOf('  }', start) + 1).join('\n');
+  };
+  assert.equal(
+    block('  chain hostports {'),
+    [
+      '  chain hostports {',
+      '    fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto udp th dport 5353 goto hostport-1',
+      '    ip daddr 10.42.230.1 meta l4proto tcp th dport 9000 goto hostport-2',
+      '    fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto tcp th dport 18080 goto hostport-3',
+      '  }',
+    ].join('\n'),
+  );
+  assert.equal(
+    block('  chain hostport-3 {'),
+    [
+      '  chain hostport-3 {',
+      '    ip saddr 10.42.230.0/24 meta mark set meta mark | 0x00004000',
+      '    fib saddr type local meta mark set meta mark | 0x00004000',
+      '    meta l4proto tcp dnat to 10.42.230.7:8080',
+      '  }',
+    ].join('\n'),
+  );
+  assert.deepEqual(
+    r.skipped.map((s) => `${s.service}: ${s.reason}`),
+    [
+      'hostPort 9001 of pod default/weird: protocol "ICMP"',
+      'hostPort 9002 of pod default/inject: address not IPv4',
+      'hostPort 18080 of pod default/same-port: port in use',
+      'hostPort 70000 of pod default/bad: port out of range',
+    ],
+  );
+  assert.doesNotMatch(r.text, /flush/);
 });

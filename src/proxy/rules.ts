@@ -37,6 +37,11 @@ import type { EndpointSlice, Service, ServicePort } from './types.js';
  *   may move to another endpoint once.
  * - externalIPs, loadBalancer ingress IPs, externalTrafficPolicy and
  *   internalTrafficPolicy (Local) are not implemented; every endpoint is used.
+ *
+ * Pods' hostPorts (what the CNI portmap plugin does for kubelet) go first in the NAT hooks:
+ * a new connection to a node address (its hostIP when the pod names one; never 127.0.0.0/8,
+ * as NodePorts) and the port is DNATed to the pod's address and container port. Those from
+ * this machine or from the pod network are masqueraded, so that replies come back this way.
  */
 
 /** The nftables table flyCes owns; nothing outside it is ever touched. */
@@ -63,6 +68,18 @@ export interface RulesOptions {
    * that involves no pod at all, for a machine that did not forward before flyCes.
    */
   forwardGuard?: { podNetwork: string; exclusive: boolean };
+}
+
+/** One container port a pod publishes on its node (`ports[].hostPort`). */
+export interface HostPort {
+  /** The pod, `namespace/name`, for messages. */
+  pod: string;
+  protocol: string;
+  hostPort: number;
+  /** The node address it is published on; absent or 0.0.0.0 for all of them. */
+  hostIP?: string;
+  podIP: string;
+  containerPort: number;
 }
 
 /** A Service (or one port of it) left out of the ruleset, and why. */
@@ -104,6 +121,7 @@ export function buildRuleset(
   services: Iterable<Service>,
   slices: Iterable<EndpointSlice>,
   options: RulesOptions,
+  hostPorts: Iterable<HostPort> = [],
 ): Ruleset {
   const mark = checkOptions(options);
   const bySvc = slicesByService(slices);
@@ -136,6 +154,7 @@ export function buildRuleset(
   }
 
   const nodeMatch = nodeAddressMatch(options.nodeAddresses);
+  const published = hostPortChains(hostPorts, nodeMatch, options.podCidr, mark, skipped);
   const out: string[] = [`table ip ${tableName(options)} {`];
   const vip = 'ipv4_addr . inet_proto . inet_service';
   out.push(...verdictMap('service_ips', vip, maps.svcIPs));
@@ -149,6 +168,7 @@ export function buildRuleset(
   out.push(...affinitySets);
   out.push(...fixedChains(nodeMatch, mark));
   if (options.forwardGuard) out.push(...forwardChain(options.forwardGuard));
+  out.push(...published);
   for (const c of chains) out.push(...c);
   out.push('}');
   return { text: out.join('\n') + '\n', routed, rejecting: plans.length - routed, skipped };
@@ -335,6 +355,67 @@ function portChains(p: PortPlan, podCidr: string, mark: string, decls: string[])
   return chains;
 }
 
+const HOST_PORT_PROTOCOLS = new Set(['tcp', 'udp', 'sctp']);
+
+/**
+ * The `hostports` chain and one chain per published port, in a fixed order whatever the
+ * order given. A port that is not valid is left out and reported, and so is one that
+ * another pod publishes on the same address, protocol and port (the scheduler keeps such
+ * pods apart; where two meet anyway, the first by port, protocol, address and name keeps it).
+ */
+function hostPortChains(
+  hostPorts: Iterable<HostPort>,
+  nodeMatch: string,
+  podCidr: string,
+  mark: string,
+  skipped: Skipped[],
+): string[] {
+  const sorted = [...hostPorts].sort(
+    (a, b) =>
+      a.hostPort - b.hostPort ||
+      a.protocol.localeCompare(b.protocol) ||
+      (a.hostIP ?? '').localeCompare(b.hostIP ?? '') ||
+      a.pod.localeCompare(b.pod),
+  );
+  const dispatch = ['  chain hostports {'];
+  const chains: string[] = [];
+  const used = new Set<string>();
+  for (const h of sorted) {
+    const proto = h.protocol.toLowerCase();
+    const anyAddress = h.hostIP === undefined || h.hostIP === '' || h.hostIP === '0.0.0.0';
+    const invalid = !HOST_PORT_PROTOCOLS.has(proto)
+      ? `protocol ${JSON.stringify(h.protocol)}`
+      : !validPort(h.hostPort) || !validPort(h.containerPort)
+        ? 'port out of range'
+        : !isIPv4(h.podIP) || (!anyAddress && !isIPv4(h.hostIP!))
+          ? 'address not IPv4'
+          : undefined;
+    if (invalid) {
+      skipped.push({ service: `hostPort ${h.hostPort} of pod ${h.pod}`, reason: invalid });
+      continue;
+    }
+    const key = `${anyAddress ? '*' : h.hostIP} ${proto} ${h.hostPort}`;
+    const clash = used.has(key) || used.has(`* ${proto} ${h.hostPort}`);
+    if (clash || (anyAddress && [...used].some((u) => u.endsWith(` ${proto} ${h.hostPort}`)))) {
+      skipped.push({ service: `hostPort ${h.hostPort} of pod ${h.pod}`, reason: 'port in use' });
+      continue;
+    }
+    used.add(key);
+    const chain = `hostport-${used.size}`;
+    const match = anyAddress ? nodeMatch : `ip daddr ${h.hostIP}`;
+    dispatch.push(`    ${match} meta l4proto ${proto} th dport ${h.hostPort} goto ${chain}`);
+    chains.push(
+      `  chain ${chain} {`,
+      `    ip saddr ${podCidr} meta mark set meta mark | ${mark}`,
+      `    fib saddr type local meta mark set meta mark | ${mark}`,
+      `    meta l4proto ${proto} dnat to ${h.podIP}:${h.containerPort}`,
+      '  }',
+    );
+  }
+  dispatch.push('  }');
+  return [...dispatch, ...chains];
+}
+
 function nodeAddressMatch(addresses: string[] | undefined): string {
   if (addresses?.length) return 'ip daddr @node_ips';
   return 'fib daddr type local ip daddr != 127.0.0.0/8';
@@ -380,10 +461,12 @@ function fixedChains(nodeMatch: string, mark: string): string[] {
     '  }',
     '  chain nat-prerouting {',
     '    type nat hook prerouting priority -100; policy accept;',
+    '    jump hostports',
     '    jump services',
     '  }',
     '  chain nat-output {',
     '    type nat hook output priority -100; policy accept;',
+    '    jump hostports',
     '    jump services',
     '  }',
     '  chain nat-postrouting {',

@@ -7,6 +7,7 @@ import { DnsIndex } from './dns-index.js';
 import { DnsServer } from './dns.js';
 import { claimForwarding, releaseForwarding, type ForwardingFiles } from './ip-forward.js';
 import { Proxier, type NftRunner, type SyncRecord } from './proxier.js';
+import type { HostPort } from './rules.js';
 import type { EndpointSlice, Service } from './types.js';
 
 const SERVICES = byGroupResource.get('/services')!;
@@ -48,11 +49,25 @@ export class ServiceProxy {
   private proxier?: Proxier;
   private dnsServer?: DnsServer;
   private ownsForwarding = false;
+  private hostPorts: HostPort[] = [];
+  private hostPortsText = '[]';
 
   constructor(private readonly opts: ServiceProxyOptions) {
     this.services = opts.informers.informer(SERVICES);
     this.slices = opts.informers.informer(SLICES);
     this.index = new DnsIndex(opts.dns?.clusterDomain);
+  }
+
+  /**
+   * The ports this node's pods publish now (the agent's account); the rules follow within
+   * a second. The same list again changes nothing.
+   */
+  setHostPorts(ports: HostPort[]): void {
+    const text = JSON.stringify(ports);
+    if (text === this.hostPortsText) return;
+    this.hostPortsText = text;
+    this.hostPorts = ports;
+    this.proxier?.changed();
   }
 
   /** The Services the proxy knows (its informer's), for the agent's Service variables. */
@@ -88,6 +103,7 @@ export class ServiceProxy {
       source: {
         services: () => this.services.list() as unknown as Service[],
         endpointSlices: () => this.slices.list() as unknown as EndpointSlice[],
+        hostPorts: () => this.hostPorts,
       },
       nft: this.opts.nft,
       onSync: this.opts.onSync,
