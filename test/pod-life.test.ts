@@ -249,6 +249,37 @@ describe('the life of a pod', { timeout: 300_000 }, () => {
     await cluster.kubectl('delete', 'pod', 'term-file', 'term-path', 'term-logs', 'term-logs-ok');
   });
 
+  test('a pod past its activeDeadlineSeconds fails with DeadlineExceeded; its logs stay', async () => {
+    await apply(
+      'deadline',
+      { command: ['sh', '-c', 'echo working; sleep 3600'] },
+      { activeDeadlineSeconds: 3 },
+    );
+    let s: any;
+    await waitFor('the pod to fail', 30_000, async () => {
+      s = await status('deadline');
+      return s?.phase === 'Failed';
+    });
+    assert.equal(s.reason, 'DeadlineExceeded');
+    assert.equal(s.message, 'Pod was active on the node longer than the specified deadline');
+    assert.ok(s.containerStatuses[0].state.terminated, 'its container was stopped');
+    const started = Date.parse(s.startTime);
+    const ended = Date.parse(s.containerStatuses[0].state.terminated.finishedAt);
+    assert.ok(
+      ended - started >= 3000 && ended - started < 15_000,
+      `ended after ${ended - started} ms`,
+    );
+    assert.match(await cluster.kubectl('logs', 'deadline'), /working/);
+    const events = await cluster.kubectl(
+      'get',
+      'events',
+      '--field-selector',
+      'involvedObject.name=deadline',
+    );
+    assert.match(events, /DeadlineExceeded/);
+    await cluster.kubectl('delete', 'pod', 'deadline');
+  });
+
   test('readiness waits for the startup probe', async () => {
     await apply('slow', {
       command: ['sh', '-c', 'sleep 3; touch /tmp/started; sleep 3600'],

@@ -105,6 +105,17 @@ export function hostPortsOf(pods: Pod[]): HostPort[] {
   return out;
 }
 
+/**
+ * How long a pod may still run under its activeDeadlineSeconds, counted from its start on
+ * this node (status.startTime) as kubelet counts it; undefined without a deadline or start.
+ */
+export function deadlineLeftMs(pod: Pod, now: number): number | undefined {
+  const seconds = pod.spec?.activeDeadlineSeconds;
+  const start = Date.parse(pod.status?.startTime ?? '');
+  if (typeof seconds !== 'number' || !Number.isFinite(start)) return undefined;
+  return start + seconds * 1000 - now;
+}
+
 function isReady(status: NodeObject['status'] | undefined): boolean {
   return status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 }
@@ -451,11 +462,26 @@ export class Agent {
     const current = mine.filter((s) => s.podUid === pod.metadata.uid);
     if (pod.metadata.deletionTimestamp) return this.finishDeletion(pod, current, containers);
     if (pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') return;
+    const left = deadlineLeftMs(pod, Date.now());
+    if (left !== undefined && left <= 0) {
+      const status = await this.worker.fail(
+        pod,
+        current,
+        containers,
+        'DeadlineExceeded',
+        'Pod was active on the node longer than the specified deadline',
+      );
+      await this.reportStatus(pod, status);
+      return;
+    }
     await this.objects.ensure(pod);
     await this.volumes.refreshPodMetadata(pod).catch((err) => this.volumeRefreshFailed(pod, err));
     const result = await this.worker.sync(pod, current, containers);
     if (result.status) await this.reportStatus(pod, result.status);
-    return result.requeueAfterMs;
+    // Looked at again when its deadline comes, if that is before the next sync.
+    return left === undefined
+      ? result.requeueAfterMs
+      : Math.min(result.requeueAfterMs ?? left, left);
   }
 
   /**

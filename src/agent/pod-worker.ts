@@ -475,6 +475,24 @@ export class PodWorker {
     containers: ContainerStatus[],
     graceSeconds: number,
   ): Promise<void> {
+    await this.stopRunning(pod, sandboxes, containers, graceSeconds);
+    for (const sandbox of sandboxes) {
+      await this.runtime.stopSandbox(sandbox.id);
+      await this.runtime.removeSandbox(sandbox.id);
+      await this.inputs.volumes?.removePodVolumes(sandbox.podUid);
+      this.backoff.forget(`${sandbox.podUid}/`);
+      this.prober.forget(sandbox.podUid);
+      this.imageBackoff.forget(`${sandbox.podUid}/`);
+    }
+  }
+
+  /** Stops the running containers of `sandboxes`, each through preStop and the grace period. */
+  private async stopRunning(
+    pod: Pod | undefined,
+    sandboxes: SandboxStatus[],
+    containers: ContainerStatus[],
+    graceSeconds: number,
+  ): Promise<void> {
     const ids = new Set(sandboxes.map((s) => s.id));
     const running = containers.filter((c) => ids.has(c.sandboxId) && c.state === 'running');
     const started = Date.now();
@@ -488,14 +506,31 @@ export class PodWorker {
         await this.runtime.stopContainer(c.id, left);
       }),
     );
-    for (const sandbox of sandboxes) {
-      await this.runtime.stopSandbox(sandbox.id);
-      await this.runtime.removeSandbox(sandbox.id);
-      await this.inputs.volumes?.removePodVolumes(sandbox.podUid);
-      this.backoff.forget(`${sandbox.podUid}/`);
-      this.prober.forget(sandbox.podUid);
-      this.imageBackoff.forget(`${sandbox.podUid}/`);
-    }
+  }
+
+  /**
+   * Fails a pod the node gives up on (its activeDeadlineSeconds passed): its containers are
+   * stopped through preStop and the grace period, and kept, with their logs, until the pod
+   * is deleted; the status it returns is the pod's last, phase Failed with `reason`.
+   */
+  async fail(
+    pod: Pod,
+    sandboxes: SandboxStatus[],
+    containers: ContainerStatus[],
+    reason: string,
+    message: string,
+  ): Promise<PodStatus> {
+    this.events.normal(pod, reason, message);
+    this.prober.forget(pod.metadata.uid!);
+    await this.stopRunning(
+      pod,
+      sandboxes,
+      containers,
+      pod.spec.terminationGracePeriodSeconds ?? 30,
+    );
+    const fresh = await this.runtime.listContainers({ sandboxIds: sandboxes.map((s) => s.id) });
+    const sandbox = sandboxes.find((s) => s.state === 'ready');
+    return { ...this.status(pod, sandbox, fresh, new Map()), phase: 'Failed', reason, message };
   }
 
   /** Stops a running container whose spec changed, through preStop and the grace period. */

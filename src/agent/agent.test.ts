@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import type { Pod } from '../api/types.js';
-import { hostPortsOf } from './agent.js';
+import { deadlineLeftMs, hostPortsOf } from './agent.js';
 
 function pod(name: string, extra: { ip?: string; phase?: string; hostNetwork?: boolean }): Pod {
   return {
@@ -53,4 +53,16 @@ test('the ports pods publish: once they have an address, until they end, not on 
       containerPort: 53,
     },
   ]);
+});
+
+test('activeDeadlineSeconds counts from the pod start on the node', () => {
+  const p = pod('a', { ip: '10.42.0.5' });
+  const now = Date.parse('2026-12-05T10:00:10Z');
+  assert.equal(deadlineLeftMs(p, now), undefined, 'no deadline');
+  p.spec.activeDeadlineSeconds = 30;
+  assert.equal(deadlineLeftMs(p, now), undefined, 'not started');
+  p.status!.startTime = '2026-12-05T10:00:00Z';
+  assert.equal(deadlineLeftMs(p, now), 20_000);
+  p.spec.activeDeadlineSeconds = 5;
+  assert.equal(deadlineLeftMs(p, now), -5_000);
 });
