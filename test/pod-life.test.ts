@@ -280,6 +280,52 @@ describe('the life of a pod', { timeout: 300_000 }, () => {
     await cluster.kubectl('delete', 'pod', 'deadline');
   });
 
+  test('pods past their ephemeral storage are evicted: a container limit, an emptyDir sizeLimit', async () => {
+    await apply('disk-hog', {
+      command: ['sh', '-c', 'dd if=/dev/zero of=/fill bs=1M count=6; echo filled; sleep 3600'],
+      resources: { limits: { 'ephemeral-storage': '2Mi' } },
+    });
+    await apply(
+      'dir-hog',
+      {
+        command: ['sh', '-c', 'dd if=/dev/zero of=/cache/fill bs=1M count=3; sleep 3600'],
+        volumeMounts: [{ name: 'cache', mountPath: '/cache' }],
+      },
+      { volumes: [{ name: 'cache', emptyDir: { sizeLimit: '1Mi' } }] },
+    );
+    await apply('disk-ok', {
+      command: ['sh', '-c', 'dd if=/dev/zero of=/fill bs=1M count=1; sleep 3600'],
+      resources: { limits: { 'ephemeral-storage': '8Mi' } },
+    });
+    const failed = async (name: string) => {
+      let s: any;
+      await waitFor(`${name} to be evicted`, 40_000, async () => {
+        s = await status(name);
+        return s?.phase === 'Failed';
+      });
+      return s;
+    };
+    const hog = await failed('disk-hog');
+    assert.equal(hog.reason, 'Evicted');
+    assert.match(
+      hog.message,
+      /^Container c took [\d.]+Mi of ephemeral storage, more than its limit of 2Mi\.$/,
+    );
+    assert.ok(hog.containerStatuses[0].state.terminated, 'its container was stopped');
+    assert.match(await cluster.kubectl('logs', 'disk-hog'), /filled/);
+    const dir = await failed('dir-hog');
+    assert.match(
+      dir.message,
+      /^emptyDir volume "cache" holds [\d.]+Mi, more than its sizeLimit of 1Mi\.$/,
+    );
+    assert.match(
+      await cluster.kubectl('get', 'events', '--field-selector', 'involvedObject.name=disk-hog'),
+      /Warning\s+Evicted/,
+    );
+    assert.equal((await status('disk-ok')).phase, 'Running', 'a pod within its limit runs on');
+    await cluster.kubectl('delete', 'pod', 'disk-hog', 'dir-hog', 'disk-ok');
+  });
+
   test('readiness waits for the startup probe', async () => {
     await apply('slow', {
       command: ['sh', '-c', 'sleep 3; touch /tmp/started; sleep 3600'],

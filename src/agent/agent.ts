@@ -30,6 +30,12 @@ import { streamLog } from './logs.js';
 import { capacity, microTime, nodeObject, nodeStatus, type NodeIdentity } from './node-status.js';
 import { instancesByName } from './pod-status.js';
 import { PodWorker, shouldRestart } from './pod-worker.js';
+import {
+  diskEmptyDirs,
+  hasStorageBounds,
+  storageViolation,
+  type StorageUse,
+} from './ephemeral-storage.js';
 import { StartGate } from './start-gate.js';
 import { VolumeManager } from './volumes.js';
 import type { HostPort } from '../proxy/rules.js';
@@ -133,6 +139,8 @@ const DEFAULT_PIDS_LIMIT = 4096;
 const IMAGE_GC_EVERY_MS = 300_000;
 /** How often the pod network is checked (and repaired) behind everyone's back. */
 const NETWORK_CHECK_EVERY_MS = 10_000;
+/** How often pods' ephemeral storage is measured (kubelet's housekeeping: 10 s). */
+const STORAGE_CHECK_EVERY_MS = 10_000;
 const RELIST_MS = 1_000;
 /**
  * How long the agent's Events wait: a pod's status, reported right after its container
@@ -179,6 +187,9 @@ export class Agent {
   private workers?: Promise<void>;
   /** Sandboxes of pods that are gone, being stopped beside the syncs (see syncPod). */
   private readonly removing = new Set<string>();
+  /** Pods to evict for their ephemeral storage, by uid, with why (see checkEphemeralStorage). */
+  private readonly evictions = new Map<string, string>();
+  private measuringStorage = false;
   /** Exec sessions in progress (their sockets left the HTTP server at the upgrade). */
   private readonly upgraded = new Set<Duplex>();
 
@@ -254,6 +265,7 @@ export class Agent {
         await this.networkCheck;
       });
     }
+    this.every(STORAGE_CHECK_EVERY_MS, () => this.checkEphemeralStorage());
     const changed = (p: Pod, gone = false) => {
       // A pod being deleted needs no more waiting for its start (see PodWorker.abandon).
       if (gone || p.metadata.deletionTimestamp) this.worker.abandon(p.metadata.uid!);
@@ -440,6 +452,53 @@ export class Agent {
   }
 
   /** What the runtime has for one pod name: its sandboxes (any uid) and their containers. */
+  /**
+   * Measures what the pods with an ephemeral storage bound take of the disk, and queues
+   * the eviction of those past it (done by their next sync, see syncPod).
+   */
+  private async checkEphemeralStorage(): Promise<void> {
+    const usage = this.opts.runtime.containerDiskUsage?.bind(this.opts.runtime);
+    // A walk of big layers may outlast the period: one at a time.
+    if (!usage || this.measuringStorage) return;
+    this.measuringStorage = true;
+    try {
+      await this.measureStorage(usage);
+    } finally {
+      this.measuringStorage = false;
+    }
+  }
+
+  private async measureStorage(usage: (id: string) => Promise<number>): Promise<void> {
+    for (const pod of this.pods.list()) {
+      const uid = pod.metadata.uid!;
+      const phase = pod.status?.phase;
+      if (!hasStorageBounds(pod) || phase === 'Succeeded' || phase === 'Failed') continue;
+      if (pod.metadata.deletionTimestamp || this.evictions.has(uid)) continue;
+      const { sandboxes, containers } = await this.podRuntimeState(
+        pod.metadata.namespace ?? 'default',
+        pod.metadata.name!,
+      );
+      const mine = new Set(sandboxes.filter((s) => s.podUid === uid).map((s) => s.id));
+      const use: StorageUse = { containers: new Map(), emptyDirs: new Map() };
+      for (const c of containers) {
+        if (mine.has(c.sandboxId) && c.state === 'running') {
+          use.containers.set(c.name, await usage(c.id));
+        }
+      }
+      for (const d of diskEmptyDirs(pod)) {
+        use.emptyDirs.set(d.name, await this.volumes.emptyDirUsage(uid, d.name));
+      }
+      const why = storageViolation(pod, use);
+      if (why === undefined) continue;
+      this.log.warn(
+        { pod: objectKey(pod), reason: why },
+        'evicting a pod for its ephemeral storage',
+      );
+      this.evictions.set(uid, why);
+      this.queue.add(objectKey(pod));
+    }
+  }
+
   private async podRuntimeState(
     namespace: string,
     name: string,
@@ -462,6 +521,13 @@ export class Agent {
     const current = mine.filter((s) => s.podUid === pod.metadata.uid);
     if (pod.metadata.deletionTimestamp) return this.finishDeletion(pod, current, containers);
     if (pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') return;
+    const evicted = this.evictions.get(pod.metadata.uid!);
+    if (evicted !== undefined) {
+      const status = await this.worker.fail(pod, current, containers, 'Evicted', evicted, true);
+      await this.reportStatus(pod, status);
+      this.evictions.delete(pod.metadata.uid!);
+      return;
+    }
     const left = deadlineLeftMs(pod, Date.now());
     if (left !== undefined && left <= 0) {
       const status = await this.worker.fail(

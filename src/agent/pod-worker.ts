@@ -509,7 +509,8 @@ export class PodWorker {
   }
 
   /**
-   * Fails a pod the node gives up on (its activeDeadlineSeconds passed): its containers are
+   * Fails a pod the node gives up on (its activeDeadlineSeconds passed, or it was evicted for
+   * its ephemeral storage): its containers are
    * stopped through preStop and the grace period, and kept, with their logs, until the pod
    * is deleted; the status it returns is the pod's last, phase Failed with `reason`.
    */
@@ -519,8 +520,10 @@ export class PodWorker {
     containers: ContainerStatus[],
     reason: string,
     message: string,
+    warning = false,
   ): Promise<PodStatus> {
-    this.events.normal(pod, reason, message);
+    if (warning) this.events.warning(pod, reason, message);
+    else this.events.normal(pod, reason, message);
     this.prober.forget(pod.metadata.uid!);
     await this.stopRunning(
       pod,

@@ -8,6 +8,7 @@ import type { Logger } from '../log.js';
 import { run } from '../runtime/exec.js';
 import { KeyedMutex, mountPoints } from '../runtime/fsutil.js';
 import type { Mount } from '../runtime/runtime.js';
+import { diskUsage } from '../util/disk-usage.js';
 import { ConfigError, expand, type ConfigSource, type EnvContext } from './env.js';
 import { showsPodMetadata, volumePayload, type Payload } from './volume-payloads.js';
 
@@ -31,7 +32,8 @@ import { showsPodMetadata, volumePayload, type Payload } from './volume-payloads
  * Not supported yet: persistentVolumeClaim and the other sources (the container waits with
  * CreateContainerConfigError naming the type), the serviceAccountToken and
  * clusterTrustBundle sources of projected volumes (the same, naming the source),
- * fsGroupChangePolicy, and size enforcement for disk-backed emptyDir. A subPath of a volume
+ * and fsGroupChangePolicy. A disk-backed emptyDir's sizeLimit is not a bound of the file
+ * system: the agent measures it and evicts the pod past it (ephemeral-storage.ts). A subPath of a volume
  * of files sees the content of the moment it was mounted, as in Kubernetes; where it is a
  * directory, an update empties it (the old generation's files are removed).
  */
@@ -203,6 +205,13 @@ export class VolumeManager {
       this.shownMetadata.delete(uid);
       await fs.rm(root, { recursive: true, force: true });
     });
+  }
+
+  /** The disk an emptyDir of the pod holds, in bytes; 0 for one in memory (tmpfs). */
+  async emptyDirUsage(uid: string, name: string): Promise<number> {
+    const dir = this.volumeDir(uid, name);
+    if (await this.mounter.isMountPoint(dir).catch(() => false)) return 0;
+    return diskUsage(dir);
   }
 
   private volumeDir(uid: string, name: string): string {

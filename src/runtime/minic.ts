@@ -12,6 +12,7 @@ import {
 import path from 'node:path';
 
 import { componentLogger, type Logger } from '../log.js';
+import { diskUsage } from '../util/disk-usage.js';
 import { PodNetwork, netnsPath } from './pod-network.js';
 import {
   conmonAlive,
@@ -706,6 +707,11 @@ export class MiniC implements RuntimeService {
     writeFileSync(file, '', { flag: 'w' });
     chmodSync(file, 0o666);
     return { file, fallbackToLogs: wanted.fallbackToLogs };
+  }
+
+  async containerDiskUsage(id: string): Promise<number> {
+    const layer = await diskUsage(path.join(this.records.containerDir(id), 'upper'));
+    return layer + (await diskUsage(this.logPath(id)));
   }
 
   /** Starts a created container under conmon; resolves once the process runs. */

@@ -233,6 +233,11 @@ export interface RuntimeService {
    */
   repairNetwork?(): Promise<string[]>;
   /**
+   * The disk a container takes of the node's ephemeral storage: its writable layer and its
+   * log, in bytes (what kubelet holds against its `ephemeral-storage` limit).
+   */
+  containerDiskUsage?(id: string): Promise<number>;
+  /**
    * Lets go of what the runtime keeps ready for the next start and cannot hand to another
    * process (miniC's warm container monitor), when the agent stops. Containers keep running.
    */
