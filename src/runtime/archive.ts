@@ -4,6 +4,8 @@ import path from 'node:path';
 
 import tar from 'tar-stream';
 
+import { isErrno } from './fsutil.js';
+
 /**
  * Reads an OCI archive: a tar of an OCI image layout (oci-layout, index.json,
  * blobs/sha256/...). Every blob is hashed while it is copied out of the archive and must
@@ -132,7 +134,8 @@ export async function readOciArchive(file: string, stagingDir: string): Promise<
   } catch (err) {
     source.destroy();
     extract.destroy();
-    if (err instanceof ArchiveError) throw err;
+    // A full disk is the staging directory's fault (the image store's), not the archive's.
+    if (err instanceof ArchiveError || isErrno(err, 'ENOSPC', 'EDQUOT')) throw err;
     throw new ArchiveError(`cannot read OCI archive ${file}: ${(err as Error).message}`);
   }
 

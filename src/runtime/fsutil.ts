@@ -19,14 +19,15 @@ export async function writeJsonAtomic(file: string, value: unknown): Promise<voi
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${randomHex(6)}.tmp`);
   const handle = await fs.open(tmp, 'wx', 0o600);
   try {
-    await handle.writeFile(JSON.stringify(value, null, 2) + '\n');
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
+    try {
+      await handle.writeFile(JSON.stringify(value, null, 2) + '\n');
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
     await fs.rename(tmp, file);
   } catch (err) {
+    // A full disk fails the write, not the open: the empty file must not stay behind.
     await fs.rm(tmp, { force: true });
     throw err;
   }
@@ -43,8 +44,8 @@ export async function writeJsonAtomic(file: string, value: unknown): Promise<voi
  */
 export function replaceJsonSync(file: string, value: unknown): void {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${randomHex(6)}.tmp`);
-  writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
   try {
+    writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
     renameSync(tmp, file);
   } catch (err) {
     rmSync(tmp, { force: true });

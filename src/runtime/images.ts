@@ -238,6 +238,8 @@ export class ImageStore implements ImageService {
       const infos = await this.mutex.run('index', () => this.commit(prepared));
       this.log.info({ file, images: infos.map((i) => i.names.join(',') || i.id) }, 'imported');
       return infos;
+    } catch (err) {
+      throw storeFault(err, this.root) ?? err;
     } finally {
       await fs.rm(staging, { recursive: true, force: true });
     }
@@ -336,31 +338,49 @@ export class ImageStore implements ImageService {
    */
   private async commit(prepared: PreparedImage[]): Promise<ImageInfo[]> {
     const index = await this.readIndex();
-    for (const { record, staged, blobs } of prepared) {
-      for (const digest of record.blobs) {
-        const target = this.blobFile(digest);
-        const blob = blobs.get(digest);
-        if (blob && !(await exists(target))) await fs.rename(blob.file, target);
-      }
-      for (const [diffId, layer] of staged) {
-        const target = this.layerDir(diffId);
-        if (!(await exists(target))) await fs.rename(layer.dir, target);
-        index.layers[diffId] ??= { size: layer.size };
-      }
-      for (const diffId of record.layers) {
-        // A layer seen present while preparing may have been collected since.
-        if (!staged.has(diffId) && !(await exists(this.layerDir(diffId)))) {
-          throw new ArchiveError(`layer ${diffId} was removed meanwhile; try again`);
-        }
-        index.layers[diffId] ??= { size: 0 };
-      }
-      addImage(index, record);
+    // What this commit moved into place: taken out again if the index cannot be written (a
+    // full disk), as no index would name it and nothing would ever collect it.
+    const placed: string[] = [];
+    const place = async (from: string, target: string) => {
+      if (await exists(target)) return;
+      await fs.rename(from, target);
+      placed.push(target);
+    };
+    try {
+      for (const image of prepared) await this.placeImage(index, image, place);
+      await writeJsonAtomic(this.indexFile, index);
+    } catch (err) {
+      for (const target of placed) await fs.rm(target, { recursive: true, force: true });
+      throw err;
     }
-    await writeJsonAtomic(this.indexFile, index);
     return prepared.map((p) => {
       const stored = index.images.find((i) => i.id === p.record.id) as ImageRecord;
       return this.info(index, stored);
     });
+  }
+
+  /** Moves one image's blobs and layers into place with `place` and adds it to `index`. */
+  private async placeImage(
+    index: StoreIndex,
+    { record, staged, blobs }: PreparedImage,
+    place: (from: string, target: string) => Promise<void>,
+  ): Promise<void> {
+    for (const digest of record.blobs) {
+      const blob = blobs.get(digest);
+      if (blob) await place(blob.file, this.blobFile(digest));
+    }
+    for (const [diffId, layer] of staged) {
+      await place(layer.dir, this.layerDir(diffId));
+      index.layers[diffId] ??= { size: layer.size };
+    }
+    for (const diffId of record.layers) {
+      // A layer seen present while preparing may have been collected since.
+      if (!staged.has(diffId) && !(await exists(this.layerDir(diffId)))) {
+        throw new ArchiveError(`layer ${diffId} was removed meanwhile; try again`);
+      }
+      index.layers[diffId] ??= { size: 0 };
+    }
+    addImage(index, record);
   }
 
   private info(index: StoreIndex, record: ImageRecord): ImageInfo {
@@ -412,7 +432,8 @@ export class ImageStore implements ImageService {
       this.log.info({ image: name, digest: info.digest, id: info.id }, 'pulled');
       return info;
     } catch (err) {
-      throw asPullError(err, [...secretsOf(auths), ...configSecrets(registries)]);
+      const secrets = [...secretsOf(auths), ...configSecrets(registries)];
+      throw asPullError(storeFault(err, this.root) ?? err, secrets);
     } finally {
       await fs.rm(staging, { recursive: true, force: true });
     }
@@ -530,6 +551,17 @@ function pulledImage(pulled: PulledImage, name: string): VerifiedImage {
 function configSecrets(config: RegistriesConfig | undefined): string[] {
   if (!config) return [];
   return [...config.configs.values()].flatMap((c) => (c.auth ? [c.auth.password] : []));
+}
+
+/**
+ * A failure of the store's own files (a full disk: ENOSPC) as an ArchiveError that names
+ * the store, so that a pull ends in ErrImagePull with the cause rather than in a bare
+ * system error the pod's status never shows; undefined for any other error.
+ */
+function storeFault(err: unknown, root: string): ArchiveError | undefined {
+  if (!(err instanceof Error) || err instanceof RuntimeError) return undefined;
+  if (typeof (err as NodeJS.ErrnoException).code !== 'string') return undefined;
+  return new ArchiveError(`image store ${root}: ${err.message}`);
 }
 
 /** Any failure of a pull as ErrImagePull, with every known secret blotted out. */
