@@ -18,10 +18,19 @@ import type { ControlLoopOptions, ControlLoops } from './control-plane.js';
  * after a delay doubling from `restartDelayMs` up to 30 s; the new one lists again and,
  * with the same identity, takes its leases back at once. A lost lease is not a crash: it
  * is reported through `onLost` and the process decides (it stops, as Kubernetes'
- * components do); a thread that fails before it was ever ready fails start().
+ * components do), unless `restartWhenLost` makes this its supervisor; a thread that fails
+ * before it was ever ready fails start().
  */
 export type ThreadOptions = Omit<ControlLoopOptions, 'onLost'> & {
   onLost?: (lease: string) => void;
+  /**
+   * A lost lease stops the thread's loops and a new thread campaigns again after the
+   * restart delay, as a supervisor restarts a Kubernetes component that exited, while the
+   * rest of the process goes on serving. For `flyces up`, whose loops lose their leases
+   * whenever the store refuses writes for a while (a full disk), and which has no
+   * supervisor of its own: the API server and the agent must outlive that.
+   */
+  restartWhenLost?: boolean;
   /** First delay before a dead thread is started again (default 1 s). */
   restartDelayMs?: number;
 };
@@ -58,6 +67,7 @@ export class ControlLoopsThread implements ControlLoops {
     const options = { ...opts };
     delete options.onLost;
     delete options.restartDelayMs;
+    delete options.restartWhenLost;
     this.options = options;
   }
 
@@ -93,13 +103,18 @@ export class ControlLoopsThread implements ControlLoops {
     });
     this.worker = worker;
     let why = 'it exited';
+    let lost = false;
     worker.on('message', (msg: FromThread) => {
       if (msg.type === 'ready') {
         this.everReady = true;
         this.failures = 0;
         ready?.();
-      } else if (msg.type === 'lost') this.opts.onLost?.(msg.lease);
-      else if (msg.type === 'stopped') void worker.terminate();
+      } else if (msg.type === 'lost' && !this.opts.restartWhenLost) this.opts.onLost?.(msg.lease);
+      else if (msg.type === 'lost') {
+        this.log.error({ lease: msg.lease }, 'lost a leader lease; the control loops start again');
+        if (!lost) worker.postMessage({ type: 'stop' });
+        lost = true;
+      } else if (msg.type === 'stopped') void worker.terminate();
       else if (msg.type === 'failed') {
         why = msg.message;
         void worker.terminate();
@@ -118,18 +133,19 @@ export class ControlLoopsThread implements ControlLoops {
           failed?.(new Error(`the control loops' thread failed to start: ${why}`));
           return;
         }
-        this.restart(code);
+        this.restart(code, lost);
       });
     });
   }
 
-  private restart(code: number): void {
+  private restart(code: number, lost: boolean): void {
     const first = this.opts.restartDelayMs ?? 1000;
     const delay = Math.min(first * 2 ** this.failures, MAX_RESTART_DELAY_MS);
     this.failures++;
+    const what = lost ? 'stopped after a lost lease' : 'ended unexpectedly';
     this.log.error(
       { code, restartInMs: delay },
-      "the control loops' thread ended unexpectedly; starting it again",
+      `the control loops' thread ${what}; starting it again`,
     );
     this.restartTimer = setTimeout(() => {
       if (!this.stopping) this.spawn();

@@ -1,4 +1,4 @@
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import type { ClientConfig } from '../client/rest.js';
@@ -30,11 +30,29 @@ export function kubeconfigText(
   return YAML.stringify(doc);
 }
 
-/** Writes the kubeconfig readable only by its owner, replacing the file atomically. */
+/**
+ * Writes the kubeconfig readable only by its owner, replacing the file atomically. A file
+ * that already says `text` is left as it is, so a restart on a full disk needs no space
+ * for it; a failed write leaves no temporary file and names the kubeconfig.
+ */
 export function writeKubeconfig(path: string, text: string): void {
+  if (readIfThere(path) === text) return;
   const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, text, { mode: 0o600 });
-  renameSync(tmp, path);
+  try {
+    writeFileSync(tmp, text, { mode: 0o600 });
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw new Error(`cannot write kubeconfig ${path}: ${(err as Error).message}`);
+  }
+}
+
+function readIfThere(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
 }
 
 export interface LoadedKubeconfig extends ClientConfig {

@@ -137,11 +137,11 @@ export async function up(opts: UpOptions): Promise<void> {
   // Scheduler and controllers run on a thread of their own (a core of their own), each
   // under its Lease, so a second control plane against the same store can never act at
   // the same time. The identity is this data dir's, so a restart after a crash takes the
-  // leases back at once.
-  let loopsLost = (_lease: string) => undefined as void;
+  // leases back at once. They lose a lease when the store refuses writes for a while (a
+  // full disk): they start again then, while the API server and the agent go on serving.
   const loops = await startControlLoopsThread(
     { ...clientConfig, userAgent: 'flyces-up-control-loops' },
-    { identity: `${hostname()}_${opts.dataDir}`, onLost: (lease) => loopsLost(lease) },
+    { identity: `${hostname()}_${opts.dataDir}`, restartWhenLost: true },
   );
   const informers = new InformerFactory(client);
   const node = opts.noAgent ? undefined : await localNode(opts, client, token, informers);
@@ -159,11 +159,6 @@ export async function up(opts: UpOptions): Promise<void> {
     const stop = (signal: string) => {
       log.info({ signal }, 'stopping');
       resolve();
-    };
-    loopsLost = (lease) => {
-      log.error({ lease }, 'lost a leader lease; stopping so that no two leaders act at once');
-      process.exitCode = 1;
-      stop('lease lost');
     };
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));

@@ -20,15 +20,23 @@ export interface ClusterOptions {
   bridge: string;
   port: number;
   agentPort: number;
+  /** The data dir (made by the caller, removed by destroy); a new temp dir by default. */
+  dataDir?: string;
+  /** Where flyces up's output goes; flyces-up.log in the data dir by default. */
+  logFile?: string;
 }
 
 export class TestCluster {
-  readonly dataDir = mkdtempSync(join(tmpdir(), 'flyces-e2e-'));
-  readonly kubeconfig = join(this.dataDir, 'kubeconfig');
-  readonly logFile = join(this.dataDir, 'flyces-up.log');
+  readonly dataDir: string;
+  readonly kubeconfig: string;
+  readonly logFile: string;
   private proc?: ChildProcess;
 
-  constructor(readonly opts: ClusterOptions) {}
+  constructor(readonly opts: ClusterOptions) {
+    this.dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'flyces-e2e-'));
+    this.kubeconfig = join(this.dataDir, 'kubeconfig');
+    this.logFile = opts.logFile ?? join(this.dataDir, 'flyces-up.log');
+  }
 
   /** Starts `flyces up` (with extra flags, e.g. --allow-privileged) and waits for its node. */
   async start(extraArgs: string[] = []): Promise<void> {

@@ -1,4 +1,7 @@
 import Database from 'better-sqlite3';
+import { statfsSync } from 'node:fs';
+import { dirname } from 'node:path';
+
 import {
   StoreError,
   type KeyValue,
@@ -85,13 +88,16 @@ export class SqliteStore implements Store {
    * ':memory:'. Synchronous; throws if the file cannot be opened or is not a store.
    */
   static open(path: string, options: SqliteStoreOptions = {}): SqliteStore {
-    const db = new Database(path);
+    let db: Database.Database | undefined;
     try {
+      db = new Database(path);
       applySchema(db);
       return new SqliteStore(db, options);
     } catch (err) {
-      db.close();
-      throw err;
+      db?.close();
+      throw new Error(`cannot open the store ${path}: ${(err as Error).message}${fullDisk(path)}`, {
+        cause: err,
+      });
     }
   }
 
@@ -368,4 +374,18 @@ function historyEvent(row: HistoryRow): WatchEvent {
   }
   const kv = { key, value: row.value!, createRevision, modRevision: revision };
   return prev ? { type: 'MODIFIED', revision, kv, prev } : { type: 'ADDED', revision, kv };
+}
+
+/**
+ * Says so when the disk of `path` has no space left: SQLite reports only "disk I/O error"
+ * when it cannot make the files of its write-ahead log there.
+ */
+function fullDisk(path: string): string {
+  if (path === ':memory:') return '';
+  try {
+    const fs = statfsSync(dirname(path));
+    return fs.bavail === 0 ? ` (no space left on the device of ${dirname(path)})` : '';
+  } catch {
+    return '';
+  }
 }
