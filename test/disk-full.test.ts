@@ -34,11 +34,12 @@ after(async () => {
   await fs.rm(tmp, { recursive: true, force: true });
 });
 
-/** A tmpfs of `mb` MiB at TMP/name, unmounted when the test ends. */
-async function disk(name: string, mb: number): Promise<string> {
+/** A tmpfs of `mb` MiB and `inodes` inodes at TMP/name, unmounted when the test ends. */
+async function disk(name: string, mb: number, inodes = 10_000): Promise<string> {
   const dir = path.join(tmp, name);
   await fs.mkdir(dir);
-  await exec('mount', ['-t', 'tmpfs', '-o', `size=${mb}m`, `flycesdf-${name}`, dir]);
+  const options = `size=${mb}m,nr_inodes=${inodes}`;
+  await exec('mount', ['-t', 'tmpfs', '-o', options, `flycesdf-${name}`, dir]);
   mounts.push(dir);
   return dir;
 }
@@ -178,7 +179,7 @@ test('an image index that cannot be written takes back the blobs and layers it w
 });
 
 test('a cluster whose data dir fills up keeps serving and recovers once space is freed', async (t) => {
-  const mount = await disk('cluster', 96);
+  const mount = await disk('cluster', 96, 4000);
   const cluster = new TestCluster({
     podCidr: '10.42.250.0/24',
     bridge: 'flycesdf0',
@@ -276,6 +277,62 @@ test('a cluster whose data dir fills up keeps serving and recovers once space is
       await waitFor('the deployment to get a pod', 60_000, async () => {
         const out = await cluster.kubectl('get', 'pods', '-l', 'app=after', '-o', 'name');
         return out.trim() !== '';
+      });
+    },
+  );
+
+  await t.test(
+    'a container that cannot be made shows CreateContainerError, now and then',
+    async () => {
+      // The agent keeps a pod network and a container monitor (with its directories) ready;
+      // the first container of the pod takes them, the second must make its own directories.
+      const runtime = path.join(cluster.dataDir, 'runtime');
+      await waitFor('the spare network and monitor', 30_000, async () => {
+        const names = await fs.readdir(runtime);
+        return names.includes('spare-network.json') && names.includes('warm-monitor.json');
+      });
+      // No inode left: directories cannot be made, while the store's files still grow.
+      const fillers = path.join(mount, 'inodes');
+      await fs.mkdir(fillers);
+      for (let i = 0; ; i++) {
+        try {
+          await fs.writeFile(path.join(fillers, String(i)), '');
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'ENOSPC') break;
+          throw err;
+        }
+      }
+      const manifest = path.join(tmp, 'two.json');
+      const container = (name: string) => ({ name, image: bigRef, command: ['sleep', '3600'] });
+      const pod = {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'two' },
+        spec: { containers: [container('one'), container('two')] },
+      };
+      await fs.writeFile(manifest, JSON.stringify(pod));
+      await cluster.kubectl('create', '-f', manifest);
+      await waitFor('CreateContainerError', 30_000, async () => {
+        const state = await podField('two', '{.status.containerStatuses[1].state.waiting}');
+        return /CreateContainerError/.test(state) && /no space left on device/.test(state);
+      });
+      const tries = async () => {
+        const log = await fs.readFile(cluster.logFile, 'utf8');
+        return log
+          .split('\n')
+          .filter((l) => l.includes('"pod":"default/two","container":"two"'))
+          .filter((l) => l.includes('container failed to start')).length;
+      };
+      const before = await tries();
+      await new Promise((r) => setTimeout(r, 8000));
+      // One try every 5 s, not one each time the pod's status changed (hundreds a second).
+      const made = (await tries()) - before;
+      assert.ok(made >= 1 && made <= 3, `${made} tries in 8 s`);
+
+      await fs.rm(fillers, { recursive: true });
+      await waitFor('both containers to run', 30_000, async () => {
+        const ready = await podField('two', '{.status.containerStatuses[*].ready}');
+        return ready === 'true true';
       });
     },
   );

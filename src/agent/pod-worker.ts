@@ -58,6 +58,14 @@ export class PodWorker {
   private readonly backoff = new RestartBackoff();
   private readonly prober: Prober;
   private readonly imageBackoff = new RestartBackoff(5_000, 300_000);
+  /**
+   * Containers (`uid/name`) whose last create or start failed, with what the pod showed and
+   * when the next try may come. Without this pause, a failure whose message differs at each
+   * try (it names the new container's directory, as on a full disk) changed the pod's
+   * status every time, and that update synced the pod again at once: hundreds of tries,
+   * logs and status writes a second.
+   */
+  private readonly startFailures = new Map<string, { waiting: Waiting; retryAt: number }>();
   /** Syncs in progress by pod uid, each with the signal that its pod is being deleted. */
   private readonly syncing = new Map<string, AbortController>();
 
@@ -342,6 +350,12 @@ export class PodWorker {
     attempt: number,
     waiting: Map<string, Waiting>,
   ): Promise<number | undefined> {
+    const key = `${pod.metadata.uid}/${container.name}`;
+    const failure = this.startFailures.get(key);
+    if (failure && failure.retryAt > Date.now()) {
+      waiting.set(container.name, failure.waiting);
+      return failure.retryAt - Date.now();
+    }
     const imageWait = await this.checkImage(pod, container, waiting);
     if (imageWait !== undefined) return imageWait;
     let config: ContainerConfig;
@@ -371,6 +385,7 @@ export class PodWorker {
         return id;
       });
       this.events.normal(pod, 'Started', `Started container ${container.name}`);
+      this.startFailures.delete(key);
       await this.postStart(pod, sandbox, container, started);
       this.log.info({ pod: podKey(pod), container: container.name, attempt }, 'container started');
       return undefined;
@@ -379,6 +394,7 @@ export class PodWorker {
       // The runtime's error can quote the command, which may carry a Secret's value.
       const message = hideValues((err as Error).message, config.hiddenValues);
       waiting.set(container.name, { reason, message });
+      this.startFailures.set(key, { waiting: { reason, message }, retryAt: Date.now() + 5_000 });
       this.events.warning(pod, 'Failed', `Error: ${message}`);
       this.log.warn(
         { pod: podKey(pod), container: container.name, err: message },
@@ -483,6 +499,9 @@ export class PodWorker {
       this.backoff.forget(`${sandbox.podUid}/`);
       this.prober.forget(sandbox.podUid);
       this.imageBackoff.forget(`${sandbox.podUid}/`);
+      for (const key of this.startFailures.keys()) {
+        if (key.startsWith(`${sandbox.podUid}/`)) this.startFailures.delete(key);
+      }
     }
   }
 
