@@ -7,6 +7,7 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { promisify } from 'node:util';
 
+import { kubeconfigText, writeKubeconfig } from '../src/cli/kubeconfig.js';
 import { ImageStore } from '../src/runtime/images.js';
 import { RuntimeError } from '../src/runtime/runtime.js';
 import { TestCluster, waitFor } from './helpers/cluster.js';
@@ -178,6 +179,22 @@ test('an image index that cannot be written takes back the blobs and layers it w
   assert.equal((await store.listImages()).length, 2);
 });
 
+test('the kubeconfig on a full disk: kept when unchanged, no temporary file when not', async () => {
+  const dir = await disk('kubeconfig', 1);
+  const file = path.join(dir, 'kubeconfig');
+  const text = kubeconfigText('https://127.0.0.1:1', 'ca', 'token');
+  writeKubeconfig(file, text);
+  await fill(dir);
+  writeKubeconfig(file, text);
+  assert.throws(
+    () => writeKubeconfig(file, kubeconfigText('https://127.0.0.1:2', 'ca', 'token')),
+    new RegExp(`^Error: cannot write kubeconfig ${file}: ENOSPC`),
+  );
+  await unfill(dir);
+  assert.deepEqual(await fs.readdir(dir), ['kubeconfig']);
+  assert.equal(await fs.readFile(file, 'utf8'), text);
+});
+
 test('a cluster whose data dir fills up keeps serving and recovers once space is freed', async (t) => {
   const mount = await disk('cluster', 96, 4000);
   const cluster = new TestCluster({
@@ -337,8 +354,14 @@ test('a cluster whose data dir fills up keeps serving and recovers once space is
     },
   );
 
-  await t.test('flyces up starts again on that data dir, with everything it held', async () => {
+  await t.test('flyces up says why it cannot start on the full disk, then starts', async () => {
     assert.equal(await cluster.stop(), 0);
+    await fill(mount);
+    const store = path.join(cluster.dataDir, 'store.db');
+    await assert.rejects(cluster.start(), (err: Error) =>
+      err.message.includes(`error: cannot open the store ${store}: disk I/O error (no space left`),
+    );
+    await unfill(mount);
     await cluster.start();
     assert.match(await cluster.kubectl('get', 'configmap', 'freed', '-o', 'name'), /freed/);
     const db = new Database(path.join(cluster.dataDir, 'store.db'), { readonly: true });
