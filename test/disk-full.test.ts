@@ -226,6 +226,11 @@ test('a cluster whose data dir fills up keeps serving and recovers once space is
       ...['-o', 'jsonpath={.items[*].message}'],
     );
     assert.match(events, /Failed to pull image .*no space left on device/);
+    const log = await fs.readFile(cluster.logFile, 'utf8');
+    assert.match(
+      log,
+      /"pod":"default\/big".*"err":"image store .*no space left.*image pull failed/,
+    );
     const images = path.join(cluster.dataDir, 'images');
     assert.deepEqual(await tree(path.join(images, 'tmp')), []);
     assert.deepEqual(await tree(path.join(images, 'layers', 'sha256')), []);

@@ -468,6 +468,10 @@ export class PodWorker {
       const message = `Failed to pull image "${image}": ${err.message}`;
       waiting.set(container.name, { reason: 'ErrImagePull', message });
       this.events.warning(pod, 'Failed', message);
+      this.log.warn(
+        { pod: podKey(pod), container: container.name, image, err: err.message },
+        'image pull failed',
+      );
       return 5_000;
     }
     this.imageBackoff.forget(key);
