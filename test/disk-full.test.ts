@@ -356,6 +356,18 @@ test('a cluster whose data dir fills up keeps serving and recovers once space is
         const ready = await podField('two', '{.status.containerStatuses[*].ready}');
         return ready === 'true true';
       });
+      // The failed tries left no container directory behind: each one on disk belongs to a
+      // container a pod reports, or to the monitor kept warm for the next one.
+      const known = await cluster.kubectl(
+        ...['get', 'pods', '-o'],
+        'jsonpath={.items[*].status.containerStatuses[*].containerID}',
+      );
+      const warmFile = path.join(runtime, 'warm-monitor.json');
+      const warm = await fs.readFile(warmFile, 'utf8').catch(() => '');
+      const stray = (await fs.readdir(path.join(runtime, 'containers'))).filter(
+        (id) => !known.includes(id) && !warm.includes(id),
+      );
+      assert.deepEqual(stray, []);
     },
   );
 
