@@ -120,6 +120,44 @@ test('a pull that fills the disk while unpacking fails as ErrImagePull and leave
   assert.equal((await store.listImages()).length, 1);
 });
 
+/** Takes every inode left on the disk of `dir` with empty files in DIR/inodes. */
+async function fillInodes(dir: string): Promise<void> {
+  const fillers = path.join(dir, 'inodes');
+  await fs.mkdir(fillers);
+  for (let i = 0; ; i++) {
+    try {
+      await fs.writeFile(path.join(fillers, String(i)), '');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOSPC') return;
+      throw err;
+    }
+  }
+}
+
+test('a pull or an import that cannot make its staging directory names the cause', async () => {
+  const dir = await disk('staging', 64, 100);
+  const root = path.join(dir, 'images');
+  const store = new ImageStore({ root });
+  // The store's directories are there (as after any earlier import); only new ones fail.
+  for (const sub of ['blobs/sha256', 'layers/sha256', 'tmp']) {
+    await fs.mkdir(path.join(root, sub), { recursive: true });
+  }
+  await fillInodes(dir);
+
+  const err = await store.pullImage(bigRef).then(
+    () => assert.fail('the pull succeeded without an inode'),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof RuntimeError, `not a RuntimeError: ${String(err)}`);
+  assert.equal(err.code, 'ErrImagePull');
+  assert.match(err.message, new RegExp(`^image store ${root}: ENOSPC: .* mkdtemp`));
+  await assert.rejects(store.importArchive(bigArchive), /^ArchiveError: image store .* mkdtemp/);
+
+  await fs.rm(path.join(dir, 'inodes'), { recursive: true });
+  await store.pullImage(bigRef);
+  assert.equal((await store.listImages()).length, 1);
+});
+
 test('an import onto a full disk names the cause and leaves nothing', async () => {
   const root = path.join(await disk('import', 64), 'images');
   const store = new ImageStore({ root });

@@ -221,9 +221,10 @@ export class ImageStore implements ImageService {
    */
   async importArchive(file: string, name?: string): Promise<ImageInfo[]> {
     const override = name === undefined ? undefined : normalizeReference(name);
-    await this.ensureDirs();
-    const staging = await fs.mkdtemp(path.join(this.root, 'tmp', 'import-'));
+    let staging: string | undefined;
     try {
+      await this.ensureDirs();
+      staging = await fs.mkdtemp(path.join(this.root, 'tmp', 'import-'));
       const contents = await readOciArchive(file, staging);
       const targets = await this.collectManifests(contents);
       if (override !== undefined && targets.length !== 1) {
@@ -241,7 +242,7 @@ export class ImageStore implements ImageService {
     } catch (err) {
       throw storeFault(err, this.root) ?? err;
     } finally {
-      await fs.rm(staging, { recursive: true, force: true });
+      if (staging !== undefined) await fs.rm(staging, { recursive: true, force: true });
     }
   }
 
@@ -412,9 +413,11 @@ export class ImageStore implements ImageService {
   private async pullOnce(name: string, opts: PullImageOptions): Promise<ImageInfo> {
     const auths = opts.auth ?? [];
     let registries: RegistriesConfig | undefined;
-    await this.ensureDirs();
-    const staging = await fs.mkdtemp(path.join(this.root, 'tmp', 'pull-'));
+    let staging: string | undefined;
     try {
+      // Inside the try: on a full disk even the staging directory may not be made.
+      await this.ensureDirs();
+      staging = await fs.mkdtemp(path.join(this.root, 'tmp', 'pull-'));
       registries = await loadRegistriesConfig(this.options.registriesConfig);
       const pulled = await pullToStaging(parseReference(name), staging, {
         registries,
@@ -435,7 +438,7 @@ export class ImageStore implements ImageService {
       const secrets = [...secretsOf(auths), ...configSecrets(registries)];
       throw asPullError(storeFault(err, this.root) ?? err, secrets);
     } finally {
-      await fs.rm(staging, { recursive: true, force: true });
+      if (staging !== undefined) await fs.rm(staging, { recursive: true, force: true });
     }
   }
 
