@@ -20,7 +20,7 @@ import { startRegistry } from './helpers/registry.js';
  * under a running pod. Each case checks what the user sees, what is left on disk, and
  * that everything works again once space is freed. The disks are tmpfs mounts of this
  * test's own (source flycesdf-*), filled with a file of its own; the cluster uses API
- * port 16793 (not pod-life.test.ts's 16743), agent port 20550, pods 10.42.250.0/24 and the bridge flycesdf0. Needs root.
+ * port 16793 (not pod-life.test.ts's 16743), agent port 20550, pods 10.42.248.0/24 and the bridge flycesdf0. Needs root.
  */
 
 const exec = promisify(execFile);
@@ -236,7 +236,7 @@ test('the kubeconfig on a full disk: kept when unchanged, no temporary file when
 test('a cluster whose data dir fills up keeps serving and recovers once space is freed', async (t) => {
   const mount = await disk('cluster', 96, 4000);
   const cluster = new TestCluster({
-    podCidr: '10.42.250.0/24',
+    podCidr: '10.42.248.0/24',
     bridge: 'flycesdf0',
     port: 16793,
     agentPort: 20550,
