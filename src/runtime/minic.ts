@@ -138,6 +138,8 @@ function hideIn(err: unknown, values: string[] | undefined): void {
 
 /** A container's directories on disk (its log is there too): the overlay's. */
 const CONTAINER_DISK_SUBDIRS = ['upper', 'work'];
+/** The file in a container's directory on disk mounted at its terminationMessagePath. */
+const TERMINATION_LOG = 'termination-log';
 /** A container's directories under the state root: its bundle and conmon's. */
 const CONTAINER_STATE_SUBDIRS = ['bundle/rootfs', 'exit', 'persist'];
 
@@ -703,9 +705,12 @@ export class MiniC implements RuntimeService {
   ): { file: string; fallbackToLogs: boolean } | undefined {
     const wanted = config.terminationMessage;
     if (!wanted || !path.isAbsolute(wanted.path)) return undefined;
-    const file = path.join(dir, 'termination-log');
-    writeFileSync(file, '', { flag: 'w' });
-    chmodSync(file, 0o666);
+    const file = path.join(dir, TERMINATION_LOG);
+    // A warm monitor's directories have it already (see prepareWarm), empty.
+    if (!existsSync(file)) {
+      writeFileSync(file, '', { flag: 'w' });
+      chmodSync(file, 0o666);
+    }
     return { file, fallbackToLogs: wanted.fallbackToLogs };
   }
 
@@ -803,6 +808,10 @@ export class MiniC implements RuntimeService {
     const stateDir = this.records.containerStateDir(id);
     for (const sub of CONTAINER_DISK_SUBDIRS)
       mkdirSync(path.join(this.records.containerDir(id), sub), { recursive: true });
+    // Made now, while idle, for the container that takes it (see terminationFile).
+    const termination = path.join(this.records.containerDir(id), TERMINATION_LOG);
+    writeFileSync(termination, '', { flag: 'w' });
+    chmodSync(termination, 0o666);
     for (const sub of CONTAINER_STATE_SUBDIRS)
       mkdirSync(path.join(stateDir, sub), { recursive: true });
     mkdirSync(path.join(this.stateRoot, 'sock'), { recursive: true });
