@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { promisify } from 'node:util';
@@ -24,8 +25,7 @@ import { startRegistry } from './helpers/registry.js';
  */
 
 const exec = promisify(execFile);
-await fs.mkdir('/tmp/diskfull', { recursive: true });
-const tmp = await fs.mkdtemp('/tmp/diskfull/test-');
+const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'flyces-disk-full-'));
 const mounts: string[] = [];
 const children: ChildProcess[] = [];
 
