@@ -518,17 +518,25 @@ export class PodWorker {
   ): Promise<void> {
     const ids = new Set(sandboxes.map((s) => s.id));
     const running = containers.filter((c) => ids.has(c.sandboxId) && c.state === 'running');
-    const started = Date.now();
     await Promise.all(
       running.map(async (c) => {
-        if (pod) {
-          this.events.normal(pod, 'Killing', `Stopping container ${c.name}`);
-          await this.preStop(pod, sandboxes, c, graceSeconds);
-        }
-        const left = Math.max(0, graceSeconds - Math.floor((Date.now() - started) / 1000));
-        await this.runtime.stopContainer(c.id, left);
+        if (pod) this.events.normal(pod, 'Killing', `Stopping container ${c.name}`);
+        await this.stopOne(pod, sandboxes, c, graceSeconds);
       }),
     );
+  }
+
+  /** Stops container `c`: its preStop hook (with a pod), then the rest of the grace period. */
+  private async stopOne(
+    pod: Pod | undefined,
+    sandboxes: SandboxStatus[],
+    c: ContainerStatus,
+    graceSeconds: number,
+  ): Promise<void> {
+    const started = Date.now();
+    if (pod) await this.preStop(pod, sandboxes, c, graceSeconds);
+    const left = Math.max(0, graceSeconds - Math.floor((Date.now() - started) / 1000));
+    await this.runtime.stopContainer(c.id, left);
   }
 
   /**
@@ -561,12 +569,8 @@ export class PodWorker {
 
   /** Stops a running container whose spec changed, through preStop and the grace period. */
   private async stopChanged(pod: Pod, sandbox: SandboxStatus, c: ContainerStatus): Promise<void> {
-    const grace = pod.spec.terminationGracePeriodSeconds ?? 30;
     this.events.normal(pod, 'Killing', `Container ${c.name} definition changed, will be restarted`);
-    const started = Date.now();
-    await this.preStop(pod, [sandbox], c, grace);
-    const left = Math.max(0, grace - Math.floor((Date.now() - started) / 1000));
-    await this.runtime.stopContainer(c.id, left);
+    await this.stopOne(pod, [sandbox], c, pod.spec.terminationGracePeriodSeconds ?? 30);
   }
 
   /** Runs postStart; a failing hook kills the container, which then restarts per policy. */
