@@ -269,6 +269,7 @@ export class Agent {
     const changed = (p: Pod, gone = false) => {
       // A pod being deleted needs no more waiting for its start (see PodWorker.abandon).
       if (gone || p.metadata.deletionTimestamp) this.worker.abandon(p.metadata.uid!);
+      if (gone) this.evictions.delete(p.metadata.uid!);
       this.queue.add(objectKey(p));
       this.opts.publishHostPorts?.(hostPortsOf(this.pods.list()));
     };
