@@ -47,6 +47,15 @@ test('of two delays for one key the sooner wins', async () => {
   q.shutDown();
 });
 
+test('a delay past what a timer holds (about 24.8 days) is not cut to a millisecond', async () => {
+  const q = new WorkQueue();
+  // A pod's activeDeadlineSeconds of 30 days, say: Node fires a longer timer at once.
+  q.addAfter('a', 30 * 24 * 3600 * 1000);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(q.length, 0, 'the key is not due yet');
+  q.shutDown();
+});
+
 test('a consumer of a full queue lets the event loop run between its keys', async () => {
   const cases = [
     { name: 'synchronous work of 2 ms per key', workMs: 2, keys: 200, maxWaitMs: 150 },

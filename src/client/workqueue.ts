@@ -27,6 +27,9 @@ function sliceUsedUp(): boolean {
   return now - sliceStart > MAX_SLICE_MS;
 }
 
+/** The longest delay a Node timer keeps (2^31 - 1 ms, about 24.8 days). */
+const TIMER_MAX_MS = 2 ** 31 - 1;
+
 /**
  * A rate-limited work queue of keys, with the guarantees reconcilers rely on:
  * a key is never handed to two workers at once; a key added while it is being processed is
@@ -70,10 +73,16 @@ export class WorkQueue {
     const pending = this.delayed.get(key);
     if (pending && pending.due <= due) return;
     if (pending) clearTimeout(pending.timer);
-    const timer = setTimeout(() => {
-      this.delayed.delete(key);
-      this.add(key);
-    }, delayMs);
+    // A longer timer would fire at once (Node's limit): one that ends early sets the next.
+    const timer = setTimeout(
+      () => {
+        this.delayed.delete(key);
+        const left = due - Date.now();
+        if (left > 0) this.addAfter(key, left);
+        else this.add(key);
+      },
+      Math.min(delayMs, TIMER_MAX_MS),
+    );
     this.delayed.set(key, { timer, due });
   }
 
