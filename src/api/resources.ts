@@ -75,6 +75,7 @@ function validatePod(pod: KObject, old?: KObject): FieldError[] {
   // Compared with the stored pod as defaulting leaves it now: a default added since it was
   // stored (the update is defaulted) is no change of its spec.
   if (old && errs.length === 0) errs.push(...podSpecChanges(pod, defaultedCopy(old)));
+  if (old) errs.push(...deadlineChange(pod, old));
   if (old && old.spec?.nodeName && pod.spec?.nodeName !== old.spec.nodeName) {
     errs.push({
       field: 'spec.nodeName',
@@ -104,6 +105,24 @@ function podSpecChanges(pod: KObject, old: KObject): FieldError[] {
       detail:
         'pod updates may not change fields other than spec.containers[*].image, ' +
         'spec.initContainers[*].image, spec.activeDeadlineSeconds or spec.terminationGracePeriodSeconds',
+    },
+  ];
+}
+
+/** A pod's active deadline may be set or lowered once it exists, not raised or dropped. */
+function deadlineChange(pod: KObject, old: KObject): FieldError[] {
+  const was: unknown = old.spec?.activeDeadlineSeconds;
+  const now: unknown = pod.spec?.activeDeadlineSeconds;
+  if (typeof was !== 'number' || (typeof now === 'number' && now <= was)) return [];
+  return [
+    {
+      field: 'spec.activeDeadlineSeconds',
+      type: 'Invalid',
+      value: now ?? null,
+      detail:
+        now === undefined
+          ? 'must not update from a positive integer to nil value'
+          : 'must be less than or equal to previous value',
     },
   ];
 }

@@ -294,9 +294,25 @@ export function validatePodSpec(spec: PodSpec | undefined, path: string): FieldE
   if (grace !== undefined && (!Number.isInteger(grace) || grace < 0)) {
     errs.push({ field: `${path}.terminationGracePeriodSeconds`, type: 'Invalid', value: grace });
   }
+  const deadline = spec.activeDeadlineSeconds;
+  if (deadline !== undefined && !isDeadline(deadline)) {
+    errs.push({
+      field: `${path}.activeDeadlineSeconds`,
+      type: 'Invalid',
+      value: deadline,
+      detail: `must be between 1 and ${MAX_INT32}, inclusive`,
+    });
+  }
   errs.push(...validateLabels(spec.nodeSelector, `${path}.nodeSelector`));
   errs.push(...validateSchedulingFields(spec, path));
   return errs;
+}
+
+const MAX_INT32 = 2 ** 31 - 1;
+
+/** A pod's activeDeadlineSeconds: whole seconds, 1 to 2^31-1 as in Kubernetes. */
+function isDeadline(v: unknown): boolean {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= MAX_INT32;
 }
 
 /** Validates a selector and that it selects the template's labels. */

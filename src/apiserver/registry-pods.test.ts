@@ -69,6 +69,42 @@ test('pod updates may change only images, grace, deadline and added tolerations'
   }
 });
 
+test('a pod active deadline is 1 to 2^31-1 seconds, and an update may only lower it', async () => {
+  const registry = new Registry(SqliteStore.open(':memory:'));
+  await registry.create(NAMESPACES, undefined, { metadata: { name: 'default' } });
+  const invalid = 'spec.activeDeadlineSeconds FieldInvalid';
+  const created: [unknown, string][] = [
+    [60, 'ok'],
+    [2 ** 31 - 1, 'ok'],
+    [0, invalid],
+    [-5, invalid],
+    [1.5, invalid],
+    ['60', invalid],
+    [2 ** 31, invalid],
+  ];
+  for (const [i, [deadline, want]] of created.entries()) {
+    const p = pod();
+    p.metadata.name = `p${i}`;
+    p.spec.activeDeadlineSeconds = deadline;
+    const got = await outcome(registry.create(PODS, 'default', p));
+    assert.equal(got, want, `created with ${String(deadline)}`);
+  }
+  const updates: [unknown, string][] = [
+    [60, 'ok'],
+    [30, 'ok'],
+    [61, invalid],
+    [undefined, invalid],
+    [0, invalid],
+  ];
+  for (const [deadline, want] of updates) {
+    const old = await registry.get(PODS, 'default', 'p0');
+    const next = structuredClone(old);
+    next.spec.activeDeadlineSeconds = deadline;
+    const got = await outcome(registry.update(PODS, 'default', 'p0', next, undefined));
+    assert.equal(got, want, `updated to ${String(deadline)}`);
+  }
+});
+
 test('a binding sets the node and condition without touching the rest of the pod', async () => {
   const { registry, created } = await setup();
   const bound = await registry.mutate(PODS, 'default', 'p', undefined, 'binding', (p) => {
