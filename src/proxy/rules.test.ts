@@ -477,6 +477,8 @@ test("pods' hostPorts: DNAT to the pod, masquerade from here and the pods, clash
     hp({}),
     hp({ pod: 'default/same-port', podIP: '10.42.230.9' }),
     hp({ pod: 'default/pinned', hostPort: 9000, hostIP: '10.42.230.1' }),
+    // Not the node's address (the kubernetes Service's): it must not catch what goes there.
+    hp({ pod: 'default/intercept', hostPort: 443, hostIP: '10.43.0.1' }),
     hp({ pod: 'default/bad', hostPort: 70000 }),
     hp({ pod: 'default/weird', hostPort: 9001, protocol: 'ICMP' }),
     hp({ pod: 'default/inject', hostPort: 9002, podIP: '10.0.0.1; flush ruleset' }),
@@ -490,16 +492,17 @@ test("pods' hostPorts: DNAT to the pod, masquerade from here and the pods, clash
     block('  chain hostports {'),
     [
       '  chain hostports {',
-      '    fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto udp th dport 5353 goto hostport-1',
-      '    ip daddr 10.42.230.1 meta l4proto tcp th dport 9000 goto hostport-2',
-      '    fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto tcp th dport 18080 goto hostport-3',
+      '    ip daddr 10.43.0.1 fib daddr type local meta l4proto tcp th dport 443 goto hostport-1',
+      '    fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto udp th dport 5353 goto hostport-2',
+      '    ip daddr 10.42.230.1 fib daddr type local meta l4proto tcp th dport 9000 goto hostport-3',
+      '    fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto tcp th dport 18080 goto hostport-4',
       '  }',
     ].join('\n'),
   );
   assert.equal(
-    block('  chain hostport-3 {'),
+    block('  chain hostport-4 {'),
     [
-      '  chain hostport-3 {',
+      '  chain hostport-4 {',
       '    ip saddr 10.42.230.0/24 meta mark set meta mark | 0x00004000',
       '    fib saddr type local meta mark set meta mark | 0x00004000',
       '    meta l4proto tcp dnat to 10.42.230.7:8080',

@@ -402,7 +402,9 @@ function hostPortChains(
     }
     used.add(key);
     const chain = `hostport-${used.size}`;
-    const match = anyAddress ? nodeMatch : `ip daddr ${h.hostIP}`;
+    // An address of this node's only: one of another's (a Service's, another pod's, a
+    // server's beyond) would hand the pod what the node's pods and processes send there.
+    const match = anyAddress ? nodeMatch : `ip daddr ${h.hostIP} fib daddr type local`;
     dispatch.push(`    ${match} meta l4proto ${proto} th dport ${h.hostPort} goto ${chain}`);
     chains.push(
       `  chain ${chain} {`,
