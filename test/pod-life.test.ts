@@ -293,6 +293,11 @@ describe('the life of a pod', { timeout: 300_000 }, () => {
       },
       { volumes: [{ name: 'cache', emptyDir: { sizeLimit: '1Mi' } }] },
     );
+    // Its termination message file is on the node's disk too, read or not.
+    await apply('message-hog', {
+      command: ['sh', '-c', 'dd if=/dev/zero of=/dev/termination-log bs=1M count=6; sleep 3600'],
+      resources: { limits: { 'ephemeral-storage': '2Mi' } },
+    });
     await apply('disk-ok', {
       command: ['sh', '-c', 'dd if=/dev/zero of=/fill bs=1M count=1; sleep 3600'],
       resources: { limits: { 'ephemeral-storage': '8Mi' } },
@@ -318,12 +323,13 @@ describe('the life of a pod', { timeout: 300_000 }, () => {
       dir.message,
       /^emptyDir volume "cache" holds [\d.]+Mi, more than its sizeLimit of 1Mi\.$/,
     );
+    assert.match((await failed('message-hog')).message, /^Container c took [\d.]+Mi/);
     assert.match(
       await cluster.kubectl('get', 'events', '--field-selector', 'involvedObject.name=disk-hog'),
       /Warning\s+Evicted/,
     );
     assert.equal((await status('disk-ok')).phase, 'Running', 'a pod within its limit runs on');
-    await cluster.kubectl('delete', 'pod', 'disk-hog', 'dir-hog', 'disk-ok');
+    await cluster.kubectl('delete', 'pod', 'disk-hog', 'dir-hog', 'message-hog', 'disk-ok');
   });
 
   test('readiness waits for the startup probe', async () => {

@@ -3,14 +3,14 @@ import type { Pod } from '../api/types.js';
 
 /**
  * Kubelet's hold on a pod's ephemeral storage: a container past its `ephemeral-storage`
- * limit (its writable layer and log), a disk-backed emptyDir past its `sizeLimit`, or a pod
- * whose containers all have limits and whose containers and emptyDirs together pass their
- * sum, is evicted. Pure; the agent measures (see Agent.checkEphemeralStorage).
+ * limit (its writable layer, log and termination message file), a disk-backed emptyDir
+ * past its `sizeLimit`, or a pod whose containers all have limits and whose containers and
+ * emptyDirs together pass their sum, is evicted. Pure; the agent measures (see Agent.checkEphemeralStorage).
  */
 
 /** What a pod takes on the node's disk, in bytes. */
 export interface StorageUse {
-  /** By container name: its running instance's writable layer and log. */
+  /** By container name: its running instance's writable layer, log and message file. */
   containers: Map<string, number>;
   /** By volume name: its disk-backed emptyDirs. */
   emptyDirs: Map<string, number>;

@@ -714,9 +714,13 @@ export class MiniC implements RuntimeService {
     return { file, fallbackToLogs: wanted.fallbackToLogs };
   }
 
+  /** Its writable layer, its log and its termination message file: all on the node's disk. */
   async containerDiskUsage(id: string): Promise<number> {
-    const layer = await diskUsage(path.join(this.records.containerDir(id), 'upper'));
-    return layer + (await diskUsage(this.logPath(id)));
+    const dir = this.records.containerDir(id);
+    const layer = await diskUsage(path.join(dir, 'upper'));
+    // The container may write its message file without bound (it is read up to 4 KiB).
+    const message = await diskUsage(path.join(dir, TERMINATION_LOG));
+    return layer + message + (await diskUsage(this.logPath(id)));
   }
 
   /** Starts a created container under conmon; resolves once the process runs. */
