@@ -317,6 +317,11 @@ describe('the life of a pod', { timeout: 300_000 }, () => {
       /^Container c took [\d.]+Mi of ephemeral storage, more than its limit of 2Mi\.$/,
     );
     assert.ok(hog.containerStatuses[0].state.terminated, 'its container was stopped');
+    // A sync queued meanwhile, which sees the pod as it was, must not start it again.
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    const later = await status('disk-hog');
+    assert.equal(later.phase, 'Failed', 'an evicted pod stays Failed');
+    assert.equal(later.containerStatuses[0].restartCount, 0, 'its container is not restarted');
     assert.match(await cluster.kubectl('logs', 'disk-hog'), /filled/);
     const dir = await failed('dir-hog');
     assert.match(

@@ -526,7 +526,8 @@ export class Agent {
     if (evicted !== undefined) {
       const status = await this.worker.fail(pod, current, containers, 'Evicted', evicted, true);
       await this.reportStatus(pod, status);
-      this.evictions.delete(pod.metadata.uid!);
+      // Kept until the pod is gone: a sync queued meanwhile (its container's exit) may see
+      // the pod as it was before this status, and must fail it again, not restart it.
       return;
     }
     const left = deadlineLeftMs(pod, Date.now());
