@@ -39,3 +39,33 @@ test('env names and envFrom prefixes: printable ASCII without "="', () => {
     assert.deepEqual(got, c.errors, JSON.stringify(c));
   }
 });
+
+test('container ports: a hostPort of 0 to 65535 and a protocol of TCP, UDP or SCTP', () => {
+  const cases: { port: Record<string, unknown>; errors: string[] }[] = [
+    { port: { containerPort: 80, hostPort: 8080, protocol: 'UDP' }, errors: [] },
+    { port: { containerPort: 80, hostPort: 0, protocol: 'SCTP' }, errors: [] },
+    {
+      port: { containerPort: 80, hostPort: 70000 },
+      errors: [
+        'spec.containers[0].ports[0].hostPort: Invalid value: 70000: must be between 1 and 65535, inclusive',
+      ],
+    },
+    {
+      port: { containerPort: 80, hostPort: -1 },
+      errors: [
+        'spec.containers[0].ports[0].hostPort: Invalid value: -1: must be between 1 and 65535, inclusive',
+      ],
+    },
+    {
+      port: { containerPort: 80, protocol: 'ICMP' },
+      errors: [
+        'spec.containers[0].ports[0].protocol: Unsupported value: "ICMP": supported values: "SCTP", "TCP", "UDP"',
+      ],
+    },
+  ];
+  for (const c of cases) {
+    const spec = { containers: [{ name: 'c', image: 'i', ports: [c.port] }] };
+    const got = validatePodSpec(spec as PodSpec, 'spec').map(formatFieldError);
+    assert.deepEqual(got, c.errors, JSON.stringify(c.port));
+  }
+});

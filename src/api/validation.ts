@@ -247,6 +247,28 @@ function validateContainer(c: Container, path: string, names: Set<string>): Fiel
         detail: 'must be between 1 and 65535, inclusive',
       });
     }
+    // 0 or none: not published on the node.
+    const hostPort = p?.hostPort;
+    if (
+      hostPort !== undefined &&
+      (!Number.isInteger(hostPort) || hostPort < 0 || hostPort > 65535)
+    ) {
+      errs.push({
+        field: `${path}.ports[${i}].hostPort`,
+        type: 'Invalid',
+        value: hostPort,
+        detail: 'must be between 1 and 65535, inclusive',
+      });
+    }
+    const protocol = p?.protocol;
+    if (protocol !== undefined && !['TCP', 'UDP', 'SCTP'].includes(protocol)) {
+      errs.push({
+        field: `${path}.ports[${i}].protocol`,
+        type: 'Unsupported',
+        value: protocol,
+        detail: 'supported values: "SCTP", "TCP", "UDP"',
+      });
+    }
   });
   errs.push(...validateQuantities(c.resources?.requests, `${path}.resources.requests`));
   errs.push(...validateQuantities(c.resources?.limits, `${path}.resources.limits`));
