@@ -49,7 +49,7 @@ test('of two delays for one key the sooner wins', async () => {
 
 test('a delay past what a timer holds (about 24.8 days) is not cut to a millisecond', async () => {
   const q = new WorkQueue();
-  // A pod's activeDeadlineSeconds of 30 days, say: Node fires a longer timer at once.
+  // A CronJob's next run a month away, say: Node fires a longer timer at once.
   q.addAfter('a', 30 * 24 * 3600 * 1000);
   await new Promise((resolve) => setTimeout(resolve, 50));
   assert.equal(q.length, 0, 'the key is not due yet');
