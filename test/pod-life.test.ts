@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { TestCluster, waitFor } from './helpers/cluster.js';
@@ -324,6 +324,11 @@ describe('the life of a pod', { timeout: 300_000 }, () => {
     assert.equal(later.containerStatuses[0].restartCount, 0, 'its container is not restarted');
     assert.match(await cluster.kubectl('logs', 'disk-hog'), /filled/);
     const dir = await failed('dir-hog');
+    const uid = JSON.parse(await cluster.kubectl('get', 'pod', 'dir-hog', '-o', 'json')).metadata
+      .uid;
+    await waitFor('the evicted pod to free its emptyDir', 10_000, async () => {
+      return !existsSync(join(cluster.dataDir, 'pods', uid, 'volumes', 'cache'));
+    });
     assert.match(
       dir.message,
       /^emptyDir volume "cache" holds [\d.]+Mi, more than its sizeLimit of 1Mi\.$/,

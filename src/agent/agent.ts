@@ -526,6 +526,9 @@ export class Agent {
     if (evicted !== undefined) {
       const status = await this.worker.fail(pod, current, containers, 'Evicted', evicted, true);
       await this.reportStatus(pod, status);
+      // What the pod filled is freed now, as kubelet tears a stopped pod's volumes down: a
+      // Failed pod may stay for long, and its ReplicaSet's next pod may fill as much again.
+      await this.volumes.removePodVolumes(pod.metadata.uid!);
       // Kept until the pod is gone: a sync queued meanwhile (its container's exit) may see
       // the pod as it was before this status, and must fail it again, not restart it.
       return;
