@@ -80,8 +80,13 @@ test('flyces down given another spelling of the data dir stops what flyces up st
   const conmonPid = Number(await fs.readFile(record, 'utf8'));
   await up.removeSpareNetwork();
 
+  // The Service rules a killed `flyces up` would leave (a clean stop removes its own).
+  const table = `flyces_${BRIDGE}`;
+  await exec('nft', ['add', 'table', 'ip', table]);
+
   // No bridge named: the one the runtime noted in the data dir goes.
   await downCommand(real);
+  await assert.rejects(exec('nft', ['list', 'table', 'ip', table]), /No such file/);
   await assert.rejects(exec('ip', ['link', 'show', 'dev', BRIDGE]), /does not exist/);
   const cmdline = await fs.readFile(`/proc/${conmonPid}/cmdline`, 'utf8').catch(() => '');
   assert.equal(cmdline, '', "the container's conmon still runs");

@@ -4,6 +4,8 @@ import { promisify } from 'node:util';
 import { quietLogs } from '../log.js';
 import { removeAllPodVolumes } from '../agent/volumes.js';
 import { forwardingFiles, releaseForwarding } from '../proxy/ip-forward.js';
+import { nftRunner } from '../proxy/proxier.js';
+import { bridgeTable, deleteScript } from '../proxy/rules.js';
 import { ImageStore } from '../runtime/images.js';
 import { MiniC, recordedBridge } from '../runtime/minic.js';
 import { releaseStateDir, runtimeStateDir } from '../runtime/state-dir.js';
@@ -56,8 +58,8 @@ export async function imageListCommand(dataDir: string): Promise<void> {
 }
 
 /**
- * Stops and removes every sandbox and container miniC keeps under the data dir, and the pod
- * bridge: what a user runs to clear the machine after `flyces up` has been stopped. IP
+ * Stops and removes every sandbox and container miniC keeps under the data dir, the pod
+ * bridge and the node proxy's rules: what a user runs to clear the machine after `flyces up` has been stopped. IP
  * forwarding goes back off if flyCes turned it on (see proxy/ip-forward.ts). The store is
  * left alone, so the next `flyces up` recreates the pods it still holds.
  */
@@ -86,6 +88,10 @@ export async function downCommand(dataDir: string, bridgeOption?: string): Promi
   } catch (err) {
     if (!/Cannot find device/.test((err as { stderr?: string }).stderr ?? '')) throw err;
   }
+  // The Service rules of a run that was killed (a clean stop removes them itself).
+  await nftRunner()(deleteScript(bridgeTable(bridge))).catch((err: unknown) => {
+    console.error(`flyces down: could not remove the Service rules: ${String(err)}`);
+  });
   // A run killed before it could turn IP forwarding back off left a record saying so.
   const forwardingOff = await releaseForwarding(forwardingFiles(dataDir));
   // Last: if its tmpfs is still busy, everything else is already gone.

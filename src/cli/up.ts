@@ -13,6 +13,7 @@ import { MiniC } from '../runtime/minic.js';
 import { ensureStateDir, runtimeStateDir } from '../runtime/state-dir.js';
 import { loadRegistriesConfig } from '../runtime/registry/config.js';
 import { forwardingFiles, releaseForwarding } from '../proxy/ip-forward.js';
+import { bridgeTable } from '../proxy/rules.js';
 import { ServiceProxy } from '../proxy/service-proxy.js';
 import { DEFAULT_CLUSTER_CIDR } from '../controllers/nodeipam/controller.js';
 import { startCompactor } from '../store/compactor.js';
@@ -226,7 +227,7 @@ async function localNode(
     clusterCidr: DEFAULT_CLUSTER_CIDR,
     nodeAddresses: [],
     dns: { host: gateway },
-    table: `flyces_${opts.bridge.replace(/[^a-zA-Z0-9_]/g, '_')}`,
+    table: bridgeTable(opts.bridge),
     forwarding: forwardingFiles(opts.dataDir),
     log: componentLogger('proxy'),
   });

@@ -174,6 +174,11 @@ export function buildRuleset(
   return { text: out.join('\n') + '\n', routed, rejecting: plans.length - routed, skipped };
 }
 
+/** The table of the node proxy that `flyces up` runs beside the pod bridge `bridge`. */
+export function bridgeTable(bridge: string): string {
+  return `flyces_${bridge.replace(/[^a-zA-Z0-9_]/g, '_')}`;
+}
+
 /** The table the options name; only names nft takes without quoting. */
 export function tableName(options: { table?: string }): string {
   const name = options.table ?? TABLE;
