@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 
 import { MiniC } from '../src/runtime/minic.js';
 import type { ContainerConfig } from '../src/runtime/runtime.js';
-import { processesOf, until as untilEvery } from './helpers/processes.js';
+import { minicChildScript, processesOf, until as untilEvery } from './helpers/processes.js';
 import { runtimeRig } from './helpers/runtime-rig.js';
 
 /**
@@ -262,20 +262,6 @@ test('warm monitor attacks in one runtime', async (t) => {
   );
 });
 
-/** A script that drives a MiniC on a root, then waits to be killed. */
-function childScript(steps: string[]): string {
-  return [
-    `import { ImageStore } from ${JSON.stringify(path.join(repo, 'dist/src/runtime/images.js'))};`,
-    `import { MiniC } from ${JSON.stringify(path.join(repo, 'dist/src/runtime/minic.js'))};`,
-    'const o = JSON.parse(process.argv[2]);',
-    'const images = new ImageStore({ root: o.imagesRoot });',
-    'const m = new MiniC({ ...o, images });',
-    'const sleep = (ms) => new Promise((r) => setTimeout(r, ms));',
-    ...steps,
-    'setInterval(() => undefined, 1000);',
-  ].join('\n');
-}
-
 test('warm monitor attacks across processes', async (t) => {
   const { tmp, images, options, minic, pod } = await runtimeRig(
     t,
@@ -304,7 +290,7 @@ test('warm monitor attacks across processes', async (t) => {
   /** Runs a child process on the root; resolves once it printed `line`. */
   const runChild = async (name: string, steps: string[], line: string) => {
     const script = path.join(tmp, `${name}.mjs`);
-    await fs.writeFile(script, childScript(steps));
+    await fs.writeFile(script, minicChildScript(steps));
     const child = spawn(process.execPath, [script, args], { stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(child);
     let output = '';

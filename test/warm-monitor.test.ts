@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { MiniC } from '../src/runtime/minic.js';
 import type { ContainerConfig } from '../src/runtime/runtime.js';
 import { httpGet } from './helpers/cluster.js';
-import { processesOf, until } from './helpers/processes.js';
+import { minicChildScript, processesOf, until } from './helpers/processes.js';
 import { runtimeRig } from './helpers/runtime-rig.js';
 
 /**
@@ -112,18 +112,8 @@ test('warm container monitors', async (t) => {
     await minic.removeSpareNetwork(); // this runtime makes no more
     // Another process leaves a ready monitor behind when it exits.
     const script = path.join(tmp, 'leave-one.mjs');
-    await fs.writeFile(
-      script,
-      [
-        `import { ImageStore } from ${JSON.stringify(path.join(repo, 'dist/src/runtime/images.js'))};`,
-        `import { MiniC } from ${JSON.stringify(path.join(repo, 'dist/src/runtime/minic.js'))};`,
-        'const o = JSON.parse(process.argv[2]);',
-        'const m = new MiniC({ ...o, images: new ImageStore({ root: o.imagesRoot }) });',
-        'await m.prepareNetwork();',
-        // Alive until killed: the monitor is made once the runtime has been idle a moment.
-        'setInterval(() => undefined, 1000);',
-      ].join('\n'),
-    );
+    // Alive until killed: the monitor is made once the runtime has been idle a moment.
+    await fs.writeFile(script, minicChildScript(['await m.prepareNetwork();']));
     const { root, bridge, podCidr, cgroupParent } = options;
     const args = JSON.stringify({
       root,
