@@ -213,6 +213,9 @@ test('whatever host-local noted as its last address, the next lease is one of th
       const config = network.bridgeConfig();
       const first = network.lease(config, 'a');
       assert.ok(next.includes(first), `${JSON.stringify(noted)}: ${first}`);
+      // Written over in place: nothing of a longer note is left after the address.
+      const last = readFileSync(path.join(dir, 'flyces', 'last_reserved_ip.0'), 'utf8');
+      assert.equal(last, first, JSON.stringify(noted));
       // And from there every address of the range once, then no more.
       const all = [first, ...[1, 2, 3, 4].map((i) => network.lease(config, `a${i}`))];
       assert.deepEqual([...all].sort(), anywhere, JSON.stringify(noted));

