@@ -177,6 +177,71 @@ describe('kubectl exec runs commands in containers', { timeout: 600_000 }, () =>
     assert.equal(r.code, 4);
   });
 
+  test('stdin and tty keep a shell waiting as on Kubernetes; attach is refused by name', async () => {
+    const file = join(cluster.dataDir, 'shell.json');
+    const container = (name: string, extra: Record<string, unknown>) => ({
+      name,
+      image: 'localhost/flyces-web:1',
+      imagePullPolicy: 'Never',
+      ...extra,
+    });
+    writeFileSync(
+      file,
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'shell' },
+        spec: {
+          terminationGracePeriodSeconds: 1,
+          containers: [
+            // Without a stdin held open, sh reads end-of-file and exits at once.
+            container('sh', { command: ['sh'], stdin: true, tty: true }),
+            container('reader', {
+              command: ['sh', '-c', 'cat; echo cat-ended'],
+              stdin: true,
+              stdinOnce: true,
+            }),
+          ],
+        },
+      }),
+    );
+    await cluster.kubectl('apply', '-f', file);
+    await waitFor('the shell pod Running', 60_000, async () =>
+      /shell\s+2\/2\s+Running\s+0\s/.test(
+        await cluster.kubectl('get', 'pod', 'shell', '--no-headers'),
+      ),
+    );
+    // Still so a while later: neither container ended and was restarted.
+    await new Promise((r) => setTimeout(r, 3000));
+    const row = await cluster.kubectl('get', 'pod', 'shell', '--no-headers');
+    assert.match(row, /shell\s+2\/2\s+Running\s+0\s/, row);
+
+    const onTty = await kubectl([
+      'exec',
+      'shell',
+      '-c',
+      'sh',
+      '--',
+      'sh',
+      '-c',
+      'tty < /proc/1/fd/0',
+    ]);
+    assert.match(onTty.stdout, /^\/dev\/pts\/\d+\n$/, onTty.stderr);
+    const fd0 = 'readlink /proc/1/fd/0';
+    const piped = await kubectl(['exec', 'shell', '-c', 'reader', '--', 'sh', '-c', fd0]);
+    assert.match(piped.stdout, /^pipe:\[\d+\]\n$/, piped.stderr);
+    // A container that asks for neither reads /dev/null, as before.
+    const plain = await kubectl(['exec', 'box', '--', 'sh', '-c', fd0]);
+    assert.equal(plain.stdout, '/dev/null\n', plain.stderr);
+    const logs = await cluster.kubectl('logs', 'shell', '-c', 'reader');
+    assert.doesNotMatch(logs, /cat-ended/);
+
+    const attach = await kubectl(['attach', 'shell', '-c', 'sh']);
+    assert.notEqual(attach.code, 0);
+    assert.match(attach.stderr, /does not serve pods\/attach/, attach.stderr);
+    await cluster.kubectl('delete', 'pod', 'shell', '--wait=false');
+  });
+
   /** An exec handshake made by hand, for what kubectl checks before asking. */
   function rawExec(path: string, token?: string): Promise<{ status: number; body: string }> {
     const config = loadKubeconfig(cluster.kubeconfig);

@@ -759,6 +759,7 @@ export async function containerConfig(
     labels: { [LABEL_POD_UID]: pod.metadata.uid!, [LABEL_CONTAINER]: c.name },
     hiddenValues: referencedSecretValues(pod, inputs.source),
     terminationMessage: terminationMessage(c),
+    stdio: { stdin: c.stdin === true, stdinOnce: c.stdinOnce === true, tty: c.tty === true },
     resources: {
       cpuRequestMillis: requests.cpu !== undefined ? cpuMillis(requests.cpu) : undefined,
       cpuLimitMillis: limits.cpu !== undefined ? cpuMillis(limits.cpu) : undefined,

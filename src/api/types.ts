@@ -87,6 +87,12 @@ export interface Container {
   }[];
   resources?: ResourceRequirements;
   imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
+  /** Keep a stdin open for the container (else it reads /dev/null); see stdinOnce. */
+  stdin?: boolean;
+  /** Close that stdin after the first attached client goes; without one it stays open. */
+  stdinOnce?: boolean;
+  /** Give the container a terminal for its stdio. */
+  tty?: boolean;
   [field: string]: unknown;
 }
 

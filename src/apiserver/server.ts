@@ -115,6 +115,14 @@ const WRITE_VERBS = new Set(['create', 'update', 'patch', 'delete', 'deletecolle
 
 const DEFAULT_NAMESPACES = ['default', 'kube-system', 'kube-public', 'kube-node-lease'];
 
+/** `pods/NAME/attach`, which is not served: see ATTACH_REFUSED. */
+const ATTACH_PATH = /^\/api\/v1\/namespaces\/[^/]+\/pods\/[^/]+\/attach$/;
+const ATTACH_REFUSED =
+  "flyCes does not serve pods/attach (kubectl attach, kubectl run -i): a container's stdin " +
+  'and terminal are kept open (stdin, tty) but cannot be attached to yet; ' +
+  '"kubectl exec -it POD -- sh" opens a shell in the container and "kubectl logs -f POD" ' +
+  'follows its output';
+
 export class ApiServer {
   private readonly log = componentLogger('apiserver');
   private readonly cache: WatchCache;
@@ -333,6 +341,8 @@ export class ApiServer {
       if (!user) throw new ApiError('Unauthorized', 'Unauthorized');
       const rr = parseResourcePath(req.method ?? 'GET', url);
       if (rr?.subresource !== 'exec') {
+        // Named, rather than a bare 404, for `kubectl attach` and `kubectl run -i`.
+        if (ATTACH_PATH.test(url.pathname)) throw badRequest(ATTACH_REFUSED);
         throw pathNotFound();
       }
       // kubectl exec opens the upgrade with GET; Kubernetes authorizes it as create.

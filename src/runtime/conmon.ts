@@ -5,6 +5,7 @@ import type { Readable } from 'node:stream';
 
 import { DEFAULT_PATH } from './exec.js';
 import { isErrno } from './fsutil.js';
+import type { ContainerStdio } from './runtime.js';
 import { inHelper } from './spawner.js';
 
 /**
@@ -34,6 +35,8 @@ export interface ConmonPaths {
    * holds the newest output up to this size (older output is dropped, not kept aside).
    */
   logSizeMax?: number;
+  /** The container's stdin and terminal; none (stdin from /dev/null, no terminal) if absent. */
+  stdio?: ContainerStdio;
 }
 
 export const SYNC_TIMEOUT_MS = 60_000;
@@ -95,6 +98,9 @@ export async function startConmon(
     `--root=${p.runtimeRoot}`,
   ];
   if (p.logSizeMax !== undefined) args.push('--log-size-max', String(p.logSizeMax));
+  // conmon keeps the pipe's other end: the container's reads wait rather than end.
+  if (p.stdio?.stdin) args.push('--stdin', ...(p.stdio.stdinOnce ? [] : ['--leave-stdin-open']));
+  if (p.stdio?.tty) args.push('--terminal');
   // Spawned by the spawn helper process, as runCapture's children are.
   const job: ConmonJob = {
     conmon: p.conmon,

@@ -607,8 +607,10 @@ export class MiniC implements RuntimeService {
     if (sandbox.state !== 'ready' && !setup) {
       throw new RuntimeError('CreateContainerError', `sandbox ${sandboxId} is not ready`);
     }
-    // A warm monitor (warm-monitor.ts) gives the container its id, conmon already running.
-    const warm = this.monitors.take();
+    // A warm monitor (warm-monitor.ts) gives the container its id, conmon already running;
+    // not to one that needs a stdin or a terminal, which conmon must be started with.
+    const stdio = config.stdio?.stdin || config.stdio?.tty ? config.stdio : undefined;
+    const warm = stdio ? undefined : this.monitors.take();
     const id = warm?.id ?? randomHex(32);
     const claim = (found: { layerDirs: string[] }) => this.creating.set(id, found.layerDirs);
     const image = await this.images.resolveImage(config.image, claim).catch(async (err) => {
@@ -677,6 +679,7 @@ export class MiniC implements RuntimeService {
         // (runc create failed, runc or conmon killed) leaves them to removal all the same.
         cgroupPaths: runcCgroupDirs(cgroupsPath),
         termination,
+        ...(stdio ? { stdio: { ...stdio } } : {}),
       });
       this.creating.delete(id);
       setup?.containers.add(id);
@@ -742,7 +745,7 @@ export class MiniC implements RuntimeService {
       let pid: number | undefined;
       try {
         await setup?.netns.done;
-        const paths = this.conmonPaths(id, dir, { runc, runtime, conmon });
+        const paths = { ...this.conmonPaths(id, dir, { runc, runtime, conmon }), stdio: rec.stdio };
         const initPid = hasWarmSpec(paths.bundle)
           ? await this.startWarm(id, rec.name, paths)
           : await createUnderConmon(id, rec.name, paths);

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { listDir, readJson, replaceJsonSync } from './fsutil.js';
-import type { ContainerStatus } from './runtime.js';
+import type { ContainerStatus, ContainerStdio } from './runtime.js';
 
 /**
  * What miniC keeps under its state root, one JSON file per sandbox and per container, each
@@ -49,6 +49,8 @@ export type ContainerRecord = Omit<ContainerStatus, 'state' | 'logPath'> & {
   layerDirs?: string[];
   /** The file mounted at its terminationMessagePath, read when it ends (termination.ts). */
   termination?: { file: string; fallbackToLogs: boolean };
+  /** Its stdin and terminal (ContainerConfig.stdio), which its monitor is started with. */
+  stdio?: ContainerStdio;
 };
 
 /** One sandbox per pod uid and attempt, as `runSandbox` derives it. */
@@ -237,5 +239,6 @@ function copyContainer(rec: ContainerRecord | undefined): ContainerRecord | unde
   if (rec.cgroupPaths) out.cgroupPaths = [...rec.cgroupPaths];
   if (rec.layerDirs) out.layerDirs = [...rec.layerDirs];
   if (rec.termination) out.termination = { ...rec.termination };
+  if (rec.stdio) out.stdio = { ...rec.stdio };
   return out;
 }

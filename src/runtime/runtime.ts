@@ -141,6 +141,20 @@ export interface ContainerConfig {
    * none and fails (FallbackToLogsOnError). The message is the exited status's `message`.
    */
   terminationMessage?: { path: string; fallbackToLogs: boolean };
+  /**
+   * Kubernetes' stdin, stdinOnce and tty. With `stdin`, the container's stdin is a pipe its
+   * monitor holds open, so a shell waits on it instead of reading end-of-file from
+   * /dev/null at once; with `stdinOnce` too, the monitor closes it once a first attached
+   * client leaves. With `tty`, the container's stdio is a terminal (its output reaches the
+   * log as one stream, with the terminal's line endings).
+   */
+  stdio?: ContainerStdio;
+}
+
+export interface ContainerStdio {
+  stdin: boolean;
+  stdinOnce: boolean;
+  tty: boolean;
 }
 
 /** Shortest value hideValues hides: shorter ones would blank out common words instead. */

@@ -206,7 +206,8 @@ export function buildSpec(input: SpecInput): Record<string, unknown> {
   const spec = {
     ociVersion: '1.0.2',
     process: {
-      terminal: false,
+      // conmon (started with -t) hands runc the console socket such a spec needs.
+      terminal: config.stdio?.tty === true,
       user: resolveIdentity(config.security, resolveUser(image.User)),
       args: resolveArgs(config, image),
       env: resolveEnv(config, image, input.hostname),
