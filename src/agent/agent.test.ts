@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import type { Pod } from '../api/types.js';
-import { deadlineLeftMs, hostPortsOf } from './agent.js';
+import { deadlineLeftMs } from './agent.js';
+import { hostPortsOf } from './host-ports.js';
 
 function pod(name: string, extra: { ip?: string; phase?: string; hostNetwork?: boolean }): Pod {
   return {

@@ -36,6 +36,7 @@ import {
   storageViolation,
   type StorageUse,
 } from './ephemeral-storage.js';
+import { HostPortBook } from './host-ports.js';
 import { StartGate } from './start-gate.js';
 import { VolumeManager } from './volumes.js';
 import type { HostPort } from '../proxy/rules.js';
@@ -80,35 +81,8 @@ export interface AgentOptions extends NodeIdentity {
    * without it.
    */
   services?: () => readonly Service[];
-  /** Hears the ports this node's pods publish (hostPort), whenever a pod changes. */
+  /** Hears the ports this node's pods publish (hostPort), whenever they change. */
   publishHostPorts?: (ports: HostPort[]) => void;
-}
-
-/**
- * The container ports the pods publish on this node (`hostPort`), once they have an
- * address and until they end. Pods on the host's network have their ports there already.
- */
-export function hostPortsOf(pods: Pod[]): HostPort[] {
-  const out: HostPort[] = [];
-  for (const pod of pods) {
-    const podIP = pod.status?.podIP;
-    const phase = pod.status?.phase;
-    if (!podIP || phase === 'Succeeded' || phase === 'Failed' || pod.spec?.hostNetwork) continue;
-    for (const c of pod.spec?.containers ?? []) {
-      for (const port of c.ports ?? []) {
-        if (!port?.hostPort) continue;
-        out.push({
-          pod: objectKey(pod),
-          protocol: port.protocol ?? 'TCP',
-          hostPort: port.hostPort,
-          hostIP: typeof port.hostIP === 'string' ? port.hostIP : undefined,
-          podIP,
-          containerPort: port.containerPort,
-        });
-      }
-    }
-  }
-  return out;
 }
 
 /**
@@ -190,6 +164,8 @@ export class Agent {
   /** Pods to evict for their ephemeral storage, by uid, with why (see checkEphemeralStorage). */
   private readonly evictions = new Map<string, string>();
   private measuringStorage = false;
+  /** The ports this node's pods publish, kept from their events (see hostPortsChanged). */
+  private readonly hostPorts = new HostPortBook();
   /** Exec sessions in progress (their sockets left the HTTP server at the upgrade). */
   private readonly upgraded = new Set<Duplex>();
 
@@ -271,7 +247,7 @@ export class Agent {
       if (gone || p.metadata.deletionTimestamp) this.worker.abandon(p.metadata.uid!);
       if (gone) this.evictions.delete(p.metadata.uid!);
       this.queue.add(objectKey(p));
-      this.opts.publishHostPorts?.(hostPortsOf(this.pods.list()));
+      this.hostPortsChanged(p, gone);
     };
     this.pods.addHandlers({
       onAdd: (p) => changed(p),
@@ -324,6 +300,14 @@ export class Agent {
       this.log.warn({ err: (err as Error).message }, 'the runtime did not close cleanly');
     });
     return left.length;
+  }
+
+  /** Publishes the node's host ports again when this pod's event changed them. */
+  private hostPortsChanged(pod: Pod, gone: boolean): void {
+    const publish = this.opts.publishHostPorts;
+    if (!publish) return;
+    const changed = gone ? this.hostPorts.remove(pod) : this.hostPorts.update(pod);
+    if (changed) publish(this.hostPorts.list());
   }
 
   /** Queues the pods that name a ConfigMap or Secret, and rewrites their volumes of it. */
