@@ -9,13 +9,27 @@
  * compared them as JSON with the last list; now a HostPortBook looks at the updated pod
  * alone and publishes only a change.
  *
- * Prints microseconds per event and one JSON line.
+ * Service variables: SERVICES Services in NAMESPACES namespaces, and STARTS container
+ * starts (each computes its Service variables). Before, each start went through every
+ * Service of the cluster; now it reads the proxy's informer index by namespace.
+ *
+ * Prints microseconds per event or per start, and one JSON line.
  */
+import { byGroupResource } from '../src/api/resources.js';
 import type { Pod } from '../src/api/types.js';
+import { InformerFactory } from '../src/client/factory.js';
+import type { KubeClient } from '../src/client/rest.js';
+import { serviceEnv } from '../src/agent/env.js';
 import { HostPortBook, hostPortsOf } from '../src/agent/host-ports.js';
+import { componentLogger } from '../src/log.js';
+import { ServiceProxy } from '../src/proxy/service-proxy.js';
+import type { Service } from '../src/proxy/types.js';
 
 const PODS = Number(process.env.PODS ?? 500);
 const UPDATES = Number(process.env.UPDATES ?? 1000);
+const SERVICES = Number(process.env.SERVICES ?? 2000);
+const NAMESPACES = Number(process.env.NAMESPACES ?? 100);
+const STARTS = Number(process.env.STARTS ?? 1000);
 const MOVE_EVERY = Number(process.env.MOVE_EVERY ?? 50);
 const TRIALS = Number(process.env.TRIALS ?? 5);
 
@@ -78,11 +92,59 @@ function hostPorts(): { before: number; after: number; published: number } {
   return { before, after, published: Math.round((published / calls) * UPDATES) };
 }
 
+function service(ns: string, name: string, i: number): Service & { apiVersion: string } {
+  return {
+    apiVersion: 'v1',
+    metadata: { namespace: ns, name, resourceVersion: '1' } as Service['metadata'],
+    spec: { clusterIP: `10.43.${i >> 8}.${i & 255}`, ports: [{ name: 'http', port: 80 }] },
+  };
+}
+
+async function serviceVariables(): Promise<{ before: number; after: number; vars: number }> {
+  const items = [service('default', 'kubernetes', 1)];
+  for (let i = 0; i < SERVICES; i++) items.push(service(`ns${i % NAMESPACES}`, `svc${i}`, i + 2));
+  const client = {
+    list: async () => ({ items, resourceVersion: '1' }),
+    watch: () => ({ done: new Promise<void>(() => undefined), stop: () => undefined }),
+  } as unknown as KubeClient;
+  const informers = new InformerFactory(client);
+  const proxy = new ServiceProxy({
+    informers,
+    podCidr: '10.42.0.0/24',
+    clusterCidr: '10.42.0.0/16',
+    nodeAddresses: [],
+    forwarding: {
+      record: '/nonexistent',
+      ipForwardFile: '/nonexistent',
+      bootIdFile: '/nonexistent',
+    },
+    log: componentLogger('bench'),
+  });
+  await informers.start();
+  const pod = (i: number) =>
+    ({ metadata: { name: 'p', namespace: `ns${i % NAMESPACES}` }, spec: {} }) as Pod;
+  let vars = 0;
+  // Before: every Service the informer holds, as knownServices() listed them.
+  const informer = informers.informer(byGroupResource.get('/services')!);
+  const every = () => informer.list() as unknown as Service[];
+  const before = perCall(STARTS, (i) => void (vars = serviceEnv(pod(i), every()).size));
+  const after = perCall(STARTS, (i) => {
+    const p = pod(i);
+    vars = serviceEnv(p, proxy.servicesFor(p.metadata.namespace!)).size;
+  });
+  informers.stop();
+  return { before, after, vars };
+}
+
 const ports = hostPorts();
+const env = await serviceVariables();
 const us = (n: number) => `${n.toFixed(1)} µs`;
 console.log(`host ports, ${PODS} pods, ${UPDATES} updates: per event`);
 console.log(`  walk of every pod   ${us(ports.before)}`);
 console.log(
   `  HostPortBook        ${us(ports.after)}  (${ports.published} publications per ${UPDATES})`,
 );
-console.log(JSON.stringify({ hostPorts: ports }));
+console.log(`Service variables, ${SERVICES} Services in ${NAMESPACES} namespaces: per start`);
+console.log(`  every Service       ${us(env.before)}`);
+console.log(`  namespace index     ${us(env.after)}  (${env.vars} variables each)`);
+console.log(JSON.stringify({ hostPorts: ports, serviceVariables: env }));

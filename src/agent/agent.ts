@@ -77,10 +77,10 @@ export interface AgentOptions extends NodeIdentity {
   /** The cluster DNS pods are pointed at; without it pods get an empty resolv.conf. */
   dns?: DnsSettings;
   /**
-   * The Services this node knows (its proxy's), for containers' Service variables; none
-   * without it.
+   * The Services a container of a pod in `namespace` gets variables for: at least that
+   * namespace's and the `kubernetes` Service of `default` (the node proxy's); none without it.
    */
-  services?: () => readonly Service[];
+  services?: (namespace: string) => readonly Service[];
   /** Hears the ports this node's pods publish (hostPort), whenever they change. */
   publishHostPorts?: (ports: HostPort[]) => void;
 }

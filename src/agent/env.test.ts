@@ -363,6 +363,18 @@ describe('Service variables', () => {
     assert.equal(vars.get('MY_DB_SERVICE_HOST'), undefined);
   });
 
+  test("the Services are asked for by the pod's namespace", () => {
+    const asked: string[] = [];
+    const p = pod({});
+    p.metadata.namespace = 'other';
+    const byNamespace: EnvContext = {
+      source,
+      services: (namespace) => (asked.push(namespace), services),
+    };
+    resolveEnv(p, p.spec.containers[0], byNamespace);
+    assert.deepEqual(asked, ['other']);
+  });
+
   test("the container's own variables win; its values may name Service variables", () => {
     const vars = env(
       pod({

@@ -25,8 +25,11 @@ export interface EnvContext {
   hostIP?: string;
   /** The node's allocatable resources, the value of a limit the container lacks. */
   allocatable?: { cpu?: string; memory?: string; 'ephemeral-storage'?: string };
-  /** Every Service the node knows, for the Service variables (see serviceEnv). */
-  services?: () => readonly Service[];
+  /**
+   * The Services of `namespace` and the `kubernetes` Service of `default` (more do no
+   * harm), for the Service variables (see serviceEnv).
+   */
+  services?: (namespace: string) => readonly Service[];
 }
 
 /** A reference that cannot be resolved: the container waits with CreateContainerConfigError. */
@@ -97,7 +100,7 @@ export function expand(input: string, lookup: (name: string) => string | undefin
 export function resolveEnv(pod: Pod, c: Container, ctx: EnvContext): EnvResult {
   const vars = new Map<string, string>();
   const warnings: string[] = [];
-  const services = serviceEnv(pod, ctx.services?.() ?? []);
+  const services = serviceEnv(pod, ctx.services?.(pod.metadata.namespace ?? 'default') ?? []);
   for (const from of asList(c.envFrom)) addEnvFrom(pod, from, ctx.source, vars, warnings);
   for (const e of c.env ?? []) {
     if (!ENTRY_NAME.test(e.name)) {

@@ -223,7 +223,7 @@ async function startServiceProxy(
   gateway: string,
 ): Promise<{
   stop(): Promise<void>;
-  services: () => Service[];
+  services: (namespace: string) => Service[];
   setHostPorts: (ports: HostPort[]) => void;
 }> {
   const informers = new InformerFactory(client);
@@ -245,7 +245,7 @@ async function startServiceProxy(
       await proxy.stop();
       informers.stop();
     },
-    services: () => proxy.knownServices(),
+    services: (namespace) => proxy.servicesFor(namespace),
     setHostPorts: (ports) => proxy.setHostPorts(ports),
   };
 }

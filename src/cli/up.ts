@@ -250,7 +250,7 @@ async function localNode(
     labels: { 'node-role.kubernetes.io/control-plane': 'true' },
     allowHostPath: opts.allowHostPath,
     allowPrivileged: opts.allowPrivileged,
-    services: () => proxy.knownServices(),
+    services: (namespace) => proxy.servicesFor(namespace),
     publishHostPorts: (ports) => proxy.setHostPorts(ports),
   });
   return { agent, proxy };

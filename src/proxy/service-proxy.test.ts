@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { InformerFactory } from '../client/factory.js';
+import { InformerFactory } from '../client/factory.js';
+import type { KubeClient } from '../client/rest.js';
 import { componentLogger } from '../log.js';
 import { claimForwarding, FORWARDING_RECORD } from './ip-forward.js';
 import { ServiceProxy } from './service-proxy.js';
@@ -13,7 +14,7 @@ const EXCLUSIVE = `ip daddr != ${CLUSTER_CIDR} drop`;
 
 /** Informers with nothing in them: the proxy only needs their handlers and lists. */
 const emptyInformers = {
-  informer: () => ({ addHandlers: () => undefined, list: () => [] }),
+  informer: () => ({ addHandlers: () => undefined, addIndex: () => undefined, list: () => [] }),
 } as unknown as InformerFactory;
 
 function setup(forwarding: '0' | '1') {
@@ -80,5 +81,52 @@ test('service proxy: after a killed run, the next one owns forwarding and turns 
   await proxy.stop();
   assert.equal(s.value(), '0');
   assert.equal(s.recorded(), false);
+  s.done();
+});
+
+/** A client whose Services are `items`, listed once and never changed by a watch. */
+function listingClient(items: object[]): KubeClient {
+  return {
+    list: async () => ({ items, resourceVersion: '1' }),
+    watch: () => ({ done: new Promise<void>(() => undefined), stop: () => undefined }),
+  } as unknown as KubeClient;
+}
+
+test("service proxy: a namespace's Services and the kubernetes Service, for containers", async () => {
+  const svc = (namespace: string, name: string) => ({
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { namespace, name, resourceVersion: '1' },
+    spec: { clusterIP: '10.43.0.9', ports: [{ port: 80 }] },
+  });
+  const informers = new InformerFactory(
+    listingClient([
+      svc('default', 'kubernetes'),
+      svc('default', 'web'),
+      svc('a', 'db'),
+      svc('a', 'cache'),
+      svc('b', 'db'),
+    ]),
+  );
+  const s = setup('1');
+  const proxy = new ServiceProxy({
+    informers,
+    podCidr: '10.42.0.0/24',
+    clusterCidr: CLUSTER_CIDR,
+    nodeAddresses: [],
+    forwarding: s.files,
+    log: componentLogger('proxy-test'),
+  });
+  await informers.start();
+  const names = (ns: string) =>
+    proxy
+      .servicesFor(ns)
+      .map((v) => `${v.metadata.namespace}/${v.metadata.name}`)
+      .sort();
+  assert.deepEqual(names('a'), ['a/cache', 'a/db', 'default/kubernetes']);
+  assert.deepEqual(names('b'), ['b/db', 'default/kubernetes']);
+  assert.deepEqual(names('default'), ['default/kubernetes', 'default/web']);
+  assert.deepEqual(names('none'), ['default/kubernetes']);
+  informers.stop();
   s.done();
 });
