@@ -153,3 +153,51 @@ test('init containers gate the phase and the Initialized condition', () => {
   assert.equal(cond(done), 'True');
   assert.equal(done.initContainerStatuses![0].ready, true);
 });
+
+test('containers that never ran wait with PodInitializing in a pod with init containers', () => {
+  const p: Pod = {
+    ...pod('Always', ['a', 'b']),
+    spec: {
+      ...pod('Always', ['a', 'b']).spec,
+      initContainers: [
+        { name: 'i1', image: 'img' },
+        { name: 'i2', image: 'img' },
+      ],
+    },
+  };
+  const reasons = (s: ReturnType<typeof computePodStatus>) => [
+    ...(s.initContainerStatuses ?? []).map((c) => c.state.waiting?.reason ?? 'not waiting'),
+    ...(s.containerStatuses ?? []).map((c) => c.state.waiting?.reason ?? 'not waiting'),
+  ];
+  const cases: { name: string; containers: ContainerStatus[]; want: string[] }[] = [
+    {
+      name: 'before anything started (the status reported while images are pulled)',
+      containers: [],
+      want: ['PodInitializing', 'PodInitializing', 'PodInitializing', 'PodInitializing'],
+    },
+    {
+      // What the agent reports once activeDeadlineSeconds stopped the first init container.
+      name: 'the first init container killed',
+      containers: [instance('i1', 0, 'exited', 137)],
+      want: ['not waiting', 'PodInitializing', 'PodInitializing', 'PodInitializing'],
+    },
+  ];
+  for (const c of cases) {
+    const status = computePodStatus({
+      pod: p,
+      containers: c.containers,
+      waiting: new Map(),
+      hostIP: 'h',
+      now: 'n',
+    });
+    assert.deepEqual(reasons(status), c.want, c.name);
+  }
+  const plain = computePodStatus({
+    pod: pod('Always'),
+    containers: [],
+    waiting: new Map(),
+    hostIP: 'h',
+    now: 'n',
+  });
+  assert.equal(plain.containerStatuses![0].state.waiting?.reason, 'ContainerCreating');
+});

@@ -69,12 +69,22 @@ function stateOf(c: ContainerStatus | undefined): ContainerStateValue {
   return { waiting: { reason: 'ContainerCreating' } };
 }
 
+/**
+ * Why a container that never ran is waiting, when nothing says better: as kubelet has it,
+ * PodInitializing in a pod with init containers (its app containers while those run, and
+ * after the pod failed or was evicted during them), ContainerCreating in any other.
+ */
+function notStartedReason(pod: Pod): string {
+  return (pod.spec.initContainers?.length ?? 0) > 0 ? 'PodInitializing' : 'ContainerCreating';
+}
+
 function containerStatus(
   name: string,
   image: string,
   instances: ContainerStatus[],
   waiting: Waiting | undefined,
   probes: ProbeResults | undefined,
+  notStarted: string,
 ): ApiContainerStatus {
   const [latest, previous] = instances;
   let state = stateOf(latest);
@@ -82,7 +92,7 @@ function containerStatus(
     state = {
       waiting: { reason: waiting.reason, ...(waiting.message ? { message: waiting.message } : {}) },
     };
-  else if (!latest) state = { waiting: { reason: 'ContainerCreating' } };
+  else if (!latest) state = { waiting: { reason: notStarted } };
   const running = state.running !== undefined;
   // A container counts as started once running and past its startup probe, and as ready
   // once started and past its readiness probe; no probe means no wait.
@@ -154,8 +164,16 @@ export function computePodStatus(obs: PodObservation): PodStatus {
   const { pod, sandbox, now } = obs;
   const byName = instancesByName(obs.containers);
   const previous = pod.status?.conditions;
+  const notStarted = notStartedReason(pod);
   const statuses = pod.spec.containers.map((c) =>
-    containerStatus(c.name, c.image, byName.get(c.name) ?? [], obs.waiting.get(c.name), obs.probes),
+    containerStatus(
+      c.name,
+      c.image,
+      byName.get(c.name) ?? [],
+      obs.waiting.get(c.name),
+      obs.probes,
+      notStarted,
+    ),
   );
   const inits = (pod.spec.initContainers ?? []).map((c) =>
     initStatus(
@@ -165,6 +183,7 @@ export function computePodStatus(obs: PodObservation): PodStatus {
         byName.get(c.name) ?? [],
         obs.waiting.get(c.name),
         undefined,
+        notStarted,
       ),
     ),
   );
