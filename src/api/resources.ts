@@ -55,8 +55,16 @@ export interface ResourceType {
   /** Subresources beyond the object itself: status, scale, binding, log. */
   subresources: string[];
   nameRule: NameRule;
-  /** Spec changes bump metadata.generation (types with a status subresource). */
+  /** Workloads whose status controllers write: status emptied at creation, generation by spec. */
   tracksGeneration: boolean;
+  /**
+   * Whether the kind's objects carry metadata.generation, as Kubernetes' strategy for the
+   * kind sets it: 'spec' (1 at creation, one more on each change of spec: workloads, Pods),
+   * 'content' (EndpointSlices, which have no spec: one more on a change of anything but
+   * metadata, or of the labels), or absent: none (ConfigMaps, Secrets, Services, Nodes ...).
+   * Kinds that track generation have 'spec'.
+   */
+  generation?: 'spec' | 'content';
   defaults?(obj: KObject): void;
   validate?(obj: KObject, old?: KObject): FieldError[];
   /** On update, before defaulting and validation: carries server-set values over from `old`. */
@@ -274,6 +282,7 @@ function type(
     tracksGeneration: false,
     printer: printers[kind] ?? defaultPrinter,
     ...extra,
+    generation: extra.generation ?? (extra.tracksGeneration ? 'spec' : undefined),
   };
 }
 
@@ -299,6 +308,8 @@ export const RESOURCE_TYPES: ResourceType[] = [
     shortNames: ['po'],
     categories: ['all'],
     subresources: ['status', 'binding', 'log', 'exec'],
+    // Kubernetes sets a pod's generation since 1.33 (with status.observedGeneration).
+    generation: 'spec',
     defaults: (obj) => defaultPod(obj as Pod),
     validate: validatePod,
     selectableFields: [
@@ -401,6 +412,7 @@ export const RESOURCE_TYPES: ResourceType[] = [
     validate: validateEndpoints,
   }),
   type('discovery.k8s.io', 'EndpointSlice', 'endpointslices', true, {
+    generation: 'content',
     defaults: defaultEndpointSlice,
     validate: validateEndpointSlice,
     selectableFields: ['addressType'],

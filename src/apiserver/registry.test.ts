@@ -8,6 +8,9 @@ import { Registry } from './registry.js';
 
 const CONFIGMAPS = byGroupResource.get('/configmaps')!;
 const NAMESPACES = byGroupResource.get('/namespaces')!;
+const SECRETS = byGroupResource.get('/secrets')!;
+const PODS = byGroupResource.get('/pods')!;
+const SLICES = byGroupResource.get('discovery.k8s.io/endpointslices')!;
 
 test('a generated name that is taken gets another suffix, a few times at most', async () => {
   const suffixes: string[] = [];
@@ -174,6 +177,95 @@ test('a failed write withdraws its hint, so no hint outlives its write', async (
     }
   } finally {
     watch.cancel();
+    await store.close();
+  }
+});
+
+test('metadata.generation is kept for the kinds Kubernetes keeps it for, and only those', async () => {
+  const store = SqliteStore.open(':memory:');
+  const registry = new Registry(store, undefined, defaultAdmission());
+  type Change = (o: any) => void;
+  const cases: {
+    name: string;
+    rt: typeof PODS;
+    body: object;
+    created: number | undefined;
+    changes: [string, Change, number | undefined][];
+  }[] = [
+    {
+      name: 'ConfigMap',
+      rt: CONFIGMAPS,
+      body: { metadata: { name: 'cm', generation: 7 }, data: { a: '1' } },
+      created: undefined,
+      changes: [['data', (o) => (o.data = { a: '2' }), undefined]],
+    },
+    {
+      name: 'Secret',
+      rt: SECRETS,
+      body: { metadata: { name: 's' }, stringData: { a: '1' } },
+      created: undefined,
+      changes: [['data', (o) => (o.data = { a: 'Mg==' }), undefined]],
+    },
+    {
+      name: 'Pod',
+      rt: PODS,
+      body: { metadata: { name: 'p' }, spec: { containers: [{ name: 'c', image: 'i:1' }] } },
+      created: 1,
+      changes: [
+        ['labels', (o) => (o.metadata.labels = { a: 'b' }), 1],
+        ['image', (o) => (o.spec.containers[0].image = 'i:2'), 2],
+      ],
+    },
+    {
+      name: 'EndpointSlice',
+      rt: SLICES,
+      body: {
+        metadata: { name: 'e' },
+        addressType: 'IPv4',
+        endpoints: [{ addresses: ['10.42.0.5'] }],
+        ports: [{ port: 80 }],
+      },
+      created: 1,
+      changes: [
+        ['annotations', (o) => (o.metadata.annotations = { a: 'b' }), 1],
+        ['endpoints', (o) => (o.endpoints[0].addresses = ['10.42.0.6']), 2],
+        ['labels', (o) => (o.metadata.labels = { 'kubernetes.io/service-name': 'x' }), 3],
+      ],
+    },
+  ];
+  try {
+    await registry.create(NAMESPACES, undefined, { metadata: { name: 'default' } });
+    for (const c of cases) {
+      let obj = await registry.create(c.rt, 'default', c.body);
+      assert.equal(obj.metadata.generation, c.created, `${c.name} created`);
+      for (const [what, change, want] of c.changes) {
+        change(obj);
+        obj = await registry.update(c.rt, 'default', obj.metadata.name!, obj, undefined);
+        assert.equal(obj.metadata.generation, want, `${c.name} after a change of ${what}`);
+      }
+    }
+  } finally {
+    await store.close();
+  }
+});
+
+test('a ConfigMap stored with a generation loses it at its next write', async () => {
+  const store = SqliteStore.open(':memory:');
+  const registry = new Registry(store, undefined, defaultAdmission());
+  try {
+    await registry.create(NAMESPACES, undefined, { metadata: { name: 'default' } });
+    const old = await registry.create(CONFIGMAPS, 'default', { metadata: { name: 'old' } });
+    // As an older flyCes stored it.
+    const meta = { ...old.metadata, generation: 1 };
+    delete meta.resourceVersion;
+    const key = '/registry/core/configmaps/default/old';
+    await store.update(key, JSON.stringify({ ...old, metadata: meta }));
+    const stored = await registry.get(CONFIGMAPS, 'default', 'old');
+    assert.equal(stored.metadata.generation, 1);
+    stored.data = { a: '1' };
+    const written = await registry.update(CONFIGMAPS, 'default', 'old', stored, undefined);
+    assert.equal(written.metadata.generation, undefined);
+  } finally {
     await store.close();
   }
 });

@@ -21,8 +21,9 @@ import { decode } from './watch-cache.js';
 /**
  * The registry: how objects of every resource type are created, read, updated and deleted
  * in the store, following Kubernetes' rules: uid and timestamps set by the server,
- * generation bumped on spec changes, status written only through its subresource,
- * optimistic concurrency on resourceVersion, graceful deletion of pods, and finalizers.
+ * generation kept for the kinds Kubernetes keeps it for (see ResourceType.generation),
+ * status written only through its subresource, optimistic concurrency on resourceVersion,
+ * graceful deletion of pods, and finalizers.
  */
 
 export interface WriteOptions {
@@ -219,7 +220,8 @@ export class Registry {
     }
     meta.uid = randomUUID();
     meta.creationTimestamp = nowTimestamp();
-    meta.generation = 1;
+    if (rt.generation) meta.generation = 1;
+    else delete meta.generation;
     if (rt.tracksGeneration) obj.status = {};
     rt.defaults?.(obj);
     this.validate(rt, obj);
@@ -411,10 +413,12 @@ export class Registry {
       if (rt.subresources.includes('status')) next.status = current.status;
       rt.prepareForUpdate?.(next, current);
       rt.defaults?.(next);
-      if (JSON.stringify(next.spec) !== JSON.stringify(current.spec)) {
+      if (generationChanged(rt, next, current)) {
         next.metadata.generation = (current.metadata.generation ?? 1) + 1;
       }
     }
+    // Objects an older flyCes stored with a generation their kind has none of lose it here.
+    if (!rt.generation) delete next.metadata.generation;
     if (current.metadata.deletionTimestamp) {
       const added = (next.metadata.finalizers ?? []).filter(
         (f) => !current.metadata.finalizers?.includes(f),
@@ -539,6 +543,15 @@ function checkTypeMeta(rt: ResourceType, obj: KObject): void {
       `kind ${JSON.stringify(obj.kind)} does not match the resource's ${rt.kind}`,
     );
   }
+}
+
+/** Whether an update changes what the kind's metadata.generation counts (see ResourceType). */
+function generationChanged(rt: ResourceType, next: KObject, current: KObject): boolean {
+  if (rt.generation === 'spec') return !deepEqual(next.spec, current.spec);
+  if (rt.generation !== 'content') return false;
+  const { metadata: nextMeta, ...nextContent } = next;
+  const { metadata: currentMeta, ...currentContent } = current;
+  return !deepEqual(nextContent, currentContent) || !deepEqual(nextMeta.labels, currentMeta.labels);
 }
 
 /** Metadata the server owns; a client's copy of these fields is ignored. */
