@@ -12,7 +12,7 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 packages=(
-  runc conmon iproute2 nftables util-linux busybox-static
+  runc conmon iproute2 nftables util-linux socat busybox-static
   skopeo umoci attr
   docker-registry apache2-utils bsdutils etcd-server
 )

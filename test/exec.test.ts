@@ -177,35 +177,56 @@ describe('kubectl exec runs commands in containers', { timeout: 600_000 }, () =>
     assert.equal(r.code, 4);
   });
 
-  test('stdin and tty keep a shell waiting as on Kubernetes; attach is refused by name', async () => {
-    const file = join(cluster.dataDir, 'shell.json');
-    const container = (name: string, extra: Record<string, unknown>) => ({
-      name,
-      image: 'localhost/flyces-web:1',
-      imagePullPolicy: 'Never',
-      ...extra,
-    });
+  /** Writes a pod of `containers` (web image, grace 1 s) to a file and applies it. */
+  async function applyPod(
+    name: string,
+    containers: Record<string, unknown>[],
+    restartPolicy = 'Always',
+  ): Promise<void> {
+    const file = join(cluster.dataDir, `${name}.json`);
+    const spec = {
+      terminationGracePeriodSeconds: 1,
+      restartPolicy,
+      containers: containers.map((c) => ({
+        image: 'localhost/flyces-web:1',
+        imagePullPolicy: 'Never',
+        ...c,
+      })),
+    };
     writeFileSync(
       file,
-      JSON.stringify({
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { name: 'shell' },
-        spec: {
-          terminationGracePeriodSeconds: 1,
-          containers: [
-            // Without a stdin held open, sh reads end-of-file and exits at once.
-            container('sh', { command: ['sh'], stdin: true, tty: true }),
-            container('reader', {
-              command: ['sh', '-c', 'cat; echo cat-ended'],
-              stdin: true,
-              stdinOnce: true,
-            }),
-          ],
-        },
-      }),
+      JSON.stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name }, spec }),
     );
     await cluster.kubectl('apply', '-f', file);
+  }
+
+  /** Runs `line` in a shell on a terminal (script), typing `typed` into it after `delayMs`. */
+  function onTerminal(line: string, typed: string, delayMs: number): Promise<Outcome> {
+    return new Promise<Outcome>((resolve) => {
+      const child = execFile(
+        'script',
+        ['-q', '-e', '-c', line, '/dev/null'],
+        { timeout: 60_000 },
+        (err, stdout, stderr) => {
+          const code = (err as { code?: number } | null)?.code ?? 0;
+          resolve({ code: typeof code === 'number' ? code : -1, stdout, stderr });
+        },
+      );
+      setTimeout(() => child.stdin!.write(typed), delayMs);
+    });
+  }
+
+  test('stdin and tty keep a shell waiting as on Kubernetes', async () => {
+    await applyPod('shell', [
+      // Without a stdin held open, sh reads end-of-file and exits at once.
+      { name: 'sh', command: ['sh'], stdin: true, tty: true },
+      {
+        name: 'reader',
+        command: ['sh', '-c', 'cat; echo cat-ended'],
+        stdin: true,
+        stdinOnce: true,
+      },
+    ]);
     await waitFor('the shell pod Running', 60_000, async () =>
       /shell\s+2\/2\s+Running\s+0\s/.test(
         await cluster.kubectl('get', 'pod', 'shell', '--no-headers'),
@@ -235,11 +256,60 @@ describe('kubectl exec runs commands in containers', { timeout: 600_000 }, () =>
     assert.equal(plain.stdout, '/dev/null\n', plain.stderr);
     const logs = await cluster.kubectl('logs', 'shell', '-c', 'reader');
     assert.doesNotMatch(logs, /cat-ended/);
+  });
 
-    const attach = await kubectl(['attach', 'shell', '-c', 'sh']);
-    assert.notEqual(attach.code, 0);
-    assert.match(attach.stderr, /does not serve pods\/attach/, attach.stderr);
+  test('kubectl attach -i feeds a stdinOnce container, whose stdin closes when it detaches', async () => {
+    // The shell pod's reader: cat echoes what comes, then its stdin ends with the session.
+    const r = await kubectl(['attach', '-i', 'shell', '-c', 'reader'], 'hello\nworld\n');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /hello\nworld\ncat-ended\n/, r.stdout + r.stderr);
+    await waitFor('the reader restarted', 30_000, async () =>
+      /shell\s+\S+\s+\S+\s+1\s/.test(await cluster.kubectl('get', 'pod', 'shell', '--no-headers')),
+    );
+    // Attaching without -i shows output only; with -i to a container without stdin, a reason.
+    const noStdin = await kubectl(['attach', '-i', 'box']);
+    assert.notEqual(noStdin.code, 0);
+    assert.match(noStdin.stderr, /has no stdin to attach to/, noStdin.stderr);
+  });
+
+  test('kubectl attach -it reaches a shell on its terminal, of the client’s size', async () => {
+    const line =
+      'stty cols 100 rows 30; ' +
+      `kubectl --kubeconfig ${cluster.kubeconfig} attach -it shell -c sh`;
+    const r = await onTerminal(line, 'stty size; echo "sum-$((20+22))"; exit\r', 3000);
+    // The shell's own echo of the line comes first; its output after.
+    assert.match(r.stdout, /30 100\r\nsum-42\r\n/, r.stdout + r.stderr);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
     await cluster.kubectl('delete', 'pod', 'shell', '--wait=false');
+  });
+
+  test('kubectl run -i --rm runs a command fed from stdin and removes its pod', async () => {
+    const r = await kubectl(
+      [
+        'run',
+        'runner',
+        '-i',
+        '--rm',
+        '--restart=Never',
+        '--image=localhost/flyces-web:1',
+        '--image-pull-policy=Never',
+        // The image has an entrypoint: without --command these would be its arguments.
+        '--command',
+        '--',
+        'sh',
+        '-c',
+        'read x; echo "got-$x"; echo to-stderr >&2',
+      ],
+      'abc\n',
+    );
+    assert.match(r.stdout, /got-abc\n/, r.stdout + r.stderr);
+    assert.match(r.stderr, /to-stderr/, r.stderr);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    await waitFor(
+      'the runner pod gone',
+      30_000,
+      async () => !(await cluster.kubectl('get', 'pods', '--no-headers')).includes('runner'),
+    );
   });
 
   /** An exec handshake made by hand, for what kubectl checks before asking. */

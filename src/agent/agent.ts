@@ -25,6 +25,7 @@ import type {
 import { referencedObjects } from '../api/pod-references.js';
 import { ConfigObjects } from './config-objects.js';
 import { parseExecQuery, refuseExec, serveExec, type ExecRequest } from './exec.js';
+import { parseAttachQuery, startAttach, type AttachTarget } from './attach.js';
 import { ImageGc, type ImageGcOptions } from './image-gc.js';
 import { streamLog } from './logs.js';
 import { capacity, microTime, nodeObject, nodeStatus, type NodeIdentity } from './node-status.js';
@@ -655,7 +656,7 @@ export class Agent {
     }
   }
 
-  /** `kubectl exec`: `/exec/NS/POD/CONTAINER?command=...`, upgraded to a WebSocket. */
+  /** `kubectl exec` and `kubectl attach`: `/exec/NS/POD/CONTAINER?command=...`, `/attach/...`. */
   private async serveUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     socket.on('error', () => undefined);
     this.upgraded.add(socket);
@@ -664,6 +665,10 @@ export class Agent {
       if (!this.allowed(req)) throw new ApiError('Unauthorized', 'Unauthorized');
       const url = new URL(req.url ?? '/', 'http://agent');
       const parts = url.pathname.split('/').filter((p) => p);
+      if (parts[0] === 'attach' && parts.length === 4) {
+        await this.serveAttach(req, socket, head, parts[1], parts[2], parts[3], url.searchParams);
+        return;
+      }
       if (parts[0] !== 'exec' || parts.length !== 4)
         throw new ApiError('NotFound', `no such agent endpoint: ${url.pathname}`);
       const exec = parseExecQuery(url.searchParams);
@@ -673,6 +678,45 @@ export class Agent {
     } catch (err) {
       refuseExec(socket, err);
     }
+  }
+
+  /**
+   * `kubectl attach`: `/attach/NS/POD/CONTAINER?stdin=...`, upgraded to a WebSocket and
+   * served as an exec is (see attach.ts).
+   */
+  private async serveAttach(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    namespace: string,
+    name: string,
+    container: string,
+    query: URLSearchParams,
+  ): Promise<void> {
+    const attach = parseAttachQuery(query);
+    const pod = this.pods.get(`${namespace}/${name}`);
+    const spec = [...(pod?.spec.initContainers ?? []), ...(pod?.spec.containers ?? [])].find(
+      (c) => c.name === container,
+    );
+    if (attach.stdin && spec && spec.stdin !== true) {
+      throw new ApiError(
+        'BadRequest',
+        `container ${container} in pod ${name} has no stdin to attach to: its spec does not ` +
+          'set stdin: true (attach without -i to see its output)',
+      );
+    }
+    const id = await this.runningContainer(namespace, name, container);
+    const status = await this.opts.runtime.containerStatus(id);
+    if (!status)
+      throw new ApiError('BadRequest', `container ${container} is not running in pod ${name}`);
+    const runtime = this.opts.runtime;
+    const target: AttachTarget = {
+      logPath: status.logPath,
+      running: async () => (await runtime.containerStatus(id))?.state === 'running',
+      stdin: runtime.attachStdin ? () => runtime.attachStdin!(id) : undefined,
+      resize: runtime.resizeTerminal ? (c, r) => runtime.resizeTerminal!(id, c, r) : undefined,
+    };
+    serveExec(req, socket, head, attach, (r) => startAttach(target, r), this.log, 'attach');
   }
 
   /** The id of the running instance of a pod's container; a Status error otherwise. */

@@ -71,16 +71,17 @@ export function serveExec(
   exec: ExecRequest,
   start: ExecStarter,
   log: Logger,
+  kind: 'exec' | 'attach' = 'exec',
 ): void {
   if (req.headers.upgrade?.toLowerCase() !== 'websocket') {
-    const message = 'exec is served over WebSocket only, not SPDY; use kubectl 1.30 or later';
+    const message = `${kind} is served over WebSocket only, not SPDY; use kubectl 1.30 or later`;
     rejectUpgrade(socket, badRequest(message));
     return;
   }
   const protocol = chooseProtocol(req.headers['sec-websocket-protocol']);
   if (!protocol) {
     const offered = req.headers['sec-websocket-protocol'] ?? 'none';
-    rejectUpgrade(socket, badRequest(`no supported exec subprotocol in ${offered}`));
+    rejectUpgrade(socket, badRequest(`no supported ${kind} subprotocol in ${offered}`));
     return;
   }
   wss.handleUpgrade(req, socket, head, (ws) => {

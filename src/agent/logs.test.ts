@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { appendFileSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
-import { LineAssembler, parseCriLine, readLog, streamLog } from './logs.js';
+import { PassThrough, Writable } from 'node:stream';
+import { followFromEnd, LineAssembler, parseCriLine, readLog, streamLog } from './logs.js';
 
 test('parse CRI log lines', () => {
   const cases: [string, unknown][] = [
@@ -195,6 +195,37 @@ test('a last line the container left without a newline is shown, without one', a
     finished = true;
     await streamed;
     assert.equal(seen(), 'one\n123\n4');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('an attach follows the log from its end, each entry as it comes, partial ones too', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'flyces-attach-log-'));
+  try {
+    const log = join(dir, 'container.log');
+    // Before the attach: not shown. The last entry is cut short (conmon still writing it).
+    writeFileSync(log, 't0 stdout F before\nt0 stdout P cut sh');
+    const seen: string[] = [];
+    let ended = false;
+    const stop = new Writable({ write: (_c, _e, done) => done() });
+    const following = followFromEnd(
+      log,
+      (entry) => {
+        seen.push(`${entry.stream}:${entry.text}`);
+        return true;
+      },
+      stop,
+      async () => ended,
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    appendFileSync(log, 'ort\nt1 stdout P / # \nt2 stdout F ls\nt3 stderr F oops\n');
+    await new Promise((r) => setTimeout(r, 700));
+    ended = true;
+    await following;
+    // The entry being written when the attach began is shown whole; the prompt, without a
+    // newline, at once.
+    assert.deepEqual(seen, ['stdout:cut short', 'stdout:/ # ', 'stdout:ls\n', 'stderr:oops\n']);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -45,8 +45,14 @@ export function parseCriLine(line: string): (LogLine & { partial: boolean }) | u
   };
 }
 
+/** Turns the log's entries into what a follower writes (see LineAssembler, rawEntries). */
+interface EntryReader {
+  push(line: string): LogLine | undefined;
+  flush(): LogLine | undefined;
+}
+
 /** Joins partial entries into whole lines, in order. */
-export class LineAssembler {
+export class LineAssembler implements EntryReader {
   private pending?: LogLine;
 
   push(line: string): LogLine | undefined {
@@ -165,7 +171,7 @@ async function follow(
   write: (line: LogLine) => boolean,
   out: Writable,
   done: () => Promise<boolean>,
-  assembler = new LineAssembler(),
+  assembler: EntryReader = new LineAssembler(),
 ): Promise<void> {
   let offset = start;
   let carry = Buffer.alloc(0);
@@ -244,4 +250,52 @@ async function readAt(handle: FileHandle, offset: number, length: number): Promi
   const buffer = Buffer.alloc(length);
   const { bytesRead } = await handle.read(buffer, 0, length, offset);
   return buffer.subarray(0, bytesRead);
+}
+
+/**
+ * Follows the log from its end as it is now, for `kubectl attach`: each entry is handed to
+ * `write` as it arrives, a partial one too (a shell's prompt has no newline), with its
+ * newline when it ends a line, so that the output reads as the container wrote it. Ends
+ * when `done()` says the container stopped and the file is drained, when `write` returns
+ * false, or when `stop` closes.
+ */
+export async function followFromEnd(
+  path: string,
+  write: (entry: LogLine) => boolean,
+  stop: Writable,
+  done: () => Promise<boolean>,
+): Promise<void> {
+  // From the start of an entry conmon may still be writing: it is shown whole.
+  const start = await entryBoundary(path);
+  const raw: EntryReader = {
+    push: (line) => {
+      const entry = parseCriLine(line);
+      if (!entry) return undefined;
+      return { ...entry, text: entry.partial ? entry.text : `${entry.text}\n` };
+    },
+    flush: () => undefined,
+  };
+  await follow(path, start, write, stop, done, raw);
+}
+
+/** Bytes read back from the end to find where the last entry ends. */
+const BOUNDARY_LOOKBACK = 64 * 1024;
+
+/** The offset just after the log's last complete entry (0 for a missing or empty log). */
+async function entryBoundary(path: string): Promise<number> {
+  let handle: FileHandle;
+  try {
+    handle = await open(path, 'r');
+  } catch {
+    return 0;
+  }
+  try {
+    const size = (await handle.stat()).size;
+    const from = Math.max(0, size - BOUNDARY_LOOKBACK);
+    const tail = await readAt(handle, from, size - from);
+    const end = tail.lastIndexOf(0x0a);
+    return end < 0 ? from : from + end + 1;
+  } finally {
+    await handle.close();
+  }
 }

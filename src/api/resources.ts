@@ -307,7 +307,7 @@ export const RESOURCE_TYPES: ResourceType[] = [
   type('', 'Pod', 'pods', true, {
     shortNames: ['po'],
     categories: ['all'],
-    subresources: ['status', 'binding', 'log', 'exec'],
+    subresources: ['status', 'binding', 'log', 'exec', 'attach'],
     // Kubernetes sets a pod's generation since 1.33 (with status.observedGeneration).
     generation: 'spec',
     defaults: (obj) => defaultPod(obj as Pod),

@@ -22,8 +22,8 @@ import type { ResourceRequest } from './request.js';
  * the agent (container not running, bad query) is its HTTP Status response, also relayed.
  */
 
-/** The exec options forwarded to the agent; anything else in the query is dropped. */
-const FORWARDED = ['command', 'stdin', 'stdout', 'stderr', 'tty'];
+/** The options forwarded to the agent; anything else in the query is dropped. */
+const FORWARDED = ['stdin', 'stdout', 'stderr', 'tty'];
 
 /** Handshake headers the agent needs to answer the upgrade. */
 const UPGRADE_HEADERS = [
@@ -50,24 +50,34 @@ export async function proxyExec(
   head: Buffer,
 ): Promise<void> {
   const pod = await registry.get(rr.rt, rr.namespace, rr.name!);
-  const container = execContainer(pod, rr.query);
+  const kind = rr.subresource === 'attach' ? 'attach' : 'exec';
+  const container = execContainer(pod, rr.query, kind);
   const { host, port, node } = await nodeEndpoint(registry, pod);
   const query = new URLSearchParams();
-  for (const [key, value] of rr.query) if (FORWARDED.includes(key)) query.append(key, value);
-  const path = `/exec/${pod.metadata.namespace}/${pod.metadata.name}/${container}?${query}`;
+  const forwarded = kind === 'exec' ? ['command', ...FORWARDED] : FORWARDED;
+  for (const [key, value] of rr.query) if (forwarded.includes(key)) query.append(key, value);
+  const path = `/${kind}/${pod.metadata.namespace}/${pod.metadata.name}/${container}?${query}`;
   const agent = await connectAgent(host, port, node, dialer);
   agent.write(upgradeRequest(req, path, `${host}:${port}`, dialer.token));
   if (head.length > 0) agent.write(head);
   pipeBothWays(socket, agent);
 }
 
-/** The container an exec runs in; refuses finished pods and unclear container names. */
-export function execContainer(pod: KObject, query: URLSearchParams): string {
+/**
+ * The container an exec runs in or an attach reaches; refuses finished pods and unclear
+ * container names.
+ */
+export function execContainer(
+  pod: KObject,
+  query: URLSearchParams,
+  kind: 'exec' | 'attach' = 'exec',
+): string {
   const name = pod.metadata.name;
   if (!pod.spec?.nodeName) throw badRequest(`pod ${name} does not have a host assigned`);
   const phase = pod.status?.phase;
   if (phase === 'Succeeded' || phase === 'Failed') {
-    throw badRequest(`cannot exec into a container in a completed pod; current phase is ${phase}`);
+    const what = kind === 'exec' ? 'exec into' : 'attach to';
+    throw badRequest(`cannot ${what} a container in a completed pod; current phase is ${phase}`);
   }
   return pickContainer(pod, query, false);
 }

@@ -115,14 +115,6 @@ const WRITE_VERBS = new Set(['create', 'update', 'patch', 'delete', 'deletecolle
 
 const DEFAULT_NAMESPACES = ['default', 'kube-system', 'kube-public', 'kube-node-lease'];
 
-/** `pods/NAME/attach`, which is not served: see ATTACH_REFUSED. */
-const ATTACH_PATH = /^\/api\/v1\/namespaces\/[^/]+\/pods\/[^/]+\/attach$/;
-const ATTACH_REFUSED =
-  "flyCes does not serve pods/attach (kubectl attach, kubectl run -i): a container's stdin " +
-  'and terminal are kept open (stdin, tty) but cannot be attached to yet; ' +
-  '"kubectl exec -it POD -- sh" opens a shell in the container and "kubectl logs -f POD" ' +
-  'follows its output';
-
 export class ApiServer {
   private readonly log = componentLogger('apiserver');
   private readonly cache: WatchCache;
@@ -283,7 +275,8 @@ export class ApiServer {
       } else if (!this.serveNonResource(req, url, res)) {
         const rr = parseResourcePath(req.method ?? 'GET', url);
         if (!rr) throw pathNotFound();
-        if (rr.subresource === 'exec') throw badRequest('Upgrade request required');
+        if (rr.subresource === 'exec' || rr.subresource === 'attach')
+          throw badRequest('Upgrade request required');
         const authorized = await this.authorizeRequest(user, rr, req);
         const handler = rr.subresource === 'log' ? handleLog : HANDLERS[rr.verb];
         const serve = () => handler(this.ctx, rr, authorized, res);
@@ -332,7 +325,7 @@ export class ApiServer {
     sendJson(res, 200, await bindAll(this.ctx.registry, pods, body, authorizeItem, failed, dry));
   }
 
-  /** HTTP upgrades: only `pods/NAME/exec` (WebSocket; see exec.ts) is served. */
+  /** HTTP upgrades: `pods/NAME/exec` and `pods/NAME/attach` (WebSocket; see exec.ts). */
   private async serveUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     socket.on('error', () => undefined);
     const url = new URL(req.url ?? '/', 'http://localhost');
@@ -340,18 +333,14 @@ export class ApiServer {
       const user = this.authn.authenticate(req);
       if (!user) throw new ApiError('Unauthorized', 'Unauthorized');
       const rr = parseResourcePath(req.method ?? 'GET', url);
-      if (rr?.subresource !== 'exec') {
-        // Named, rather than a bare 404, for `kubectl attach` and `kubectl run -i`.
-        if (ATTACH_PATH.test(url.pathname)) throw badRequest(ATTACH_REFUSED);
-        throw pathNotFound();
-      }
-      // kubectl exec opens the upgrade with GET; Kubernetes authorizes it as create.
+      if (rr?.subresource !== 'exec' && rr?.subresource !== 'attach') throw pathNotFound();
+      // kubectl opens the upgrade with GET; Kubernetes authorizes it as create.
       await this.authorizeRequest(user, { ...rr, verb: 'create' }, req);
       await proxyExec(this.ctx.registry, this.nodeDialer(), rr, req, socket, head);
-      this.log.debug({ path: url.pathname }, 'exec proxied');
+      this.log.debug({ path: url.pathname }, `${rr.subresource} proxied`);
     } catch (err) {
       const apiErr = refuseUpgrade(socket, err);
-      if (apiErr.code >= 500) this.log.error({ err, path: url.pathname }, 'exec failed');
+      if (apiErr.code >= 500) this.log.error({ err, path: url.pathname }, 'exec or attach failed');
     }
   }
 

@@ -45,6 +45,7 @@ import {
 export { sandboxId };
 import { MountPointLayer, rootfsMount, unmountRootfs } from './rootfs.js';
 import { startExecStream } from './exec-stream.js';
+import { attachStdin, resizeTerminal } from './attach.js';
 import { SandboxSetups, type SandboxSetup } from './sandbox-setup.js';
 import { Starts } from './idle-refill.js';
 import { terminationMessage } from './termination.js';
@@ -57,6 +58,7 @@ import {
   hideValues,
   RuntimeError,
   type ContainerConfig,
+  type AttachedStdin,
   type ContainerFilter,
   type SandboxFilter,
   type ContainerState,
@@ -1107,6 +1109,20 @@ export class MiniC implements RuntimeService {
       command,
       opts,
     );
+  }
+
+  async attachStdin(id: string): Promise<AttachedStdin> {
+    if (!(await this.isRunning(id))) {
+      throw new RuntimeError('NotFound', `container ${id} is not running`);
+    }
+    if (!(await this.records.readContainer(id))?.stdio?.stdin) {
+      throw new RuntimeError('NotFound', `container ${id} was not started with a stdin`);
+    }
+    return attachStdin(path.join(this.containerStateDir(id), 'bundle'));
+  }
+
+  resizeTerminal(id: string, cols: number, rows: number): void {
+    resizeTerminal(path.join(this.containerStateDir(id), 'bundle'), cols, rows);
   }
 
   async execSync(id: string, command: string[], timeoutMs: number): Promise<ExecResult> {

@@ -288,6 +288,20 @@ export interface RuntimeService {
    * running. The caller must read stdout and stderr, and should kill() when it goes away.
    */
   execStream(id: string, command: string[], opts: ExecStreamOptions): Promise<ExecSession>;
+  /**
+   * The stdin of a running container started with `stdio.stdin` (`kubectl attach -i`); its
+   * output is in its log. Absent where the runtime cannot attach.
+   */
+  attachStdin?(id: string): Promise<AttachedStdin>;
+  /** Sets the size of a running container's terminal (`stdio.tty`); no error if it has none. */
+  resizeTerminal?(id: string, cols: number, rows: number): void;
+}
+
+/** A container's stdin while an attach session lasts (see attach.ts). */
+export interface AttachedStdin {
+  stream: NodeJS.WritableStream;
+  /** Ends the session's stdin; a container with stdinOnce then reads its end. */
+  close(): void;
 }
 
 export interface ExecResult {
