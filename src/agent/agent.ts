@@ -39,14 +39,17 @@ import {
 } from './ephemeral-storage.js';
 import { HostPortBook } from './host-ports.js';
 import { StartGate } from './start-gate.js';
+import { StatusWrites } from './status-writes.js';
 import { VolumeManager } from './volumes.js';
 import type { HostPort } from '../proxy/rules.js';
 import type { Service } from '../proxy/types.js';
 
 /**
  * The node agent: registers its Node, keeps its Lease fresh, and runs the pods bound to it
- * with miniC. Pod keys go on a work queue from the pod informer and from a relist of the
- * runtime every second (so a container exit is noticed without an API event). Each pod is
+ * with miniC. Pod keys go on a work queue from the pod informer (not for an update that only
+ * shows a status the agent wrote, see StatusWrites), from a relist of the runtime every
+ * second (so a container exit is noticed without an API event), and from each sync's
+ * requeue (every 10 s at most, and when a back-off ends). Each pod is
  * synced as soon as its key comes, one sync at a time per pod and with no bound across
  * pods, so one that takes its grace period to stop or waits for an image holds up no other;
  * pods starting up take turns at a StartGate. Containers whose pod is gone are stopped and
@@ -151,6 +154,8 @@ export class Agent {
   private readonly objects: ConfigObjects;
   private readonly volumes: VolumeManager;
   private readonly queue = new WorkQueue(500, 30_000);
+  /** The statuses this agent wrote, so that their updates sync nothing (see StatusWrites). */
+  private readonly statusWrites = new StatusWrites();
   private readonly worker: PodWorker;
   private readonly events: EventRecorder;
   private readonly timers: NodeJS.Timeout[] = [];
@@ -247,12 +252,18 @@ export class Agent {
       // A pod being deleted needs no more waiting for its start (see PodWorker.abandon).
       if (gone || p.metadata.deletionTimestamp) this.worker.abandon(p.metadata.uid!);
       if (gone) this.evictions.delete(p.metadata.uid!);
+      if (gone) this.statusWrites.forget(p.metadata.uid!);
       this.queue.add(objectKey(p));
       this.hostPortsChanged(p, gone);
     };
     this.pods.addHandlers({
       onAdd: (p) => changed(p),
-      onUpdate: (_o, p) => changed(p),
+      onUpdate: (old, p) => {
+        if (!this.statusWrites.isOwn(old, p)) return changed(p);
+        this.log.debug({ pod: objectKey(p) }, 'own status write seen');
+        // The pod's IP, which the status write brings, is what its host ports need.
+        this.opts.publishHostPorts?.(hostPortsOf(this.pods.list()));
+      },
       onDelete: (p) => changed(p, true),
     });
     this.pods.start();
@@ -498,6 +509,7 @@ export class Agent {
 
   /** Reconciles one pod key; returns ms until it should be looked at again. */
   private async syncPod(key: string): Promise<number | void> {
+    this.log.debug({ pod: key }, 'pod sync');
     const pod = this.pods.get(key);
     const [namespace, name] = key.split('/');
     const { sandboxes: mine, containers } = await this.podRuntimeState(namespace, name);
@@ -518,7 +530,7 @@ export class Agent {
       // the pod as it was before this status, and must fail it again, not restart it.
       return;
     }
-    const left = deadlineLeftMs(pod, Date.now());
+    let left = deadlineLeftMs(pod, Date.now());
     if (left !== undefined && left <= 0) {
       const status = await this.worker.fail(
         pod,
@@ -534,7 +546,9 @@ export class Agent {
     await this.volumes.refreshPodMetadata(pod).catch((err) => this.volumeRefreshFailed(pod, err));
     const result = await this.worker.sync(pod, current, containers);
     if (result.status) await this.reportStatus(pod, result.status);
-    // Looked at again when its deadline comes, if that is before the next sync.
+    // Looked at again when its deadline comes, if that is before the next sync. The start
+    // time may be the one just reported: that write syncs the pod no more.
+    left = deadlineLeftMs({ ...pod, status: { ...pod.status, ...result.status } }, Date.now());
     return left === undefined
       ? result.requeueAfterMs
       : Math.min(result.requeueAfterMs ?? left, left);
@@ -584,6 +598,7 @@ export class Agent {
   private async reportStatus(pod: Pod, status: Pod['status']): Promise<void> {
     const old = pod.status ?? {};
     if (deepEqual({ ...old, ...status }, old)) return;
+    this.statusWrites.sent(pod.metadata.uid!, status ?? {});
     try {
       await this.opts.client.patch(
         byGroupResource.get('/pods')!,
