@@ -1,8 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import type { Container, Pod } from '../api/types.js';
-import { startsEarly } from './pod-worker.js';
+import { pino } from 'pino';
+
+import type { Container, Pod, PodStatus } from '../api/types.js';
+import type { EventRecorder } from '../client/events.js';
+import {
+  RuntimeError,
+  type ImageService,
+  type RuntimeService,
+  type SandboxStatus,
+} from '../runtime/runtime.js';
+import { PodWorker, startsEarly } from './pod-worker.js';
 
 const pod = (containers: Partial<Container>[], init: Partial<Container>[] = []): Pod =>
   ({
@@ -32,4 +41,57 @@ test('containers start while the network is attached only when they need no pod 
     ['init containers', pod([{}], [{}]), false],
   ];
   for (const [name, p, want] of cases) assert.equal(startsEarly(p), want, name);
+});
+
+/** A runtime whose sandbox is ready and whose every container create fails. */
+function refusingRuntime(creates: number[]): RuntimeService {
+  return {
+    listContainers: async () => [],
+    createContainer: async () => {
+      creates.push(Date.now());
+      throw new RuntimeError('CreateContainerError', `no space left on device (${creates.length})`);
+    },
+  } as unknown as RuntimeService;
+}
+
+test('a container whose create fails is tried again at a growing interval, its reason shown', async (t) => {
+  t.mock.timers.enable({ apis: ['Date'], now: 1_000_000 });
+  const creates: number[] = [];
+  const warnings: string[] = [];
+  const events = {
+    normal: () => undefined,
+    warning: (_o: unknown, reason: string, message: string) =>
+      warnings.push(`${reason}: ${message}`),
+  } as unknown as EventRecorder;
+  const images = { getImage: async () => ({}) } as unknown as ImageService;
+  const silent = pino({ level: 'silent' });
+  const hooks = { changed: () => undefined };
+  const worker = new PodWorker(refusingRuntime(creates), images, events, '10.0.0.1', silent, hooks);
+  const sandbox: SandboxStatus = {
+    id: 's',
+    podUid: 'u',
+    podName: 'p',
+    podNamespace: 'default',
+    labels: {},
+    state: 'ready',
+    ip: '10.42.0.2',
+    createdAt: '',
+  };
+  const p = pod([{ command: ['sleep', '1'] }]);
+  const waitingOf = (s: PodStatus | undefined) => s?.containerStatuses?.[0]?.state?.waiting;
+
+  // Syncs every 100 ms for 75 s, as often as anything could ask.
+  let last: PodStatus | undefined;
+  for (let ms = 0; ms < 75_000; ms += 100) {
+    last = (await worker.sync(p, [sandbox], [])).status;
+    t.mock.timers.tick(100);
+  }
+  const gaps = creates.slice(1).map((at, i) => at - creates[i]);
+  assert.deepEqual(gaps, [10_000, 20_000, 40_000]);
+  assert.deepEqual(waitingOf(last), {
+    reason: 'CreateContainerError',
+    message: 'no space left on device (4)',
+  });
+  assert.equal(warnings.length, 4);
+  assert.equal(warnings[3], 'Failed: Error: no space left on device (4)');
 });

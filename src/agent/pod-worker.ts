@@ -59,13 +59,10 @@ export class PodWorker {
   private readonly prober: Prober;
   private readonly imageBackoff = new RestartBackoff(5_000, 300_000);
   /**
-   * Containers (`uid/name`) whose last create or start failed, with what the pod showed and
-   * when the next try may come. Without this pause, a failure whose message differs at each
-   * try (it names the new container's directory, as on a full disk) changed the pod's
-   * status every time, and that update synced the pod again at once: hundreds of tries,
-   * logs and status writes a second.
+   * Why the last create or start of each container (`uid/name`) failed, shown while it
+   * waits for its next try (kubelet's reason cache); gone once it starts.
    */
-  private readonly startFailures = new Map<string, { waiting: Waiting; retryAt: number }>();
+  private readonly startFailures = new Map<string, Waiting>();
   /** Syncs in progress by pod uid, each with the signal that its pod is being deleted. */
   private readonly syncing = new Map<string, AbortController>();
 
@@ -311,9 +308,9 @@ export class PodWorker {
       await this.stopChanged(pod, sandbox, latest);
       return this.startContainer(pod, sandbox, container, latest.attempt + 1, waiting);
     }
+    const key = `${pod.metadata.uid}/${container.name}`;
     if (latest?.state === 'exited') {
       if (!shouldRestart(pod, latest)) return undefined;
-      const key = `${pod.metadata.uid}/${container.name}`;
       const wait = this.backoff.remaining(
         key,
         Date.parse(latest.startedAt ?? latest.createdAt),
@@ -330,6 +327,14 @@ export class PodWorker {
         return wait;
       }
       this.backoff.restarted(key);
+    } else {
+      // A container whose create or start failed is not tried again before its back-off
+      // ends, which grows with each failure as a crashing container's does.
+      const wait = this.backoff.remaining(key, 0, 0);
+      if (wait > 0) {
+        waiting.set(container.name, this.startFailures.get(key) ?? { reason: 'ContainerCreating' });
+        return wait;
+      }
     }
     const attempt = latest ? latest.attempt + 1 : 0;
     if (latest?.state === 'created' || latest?.state === 'unknown')
@@ -340,6 +345,7 @@ export class PodWorker {
       container,
       latest?.state === 'exited' ? attempt : (latest?.attempt ?? 0),
       waiting,
+      latest?.state === 'exited',
     );
   }
 
@@ -349,13 +355,10 @@ export class PodWorker {
     container: Container,
     attempt: number,
     waiting: Map<string, Waiting>,
+    /** Whether this try already counts in the container's back-off (a restart). */
+    counted = false,
   ): Promise<number | undefined> {
     const key = `${pod.metadata.uid}/${container.name}`;
-    const failure = this.startFailures.get(key);
-    if (failure && failure.retryAt > Date.now()) {
-      waiting.set(container.name, failure.waiting);
-      return failure.retryAt - Date.now();
-    }
     const imageWait = await this.checkImage(pod, container, waiting);
     if (imageWait !== undefined) return imageWait;
     let config: ContainerConfig;
@@ -394,13 +397,14 @@ export class PodWorker {
       // The runtime's error can quote the command, which may carry a Secret's value.
       const message = hideValues((err as Error).message, config.hiddenValues);
       waiting.set(container.name, { reason, message });
-      this.startFailures.set(key, { waiting: { reason, message }, retryAt: Date.now() + 5_000 });
+      this.startFailures.set(key, { reason, message });
+      if (!counted) this.backoff.restarted(key);
       this.events.warning(pod, 'Failed', `Error: ${message}`);
       this.log.warn(
         { pod: podKey(pod), container: container.name, err: message },
         'container failed to start',
       );
-      return 5_000;
+      return this.backoff.remaining(key, 0, 0);
     }
   }
 
