@@ -262,7 +262,7 @@ export class Agent {
         if (!this.statusWrites.isOwn(old, p)) return changed(p);
         this.log.debug({ pod: objectKey(p) }, 'own status write seen');
         // The pod's IP, which the status write brings, is what its host ports need.
-        this.opts.publishHostPorts?.(hostPortsOf(this.pods.list()));
+        this.hostPortsChanged(p, false);
       },
       onDelete: (p) => changed(p, true),
     });
