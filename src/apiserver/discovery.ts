@@ -16,6 +16,7 @@ const SUBRESOURCE_VERBS: Record<
   binding: { verbs: ['create'], kind: 'Binding', group: '', version: 'v1' },
   log: { verbs: ['get'], kind: 'Pod', group: '', version: 'v1' },
   exec: { verbs: ['create', 'get'], kind: 'PodExecOptions', group: '', version: 'v1' },
+  attach: { verbs: ['create', 'get'], kind: 'PodAttachOptions', group: '', version: 'v1' },
 };
 
 export const SERVER_VERSION = {
