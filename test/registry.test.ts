@@ -251,6 +251,12 @@ async function rejectsPull(promise: Promise<unknown>, pattern: RegExp): Promise<
   assert.fail('the pull succeeded');
 }
 
+/** The value of a settled promise, or its error thrown again. */
+function settled<T>(result: PromiseSettledResult<T>): T {
+  if (result.status === 'rejected') throw result.reason;
+  return result.value;
+}
+
 const layerGets = (front: Front) => front.seen.filter((s) => /\/blobs\/sha256:/.test(s));
 
 test('pulls images from OCI registries on loopback', async (t) => {
@@ -587,5 +593,25 @@ test('pulls images from OCI registries on loopback', async (t) => {
     front.seen.length = 0;
     await store.pullImage(ref);
     assert.deepEqual(layerGets(front), [], 'a second pull downloads no blob');
+  });
+
+  await t.test('a concurrent pull with other credentials is checked with its own', async () => {
+    const store = newStore();
+    const ref = web(basic, 'oci');
+    const registry = `127.0.0.1:${basic}`;
+    const right = [{ registry, username: USER, password: PASSWORD }];
+    const wrong = [{ registry, username: USER, password: 'wrong-pass' }];
+    const pulls = [
+      store.pullImage(ref, { auth: right }),
+      store.pullImage(ref, { auth: wrong }),
+      store.pullImage(ref),
+      store.pullImage(ref, { auth: [{ ...right[0] }] }),
+    ];
+    assert.equal(pulls[3], pulls[0], 'the same credentials share one pull');
+    const [good, bad, none, again] = await Promise.allSettled(pulls);
+    assert.equal(good.status === 'fulfilled' && good.value.digest, ociDigest);
+    assert.equal(again.status === 'fulfilled' && again.value.digest, ociDigest);
+    await rejectsPull(Promise.resolve(bad).then(settled), /^unauthorized: authentication/);
+    await rejectsPull(Promise.resolve(none).then(settled), /requires credentials/);
   });
 });

@@ -14,7 +14,7 @@ import {
 } from './archive.js';
 import { exists, isErrno, KeyedMutex, readJson, writeJsonAtomic } from './fsutil.js';
 import { formatReference, normalizeReference, parseReference } from './reference.js';
-import { AuthCache, secretsOf } from './registry/auth.js';
+import { AuthCache, credentialsFingerprint, secretsOf } from './registry/auth.js';
 import { loadRegistriesConfig, type RegistriesConfig } from './registry/config.js';
 import { pullError, redact, RegistryConfigError } from './registry/errors.js';
 import { pullToStaging, type PulledImage } from './registry/pull.js';
@@ -157,7 +157,8 @@ export class ImageStore implements ImageService {
   readonly root: string;
   private readonly log: Logger;
   private readonly mutex = new KeyedMutex();
-  private readonly pulls = new Map<string, Promise<ImageInfo>>();
+  /** Pulls in progress by reference, then by fingerprint of their credentials, oldest first. */
+  private readonly pulls = new Map<string, Map<string, Promise<ImageInfo>>>();
   private readonly authCache = new AuthCache();
   /** Layer directories containers use, from their runtime (see setLayerUsers). */
   private layerUsers?: () => Promise<Set<string>>;
@@ -391,7 +392,11 @@ export class ImageStore implements ImageService {
 
   /**
    * Pulls `ref` from its registry or mirrors and stores it under the normalised reference.
-   * Concurrent calls for one reference share one pull (and the first caller's credentials).
+   * Concurrent calls for one reference with the same credentials share one pull; a call
+   * with other credentials (or none) waits for the pull in progress, then pulls with its
+   * own, so the registry checks every caller's access (a layer already fetched is not
+   * fetched again). Joining another's pull would hand a private image to a pod whose
+   * credentials the registry refuses, even under imagePullPolicy Always.
    * Layers the store has are not downloaded again. Throws RuntimeError: 'InvalidImageName'
    * for a malformed reference, 'ErrImagePull' for anything the registry, the network or
    * the content got wrong, with the store unchanged; messages carry no secrets.
@@ -403,10 +408,20 @@ export class ImageStore implements ImageService {
     } catch (err) {
       return Promise.reject(err);
     }
-    const running = this.pulls.get(name);
-    if (running) return running;
-    const pull = this.pullOnce(name, opts).finally(() => this.pulls.delete(name));
-    this.pulls.set(name, pull);
+    const who = credentialsFingerprint(opts.auth ?? []);
+    const running = this.pulls.get(name) ?? new Map<string, Promise<ImageInfo>>();
+    const same = running.get(who);
+    if (same) return same;
+    const before = [...running.values()].at(-1)?.catch(() => undefined);
+    const pull = (async () => {
+      await before;
+      return this.pullOnce(name, opts);
+    })().finally(() => {
+      running.delete(who);
+      if (running.size === 0 && this.pulls.get(name) === running) this.pulls.delete(name);
+    });
+    running.set(who, pull);
+    this.pulls.set(name, running);
     return pull;
   }
 

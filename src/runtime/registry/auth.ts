@@ -59,6 +59,21 @@ export function findCredentials(auths: RegistryAuth[], host: string): Credential
   return undefined;
 }
 
+/**
+ * A digest of the credentials `auths` offers, host by host in their order: two lists get
+ * one fingerprint only if every pull would present the same credentials with either.
+ * Carries no secret itself.
+ */
+export function credentialsFingerprint(auths: RegistryAuth[]): string {
+  const hash = createHash('sha256');
+  for (const auth of auths) {
+    const creds = credentialsOf(auth);
+    if (creds)
+      hash.update(`${registryHost(auth.registry)}\0${creds.username}\0${creds.password}\n`);
+  }
+  return hash.digest('hex');
+}
+
 /** Every secret string among `auths`, for redaction. */
 export function secretsOf(auths: RegistryAuth[]): string[] {
   return auths.flatMap((a) => [a.password, a.auth, credentialsOf(a)?.password]).filter(isText);
