@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 
 import { pino } from 'pino';
 
-import type { Container, Pod, PodStatus } from '../api/types.js';
+import type { Container, Pod, PodStatus, Secret } from '../api/types.js';
 import type { EventRecorder } from '../client/events.js';
 import {
   RuntimeError,
@@ -11,7 +11,7 @@ import {
   type RuntimeService,
   type SandboxStatus,
 } from '../runtime/runtime.js';
-import { PodWorker, startsEarly } from './pod-worker.js';
+import { PodWorker, pullSecrets, startsEarly } from './pod-worker.js';
 
 const pod = (containers: Partial<Container>[], init: Partial<Container>[] = []): Pod =>
   ({
@@ -94,4 +94,26 @@ test('a container whose create fails is tried again at a growing interval, its r
   });
   assert.equal(warnings.length, 4);
   assert.equal(warnings[3], 'Failed: Error: no space left on device (4)');
+});
+
+test('imagePullSecrets that give no credentials are named with why, never with a value', () => {
+  const b64 = (text: string) => Buffer.from(text).toString('base64');
+  const password = 'pa55-w0rd-in-a-secret';
+  const config = { auths: { 'r.test': { username: 'u', password } } };
+  const secrets: Record<string, Record<string, string>> = {
+    good: { '.dockerconfigjson': b64(JSON.stringify(config)) },
+    opaque: { token: b64(password) },
+    broken: { '.dockerconfigjson': b64(`{"auths": ${password}`) },
+  };
+  const secret = (_ns: string, name: string) =>
+    secrets[name] && ({ metadata: { name }, data: secrets[name] } as Secret);
+  const p = pod([{}]);
+  p.spec.imagePullSecrets = ['nosuch', 'good', 'opaque', 'broken'].map((name) => ({ name }));
+  const got = pullSecrets(p, { source: { configMap: () => undefined, secret } });
+  assert.deepEqual(got.auth, [{ registry: 'r.test', username: 'u', password }]);
+  assert.deepEqual(got.unusable, [
+    '"nosuch" not found',
+    '"opaque" has no .dockerconfigjson',
+    '"broken" has no valid .dockerconfigjson',
+  ]);
 });

@@ -460,16 +460,25 @@ export class PodWorker {
       });
       return wait;
     }
+    const secrets = pullSecrets(pod, this.inputs);
+    const unusable = secrets.unusable.length
+      ? `imagePullSecrets unusable: ${secrets.unusable.join(', ')}`
+      : undefined;
+    if (unusable) {
+      const message = `${unusable}; the image is pulled without them`;
+      this.events.warning(pod, 'FailedToRetrieveImagePullSecret', message);
+    }
     this.events.normal(pod, 'Pulling', `Pulling image "${image}"`);
     await this.reportWaiting(pod);
     const started = Date.now();
     try {
-      const pull = this.images.pullImage(image, { auth: pullSecrets(pod, this.inputs) });
+      const pull = this.images.pullImage(image, { auth: secrets.auth });
       if ((await unlessAbandoned(pull, this.abandoned(pod))) === ABANDONED) return 5_000;
     } catch (err) {
       if (!(err instanceof RuntimeError)) throw err;
       this.imageBackoff.restarted(key);
-      const message = `Failed to pull image "${image}": ${err.message}`;
+      const cause = unusable ? `${err.message} (${unusable})` : err.message;
+      const message = `Failed to pull image "${image}": ${cause}`;
       waiting.set(container.name, { reason: 'ErrImagePull', message });
       this.events.warning(pod, 'Failed', message);
       this.log.warn(
@@ -708,24 +717,41 @@ export function shouldRestart(pod: Pod, c: ContainerStatus): boolean {
  * volumes set up and mounted. Throws (the container then waits with
  * CreateContainerConfigError) when a reference cannot be resolved; messages carry no values.
  */
+/** What a pod's imagePullSecrets give a pull. */
+export interface PullSecrets {
+  auth: RegistryAuth[];
+  /** Each secret that gave nothing, named with why (`"regcred" not found`); no values. */
+  unusable: string[];
+}
+
 /**
  * Registry credentials from the pod's imagePullSecrets (kubernetes.io/dockerconfigjson).
  * A secret that is missing or malformed is skipped, as kubelet does: the pull may still
- * succeed anonymously, and fails with the registry's answer if not.
+ * succeed anonymously. Those skipped are listed, for the Event and the pull's error, so a
+ * misspelt name is not left to look like a registry refusing the pod.
  */
-export function pullSecrets(pod: Pod, inputs: ContainerInputs): RegistryAuth[] {
-  const auth: RegistryAuth[] = [];
+export function pullSecrets(pod: Pod, inputs: ContainerInputs): PullSecrets {
+  const result: PullSecrets = { auth: [], unusable: [] };
   for (const ref of (pod.spec.imagePullSecrets ?? []) as { name?: string }[]) {
-    const secret = ref?.name ? inputs.source.secret(pod.metadata.namespace!, ref.name) : undefined;
+    if (!ref?.name) continue;
+    const secret = inputs.source.secret(pod.metadata.namespace!, ref.name);
     const data = secret?.data?.['.dockerconfigjson'];
-    if (typeof data !== 'string') continue;
+    if (!secret) {
+      result.unusable.push(`"${ref.name}" not found`);
+      continue;
+    }
+    if (typeof data !== 'string') {
+      result.unusable.push(`"${ref.name}" has no .dockerconfigjson`);
+      continue;
+    }
     try {
-      auth.push(...parseDockerConfigJson(Buffer.from(data, 'base64').toString('utf8')));
+      result.auth.push(...parseDockerConfigJson(Buffer.from(data, 'base64').toString('utf8')));
     } catch {
-      // A malformed secret contributes no credentials; its name is in the pull's error.
+      // The parser's message may quote the document, which holds the password.
+      result.unusable.push(`"${ref.name}" has no valid .dockerconfigjson`);
     }
   }
-  return auth;
+  return result;
 }
 
 /** Where the container may leave its last message, and whether its log stands in. */
