@@ -35,6 +35,12 @@ export const LABEL_POD_UID = 'flyces.io/pod-uid';
 export const LABEL_CONTAINER = 'flyces.io/container-name';
 /** postStart has no timeout of its own in Kubernetes; this bounds a hook that hangs. */
 const POST_START_TIMEOUT_SECONDS = 30;
+/**
+ * Seconds the stop signal always gets after a preStop hook, even one that used up the grace
+ * period: Kubernetes' one-off extension, so the process still hears its stop signal rather
+ * than only SIGKILL.
+ */
+const AFTER_PRE_STOP_SECONDS = 2;
 
 export interface SyncResult {
   /** The status to report, or undefined when the pod is gone. */
@@ -547,9 +553,11 @@ export class PodWorker {
     graceSeconds: number,
   ): Promise<void> {
     const started = Date.now();
-    if (pod) await this.preStop(pod, sandboxes, c, graceSeconds);
+    // As kubelet, no preStop when there is no grace period at all.
+    const hooked = pod !== undefined && graceSeconds > 0;
+    const ran = hooked && (await this.preStop(pod, sandboxes, c, graceSeconds));
     const left = Math.max(0, graceSeconds - Math.floor((Date.now() - started) / 1000));
-    await this.runtime.stopContainer(c.id, left);
+    await this.runtime.stopContainer(c.id, ran ? Math.max(left, AFTER_PRE_STOP_SECONDS) : left);
   }
 
   /**
@@ -623,15 +631,18 @@ export class PodWorker {
     }
   }
 
-  /** Runs preStop inside the grace period; its failure is reported, the stop goes on. */
+  /**
+   * Runs preStop inside the grace period; its failure is reported, the stop goes on.
+   * Resolves whether the container has a preStop hook (which ran).
+   */
   private async preStop(
     pod: Pod,
     sandboxes: SandboxStatus[],
     status: ContainerStatus,
     grace: number,
-  ): Promise<void> {
+  ): Promise<boolean> {
     const c = pod.spec.containers.find((x) => x.name === status.name);
-    if (!c || !hookOf(c, 'preStop')) return;
+    if (!c || !hookOf(c, 'preStop')) return false;
     const podIP = sandboxes.find((s) => s.id === status.sandboxId)?.ip ?? '';
     const outcome = await runHook(
       c,
@@ -647,6 +658,7 @@ export class PodWorker {
         hookFailure(pod, c, 'preStop', this.hide(pod, outcome.message)),
       );
     }
+    return true;
   }
 
   private async removeQuietly(id: string): Promise<void> {
