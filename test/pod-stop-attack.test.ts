@@ -1,0 +1,93 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { TestCluster, waitFor } from './helpers/cluster.js';
+
+/**
+ * Attacks on how pods stop and pull under `flyces up`, found by re-running issue 3's cases
+ * with kubectl: a preStop hook that outlasts the grace period, and a pull secret that is
+ * not there. Port 17679 is one of this file's and nothing listens on it.
+ */
+
+describe('attacks on stopping and pulling', { timeout: 180_000 }, () => {
+  const cluster = new TestCluster({
+    podCidr: '10.42.203.0/24',
+    bridge: 'flyceshC0',
+    port: 17670,
+    agentPort: 17671,
+  });
+
+  before(async () => {
+    await cluster.start();
+    await cluster.importWebImage();
+  });
+  after(async () => {
+    await cluster.destroy();
+  });
+
+  async function apply(name: string, spec: object): Promise<void> {
+    const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name }, spec };
+    const file = join(cluster.dataDir, `${name}.json`);
+    writeFileSync(file, JSON.stringify(pod));
+    await cluster.kubectl('apply', '-f', file);
+  }
+
+  test('a preStop hook that outlasts the grace period is followed by the stop signal', async () => {
+    const grace = 3;
+    await apply('long-pre-stop', {
+      terminationGracePeriodSeconds: grace,
+      containers: [
+        {
+          name: 'c',
+          image: 'localhost/flyces-web:1',
+          imagePullPolicy: 'Never',
+          // The image's stop signal is SIGTERM.
+          command: [
+            'sh',
+            '-c',
+            'trap "echo got-term; exit 0" TERM; echo up; while :; do sleep 0.1; done',
+          ],
+          lifecycle: { preStop: { exec: { command: ['sleep', '60'] } } },
+        },
+      ],
+    });
+    await cluster.kubectl('wait', '--for=condition=Ready', 'pod/long-pre-stop', '--timeout=30s');
+    const logs = spawn('kubectl', [
+      '--kubeconfig',
+      cluster.kubeconfig,
+      'logs',
+      '-f',
+      'long-pre-stop',
+    ]);
+    let out = '';
+    logs.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    const ended = new Promise((resolve) => logs.once('exit', resolve));
+    await waitFor('the log stream', 10_000, async () => out.includes('up'));
+
+    const started = Date.now();
+    await cluster.kubectl('delete', 'pod', 'long-pre-stop', '--timeout=60s');
+    const took = Date.now() - started;
+    await ended;
+    assert.match(out, /got-term/, 'the container heard its stop signal after preStop');
+    assert.ok(took >= grace * 1000, `deleted after ${took} ms, within the grace period`);
+    assert.ok(took < (grace + 2) * 1000 + 3000, `deleted after ${took} ms`);
+  });
+
+  test('an imagePullSecret that is not there is named in an Event and the pull error', async () => {
+    await apply('missing-secret', {
+      imagePullSecrets: [{ name: 'no-such-secret' }],
+      containers: [{ name: 'c', image: '127.0.0.1:17679/team/web:1' }],
+    });
+    const events = () =>
+      cluster.kubectl('get', 'events', '--field-selector', 'involvedObject.name=missing-secret');
+    await waitFor('the Event', 30_000, async () =>
+      /FailedToRetrieveImagePullSecret.*"no-such-secret" not found/.test(await events()),
+    );
+    await waitFor('the pull error', 30_000, async () =>
+      /Failed to pull image.*"no-such-secret" not found/.test(await events()),
+    );
+    await cluster.kubectl('delete', 'pod', 'missing-secret', '--grace-period=1');
+  });
+});
