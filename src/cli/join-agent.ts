@@ -188,6 +188,7 @@ async function makeRuntime(
     root: join(o.dataDir, 'images'),
     registriesConfig: join(o.dataDir, 'registries.yaml'),
   });
+  await images.removeLeftovers();
   const { ensureStateDir, runtimeStateDir } = await import('../runtime/state-dir.js');
   const stateRoot = runtimeStateDir(o.dataDir);
   await ensureStateDir(stateRoot, componentLogger('minic'));

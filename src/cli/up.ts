@@ -210,6 +210,7 @@ async function localNode(
   const registriesConfig = join(opts.dataDir, 'registries.yaml');
   await loadRegistriesConfig(registriesConfig);
   const images = new ImageStore({ root: join(opts.dataDir, 'images'), registriesConfig });
+  await images.removeLeftovers();
   const stateRoot = runtimeStateDir(opts.dataDir);
   await ensureStateDir(stateRoot, componentLogger('minic'));
   const runtime = new MiniC({

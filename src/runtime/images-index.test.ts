@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ImageStore } from './images.js';
@@ -108,6 +109,35 @@ test('an image resolved with a claim while it is removed: found with its layers,
       const order = removalFirst ? 'removal asked first' : 'resolve asked first';
       if (found) assert.ok(existsSync(found.layerDirs[0]), `${order}: the layers stay`);
       else assert.equal(claimed.size, 0, `${order}: nothing claimed for an image not found`);
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('the first import or pull removes what imports and pulls of ended processes left', async () => {
+  const root = mkdtempSync(path.join(tmpdir(), 'flyces-images-'));
+  try {
+    const tmp = path.join(root, 'tmp');
+    const ended = spawnSync('true').pid;
+    const hourAgo = new Date(Date.now() - 3_700_000);
+    const leftovers: [string, boolean][] = [
+      [`pull-${ended}-AbCdEf`, false],
+      [`import-${ended}-AbCdEf`, false],
+      [`pull-${process.pid}-AbCdEf`, true],
+      ['pull-Recent', true],
+      ['pull-HourOld', false],
+    ];
+    for (const [name] of leftovers) {
+      mkdirSync(path.join(tmp, name), { recursive: true });
+      writeFileSync(path.join(tmp, name, 'half-a-blob'), 'x');
+    }
+    utimesSync(path.join(tmp, 'pull-HourOld'), hourAgo, hourAgo);
+
+    const store = new ImageStore({ root });
+    await assert.rejects(store.importArchive(path.join(root, 'no-such.tar')));
+    for (const [name, kept] of leftovers) {
+      assert.equal(existsSync(path.join(tmp, name)), kept, name);
     }
   } finally {
     rmSync(root, { recursive: true, force: true });

@@ -12,7 +12,7 @@ import {
   type OciManifest,
   type StagedBlob,
 } from './archive.js';
-import { exists, isErrno, KeyedMutex, readJson, writeJsonAtomic } from './fsutil.js';
+import { exists, isErrno, KeyedMutex, listDir, readJson, writeJsonAtomic } from './fsutil.js';
 import { formatReference, normalizeReference, parseReference } from './reference.js';
 import { AuthCache, credentialsFingerprint, secretsOf } from './registry/auth.js';
 import { loadRegistriesConfig, type RegistriesConfig } from './registry/config.js';
@@ -160,6 +160,8 @@ export class ImageStore implements ImageService {
   /** Pulls in progress by reference, then by fingerprint of their credentials, oldest first. */
   private readonly pulls = new Map<string, Map<string, Promise<ImageInfo>>>();
   private readonly authCache = new AuthCache();
+  /** The sweep of tmp/ (see sweepTmp), started by the first use of the store. */
+  private swept?: Promise<void>;
   /** Layer directories containers use, from their runtime (see setLayerUsers). */
   private layerUsers?: () => Promise<Set<string>>;
 
@@ -184,6 +186,47 @@ export class ImageStore implements ImageService {
   private async ensureDirs(): Promise<void> {
     for (const dir of ['blobs/sha256', 'layers/sha256', 'tmp']) {
       await fs.mkdir(path.join(this.root, dir), { recursive: true });
+    }
+    await this.removeLeftovers();
+  }
+
+  /**
+   * Removes what imports and pulls of ended processes left in tmp/ (see sweepTmp); runs
+   * once per store, at its first import or pull or when the agent starts, whichever is
+   * first.
+   */
+  removeLeftovers(): Promise<void> {
+    this.swept ??= this.sweepTmp();
+    return this.swept;
+  }
+
+  /** A new staging directory in tmp/, named with this process's id for sweepTmp. */
+  private staging(kind: 'import' | 'pull'): Promise<string> {
+    return fs.mkdtemp(path.join(this.root, 'tmp', `${kind}-${process.pid}-`));
+  }
+
+  /**
+   * Removes, once per store, what imports and pulls of processes that are gone left in
+   * tmp/: an agent killed during a pull leaves its half-fetched blobs there, which nothing
+   * else would ever remove. A staging directory names its process; one whose process
+   * runs (this one, or a `flyces image import` beside it) is left alone. Where that id
+   * now belongs to another process, the leftovers wait for a later sweep. Directories
+   * named without an id (older versions) go once they are an hour old.
+   */
+  private async sweepTmp(): Promise<void> {
+    const tmp = path.join(this.root, 'tmp');
+    for (const entry of await listDir(tmp)) {
+      const pid = Number(/^[a-z]+-(\d+)-/.exec(entry)?.[1] ?? NaN);
+      const file = path.join(tmp, entry);
+      if (Number.isSafeInteger(pid) ? processRuns(pid) : await isRecent(file, 3_600_000)) {
+        continue;
+      }
+      try {
+        await fs.rm(file, { recursive: true, force: true });
+        this.log.info({ staging: entry }, 'removed what an ended import or pull left');
+      } catch (err) {
+        this.log.warn({ staging: entry, err: (err as Error).message }, 'could not remove');
+      }
     }
   }
 
@@ -225,7 +268,7 @@ export class ImageStore implements ImageService {
     let staging: string | undefined;
     try {
       await this.ensureDirs();
-      staging = await fs.mkdtemp(path.join(this.root, 'tmp', 'import-'));
+      staging = await this.staging('import');
       const contents = await readOciArchive(file, staging);
       const targets = await this.collectManifests(contents);
       if (override !== undefined && targets.length !== 1) {
@@ -432,7 +475,7 @@ export class ImageStore implements ImageService {
     try {
       // Inside the try: on a full disk even the staging directory may not be made.
       await this.ensureDirs();
-      staging = await fs.mkdtemp(path.join(this.root, 'tmp', 'pull-'));
+      staging = await this.staging('pull');
       registries = await loadRegistriesConfig(this.options.registriesConfig);
       const pulled = await pullToStaging(parseReference(name), staging, {
         registries,
@@ -640,4 +683,23 @@ function findImage(index: StoreIndex, ref: string): ImageRecord | undefined {
       i.digest === parsed.digest &&
       i.names.some((n) => n.startsWith(`${repo}:`) || n.startsWith(`${repo}@`)),
   );
+}
+
+/** Whether process `pid` exists (one of another user counts). */
+function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return isErrno(err, 'EPERM');
+  }
+}
+
+/** Whether `file` changed within the last `ms` milliseconds; false when it is gone. */
+async function isRecent(file: string, ms: number): Promise<boolean> {
+  try {
+    return Date.now() - (await fs.stat(file)).mtimeMs < ms;
+  } catch {
+    return false;
+  }
 }
