@@ -5,10 +5,12 @@ import type { Container, Pod } from '../api/types.js';
 import type { EventRecorder } from '../client/events.js';
 import type { Logger } from '../log.js';
 import type { ContainerStatus, RuntimeService } from '../runtime/runtime.js';
+import { grpcProbe, type GrpcAction } from './grpc-probe.js';
 
 /**
- * Container probes with Kubernetes' semantics. Each running container instance gets one
- * worker per probe it declares. A worker waits initialDelaySeconds, then probes every
+ * Container probes with Kubernetes' semantics (exec, httpGet, tcpSocket, grpc). Each
+ * running container instance gets one worker per probe it declares. A worker waits
+ * initialDelaySeconds, then probes every
  * periodSeconds with timeoutSeconds, and flips its result after successThreshold successes
  * or failureThreshold failures in a row. Readiness results feed the Ready condition;
  * liveness and startup failures kill the container, which the pod worker then restarts
@@ -27,6 +29,7 @@ export interface ProbeSpec {
     httpHeaders?: { name: string; value: string }[];
   };
   tcpSocket?: { port: number | string; host?: string };
+  grpc?: GrpcAction;
   initialDelaySeconds?: number;
   timeoutSeconds?: number;
   periodSeconds?: number;
@@ -77,7 +80,8 @@ export async function runProbe(
     if (spec.exec) return await execProbe(spec.exec.command ?? [], target, runtime, timeoutMs);
     if (spec.httpGet) return await httpProbe(spec.httpGet, target, timeoutMs);
     if (spec.tcpSocket) return await tcpProbe(spec.tcpSocket, target, timeoutMs);
-    return { ok: false, message: 'probe has no handler (exec, httpGet or tcpSocket)' };
+    if (spec.grpc) return await grpcProbe(spec.grpc, target.podIP, timeoutMs);
+    return { ok: false, message: 'probe has no handler (exec, httpGet, tcpSocket or grpc)' };
   } catch (err) {
     return { ok: false, message: (err as Error).message };
   }
