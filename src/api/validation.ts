@@ -1,4 +1,5 @@
 import type { FieldError } from './errors.js';
+import { validateHandlers } from './handler-validation.js';
 import { fromLabelSelector, SelectorError } from './labels.js';
 import { parseQuantity } from './quantity.js';
 import { validateSchedulingFields } from './scheduling-validation.js';
@@ -292,27 +293,28 @@ export function validatePodSpec(spec: PodSpec | undefined, path: string): FieldE
   const names = new Set<string>();
   const volumes = validateVolumes(spec.volumes, `${path}.volumes`);
   const errs: FieldError[] = [...volumes.errs];
-  const check = (c: Container, at: string) => {
+  const grace = spec.terminationGracePeriodSeconds;
+  const check = (c: Container, at: string, init: boolean) => {
     errs.push(...validateContainer(c, at, names));
     if (c && typeof c === 'object') {
       errs.push(...validateVolumeMounts(c, `${at}.volumeMounts`, volumes.names));
+      errs.push(...validateHandlers(c, at, Number.isInteger(grace) ? grace : undefined, init));
     }
   };
   if (!Array.isArray(spec.containers) || spec.containers.length === 0) {
     errs.push({ field: `${path}.containers`, type: 'Required' });
   } else {
-    spec.containers.forEach((c, i) => check(c, `${path}.containers[${i}]`));
+    spec.containers.forEach((c, i) => check(c, `${path}.containers[${i}]`, false));
   }
   if (spec.initContainers !== undefined && !Array.isArray(spec.initContainers)) {
     errs.push({ field: `${path}.initContainers`, type: 'Invalid', value: spec.initContainers });
   } else {
-    (spec.initContainers ?? []).forEach((c, i) => check(c, `${path}.initContainers[${i}]`));
+    (spec.initContainers ?? []).forEach((c, i) => check(c, `${path}.initContainers[${i}]`, true));
   }
   const policy = spec.restartPolicy;
   if (policy !== undefined && !['Always', 'OnFailure', 'Never'].includes(policy)) {
     errs.push({ field: `${path}.restartPolicy`, type: 'Unsupported', value: policy });
   }
-  const grace = spec.terminationGracePeriodSeconds;
   if (grace !== undefined && (!Number.isInteger(grace) || grace < 0)) {
     errs.push({ field: `${path}.terminationGracePeriodSeconds`, type: 'Invalid', value: grace });
   }
