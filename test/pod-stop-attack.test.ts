@@ -7,8 +7,9 @@ import { TestCluster, waitFor } from './helpers/cluster.js';
 
 /**
  * Attacks on how pods stop and pull under `flyces up`, found by re-running issue 3's cases
- * with kubectl: a preStop hook that outlasts the grace period, and a pull secret that is
- * not there. Port 17679 is one of this file's and nothing listens on it.
+ * with kubectl: a preStop hook that outlasts the grace period, a grace period shortened
+ * while the pod stops, and a pull secret that is not there. Port 17679 is one of this
+ * file's and nothing listens on it.
  */
 
 describe('attacks on stopping and pulling', { timeout: 180_000 }, () => {
@@ -73,6 +74,32 @@ describe('attacks on stopping and pulling', { timeout: 180_000 }, () => {
     assert.match(out, /got-term/, 'the container heard its stop signal after preStop');
     assert.ok(took >= grace * 1000, `deleted after ${took} ms, within the grace period`);
     assert.ok(took < (grace + 2) * 1000 + 3000, `deleted after ${took} ms`);
+  });
+
+  test('a grace period shortened while the pod stops ends the stop sooner', async () => {
+    const ignoreTerm = ['sh', '-c', 'trap "" TERM; echo up; while :; do sleep 0.1; done'];
+    const container = { image: 'localhost/flyces-web:1', imagePullPolicy: 'Never' };
+    await apply('shortened', {
+      terminationGracePeriodSeconds: 60,
+      containers: [
+        { ...container, name: 'a', command: ignoreTerm },
+        {
+          ...container,
+          name: 'b',
+          command: ignoreTerm,
+          lifecycle: { preStop: { exec: { command: ['sleep', '50'] } } },
+        },
+      ],
+    });
+    await cluster.kubectl('wait', '--for=condition=Ready', 'pod/shortened', '--timeout=30s');
+    await cluster.kubectl('delete', 'pod', 'shortened', '--wait=false');
+    // The agent has begun the stop with 60 s (preStop runs, TERM is ignored).
+    await new Promise((r) => setTimeout(r, 2000));
+
+    const started = Date.now();
+    await cluster.kubectl('delete', 'pod', 'shortened', '--grace-period=2', '--timeout=90s');
+    const took = Date.now() - started;
+    assert.ok(took < 10_000, `the pod went ${took} ms after its grace period became 2 s`);
   });
 
   test('an imagePullSecret that is not there is named in an Event and the pull error', async () => {

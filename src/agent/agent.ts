@@ -251,6 +251,10 @@ export class Agent {
     const changed = (p: Pod, gone = false) => {
       // A pod being deleted needs no more waiting for its start (see PodWorker.abandon).
       if (gone || p.metadata.deletionTimestamp) this.worker.abandon(p.metadata.uid!);
+      // A pod gone from the API (a force deletion) has its containers stopped within
+      // ORPHAN_GRACE_SECONDS, as those of pods that went while the agent was away.
+      const grace = gone ? ORPHAN_GRACE_SECONDS : p.metadata.deletionGracePeriodSeconds;
+      if (typeof grace === 'number') this.worker.shortenGrace(p.metadata.uid!, grace);
       if (gone) this.evictions.delete(p.metadata.uid!);
       if (gone) this.statusWrites.forget(p.metadata.uid!);
       this.queue.add(objectKey(p));

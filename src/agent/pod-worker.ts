@@ -71,6 +71,8 @@ export class PodWorker {
   private readonly startFailures = new Map<string, Waiting>();
   /** Syncs in progress by pod uid, each with the signal that its pod is being deleted. */
   private readonly syncing = new Map<string, AbortController>();
+  /** Stops in progress by pod uid: the containers, and when their grace period ends. */
+  private readonly stopping = new Map<string, { ids: string[]; endsAt: number }>();
 
   constructor(
     private readonly runtime: RuntimeService,
@@ -126,6 +128,24 @@ export class PodWorker {
    */
   abandon(uid: string): void {
     this.syncing.get(uid)?.abort();
+  }
+
+  /**
+   * Called when a pod being deleted gets a shorter grace period (a second `kubectl delete
+   * --grace-period=N`, or a force deletion): if its containers are stopping with a longer
+   * one, they get SIGKILL at the end of `graceSeconds` from now instead, as kubelet lets a
+   * grace period only shrink. A preStop hook still running ends with its container.
+   */
+  shortenGrace(uid: string, graceSeconds: number): void {
+    const stop = this.stopping.get(uid);
+    const endsAt = Date.now() + Math.max(0, graceSeconds) * 1000;
+    if (!stop || endsAt >= stop.endsAt) return;
+    stop.endsAt = endsAt;
+    for (const id of stop.ids) {
+      this.runtime.stopContainer(id, Math.max(0, graceSeconds)).catch((err: Error) => {
+        this.log.warn({ container: id, err: err.message }, 'could not stop container sooner');
+      });
+    }
   }
 
   private abandoned(pod: Pod): AbortSignal | undefined {
@@ -537,12 +557,19 @@ export class PodWorker {
   ): Promise<void> {
     const ids = new Set(sandboxes.map((s) => s.id));
     const running = containers.filter((c) => ids.has(c.sandboxId) && c.state === 'running');
-    await Promise.all(
-      running.map(async (c) => {
-        if (pod) this.events.normal(pod, 'Killing', `Stopping container ${c.name}`);
-        await this.stopOne(pod, sandboxes, c, graceSeconds);
-      }),
-    );
+    const uid = pod?.metadata.uid;
+    const stop = { ids: running.map((c) => c.id), endsAt: Date.now() + graceSeconds * 1000 };
+    if (uid) this.stopping.set(uid, stop);
+    try {
+      await Promise.all(
+        running.map(async (c) => {
+          if (pod) this.events.normal(pod, 'Killing', `Stopping container ${c.name}`);
+          await this.stopOne(pod, sandboxes, c, graceSeconds);
+        }),
+      );
+    } finally {
+      if (uid && this.stopping.get(uid) === stop) this.stopping.delete(uid);
+    }
   }
 
   /** Stops container `c`: its preStop hook (with a pod), then the rest of the grace period. */

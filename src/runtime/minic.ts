@@ -194,6 +194,8 @@ export class MiniC implements RuntimeService {
   private readonly network: PodNetwork;
   private readonly log: Logger;
   private readonly locks = new KeyedMutex();
+  /** When each stop waiting for its container to exit sends SIGKILL (ms since the epoch). */
+  private readonly killAt = new Map<string, number>();
   private readonly setups = new SandboxSetups();
   /** Sandbox set-ups, container creates and starts in flight (see idle-refill.ts). */
   private readonly starts = new Starts();
@@ -896,28 +898,40 @@ export class MiniC implements RuntimeService {
    * it is.
    */
   async stopContainer(id: string, graceSeconds: number): Promise<void> {
+    // Before the lock, which a stop in progress holds for its whole grace period.
+    const own = Date.now() + graceSeconds * 1000;
+    this.killAt.set(id, Math.min(this.killAt.get(id) ?? Infinity, own));
     await this.locks.run(id, async () => {
-      const rec = await this.records.readContainer(id);
-      if (!rec) throw new RuntimeError('NotFound', `container ${id} not found`);
-      const { runc } = await this.binaries;
-      const status = await this.observe(rec, await this.liveState(rec));
-      if (status.state !== 'running') return;
-
-      const log = this.log.child({ container: id, sandbox: rec.sandboxId, name: rec.name });
-      if (
-        (await runc.kill(id, rec.stopSignal)) &&
-        (await this.waitForExit(id, graceSeconds * 1000))
-      ) {
-        log.info({ signal: rec.stopSignal }, 'container stopped');
-      } else {
-        await runc.kill(id, 'SIGKILL');
-        if (!(await this.waitForExit(id, KILL_WAIT_MS)) && !(await this.dies(runc, id))) {
-          throw new RuntimeError('RunContainerError', `container ${id} did not die on SIGKILL`);
-        }
-        log.info({ graceSeconds }, 'container killed after grace period');
+      try {
+        await this.stopLocked(id, () => this.killAt.get(id) ?? own);
+      } finally {
+        this.killAt.delete(id);
       }
-      await this.observe(rec, await this.liveState(rec));
     });
+  }
+
+  /** stopContainer's work, under the container's lock, with SIGKILL due at `killAt()`. */
+  private async stopLocked(id: string, killAt: () => number): Promise<void> {
+    const rec = await this.records.readContainer(id);
+    if (!rec) throw new RuntimeError('NotFound', `container ${id} not found`);
+    const { runc } = await this.binaries;
+    const status = await this.observe(rec, await this.liveState(rec));
+    if (status.state !== 'running') return;
+
+    const log = this.log.child({ container: id, sandbox: rec.sandboxId, name: rec.name });
+    const started = Date.now();
+    if ((await runc.kill(id, rec.stopSignal)) && (await this.waitForExit(id, killAt))) {
+      log.info({ signal: rec.stopSignal }, 'container stopped');
+    } else {
+      await runc.kill(id, 'SIGKILL');
+      const deadline = Date.now() + KILL_WAIT_MS;
+      if (!(await this.waitForExit(id, () => deadline)) && !(await this.dies(runc, id))) {
+        throw new RuntimeError('RunContainerError', `container ${id} did not die on SIGKILL`);
+      }
+      const graceSeconds = Math.round((Date.now() - started) / 1000);
+      log.info({ graceSeconds }, 'container killed after grace period');
+    }
+    await this.observe(rec, await this.liveState(rec));
   }
 
   /**
@@ -935,21 +949,21 @@ export class MiniC implements RuntimeService {
   }
 
   /**
-   * Resolves true once conmon has written the container's exit file, false after
-   * `timeoutMs` or when conmon is gone without writing it. Wakes on directory events and
-   * checks every few milliseconds as well, since events can be missed.
+   * Resolves true once conmon has written the container's exit file, false at `deadline()`
+   * (ms since the epoch, asked again at every check, so it may move) or when conmon is gone
+   * without writing it. Wakes on directory events and checks every few milliseconds as
+   * well, since events can be missed.
    */
-  private async waitForExit(id: string, timeoutMs: number): Promise<boolean> {
+  private async waitForExit(id: string, deadline: () => number): Promise<boolean> {
     const dir = this.containerStateDir(id);
     const file = path.join(dir, 'exit', id);
-    const deadline = Date.now() + timeoutMs;
     let wake: () => void = () => undefined;
     const watcher = watch(path.join(dir, 'exit'), () => wake());
     watcher.on('error', () => undefined);
     try {
       for (;;) {
         if (existsSync(file)) return true;
-        const left = deadline - Date.now();
+        const left = deadline() - Date.now();
         if (left <= 0) return false;
         if (!conmonAlive(this.conmonPid(id), id)) return existsSync(file);
         await new Promise<void>((resolve) => {
@@ -1154,7 +1168,7 @@ export class MiniC implements RuntimeService {
         state = 'exited';
       } else if (runcState === 'running' || runcState === 'paused') {
         state = 'running';
-      } else if (runcState === 'stopped' && (await this.waitForExit(rec.id, 1000))) {
+      } else if (runcState === 'stopped' && (await this.waitForExit(rec.id, inASecond()))) {
         // conmon writes the exit file a moment after runc sees the process end.
         await this.readExit(rec);
         state = 'exited';
@@ -1281,4 +1295,10 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
     timer = setTimeout(() => reject(new Error(`conmon did not report within ${ms / 1000} s`)), ms);
   });
   return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
+/** A deadline one second from now, for waitForExit. */
+function inASecond(): () => number {
+  const deadline = Date.now() + 1000;
+  return () => deadline;
 }

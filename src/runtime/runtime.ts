@@ -269,7 +269,10 @@ export interface RuntimeService {
   startContainer(id: string): Promise<void>;
   /**
    * Sends SIGTERM (or the image's stop signal), waits up to graceSeconds for the
-   * container to exit, then SIGKILL. Resolves once it has exited; idempotent.
+   * container to exit, then SIGKILL. Resolves once it has exited; idempotent. A call while
+   * another stop of the container waits out its grace period brings that stop's SIGKILL
+   * forward to its own grace period, if that ends sooner (a deletion's grace period may be
+   * shortened while the pod stops).
    */
   stopContainer(id: string, graceSeconds: number): Promise<void>;
   /** Removes a stopped container, its bundle and its root file system; keeps nothing. */
