@@ -26,6 +26,11 @@ export class RestartBackoff {
     return Math.max(0, entry.restartedAt + entry.delayMs - now);
   }
 
+  /** The back-off `key` is in, in ms (what a CrashLoopBackOff message names); 0 if none. */
+  period(key: string): number {
+    return this.entries.get(key)?.delayMs ?? 0;
+  }
+
   /** Records a restart of `key` now; the next one waits twice as long as the last. */
   restarted(key: string, now = Date.now()): void {
     const entry = this.entries.get(key);

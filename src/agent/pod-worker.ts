@@ -343,7 +343,10 @@ export class PodWorker {
         Date.parse(latest.finishedAt ?? latest.createdAt),
       );
       if (wait > 0) {
-        const message = `back-off ${Math.round(wait / 1000)}s restarting failed container=${container.name} pod=${pod.metadata.name}_${pod.metadata.namespace}(${pod.metadata.uid})`;
+        // The period, not the time left: a message that changed at every sync would be a
+        // status write at every sync.
+        const period = Math.round(this.backoff.period(key) / 1000);
+        const message = `back-off ${period}s restarting failed container=${container.name} pod=${pod.metadata.name}_${pod.metadata.namespace}(${pod.metadata.uid})`;
         waiting.set(container.name, { reason: 'CrashLoopBackOff', message });
         this.events.warning(
           pod,
