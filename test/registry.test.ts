@@ -128,6 +128,16 @@ async function startFront(upstream: number, servers: http.Server[]): Promise<Fro
       res.end('{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}');
       return;
     }
+    // A registry that quotes the Authorization header it was sent in its refusal.
+    if (req.url?.startsWith('/v2/echo/')) {
+      res.writeHead(401, {
+        'Content-Type': 'application/json',
+        'WWW-Authenticate': 'Basic realm="flyces-test"',
+      });
+      const message = `refused ${req.headers.authorization ?? 'nothing'}`;
+      res.end(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message }] }));
+      return;
+    }
     // Never answers; the client's timeout must end the request.
     if (req.url === HANGING_MANIFEST) return;
     if (req.url === BIG_MANIFEST) {
@@ -436,6 +446,18 @@ test('pulls images from OCI registries on loopback', async (t) => {
     assert.equal((await store.pullImage(ref, { auth })).digest, ociDigest);
     assert.equal(front.tokenRequests, 1, 'the cached token was used');
     assert.deepEqual(front.seen, [`GET /v2/web/manifests/oci`], 'no layer downloaded again');
+  });
+
+  await t.test('a registry that quotes the credentials back does not get them shown', async () => {
+    const registry = `127.0.0.1:${front.port}`;
+    const basic = Buffer.from(`${USER}:${PASSWORD}`).toString('base64');
+    const message = await rejectsPull(
+      newStore().pullImage(`${registry}/echo/web:1`, {
+        auth: [{ registry, username: USER, password: PASSWORD }],
+      }),
+      /^unauthorized: refused Basic \*\*\*$/,
+    );
+    assert.ok(!message.includes(basic));
   });
 
   await t.test('an unknown tag is "manifest unknown"', async () => {

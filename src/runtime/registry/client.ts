@@ -5,7 +5,7 @@ import type { Descriptor } from '../archive.js';
 import type { Authorizer } from './auth.js';
 import type { Endpoint } from './endpoints.js';
 import { RuntimeError } from '../runtime.js';
-import { pullError } from './errors.js';
+import { pullError, redact } from './errors.js';
 import { readBody, send, type HttpResponse, type TlsSettings } from './http.js';
 
 /**
@@ -50,6 +50,8 @@ export function digestOf(bytes: Buffer): string {
 
 export class RegistryClient {
   private readonly scope: string;
+  /** The credentials and tokens sent in Authorization headers, for refusal() to blot out. */
+  private readonly sent = new Set<string>();
 
   constructor(private readonly o: ClientOptions) {
     this.scope = `repository:${o.repository}:pull`;
@@ -66,7 +68,10 @@ export class RegistryClient {
     const request = async (authorization: string | undefined) => {
       const headers: Record<string, string> = {};
       if (accept) headers.Accept = accept;
-      if (authorization) headers.Authorization = authorization;
+      if (authorization) {
+        headers.Authorization = authorization;
+        this.sent.add(authorization.replace(/^\S+\s+/, ''));
+      }
       const { timeoutMs, tls } = this.o;
       return send({ url, headers, tls, timeoutMs, signal: abort ?? this.o.signal });
     };
@@ -77,14 +82,18 @@ export class RegistryClient {
     return request(answer);
   }
 
-  /** Turns a refusal into ErrImagePull, using the registry's own error code and message. */
+  /**
+   * Turns a refusal into ErrImagePull, using the registry's own error code and message. The
+   * message never shows the credentials or token this client sent, should a registry
+   * quote them back.
+   */
   private async refusal(res: HttpResponse, what: string): Promise<Error> {
     const body = await readBody(res, MAX_ERROR_BODY, 'error body').catch(() => Buffer.alloc(0));
     let message = '';
     try {
       const parsed = JSON.parse(body.toString('utf8')) as { errors?: { message?: unknown }[] };
       const first = parsed.errors?.[0]?.message;
-      if (typeof first === 'string') message = first;
+      if (typeof first === 'string') message = redact(first, this.sent);
     } catch {
       // Not a distribution API error body; the status says enough.
     }
