@@ -1,3 +1,4 @@
+import { validateContainerFields, validatePodFields } from './container-field-validation.js';
 import type { FieldError } from './errors.js';
 import { validateHandlers } from './handler-validation.js';
 import { fromLabelSelector, SelectorError } from './labels.js';
@@ -299,6 +300,7 @@ export function validatePodSpec(spec: PodSpec | undefined, path: string): FieldE
     if (c && typeof c === 'object') {
       errs.push(...validateVolumeMounts(c, `${at}.volumeMounts`, volumes.names));
       errs.push(...validateHandlers(c, at, Number.isInteger(grace) ? grace : undefined, init));
+      errs.push(...validateContainerFields(c, at));
     }
   };
   if (!Array.isArray(spec.containers) || spec.containers.length === 0) {
@@ -327,6 +329,7 @@ export function validatePodSpec(spec: PodSpec | undefined, path: string): FieldE
       detail: `must be between 1 and ${MAX_INT32}, inclusive`,
     });
   }
+  errs.push(...validatePodFields(spec, path));
   errs.push(...validateLabels(spec.nodeSelector, `${path}.nodeSelector`));
   errs.push(...validateSchedulingFields(spec, path));
   return errs;
