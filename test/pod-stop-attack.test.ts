@@ -8,8 +8,8 @@ import { TestCluster, waitFor } from './helpers/cluster.js';
 /**
  * Attacks on how pods stop and pull under `flyces up`, found by re-running issue 3's cases
  * with kubectl: a preStop hook that outlasts the grace period, a grace period shortened
- * while the pod stops, and a pull secret that is not there. Port 17679 is one of this
- * file's and nothing listens on it.
+ * while the pod stops, preStop before a liveness kill, and a pull secret that is not
+ * there. Port 17679 is one of this file's and nothing listens on it.
  */
 
 describe('attacks on stopping and pulling', { timeout: 180_000 }, () => {
@@ -100,6 +100,36 @@ describe('attacks on stopping and pulling', { timeout: 180_000 }, () => {
     await cluster.kubectl('delete', 'pod', 'shortened', '--grace-period=2', '--timeout=90s');
     const took = Date.now() - started;
     assert.ok(took < 10_000, `the pod went ${took} ms after its grace period became 2 s`);
+  });
+
+  test('a container killed for its liveness probe runs its preStop hook first', async () => {
+    await apply('liveness-pre-stop', {
+      terminationGracePeriodSeconds: 5,
+      containers: [
+        {
+          name: 'c',
+          image: 'localhost/flyces-web:1',
+          imagePullPolicy: 'Never',
+          command: ['sh', '-c', 'trap "echo got-term; exit 0" TERM; while :; do sleep 0.1; done'],
+          livenessProbe: {
+            exec: { command: ['test', '-e', '/tmp/alive'] },
+            initialDelaySeconds: 1,
+            periodSeconds: 1,
+            failureThreshold: 1,
+          },
+          lifecycle: {
+            preStop: { exec: { command: ['sh', '-c', 'echo pre-stop-ran > /proc/1/fd/1'] } },
+          },
+        },
+      ],
+    });
+    let previous = '';
+    await waitFor('the first instance killed', 30_000, async () => {
+      previous = await cluster.kubectl('logs', 'liveness-pre-stop', '--previous');
+      return previous.includes('got-term');
+    });
+    assert.match(previous, /pre-stop-ran\n(.*\n)*got-term/, 'preStop ran before the stop signal');
+    await cluster.kubectl('delete', 'pod', 'liveness-pre-stop', '--grace-period=1');
   });
 
   test('an imagePullSecret that is not there is named in an Event and the pull error', async () => {

@@ -20,7 +20,7 @@ import { hookFailure, hookOf, runHook } from './hooks.js';
 import { securityOptions } from './security-context.js';
 import { expand, referencedSecretValues, resolveEnv } from './env.js';
 import { NO_INPUTS, type ContainerInputs } from './volumes.js';
-import { Prober, type ProberHooks } from './probes.js';
+import { Prober, type ProbeTarget, type ProberHooks } from './probes.js';
 import { computePodStatus, instancesByName, type Waiting } from './pod-status.js';
 import { StartGate } from './start-gate.js';
 
@@ -85,7 +85,14 @@ export class PodWorker {
     /** Where start-ups wait their turn; without one, every start-up goes at once. */
     private readonly gate = new StartGate(Number.MAX_SAFE_INTEGER),
   ) {
-    this.prober = new Prober(runtime, events, log, hooks, (pod, text) => this.hide(pod, text));
+    this.prober = new Prober(
+      runtime,
+      events,
+      log,
+      hooks,
+      (pod, text) => this.hide(pod, text),
+      (pod, target, grace) => this.stopWithHook(pod, target, grace),
+    );
   }
 
   /** `text` without the values of the Secrets the pod refers to (see hideValues). */
@@ -582,12 +589,27 @@ export class PodWorker {
     c: ContainerStatus,
     graceSeconds: number,
   ): Promise<void> {
+    const spec = pod?.spec.containers.find((x) => x.name === c.name);
+    if (!pod || !spec) {
+      await this.runtime.stopContainer(c.id, graceSeconds);
+      return;
+    }
+    const podIP = sandboxes.find((s) => s.id === c.sandboxId)?.ip ?? '';
+    await this.stopWithHook(pod, { containerId: c.id, podIP, container: spec }, graceSeconds);
+  }
+
+  /**
+   * Stops a container of `pod` through its preStop hook, if it has one, and the rest of
+   * the grace period: for a deletion, a changed spec, or a failed liveness or startup
+   * probe alike, as kubelet runs preStop before any kill.
+   */
+  private async stopWithHook(pod: Pod, target: ProbeTarget, graceSeconds: number): Promise<void> {
     const started = Date.now();
     // As kubelet, no preStop when there is no grace period at all.
-    const hooked = pod !== undefined && graceSeconds > 0;
-    const ran = hooked && (await this.preStop(pod, sandboxes, c, graceSeconds));
+    const ran = graceSeconds > 0 && (await this.preStop(pod, target, graceSeconds));
     const left = Math.max(0, graceSeconds - Math.floor((Date.now() - started) / 1000));
-    await this.runtime.stopContainer(c.id, ran ? Math.max(left, AFTER_PRE_STOP_SECONDS) : left);
+    const grace = ran ? Math.max(left, AFTER_PRE_STOP_SECONDS) : left;
+    await this.runtime.stopContainer(target.containerId, grace);
   }
 
   /**
@@ -665,22 +687,10 @@ export class PodWorker {
    * Runs preStop inside the grace period; its failure is reported, the stop goes on.
    * Resolves whether the container has a preStop hook (which ran).
    */
-  private async preStop(
-    pod: Pod,
-    sandboxes: SandboxStatus[],
-    status: ContainerStatus,
-    grace: number,
-  ): Promise<boolean> {
-    const c = pod.spec.containers.find((x) => x.name === status.name);
-    if (!c || !hookOf(c, 'preStop')) return false;
-    const podIP = sandboxes.find((s) => s.id === status.sandboxId)?.ip ?? '';
-    const outcome = await runHook(
-      c,
-      'preStop',
-      { containerId: status.id, podIP },
-      this.runtime,
-      grace,
-    );
+  private async preStop(pod: Pod, target: ProbeTarget, grace: number): Promise<boolean> {
+    const c = target.container;
+    if (!hookOf(c, 'preStop')) return false;
+    const outcome = await runHook(c, 'preStop', target, this.runtime, grace);
     if (!outcome.ok) {
       this.events.warning(
         pod,

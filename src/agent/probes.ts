@@ -215,6 +215,17 @@ export class Prober {
     private readonly hooks: ProberHooks,
     /** Hides what a message about the pod must not show (its Secrets' values). */
     private readonly hide: (pod: Pod, text: string) => string = (_pod, text) => text,
+    /**
+     * Stops a container that failed its liveness or startup probe within `grace` seconds;
+     * the pod worker's runs the container's preStop hook first, as kubelet does for any
+     * kill. Without one, the runtime stops it directly.
+     */
+    private readonly stopContainer: (
+      pod: Pod,
+      target: ProbeTarget,
+      grace: number,
+    ) => Promise<void> = (_pod, target, grace) =>
+      this.runtime.stopContainer(target.containerId, grace),
   ) {}
 
   /** Whether a readiness probe has passed; undefined when the container has none. */
@@ -358,7 +369,7 @@ export class Prober {
     this.stop(target.containerId);
     this.killed.set(target.containerId, pod.metadata.uid!);
     try {
-      await this.runtime.stopContainer(target.containerId, grace);
+      await this.stopContainer(pod, target, grace);
     } catch (err) {
       this.log.warn(
         { container: target.containerId, err: (err as Error).message },
