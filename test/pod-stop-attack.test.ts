@@ -8,8 +8,9 @@ import { TestCluster, waitFor } from './helpers/cluster.js';
 /**
  * Attacks on how pods stop and pull under `flyces up`, found by re-running issue 3's cases
  * with kubectl: a preStop hook that outlasts the grace period, a grace period shortened
- * while the pod stops, preStop before a liveness kill, and a pull secret that is not
- * there. Port 17679 is one of this file's and nothing listens on it.
+ * while the pod stops, preStop before a kill for a liveness probe or a postStart hook,
+ * and a pull secret that is not there. Port 17679 is one of this file's and nothing
+ * listens on it.
  */
 
 describe('attacks on stopping and pulling', { timeout: 180_000 }, () => {
@@ -130,6 +131,32 @@ describe('attacks on stopping and pulling', { timeout: 180_000 }, () => {
     });
     assert.match(previous, /pre-stop-ran\n(.*\n)*got-term/, 'preStop ran before the stop signal');
     await cluster.kubectl('delete', 'pod', 'liveness-pre-stop', '--grace-period=1');
+  });
+
+  test('a container killed for its failed postStart hook runs its preStop hook first', async () => {
+    await apply('post-start-pre-stop', {
+      terminationGracePeriodSeconds: 5,
+      restartPolicy: 'Never',
+      containers: [
+        {
+          name: 'c',
+          image: 'localhost/flyces-web:1',
+          imagePullPolicy: 'Never',
+          command: ['sh', '-c', 'trap "echo got-term; exit 0" TERM; while :; do sleep 0.1; done'],
+          lifecycle: {
+            postStart: { exec: { command: ['sh', '-c', 'exit 1'] } },
+            preStop: { exec: { command: ['sh', '-c', 'echo pre-stop-ran > /proc/1/fd/1'] } },
+          },
+        },
+      ],
+    });
+    let log = '';
+    await waitFor('the container killed', 30_000, async () => {
+      log = await cluster.kubectl('logs', 'post-start-pre-stop');
+      return log.includes('got-term');
+    });
+    assert.match(log, /pre-stop-ran\n(.*\n)*got-term/, 'preStop ran before the stop signal');
+    await cluster.kubectl('delete', 'pod', 'post-start-pre-stop', '--grace-period=1');
   });
 
   test('an imagePullSecret that is not there is named in an Event and the pull error', async () => {

@@ -666,7 +666,8 @@ export class PodWorker {
       'FailedPostStartHook',
       hookFailure(pod, c, 'postStart', this.hide(pod, outcome.message)),
     );
-    await this.runtime.stopContainer(id, grace);
+    // Stopped as any kill stops it, through its preStop hook.
+    await this.stopWithHook(pod, { ...target, container: c }, grace);
   }
 
   /**
