@@ -6,14 +6,14 @@ import { join } from 'node:path';
 import { TestCluster, waitFor } from './helpers/cluster.js';
 
 /**
- * Attacks on how pods stop and pull under `flyces up`, found by re-running issue 3's cases
- * with kubectl: a preStop hook that outlasts the grace period, a grace period shortened
- * while the pod stops, preStop before a kill for a liveness probe or a postStart hook,
- * and a pull secret that is not there. Port 17679 is one of this file's and nothing
- * listens on it.
+ * Attacks on how pods stop, pull and report under `flyces up`, found by re-running issue
+ * 3's cases with kubectl: a preStop hook that outlasts the grace period, a grace period
+ * shortened while the pod stops, preStop before a kill for a liveness probe or a postStart
+ * hook, a pull secret that is not there, and a Secret in a termination message. Port
+ * 17679 is one of this file's and nothing listens on it.
  */
 
-describe('attacks on stopping and pulling', { timeout: 180_000 }, () => {
+describe('attacks on the life of a pod', { timeout: 180_000 }, () => {
   const cluster = new TestCluster({
     podCidr: '10.42.203.0/24',
     bridge: 'flyceshC0',
@@ -157,6 +157,40 @@ describe('attacks on stopping and pulling', { timeout: 180_000 }, () => {
     });
     assert.match(log, /pre-stop-ran\n(.*\n)*got-term/, 'preStop ran before the stop signal');
     await cluster.kubectl('delete', 'pod', 'post-start-pre-stop', '--grace-period=1');
+  });
+
+  test("a termination message taken from the log shows no Secret's value", async () => {
+    const value = 'Zebra-Quux-9731';
+    const secret = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'db' },
+      stringData: { pw: value },
+    };
+    const file = join(cluster.dataDir, 'db-secret.json');
+    writeFileSync(file, JSON.stringify(secret));
+    await cluster.kubectl('apply', '-f', file);
+    await apply('tells-secret', {
+      restartPolicy: 'Never',
+      containers: [
+        {
+          name: 'c',
+          image: 'localhost/flyces-web:1',
+          imagePullPolicy: 'Never',
+          terminationMessagePolicy: 'FallbackToLogsOnError',
+          env: [{ name: 'PW', valueFrom: { secretKeyRef: { name: 'db', key: 'pw' } } }],
+          command: ['sh', '-c', 'echo "connecting with $PW"; exit 3'],
+        },
+      ],
+    });
+    let message = '';
+    await waitFor('the container to fail', 30_000, async () => {
+      const path = '{.status.containerStatuses[0].state.terminated.message}';
+      message = await cluster.kubectl('get', 'pod', 'tells-secret', '-o', `jsonpath=${path}`);
+      return message !== '';
+    });
+    assert.equal(message.trim(), 'connecting with [hidden]');
+    await cluster.kubectl('delete', 'pod', 'tells-secret', '--grace-period=1');
   });
 
   test('an imagePullSecret that is not there is named in an Event and the pull error', async () => {

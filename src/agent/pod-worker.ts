@@ -235,10 +235,15 @@ export class PodWorker {
     containers: ContainerStatus[],
     waiting: Map<string, Waiting>,
   ): PodStatus {
+    // A termination message is the container's own words (or its log's end): it may
+    // quote a Secret the container was given, which the pod's status must not show.
+    const hidden = containers.map((c) =>
+      c.message ? { ...c, message: this.hide(pod, c.message) } : c,
+    );
     return computePodStatus({
       pod,
       sandbox,
-      containers,
+      containers: hidden,
       waiting,
       hostIP: this.hostIP,
       now: nowTimestamp(),
