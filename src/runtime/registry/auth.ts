@@ -202,6 +202,11 @@ export class Authorizer {
     private readonly tls?: TlsSettings,
   ) {}
 
+  /** The user name of the credentials offered to this host, if any (it is no secret). */
+  get user(): string | undefined {
+    return this.creds?.username;
+  }
+
   /** The Authorization header to send up front, if an earlier challenge tells which. */
   current(scope: string): string | undefined {
     const challenge = this.cache.challenge(this.host);

@@ -52,6 +52,8 @@ export class RegistryClient {
   private readonly scope: string;
   /** The credentials and tokens sent in Authorization headers, for refusal() to blot out. */
   private readonly sent = new Set<string>();
+  /** Whether the registry answered basic credentials with 401: they are wrong. */
+  private refusedBasic = false;
 
   constructor(private readonly o: ClientOptions) {
     this.scope = `repository:${o.repository}:pull`;
@@ -75,11 +77,15 @@ export class RegistryClient {
       const { timeoutMs, tls } = this.o;
       return send({ url, headers, tls, timeoutMs, signal: abort ?? this.o.signal });
     };
-    const res = await request(this.o.authorizer.current(this.scope));
+    const sent = this.o.authorizer.current(this.scope);
+    const res = await request(sent);
     if (res.status !== 401) return res;
+    if (sent?.startsWith('Basic ')) this.refusedBasic = true;
     res.body.resume();
     const answer = await this.o.authorizer.answer(res.headers['www-authenticate'], this.scope);
-    return request(answer);
+    const again = await request(answer);
+    if (again.status === 401 && answer.startsWith('Basic ')) this.refusedBasic = true;
+    return again;
   }
 
   /**
@@ -100,6 +106,14 @@ export class RegistryClient {
     const detail = message === '' ? '' : `: ${message}`;
     switch (res.status) {
       case 401:
+        // A registry says "authentication required" to wrong credentials as to none.
+        if (this.refusedBasic) {
+          const user = this.o.authorizer.user;
+          const why = message ? ` (${message})` : '';
+          return pullError(
+            `unauthorized: ${res.url.host} refused the credentials of user "${user}"${why}${this.where}`,
+          );
+        }
         return pullError(`unauthorized: ${message || 'authentication required'}${this.where}`);
       case 403:
         return pullError(`denied: ${message || 'access to the repository denied'}${this.where}`);
