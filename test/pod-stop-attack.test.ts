@@ -1,6 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestCluster, waitFor } from './helpers/cluster.js';
@@ -9,9 +10,11 @@ import { TestCluster, waitFor } from './helpers/cluster.js';
  * Attacks on how pods stop, pull and report under `flyces up`, found by re-running issue
  * 3's cases with kubectl: a preStop hook that outlasts the grace period, a grace period
  * shortened while the pod stops, preStop before a kill for a liveness probe or a postStart
- * hook, a pull secret that is not there, and a Secret in a termination message. Port
- * 17679 is one of this file's and nothing listens on it.
+ * hook, a pull secret that is not there, a Secret in a termination message, and an
+ * image's unknown stop signal. Port 17679 is one of this file's and nothing listens on it.
  */
+
+const run = promisify(execFile);
 
 describe('attacks on the life of a pod', { timeout: 180_000 }, () => {
   const cluster = new TestCluster({
@@ -21,9 +24,11 @@ describe('attacks on the life of a pod', { timeout: 180_000 }, () => {
     agentPort: 17671,
   });
 
+  let webArchive = '';
+
   before(async () => {
     await cluster.start();
-    await cluster.importWebImage();
+    webArchive = (await cluster.importWebImage()).archive;
   });
   after(async () => {
     await cluster.destroy();
@@ -157,6 +162,45 @@ describe('attacks on the life of a pod', { timeout: 180_000 }, () => {
     });
     assert.match(log, /pre-stop-ran\n(.*\n)*got-term/, 'preStop ran before the stop signal');
     await cluster.kubectl('delete', 'pod', 'post-start-pre-stop', '--grace-period=1');
+  });
+
+  test('a pod whose image names a stop signal runc does not know is deleted', async () => {
+    // The demo image, with a StopSignal of SIGFOO in its config.
+    const layout = join(cluster.dataDir, 'bad-signal');
+    const archive = join(cluster.dataDir, 'bad-signal.tar');
+    const policy = join(cluster.dataDir, 'policy.json');
+    writeFileSync(policy, '{"default":[{"type":"insecureAcceptAnything"}]}');
+    const skopeo = (from: string, to: string) =>
+      run('skopeo', ['--policy', policy, 'copy', '--quiet', from, to]);
+    await skopeo(`oci-archive:${webArchive}`, `oci:${layout}:web`);
+    await run('umoci', [
+      'config',
+      '--image',
+      `${layout}:web`,
+      '--tag',
+      'bad',
+      '--config.stopsignal',
+      'SIGFOO',
+    ]);
+    await skopeo(`oci:${layout}:bad`, `oci-archive:${archive}`);
+    await cluster.flyces(
+      'image',
+      'import',
+      '--data-dir',
+      cluster.dataDir,
+      '--name',
+      'localhost/bad-signal:1',
+      archive,
+    );
+    await apply('bad-signal', {
+      terminationGracePeriodSeconds: 30,
+      containers: [{ name: 'c', image: 'localhost/bad-signal:1', imagePullPolicy: 'Never' }],
+    });
+    await cluster.kubectl('wait', '--for=condition=Ready', 'pod/bad-signal', '--timeout=30s');
+    const started = Date.now();
+    await cluster.kubectl('delete', 'pod', 'bad-signal', '--timeout=60s');
+    // SIGTERM stands in, which the image's shell answers by exiting.
+    assert.ok(Date.now() - started < 10_000, `deleted after ${Date.now() - started} ms`);
   });
 
   test("a termination message taken from the log shows no Secret's value", async () => {

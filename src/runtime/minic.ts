@@ -48,6 +48,7 @@ import { startExecStream } from './exec-stream.js';
 import { attachStdin, resizeTerminal } from './attach.js';
 import { SandboxSetups, type SandboxSetup } from './sandbox-setup.js';
 import { Starts } from './idle-refill.js';
+import { stopSignalOf } from './signals.js';
 import { terminationMessage } from './termination.js';
 import { SpareNetworks, spareFile } from './spare-network.js';
 import { hasWarmSpec, letGo, release, WARM_SPEC, WarmMonitors, writeSpec } from './warm-monitor.js';
@@ -677,7 +678,7 @@ export class MiniC implements RuntimeService {
         attempt: config.attempt,
         labels: { ...config.labels },
         createdAt: new Date().toISOString(),
-        stopSignal: image.config.StopSignal || 'SIGTERM',
+        stopSignal: stopSignalOf(image.config.StopSignal),
         layerDirs: image.layerDirs,
         // Where runc will make them: a start that fails before runc's state names them
         // (runc create failed, runc or conmon killed) leaves them to removal all the same.
@@ -920,7 +921,13 @@ export class MiniC implements RuntimeService {
 
     const log = this.log.child({ container: id, sandbox: rec.sandboxId, name: rec.name });
     const started = Date.now();
-    if ((await runc.kill(id, rec.stopSignal)) && (await this.waitForExit(id, killAt))) {
+    // A stop signal runc refuses (a record from before stopSignalOf) must not keep the
+    // container from stopping: it gets SIGKILL at once instead.
+    const signalled = await runc.kill(id, rec.stopSignal).catch((err: Error) => {
+      log.warn({ signal: rec.stopSignal, err: err.message }, 'stop signal refused');
+      return false;
+    });
+    if (signalled && (await this.waitForExit(id, killAt))) {
       log.info({ signal: rec.stopSignal }, 'container stopped');
     } else {
       await runc.kill(id, 'SIGKILL');
