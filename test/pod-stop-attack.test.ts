@@ -2,7 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestCluster, waitFor } from './helpers/cluster.js';
 
@@ -10,8 +10,9 @@ import { TestCluster, waitFor } from './helpers/cluster.js';
  * Attacks on how pods stop, pull and report under `flyces up`, found by re-running issue
  * 3's cases with kubectl: a preStop hook that outlasts the grace period, a grace period
  * shortened while the pod stops, preStop before a kill for a liveness probe or a postStart
- * hook, a pull secret that is not there, a Secret in a termination message, and an
- * image's unknown stop signal. Port 17679 is one of this file's and nothing listens on it.
+ * hook, a pull secret that is not there, a Secret in a termination message, an image's
+ * unknown stop signal and its User by name. Port 17679 is one of this file's and nothing
+ * listens on it.
  */
 
 const run = promisify(execFile);
@@ -164,34 +165,40 @@ describe('attacks on the life of a pod', { timeout: 180_000 }, () => {
     await cluster.kubectl('delete', 'pod', 'post-start-pre-stop', '--grace-period=1');
   });
 
-  test('a pod whose image names a stop signal runc does not know is deleted', async () => {
-    // The demo image, with a StopSignal of SIGFOO in its config.
-    const layout = join(cluster.dataDir, 'bad-signal');
-    const archive = join(cluster.dataDir, 'bad-signal.tar');
+  /**
+   * Imports the demo image changed by `umoci config` with `configArgs` (and, with `files`,
+   * those files added under its root) as localhost/NAME:1.
+   */
+  async function importVariant(
+    name: string,
+    configArgs: string[],
+    files: Record<string, string> = {},
+  ): Promise<void> {
+    const work = join(cluster.dataDir, `variant-${name}`);
+    mkdirSync(work);
+    const layout = join(work, 'oci');
+    const archive = join(work, 'image.tar');
     const policy = join(cluster.dataDir, 'policy.json');
     writeFileSync(policy, '{"default":[{"type":"insecureAcceptAnything"}]}');
     const skopeo = (from: string, to: string) =>
       run('skopeo', ['--policy', policy, 'copy', '--quiet', from, to]);
     await skopeo(`oci-archive:${webArchive}`, `oci:${layout}:web`);
-    await run('umoci', [
-      'config',
-      '--image',
-      `${layout}:web`,
-      '--tag',
-      'bad',
-      '--config.stopsignal',
-      'SIGFOO',
-    ]);
-    await skopeo(`oci:${layout}:bad`, `oci-archive:${archive}`);
-    await cluster.flyces(
-      'image',
-      'import',
-      '--data-dir',
-      cluster.dataDir,
-      '--name',
-      'localhost/bad-signal:1',
-      archive,
-    );
+    if (Object.keys(files).length > 0) {
+      const bundle = join(work, 'bundle');
+      await run('umoci', ['unpack', '--image', `${layout}:web`, bundle]);
+      for (const [file, text] of Object.entries(files)) {
+        writeFileSync(join(bundle, 'rootfs', file), text);
+      }
+      await run('umoci', ['repack', '--image', `${layout}:web`, bundle]);
+    }
+    await run('umoci', ['config', '--image', `${layout}:web`, '--tag', 'v', ...configArgs]);
+    await skopeo(`oci:${layout}:v`, `oci-archive:${archive}`);
+    const ref = `localhost/${name}:1`;
+    await cluster.flyces('image', 'import', '--data-dir', cluster.dataDir, '--name', ref, archive);
+  }
+
+  test('a pod whose image names a stop signal runc does not know is deleted', async () => {
+    await importVariant('bad-signal', ['--config.stopsignal', 'SIGFOO']);
     await apply('bad-signal', {
       terminationGracePeriodSeconds: 30,
       containers: [{ name: 'c', image: 'localhost/bad-signal:1', imagePullPolicy: 'Never' }],
@@ -201,6 +208,26 @@ describe('attacks on the life of a pod', { timeout: 180_000 }, () => {
     await cluster.kubectl('delete', 'pod', 'bad-signal', '--timeout=60s');
     // SIGTERM stands in, which the image's shell answers by exiting.
     assert.ok(Date.now() - started < 10_000, `deleted after ${Date.now() - started} ms`);
+  });
+
+  test("an image's User by name runs as its /etc/passwd says, with its groups", async () => {
+    await importVariant('named-user', ['--config.user', 'node'], {
+      'etc/passwd': 'root:x:0:0:root:/root:/bin/sh\nnode:x:1000:1000::/home/node:/bin/sh\n',
+      'etc/group': 'root:x:0:\nnode:x:1000:\ndocker:x:998:node\n',
+    });
+    await apply('named-user', {
+      restartPolicy: 'Never',
+      containers: [
+        { name: 'c', image: 'localhost/named-user:1', imagePullPolicy: 'Never', command: ['id'] },
+      ],
+    });
+    let out = '';
+    await waitFor('id to print', 30_000, async () => {
+      out = await cluster.kubectl('logs', 'named-user').catch(() => '');
+      return out !== '';
+    });
+    assert.equal(out.trim(), 'uid=1000(node) gid=1000(node) groups=998(docker)');
+    await cluster.kubectl('delete', 'pod', 'named-user', '--grace-period=1');
   });
 
   test("a termination message taken from the log shows no Secret's value", async () => {

@@ -48,6 +48,7 @@ import { startExecStream } from './exec-stream.js';
 import { attachStdin, resizeTerminal } from './attach.js';
 import { SandboxSetups, type SandboxSetup } from './sandbox-setup.js';
 import { Starts } from './idle-refill.js';
+import { imageIdentity } from './image-user.js';
 import { stopSignalOf } from './signals.js';
 import { terminationMessage } from './termination.js';
 import { SpareNetworks, spareFile } from './spare-network.js';
@@ -660,6 +661,7 @@ export class MiniC implements RuntimeService {
         cgroupsPath,
         nofileLimit: await this.nofileLimit,
         rootfs: rootfsMount(dir, image.layerDirs, this.mountPoints.path()),
+        imageUser: await imageIdentity(image.config.User, image.layerDirs),
       });
       // The bundle is new and runc reads it only at start, so it needs no atomic write. A
       // warm monitor's runc waits on config.json: the spec goes beside it until the start.

@@ -239,7 +239,7 @@ export function resolveCapabilities(
 /** uid and gid the process runs as: the securityContext over the image's user. */
 export function resolveIdentity(
   sec: SecurityOptions | undefined,
-  image: { uid: number; gid: number },
+  image: { uid: number; gid: number; additionalGids?: number[] },
 ): { uid: number; gid: number; additionalGids?: number[] } {
   const uid = sec?.runAsUser ?? image.uid;
   const gid = sec?.runAsGroup ?? (sec?.runAsUser !== undefined ? image.gid : image.gid);
@@ -250,7 +250,10 @@ export function resolveIdentity(
     );
   }
   const user: { uid: number; gid: number; additionalGids?: number[] } = { uid, gid };
-  if (sec?.supplementalGroups?.length) user.additionalGids = sec.supplementalGroups;
+  // The image user's memberships (its /etc/group) count only while it is that user.
+  const memberships = uid === image.uid ? (image.additionalGids ?? []) : [];
+  const groups = [...new Set([...memberships, ...(sec?.supplementalGroups ?? [])])];
+  if (groups.length > 0) user.additionalGids = groups;
   return user;
 }
 

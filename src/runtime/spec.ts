@@ -3,6 +3,7 @@ import { promises as fs } from 'node:fs';
 
 import type { ImageConfig } from './images.js';
 import { RuntimeError, type ContainerConfig } from './runtime.js';
+import type { ImageIdentity } from './image-user.js';
 import { applySecurity, checkWorkingDir, resolveIdentity } from './security.js';
 
 /**
@@ -31,6 +32,8 @@ export interface SpecInput {
   nofileLimit: number;
   /** The root file system's overlay, mounted first, over `root.path` (see rootfs.ts). */
   rootfs?: RootfsMount;
+  /** The identity the image's User names (see image-user.ts); root by default. */
+  imageUser?: ImageIdentity;
 }
 
 const DEFAULT_PATH_ENV = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -133,20 +136,6 @@ export function resolveEnv(
   return [...env].map(([k, v]) => `${k}=${v}`);
 }
 
-/** uid and gid from an image's User; only the numeric forms are understood. */
-export function resolveUser(user: string | undefined): { uid: number; gid: number } {
-  if (!user) return { uid: 0, gid: 0 };
-  const match = /^(\d+)(?::(\d+))?$/.exec(user);
-  if (!match) {
-    throw new RuntimeError(
-      'CreateContainerError',
-      `image user "${user}" is not numeric; only uid[:gid] is supported`,
-    );
-  }
-  const uid = Number(match[1]);
-  return { uid, gid: match[2] === undefined ? uid : Number(match[2]) };
-}
-
 /** Kubernetes' mapping of CPU and memory to cgroup v1 values. */
 export function resolveResources(resources: ContainerConfig['resources']): Record<string, unknown> {
   const request = resources?.cpuRequestMillis ?? resources?.cpuLimitMillis;
@@ -208,7 +197,7 @@ export function buildSpec(input: SpecInput): Record<string, unknown> {
     process: {
       // conmon (started with -t) hands runc the console socket such a spec needs.
       terminal: config.stdio?.tty === true,
-      user: resolveIdentity(config.security, resolveUser(image.User)),
+      user: resolveIdentity(config.security, input.imageUser ?? { uid: 0, gid: 0 }),
       args: resolveArgs(config, image),
       env: resolveEnv(config, image, input.hostname),
       cwd,
