@@ -76,6 +76,12 @@ test('the layers decide top down: a file, a link or a file for a directory hides
     assert.equal(await readImageFile([bottom, flat], 'etc/passwd'), undefined);
     assert.equal(await readImageFile([none], 'etc/passwd'), undefined);
     assert.deepEqual(await imageIdentity('node', [bottom, upper]), { uid: 1000, gid: 1000 });
+    // A runAsUser stands in for the image's User, which is then not looked up.
+    assert.deepEqual(await imageIdentity('nobody-here', [bottom, upper], 1000), {
+      uid: 1000,
+      gid: 1000,
+    });
+    assert.deepEqual(await imageIdentity('nobody-here', [bottom, upper], 5), { uid: 5, gid: 0 });
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -148,13 +148,19 @@ async function readBounded(file: string): Promise<string | undefined> {
   }
 }
 
-/** The identity the image's User names, looked up in its layers when it is not numeric. */
+/**
+ * The identity the container runs as before its securityContext's groups: the image's
+ * User, or the pod's runAsUser where it has one (whose group then comes from the image's
+ * passwd entry for that uid, or 0, as containerd does; the image's User is not looked up).
+ */
 export async function imageIdentity(
   user: string | undefined,
   layerDirs: string[],
+  runAsUser?: number,
 ): Promise<ImageIdentity> {
-  if (!user) return { uid: 0, gid: 0 };
+  const wanted = runAsUser !== undefined ? String(runAsUser) : user;
+  if (!wanted) return { uid: 0, gid: 0 };
   const passwd = await readImageFile(layerDirs, 'etc/passwd');
   const group = await readImageFile(layerDirs, 'etc/group');
-  return resolveImageUser(user, passwd, group);
+  return resolveImageUser(wanted, passwd, group);
 }

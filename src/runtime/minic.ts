@@ -661,7 +661,11 @@ export class MiniC implements RuntimeService {
         cgroupsPath,
         nofileLimit: await this.nofileLimit,
         rootfs: rootfsMount(dir, image.layerDirs, this.mountPoints.path()),
-        imageUser: await imageIdentity(image.config.User, image.layerDirs),
+        imageUser: await imageIdentity(
+          image.config.User,
+          image.layerDirs,
+          config.security?.runAsUser,
+        ),
       });
       // The bundle is new and runc reads it only at start, so it needs no atomic write. A
       // warm monitor's runc waits on config.json: the spec goes beside it until the start.
