@@ -1,5 +1,6 @@
 import type { FieldError } from './errors.js';
 import { parseQuantity } from './quantity.js';
+import { portNameProblem } from './service.js';
 import type { Container, PodSpec } from './types.js';
 
 /**
@@ -9,8 +10,6 @@ import type { Container, PodSpec } from './types.js';
  * container of runAsUser -1 crash-looped) or meant nothing (a limit of "memroy").
  */
 
-/** An IANA service name, as a container port may be named (at most 15 characters). */
-const PORT_NAME = /^(?=.*[a-z])[a-z0-9]([a-z0-9]|-(?!-))*(?<!-)$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const RESOURCE_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
 const STANDARD_RESOURCES = new Set(['cpu', 'memory', 'ephemeral-storage']);
@@ -118,7 +117,7 @@ function validatePortNames(ports: unknown, path: string): FieldError[] {
     const name = isObj(p) ? p.name : undefined;
     if (name === undefined || name === '') return;
     const at = `${path}[${i}].name`;
-    if (typeof name !== 'string' || name.length > 15 || !PORT_NAME.test(name)) {
+    if (typeof name !== 'string' || portNameProblem(name) !== undefined) {
       errs.push({
         field: at,
         type: 'Invalid',

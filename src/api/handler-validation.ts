@@ -1,4 +1,5 @@
 import type { FieldError } from './errors.js';
+import { portNameProblem } from './service.js';
 import type { Container } from './types.js';
 
 /**
@@ -20,8 +21,6 @@ const PROBE_COUNTS = [
 ] as const;
 const NON_NEGATIVE = 'must be greater than or equal to 0';
 const PORT_RANGE = 'must be between 1 and 65535, inclusive';
-/** An IANA service name, as a port may be named: letters, digits and inner single '-'. */
-const SERVICE_NAME = /^(?=.*[a-z])[a-z0-9]([a-z0-9]|-(?!-))*(?<!-)$/;
 /** An HTTP header name (RFC 7230 token). */
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** A ConfigMap or Secret key. */
@@ -227,7 +226,7 @@ function validatePort(port: unknown, path: string, named: boolean): FieldError[]
   }
   if (named && typeof port === 'string') {
     if (/^\d+$/.test(port)) return validatePort(Number(port), path, false);
-    if (port.length <= 15 && SERVICE_NAME.test(port)) return [];
+    if (portNameProblem(port) === undefined) return [];
     return [
       {
         field: path,
