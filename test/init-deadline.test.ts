@@ -1,6 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestCluster, waitFor } from './helpers/cluster.js';
 
@@ -11,13 +11,11 @@ import { TestCluster, waitFor } from './helpers/cluster.js';
  */
 
 describe('a deadline during init containers', { timeout: 180_000 }, () => {
-  mkdirSync('/tmp/h-index', { recursive: true });
   const cluster = new TestCluster({
     podCidr: '10.42.202.0/24',
     bridge: 'flyceshB0',
     port: 17500,
     agentPort: 17501,
-    dataDir: mkdtempSync('/tmp/h-index/init-deadline-'),
   });
 
   before(async () => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
@@ -10,20 +10,16 @@ import { TestCluster, waitFor } from './helpers/cluster.js';
  * status that it did not write itself, its containers' changes, and its own requeues, but
  * not the pod's status it just wrote. A container whose create fails for good is tried
  * again at a growing interval. API port 17400, agent port 17401, pods 10.42.201.0/24, the
- * bridge flyceshA0, data under /tmp/h-resync. The agent logs at debug level, which names
+ * bridge flyceshA0. The agent logs at debug level, which names
  * each pod sync ("pod sync").
  */
 
-const BASE = '/tmp/h-resync';
-
 describe('what syncs a pod', { timeout: 300_000 }, () => {
-  mkdirSync(BASE, { recursive: true });
   const cluster = new TestCluster({
     podCidr: '10.42.201.0/24',
     bridge: 'flyceshA0',
     port: 17400,
     agentPort: 17401,
-    dataDir: mkdtempSync(join(BASE, 'cluster-')),
   });
 
   before(async () => {
