@@ -1,5 +1,5 @@
 import type { FieldError } from './errors.js';
-import { portNameProblem } from './service.js';
+import { isPortNumber, portNameProblem, PORT_RANGE } from './service.js';
 import type { Container } from './types.js';
 
 /**
@@ -20,7 +20,6 @@ const PROBE_COUNTS = [
   'failureThreshold',
 ] as const;
 const NON_NEGATIVE = 'must be greater than or equal to 0';
-const PORT_RANGE = 'must be between 1 and 65535, inclusive';
 /** An HTTP header name (RFC 7230 token). */
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** A ConfigMap or Secret key. */
@@ -221,7 +220,7 @@ function validatePort(port: unknown, path: string, named: boolean): FieldError[]
   if (port === undefined || port === null || port === '')
     return [{ field: path, type: 'Required' }];
   if (typeof port === 'number') {
-    if (Number.isInteger(port) && port >= 1 && port <= 65535) return [];
+    if (isPortNumber(port)) return [];
     return [{ field: path, type: 'Invalid', value: port, detail: PORT_RANGE }];
   }
   if (named && typeof port === 'string') {

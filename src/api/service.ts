@@ -212,9 +212,10 @@ export function isIPv4(value: unknown): value is string {
   return typeof value === 'string' && IPV4.test(value);
 }
 
-const PORT_RANGE = 'must be between 1 and 65535, inclusive';
+/** What a port number outside 1-65535 is told (as Kubernetes words it). */
+export const PORT_RANGE = 'must be between 1 and 65535, inclusive';
 
-function isPortNumber(v: unknown): v is number {
+export function isPortNumber(v: unknown): v is number {
   return Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535;
 }
 

@@ -210,14 +210,3 @@ export function conmonAlive(pid: number | undefined, id: string): boolean {
     return false;
   }
 }
-
-/** Whether a process exists and has not ended (a zombie has ended). */
-export function processRuns(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
-}

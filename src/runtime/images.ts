@@ -13,6 +13,7 @@ import {
   type StagedBlob,
 } from './archive.js';
 import { exists, isErrno, KeyedMutex, listDir, readJson, writeJsonAtomic } from './fsutil.js';
+import { processRuns } from './process-tree.js';
 import { formatReference, normalizeReference, parseReference } from './reference.js';
 import { AuthCache, credentialsFingerprint, secretsOf } from './registry/auth.js';
 import { loadRegistriesConfig, type RegistriesConfig } from './registry/config.js';
@@ -683,16 +684,6 @@ function findImage(index: StoreIndex, ref: string): ImageRecord | undefined {
       i.digest === parsed.digest &&
       i.names.some((n) => n.startsWith(`${repo}:`) || n.startsWith(`${repo}@`)),
   );
-}
-
-/** Whether process `pid` exists (one of another user counts). */
-function processRuns(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return isErrno(err, 'EPERM');
-  }
 }
 
 /** Whether `file` changed within the last `ms` milliseconds; false when it is gone. */

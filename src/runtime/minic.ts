@@ -13,12 +13,12 @@ import path from 'node:path';
 
 import { componentLogger, type Logger } from '../log.js';
 import { diskUsage } from '../util/disk-usage.js';
+import { processRuns } from './process-tree.js';
 import { PodNetwork, netnsPath } from './pod-network.js';
 import {
   conmonAlive,
   createUnderConmon,
   pidOf,
-  processRuns,
   startConmon,
   SYNC_TIMEOUT_MS,
   type ConmonPaths,
