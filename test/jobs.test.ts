@@ -280,8 +280,14 @@ test('with OnFailure, container restarts count toward the backoff limit', async 
 test('activeDeadlineSeconds fails the job and deletes its pods', async (t) => {
   const c = await setup(t);
   const { client } = c;
-  await client.create(JOBS, job('slow', { activeDeadlineSeconds: 1, parallelism: 2 }));
+  // startTime has whole seconds, so a deadline of 1 s can pass a few milliseconds after the
+  // pods appear, before a poll sees them: the deadline is reached by moving the clock.
+  await client.create(JOBS, job('slow', { activeDeadlineSeconds: 30, parallelism: 2 }));
   await waitPods(client, 'slow', 2);
+  await sleep(200);
+  assert.equal(jobCondition(await getJob(client, 'slow'), 'Failed'), undefined);
+  c.advance(31_000);
+  // A pod's status change makes the controller look at the job again.
   for (const pod of await podsOf(client, 'slow')) await report(client, pod, 'Running');
   const failed = await waitCondition(client, 'slow', 'Failed');
   assert.equal(jobCondition(failed, 'Failed')?.reason, 'DeadlineExceeded');
