@@ -96,6 +96,44 @@ test('a container whose create fails is tried again at a growing interval, its r
   assert.equal(warnings[3], 'Failed: Error: no space left on device (4)');
 });
 
+test('a failed pull is tried again 10 s later, then at twice the interval, as kubelet does', async (t) => {
+  t.mock.timers.enable({ apis: ['Date'], now: 1_000_000 });
+  const pulls: number[] = [];
+  const events = { normal: () => undefined, warning: () => undefined } as unknown as EventRecorder;
+  const images = {
+    getImage: async () => undefined,
+    pullImage: async () => {
+      pulls.push(Date.now());
+      throw new RuntimeError('ErrImagePull', 'manifest unknown');
+    },
+  } as unknown as ImageService;
+  const silent = pino({ level: 'silent' });
+  const worker = new PodWorker(refusingRuntime([]), images, events, '10.0.0.1', silent, {
+    changed: () => undefined,
+  });
+  const sandbox: SandboxStatus = {
+    id: 's',
+    podUid: 'u',
+    podName: 'p',
+    podNamespace: 'default',
+    labels: {},
+    state: 'ready',
+    ip: '10.42.0.2',
+    createdAt: '',
+  };
+  const p = pod([{ image: 'localhost:5000/missing:1' }]);
+  const reasons = new Set<string>();
+  for (let ms = 0; ms < 75_000; ms += 100) {
+    const status = (await worker.sync(p, [sandbox], [])).status;
+    const reason = status?.containerStatuses?.[0]?.state?.waiting?.reason;
+    if (reason) reasons.add(reason);
+    t.mock.timers.tick(100);
+  }
+  const gaps = pulls.slice(1).map((at, i) => at - pulls[i]);
+  assert.deepEqual(gaps, [10_000, 20_000, 40_000]);
+  assert.deepEqual([...reasons].sort(), ['ErrImagePull', 'ImagePullBackOff']);
+});
+
 test('imagePullSecrets that give no credentials are named with why, never with a value', () => {
   const b64 = (text: string) => Buffer.from(text).toString('base64');
   const password = 'pa55-w0rd-in-a-secret';

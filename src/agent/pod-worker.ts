@@ -63,7 +63,8 @@ export interface PodWorkerHooks extends ProberHooks {
 export class PodWorker {
   private readonly backoff = new RestartBackoff();
   private readonly prober: Prober;
-  private readonly imageBackoff = new RestartBackoff(5_000, 300_000);
+  /** Pull retries: 10 s doubling to 5 minutes, kubelet's image back-off. */
+  private readonly imageBackoff = new RestartBackoff(10_000, 300_000);
   /**
    * Why the last create or start of each container (`uid/name`) failed, shown while it
    * waits for its next try (kubelet's reason cache); gone once it starts.
