@@ -1,4 +1,5 @@
 import type { FieldError } from './errors.js';
+import { isObj, type Obj } from './json-shape.js';
 import { parseQuantity } from './quantity.js';
 import { portNameProblem } from './service.js';
 import type { Container, PodSpec } from './types.js';
@@ -15,10 +16,6 @@ const RESOURCE_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
 const STANDARD_RESOURCES = new Set(['cpu', 'memory', 'ephemeral-storage']);
 const DNS_POLICIES = ['ClusterFirst', 'ClusterFirstWithHostNet', 'Default', 'None'];
 const MAX_ID = 2 ** 31 - 1;
-
-type Obj = Record<string, unknown>;
-
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** The errors of a container's resources, port names and securityContext ids. */
 export function validateContainerFields(c: Container, path: string): FieldError[] {

@@ -1,4 +1,5 @@
 import type { FieldError } from './errors.js';
+import { isObj, type Obj } from './json-shape.js';
 import { isPortNumber, portNameProblem, PORT_RANGE } from './service.js';
 import type { Container } from './types.js';
 
@@ -37,10 +38,6 @@ const FIELD_PATHS = new Set([
   'status.podIPs',
 ]);
 const KEYED_FIELD_PATH = /^metadata\.(labels|annotations)\['[^']+'\]$/;
-
-type Obj = Record<string, unknown>;
-
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
  * The errors of `c`'s probes, lifecycle hooks and env sources. `grace` is the pod's

@@ -1,4 +1,5 @@
 import type { FieldError } from './errors.js';
+import { isObj } from './json-shape.js';
 import type {
   LabelSelector,
   NodeSelectorTerm,
@@ -19,10 +20,6 @@ type Errs = FieldError[];
 
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 const INT32_MAX = 2 ** 31 - 1;
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 function supported(...values: string[]): string {
   return `supported values: ${values.map((v) => JSON.stringify(v)).join(', ')}`;
@@ -111,7 +108,7 @@ function checkValues(operator: string, values: unknown, path: string, errs: Errs
 }
 
 function checkRequirement(req: unknown, path: string, operators: string[], errs: Errs): void {
-  if (!isObject(req)) {
+  if (!isObj(req)) {
     errs.push({ field: path, type: 'Invalid', value: req, detail: 'must be an object' });
     return;
   }
@@ -137,7 +134,7 @@ const NODE_OPERATORS = [...SET_OPERATORS, 'Gt', 'Lt'];
 /** A structured label selector (matchLabels and matchExpressions). */
 export function validateLabelSelector(sel: LabelSelector | undefined, path: string): Errs {
   if (sel === undefined || sel === null) return [];
-  if (!isObject(sel))
+  if (!isObj(sel))
     return [{ field: path, type: 'Invalid', value: sel, detail: 'must be an object' }];
   const errs = validateLabels(sel.matchLabels, `${path}.matchLabels`);
   for (const [req, at] of items(sel.matchExpressions, `${path}.matchExpressions`, errs)) {
@@ -147,7 +144,7 @@ export function validateLabelSelector(sel: LabelSelector | undefined, path: stri
 }
 
 function checkNodeSelectorTerm(term: NodeSelectorTerm, path: string, errs: Errs): void {
-  if (!isObject(term)) {
+  if (!isObj(term)) {
     errs.push({ field: path, type: 'Invalid', value: term, detail: 'must be an object' });
     return;
   }
@@ -155,7 +152,7 @@ function checkNodeSelectorTerm(term: NodeSelectorTerm, path: string, errs: Errs)
     checkRequirement(req, at, NODE_OPERATORS, errs);
   }
   for (const [req, at] of items(term.matchFields, `${path}.matchFields`, errs)) {
-    if (isObject(req) && req.key !== 'metadata.name') {
+    if (isObj(req) && req.key !== 'metadata.name') {
       errs.push({
         field: `${at}.key`,
         type: 'Unsupported',
@@ -165,7 +162,7 @@ function checkNodeSelectorTerm(term: NodeSelectorTerm, path: string, errs: Errs)
       continue;
     }
     checkRequirement(req, at, ['In', 'NotIn'], errs);
-    const values = isObject(req) ? req.values : undefined;
+    const values = isObj(req) ? req.values : undefined;
     if (Array.isArray(values) && values.length > 1) {
       errs.push({
         field: `${at}.values`,
@@ -178,14 +175,14 @@ function checkNodeSelectorTerm(term: NodeSelectorTerm, path: string, errs: Errs)
 }
 
 function checkNodeAffinity(na: unknown, path: string, errs: Errs): void {
-  if (!isObject(na)) {
+  if (!isObj(na)) {
     errs.push({ field: path, type: 'Invalid', value: na, detail: 'must be an object' });
     return;
   }
   const reqPath = `${path}.requiredDuringSchedulingIgnoredDuringExecution`;
   const required = na.requiredDuringSchedulingIgnoredDuringExecution;
   if (required !== undefined && required !== null) {
-    const terms = isObject(required) ? required.nodeSelectorTerms : undefined;
+    const terms = isObj(required) ? required.nodeSelectorTerms : undefined;
     if (!Array.isArray(terms) || terms.length === 0) {
       errs.push({
         field: `${reqPath}.nodeSelectorTerms`,
@@ -204,13 +201,13 @@ function checkNodeAffinity(na: unknown, path: string, errs: Errs): void {
     errs,
   )) {
     checkWeight(p?.weight, `${at}.weight`, errs);
-    if (!isObject(p?.preference)) errs.push({ field: `${at}.preference`, type: 'Required' });
+    if (!isObj(p?.preference)) errs.push({ field: `${at}.preference`, type: 'Required' });
     else checkNodeSelectorTerm(p.preference as NodeSelectorTerm, `${at}.preference`, errs);
   }
 }
 
 function checkPodAffinityTerm(term: PodAffinityTerm, path: string, errs: Errs): void {
-  if (!isObject(term)) {
+  if (!isObj(term)) {
     errs.push({ field: path, type: 'Invalid', value: term, detail: 'must be an object' });
     return;
   }
@@ -225,7 +222,7 @@ function checkPodAffinityTerm(term: PodAffinityTerm, path: string, errs: Errs): 
 }
 
 function checkPodAffinity(pa: unknown, path: string, errs: Errs): void {
-  if (!isObject(pa)) {
+  if (!isObj(pa)) {
     errs.push({ field: path, type: 'Invalid', value: pa, detail: 'must be an object' });
     return;
   }
@@ -250,7 +247,7 @@ function checkPodAffinity(pa: unknown, path: string, errs: Errs): void {
 
 function checkAffinity(affinity: unknown, path: string, errs: Errs): void {
   if (affinity === undefined || affinity === null) return;
-  if (!isObject(affinity)) {
+  if (!isObj(affinity)) {
     errs.push({ field: path, type: 'Invalid', value: affinity, detail: 'must be an object' });
     return;
   }
@@ -266,7 +263,7 @@ function checkAffinity(affinity: unknown, path: string, errs: Errs): void {
 const EFFECTS = ['NoSchedule', 'PreferNoSchedule', 'NoExecute'];
 
 function checkToleration(t: Toleration, path: string, errs: Errs): void {
-  if (!isObject(t)) {
+  if (!isObj(t)) {
     errs.push({ field: path, type: 'Invalid', value: t, detail: 'must be an object' });
     return;
   }
@@ -335,7 +332,7 @@ function checkToleration(t: Toleration, path: string, errs: Errs): void {
 }
 
 function checkSpreadConstraint(c: TopologySpreadConstraint, path: string, errs: Errs): void {
-  if (!isObject(c)) {
+  if (!isObj(c)) {
     errs.push({ field: path, type: 'Invalid', value: c, detail: 'must be an object' });
     return;
   }
@@ -394,7 +391,7 @@ function checkSpread(list: unknown, path: string, errs: Errs): void {
   const seen = new Set<string>();
   for (const [c, at] of items<TopologySpreadConstraint>(list, path, errs)) {
     checkSpreadConstraint(c, at, errs);
-    if (!isObject(c)) continue;
+    if (!isObj(c)) continue;
     const pair = `{${c.topologyKey}, ${c.whenUnsatisfiable}}`;
     if (seen.has(pair)) errs.push({ field: at, type: 'Duplicate', value: pair });
     seen.add(pair);

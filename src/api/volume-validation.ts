@@ -1,4 +1,5 @@
 import type { FieldError } from './errors.js';
+import { isObj, type Obj } from './json-shape.js';
 import { parseQuantity } from './quantity.js';
 import type { Container } from './types.js';
 import { isDns1123Label, isDns1123Subdomain } from './validation.js';
@@ -67,12 +68,6 @@ const BYTE_DIVISORS = [0, 1, ...[1, 2, 3, 4, 5, 6].flatMap((e) => [1000 ** e, 10
 /** Bounds of a serviceAccountToken's expirationSeconds, as in Kubernetes. */
 const MIN_TOKEN_SECONDS = 600;
 const MAX_TOKEN_SECONDS = 2 ** 32;
-
-type Obj = Record<string, unknown>;
-
-function isObj(v: unknown): v is Obj {
-  return !!v && typeof v === 'object' && !Array.isArray(v);
-}
 
 /** Whether `p` is a relative path none of whose elements is `..`. */
 export function isSafeRelativePath(p: string): boolean {
