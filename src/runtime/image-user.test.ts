@@ -82,6 +82,10 @@ test('the layers decide top down: a file, a link or a file for a directory hides
       gid: 1000,
     });
     assert.deepEqual(await imageIdentity('nobody-here', [bottom, upper], 5), { uid: 5, gid: 0 });
+    // Unpacked layers never change: their account files are read once per image.
+    writeFileSync(path.join(upper, 'etc', 'passwd'), 'node:x:7:7::/:/bin/sh\n');
+    assert.deepEqual(await imageIdentity('node', [bottom, upper]), { uid: 1000, gid: 1000 });
+    assert.deepEqual(await imageIdentity('node', [none, upper]), { uid: 7, gid: 7 });
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

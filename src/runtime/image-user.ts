@@ -160,7 +160,31 @@ export async function imageIdentity(
 ): Promise<ImageIdentity> {
   const wanted = runAsUser !== undefined ? String(runAsUser) : user;
   if (!wanted) return { uid: 0, gid: 0 };
-  const passwd = await readImageFile(layerDirs, 'etc/passwd');
-  const group = await readImageFile(layerDirs, 'etc/group');
+  const { passwd, group } = await accountFiles(layerDirs);
   return resolveImageUser(wanted, passwd, group);
+}
+
+/** Images whose account files are kept, the most recently used last. */
+const MAX_CACHED_IMAGES = 64;
+const cached = new Map<string, Promise<{ passwd?: string; group?: string }>>();
+
+/**
+ * The image's passwd and group texts. A layer's directory is named by its digest and never
+ * changes once unpacked, so each image's files are read once, not at every create.
+ */
+function accountFiles(layerDirs: string[]): Promise<{ passwd?: string; group?: string }> {
+  const key = layerDirs.join('\0');
+  let files = cached.get(key);
+  if (files) cached.delete(key);
+  else {
+    files = Promise.all([
+      readImageFile(layerDirs, 'etc/passwd'),
+      readImageFile(layerDirs, 'etc/group'),
+    ]).then(([passwd, group]) => ({ passwd, group }));
+    // A read that failed is tried again at the next create.
+    files.catch(() => cached.delete(key));
+  }
+  cached.set(key, files);
+  if (cached.size > MAX_CACHED_IMAGES) cached.delete(cached.keys().next().value!);
+  return files;
 }
