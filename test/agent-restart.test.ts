@@ -14,6 +14,7 @@ import { ImageStore } from '../src/runtime/images.js';
 import { MiniC } from '../src/runtime/minic.js';
 import { startTestApiServer, type TestApiServer } from './helpers/apiserver.js';
 import { buildWebImage, netnsList, waitFor } from './helpers/cluster.js';
+import { sleep } from './helpers/workload.js';
 
 /**
  * The agent as its own process would run it, against a real API server and real containers:
@@ -34,9 +35,13 @@ describe('agent restart', { timeout: 180_000 }, () => {
   let agent: Agent | undefined;
 
   const startAgent = async () => {
+    // As `flyces up` starts it: the runtime's network first, which also ends what exec
+    // sessions of the agent before left running.
+    const minic = runtime();
+    await minic.prepareNetwork();
     agent = new Agent({
       client: api.client,
-      runtime: runtime(),
+      runtime: minic,
       images,
       tokens: [api.token],
       name: 'agent-test',
@@ -66,6 +71,7 @@ describe('agent restart', { timeout: 180_000 }, () => {
         if (c.sandboxId === s.id) await minic.stopContainer(c.id, 0);
       await minic.removeSandbox(s.id);
     }
+    await minic.removeSpareNetwork();
     await run('ip', ['link', 'del', BRIDGE]).catch(() => undefined);
     await api.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -100,6 +106,19 @@ describe('agent restart', { timeout: 180_000 }, () => {
     const kept = await containerId('keep');
     const goneUid = (await api.client.get<Pod>(pods, 'default', 'gone')).metadata.uid;
     const goneNetns = (await runtime().listSandboxes()).find((s) => s.podUid === goneUid)!;
+    // An exec session the agent never closes, as when it is killed: its command goes on.
+    const keptId = kept!.replace(/^[a-z]+:\/\//, '');
+    const session = await runtime().execStream(keptId, ['sleep', '311'], {
+      stdin: false,
+      tty: false,
+    });
+    session.stdout.resume();
+    session.stderr.resume();
+    const sleeping = async () => {
+      const r = await runtime().execSync(keptId, ['ps', '-o', 'args'], 5000);
+      return / sleep 311|^sleep 311/m.test(r.output);
+    };
+    await waitFor('the exec command to run', 10_000, sleeping);
 
     await agent!.stop();
     agent = undefined;
@@ -114,6 +133,10 @@ describe('agent restart', { timeout: 180_000 }, () => {
     assert.ok(!(await netnsList()).includes(`flyces-${goneNetns.id.slice(0, 12)}`));
     assert.ok(!(await runtime().listContainers()).some((c) => c.sandboxId === goneNetns.id));
     assert.equal(await containerId('keep'), kept, 'the same container, not restarted');
+    // The new agent ended the session's command: no client could reach it any more.
+    const exit = await Promise.race([session.exited, sleep(10_000).then(() => undefined)]);
+    assert.equal(exit?.exitCode, 137, 'the exec command ended');
+    assert.equal(await sleeping(), false);
     const status = (await api.client.get<Pod>(pods, 'default', 'keep')).status!;
     assert.equal(status.containerStatuses![0].restartCount, 0);
   });

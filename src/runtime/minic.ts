@@ -13,6 +13,7 @@ import path from 'node:path';
 
 import { componentLogger, type Logger } from '../log.js';
 import { diskUsage } from '../util/disk-usage.js';
+import { endExecLeftovers } from './exec-leftovers.js';
 import { processRuns } from './process-tree.js';
 import { PodNetwork, netnsPath } from './pod-network.js';
 import {
@@ -221,6 +222,8 @@ export class MiniC implements RuntimeService {
   private readonly binaries: Promise<{ runc: Runc; runtime: string; conmon: string }>;
   /** The host's hard limit of open files; this process's limits do not change. */
   private readonly nofileLimit = hostNofileLimit();
+  /** When this runtime was made: exec sessions from before it are an earlier agent's. */
+  private readonly madeAt = Date.now();
 
   constructor(options: MiniCOptions) {
     this.root = path.resolve(options.root);
@@ -487,6 +490,7 @@ export class MiniC implements RuntimeService {
     await this.removeLeftovers().catch((err: unknown) => {
       this.log.warn({ err }, 'could not remove what containers of a previous boot left');
     });
+    await this.endExecLeftovers();
     this.sparesStarted ??= this.spares.start().catch((err: unknown) => {
       this.log.warn({ err }, 'could not take over the spare pod network');
     });
@@ -521,6 +525,18 @@ export class MiniC implements RuntimeService {
     // Noted where a runtime has run (prepareNetwork makes the root), so that `flyces down`
     // given a data dir that was never used makes nothing there.
     if (existsSync(this.root)) replaceJsonSync(bootFile, { bootId });
+  }
+
+  /** Ends the commands of exec sessions whose agent was killed (see exec-leftovers.ts). */
+  private async endExecLeftovers(): Promise<void> {
+    try {
+      const ended = await endExecLeftovers(path.join(this.stateRoot, 'exec'), this.madeAt);
+      if (ended.length > 0) {
+        this.log.info({ pids: ended }, 'ended the commands of exec sessions an earlier agent left');
+      }
+    } catch (err) {
+      this.log.warn({ err }, 'could not end the exec sessions an earlier agent left');
+    }
   }
 
   private async removeUnrecorded(): Promise<void> {
