@@ -124,11 +124,13 @@ describe('what syncs a pod', { timeout: 300_000 }, () => {
   });
 
   test('a container that cannot be created is tried again at a growing interval', async (t) => {
-    // The image runs as root: the runtime refuses to create the container.
-    await apply('refused', { securityContext: { runAsNonRoot: true } });
+    // The runtime refuses to create a container whose working directory is among its fds.
+    await apply('refused', {}, { container: { workingDir: '/proc/self/fd/3' } });
+    // The image runs as root: a settings error, which kubelet tries again every 10 s.
+    await apply('nonroot', { securityContext: { runAsNonRoot: true } });
     await waitFor('CreateContainerError', 30_000, async () => {
       const state = await podField('refused', '{.status.containerStatuses[0].state.waiting}');
-      return /CreateContainerError/.test(state) && /runAsNonRoot/.test(state);
+      return /CreateContainerError/.test(state) && /working directory/.test(state);
     });
     await sleep(33_000);
     const tries = logged('refused', 'container failed to start');
@@ -144,7 +146,7 @@ describe('what syncs a pod', { timeout: 300_000 }, () => {
     // Meanwhile the status shows why, and an Event for each try says so too.
     const state = await podField('refused', '{.status.containerStatuses[0].state.waiting}');
     assert.match(state, /CreateContainerError/);
-    assert.match(state, /container has runAsNonRoot and image will run as root/);
+    assert.match(state, /working directory \/proc\/self\/fd\/3 is not allowed/);
     const events = JSON.parse(
       await cluster.kubectl(
         ...['get', 'events', '--field-selector', 'involvedObject.name=refused,reason=Failed'],
@@ -153,10 +155,20 @@ describe('what syncs a pod', { timeout: 300_000 }, () => {
     ) as { items: { count?: number; message: string }[] };
     const count = events.items.reduce((sum, e) => sum + (e.count ?? 1), 0);
     assert.equal(count, 3, JSON.stringify(events.items));
-    assert.match(events.items[0].message, /runAsNonRoot/);
+    assert.match(events.items[0].message, /working directory/);
     const syncs = logged('refused', 'pod sync').length;
     t.diagnostic(`${syncs} syncs`);
     // The tries, the periodic looks between them, no more.
     assert.ok(syncs <= 8, `${syncs} syncs in 35 s`);
+
+    const nonroot = await podField('nonroot', '{.status.containerStatuses[0].state.waiting}');
+    assert.match(nonroot, /"reason":"CreateContainerConfigError"/);
+    assert.match(nonroot, /container has runAsNonRoot and image will run as root/);
+    const looks = logged('nonroot', 'container config failed');
+    const gaps = looks.slice(1).map((at, i) => at - looks[i]);
+    t.diagnostic(`settings tried again after ${gaps.join(', ')} ms`);
+    assert.ok(looks.length >= 3, `${looks.length} tries`);
+    for (const gap of gaps) assert.ok(gap >= 9000 && gap < 13_000, `${gap} ms between tries`);
+    assert.equal(logged('nonroot', 'container failed to start').length, 0);
   });
 });

@@ -412,14 +412,7 @@ export class PodWorker {
         warn: (message) => this.events.warning(pod, 'InvalidEnvironmentVariableNames', message),
       });
     } catch (err) {
-      const message = (err as Error).message;
-      waiting.set(container.name, { reason: 'CreateContainerConfigError', message });
-      this.events.warning(pod, 'Failed', `Error: ${message}`);
-      this.log.warn(
-        { pod: podKey(pod), container: container.name, err: message },
-        'container config failed',
-      );
-      return 10_000;
+      return this.configFailed(pod, container, waiting, (err as Error).message);
     }
     let id: string | undefined;
     try {
@@ -435,9 +428,12 @@ export class PodWorker {
       this.log.info({ pod: podKey(pod), container: container.name, attempt }, 'container started');
       return undefined;
     } catch (err) {
-      const reason = id === undefined ? 'CreateContainerError' : 'RunContainerError';
       // The runtime's error can quote the command, which may carry a Secret's value.
       const message = hideValues((err as Error).message, config.hiddenValues);
+      if (err instanceof RuntimeError && err.code === 'CreateContainerConfigError') {
+        return this.configFailed(pod, container, waiting, message);
+      }
+      const reason = id === undefined ? 'CreateContainerError' : 'RunContainerError';
       waiting.set(container.name, { reason, message });
       this.startFailures.set(key, { reason, message });
       if (!counted) this.backoff.restarted(key);
@@ -450,7 +446,26 @@ export class PodWorker {
     }
   }
 
-  /** Checks the image is in the node's store; sets ErrImagePull-style waiting reasons if not. */
+  /**
+   * A container whose settings cannot be met (a reference that does not resolve, runAsNonRoot
+   * with a root user) waits with CreateContainerConfigError and is tried again every 10 s, as
+   * kubelet's pod worker does: not a crash, so no growing back-off.
+   */
+  private configFailed(
+    pod: Pod,
+    container: Container,
+    waiting: Map<string, Waiting>,
+    message: string,
+  ): number {
+    waiting.set(container.name, { reason: 'CreateContainerConfigError', message });
+    this.events.warning(pod, 'Failed', `Error: ${message}`);
+    this.log.warn(
+      { pod: podKey(pod), container: container.name, err: message },
+      'container config failed',
+    );
+    return 10_000;
+  }
+
   /**
    * Makes sure the container's image is in the node's store under its pull policy:
    * Never uses what is there, IfNotPresent pulls when it is missing, Always pulls each time

@@ -204,6 +204,8 @@ export type RuntimeErrorCode =
   | 'ErrImagePull'
   | 'InvalidImageName'
   | 'CreateContainerError'
+  /** The container's settings cannot hold with its image (runAsNonRoot and a root user). */
+  | 'CreateContainerConfigError'
   | 'RunContainerError'
   | 'NotFound'
   | 'NetworkError';

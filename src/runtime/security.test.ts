@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { RuntimeError } from './runtime.js';
 import { checkWorkingDir, resolveCapabilities, resolveIdentity, DEFAULT_CAPS } from './security.js';
 
 test('capabilities add and drop from the default set', () => {
@@ -39,7 +40,22 @@ test('identity from securityContext over the image', () => {
     gid: 7,
     additionalGids: [5],
   });
-  assert.throws(() => resolveIdentity({ runAsNonRoot: true }, { uid: 0, gid: 0 }), /runAsNonRoot/);
+  const configError = (message: RegExp) => (err: unknown) =>
+    err instanceof RuntimeError &&
+    err.code === 'CreateContainerConfigError' &&
+    message.test(err.message);
+  assert.throws(
+    () => resolveIdentity({ runAsNonRoot: true }, { uid: 0, gid: 0 }),
+    configError(/^container has runAsNonRoot and image will run as root$/),
+  );
+  assert.throws(
+    () => resolveIdentity({ runAsNonRoot: true, runAsUser: 0 }, { uid: 1000, gid: 0 }),
+    configError(/^container's runAsUser breaks non-root policy$/),
+  );
+  assert.deepEqual(resolveIdentity({ runAsNonRoot: true, runAsUser: 5 }, { uid: 0, gid: 0 }), {
+    uid: 5,
+    gid: 0,
+  });
 });
 
 test('working directories under /proc/self/fd are refused', () => {

@@ -244,10 +244,12 @@ export function resolveIdentity(
   const uid = sec?.runAsUser ?? image.uid;
   const gid = sec?.runAsGroup ?? (sec?.runAsUser !== undefined ? image.gid : image.gid);
   if (sec?.runAsNonRoot && uid === 0) {
-    throw new RuntimeError(
-      'CreateContainerError',
-      'container has runAsNonRoot and image will run as root',
-    );
+    // kubelet's words, and its reason: the settings, not the runtime, are at fault.
+    const message =
+      sec.runAsUser === 0
+        ? "container's runAsUser breaks non-root policy"
+        : 'container has runAsNonRoot and image will run as root';
+    throw new RuntimeError('CreateContainerConfigError', message);
   }
   const user: { uid: number; gid: number; additionalGids?: number[] } = { uid, gid };
   // The image user's memberships (its /etc/group) count only while it is that user.
