@@ -3,7 +3,7 @@ import { PassThrough, Writable } from 'node:stream';
 import { badRequest } from '../api/errors.js';
 import type { AttachedStdin, ExecExit, ExecSession } from '../runtime/runtime.js';
 import type { ExecRequest } from './exec.js';
-import { followFromEnd } from './logs.js';
+import { followFromEnd, roomIn } from './logs.js';
 
 /**
  * The agent's side of `kubectl attach`: a session that looks like an exec's (see exec.ts,
@@ -62,6 +62,10 @@ export async function startAttach(
     },
     stop,
     async () => !(await target.running()),
+    async () => {
+      await roomIn(stdout);
+      await roomIn(stderr);
+    },
   )
     .then(
       () => ({ exitCode: 0 }),

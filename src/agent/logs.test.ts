@@ -217,6 +217,7 @@ test('an attach follows the log from its end, each entry as it comes, partial on
       },
       stop,
       async () => ended,
+      async () => undefined,
     );
     await new Promise((r) => setTimeout(r, 100));
     appendFileSync(log, 'ort\nt1 stdout P / # \nt2 stdout F ls\nt3 stderr F oops\n');
@@ -226,6 +227,41 @@ test('an attach follows the log from its end, each entry as it comes, partial on
     // The entry being written when the attach began is shown whole; the prompt, without a
     // newline, at once.
     assert.deepEqual(seen, ['stdout:cut short', 'stdout:/ # ', 'stdout:ls\n', 'stderr:oops\n']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a follower waits for a slow reader instead of reading the whole log into memory', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'flyces-logs-slow-'));
+  try {
+    const path = join(dir, 'c.log');
+    writeFileSync(path, '');
+    // A reader that takes nothing until told to: what it was handed is what piled up.
+    let handed = 0;
+    let flowing = false;
+    const held: (() => void)[] = [];
+    const out = new Writable({
+      highWaterMark: 64 * 1024,
+      write: (chunk: Buffer, _e, done) => {
+        handed += chunk.length;
+        if (flowing) done();
+        else held.push(done);
+      },
+    });
+    let finished = false;
+    const streamed = streamLog(path, out, { follow: true, done: async () => finished });
+    // 8 MiB of log, in lines of 1 KiB.
+    const line = `2026-01-01T00:00:00Z stdout F ${'x'.repeat(1000)}\n`;
+    appendFileSync(path, line.repeat(8 * 1024));
+    await new Promise((r) => setTimeout(r, 1500));
+    const piled = handed + out.writableLength;
+    flowing = true;
+    for (const done of held.splice(0)) done();
+    finished = true;
+    await streamed;
+    assert.ok(piled <= 2.5 * 1024 * 1024, `${piled} bytes taken from the log for a stalled reader`);
+    assert.equal(handed, 8 * 1024 * (1000 + 1));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -153,7 +153,25 @@ export async function streamLog(
   };
   for (const line of lines) if (!write(line)) return void out.end();
   if (!opts.follow) return void out.end();
-  await follow(path, offset, write, out, opts.done ?? (async () => false), assembler);
+  const done = opts.done ?? (async () => false);
+  await follow(path, offset, write, out, done, assembler ?? new LineAssembler(), () => roomIn(out));
+}
+
+/**
+ * Resolves once `out` takes writes again (or has closed): a reader slower than the log
+ * holds the follower back, instead of the log piling up in memory.
+ */
+export function roomIn(out: Writable): Promise<void> {
+  if (!out.writableNeedDrain || out.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const go = () => {
+      out.off('drain', go);
+      out.off('close', go);
+      resolve();
+    };
+    out.on('drain', go);
+    out.on('close', go);
+  });
 }
 
 /** Most bytes one read of a followed log takes in; the rest waits for the next turn. */
@@ -171,7 +189,9 @@ async function follow(
   write: (line: LogLine) => boolean,
   out: Writable,
   done: () => Promise<boolean>,
-  assembler: EntryReader = new LineAssembler(),
+  assembler: EntryReader,
+  /** Resolves once what was written has gone on: the next read waits for it. */
+  room: () => Promise<void>,
 ): Promise<void> {
   let offset = start;
   let carry = Buffer.alloc(0);
@@ -204,6 +224,7 @@ async function follow(
           const line = assembler.push(part);
           if (line && !write(line)) return;
         }
+        await room();
         continue;
       }
       const rotated = await openLog(path, file?.ino);
@@ -264,6 +285,8 @@ export async function followFromEnd(
   write: (entry: LogLine) => boolean,
   stop: Writable,
   done: () => Promise<boolean>,
+  /** Resolves once the writes have gone on to the client (see roomIn). */
+  room: () => Promise<void>,
 ): Promise<void> {
   // From the start of an entry conmon may still be writing: it is shown whole.
   const start = await entryBoundary(path);
@@ -275,7 +298,7 @@ export async function followFromEnd(
     },
     flush: () => undefined,
   };
-  await follow(path, start, write, stop, done, raw);
+  await follow(path, start, write, stop, done, raw, room);
 }
 
 /** Bytes read back from the end to find where the last entry ends. */
