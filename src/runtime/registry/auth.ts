@@ -275,17 +275,23 @@ export class Authorizer {
     if (res.status !== 200) {
       throw pullError(`the token service ${url.host} answered HTTP ${res.status}`);
     }
-    let parsed: { token?: unknown; access_token?: unknown; expires_in?: unknown };
+    let parsed: unknown;
     try {
       parsed = JSON.parse(body.toString('utf8'));
     } catch {
       throw pullError(`the token service ${url.host} answered with invalid JSON`);
     }
-    const token = typeof parsed.token === 'string' ? parsed.token : parsed.access_token;
+    // JSON that is no object (null, a string) carries no token either.
+    const fields = (typeof parsed === 'object' && parsed !== null ? parsed : {}) as {
+      token?: unknown;
+      access_token?: unknown;
+      expires_in?: unknown;
+    };
+    const token = typeof fields.token === 'string' ? fields.token : fields.access_token;
     if (typeof token !== 'string' || token === '') {
       throw pullError(`the token service ${url.host} answered without a token`);
     }
-    const expires = typeof parsed.expires_in === 'number' ? parsed.expires_in : 0;
+    const expires = typeof fields.expires_in === 'number' ? fields.expires_in : 0;
     this.cache.rememberToken(
       this.tokenKey(challenge, scope),
       token,

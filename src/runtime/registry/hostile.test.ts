@@ -1,0 +1,234 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { gzipSync } from 'node:zlib';
+
+import { pino } from 'pino';
+import tar from 'tar-stream';
+
+import { ImageStore, type ImageStoreOptions } from '../images.js';
+import { RuntimeError } from '../runtime.js';
+
+/**
+ * Pulls from registries that misbehave, each an in-process HTTP server on a loopback port
+ * of its own (17950-17959): token services that fail or answer oddly, indexes without the
+ * node's platform, lying digests, bodies cut short. Every case checks the pull ends in
+ * ErrImagePull with a message that says what went wrong, and that the store is unchanged.
+ */
+
+const PORTS = { registry: 17950, token: 17951 };
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json';
+const OCI_LAYER_GZIP = 'application/vnd.oci.image.layer.v1.tar+gzip';
+
+const sha256 = (b: Buffer): string => 'sha256:' + createHash('sha256').update(b).digest('hex');
+
+interface Descriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  platform?: { os: string; architecture: string; variant?: string };
+}
+
+async function tarOf(files: Record<string, string>): Promise<Buffer> {
+  const pack = tar.pack();
+  const chunks: Buffer[] = [];
+  pack.on('data', (c: unknown) => void chunks.push(c as Buffer));
+  const done = new Promise<void>((resolve) => pack.on('end', () => resolve()));
+  for (const [name, body] of Object.entries(files)) pack.entry({ name, mode: 0o644 }, body);
+  pack.finalize();
+  await done;
+  return Buffer.concat(chunks);
+}
+
+type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
+
+/** A registry of blobs and manifests in memory; `intercept` answers first when set. */
+class FakeRegistry {
+  readonly blobs = new Map<string, Buffer>();
+  readonly manifests = new Map<string, { bytes: Buffer; type: string }>();
+  readonly seen: string[] = [];
+  intercept?: Handler;
+  server = http.createServer((req, res) => this.handle(req, res));
+
+  handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    this.seen.push(`${req.method} ${req.url}`);
+    if (this.intercept?.(req, res)) return;
+    const m = /^\/v2\/(.+)\/(manifests|blobs)\/([^/]+)$/.exec(req.url ?? '');
+    if (!m) {
+      res.writeHead(req.url === '/v2/' ? 200 : 404).end();
+      return;
+    }
+    if (m[2] === 'blobs') {
+      const blob = this.blobs.get(m[3]);
+      if (!blob) return void res.writeHead(404).end();
+      res.writeHead(200, { 'Content-Type': 'application/octet-stream' }).end(blob);
+      return;
+    }
+    const manifest = this.manifests.get(`${m[1]}:${m[3]}`) ?? this.manifests.get(m[3]);
+    if (!manifest) return void res.writeHead(404).end();
+    res.writeHead(200, { 'Content-Type': manifest.type }).end(manifest.bytes);
+  }
+
+  blob(bytes: Buffer, mediaType: string): Descriptor {
+    this.blobs.set(sha256(bytes), bytes);
+    return { mediaType, digest: sha256(bytes), size: bytes.length };
+  }
+
+  /** Stores a manifest under its digest and, given one, a `repo:tag`. */
+  manifest(doc: unknown, type: string, repoTag?: string): Descriptor {
+    const bytes = Buffer.from(JSON.stringify(doc));
+    const entry = { bytes, type };
+    this.manifests.set(sha256(bytes), entry);
+    if (repoTag) this.manifests.set(repoTag, entry);
+    return { mediaType: type, digest: sha256(bytes), size: bytes.length };
+  }
+
+  /** An image of one gzip layer holding `files`; returns its manifest's descriptor. */
+  async image(
+    files: Record<string, string>,
+    repoTag?: string,
+    platform = { os: 'linux', architecture: 'amd64' },
+  ): Promise<Descriptor> {
+    const layer = await tarOf(files);
+    const config = Buffer.from(
+      JSON.stringify({ ...platform, rootfs: { type: 'layers', diff_ids: [sha256(layer)] } }),
+    );
+    const doc = {
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      config: this.blob(config, OCI_CONFIG),
+      layers: [this.blob(gzipSync(layer), OCI_LAYER_GZIP)],
+    };
+    return this.manifest(doc, OCI_MANIFEST, repoTag);
+  }
+}
+
+function listen(server: http.Server, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve());
+  });
+}
+
+async function rejectsPull(promise: Promise<unknown>, pattern: RegExp): Promise<string> {
+  try {
+    await promise;
+  } catch (err) {
+    assert.ok(err instanceof RuntimeError, `not a RuntimeError: ${String(err)}`);
+    assert.equal(err.code, 'ErrImagePull');
+    assert.match(err.message, pattern);
+    return err.message;
+  }
+  assert.fail('the pull succeeded');
+}
+
+const silent = pino({ level: 'silent' });
+
+test('pulls from hostile registries', async (t) => {
+  const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'flyces-hostile-registry-'));
+  const registry = new FakeRegistry();
+  let tokenAnswer: Handler = () => false;
+  const tokens = { requests: [] as string[] };
+  const tokenServer = http.createServer((req, res) => {
+    tokens.requests.push(req.url ?? '');
+    if (!tokenAnswer(req, res)) res.writeHead(500).end();
+  });
+  await listen(registry.server, PORTS.registry);
+  await listen(tokenServer, PORTS.token);
+  t.after(async () => {
+    for (const server of [registry.server, tokenServer]) {
+      server.closeAllConnections();
+      server.close();
+    }
+    await fs.rm(tmp, { recursive: true, force: true });
+  });
+  let stores = 0;
+  const newStore = (extra: Partial<ImageStoreOptions> = {}) =>
+    new ImageStore({ root: path.join(tmp, `store-${++stores}`), logger: silent, ...extra });
+  const host = `127.0.0.1:${PORTS.registry}`;
+
+  await registry.image({ 'a.txt': 'a' }, 'app:1');
+
+  await t.test('a plain image pulls', async () => {
+    const info = await newStore().pullImage(`${host}/app:1`);
+    assert.deepEqual(info.names, [`${host}/app:1`]);
+  });
+
+  /** Demands a Bearer token for `repo`, fetched from the token server; `valid` says which. */
+  const demandToken = (repo: string, valid: (token: string) => boolean): Handler => {
+    return (req, res) => {
+      if (!req.url?.startsWith(`/v2/${repo}/`)) return false;
+      const token = req.headers.authorization?.replace(/^Bearer /, '') ?? '';
+      if (valid(token)) return false;
+      const realm = `http://127.0.0.1:${PORTS.token}/token`;
+      res.writeHead(401, {
+        'WWW-Authenticate': `Bearer realm="${realm}",service="fake",scope="repository:${repo}:pull"`,
+      });
+      res.end();
+      return true;
+    };
+  };
+
+  await t.test('token services that fail or answer oddly', async (st) => {
+    st.after(() => (registry.intercept = undefined));
+    await registry.image({ 'b.txt': 'b' }, 'org/team/app:1');
+    registry.intercept = demandToken('org/team/app', (tok) => tok === 'good');
+    const ref = `${host}/org/team/app:1`;
+    const answer =
+      (status: number, body: string): Handler =>
+      (_req, res) => {
+        res.writeHead(status, { 'Content-Type': 'application/json' }).end(body);
+        return true;
+      };
+    const cases: [string, Handler, RegExp][] = [
+      ['500', answer(500, 'oops'), /token service 127\.0\.0\.1:17951 answered HTTP 500/],
+      ['not JSON', answer(200, '<html>'), /token service .* answered with invalid JSON/],
+      ['JSON null', answer(200, 'null'), /token service .* answered without a token/],
+      ['JSON string', answer(200, '"good"'), /token service .* answered without a token/],
+      ['token a number', answer(200, '{"token": 5}'), /answered without a token/],
+    ];
+    for (const [name, handler, pattern] of cases) {
+      tokenAnswer = handler;
+      await rejectsPull(newStore().pullImage(ref), pattern).catch((err: Error) => {
+        throw new Error(`${name}: ${err.message}`);
+      });
+    }
+    tokens.requests.length = 0;
+    tokenAnswer = answer(200, '{"access_token": "good"}');
+    await newStore().pullImage(ref);
+    assert.match(tokens.requests[0], /scope=repository%3Aorg%2Fteam%2Fapp%3Apull/);
+  });
+
+  await t.test(
+    'a token the registry stops taking is fetched again once, not in a loop',
+    async (st) => {
+      st.after(() => (registry.intercept = undefined));
+      await registry.image({ 'c.txt': 'c' }, 'expiring:1');
+      let issued = 0;
+      tokenAnswer = (_req, res) => {
+        res.writeHead(200).end(JSON.stringify({ token: `t${++issued}`, expires_in: 300 }));
+        return true;
+      };
+      let accepted = new Set(['t1']);
+      registry.intercept = demandToken('expiring', (tok) => accepted.has(tok));
+      const store = newStore();
+      await store.pullImage(`${host}/expiring:1`);
+      assert.equal(issued, 1);
+      // The cached t1 is refused now: one fresh token (t2) is fetched and used.
+      accepted = new Set(['t2']);
+      await store.pullImage(`${host}/expiring:1`);
+      assert.equal(issued, 2);
+      // Every token refused: one fresh token, then the pull fails.
+      accepted = new Set();
+      registry.seen.length = 0;
+      await rejectsPull(store.pullImage(`${host}/expiring:1`), /^unauthorized: /);
+      assert.equal(issued, 3);
+      assert.equal(registry.seen.length, 2);
+    },
+  );
+});
