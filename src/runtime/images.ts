@@ -13,6 +13,7 @@ import {
   type StagedBlob,
 } from './archive.js';
 import { exists, isErrno, KeyedMutex, listDir, readJson, writeJsonAtomic } from './fsutil.js';
+import { noPlatformMessage, pickPlatform } from './platform.js';
 import { processRuns } from './process-tree.js';
 import { formatReference, normalizeReference, parseReference } from './reference.js';
 import { AuthCache, credentialsFingerprint, secretsOf } from './registry/auth.js';
@@ -319,11 +320,13 @@ export class ImageStore implements ImageService {
     if (!isIndex) return desc;
     if (depth >= 3) throw new ArchiveError('image indexes nest too deeply');
 
-    const manifests = blob.manifests ?? [];
-    const match =
-      manifests.find((m) => m.platform?.os === 'linux' && m.platform?.architecture === 'amd64') ??
-      (manifests.length === 1 && !manifests[0].platform ? manifests[0] : undefined);
-    if (!match) throw new ArchiveError(`index ${desc.digest} has no linux/amd64 manifest`);
+    const manifests = Array.isArray(blob.manifests) ? blob.manifests : [];
+    const match = pickPlatform(manifests);
+    if (!match) {
+      throw new ArchiveError(
+        `index ${desc.digest} has no linux/amd64 manifest; ${noPlatformMessage(manifests)}`,
+      );
+    }
     return this.platformManifest(contents, match, depth + 1);
   }
 

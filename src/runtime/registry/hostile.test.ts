@@ -22,6 +22,7 @@ import { RuntimeError } from '../runtime.js';
 
 const PORTS = { registry: 17950, token: 17951 };
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json';
 const OCI_LAYER_GZIP = 'application/vnd.oci.image.layer.v1.tar+gzip';
 
@@ -231,4 +232,29 @@ test('pulls from hostile registries', async (t) => {
       assert.equal(registry.seen.length, 2);
     },
   );
+
+  await t.test('platforms of an index', async () => {
+    const amd = await registry.image({ 'amd.txt': 'amd64' }, undefined);
+    const arm = await registry.image({ 'arm.txt': 'arm' }, undefined, {
+      os: 'linux',
+      architecture: 'arm64',
+    });
+    const entry = (d: Descriptor, os: string, architecture: string, variant?: string) => ({
+      ...d,
+      platform: { os, architecture, ...(variant ? { variant } : {}) },
+    });
+    const index = (tag: string, manifests: unknown[]) =>
+      registry.manifest({ schemaVersion: 2, mediaType: OCI_INDEX, manifests }, OCI_INDEX, tag);
+    index('multi:none', [
+      entry(arm, 'linux', 'arm64', 'v8'),
+      entry(amd, 'windows', 'amd64'),
+      entry(arm, 'linux', 'arm', 'v7'),
+    ]);
+    await rejectsPull(
+      newStore().pullImage(`${host}/multi:none`),
+      /has no linux\/amd64 image in index sha256:[a-f0-9]{64}; it has linux\/arm64\/v8, windows\/amd64, linux\/arm\/v7$/,
+    );
+    index('multi:both', [entry(arm, 'linux', 'arm64', 'v8'), entry(amd, 'linux', 'amd64')]);
+    assert.equal((await newStore().pullImage(`${host}/multi:both`)).digest, amd.digest);
+  });
 });

@@ -3,6 +3,7 @@ import path from 'node:path';
 
 import type { Descriptor, OciManifest, StagedBlob } from '../archive.js';
 import type { Logger } from '../../log.js';
+import { noPlatformMessage, pickPlatform } from '../platform.js';
 import { formatReference, type ImageReference } from '../reference.js';
 import { RuntimeError, type RegistryAuth } from '../runtime.js';
 import { Authorizer, findCredentials, type AuthCache } from './auth.js';
@@ -14,7 +15,7 @@ import { pullError } from './errors.js';
 /**
  * Pulls one image's blobs into a staging directory: resolves the reference at the first
  * endpoint that knows it, follows an image index or manifest list to the linux/amd64
- * manifest, then fetches the config and every layer the store lacks. Nothing here touches
+ * manifest (see platform.ts), then fetches the config and every layer the store lacks. Nothing here touches
  * the store; the caller unpacks and commits what this returns, or deletes the staging
  * directory. Once an endpoint has answered for the manifest, every blob comes from it.
  */
@@ -140,13 +141,6 @@ function parseJson(bytes: Buffer, what: string): Record<string, unknown> {
   throw pullError(`${what} is not a JSON object`);
 }
 
-function pickPlatform(manifests: Descriptor[]): Descriptor | undefined {
-  return (
-    manifests.find((m) => m.platform?.os === 'linux' && m.platform?.architecture === 'amd64') ??
-    (manifests.length === 1 && !manifests[0].platform ? manifests[0] : undefined)
-  );
-}
-
 /** Follows indexes down to the image manifest, checking every digest on the way. */
 async function selectManifest(
   client: RegistryClient,
@@ -172,8 +166,13 @@ async function selectManifest(
 
     const manifests = Array.isArray(doc.manifests) ? (doc.manifests as Descriptor[]) : [];
     const match = pickPlatform(manifests);
-    if (!match || !SHA256.test(String(match.digest))) {
-      throw pullError(`${image} has no linux/amd64 image in index ${digest}`);
+    if (!match) {
+      throw pullError(
+        `${image} has no linux/amd64 image in index ${digest}; ${noPlatformMessage(manifests)}`,
+      );
+    }
+    if (!SHA256.test(String(match.digest))) {
+      throw pullError(`the linux/amd64 entry of index ${digest} of ${image} has no valid digest`);
     }
     if (match.size > PULL_LIMITS.jsonBytes) {
       throw pullError(`manifest ${match.digest} of ${image} is larger than its limit`);
