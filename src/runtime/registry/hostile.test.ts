@@ -257,4 +257,110 @@ test('pulls from hostile registries', async (t) => {
     index('multi:both', [entry(arm, 'linux', 'arm64', 'v8'), entry(amd, 'linux', 'amd64')]);
     assert.equal((await newStore().pullImage(`${host}/multi:both`)).digest, amd.digest);
   });
+
+  await t.test('manifests that lie or cannot be used', async () => {
+    await registry.image({ 'd.txt': 'd' }, 'lies:good');
+    const doc = JSON.parse(registry.manifests.get('lies:good')!.bytes.toString()) as {
+      config: Descriptor;
+      layers: Descriptor[];
+    };
+    const layer = doc.layers[0];
+    const flipped = (d: Descriptor) => ({ ...d, digest: `sha256:${'0'.repeat(64)}` });
+    registry.manifest(
+      { schemaVersion: 1, name: 'lies', tag: 's1', fsLayers: [] },
+      'application/vnd.docker.distribution.manifest.v1+prettyjws',
+      'lies:schema1',
+    );
+    registry.manifest(
+      { ...doc, config: { ...doc.config, mediaType: 'application/vnd.cncf.helm.config.v1+json' } },
+      OCI_MANIFEST,
+      'lies:helm',
+    );
+    registry.manifest({ ...doc, config: flipped(doc.config) }, OCI_MANIFEST, 'lies:config');
+    registry.manifest({ ...doc, layers: [flipped(layer)] }, OCI_MANIFEST, 'lies:layer');
+    registry.manifest(
+      { ...doc, layers: [{ ...layer, size: layer.size + 1 }] },
+      OCI_MANIFEST,
+      'lies:size',
+    );
+    // A config whose diff_id is not what the layer unpacks to.
+    const config = Buffer.from(
+      JSON.stringify({
+        os: 'linux',
+        architecture: 'amd64',
+        rootfs: { type: 'layers', diff_ids: [`sha256:${'1'.repeat(64)}`] },
+      }),
+    );
+    registry.manifest(
+      { ...doc, config: registry.blob(config, OCI_CONFIG) },
+      OCI_MANIFEST,
+      'lies:diffid',
+    );
+    const cases: [string, RegExp][] = [
+      ['schema1', /has a Docker schema 1 manifest, which flyCes does not support/],
+      [
+        'helm',
+        /config of .* has media type application\/vnd\.cncf\.helm\.config\.v1\+json, which flyCes cannot use/,
+      ],
+      ['config', /blob unknown: sha256:0{64}/],
+      ['layer', /blob unknown: sha256:0{64}/],
+      ['size', /layer sha256:[a-f0-9]{64} (is|has) \d+ bytes, its descriptor says \d+/],
+      ['diffid', /unpacks to sha256:[a-f0-9]{64}, but the config says sha256:1{64}/],
+    ];
+    const store = newStore();
+    await store.pullImage(`${host}/app:1`);
+    for (const [tag, pattern] of cases) {
+      await rejectsPull(store.pullImage(`${host}/lies:${tag}`), pattern);
+    }
+    // The registry serves another blob for a digest: its bytes hash to something else.
+    registry.blobs.set(doc.config.digest, Buffer.from('{"os":"linux"}'));
+    await rejectsPull(
+      store.pullImage(`${host}/lies:good`),
+      /config sha256:[a-f0-9]{64} has \d+ bytes|digest mismatch: config/,
+    );
+    assert.equal((await store.listImages()).length, 1);
+    assert.deepEqual(await fs.readdir(path.join(store.root, 'tmp')), []);
+  });
+
+  await t.test(
+    'a blob cut short, a manifest with another Content-Type, name:tag@digest',
+    async (st) => {
+      st.after(() => (registry.intercept = undefined));
+      const first = await registry.image({ 'e.txt': 'e'.repeat(200_000) }, 'cut:1');
+      const doc = JSON.parse(registry.manifests.get('cut:1')!.bytes.toString()) as {
+        layers: Descriptor[];
+      };
+      const layer = doc.layers[0];
+      registry.intercept = (req, res) => {
+        if (!req.url?.endsWith(`/blobs/${layer.digest}`)) return false;
+        const bytes = registry.blobs.get(layer.digest)!;
+        res.writeHead(200, { 'Content-Length': bytes.length });
+        res.write(bytes.subarray(0, bytes.length >> 1), () => res.destroy());
+        return true;
+      };
+      const store = newStore();
+      await rejectsPull(
+        store.pullImage(`${host}/cut:1`),
+        /downloading layer sha256:[a-f0-9]{64} from 127\.0\.0\.1:17950 failed/,
+      );
+      assert.deepEqual(await fs.readdir(path.join(store.root, 'tmp')), []);
+      registry.intercept = (req, res) => {
+        if (!req.url?.endsWith(`/manifests/1`) || !req.url.includes('/cut/')) return false;
+        res
+          .writeHead(200, { 'Content-Type': 'text/html' })
+          .end(registry.manifests.get('cut:1')!.bytes);
+        return true;
+      };
+      assert.equal((await store.pullImage(`${host}/cut:1`)).digest, first.digest);
+      registry.intercept = undefined;
+      const other = await registry.image({ 'f.txt': 'f' }, 'cut:2');
+      const pinned = `${host}/cut:2@${first.digest}`;
+      registry.seen.length = 0;
+      const info = await newStore().pullImage(pinned);
+      assert.equal(info.digest, first.digest);
+      assert.notEqual(info.digest, other.digest);
+      assert.deepEqual(info.names, [pinned]);
+      assert.equal(registry.seen[0], `GET /v2/cut/manifests/${first.digest}`);
+    },
+  );
 });
