@@ -73,3 +73,17 @@ test('knows loopback hosts', () => {
   const remote = endpointsFor('quay.io', { mirrors: new Map(), configs: new Map() });
   assert.equal(remote[0].api.href, 'https://quay.io/v2/');
 });
+
+test('without the default endpoint, only registries with mirrors lose it, as in k3s', () => {
+  const config = parseRegistriesConfig(
+    'mirrors:\n  mirrored.example.com:\n    endpoint: ["m.example.com"]\n',
+  );
+  const apis = (domain: string, c = config) =>
+    endpointsFor(domain, c, false).map((e) => e.api.href);
+  assert.deepEqual(apis('mirrored.example.com'), ['https://m.example.com/v2/']);
+  assert.deepEqual(apis('other.example.com'), ['https://other.example.com/v2/']);
+  const wildcard = parseRegistriesConfig('mirrors:\n  "*":\n    endpoint: ["m.example.com"]\n');
+  assert.deepEqual(apis('other.example.com', wildcard), ['https://m.example.com/v2/']);
+  const empty = parseRegistriesConfig('mirrors:\n  mirrored.example.com:\n    endpoint: []\n');
+  assert.deepEqual(apis('mirrored.example.com', empty), []);
+});

@@ -56,16 +56,18 @@ function registryEndpoint(domain: string): Endpoint {
 
 /**
  * The endpoints to try for a registry, in order. `includeRegistry` false leaves out the
- * registry itself (k3s's --disable-default-registry-endpoint): only mirrors are used.
+ * registry itself (k3s's --disable-default-registry-endpoint): only mirrors are used. As in
+ * k3s, that applies only to a registry registries.yaml gives mirrors (its own entry or
+ * "*"); any other registry is still pulled from directly, as it has nothing else.
  */
 export function endpointsFor(
   domain: string,
   config: RegistriesConfig,
   includeRegistry = true,
 ): Endpoint[] {
-  const urls = config.mirrors.get(domain) ?? config.mirrors.get('*') ?? [];
-  const endpoints = urls.map((u) => endpointFromUrl(u, true));
-  if (includeRegistry) endpoints.push(registryEndpoint(domain));
+  const urls = config.mirrors.get(domain) ?? config.mirrors.get('*');
+  const endpoints = (urls ?? []).map((u) => endpointFromUrl(u, true));
+  if (includeRegistry || urls === undefined) endpoints.push(registryEndpoint(domain));
   return endpoints;
 }
 
