@@ -50,7 +50,7 @@ export interface RegistryTls {
   clientCa?: string;
 }
 
-/** Starts docker-registry on a free loopback port; returns its port. */
+/** Starts docker-registry on `fixedPort`, or a free loopback port; returns its port. */
 export async function startRegistry(
   tmp: string,
   name: string,
@@ -58,8 +58,9 @@ export async function startRegistry(
   htpasswd: string | undefined,
   children: ChildProcess[],
   tls?: RegistryTls,
+  fixedPort?: number,
 ): Promise<number> {
-  const port = await freePort();
+  const port = fixedPort ?? (await freePort());
   const auth = htpasswd
     ? `auth:\n  htpasswd:\n    realm: flyces-test\n    path: ${htpasswd}\n`
     : '';

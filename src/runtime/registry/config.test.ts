@@ -74,6 +74,32 @@ test('knows loopback hosts', () => {
   assert.equal(remote[0].api.href, 'https://quay.io/v2/');
 });
 
+test('a loopback registry with TLS settings of its own is spoken to over HTTPS', () => {
+  const config = parseRegistriesConfig(`
+mirrors:
+  registry.example.com:
+    endpoint: ["127.0.0.1:17960", "127.0.0.1:17961", "http://127.0.0.1:17962"]
+configs:
+  "127.0.0.1:17960":
+    tls: { ca_file: /ca.crt }
+  "127.0.0.1:17963":
+    tls: { insecure_skip_verify: true }
+  "127.0.0.1:17964":
+    auth: { username: u, password: p }
+  "*":
+    tls: { ca_file: /ca.crt }
+`);
+  const apis = (domain: string) => endpointsFor(domain, config).map((e) => e.api.href);
+  assert.deepEqual(apis('registry.example.com'), [
+    'https://127.0.0.1:17960/v2/',
+    'http://127.0.0.1:17961/v2/',
+    'http://127.0.0.1:17962/v2/',
+    'https://registry.example.com/v2/',
+  ]);
+  assert.deepEqual(apis('127.0.0.1:17963'), ['https://127.0.0.1:17963/v2/']);
+  assert.deepEqual(apis('127.0.0.1:17964'), ['http://127.0.0.1:17964/v2/']);
+});
+
 test('without the default endpoint, only registries with mirrors lose it, as in k3s', () => {
   const config = parseRegistriesConfig(
     'mirrors:\n  mirrored.example.com:\n    endpoint: ["m.example.com"]\n',

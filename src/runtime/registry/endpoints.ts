@@ -7,8 +7,9 @@ import type { TlsSettings } from './http.js';
 /**
  * Where the blobs of a registry are fetched from: its mirrors from registries.yaml in
  * order, then the registry itself (Docker Hub's API lives at registry-1.docker.io).
- * Loopback registries speak plain HTTP unless their URL says https; every other registry
- * speaks HTTPS unless a mirror endpoint is written as an http:// URL.
+ * Loopback registries speak plain HTTP unless their URL says https or registries.yaml gives
+ * them TLS settings; every other registry speaks HTTPS unless a mirror endpoint is written
+ * as an http:// URL.
  */
 
 /** One place to send the distribution API requests of a pull to. */
@@ -37,21 +38,31 @@ export function isLoopbackHost(host: string): boolean {
   return name === 'localhost' || name === '::1' || /^127(\.\d{1,3}){3}$/.test(name);
 }
 
-function endpointFromUrl(text: string, mirror: boolean): Endpoint {
+/**
+ * The scheme of an endpoint written without one: HTTPS, except for a loopback host, which
+ * speaks plain HTTP unless registries.yaml gives it TLS settings of its own (configs."host".tls;
+ * the "*" entry does not count, so that it cannot turn every loopback registry to HTTPS).
+ */
+function defaultScheme(host: string, config: RegistriesConfig): 'http' | 'https' {
+  if (!isLoopbackHost(host)) return 'https';
+  return config.configs.get(host.toLowerCase())?.tls ? 'https' : 'http';
+}
+
+function endpointFromUrl(text: string, mirror: boolean, config: RegistriesConfig): Endpoint {
   const hasScheme = /^[a-z]+:\/\//i.test(text);
   const bare = hasScheme ? '' : text.split('/')[0];
-  const url = new URL(hasScheme ? text : `${isLoopbackHost(bare) ? 'http' : 'https'}://${text}`);
+  const url = new URL(hasScheme ? text : `${defaultScheme(bare, config)}://${text}`);
   // A path in the endpoint replaces /v2 as the API root, as containerd's hosts do.
   const path = url.pathname.replace(/\/+$/, '');
   const api = new URL(`${url.origin}${path === '' ? '/v2' : path}/`);
   return { api, host: url.host, mirror };
 }
 
-function registryEndpoint(domain: string): Endpoint {
+function registryEndpoint(domain: string, config: RegistriesConfig): Endpoint {
   if (domain === DOCKER_HUB) {
     return { api: new URL(`https://${DOCKER_HUB_API}/v2/`), host: DOCKER_HUB, mirror: false };
   }
-  return { ...endpointFromUrl(domain, false), host: domain };
+  return { ...endpointFromUrl(domain, false, config), host: domain };
 }
 
 /**
@@ -66,8 +77,8 @@ export function endpointsFor(
   includeRegistry = true,
 ): Endpoint[] {
   const urls = config.mirrors.get(domain) ?? config.mirrors.get('*');
-  const endpoints = (urls ?? []).map((u) => endpointFromUrl(u, true));
-  if (includeRegistry || urls === undefined) endpoints.push(registryEndpoint(domain));
+  const endpoints = (urls ?? []).map((u) => endpointFromUrl(u, true, config));
+  if (includeRegistry || urls === undefined) endpoints.push(registryEndpoint(domain, config));
   return endpoints;
 }
 
