@@ -10,7 +10,7 @@ import { pino } from 'pino';
 
 import { ImageStore } from '../src/runtime/images.js';
 import { RuntimeError } from '../src/runtime/runtime.js';
-import { buildWebImage } from './helpers/cluster.js';
+import { buildWebImage, FLYCES } from './helpers/cluster.js';
 import { startRegistry } from './helpers/registry.js';
 
 /**
@@ -156,4 +156,30 @@ test('registries.yaml against a TLS docker-registry', { timeout: 60_000 }, async
     assert.match(message, new RegExp(`\\(mirror 127\\.0\\.0\\.1:${PORTS.tls}\\)`));
     assert.match(message, /manifest unknown: registry\.flyces\.test\/web:1/);
   });
+});
+
+test('flyces up refuses image GC thresholds kubelet would refuse, before starting', async () => {
+  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'flyces-image-attack-flags-'));
+  try {
+    const cases: [string[], RegExp][] = [
+      [
+        ['--image-gc-high-threshold', '70', '--image-gc-low-threshold', '80'],
+        /--image-gc-low-threshold \(80\) must be less than --image-gc-high-threshold \(70\)/,
+      ],
+      [['--image-gc-high-threshold', '101'], /101 is not a whole percent from 0 to 100/],
+      [['--image-gc-low-threshold', 'x'], /x is not a whole percent/],
+    ];
+    for (const [flags, pattern] of cases) {
+      const args = [FLYCES, 'up', '--data-dir', dataDir, '--port', '17900', ...flags];
+      const result = await exec(process.execPath, args).then(
+        () => assert.fail(`flyces up ${flags.join(' ')} started`),
+        (err: { code?: number; stderr?: string }) => err,
+      );
+      assert.equal(result.code, 1);
+      assert.match(result.stderr ?? '', pattern);
+    }
+    assert.deepEqual(await fs.readdir(dataDir), [], 'nothing was started');
+  } finally {
+    await fs.rm(dataDir, { recursive: true, force: true });
+  }
 });

@@ -2,6 +2,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent } from '../agent/agent.js';
 import { NodeCredentialManager } from '../agent/credentials.js';
+import type { ImageGcOptions } from '../agent/image-gc.js';
 import { nodeObject } from '../agent/node-status.js';
 import { RouteManager } from '../agent/routes.js';
 import { byGroupResource } from '../api/resources.js';
@@ -51,6 +52,8 @@ export interface JoinAgentOptions {
   runtime: boolean;
   allowHostPath: boolean;
   allowPrivileged: boolean;
+  /** Thresholds of image garbage collection (kubelet's --image-gc-*-threshold). */
+  imageGc?: ImageGcOptions;
 }
 
 const NODES = byGroupResource.get('/nodes')!;
@@ -125,6 +128,7 @@ export async function joinAgentCommand(o: JoinAgentOptions): Promise<void> {
     tls: { ...set.serving, caPem: set.caPem },
     allowHostPath: o.allowHostPath,
     allowPrivileged: o.allowPrivileged,
+    imageGc: o.imageGc,
     services: proxy?.services,
     publishHostPorts: proxy?.setHostPorts,
   });

@@ -2,6 +2,8 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
+import { thresholdProblem } from '../agent/image-gc.js';
+
 /**
  * The `flyces` command. Each subcommand loads its module when it runs, so a client command
  * does not pay for loading the whole control plane.
@@ -19,11 +21,37 @@ function port(value: string): number {
   return n;
 }
 
+function percent(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 100)
+    throw new InvalidArgumentError(`${value} is not a whole percent from 0 to 100`);
+  return n;
+}
+
+/** The image GC thresholds of an `up` or `agent` command line, checked as kubelet does. */
+function imageGc(o: { imageGcHighThreshold: number; imageGcLowThreshold: number }) {
+  const problem = thresholdProblem(o.imageGcHighThreshold, o.imageGcLowThreshold);
+  if (problem) throw new InvalidArgumentError(problem);
+  return { highPercent: o.imageGcHighThreshold, lowPercent: o.imageGcLowThreshold };
+}
+
+/** kubelet's image GC flags, with its defaults. */
+function addImageGcOptions(command: Command): Command {
+  return command
+    .option(
+      '--image-gc-high-threshold <percent>',
+      'disk usage at which unused images are removed (100: never)',
+      percent,
+      85,
+    )
+    .option('--image-gc-low-threshold <percent>', 'disk usage image GC stops at', percent, 80);
+}
+
 const program = new Command('flyces')
   .description('flyCes: a container orchestration engine that speaks the Kubernetes API')
   .version('0.1.0');
 
-program
+const up = program
   .command('up')
   .description('start an all-in-one cluster on this machine (foreground, until Ctrl-C)')
   .option('--data-dir <dir>', 'where the cluster keeps its state', DEFAULT_DATA_DIR)
@@ -44,23 +72,24 @@ program
     '--no-agent',
     'run only the control plane, with no node on this machine (no root or runc ' +
       'needed); pods wait for nodes that join, e.g. `flyces agent --hollow N`',
-  )
-  .action(async (o) =>
-    (await import('./up.js')).up({
-      dataDir: o.dataDir,
-      port: o.port,
-      bindAddress: o.bindAddress,
-      agentPort: o.agentPort,
-      nodeName: o.nodeName,
-      podCidr: o.podCidr,
-      bridge: o.bridge,
-      serviceCidr: o.serviceCidr,
-      advertiseAddress: o.advertiseAddress,
-      allowHostPath: o.allowHostPath,
-      allowPrivileged: o.allowPrivileged,
-      noAgent: o.agent === false,
-    }),
   );
+addImageGcOptions(up).action(async (o) =>
+  (await import('./up.js')).up({
+    dataDir: o.dataDir,
+    port: o.port,
+    bindAddress: o.bindAddress,
+    agentPort: o.agentPort,
+    nodeName: o.nodeName,
+    podCidr: o.podCidr,
+    bridge: o.bridge,
+    serviceCidr: o.serviceCidr,
+    advertiseAddress: o.advertiseAddress,
+    allowHostPath: o.allowHostPath,
+    allowPrivileged: o.allowPrivileged,
+    noAgent: o.agent === false,
+    imageGc: imageGc(o),
+  }),
+);
 
 program
   .command('server')
@@ -160,7 +189,7 @@ function count(value: string): number {
   return n;
 }
 
-program
+const agent = program
   .command('agent')
   .description(
     'join this machine to a cluster (--server URL --token TOKEN), or run hollow nodes (--hollow N)',
@@ -182,26 +211,27 @@ program
   .option('--name-prefix <prefix>', 'node names are PREFIX0 … PREFIX(N-1)', 'hollow-')
   .option('--cpu <quantity>', 'cpu capacity of each node', '4')
   .option('--memory <quantity>', 'memory capacity of each node', '16Gi')
-  .option('--max-pods <n>', 'pod capacity of each node', count, 110)
-  .action(async (o) => {
-    if (o.server === undefined) return (await import('./agent-command.js')).agentCommand(o);
-    await (
-      await import('./join-agent.js')
-    ).joinAgentCommand({
-      server: o.server,
-      token: o.token,
-      nodeName: o.nodeName,
-      dataDir: o.dataDir,
-      nodeIp: o.nodeIp,
-      podCidr: o.podCidr,
-      clusterCidr: o.clusterCidr,
-      agentPort: o.agentPort,
-      bridge: o.bridge,
-      runtime: o.runtime,
-      allowHostPath: o.allowHostPath,
-      allowPrivileged: o.allowPrivileged,
-    });
+  .option('--max-pods <n>', 'pod capacity of each node', count, 110);
+addImageGcOptions(agent).action(async (o) => {
+  if (o.server === undefined) return (await import('./agent-command.js')).agentCommand(o);
+  await (
+    await import('./join-agent.js')
+  ).joinAgentCommand({
+    server: o.server,
+    token: o.token,
+    nodeName: o.nodeName,
+    dataDir: o.dataDir,
+    nodeIp: o.nodeIp,
+    podCidr: o.podCidr,
+    clusterCidr: o.clusterCidr,
+    agentPort: o.agentPort,
+    bridge: o.bridge,
+    runtime: o.runtime,
+    allowHostPath: o.allowHostPath,
+    allowPrivileged: o.allowPrivileged,
+    imageGc: imageGc(o),
   });
+});
 
 program.parseAsync(process.argv).catch((err: Error) => {
   process.stderr.write(`error: ${err.message}\n`);

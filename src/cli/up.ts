@@ -3,6 +3,7 @@ import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSy
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { Agent } from '../agent/agent.js';
+import type { ImageGcOptions } from '../agent/image-gc.js';
 import { ensureServingCert } from '../apiserver/pki.js';
 import { ApiServer } from '../apiserver/server.js';
 import { InformerFactory } from '../client/factory.js';
@@ -50,6 +51,8 @@ export interface UpOptions {
   allowPrivileged: boolean;
   /** Run only the control plane: no local node agent (default false). */
   noAgent?: boolean;
+  /** Thresholds of image garbage collection (kubelet's --image-gc-*-threshold). */
+  imageGc?: ImageGcOptions;
 }
 
 const log = componentLogger('up');
@@ -251,6 +254,7 @@ async function localNode(
     labels: { 'node-role.kubernetes.io/control-plane': 'true' },
     allowHostPath: opts.allowHostPath,
     allowPrivileged: opts.allowPrivileged,
+    imageGc: opts.imageGc,
     services: (namespace) => proxy.servicesFor(namespace),
     publishHostPorts: (ports) => proxy.setHostPorts(ports),
   });
