@@ -425,7 +425,7 @@ export class ImageStore implements ImageService {
     for (const diffId of record.layers) {
       // A layer seen present while preparing may have been collected since.
       if (!staged.has(diffId) && !(await exists(this.layerDir(diffId)))) {
-        throw new ArchiveError(`layer ${diffId} was removed meanwhile; try again`);
+        throw new StoreChangedError(`layer ${diffId} was removed meanwhile; try again`);
       }
       index.layers[diffId] ??= { size: 0 };
     }
@@ -472,7 +472,24 @@ export class ImageStore implements ImageService {
     return pull;
   }
 
+  /**
+   * One pull, started over once if the store lost a layer it counted on meanwhile (an
+   * image removed, by the image GC or a user, while this pull was under way): the second
+   * attempt downloads what is gone instead of failing the pod's pull.
+   */
   private async pullOnce(name: string, opts: PullImageOptions): Promise<ImageInfo> {
+    try {
+      return await this.pullAttempt(name, opts);
+    } catch (err) {
+      if (!(err instanceof StoreChangedError)) throw err;
+      this.log.info({ image: name, why: err.message }, 'pulling again: the store changed');
+      return this.pullAttempt(name, opts).catch((again: unknown) => {
+        throw again instanceof StoreChangedError ? pullError(again.message) : again;
+      });
+    }
+  }
+
+  private async pullAttempt(name: string, opts: PullImageOptions): Promise<ImageInfo> {
     const auths = opts.auth ?? [];
     let registries: RegistriesConfig | undefined;
     let staging: string | undefined;
@@ -497,6 +514,7 @@ export class ImageStore implements ImageService {
       this.log.info({ image: name, digest: info.digest, id: info.id }, 'pulled');
       return info;
     } catch (err) {
+      if (err instanceof StoreChangedError) throw err;
       const secrets = [...secretsOf(auths), ...configSecrets(registries)];
       throw asPullError(storeFault(err, this.root) ?? err, secrets);
     } finally {
@@ -594,6 +612,9 @@ export class ImageStore implements ImageService {
     }
   }
 }
+
+/** A layer an import or pull counted on was removed before it committed; try again. */
+class StoreChangedError extends ArchiveError {}
 
 /** An archive image's manifest and config, read from its verified blobs. */
 async function readArchiveImage(

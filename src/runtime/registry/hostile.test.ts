@@ -363,4 +363,25 @@ test('pulls from hostile registries', async (t) => {
       assert.equal(registry.seen[0], `GET /v2/cut/manifests/${first.digest}`);
     },
   );
+
+  await t.test('an image removed while a pull of it is starting', async (st) => {
+    st.after(() => (registry.intercept = undefined));
+    await registry.image({ 'g.txt': 'g' }, 'gone:1');
+    const store = newStore();
+    const ref = `${host}/gone:1`;
+    const first = await store.pullImage(ref);
+    // The pull (as under imagePullPolicy Always) finds the layer and config stored; the image
+    // is removed, layers and blobs with it, before the registry answers for the manifest.
+    let removal: Promise<void> | undefined;
+    registry.intercept = (req) => {
+      if (req.url === '/v2/gone/manifests/1' && !removal) removal = store.removeImage(ref);
+      return false;
+    };
+    const again = await store.pullImage(ref);
+    assert.ok(removal, 'the image was removed during the pull');
+    await removal;
+    assert.equal(again.id, first.id);
+    const image = await store.resolveImage(ref);
+    assert.equal(await fs.readFile(path.join(image!.layerDirs[0], 'g.txt'), 'utf8'), 'g');
+  });
 });

@@ -226,14 +226,22 @@ async function fetchConfig(
   ctx: PullContext,
 ): Promise<unknown> {
   const stored = await ctx.storedBlob(desc.digest);
-  let bytes: Buffer;
-  if (stored !== undefined) {
-    bytes = await fs.readFile(stored);
-  } else {
+  // An image removed meanwhile may take the stored config with it: then it is fetched.
+  let bytes = stored === undefined ? undefined : await readIfThere(stored);
+  if (bytes === undefined) {
     bytes = await client.smallBlob(desc, PULL_LIMITS.jsonBytes, 'config');
     blobs.set(desc.digest, await writeStaged(staging, desc.digest, bytes));
   }
   return parseJson(bytes, `config ${desc.digest}`);
+}
+
+async function readIfThere(file: string): Promise<Buffer | undefined> {
+  try {
+    return await fs.readFile(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
 }
 
 /** Downloads the layers whose diff ids the store lacks, a few at a time. */
