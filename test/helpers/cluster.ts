@@ -86,13 +86,22 @@ export class TestCluster {
   /** Sends SIGINT, as Ctrl-C does, and waits for the process to end. */
   async stop(): Promise<number | null> {
     const proc = this.proc;
-    if (!proc || proc.exitCode !== null) return proc?.exitCode ?? null;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return proc?.exitCode ?? null;
     const exited = new Promise<number | null>((res) => proc.once('exit', (code) => res(code)));
     proc.kill('SIGINT');
     const timer = setTimeout(() => proc.kill('SIGKILL'), 30_000);
     const code = await exited;
     clearTimeout(timer);
     return code;
+  }
+
+  /** Kills flyces up with SIGKILL, as a crash or `kill -9` would, and waits for its end. */
+  async kill(): Promise<void> {
+    const proc = this.proc;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = new Promise((res) => proc.once('exit', res));
+    proc.kill('SIGKILL');
+    await exited;
   }
 
   async kubectl(...args: string[]): Promise<string> {
