@@ -7,11 +7,25 @@ import { addDefaultTolerations } from './taints.js';
  * before validation so that stored objects always carry them.
  */
 
+/**
+ * The pull policy Kubernetes gives a container that names none: Always for the tag
+ * `latest`, IfNotPresent otherwise. A reference with neither tag nor digest has the tag
+ * latest; one with a digest has only the tag it writes, so `x:latest@sha256:…` is Always
+ * and `x@sha256:…` IfNotPresent.
+ */
+export function defaultPullPolicy(image: string): 'Always' | 'IfNotPresent' {
+  const at = image.indexOf('@');
+  const name = at >= 0 ? image.slice(0, at) : image;
+  const last = name.slice(name.lastIndexOf('/') + 1);
+  const colon = last.indexOf(':');
+  const tag = colon >= 0 ? last.slice(colon + 1) : at >= 0 ? '' : 'latest';
+  return tag === 'latest' ? 'Always' : 'IfNotPresent';
+}
+
 function defaultContainer(c: Container): void {
   if (!c || typeof c !== 'object') return;
   if (!c.imagePullPolicy && typeof c.image === 'string') {
-    const tag = c.image.includes('@') ? '' : (c.image.split('/').pop()?.split(':')[1] ?? 'latest');
-    c.imagePullPolicy = tag === 'latest' ? 'Always' : 'IfNotPresent';
+    c.imagePullPolicy = defaultPullPolicy(c.image);
   }
   c.terminationMessagePath ??= '/dev/termination-log';
   c.terminationMessagePolicy ??= 'File';
