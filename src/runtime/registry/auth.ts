@@ -192,6 +192,12 @@ function basicHeader(creds: Credentials): string {
   return `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`;
 }
 
+/**
+ * The TLS settings registries.yaml gives a host (with port), if it gives any; the token
+ * realm of a registry may be on another host than the registry.
+ */
+export type TlsLookup = (host: string) => Promise<TlsSettings | undefined>;
+
 /** Answers the auth challenges of one endpoint host for the pulls of one repository. */
 export class Authorizer {
   constructor(
@@ -200,6 +206,7 @@ export class Authorizer {
     private readonly cache: AuthCache,
     private readonly timeoutMs: number,
     private readonly tls?: TlsSettings,
+    private readonly tlsOf?: TlsLookup,
   ) {}
 
   /** The user name of the credentials offered to this host, if any (it is no secret). */
@@ -254,6 +261,20 @@ export class Authorizer {
     return url;
   }
 
+  /**
+   * TLS settings for a token realm: the registry's own on its host; elsewhere those
+   * registries.yaml gives the realm's host, else the registry's trust (its CA, or skipping
+   * verification), as containerd asks the realm with the registry's client. Decided: the
+   * registry's client certificate is not shown to another host.
+   */
+  private async realmTls(url: URL): Promise<TlsSettings | undefined> {
+    if (url.protocol !== 'https:') return undefined;
+    if (url.host === this.host) return this.tls;
+    const own = await this.tlsOf?.(url.host);
+    if (own) return own;
+    return this.tls && { ca: this.tls.ca, insecureSkipVerify: this.tls.insecureSkipVerify };
+  }
+
   private async fetchToken(challenge: Challenge, scope: string): Promise<string> {
     const url = this.tokenUrl(challenge, scope);
     const headers: Record<string, string> = {};
@@ -261,12 +282,11 @@ export class Authorizer {
     if (this.creds && (url.protocol === 'https:' || isLoopbackHost(url.host))) {
       headers.Authorization = basicHeader(this.creds);
     }
-    const sameHost = url.host === this.host;
     const res = await send({
       url,
       headers,
       timeoutMs: this.timeoutMs,
-      tls: sameHost ? this.tls : undefined,
+      tls: await this.realmTls(url),
     });
     const body = await readBody(res, MAX_TOKEN_RESPONSE, `token response from ${url.host}`);
     if (res.status === 401 || res.status === 403) {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -10,6 +11,7 @@ import { gzipSync } from 'node:zlib';
 import { pino } from 'pino';
 import tar from 'tar-stream';
 
+import { issueCert, newClusterCa } from '../../apiserver/pki.js';
 import { ImageStore, type ImageStoreOptions } from '../images.js';
 import { RuntimeError } from '../runtime.js';
 
@@ -20,7 +22,7 @@ import { RuntimeError } from '../runtime.js';
  * ErrImagePull with a message that says what went wrong, and that the store is unchanged.
  */
 
-const PORTS = { registry: 17950, token: 17951 };
+const PORTS = { registry: 17950, token: 17951, tlsRegistry: 17952, tlsRealm: 17953 };
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json';
@@ -109,7 +111,7 @@ class FakeRegistry {
   }
 }
 
-function listen(server: http.Server, port: number): Promise<void> {
+function listen(server: http.Server | https.Server, port: number): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, '127.0.0.1', () => resolve());
@@ -383,5 +385,61 @@ test('pulls from hostile registries', async (t) => {
     assert.equal(again.id, first.id);
     const image = await store.resolveImage(ref);
     assert.equal(await fs.readFile(path.join(image!.layerDirs[0], 'g.txt'), 'utf8'), 'g');
+  });
+
+  await t.test('a token realm over TLS on another loopback port', async (st) => {
+    const ca = await newClusterCa('flyces-hostile-ca');
+    const serving = await issueCert(ca, {
+      commonName: '127.0.0.1',
+      hosts: ['127.0.0.1'],
+      usage: 'server',
+      lifetimeMs: 3600_000,
+    });
+    const tls = { cert: serving.certPem, key: serving.keyPem! };
+    const secure = new FakeRegistry();
+    await secure.image({ 'h.txt': 'h' }, 'tls/app:1');
+    const realmPort = PORTS.tlsRealm;
+    secure.intercept = (req, res) => {
+      if (req.headers.authorization === 'Bearer tls-token') return false;
+      const realm = `https://127.0.0.1:${realmPort}/token`;
+      res.writeHead(401, { 'WWW-Authenticate': `Bearer realm="${realm}",service="s"` }).end();
+      return true;
+    };
+    const registryServer = https.createServer(tls, (req, res) => secure.handle(req, res));
+    const realmServer = https.createServer(tls, (_req, res) => {
+      res.writeHead(200).end('{"token":"tls-token"}');
+    });
+    await listen(registryServer, PORTS.tlsRegistry);
+    await listen(realmServer, realmPort);
+    st.after(() => {
+      for (const server of [registryServer, realmServer]) {
+        server.closeAllConnections();
+        server.close();
+      }
+    });
+    const caFile = path.join(tmp, 'hostile-ca.crt');
+    await fs.writeFile(caFile, ca.certPem);
+    const secureHost = `127.0.0.1:${PORTS.tlsRegistry}`;
+    const config = async (name: string, text: string) => {
+      const file = path.join(tmp, name);
+      await fs.writeFile(file, text);
+      return newStore({ registriesConfig: file });
+    };
+    // The registry's CA serves its token realm too, as containerd's client for the host does.
+    const own = await config(
+      'realm-own.yaml',
+      `configs:\n  "${secureHost}":\n    tls: { ca_file: ${caFile} }\n`,
+    );
+    assert.ok(await own.pullImage(`${secureHost}/tls/app:1`));
+    // Settings of the realm's own host are used when registries.yaml has them.
+    const both = await config(
+      'realm-both.yaml',
+      `configs:\n  "${secureHost}":\n    tls: { ca_file: ${caFile} }\n` +
+        `  "127.0.0.1:${realmPort}":\n    tls: { ca_file: ${caFile}.missing }\n`,
+    );
+    await assert.rejects(
+      both.pullImage(`${secureHost}/tls/app:1`),
+      new RegExp(`configs\\."127\\.0\\.0\\.1:${realmPort}"\\.tls\\.ca_file: cannot read`),
+    );
   });
 });

@@ -98,7 +98,8 @@ async function clientFor(
     findCredentials(ctx.auths, endpoint.host) ??
     (ctx.registries.configs.get(endpoint.host) ?? ctx.registries.configs.get('*'))?.auth;
   const tls = await tlsFor(ctx.registries, endpoint.host);
-  const authorizer = new Authorizer(endpoint.host, creds, ctx.cache, ctx.timeoutMs, tls);
+  const realmTls = (host: string) => tlsFor(ctx.registries, host);
+  const authorizer = new Authorizer(endpoint.host, creds, ctx.cache, ctx.timeoutMs, tls, realmTls);
   const { timeoutMs } = ctx;
   return new RegistryClient({ endpoint, repository: ref.path, authorizer, tls, timeoutMs, image });
 }
