@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { parseRegistriesConfig } from './config.js';
-import { endpointsFor, isLoopbackHost } from './endpoints.js';
+import { emptyRegistriesConfig, parseRegistriesConfig } from './config.js';
+import { endpointsFor, isLoopbackHost, repositoryAt } from './endpoints.js';
 import { RegistryConfigError } from './errors.js';
 
 test('parses a k3s registries.yaml', () => {
@@ -35,7 +35,16 @@ test('refuses a bad registries.yaml, naming the field', () => {
     ['mirrors:\n  docker.io:\n    endpoint: x', /mirrors\."docker\.io"\.endpoint must be a list/],
     ['mirrors:\n  docker.io:\n    endpoint: [5]', /mirrors\."docker\.io"\.endpoint\[0\] must be/],
     ['mirrors:\n  d.io:\n    endpoint: ["ftp://x"]', /endpoint\[0\] must be http or https/],
-    ['mirrors:\n  d.io:\n    endpoint: []\n    rewrite: {}', /\.rewrite is not supported/],
+    ['mirrors:\n  d.io:\n    endpoint: []\n    rewrite: []', /"d\.io"\.rewrite must be a mapping/],
+    [
+      'mirrors:\n  d.io:\n    endpoint: []\n    rewrite: { "(": x }',
+      /rewrite\["\("\] is not a regular/,
+    ],
+    [
+      'mirrors:\n  d.io:\n    endpoint: []\n    rewrite: { "a": 1 }',
+      /rewrite\["a"\] must be a string/,
+    ],
+    ['configs:\n  h:\n    auth: { identitytoken: x }', /auth\.identitytoken is not supported/],
     ['configs:\n  h:\n    auth: { username: a }', /configs\."h"\.auth needs both username/],
     ['configs:\n  h:\n    auth: { auth: "!!" }', /configs\."h"\.auth\.auth is not base64/],
     ['configs:\n  h:\n    tls: { insecure_skip_verify: "yes" }', /insecure_skip_verify must be/],
@@ -68,9 +77,9 @@ test('knows loopback hosts', () => {
     ['registry.local', false],
   ];
   for (const [host, loopback] of cases) assert.equal(isLoopbackHost(host), loopback, host);
-  const bare = endpointsFor('localhost:5000', { mirrors: new Map(), configs: new Map() });
+  const bare = endpointsFor('localhost:5000', emptyRegistriesConfig());
   assert.equal(bare[0].api.href, 'http://localhost:5000/v2/');
-  const remote = endpointsFor('quay.io', { mirrors: new Map(), configs: new Map() });
+  const remote = endpointsFor('quay.io', emptyRegistriesConfig());
   assert.equal(remote[0].api.href, 'https://quay.io/v2/');
 });
 
@@ -112,4 +121,30 @@ test('without the default endpoint, only registries with mirrors lose it, as in 
   assert.deepEqual(apis('other.example.com', wildcard), ['https://m.example.com/v2/']);
   const empty = parseRegistriesConfig('mirrors:\n  mirrored.example.com:\n    endpoint: []\n');
   assert.deepEqual(apis('mirrored.example.com', empty), []);
+});
+
+test('a mirror rewrites repository names, as k3s does; the registry itself never', () => {
+  const config = parseRegistriesConfig(`
+mirrors:
+  docker.io:
+    endpoint: ["127.0.0.1:17965"]
+    rewrite:
+      "^rancher/(.*)": "mirrorproject/rancher-images/$1"
+      "^library/(.*)": "hub/\${1}"
+      "^bad/(.*)": "Bad/$1"
+`);
+  const [mirror, registry] = endpointsFor('docker.io', config);
+  const cases: [string, string][] = [
+    ['rancher/coredns-coredns', 'mirrorproject/rancher-images/coredns-coredns'],
+    ['library/busybox', 'hub/busybox'],
+    ['other/x', 'other/x'],
+  ];
+  for (const [path, want] of cases) {
+    assert.equal(repositoryAt(mirror, path), want, path);
+    assert.equal(repositoryAt(registry, path), path, `${path} at the registry`);
+  }
+  assert.throws(
+    () => repositoryAt(mirror, 'bad/x'),
+    /registries\.yaml's mirrors\."docker\.io"\.rewrite\["\^bad\/\(\.\*\)"\] makes "bad\/x" into "Bad\/x", which is no repository name/,
+  );
 });

@@ -18,9 +18,21 @@ import { RegistryConfigError } from './errors.js';
  *       tls: { insecure_skip_verify: false, ca_file: ..., cert_file: ..., key_file: ... }
  *
  * `mirrors` is keyed by the registry of the image reference ("*" for every registry);
- * `configs` by the host of the endpoint spoken to. k3s's `rewrite` and `identity_token`
- * are refused rather than ignored, so a config never means less than its author thought.
+ * `configs` by the host of the endpoint spoken to. A mirror's `rewrite` (k3s's, a mapping
+ * of regular expressions to replacements) changes the repository asked of its endpoints,
+ * never of the registry itself; the first rule, in the file's order, that matches the
+ * repository (library/busybox for busybox) applies, with $1 (or ${1}) for its groups; the
+ * image keeps its own name on the node. k3s's `identity_token` is refused rather than
+ * ignored, so a config never means less than its author thought.
  */
+
+/** One rule of a mirror's `rewrite`. */
+export interface Rewrite {
+  pattern: RegExp;
+  replacement: string;
+  /** Where it was written, for messages: mirrors."docker.io".rewrite["^x/(.*)"]. */
+  field: string;
+}
 
 export interface RegistryTlsConfig {
   insecureSkipVerify: boolean;
@@ -38,13 +50,15 @@ export interface RegistryHostConfig {
 export interface RegistriesConfig {
   /** Mirror endpoint URLs by registry ("docker.io", "*"), in the order they are tried. */
   mirrors: Map<string, string[]>;
+  /** The rewrite rules of each registry's mirrors, keyed as `mirrors`. */
+  rewrites: Map<string, Rewrite[]>;
   /** Auth and TLS settings by endpoint host (with port). */
   configs: Map<string, RegistryHostConfig>;
 }
 
 /** The config of a node without a registries.yaml: no mirrors, no credentials. */
 export function emptyRegistriesConfig(): RegistriesConfig {
-  return { mirrors: new Map(), configs: new Map() };
+  return { mirrors: new Map(), rewrites: new Map(), configs: new Map() };
 }
 
 type Json = Record<string, unknown>;
@@ -61,7 +75,7 @@ class Fields {
       this.fail(field, 'must be a mapping');
     }
     for (const key of Object.keys(value)) {
-      if (key === 'rewrite' || key === 'identity_token' || key === 'identitytoken') {
+      if (key === 'identity_token' || key === 'identitytoken') {
         this.fail(`${field}.${key}`, 'is not supported by flyCes');
       }
       if (allowed.length > 0 && !allowed.includes(key)) this.fail(`${field}.${key}`, 'is unknown');
@@ -97,17 +111,38 @@ function parseEndpoint(f: Fields, value: unknown, field: string): string {
   return text;
 }
 
-function parseMirrors(f: Fields, value: unknown): Map<string, string[]> {
+function parseRewrites(f: Fields, value: unknown, field: string): Rewrite[] {
+  if (value === undefined || value === null) return [];
+  const rules: Rewrite[] = [];
+  for (const [source, replacement] of Object.entries(f.object(value, field, []))) {
+    const rule = `${field}[${JSON.stringify(source)}]`;
+    if (typeof replacement !== 'string') f.fail(rule, 'must be a string');
+    let pattern: RegExp;
+    try {
+      pattern = new RegExp(source);
+    } catch (err) {
+      f.fail(rule, `is not a regular expression: ${(err as Error).message}`);
+    }
+    // Go's ${1} is JavaScript's $1.
+    rules.push({ pattern, replacement: replacement.replace(/\$\{(\w+)\}/g, '$$$1'), field: rule });
+  }
+  return rules;
+}
+
+function parseMirrors(f: Fields, value: unknown): Pick<RegistriesConfig, 'mirrors' | 'rewrites'> {
   const mirrors = new Map<string, string[]>();
-  if (value === undefined || value === null) return mirrors;
+  const rewrites = new Map<string, Rewrite[]>();
+  if (value === undefined || value === null) return { mirrors, rewrites };
   for (const [registry, entry] of Object.entries(f.object(value, 'mirrors', []))) {
     const field = `mirrors."${registry}"`;
-    const body = f.object(entry, field, ['endpoint']);
+    const body = f.object(entry, field, ['endpoint', 'rewrite']);
     if (!Array.isArray(body.endpoint)) f.fail(`${field}.endpoint`, 'must be a list of URLs');
     const list = body.endpoint.map((e, i) => parseEndpoint(f, e, `${field}.endpoint[${i}]`));
-    mirrors.set(registry === '*' ? '*' : registryHost(registry), list);
+    const key = registry === '*' ? '*' : registryHost(registry);
+    mirrors.set(key, list);
+    rewrites.set(key, parseRewrites(f, body.rewrite, `${field}.rewrite`));
   }
-  return mirrors;
+  return { mirrors, rewrites };
 }
 
 function parseAuth(f: Fields, value: unknown, field: string): Credentials | undefined {
@@ -169,7 +204,7 @@ export function parseRegistriesConfig(text: string, source = 'registries.yaml'):
   }
   if (doc === null || doc === undefined) return emptyRegistriesConfig();
   const top = f.object(doc, 'the document', ['mirrors', 'configs']);
-  return { mirrors: parseMirrors(f, top.mirrors), configs: parseConfigs(f, top.configs) };
+  return { ...parseMirrors(f, top.mirrors), configs: parseConfigs(f, top.configs) };
 }
 
 /** Reads and validates a registries.yaml; a missing file means no mirrors and no configs. */

@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 
-import type { RegistriesConfig } from './config.js';
-import { RegistryConfigError } from './errors.js';
+import type { RegistriesConfig, Rewrite } from './config.js';
+import { pullError, RegistryConfigError } from './errors.js';
 import type { TlsSettings } from './http.js';
 
 /**
@@ -20,6 +20,8 @@ export interface Endpoint {
   host: string;
   /** Whether it came from registries.yaml rather than the reference itself. */
   mirror: boolean;
+  /** The mirror's rewrite rules for repository names; none for the registry itself. */
+  rewrites?: Rewrite[];
 }
 
 const DOCKER_HUB = 'docker.io';
@@ -76,8 +78,13 @@ export function endpointsFor(
   config: RegistriesConfig,
   includeRegistry = true,
 ): Endpoint[] {
-  const urls = config.mirrors.get(domain) ?? config.mirrors.get('*');
-  const endpoints = (urls ?? []).map((u) => endpointFromUrl(u, true, config));
+  const key = config.mirrors.has(domain) ? domain : '*';
+  const urls = config.mirrors.get(key);
+  const rewrites = config.rewrites.get(key) ?? [];
+  const endpoints: Endpoint[] = (urls ?? []).map((u) => ({
+    ...endpointFromUrl(u, true, config),
+    rewrites,
+  }));
   if (includeRegistry || urls === undefined) endpoints.push(registryEndpoint(domain, config));
   return endpoints;
 }
@@ -88,6 +95,24 @@ async function readPem(file: string, field: string): Promise<Buffer> {
   } catch (err) {
     throw new RegistryConfigError(`${field}: cannot read ${file}: ${(err as Error).message}`);
   }
+}
+
+/**
+ * The repository to ask an endpoint for: `path` after the first of its rewrite rules that
+ * matches. Throws ErrImagePull, naming the rule, when the result is no repository name.
+ */
+export function repositoryAt(endpoint: Endpoint, path: string): string {
+  const rule = endpoint.rewrites?.find((r) => r.pattern.test(path));
+  if (!rule) return path;
+  const rewritten = path.replace(rule.pattern, rule.replacement);
+  const component = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+  if (rewritten.length > 255 || !rewritten.split('/').every((c) => component.test(c))) {
+    throw pullError(
+      `registries.yaml's ${rule.field} makes "${path}" into "${rewritten.slice(0, 300)}", ` +
+        'which is no repository name',
+    );
+  }
+  return rewritten;
 }
 
 /** The TLS settings registries.yaml gives an endpoint host, with its files read. */

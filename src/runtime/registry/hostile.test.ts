@@ -442,4 +442,19 @@ test('pulls from hostile registries', async (t) => {
       new RegExp(`configs\\."127\\.0\\.0\\.1:${realmPort}"\\.tls\\.ca_file: cannot read`),
     );
   });
+
+  await t.test('a mirror with a rewrite is asked for the rewritten repository', async () => {
+    const file = path.join(tmp, 'registries-rewrite.yaml');
+    await fs.writeFile(
+      file,
+      `mirrors:\n  registry.flyces.test:\n    endpoint: ["http://${host}"]\n` +
+        '    rewrite:\n      "^upstream/(.*)$": "$1"\n',
+    );
+    // Without the registry itself: registry.flyces.test is never looked up.
+    const store = newStore({ registriesConfig: file, defaultRegistryEndpoint: false });
+    registry.seen.length = 0;
+    const info = await store.pullImage('registry.flyces.test/upstream/app:1');
+    assert.deepEqual(info.names, ['registry.flyces.test/upstream/app:1']);
+    assert.equal(registry.seen[0], 'GET /v2/app/manifests/1');
+  });
 });

@@ -9,7 +9,7 @@ import { RuntimeError, type RegistryAuth } from '../runtime.js';
 import { Authorizer, findCredentials, type AuthCache } from './auth.js';
 import { digestOf, MANIFEST_TYPES, RegistryClient, type FetchedManifest } from './client.js';
 import type { RegistriesConfig } from './config.js';
-import { endpointsFor, tlsFor, type Endpoint } from './endpoints.js';
+import { endpointsFor, repositoryAt, tlsFor, type Endpoint } from './endpoints.js';
 import { pullError } from './errors.js';
 
 /**
@@ -101,7 +101,8 @@ async function clientFor(
   const realmTls = (host: string) => tlsFor(ctx.registries, host);
   const authorizer = new Authorizer(endpoint.host, creds, ctx.cache, ctx.timeoutMs, tls, realmTls);
   const { timeoutMs } = ctx;
-  return new RegistryClient({ endpoint, repository: ref.path, authorizer, tls, timeoutMs, image });
+  const repository = repositoryAt(endpoint, ref.path);
+  return new RegistryClient({ endpoint, repository, authorizer, tls, timeoutMs, image });
 }
 
 /** Asks each endpoint in turn for the reference's manifest; the first answer wins. */
