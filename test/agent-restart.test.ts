@@ -142,8 +142,10 @@ describe('agent restart', { timeout: 180_000 }, () => {
   });
 
   test('image garbage collection removes only images no container uses', async () => {
+    // No minimum age: both images were first seen by this collector just now.
     const gc = new ImageGc(images, runtime(), dir, componentLogger('test'), {
       usage: async () => ({ capacity: 100, used: 99 }),
+      minAgeMs: 0,
     });
     const removed = await gc.collect();
     assert.deepEqual(removed, ['localhost/unused:1']);
