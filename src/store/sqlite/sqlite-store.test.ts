@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -292,4 +292,29 @@ describe('SqliteStore', () => {
     ];
     for (const [prefix, end] of cases) assert.equal(prefixEnd(prefix), end, prefix);
   });
+});
+
+test('the store file and its WAL are readable by their owner only, whatever the umask', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'flyces-sqlite-mode-'));
+  const old = process.umask(0o022);
+  try {
+    chmodSync(dir, 0o755);
+    const fresh = join(dir, 'fresh.db');
+    const store = SqliteStore.open(fresh);
+    await store.create('/k/secret', 'value');
+    for (const file of [fresh, `${fresh}-wal`, `${fresh}-shm`]) {
+      assert.equal(statSync(file).mode & 0o777, 0o600, file);
+    }
+    await store.close();
+    // A store an earlier version left readable by all is made private when opened.
+    const older = join(dir, 'older.db');
+    new Database(older).close();
+    chmodSync(older, 0o644);
+    const reopened = SqliteStore.open(older);
+    assert.equal(statSync(older).mode & 0o777, 0o600);
+    await reopened.close();
+  } finally {
+    process.umask(old);
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { statfsSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, openSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 import {
@@ -90,8 +90,10 @@ export class SqliteStore implements Store {
   static open(path: string, options: SqliteStoreOptions = {}): SqliteStore {
     let db: Database.Database | undefined;
     try {
+      if (path !== ':memory:') keepPrivate(path);
       db = new Database(path);
       applySchema(db);
+      if (path !== ':memory:') for (const side of ['-wal', '-shm']) keepPrivate(path + side, false);
       return new SqliteStore(db, options);
     } catch (err) {
       db?.close();
@@ -388,4 +390,15 @@ function fullDisk(path: string): string {
   } catch {
     return '';
   }
+}
+
+/**
+ * The store holds every Secret: its file is readable by its owner only (0600), whatever
+ * the mode of the directory it is in or the process's umask, also when an earlier version
+ * made it with another mode. SQLite gives its -wal and -shm files the database's mode.
+ */
+function keepPrivate(file: string, create = true): void {
+  if (create) closeSync(openSync(file, 'a', 0o600));
+  else if (!existsSync(file)) return;
+  chmodSync(file, 0o600);
 }
