@@ -288,6 +288,10 @@ describe('attacks on the agent', { timeout: 240_000 }, () => {
     const failedPod = JSON.parse(pod) as { metadata: { uid: string } };
     const ended = JSON.parse(pod).status.containerStatuses[0].lastState.terminated;
     assert.match(ended.message, /exec: .*\[hidden\].*executable file not found/, pod);
+    // runc's words without its log line's time and level, which made each try's Event new.
+    assert.match(ended.message, /^runtime failed to create the container: runc create failed: /);
+    assert.doesNotMatch(ended.message, /time=|level=|\n/);
+    assert.equal(ended.startedAt, '1970-01-01T00:00:00Z', 'never started: the epoch, as kubelet');
     assert.ok(events.includes('[hidden]'), events);
     assert.ok(!events.includes(value), `the Event shows the Secret: ${events}`);
     assert.ok(!pod.includes(value), `the pod's status shows the Secret: ${pod}`);

@@ -51,6 +51,8 @@ export function instancesByName(containers: ContainerStatus[]): Map<string, Cont
   return byName;
 }
 
+const NEVER_STARTED = '1970-01-01T00:00:00Z';
+
 function stateOf(c: ContainerStatus | undefined): ContainerStateValue {
   if (!c) return {};
   if (c.state === 'running') return { running: { startedAt: c.startedAt } };
@@ -60,7 +62,8 @@ function stateOf(c: ContainerStatus | undefined): ContainerStateValue {
         exitCode: c.exitCode ?? 137,
         reason: c.reason ?? (c.exitCode === 0 ? 'Completed' : 'Error'),
         ...(c.message ? { message: c.message } : {}),
-        startedAt: c.startedAt,
+        // One that never ran shows the epoch, as containerd's zero start time reads in kubelet.
+        startedAt: c.startedAt ?? NEVER_STARTED,
         finishedAt: c.finishedAt,
         containerID: RUNTIME_PREFIX + c.id,
       },

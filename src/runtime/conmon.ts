@@ -52,8 +52,26 @@ export async function createUnderConmon(id: string, name: string, p: ConmonPaths
  */
 export async function pidOf(message: SyncMessage, p: ConmonPaths): Promise<number> {
   if (message.data > 0) return message.data;
-  const detail = message.message ?? (await readTail(p.conmonLog));
+  const detail = runtimeMessage(message.message ?? (await readTail(p.conmonLog)));
   throw new Error(`runtime failed to create the container: ${detail}`);
+}
+
+/** One line of runc's own log, as it writes them to stderr: `time="…" level=error msg="…"`. */
+const RUNC_LOG_LINE = /^time="[^"]*" level=\w+ msg="((?:[^"\\]|\\.)*)"/;
+
+/**
+ * What runc said, without the time and level of its log lines: the same failure then reads
+ * the same each time, so its Events count up instead of piling up one per try.
+ */
+export function runtimeMessage(text: string): string {
+  const lines = text
+    .split('\n')
+    .map((line) => {
+      const logged = RUNC_LOG_LINE.exec(line.trim());
+      return logged ? logged[1].replace(/\\(.)/g, '$1') : line.trim();
+    })
+    .filter((line) => line !== '');
+  return lines.join('; ') || 'no details';
 }
 
 /**

@@ -803,9 +803,10 @@ export class MiniC implements RuntimeService {
         if (pid !== undefined) await endUnmanaged(runc, id, pid, deleted);
         hideIn(err, this.hidden.get(id));
         this.hidden.delete(id);
-        this.log.error({ container: id, err }, 'start failed');
+        // Mostly the container's own settings (a command that is not there): no stack.
+        const message = (err as Error).message.trim();
+        this.log.warn({ container: id, err: message }, 'start failed');
         // Reported as exited with 128 (StartError), as containerd does for one that never ran.
-        const message = (err as Error).message;
         await this.recordExit(rec, START_FAILED_EXIT_CODE, new Date(), false, message);
         throw wrap('RunContainerError', `container ${rec.name}`, err);
       }
