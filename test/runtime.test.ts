@@ -12,6 +12,7 @@ import { ImageStore } from '../src/runtime/images.js';
 import { MiniC } from '../src/runtime/minic.js';
 import { vethName } from '../src/runtime/pod-network.js';
 import { RuntimeError, type ContainerConfig } from '../src/runtime/runtime.js';
+import { waitFor } from './helpers/cluster.js';
 import { makeArchive, makeTar, type Entry } from './helpers/oci-images.js';
 import { runtimeRig } from './helpers/runtime-rig.js';
 
@@ -221,13 +222,20 @@ test('miniC runs pods with runc, conmon and a pod network', async (t) => {
     await minic.removeContainer(id);
   });
 
+  const trapped = (id: string) =>
+    waitFor('the shell to set its trap', 10_000, async () => {
+      return (await minic.execSync(id, ['test', '-f', '/tmp/trapped'], 5000)).exitCode === 0;
+    });
+
   await t.test('stop with grace: SIGTERM, then SIGKILL for one that ignores it', async () => {
     const id = await minic.createContainer(sandbox.id, {
       ...base,
       name: 'stubborn',
-      command: ['sh', '-c', 'trap "" TERM; sleep 1000 & wait; sleep 1000'],
+      command: ['sh', '-c', 'trap "" TERM; touch /tmp/trapped; sleep 1000 & wait; sleep 1000'],
     });
     await minic.startContainer(id);
+    // A SIGTERM sent before the shell set its trap would end it at once.
+    await trapped(id);
     const t0 = Date.now();
     await minic.stopContainer(id, 1);
     const waited = Date.now() - t0;
@@ -241,9 +249,10 @@ test('miniC runs pods with runc, conmon and a pod network', async (t) => {
     const polite = await minic.createContainer(sandbox.id, {
       ...base,
       name: 'polite',
-      command: ['sh', '-c', 'trap "exit 0" TERM; sleep 1000 & wait'],
+      command: ['sh', '-c', 'trap "exit 0" TERM; touch /tmp/trapped; sleep 1000 & wait'],
     });
     await minic.startContainer(polite);
+    await trapped(polite);
     const t1 = Date.now();
     await minic.stopContainer(polite, 10);
     assert.ok(Date.now() - t1 < 2000, 'a container that exits on SIGTERM is not kept for grace');
@@ -273,6 +282,7 @@ test('miniC runs pods with runc, conmon and a pod network', async (t) => {
     await assert.rejects(minic.startContainer(id), (err: unknown) => {
       assert.ok(err instanceof RuntimeError && err.code === 'RunContainerError');
       assert.match(err.message, /no such file/i);
+      assert.doesNotMatch(err.message, /time=|level=error/);
       return true;
     });
     assert.equal((await minic.containerStatus(id))?.state, 'exited');
