@@ -155,3 +155,45 @@ test('imagePullSecrets that give no credentials are named with why, never with a
     '"broken" has no valid .dockerconfigjson',
   ]);
 });
+
+test("a container the runtime lost counts its restarts on from the pod's last status", async () => {
+  const attempts: number[] = [];
+  const runtime = {
+    listContainers: async () => [],
+    createContainer: async (_sandbox: string, config: { attempt: number }) => {
+      attempts.push(config.attempt);
+      throw new RuntimeError('CreateContainerError', 'stop here');
+    },
+  } as unknown as RuntimeService;
+  const events = { normal: () => undefined, warning: () => undefined } as unknown as EventRecorder;
+  const images = { getImage: async () => ({}) } as unknown as ImageService;
+  const worker = new PodWorker(runtime, images, events, '10.0.0.1', pino({ level: 'silent' }), {
+    changed: () => undefined,
+  });
+  const sandbox: SandboxStatus = {
+    id: 's',
+    podUid: 'u',
+    podName: 'p',
+    podNamespace: 'default',
+    labels: {},
+    state: 'ready',
+    ip: '10.42.0.2',
+    createdAt: '',
+  };
+  const shown = (restartCount: number, containerID?: string) =>
+    ({
+      ...pod([{ name: 'c', command: ['sleep', '1'] }]),
+      status: {
+        containerStatuses: [{ name: 'c', restartCount, ...(containerID ? { containerID } : {}) }],
+      },
+    }) as Pod;
+  // It ran 5 times before `flyces down` removed it: its next start is the sixth restart.
+  await worker.sync(shown(5, 'minic://abc'), [sandbox], []);
+  // Never created (no container named): it starts at 0.
+  await worker.sync(
+    { ...shown(0), metadata: { ...shown(0).metadata, uid: 'v' } },
+    [{ ...sandbox, podUid: 'v' }],
+    [],
+  );
+  assert.deepEqual(attempts, [6, 0]);
+});

@@ -385,7 +385,9 @@ export class PodWorker {
       pod,
       sandbox,
       container,
-      latest?.state === 'exited' ? attempt : (latest?.attempt ?? 0),
+      latest?.state === 'exited'
+        ? attempt
+        : (latest?.attempt ?? restartedFrom(pod, container.name)),
       waiting,
       latest?.state === 'exited',
     );
@@ -778,6 +780,21 @@ function podKey(pod: Pod): string {
 }
 
 /** Whether an exited container is restarted under the pod's restart policy. */
+/**
+ * The attempt a container the runtime has no trace of starts at. One the API shows had run
+ * (its status names a container) was lost with the runtime's state, by `flyces down` or a
+ * reboot: as kubelet, which counts on from the logs such a restart keeps, its restart count
+ * goes on from the last one shown instead of starting again at 0.
+ */
+export function restartedFrom(pod: Pod, name: string): number {
+  const shown = [
+    ...(pod.status?.initContainerStatuses ?? []),
+    ...(pod.status?.containerStatuses ?? []),
+  ].find((c) => c.name === name);
+  if (!shown?.containerID || !Number.isSafeInteger(shown.restartCount)) return 0;
+  return Math.max(0, shown.restartCount) + 1;
+}
+
 export function shouldRestart(pod: Pod, c: ContainerStatus): boolean {
   const policy = pod.spec.restartPolicy ?? 'Always';
   if (policy === 'Always') return true;
