@@ -64,6 +64,8 @@ export async function imageListCommand(dataDir: string): Promise<void> {
  * left alone, so the next `flyces up` recreates the pods it still holds.
  */
 export async function downCommand(dataDir: string, bridgeOption?: string): Promise<void> {
+  // What it removed is said in one line at the end; warnings still show.
+  quietLogs();
   // The bridge `flyces up` noted in the data dir, unless the user names one.
   const bridge = bridgeOption ?? recordedBridge(join(dataDir, 'runtime')) ?? 'flyces0';
   const images = imageStore(dataDir);
