@@ -1,6 +1,7 @@
 import type { CronJob, Job } from './batch.js';
 import type { ControllerRevision, DaemonSet, StatefulSet } from './apps-workloads.js';
 import type { Endpoints, EndpointSlice, Service } from './service.js';
+import type { ServiceAccount } from './service-account.js';
 import { formatLabelSelector } from './labels.js';
 import type {
   ConfigMap,
@@ -296,6 +297,14 @@ const configMapPrinter: Printer = {
   },
 };
 
+const serviceAccountPrinter: Printer = {
+  columns: [nameColumn, { name: 'Secrets', type: 'integer', priority: 0 }, ageColumn],
+  cells(obj, now) {
+    const sa = obj as ServiceAccount;
+    return [sa.metadata.name, Array.isArray(sa.secrets) ? sa.secrets.length : 0, age(sa, now)];
+  },
+};
+
 const secretPrinter: Printer = {
   columns: [
     nameColumn,
@@ -557,6 +566,7 @@ const endpointSlicePrinter: Printer = {
 export const printers: Record<string, Printer> = {
   ConfigMap: configMapPrinter,
   Secret: secretPrinter,
+  ServiceAccount: serviceAccountPrinter,
   Pod: podPrinter,
   Deployment: deploymentPrinter,
   ReplicaSet: replicaSetPrinter,

@@ -16,6 +16,7 @@ import {
   type Job,
 } from './batch.js';
 import { defaultSecret, validateConfigMap, validateSecret } from './config.js';
+import { validateServiceAccount } from './service-account.js';
 import { defaultDeployment, defaultPod, defaultReplicaSet } from './defaults.js';
 import type { FieldError } from './errors.js';
 import { defaultPriorityClass, validatePriorityClass } from './priority-class.js';
@@ -323,6 +324,10 @@ export const RESOURCE_TYPES: ResourceType[] = [
   type('', 'ConfigMap', 'configmaps', true, {
     shortNames: ['cm'],
     validate: validateConfigMap,
+  }),
+  type('', 'ServiceAccount', 'serviceaccounts', true, {
+    shortNames: ['sa'],
+    validate: validateServiceAccount,
   }),
   type('', 'Secret', 'secrets', true, {
     defaults: defaultSecret,

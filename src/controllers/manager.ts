@@ -12,6 +12,7 @@ import { NamespaceController } from './namespace/controller.js';
 import { NodeIpamController, type NodeIpamOptions } from './nodeipam/controller.js';
 import { NodeLifecycleController, type NodeLifecycleOptions } from './nodelifecycle/controller.js';
 import { ReplicaSetController } from './replicaset/controller.js';
+import { ServiceAccountController } from './serviceaccount/controller.js';
 import { StatefulSetController } from './statefulset/controller.js';
 
 /** The controllers the manager can run, by name, in the order they start. */
@@ -20,6 +21,7 @@ export const ALL_CONTROLLERS = [
   'deployment',
   'garbage-collector',
   'namespace',
+  'serviceaccount',
   'node-lifecycle',
   'node-ipam',
   'daemonset',
@@ -78,6 +80,8 @@ export class ControllerManager {
         new GarbageCollector(client, this.factory, { workers: workers['garbage-collector'] }),
       namespace: () =>
         new NamespaceController(client, this.factory, { workers: workers.namespace }),
+      serviceaccount: () =>
+        new ServiceAccountController(client, this.factory, { workers: workers.serviceaccount }),
       'node-lifecycle': () =>
         new NodeLifecycleController(client, this.factory, {
           workers: workers['node-lifecycle'],

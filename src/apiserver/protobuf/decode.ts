@@ -29,6 +29,7 @@ const ROOT_MESSAGES: Record<string, string> = {
   'v1/Namespace': 'Namespace',
   'v1/ConfigMap': 'ConfigMap',
   'v1/Secret': 'Secret',
+  'v1/ServiceAccount': 'ServiceAccount',
   'v1/Service': 'Service',
   'v1/Pod': 'Pod',
   'apps/v1/Deployment': 'Deployment',

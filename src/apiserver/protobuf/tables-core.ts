@@ -32,6 +32,13 @@ export const CORE: MessageTable = {
     5: 'immutable!:bool',
   },
 
+  ServiceAccount: {
+    1: 'metadata:ObjectMeta',
+    2: 'secrets:[]ObjectReference',
+    3: 'imagePullSecrets:[]LocalObjectReference',
+    4: 'automountServiceAccountToken!:bool',
+  },
+
   Service: { 1: 'metadata:ObjectMeta', 2: 'spec:ServiceSpec', 3: 'status:ServiceStatus' },
   ServiceSpec: {
     1: 'ports:[]ServicePort',
