@@ -7,6 +7,7 @@ import type { Container, Pod, PodStatus, Secret } from '../api/types.js';
 import type { EventRecorder } from '../client/events.js';
 import {
   RuntimeError,
+  type ContainerStatus,
   type ImageService,
   type RuntimeService,
   type SandboxStatus,
@@ -196,4 +197,67 @@ test("a container the runtime lost counts its restarts on from the pod's last st
     [],
   );
   assert.deepEqual(attempts, [6, 0]);
+});
+
+/**
+ * A runtime whose containers are created and then fail to start, recorded as exited with
+ * 128 (StartError), as miniC records them.
+ */
+function failingStartRuntime(): RuntimeService {
+  const made: ContainerStatus[] = [];
+  return {
+    listContainers: async () => made.map((c) => ({ ...c })),
+    createContainer: async (sandboxId: string, config: { name: string; image: string }) => {
+      const id = `c${made.length}`;
+      made.push({
+        id,
+        sandboxId,
+        name: config.name,
+        image: config.image,
+        imageId: 'sha256:i',
+        attempt: made.length,
+        labels: {},
+        state: 'created',
+        createdAt: '2026-01-01T00:00:00Z',
+        logPath: '/dev/null',
+      });
+      return id;
+    },
+    startContainer: async (id: string) => {
+      const c = made.find((x) => x.id === id)!;
+      Object.assign(c, { state: 'exited', exitCode: 128, reason: 'StartError' });
+      Object.assign(c, { message: 'exec: "nope": not found', finishedAt: '2026-01-01T00:00:01Z' });
+      throw new RuntimeError('RunContainerError', 'exec: "nope": not found');
+    },
+  } as unknown as RuntimeService;
+}
+
+test('a container that fails to start under restartPolicy Never is terminated, as kubelet shows it', async () => {
+  const silent = pino({ level: 'silent' });
+  const events = { normal: () => undefined, warning: () => undefined } as unknown as EventRecorder;
+  const images = { getImage: async () => ({}) } as unknown as ImageService;
+  const sandbox = { id: 's', podUid: 'u', state: 'ready', ip: '10.42.0.2' } as SandboxStatus;
+  const cases: [string, Pod['spec']['restartPolicy'], string, string | undefined][] = [
+    ['Never', 'Never', 'Failed', 'StartError'],
+    ['OnFailure', 'OnFailure', 'Running', undefined],
+    ['Always', 'Always', 'Running', undefined],
+  ];
+  for (const [name, policy, phase, terminated] of cases) {
+    const worker = new PodWorker(failingStartRuntime(), images, events, '10.0.0.1', silent, {
+      changed: () => undefined,
+    });
+    const p = pod([{ command: ['nope'] }]);
+    p.spec.restartPolicy = policy;
+    const { status } = await worker.sync(p, [sandbox], []);
+    const s = status!.containerStatuses![0];
+    assert.equal(status!.phase, phase, name);
+    assert.equal(s.state.terminated?.reason, terminated, name);
+    if (terminated) {
+      assert.equal(s.state.terminated?.exitCode, 128, name);
+      assert.deepEqual(s.lastState, {}, name);
+    } else {
+      assert.equal(s.state.waiting?.reason, 'RunContainerError', name);
+      assert.equal(s.lastState.terminated?.reason, 'StartError', name);
+    }
+  }
 });

@@ -436,7 +436,12 @@ export class PodWorker {
         return this.configFailed(pod, container, waiting, message);
       }
       const reason = id === undefined ? 'CreateContainerError' : 'RunContainerError';
-      waiting.set(container.name, { reason, message });
+      // A container that was created and failed to start has exited (StartError, 128). As
+      // kubelet reports it, it waits with the reason only if it is to be tried again; under
+      // Never it stays terminated, and the pod's phase follows from that.
+      if (id === undefined || startFailureRestarts(pod)) {
+        waiting.set(container.name, { reason, message });
+      }
       this.startFailures.set(key, { reason, message });
       if (!counted) this.backoff.restarted(key);
       this.events.warning(pod, 'Failed', `Error: ${message}`);
@@ -777,6 +782,11 @@ function namesPodIP(valueFrom: unknown): boolean {
 
 function podKey(pod: Pod): string {
   return `${pod.metadata.namespace}/${pod.metadata.name}`;
+}
+
+/** Whether a container that failed to start (exit code 128, never 0) is started again. */
+function startFailureRestarts(pod: Pod): boolean {
+  return (pod.spec.restartPolicy ?? 'Always') !== 'Never';
 }
 
 /** Whether an exited container is restarted under the pod's restart policy. */
