@@ -513,6 +513,8 @@ describe('VolumeManager', () => {
     await manager.removePodVolumes('uid-1');
   });
 
+  const hostFile = join(tmp, 'host-file');
+  writeFileSync(hostFile, 'x');
   const failures: [string, unknown[], unknown[], RegExp, VolumeManager?][] = [
     [
       'missing configmap',
@@ -578,6 +580,20 @@ describe('VolumeManager', () => {
       [{ name: 'h', hostPath: { path: '/nonexistent-flyces', type: 'Directory' } }],
       [],
       /hostPath type check failed/,
+      allowed,
+    ],
+    [
+      'hostPath of type Socket on a regular file',
+      [{ name: 'h', hostPath: { path: hostFile, type: 'Socket' } }],
+      [],
+      /^volume "h": hostPath type check failed: .*\/host-file is not a socket$/,
+      allowed,
+    ],
+    [
+      'hostPath of type CharDevice on a regular file',
+      [{ name: 'h', hostPath: { path: hostFile, type: 'CharDevice' } }],
+      [],
+      /host-file is not a character device$/,
       allowed,
     ],
   ];

@@ -10,6 +10,7 @@ import { KeyedMutex, mountPoints } from '../runtime/fsutil.js';
 import type { Mount } from '../runtime/runtime.js';
 import { diskUsage } from '../util/disk-usage.js';
 import { ConfigError, expand, type ConfigSource, type EnvContext } from './env.js';
+import { prepareHostPath } from './host-path.js';
 import { showsPodMetadata, volumePayload, type Payload } from './volume-payloads.js';
 
 /**
@@ -274,16 +275,7 @@ export class VolumeManager {
       throw new ConfigError('hostPath volumes are not allowed on this node');
     }
     const path = String(v.hostPath.path);
-    const type = v.hostPath.type ?? '';
-    if (type === 'DirectoryOrCreate') await fs.mkdir(path, { recursive: true, mode: 0o755 });
-    if (type === 'FileOrCreate') await (await fs.open(path, 'a', 0o644)).close();
-    const st = await fs.stat(path).catch(() => undefined);
-    const want = { Directory: st?.isDirectory(), File: st?.isFile() } as Record<string, unknown>;
-    if (type in want && !want[type]) {
-      throw new ConfigError(
-        `volume "${v.name}": hostPath type check failed: ${path} is not a ${type}`,
-      );
-    }
+    await prepareHostPath(String(v.name), path, String(v.hostPath.type ?? ''));
     return path;
   }
 
