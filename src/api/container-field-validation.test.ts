@@ -39,6 +39,48 @@ test('resources: known names, and no request above its limit', () => {
   }
 });
 
+test('resources: extended resources and hugepages are whole and not overcommitted', () => {
+  const R = `${C}.resources`;
+  const cases: [object, string[]][] = [
+    [{ requests: { 'example.com/gpu': '2' }, limits: { 'example.com/gpu': '2' } }, []],
+    [{ requests: { 'hugepages-2Mi': '4Mi' }, limits: { 'hugepages-2Mi': '4Mi' } }, []],
+    [
+      { limits: { 'example.com/gpu': '1.5' } },
+      [`${R}.limits[example.com/gpu]: Invalid value: "1.5": must be an integer`],
+    ],
+    [
+      { requests: { 'example.com/gpu': '500m' }, limits: { 'example.com/gpu': '500m' } },
+      [
+        `${R}.requests[example.com/gpu]: Invalid value: "500m": must be an integer`,
+        `${R}.limits[example.com/gpu]: Invalid value: "500m": must be an integer`,
+      ],
+    ],
+    [
+      { requests: { 'example.com/gpu': '1' } },
+      [
+        `${R}.limits[example.com/gpu]: Required value: Limit must be set for non overcommitable resources`,
+      ],
+    ],
+    [
+      { requests: { 'example.com/gpu': '1' }, limits: { 'example.com/gpu': '2' } },
+      [
+        `${R}.requests[example.com/gpu]: Invalid value: "1": must be equal to example.com/gpu limit of 2`,
+      ],
+    ],
+    [
+      { requests: { 'hugepages-2Mi': '2Mi' }, limits: { 'hugepages-2Mi': '4Mi' } },
+      [
+        `${R}.requests[hugepages-2Mi]: Invalid value: "2Mi": must be equal to hugepages-2Mi limit of 4Mi`,
+      ],
+    ],
+    // cpu and memory may be overcommitted, and fractional.
+    [{ requests: { cpu: '0.5', memory: '1.5Gi' } }, []],
+  ];
+  for (const [resources, want] of cases) {
+    assert.deepEqual(errorsOf({ resources }), want, JSON.stringify(resources));
+  }
+});
+
 test('port names: IANA service names, each once', () => {
   const detail =
     'must be at most 15 lower-case letters, digits and inner single dashes, with a letter';

@@ -76,6 +76,10 @@ function validateResources(resources: Obj, path: string): FieldError[] {
   }
   for (const [name, request] of Object.entries(requests)) {
     const limit = limits[name];
+    if (!isOvercommitAllowed(name)) {
+      errs.push(...exactRequestErrors(name, request, limit, path));
+      continue;
+    }
     if (limit === undefined) continue;
     const r = parseQuantity(request as string);
     const l = parseQuantity(limit as string);
@@ -88,7 +92,62 @@ function validateResources(resources: Obj, path: string): FieldError[] {
       detail: `must not exceed the ${name} limit (${String(limit)})`,
     });
   }
+  for (const [kind, map] of [
+    ['requests', requests],
+    ['limits', limits],
+  ] as const) {
+    for (const [name, value] of Object.entries(map)) {
+      const q = parseQuantity(value as string);
+      if (!isExtendedResource(name) || q === undefined || Number.isInteger(q)) continue;
+      errs.push({
+        field: `${path}.${kind}[${name}]`,
+        type: 'Invalid',
+        value,
+        detail: 'must be an integer',
+      });
+    }
+  }
   return errs;
+}
+
+/**
+ * Extended resources (a name with a domain: example.com/gpu) and hugepages cannot be
+ * overcommitted: as in Kubernetes, a request needs a limit, and must equal it.
+ */
+function exactRequestErrors(
+  name: string,
+  request: unknown,
+  limit: unknown,
+  path: string,
+): FieldError[] {
+  if (limit === undefined) {
+    return [
+      {
+        field: `${path}.limits[${name}]`,
+        type: 'Required',
+        detail: 'Limit must be set for non overcommitable resources',
+      },
+    ];
+  }
+  const r = parseQuantity(request as string);
+  const l = parseQuantity(limit as string);
+  if (r === undefined || l === undefined || r === l) return [];
+  return [
+    {
+      field: `${path}.requests[${name}]`,
+      type: 'Invalid',
+      value: request,
+      detail: `must be equal to ${name} limit of ${String(limit)}`,
+    },
+  ];
+}
+
+function isExtendedResource(name: string): boolean {
+  return name.includes('/') && isResourceName(name);
+}
+
+function isOvercommitAllowed(name: string): boolean {
+  return !isExtendedResource(name) && !name.startsWith('hugepages-');
 }
 
 function isResourceName(name: string): boolean {
