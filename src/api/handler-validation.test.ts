@@ -172,3 +172,35 @@ test('env valueFrom: one source, named fully; never beside a value', () => {
     assert.ok(!got.join().includes('hunter2'), 'a value shows in an error');
   }
 });
+
+test('env resourceFieldRef: a known resource and a divisor Kubernetes allows for it', () => {
+  const ref = (r: object) => ({ name: 'A', valueFrom: { resourceFieldRef: r } });
+  const at = `${C}.env[0].valueFrom.resourceFieldRef`;
+  const cases: [object, string[]][] = [
+    [ref({ resource: 'limits.cpu', divisor: '1m' }), []],
+    [ref({ resource: 'requests.memory', divisor: '1Mi', containerName: 'c' }), []],
+    [ref({ resource: 'limits.ephemeral-storage', divisor: '1G' }), []],
+    // A zero divisor is the unset one, as typed clients send it.
+    [ref({ resource: 'limits.cpu', divisor: '0' }), []],
+    [ref({}), [`${at}.resource: Required value`]],
+    [
+      ref({ resource: 'limits.foo' }),
+      [
+        `${at}.resource: Unsupported value: "limits.foo": supported values: "limits.cpu", "requests.cpu", "limits.memory", "requests.memory", "limits.ephemeral-storage", "requests.ephemeral-storage"`,
+      ],
+    ],
+    [
+      ref({ resource: 'limits.cpu', divisor: '3m' }),
+      [`${at}.divisor: Invalid value: "3m": must be 1m or 1 for cpu`],
+    ],
+    [
+      ref({ resource: 'requests.memory', divisor: '7' }),
+      [
+        `${at}.divisor: Invalid value: "7": must be 1 or one unit of a decimal or binary prefix (1k to 1E, 1Ki to 1Ei) for memory and ephemeral-storage`,
+      ],
+    ],
+  ];
+  for (const [env, want] of cases) {
+    assert.deepEqual(errorsOf({ env: [env] }), want, JSON.stringify(env));
+  }
+});

@@ -2,6 +2,7 @@ import type { FieldError } from './errors.js';
 import { isObj, type Obj } from './json-shape.js';
 import { isPortNumber, portNameProblem, PORT_RANGE } from './service.js';
 import type { Container } from './types.js';
+import { resourceFieldRefErrors } from './volume-validation.js';
 
 /**
  * Validation of what a container asks the node agent to run or look up for it: probes,
@@ -264,9 +265,7 @@ function validateEnvSource(e: unknown, path: string): FieldError[] {
   const at = `${path}.valueFrom.${source}`;
   if (!isObj(ref)) return [...errs, { field: at, type: 'Invalid', value: ref }];
   if (source === 'fieldRef') errs.push(...validateFieldPath(ref.fieldPath, `${at}.fieldPath`));
-  if (source === 'resourceFieldRef' && (typeof ref.resource !== 'string' || !ref.resource)) {
-    errs.push({ field: `${at}.resource`, type: 'Required' });
-  }
+  if (source === 'resourceFieldRef') errs.push(...resourceFieldRefErrors(at, ref, false));
   if (source === 'configMapKeyRef' || source === 'secretKeyRef') {
     if (typeof ref.name !== 'string' || ref.name === '') {
       errs.push({ field: `${at}.name`, type: 'Required' });

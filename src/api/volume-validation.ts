@@ -218,11 +218,15 @@ function fieldRefErrors(at: string, ref: unknown): FieldError[] {
   return [{ field: `${at}.fieldPath`, type: 'Unsupported', value: path, detail }];
 }
 
-function resourceFieldRefErrors(at: string, ref: unknown): FieldError[] {
+/**
+ * The errors of a resourceFieldRef: a known resource, and a divisor Kubernetes allows for
+ * it. A volume's (`inVolume`) must name its container, being the pod's; an env entry's
+ * defaults to its own container.
+ */
+export function resourceFieldRefErrors(at: string, ref: unknown, inVolume = true): FieldError[] {
   if (!isObj(ref)) return [{ field: at, type: 'Invalid', detail: 'must be an object' }];
   const errs: FieldError[] = [];
-  // A volume is the pod's, so it must say which container's resources it shows.
-  if (typeof ref.containerName !== 'string' || ref.containerName === '') {
+  if (inVolume && (typeof ref.containerName !== 'string' || ref.containerName === '')) {
     errs.push({ field: `${at}.containerName`, type: 'Required' });
   }
   const resource = ref.resource;
