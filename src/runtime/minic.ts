@@ -36,6 +36,7 @@ import {
 } from './fsutil.js';
 import type { ImageStore } from './images.js';
 import {
+  finishedAtFor,
   isRuntimeId,
   RuntimeRecords,
   sandboxId,
@@ -770,6 +771,7 @@ export class MiniC implements RuntimeService {
       const setup = this.setups.get(rec.sandboxId);
       mkdirSync(path.join(this.stateRoot, 'sock'), { recursive: true });
       let pid: number | undefined;
+      let startedAt: string | undefined;
       try {
         await setup?.netns.done;
         const paths = { ...this.conmonPaths(id, dir, { runc, runtime, conmon }), stdio: rec.stdio };
@@ -779,9 +781,12 @@ export class MiniC implements RuntimeService {
         // The process starts only on a ready network; `runc create` above did not need it.
         pid = initPid;
         const alive = () => processRuns(initPid) && !existsSync(path.join(dir, 'exit', id));
-        const started = Promise.resolve(setup?.ready.done).then(() =>
-          runc.start(id, alive, initPid),
-        );
+        const started = Promise.resolve(setup?.ready.done).then(() => {
+          // The process runs its command from here on: its start, which it may outlive
+          // by no more than a moment before it exits (see finishedAtFor).
+          startedAt = new Date().toISOString();
+          return runc.start(id, alive, initPid);
+        });
         started.catch(() => undefined); // awaited below, once the cgroups are known
         // Known before anything else can fail, so that removal finds the cgroups; read
         // while the process starts.
@@ -811,7 +816,7 @@ export class MiniC implements RuntimeService {
         throw wrap('RunContainerError', `container ${rec.name}`, err);
       }
       this.hidden.delete(id);
-      rec.startedAt = new Date().toISOString();
+      rec.startedAt = startedAt ?? new Date().toISOString();
       await this.records.writeContainer(rec);
       this.log.info({ container: id, sandbox: rec.sandboxId, name: rec.name }, 'container started');
     });
@@ -1259,7 +1264,7 @@ export class MiniC implements RuntimeService {
     startError?: string,
   ): Promise<void> {
     rec.exitCode = exitCode;
-    rec.finishedAt = at.toISOString();
+    rec.finishedAt = finishedAtFor(rec.startedAt, at);
     rec.reason = startError === undefined ? reasonFor(exitCode, oom) : 'StartError';
     rec.message =
       startError ??

@@ -11,7 +11,12 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { RuntimeRecords, type ContainerRecord, type SandboxRecord } from './records.js';
+import {
+  finishedAtFor,
+  RuntimeRecords,
+  type ContainerRecord,
+  type SandboxRecord,
+} from './records.js';
 
 function sandbox(id: string): SandboxRecord {
   return {
@@ -130,5 +135,20 @@ test('records an earlier miniC kept on disk are read and written where they are'
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a container never finishes before it started', () => {
+  const start = '2026-12-05T20:05:03.844Z';
+  const cases: [string | undefined, string, string][] = [
+    [start, '2026-12-05T20:05:04.100Z', '2026-12-05T20:05:04.100Z'],
+    [start, start, start],
+    // The exit file's coarse time, 2 ms behind the start read just before.
+    [start, '2026-12-05T20:05:03.842Z', start],
+    // A start that failed has no start time: its exit is taken as it is.
+    [undefined, '2026-12-05T20:05:03.842Z', '2026-12-05T20:05:03.842Z'],
+  ];
+  for (const [startedAt, exitedAt, want] of cases) {
+    assert.equal(finishedAtFor(startedAt, new Date(exitedAt)), want, `${startedAt} ${exitedAt}`);
   }
 });

@@ -53,6 +53,17 @@ export type ContainerRecord = Omit<ContainerStatus, 'state' | 'logPath'> & {
   stdio?: ContainerStdio;
 };
 
+/**
+ * When a container finished, for its record: `exitedAt` (conmon's exit file's time), but
+ * never before `startedAt`. The file's time comes from the kernel's coarse clock, a few ms
+ * behind the one the start was read from, so a container that exits at once could
+ * otherwise show as finished before it started.
+ */
+export function finishedAtFor(startedAt: string | undefined, exitedAt: Date): string {
+  const started = startedAt === undefined ? NaN : Date.parse(startedAt);
+  return started > exitedAt.getTime() ? startedAt! : exitedAt.toISOString();
+}
+
 /** One sandbox per pod uid and attempt, as `runSandbox` derives it. */
 export function sandboxId(podUid: string, attempt: number): string {
   return createHash('sha256').update(`${podUid}/${attempt}`).digest('hex');
