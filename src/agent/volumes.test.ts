@@ -680,6 +680,19 @@ describe('VolumeManager', () => {
     await manager.removePodVolumes('uid-1');
   });
 
+  test("a memory emptyDir is no larger than the pod's memory limit", async () => {
+    const bounded = new VolumeManager({ dataDir, source, mounter, allocatable: { memory: '8Gi' } });
+    const p = pod(
+      [{ name: 'm', emptyDir: { medium: 'Memory', sizeLimit: '1Gi' } }],
+      [{ name: 'm', mountPath: '/m' }],
+    );
+    p.spec.containers[0].resources = { limits: { memory: '64Mi' } };
+    const before = mounts.length;
+    await bounded.mountsFor(p, p.spec.containers[0], new Map());
+    assert.deepEqual(mounts.slice(before), [[volDir('m'), 'mode=0777', `size=${64 << 20}`]]);
+    await bounded.removePodVolumes('uid-1');
+  });
+
   test('hostPath when allowed', async () => {
     const host = join(tmp, 'host-dir');
     const p = pod(

@@ -2,7 +2,6 @@ import type { DnsSettings } from './dns-config.js';
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { dirname, isAbsolute, join, posix, sep } from 'node:path';
-import { parseQuantity } from '../api/quantity.js';
 import type { Container, Pod } from '../api/types.js';
 import type { Logger } from '../log.js';
 import { run } from '../runtime/exec.js';
@@ -11,6 +10,7 @@ import type { Mount } from '../runtime/runtime.js';
 import { diskUsage } from '../util/disk-usage.js';
 import { ConfigError, expand, type ConfigSource, type EnvContext } from './env.js';
 import { prepareHostPath } from './host-path.js';
+import { memoryVolumeBytes } from './memory-volume.js';
 import { showsPodMetadata, volumePayload, type Payload } from './volume-payloads.js';
 
 /**
@@ -229,7 +229,7 @@ export class VolumeManager {
     }
     await fs.mkdir(dir, { recursive: true, mode: 0o750 });
     const group = fsGroupOf(pod);
-    if (kind === 'emptyDir') return this.emptyDir(dir, v.emptyDir, group);
+    if (kind === 'emptyDir') return this.emptyDir(pod, dir, v.emptyDir, group);
     // The volume's root is the container's: any user it runs as reads it (a tmpfs gets
     // the same mode).
     if (!TMPFS_KINDS.includes(kind)) await fs.chmod(dir, 0o755);
@@ -256,12 +256,12 @@ export class VolumeManager {
     this.written.set(dir, digest);
   }
 
-  private async emptyDir(dir: string, src: Obj, group: number | undefined): Promise<void> {
+  private async emptyDir(pod: Pod, dir: string, src: Obj, group?: number): Promise<void> {
     await fs.chmod(dir, 0o777);
     if (src?.medium === 'Memory' && !(await this.mounter.isMountPoint(dir))) {
       const options = ['mode=0777'];
-      const size = src.sizeLimit !== undefined ? parseQuantity(src.sizeLimit) : undefined;
-      if (size !== undefined && size > 0) options.push(`size=${Math.ceil(size)}`);
+      const size = memoryVolumeBytes(pod, src.sizeLimit, this.opts.allocatable?.memory);
+      if (size !== undefined) options.push(`size=${size}`);
       await this.mounter.mountTmpfs(dir, options);
     }
     if (group === undefined) return;
