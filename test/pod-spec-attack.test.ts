@@ -76,7 +76,8 @@ describe('attacks on pod spec semantics', { timeout: 120_000 }, () => {
       restartPolicy: 'Never',
       containers: [
         container("df -k /m | awk 'NR==2 {print $2}'", {
-          resources: { limits: { memory: '64Mi' } },
+          // A JSON number and a decimal fraction: both come back as Kubernetes writes them.
+          resources: { limits: { memory: '64Mi', cpu: 0.5 } },
           volumeMounts: [{ name: 'm', mountPath: '/m' }],
         }),
       ],
@@ -183,6 +184,14 @@ describe('attacks on pod spec semantics', { timeout: 120_000 }, () => {
   test("a memory emptyDir is no larger than its pod's memory limit", async () => {
     await podWhen('memory-volume', ended);
     assert.equal((await cluster.kubectl('logs', 'memory-volume')).trim(), String(64 * 1024));
+  });
+
+  test('quantities come back in canonical form, as strings', async () => {
+    const { resources } = (await pod('memory-volume')).spec.containers[0];
+    assert.deepEqual(resources, {
+      limits: { cpu: '500m', memory: '64Mi' },
+      requests: { cpu: '500m', memory: '64Mi' },
+    });
   });
 
   test('a container killed for memory shows OOMKilled with 137', async () => {

@@ -1,4 +1,5 @@
 import type { Container, Deployment, Pod, PodSpec, ReplicaSet } from './types.js';
+import { canonicalQuantity } from './quantity.js';
 import { qosClassOf } from './qos.js';
 import { addDefaultTolerations } from './taints.js';
 
@@ -91,11 +92,43 @@ export function defaultPod(pod: Pod): void {
   if (pod.spec && typeof pod.spec === 'object') {
     if (Array.isArray(pod.spec.containers)) pod.spec.containers.forEach(defaultHandlers);
     if (Array.isArray(pod.spec.initContainers)) pod.spec.initContainers.forEach(defaultHandlers);
+    canonicalQuantities(pod.spec);
   }
   if (pod.spec && typeof pod.spec === 'object') addDefaultTolerations(pod);
   pod.status ??= {};
   pod.status.phase ??= 'Pending';
   if (pod.spec && typeof pod.spec === 'object') pod.status.qosClass ??= qosClassOf(pod.spec);
+}
+
+/**
+ * Writes a pod's resource quantities and emptyDir sizes in Kubernetes' canonical form
+ * ("0.5" as "500m", "1.5Gi" as "1536Mi", a JSON number as a string), as the API gives them
+ * back. On pods only, as with defaultHandlers: a template of a Deployment stored before
+ * would change at its next write, and with its hash roll out. A value that is not a
+ * quantity stays as written, for validation to name.
+ */
+function canonicalQuantities(spec: PodSpec): void {
+  const canonical = (map: unknown) => {
+    if (!map || typeof map !== 'object' || Array.isArray(map)) return;
+    const values = map as Record<string, unknown>;
+    for (const [name, value] of Object.entries(values)) {
+      values[name] = canonicalQuantity(value) ?? value;
+    }
+  };
+  for (const c of [...listOf(spec.containers), ...listOf(spec.initContainers)]) {
+    canonical(c?.resources?.requests);
+    canonical(c?.resources?.limits);
+  }
+  for (const v of listOf(spec.volumes as { emptyDir?: Record<string, unknown> }[])) {
+    const dir = v?.emptyDir;
+    if (dir && typeof dir === 'object' && dir.sizeLimit !== undefined) {
+      dir.sizeLimit = canonicalQuantity(dir.sizeLimit) ?? dir.sizeLimit;
+    }
+  }
+}
+
+function listOf<T>(value: T[] | undefined): T[] {
+  return Array.isArray(value) ? value : [];
 }
 
 /**
