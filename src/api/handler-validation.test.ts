@@ -173,6 +173,28 @@ test('env valueFrom: one source, named fully; never beside a value', () => {
   }
 });
 
+test('env fieldRef: the key of a label or annotation path must be a label key', () => {
+  const ref = (fieldPath: string) => ({ name: 'A', valueFrom: { fieldRef: { fieldPath } } });
+  const at = `${C}.env[0].valueFrom.fieldRef.fieldPath`;
+  const cases: [object, string[]][] = [
+    [ref("metadata.labels['app']"), []],
+    [ref("metadata.annotations['example.com/Note_1']"), []],
+    [
+      ref("metadata.annotations['bad key!']"),
+      [
+        `${at}: Invalid value: "bad key!": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (at most 63 characters)`,
+      ],
+    ],
+    [
+      ref("metadata.labels['a/b/c']"),
+      [`${at}: Invalid value: "a/b/c": a qualified name must consist of at most one "/"`],
+    ],
+  ];
+  for (const [env, want] of cases) {
+    assert.deepEqual(errorsOf({ env: [env] }), want, JSON.stringify(env));
+  }
+});
+
 test('env resourceFieldRef: a known resource and a divisor Kubernetes allows for it', () => {
   const ref = (r: object) => ({ name: 'A', valueFrom: { resourceFieldRef: r } });
   const at = `${C}.env[0].valueFrom.resourceFieldRef`;

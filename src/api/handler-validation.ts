@@ -2,7 +2,7 @@ import type { FieldError } from './errors.js';
 import { isObj, type Obj } from './json-shape.js';
 import { isPortNumber, portNameProblem, PORT_RANGE } from './service.js';
 import type { Container } from './types.js';
-import { resourceFieldRefErrors } from './volume-validation.js';
+import { keyedFieldPathErrors, resourceFieldRefErrors } from './volume-validation.js';
 
 /**
  * Validation of what a container asks the node agent to run or look up for it: probes,
@@ -38,7 +38,6 @@ const FIELD_PATHS = new Set([
   'status.podIP',
   'status.podIPs',
 ]);
-const KEYED_FIELD_PATH = /^metadata\.(labels|annotations)\['[^']+'\]$/;
 
 /**
  * The errors of `c`'s probes, lifecycle hooks and env sources. `grace` is the pod's
@@ -277,7 +276,9 @@ function validateEnvSource(e: unknown, path: string): FieldError[] {
 
 function validateFieldPath(fieldPath: unknown, path: string): FieldError[] {
   if (typeof fieldPath !== 'string' || fieldPath === '') return [{ field: path, type: 'Required' }];
-  if (KEYED_FIELD_PATH.test(fieldPath) || FIELD_PATHS.has(fieldPath)) return [];
+  if (FIELD_PATHS.has(fieldPath)) return [];
+  const keyed = keyedFieldPathErrors(fieldPath, path);
+  if (keyed) return keyed;
   const supported = [...FIELD_PATHS];
   return [
     {

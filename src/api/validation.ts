@@ -27,7 +27,7 @@ export function isDns1123Subdomain(value: string): boolean {
 }
 
 /** Checks a label or annotation key (`[prefix/]name`). */
-function qualifiedNameProblem(key: string): string | undefined {
+export function qualifiedNameProblem(key: string): string | undefined {
   const parts = key.split('/');
   if (parts.length > 2) return 'a qualified name must consist of at most one "/"';
   const name = parts[parts.length - 1];

@@ -111,6 +111,16 @@ describe('validateVolumes: downwardAPI', () => {
       ],
     ],
     [
+      'a label key that is not one',
+      dapi(
+        { path: 'a', fieldRef: { fieldPath: "metadata.labels['ok.io/Key']" } },
+        { path: 'b', fieldRef: { fieldPath: "metadata.annotations['no way']" } },
+      ),
+      [
+        "v[0].downwardAPI.items[1].fieldRef.fieldPath Invalid name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (at most 63 characters)",
+      ],
+    ],
+    [
       'both references, or neither',
       dapi(
         {

@@ -2,7 +2,7 @@ import type { FieldError } from './errors.js';
 import { isObj, type Obj } from './json-shape.js';
 import { parseQuantity } from './quantity.js';
 import type { Container } from './types.js';
-import { isDns1123Label, isDns1123Subdomain } from './validation.js';
+import { isDns1123Label, isDns1123Subdomain, qualifiedNameProblem } from './validation.js';
 
 /**
  * Validation of a pod's volumes and of its containers' volumeMounts, in Kubernetes'
@@ -59,7 +59,7 @@ const VOLUME_FIELD_PATHS = [
   'metadata.namespace',
   'metadata.uid',
 ];
-const KEYED_FIELD_PATH = /^metadata\.(labels|annotations)\['.+'\]$/;
+const KEYED_FIELD_PATH = /^metadata\.(labels|annotations)\['(.+)'\]$/;
 const FIELD_RESOURCES = ['cpu', 'memory', 'ephemeral-storage'];
 const RESOURCE_FIELDS = FIELD_RESOURCES.flatMap((r) => [`limits.${r}`, `requests.${r}`]);
 /** The divisors Kubernetes takes: 1m and 1 for cpu, 1 and the unit prefixes for bytes. */
@@ -213,9 +213,22 @@ function fieldRefErrors(at: string, ref: unknown): FieldError[] {
   if (typeof path !== 'string' || path === '') {
     return [{ field: `${at}.fieldPath`, type: 'Required' }];
   }
-  if (VOLUME_FIELD_PATHS.includes(path) || KEYED_FIELD_PATH.test(path)) return [];
+  if (VOLUME_FIELD_PATHS.includes(path)) return [];
+  const keyed = keyedFieldPathErrors(path, `${at}.fieldPath`);
+  if (keyed) return keyed;
   const detail = `supported values: ${VOLUME_FIELD_PATHS.map((p) => `"${p}"`).join(', ')}`;
   return [{ field: `${at}.fieldPath`, type: 'Unsupported', value: path, detail }];
+}
+
+/**
+ * The errors of a `metadata.labels['KEY']` or `metadata.annotations['KEY']` field path: as
+ * in Kubernetes, KEY (in lower case) must be a label key. Undefined for another path.
+ */
+export function keyedFieldPathErrors(path: string, at: string): FieldError[] | undefined {
+  const key = KEYED_FIELD_PATH.exec(path)?.[2];
+  if (key === undefined) return undefined;
+  const problem = qualifiedNameProblem(key.toLowerCase());
+  return problem ? [{ field: at, type: 'Invalid', value: key, detail: problem }] : [];
 }
 
 /**
