@@ -173,6 +173,38 @@ test('env valueFrom: one source, named fully; never beside a value', () => {
   }
 });
 
+test("a container's restartPolicy: only on init containers, and sidecars are refused as unsupported", () => {
+  const cases: [object, string[]][] = [
+    [{ containers: [{ name: 'c', image: 'i' }] }, []],
+    [
+      { containers: [{ name: 'c', image: 'i', restartPolicy: 'Always' }] },
+      [`${C}.restartPolicy: Forbidden: may not be set for non-init containers`],
+    ],
+    [
+      {
+        containers: [{ name: 'c', image: 'i' }],
+        initContainers: [{ name: 'i', image: 'i', restartPolicy: 'Never' }],
+      },
+      [
+        'spec.initContainers[0].restartPolicy: Unsupported value: "Never": supported values: "Always"',
+      ],
+    ],
+    [
+      {
+        containers: [{ name: 'c', image: 'i' }],
+        initContainers: [{ name: 'i', image: 'i', restartPolicy: 'Always' }],
+      },
+      [
+        'spec.initContainers[0].restartPolicy: Forbidden: sidecar containers (an init container with restartPolicy Always) are not supported yet',
+      ],
+    ],
+  ];
+  for (const [spec, want] of cases) {
+    const got = validatePodSpec(spec as PodSpec, 'spec').map(formatFieldError);
+    assert.deepEqual(got, want, JSON.stringify(spec));
+  }
+});
+
 test('env fieldRef: the key of a label or annotation path must be a label key', () => {
   const ref = (fieldPath: string) => ({ name: 'A', valueFrom: { fieldRef: { fieldPath } } });
   const at = `${C}.env[0].valueFrom.fieldRef.fieldPath`;

@@ -65,9 +65,37 @@ export function validateHandlers(
     if (init) errs.push({ field: `${path}.lifecycle`, type: 'Forbidden', detail: INIT_DETAIL });
     else errs.push(...validateLifecycle(lifecycle, `${path}.lifecycle`, grace ?? 30));
   }
+  errs.push(...restartPolicyErrors(fields.restartPolicy, `${path}.restartPolicy`, init));
   const env = Array.isArray(c.env) ? c.env : [];
   env.forEach((e, i) => errs.push(...validateEnvSource(e, `${path}.env[${i}]`)));
   return errs;
+}
+
+/**
+ * A container's own restartPolicy. Kubernetes takes it only on an init container, and only
+ * Always, which makes that container a sidecar: started in turn with the init containers,
+ * then kept running beside the app containers until they end. The agent does not run
+ * sidecars yet (it would wait for such a container to exit, and the pod would stay in its
+ * init phase for ever), so that is refused too, naming the field.
+ */
+function restartPolicyErrors(policy: unknown, path: string, init: boolean): FieldError[] {
+  if (policy === undefined || policy === null) return [];
+  if (!init) {
+    return [{ field: path, type: 'Forbidden', detail: 'may not be set for non-init containers' }];
+  }
+  if (policy !== 'Always') {
+    return [
+      { field: path, type: 'Unsupported', value: policy, detail: 'supported values: "Always"' },
+    ];
+  }
+  return [
+    {
+      field: path,
+      type: 'Forbidden',
+      detail:
+        'sidecar containers (an init container with restartPolicy Always) are not supported yet',
+    },
+  ];
 }
 
 const INIT_DETAIL = 'may not be set for init containers';
