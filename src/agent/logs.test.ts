@@ -200,6 +200,45 @@ test('a last line the container left without a newline is shown, without one', a
   }
 });
 
+test('a follower gets a part of a line at once, not when its newline comes', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'flyces-logs-'));
+  const path = join(dir, 'c.log');
+  const at = (s: number) => `2026-01-01T00:00:0${s}Z`;
+  try {
+    for (const timestamps of [false, true]) {
+      writeFileSync(path, `${at(1)} stdout F start\n${at(2)} stdout P .\n`);
+      const out = new PassThrough();
+      let text = '';
+      out.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
+      let finished = false;
+      const streamed = streamLog(path, out, {
+        follow: true,
+        timestamps,
+        done: async () => finished,
+      });
+      const seen = async (want: string) => {
+        for (let i = 0; i < 100 && text !== want; i++)
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        assert.equal(text, want, `timestamps ${timestamps}`);
+      };
+      const shown = (...parts: [number, string][]) =>
+        parts.map(([s, t]) => (timestamps ? `${at(s)} ${t}` : t)).join('');
+      try {
+        await seen(shown([1, 'start\n'], [2, '.']));
+        appendFileSync(path, `${at(3)} stdout P .\n`);
+        await seen(shown([1, 'start\n'], [2, '.'], [3, '.']));
+        appendFileSync(path, `${at(4)} stdout F done\n`);
+        await seen(shown([1, 'start\n'], [2, '.'], [3, '.'], [4, 'done\n']));
+      } finally {
+        finished = true;
+        await streamed;
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('an attach follows the log from its end, each entry as it comes, partial ones too', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'flyces-attach-log-'));
   try {

@@ -126,16 +126,17 @@ export async function readLog(
 
 /**
  * Writes the log to `out`, then, if `follow`, keeps writing new entries until `done()` says
- * the container has stopped (and the file has been drained) or the reader goes away.
+ * the container has stopped (and the file has been drained) or the reader goes away. As
+ * kubelet does, a follower gets each entry as conmon wrote it: a part of a line (output
+ * without a newline, a progress bar's dots) at once, its end later; with timestamps, each
+ * part with its own.
  */
 export async function streamLog(
   path: string,
   out: Writable,
   opts: LogOptions & { follow?: boolean; done?: () => Promise<boolean> },
 ): Promise<void> {
-  // A follower finishes the partial line the file ends with, or shows it when the container ends.
-  const assembler = opts.follow ? new LineAssembler() : undefined;
-  const { lines, offset } = await readLog(path, opts, assembler);
+  const { lines, offset } = await readLog(path, opts);
   let written = 0;
   // Counted in bytes, as limitBytes is: a line of non-ASCII text is longer than its length.
   const write = (line: LogLine): boolean => {
@@ -154,7 +155,7 @@ export async function streamLog(
   for (const line of lines) if (!write(line)) return void out.end();
   if (!opts.follow) return void out.end();
   const done = opts.done ?? (async () => false);
-  await follow(path, offset, write, out, done, assembler ?? new LineAssembler(), () => roomIn(out));
+  await follow(path, offset, write, out, done, EACH_ENTRY, () => roomIn(out));
 }
 
 /**
@@ -173,6 +174,9 @@ export function roomIn(out: Writable): Promise<void> {
     out.on('close', go);
   });
 }
+
+/** Every entry as it is, a partial one marked so (it is written without a newline). */
+const EACH_ENTRY: EntryReader = { push: parseCriLine, flush: () => undefined };
 
 /** Most bytes one read of a followed log takes in; the rest waits for the next turn. */
 const FOLLOW_CHUNK = 1 << 20;
