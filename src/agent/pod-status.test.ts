@@ -201,3 +201,24 @@ test('containers that never ran wait with PodInitializing in a pod with init con
   });
   assert.equal(plain.containerStatuses![0].state.waiting?.reason, 'ContainerCreating');
 });
+
+test("container times are the API's: whole seconds", () => {
+  const running = { ...instance('a', 1, 'running'), startedAt: '2026-01-01T00:00:01.999Z' };
+  const exited = {
+    ...instance('a', 0, 'exited', 0),
+    startedAt: '2026-01-01T00:00:00.500Z',
+    finishedAt: '2026-01-01T00:00:00.900Z',
+  };
+  const status = computePodStatus({
+    pod: pod('Always'),
+    containers: [running, exited],
+    waiting: new Map(),
+    hostIP: '10.0.0.1',
+    now: '2026-01-01T00:00:03Z',
+  });
+  const [s] = status.containerStatuses!;
+  assert.deepEqual(s.state, { running: { startedAt: '2026-01-01T00:00:01Z' } });
+  const last = s.lastState.terminated!;
+  assert.equal(last.startedAt, '2026-01-01T00:00:00Z');
+  assert.equal(last.finishedAt, '2026-01-01T00:00:00Z');
+});

@@ -53,9 +53,17 @@ export function instancesByName(containers: ContainerStatus[]): Map<string, Cont
 
 const NEVER_STARTED = '1970-01-01T00:00:00Z';
 
+/**
+ * A runtime time (ISO 8601 with milliseconds) as the API's Time: whole seconds, cut, as
+ * Kubernetes writes every Time field of a pod's status.
+ */
+function apiTime(iso: string | undefined): string | undefined {
+  return iso?.replace(/\.\d+Z$/, 'Z');
+}
+
 function stateOf(c: ContainerStatus | undefined): ContainerStateValue {
   if (!c) return {};
-  if (c.state === 'running') return { running: { startedAt: c.startedAt } };
+  if (c.state === 'running') return { running: { startedAt: apiTime(c.startedAt) } };
   if (c.state === 'exited') {
     return {
       terminated: {
@@ -63,8 +71,8 @@ function stateOf(c: ContainerStatus | undefined): ContainerStateValue {
         reason: c.reason ?? (c.exitCode === 0 ? 'Completed' : 'Error'),
         ...(c.message ? { message: c.message } : {}),
         // One that never ran shows the epoch, as containerd's zero start time reads in kubelet.
-        startedAt: c.startedAt ?? NEVER_STARTED,
-        finishedAt: c.finishedAt,
+        startedAt: apiTime(c.startedAt) ?? NEVER_STARTED,
+        finishedAt: apiTime(c.finishedAt),
         containerID: RUNTIME_PREFIX + c.id,
       },
     };
