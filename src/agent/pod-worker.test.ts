@@ -12,7 +12,7 @@ import {
   type RuntimeService,
   type SandboxStatus,
 } from '../runtime/runtime.js';
-import { PodWorker, pullSecrets, startsEarly } from './pod-worker.js';
+import { containerConfig, PodWorker, pullSecrets, startsEarly } from './pod-worker.js';
 
 const pod = (containers: Partial<Container>[], init: Partial<Container>[] = []): Pod =>
   ({
@@ -259,5 +259,21 @@ test('a container that fails to start under restartPolicy Never is terminated, a
       assert.equal(s.state.waiting?.reason, 'RunContainerError', name);
       assert.equal(s.lastState.terminated?.reason, 'StartError', name);
     }
+  }
+});
+
+test('a memory limit reaches the runtime in whole bytes, rounded up', async () => {
+  const cases: [string, number][] = [
+    ['64Mi', 64 * 2 ** 20],
+    ['1e3', 1000],
+    ['1500m', 2],
+    ['100m', 1],
+  ];
+  for (const [memory, want] of cases) {
+    const p = pod([{ resources: { limits: { memory } } }]);
+    const config = await containerConfig(p, p.spec.containers[0], 0, {
+      source: { configMap: () => undefined, secret: () => undefined },
+    });
+    assert.equal(config.resources?.memoryLimitBytes, want, memory);
   }
 });

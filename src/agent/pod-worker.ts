@@ -855,6 +855,15 @@ export function pullSecrets(pod: Pod, inputs: ContainerInputs): PullSecrets {
   return result;
 }
 
+/**
+ * A memory quantity in whole bytes, rounded up as Kubernetes reads a limit: the OCI spec
+ * takes an integer, and runc refuses "1.5" (or "100m") as JSON it cannot read.
+ */
+function wholeBytes(quantity: string | number): number | undefined {
+  const bytes = parseQuantity(quantity);
+  return bytes === undefined ? undefined : Math.ceil(bytes);
+}
+
 /** Where the container may leave its last message, and whether its log stands in. */
 function terminationMessage(c: Container): ContainerConfig['terminationMessage'] {
   const path = c.terminationMessagePath;
@@ -894,7 +903,7 @@ export async function containerConfig(
     resources: {
       cpuRequestMillis: requests.cpu !== undefined ? cpuMillis(requests.cpu) : undefined,
       cpuLimitMillis: limits.cpu !== undefined ? cpuMillis(limits.cpu) : undefined,
-      memoryLimitBytes: limits.memory !== undefined ? parseQuantity(limits.memory) : undefined,
+      memoryLimitBytes: limits.memory !== undefined ? wholeBytes(limits.memory) : undefined,
       pidsLimit: inputs.pidsLimit,
     },
   };
