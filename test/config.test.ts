@@ -467,7 +467,7 @@ describe('ConfigMaps and Secrets in env and volumes', { timeout: 300_000 }, () =
       const w = await waiting('host');
       return (
         w.reason === 'CreateContainerConfigError' &&
-        w.message === 'hostPath volumes are not allowed on this node'
+        w.message === 'volume "h": hostPath volumes are not allowed on this node'
       );
     });
   });

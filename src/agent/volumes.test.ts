@@ -561,7 +561,7 @@ describe('VolumeManager', () => {
       'hostPath not allowed',
       [{ name: 'h', hostPath: { path: '/etc' } }],
       [],
-      /^hostPath volumes are not allowed on this node$/,
+      /^volume "h": hostPath volumes are not allowed on this node$/,
     ],
     [
       'unsupported type',

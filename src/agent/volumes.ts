@@ -272,7 +272,7 @@ export class VolumeManager {
 
   private async hostPath(v: Obj): Promise<string> {
     if (!this.opts.allowHostPath) {
-      throw new ConfigError('hostPath volumes are not allowed on this node');
+      throw new ConfigError(`volume "${v.name}": hostPath volumes are not allowed on this node`);
     }
     const path = String(v.hostPath.path);
     await prepareHostPath(String(v.name), path, String(v.hostPath.type ?? ''));
