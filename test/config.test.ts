@@ -185,7 +185,7 @@ describe('ConfigMaps and Secrets in env and volumes', { timeout: 300_000 }, () =
   });
 
   test('a file with kinds this cluster does not serve: the rest is applied', async () => {
-    // An Ingress (a group not served) and a ServiceAccount (a core kind not served): as
+    // An Ingress (a group not served) and a ResourceQuota (a core kind not served): as
     // against Kubernetes without those CRDs, each is named as not found, the rest applied.
     const file = join(cluster.dataDir, 'mixed.yaml');
     const cm = (name: string) => ({
@@ -200,12 +200,17 @@ describe('ConfigMaps and Secrets in env and volumes', { timeout: 300_000 }, () =
       metadata: { name: 'mixed-ing' },
       spec: { defaultBackend: { service: { name: 'web', port: { number: 80 } } } },
     };
-    const account = { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'mixed-sa' } };
-    const docs = [cm('mixed-a'), account, ingress, cm('mixed-b')];
+    const quota = {
+      apiVersion: 'v1',
+      kind: 'ResourceQuota',
+      metadata: { name: 'mixed-quota' },
+      spec: { hard: { pods: '10' } },
+    };
+    const docs = [cm('mixed-a'), quota, ingress, cm('mixed-b')];
     writeFileSync(file, docs.map((d) => YAML.stringify(d)).join('---\n'));
     const res = await cluster.kubectlResult('apply', '-f', file);
     assert.notEqual(res.code, 0);
-    assert.match(res.stderr, /no matches for kind "ServiceAccount" in version "v1"/);
+    assert.match(res.stderr, /no matches for kind "ResourceQuota" in version "v1"/);
     assert.match(res.stderr, /no matches for kind "Ingress" in version "networking\.k8s\.io\/v1"/);
     assert.doesNotMatch(res.stderr, /failed to list CRDs/);
     const names = await cluster.kubectl('get', 'cm', '-l', 'test=mixed', '-o', 'name');
