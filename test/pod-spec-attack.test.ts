@@ -1,5 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
@@ -82,6 +83,14 @@ describe('attacks on pod spec semantics', { timeout: 120_000 }, () => {
         }),
       ],
       volumes: [{ name: 'm', emptyDir: { medium: 'Memory', sizeLimit: '1Gi' } }],
+    },
+    'deleted-ends': {
+      terminationGracePeriodSeconds: 2,
+      containers: [
+        container('trap "exit 0" TERM; sleep 1000 & wait', { name: 'polite' }),
+        // pid 1 with no handler: SIGTERM does nothing, SIGKILL at the grace period's end.
+        { ...container(''), name: 'stubborn', command: ['sleep', '1000'] },
+      ],
     },
     'oom-killed': {
       restartPolicy: 'Never',
@@ -192,6 +201,36 @@ describe('attacks on pod spec semantics', { timeout: 120_000 }, () => {
       limits: { cpu: '500m', memory: '64Mi' },
       requests: { cpu: '500m', memory: '64Mi' },
     });
+  });
+
+  test('a deleted pod shows its containers ended and a terminal phase before it goes', async () => {
+    await podWhen('deleted-ends', (p) => p.status?.phase === 'Running');
+    const watch = spawn('kubectl', [
+      ...['--kubeconfig', cluster.kubeconfig, 'get', 'pod', 'deleted-ends', '-w'],
+      ...['--output-watch-events', '-o', 'json'],
+    ]);
+    let out = '';
+    watch.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    try {
+      await cluster.kubectl('delete', 'pod', 'deleted-ends', '--wait=false');
+      await waitFor('the pod to go', 30_000, async () => /"type": ?"DELETED"/.test(out)).catch(
+        (err: Error) => assert.fail(`${err.message}; the watch printed: ${out.slice(-1500)}`),
+      );
+    } finally {
+      watch.kill();
+    }
+    // One event per line.
+    const events = out
+      .split('\n')
+      .filter((line) => line.trim() !== '')
+      .map((line) => JSON.parse(line) as { type: string; object: Obj });
+    const last = events.filter((e) => e.type === 'MODIFIED').at(-1)!.object;
+    assert.equal(last.status.phase, 'Failed', 'one container was killed');
+    const codes = Object.fromEntries(
+      last.status.containerStatuses.map((c: Obj) => [c.name, c.state.terminated?.exitCode]),
+    );
+    assert.deepEqual(codes, { polite: 0, stubborn: 137 });
+    assert.equal(events.at(-1)!.type, 'DELETED');
   });
 
   test('a container killed for memory shows OOMKilled with 137', async () => {

@@ -582,7 +582,12 @@ export class Agent {
   ): Promise<void> {
     const grace =
       pod.metadata.deletionGracePeriodSeconds ?? pod.spec.terminationGracePeriodSeconds ?? 30;
-    await this.worker.terminate(pod, sandboxes, containers, grace);
+    // As kubelet: the containers' ends and the terminal phase are shown before the pod goes.
+    await this.worker.terminate(pod, sandboxes, containers, grace, (status) =>
+      this.reportStatus(pod, status).catch((err: unknown) => {
+        this.log.warn({ pod: objectKey(pod), err }, 'could not report the final status');
+      }),
+    );
     try {
       await this.opts.client.delete(
         byGroupResource.get('/pods')!,

@@ -222,3 +222,35 @@ test("container times are the API's: whole seconds", () => {
   assert.equal(last.startedAt, '2026-01-01T00:00:00Z');
   assert.equal(last.finishedAt, '2026-01-01T00:00:00Z');
 });
+
+test('a deleted pod whose containers stopped is Succeeded or Failed, whatever its policy', () => {
+  const phaseOf = (p: Pod, containers: ContainerStatus[]) =>
+    computePodStatus({
+      pod: p,
+      containers,
+      waiting: new Map(),
+      hostIP: 'h',
+      now: 'n',
+      deleted: true,
+    }).phase;
+  const both = pod('Always', ['a', 'b']);
+  assert.equal(
+    phaseOf(both, [instance('a', 0, 'exited', 0), instance('b', 0, 'exited', 0)]),
+    'Succeeded',
+  );
+  assert.equal(
+    phaseOf(both, [instance('a', 0, 'exited', 0), instance('b', 0, 'exited', 137)]),
+    'Failed',
+  );
+  // One that never started did not succeed.
+  assert.equal(phaseOf(both, [instance('a', 0, 'exited', 0)]), 'Failed');
+  // Without the mark, the same containers under Always are Running (about to restart).
+  const live = computePodStatus({
+    pod: both,
+    containers: [instance('a', 0, 'exited', 0), instance('b', 0, 'exited', 0)],
+    waiting: new Map(),
+    hostIP: 'h',
+    now: 'n',
+  });
+  assert.equal(live.phase, 'Running');
+});

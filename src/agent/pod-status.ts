@@ -30,6 +30,11 @@ export interface PodObservation {
   now: string;
   /** Probe results by container id; undefined means the container declares no such probe. */
   probes?: ProbeResults;
+  /**
+   * The pod is being deleted and its containers have stopped: as kubelet gives such a pod,
+   * its phase is terminal, Succeeded if every container exited 0, else Failed.
+   */
+  deleted?: boolean;
 }
 
 export interface ProbeResults {
@@ -202,6 +207,10 @@ export function computePodStatus(obs: PodObservation): PodStatus {
   const initFailed = inits.some((s) => (s.state.terminated?.exitCode ?? 0) !== 0);
   let phase = podPhase(pod, statuses);
   if (!initialized) phase = initFailed && pod.spec.restartPolicy === 'Never' ? 'Failed' : 'Pending';
+  if (obs.deleted) {
+    const succeeded = statuses.every((s) => s.state.terminated?.exitCode === 0);
+    phase = initialized && succeeded ? 'Succeeded' : 'Failed';
+  }
   const allReady = initialized && statuses.every((s) => s.ready);
   const conditions: Condition[] = [
     condition('PodReadyToStartContainers', sandbox?.state === 'ready', now, previous),

@@ -571,8 +571,27 @@ export class PodWorker {
     sandboxes: SandboxStatus[],
     containers: ContainerStatus[],
     graceSeconds: number,
+    /** Given the status of the pod once its containers have stopped, before they go. */
+    stopped?: (status: PodStatus) => Promise<void>,
   ): Promise<void> {
     await this.stopRunning(pod, sandboxes, containers, graceSeconds);
+    if (pod && stopped && sandboxes.length > 0) {
+      const ids = sandboxes.map((s) => s.id);
+      const ended = await this.runtime.listContainers({ sandboxIds: ids });
+      const hidden = ended.map((c) =>
+        c.message ? { ...c, message: this.hide(pod, c.message) } : c,
+      );
+      const status = computePodStatus({
+        pod,
+        sandbox: sandboxes[0],
+        containers: hidden,
+        waiting: new Map(),
+        hostIP: this.hostIP,
+        now: nowTimestamp(),
+        deleted: true,
+      });
+      await stopped(status);
+    }
     for (const sandbox of sandboxes) {
       await this.runtime.stopSandbox(sandbox.id);
       await this.runtime.removeSandbox(sandbox.id);
