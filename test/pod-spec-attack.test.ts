@@ -84,6 +84,13 @@ describe('attacks on pod spec semantics', { timeout: 120_000 }, () => {
       ],
       volumes: [{ name: 'm', emptyDir: { medium: 'Memory', sizeLimit: '1Gi' } }],
     },
+    'named-host': {
+      restartPolicy: 'Never',
+      hostname: 'web-0',
+      subdomain: 'web',
+      hostAliases: [{ ip: '10.1.2.3', hostnames: ['db', 'db.local'] }],
+      containers: [container('hostname; cat /etc/hosts')],
+    },
     'deleted-ends': {
       terminationGracePeriodSeconds: 2,
       containers: [
@@ -201,6 +208,23 @@ describe('attacks on pod spec semantics', { timeout: 120_000 }, () => {
       limits: { cpu: '500m', memory: '64Mi' },
       requests: { cpu: '500m', memory: '64Mi' },
     });
+  });
+
+  test('hostname, subdomain and hostAliases reach the hostname and /etc/hosts', async () => {
+    const p = await podWhen('named-host', ended);
+    assert.equal(p.status.phase, 'Succeeded');
+    const lines = (await cluster.kubectl('logs', 'named-host')).split('\n');
+    assert.equal(lines[0], 'web-0');
+    assert.equal(lines[1], '# Kubernetes-managed hosts file.');
+    assert.ok(
+      lines.includes(`${p.status.podIP}\tweb-0.web.default.svc.cluster.local\tweb-0`),
+      lines.join('\n'),
+    );
+    assert.deepEqual(lines.slice(-3), [
+      '# Entries added by HostAliases.',
+      '10.1.2.3\tdb\tdb.local',
+      '',
+    ]);
   });
 
   test('a deleted pod shows its containers ended and a terminal phase before it goes', async () => {

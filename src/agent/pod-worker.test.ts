@@ -12,7 +12,7 @@ import {
   type RuntimeService,
   type SandboxStatus,
 } from '../runtime/runtime.js';
-import { containerConfig, PodWorker, pullSecrets, startsEarly } from './pod-worker.js';
+import { containerConfig, hostNames, PodWorker, pullSecrets, startsEarly } from './pod-worker.js';
 
 const pod = (containers: Partial<Container>[], init: Partial<Container>[] = []): Pod =>
   ({
@@ -276,4 +276,28 @@ test('a memory limit reaches the runtime in whole bytes, rounded up', async () =
     });
     assert.equal(config.resources?.memoryLimitBytes, want, memory);
   }
+});
+
+test("a sandbox's names: spec.hostname over the pod's name, a subdomain's FQDN, hostAliases", () => {
+  const p = pod([{}]);
+  assert.deepEqual(hostNames(p), { hostname: 'p' });
+  const named = {
+    ...p,
+    spec: {
+      ...p.spec,
+      hostname: 'web-0',
+      subdomain: 'web',
+      hostAliases: [{ ip: '10.1.2.3', hostnames: ['db'] }, { ip: '10.1.2.4' }],
+    },
+  } as Pod;
+  assert.deepEqual(hostNames(named, 'example.org.'), {
+    hostname: 'web-0',
+    fqdn: 'web-0.web.default.svc.example.org',
+    hostAliases: [
+      { ip: '10.1.2.3', hostnames: ['db'] },
+      { ip: '10.1.2.4', hostnames: [] },
+    ],
+  });
+  const long = { ...p, metadata: { ...p.metadata, name: 'x'.repeat(70) } } as Pod;
+  assert.equal(hostNames(long).hostname, 'x'.repeat(63));
 });

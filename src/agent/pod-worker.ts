@@ -285,7 +285,7 @@ export class PodWorker {
       podUid: uid,
       podName: pod.metadata.name!,
       podNamespace: pod.metadata.namespace!,
-      hostname: pod.metadata.name!.slice(0, 63),
+      ...hostNames(pod, this.inputs.dns?.clusterDomain),
       labels: { [LABEL_POD_UID]: uid },
       // Without the node's permission the pod gets a namespace of its own, and its
       // containers are refused with the reason (see securityOptions).
@@ -822,6 +822,31 @@ export function restartedFrom(pod: Pod, name: string): number {
   ].find((c) => c.name === name);
   if (!shown?.containerID || !Number.isSafeInteger(shown.restartCount)) return 0;
   return Math.max(0, shown.restartCount) + 1;
+}
+
+/**
+ * The names a pod's sandbox gives it, as kubelet does: spec.hostname or else the pod's
+ * name (cut to 63 characters); with spec.subdomain also the fully qualified
+ * hostname.subdomain.namespace.svc.domain; and its hostAliases for /etc/hosts.
+ */
+export function hostNames(
+  pod: Pod,
+  clusterDomain = 'cluster.local',
+): Pick<SandboxConfig, 'hostname' | 'fqdn' | 'hostAliases'> {
+  const spec = pod.spec as Pod['spec'] & {
+    hostname?: string;
+    subdomain?: string;
+    hostAliases?: { ip: string; hostnames?: string[] }[];
+  };
+  const hostname = (spec.hostname || pod.metadata.name!).slice(0, 63);
+  const domain = clusterDomain.replace(/\.$/, '');
+  const names: Pick<SandboxConfig, 'hostname' | 'fqdn' | 'hostAliases'> = { hostname };
+  if (spec.subdomain) {
+    names.fqdn = `${hostname}.${spec.subdomain}.${pod.metadata.namespace}.svc.${domain}`;
+  }
+  const aliases = (spec.hostAliases ?? []).map((a) => ({ ip: a.ip, hostnames: a.hostnames ?? [] }));
+  if (aliases.length > 0) names.hostAliases = aliases;
+  return names;
 }
 
 export function shouldRestart(pod: Pod, c: ContainerStatus): boolean {

@@ -69,3 +69,32 @@ test('container ports: a hostPort of 0 to 65535 and a protocol of TCP, UDP or SC
     assert.deepEqual(got, c.errors, JSON.stringify(c.port));
   }
 });
+
+test('hostname, subdomain and hostAliases are checked as Kubernetes checks them', () => {
+  const errorsOf = (fields: Record<string, unknown>) =>
+    validatePodSpec({ containers: [{ name: 'c', image: 'i' }], ...fields } as PodSpec, 'spec').map(
+      formatFieldError,
+    );
+  assert.deepEqual(
+    errorsOf({
+      hostname: 'web-0',
+      subdomain: 'web',
+      hostAliases: [{ ip: '10.1.2.3', hostnames: ['db', 'db.local'] }, { ip: 'fe80::1' }],
+    }),
+    [],
+  );
+  const got = errorsOf({
+    hostname: 'Web_0',
+    subdomain: 'a.b',
+    hostAliases: [{ ip: '10.1.2', hostnames: ['ok', 'Not_Ok'] }, { hostnames: ['x'] }],
+  });
+  assert.equal(got.length, 5, got.join('\n'));
+  assert.match(got[0], /^spec\.hostname: Invalid value: "Web_0": a lowercase RFC 1123 label/);
+  assert.match(got[1], /^spec\.subdomain: Invalid value: "a\.b"/);
+  assert.match(
+    got[2],
+    /^spec\.hostAliases\[0\]\.ip: Invalid value: "10\.1\.2": must be a valid IP/,
+  );
+  assert.match(got[3], /^spec\.hostAliases\[0\]\.hostnames\[1\]: Invalid value: "Not_Ok"/);
+  assert.match(got[4], /^spec\.hostAliases\[1\]\.ip: Required value/);
+});

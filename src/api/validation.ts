@@ -1,6 +1,7 @@
 import { validateContainerFields, validatePodFields } from './container-field-validation.js';
 import type { FieldError } from './errors.js';
 import { validateHandlers } from './handler-validation.js';
+import { validateHostFields } from './host-validation.js';
 import { fromLabelSelector, SelectorError } from './labels.js';
 import { parseQuantity } from './quantity.js';
 import { validateSchedulingFields } from './scheduling-validation.js';
@@ -330,6 +331,7 @@ export function validatePodSpec(spec: PodSpec | undefined, path: string): FieldE
     });
   }
   errs.push(...validatePodFields(spec, path));
+  errs.push(...validateHostFields(spec, path));
   errs.push(...validateLabels(spec.nodeSelector, `${path}.nodeSelector`));
   errs.push(...validateSchedulingFields(spec, path));
   return errs;

@@ -361,6 +361,8 @@ export class MiniC implements RuntimeService {
       podName: config.podName,
       podNamespace: config.podNamespace,
       hostname: config.hostname,
+      ...(config.fqdn ? { fqdn: config.fqdn } : {}),
+      ...(config.hostAliases?.length ? { hostAliases: config.hostAliases } : {}),
       labels: { ...config.labels },
       attempt: config.attempt ?? 0,
       netns: spare?.netns ?? `flyces-${id.slice(0, 12)}`,
@@ -380,7 +382,7 @@ export class MiniC implements RuntimeService {
       if (rec.hostNetwork) rec.ip = config.hostIP ?? '127.0.0.1';
       // /etc/hosts names the pod's address once the attachment has given it; containers bind-mount
       // the file, so it is rewritten in place before any of their processes starts.
-      writeEtcFiles(etcDir, rec.hostname, rec.ip, resolvConf);
+      writeEtcFiles(etcDir, rec, rec.ip, resolvConf);
       // The record comes first, so that no namespace exists that no record names.
       await this.records.writeSandbox(rec);
       if (spare) this.spares.recorded(spare);
@@ -393,7 +395,7 @@ export class MiniC implements RuntimeService {
       }
       rec.state = 'ready';
       await this.records.writeSandbox(rec);
-      if (!rec.hostNetwork) writeHosts(etcDir, rec.hostname, rec.ip);
+      if (!rec.hostNetwork) writeHosts(etcDir, rec, rec.ip);
     } catch (err) {
       log.error({ err }, 'sandbox network setup failed');
       setup.fail(wrap('NetworkError', `sandbox ${id}`, err));

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { listDir, readJson, replaceJsonSync } from './fsutil.js';
-import type { ContainerStatus, ContainerStdio } from './runtime.js';
+import type { ContainerStatus, ContainerStdio, HostAlias } from './runtime.js';
 
 /**
  * What miniC keeps under its state root, one JSON file per sandbox and per container, each
@@ -18,6 +18,8 @@ export interface SandboxRecord {
   podName: string;
   podNamespace: string;
   hostname: string;
+  fqdn?: string;
+  hostAliases?: HostAlias[];
   labels: Record<string, string>;
   attempt: number;
   netns: string;

@@ -67,8 +67,12 @@ export interface SandboxConfig {
   podUid: string;
   podName: string;
   podNamespace: string;
-  /** Set as the pod's hostname (the pod name, as Kubernetes does). */
+  /** Set as the pod's hostname (spec.hostname, or the pod name, as Kubernetes does). */
   hostname: string;
+  /** The pod's fully qualified name when it has a subdomain; /etc/hosts names it first. */
+  fqdn?: string;
+  /** Extra /etc/hosts entries (the pod's hostAliases). */
+  hostAliases?: HostAlias[];
   /** Arbitrary labels kept with the sandbox, returned by listSandboxes. */
   labels: Record<string, string>;
   /**
@@ -81,6 +85,11 @@ export interface SandboxConfig {
   attempt?: number;
   /** The pod's /etc/resolv.conf; empty when not given. */
   resolvConf?: string;
+}
+
+export interface HostAlias {
+  ip: string;
+  hostnames: string[];
 }
 
 export type SandboxState = 'ready' | 'notready';
