@@ -133,6 +133,35 @@ describe('API server', () => {
     );
   });
 
+  test("an object's metadata and spec errors come back together, as Kubernetes lists them", async () => {
+    const pod: KObject = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'Bad_Name', namespace: 'default' },
+      spec: { containers: [{ name: 'c', image: 'busybox:1', ports: [{ containerPort: 70000 }] }] },
+    };
+    const err = await rejects(client.create(pods, pod), 'Invalid');
+    assert.deepEqual(
+      err.details?.causes?.map((c) => c.field),
+      ['metadata.name', 'spec.containers[0].ports[0].containerPort'],
+    );
+    assert.match(err.message, /metadata\.name: Invalid value: "Bad_Name"/);
+    assert.match(err.message, /containerPort: Invalid value: 70000/);
+
+    const svc: KObject = {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: '1svc', namespace: 'default' },
+      spec: { type: 'Bogus', ports: [{ port: 80 }] },
+    };
+    const svcErr = await rejects(client.create(byGroupResource.get('/services')!, svc), 'Invalid');
+    assert.deepEqual(
+      svcErr.details?.causes?.map((c) => c.field),
+      ['metadata.name', 'spec.type'],
+      'one name error (DNS-1035), and the spec error beside it',
+    );
+  });
+
   test('fieldValidation: Strict refuses unknown fields, Warn stores and warns', async () => {
     const typo = deployment('typo');
     typo.spec.template.spec.containers[0].prots = [{ containerPort: 80 }];

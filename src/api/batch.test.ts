@@ -76,6 +76,16 @@ test('Job selector and pod labels are generated from the uid unless manualSelect
 
   const wrong = job({ selector: { matchLabels: { 'batch.kubernetes.io/controller-uid': 'u-2' } } });
   assert.match(create(wrong).join('\n'), /spec\.selector|selector/);
+
+  // The selector is checked even when the spec has errors of its own, as Kubernetes does.
+  const both = job({
+    parallelism: -1,
+    selector: { matchLabels: { 'batch.kubernetes.io/controller-uid': 'u-2' } },
+  });
+  assert.deepEqual(
+    create(both).map((e) => e.slice(0, e.indexOf(':'))),
+    ['spec.selector', 'spec.parallelism', 'spec.template.metadata.labels'],
+  );
 });
 
 test('Job validation errors carry Kubernetes field paths', () => {

@@ -256,8 +256,7 @@ function immutable(path: string, value: unknown, old: unknown): FieldError[] {
 export function validateJob(obj: KObject, old?: KObject): FieldError[] {
   const job = obj as Job;
   if (!job.spec || typeof job.spec !== 'object') return [{ field: 'spec', type: 'Required' }];
-  const errs = validateJobSpec(job.spec, 'spec', true);
-  if (errs.length === 0) errs.push(...validateGeneratedSelector(job));
+  const errs = [...validateGeneratedSelector(job), ...validateJobSpec(job.spec, 'spec', true)];
   if (!old) return errs;
   const prev = (old as Job).spec ?? {};
   errs.push(...immutable('spec.selector', job.spec.selector, prev.selector));

@@ -405,7 +405,7 @@ export const RESOURCE_TYPES: ResourceType[] = [
     shortNames: ['svc'],
     categories: ['all'],
     subresources: ['status'],
-    nameRule: 'label',
+    nameRule: 'dns1035',
     defaults: defaultService,
     validate: validateService,
     prepareForUpdate: prepareServiceUpdate,

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatFieldError } from './errors.js';
 import { printers } from './printers.js';
+import { byGroupResource } from './resources.js';
 import {
   defaultService,
   prepareServiceUpdate,
@@ -9,6 +10,7 @@ import {
   validateService,
   type Service,
 } from './service.js';
+import { validateMeta } from './validation.js';
 
 function svc(spec: Record<string, unknown>, name = 'web'): Service {
   const obj = {
@@ -140,9 +142,13 @@ test('service validation errors carry Kubernetes field paths and wording', () =>
 });
 
 test('service names must start with a letter (DNS-1035)', () => {
-  const errs = validateService(svc({ ports: [port({})] }, '1web')).map(formatFieldError);
-  assert.equal(errs.length, 1);
-  assert.match(errs[0]!, /^metadata.name: Invalid value: "1web": a DNS-1035 label/);
+  const rule = byGroupResource.get('/services')!.nameRule;
+  for (const name of ['1web', 'Web', 'web_1', 'web-']) {
+    const errs = validateMeta({ name }, true, rule).map(formatFieldError);
+    assert.equal(errs.length, 1, name);
+    assert.match(errs[0]!, /^metadata.name: Invalid value: ".*": a DNS-1035 label/);
+  }
+  assert.deepEqual(validateMeta({ name: 'web-1' }, true, rule), []);
 });
 
 test('defaults fill what Kubernetes fills', () => {

@@ -453,17 +453,6 @@ export function validateService(obj: KObject, old?: KObject): FieldError[] {
   const spec = svc.spec;
   if (!spec || typeof spec !== 'object') return [{ field: 'spec', type: 'Required' }];
   const errs: FieldError[] = [];
-  const name = svc.metadata.name ?? '';
-  if (!/^[a-z]/.test(name)) {
-    errs.push({
-      field: 'metadata.name',
-      type: 'Invalid',
-      value: name,
-      detail:
-        "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start " +
-        'with an alphabetic character, and end with an alphanumeric character',
-    });
-  }
   if (!SERVICE_TYPES.includes(spec.type as string)) {
     errs.push(unsupported('spec.type', spec.type, SERVICE_TYPES));
     return errs;

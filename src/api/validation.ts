@@ -89,7 +89,33 @@ function validateAnnotations(annotations: unknown, path: string): FieldError[] {
   return errs;
 }
 
-export type NameRule = 'subdomain' | 'label';
+/**
+ * How a kind's names are checked: an RFC 1123 subdomain (most kinds), an RFC 1123 label, or
+ * a DNS-1035 label (a label that starts with a letter: Services, whose names become DNS
+ * names and environment variable prefixes).
+ */
+export type NameRule = 'subdomain' | 'label' | 'dns1035';
+
+const NAME_RULES: Record<NameRule, { test: (name: string) => boolean; detail: string }> = {
+  subdomain: {
+    test: isDns1123Subdomain,
+    detail:
+      "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' " +
+      "or '.', and must start and end with an alphanumeric character",
+  },
+  label: {
+    test: isDns1123Label,
+    detail:
+      "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', " +
+      'and must start and end with an alphanumeric character',
+  },
+  dns1035: {
+    test: (name) => /^[a-z]/.test(name) && isDns1123Label(name),
+    detail:
+      "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start " +
+      'with an alphabetic character, and end with an alphanumeric character',
+  },
+};
 
 /** Validates metadata common to every object. */
 export function validateMeta(
@@ -102,22 +128,15 @@ export function validateMeta(
   }
   const errs: FieldError[] = [];
   const name = meta.name;
+  const rule = NAME_RULES[nameRule];
   if (!name) {
     errs.push({
       field: 'metadata.name',
       type: 'Required',
       detail: 'name or generateName is required',
     });
-  } else if (nameRule === 'label' ? !isDns1123Label(name) : !isDns1123Subdomain(name)) {
-    const rule = nameRule === 'label' ? 'RFC 1123 label' : 'RFC 1123 subdomain';
-    errs.push({
-      field: 'metadata.name',
-      type: 'Invalid',
-      value: name,
-      detail:
-        `a lowercase ${rule} must consist of lower case alphanumeric characters, '-' or ` +
-        `'.', and must start and end with an alphanumeric character`,
-    });
+  } else if (!rule.test(name)) {
+    errs.push({ field: 'metadata.name', type: 'Invalid', value: name, detail: rule.detail });
   }
   if (namespaced && meta.namespace !== undefined && !isDns1123Label(meta.namespace)) {
     errs.push({ field: 'metadata.namespace', type: 'Invalid', value: meta.namespace });

@@ -230,7 +230,11 @@ export class Registry {
 
   private validate(rt: ResourceType, obj: KObject, old?: KObject): void {
     const errs: FieldError[] = validateMeta(obj.metadata, rt.namespaced, rt.nameRule);
-    if (errs.length === 0) errs.push(...(rt.validate?.(obj, old) ?? []));
+    // As Kubernetes does, the metadata's errors and the kind's own come back in one answer;
+    // only an object without metadata is not looked at further.
+    if (obj.metadata && typeof obj.metadata === 'object') {
+      errs.push(...(rt.validate?.(obj, old) ?? []));
+    }
     if (errs.length > 0) throw invalid(rt.kind, rt.group, obj.metadata?.name ?? '', errs);
   }
 
