@@ -343,6 +343,27 @@ test('indexed jobs give each pod its completion index', async (t) => {
   assert.equal(done.status?.succeeded, 3);
 });
 
+test("a Job without labels gets its template's, so kubectl get jobs -l finds it", async (t) => {
+  const c = await setup(t);
+  const { client } = c;
+  const bare = await client.create<Job>(JOBS, job('pi', { suspend: true }));
+  const uid = bare.metadata.uid!;
+  assert.deepEqual(bare.metadata.labels, {
+    'controller-uid': uid,
+    'batch.kubernetes.io/controller-uid': uid,
+    'job-name': 'pi',
+    'batch.kubernetes.io/job-name': 'pi',
+  });
+  const own = job('labelled', { suspend: true });
+  own.metadata.labels = { team: 'a' };
+  own.spec.template.metadata = { labels: { app: 'x' } };
+  const labelled = await client.create<Job>(JOBS, own);
+  assert.deepEqual(labelled.metadata.labels, { team: 'a' }, 'labels of its own are kept');
+  const text = await kubectlOk(c, ['get', 'jobs', '-l', 'batch.kubernetes.io/job-name=pi']);
+  assert.match(text, /^pi\s/m);
+  assert.doesNotMatch(text, /labelled/);
+});
+
 test('validation speaks Kubernetes field paths', async (t) => {
   const { client } = await setup(t);
   const cases: [Job, RegExp][] = [

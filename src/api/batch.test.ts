@@ -88,6 +88,32 @@ test('Job selector and pod labels are generated from the uid unless manualSelect
   );
 });
 
+test("a Job without labels gets its template's, generated ones included", () => {
+  const generated = {
+    'controller-uid': 'u-1',
+    'batch.kubernetes.io/controller-uid': 'u-1',
+    'job-name': 'pi',
+    'batch.kubernetes.io/job-name': 'pi',
+  };
+  const cases: {
+    labels?: Record<string, string>;
+    template?: Record<string, string>;
+    want: object;
+  }[] = [
+    { want: generated },
+    { labels: {}, template: { app: 'x' }, want: { app: 'x', ...generated } },
+    { labels: { team: 'a' }, template: { app: 'x' }, want: { team: 'a' } },
+  ];
+  for (const c of cases) {
+    const j = job();
+    if (c.labels) j.metadata.labels = c.labels;
+    if (c.template) j.spec.template.metadata = { labels: c.template };
+    defaultJob(j);
+    assert.deepEqual(j.metadata.labels, c.want, JSON.stringify(c));
+    assert.ok(j.metadata.labels !== j.spec.template.metadata?.labels, 'a copy, not the same map');
+  }
+});
+
 test('Job validation errors carry Kubernetes field paths', () => {
   const cases: [Job, string][] = [
     [

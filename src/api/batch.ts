@@ -130,12 +130,27 @@ function defaultJobSpec(spec: JobSpec): void {
 /**
  * Defaults a Job. Unless spec.manualSelector is true, the selector is generated from the
  * Job's uid and the template gets the matching labels; a user-given selector is kept and
- * validation then checks that it is the generated one.
+ * validation then checks that it is the generated one. A Job without labels of its own
+ * gets its template's, generated ones included, as Kubernetes shows it (its defaulting
+ * copies them on every read, after the create has generated them), so that
+ * `-l batch.kubernetes.io/job-name=NAME` finds the Job as well as its pods.
  */
 export function defaultJob(job: Job): void {
   const spec = job.spec;
   if (!spec || typeof spec !== 'object') return;
   defaultJobSpec(spec);
+  generateSelector(job);
+  const templateLabels = spec.template?.metadata?.labels;
+  const meta = job.metadata;
+  if (!templateLabels || typeof templateLabels !== 'object') return;
+  if (meta.labels && (typeof meta.labels !== 'object' || Object.keys(meta.labels).length > 0))
+    return;
+  meta.labels = { ...templateLabels };
+}
+
+/** The generated selector and template labels of a Job without spec.manualSelector. */
+function generateSelector(job: Job): void {
+  const spec = job.spec;
   if (spec.manualSelector === true || !job.metadata.uid) return;
   if (!spec.template || typeof spec.template !== 'object') return;
   const meta = (spec.template.metadata ??= {});
