@@ -337,6 +337,29 @@ describe('API server', () => {
       'Node',
     ]);
     assert.deepEqual(table.rows[0].cells.slice(0, 4), ['p1', '0/1', 'Pending', '0']);
+
+    // A restarted container: the count and how long ago its last run ended, as kubectl has it.
+    const p2 = await client.get(pods, 'default', 'p2');
+    const finishedAt = new Date(Date.now() - 5_000).toISOString().replace(/\.\d+Z$/, 'Z');
+    p2.status = {
+      phase: 'Running',
+      containerStatuses: [
+        {
+          name: 'c',
+          ready: true,
+          restartCount: 2,
+          image: 'i',
+          imageID: '',
+          state: { running: { startedAt: finishedAt } },
+          lastState: { terminated: { exitCode: 1, reason: 'Error', finishedAt } },
+        },
+      ],
+    };
+    await client.updateStatus(pods, p2);
+    const after = await client.request('GET', '/api/v1/namespaces/default/pods/p2', {
+      accept: 'application/json;as=Table;v=v1;g=meta.k8s.io,application/json',
+    });
+    assert.match(after.rows[0].cells[3], /^2 \([5-9]s ago\)$/);
   });
 
   test('binding sets the node once; bound pods are deleted gracefully', async () => {

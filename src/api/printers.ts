@@ -5,6 +5,7 @@ import type { ServiceAccount } from './service-account.js';
 import { formatLabelSelector } from './labels.js';
 import type {
   ConfigMap,
+  ContainerStatus,
   Deployment,
   KObject,
   NodeObject,
@@ -60,18 +61,41 @@ export const defaultPrinter: Printer = {
   cells: (obj, now) => [obj.metadata.name, age(obj, now)],
 };
 
-/** The STATUS column of a pod, computed the way kubectl's printer does. */
-export function podStatusText(pod: Pod): { status: string; ready: string; restarts: number } {
+/** What `kubectl get pods` shows of a pod's status; `lastRestart` is in ms since the epoch. */
+export interface PodStatusText {
+  status: string;
+  ready: string;
+  restarts: number;
+  /** When the last of the counted containers last terminated, if any says so. */
+  lastRestart?: number;
+}
+
+/** The later of `last` and the time the container's previous run finished. */
+function laterRestart(last: number | undefined, c: ContainerStatus): number | undefined {
+  const finished = c.lastState?.terminated?.finishedAt;
+  const at = finished ? Date.parse(finished) : NaN;
+  if (Number.isNaN(at)) return last;
+  return last === undefined || at > last ? at : last;
+}
+
+/**
+ * The STATUS, READY and RESTARTS columns of a pod, computed the way Kubernetes' printer
+ * does. Restarts of init containers count while the pod initializes; once it has, only its
+ * containers' restarts count (flyCes has no restartable, sidecar, init containers).
+ */
+export function podStatusText(pod: Pod): PodStatusText {
   const status = pod.status ?? {};
   const specCount = pod.spec?.containers?.length ?? 0;
   let reason = status.reason ?? status.phase ?? 'Pending';
   let restarts = 0;
+  let lastRestart: number | undefined;
   let ready = 0;
 
   const inits = status.initContainerStatuses ?? [];
   let initializing = false;
   inits.forEach((c, i) => {
     restarts += c.restartCount;
+    lastRestart = laterRestart(lastRestart, c);
     if (initializing) return;
     const t = c.state?.terminated;
     if (t && t.exitCode === 0) return;
@@ -83,9 +107,12 @@ export function podStatusText(pod: Pod): { status: string; ready: string; restar
   });
 
   if (!initializing) {
+    restarts = 0;
+    lastRestart = undefined;
     let hasRunning = false;
     for (const c of [...(status.containerStatuses ?? [])].reverse()) {
       restarts += c.restartCount;
+      lastRestart = laterRestart(lastRestart, c);
       const { waiting, terminated, running } = c.state ?? {};
       if (waiting?.reason) reason = waiting.reason;
       else if (terminated?.reason) reason = terminated.reason;
@@ -98,7 +125,13 @@ export function podStatusText(pod: Pod): { status: string; ready: string; restar
     if (reason === 'Completed' && hasRunning) reason = 'Running';
   }
   if (pod.metadata.deletionTimestamp) reason = 'Terminating';
-  return { status: reason, ready: `${ready}/${specCount}`, restarts };
+  return { status: reason, ready: `${ready}/${specCount}`, restarts, lastRestart };
+}
+
+/** The RESTARTS cell: the count, and how long ago the last restart was, e.g. `2 (5s ago)`. */
+export function restartsText(text: PodStatusText, now: number): string {
+  if (text.restarts === 0 || text.lastRestart === undefined) return String(text.restarts);
+  return `${text.restarts} (${humanDuration(now - text.lastRestart)} ago)`;
 }
 
 const podPrinter: Printer = {
@@ -115,12 +148,12 @@ const podPrinter: Printer = {
   ],
   cells(obj, now) {
     const pod = obj as Pod;
-    const { status, ready, restarts } = podStatusText(pod);
+    const text = podStatusText(pod);
     return [
       pod.metadata.name,
-      ready,
-      status,
-      String(restarts),
+      text.ready,
+      text.status,
+      restartsText(text, now),
       age(pod, now),
       pod.status?.podIP ?? '<none>',
       pod.spec?.nodeName || '<none>',
