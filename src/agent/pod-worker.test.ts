@@ -3,8 +3,9 @@ import assert from 'node:assert/strict';
 
 import { pino } from 'pino';
 
-import type { Container, Pod, PodStatus, Secret } from '../api/types.js';
-import type { EventRecorder } from '../client/events.js';
+import type { Container, KObject, Pod, PodStatus, Secret } from '../api/types.js';
+import { EventRecorder } from '../client/events.js';
+import type { KubeClient } from '../client/rest.js';
 import {
   RuntimeError,
   type ContainerStatus,
@@ -43,6 +44,19 @@ test('containers start while the network is attached only when they need no pod 
   ];
   for (const [name, p, want] of cases) assert.equal(startsEarly(p), want, name);
 });
+
+const silentLog = pino({ level: 'silent' });
+
+const readySandbox: SandboxStatus = {
+  id: 's',
+  podUid: 'u',
+  podName: 'p',
+  podNamespace: 'default',
+  labels: {},
+  state: 'ready',
+  ip: '10.42.0.2',
+  createdAt: '',
+};
 
 /** A runtime whose sandbox is ready and whose every container create fails. */
 function refusingRuntime(creates: number[]): RuntimeService {
@@ -133,6 +147,100 @@ test('a failed pull is tried again 10 s later, then at twice the interval, as ku
   const gaps = pulls.slice(1).map((at, i) => at - pulls[i]);
   assert.deepEqual(gaps, [10_000, 20_000, 40_000]);
   assert.deepEqual([...reasons].sort(), ['ErrImagePull', 'ImagePullBackOff']);
+});
+
+/** A client that keeps the Events written to it, as the API server would (count and all). */
+function eventSink() {
+  const events = new Map<string, KObject>();
+  const client = {
+    create: async (_rt: unknown, obj: KObject) => {
+      events.set(obj.metadata.name!, structuredClone(obj));
+      return obj;
+    },
+    patch: async (_rt: unknown, _ns: string, name: string, patch: { count: number }) => {
+      Object.assign(events.get(name)!, patch);
+      return {};
+    },
+  } as unknown as KubeClient;
+  return { client, events };
+}
+
+/** Lets the recorder send what it queued (it waits for the next turn of the event loop). */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
+}
+
+test("a pull in back-off records kubelet's BackOff and Failed Events, repeats counted up", async (t) => {
+  t.mock.timers.enable({ apis: ['Date'], now: 1_000_000 });
+  const { client, events } = eventSink();
+  const recorder = new EventRecorder(client, 'kubelet', 'n1');
+  const images = {
+    getImage: async () => undefined,
+    pullImage: async () => {
+      throw new RuntimeError('ErrImagePull', 'manifest unknown');
+    },
+  } as unknown as ImageService;
+  const worker = new PodWorker(refusingRuntime([]), images, recorder, '10.0.0.1', silentLog, {
+    changed: () => undefined,
+  });
+  const image = 'localhost:5000/missing:1';
+  const p = pod([{ image }]);
+
+  // Syncs every 10 s for a minute, as the agent's requeue does: pulls at 0, 10 and 30 s
+  // (the back-off doubles), in back-off at 20, 40, 50 and 60 s.
+  for (let ms = 0; ms <= 60_000; ms += 10_000) {
+    await worker.sync(p, [readySandbox], []);
+    await settle();
+    t.mock.timers.tick(10_000);
+  }
+  const got = [...events.values()].map((e) => `${e.type} ${e.reason} x${e.count}: ${e.message}`);
+  assert.deepEqual(got.sort(), [
+    `Normal BackOff x4: Back-off pulling image "${image}"`,
+    `Normal Pulling x3: Pulling image "${image}"`,
+    `Warning Failed x3: Error: ErrImagePull`,
+    `Warning Failed x3: Failed to pull image "${image}": manifest unknown`,
+    `Warning Failed x4: Error: ImagePullBackOff`,
+  ]);
+});
+
+test('an image that cannot be had without a pull also fails the start with "Error: REASON"', async () => {
+  const cases = [
+    {
+      name: 'Never, not present',
+      container: { image: 'busybox:1', imagePullPolicy: 'Never' as const },
+      getImage: async () => undefined,
+      want: [
+        'Warning ErrImageNeverPull: Container image "busybox:1" is not present with pull policy of Never',
+        'Warning Failed: Error: ErrImageNeverPull',
+      ],
+    },
+    {
+      name: 'invalid name',
+      container: { image: 'Bad//Name' },
+      getImage: async () => {
+        throw new RuntimeError('InvalidImageName', 'invalid image reference "Bad//Name": bad');
+      },
+      want: [
+        'Warning InspectFailed: invalid image reference "Bad//Name": bad',
+        'Warning Failed: Error: InvalidImageName',
+      ],
+    },
+  ];
+  for (const c of cases) {
+    const got: string[] = [];
+    const events = {
+      normal: (_o: unknown, reason: string, message: string) =>
+        got.push(`Normal ${reason}: ${message}`),
+      warning: (_o: unknown, reason: string, message: string) =>
+        got.push(`Warning ${reason}: ${message}`),
+    } as unknown as EventRecorder;
+    const images = { getImage: c.getImage } as unknown as ImageService;
+    const worker = new PodWorker(refusingRuntime([]), images, events, '10.0.0.1', silentLog, {
+      changed: () => undefined,
+    });
+    await worker.sync(pod([c.container]), [readySandbox], []);
+    assert.deepEqual(got, c.want, c.name);
+  }
 });
 
 test('imagePullSecrets that give no credentials are named with why, never with a value', () => {

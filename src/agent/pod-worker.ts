@@ -477,7 +477,8 @@ export class PodWorker {
    * Makes sure the container's image is in the node's store under its pull policy:
    * Never uses what is there, IfNotPresent pulls when it is missing, Always pulls each time
    * the container starts. Returns ms to wait when the image is not ready (with the waiting
-   * reason Kubernetes shows: ErrImagePull, ImagePullBackOff, ErrImageNeverPull).
+   * reason Kubernetes shows: ErrImagePull, ImagePullBackOff, ErrImageNeverPull,
+   * InvalidImageName; see imageNotReady).
    */
   private async checkImage(
     pod: Pod,
@@ -490,7 +491,12 @@ export class PodWorker {
       present = (await this.images.getImage(image)) !== undefined;
     } catch (err) {
       if (err instanceof RuntimeError && err.code === 'InvalidImageName') {
-        waiting.set(container.name, { reason: 'InvalidImageName', message: err.message });
+        this.events.warning(pod, 'InspectFailed', err.message);
+        this.imageNotReady(pod, container, waiting, 'InvalidImageName', err.message);
+        this.log.warn(
+          { pod: podKey(pod), container: container.name, image, err: err.message },
+          'invalid image name',
+        );
         return 60_000;
       }
       throw err;
@@ -502,8 +508,8 @@ export class PodWorker {
     }
     if (policy === 'Never') {
       const message = `Container image "${image}" is not present with pull policy of Never`;
-      waiting.set(container.name, { reason: 'ErrImageNeverPull', message });
       this.events.warning(pod, 'ErrImageNeverPull', message);
+      this.imageNotReady(pod, container, waiting, 'ErrImageNeverPull', message);
       return 10_000;
     }
     return this.pull(pod, container, waiting);
@@ -518,10 +524,9 @@ export class PodWorker {
     const key = `${pod.metadata.uid}/${container.name}/image`;
     const wait = this.imageBackoff.remaining(key, 0, 0);
     if (wait > 0) {
-      waiting.set(container.name, {
-        reason: 'ImagePullBackOff',
-        message: `Back-off pulling image "${image}"`,
-      });
+      const message = `Back-off pulling image "${image}"`;
+      this.events.normal(pod, 'BackOff', message);
+      this.imageNotReady(pod, container, waiting, 'ImagePullBackOff', message);
       return wait;
     }
     const secrets = pullSecrets(pod, this.inputs);
@@ -543,8 +548,8 @@ export class PodWorker {
       this.imageBackoff.restarted(key);
       const cause = unusable ? `${err.message} (${unusable})` : err.message;
       const message = `Failed to pull image "${image}": ${cause}`;
-      waiting.set(container.name, { reason: 'ErrImagePull', message });
       this.events.warning(pod, 'Failed', message);
+      this.imageNotReady(pod, container, waiting, 'ErrImagePull', message);
       this.log.warn(
         { pod: podKey(pod), container: container.name, image, err: err.message },
         'image pull failed',
@@ -555,6 +560,23 @@ export class PodWorker {
     const seconds = ((Date.now() - started) / 1000).toFixed(3);
     this.events.normal(pod, 'Pulled', `Successfully pulled image "${image}" in ${seconds}s`);
     return undefined;
+  }
+
+  /**
+   * A container whose image is not ready waits with `reason`; and, as in kubelet, whose
+   * container start fails on it, the start is also recorded as failed: a Warning `Failed`
+   * Event "Error: REASON", after the Event that told what went wrong with the image.
+   * Repeats count up one Event (the recorder aggregates by reason and message).
+   */
+  private imageNotReady(
+    pod: Pod,
+    container: Container,
+    waiting: Map<string, Waiting>,
+    reason: string,
+    message: string,
+  ): void {
+    waiting.set(container.name, { reason, message });
+    this.events.warning(pod, 'Failed', `Error: ${reason}`);
   }
 
   /** Keeps the latest and the one before it of each container (for `logs --previous`). */
