@@ -1,5 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { isDeepStrictEqual as deepEqual } from 'node:util';
 import type { Condition, Deployment, ReplicaSet } from '../src/api/types.js';
 import type { KubeClient } from '../src/client/rest.js';
@@ -7,6 +9,7 @@ import {
   DEPLOYMENTS,
   deployment,
   isReady,
+  kubectlOk,
   live,
   livePods,
   RS,
@@ -307,6 +310,92 @@ test('rollout history and undo, with change-cause, --revision and --to-revision'
   const missing = await c.kubectl('rollout', 'undo', 'deployment/web', '--to-revision=9');
   assert.notEqual(missing.code, 0);
   assert.match(missing.stderr, /unable to find specified revision 9/);
+});
+
+const PROBED = `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels: { app: web }
+  template:
+    metadata:
+      labels: { app: web }
+    spec:
+      containers:
+        - name: web
+          image: nginx:1
+          ports: [{ name: http, containerPort: 8080 }]
+          readinessProbe:
+            httpGet: { port: http }
+            periodSeconds: 2
+`;
+
+/** Drops the probe defaults from a stored template, as a flyCes before them stored it. */
+async function storeWithoutProbeDefaults(c: Cluster, key: string): Promise<void> {
+  const kv = await c.api.store.get(key);
+  assert.ok(kv, key);
+  const obj = JSON.parse(kv.value);
+  const probe = obj.spec.template.spec.containers[0].readinessProbe;
+  for (const field of ['timeoutSeconds', 'successThreshold', 'failureThreshold']) {
+    delete probe[field];
+  }
+  delete probe.httpGet.scheme;
+  delete probe.httpGet.path;
+  await c.api.store.update(key, JSON.stringify(obj));
+}
+
+test('templates get the Pod defaults; re-applied or stored without them, nothing rolls', async (t) => {
+  const c = await startCluster(t);
+  c.kubelet();
+  const manifest = join(c.api.dir, 'web.yaml');
+  writeFileSync(manifest, PROBED);
+  await kubectlOk(c, ['apply', '-f', manifest]);
+  await statusOk(c);
+  const d = await get(c.client);
+  const container = d.spec.template.spec.containers[0];
+  assert.deepEqual(container.readinessProbe, {
+    httpGet: { port: 'http', path: '/', scheme: 'HTTP' },
+    periodSeconds: 2,
+    timeoutSeconds: 1,
+    successThreshold: 1,
+    failureThreshold: 3,
+  });
+  assert.equal(container.ports?.[0]?.protocol, 'TCP');
+  assert.equal(container.terminationMessagePath, '/dev/termination-log');
+  const history = await kubectlOk(c, ['rollout', 'history', 'deployment/web', '--revision=1']);
+  const readiness = 'http-get http://:http/ delay=0s timeout=1s period=2s #success=1 #failure=3';
+  assert.ok(history.includes(readiness), history);
+  assert.ok((await kubectlOk(c, ['describe', 'deployment/web'])).includes(readiness));
+  const [rs] = await replicaSets(c.client);
+  const hash = rs.metadata.labels?.['pod-template-hash'];
+  const pods = (await livePods(c.client)).map((p) => p.metadata.name).sort();
+
+  await kubectlOk(c, ['apply', '-f', manifest], /deployment.apps\/web unchanged/);
+
+  // As a flyCes before template defaults stored them; the next write of the Deployment
+  // gives its template the defaults, which its ReplicaSet's template still lacks.
+  await storeWithoutProbeDefaults(c, '/registry/apps/deployments/default/web');
+  await storeWithoutProbeDefaults(c, `/registry/apps/replicasets/default/${rs.metadata.name}`);
+  const generation = (await get(c.client)).metadata.generation!;
+  await kubectlOk(c, ['label', 'deployment/web', 'tier=front']);
+  assert.equal((await get(c.client)).metadata.generation, generation, 'defaults are no change');
+  await kubectlOk(c, ['scale', 'deployment/web', '--replicas=3']);
+  await waitFor('three ready pods', async () => (await livePods(c.client)).length === 3);
+  await statusOk(c);
+  const sets = await replicaSets(c.client);
+  assert.deepEqual(
+    sets.map((s) => s.metadata.labels?.['pod-template-hash']),
+    [hash],
+    'still the one replica set',
+  );
+  const now = (await livePods(c.client)).map((p) => p.metadata.name);
+  assert.ok(
+    pods.every((name) => now.includes(name)),
+    'no pod replaced',
+  );
 });
 
 test('rollout restart replaces every pod; history keeps revisionHistoryLimit', async (t) => {

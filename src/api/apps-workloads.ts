@@ -1,4 +1,4 @@
-import { defaultPodSpec } from './defaults.js';
+import { defaultPodTemplate } from './defaults.js';
 import type { FieldError } from './errors.js';
 import type { Condition, KObject, LabelSelector, PodTemplateSpec } from './types.js';
 import { deepEqual } from '../util/equal.js';
@@ -79,16 +79,6 @@ export interface ControllerRevision extends KObject {
   revision: number;
 }
 
-/** Drops `creationTimestamp: null` from template metadata (clients write it; it means absent). */
-function defaultTemplate(template: PodTemplateSpec | undefined): void {
-  if (!template || typeof template !== 'object') return;
-  const meta = template.metadata as Record<string, unknown> | undefined;
-  if (meta && typeof meta === 'object' && meta.creationTimestamp === null) {
-    delete meta.creationTimestamp;
-  }
-  defaultPodSpec(template.spec);
-}
-
 /** DaemonSet defaults: RollingUpdate with maxUnavailable 1 and maxSurge 0; history 10. */
 export function defaultDaemonSet(ds: DaemonSet): void {
   const spec = ds.spec;
@@ -101,7 +91,7 @@ export function defaultDaemonSet(ds: DaemonSet): void {
     spec.updateStrategy.rollingUpdate.maxSurge ??= 0;
   }
   spec.revisionHistoryLimit ??= 10;
-  defaultTemplate(spec.template);
+  defaultPodTemplate(spec.template);
 }
 
 /**
@@ -123,7 +113,7 @@ export function defaultStatefulSet(sts: StatefulSet): void {
   spec.persistentVolumeClaimRetentionPolicy ??= {};
   spec.persistentVolumeClaimRetentionPolicy.whenDeleted ??= 'Retain';
   spec.persistentVolumeClaimRetentionPolicy.whenScaled ??= 'Retain';
-  defaultTemplate(spec.template);
+  defaultPodTemplate(spec.template);
 }
 
 const PERCENT = /^(0|[1-9]\d*)%$/;

@@ -1,5 +1,5 @@
 import { parseSchedule, ScheduleError, validTimeZone } from './cron.js';
-import { defaultPodSpec } from './defaults.js';
+import { defaultPodTemplate } from './defaults.js';
 import type { FieldError } from './errors.js';
 import type { Condition, KObject, LabelSelector, ObjectMeta, PodTemplateSpec } from './types.js';
 import { deepEqual } from '../util/equal.js';
@@ -118,13 +118,7 @@ function defaultJobSpec(spec: JobSpec): void {
   spec.backoffLimit ??= 6;
   spec.completionMode ??= 'NonIndexed';
   spec.suspend ??= false;
-  if (spec.template && typeof spec.template === 'object') {
-    const meta = spec.template.metadata as Record<string, unknown> | undefined;
-    if (meta && typeof meta === 'object' && meta.creationTimestamp === null) {
-      delete meta.creationTimestamp;
-    }
-    defaultPodSpec(spec.template.spec);
-  }
+  defaultPodTemplate(spec.template);
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { Container, Deployment, Pod, PodSpec, ReplicaSet } from './types.js';
+import type { Container, Deployment, Pod, PodSpec, PodTemplateSpec, ReplicaSet } from './types.js';
 import { canonicalQuantity } from './quantity.js';
 import { qosClassOf } from './qos.js';
 import { addDefaultTolerations } from './taints.js';
@@ -41,17 +41,6 @@ function defaultContainer(c: Container): void {
   }
 }
 
-export function defaultPodSpec(spec: PodSpec | undefined): void {
-  if (!spec || typeof spec !== 'object') return;
-  spec.restartPolicy ??= 'Always';
-  spec.terminationGracePeriodSeconds ??= 30;
-  spec.dnsPolicy ??= 'ClusterFirst';
-  spec.schedulerName ??= 'default-scheduler';
-  spec.securityContext ??= {};
-  if (Array.isArray(spec.containers)) spec.containers.forEach(defaultContainer);
-  if (Array.isArray(spec.initContainers)) spec.initContainers.forEach(defaultContainer);
-}
-
 /** Kubernetes' defaults of an HTTP GET action (probes and lifecycle hooks). */
 function defaultHttpGet(action: unknown): void {
   if (!action || typeof action !== 'object') return;
@@ -72,9 +61,10 @@ function defaultProbe(probe: unknown): void {
 }
 
 /**
- * Probe and hook defaults, on pods only: on pod templates they would change the template
- * of every Deployment stored before them at its next write, and with it its hash, so that
- * a scale would roll it out. The agent applies the same values to a probe that lacks them.
+ * Probe and hook defaults. Objects stored before flyCes gave them lack them (the agent
+ * applies the same values to such a probe); the registry compares an update with the stored
+ * object as defaulting leaves it now, and the workload controllers compare templates the
+ * same way, so that the defaults alone are no change that rolls pods out.
  */
 function defaultHandlers(c: Container): void {
   if (!c || typeof c !== 'object') return;
@@ -87,25 +77,30 @@ function defaultHandlers(c: Container): void {
   }
 }
 
-export function defaultPod(pod: Pod): void {
-  defaultPodSpec(pod.spec);
-  if (pod.spec && typeof pod.spec === 'object') {
-    if (Array.isArray(pod.spec.containers)) pod.spec.containers.forEach(defaultHandlers);
-    if (Array.isArray(pod.spec.initContainers)) pod.spec.initContainers.forEach(defaultHandlers);
-    canonicalQuantities(pod.spec);
+/**
+ * The defaults Kubernetes gives every PodSpec, a Pod's and a pod template's alike: the
+ * pod's policies, and each container's pull policy, termination message, port protocol,
+ * requests from limits, probes and hooks; quantities are written in canonical form.
+ */
+export function defaultPodSpec(spec: PodSpec | undefined): void {
+  if (!spec || typeof spec !== 'object') return;
+  spec.restartPolicy ??= 'Always';
+  spec.terminationGracePeriodSeconds ??= 30;
+  spec.dnsPolicy ??= 'ClusterFirst';
+  spec.schedulerName ??= 'default-scheduler';
+  spec.securityContext ??= {};
+  for (const list of [spec.containers, spec.initContainers]) {
+    if (!Array.isArray(list)) continue;
+    list.forEach(defaultContainer);
+    list.forEach(defaultHandlers);
   }
-  if (pod.spec && typeof pod.spec === 'object') addDefaultTolerations(pod);
-  pod.status ??= {};
-  pod.status.phase ??= 'Pending';
-  if (pod.spec && typeof pod.spec === 'object') pod.status.qosClass ??= qosClassOf(pod.spec);
+  canonicalQuantities(spec);
 }
 
 /**
- * Writes a pod's resource quantities and emptyDir sizes in Kubernetes' canonical form
+ * Writes a pod spec's resource quantities and emptyDir sizes in Kubernetes' canonical form
  * ("0.5" as "500m", "1.5Gi" as "1536Mi", a JSON number as a string), as the API gives them
- * back. On pods only, as with defaultHandlers: a template of a Deployment stored before
- * would change at its next write, and with its hash roll out. A value that is not a
- * quantity stays as written, for validation to name.
+ * back. A value that is not a quantity stays as written, for validation to name.
  */
 function canonicalQuantities(spec: PodSpec): void {
   const canonical = (map: unknown) => {
@@ -132,14 +127,30 @@ function listOf<T>(value: T[] | undefined): T[] {
 }
 
 /**
- * Drops `creationTimestamp: null` from a pod template's metadata: clients write it (kubectl
- * rollout undo copies it from a ReplicaSet) and Kubernetes treats it as absent, so it must
- * not make two equal templates look different.
+ * A Pod's defaults: its spec's, then what only a Pod gets (the not-ready and unreachable
+ * tolerations, an admission step in Kubernetes, and its initial status).
  */
-function defaultTemplateMeta(template: { metadata?: Record<string, unknown> } | undefined): void {
-  const meta = template?.metadata;
+export function defaultPod(pod: Pod): void {
+  defaultPodSpec(pod.spec);
+  if (pod.spec && typeof pod.spec === 'object') addDefaultTolerations(pod);
+  pod.status ??= {};
+  pod.status.phase ??= 'Pending';
+  if (pod.spec && typeof pod.spec === 'object') pod.status.qosClass ??= qosClassOf(pod.spec);
+}
+
+/**
+ * A pod template's defaults, in every workload that has one (Deployment, ReplicaSet,
+ * StatefulSet, DaemonSet, Job, a CronJob's Job template): its PodSpec's, as a Pod gets them.
+ * `creationTimestamp: null` in its metadata goes: clients write it (kubectl rollout undo
+ * copies it from a ReplicaSet) and Kubernetes treats it as absent, so it must not make two
+ * equal templates look different.
+ */
+export function defaultPodTemplate(template: PodTemplateSpec | undefined): void {
+  if (!template || typeof template !== 'object') return;
+  const meta = template.metadata as Record<string, unknown> | undefined;
   if (meta && typeof meta === 'object' && meta.creationTimestamp === null)
     delete meta.creationTimestamp;
+  defaultPodSpec(template.spec);
 }
 
 export function defaultDeployment(d: Deployment): void {
@@ -155,18 +166,12 @@ export function defaultDeployment(d: Deployment): void {
   }
   spec.revisionHistoryLimit ??= 10;
   spec.progressDeadlineSeconds ??= 600;
-  if (spec.template && typeof spec.template === 'object') {
-    defaultTemplateMeta(spec.template);
-    defaultPodSpec(spec.template.spec);
-  }
+  defaultPodTemplate(spec.template);
 }
 
 export function defaultReplicaSet(rs: ReplicaSet): void {
   const spec = rs.spec;
   if (!spec || typeof spec !== 'object') return;
   spec.replicas ??= 1;
-  if (spec.template && typeof spec.template === 'object') {
-    defaultTemplateMeta(spec.template);
-    defaultPodSpec(spec.template.spec);
-  }
+  defaultPodTemplate(spec.template);
 }

@@ -81,9 +81,9 @@ export function apiVersionOf(rt: ResourceType): string {
 
 function validatePod(pod: KObject, old?: KObject): FieldError[] {
   const errs = validatePodSpec((pod as Pod).spec, 'spec');
-  // Compared with the stored pod as defaulting leaves it now: a default added since it was
-  // stored (the update is defaulted) is no change of its spec.
-  if (old && errs.length === 0) errs.push(...podSpecChanges(pod, defaultedCopy(old)));
+  // `old` is the stored pod as defaulting leaves it now when the update was defaulted (see
+  // Registry.prepareUpdate), so a default added since it was stored is no change of its spec.
+  if (old && errs.length === 0) errs.push(...podSpecChanges(pod, old));
   if (old) errs.push(...deadlineChange(pod, old));
   if (old && old.spec?.nodeName && pod.spec?.nodeName !== old.spec.nodeName) {
     errs.push({
@@ -93,12 +93,6 @@ function validatePod(pod: KObject, old?: KObject): FieldError[] {
     });
   }
   return errs;
-}
-
-function defaultedCopy(pod: KObject): KObject {
-  const copy = structuredClone(pod);
-  defaultPod(copy as Pod);
-  return copy;
 }
 
 /**

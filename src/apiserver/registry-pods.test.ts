@@ -163,7 +163,13 @@ test('probes get Kubernetes defaults on pods; a pod stored without them can stil
   stored.spec.containers[0].livenessProbe = { httpGet: { port: 8080 } };
   await store.update(key, JSON.stringify(stored));
   const old = await registry.get(PODS, 'default', 'p');
-  const next = structuredClone(old);
+  const running = { ...structuredClone(old), status: { ...old.status, phase: 'Running' } };
+  assert.equal(
+    await outcome(registry.update(PODS, 'default', 'p', running, 'status')),
+    'ok',
+    'its agent can still write its status',
+  );
+  const next = structuredClone(await registry.get(PODS, 'default', 'p'));
   next.metadata.labels = { relabelled: 'yes' };
   const updated = await registry.update(PODS, 'default', 'p', next, undefined);
   assert.equal(updated.metadata.labels?.relabelled, 'yes');

@@ -11,6 +11,8 @@ const NAMESPACES = byGroupResource.get('/namespaces')!;
 const SECRETS = byGroupResource.get('/secrets')!;
 const PODS = byGroupResource.get('/pods')!;
 const SLICES = byGroupResource.get('discovery.k8s.io/endpointslices')!;
+const DEPLOYMENTS = byGroupResource.get('apps/deployments')!;
+const JOBS = byGroupResource.get('batch/jobs')!;
 
 test('a generated name that is taken gets another suffix, a few times at most', async () => {
   const suffixes: string[] = [];
@@ -265,6 +267,57 @@ test('a ConfigMap stored with a generation loses it at its next write', async ()
     stored.data = { a: '1' };
     const written = await registry.update(CONFIGMAPS, 'default', 'old', stored, undefined);
     assert.equal(written.metadata.generation, undefined);
+  } finally {
+    await store.close();
+  }
+});
+
+test("workloads stored without today's template defaults: an update compares them defaulted", async () => {
+  const store = SqliteStore.open(':memory:');
+  const registry = new Registry(store);
+  try {
+    await registry.create(NAMESPACES, undefined, { metadata: { name: 'default' } });
+    const template = (restartPolicy: string) => ({
+      metadata: { labels: { app: 'a' } },
+      spec: {
+        restartPolicy,
+        containers: [{ name: 'c', image: 'i:1', livenessProbe: { exec: { command: ['true'] } } }],
+      },
+    });
+    const d = await registry.create(DEPLOYMENTS, 'default', {
+      metadata: { name: 'a' },
+      spec: { selector: { matchLabels: { app: 'a' } }, template: template('Always') },
+    });
+    const probe = d.spec.template.spec.containers[0].livenessProbe;
+    assert.deepEqual(probe, {
+      exec: { command: ['true'] },
+      timeoutSeconds: 1,
+      periodSeconds: 10,
+      successThreshold: 1,
+      failureThreshold: 3,
+    });
+    const job = await registry.create(JOBS, 'default', {
+      metadata: { name: 'a' },
+      spec: { template: template('Never') },
+    });
+    assert.equal(job.spec.template.spec.containers[0].livenessProbe.failureThreshold, 3);
+
+    // As a flyCes before template defaults stored them.
+    for (const key of ['/registry/apps/deployments/default/a', '/registry/batch/jobs/default/a']) {
+      const stored = JSON.parse((await store.get(key))!.value);
+      stored.spec.template.spec.containers[0].livenessProbe = { exec: { command: ['true'] } };
+      await store.update(key, JSON.stringify(stored));
+    }
+    const oldD = await registry.get(DEPLOYMENTS, 'default', 'a');
+    const labelled = { ...oldD, metadata: { ...oldD.metadata, labels: { x: 'y' } } };
+    const updated = await registry.update(DEPLOYMENTS, 'default', 'a', labelled, undefined);
+    assert.equal(updated.metadata.generation, 1, 'the defaults are no change of its spec');
+    assert.equal(updated.spec.template.spec.containers[0].livenessProbe.periodSeconds, 10);
+
+    const oldJob = await registry.get(JOBS, 'default', 'a');
+    const suspended = { ...oldJob, spec: { ...oldJob.spec, suspend: true } };
+    const job2 = await registry.update(JOBS, 'default', 'a', suspended, undefined);
+    assert.equal(job2.spec.suspend, true, 'the template is not changed by its defaults');
   } finally {
     await store.close();
   }

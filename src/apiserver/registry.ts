@@ -405,6 +405,11 @@ export class Registry {
     if (shapeErrs.length > 0)
       throw invalid(rt.kind, rt.group, current.metadata.name ?? '', shapeErrs);
     let next: KObject;
+    // What `next` is compared with: the stored object, or, where `next` was defaulted, the
+    // stored object as defaulting leaves it now. Kubernetes defaults an object whenever it
+    // reads it from storage, so a default added since the object was stored is no change of
+    // its spec: it neither moves its generation nor breaks a field's immutability.
+    let old = current;
     if (subresource === 'status') {
       next = { ...current, status: proposed.status };
       next.metadata = { ...current.metadata };
@@ -417,7 +422,8 @@ export class Registry {
       if (rt.subresources.includes('status')) next.status = current.status;
       rt.prepareForUpdate?.(next, current);
       rt.defaults?.(next);
-      if (generationChanged(rt, next, current)) {
+      old = defaultedCopy(rt, current);
+      if (generationChanged(rt, next, old)) {
         next.metadata.generation = (current.metadata.generation ?? 1) + 1;
       }
     }
@@ -440,7 +446,7 @@ export class Registry {
     // A binding only sets spec.nodeName and the PodScheduled condition of a pod that was
     // valid, and bindPod checked the node name: as in Kubernetes, the pod is not validated
     // again (that walk of the whole pod was a good part of every bind's cost).
-    if (subresource !== 'binding') this.validate(rt, next, current);
+    if (subresource !== 'binding') this.validate(rt, next, old);
     return next;
   }
 
@@ -550,6 +556,14 @@ function checkTypeMeta(rt: ResourceType, obj: KObject): void {
 }
 
 /** Whether an update changes what the kind's metadata.generation counts (see ResourceType). */
+/** A copy of `obj` with its kind's defaults of today; `obj` itself if the kind has none. */
+function defaultedCopy(rt: ResourceType, obj: KObject): KObject {
+  if (!rt.defaults) return obj;
+  const copy = structuredClone(obj);
+  rt.defaults(copy);
+  return copy;
+}
+
 function generationChanged(rt: ResourceType, next: KObject, current: KObject): boolean {
   if (rt.generation === 'spec') return !deepEqual(next.spec, current.spec);
   if (rt.generation !== 'content') return false;

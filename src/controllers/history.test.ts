@@ -3,7 +3,10 @@ import assert from 'node:assert/strict';
 import type { ControllerRevision } from '../api/apps-workloads.js';
 import { strategicMergePatch } from '../api/patch.js';
 import type { PodTemplateSpec } from '../api/types.js';
+import { defaultPodTemplate } from '../api/defaults.js';
+import type { KubeClient } from '../client/rest.js';
 import {
+  ensureRevision,
   REVISION_HASH_LABEL,
   revisionData,
   revisionHash,
@@ -74,3 +77,34 @@ for (const c of pruneCases) {
     );
   });
 }
+
+test("a revision written without today's template defaults is the workload's revision still", async () => {
+  const bare: PodTemplateSpec = {
+    metadata: { labels: { app: 'web' } },
+    spec: {
+      containers: [{ name: 'c', image: 'nginx:1', livenessProbe: { tcpSocket: { port: 80 } } }],
+    },
+  };
+  const stored = { ...cr('web-old', 3), data: revisionData(bare) };
+  const owner = {
+    apiVersion: 'apps/v1',
+    kind: 'DaemonSet',
+    metadata: { name: 'web', namespace: 'default', uid: 'u' },
+    spec: { template: structuredClone(bare) },
+  };
+  defaultPodTemplate(owner.spec.template);
+  const writes: string[] = [];
+  const client = {
+    create: async () => void writes.push('create'),
+    update: async () => void writes.push('update'),
+  } as unknown as KubeClient;
+  const ensured = await ensureRevision(client, owner, 'DaemonSet', [stored], 0);
+  assert.equal(ensured.revision, stored);
+  assert.deepEqual(writes, [], 'no new revision, so no pod is rolled');
+
+  const changed = structuredClone(owner);
+  changed.spec.template.spec.containers[0].image = 'nginx:2';
+  const next = await ensureRevision(client, changed, 'DaemonSet', [stored], 0);
+  assert.notEqual(next.revision, stored);
+  assert.deepEqual(writes, ['create']);
+});

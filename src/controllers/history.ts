@@ -1,4 +1,5 @@
 import type { ControllerRevision } from '../api/apps-workloads.js';
+import { defaultPodTemplate } from '../api/defaults.js';
 import { byGroupResource } from '../api/resources.js';
 import { controllerRef, type KObject, type PodTemplateSpec } from '../api/types.js';
 import { isReason, type KubeClient } from '../client/rest.js';
@@ -95,8 +96,9 @@ export async function ensureRevision(
 ): Promise<EnsuredRevision> {
   const data = revisionData(owner.spec.template);
   const next = maxRevision(revisions) + 1;
+  const current = defaulted(owner.spec.template);
   const same = revisions
-    .filter((r) => deepEqual(r.data, data))
+    .filter((r) => deepEqual(r.data, data) || sameDefaulted(r, current))
     .sort((a, b) => b.revision - a.revision)[0];
   if (same) {
     if (same.revision === next - 1) return { revision: same, collisionCount };
@@ -124,6 +126,22 @@ export async function ensureRevision(
     if (ours && deepEqual(existing.data, data)) return { revision: existing, collisionCount };
   }
   throw new Error(`could not find a free revision name for ${owner.metadata.name}`);
+}
+
+function defaulted(template: PodTemplateSpec): PodTemplateSpec {
+  const copy = structuredClone(template);
+  defaultPodTemplate(copy);
+  return copy;
+}
+
+/**
+ * Whether a revision holds `template` once both have the template defaults of today: a
+ * revision written before flyCes gave templates a default lacks it, while the workload has
+ * it from its next write on, and that alone must not make a new revision that rolls pods.
+ */
+function sameDefaulted(revision: ControllerRevision, template: PodTemplateSpec): boolean {
+  const stored = templateOfRevision(revision);
+  return stored !== undefined && deepEqual(defaulted(stored), template);
 }
 
 function newRevision(

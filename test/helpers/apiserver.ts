@@ -15,6 +15,8 @@ export interface TestApiServer {
   token: string;
   caPem: string;
   dir: string;
+  /** The server's store, for a test that writes what an older flyCes stored. */
+  store: SqliteStore;
   /** Writes a kubeconfig for the real kubectl into the server's dir; returns its path. */
   kubeconfig(): string;
   stop(): Promise<void>;
@@ -42,6 +44,7 @@ export async function startTestApiServer(
     token,
     caPem: tls.caPem,
     dir,
+    store,
     kubeconfig() {
       const path = join(dir, 'kubeconfig');
       writeKubeconfig(path, kubeconfigText(url, tls.caPem, token, 't'));

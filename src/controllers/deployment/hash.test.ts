@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { defaultPodTemplate } from '../../api/defaults.js';
 import type { PodTemplateSpec } from '../../api/types.js';
 import { equalIgnoringHash, fnv32a, stableJson, templateHash } from './hash.js';
 
@@ -81,4 +82,29 @@ test('templates compare equal ignoring the hash label', () => {
   const other = structuredClone(labeled);
   other.metadata!.labels!.tier = 'back';
   assert.ok(!equalIgnoringHash(template, other));
+});
+
+test("a template stored without today's defaults is the same template", () => {
+  const bare: PodTemplateSpec = {
+    metadata: { labels: { app: 'web' } },
+    spec: {
+      containers: [
+        {
+          name: 'web',
+          image: 'nginx:1',
+          ports: [{ name: 'http', containerPort: 80 }],
+          readinessProbe: { httpGet: { port: 'http' }, periodSeconds: 2 },
+          resources: { limits: { cpu: '0.5' } },
+        },
+      ],
+    },
+  };
+  const defaulted = structuredClone(bare);
+  defaultPodTemplate(defaulted);
+  assert.notDeepEqual(defaulted, bare);
+  assert.ok(equalIgnoringHash(bare, defaulted));
+  assert.equal(templateHash(bare), templateHash(defaulted));
+  const other = structuredClone(defaulted);
+  (other.spec.containers[0].readinessProbe as { periodSeconds: number }).periodSeconds = 3;
+  assert.ok(!equalIgnoringHash(bare, other), 'a value given still counts');
 });

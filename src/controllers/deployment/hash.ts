@@ -1,3 +1,4 @@
+import { defaultPodTemplate } from '../../api/defaults.js';
 import type { PodTemplateSpec } from '../../api/types.js';
 import { deepEqual } from '../../util/equal.js';
 
@@ -48,10 +49,13 @@ export function templateHash(template: PodTemplateSpec, collisionCount?: number)
  * A copy of a template without the pod-template-hash label, and without what a client may
  * write or leave out for the same meaning, as kubectl does when it copies a ReplicaSet's
  * template back (`rollout undo`): a container's `resources: {}`, and a resourceFieldRef's
- * `divisor: "0"` (Go's empty Quantity, which means no divisor).
+ * `divisor: "0"` (Go's empty Quantity, which means no divisor). The copy has the template
+ * defaults of today: a Deployment or ReplicaSet stored before flyCes gave templates a
+ * default has not got it until its next write, and that must not make it another template.
  */
 export function withoutHash(template: PodTemplateSpec): PodTemplateSpec {
   const copy = structuredClone(template);
+  defaultPodTemplate(copy);
   if (copy.metadata?.labels) {
     delete copy.metadata.labels[TEMPLATE_HASH_LABEL];
     if (Object.keys(copy.metadata.labels).length === 0) delete copy.metadata.labels;
