@@ -555,7 +555,6 @@ function checkTypeMeta(rt: ResourceType, obj: KObject): void {
   }
 }
 
-/** Whether an update changes what the kind's metadata.generation counts (see ResourceType). */
 /** A copy of `obj` with its kind's defaults of today; `obj` itself if the kind has none. */
 function defaultedCopy(rt: ResourceType, obj: KObject): KObject {
   if (!rt.defaults) return obj;
@@ -564,6 +563,7 @@ function defaultedCopy(rt: ResourceType, obj: KObject): KObject {
   return copy;
 }
 
+/** Whether an update changes what the kind's metadata.generation counts (see ResourceType). */
 function generationChanged(rt: ResourceType, next: KObject, current: KObject): boolean {
   if (rt.generation === 'spec') return !deepEqual(next.spec, current.spec);
   if (rt.generation !== 'content') return false;
