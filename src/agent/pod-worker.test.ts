@@ -28,6 +28,18 @@ const pod = (containers: Partial<Container>[], init: Partial<Container>[] = []):
     },
   }) as Pod;
 
+/** The ready sandbox of pod `p` (uid u) that the worker tests sync against. */
+const sandbox: SandboxStatus = {
+  id: 's',
+  podUid: 'u',
+  podName: 'p',
+  podNamespace: 'default',
+  labels: {},
+  state: 'ready',
+  ip: '10.42.0.2',
+  createdAt: '',
+};
+
 test('containers start while the network is attached only when they need no pod IP first', () => {
   const podIP = { name: 'IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } };
   const podIPs = { name: 'IPS', valueFrom: { fieldRef: { fieldPath: 'status.podIPs' } } };
@@ -82,16 +94,6 @@ test('a container whose create fails is tried again at a growing interval, its r
   const silent = pino({ level: 'silent' });
   const hooks = { changed: () => undefined };
   const worker = new PodWorker(refusingRuntime(creates), images, events, '10.0.0.1', silent, hooks);
-  const sandbox: SandboxStatus = {
-    id: 's',
-    podUid: 'u',
-    podName: 'p',
-    podNamespace: 'default',
-    labels: {},
-    state: 'ready',
-    ip: '10.42.0.2',
-    createdAt: '',
-  };
   const p = pod([{ command: ['sleep', '1'] }]);
   const waitingOf = (s: PodStatus | undefined) => s?.containerStatuses?.[0]?.state?.waiting;
 
@@ -126,16 +128,6 @@ test('a failed pull is tried again 10 s later, then at twice the interval, as ku
   const worker = new PodWorker(refusingRuntime([]), images, events, '10.0.0.1', silent, {
     changed: () => undefined,
   });
-  const sandbox: SandboxStatus = {
-    id: 's',
-    podUid: 'u',
-    podName: 'p',
-    podNamespace: 'default',
-    labels: {},
-    state: 'ready',
-    ip: '10.42.0.2',
-    createdAt: '',
-  };
   const p = pod([{ image: 'localhost:5000/missing:1' }]);
   const reasons = new Set<string>();
   for (let ms = 0; ms < 75_000; ms += 100) {
@@ -279,16 +271,6 @@ test("a container the runtime lost counts its restarts on from the pod's last st
   const worker = new PodWorker(runtime, images, events, '10.0.0.1', pino({ level: 'silent' }), {
     changed: () => undefined,
   });
-  const sandbox: SandboxStatus = {
-    id: 's',
-    podUid: 'u',
-    podName: 'p',
-    podNamespace: 'default',
-    labels: {},
-    state: 'ready',
-    ip: '10.42.0.2',
-    createdAt: '',
-  };
   const shown = (restartCount: number, containerID?: string) =>
     ({
       ...pod([{ name: 'c', command: ['sleep', '1'] }]),
