@@ -274,7 +274,7 @@ export class ApiServer {
         );
       } else if (!this.serveNonResource(req, url, res)) {
         const rr = parseResourcePath(req.method ?? 'GET', url);
-        if (!rr) throw pathNotFound();
+        if (!rr) throw unservedSubresource(url) ?? pathNotFound();
         if (rr.subresource === 'exec' || rr.subresource === 'attach')
           throw badRequest('Upgrade request required');
         const authorized = await this.authorizeRequest(user, rr, req);
@@ -333,7 +333,9 @@ export class ApiServer {
       const user = this.authn.authenticate(req);
       if (!user) throw new ApiError('Unauthorized', 'Unauthorized');
       const rr = parseResourcePath(req.method ?? 'GET', url);
-      if (rr?.subresource !== 'exec' && rr?.subresource !== 'attach') throw pathNotFound();
+      if (rr?.subresource !== 'exec' && rr?.subresource !== 'attach') {
+        throw unservedSubresource(url) ?? pathNotFound();
+      }
       // kubectl opens the upgrade with GET; Kubernetes authorizes it as create.
       await this.authorizeRequest(user, { ...rr, verb: 'create' }, req);
       await proxyExec(this.ctx.registry, this.nodeDialer(), rr, req, socket, head);
@@ -482,4 +484,19 @@ function replayRequest(req: IncomingMessage, body: Buffer): IncomingMessage {
     url: req.url,
     socket: req.socket,
   });
+}
+
+/**
+ * A pod subresource kubectl asks for that flyCes does not serve: still NotFound, as for any
+ * path not served, but saying so and what to do instead, where kubectl would otherwise
+ * print only "the server could not find the requested resource".
+ */
+function unservedSubresource(url: URL): ApiError | undefined {
+  const match = /^\/api\/v1\/namespaces\/[^/]+\/pods\/[^/]+\/portforward$/.exec(url.pathname);
+  if (!match) return undefined;
+  return new ApiError(
+    'NotFound',
+    'kubectl port-forward is not supported by flyCes yet: reach the pod at its IP ' +
+      '(kubectl get pod -o wide) or through a Service',
+  );
 }
