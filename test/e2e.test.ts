@@ -69,6 +69,11 @@ describe('flyces up runs the web Deployment end to end', { timeout: 600_000 }, (
     await cluster.start();
     const { output: out, stderr } = await cluster.importWebImage();
     assert.match(out, /localhost\/flyces-web:1/);
+    // The ID it prints is the one `flyces image ls` shows.
+    const id = /\(ID ([0-9a-f]{12}), manifest sha256:[0-9a-f]{64}\)/.exec(out)?.[1];
+    assert.ok(id, out);
+    const listed = await cluster.flyces('image', 'ls', '--data-dir', cluster.dataDir);
+    assert.match(listed, new RegExp(`localhost/flyces-web:1\\s+${id}\\s`));
     // Its result is the line above; its info logs stay out of the user's way.
     if (process.env.FLYCES_LOG_LEVEL === undefined) assert.equal(stderr, '');
   });

@@ -23,7 +23,7 @@ function imageStore(dataDir: string): ImageStore {
 export async function imagePullCommand(ref: string, dataDir: string): Promise<void> {
   quietLogs();
   const image = await imageStore(dataDir).pullImage(ref);
-  console.log(`pulled ${image.names.join(', ')} (${image.digest})`);
+  console.log(`pulled ${image.names.join(', ')} (${shownIds(image)})`);
 }
 
 export async function imageImportCommand(
@@ -35,8 +35,21 @@ export async function imageImportCommand(
   const images = imageStore(dataDir);
   const imported = await images.importArchive(file, name);
   for (const image of imported) {
-    console.log(`imported ${image.names.join(', ')} (${image.digest})`);
+    console.log(`imported ${image.names.join(', ')} (${shownIds(image)})`);
   }
+}
+
+/**
+ * An image's ID as `flyces image ls` shows it (its config's digest, which pods' imageID
+ * names too), then the digest of the manifest it came with.
+ */
+function shownIds(image: { id: string; digest: string }): string {
+  return `ID ${shortId(image.id)}, manifest ${image.digest}`;
+}
+
+/** The 12 hex digits of an image ID that listings show, as Docker and crictl do. */
+function shortId(id: string): string {
+  return id.replace(/^sha256:/, '').slice(0, 12);
 }
 
 export async function imageListCommand(dataDir: string): Promise<void> {
@@ -44,7 +57,7 @@ export async function imageListCommand(dataDir: string): Promise<void> {
   const images = imageStore(dataDir);
   const list = await images.listImages();
   const rows = list.flatMap((i) =>
-    i.names.map((n) => [n, i.id.slice(7, 19), `${(i.size / 1e6).toFixed(1)}MB`]),
+    i.names.map((n) => [n, shortId(i.id), `${(i.size / 1e6).toFixed(1)}MB`]),
   );
   const header = ['IMAGE', 'ID', 'SIZE'];
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
