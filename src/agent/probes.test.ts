@@ -71,7 +71,16 @@ test('probe handlers: exec, httpGet, tcpSocket', async () => {
     tcp.close();
     const closed = await runProbe({ tcpSocket: { port: tcpPort } }, target, fakeRuntime(0));
     assert.equal(closed.ok, false);
-    assert.match(closed.message, /dial tcp 127\.0\.0\.1/);
+    assert.equal(closed.message, `dial tcp 127.0.0.1:${tcpPort}: connect: connection refused`);
+    const refused = await runProbe(
+      { httpGet: { path: '/x', port: tcpPort } },
+      target,
+      fakeRuntime(0),
+    );
+    assert.equal(
+      refused.message,
+      `Get "http://127.0.0.1:${tcpPort}/x": dial tcp 127.0.0.1:${tcpPort}: connect: connection refused`,
+    );
   } finally {
     http.close();
     tcp.close();

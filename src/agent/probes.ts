@@ -128,8 +128,14 @@ function httpProbe(
       const ok = code >= 200 && code < 400;
       resolve({ ok, message: ok ? `HTTP ${code}` : `HTTP probe failed with statuscode: ${code}` });
     });
-    req.on('timeout', () => req.destroy(new Error(`Get "${url}": context deadline exceeded`)));
-    req.on('error', (err) => resolve({ ok: false, message: `Get "${url}": ${err.message}` }));
+    req.on('timeout', () =>
+      req.destroy(
+        new Error('context deadline exceeded (Client.Timeout exceeded while awaiting headers)'),
+      ),
+    );
+    req.on('error', (err) =>
+      resolve({ ok: false, message: `Get "${url}": ${netError(err, options.host, port)}` }),
+    );
     req.end();
   });
 }
@@ -153,10 +159,27 @@ function tcpProbe(
     socket.on('timeout', () =>
       done({ ok: false, message: `dial tcp ${host}:${port}: i/o timeout` }),
     );
-    socket.on('error', (err) =>
-      done({ ok: false, message: `dial tcp ${host}:${port}: ${err.message}` }),
-    );
+    socket.on('error', (err) => done({ ok: false, message: netError(err, host, port) }));
   });
+}
+
+/** What Go's dialer says for each failure a probe meets often: a probe's message as kubelet's. */
+const DIAL_ERRORS: Record<string, string> = {
+  ECONNREFUSED: 'connect: connection refused',
+  EHOSTUNREACH: 'connect: no route to host',
+  ENETUNREACH: 'connect: network is unreachable',
+  ETIMEDOUT: 'i/o timeout',
+};
+
+/**
+ * A connection's failure in kubelet's words (`dial tcp 10.42.0.7:8080: connect: connection
+ * refused`), so that an Unhealthy Event reads as it would on Kubernetes; others as Node has it.
+ */
+function netError(err: NodeJS.ErrnoException, host: string, port: number): string {
+  const said = err.code ? DIAL_ERRORS[err.code] : undefined;
+  if (said) return `dial tcp ${host}:${port}: ${said}`;
+  if (err.code === 'ECONNRESET') return 'read: connection reset by peer';
+  return err.message;
 }
 
 /** Counts consecutive outcomes and says when the result flips, as thresholds define. */
