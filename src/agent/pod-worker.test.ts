@@ -40,6 +40,28 @@ const sandbox: SandboxStatus = {
   createdAt: '',
 };
 
+const silentLog = pino({ level: 'silent' });
+
+/** Events nobody looks at. */
+const quietEvents = {
+  normal: () => undefined,
+  warning: () => undefined,
+} as unknown as EventRecorder;
+
+/** An image store that has every image. */
+const everyImage = { getImage: async () => ({}) } as unknown as ImageService;
+
+/** A pod worker on node address 10.0.0.1 whose status changes go nowhere. */
+function workerWith(
+  runtime: RuntimeService,
+  images: ImageService = everyImage,
+  events: EventRecorder = quietEvents,
+): PodWorker {
+  return new PodWorker(runtime, images, events, '10.0.0.1', silentLog, {
+    changed: () => undefined,
+  });
+}
+
 test('containers start while the network is attached only when they need no pod IP first', () => {
   const podIP = { name: 'IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } };
   const podIPs = { name: 'IPS', valueFrom: { fieldRef: { fieldPath: 'status.podIPs' } } };
@@ -56,19 +78,6 @@ test('containers start while the network is attached only when they need no pod 
   ];
   for (const [name, p, want] of cases) assert.equal(startsEarly(p), want, name);
 });
-
-const silentLog = pino({ level: 'silent' });
-
-const readySandbox: SandboxStatus = {
-  id: 's',
-  podUid: 'u',
-  podName: 'p',
-  podNamespace: 'default',
-  labels: {},
-  state: 'ready',
-  ip: '10.42.0.2',
-  createdAt: '',
-};
 
 /** A runtime whose sandbox is ready and whose every container create fails. */
 function refusingRuntime(creates: number[]): RuntimeService {
@@ -90,10 +99,7 @@ test('a container whose create fails is tried again at a growing interval, its r
     warning: (_o: unknown, reason: string, message: string) =>
       warnings.push(`${reason}: ${message}`),
   } as unknown as EventRecorder;
-  const images = { getImage: async () => ({}) } as unknown as ImageService;
-  const silent = pino({ level: 'silent' });
-  const hooks = { changed: () => undefined };
-  const worker = new PodWorker(refusingRuntime(creates), images, events, '10.0.0.1', silent, hooks);
+  const worker = workerWith(refusingRuntime(creates), everyImage, events);
   const p = pod([{ command: ['sleep', '1'] }]);
   const waitingOf = (s: PodStatus | undefined) => s?.containerStatuses?.[0]?.state?.waiting;
 
@@ -116,7 +122,6 @@ test('a container whose create fails is tried again at a growing interval, its r
 test('a failed pull is tried again 10 s later, then at twice the interval, as kubelet does', async (t) => {
   t.mock.timers.enable({ apis: ['Date'], now: 1_000_000 });
   const pulls: number[] = [];
-  const events = { normal: () => undefined, warning: () => undefined } as unknown as EventRecorder;
   const images = {
     getImage: async () => undefined,
     pullImage: async () => {
@@ -124,10 +129,7 @@ test('a failed pull is tried again 10 s later, then at twice the interval, as ku
       throw new RuntimeError('ErrImagePull', 'manifest unknown');
     },
   } as unknown as ImageService;
-  const silent = pino({ level: 'silent' });
-  const worker = new PodWorker(refusingRuntime([]), images, events, '10.0.0.1', silent, {
-    changed: () => undefined,
-  });
+  const worker = workerWith(refusingRuntime([]), images);
   const p = pod([{ image: 'localhost:5000/missing:1' }]);
   const reasons = new Set<string>();
   for (let ms = 0; ms < 75_000; ms += 100) {
@@ -172,16 +174,14 @@ test("a pull in back-off records kubelet's BackOff and Failed Events, repeats co
       throw new RuntimeError('ErrImagePull', 'manifest unknown');
     },
   } as unknown as ImageService;
-  const worker = new PodWorker(refusingRuntime([]), images, recorder, '10.0.0.1', silentLog, {
-    changed: () => undefined,
-  });
+  const worker = workerWith(refusingRuntime([]), images, recorder);
   const image = 'localhost:5000/missing:1';
   const p = pod([{ image }]);
 
   // Syncs every 10 s for a minute, as the agent's requeue does: pulls at 0, 10 and 30 s
   // (the back-off doubles), in back-off at 20, 40, 50 and 60 s.
   for (let ms = 0; ms <= 60_000; ms += 10_000) {
-    await worker.sync(p, [readySandbox], []);
+    await worker.sync(p, [sandbox], []);
     await settle();
     t.mock.timers.tick(10_000);
   }
@@ -227,10 +227,8 @@ test('an image that cannot be had without a pull also fails the start with "Erro
         got.push(`Warning ${reason}: ${message}`),
     } as unknown as EventRecorder;
     const images = { getImage: c.getImage } as unknown as ImageService;
-    const worker = new PodWorker(refusingRuntime([]), images, events, '10.0.0.1', silentLog, {
-      changed: () => undefined,
-    });
-    await worker.sync(pod([c.container]), [readySandbox], []);
+    const worker = workerWith(refusingRuntime([]), images, events);
+    await worker.sync(pod([c.container]), [sandbox], []);
     assert.deepEqual(got, c.want, c.name);
   }
 });
@@ -266,11 +264,7 @@ test("a container the runtime lost counts its restarts on from the pod's last st
       throw new RuntimeError('CreateContainerError', 'stop here');
     },
   } as unknown as RuntimeService;
-  const events = { normal: () => undefined, warning: () => undefined } as unknown as EventRecorder;
-  const images = { getImage: async () => ({}) } as unknown as ImageService;
-  const worker = new PodWorker(runtime, images, events, '10.0.0.1', pino({ level: 'silent' }), {
-    changed: () => undefined,
-  });
+  const worker = workerWith(runtime);
   const shown = (restartCount: number, containerID?: string) =>
     ({
       ...pod([{ name: 'c', command: ['sleep', '1'] }]),
@@ -323,19 +317,13 @@ function failingStartRuntime(): RuntimeService {
 }
 
 test('a container that fails to start under restartPolicy Never is terminated, as kubelet shows it', async () => {
-  const silent = pino({ level: 'silent' });
-  const events = { normal: () => undefined, warning: () => undefined } as unknown as EventRecorder;
-  const images = { getImage: async () => ({}) } as unknown as ImageService;
-  const sandbox = { id: 's', podUid: 'u', state: 'ready', ip: '10.42.0.2' } as SandboxStatus;
   const cases: [string, Pod['spec']['restartPolicy'], string, string | undefined][] = [
     ['Never', 'Never', 'Failed', 'StartError'],
     ['OnFailure', 'OnFailure', 'Running', undefined],
     ['Always', 'Always', 'Running', undefined],
   ];
   for (const [name, policy, phase, terminated] of cases) {
-    const worker = new PodWorker(failingStartRuntime(), images, events, '10.0.0.1', silent, {
-      changed: () => undefined,
-    });
+    const worker = workerWith(failingStartRuntime());
     const p = pod([{ command: ['nope'] }]);
     p.spec.restartPolicy = policy;
     const { status } = await worker.sync(p, [sandbox], []);
