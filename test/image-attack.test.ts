@@ -11,9 +11,8 @@ import { promisify } from 'node:util';
 import { pino } from 'pino';
 
 import { ImageStore } from '../src/runtime/images.js';
-import { RuntimeError } from '../src/runtime/runtime.js';
 import { buildWebImage, FLYCES, TestCluster, waitFor } from './helpers/cluster.js';
-import { startRegistry } from './helpers/registry.js';
+import { pushArchive, rejectsPull, startRegistry } from './helpers/registry.js';
 
 /**
  * Attacks on image pulls with real processes: Debian's docker-registry over TLS with
@@ -75,18 +74,6 @@ async function makeCertificates(dir: string): Promise<{ ca: string; cert: string
   return { ca: f('ca.crt'), cert: f('tls.crt'), key: f('tls.key') };
 }
 
-async function rejectsPull(promise: Promise<unknown>, pattern: RegExp): Promise<string> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(err instanceof RuntimeError, `not a RuntimeError: ${String(err)}`);
-    assert.equal(err.code, 'ErrImagePull');
-    assert.match(err.message, pattern);
-    return err.message;
-  }
-  assert.fail('the pull succeeded');
-}
-
 test('registries.yaml against a TLS docker-registry', { timeout: 60_000 }, async (t) => {
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'flyces-image-attack-'));
   const children: ChildProcess[] = [];
@@ -102,18 +89,8 @@ test('registries.yaml against a TLS docker-registry', { timeout: 60_000 }, async
   await startRegistry(tmp, 'tls', storage, undefined, children, tlsFiles, PORTS.tls);
   const archive = path.join(tmp, 'web.tar');
   await buildWebImage(archive);
-  const policy = path.join(tmp, 'policy.json');
-  await fs.writeFile(policy, '{"default":[{"type":"insecureAcceptAnything"}]}');
   const registry = `127.0.0.1:${PORTS.tls}`;
-  await exec('skopeo', [
-    '--policy',
-    policy,
-    'copy',
-    '--quiet',
-    '--dest-tls-verify=false',
-    `oci-archive:${archive}`,
-    `docker://${registry}/web:1`,
-  ]);
+  await pushArchive(archive, `docker://${registry}/web:1`, tmp);
 
   let stores = 0;
   const storeWith = async (yaml: string) => {
@@ -270,18 +247,8 @@ describe('pulls under flyces up', { timeout: 120_000 }, () => {
     );
     const archive = path.join(tmp, 'web.tar');
     await buildWebImage(archive);
-    const policy = path.join(tmp, 'policy.json');
-    await fs.writeFile(policy, '{"default":[{"type":"insecureAcceptAnything"}]}');
     for (const dest of ['web:1', 'private/web:1']) {
-      await exec('skopeo', [
-        '--policy',
-        policy,
-        'copy',
-        '--quiet',
-        '--dest-tls-verify=false',
-        `oci-archive:${archive}`,
-        `docker://127.0.0.1:${ports.upstream}/${dest}`,
-      ]);
+      await pushArchive(archive, `docker://127.0.0.1:${ports.upstream}/${dest}`, tmp);
     }
     front = await startFront(ports.front, ports.upstream);
     await cluster.start();

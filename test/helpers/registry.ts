@@ -1,8 +1,11 @@
+import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { promisify } from 'node:util';
+import { RuntimeError } from '../../src/runtime/runtime.js';
 
 /** Debian's docker-registry on a loopback port, for tests that pull images. */
 
@@ -83,4 +86,31 @@ export async function startRegistry(
   if (tls) await waitForPort(port, child);
   else await waitForHttp(`http://127.0.0.1:${port}/v2/`, child);
   return port;
+}
+
+/**
+ * Pushes an OCI archive to `dest` (docker://HOST:PORT/REPO:TAG) with skopeo, which takes
+ * the test's own TLS certificates on trust; its policy file goes in `dir`.
+ */
+export async function pushArchive(archive: string, dest: string, dir: string): Promise<void> {
+  const policy = path.join(dir, 'policy.json');
+  await fs.writeFile(policy, '{"default":[{"type":"insecureAcceptAnything"}]}');
+  await promisify(execFile)('skopeo', [
+    ...['--policy', policy, 'copy', '--quiet', '--dest-tls-verify=false'],
+    `oci-archive:${archive}`,
+    dest,
+  ]);
+}
+
+/** Awaits a pull that must fail with ErrImagePull saying `pattern`; returns its message. */
+export async function rejectsPull(promise: Promise<unknown>, pattern: RegExp): Promise<string> {
+  try {
+    await promise;
+  } catch (err) {
+    assert.ok(err instanceof RuntimeError, `not a RuntimeError: ${String(err)}`);
+    assert.equal(err.code, 'ErrImagePull');
+    assert.match(err.message, pattern);
+    return err.message;
+  }
+  assert.fail('the pull succeeded');
 }
